@@ -1,0 +1,60 @@
+// Shared argument checks for the bindings. ops.py checks everything first with
+// friendlier messages; these checks make _core safe on its own (never a crash
+// when called directly): dtype, C-contiguity, writeability and sizes.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstddef>
+#include <string>
+
+namespace fastnn_py {
+namespace py = pybind11;
+
+enum class DType { f32, f64 };
+
+inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+inline DType float_dtype(const py::array& a, const char* name) {
+  if (a.dtype().is(py::dtype::of<float>())) return DType::f32;
+  if (a.dtype().is(py::dtype::of<double>())) return DType::f64;
+  throw py::type_error(std::string(name) + ": expected dtype float32 or float64, got " + dtype_str(a));
+}
+
+inline void require_same_dtype(const py::array& a, const py::array& b, const char* an, const char* bn) {
+  if (!a.dtype().is(b.dtype()))
+    throw py::type_error(std::string(bn) + ": expected dtype " + dtype_str(a) + " (as " + an + "), got " +
+                         dtype_str(b));
+}
+
+inline void require_contiguous(const py::array& a, const char* name) {
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + ": expected a C-contiguous array");
+}
+
+inline void require_writeable(const py::array& a, const char* name) {
+  if (!a.writeable()) throw py::value_error(std::string(name) + ": expected a writeable array");
+}
+
+inline void require_size(const py::array& a, std::size_t n, const char* name) {
+  if (static_cast<std::size_t>(a.size()) != n)
+    throw py::value_error(std::string(name) + ": expected " + std::to_string(n) + " elements, got " +
+                          std::to_string(a.size()));
+}
+
+template <class T> inline const T* cptr(const py::array& a) { return static_cast<const T*>(a.data()); }
+template <class T> inline T* mptr(py::array& a) { return static_cast<T*>(a.mutable_data()); }
+
+// Checks an input array: float dtype equal to `like`'s, C-contiguous.
+inline void check_in(const py::array& a, const py::array& like, const char* name, const char* like_name) {
+  float_dtype(a, name);
+  require_same_dtype(like, a, like_name, name);
+  require_contiguous(a, name);
+}
+// Checks an output array: as check_in, plus writeable.
+inline void check_out(py::array& a, const py::array& like, const char* name, const char* like_name) {
+  check_in(a, like, name, like_name);
+  require_writeable(a, name);
+}
+
+}  // namespace fastnn_py

@@ -1,0 +1,80 @@
+// fastnn._core: the compiled core. Each kernel family binds itself in its own
+// file (bind_<family>); this file adds dispatch, threads and cpu_info.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <stdexcept>
+
+#include "fastnn_build_info.h"
+#include "fastnn/cpu.h"
+#include "fastnn/parallel.h"
+
+namespace py = pybind11;
+
+namespace fastnn_py {
+void bind_eltwise(py::module_& m);
+void bind_gemm(py::module_& m);
+void bind_norm(py::module_& m);
+void bind_loss(py::module_& m);
+void bind_optim(py::module_& m);
+void bind_random(py::module_& m);
+}  // namespace fastnn_py
+
+#ifndef FASTNN_COMPILER
+#define FASTNN_COMPILER "unknown"
+#endif
+#ifndef FASTNN_BUILD_FLAGS
+#define FASTNN_BUILD_FLAGS "unknown"
+#endif
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fastnn compiled core (C++17, SIMD, OpenMP)";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const std::invalid_argument& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const std::out_of_range& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    }
+  });
+
+  m.def("select_isa", [](const std::string& name) { fastnn::select_isa(name); }, py::arg("name"),
+        "Choose the ISA path: 'auto', 'scalar', 'avx2' or 'avx512'.");
+  m.def("active_isa", []() { return std::string(fastnn::isa_name(fastnn::active_isa())); });
+  m.def("isa_supported", [](const std::string& name) {
+    if (name == "scalar") return fastnn::isa_supported(fastnn::Isa::scalar);
+    if (name == "avx2") return fastnn::isa_supported(fastnn::Isa::avx2);
+    if (name == "avx512") return fastnn::isa_supported(fastnn::Isa::avx512);
+    throw std::invalid_argument("isa: expected 'scalar', 'avx2' or 'avx512', got '" + name + "'");
+  });
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw std::invalid_argument("n: expected an integer >= 1, got " + std::to_string(n));
+    fastnn::set_num_threads(n);
+  }, py::arg("n"));
+  m.def("get_num_threads", &fastnn::get_num_threads);
+  m.def("cpu_features", []() {
+    const fastnn::CpuFeatures& f = fastnn::cpu_features();
+    py::dict d;
+    d["vendor"] = f.vendor;
+    d["brand"] = f.brand;
+    d["sse2"] = f.sse2; d["avx"] = f.avx; d["avx2"] = f.avx2; d["fma"] = f.fma;
+    d["avx512f"] = f.avx512f; d["avx512dq"] = f.avx512dq; d["avx512bw"] = f.avx512bw; d["avx512vl"] = f.avx512vl;
+    d["os_avx"] = f.os_avx; d["os_avx512"] = f.os_avx512;
+    return d;
+  });
+  m.attr("compiler") = FASTNN_COMPILER;
+  m.attr("build_flags") = FASTNN_BUILD_FLAGS;
+#if defined(FASTNN_X86)
+  m.attr("compiled_isas") = py::make_tuple("scalar", "avx2", "avx512");
+#else
+  m.attr("compiled_isas") = py::make_tuple("scalar");
+#endif
+
+  fastnn_py::bind_eltwise(m);
+  fastnn_py::bind_gemm(m);
+  fastnn_py::bind_norm(m);
+  fastnn_py::bind_loss(m);
+  fastnn_py::bind_optim(m);
+  fastnn_py::bind_random(m);
+}

@@ -1,0 +1,144 @@
+// Activation math over Vec<T>, compiled per ISA (include with FASTNN_ISA_NS
+// defined, after the ISA's vec_*.h). Also used by the GEMM epilogue, which
+// applies act_forward_range to a tile row while it is still in cache.
+#pragma once
+#include <cstddef>
+
+#include "fastnn/eltwise/eltwise.h"
+#include "fastnn/simd/vecmath_impl.h"
+
+namespace fastnn {
+namespace FASTNN_ISA_NS {
+
+template <Act A, class T>
+inline Vec<T> act_forward_vec(Vec<T> x, T alpha) {
+  using V = Vec<T>;
+  const V zero = V::zero();
+  if constexpr (A == Act::identity) return x;
+  if constexpr (A == Act::relu) return max(zero, x);  // max(0, NaN) = NaN
+  if constexpr (A == Act::leaky_relu) return select(gt(x, zero), x, x * V::set1(alpha));
+  if constexpr (A == Act::elu) return select(gt(x, zero), x, V::set1(alpha) * vexpm1(x));
+  if constexpr (A == Act::selu) {
+    const V neg = V::set1(T(kSeluScale * kSeluAlpha)) * vexpm1(x);
+    return select(gt(x, zero), V::set1(T(kSeluScale)) * x, neg);
+  }
+  if constexpr (A == Act::sigmoid) return vsigmoid(x);
+  if constexpr (A == Act::tanh) return vtanh(x);
+  if constexpr (A == Act::swish) return x * vsigmoid(x);
+  if constexpr (A == Act::softplus) {
+    // max(x, 0) + log1p(exp(-|x|)): no overflow for large |x|
+    const V r = max(zero, x) + vlog1p_unit(vexp(-abs(x)));
+    return select(is_nan(x), x, r);
+  }
+}
+
+// dL/dx for one vector; x or y may be unused (see activation_grad_needs).
+template <Act A, bool have_y, class T>
+inline Vec<T> act_backward_vec(Vec<T> dy, Vec<T> x, Vec<T> y, T alpha) {
+  using V = Vec<T>;
+  const V zero = V::zero(), one = V::set1(T(1));
+  // for the piecewise ones, sign(x) == sign(y); `s` is whichever we have
+  const V s = have_y ? y : x;
+  (void)one;
+  if constexpr (A == Act::identity) return dy;
+  if constexpr (A == Act::relu) return select(gt(s, zero), dy, select(is_nan(s), s, zero));
+  if constexpr (A == Act::leaky_relu) return select(gt(s, zero), dy, dy * V::set1(alpha));
+  if constexpr (A == Act::elu) {
+    // x <= 0: alpha * exp(x) = y + alpha
+    V d;
+    if constexpr (have_y) d = y + V::set1(alpha); else d = V::set1(alpha) * vexp(x);
+    return select(gt(s, zero), dy, dy * d);
+  }
+  if constexpr (A == Act::selu) {
+    const V sa = V::set1(T(kSeluScale * kSeluAlpha));
+    V d;
+    if constexpr (have_y) d = y + sa; else d = sa * vexp(x);
+    return select(gt(s, zero), dy * V::set1(T(kSeluScale)), dy * d);
+  }
+  if constexpr (A == Act::sigmoid) {
+    V sg;
+    if constexpr (have_y) sg = y; else sg = vsigmoid(x);
+    return dy * sg * (one - sg);
+  }
+  if constexpr (A == Act::tanh) {
+    V t;
+    if constexpr (have_y) t = y; else t = vtanh(x);
+    return dy * fnmadd(t, t, one);
+  }
+  if constexpr (A == Act::swish) {
+    const V sg = vsigmoid(x);  // d/dx x*s(x) = s * (1 + x * (1 - s))
+    return dy * sg * fmadd(x, one - sg, one);
+  }
+  if constexpr (A == Act::softplus) return dy * vsigmoid(x);
+}
+
+template <Act A, class T>
+inline void act_forward_loop(const T* x, T* y, std::size_t n, T alpha) {
+  using V = Vec<T>;
+  constexpr std::size_t N = V::N;
+  std::size_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {  // two independent vectors in flight
+    const V a = act_forward_vec<A>(V::load(x + i), alpha);
+    const V b = act_forward_vec<A>(V::load(x + i + N), alpha);
+    a.store(y + i);
+    b.store(y + i + N);
+  }
+  for (; i + N <= n; i += N) act_forward_vec<A>(V::load(x + i), alpha).store(y + i);
+  if (i < n) {
+    const int r = static_cast<int>(n - i);
+    act_forward_vec<A>(V::load_partial(x + i, r), alpha).store_partial(y + i, r);
+  }
+}
+
+template <Act A, bool have_y, class T>
+inline void act_backward_loop(const T* dy, const T* x, const T* y, T* dx, std::size_t n, T alpha) {
+  using V = Vec<T>;
+  constexpr std::size_t N = V::N;
+  const V zero = V::zero();
+  std::size_t i = 0;
+  for (; i + N <= n; i += N) {
+    const V xv = have_y ? zero : V::load(x + i);
+    const V yv = have_y ? V::load(y + i) : zero;
+    act_backward_vec<A, have_y>(V::load(dy + i), xv, yv, alpha).store(dx + i);
+  }
+  if (i < n) {
+    const int r = static_cast<int>(n - i);
+    const V xv = have_y ? zero : V::load_partial(x + i, r);
+    const V yv = have_y ? V::load_partial(y + i, r) : zero;
+    act_backward_vec<A, have_y>(V::load_partial(dy + i, r), xv, yv, alpha).store_partial(dx + i, r);
+  }
+}
+
+#define FASTNN_ACT_SWITCH(act, CALL)                   \
+  switch (act) {                                       \
+    case Act::identity: CALL(Act::identity); break;     \
+    case Act::relu: CALL(Act::relu); break;             \
+    case Act::leaky_relu: CALL(Act::leaky_relu); break; \
+    case Act::elu: CALL(Act::elu); break;               \
+    case Act::selu: CALL(Act::selu); break;             \
+    case Act::sigmoid: CALL(Act::sigmoid); break;       \
+    case Act::tanh: CALL(Act::tanh); break;             \
+    case Act::swish: CALL(Act::swish); break;           \
+    case Act::softplus: CALL(Act::softplus); break;     \
+  }
+
+// y = act(x) over n values (y may equal x).
+template <class T>
+inline void act_forward_range(Act act, const T* x, T* y, std::size_t n, T alpha) {
+#define FASTNN_CALL(A) act_forward_loop<A>(x, y, n, alpha)
+  FASTNN_ACT_SWITCH(act, FASTNN_CALL)
+#undef FASTNN_CALL
+}
+
+// dx = dy * act'(.) using y when given (uses_y), else x.
+template <class T>
+inline void act_backward_range(Act act, const T* dy, const T* x, const T* y, T* dx, std::size_t n, T alpha) {
+  const bool use_y = y != nullptr && activation_grad_needs(act) != GradNeeds::x_only;
+#define FASTNN_CALL(A) \
+  (use_y ? act_backward_loop<A, true>(dy, x, y, dx, n, alpha) : act_backward_loop<A, false>(dy, x, y, dx, n, alpha))
+  FASTNN_ACT_SWITCH(act, FASTNN_CALL)
+#undef FASTNN_CALL
+}
+
+}  // namespace FASTNN_ISA_NS
+}  // namespace fastnn

@@ -1,0 +1,73 @@
+"""fastnn: fast dense neural networks on the CPU.
+
+A C++17 core (SIMD per ISA chosen at run time, OpenMP) under a Keras-like API.
+"""
+from __future__ import annotations
+
+import os as _os
+
+from . import _core
+
+__version__ = "0.1.0"
+
+
+def _init_isa():
+    want = _os.environ.get("FASTNN_ISA", "auto").strip().lower()
+    try:
+        _core.select_isa(want)
+    except (ValueError, RuntimeError) as e:
+        raise RuntimeError(f"fastnn: cannot use FASTNN_ISA={want!r}: {e}") from None
+
+
+def _init_threads():
+    env = _os.environ.get("FASTNN_NUM_THREADS")
+    if env is None or env.strip() == "":
+        return
+    try:
+        n = int(env)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise RuntimeError(f"FASTNN_NUM_THREADS: expected an integer >= 1, got {env!r}")
+    _core.set_num_threads(n)
+
+
+_init_isa()
+_init_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Number of threads fastnn's kernels use (default: all cores, or $FASTNN_NUM_THREADS).
+
+    Affects only fastnn's kernels, not other OpenMP users in the process."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n: expected an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"n: expected an integer >= 1, got {n}")
+    _core.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """Number of threads fastnn's kernels use."""
+    return _core.get_num_threads()
+
+
+def cpu_info() -> dict:
+    """Detected CPU features, the ISA path in use, threads, compiler and build flags.
+
+    >>> import fastnn
+    >>> fastnn.cpu_info()["isa"] in ("scalar", "avx2", "avx512")
+    True
+    """
+    feats = _core.cpu_features()
+    return {
+        "isa": _core.active_isa(),
+        "supported_isas": [i for i in _core.compiled_isas if _core.isa_supported(i)],
+        "compiled_isas": list(_core.compiled_isas),
+        "features": {k: v for k, v in feats.items() if isinstance(v, bool)},
+        "vendor": feats["vendor"],
+        "brand": feats["brand"],
+        "num_threads": _core.get_num_threads(),
+        "compiler": _core.compiler,
+        "build_flags": _core.build_flags,
+    }

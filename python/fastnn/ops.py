@@ -1,0 +1,206 @@
+"""Checked Python wrappers over the compiled core: the ops contract.
+
+Every function takes NumPy arrays of one float dtype (float32 or float64),
+returns new arrays unless ``out=`` is given, and raises ``TypeError`` (wrong
+type or dtype) or ``ValueError`` (wrong shape, value or layout) naming the
+argument, what was expected and what came. Non-contiguous inputs are copied; a
+non-contiguous, read-only or wrongly typed ``out=`` is an error. Each kernel
+releases the GIL. ``fastnn.reference`` holds a NumPy twin of every function.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _core
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# ----------------------------------------------------------------------------
+# argument checks shared by all kernel families
+# ----------------------------------------------------------------------------
+
+
+def _describe(x):
+    if isinstance(x, np.ndarray):
+        return f"array of dtype {x.dtype} and shape {x.shape}"
+    return type(x).__name__
+
+
+def _float_array(x, name, *, dtype=None, ndim=None, shape=None):
+    """Validate an input array; returns it C-contiguous (copied only if needed)."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray of float32 or float64, got {_describe(x)}")
+    if x.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected dtype float32 or float64, got {x.dtype}")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype} (the dtype of the other operands), got {x.dtype}")
+    if ndim is not None:
+        ndims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if x.ndim not in ndims:
+            want = " or ".join(str(n) for n in ndims)
+            raise ValueError(f"{name}: expected {want} dimensions, got {x.ndim} (shape {x.shape})")
+    if shape is not None and tuple(x.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {x.shape}")
+    return np.ascontiguousarray(x)
+
+
+def _out_array(out, name, *, dtype, shape):
+    """Validate or allocate an output array of the given dtype and shape."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {_describe(out)}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {np.dtype(dtype)}, got {out.dtype}")
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {out.shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a C-contiguous array, got strides {out.strides}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name}: expected a writeable array, got a read-only one")
+    return out
+
+
+def _state_array(a, name, like, like_name):
+    """An in-place state or parameter array: same dtype and shape as `like`,
+    C-contiguous and writeable (never copied: the update must land in it)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {_describe(a)}")
+    if a.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected dtype float32 or float64, got {a.dtype}")
+    if like is not None and a.dtype != like.dtype:
+        raise TypeError(f"{name}: expected dtype {like.dtype} (as {like_name}), got {a.dtype}")
+    if like is not None and a.shape != like.shape:
+        raise ValueError(f"{name}: expected shape {like.shape} (as {like_name}), got {a.shape}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a C-contiguous array (it is updated in place)")
+    if not a.flags.writeable:
+        raise ValueError(f"{name}: expected a writeable array (it is updated in place)")
+    return a
+
+
+def _real(v, name, *, low=None, high=None, low_open=False, high_open=False, finite=True):
+    """Validate a real scalar; returns it as float."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(v).__name__}")
+    v = float(v)
+    if finite and not np.isfinite(v):
+        raise ValueError(f"{name}: expected a finite number, got {v}")
+    if low is not None and (v < low or (low_open and v == low)):
+        bound = f"> {low}" if low_open else f">= {low}"
+        raise ValueError(f"{name}: expected a value {bound}, got {v}")
+    if high is not None and (v > high or (high_open and v == high)):
+        bound = f"< {high}" if high_open else f"<= {high}"
+        raise ValueError(f"{name}: expected a value {bound}, got {v}")
+    return v
+
+
+# ----------------------------------------------------------------------------
+# activations
+# ----------------------------------------------------------------------------
+
+ACTIVATIONS = ("identity", "linear", "relu", "leaky_relu", "elu", "selu",
+               "sigmoid", "tanh", "swish", "silu", "softplus")
+_ALPHA_ACTIVATIONS = ("leaky_relu", "elu")
+
+
+def _activation_name(name, argname="name"):
+    if not isinstance(name, str):
+        raise TypeError(f"{argname}: expected an activation name (str), got {type(name).__name__}")
+    if name not in ACTIVATIONS:
+        raise ValueError(f"{argname}: unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}")
+    return name
+
+
+def _activation_alpha(name, alpha, argname="alpha"):
+    if alpha is None:
+        return _core.default_activation_alpha(name)
+    return _real(alpha, argname)
+
+
+def activation(name, x, *, alpha=None, out=None):
+    """y = act(x) elementwise, any shape.
+
+    name: identity (linear), relu, leaky_relu (alpha, default 0.01), elu (alpha,
+    default 1.0), selu, sigmoid, tanh, swish (silu), softplus.
+
+    >>> import numpy as np, fastnn.ops as ops
+    >>> ops.activation("relu", np.array([-1.0, 2.0]))
+    array([0., 2.])
+    """
+    name = _activation_name(name)
+    a = _activation_alpha(name, alpha)
+    x = _float_array(x, "x")
+    y = _out_array(out, "out", dtype=x.dtype, shape=x.shape)
+    _core.activation_forward(name, x, y, a)
+    return y
+
+
+def activation_grad(name, dy, *, x=None, y=None, alpha=None, out=None):
+    """dL/dx = dy * act'(x), given the forward input ``x`` and/or output ``y``.
+
+    sigmoid and tanh are cheapest from y; swish and softplus need x; the relu
+    family, elu and selu take either.
+    """
+    name = _activation_name(name)
+    a = _activation_alpha(name, alpha)
+    dy = _float_array(dy, "dy")
+    if x is not None:
+        x = _float_array(x, "x", dtype=dy.dtype, shape=dy.shape)
+    if y is not None:
+        y = _float_array(y, "y", dtype=dy.dtype, shape=dy.shape)
+    if name in ("swish", "silu", "softplus") and x is None:
+        raise ValueError(f"x: activation {name!r} needs the forward input x for its gradient, got None")
+    if name not in ("identity", "linear") and x is None and y is None:
+        raise ValueError("x, y: give the forward input x or the forward output y, got neither")
+    dx = _out_array(out, "out", dtype=dy.dtype, shape=dy.shape)
+    _core.activation_backward(name, dy, x, y, dx, a)
+    return dx
+
+
+def softmax(x, *, out=None):
+    """Row-wise (last axis) softmax, numerically stable."""
+    x = _float_array(x, "x", ndim=(1, 2))
+    y = _out_array(out, "out", dtype=x.dtype, shape=x.shape)
+    _core.softmax(x, y, False)
+    return y
+
+
+def log_softmax(x, *, out=None):
+    """Row-wise (last axis) log-softmax, numerically stable."""
+    x = _float_array(x, "x", ndim=(1, 2))
+    y = _out_array(out, "out", dtype=x.dtype, shape=x.shape)
+    _core.softmax(x, y, True)
+    return y
+
+
+# ----------------------------------------------------------------------------
+# GEMM  (matmul)
+# ----------------------------------------------------------------------------
+
+
+# ----------------------------------------------------------------------------
+# BatchNorm  (batchnorm_forward, batchnorm_backward)
+# ----------------------------------------------------------------------------
+
+
+# ----------------------------------------------------------------------------
+# losses  (softmax_cross_entropy, binary_cross_entropy_with_logits, mean_squared_error)
+# ----------------------------------------------------------------------------
+
+
+# ----------------------------------------------------------------------------
+# optimizer updates  (sgd_update, rmsprop_update, adagrad_update, adam_update)
+# ----------------------------------------------------------------------------
+
+
+# ----------------------------------------------------------------------------
+# dropout
+# ----------------------------------------------------------------------------
+
+
+# ----------------------------------------------------------------------------
+# clipping and reductions  (clip_by_global_norm, clip_by_value, column_sum)
+# ----------------------------------------------------------------------------

@@ -1,0 +1,370 @@
+"""NumPy twins of every op in :mod:`fastnn.ops`: the oracle for the tests.
+
+Plain, readable NumPy with the same signatures and conventions as ``ops``.
+Speed does not matter here; clarity and exactness do. Each twin computes in
+the dtype of its inputs (float32 or float64), like the kernel it checks.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+ACTIVATIONS = ("identity", "linear", "relu", "leaky_relu", "elu", "selu",
+               "sigmoid", "tanh", "swish", "silu", "softplus")
+DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
+
+
+def _canonical(name):
+    return {"linear": "identity", "silu": "swish"}.get(name, name)
+
+
+def _sigmoid(x):
+    # stable on both sides: exp of a non-positive number only
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype)
+
+
+# ----------------------------------------------------------------------------
+# activations
+# ----------------------------------------------------------------------------
+
+def activation(name, x, *, alpha=None, out=None):
+    """y = act(x) elementwise."""
+    name = _canonical(name)
+    a = DEFAULT_ALPHA.get(name, 0.0) if alpha is None else alpha
+    x = np.asarray(x)
+    t = x.dtype.type
+    with np.errstate(over="ignore", invalid="ignore"):
+        if name == "identity":
+            y = x.copy()
+        elif name == "relu":
+            y = np.where(x > 0, x, np.where(np.isnan(x), x, t(0)))
+        elif name == "leaky_relu":
+            y = np.where(x > 0, x, x * t(a))
+        elif name == "elu":
+            y = np.where(x > 0, x, t(a) * np.expm1(np.minimum(x, 0)))
+        elif name == "selu":
+            y = np.where(x > 0, t(SELU_SCALE) * x, t(SELU_SCALE * SELU_ALPHA) * np.expm1(np.minimum(x, 0)))
+        elif name == "sigmoid":
+            y = _sigmoid(x)
+        elif name == "tanh":
+            y = np.tanh(x)
+        elif name == "swish":
+            y = x * _sigmoid(x)
+        elif name == "softplus":
+            y = np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+        else:
+            raise ValueError(f"name: unknown activation {name!r}")
+    y = y.astype(x.dtype, copy=False)
+    if out is not None:
+        out[...] = y
+        return out
+    return y
+
+
+def activation_grad(name, dy, *, x=None, y=None, alpha=None, out=None):
+    """dL/dx = dL/dy * act'(x), from the forward input x or output y."""
+    name = _canonical(name)
+    a = DEFAULT_ALPHA.get(name, 0.0) if alpha is None else alpha
+    dy = np.asarray(dy)
+    t = dy.dtype.type
+    if x is None and y is None and name != "identity":
+        raise ValueError("x, y: give the forward input x or output y")
+    if name in ("swish", "softplus") and x is None:
+        raise ValueError(f"x: activation {name!r} needs the forward input x")
+    if x is None and name not in ("sigmoid", "tanh", "identity"):
+        s = y  # sign(y) == sign(x) for the piecewise ones
+    else:
+        s = x
+    with np.errstate(over="ignore", invalid="ignore"):
+        if name == "identity":
+            d = np.ones_like(dy)
+        elif name == "relu":
+            d = np.where(s > 0, t(1), np.where(np.isnan(s), s, t(0)))
+        elif name == "leaky_relu":
+            d = np.where(s > 0, t(1), t(a))
+        elif name == "elu":
+            neg = (y + t(a)) if x is None else t(a) * np.exp(np.minimum(x, 0))
+            d = np.where(s > 0, t(1), neg)
+        elif name == "selu":
+            sa = t(SELU_SCALE * SELU_ALPHA)
+            neg = (y + sa) if x is None else sa * np.exp(np.minimum(x, 0))
+            d = np.where(s > 0, t(SELU_SCALE), neg)
+        elif name == "sigmoid":
+            sg = y if y is not None else _sigmoid(x)
+            d = sg * (1 - sg)
+        elif name == "tanh":
+            th = y if y is not None else np.tanh(x)
+            d = 1 - th * th
+        elif name == "swish":
+            sg = _sigmoid(x)
+            d = sg * (1 + x * (1 - sg))
+        elif name == "softplus":
+            d = _sigmoid(x)
+        else:
+            raise ValueError(f"name: unknown activation {name!r}")
+    g = (dy * d).astype(dy.dtype, copy=False)
+    if out is not None:
+        out[...] = g
+        return out
+    return g
+
+
+def softmax(x, *, out=None):
+    """Row-wise (last axis) softmax, shifted by the row max for stability."""
+    x = np.asarray(x)
+    z = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    y = (e / e.sum(axis=-1, keepdims=True)).astype(x.dtype, copy=False)
+    if out is not None:
+        out[...] = y
+        return out
+    return y
+
+
+def log_softmax(x, *, out=None):
+    """Row-wise log(softmax(x)) = x - max - log(sum(exp(x - max)))."""
+    x = np.asarray(x)
+    z = x - x.max(axis=-1, keepdims=True)
+    y = (z - np.log(np.exp(z).sum(axis=-1, keepdims=True))).astype(x.dtype, copy=False)
+    if out is not None:
+        out[...] = y
+        return out
+    return y
+
+
+# ----------------------------------------------------------------------------
+# GEMM
+# ----------------------------------------------------------------------------
+
+def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
+           bias=None, activation=None, activation_alpha=None):
+    """act(alpha * op(a) @ op(b) + beta * out + bias); op transposes when asked."""
+    A = a.T if trans_a else a
+    B = b.T if trans_b else b
+    t = a.dtype.type
+    c = t(alpha) * (A @ B)
+    if beta != 0.0:
+        if out is None:
+            raise ValueError("out: beta != 0 needs out")
+        c = c + t(beta) * out
+    if bias is not None:
+        c = c + bias
+    if activation is not None:
+        c = globals()["activation"](activation, c.astype(a.dtype), alpha=activation_alpha)
+    c = c.astype(a.dtype, copy=False)
+    if out is not None:
+        out[...] = c
+        return out
+    return c
+
+
+# ----------------------------------------------------------------------------
+# BatchNorm
+# ----------------------------------------------------------------------------
+
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.99, eps=1e-3,
+                      training=True):
+    """(y, batch_mean, batch_invstd) over the batch axis 0 of a (m, n) x.
+
+    Training: normalise with the batch mean and biased variance and update the
+    running statistics in place, Keras convention
+    ``run = momentum * run + (1 - momentum) * batch`` with the unbiased batch
+    variance (m / (m - 1)). Inference: the folded form with the running ones.
+    """
+    t = x.dtype.type
+    if training:
+        m = x.shape[0]
+        if m < 2:
+            raise ValueError(f"x: training-mode batch norm needs a batch of at least 2 rows, got {m}")
+        mean = x.mean(axis=0)
+        var = ((x - mean) ** 2).mean(axis=0)
+        invstd = (1.0 / np.sqrt(var + t(eps))).astype(x.dtype)
+        y = (x - mean) * invstd * gamma + beta
+        running_mean[...] = t(momentum) * running_mean + t(1 - momentum) * mean
+        running_var[...] = t(momentum) * running_var + t(1 - momentum) * var * t(m / (m - 1))
+        return y.astype(x.dtype), mean.astype(x.dtype), invstd
+    invstd = (1.0 / np.sqrt(running_var + t(eps))).astype(x.dtype)
+    scale = gamma * invstd
+    shift = beta - running_mean * scale
+    return (x * scale + shift).astype(x.dtype), running_mean.copy(), invstd
+
+
+def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd):
+    """(dx, dgamma, dbeta) of training-mode batch norm."""
+    m = x.shape[0]
+    xhat = (x - batch_mean) * batch_invstd
+    dbeta = dy.sum(axis=0)
+    dgamma = (dy * xhat).sum(axis=0)
+    dx = (gamma * batch_invstd / m) * (m * dy - dbeta - xhat * dgamma)
+    return dx.astype(x.dtype), dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+
+
+# ----------------------------------------------------------------------------
+# losses: (mean loss over the batch, gradient of that mean w.r.t. the input)
+# ----------------------------------------------------------------------------
+
+def softmax_cross_entropy(logits, labels):
+    """Mean softmax cross-entropy and dlogits = (softmax - target) / m.
+
+    labels: int class ids of shape (m,), or one-hot / probability rows (m, C).
+    """
+    m = logits.shape[0]
+    logp = log_softmax(logits)
+    if np.issubdtype(np.asarray(labels).dtype, np.integer):
+        target = np.zeros_like(logits)
+        target[np.arange(m), labels] = 1
+    else:
+        target = labels.astype(logits.dtype)
+    loss = -(target * logp).sum() / m
+    dlogits = (np.exp(logp) * target.sum(axis=1, keepdims=True) - target) / logits.dtype.type(m)
+    return float(loss), dlogits.astype(logits.dtype)
+
+
+def binary_cross_entropy_with_logits(logits, targets):
+    """Mean over all elements of the sigmoid cross-entropy; gradient (s - t) / size."""
+    z, t = logits, targets.astype(logits.dtype)
+    loss = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
+    n = z.size
+    grad = (_sigmoid(z) - t) / z.dtype.type(n)
+    return float(loss.mean()), grad.astype(z.dtype)
+
+
+def mean_squared_error(pred, target):
+    """Mean over all elements of (pred - target)^2; gradient 2 (pred - target) / size."""
+    d = pred - target.astype(pred.dtype)
+    return float((d * d).mean()), (2 * d / pred.dtype.type(d.size)).astype(pred.dtype)
+
+
+# ----------------------------------------------------------------------------
+# optimizer updates (in place on param and state; return None)
+# ----------------------------------------------------------------------------
+
+def sgd_update(param, grad, velocity=None, *, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+    """Keras SGD. g = grad + wd * param;  plain: p -= lr g;
+    momentum: v = mu v - lr g, p += v;  Nesterov: v = mu v - lr g, p += mu v - lr g."""
+    t = param.dtype.type
+    g = grad + t(weight_decay) * param if weight_decay else grad
+    if momentum == 0.0:
+        param -= t(lr) * g
+        return
+    velocity[...] = t(momentum) * velocity - t(lr) * g
+    if nesterov:
+        param += t(momentum) * velocity - t(lr) * g
+    else:
+        param += velocity
+
+
+def rmsprop_update(param, grad, sq_avg, *, lr, rho=0.9, eps=1e-7, weight_decay=0.0):
+    """s = rho s + (1 - rho) g^2;  p -= lr g / (sqrt(s) + eps)   (the course notes' form)."""
+    t = param.dtype.type
+    g = grad + t(weight_decay) * param if weight_decay else grad
+    sq_avg[...] = t(rho) * sq_avg + t(1 - rho) * g * g
+    param -= t(lr) * g / (np.sqrt(sq_avg) + t(eps))
+
+
+def adagrad_update(param, grad, accum, *, lr, eps=1e-7, weight_decay=0.0):
+    """a += g^2;  p -= lr g / (sqrt(a) + eps)."""
+    t = param.dtype.type
+    g = grad + t(weight_decay) * param if weight_decay else grad
+    accum += g * g
+    param -= t(lr) * g / (np.sqrt(accum) + t(eps))
+
+
+def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-7, step,
+                weight_decay=0.0, decoupled=False):
+    """Adam with bias correction (Kingma & Ba), step t >= 1:
+    m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+    p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
+    weight_decay: added to g (L2), or when decoupled (AdamW) p *= 1 - lr wd first."""
+    t = param.dtype.type
+    if decoupled and weight_decay:
+        param *= t(1 - lr * weight_decay)
+        g = grad
+    else:
+        g = grad + t(weight_decay) * param if weight_decay else grad
+    m[...] = t(beta1) * m + t(1 - beta1) * g
+    v[...] = t(beta2) * v + t(1 - beta2) * g * g
+    mhat = m / t(1 - beta1 ** step)
+    vhat = v / t(1 - beta2 ** step)
+    param -= t(lr) * mhat / (np.sqrt(vhat) + t(eps))
+
+
+# ----------------------------------------------------------------------------
+# dropout (Philox4x32-10 counter-based RNG: element i uses counter i, key seed)
+# ----------------------------------------------------------------------------
+
+_PHILOX_M0, _PHILOX_M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
+_PHILOX_W0, _PHILOX_W1 = np.uint64(0x9E3779B9), np.uint64(0xBB67AE85)
+_MASK32 = np.uint64(0xFFFFFFFF)
+
+
+def philox4x32(counter, key):
+    """Philox4x32-10 on (n, 4) uint32 counters with a 2-word key -> (n, 4) uint32."""
+    c = [counter[:, i].astype(np.uint64) for i in range(4)]
+    k0, k1 = np.uint64(key[0]), np.uint64(key[1])
+    for r in range(10):
+        p0 = _PHILOX_M0 * c[0]
+        p1 = _PHILOX_M1 * c[2]
+        c = [((p1 >> np.uint64(32)) ^ c[1] ^ k0) & _MASK32, p1 & _MASK32,
+             ((p0 >> np.uint64(32)) ^ c[3] ^ k1) & _MASK32, p0 & _MASK32]
+        k0 = (k0 + _PHILOX_W0) & _MASK32
+        k1 = (k1 + _PHILOX_W1) & _MASK32
+    return np.stack(c, axis=1).astype(np.uint32)
+
+
+def uniform_from_seed(n, seed):
+    """n floats in [0, 1): element i is word i % 4 of Philox block i // 4, top 24 bits."""
+    blocks = (n + 3) // 4
+    ctr = np.zeros((blocks, 4), dtype=np.uint32)
+    ctr[:, 0] = np.arange(blocks, dtype=np.uint64) & 0xFFFFFFFF
+    ctr[:, 1] = np.arange(blocks, dtype=np.uint64) >> 32
+    seed = int(seed) & 0xFFFFFFFFFFFFFFFF
+    bits = philox4x32(ctr, (seed & 0xFFFFFFFF, seed >> 32)).reshape(-1)[:n]
+    return (bits >> np.uint32(8)).astype(np.float64) * 2.0 ** -24
+
+
+def dropout(x, rate, *, seed, out=None):
+    """Inverted dropout: keep x_i when u_i >= rate, scaled by 1 / (1 - rate).
+
+    Returns (y, mask) with mask holding 0 or 1 / (1 - rate) in x's dtype, so the
+    backward pass is dx = dy * mask."""
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"rate: expected a value in [0, 1), got {rate}")
+    t = x.dtype.type
+    u = uniform_from_seed(x.size, seed).reshape(x.shape)
+    mask = np.where(u >= rate, t(1.0 / (1.0 - rate)), t(0)).astype(x.dtype)
+    y = x * mask
+    if out is not None:
+        out[...] = y
+        return out, mask
+    return y, mask
+
+
+# ----------------------------------------------------------------------------
+# clipping and reductions
+# ----------------------------------------------------------------------------
+
+def clip_by_global_norm(grads, max_norm):
+    """Scale every array by max_norm / norm when the global L2 norm exceeds max_norm.
+    Returns the norm before clipping; a non-finite norm leaves the arrays as they are."""
+    norm = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads)))
+    if np.isfinite(norm) and norm > max_norm:
+        s = max_norm / norm
+        for g in grads:
+            g *= g.dtype.type(s)
+    return norm
+
+
+def clip_by_value(grad, limit):
+    """Clamp every element to [-limit, limit] in place; returns the L2 norm before."""
+    norm = float(np.sqrt(np.sum(np.square(grad, dtype=np.float64))))
+    np.clip(grad, -limit, limit, out=grad)
+    return norm
+
+
+def column_sum(x):
+    """Sum over rows of a (m, n) matrix: the bias gradient."""
+    return x.sum(axis=0).astype(x.dtype)
