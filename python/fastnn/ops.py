@@ -181,6 +181,61 @@ def log_softmax(x, *, out=None):
 # ----------------------------------------------------------------------------
 
 
+def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
+           bias=None, activation=None, activation_alpha=None):
+    """``act(alpha * op(a) @ op(b) + beta * out + bias)`` in one fused call.
+
+    op(a) is ``a.T`` when ``trans_a`` (likewise b): op(a) is (m, k), op(b) is
+    (k, n), the result (m, n). Transposes are handled inside the kernel, never
+    by copying. ``bias`` has shape (n,) and is added to every row;
+    ``activation`` is any name of :func:`activation`, applied while the tile is
+    hot. ``beta != 0`` needs ``out`` (its old value is read); with ``beta == 0``
+    ``out`` is only written. k == 0 gives ``act(beta * out + bias)``.
+
+    >>> import numpy as np, fastnn.ops as ops
+    >>> x = np.ones((2, 3), np.float32); w = np.ones((3, 4), np.float32)
+    >>> ops.matmul(x, w, bias=np.full(4, -4, np.float32), activation="relu")
+    array([[0., 0., 0., 0.],
+           [0., 0., 0., 0.]], dtype=float32)
+    """
+    for flag, fname in ((trans_a, "trans_a"), (trans_b, "trans_b")):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{fname}: expected a bool, got {type(flag).__name__}")
+    a = _float_array(a, "a", ndim=2)
+    b = _float_array(b, "b", dtype=a.dtype, ndim=2)
+    alpha = _real(alpha, "alpha")
+    beta = _real(beta, "beta")
+    m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    kb, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
+    if k != kb:
+        raise ValueError(
+            f"a, b: inner dimensions differ: op(a) has shape {(m, k)} (a {a.shape}, trans_a={bool(trans_a)}), "
+            f"op(b) has shape {(kb, n)} (b {b.shape}, trans_b={bool(trans_b)})")
+    if beta != 0.0 and out is None:
+        raise ValueError(f"out: beta = {beta} reads out, so out must be given, got None")
+    if bias is not None:
+        bias = _float_array(bias, "bias", dtype=a.dtype, ndim=1, shape=(n,))
+    act = None
+    act_alpha = 0.0
+    if activation is not None:
+        act = _activation_name(activation, "activation")
+        act_alpha = _activation_alpha(act, activation_alpha, "activation_alpha")
+    elif activation_alpha is not None:
+        _real(activation_alpha, "activation_alpha")
+    c = _out_array(out, "out", dtype=a.dtype, shape=(m, n))
+    # the kernel writes C while it still reads A and B: never let them overlap
+    if out is not None:
+        if np.may_share_memory(c, a):
+            a = a.copy()
+        if np.may_share_memory(c, b):
+            b = b.copy()
+        if bias is not None and np.may_share_memory(c, bias):
+            bias = bias.copy()
+    _core.matmul(a, b, c, bool(trans_a), bool(trans_b), alpha, beta, bias, act, act_alpha)
+    return c
+
+
+
 # ----------------------------------------------------------------------------
 # BatchNorm  (batchnorm_forward, batchnorm_backward)
 # ----------------------------------------------------------------------------
