@@ -1,35 +1,19 @@
-"""Where the Python layer gets its kernels: ``fastnn.ops``.
+"""Where the Python layer gets its kernels: ``fastnn.ops``, nothing else.
 
-Every kernel call of the layers, losses and optimizers goes through :func:`op`,
-resolved at call time, so a kernel that lands in ``ops`` is used at once.
-Until then its NumPy twin in ``fastnn.reference`` stands in (temporary).
+Every kernel call of the layers, losses and optimizers goes through :func:`op`
+(``op("matmul")`` is ``ops.matmul``), resolved at call time.
 """
 from __future__ import annotations
 
-import inspect
-
-from . import ops, reference
-
-_OUT_CACHE = {}
+from . import ops
 
 
 def op(name):
-    """The kernel ``ops.<name>`` (or, while it has not landed, its NumPy twin)."""
-    f = getattr(ops, name, None)
-    return f if f is not None else getattr(reference, name)
-
-
-def _takes_out(f):
-    r = _OUT_CACHE.get(f)
-    if r is None:
-        r = _OUT_CACHE[f] = "out" in inspect.signature(f).parameters
-    return r
+    """The kernel ``ops.<name>``."""
+    return getattr(ops, name)
 
 
 def column_sum(x, out):
-    """out[:] = sum of x over rows."""
-    f = op("column_sum")
-    if _takes_out(f):
-        return f(x, out=out)
-    out[...] = f(x)
+    """out[:] = sum of x over rows (ops.column_sum returns a new (n,) array)."""
+    out[...] = ops.column_sum(x)
     return out

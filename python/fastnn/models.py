@@ -354,6 +354,28 @@ class Model:
             self.optimizer.apply(self._params, self._grads, ranges, variables)
         return loss, penalty, out
 
+    def compute_loss_and_gradients(self, x, y):
+        """(loss with the penalty, gradient of it over every trainable parameter as one flat
+        array in arena order) on (x, y) as one batch in training mode; updates nothing but
+        BatchNormalization's moving statistics. For gradient checking."""
+        self._check_compiled("compute_loss_and_gradients")
+        x, y = self._prepare_xy(x, y)
+        loss_on_logits, last_logits = self._loss_mode()
+        ranges, variables, first = self._trainable_layout()
+        self._grads.fill(0)
+        out = self._forward(x, True, last_logits)
+        loss, d = self.loss.value_and_grad(out, y, loss_on_logits)
+        for i in range(len(self.layers) - 1, first - 1, -1):
+            d = self.layers[i].backward(d, i > first)
+        penalty = self._regularization()
+        return loss + penalty, self._grads.copy()
+
+    def _loss_value(self, x, y):
+        """The same loss as compute_loss_and_gradients, without gradients."""
+        loss_on_logits, last_logits = self._loss_mode()
+        out = self._forward(x, True, last_logits)
+        return self.loss.value_and_grad(out, y, loss_on_logits)[0] + self._regularization(grads=False)
+
     # -------------------------------------------------------------------- fit
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, initial_epoch=0, seed=None):
