@@ -135,9 +135,9 @@ def get(identifier):
         return identifier
     if identifier is None or isinstance(identifier, str):
         return ActivationFunction(identifier)
-    if identifier in _FUNCTIONS:
-        return ActivationFunction(_FUNCTIONS[identifier])
     if isinstance(identifier, dict):
         return ActivationFunction(identifier["name"], identifier.get("alpha"))
+    if callable(identifier) and identifier in _FUNCTIONS:
+        return ActivationFunction(_FUNCTIONS[identifier])
     raise TypeError(f"activation: expected a name ({', '.join(KNOWN)}), an activation object or None, "
                     f"got {type(identifier).__name__}")

@@ -430,7 +430,7 @@ class Model:
 
         history = _callbacks.History()
         history.params = {"epochs": epochs, "steps": math.ceil(n / bs), "batch_size": bs, "verbose": verbose}
-        cbs = [history] + cbs
+        cbs = cbs + [history]  # last, as in Keras: it records what the others added
         for cb in cbs:
             cb.set_model(self)
         batch_cbs = [cb for cb in cbs if _callbacks._is_overridden(cb, "on_train_batch_end")]
