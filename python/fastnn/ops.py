@@ -181,6 +181,14 @@ def log_softmax(x, *, out=None):
 # ----------------------------------------------------------------------------
 
 
+from math import isfinite as _isfinite  # noqa: E402
+
+
+def _plain_matrix(x):
+    """True for a C-contiguous 2-D float32/float64 ndarray (no checks needed)."""
+    return x.__class__ is np.ndarray and x.ndim == 2 and x.dtype in _FLOAT_DTYPES and x.flags.c_contiguous
+
+
 def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
            bias=None, activation=None, activation_alpha=None):
     """``act(alpha * op(a) @ op(b) + beta * out + bias)`` in one fused call.
@@ -198,22 +206,31 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
     array([[0., 0., 0., 0.],
            [0., 0., 0., 0.]], dtype=float32)
     """
-    for flag, fname in ((trans_a, "trans_a"), (trans_b, "trans_b")):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise TypeError(f"{fname}: expected a bool, got {type(flag).__name__}")
-    a = _float_array(a, "a", ndim=2)
-    b = _float_array(b, "b", dtype=a.dtype, ndim=2)
-    alpha = _real(alpha, "alpha")
-    beta = _real(beta, "beta")
+    # Fast paths keep the per-call cost near a microsecond: the MLP products
+    # that matter most are only a few microseconds of arithmetic.
+    if trans_a.__class__ is not bool or trans_b.__class__ is not bool:
+        for flag, fname in ((trans_a, "trans_a"), (trans_b, "trans_b")):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"{fname}: expected a bool, got {type(flag).__name__}")
+        trans_a, trans_b = bool(trans_a), bool(trans_b)
+    if not _plain_matrix(a):
+        a = _float_array(a, "a", ndim=2)
+    if not (_plain_matrix(b) and b.dtype is a.dtype):
+        b = _float_array(b, "b", dtype=a.dtype, ndim=2)
+    if alpha.__class__ is not float or not _isfinite(alpha):
+        alpha = _real(alpha, "alpha")
+    if beta.__class__ is not float or not _isfinite(beta):
+        beta = _real(beta, "beta")
     m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
     kb, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
     if k != kb:
         raise ValueError(
-            f"a, b: inner dimensions differ: op(a) has shape {(m, k)} (a {a.shape}, trans_a={bool(trans_a)}), "
-            f"op(b) has shape {(kb, n)} (b {b.shape}, trans_b={bool(trans_b)})")
+            f"a, b: inner dimensions differ: op(a) has shape {(m, k)} (a {a.shape}, trans_a={trans_a}), "
+            f"op(b) has shape {(kb, n)} (b {b.shape}, trans_b={trans_b})")
     if beta != 0.0 and out is None:
         raise ValueError(f"out: beta = {beta} reads out, so out must be given, got None")
-    if bias is not None:
+    if bias is not None and not (bias.__class__ is np.ndarray and bias.dtype is a.dtype and bias.shape == (n,)
+                                 and bias.flags.c_contiguous):
         bias = _float_array(bias, "bias", dtype=a.dtype, ndim=1, shape=(n,))
     act = None
     act_alpha = 0.0
@@ -222,15 +239,14 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
         act_alpha = _activation_alpha(act, activation_alpha, "activation_alpha")
     elif activation_alpha is not None:
         _real(activation_alpha, "activation_alpha")
-    c = _out_array(out, "out", dtype=a.dtype, shape=(m, n))
-    # the kernel writes C while it still reads A and B: never let them overlap
-    if out is not None:
-        if np.may_share_memory(c, a):
-            a = a.copy()
-        if np.may_share_memory(c, b):
-            b = b.copy()
-        if bias is not None and np.may_share_memory(c, bias):
-            bias = bias.copy()
+    if out is None:
+        c = np.empty((m, n), dtype=a.dtype)
+    elif not (out.__class__ is np.ndarray and out.dtype is a.dtype and out.shape == (m, n)
+              and out.flags.c_contiguous and out.flags.writeable):
+        c = _out_array(out, "out", dtype=a.dtype, shape=(m, n))
+    else:
+        c = out
+    # out may overlap a, b or bias: the core then computes into a temporary
     _core.matmul(a, b, c, bool(trans_a), bool(trans_b), alpha, beta, bias, act, act_alpha)
     return c
 
