@@ -286,6 +286,8 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
     momentum = _hyper(momentum, "momentum", low=0.0, high=1.0)
     if training is not True and training is not False:
         raise TypeError(f"training: expected a bool, got {type(training).__name__}")
+    if not x.dtype.type(eps) > 0:
+        raise ValueError(f"eps: expected a value > 0 in {x.dtype}, got {eps} (rounds to 0)")
     m, n = x.shape
     if training and m < 2:
         raise ValueError(f"x: training-mode batch norm needs a batch of at least 2 rows, got {m} "
