@@ -7,6 +7,7 @@
 #include <string>
 
 #include "fastnn/cpu.h"
+#include "fastnn/optim/denormals.h"
 #include "fastnn/parallel.h"
 
 namespace fastnn {
@@ -46,11 +47,21 @@ void check_wd(double wd) {
   require(std::isfinite(wd) && wd >= 0, "weight_decay", "a finite value >= 0", wd);
 }
 
+bool g_flush_denormals = true;
+
+// fn(begin, count) on chunks of [0, n), each thread under its own DenormalScope.
 template <class Fn> void run_parallel(std::size_t n, Fn&& fn) {
-  parallel_for(n, kGrain, [&](std::size_t b, std::size_t e) { fn(b, e - b); });
+  const bool flush = g_flush_denormals;
+  parallel_for(n, kGrain, [&](std::size_t b, std::size_t e) {
+    DenormalScope scope(flush);
+    fn(b, e - b);
+  });
 }
 
 }  // namespace
+
+bool flush_denormals() { return g_flush_denormals; }
+void set_flush_denormals(bool on) { g_flush_denormals = on; }
 
 template <class T> void sgd_update(T* param, const T* grad, T* velocity, std::size_t n, const SgdArgs& a) {
   check_lr(a.lr);
