@@ -63,7 +63,91 @@ def fastnn_setup(n, kind):
     return step
 
 
+def _alternate(contenders: dict, setup, rounds: int, reps: int = 20) -> dict:
+    """Median seconds of each contender's call alone (setup() runs untimed before
+    every call), contenders alternating round after round with a pause."""
+    import statistics
+    import time
+    samples = {k: [] for k in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            for _ in range(reps):
+                setup()
+                t0 = time.perf_counter()
+                fn()
+                samples[name].append(time.perf_counter() - t0)
+            time.sleep(0.1)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def denormal_rows(quick: bool) -> list:
+    """FTZ/DAZ off vs on, 1 thread: rows (case, off us, on us, off/on).
+
+    - Adam over the MLP's 633,226 values (and 65,536, L2-resident) where 90% of
+      the units are dead (g = 0) and their first moments denormal (~1e-39):
+      m <- b1*m then produces denormal results. m and v are restored before each
+      step, untimed.
+    - A GEMM, NumPy/OpenBLAS (256x512)@(512x256) float32, 90% of the weights
+      denormal (dead units under weight decay), so most products are denormal.
+      FTZ/DAZ set on OpenBLAS's (only) thread with torch.set_flush_denormal.
+    """
+    import fastnn
+    import fastnn.ops as ops
+    from fastnn import _core
+    rng = np.random.default_rng(0)
+    rounds = 3 if quick else 7
+    rows = []
+    old_threads, old_flush = fastnn.get_num_threads(), _core.get_flush_denormals()
+    fastnn.set_num_threads(1)
+    try:
+        for n in (sum(int(np.prod(s)) for s in mlp_shapes()), 1 << 16):
+            dead = rng.random(n) < 0.9
+            p = rng.standard_normal(n).astype(np.float32)
+            g = np.where(dead, 0.0, rng.standard_normal(n) * 1e-2).astype(np.float32)
+            m0 = np.where(dead, 1e-39, rng.standard_normal(n) * 1e-3).astype(np.float32)
+            v0 = np.where(dead, 1e-30, 1e-5).astype(np.float32)
+            m, v = m0.copy(), v0.copy()
+
+            def restore():
+                np.copyto(m, m0)
+                np.copyto(v, v0)
+
+            def adam(flush):
+                def f():
+                    _core.set_flush_denormals(flush)
+                    ops.adam_update(p, g, m, v, lr=1e-3, step=10)
+                return f
+            t = _alternate({"off": adam(False), "on": adam(True)}, restore, rounds)
+            rows.append([f"Adam n={n:,}, 90% denormal m", f"{t['off'] * 1e6:.0f}", f"{t['on'] * 1e6:.0f}",
+                         f"{t['off'] / t['on']:.2f}x"])
+        if common.have_torch():
+            import torch
+            from threadpoolctl import threadpool_limits
+            x = rng.standard_normal((256, 512)).astype(np.float32)
+            w = np.where(rng.random((512, 256)) < 0.9, 1e-39,
+                         rng.standard_normal((512, 256)) * 0.05).astype(np.float32)
+
+            def gemm(flush):
+                def f():
+                    torch.set_flush_denormal(flush)
+                    try:
+                        np.matmul(x, w)
+                    finally:
+                        torch.set_flush_denormal(False)
+                return f
+            with threadpool_limits(1):
+                t = _alternate({"off": gemm(False), "on": gemm(True)}, lambda: None, rounds)
+            rows.append(["GEMM 256x512x256, 90% denormal W", f"{t['off'] * 1e6:.0f}", f"{t['on'] * 1e6:.0f}",
+                         f"{t['off'] / t['on']:.2f}x"])
+    finally:
+        fastnn.set_num_threads(old_threads)
+        _core.set_flush_denormals(old_flush)
+    return rows
+
+
 def run(quick: bool, threads: int) -> None:
+    common.print_table("optim: denormals, FTZ/DAZ off vs on, 1 thread (us, median)",
+                       ["case", "off us", "on us", "speedup"], denormal_rows(quick))
     import compare_stream
     stream = compare_stream.triad_numbers(quick)
     stream_gbs = max(v for k, v in stream.items() if k.startswith("fastnn"))
