@@ -105,6 +105,8 @@ def activation_grad(name, dy, *, x=None, y=None, alpha=None, out=None):
             d = _sigmoid(x)
         else:
             raise ValueError(f"name: unknown activation {name!r}")
+    if s is not None:  # a NaN input gives a NaN gradient
+        d = np.where(np.isnan(s), s, d)
     g = (dy * d).astype(dy.dtype, copy=False)
     if out is not None:
         out[...] = g
@@ -214,6 +216,12 @@ def softmax_cross_entropy(logits, labels):
     m = logits.shape[0]
     logp = log_softmax(logits)
     if np.issubdtype(np.asarray(labels).dtype, np.integer):
+        labels = np.asarray(labels)
+        C = logits.shape[1]
+        bad = (labels < 0) | (labels >= C)
+        if bad.any():  # NumPy indexing would wrap negative ids silently
+            i = int(np.argmax(bad))
+            raise ValueError(f"labels: class id {labels[i]} at index {i} is out of range [0, {C})")
         target = np.zeros_like(logits)
         target[np.arange(m), labels] = 1
     else:
