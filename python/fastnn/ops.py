@@ -257,6 +257,19 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
 # ----------------------------------------------------------------------------
 
 
+_INF = float("inf")
+
+
+def _hyper(v, name, **bounds):
+    """_real with a fast path for the common case: a finite float inside the bounds."""
+    if type(v) is float and -_INF < v < _INF:
+        low, high = bounds.get("low"), bounds.get("high")
+        if (low is None or v > low or (v == low and not bounds.get("low_open"))) and \
+                (high is None or v < high or (v == high and not bounds.get("high_open"))):
+            return v
+    return _real(v, name, **bounds)
+
+
 def _feature_vector(a, name, x):
     """A per-feature (n,) array of x's dtype, C-contiguous (copied if needed)."""
     return _float_array(a, name, dtype=x.dtype, shape=(x.shape[1],))
@@ -283,17 +296,14 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
     x = _float_array(x, "x", ndim=2)
     gamma = _feature_vector(gamma, "gamma", x)
     beta = _feature_vector(beta, "beta", x)
-    _state_array(running_mean, "running_mean", None, None)
-    _state_array(running_var, "running_var", None, None)
-    for a, name in ((running_mean, "running_mean"), (running_var, "running_var")):
-        if a.dtype != x.dtype:
-            raise TypeError(f"{name}: expected dtype {x.dtype} (as x), got {a.dtype}")
-        if a.shape != (x.shape[1],):
-            raise ValueError(f"{name}: expected shape {(x.shape[1],)}, got {a.shape}")
-    eps = _real(eps, "eps", low=0.0, low_open=True)
-    momentum = _real(momentum, "momentum", low=0.0, high=1.0)
+    _state_array(running_mean, "running_mean", gamma, "gamma")
+    _state_array(running_var, "running_var", gamma, "gamma")
+    eps = _hyper(eps, "eps", low=0.0, low_open=True)
+    momentum = _hyper(momentum, "momentum", low=0.0, high=1.0)
     if training is not True and training is not False:
         raise TypeError(f"training: expected a bool, got {type(training).__name__}")
+    if not x.dtype.type(eps) > 0:
+        raise ValueError(f"eps: expected a value > 0 in {x.dtype}, got {eps} (rounds to 0)")
     m, n = x.shape
     if training and m < 2:
         raise ValueError(f"x: training-mode batch norm needs a batch of at least 2 rows, got {m} "
@@ -360,17 +370,17 @@ def softmax_cross_entropy(logits, labels):
     if not isinstance(labels, np.ndarray):
         raise TypeError(f"labels: expected a numpy.ndarray of class ids or target rows, got {_describe(labels)}")
     dlogits = np.empty_like(z)
-    if np.issubdtype(labels.dtype, np.integer):
+    kind = labels.dtype.kind
+    if kind in "iu":
         if labels.shape != (m,):
             raise ValueError(f"labels: expected class ids of shape {(m,)}, got {labels.shape} "
                              "(pass one-hot rows as a float array)")
-        bad = (labels < 0) | (labels >= C)
-        if bool(bad.any()):
-            i = int(np.argmax(bad))
+        if labels.dtype == np.uint64 and m and labels.max() >= C:  # would wrap in int64
+            i = int(np.argmax(labels >= C))
             raise ValueError(f"labels: class id {labels[i]} at index {i} is out of range [0, {C})")
         ids = np.ascontiguousarray(labels, dtype=np.int64)
-        loss = _core.softmax_cross_entropy_ids(z, ids, dlogits)
-    elif np.issubdtype(labels.dtype, np.floating) or labels.dtype == np.bool_:
+        loss = _core.softmax_cross_entropy_ids(z, ids, dlogits)  # checks the range, names a bad id
+    elif kind in "fb":
         if labels.shape != (m, C):
             raise ValueError(f"labels: expected target rows of shape {(m, C)}, got {labels.shape}")
         t = np.ascontiguousarray(labels, dtype=z.dtype)
@@ -386,7 +396,7 @@ def _elementwise_pair(a, b, aname, bname):
         raise TypeError(f"{bname}: expected a numpy.ndarray, got {_describe(b)}")
     if b.shape != a.shape:
         raise ValueError(f"{bname}: expected shape {a.shape} (as {aname}), got {b.shape}")
-    if not (np.issubdtype(b.dtype, np.floating) or np.issubdtype(b.dtype, np.integer) or b.dtype == np.bool_):
+    if b.dtype.kind not in "fiub":
         raise TypeError(f"{bname}: expected a numeric dtype, got {b.dtype}")
     if a.size == 0:
         raise ValueError(f"{aname}: expected at least one element, got shape {a.shape}")
