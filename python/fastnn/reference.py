@@ -105,6 +105,8 @@ def activation_grad(name, dy, *, x=None, y=None, alpha=None, out=None):
             d = _sigmoid(x)
         else:
             raise ValueError(f"name: unknown activation {name!r}")
+    if s is not None:  # a NaN input gives a NaN gradient
+        d = np.where(np.isnan(s), s, d)
     g = (dy * d).astype(dy.dtype, copy=False)
     if out is not None:
         out[...] = g

@@ -42,18 +42,18 @@ inline Vec<T> act_backward_vec(Vec<T> dy, Vec<T> x, Vec<T> y, T alpha) {
   (void)one;
   if constexpr (A == Act::identity) return dy;
   if constexpr (A == Act::relu) return select(gt(s, zero), dy, select(is_nan(s), s, zero));
-  if constexpr (A == Act::leaky_relu) return select(gt(s, zero), dy, dy * V::set1(alpha));
+  if constexpr (A == Act::leaky_relu) return select(gt(s, zero), dy, select(is_nan(s), s, dy * V::set1(alpha)));
   if constexpr (A == Act::elu) {
     // x <= 0: alpha * exp(x) = y + alpha
     V d;
     if constexpr (have_y) d = y + V::set1(alpha); else d = V::set1(alpha) * vexp(x);
-    return select(gt(s, zero), dy, dy * d);
+    return select(gt(s, zero), dy, select(is_nan(s), s, dy * d));
   }
   if constexpr (A == Act::selu) {
     const V sa = V::set1(T(kSeluScale * kSeluAlpha));
     V d;
     if constexpr (have_y) d = y + sa; else d = sa * vexp(x);
-    return select(gt(s, zero), dy * V::set1(T(kSeluScale)), dy * d);
+    return select(gt(s, zero), dy * V::set1(T(kSeluScale)), select(is_nan(s), s, dy * d));
   }
   if constexpr (A == Act::sigmoid) {
     V sg;

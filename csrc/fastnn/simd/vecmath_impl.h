@@ -4,7 +4,7 @@
 // float: our own polynomials, tested max error (tests/test_activations.py):
 //   exp          range reduction x = n ln2 + r, |r| <= ln2/2, Taylor degree 7:  <= 2 ulp
 //   expm1        |x| < 0.5: Taylor degree 8; else exp(x) - 1:                    <= 2 ulp
-//   log1p_unit   t in [0, 1]: log(1+t) via atanh series, Goldberg's correction:   <= 2 ulp
+//   log1p_unit   t in [0, 1]: log(1+t) = e ln2 + 2 atanh(s), s without cancellation: <= 2 ulp
 //   tanh         |x| < 0.625: x + x^3 P(x^2) (tools/fit_tanh_poly.py);
 //                else 1 - 2/(exp(2|x|)+1):                                      <= 3 ulp
 //   sigmoid      1/(1+exp(-x)):                                                 <= 3 ulp
@@ -72,26 +72,21 @@ inline Vec<float> vexpm1(Vec<float> x) {
 }
 
 // log(1 + t) for t in [0, 1] (what softplus needs: t = exp(-|x|)).
+// log(1+t) = e ln2 + 2 atanh(s) with 1+t = m 2^e, m in [1/sqrt2, sqrt2), s = (m-1)/(m+1),
+// which is s = t/(t+2) (e = 0) or s = (t-1)/(t+3) (e = 1): no cancellation, |s| <= 0.1716.
 inline Vec<float> vlog1p_unit(Vec<float> t) {
   using V = Vec<float>;
   const V one = V::set1(1.0f);
-  const V u = one + t;
-  // u in [1, 2]: write u = m * 2^e with m in [1/sqrt2, sqrt2)
-  const auto big = gt(u, V::set1(1.41421356f));
-  const V m = select(big, u * V::set1(0.5f), u);
+  const auto big = gt(t, V::set1(0.41421356f));
+  const V s = select(big, (t - one) / (t + V::set1(3.0f)), t / (t + V::set1(2.0f)));
   const V e = select(big, one, V::zero());
-  const V s = (m - one) / (m + one);
   const V s2 = s * s;
   V p = V::set1(1.0f / 9.0f);
   p = fmadd(p, s2, V::set1(1.0f / 7.0f));
   p = fmadd(p, s2, V::set1(1.0f / 5.0f));
   p = fmadd(p, s2, V::set1(1.0f / 3.0f));
   p = fmadd(p, s2, one);
-  const V logu = fmadd(e, V::set1(0.693147180559945f), V::set1(2.0f) * s * p);
-  // Goldberg: log1p(t) = log(u) * t / (u - 1), exact when u rounds to 1.
-  const V um1 = u - one;
-  const V corrected = logu * (t / um1);
-  return select(eq(um1, V::zero()), t, corrected);
+  return fmadd(e, V::set1(0.693147180559945f), V::set1(2.0f) * s * p);
 }
 
 inline Vec<float> vsigmoid(Vec<float> x) {
