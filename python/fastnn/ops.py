@@ -181,9 +181,137 @@ def log_softmax(x, *, out=None):
 # ----------------------------------------------------------------------------
 
 
+def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
+           bias=None, activation=None, activation_alpha=None):
+    """``act(alpha * op(a) @ op(b) + beta * out + bias)`` in one fused call.
+
+    op(a) is ``a.T`` when ``trans_a`` (likewise b): op(a) is (m, k), op(b) is
+    (k, n), the result (m, n). Transposes are handled inside the kernel, never
+    by copying. ``bias`` has shape (n,) and is added to every row;
+    ``activation`` is any name of :func:`activation`, applied while the tile is
+    hot. ``beta != 0`` needs ``out`` (its old value is read); with ``beta == 0``
+    ``out`` is only written. k == 0 gives ``act(beta * out + bias)``.
+
+    >>> import numpy as np, fastnn.ops as ops
+    >>> x = np.ones((2, 3), np.float32); w = np.ones((3, 4), np.float32)
+    >>> ops.matmul(x, w, bias=np.full(4, -4, np.float32), activation="relu")
+    array([[0., 0., 0., 0.],
+           [0., 0., 0., 0.]], dtype=float32)
+    """
+    for flag, fname in ((trans_a, "trans_a"), (trans_b, "trans_b")):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{fname}: expected a bool, got {type(flag).__name__}")
+    a = _float_array(a, "a", ndim=2)
+    b = _float_array(b, "b", dtype=a.dtype, ndim=2)
+    alpha = _real(alpha, "alpha")
+    beta = _real(beta, "beta")
+    m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    kb, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
+    if k != kb:
+        raise ValueError(
+            f"a, b: inner dimensions differ: op(a) has shape {(m, k)} (a {a.shape}, trans_a={bool(trans_a)}), "
+            f"op(b) has shape {(kb, n)} (b {b.shape}, trans_b={bool(trans_b)})")
+    if beta != 0.0 and out is None:
+        raise ValueError(f"out: beta = {beta} reads out, so out must be given, got None")
+    if bias is not None:
+        bias = _float_array(bias, "bias", dtype=a.dtype, ndim=1, shape=(n,))
+    act = None
+    act_alpha = 0.0
+    if activation is not None:
+        act = _activation_name(activation, "activation")
+        act_alpha = _activation_alpha(act, activation_alpha, "activation_alpha")
+    elif activation_alpha is not None:
+        _real(activation_alpha, "activation_alpha")
+    c = _out_array(out, "out", dtype=a.dtype, shape=(m, n))
+    # the kernel writes C while it still reads A and B: never let them overlap
+    if out is not None:
+        if np.may_share_memory(c, a):
+            a = a.copy()
+        if np.may_share_memory(c, b):
+            b = b.copy()
+        if bias is not None and np.may_share_memory(c, bias):
+            bias = bias.copy()
+    _core.matmul(a, b, c, bool(trans_a), bool(trans_b), alpha, beta, bias, act, act_alpha)
+    return c
+
+
+
 # ----------------------------------------------------------------------------
 # BatchNorm  (batchnorm_forward, batchnorm_backward)
 # ----------------------------------------------------------------------------
+
+
+def _feature_vector(a, name, x):
+    """A per-feature (n,) array of x's dtype, C-contiguous (copied if needed)."""
+    return _float_array(a, name, dtype=x.dtype, shape=(x.shape[1],))
+
+
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.99, eps=1e-3,
+                      training=True):
+    """BatchNorm over the batch axis of a (m, n) x: ``(y, batch_mean, batch_invstd)``.
+
+    Training (``training=True``): normalise with the batch mean and biased
+    variance, ``y = (x - mean) / sqrt(var + eps) * gamma + beta``, and update
+    ``running_mean`` and ``running_var`` in place (Keras convention:
+    ``run = momentum * run + (1 - momentum) * batch``, the running variance
+    from the unbiased batch variance ``var * m / (m - 1)``). Needs m >= 2.
+    Inference: ``y = x * scale + shift`` with ``scale = gamma / sqrt(running_var + eps)``,
+    ``shift = beta - running_mean * scale``; returns the running mean and its invstd.
+
+    >>> import numpy as np, fastnn.ops as ops
+    >>> x = np.array([[1.0, 2.0], [3.0, 6.0]])
+    >>> y, mean, invstd = ops.batchnorm_forward(x, np.ones(2), np.zeros(2), np.zeros(2), np.ones(2), eps=1e-12)
+    >>> y.round(6).tolist(), mean.tolist()
+    ([[-1.0, -1.0], [1.0, 1.0]], [2.0, 4.0])
+    """
+    x = _float_array(x, "x", ndim=2)
+    gamma = _feature_vector(gamma, "gamma", x)
+    beta = _feature_vector(beta, "beta", x)
+    _state_array(running_mean, "running_mean", None, None)
+    _state_array(running_var, "running_var", None, None)
+    for a, name in ((running_mean, "running_mean"), (running_var, "running_var")):
+        if a.dtype != x.dtype:
+            raise TypeError(f"{name}: expected dtype {x.dtype} (as x), got {a.dtype}")
+        if a.shape != (x.shape[1],):
+            raise ValueError(f"{name}: expected shape {(x.shape[1],)}, got {a.shape}")
+    eps = _real(eps, "eps", low=0.0, low_open=True)
+    momentum = _real(momentum, "momentum", low=0.0, high=1.0)
+    if training is not True and training is not False:
+        raise TypeError(f"training: expected a bool, got {type(training).__name__}")
+    m, n = x.shape
+    if training and m < 2:
+        raise ValueError(f"x: training-mode batch norm needs a batch of at least 2 rows, got {m} "
+                         "(the batch variance is undefined)")
+    if not training and bool(np.any(running_var < 0)):
+        raise ValueError("running_var: expected non-negative variances, got a negative value")
+    y = np.empty_like(x)
+    batch_mean = np.empty(n, dtype=x.dtype)
+    batch_invstd = np.empty(n, dtype=x.dtype)
+    _core.batchnorm_forward(x, gamma, beta, running_mean, running_var, y, batch_mean, batch_invstd,
+                            momentum, eps, bool(training))
+    return y, batch_mean, batch_invstd
+
+
+def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd):
+    """Gradients ``(dx, dgamma, dbeta)`` of training-mode BatchNorm.
+
+    ``batch_mean`` and ``batch_invstd`` are the forward's; with
+    ``xhat = (x - mean) * invstd``: ``dbeta = sum dy``, ``dgamma = sum dy * xhat``,
+    ``dx = gamma * invstd / m * (m * dy - dbeta - xhat * dgamma)`` (sums over the batch).
+    """
+    x = _float_array(x, "x", ndim=2)
+    dy = _float_array(dy, "dy", dtype=x.dtype, shape=x.shape)
+    gamma = _feature_vector(gamma, "gamma", x)
+    batch_mean = _feature_vector(batch_mean, "batch_mean", x)
+    batch_invstd = _feature_vector(batch_invstd, "batch_invstd", x)
+    if x.shape[0] < 1:
+        raise ValueError(f"x: expected at least 1 row, got shape {x.shape}")
+    dx = np.empty_like(x)
+    dgamma = np.empty(x.shape[1], dtype=x.dtype)
+    dbeta = np.empty(x.shape[1], dtype=x.dtype)
+    _core.batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, dx, dgamma, dbeta)
+    return dx, dgamma, dbeta
+
 
 
 # ----------------------------------------------------------------------------
@@ -191,9 +319,174 @@ def log_softmax(x, *, out=None):
 # ----------------------------------------------------------------------------
 
 
+def _logits_matrix(logits):
+    z = _float_array(logits, "logits", ndim=2)
+    if z.shape[0] == 0 or z.shape[1] == 0:
+        raise ValueError(f"logits: expected a non-empty (m, C) matrix, got shape {z.shape}")
+    return z
+
+
+def softmax_cross_entropy(logits, labels):
+    """Fused mean softmax cross-entropy and its gradient: ``(loss, dlogits)``.
+
+    logits: (m, C). labels: integer class ids of shape (m,) (any integer
+    dtype), or float rows of shape (m, C) (one-hot or probabilities).
+    ``loss = -mean_i sum_j t_ij log softmax(z)_ij``,
+    ``dlogits = (softmax(z) * sum_j t_ij - t) / m``. Numerically stable.
+
+    >>> import numpy as np, fastnn.ops as ops
+    >>> loss, d = ops.softmax_cross_entropy(np.zeros((2, 4)), np.array([0, 3]))
+    >>> round(loss, 6)   # log(4)
+    1.386294
+    """
+    z = _logits_matrix(logits)
+    m, C = z.shape
+    if not isinstance(labels, np.ndarray):
+        raise TypeError(f"labels: expected a numpy.ndarray of class ids or target rows, got {_describe(labels)}")
+    dlogits = np.empty_like(z)
+    if np.issubdtype(labels.dtype, np.integer):
+        if labels.shape != (m,):
+            raise ValueError(f"labels: expected class ids of shape {(m,)}, got {labels.shape} "
+                             "(pass one-hot rows as a float array)")
+        bad = (labels < 0) | (labels >= C)
+        if bool(bad.any()):
+            i = int(np.argmax(bad))
+            raise ValueError(f"labels: class id {labels[i]} at index {i} is out of range [0, {C})")
+        ids = np.ascontiguousarray(labels, dtype=np.int64)
+        loss = _core.softmax_cross_entropy_ids(z, ids, dlogits)
+    elif np.issubdtype(labels.dtype, np.floating) or labels.dtype == np.bool_:
+        if labels.shape != (m, C):
+            raise ValueError(f"labels: expected target rows of shape {(m, C)}, got {labels.shape}")
+        t = np.ascontiguousarray(labels, dtype=z.dtype)
+        loss = _core.softmax_cross_entropy_probs(z, t, dlogits)
+    else:
+        raise TypeError(f"labels: expected an integer or float dtype, got {labels.dtype}")
+    return loss, dlogits
+
+
+def _elementwise_pair(a, b, aname, bname):
+    a = _float_array(a, aname)
+    if not isinstance(b, np.ndarray):
+        raise TypeError(f"{bname}: expected a numpy.ndarray, got {_describe(b)}")
+    if b.shape != a.shape:
+        raise ValueError(f"{bname}: expected shape {a.shape} (as {aname}), got {b.shape}")
+    if not (np.issubdtype(b.dtype, np.floating) or np.issubdtype(b.dtype, np.integer) or b.dtype == np.bool_):
+        raise TypeError(f"{bname}: expected a numeric dtype, got {b.dtype}")
+    if a.size == 0:
+        raise ValueError(f"{aname}: expected at least one element, got shape {a.shape}")
+    return a, np.ascontiguousarray(b, dtype=a.dtype)
+
+
+def binary_cross_entropy_with_logits(logits, targets):
+    """Mean sigmoid cross-entropy over all elements and its gradient: ``(loss, dlogits)``.
+
+    ``loss = mean(max(z, 0) - z t + log1p(exp(-|z|)))``, ``dlogits = (sigmoid(z) - t) / z.size``.
+    """
+    z, t = _elementwise_pair(logits, targets, "logits", "targets")
+    grad = np.empty_like(z)
+    loss = _core.binary_cross_entropy_with_logits(z, t, grad)
+    return loss, grad
+
+
+def mean_squared_error(pred, target):
+    """Mean over all elements of ``(pred - target)^2`` and its gradient ``2 (pred - target) / size``."""
+    p, t = _elementwise_pair(pred, target, "pred", "target")
+    grad = np.empty_like(p)
+    loss = _core.mean_squared_error(p, t, grad)
+    return loss, grad
+
+
+
 # ----------------------------------------------------------------------------
 # optimizer updates  (sgd_update, rmsprop_update, adagrad_update, adam_update)
 # ----------------------------------------------------------------------------
+
+# Every update works in place on ``param`` and its state arrays (same dtype and
+# shape, C-contiguous, writeable: typically views of the model's flat arena) in
+# one fused pass, and returns None. All arguments are checked before anything
+# is written, so a bad call never leaves a partial update.
+
+
+def _param_and_grad(param, grad):
+    param = _state_array(param, "param", None, None)
+    grad = _float_array(grad, "grad", dtype=param.dtype, shape=param.shape)
+    return param, grad
+
+
+def _weight_decay(weight_decay):
+    return _real(weight_decay, "weight_decay", low=0.0)
+
+
+def sgd_update(param, grad, velocity=None, *, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+    """SGD in place, Keras form. g = grad + weight_decay * param;
+    plain (momentum 0): p -= lr g;  momentum: v = momentum v - lr g, p += v;
+    Nesterov: v as above, p += momentum v - lr g. ``velocity`` is needed when momentum > 0.
+
+    >>> import numpy as np, fastnn.ops as ops
+    >>> p = np.ones(3); ops.sgd_update(p, np.full(3, 0.5), lr=0.1); p
+    array([0.95, 0.95, 0.95])
+    """
+    param, grad = _param_and_grad(param, grad)
+    lr = _real(lr, "lr", low=0.0)
+    momentum = _real(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+    if not isinstance(nesterov, (bool, np.bool_)):
+        raise TypeError(f"nesterov: expected a bool, got {type(nesterov).__name__}")
+    weight_decay = _weight_decay(weight_decay)
+    if momentum != 0.0:
+        if velocity is None:
+            raise ValueError(f"velocity: expected an array of shape {param.shape} when momentum > 0, got None")
+        velocity = _state_array(velocity, "velocity", param, "param")
+    elif velocity is not None:
+        velocity = _state_array(velocity, "velocity", param, "param")
+    _core.sgd_update(param, grad, velocity if momentum != 0.0 else None, lr, momentum, bool(nesterov), weight_decay)
+
+
+def rmsprop_update(param, grad, sq_avg, *, lr, rho=0.9, eps=1e-7, weight_decay=0.0):
+    """RMSProp in place: s = rho s + (1 - rho) g^2;  p -= lr g / (sqrt(s) + eps)."""
+    param, grad = _param_and_grad(param, grad)
+    sq_avg = _state_array(sq_avg, "sq_avg", param, "param")
+    lr = _real(lr, "lr", low=0.0)
+    rho = _real(rho, "rho", low=0.0, high=1.0, high_open=True)
+    eps = _real(eps, "eps", low=0.0, low_open=True)
+    _core.rmsprop_update(param, grad, sq_avg, lr, rho, eps, _weight_decay(weight_decay))
+
+
+def adagrad_update(param, grad, accum, *, lr, eps=1e-7, weight_decay=0.0):
+    """Adagrad in place: a += g^2;  p -= lr g / (sqrt(a) + eps)."""
+    param, grad = _param_and_grad(param, grad)
+    accum = _state_array(accum, "accum", param, "param")
+    lr = _real(lr, "lr", low=0.0)
+    eps = _real(eps, "eps", low=0.0, low_open=True)
+    _core.adagrad_update(param, grad, accum, lr, eps, _weight_decay(weight_decay))
+
+
+def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-7, step,
+                weight_decay=0.0, decoupled=False):
+    """Adam in place with bias correction (Kingma & Ba), step t >= 1:
+    m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+    p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
+    weight_decay is added to g (L2), or with ``decoupled=True`` (AdamW) p *= 1 - lr wd first.
+
+    >>> import numpy as np, fastnn.ops as ops
+    >>> p, g = np.zeros(2), np.array([1.0, -1.0]); m, v = np.zeros(2), np.zeros(2)
+    >>> ops.adam_update(p, g, m, v, lr=0.1, step=1); np.round(p, 6)
+    array([-0.1,  0.1])
+    """
+    param, grad = _param_and_grad(param, grad)
+    m = _state_array(m, "m", param, "param")
+    v = _state_array(v, "v", param, "param")
+    lr = _real(lr, "lr", low=0.0)
+    beta1 = _real(beta1, "beta1", low=0.0, high=1.0, high_open=True)
+    beta2 = _real(beta2, "beta2", low=0.0, high=1.0, high_open=True)
+    eps = _real(eps, "eps", low=0.0, low_open=True)
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, numbers.Integral):
+        raise TypeError(f"step: expected an int, got {type(step).__name__}")
+    if step < 1:
+        raise ValueError(f"step: expected an integer >= 1, got {step}")
+    if not isinstance(decoupled, (bool, np.bool_)):
+        raise TypeError(f"decoupled: expected a bool, got {type(decoupled).__name__}")
+    _core.adam_update(param, grad, m, v, lr, beta1, beta2, eps, int(step),
+                      _weight_decay(weight_decay), bool(decoupled))
 
 
 # ----------------------------------------------------------------------------
@@ -201,6 +494,59 @@ def log_softmax(x, *, out=None):
 # ----------------------------------------------------------------------------
 
 
+def dropout(x, rate, *, seed, out=None):
+    """Inverted dropout: y = x * mask, mask_i = 1 / (1 - rate) when u_i >= rate, else 0.
+
+    u_i comes from Philox4x32-10 keyed by ``seed`` (an int, taken modulo 2^64)
+    at counter i // 4, word i % 4: the result depends only on the seed and the
+    element index, never on the thread count. Returns ``(y, mask)``, mask in
+    x's dtype, so the backward pass is ``dx = dy * mask``. rate 0 is the identity.
+
+    >>> import numpy as np, fastnn.ops as ops
+    >>> y, mask = ops.dropout(np.ones(4), 0.0, seed=1); y
+    array([1., 1., 1., 1.])
+    """
+    x = _float_array(x, "x")
+    rate = _real(rate, "rate", low=0.0, high=1.0, high_open=True)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
+    y = _out_array(out, "out", dtype=x.dtype, shape=x.shape)
+    mask = np.empty(x.shape, dtype=x.dtype)
+    _core.dropout(x, rate, int(seed) & 0xFFFFFFFFFFFFFFFF, y, mask)
+    return y, mask
+
+
 # ----------------------------------------------------------------------------
 # clipping and reductions  (clip_by_global_norm, clip_by_value, column_sum)
 # ----------------------------------------------------------------------------
+
+
+def clip_by_global_norm(grads, max_norm):
+    """Scale every array of ``grads`` in place by max_norm / norm when their global
+    L2 norm exceeds ``max_norm``; returns the norm before clipping (a float).
+
+    The norm is accumulated in float64 over fixed blocks, so it is bitwise the
+    same for any thread count. A NaN or inf anywhere gives a non-finite norm and
+    leaves every array untouched: the caller sees it, nothing is clipped into garbage.
+    """
+    if isinstance(grads, np.ndarray) or not isinstance(grads, (list, tuple)):
+        raise TypeError(f"grads: expected a list or tuple of arrays, got {_describe(grads)}")
+    grads = [_state_array(g, f"grads[{i}]", None, None) for i, g in enumerate(grads)]
+    max_norm = _real(max_norm, "max_norm", low=0.0, low_open=True)
+    return _core.clip_by_global_norm(grads, max_norm)
+
+
+def clip_by_value(grad, limit):
+    """Clamp every element of ``grad`` to [-limit, limit] in place (NaN stays NaN);
+    returns the L2 norm before clipping."""
+    grad = _state_array(grad, "grad", None, None)
+    limit = _real(limit, "limit", low=0.0, low_open=True)
+    return _core.clip_by_value(grad, limit)
+
+
+def column_sum(x):
+    """Sum over the rows of a (m, n) matrix: the bias gradient, shape (n,)."""
+    x = _float_array(x, "x", ndim=2)
+    out = np.empty(x.shape[1], dtype=x.dtype)
+    _core.column_sum(x, out)
+    return out

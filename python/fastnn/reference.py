@@ -216,6 +216,12 @@ def softmax_cross_entropy(logits, labels):
     m = logits.shape[0]
     logp = log_softmax(logits)
     if np.issubdtype(np.asarray(labels).dtype, np.integer):
+        labels = np.asarray(labels)
+        C = logits.shape[1]
+        bad = (labels < 0) | (labels >= C)
+        if bad.any():  # NumPy indexing would wrap negative ids silently
+            i = int(np.argmax(bad))
+            raise ValueError(f"labels: class id {labels[i]} at index {i} is out of range [0, {C})")
         target = np.zeros_like(logits)
         target[np.arange(m), labels] = 1
     else:

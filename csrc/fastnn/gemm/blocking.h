@@ -1,0 +1,41 @@
+// GEMM blocking parameters, all ISAs and dtypes in one place (BLIS naming).
+//
+//   MR x NR  micro-tile of C kept in registers (NR a multiple of the vector width)
+//   KC       depth of one packed panel: a KC x NR micro-panel of B stays in L1
+//   MC       rows of the packed A block (MC x KC) kept in L2; a multiple of MR
+//   NC       columns of the packed B panel (KC x NC) kept in L3; a multiple of NR
+//
+// Only constants here (no code), so baseline code may include it. Numbers for
+// avx2 follow BLIS's Haswell/Zen configuration; avx512 ones were measured on
+// Zen 5 (48 KiB L1d, 1 MiB L2 per core) with bench/compare_gemm.py.
+#pragma once
+
+namespace fastnn {
+
+namespace scalar {
+template <class T> struct GemmBlocking {
+  static constexpr int MR = 4, NR = 4, MC = 64, KC = 256, NC = 1024;
+};
+}  // namespace scalar
+
+namespace avx2 {
+template <class T> struct GemmBlocking;
+template <> struct GemmBlocking<float> {   // 6 x 16: 12 ymm accumulators
+  static constexpr int MR = 6, NR = 16, MC = 168, KC = 256, NC = 4080;
+};
+template <> struct GemmBlocking<double> {  // 6 x 8: 12 ymm accumulators
+  static constexpr int MR = 6, NR = 8, MC = 72, KC = 256, NC = 4080;
+};
+}  // namespace avx2
+
+namespace avx512 {
+template <class T> struct GemmBlocking;
+template <> struct GemmBlocking<float> {   // 12 x 32: 24 zmm accumulators
+  static constexpr int MR = 12, NR = 32, MC = 240, KC = 256, NC = 4096;
+};
+template <> struct GemmBlocking<double> {  // 12 x 16: 24 zmm accumulators
+  static constexpr int MR = 12, NR = 16, MC = 120, KC = 256, NC = 2048;
+};
+}  // namespace avx512
+
+}  // namespace fastnn

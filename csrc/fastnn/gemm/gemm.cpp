@@ -1,0 +1,107 @@
+// GEMM driver (baseline ISA): ISA dispatch, per-thread scratch, and the split
+// of C between threads.
+//
+// Threads: each thread gets a contiguous band of whole micro-tiles of C (rows
+// or columns, whichever has more tiles) and runs the five loops on it with its
+// own packed buffers: no barriers, and every element of C is computed by the
+// same sequence of operations whatever the thread count, so results are
+// bitwise reproducible (and equal for 1 and 2 threads).
+#include "fastnn/gemm/gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <new>
+
+#include "fastnn/cpu.h"
+#include "fastnn/parallel.h"
+
+namespace fastnn {
+namespace {
+
+const GemmKernels& kernels() {
+  switch (active_isa()) {
+#if defined(FASTNN_X86)
+    case Isa::avx512: return avx512::gemm_kernels;
+    case Isa::avx2: return avx2::gemm_kernels;
+#endif
+    default: return scalar::gemm_kernels;
+  }
+}
+template <class T> const GemmKernelsT<T>& kernels_for();
+template <> const GemmKernelsT<float>& kernels_for<float>() { return kernels().f32; }
+template <> const GemmKernelsT<double>& kernels_for<double>() { return kernels().f64; }
+
+// Minimum multiply-adds (m * n * k) per thread before a second thread pays
+// off, measured with bench/compare_gemm.py (threshold section).
+constexpr std::size_t kGrainMacs = std::size_t(1) << 18;
+
+struct ThreadBuffer {
+  void* p = nullptr;
+  std::size_t bytes = 0;
+  ~ThreadBuffer() { std::free(p); }
+};
+
+}  // namespace
+
+void* gemm_thread_buffer(int slot, std::size_t bytes) {
+  thread_local ThreadBuffer buf[2];
+  ThreadBuffer& b = buf[slot];
+  if (b.bytes < bytes) {
+    std::free(b.p);
+    const std::size_t rounded = (bytes + 4095) / 4096 * 4096;
+    b.p = std::aligned_alloc(64, rounded);
+    if (!b.p) {
+      b.bytes = 0;
+      throw std::bad_alloc();
+    }
+    b.bytes = rounded;
+  }
+  return b.p;
+}
+
+template <class T>
+void gemm(const GemmProblem<T>& P) {
+  if (P.m == 0 || P.n == 0) return;
+  const GemmKernelsT<T>& K = kernels_for<T>();
+  const std::size_t tiles_m = (P.m + K.mr - 1) / K.mr, tiles_n = (P.n + K.nr - 1) / K.nr;
+  const bool split_n = tiles_n >= tiles_m;
+  const std::size_t tiles = split_n ? tiles_n : tiles_m;
+  const std::size_t macs = P.m * P.n * std::max<std::size_t>(P.k, 1);
+  const int nt = static_cast<int>(std::min<std::size_t>(threads_for(macs, kGrainMacs), tiles));
+  if (nt <= 1) {
+    K.run(P);
+    return;
+  }
+  bool failed = false;  // an exception must not leave the parallel region
+#pragma omp parallel num_threads(nt)
+  {
+    const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
+    const std::size_t T_ = static_cast<std::size_t>(omp_get_num_threads());
+    const std::size_t tb = tiles * t / T_, te = tiles * (t + 1) / T_;
+    GemmProblem<T> S = P;
+    if (split_n) {
+      const std::size_t j0 = tb * K.nr, j1 = std::min(P.n, te * K.nr);
+      S.n = j1 > j0 ? j1 - j0 : 0;
+      S.b = P.trans_b ? P.b + j0 * P.ldb : P.b + j0;
+      S.c = P.c + j0;
+      S.bias = P.bias ? P.bias + j0 : nullptr;
+    } else {
+      const std::size_t i0 = tb * K.mr, i1 = std::min(P.m, te * K.mr);
+      S.m = i1 > i0 ? i1 - i0 : 0;
+      S.a = P.trans_a ? P.a + i0 : P.a + i0 * P.lda;
+      S.c = P.c + i0 * P.ldc;
+    }
+    try {
+      if (S.m && S.n) K.run(S);
+    } catch (...) {
+#pragma omp atomic write
+      failed = true;
+    }
+  }
+  if (failed) throw std::bad_alloc();  // the only thing the kernels throw
+}
+
+template void gemm<float>(const GemmProblem<float>&);
+template void gemm<double>(const GemmProblem<double>&);
+
+}  // namespace fastnn

@@ -1,0 +1,200 @@
+// Per-ISA GEMM: packing, the register-tiled micro-kernel and the five BLIS
+// loops on one thread. Included once by gemm_{scalar,avx2,avx512}.cpp after
+// the ISA's vec_*.h, with FASTNN_ISA_NS defined.
+//
+// Packed layouts (zero-padded to whole micro-tiles, so the micro-kernel never
+// branches on edges while it multiplies):
+//   A block (MC x KC): micro-panels of MR rows; panel r holds
+//       Ap[r*MR*kc + p*MR + i] = op(A)(ic + r*MR + i, pc + p)
+//   B panel (KC x NC): micro-panels of NR columns; panel s holds
+//       Bp[s*NR*kc + p*NR + j] = op(B)(pc + p, jc + s*NR + j)
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+
+#include "fastnn/eltwise/act_impl.h"
+#include "fastnn/gemm/blocking.h"
+#include "fastnn/gemm/gemm.h"
+
+namespace fastnn {
+namespace FASTNN_ISA_NS {
+
+// What to do with the MR x NR product of one micro-kernel call:
+//   C = alpha * AB + beta * C (+ bias) then act, where beta == 0 never reads C.
+template <class T> struct Epilogue {
+  T alpha, beta;
+  const T* bias;   // bias of the tile's first column, or null (only on the last KC pass)
+  bool apply_act;  // only on the last KC pass
+  Act act;
+  T act_alpha;
+};
+
+// ---------------------------------------------------------------------------
+// packing
+// ---------------------------------------------------------------------------
+
+// op(A)[ic:ic+mc, pc:pc+kc] -> Ap (micro-panels of MR rows).
+template <class T, int MR>
+void pack_a_block(const GemmProblem<T>& P, std::size_t ic, std::size_t pc, std::size_t mc, std::size_t kc, T* Ap) {
+  for (std::size_t ir = 0; ir < mc; ir += MR) {
+    const int mr = static_cast<int>(std::min<std::size_t>(MR, mc - ir));
+    T* dst = Ap + ir * kc;
+    if (!P.trans_a) {
+      // A is m x k row-major: row i of the panel is contiguous in memory
+      if (mr < MR) std::memset(dst, 0, sizeof(T) * MR * kc);
+      for (int i = 0; i < mr; ++i) {
+        const T* src = P.a + (ic + ir + i) * P.lda + pc;
+        for (std::size_t p = 0; p < kc; ++p) dst[p * MR + i] = src[p];
+      }
+    } else {
+      // A is k x m row-major: column p of the panel is contiguous in memory
+      for (std::size_t p = 0; p < kc; ++p) {
+        const T* src = P.a + (pc + p) * P.lda + ic + ir;
+        T* d = dst + p * MR;
+        for (int i = 0; i < mr; ++i) d[i] = src[i];
+        for (int i = mr; i < MR; ++i) d[i] = T(0);
+      }
+    }
+  }
+}
+
+// op(B)[pc:pc+kc, jc:jc+nc] -> Bp (micro-panels of NR columns).
+template <class T, int NR>
+void pack_b_panel(const GemmProblem<T>& P, std::size_t pc, std::size_t jc, std::size_t kc, std::size_t nc, T* Bp) {
+  using V = Vec<T>;
+  constexpr int N = V::N;
+  for (std::size_t jr = 0; jr < nc; jr += NR) {
+    const int nr = static_cast<int>(std::min<std::size_t>(NR, nc - jr));
+    T* dst = Bp + jr * kc;
+    if (!P.trans_b) {
+      // B is k x n row-major: row p of the panel is contiguous in memory
+      for (std::size_t p = 0; p < kc; ++p) {
+        const T* src = P.b + (pc + p) * P.ldb + jc + jr;
+        T* d = dst + p * NR;
+        if (nr == NR) {
+          for (int j = 0; j < NR; j += N) V::load(src + j).store(d + j);
+        } else {
+          for (int j = 0; j < nr; ++j) d[j] = src[j];
+          for (int j = nr; j < NR; ++j) d[j] = T(0);
+        }
+      }
+    } else {
+      // B is n x k row-major: column j of the panel is contiguous in memory
+      if (nr < NR) std::memset(dst, 0, sizeof(T) * NR * kc);
+      for (int j = 0; j < nr; ++j) {
+        const T* src = P.b + (jc + jr + j) * P.ldb + pc;
+        for (std::size_t p = 0; p < kc; ++p) dst[p * NR + j] = src[p];
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// micro-kernel: C[0:mr, 0:nr] (row stride ldc) <- epilogue(Ap · Bp)
+//   Ap: kc x MR packed micro-panel, Bp: kc x NR packed micro-panel,
+//   mr <= MR, nr <= NR (edge tiles: only the valid part of C is touched).
+// The MR x NR accumulator tile lives in MR * NR / N vector registers.
+// ---------------------------------------------------------------------------
+template <class T, int MR, int NR>
+void micro_kernel(std::size_t kc, const T* __restrict Ap, const T* __restrict Bp, T* C, std::size_t ldc, int mr,
+                  int nr, const Epilogue<T>& ep) {
+  using V = Vec<T>;
+  constexpr int N = V::N;
+  constexpr int NV = NR / N;
+  static_assert(NR % N == 0, "NR must be a multiple of the vector width");
+  V acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
+
+  for (std::size_t p = 0; p < kc; ++p) {
+    V b[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) b[v] = V::load(Bp + v * N);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const V a = V::set1(Ap[i]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[i][v] = fmadd(a, b[v], acc[i][v]);
+    }
+    Ap += MR;
+    Bp += NR;
+  }
+
+  // epilogue, row by row while the tile is in registers
+  const V valpha = V::set1(ep.alpha), vbeta = V::set1(ep.beta);
+  const bool read_c = ep.beta != T(0);
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    if (i >= mr) break;
+    T* c = C + i * ldc;
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      const int cnt = nr - v * N;  // valid lanes of this vector
+      if (cnt <= 0) break;
+      V x = acc[i][v] * valpha;
+      if (cnt >= N) {
+        if (read_c) x = fmadd(vbeta, V::load(c + v * N), x);
+        if (ep.bias) x = x + V::load(ep.bias + v * N);
+        x.store(c + v * N);
+      } else {
+        if (read_c) x = fmadd(vbeta, V::load_partial(c + v * N, cnt), x);
+        if (ep.bias) x = x + V::load_partial(ep.bias + v * N, cnt);
+        x.store_partial(c + v * N, cnt);
+      }
+    }
+    if (ep.apply_act) act_forward_range(ep.act, c, c, static_cast<std::size_t>(nr), ep.act_alpha);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// the five loops on one thread
+// ---------------------------------------------------------------------------
+template <class T>
+void gemm_single_thread(const GemmProblem<T>& P) {
+  using B = GemmBlocking<T>;
+  constexpr int MR = B::MR, NR = B::NR, MC = B::MC, KC = B::KC, NC = B::NC;
+  static_assert(MC % MR == 0 && NC % NR == 0, "MC, NC must be multiples of MR, NR");
+  const std::size_t m = P.m, n = P.n, k = P.k;
+  if (m == 0 || n == 0) return;
+
+  const std::size_t kc_max = std::min<std::size_t>(KC, std::max<std::size_t>(k, 1));
+  const std::size_t mc_max = std::min<std::size_t>(MC, (m + MR - 1) / MR * MR);
+  const std::size_t nc_max = std::min<std::size_t>(NC, (n + NR - 1) / NR * NR);
+  T* Ap = static_cast<T*>(gemm_thread_buffer(0, sizeof(T) * mc_max * kc_max));
+  T* Bp = static_cast<T*>(gemm_thread_buffer(1, sizeof(T) * kc_max * nc_max));
+
+  for (std::size_t jc = 0; jc < n; jc += NC) {                  // loop 5: NC columns of C
+    const std::size_t nc = std::min<std::size_t>(NC, n - jc);
+    for (std::size_t pc = 0; pc == 0 || pc < k; pc += KC) {      // loop 4: KC deep slices (once if k == 0)
+      const std::size_t kc = std::min<std::size_t>(KC, k - pc);
+      const bool first = pc == 0, last = pc + KC >= k;
+      pack_b_panel<T, NR>(P, pc, jc, kc, nc, Bp);
+      for (std::size_t ic = 0; ic < m; ic += MC) {              // loop 3: MC rows of C
+        const std::size_t mc = std::min<std::size_t>(MC, m - ic);
+        pack_a_block<T, MR>(P, ic, pc, mc, kc, Ap);
+        for (std::size_t jr = 0; jr < nc; jr += NR) {           // loop 2: NR columns
+          const int nr = static_cast<int>(std::min<std::size_t>(NR, nc - jr));
+          const Epilogue<T> ep{P.alpha, first ? P.beta : T(1),
+                               (last && P.bias) ? P.bias + jc + jr : nullptr,
+                               last && P.has_act, P.act, P.act_alpha};
+          for (std::size_t ir = 0; ir < mc; ir += MR) {         // loop 1: MR rows
+            const int mr = static_cast<int>(std::min<std::size_t>(MR, mc - ir));
+            micro_kernel<T, MR, NR>(kc, Ap + ir * kc, Bp + jr * kc, P.c + (ic + ir) * P.ldc + jc + jr, P.ldc, mr,
+                                    nr, ep);
+          }
+        }
+      }
+    }
+  }
+}
+
+const GemmKernels gemm_kernels = {
+    {&gemm_single_thread<float>, GemmBlocking<float>::MR, GemmBlocking<float>::NR},
+    {&gemm_single_thread<double>, GemmBlocking<double>::MR, GemmBlocking<double>::NR},
+};
+
+}  // namespace FASTNN_ISA_NS
+}  // namespace fastnn

@@ -1,0 +1,106 @@
+// Dispatch and threading for the loss family (baseline ISA).
+#include "fastnn/loss/loss.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "fastnn/cpu.h"
+#include "fastnn/parallel.h"
+
+namespace fastnn {
+namespace {
+
+const LossKernels& kernels() {
+  switch (active_isa()) {
+#if defined(FASTNN_X86)
+    case Isa::avx512: return avx512::loss_kernels;
+    case Isa::avx2: return avx2::loss_kernels;
+#endif
+    default: return scalar::loss_kernels;
+  }
+}
+template <class T> const LossKernelsT<T>& kernels_for();
+template <> const LossKernelsT<float>& kernels_for<float>() { return kernels().f32; }
+template <> const LossKernelsT<double>& kernels_for<double>() { return kernels().f64; }
+
+// Minimum elements per thread, measured with bench/compare.py (loss section).
+constexpr std::size_t kGrainRows = 1 << 14;  // softmax cross-entropy (an exp per element)
+constexpr std::size_t kGrainElems = 1 << 15;  // BCE, MSE
+// Elementwise losses are summed per block of this many values, blocks in
+// order: the sum does not depend on the thread count.
+constexpr std::size_t kBlock = 1 << 13;
+
+template <class T, class Fn>
+double xent_driver(std::size_t m, std::size_t C, Fn fn) {
+  if (m == 0 || C == 0) throw std::invalid_argument("logits: expected a non-empty (m, C) matrix");
+  std::vector<double> row_loss(m);
+  const T scale = T(1) / static_cast<T>(m);
+  parallel_for(m, std::max<std::size_t>(1, kGrainRows / C), [&](std::size_t b, std::size_t e) {
+    fn(b, e, scale, row_loss.data());
+  }, 1);
+  double sum = 0;
+  for (double l : row_loss) sum += l;
+  return sum / static_cast<double>(m);
+}
+
+template <class T, class Kernel>
+double elementwise_driver(const T* a, const T* b, T* g, std::size_t n, Kernel kernel) {
+  if (n == 0) throw std::invalid_argument("expected at least one element, got 0");
+  const T scale = T(1) / static_cast<T>(n);
+  const std::size_t blocks = (n + kBlock - 1) / kBlock;
+  if (blocks == 1) return kernel(a, b, g, n, scale) / static_cast<double>(n);
+  std::vector<double> part(blocks);
+  parallel_for(blocks, std::max<std::size_t>(1, kGrainElems / kBlock), [&](std::size_t b0, std::size_t b1) {
+    for (std::size_t k = b0; k < b1; ++k) {
+      const std::size_t i = k * kBlock, len = std::min(kBlock, n - i);
+      part[k] = kernel(a + i, b + i, g + i, len, scale);
+    }
+  }, 1);
+  double sum = 0;
+  for (double p : part) sum += p;
+  return sum / static_cast<double>(n);
+}
+
+}  // namespace
+
+template <class T>
+double softmax_cross_entropy_ids(const T* logits, const std::int64_t* labels, T* dlogits, std::size_t m,
+                                 std::size_t C) {
+  for (std::size_t i = 0; i < m; ++i)
+    if (labels[i] < 0 || static_cast<std::uint64_t>(labels[i]) >= C)
+      throw std::invalid_argument("labels: class id " + std::to_string(labels[i]) + " at index " +
+                                  std::to_string(i) + " is out of range [0, " + std::to_string(C) + ")");
+  const auto fn = kernels_for<T>().xent_ids;
+  return xent_driver<T>(m, C, [&](std::size_t b, std::size_t e, T scale, double* rl) {
+    fn(logits + b * C, labels + b, dlogits + b * C, e - b, C, scale, rl + b);
+  });
+}
+
+template <class T>
+double softmax_cross_entropy_probs(const T* logits, const T* targets, T* dlogits, std::size_t m, std::size_t C) {
+  const auto fn = kernels_for<T>().xent_probs;
+  return xent_driver<T>(m, C, [&](std::size_t b, std::size_t e, T scale, double* rl) {
+    fn(logits + b * C, targets + b * C, dlogits + b * C, e - b, C, scale, rl + b);
+  });
+}
+
+template <class T> double bce_with_logits(const T* logits, const T* targets, T* grad, std::size_t n) {
+  return elementwise_driver<T>(logits, targets, grad, n, kernels_for<T>().bce);
+}
+
+template <class T> double mean_squared_error(const T* pred, const T* target, T* grad, std::size_t n) {
+  return elementwise_driver<T>(pred, target, grad, n, kernels_for<T>().mse);
+}
+
+#define FASTNN_LOSS_INSTANTIATE(T)                                                                            \
+  template double softmax_cross_entropy_ids<T>(const T*, const std::int64_t*, T*, std::size_t, std::size_t); \
+  template double softmax_cross_entropy_probs<T>(const T*, const T*, T*, std::size_t, std::size_t);          \
+  template double bce_with_logits<T>(const T*, const T*, T*, std::size_t);                                   \
+  template double mean_squared_error<T>(const T*, const T*, T*, std::size_t);
+FASTNN_LOSS_INSTANTIATE(float)
+FASTNN_LOSS_INSTANTIATE(double)
+#undef FASTNN_LOSS_INSTANTIATE
+
+}  // namespace fastnn

@@ -1,0 +1,62 @@
+// BatchNorm over the batch axis of a row-major (m, n) matrix: m rows (the
+// batch), n features, features contiguous. Per-feature statistics are
+// reductions down the columns, so kernels vectorize over the feature axis and
+// threads split the features (no cross-thread combine: results are bitwise
+// independent of the thread count).
+//
+// Training forward (biased batch variance, Keras running-stat convention):
+//   mean_j  = sum_i x_ij / m,  var_j = sum_i (x_ij - mean_j)^2 / m
+//   invstd_j = 1 / sqrt(var_j + eps)
+//   y_ij    = (x_ij - mean_j) * scale_j + beta_j,     scale_j = gamma_j * invstd_j
+//   run_mean = momentum * run_mean + (1 - momentum) * mean
+//   run_var  = momentum * run_var  + (1 - momentum) * var * m / (m - 1)
+// Inference forward (folded): y = x * scale + shift with
+//   scale = gamma / sqrt(run_var + eps), shift = beta - run_mean * scale.
+// Backward, given the training forward's mean and invstd (xhat = (x-mean)*invstd):
+//   dbeta = sum_i dy,  dgamma = sum_i dy * xhat
+//   dx = gamma*invstd/m * (m*dy - dbeta - xhat*dgamma)
+//      = k1*dy + k2*(x - mean) + k0,  k1 = gamma*invstd,
+//        k2 = -k1*invstd*dgamma/m,    k0 = -k1*dbeta/m
+#pragma once
+#include <cstddef>
+
+namespace fastnn {
+
+// Training-mode forward. Requires m >= 2, eps > 0, momentum in [0, 1].
+// running_mean / running_var (n) are updated in place; y is (m, n);
+// batch_mean / batch_invstd (n) receive the batch statistics.
+template <class T>
+void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var, T* y,
+                             T* batch_mean, T* batch_invstd, std::size_t m, std::size_t n, double momentum,
+                             double eps);
+// Inference-mode forward; mean_out receives running_mean, invstd_out 1/sqrt(running_var + eps).
+template <class T>
+void batchnorm_forward_infer(const T* x, const T* gamma, const T* beta, const T* running_mean,
+                             const T* running_var, T* y, T* mean_out, T* invstd_out, std::size_t m, std::size_t n,
+                             double eps);
+// Backward of the training-mode forward. dx is (m, n); dgamma, dbeta (n).
+template <class T>
+void batchnorm_backward(const T* dy, const T* x, const T* gamma, const T* mean, const T* invstd, T* dx, T* dgamma,
+                        T* dbeta, std::size_t m, std::size_t n);
+
+// Per-ISA single-threaded kernels. The column kernels handle features
+// [c0, c1) over all m rows (row stride n); affine_rows handles whole rows.
+template <class T> struct NormKernelsT {
+  void (*forward_train_cols)(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var, T* y,
+                             T* batch_mean, T* batch_invstd, std::size_t m, std::size_t n, std::size_t c0,
+                             std::size_t c1, T momentum, T one_minus_momentum, T unbias, T eps);
+  void (*backward_cols)(const T* dy, const T* x, const T* gamma, const T* mean, const T* invstd, T* dx,
+                        T* dgamma, T* dbeta, std::size_t m, std::size_t n, std::size_t c0, std::size_t c1);
+  // y = x * scale + shift per feature, for `rows` whole rows of n features.
+  void (*affine_rows)(const T* x, const T* scale, const T* shift, T* y, std::size_t rows, std::size_t n);
+};
+struct NormKernels {
+  NormKernelsT<float> f32;
+  NormKernelsT<double> f64;
+};
+
+namespace scalar { extern const NormKernels norm_kernels; }
+namespace avx2 { extern const NormKernels norm_kernels; }
+namespace avx512 { extern const NormKernels norm_kernels; }
+
+}  // namespace fastnn

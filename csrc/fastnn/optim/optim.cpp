@@ -1,0 +1,123 @@
+// Dispatch, argument checks and threading for the optimizer updates (baseline ISA).
+#include "fastnn/optim/optim.h"
+
+#include <cmath>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+
+#include "fastnn/cpu.h"
+#include "fastnn/parallel.h"
+
+namespace fastnn {
+namespace {
+
+const OptimKernels& kernels() {
+  switch (active_isa()) {
+#if defined(FASTNN_X86)
+    case Isa::avx512: return avx512::optim_kernels;
+    case Isa::avx2: return avx2::optim_kernels;
+#endif
+    default: return scalar::optim_kernels;
+  }
+}
+template <class T> const OptimKernelsT<T>& kernels_for();
+template <> const OptimKernelsT<float>& kernels_for<float>() { return kernels().f32; }
+template <> const OptimKernelsT<double>& kernels_for<double>() { return kernels().f64; }
+
+// Minimum elements per thread (bench/compare_optim.py, 2 threads): below this a
+// second thread costs more (fork/join ~ a few us) than it saves.
+constexpr std::size_t kGrain = 1 << 15;
+
+std::string num(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+void require(bool ok, const char* name, const char* expected, double got) {
+  if (!ok) throw std::invalid_argument(std::string(name) + ": expected " + expected + ", got " + num(got));
+}
+void check_lr(double lr) { require(std::isfinite(lr) && lr >= 0, "lr", "a finite value >= 0", lr); }
+void check_unit(double x, const char* name) {
+  require(x >= 0 && x < 1, name, "a value in [0, 1)", x);
+}
+void check_eps(double eps) { require(std::isfinite(eps) && eps > 0, "eps", "a finite value > 0", eps); }
+void check_wd(double wd) {
+  require(std::isfinite(wd) && wd >= 0, "weight_decay", "a finite value >= 0", wd);
+}
+
+template <class Fn> void run_parallel(std::size_t n, Fn&& fn) {
+  parallel_for(n, kGrain, [&](std::size_t b, std::size_t e) { fn(b, e - b); });
+}
+
+}  // namespace
+
+template <class T> void sgd_update(T* param, const T* grad, T* velocity, std::size_t n, const SgdArgs& a) {
+  check_lr(a.lr);
+  check_unit(a.momentum, "momentum");
+  check_wd(a.weight_decay);
+  if (a.momentum != 0 && velocity == nullptr && n > 0)
+    throw std::invalid_argument("velocity: expected an array when momentum > 0, got None");
+  const SgdCoeffs<T> c{T(a.lr), T(a.momentum), T(a.weight_decay), a.momentum != 0, a.nesterov,
+                       a.weight_decay != 0};
+  const auto fn = kernels_for<T>().sgd;
+  run_parallel(n, [&](std::size_t b, std::size_t k) {
+    fn(param + b, grad + b, velocity ? velocity + b : nullptr, k, c);
+  });
+}
+
+template <class T> void rmsprop_update(T* param, const T* grad, T* sq_avg, std::size_t n, const RmspropArgs& a) {
+  check_lr(a.lr);
+  check_unit(a.rho, "rho");
+  check_eps(a.eps);
+  check_wd(a.weight_decay);
+  const RmspropCoeffs<T> c{T(a.lr), T(a.rho), T(1 - a.rho), T(a.eps), T(a.weight_decay), a.weight_decay != 0};
+  const auto fn = kernels_for<T>().rmsprop;
+  run_parallel(n, [&](std::size_t b, std::size_t k) { fn(param + b, grad + b, sq_avg + b, k, c); });
+}
+
+template <class T> void adagrad_update(T* param, const T* grad, T* accum, std::size_t n, const AdagradArgs& a) {
+  check_lr(a.lr);
+  check_eps(a.eps);
+  check_wd(a.weight_decay);
+  const AdagradCoeffs<T> c{T(a.lr), T(a.eps), T(a.weight_decay), a.weight_decay != 0};
+  const auto fn = kernels_for<T>().adagrad;
+  run_parallel(n, [&](std::size_t b, std::size_t k) { fn(param + b, grad + b, accum + b, k, c); });
+}
+
+template <class T> void adam_update(T* param, const T* grad, T* m, T* v, std::size_t n, const AdamArgs& a) {
+  check_lr(a.lr);
+  check_unit(a.beta1, "beta1");
+  check_unit(a.beta2, "beta2");
+  check_eps(a.eps);
+  check_wd(a.weight_decay);
+  if (a.step < 1) throw std::invalid_argument("step: expected an integer >= 1, got " + std::to_string(a.step));
+  // bias corrections once per call, in double
+  const double bc1 = 1.0 - std::pow(a.beta1, static_cast<double>(a.step));
+  const double bc2 = 1.0 - std::pow(a.beta2, static_cast<double>(a.step));
+  AdamCoeffs<T> c{};
+  c.step_size = T(a.lr / bc1);
+  c.inv_sqrt_bc2 = T(1.0 / std::sqrt(bc2));
+  c.b1 = T(a.beta1);
+  c.one_minus_b1 = T(1 - a.beta1);
+  c.b2 = T(a.beta2);
+  c.one_minus_b2 = T(1 - a.beta2);
+  c.eps = T(a.eps);
+  c.decoupled = a.decoupled && a.weight_decay != 0;
+  c.l2 = !a.decoupled && a.weight_decay != 0;
+  c.wd = T(a.weight_decay);
+  c.decay_factor = T(1 - a.lr * a.weight_decay);
+  const auto fn = kernels_for<T>().adam;
+  run_parallel(n, [&](std::size_t b, std::size_t k) { fn(param + b, grad + b, m + b, v + b, k, c); });
+}
+
+#define FASTNN_INSTANTIATE(T)                                                                       \
+  template void sgd_update<T>(T*, const T*, T*, std::size_t, const SgdArgs&);                      \
+  template void rmsprop_update<T>(T*, const T*, T*, std::size_t, const RmspropArgs&);              \
+  template void adagrad_update<T>(T*, const T*, T*, std::size_t, const AdagradArgs&);              \
+  template void adam_update<T>(T*, const T*, T*, T*, std::size_t, const AdamArgs&);
+FASTNN_INSTANTIATE(float)
+FASTNN_INSTANTIATE(double)
+#undef FASTNN_INSTANTIATE
+
+}  // namespace fastnn

@@ -1,0 +1,114 @@
+// Per-ISA optimizer kernels: one fused pass, every array read and written once.
+// Included once by optim_{scalar,avx2,avx512}.cpp after the ISA's Vec header.
+#pragma once
+#include <cstddef>
+
+#include "fastnn/optim/optim.h"
+
+namespace fastnn {
+namespace FASTNN_ISA_NS {
+
+// Runs body(i, count) over [0, n) in full vectors, then once on the tail
+// (count < N lanes) so the tail uses the same arithmetic as the body.
+template <class V, class Body>
+inline void for_each_vec(std::size_t n, Body&& body) {
+  constexpr std::size_t N = V::N;
+  std::size_t i = 0;
+  for (; i + N <= n; i += N) body(i, static_cast<int>(N));
+  if (i < n) body(i, static_cast<int>(n - i));
+}
+
+template <class V, class T> inline V load_n(const T* p, int cnt) {
+  return cnt == V::N ? V::load(p) : V::load_partial(p, cnt);
+}
+template <class V, class T> inline void store_n(V x, T* p, int cnt) {
+  if (cnt == V::N) x.store(p); else x.store_partial(p, cnt);
+}
+
+template <class T>
+void sgd_kernel(T* param, const T* grad, T* vel, std::size_t n, const SgdCoeffs<T>& c) {
+  using V = Vec<T>;
+  const V lr = V::set1(c.lr), mu = V::set1(c.mu), wd = V::set1(c.wd);
+  for_each_vec<V>(n, [&](std::size_t i, int k) {
+    V p = load_n<V>(param + i, k);
+    V g = load_n<V>(grad + i, k);
+    if (c.decay) g = fmadd(wd, p, g);                  // g + wd*p
+    if (!c.momentum) {
+      p = fnmadd(lr, g, p);                            // p - lr*g
+    } else {
+      V v = fnmadd(lr, g, mu * load_n<V>(vel + i, k)); // mu*v - lr*g
+      store_n(v, vel + i, k);
+      p = c.nesterov ? p + fnmadd(lr, g, mu * v) : p + v;
+    }
+    store_n(p, param + i, k);
+  });
+}
+
+template <class T>
+void rmsprop_kernel(T* param, const T* grad, T* sq, std::size_t n, const RmspropCoeffs<T>& c) {
+  using V = Vec<T>;
+  const V lr = V::set1(c.lr), rho = V::set1(c.rho), omr = V::set1(c.one_minus_rho);
+  const V eps = V::set1(c.eps), wd = V::set1(c.wd);
+  for_each_vec<V>(n, [&](std::size_t i, int k) {
+    V p = load_n<V>(param + i, k);
+    V g = load_n<V>(grad + i, k);
+    if (c.decay) g = fmadd(wd, p, g);
+    const V s = fmadd(rho, load_n<V>(sq + i, k), omr * g * g);  // rho*s + (1-rho)*g^2
+    store_n(s, sq + i, k);
+    p = p - lr * g / (sqrt(s) + eps);
+    store_n(p, param + i, k);
+  });
+}
+
+template <class T>
+void adagrad_kernel(T* param, const T* grad, T* acc, std::size_t n, const AdagradCoeffs<T>& c) {
+  using V = Vec<T>;
+  const V lr = V::set1(c.lr), eps = V::set1(c.eps), wd = V::set1(c.wd);
+  for_each_vec<V>(n, [&](std::size_t i, int k) {
+    V p = load_n<V>(param + i, k);
+    V g = load_n<V>(grad + i, k);
+    if (c.decay) g = fmadd(wd, p, g);
+    const V a = fmadd(g, g, load_n<V>(acc + i, k));   // acc + g^2
+    store_n(a, acc + i, k);
+    p = p - lr * g / (sqrt(a) + eps);
+    store_n(p, param + i, k);
+  });
+}
+
+
+template <class T, bool L2, bool Decoupled>
+void adam_loop(T* param, const T* grad, T* mp, T* vp, std::size_t n, const AdamCoeffs<T>& c) {
+  using V = Vec<T>;
+  const V step_size = V::set1(c.step_size), inv_sqrt_bc2 = V::set1(c.inv_sqrt_bc2);
+  const V b1 = V::set1(c.b1), omb1 = V::set1(c.one_minus_b1);
+  const V b2 = V::set1(c.b2), omb2 = V::set1(c.one_minus_b2);
+  const V eps = V::set1(c.eps), wd = V::set1(c.wd), decay = V::set1(c.decay_factor);
+  for_each_vec<V>(n, [&](std::size_t i, int k) {
+    V p = load_n<V>(param + i, k);
+    V g = load_n<V>(grad + i, k);
+    if (Decoupled) p = p * decay;                    // AdamW: p *= 1 - lr*wd
+    if (L2) g = fmadd(wd, p, g);                     // g += wd*p
+    const V m = fmadd(b1, load_n<V>(mp + i, k), omb1 * g);      // b1*m + (1-b1)*g
+    const V v = fmadd(b2, load_n<V>(vp + i, k), omb2 * g * g);  // b2*v + (1-b2)*g^2
+    const V denom = fmadd(sqrt(v), inv_sqrt_bc2, eps);          // sqrt(vhat) + eps
+    p = p - step_size * m / denom;                               // p -= lr*mhat/denom
+    store_n(m, mp + i, k);
+    store_n(v, vp + i, k);
+    store_n(p, param + i, k);
+  });
+}
+
+template <class T>
+void adam_kernel(T* param, const T* grad, T* m, T* v, std::size_t n, const AdamCoeffs<T>& c) {
+  if (c.decoupled) adam_loop<T, false, true>(param, grad, m, v, n, c);
+  else if (c.l2) adam_loop<T, true, false>(param, grad, m, v, n, c);
+  else adam_loop<T, false, false>(param, grad, m, v, n, c);
+}
+
+const OptimKernels optim_kernels = {
+    {&sgd_kernel<float>, &rmsprop_kernel<float>, &adagrad_kernel<float>, &adam_kernel<float>},
+    {&sgd_kernel<double>, &rmsprop_kernel<double>, &adagrad_kernel<double>, &adam_kernel<double>},
+};
+
+}  // namespace FASTNN_ISA_NS
+}  // namespace fastnn

@@ -1,0 +1,57 @@
+// Dispatch and threading for Philox dropout (baseline ISA).
+#include "fastnn/random/random.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "fastnn/cpu.h"
+#include "fastnn/parallel.h"
+#include "fastnn/random/philox.h"
+
+namespace fastnn {
+namespace {
+
+const RandomKernels& kernels() {
+  switch (active_isa()) {
+#if defined(FASTNN_X86)
+    case Isa::avx512: return avx512::random_kernels;
+    case Isa::avx2: return avx2::random_kernels;
+#endif
+    default: return scalar::random_kernels;
+  }
+}
+template <class T> DropoutKernel<T> kernel_for();
+template <> DropoutKernel<float> kernel_for<float>() { return kernels().dropout_f32; }
+template <> DropoutKernel<double> kernel_for<double>() { return kernels().dropout_f64; }
+
+// Minimum elements per thread for dropout (Philox costs ~10 rounds per 4 values).
+constexpr std::size_t kGrain = 1 << 14;
+
+}  // namespace
+
+std::array<std::uint32_t, 4> philox4x32_10(std::array<std::uint32_t, 4> ctr, std::array<std::uint32_t, 2> key) {
+  philox::block(ctr.data(), key[0], key[1]);
+  return ctr;
+}
+
+template <class T> void dropout_forward(const T* x, T* y, T* mask, std::size_t n, double rate, std::uint64_t seed) {
+  if (!(rate >= 0.0 && rate < 1.0))
+    throw std::invalid_argument("rate: expected a value in [0, 1), got " + std::to_string(rate));
+  DropoutArgs<T> a{};
+  a.x = x;
+  a.y = y;
+  a.mask = mask;
+  // u = k * 2^-24 >= rate  <=>  k >= ceil(rate * 2^24)  (exact: scaling by 2^24 is exact)
+  a.threshold = static_cast<std::uint32_t>(std::ceil(rate * 16777216.0));
+  a.scale = T(1.0 / (1.0 - rate));
+  a.key0 = static_cast<std::uint32_t>(seed);
+  a.key1 = static_cast<std::uint32_t>(seed >> 32);
+  const auto fn = kernel_for<T>();
+  parallel_for(n, kGrain, [&](std::size_t b, std::size_t e) { fn(a, b, e); });
+}
+
+template void dropout_forward<float>(const float*, float*, float*, std::size_t, double, std::uint64_t);
+template void dropout_forward<double>(const double*, double*, double*, std::size_t, double, std::uint64_t);
+
+}  // namespace fastnn

@@ -1,0 +1,4 @@
+// Dropout kernel compiled for the scalar path.
+#include "fastnn/simd/vec_scalar.h"
+#define FASTNN_ISA_NS scalar
+#include "fastnn/random/random_impl.h"
