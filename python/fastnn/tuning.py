@@ -529,4 +529,76 @@ def lr_range_test(build_fn, x, y, lr_min: float = 1e-6, lr_max: float = 10.0,
     >>> r = lr_range_test(build_fn, x_train, y_train)   # doctest: +SKIP
     >>> r.suggested_lr, r.diverged_lr                  # doctest: +SKIP
     """
-    raise NotImplementedError("lr_range_test needs the model API (issue 5)")
+    if not callable(build_fn):
+        raise TypeError(f"build_fn: expected a callable, got {type(build_fn).__name__}")
+    _check_bounds("lr_range_test", lr_min, lr_max, positive=True)
+    for name, v in (("steps", steps), ("batch_size", batch_size)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+    if steps < 10:
+        raise ValueError(f"steps: expected at least 10 steps for a usable curve, got {steps}")
+    if not 0 <= smoothing < 1:
+        raise ValueError(f"smoothing: expected a number in [0, 1), got {smoothing!r}")
+    if not diverge_factor > 1:
+        raise ValueError(f"diverge_factor: expected a number > 1, got {diverge_factor!r}")
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim < 2 or len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"x, y: expected (n, features) inputs and n targets, got shapes "
+                         f"{x.shape} and {y.shape}")
+    from . import initializers
+    initializers.set_random_seed(seed)
+    model = build_fn()
+    if not getattr(model, "compiled", False):
+        raise ValueError("build_fn: must return a compiled model")
+    rng = np.random.default_rng(seed)
+    bs = min(batch_size, len(x))
+    lrs = np.geomspace(lr_min, lr_max, steps)
+    losses, smoothed = [], []
+    avg, best, diverged = 0.0, math.inf, None
+    order = rng.permutation(len(x))
+    pos = 0
+    for i, lr in enumerate(lrs):
+        if pos + bs > len(x):
+            order = rng.permutation(len(x))
+            pos = 0
+        idx = order[pos:pos + bs]
+        pos += bs
+        model.optimizer.learning_rate = float(lr)
+        with np.errstate(all="ignore"):
+            h = model.fit(x[idx], y[idx], batch_size=bs, epochs=1, verbose=0, shuffle=False)
+        loss = float(_history_dict(h)["loss"][-1])
+        losses.append(loss)
+        if not math.isfinite(loss):
+            smoothed.append(float("nan"))
+            diverged = float(lr)
+            break
+        avg = smoothing * avg + (1 - smoothing) * loss
+        sm = avg / (1 - smoothing ** (i + 1))  # bias-corrected moving average
+        smoothed.append(sm)
+        best = min(best, sm)
+        if i > 5 and sm > diverge_factor * best:
+            diverged = float(lr)
+            break
+    n = len(losses)
+    lrs = lrs[:n]
+    losses = np.asarray(losses)
+    smoothed = np.asarray(smoothed)
+    finite = np.isfinite(smoothed)
+    usable = np.flatnonzero(finite)
+    if usable.size < 3:
+        raise ValueError(f"lr_min: the loss diverged almost at once ({n} steps); "
+                         f"start the sweep lower than {lr_min:g}")
+    i_min = int(usable[np.argmin(smoothed[usable])])
+    # steepest descent: most negative slope of the smoothed loss against log(lr),
+    # looked for up to the minimum (after it the loss is on its way up)
+    skip = min(max(1, n // 20), i_min)
+    seg = np.arange(skip, i_min + 1)
+    if seg.size >= 2:
+        slope = np.gradient(smoothed[seg], np.log(lrs[seg]))
+        i_steep = int(seg[np.argmin(slope)])
+    else:
+        i_steep = i_min
+    return LRRangeResult(lrs=lrs, losses=losses, smoothed=smoothed,
+                         steepest_lr=float(lrs[i_steep]), min_loss_lr=float(lrs[i_min]),
+                         diverged_lr=diverged, suggested_lr=float(lrs[i_steep]))
