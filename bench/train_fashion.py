@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 import fastnn
-from fastnn.layers import BatchNormalization, Dense, Input
+from fastnn.layers import Activation, BatchNormalization, Dense, Input
 
 FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
 HIDDEN = (512, 256, 256, 128)
@@ -48,10 +48,15 @@ def load_fashion_mnist():
     return (prep(xtr), np.asarray(ytr, np.int64)), (prep(xte), np.asarray(yte, np.int64))
 
 
-def build(batchnorm, seed=0):
+def build(batchnorm, seed=0, bn_before_relu=False):
+    """The course notes' network; with batchnorm, BatchNormalization after each hidden
+    Dense(relu), or with bn_before_relu Dense (linear) -> BatchNormalization -> ReLU."""
     fastnn.set_random_seed(seed)
     layers = [Input(784)]
     for units in HIDDEN:
+        if batchnorm and bn_before_relu:
+            layers += [Dense(units, kernel_initializer="he_normal"), BatchNormalization(), Activation("relu")]
+            continue
         layers.append(Dense(units, activation="relu", kernel_initializer="he_normal"))
         if batchnorm:
             layers.append(BatchNormalization())
@@ -78,6 +83,44 @@ class TestAccuracy(fastnn.callbacks.Callback):
               f"test acc {self.acc[-1]:.4f}  {self.secs[-1]:.2f} s", flush=True)
 
 
+def torch_reference(xtr, ytr, xte, yte, batchnorm, epochs, seed, bn_before_relu=False):
+    """The same recipe in PyTorch (same init, BatchNorm momentum/eps as Keras): its test accuracy per epoch."""
+    import torch
+    from torch import nn
+    torch.manual_seed(seed)
+    layers, d = [], 784
+    for units in HIDDEN:
+        lin = nn.Linear(d, units)
+        nn.init.trunc_normal_(lin.weight, std=(2 / d) ** 0.5 / 0.8796256610342398,
+                              a=-2 * (2 / d) ** 0.5 / 0.8796256610342398, b=2 * (2 / d) ** 0.5 / 0.8796256610342398)
+        nn.init.zeros_(lin.bias)
+        bn = [nn.BatchNorm1d(units, momentum=0.01, eps=1e-3)] if batchnorm else []
+        layers += [lin] + (bn + [nn.ReLU()] if bn_before_relu else [nn.ReLU()] + bn)
+        d = units
+    out = nn.Linear(d, 10)
+    nn.init.kaiming_normal_(out.weight)
+    nn.init.zeros_(out.bias)
+    net = nn.Sequential(*layers, out)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7, fused=True)
+    tx, ty, txe = torch.from_numpy(xtr), torch.from_numpy(ytr), torch.from_numpy(xte)
+    accs = []
+    for epoch in range(epochs):
+        net.train()
+        t0 = time.perf_counter()
+        perm = torch.randperm(len(tx))
+        for s in range(0, len(tx), 128):
+            idx = perm[s:s + 128]
+            opt.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(net(tx[idx]), ty[idx]).backward()
+            opt.step()
+        dt = time.perf_counter() - t0
+        net.eval()
+        with torch.no_grad():
+            accs.append(float((net(txe).argmax(1).numpy() == yte).mean()))
+        print(f"  torch epoch {epoch + 1:2d}  test acc {accs[-1]:.4f}  {dt:.2f} s", flush=True)
+    return accs
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_mutually_exclusive_group()
@@ -86,6 +129,9 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--torch", action="store_true", help="also train the same recipe in PyTorch, for reference")
+    p.add_argument("--bn-before-relu", action="store_true",
+                   help="BatchNormalization between the Dense and its ReLU (normalize z, as the notes do)")
     a = p.parse_args(argv)
     fastnn.set_num_threads(a.threads)
     (xtr, ytr), (xte, yte) = load_fashion_mnist()
@@ -93,14 +139,20 @@ def main(argv=None):
     variants = [False] if a.no_bn else [True] if a.bn else [False, True]
     ok = True
     for bn in variants:
-        print(f"\n784-512-256-256-128-10 ReLU, He, Adam 1e-3, batch 128{' + BatchNormalization' if bn else ''}")
-        model = build(bn, a.seed)
+        print(f"\n784-512-256-256-128-10 ReLU, He, Adam 1e-3, batch 128{' + BatchNormalization' if bn else ''}"
+              f"{' (before ReLU)' if bn and a.bn_before_relu else ''}, seed {a.seed}")
+        model = build(bn, a.seed, a.bn_before_relu)
         cb = TestAccuracy(xte, yte)
         model.fit(xtr, ytr, epochs=a.epochs, batch_size=128, verbose=0, callbacks=[cb], seed=a.seed)
         best = max(cb.acc)
         print(f"  best test accuracy {best:.4f} (epoch {cb.acc.index(best) + 1}), final {cb.acc[-1]:.4f}; "
               f"median {np.median(cb.secs):.2f} s per epoch; target >= 0.895: {'met' if best >= 0.895 else 'MISSED'}")
         ok &= best >= 0.895
+        if a.torch:
+            import torch
+            torch.set_num_threads(a.threads)
+            accs = torch_reference(xtr, ytr, xte, yte, bn, a.epochs, a.seed, a.bn_before_relu)
+            print(f"  PyTorch, same recipe: best test accuracy {max(accs):.4f}, final {accs[-1]:.4f}")
     return 0 if ok else 1
 
 
