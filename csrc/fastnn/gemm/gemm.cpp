@@ -35,6 +35,9 @@ template <> const GemmKernelsT<double>& kernels_for<double>() { return kernels()
 // off, measured with bench/compare_gemm.py (threshold section).
 constexpr std::size_t kGrainMacs = std::size_t(1) << 18;
 
+long g_direct_a_max_n = -1;
+std::size_t g_grain_macs = kGrainMacs;
+
 struct ThreadBuffer {
   void* p = nullptr;
   std::size_t bytes = 0;
@@ -59,15 +62,22 @@ void* gemm_thread_buffer(int slot, std::size_t bytes) {
   return b.p;
 }
 
+void gemm_set_tuning(long direct_a_max_n, long grain_macs) {
+  g_direct_a_max_n = direct_a_max_n < 0 ? -1 : direct_a_max_n;
+  g_grain_macs = grain_macs < 0 ? kGrainMacs : static_cast<std::size_t>(grain_macs);
+}
+
 template <class T>
-void gemm(const GemmProblem<T>& P) {
-  if (P.m == 0 || P.n == 0) return;
+void gemm(const GemmProblem<T>& P_in) {
+  if (P_in.m == 0 || P_in.n == 0) return;
+  GemmProblem<T> P = P_in;
+  if (P.direct_a_max_n < 0) P.direct_a_max_n = g_direct_a_max_n;
   const GemmKernelsT<T>& K = kernels_for<T>();
   const std::size_t tiles_m = (P.m + K.mr - 1) / K.mr, tiles_n = (P.n + K.nr - 1) / K.nr;
   const bool split_n = tiles_n >= tiles_m;
   const std::size_t tiles = split_n ? tiles_n : tiles_m;
   const std::size_t macs = P.m * P.n * std::max<std::size_t>(P.k, 1);
-  const int nt = static_cast<int>(std::min<std::size_t>(threads_for(macs, kGrainMacs), tiles));
+  const int nt = static_cast<int>(std::min<std::size_t>(threads_for(macs, g_grain_macs), tiles));
   if (nt <= 1) {
     K.run(P);
     return;
