@@ -59,6 +59,56 @@ void pack_a_block(const GemmProblem<T>& P, std::size_t ic, std::size_t pc, std::
   }
 }
 
+// Square transposes for packing a transposed operand with vector stores:
+// dst[q * ldd + i] = src[i * lds + q] for an S x S tile (S = kTransposeTile<T>,
+// 0 where no vector version exists and packing falls back to scalar moves).
+template <class T> constexpr int kTransposeTile = 0;
+#if defined(__AVX512F__)
+template <> constexpr int kTransposeTile<float> = 16;
+inline void transpose_tile(const float* src, std::size_t lds, float* dst, std::size_t ldd) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {  // pairs of rows interleaved within 128-bit lanes
+    const __m512 r0 = _mm512_loadu_ps(src + i * lds), r1 = _mm512_loadu_ps(src + (i + 1) * lds);
+    t[i] = _mm512_unpacklo_ps(r0, r1);
+    t[i + 1] = _mm512_unpackhi_ps(r0, r1);
+  }
+  for (int g = 0; g < 16; g += 4) {  // u[g + q], lane L: column 4L + q of rows g..g+3
+    u[g + 0] = _mm512_shuffle_ps(t[g + 0], t[g + 2], 0x44);
+    u[g + 1] = _mm512_shuffle_ps(t[g + 0], t[g + 2], 0xEE);
+    u[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+    u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+  }
+  for (int q = 0; q < 4; ++q) {  // gather the four row groups of each column
+    const __m512 v0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x88), w0 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x88);
+    const __m512 v1 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xDD), w1 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xDD);
+    _mm512_storeu_ps(dst + q * ldd, _mm512_shuffle_f32x4(v0, w0, 0x88));
+    _mm512_storeu_ps(dst + (8 + q) * ldd, _mm512_shuffle_f32x4(v0, w0, 0xDD));
+    _mm512_storeu_ps(dst + (4 + q) * ldd, _mm512_shuffle_f32x4(v1, w1, 0x88));
+    _mm512_storeu_ps(dst + (12 + q) * ldd, _mm512_shuffle_f32x4(v1, w1, 0xDD));
+  }
+}
+#elif defined(__AVX2__)
+template <> constexpr int kTransposeTile<float> = 8;
+inline void transpose_tile(const float* src, std::size_t lds, float* dst, std::size_t ldd) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    const __m256 r0 = _mm256_loadu_ps(src + i * lds), r1 = _mm256_loadu_ps(src + (i + 1) * lds);
+    t[i] = _mm256_unpacklo_ps(r0, r1);
+    t[i + 1] = _mm256_unpackhi_ps(r0, r1);
+  }
+  for (int g = 0; g < 8; g += 4) {  // u[g + q], lane L: column 4L + q of rows g..g+3
+    u[g + 0] = _mm256_shuffle_ps(t[g + 0], t[g + 2], 0x44);
+    u[g + 1] = _mm256_shuffle_ps(t[g + 0], t[g + 2], 0xEE);
+    u[g + 2] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+    u[g + 3] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+  }
+  for (int q = 0; q < 4; ++q) {
+    _mm256_storeu_ps(dst + q * ldd, _mm256_permute2f128_ps(u[q], u[4 + q], 0x20));
+    _mm256_storeu_ps(dst + (4 + q) * ldd, _mm256_permute2f128_ps(u[q], u[4 + q], 0x31));
+  }
+}
+#endif
+
 // op(B)[pc:pc+kc, jc:jc+nc] -> Bp (micro-panels of NR columns).
 template <class T, int NR>
 void pack_b_panel(const GemmProblem<T>& P, std::size_t pc, std::size_t jc, std::size_t kc, std::size_t nc, T* Bp) {
@@ -81,11 +131,18 @@ void pack_b_panel(const GemmProblem<T>& P, std::size_t pc, std::size_t jc, std::
       }
     } else {
       // B is n x k row-major: column j of the panel is contiguous in memory
+      const T* src = P.b + (jc + jr) * P.ldb + pc;
       if (nr < NR) std::memset(dst, 0, sizeof(T) * NR * kc);
-      for (int j = 0; j < nr; ++j) {
-        const T* src = P.b + (jc + jr + j) * P.ldb + pc;
-        for (std::size_t p = 0; p < kc; ++p) dst[p * NR + j] = src[p];
+      std::size_t p0 = 0;
+      if constexpr (kTransposeTile<T> > 0 && NR % kTransposeTile<T> == 0) {
+        constexpr int S = kTransposeTile<T>;
+        if (nr == NR) {
+          for (; p0 + S <= kc; p0 += S)
+            for (int j = 0; j < NR; j += S) transpose_tile(src + j * P.ldb + p0, P.ldb, dst + p0 * NR + j, NR);
+        }
       }
+      for (int j = 0; j < nr; ++j)
+        for (std::size_t p = p0; p < kc; ++p) dst[p * NR + j] = src[j * P.ldb + p];
     }
   }
 }
