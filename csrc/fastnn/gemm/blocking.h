@@ -47,7 +47,7 @@ constexpr int kDirectAMaxN = 1 << 30;
 namespace avx512 {
 template <class T> struct GemmBlocking;
 template <> struct GemmBlocking<float> {   // 8 x 32: 16 zmm accumulators; batch sizes 64..256 tile exactly
-  static constexpr int MR = 8, NR = 32, MC = 240, KC = 256, NC = 4096;
+  static constexpr int MR = 8, NR = 32, MC = 128, KC = 512, NC = 4096;
 };
 template <> struct GemmBlocking<double> {  // 12 x 16: 24 zmm accumulators
   static constexpr int MR = 12, NR = 16, MC = 120, KC = 256, NC = 2048;

@@ -33,7 +33,7 @@ template <> const GemmKernelsT<double>& kernels_for<double>() { return kernels()
 
 // Minimum multiply-adds (m * n * k) per thread before a second thread pays
 // off, measured with bench/compare_gemm.py (threshold section).
-constexpr std::size_t kGrainMacs = std::size_t(1) << 18;
+constexpr std::size_t kGrainMacs = std::size_t(3) << 17;  // 2 threads from ~786K MACs on
 
 long g_direct_a_max_n = -1;
 std::size_t g_grain_macs = kGrainMacs;

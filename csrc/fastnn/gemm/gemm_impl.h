@@ -172,7 +172,14 @@ void micro_kernel(std::size_t kc, const T* __restrict A, std::size_t as, const T
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
 
+  // C is read (beta != 0 or a later KC slice) and written after the loop:
+  // start fetching its rows now.
+  for (int i = 0; i < mr; ++i) {
+    __builtin_prefetch(C + i * ldc);
+    __builtin_prefetch(C + i * ldc + nr - 1);
+  }
   const std::size_t a_step = AM == AMode::packed ? MR : AM == AMode::cols ? as : 1;
+#pragma GCC unroll 4
   for (std::size_t p = 0; p < kc; ++p) {
     V b[NV];
 #pragma GCC unroll 8
@@ -225,7 +232,9 @@ void gemm_blocked(const GemmProblem<T>& P, bool direct_a) {
   const std::size_t m = P.m, n = P.n, k = P.k;
   if (m == 0 || n == 0) return;
 
-  const std::size_t kc_max = std::min<std::size_t>(KC, std::max<std::size_t>(k, 1));
+  // k is cut into equal slices of at most KC (784 = 2 x 392, not 512 + 272)
+  const std::size_t k_slices = std::max<std::size_t>(1, (k + KC - 1) / KC);
+  const std::size_t kc_max = std::max<std::size_t>(1, (k + k_slices - 1) / k_slices);
   const std::size_t mc_max = direct_a ? MR : std::min<std::size_t>(MC, (m + MR - 1) / MR * MR);
   const std::size_t nc_max = std::min<std::size_t>(NC, (n + NR - 1) / NR * NR);
   T* Ap = static_cast<T*>(gemm_thread_buffer(0, sizeof(T) * mc_max * kc_max));
@@ -233,9 +242,9 @@ void gemm_blocked(const GemmProblem<T>& P, bool direct_a) {
 
   for (std::size_t jc = 0; jc < n; jc += NC) {                  // loop 5: NC columns of C
     const std::size_t nc = std::min<std::size_t>(NC, n - jc);
-    for (std::size_t pc = 0; pc == 0 || pc < k; pc += KC) {      // loop 4: KC deep slices (once if k == 0)
-      const std::size_t kc = std::min<std::size_t>(KC, k - pc);
-      const bool first = pc == 0, last = pc + KC >= k;
+    for (std::size_t pc = 0; pc == 0 || pc < k; pc += kc_max) {  // loop 4: KC deep slices (once if k == 0)
+      const std::size_t kc = std::min<std::size_t>(kc_max, k - pc);
+      const bool first = pc == 0, last = pc + kc_max >= k;
       pack_b_panel<T, NR>(P, pc, jc, kc, nc, Bp);
       for (std::size_t ic = 0; ic < m; ic += MC) {              // loop 3: MC rows of C
         const std::size_t mc = std::min<std::size_t>(MC, m - ic);
