@@ -49,8 +49,8 @@ template <class T> struct GemmBlocking;
 template <> struct GemmBlocking<float> {   // 8 x 32: 16 zmm accumulators; batch sizes 64..256 tile exactly
   static constexpr int MR = 8, NR = 32, MC = 128, KC = 512, NC = 4096;
 };
-template <> struct GemmBlocking<double> {  // 12 x 16: 24 zmm accumulators
-  static constexpr int MR = 12, NR = 16, MC = 120, KC = 256, NC = 2048;
+template <> struct GemmBlocking<double> {  // 8 x 16: 16 zmm accumulators
+  static constexpr int MR = 8, NR = 16, MC = 128, KC = 384, NC = 2048;
 };
 template <class T> struct GemmBlockingNarrow;
 template <> struct GemmBlockingNarrow<float> {   // 12 x 16: 12 zmm accumulators

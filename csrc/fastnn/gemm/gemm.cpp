@@ -1,8 +1,8 @@
 // GEMM driver (baseline ISA): ISA dispatch, per-thread scratch, and the split
 // of C between threads.
 //
-// Threads: each thread gets a contiguous band of whole micro-tiles of C (rows
-// or columns, whichever has more tiles) and runs the five loops on it with its
+// Threads: each thread gets a contiguous band of whole micro-tiles of C
+// (columns, or rows when C is thin) and runs the five loops on it with its
 // own packed buffers: no barriers, and every element of C is computed by the
 // same sequence of operations whatever the thread count, so results are
 // bitwise reproducible (and equal for 1 and 2 threads).
@@ -74,7 +74,9 @@ void gemm(const GemmProblem<T>& P_in) {
   if (P.direct_a_max_n < 0) P.direct_a_max_n = g_direct_a_max_n;
   const GemmKernelsT<T>& K = kernels_for<T>();
   const std::size_t tiles_m = (P.m + K.mr - 1) / K.mr, tiles_n = (P.n + K.nr - 1) / K.nr;
-  const bool split_n = tiles_n >= tiles_m;
+  // Columns first: A is read in place, so a column band packs only its own
+  // part of B and nothing is packed twice; rows when C is too thin for that.
+  const bool split_n = tiles_n >= 4 * static_cast<std::size_t>(get_num_threads()) || tiles_n >= tiles_m;
   const std::size_t tiles = split_n ? tiles_n : tiles_m;
   const std::size_t macs = P.m * P.n * std::max<std::size_t>(P.k, 1);
   const int nt = static_cast<int>(std::min<std::size_t>(threads_for(macs, g_grain_macs), tiles));
