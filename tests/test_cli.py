@@ -46,12 +46,19 @@ def test_short_training_run_saves_a_model_that_loads(tmp_path, capsys):
     assert code == 0
     text = capsys.readouterr().out
     acc = float(text.split("test accuracy:")[1].split()[0])
-    assert 0.6 < acc <= 1.0  # one epoch of a small net on the bundled subset
+    assert 0.5 < acc <= 1.0  # one epoch of a small net on the bundled subset (chance: 0.1)
     saved = [p for p in tmp_path.iterdir() if p.name.startswith("model")]
     assert any(p.name.endswith(".scaler.npz") for p in saved) and len(saved) == 2
     from fastnn.preprocessing import StandardScaler
     scaler = StandardScaler.load(str(out) + ".scaler.npz")
     assert scaler.mean_.shape == () and 0.2 < float(scaler.mean_) < 0.4  # pixels / 255
+    # the saved model and scaler reproduce the printed test accuracy
+    from fastnn.datasets import load_default
+    from fastnn.io import load_model
+    model = load_model(str(out))
+    _, (xt, yt) = load_default()
+    xt = scaler.transform(xt.reshape(len(xt), -1).astype(np.float32) / 255)
+    assert float((model.predict_classes(xt) == yt).mean()) == pytest.approx(acc, abs=1e-4)
 
 
 def test_missing_full_dataset_is_a_clear_error(tmp_path, capsys):
