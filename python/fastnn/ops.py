@@ -43,7 +43,8 @@ def _float_array(x, name, *, dtype=None, ndim=None, shape=None):
             raise ValueError(f"{name}: expected {want} dimensions, got {x.ndim} (shape {x.shape})")
     if shape is not None and tuple(x.shape) != tuple(shape):
         raise ValueError(f"{name}: expected shape {tuple(shape)}, got {x.shape}")
-    return np.ascontiguousarray(x)
+    # not np.ascontiguousarray(x) alone: it turns a 0-d array into shape (1,)
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
 
 
 def _out_array(out, name, *, dtype, shape):
