@@ -182,7 +182,7 @@ def test_batch_of_one_in_training_is_an_error():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"eps": 0.0}, "eps"), ({"eps": -1e-3}, "eps"), ({"eps": float("nan")}, "eps"),
+    ({"eps": 0.0}, "eps"), ({"eps": 1e-50}, "eps"), ({"eps": -1e-3}, "eps"), ({"eps": float("nan")}, "eps"),
     ({"momentum": 1.5}, "momentum"), ({"momentum": -0.1}, "momentum"), ({"momentum": float("inf")}, "momentum"),
 ])
 def test_bad_hyperparameters_raise(kwargs, match):
@@ -230,3 +230,11 @@ def test_non_contiguous_inputs_are_copied():
     got = ops.batchnorm_forward(xt, g, b, rm.copy(), rv.copy())
     want = ref.batchnorm_forward(x, g, b, rm.copy(), rv.copy())
     assert rel_err(got[0], want[0]) <= 1e-12
+
+
+def test_nan_in_a_feature_poisons_only_that_feature():
+    x, g, b, rm, rv = make_inputs(8, 5, np.float64)
+    x[3, 2] = np.nan
+    y, mean, invstd = ops.batchnorm_forward(x, g, b, rm, rv)
+    assert np.isnan(y[:, 2]).all() and np.isnan(mean[2]) and np.isnan(rm[2])
+    assert np.isfinite(np.delete(y, 2, axis=1)).all()

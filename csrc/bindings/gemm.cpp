@@ -1,7 +1,9 @@
 // Bindings of the gemm family: matmul with the fused epilogue.
 #include "fastnn/gemm/gemm.h"
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "common.h"
 
@@ -13,6 +15,14 @@ std::string shape_str(const py::array& a) {
   std::string s = "(";
   for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
   return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+// True when the bytes of x and y overlap.
+bool overlaps(const py::array& x, const py::array& y) {
+  if (x.nbytes() == 0 || y.nbytes() == 0) return false;
+  const char* x0 = static_cast<const char*>(x.data());
+  const char* y0 = static_cast<const char*>(y.data());
+  return x0 < y0 + y.nbytes() && y0 < x0 + x.nbytes();
 }
 
 template <class T>
@@ -32,14 +42,30 @@ void run(py::array& a, py::array& b, py::array& out, bool ta, bool tb, double al
   P.beta = static_cast<T>(beta);
   P.c = mptr<T>(out);
   P.ldc = P.n;
-  if (!bias.is_none()) P.bias = cptr<T>(bias.cast<py::array>());
+  py::array bias_arr;
+  if (!bias.is_none()) {
+    bias_arr = bias.cast<py::array>();
+    P.bias = cptr<T>(bias_arr);
+  }
+  // The kernel writes C while it still reads A, B and bias: when out overlaps
+  // one of them, compute into a temporary (holding out's old value) instead.
+  const bool alias = overlaps(out, a) || overlaps(out, b) || (P.bias && overlaps(out, bias_arr));
   if (!activation.is_none()) {
     P.act = fastnn::parse_activation(activation.cast<std::string>());
     P.has_act = P.act != fastnn::Act::identity;
     P.act_alpha = static_cast<T>(act_alpha);
   }
   py::gil_scoped_release nogil;
+  if (!alias) {
+    fastnn::gemm<T>(P);
+    return;
+  }
+  const std::size_t size = P.m * P.n;
+  std::vector<T> tmp(P.c, P.c + size);
+  T* dst = P.c;
+  P.c = tmp.data();
   fastnn::gemm<T>(P);
+  std::copy(tmp.begin(), tmp.end(), dst);
 }
 
 // out = act(alpha * op(a) @ op(b) + beta * out + bias)

@@ -185,6 +185,14 @@ def log_softmax(x, *, out=None):
 # ----------------------------------------------------------------------------
 
 
+from math import isfinite as _isfinite  # noqa: E402
+
+
+def _plain_matrix(x):
+    """True for a C-contiguous 2-D float32/float64 ndarray (no checks needed)."""
+    return x.__class__ is np.ndarray and x.ndim == 2 and x.dtype in _FLOAT_DTYPES and x.flags.c_contiguous
+
+
 def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
            bias=None, activation=None, activation_alpha=None):
     """``act(alpha * op(a) @ op(b) + beta * out + bias)`` in one fused call.
@@ -202,22 +210,31 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
     array([[0., 0., 0., 0.],
            [0., 0., 0., 0.]], dtype=float32)
     """
-    for flag, fname in ((trans_a, "trans_a"), (trans_b, "trans_b")):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise TypeError(f"{fname}: expected a bool, got {type(flag).__name__}")
-    a = _float_array(a, "a", ndim=2)
-    b = _float_array(b, "b", dtype=a.dtype, ndim=2)
-    alpha = _real(alpha, "alpha")
-    beta = _real(beta, "beta")
+    # Fast paths keep the per-call cost near a microsecond: the MLP products
+    # that matter most are only a few microseconds of arithmetic.
+    if trans_a.__class__ is not bool or trans_b.__class__ is not bool:
+        for flag, fname in ((trans_a, "trans_a"), (trans_b, "trans_b")):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"{fname}: expected a bool, got {type(flag).__name__}")
+        trans_a, trans_b = bool(trans_a), bool(trans_b)
+    if not _plain_matrix(a):
+        a = _float_array(a, "a", ndim=2)
+    if not (_plain_matrix(b) and b.dtype is a.dtype):
+        b = _float_array(b, "b", dtype=a.dtype, ndim=2)
+    if alpha.__class__ is not float or not _isfinite(alpha):
+        alpha = _real(alpha, "alpha")
+    if beta.__class__ is not float or not _isfinite(beta):
+        beta = _real(beta, "beta")
     m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
     kb, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
     if k != kb:
         raise ValueError(
-            f"a, b: inner dimensions differ: op(a) has shape {(m, k)} (a {a.shape}, trans_a={bool(trans_a)}), "
-            f"op(b) has shape {(kb, n)} (b {b.shape}, trans_b={bool(trans_b)})")
+            f"a, b: inner dimensions differ: op(a) has shape {(m, k)} (a {a.shape}, trans_a={trans_a}), "
+            f"op(b) has shape {(kb, n)} (b {b.shape}, trans_b={trans_b})")
     if beta != 0.0 and out is None:
         raise ValueError(f"out: beta = {beta} reads out, so out must be given, got None")
-    if bias is not None:
+    if bias is not None and not (bias.__class__ is np.ndarray and bias.dtype is a.dtype and bias.shape == (n,)
+                                 and bias.flags.c_contiguous):
         bias = _float_array(bias, "bias", dtype=a.dtype, ndim=1, shape=(n,))
     act = None
     act_alpha = 0.0
@@ -226,15 +243,14 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
         act_alpha = _activation_alpha(act, activation_alpha, "activation_alpha")
     elif activation_alpha is not None:
         _real(activation_alpha, "activation_alpha")
-    c = _out_array(out, "out", dtype=a.dtype, shape=(m, n))
-    # the kernel writes C while it still reads A and B: never let them overlap
-    if out is not None:
-        if np.may_share_memory(c, a):
-            a = a.copy()
-        if np.may_share_memory(c, b):
-            b = b.copy()
-        if bias is not None and np.may_share_memory(c, bias):
-            bias = bias.copy()
+    if out is None:
+        c = np.empty((m, n), dtype=a.dtype)
+    elif not (out.__class__ is np.ndarray and out.dtype is a.dtype and out.shape == (m, n)
+              and out.flags.c_contiguous and out.flags.writeable):
+        c = _out_array(out, "out", dtype=a.dtype, shape=(m, n))
+    else:
+        c = out
+    # out may overlap a, b or bias: the core then computes into a temporary
     _core.matmul(a, b, c, bool(trans_a), bool(trans_b), alpha, beta, bias, act, act_alpha)
     return c
 
@@ -243,6 +259,19 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
 # ----------------------------------------------------------------------------
 # BatchNorm  (batchnorm_forward, batchnorm_backward)
 # ----------------------------------------------------------------------------
+
+
+_INF = float("inf")
+
+
+def _hyper(v, name, **bounds):
+    """_real with a fast path for the common case: a finite float inside the bounds."""
+    if type(v) is float and -_INF < v < _INF:
+        low, high = bounds.get("low"), bounds.get("high")
+        if (low is None or v > low or (v == low and not bounds.get("low_open"))) and \
+                (high is None or v < high or (v == high and not bounds.get("high_open"))):
+            return v
+    return _real(v, name, **bounds)
 
 
 def _feature_vector(a, name, x):
@@ -271,17 +300,14 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
     x = _float_array(x, "x", ndim=2)
     gamma = _feature_vector(gamma, "gamma", x)
     beta = _feature_vector(beta, "beta", x)
-    _state_array(running_mean, "running_mean", None, None)
-    _state_array(running_var, "running_var", None, None)
-    for a, name in ((running_mean, "running_mean"), (running_var, "running_var")):
-        if a.dtype != x.dtype:
-            raise TypeError(f"{name}: expected dtype {x.dtype} (as x), got {a.dtype}")
-        if a.shape != (x.shape[1],):
-            raise ValueError(f"{name}: expected shape {(x.shape[1],)}, got {a.shape}")
-    eps = _real(eps, "eps", low=0.0, low_open=True)
-    momentum = _real(momentum, "momentum", low=0.0, high=1.0)
+    _state_array(running_mean, "running_mean", gamma, "gamma")
+    _state_array(running_var, "running_var", gamma, "gamma")
+    eps = _hyper(eps, "eps", low=0.0, low_open=True)
+    momentum = _hyper(momentum, "momentum", low=0.0, high=1.0)
     if training is not True and training is not False:
         raise TypeError(f"training: expected a bool, got {type(training).__name__}")
+    if not x.dtype.type(eps) > 0:
+        raise ValueError(f"eps: expected a value > 0 in {x.dtype}, got {eps} (rounds to 0)")
     m, n = x.shape
     if training and m < 2:
         raise ValueError(f"x: training-mode batch norm needs a batch of at least 2 rows, got {m} "
@@ -348,17 +374,17 @@ def softmax_cross_entropy(logits, labels):
     if not isinstance(labels, np.ndarray):
         raise TypeError(f"labels: expected a numpy.ndarray of class ids or target rows, got {_describe(labels)}")
     dlogits = np.empty_like(z)
-    if np.issubdtype(labels.dtype, np.integer):
+    kind = labels.dtype.kind
+    if kind in "iu":
         if labels.shape != (m,):
             raise ValueError(f"labels: expected class ids of shape {(m,)}, got {labels.shape} "
                              "(pass one-hot rows as a float array)")
-        bad = (labels < 0) | (labels >= C)
-        if bool(bad.any()):
-            i = int(np.argmax(bad))
+        if labels.dtype == np.uint64 and m and labels.max() >= C:  # would wrap in int64
+            i = int(np.argmax(labels >= C))
             raise ValueError(f"labels: class id {labels[i]} at index {i} is out of range [0, {C})")
         ids = np.ascontiguousarray(labels, dtype=np.int64)
-        loss = _core.softmax_cross_entropy_ids(z, ids, dlogits)
-    elif np.issubdtype(labels.dtype, np.floating) or labels.dtype == np.bool_:
+        loss = _core.softmax_cross_entropy_ids(z, ids, dlogits)  # checks the range, names a bad id
+    elif kind in "fb":
         if labels.shape != (m, C):
             raise ValueError(f"labels: expected target rows of shape {(m, C)}, got {labels.shape}")
         t = np.ascontiguousarray(labels, dtype=z.dtype)
@@ -374,7 +400,7 @@ def _elementwise_pair(a, b, aname, bname):
         raise TypeError(f"{bname}: expected a numpy.ndarray, got {_describe(b)}")
     if b.shape != a.shape:
         raise ValueError(f"{bname}: expected shape {a.shape} (as {aname}), got {b.shape}")
-    if not (np.issubdtype(b.dtype, np.floating) or np.issubdtype(b.dtype, np.integer) or b.dtype == np.bool_):
+    if b.dtype.kind not in "fiub":
         raise TypeError(f"{bname}: expected a numeric dtype, got {b.dtype}")
     if a.size == 0:
         raise ValueError(f"{aname}: expected at least one element, got shape {a.shape}")

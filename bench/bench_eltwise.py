@@ -1,0 +1,42 @@
+"""pytest-benchmark suite for the activations (float32, fastnn only).
+
+    pytest bench/bench_eltwise.py --benchmark-only
+For side-by-side ratios against NumPy and PyTorch use bench/compare.py eltwise.
+"""
+import numpy as np
+import pytest
+
+from fastnn import ops
+
+NAMES = ["relu", "leaky_relu", "elu", "selu", "sigmoid", "tanh", "swish", "softplus"]
+SIZES = [1 << 20, 1 << 24]
+
+
+@pytest.fixture(scope="module", params=SIZES, ids=lambda n: f"{n >> 20}M")
+def data(request):
+    rng = np.random.default_rng(0)
+    n = request.param
+    return (rng.standard_normal(n) * 3).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward(benchmark, data, name):
+    x, _ = data
+    out = np.empty_like(x)
+    benchmark(ops.activation, name, x, out=out)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradient(benchmark, data, name):
+    x, dy = data
+    out = np.empty_like(x)
+    if name in ("swish", "softplus"):
+        benchmark(ops.activation_grad, name, dy, x=x, out=out)
+    else:
+        benchmark(ops.activation_grad, name, dy, y=ops.activation(name, x), out=out)
+
+
+def test_softmax(benchmark):
+    x = np.random.default_rng(1).standard_normal((4096, 1000)).astype(np.float32)
+    out = np.empty_like(x)
+    benchmark(ops.softmax, x, out=out)
