@@ -43,7 +43,8 @@ def _float_array(x, name, *, dtype=None, ndim=None, shape=None):
             raise ValueError(f"{name}: expected {want} dimensions, got {x.ndim} (shape {x.shape})")
     if shape is not None and tuple(x.shape) != tuple(shape):
         raise ValueError(f"{name}: expected shape {tuple(shape)}, got {x.shape}")
-    return np.ascontiguousarray(x)
+    # not np.ascontiguousarray(x) alone: it turns a 0-d array into shape (1,)
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
 
 
 def _out_array(out, name, *, dtype, shape):
@@ -85,7 +86,10 @@ def _real(v, name, *, low=None, high=None, low_open=False, high_open=False, fini
     """Validate a real scalar; returns it as float."""
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {type(v).__name__}")
-    v = float(v)
+    try:
+        v = float(v)
+    except OverflowError:  # an int beyond the float range, e.g. 10**400
+        raise ValueError(f"{name}: expected a finite number, got an integer of {int(v).bit_length()} bits") from None
     if finite and not np.isfinite(v):
         raise ValueError(f"{name}: expected a finite number, got {v}")
     if low is not None and (v < low or (low_open and v == low)):
@@ -518,8 +522,8 @@ def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-7, step
     eps = _real(eps, "eps", low=0.0, low_open=True)
     if isinstance(step, (bool, np.bool_)) or not isinstance(step, numbers.Integral):
         raise TypeError(f"step: expected an int, got {type(step).__name__}")
-    if step < 1:
-        raise ValueError(f"step: expected an integer >= 1, got {step}")
+    if step < 1 or step >= 2**63:
+        raise ValueError(f"step: expected an integer in [1, 2**63), got {step}")
     if not isinstance(decoupled, (bool, np.bool_)):
         raise TypeError(f"decoupled: expected a bool, got {type(decoupled).__name__}")
     _core.adam_update(param, grad, m, v, lr, beta1, beta2, eps, int(step),

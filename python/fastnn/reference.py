@@ -105,9 +105,11 @@ def activation_grad(name, dy, *, x=None, y=None, alpha=None, out=None):
             d = _sigmoid(x)
         else:
             raise ValueError(f"name: unknown activation {name!r}")
-    if s is not None:  # a NaN input gives a NaN gradient
+    if s is not None and name != "identity":  # a NaN input gives a NaN gradient (identity: dy itself)
         d = np.where(np.isnan(s), s, d)
     g = (dy * d).astype(dy.dtype, copy=False)
+    if name == "relu":  # a select, as the kernel (and PyTorch): an inactive unit passes 0 even for a NaN/inf dy
+        g = np.where(s > 0, dy, np.where(np.isnan(s), s, t(0))).astype(dy.dtype, copy=False)
     if out is not None:
         out[...] = g
         return out
@@ -234,7 +236,8 @@ def softmax_cross_entropy(logits, labels, *, out=None):
         target[np.arange(m), labels] = 1
     else:
         target = labels.astype(logits.dtype)
-    loss = -(target * logp).sum() / m
+    # a zero target takes no part in the loss, even where log p = -inf (0 * -inf would be NaN)
+    loss = -np.where(target != 0, target * logp, 0).sum() / m
     dlogits = (np.exp(logp) * target.sum(axis=1, keepdims=True) - target) / logits.dtype.type(m)
     return float(loss), _into(out, dlogits.astype(logits.dtype))
 
