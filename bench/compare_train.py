@@ -7,7 +7,8 @@
 BatchNormalization after each hidden Dense. PyTorch: same net and init,
 torch.optim.Adam(fused=True), batches indexed from pre-made tensors (its
 fastest CPU setting). scikit-learn: MLPClassifier(solver="adam"), one
-partial_fit per epoch (no BatchNorm variant: sklearn has none).
+partial_fit per epoch, timed in a child process so its spinning OpenBLAS
+threads cannot slow the next contender (no BatchNorm variant: sklearn has none).
 Contenders run one epoch each in alternation, round after round, with pauses;
 medians over rounds. Also: the share of fastnn's epoch spent in GEMM (ops.matmul)
 vs outside it. --quick uses 12,800 training samples and 2 rounds.
@@ -97,30 +98,53 @@ def torch_epoch(x, y, batchnorm):
     return run
 
 
-def sklearn_epoch(x, y):
-    from sklearn.neural_network import MLPClassifier
-    clf = MLPClassifier(hidden_layer_sizes=train_fashion.HIDDEN, activation="relu", solver="adam",
-                        batch_size=128, learning_rate_init=1e-3, alpha=0.0, random_state=0)
-    classes = np.arange(10)
+_SKLEARN_CHILD = r"""
+import sys, time, warnings
+import numpy as np
+from threadpoolctl import threadpool_limits
+sys.path.insert(0, {here!r})
+import train_fashion
+from sklearn.neural_network import MLPClassifier
+threadpool_limits({threads})
+(x, y), _ = train_fashion.load_fashion_mnist()
+x, y = x[:{n}], y[:{n}]
+clf = MLPClassifier(hidden_layer_sizes=train_fashion.HIDDEN, activation="relu", solver="adam",
+                    batch_size=128, learning_rate_init=1e-3, alpha=0.0, random_state=0)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    clf.partial_fit(x, y, classes=np.arange(10))  # warm-up epoch
+    t0 = time.perf_counter()
+    clf.partial_fit(x, y)
+    print(time.perf_counter() - t0)
+"""
+
+
+def sklearn_epoch(n, threads):
+    """One scikit-learn epoch timed in a child process: OpenBLAS worker threads keep spinning
+    after each call and would slow whichever contender runs next; they die with the child."""
+    import os
+    import subprocess
+    code = _SKLEARN_CHILD.format(here=str(HERE), threads=threads, n=n)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
 
     def run():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            clf.partial_fit(x, y, classes=classes)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        return float(out.stdout.strip().splitlines()[-1])
     return run
 
 
 def alternate(contenders, rounds, pause=0.5):
     """Median seconds of one call of each contender, run in alternation (after one warm-up each)."""
-    for fn in contenders.values():
-        fn()
-        time.sleep(pause)
+    for name, fn in contenders.items():
+        if name != "sklearn":  # the sklearn child warms up by itself
+            fn()
+            time.sleep(pause)
     samples = {k: [] for k in contenders}
     for _ in range(rounds):
         for name, fn in contenders.items():
             t0 = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - t0)
+            r = fn()
+            samples[name].append(r if isinstance(r, float) else time.perf_counter() - t0)
             time.sleep(pause)
     return {k: statistics.median(v) for k, v in samples.items()}, samples
 
@@ -144,7 +168,7 @@ def run(quick: bool = False, threads: int = 2, rounds: int = 0, samples: int = 0
         if have_torch:
             contenders["torch"] = torch_epoch(x, y, bn)
         if have_sklearn and not bn:
-            contenders["sklearn"] = sklearn_epoch(x, y)
+            contenders["sklearn"] = sklearn_epoch(len(x), threads)
         med, samples = alternate(contenders, rounds)
         gemm, total = gemm_share(f_model, x, y)
         t = med.get("torch", float("nan"))
