@@ -53,8 +53,8 @@ template <> struct GemmBlocking<double> {  // 8 x 16: 16 zmm accumulators
   static constexpr int MR = 8, NR = 16, MC = 128, KC = 384, NC = 2048;
 };
 template <class T> struct GemmBlockingNarrow;
-template <> struct GemmBlockingNarrow<float> {   // 12 x 16: 12 zmm accumulators
-  static constexpr int MR = 12, NR = 16, MC = 240, KC = 256, NC = 4096;
+template <> struct GemmBlockingNarrow<float> {   // 16 x 16: 16 zmm accumulators
+  static constexpr int MR = 16, NR = 16, MC = 256, KC = 256, NC = 4096;
 };
 template <> struct GemmBlockingNarrow<double> {  // 12 x 8
   static constexpr int MR = 12, NR = 8, MC = 120, KC = 256, NC = 2048;
