@@ -2,8 +2,10 @@
 // loops on one thread. Included once by gemm_{scalar,avx2,avx512}.cpp after
 // the ISA's vec_*.h, with FASTNN_ISA_NS defined.
 //
-// Packed layouts (zero-padded to whole micro-tiles, so the micro-kernel never
-// branches on edges while it multiplies):
+// B is always packed; A is packed, or read in place by the micro-kernel
+// (full MR-row tiles; blocking.h kDirectAMaxN says when). Packed layouts
+// (zero-padded to whole micro-tiles, so the micro-kernel never branches on
+// edges while it multiplies):
 //   A block (MC x KC): micro-panels of MR rows; panel r holds
 //       Ap[r*MR*kc + p*MR + i] = op(A)(ic + r*MR + i, pc + p)
 //   B panel (KC x NC): micro-panels of NR columns; panel s holds
