@@ -585,9 +585,9 @@ def clip_by_value(grad, limit):
     return _core.clip_by_value(grad, limit)
 
 
-def column_sum(x):
+def column_sum(x, *, out=None):
     """Sum over the rows of a (m, n) matrix: the bias gradient, shape (n,)."""
     x = _float_array(x, "x", ndim=2)
-    out = np.empty(x.shape[1], dtype=x.dtype)
+    out = _out_array(out, "out", dtype=x.dtype, shape=(x.shape[1],))
     _core.column_sum(x, out)
     return out
