@@ -66,6 +66,8 @@ def save_model(model, filepath, include_optimizer=True):
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the rename makes it the file
         os.replace(tmp, filepath)
     except BaseException:
         if os.path.exists(tmp):
@@ -74,16 +76,44 @@ def save_model(model, filepath, include_optimizer=True):
 
 
 def _read(filepath):
+    """(config, arrays) of a model file. Anything that is not a well-formed fastnn file --
+    truncated, corrupted, another format, an entry needing pickle -- is a ValueError naming
+    the file; nothing in it is ever executed (allow_pickle=False, JSON config)."""
     filepath = os.fspath(filepath)
-    with np.load(filepath, allow_pickle=False) as f:
-        data = {k: f[k] for k in f.files}
+    try:
+        f = np.load(filepath, allow_pickle=False)
+    except OSError:
+        raise  # missing file, a folder, no permission: the OS error says it
+    except Exception as e:  # BadZipFile, EOFError, pickled data, a bad .npy header, ...
+        raise ValueError(f"{filepath}: not a readable fastnn model file ({type(e).__name__}: {e})") from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise ValueError(f"{filepath}: not a fastnn model file (a single array, not an .npz archive)")
+    try:
+        with f:
+            data = {k: f[k] for k in f.files}
+    except Exception as e:  # a bad CRC, a truncated member, an object array, ...
+        raise ValueError(f"{filepath}: corrupted or unsafe model file ({type(e).__name__}: {e})") from None
     if "__config__" not in data:
         raise ValueError(f"{filepath}: not a fastnn model file (no __config__ entry)")
-    cfg = json.loads(str(data.pop("__config__")))
-    if cfg.get("format") != FORMAT:
-        raise ValueError(f"{filepath}: not a fastnn model file (format {cfg.get('format')!r})")
-    if cfg.get("version", 0) > VERSION:
-        raise ValueError(f"{filepath}: written by a newer fastnn (format version {cfg['version']})")
+    text = data.pop("__config__")
+    if text.dtype.kind != "U" or text.ndim != 0:
+        raise ValueError(f"{filepath}: not a fastnn model file (__config__ is {text.dtype} {text.shape}, not text)")
+    try:
+        cfg = json.loads(str(text))
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"{filepath}: corrupted model file (its config is not valid JSON: {e})") from None
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
+        got = cfg.get("format") if isinstance(cfg, dict) else type(cfg).__name__
+        raise ValueError(f"{filepath}: not a fastnn model file (format {got!r})")
+    version = cfg.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"{filepath}: unknown model file version {version!r} (this fastnn reads 1 to {VERSION})")
+    if version > VERSION:
+        raise ValueError(f"{filepath}: written by a newer fastnn (format version {version}; "
+                         f"this fastnn reads up to {VERSION})")
+    for k, v in data.items():
+        if v.dtype.kind not in "fiub":
+            raise ValueError(f"{filepath}: entry {k} has dtype {v.dtype}, expected numbers")
     return cfg, data
 
 
@@ -95,6 +125,8 @@ def _set_layer_arrays(model, data, filepath):
                 raise ValueError(f"{filepath}: missing weights {key}")
             if data[key].shape != s.shape:
                 raise ValueError(f"{filepath}: {key} has shape {data[key].shape}, the model expects {s.shape}")
+            if data[key].dtype.kind != "f":
+                raise ValueError(f"{filepath}: {key} has dtype {data[key].dtype}, expected a float array")
     for i, layer in enumerate(model.layers):
         for s in layer.specs:
             layer.vars[s.name][...] = data[f"layer{i}/{s.name}"]
@@ -107,8 +139,23 @@ def _set_layer_arrays(model, data, filepath):
 def load_model(filepath, compile=True):
     """A model saved with ``model.save``: same architecture, weights, compile settings and
     optimizer state, so it predicts identically and continues training identically."""
-    from .models import Model, Sequential
     cfg, data = _read(filepath)
+    filepath = os.fspath(filepath)
+    try:
+        return _build(cfg, data, filepath, compile)
+    except ValueError as e:
+        if filepath in str(e):
+            raise
+        raise ValueError(f"{filepath}: invalid model config: {e}") from None
+    except (KeyError, TypeError, AttributeError, IndexError, MemoryError, RecursionError) as e:
+        # a config that names only known classes but with missing or wrong fields
+        raise ValueError(f"{filepath}: invalid model config ({type(e).__name__}: {e})") from None
+
+
+def _build(cfg, data, filepath, compile):
+    from .models import Model, Sequential
+    if cfg.get("class_name") not in ("Sequential", "Model"):
+        raise ValueError(f"{filepath}: unknown model class {cfg.get('class_name')!r}")
     cls = Sequential if cfg["class_name"] == "Sequential" else Model
     model = cls.from_config(cfg["config"])
     model._ensure_placed()
@@ -122,7 +169,7 @@ def load_model(filepath, compile=True):
             opt.build(model._params.size, model.dtype)
             for slot in opt.slots:
                 key = f"optimizer/{slot}"
-                if key not in data or data[key].shape != opt.state[slot].shape:
+                if key not in data or data[key].shape != opt.state[slot].shape or data[key].dtype.kind != "f":
                     raise ValueError(f"{filepath}: optimizer state {key} is missing or has the wrong shape")
                 opt.state[slot][...] = data[key]
             opt.iterations = int(data["optimizer/iterations"])
