@@ -16,13 +16,13 @@ enum class DType { f32, f64 };
 inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
 inline DType float_dtype(const py::array& a, const char* name) {
-  if (a.dtype().is(py::dtype::of<float>())) return DType::f32;
-  if (a.dtype().is(py::dtype::of<double>())) return DType::f64;
+  if (a.dtype().equal(py::dtype::of<float>())) return DType::f32;
+  if (a.dtype().equal(py::dtype::of<double>())) return DType::f64;
   throw py::type_error(std::string(name) + ": expected dtype float32 or float64, got " + dtype_str(a));
 }
 
 inline void require_same_dtype(const py::array& a, const py::array& b, const char* an, const char* bn) {
-  if (!a.dtype().is(b.dtype()))
+  if (!a.dtype().equal(b.dtype()))
     throw py::type_error(std::string(bn) + ": expected dtype " + dtype_str(a) + " (as " + an + "), got " +
                          dtype_str(b));
 }
