@@ -837,3 +837,20 @@ def test_column_sum_fuzz(data):
     with ignore_fp():
         want = reference.column_sum(x0)
     close(got, want, dtype, scale=np.abs(x0).sum(axis=0), what="column_sum")
+
+
+def test_equal_but_distinct_dtype_objects_are_accepted():
+    """A dtype that went through copy.deepcopy is equal to float32 but another object:
+    every kernel accepts arrays of it (the core compared dtype objects by identity once)."""
+    import copy
+    for base in FLOATS:
+        dt = copy.deepcopy(np.dtype(base))
+        x = np.linspace(-2, 2, 12, dtype=dt).reshape(3, 4)
+        assert x.dtype == base
+        np.testing.assert_allclose(ops.activation("tanh", x), np.tanh(x.astype(np.float64)), rtol=1e-5)
+        np.testing.assert_allclose(ops.matmul(x, x.T.copy()), x.astype(np.float64) @ x.T, rtol=1e-5)
+        loss, _ = ops.softmax_cross_entropy(x, np.array([0, 1, 2], dtype=copy.deepcopy(np.dtype(np.int64))))
+        assert np.isfinite(loss)
+        p, m, v = np.zeros(4, dt), np.zeros(4, dt), np.zeros(4, dt)
+        ops.adam_update(p, np.ones(4, dt), m, v, lr=0.1, step=1)
+        np.testing.assert_allclose(p, -0.1, rtol=1e-5)
