@@ -2,7 +2,8 @@
 
     python bench/compare.py norm [--quick] [--threads 2]
 
-fastnn: ops.batchnorm_forward (training) + ops.batchnorm_backward, float32.
+fastnn: ops.batchnorm_forward (training) + ops.batchnorm_backward, float32,
+  new outputs each call (as PyTorch); fastnn-out: with out= buffers reused.
 PyTorch: two contenders, the faster one is the baseline for the ratio:
   torch-autograd  F.batch_norm(training=True) then y.backward(dy)
   torch-aten      torch.ops.aten.native_batch_norm + native_batch_norm_backward
@@ -37,7 +38,13 @@ def contenders(m, n):
         _, mean, invstd = ref.batchnorm_forward(x, g, b, rm2, rv2, momentum=0.99, eps=1e-3)
         ref.batchnorm_backward(dy, x, g, mean, invstd)
 
-    out = {"fastnn": fastnn_step, "numpy": numpy_step}
+    y_buf, dx_buf = np.empty_like(x), np.empty_like(x)
+
+    def fastnn_out_step():  # what a layer does: its own buffers, reused every step
+        _, mean, invstd = ops.batchnorm_forward(x, g, b, rm, rv, momentum=0.99, eps=1e-3, out=y_buf)
+        ops.batchnorm_backward(dy, x, g, mean, invstd, out=dx_buf)
+
+    out = {"fastnn": fastnn_step, "fastnn-out": fastnn_out_step, "numpy": numpy_step}
     if common.have_torch():
         import torch
         import torch.nn.functional as F
@@ -72,9 +79,9 @@ def run(quick: bool, threads: int) -> None:
         t = common.compare(contenders(m, n), rounds=3 if quick else 7)
         us = {k: v * 1e6 for k, v in t.items()}
         torch_best = min((us[k] for k in ("torch-autograd", "torch-aten") if k in us), default=float("nan"))
-        rows.append([f"({m},{n})", common.fmt(us["fastnn"]), common.fmt(us.get("torch-autograd", float("nan"))),
+        rows.append([f"({m},{n})", common.fmt(us["fastnn"]), common.fmt(us["fastnn-out"]), common.fmt(us.get("torch-autograd", float("nan"))),
                      common.fmt(us.get("torch-aten", float("nan"))), common.fmt(us["numpy"]),
                      common.fmt(torch_best / us["fastnn"]), common.fmt(us["numpy"] / us["fastnn"])])
     common.print_table(f"BatchNorm fwd(train)+bwd, float32, {threads} threads, median us per step",
-                       ["shape", "fastnn", "torch-autograd", "torch-aten", "numpy", "x best torch", "x numpy"],
+                       ["shape", "fastnn", "fastnn-out", "torch-autograd", "torch-aten", "numpy", "x best torch", "x numpy"],
                        rows)

@@ -260,3 +260,43 @@ def test_core_rejects_bad_arguments_on_its_own():
     with pytest.raises(ValueError, match="bias: expected shape"):
         _core.matmul(a, a.T.copy(), np.zeros((3, 3), np.float32), False, False, 1.0, 0.0,
                      np.ones(2, np.float32), None, 0.0)
+
+
+# ---------------------------------------------------------------------------
+# every code path, whatever the size heuristics pick
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(params=["packed_a", "in_place_a"])
+def a_mode(request):
+    _core._gemm_set_tuning(0 if request.param == "packed_a" else 1 << 40, -1)
+    yield request.param
+    _core._gemm_set_tuning(-1, -1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_packed_and_in_place_a_match_reference(isa, a_mode, dtype):
+    for (m, n, k), (ta, tb) in zip([(97, 131, 61), (13, 10, 40), (64, 784, 37), (31, 7, 300)], TRANSPOSES):
+        for ta_, tb_ in ((ta, tb), (not ta, not tb)):
+            a, b = operands(m, n, k, dtype, ta_, tb_)
+            bias = np.linspace(-1, 1, n).astype(dtype)
+            got = ops.matmul(a, b, trans_a=ta_, trans_b=tb_, bias=bias, activation="tanh")
+            want = ref.matmul(a, b, trans_a=ta_, trans_b=tb_, bias=bias, activation="tanh")
+            np.testing.assert_allclose(got, want, rtol=0, atol=tolerance(a, b, k, dtype, bias=bias, result=want),
+                                       err_msg=f"{(m, n, k)} ta={ta_} tb={tb_}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_two_threads_on_tiny_products_match_one_thread_bitwise(isa, dtype):
+    # grain 0: every product is split, thin ones by rows, wide ones by columns
+    _core._gemm_set_tuning(-1, 0)
+    try:
+        for (m, n, k), (ta, tb) in zip([(2, 3, 4), (50, 9, 33), (9, 200, 17), (1, 64, 5)], TRANSPOSES):
+            a, b = operands(m, n, k, dtype, ta, tb)
+            fastnn.set_num_threads(2)
+            two = ops.matmul(a, b, trans_a=ta, trans_b=tb, bias=np.ones(n, dtype), activation="relu")
+            fastnn.set_num_threads(1)
+            one = ops.matmul(a, b, trans_a=ta, trans_b=tb, bias=np.ones(n, dtype), activation="relu")
+            assert np.array_equal(one, two), (m, n, k)
+    finally:
+        _core._gemm_set_tuning(-1, -1)
+        fastnn.set_num_threads(_default_threads)

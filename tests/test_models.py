@@ -361,3 +361,40 @@ def test_batchnorm_with_a_batch_of_one_is_refused_up_front():
     with pytest.raises(ValueError, match="at least 2"):
         m.fit(x, y, batch_size=32, verbose=0)
     assert m.optimizer.iterations == 0
+
+
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_training_steps_match_pytorch(batchnorm):
+    """Same weights, same batches: fastnn's Adam steps land where PyTorch's do (float64)."""
+    torch = pytest.importorskip("torch")
+    x, y = blobs(n=64)
+    x = x.astype(np.float64)
+    fastnn.set_random_seed(0)
+    layers = [L.Input(4), L.Dense(8, activation="relu")]
+    if batchnorm:
+        layers.append(L.BatchNormalization())
+    layers += [L.Dense(3, activation="softmax")]
+    m = fastnn.Sequential(layers, dtype="float64")
+    m.compile(fastnn.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    W1, b1 = m.layers[0].get_weights()
+    W2, b2 = m.layers[-1].get_weights()
+    tl = [torch.nn.Linear(4, 8).double(), torch.nn.ReLU()]
+    if batchnorm:
+        tl.append(torch.nn.BatchNorm1d(8, eps=1e-3, momentum=0.01).double())
+    tl.append(torch.nn.Linear(8, 3).double())
+    net = torch.nn.Sequential(*tl)
+    with torch.no_grad():
+        net[0].weight.copy_(torch.from_numpy(W1.T)); net[0].bias.copy_(torch.from_numpy(b1))
+        net[-1].weight.copy_(torch.from_numpy(W2.T)); net[-1].bias.copy_(torch.from_numpy(b2))
+    opt = torch.optim.Adam(net.parameters(), lr=0.01, eps=1e-7)
+    for s in range(0, 64, 16):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(torch.from_numpy(x[s:s + 16])), torch.from_numpy(y[s:s + 16])).backward()
+        opt.step()
+    m.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    np.testing.assert_allclose(m.layers[0].get_weights()[0], net[0].weight.detach().numpy().T, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(m.layers[-1].get_weights()[0], net[-1].weight.detach().numpy().T, rtol=1e-9, atol=1e-12)
+    if batchnorm:
+        bn = m.layers[1].get_weights()
+        np.testing.assert_allclose(bn[2], net[2].running_mean.numpy(), rtol=1e-9)
+        np.testing.assert_allclose(bn[3], net[2].running_var.numpy(), rtol=1e-9)

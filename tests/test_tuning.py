@@ -254,3 +254,34 @@ def test_search_then_refine_then_search_improves_focus(blobs):
     fine = random_search(build_softmax, fine_space, 4, x, y, val, epochs=1, seed=1)
     assert all(fine_space["lr"].low <= t.params["lr"] <= fine_space["lr"].high for t in fine)
     assert fine[0].score >= coarse[2].score
+
+
+# ------------------------------------------------------------- lr_range_test
+
+def test_lr_range_test_finds_the_fall_and_the_explosion(blobs):
+    pytest.importorskip("fastnn.models", reason="needs the model API (issue 5)")
+    import fastnn
+    from fastnn.layers import Dense
+    from fastnn.tuning import lr_range_test
+    x, y, _ = blobs
+
+    def build():
+        m = fastnn.Sequential([Dense(32, activation="relu", input_dim=5),
+                               Dense(3, activation="softmax")])
+        m.compile(fastnn.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+        return m
+
+    r = lr_range_test(build, x.astype(np.float32), y, lr_min=1e-5, lr_max=100, steps=150,
+                      batch_size=32)
+    assert r.diverged_lr is not None and r.diverged_lr > r.min_loss_lr
+    assert 1e-4 < r.steepest_lr <= r.min_loss_lr < 100
+    assert len(r.lrs) == len(r.losses) < 150  # stopped early at the explosion
+    assert np.all(np.diff(r.lrs) > 0)
+    # the loss at the suggested rate is clearly below the starting loss
+    i = int(np.searchsorted(r.lrs, r.min_loss_lr))
+    assert r.smoothed[i] < 0.7 * r.smoothed[0]
+    r2 = lr_range_test(build, x.astype(np.float32), y, lr_min=1e-5, lr_max=100, steps=150,
+                       batch_size=32)
+    np.testing.assert_array_equal(r.losses, r2.losses)  # seeded: reproducible
+    with pytest.raises(ValueError, match="steps"):
+        lr_range_test(build, x, y, steps=3)

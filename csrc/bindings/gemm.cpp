@@ -104,6 +104,8 @@ void bind_gemm(py::module_& m) {
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("trans_a"), py::arg("trans_b"),
         py::arg("alpha"), py::arg("beta"), py::arg("bias"), py::arg("activation"), py::arg("act_alpha"),
         "out = act(alpha * op(a) @ op(b) + beta * out + bias); beta == 0 never reads out.");
+  m.def("_gemm_set_tuning", &fastnn::gemm_set_tuning, py::arg("direct_a_max_n"), py::arg("grain_macs"),
+        "Benchmark knobs: read A unpacked when n <= direct_a_max_n; min m*n*k per thread. -1 = default.");
 }
 
 }  // namespace fastnn_py

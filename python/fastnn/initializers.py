@@ -158,7 +158,7 @@ class VarianceScaling(Initializer):
     distribution: "truncated_normal" (std corrected for the truncation),
     "normal" (= "untruncated_normal"), or "uniform" (limit sqrt(3 scale / n)).
 
-    >>> VarianceScaling(2.0, "fan_in", "normal", seed=0)((100, 10)).std().round(1)
+    >>> float(VarianceScaling(2.0, "fan_in", "normal", seed=0)((100, 10)).std().round(1))
     0.1
     """
 

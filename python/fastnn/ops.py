@@ -280,7 +280,7 @@ def _feature_vector(a, name, x):
 
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.99, eps=1e-3,
-                      training=True):
+                      training=True, out=None):
     """BatchNorm over the batch axis of a (m, n) x: ``(y, batch_mean, batch_invstd)``.
 
     Training (``training=True``): normalise with the batch mean and biased
@@ -290,6 +290,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
     from the unbiased batch variance ``var * m / (m - 1)``). Needs m >= 2.
     Inference: ``y = x * scale + shift`` with ``scale = gamma / sqrt(running_var + eps)``,
     ``shift = beta - running_mean * scale``; returns the running mean and its invstd.
+    ``out``: optional (m, n) array for y (may be x itself: in place).
 
     >>> import numpy as np, fastnn.ops as ops
     >>> x = np.array([[1.0, 2.0], [3.0, 6.0]])
@@ -314,7 +315,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
                          "(the batch variance is undefined)")
     if not training and bool(np.any(running_var < 0)):
         raise ValueError("running_var: expected non-negative variances, got a negative value")
-    y = np.empty_like(x)
+    y = _out_array(out, "out", dtype=x.dtype, shape=x.shape)
     batch_mean = np.empty(n, dtype=x.dtype)
     batch_invstd = np.empty(n, dtype=x.dtype)
     _core.batchnorm_forward(x, gamma, beta, running_mean, running_var, y, batch_mean, batch_invstd,
@@ -322,12 +323,13 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
     return y, batch_mean, batch_invstd
 
 
-def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd):
+def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, *, out=None):
     """Gradients ``(dx, dgamma, dbeta)`` of training-mode BatchNorm.
 
     ``batch_mean`` and ``batch_invstd`` are the forward's; with
     ``xhat = (x - mean) * invstd``: ``dbeta = sum dy``, ``dgamma = sum dy * xhat``,
     ``dx = gamma * invstd / m * (m * dy - dbeta - xhat * dgamma)`` (sums over the batch).
+    ``out``: optional (m, n) array for dx (may be dy itself: in place).
     """
     x = _float_array(x, "x", ndim=2)
     dy = _float_array(dy, "dy", dtype=x.dtype, shape=x.shape)
@@ -336,7 +338,7 @@ def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd):
     batch_invstd = _feature_vector(batch_invstd, "batch_invstd", x)
     if x.shape[0] < 1:
         raise ValueError(f"x: expected at least 1 row, got shape {x.shape}")
-    dx = np.empty_like(x)
+    dx = _out_array(out, "out", dtype=x.dtype, shape=x.shape)
     dgamma = np.empty(x.shape[1], dtype=x.dtype)
     dbeta = np.empty(x.shape[1], dtype=x.dtype)
     _core.batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, dx, dgamma, dbeta)
@@ -356,13 +358,22 @@ def _logits_matrix(logits):
     return z
 
 
-def softmax_cross_entropy(logits, labels):
+def _grad_out(out, like, name):
+    """Gradient output: validated out= (not overlapping the input) or a new array."""
+    g = _out_array(out, "out", dtype=like.dtype, shape=like.shape)
+    if out is not None and np.may_share_memory(g, like):
+        raise ValueError(f"out: must not overlap {name}")
+    return g
+
+
+def softmax_cross_entropy(logits, labels, *, out=None):
     """Fused mean softmax cross-entropy and its gradient: ``(loss, dlogits)``.
 
     logits: (m, C). labels: integer class ids of shape (m,) (any integer
     dtype), or float rows of shape (m, C) (one-hot or probabilities).
     ``loss = -mean_i sum_j t_ij log softmax(z)_ij``,
     ``dlogits = (softmax(z) * sum_j t_ij - t) / m``. Numerically stable.
+    ``out``: optional (m, C) array for dlogits (not overlapping logits).
 
     >>> import numpy as np, fastnn.ops as ops
     >>> loss, d = ops.softmax_cross_entropy(np.zeros((2, 4)), np.array([0, 3]))
@@ -373,7 +384,7 @@ def softmax_cross_entropy(logits, labels):
     m, C = z.shape
     if not isinstance(labels, np.ndarray):
         raise TypeError(f"labels: expected a numpy.ndarray of class ids or target rows, got {_describe(labels)}")
-    dlogits = np.empty_like(z)
+    dlogits = _grad_out(out, z, "logits")
     kind = labels.dtype.kind
     if kind in "iu":
         if labels.shape != (m,):
@@ -407,21 +418,21 @@ def _elementwise_pair(a, b, aname, bname):
     return a, np.ascontiguousarray(b, dtype=a.dtype)
 
 
-def binary_cross_entropy_with_logits(logits, targets):
+def binary_cross_entropy_with_logits(logits, targets, *, out=None):
     """Mean sigmoid cross-entropy over all elements and its gradient: ``(loss, dlogits)``.
 
     ``loss = mean(max(z, 0) - z t + log1p(exp(-|z|)))``, ``dlogits = (sigmoid(z) - t) / z.size``.
     """
     z, t = _elementwise_pair(logits, targets, "logits", "targets")
-    grad = np.empty_like(z)
+    grad = _grad_out(out, z, "logits")
     loss = _core.binary_cross_entropy_with_logits(z, t, grad)
     return loss, grad
 
 
-def mean_squared_error(pred, target):
+def mean_squared_error(pred, target, *, out=None):
     """Mean over all elements of ``(pred - target)^2`` and its gradient ``2 (pred - target) / size``."""
     p, t = _elementwise_pair(pred, target, "pred", "target")
-    grad = np.empty_like(p)
+    grad = _grad_out(out, p, "pred")
     loss = _core.mean_squared_error(p, t, grad)
     return loss, grad
 
@@ -574,9 +585,9 @@ def clip_by_value(grad, limit):
     return _core.clip_by_value(grad, limit)
 
 
-def column_sum(x):
+def column_sum(x, *, out=None):
     """Sum over the rows of a (m, n) matrix: the bias gradient, shape (n,)."""
     x = _float_array(x, "x", ndim=2)
-    out = np.empty(x.shape[1], dtype=x.dtype)
+    out = _out_array(out, "out", dtype=x.dtype, shape=(x.shape[1],))
     _core.column_sum(x, out)
     return out

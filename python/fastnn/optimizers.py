@@ -44,6 +44,7 @@ class Optimizer:
         self.iterations = 0
         self.epoch = 0
         self.state = {}
+        self._views = None
 
     # learning rate --------------------------------------------------------
     @property
@@ -73,6 +74,7 @@ class Optimizer:
         """State arrays of length ``size``; ``remap`` = [(old_slice, new_slice)] keeps old state."""
         old = self.state
         self.state = {}
+        self._views = None
         for s in self.slots:
             a = np.full(size, self._initial_state(s), dtype=dtype)
             if remap and s in old:
@@ -85,18 +87,23 @@ class Optimizer:
         """One update of params[a:b] for each trainable range (a, b).
 
         variables: [(start, stop)] of each trainable variable, for clipnorm."""
+        key = (id(params), id(grads), tuple(ranges), tuple(variables))
+        if self._views is None or self._views[0] != key:  # views made once, not every step
+            self._views = (key, [(params[a:b], grads[a:b], {k: v[a:b] for k, v in self.state.items()})
+                                 for a, b in ranges], [grads[a:b] for a, b in variables])
+        _, per_range, per_variable = self._views
         if self.global_clipnorm is not None:
-            op("clip_by_global_norm")([grads[a:b] for a, b in ranges], self.global_clipnorm)
+            op("clip_by_global_norm")([g for _, g, _ in per_range], self.global_clipnorm)
         elif self.clipnorm is not None:
-            for a, b in variables:
-                op("clip_by_global_norm")([grads[a:b]], self.clipnorm)
+            for g in per_variable:
+                op("clip_by_global_norm")([g], self.clipnorm)
         elif self.clipvalue is not None:
-            for a, b in ranges:
-                op("clip_by_value")(grads[a:b], self.clipvalue)
+            for _, g, _ in per_range:
+                op("clip_by_value")(g, self.clipvalue)
         lr = self.current_learning_rate()
         self.iterations += 1
-        for a, b in ranges:
-            self._update(params[a:b], grads[a:b], {k: v[a:b] for k, v in self.state.items()}, lr)
+        for p, g, state in per_range:
+            self._update(p, g, state, lr)
 
     def _decay(self, p, lr):
         if self.weight_decay:

@@ -7,7 +7,8 @@ By default ``step`` is the optimizer's update count, as in Keras; with
 >>> s = InverseTimeDecay(0.1, decay_steps=1, decay_rate=0.5, per_epoch=True)
 >>> [round(s(e), 4) for e in range(3)]
 [0.1, 0.0667, 0.05]
->>> fastnn_opt = None  # use as: fastnn.optimizers.SGD(learning_rate=s)
+
+Use it as ``fastnn.optimizers.SGD(learning_rate=s)``.
 """
 from __future__ import annotations
 

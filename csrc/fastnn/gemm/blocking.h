@@ -5,6 +5,12 @@
 //   MC       rows of the packed A block (MC x KC) kept in L2; a multiple of MR
 //   NC       columns of the packed B panel (KC x NC) kept in L3; a multiple of NR
 //
+// GemmBlockingNarrow is used when n <= its NR (e.g. the 10-class output layer):
+// one vector per row and more rows, so no FMA is spent on padding columns.
+// kDirectAMaxN: up to this many columns of C, A is read in place by the
+// micro-kernel instead of being packed (packing costs m*k moves, amortised
+// over n / NR micro-kernel calls per panel: not worth it for small n).
+//
 // Only constants here (no code), so baseline code may include it. Numbers for
 // avx2 follow BLIS's Haswell/Zen configuration; avx512 ones were measured on
 // Zen 5 (48 KiB L1d, 1 MiB L2 per core) with bench/compare_gemm.py.
@@ -16,6 +22,8 @@ namespace scalar {
 template <class T> struct GemmBlocking {
   static constexpr int MR = 4, NR = 4, MC = 64, KC = 256, NC = 1024;
 };
+template <class T> using GemmBlockingNarrow = GemmBlocking<T>;
+constexpr int kDirectAMaxN = 0;
 }  // namespace scalar
 
 namespace avx2 {
@@ -26,16 +34,32 @@ template <> struct GemmBlocking<float> {   // 6 x 16: 12 ymm accumulators
 template <> struct GemmBlocking<double> {  // 6 x 8: 12 ymm accumulators
   static constexpr int MR = 6, NR = 8, MC = 72, KC = 256, NC = 4080;
 };
+template <class T> struct GemmBlockingNarrow;
+template <> struct GemmBlockingNarrow<float> {   // 12 x 8: 12 ymm accumulators
+  static constexpr int MR = 12, NR = 8, MC = 168, KC = 256, NC = 4080;
+};
+template <> struct GemmBlockingNarrow<double> {  // 12 x 4
+  static constexpr int MR = 12, NR = 4, MC = 72, KC = 256, NC = 4080;
+};
+constexpr int kDirectAMaxN = 1 << 30;
 }  // namespace avx2
 
 namespace avx512 {
 template <class T> struct GemmBlocking;
-template <> struct GemmBlocking<float> {   // 12 x 32: 24 zmm accumulators
-  static constexpr int MR = 12, NR = 32, MC = 240, KC = 256, NC = 4096;
+template <> struct GemmBlocking<float> {   // 8 x 32: 16 zmm accumulators; batch sizes 64..256 tile exactly
+  static constexpr int MR = 8, NR = 32, MC = 128, KC = 512, NC = 4096;
 };
-template <> struct GemmBlocking<double> {  // 12 x 16: 24 zmm accumulators
-  static constexpr int MR = 12, NR = 16, MC = 120, KC = 256, NC = 2048;
+template <> struct GemmBlocking<double> {  // 8 x 16: 16 zmm accumulators
+  static constexpr int MR = 8, NR = 16, MC = 128, KC = 384, NC = 2048;
 };
+template <class T> struct GemmBlockingNarrow;
+template <> struct GemmBlockingNarrow<float> {   // 12 x 16: 12 zmm accumulators
+  static constexpr int MR = 12, NR = 16, MC = 240, KC = 256, NC = 4096;
+};
+template <> struct GemmBlockingNarrow<double> {  // 12 x 8
+  static constexpr int MR = 12, NR = 8, MC = 120, KC = 256, NC = 2048;
+};
+constexpr int kDirectAMaxN = 1 << 30;
 }  // namespace avx512
 
 }  // namespace fastnn

@@ -1,8 +1,8 @@
 // GEMM driver (baseline ISA): ISA dispatch, per-thread scratch, and the split
 // of C between threads.
 //
-// Threads: each thread gets a contiguous band of whole micro-tiles of C (rows
-// or columns, whichever has more tiles) and runs the five loops on it with its
+// Threads: each thread gets a contiguous band of whole micro-tiles of C
+// (columns, or rows when C is thin) and runs the five loops on it with its
 // own packed buffers: no barriers, and every element of C is computed by the
 // same sequence of operations whatever the thread count, so results are
 // bitwise reproducible (and equal for 1 and 2 threads).
@@ -33,7 +33,10 @@ template <> const GemmKernelsT<double>& kernels_for<double>() { return kernels()
 
 // Minimum multiply-adds (m * n * k) per thread before a second thread pays
 // off, measured with bench/compare_gemm.py (threshold section).
-constexpr std::size_t kGrainMacs = std::size_t(1) << 18;
+constexpr std::size_t kGrainMacs = std::size_t(3) << 17;  // 2 threads from ~786K MACs on
+
+long g_direct_a_max_n = -1;
+std::size_t g_grain_macs = kGrainMacs;
 
 struct ThreadBuffer {
   void* p = nullptr;
@@ -59,15 +62,24 @@ void* gemm_thread_buffer(int slot, std::size_t bytes) {
   return b.p;
 }
 
+void gemm_set_tuning(long direct_a_max_n, long grain_macs) {
+  g_direct_a_max_n = direct_a_max_n < 0 ? -1 : direct_a_max_n;
+  g_grain_macs = grain_macs < 0 ? kGrainMacs : static_cast<std::size_t>(grain_macs);
+}
+
 template <class T>
-void gemm(const GemmProblem<T>& P) {
-  if (P.m == 0 || P.n == 0) return;
+void gemm(const GemmProblem<T>& P_in) {
+  if (P_in.m == 0 || P_in.n == 0) return;
+  GemmProblem<T> P = P_in;
+  if (P.direct_a_max_n < 0) P.direct_a_max_n = g_direct_a_max_n;
   const GemmKernelsT<T>& K = kernels_for<T>();
   const std::size_t tiles_m = (P.m + K.mr - 1) / K.mr, tiles_n = (P.n + K.nr - 1) / K.nr;
-  const bool split_n = tiles_n >= tiles_m;
+  // Columns first: A is read in place, so a column band packs only its own
+  // part of B and nothing is packed twice; rows when C is too thin for that.
+  const bool split_n = tiles_n >= 4 * static_cast<std::size_t>(get_num_threads()) || tiles_n >= tiles_m;
   const std::size_t tiles = split_n ? tiles_n : tiles_m;
   const std::size_t macs = P.m * P.n * std::max<std::size_t>(P.k, 1);
-  const int nt = static_cast<int>(std::min<std::size_t>(threads_for(macs, kGrainMacs), tiles));
+  const int nt = static_cast<int>(std::min<std::size_t>(threads_for(macs, g_grain_macs), tiles));
   if (nt <= 1) {
     K.run(P);
     return;

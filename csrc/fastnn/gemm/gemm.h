@@ -29,6 +29,7 @@ template <class T> struct GemmProblem {
   bool has_act = false;                       // identity needs no pass
   Act act = Act::identity;
   T act_alpha = T(0);
+  long direct_a_max_n = -1;                   // tuning: < 0 uses the ISA's default (blocking.h)
 };
 
 // Multithreaded (fastnn's thread count, gated by problem size); results are
@@ -48,6 +49,11 @@ struct GemmKernels {
 namespace scalar { extern const GemmKernels gemm_kernels; }
 namespace avx2 { extern const GemmKernels gemm_kernels; }
 namespace avx512 { extern const GemmKernels gemm_kernels; }
+
+// Tuning knobs for measurements (bench/compare_gemm.py); < 0 restores the
+// defaults. direct_a_max_n: read A in place when n <= it; grain_macs: minimum
+// m*n*k per thread.
+void gemm_set_tuning(long direct_a_max_n, long grain_macs);
 
 // A 64-byte aligned scratch buffer owned by the calling thread, at least
 // `bytes` long; slot 0 holds packed A, slot 1 packed B. It grows when needed

@@ -39,6 +39,14 @@ template <class T, class F> inline void for_each_vector(std::size_t w, F f) {
   if (j < w) f(j, std::true_type{}, static_cast<int>(w - j));
 }
 
+// Calls f(i, rows) for rows [i0, i1) in groups of 4 (then single rows), rows
+// a std::integral_constant: the per-feature values loaded once serve 4 rows.
+template <class F> inline void for_row_groups(std::size_t i0, std::size_t i1, F f) {
+  std::size_t i = i0;
+  for (; i + 4 <= i1; i += 4) f(i, std::integral_constant<int, 4>{});
+  for (; i < i1; ++i) f(i, std::integral_constant<int, 1>{});
+}
+
 // Sums over the m rows of features [c, c + w) (w <= col_block), streaming
 // whole row segments: s1 += a(i, j), s2 += b(i, j) where row(i, j, lanes, tail)
 // returns the pair for row i. Block accumulators b1, b2 are folded into s1, s2
@@ -50,13 +58,20 @@ inline void column_sums(std::size_t m, std::size_t w, T* s1, T* s2, T* b1, T* b2
   for (std::size_t i0 = 0; i0 < m; i0 += kRowBlock) {
     const std::size_t i1 = i0 + kRowBlock < m ? i0 + kRowBlock : m;
     for_each_vector<T>(w, [&](std::size_t j, auto, int) { V::zero().store(b1 + j); V::zero().store(b2 + j); });
-    for (std::size_t i = i0; i < i1; ++i)
+    for_row_groups(i0, i1, [&](std::size_t i, auto rows) {
       for_each_vector<T>(w, [&](std::size_t j, auto tail, int lanes) {
-        V a, b;
-        row(i, j, lanes, tail, a, b);
-        (V::load(b1 + j) + a).store(b1 + j);
-        (V::load(b2 + j) + b).store(b2 + j);
+        V sa, sb;
+        row(i, j, lanes, tail, sa, sb);
+        for (int r = 1; r < decltype(rows)::value; ++r) {
+          V a, b;
+          row(i + r, j, lanes, tail, a, b);
+          sa = sa + a;
+          sb = sb + b;
+        }
+        (V::load(b1 + j) + sa).store(b1 + j);
+        (V::load(b2 + j) + sb).store(b2 + j);
       });
+    });
     for_each_vector<T>(w, [&](std::size_t j, auto, int) {
       (V::load(s1 + j) + V::load(b1 + j)).store(s1 + j);
       (V::load(s2 + j) + V::load(b2 + j)).store(s2 + j);
@@ -101,15 +116,16 @@ void forward_train_cols(const T* x, const T* gamma, const T* beta, T* run_mean, 
       st<Tail>(mom * ld<Tail>(run_var + f, lanes) + (omm * var) * unb, run_var + f, lanes);
     });
     // y = (x - mean) * scale + beta
-    for (std::size_t i = 0; i < m; ++i) {
-      const T* xr = x + i * n + c;
-      T* yr = y + i * n + c;
+    for_row_groups(0, m, [&](std::size_t i, auto rows) {
       for_each_vector<T>(w, [&](std::size_t j, auto tail, int lanes) {
         constexpr bool Tail = decltype(tail)::value;
-        st<Tail>(fmadd(ld<Tail>(xr + j, lanes) - V::load(s1 + j), V::load(s2 + j), ld<Tail>(beta + c + j, lanes)),
-                 yr + j, lanes);
+        const V mean = V::load(s1 + j), scale = V::load(s2 + j), shift = ld<Tail>(beta + c + j, lanes);
+        for (int r = 0; r < decltype(rows)::value; ++r) {
+          const std::size_t o = (i + r) * n + c + j;
+          st<Tail>(fmadd(ld<Tail>(x + o, lanes) - mean, scale, shift), y + o, lanes);
+        }
       });
-    }
+    });
   }
 }
 
@@ -143,17 +159,17 @@ void backward_cols(const T* dy, const T* x, const T* gamma, const T* mean_p, con
       (-((k1 * invstd * dg) / vm)).store(b2 + j);
       (-((k1 * sdy) / vm)).store(b1 + j);
     });
-    for (std::size_t i = 0; i < m; ++i) {
-      const T* xr = x + i * n + c;
-      const T* dyr = dy + i * n + c;
-      T* dxr = dx + i * n + c;
+    for_row_groups(0, m, [&](std::size_t i, auto rows) {
       for_each_vector<T>(w, [&](std::size_t j, auto tail, int lanes) {
         constexpr bool Tail = decltype(tail)::value;
-        const V t = ld<Tail>(xr + j, lanes) - ld<Tail>(mean + j, lanes);
-        st<Tail>(fmadd(V::load(s1 + j), ld<Tail>(dyr + j, lanes), fmadd(V::load(b2 + j), t, V::load(b1 + j))),
-                 dxr + j, lanes);
+        const V mu = ld<Tail>(mean + j, lanes), k1 = V::load(s1 + j), k2 = V::load(b2 + j), k0 = V::load(b1 + j);
+        for (int r = 0; r < decltype(rows)::value; ++r) {
+          const std::size_t o = (i + r) * n + c + j;
+          const V t = ld<Tail>(x + o, lanes) - mu;
+          st<Tail>(fmadd(k1, ld<Tail>(dy + o, lanes), fmadd(k2, t, k0)), dx + o, lanes);
+        }
       });
-    }
+    });
   }
 }
 
