@@ -33,9 +33,13 @@ inline void require_same_dtype(const py::array& a, const py::array& b, const cha
                          dtype_str(b));
 }
 
+// C-contiguous and aligned: a misaligned element load is undefined behaviour (and
+// auto-vectorized scalar loops may use aligned vector loads on it).
 inline void require_contiguous(const py::array& a, const char* name) {
   if (!(a.flags() & py::array::c_style))
     throw py::value_error(std::string(name) + ": expected a C-contiguous array");
+  if (!(a.flags() & py::array::aligned))
+    throw py::value_error(std::string(name) + ": expected an aligned array, got one at a misaligned address");
 }
 
 inline void require_writeable(const py::array& a, const char* name) {

@@ -43,8 +43,16 @@ def _float_array(x, name, *, dtype=None, ndim=None, shape=None):
             raise ValueError(f"{name}: expected {want} dimensions, got {x.ndim} (shape {x.shape})")
     if shape is not None and tuple(x.shape) != tuple(shape):
         raise ValueError(f"{name}: expected shape {tuple(shape)}, got {x.shape}")
-    # not np.ascontiguousarray(x) alone: it turns a 0-d array into shape (1,)
-    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
+    return _c_aligned(x)
+
+
+def _c_aligned(x, dtype=None):
+    """x itself when C-contiguous, aligned and of `dtype`, else an aligned C-contiguous copy.
+    (Not np.ascontiguousarray: it keeps a misaligned array as it is -- misaligned element
+    loads are undefined behaviour in the kernels -- and turns a 0-d array into shape (1,).)"""
+    if x.flags.c_contiguous and x.flags.aligned and (dtype is None or x.dtype == dtype):
+        return x
+    return np.array(x, dtype=dtype, order="C", copy=True)
 
 
 def _out_array(out, name, *, dtype, shape):
@@ -61,6 +69,8 @@ def _out_array(out, name, *, dtype, shape):
         raise ValueError(f"{name}: expected a C-contiguous array, got strides {out.strides}")
     if not out.flags.writeable:
         raise ValueError(f"{name}: expected a writeable array, got a read-only one")
+    if not out.flags.aligned:
+        raise ValueError(f"{name}: expected an aligned array, got one at a misaligned address")
     return out
 
 
@@ -79,6 +89,8 @@ def _state_array(a, name, like, like_name):
         raise ValueError(f"{name}: expected a C-contiguous array (it is updated in place)")
     if not a.flags.writeable:
         raise ValueError(f"{name}: expected a writeable array (it is updated in place)")
+    if not a.flags.aligned:
+        raise ValueError(f"{name}: expected an aligned array (it is updated in place), got a misaligned one")
     return a
 
 
@@ -393,12 +405,12 @@ def softmax_cross_entropy(logits, labels, *, out=None):
         if labels.dtype == np.uint64 and m and labels.max() >= C:  # would wrap in int64
             i = int(np.argmax(labels >= C))
             raise ValueError(f"labels: class id {labels[i]} at index {i} is out of range [0, {C})")
-        ids = np.ascontiguousarray(labels, dtype=np.int64)
+        ids = _c_aligned(labels, np.int64)
         loss = _core.softmax_cross_entropy_ids(z, ids, dlogits)  # checks the range, names a bad id
     elif kind in "fb":
         if labels.shape != (m, C):
             raise ValueError(f"labels: expected target rows of shape {(m, C)}, got {labels.shape}")
-        t = np.ascontiguousarray(labels, dtype=z.dtype)
+        t = _c_aligned(labels, z.dtype)
         loss = _core.softmax_cross_entropy_probs(z, t, dlogits)
     else:
         raise TypeError(f"labels: expected an integer or float dtype, got {labels.dtype}")
@@ -415,7 +427,7 @@ def _elementwise_pair(a, b, aname, bname):
         raise TypeError(f"{bname}: expected a numeric dtype, got {b.dtype}")
     if a.size == 0:
         raise ValueError(f"{aname}: expected at least one element, got shape {a.shape}")
-    return a, np.ascontiguousarray(b, dtype=a.dtype)
+    return a, _c_aligned(b, a.dtype)
 
 
 def binary_cross_entropy_with_logits(logits, targets, *, out=None):
