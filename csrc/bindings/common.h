@@ -38,7 +38,7 @@ inline void require_same_dtype(const py::array& a, const py::array& b, const cha
 inline void require_contiguous(const py::array& a, const char* name) {
   if (!(a.flags() & py::array::c_style))
     throw py::value_error(std::string(name) + ": expected a C-contiguous array");
-  if (!(a.flags() & py::array::aligned))
+  if (!(a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
     throw py::value_error(std::string(name) + ": expected an aligned array, got one at a misaligned address");
 }
 
