@@ -202,7 +202,8 @@ from math import isfinite as _isfinite  # noqa: E402
 
 def _plain_matrix(x):
     """True for a C-contiguous 2-D float32/float64 ndarray (no checks needed)."""
-    return x.__class__ is np.ndarray and x.ndim == 2 and x.dtype in _FLOAT_DTYPES and x.flags.c_contiguous
+    return (x.__class__ is np.ndarray and x.ndim == 2 and x.dtype in _FLOAT_DTYPES and x.flags.c_contiguous
+            and x.flags.aligned)
 
 
 def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
@@ -246,7 +247,7 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
     if beta != 0.0 and out is None:
         raise ValueError(f"out: beta = {beta} reads out, so out must be given, got None")
     if bias is not None and not (bias.__class__ is np.ndarray and bias.dtype is a.dtype and bias.shape == (n,)
-                                 and bias.flags.c_contiguous):
+                                 and bias.flags.c_contiguous and bias.flags.aligned):
         bias = _float_array(bias, "bias", dtype=a.dtype, ndim=1, shape=(n,))
     act = None
     act_alpha = 0.0
@@ -258,7 +259,7 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
     if out is None:
         c = np.empty((m, n), dtype=a.dtype)
     elif not (out.__class__ is np.ndarray and out.dtype is a.dtype and out.shape == (m, n)
-              and out.flags.c_contiguous and out.flags.writeable):
+              and out.flags.c_contiguous and out.flags.writeable and out.flags.aligned):
         c = _out_array(out, "out", dtype=a.dtype, shape=(m, n))
     else:
         c = out
