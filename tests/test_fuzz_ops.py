@@ -82,14 +82,19 @@ def values(draw, shape, dtype, *, lim=None, special=True, low=None):
     return x.astype(dtype)
 
 
+def misaligned(x):
+    """A writeable C-contiguous copy of x at an odd byte address (flags.aligned False)."""
+    buf = np.zeros(x.nbytes + 1, np.uint8)
+    y = np.frombuffer(buf.data, dtype=x.dtype, count=x.size, offset=1).reshape(x.shape)
+    y[...] = x
+    return y
+
+
 def layout(draw, x):
     """The same values as x in a drawn memory layout (inputs are copied by ops)."""
     kind = draw(st.sampled_from(["c", "c", "strided", "negative", "fortran", "readonly", "unaligned"]))
-    if kind == "unaligned":  # C-contiguous but at an odd byte address
-        buf = np.zeros(x.nbytes + 1, np.uint8)
-        y = np.frombuffer(buf.data, dtype=x.dtype, count=x.size, offset=1).reshape(x.shape)
-        y[...] = x
-        return y
+    if kind == "unaligned":
+        return misaligned(x)
     if x.ndim == 0 or kind == "c":
         return x.copy()
     if kind == "strided":  # every other element of a bigger buffer
@@ -123,7 +128,11 @@ def other_float(x):
 
 def bad_out(draw, shape, dtype):
     """An out= array that must be refused: read-only, non-contiguous, wrong dtype or shape."""
-    kind = draw(st.sampled_from(["readonly", "strided", "dtype", "shape", "list"]))
+    kind = draw(st.sampled_from(["readonly", "strided", "dtype", "shape", "list", "unaligned"]))
+    if kind == "unaligned" and np.prod(shape) > 0:  # an empty array counts as aligned
+        return misaligned(np.zeros(shape, dtype))
+    if kind == "unaligned":
+        kind = "readonly"
     if kind == "readonly":
         o = np.zeros(shape, dtype)
         o.flags.writeable = False
@@ -152,8 +161,12 @@ def bad_real(draw, *, low=None, high=None):
 
 def state_arrays(draw, shape, dtype):
     """A bad in-place array: read-only, non-contiguous, wrong dtype or shape."""
-    kind = draw(st.sampled_from(["readonly", "strided", "dtype", "shape", "list"]))
+    kind = draw(st.sampled_from(["readonly", "strided", "dtype", "shape", "list", "unaligned"]))
     base = values(draw, shape, dtype, special=False)
+    if kind == "unaligned" and base.size:
+        return misaligned(base)
+    if kind == "unaligned":
+        kind = "readonly"
     if kind == "readonly":
         base.flags.writeable = False
         return base
@@ -453,8 +466,10 @@ def test_batchnorm_forward_fuzz(data):
     rvar = values(draw, (n,), dtype, special=False, low=0.0)
     x, gamma, beta = layout(draw, x0), layout(draw, gamma0), layout(draw, beta0)
     momentum, eps = draw(st.sampled_from([0.99, 0.0, 1.0, 0.5])), draw(st.sampled_from([1e-3, 1e-5, 0.5]))
+    out = None
+    use_out = draw(st.sampled_from(["none", "new", "inplace"]))
     fault = draw(st.sampled_from([None] * 6 + ["x", "gamma", "beta", "running_mean", "running_var", "momentum",
-                                               "eps", "training"]))
+                                               "eps", "training", "out"]))
     if fault == "x":
         x = draw(st.sampled_from([bad_array(draw, x0), x0.reshape(-1)]))
     elif fault == "gamma":
@@ -474,14 +489,20 @@ def test_batchnorm_forward_fuzz(data):
         eps = draw(st.sampled_from([0.0, -1e-3, float("nan"), float("inf"), "1e-3"]))
     elif fault == "training":
         training = draw(st.sampled_from([1, 0, "yes", None]))
-    if training is True and m < 2 and fault is None:
-        fault = "x"  # the batch variance needs two rows
+    elif fault == "out":
+        out = bad_out(draw, (m, n), dtype)
+    if fault != "out" and use_out == "new":
+        out = np.full((m, n), np.nan, dtype)
+    elif fault not in ("out", "x") and use_out == "inplace":
+        x = out = x0.copy()  # y may overwrite x
+    if training is True and m < 2 and fault in (None, "out"):
+        fault = "x"  # the batch variance needs two rows (checked before out)
     state = [rmean, rvar]
     rmean0 = rmean.copy() if isinstance(rmean, np.ndarray) else None
     rvar0 = rvar.copy() if isinstance(rvar, np.ndarray) else None
     got = expect_outcome("batchnorm_forward", fault,
                          lambda: ops.batchnorm_forward(x, gamma, beta, rmean, rvar, momentum=momentum, eps=eps,
-                                                       training=training),
+                                                       training=training, out=out),
                          state=state)
     if got is None:
         return
@@ -490,6 +511,7 @@ def test_batchnorm_forward_fuzz(data):
         want = reference.batchnorm_forward(x0, gamma0, beta0, rm, rv, momentum=momentum, eps=eps,
                                            training=training)
     y, mean, invstd = got
+    assert out is None or y is out
     sc = np.abs(x0).max(initial=1.0) * np.abs(gamma0).max(initial=1.0) / np.sqrt(eps)
     close(y, want[0], dtype, scale=sc, what="batchnorm y", loose_nonfinite=True)
     close(mean, want[1], dtype, scale=np.abs(x0).max(initial=1.0), what="batchnorm mean", loose_nonfinite=True)
@@ -517,7 +539,15 @@ def test_batchnorm_backward_fuzz(data):
         args[fault] = draw(st.sampled_from([bad_array(draw, good), np.zeros(good.shape + (2,), dtype)]))
     if fault is None and m == 0:
         fault = "x"  # no rows: refused
-    got = expect_outcome("batchnorm_backward", fault, lambda: ops.batchnorm_backward(**args))
+    out = None
+    use_out = draw(st.sampled_from(["none", "new", "inplace", "bad"]))
+    if use_out == "new":
+        out = np.full((m, n), np.nan, dtype)
+    elif use_out == "inplace" and fault != "dy":
+        args["dy"] = out = dy0.copy()  # dx may overwrite dy
+    elif use_out == "bad" and fault is None:
+        out, fault = bad_out(draw, (m, n), dtype), "out"
+    got = expect_outcome("batchnorm_backward", fault, lambda: ops.batchnorm_backward(**args, out=out))
     if got is None:
         return
     with ignore_fp():
@@ -571,7 +601,16 @@ def test_softmax_cross_entropy_fuzz(data):
     elif fault == "labels_len":
         labels = np.zeros(m + 1, np.int64) if kind == "ids" else np.zeros((m, C + 1), dtype)
         fault = "labels"
-    got = expect_outcome("softmax_cross_entropy", fault, lambda: ops.softmax_cross_entropy(z, labels))
+    out = None
+    use_out = draw(st.sampled_from(["none", "new", "bad", "overlap"]))
+    if use_out == "new":
+        out = np.full((m, C), np.nan, dtype)
+    elif use_out == "bad" and fault is None:
+        out, fault = bad_out(draw, (m, C), dtype), "out"
+    elif use_out == "overlap" and fault is None:
+        z = out = z0.copy()  # dlogits must not overwrite the logits it reads
+        fault = "out"
+    got = expect_outcome("softmax_cross_entropy", fault, lambda: ops.softmax_cross_entropy(z, labels, out=out))
     if got is None:
         return
     loss, dz = got
@@ -608,7 +647,13 @@ def test_elementwise_losses_fuzz(data):
     if fault is None and a0.size == 0:
         fault = an  # empty: the mean is undefined
     fn = getattr(ops, op)
-    got = expect_outcome(op, fault, lambda: fn(a, t))
+    out = None
+    use_out = draw(st.sampled_from(["none", "new", "bad"]))
+    if use_out == "new":
+        out = np.full(shape, np.nan, dtype)
+    elif use_out == "bad" and fault is None and a0.size:
+        out, fault = bad_out(draw, shape, dtype), "out"
+    got = expect_outcome(op, fault, lambda: fn(a, t, out=out))
     if got is None:
         return
     with ignore_fp():
@@ -837,3 +882,20 @@ def test_column_sum_fuzz(data):
     with ignore_fp():
         want = reference.column_sum(x0)
     close(got, want, dtype, scale=np.abs(x0).sum(axis=0), what="column_sum")
+
+
+def test_equal_but_distinct_dtype_objects_are_accepted():
+    """A dtype that went through copy.deepcopy is equal to float32 but another object:
+    every kernel accepts arrays of it (the core compared dtype objects by identity once)."""
+    import copy
+    for base in FLOATS:
+        dt = copy.deepcopy(np.dtype(base))
+        x = np.linspace(-2, 2, 12, dtype=dt).reshape(3, 4)
+        assert x.dtype == base
+        np.testing.assert_allclose(ops.activation("tanh", x), np.tanh(x.astype(np.float64)), rtol=1e-5)
+        np.testing.assert_allclose(ops.matmul(x, x.T.copy()), x.astype(np.float64) @ x.T, rtol=1e-5)
+        loss, _ = ops.softmax_cross_entropy(x, np.array([0, 1, 2], dtype=copy.deepcopy(np.dtype(np.int64))))
+        assert np.isfinite(loss)
+        p, m, v = np.zeros(4, dt), np.zeros(4, dt), np.zeros(4, dt)
+        ops.adam_update(p, np.ones(4, dt), m, v, lr=0.1, step=1)
+        np.testing.assert_allclose(p, -0.1, rtol=1e-5)
