@@ -214,3 +214,25 @@ def test_shape_errors_name_the_argument():
         ops.mean_squared_error(z, z.T)
     with pytest.raises(TypeError, match="pred"):
         ops.mean_squared_error(z.astype(np.int64), z)
+
+
+def test_nan_logit_gives_nan_loss_not_a_silent_number(isa):
+    z, ids, probs = logits_and_labels(4, 19, np.float32)
+    z[2, 5] = np.nan
+    for labels in (ids, probs):
+        loss, grad = ops.softmax_cross_entropy(z, labels)
+        assert np.isnan(loss) and np.isnan(grad[2]).all() and np.isfinite(np.delete(grad, 2, axis=0)).all()
+    loss, grad = ops.binary_cross_entropy_with_logits(z, probs)
+    assert np.isnan(loss) and np.isnan(grad[2, 5])
+
+
+def test_out_receives_the_gradient():
+    z, ids, probs = logits_and_labels(6, 11, np.float64)
+    for fn, args in ((ops.softmax_cross_entropy, (z, ids)), (ops.softmax_cross_entropy, (z, probs)),
+                     (ops.binary_cross_entropy_with_logits, (z, probs)), (ops.mean_squared_error, (z, probs))):
+        out = np.empty_like(z)
+        loss, grad = fn(*args, out=out)
+        want_loss, want_grad = getattr(ref, fn.__name__)(*args)
+        assert grad is out and rel_err(grad, want_grad) <= 1e-12 and rel_err(loss, want_loss) <= 1e-12
+        with pytest.raises(ValueError, match="overlap"):
+            fn(*args, out=z)

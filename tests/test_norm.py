@@ -182,7 +182,7 @@ def test_batch_of_one_in_training_is_an_error():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"eps": 0.0}, "eps"), ({"eps": -1e-3}, "eps"), ({"eps": float("nan")}, "eps"),
+    ({"eps": 0.0}, "eps"), ({"eps": 1e-50}, "eps"), ({"eps": -1e-3}, "eps"), ({"eps": float("nan")}, "eps"),
     ({"momentum": 1.5}, "momentum"), ({"momentum": -0.1}, "momentum"), ({"momentum": float("inf")}, "momentum"),
 ])
 def test_bad_hyperparameters_raise(kwargs, match):
@@ -230,3 +230,27 @@ def test_non_contiguous_inputs_are_copied():
     got = ops.batchnorm_forward(xt, g, b, rm.copy(), rv.copy())
     want = ref.batchnorm_forward(x, g, b, rm.copy(), rv.copy())
     assert rel_err(got[0], want[0]) <= 1e-12
+
+
+def test_nan_in_a_feature_poisons_only_that_feature():
+    x, g, b, rm, rv = make_inputs(8, 5, np.float64)
+    x[3, 2] = np.nan
+    y, mean, invstd = ops.batchnorm_forward(x, g, b, rm, rv)
+    assert np.isnan(y[:, 2]).all() and np.isnan(mean[2]) and np.isnan(rm[2])
+    assert np.isfinite(np.delete(y, 2, axis=1)).all()
+
+
+def test_out_receives_y_and_dx_in_place(isa):
+    x, g, b, rm, rv = make_inputs(9, 21, np.float64)
+    want_y, mean, invstd = ref.batchnorm_forward(x, g, b, rm.copy(), rv.copy())
+    dy = np.random.default_rng(8).standard_normal(x.shape)
+    want_dx = ref.batchnorm_backward(dy, x, g, mean, invstd)[0]
+    xin = x.copy()
+    y, _, _ = ops.batchnorm_forward(xin, g, b, rm.copy(), rv.copy(), out=xin)
+    assert y is xin and rel_err(y, want_y) <= 1e-12
+    dx = ops.batchnorm_backward(dy, x, g, mean, invstd, out=dy)[0]
+    assert dx is dy and rel_err(dx, want_dx) <= 1e-12
+    with pytest.raises(ValueError, match="out"):
+        ops.batchnorm_forward(x, g, b, rm, rv, out=np.empty((9, 20)))
+    with pytest.raises(TypeError, match="out"):
+        ops.batchnorm_backward(dy, x, g, mean, invstd, out=np.empty((9, 21), np.float32))

@@ -246,3 +246,51 @@ def test_core_rejects_bad_sizes_when_called_directly():
         _core.sgd_update(p, g, None, 0.1, 0.9, False, 0.0)
     with pytest.raises(TypeError, match="m"):
         _core.adam_update(p, g, m.astype(np.float64), v, 1e-3, 0.9, 0.999, 1e-7, 1, 0.0, False)
+
+
+# ---------------------------------------------------------------- denormals
+
+
+@pytest.fixture
+def flush_setting():
+    old = _core.get_flush_denormals()
+    yield
+    _core.set_flush_denormals(old)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_user_mxcsr_is_unchanged_after_a_call_in_every_thread(threads, flush_setting):
+    _core.set_flush_denormals(True)
+    old = fastnn.get_num_threads()
+    fastnn.set_num_threads(threads)
+    try:
+        before_main = _core.mxcsr_of_threads(1)[0]
+        before_team = _core.mxcsr_of_threads(threads)
+        p, g = make(500_000, np.float32), make(500_000, np.float32, 1)
+        m, v = np.zeros_like(p), np.zeros_like(p)
+        ops.adam_update(p, g, m, v, lr=1e-3, step=1)
+        ops.sgd_update(p, g, m, lr=1e-3, momentum=0.5)
+        assert _core.mxcsr_of_threads(1)[0] == before_main
+        assert _core.mxcsr_of_threads(threads) == before_team
+        if before_main:  # x86: neither FTZ (bit 15) nor DAZ (bit 6) left set
+            assert before_main & 0x8040 == 0
+    finally:
+        fastnn.set_num_threads(old)
+
+
+def test_denormal_first_moments_are_flushed_inside_the_kernel_only(flush_setting):
+    if not _core.mxcsr_of_threads(1)[0]:
+        pytest.skip("no MXCSR on this platform")
+    tiny = np.full(37, 1e-39, np.float32)  # denormal float32
+    p, g = np.ones(37, np.float32), np.zeros(37, np.float32)
+    _core.set_flush_denormals(True)
+    m, v = tiny.copy(), np.zeros(37, np.float32)
+    ops.adam_update(p, g, m, v, lr=1e-3, step=1)
+    assert np.all(m == 0)  # DAZ: the denormal input reads as 0
+    assert np.all(tiny * np.float32(0.5) != 0)  # the caller still computes with denormals
+    _core.set_flush_denormals(False)
+    m, v = tiny.copy(), np.zeros(37, np.float32)
+    m_ref, v_ref, p_ref = tiny.copy(), np.zeros(37, np.float32), np.ones(37, np.float32)
+    ops.adam_update(p, g, m, v, lr=1e-3, step=1)
+    ref.adam_update(p_ref, g, m_ref, v_ref, lr=1e-3, step=1)
+    assert np.array_equal(m, m_ref) and np.all(m > 0)

@@ -1,6 +1,8 @@
 // Bindings of the optim family (fused updates) and of the reductions used
 // around it (clip by global norm / by value, column sums).
+#include "fastnn/optim/denormals.h"
 #include "fastnn/optim/optim.h"
+#include "fastnn/parallel.h"
 #include "fastnn/reduce/reduce.h"
 
 #include <pybind11/stl.h>
@@ -171,6 +173,20 @@ void bind_optim(py::module_& m) {
   m.def("adam_update", &adam, py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("v"), py::arg("lr"),
         py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("step"), py::arg("weight_decay"),
         py::arg("decoupled"), "In place: Adam with bias correction (AdamW when decoupled).");
+  m.def("set_flush_denormals", &fastnn::set_flush_denormals, py::arg("on"),
+        "Whether the optimizer kernels run with FTZ/DAZ set (default True); the caller's MXCSR is restored.");
+  m.def("get_flush_denormals", &fastnn::flush_denormals);
+  m.def("mxcsr_of_threads", [](int n) {
+    // MXCSR seen by each thread of an OpenMP team of n (tests: nothing leaks out of a kernel call)
+    if (n < 1 || n > 1024) throw py::value_error("n: expected 1..1024, got " + std::to_string(n));
+    std::vector<unsigned> out(n, 0);
+    {
+      py::gil_scoped_release nogil;
+#pragma omp parallel num_threads(n)
+      out[omp_get_thread_num()] = fastnn::current_mxcsr();
+    }
+    return out;
+  }, py::arg("n"), "MXCSR of each thread of an OpenMP team of n threads (0 on non-x86).");
   m.def("clip_by_global_norm", &clip_by_global_norm, py::arg("grads"), py::arg("max_norm"),
         "Scales every array in place when the global L2 norm exceeds max_norm; returns the norm before.");
   m.def("clip_by_value", &clip_by_value, py::arg("grad"), py::arg("limit"),

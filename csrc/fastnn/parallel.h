@@ -14,14 +14,25 @@
 namespace fastnn {
 
 int get_num_threads();
-void set_num_threads(int n);  // n >= 1
+// n >= 1. Throws std::runtime_error for n > 1 in a process forked after fastnn
+// had started OpenMP threads: libgomp cannot run a thread team in such a child
+// (it waits forever for the parent's pool threads), so fastnn stays on one
+// thread there. Use multiprocessing's "spawn" or "forkserver" start method.
+void set_num_threads(int n);
+// True in a child forked after OpenMP threads were started (see set_num_threads).
+bool forked_after_threads();
+// Records that an OpenMP team of more than one thread is about to start.
+void note_team_start();
 
 // Threads to use for `work` units when each thread should get at least `grain`.
+// Every parallel region of the core takes its thread count from here.
 inline int threads_for(std::size_t work, std::size_t grain) {
   const int nt = get_num_threads();
-  if (nt <= 1 || grain == 0) return nt < 1 ? 1 : nt;
-  const std::size_t by_work = work / grain;
-  return static_cast<int>(std::max<std::size_t>(1, std::min<std::size_t>(nt, by_work)));
+  if (nt <= 1) return 1;
+  const std::size_t by_work = grain == 0 ? nt : work / grain;
+  const int r = static_cast<int>(std::max<std::size_t>(1, std::min<std::size_t>(nt, by_work)));
+  if (r > 1) note_team_start();
+  return r;
 }
 
 // Calls fn(begin, end) on contiguous chunks of [0, n). Chunk boundaries depend

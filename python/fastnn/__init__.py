@@ -71,3 +71,14 @@ def cpu_info() -> dict:
         "compiler": _core.compiler,
         "build_flags": _core.build_flags,
     }
+
+
+# ----------------------------------------------------------------------------
+# the Keras-like API
+# ----------------------------------------------------------------------------
+from . import activations, callbacks, initializers, layers, losses, metrics  # noqa: E402
+from . import optimizers, regularizers, schedules  # noqa: E402
+from .initializers import set_random_seed  # noqa: E402
+from .io import load_model  # noqa: E402
+from .layers import Input  # noqa: E402
+from .models import Model, Sequential, clone_model  # noqa: E402

@@ -43,7 +43,16 @@ def _float_array(x, name, *, dtype=None, ndim=None, shape=None):
             raise ValueError(f"{name}: expected {want} dimensions, got {x.ndim} (shape {x.shape})")
     if shape is not None and tuple(x.shape) != tuple(shape):
         raise ValueError(f"{name}: expected shape {tuple(shape)}, got {x.shape}")
-    return np.ascontiguousarray(x)
+    return _c_aligned(x)
+
+
+def _c_aligned(x, dtype=None):
+    """x itself when C-contiguous, aligned and of `dtype`, else an aligned C-contiguous copy.
+    (Not np.ascontiguousarray: it keeps a misaligned array as it is -- misaligned element
+    loads are undefined behaviour in the kernels -- and turns a 0-d array into shape (1,).)"""
+    if x.flags.c_contiguous and x.flags.aligned and (dtype is None or x.dtype == dtype):
+        return x
+    return np.array(x, dtype=dtype, order="C", copy=True)
 
 
 def _out_array(out, name, *, dtype, shape):
@@ -60,6 +69,8 @@ def _out_array(out, name, *, dtype, shape):
         raise ValueError(f"{name}: expected a C-contiguous array, got strides {out.strides}")
     if not out.flags.writeable:
         raise ValueError(f"{name}: expected a writeable array, got a read-only one")
+    if not out.flags.aligned:
+        raise ValueError(f"{name}: expected an aligned array, got one at a misaligned address")
     return out
 
 
@@ -78,6 +89,8 @@ def _state_array(a, name, like, like_name):
         raise ValueError(f"{name}: expected a C-contiguous array (it is updated in place)")
     if not a.flags.writeable:
         raise ValueError(f"{name}: expected a writeable array (it is updated in place)")
+    if not a.flags.aligned:
+        raise ValueError(f"{name}: expected an aligned array (it is updated in place), got a misaligned one")
     return a
 
 
@@ -85,7 +98,10 @@ def _real(v, name, *, low=None, high=None, low_open=False, high_open=False, fini
     """Validate a real scalar; returns it as float."""
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {type(v).__name__}")
-    v = float(v)
+    try:
+        v = float(v)
+    except OverflowError:  # an int beyond the float range, e.g. 10**400
+        raise ValueError(f"{name}: expected a finite number, got an integer of {int(v).bit_length()} bits") from None
     if finite and not np.isfinite(v):
         raise ValueError(f"{name}: expected a finite number, got {v}")
     if low is not None and (v < low or (low_open and v == low)):
@@ -186,7 +202,8 @@ from math import isfinite as _isfinite  # noqa: E402
 
 def _plain_matrix(x):
     """True for a C-contiguous 2-D float32/float64 ndarray (no checks needed)."""
-    return x.__class__ is np.ndarray and x.ndim == 2 and x.dtype in _FLOAT_DTYPES and x.flags.c_contiguous
+    return (x.__class__ is np.ndarray and x.ndim == 2 and x.dtype in _FLOAT_DTYPES and x.flags.c_contiguous
+            and x.flags.aligned)
 
 
 def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
@@ -259,7 +276,7 @@ def _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, 
     if beta != 0.0 and out is None:
         raise ValueError(f"out: beta = {beta} reads out, so out must be given, got None")
     if bias is not None and not (bias.__class__ is np.ndarray and bias.dtype is a.dtype and bias.shape == (n,)
-                                 and bias.flags.c_contiguous):
+                                 and bias.flags.c_contiguous and bias.flags.aligned):
         bias = _float_array(bias, "bias", dtype=a.dtype, ndim=1, shape=(n,))
     act = None
     act_alpha = 0.0
@@ -271,7 +288,7 @@ def _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, 
     if out is None:
         c = np.empty((m, n), dtype=a.dtype)
     elif not (out.__class__ is np.ndarray and out.dtype is a.dtype and out.shape == (m, n)
-              and out.flags.c_contiguous and out.flags.writeable):
+              and out.flags.c_contiguous and out.flags.writeable and out.flags.aligned):
         c = _out_array(out, "out", dtype=a.dtype, shape=(m, n))
     else:
         c = out
@@ -286,13 +303,26 @@ def _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, 
 # ----------------------------------------------------------------------------
 
 
+_INF = float("inf")
+
+
+def _hyper(v, name, **bounds):
+    """_real with a fast path for the common case: a finite float inside the bounds."""
+    if type(v) is float and -_INF < v < _INF:
+        low, high = bounds.get("low"), bounds.get("high")
+        if (low is None or v > low or (v == low and not bounds.get("low_open"))) and \
+                (high is None or v < high or (v == high and not bounds.get("high_open"))):
+            return v
+    return _real(v, name, **bounds)
+
+
 def _feature_vector(a, name, x):
     """A per-feature (n,) array of x's dtype, C-contiguous (copied if needed)."""
     return _float_array(a, name, dtype=x.dtype, shape=(x.shape[1],))
 
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.99, eps=1e-3,
-                      training=True):
+                      training=True, out=None):
     """BatchNorm over the batch axis of a (m, n) x: ``(y, batch_mean, batch_invstd)``.
 
     Training (``training=True``): normalise with the batch mean and biased
@@ -302,6 +332,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
     from the unbiased batch variance ``var * m / (m - 1)``). Needs m >= 2.
     Inference: ``y = x * scale + shift`` with ``scale = gamma / sqrt(running_var + eps)``,
     ``shift = beta - running_mean * scale``; returns the running mean and its invstd.
+    ``out``: optional (m, n) array for y (may be x itself: in place).
 
     >>> import numpy as np, fastnn.ops as ops
     >>> x = np.array([[1.0, 2.0], [3.0, 6.0]])
@@ -312,24 +343,21 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
     x = _float_array(x, "x", ndim=2)
     gamma = _feature_vector(gamma, "gamma", x)
     beta = _feature_vector(beta, "beta", x)
-    _state_array(running_mean, "running_mean", None, None)
-    _state_array(running_var, "running_var", None, None)
-    for a, name in ((running_mean, "running_mean"), (running_var, "running_var")):
-        if a.dtype != x.dtype:
-            raise TypeError(f"{name}: expected dtype {x.dtype} (as x), got {a.dtype}")
-        if a.shape != (x.shape[1],):
-            raise ValueError(f"{name}: expected shape {(x.shape[1],)}, got {a.shape}")
-    eps = _real(eps, "eps", low=0.0, low_open=True)
-    momentum = _real(momentum, "momentum", low=0.0, high=1.0)
+    _state_array(running_mean, "running_mean", gamma, "gamma")
+    _state_array(running_var, "running_var", gamma, "gamma")
+    eps = _hyper(eps, "eps", low=0.0, low_open=True)
+    momentum = _hyper(momentum, "momentum", low=0.0, high=1.0)
     if training is not True and training is not False:
         raise TypeError(f"training: expected a bool, got {type(training).__name__}")
+    if not x.dtype.type(eps) > 0:
+        raise ValueError(f"eps: expected a value > 0 in {x.dtype}, got {eps} (rounds to 0)")
     m, n = x.shape
     if training and m < 2:
         raise ValueError(f"x: training-mode batch norm needs a batch of at least 2 rows, got {m} "
                          "(the batch variance is undefined)")
     if not training and bool(np.any(running_var < 0)):
         raise ValueError("running_var: expected non-negative variances, got a negative value")
-    y = np.empty_like(x)
+    y = _out_array(out, "out", dtype=x.dtype, shape=x.shape)
     batch_mean = np.empty(n, dtype=x.dtype)
     batch_invstd = np.empty(n, dtype=x.dtype)
     _core.batchnorm_forward(x, gamma, beta, running_mean, running_var, y, batch_mean, batch_invstd,
@@ -337,12 +365,13 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
     return y, batch_mean, batch_invstd
 
 
-def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd):
+def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, *, out=None):
     """Gradients ``(dx, dgamma, dbeta)`` of training-mode BatchNorm.
 
     ``batch_mean`` and ``batch_invstd`` are the forward's; with
     ``xhat = (x - mean) * invstd``: ``dbeta = sum dy``, ``dgamma = sum dy * xhat``,
     ``dx = gamma * invstd / m * (m * dy - dbeta - xhat * dgamma)`` (sums over the batch).
+    ``out``: optional (m, n) array for dx (may be dy itself: in place).
     """
     x = _float_array(x, "x", ndim=2)
     dy = _float_array(dy, "dy", dtype=x.dtype, shape=x.shape)
@@ -351,7 +380,7 @@ def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd):
     batch_invstd = _feature_vector(batch_invstd, "batch_invstd", x)
     if x.shape[0] < 1:
         raise ValueError(f"x: expected at least 1 row, got shape {x.shape}")
-    dx = np.empty_like(x)
+    dx = _out_array(out, "out", dtype=x.dtype, shape=x.shape)
     dgamma = np.empty(x.shape[1], dtype=x.dtype)
     dbeta = np.empty(x.shape[1], dtype=x.dtype)
     _core.batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, dx, dgamma, dbeta)
@@ -371,13 +400,22 @@ def _logits_matrix(logits):
     return z
 
 
-def softmax_cross_entropy(logits, labels):
+def _grad_out(out, like, name):
+    """Gradient output: validated out= (not overlapping the input) or a new array."""
+    g = _out_array(out, "out", dtype=like.dtype, shape=like.shape)
+    if out is not None and np.may_share_memory(g, like):
+        raise ValueError(f"out: must not overlap {name}")
+    return g
+
+
+def softmax_cross_entropy(logits, labels, *, out=None):
     """Fused mean softmax cross-entropy and its gradient: ``(loss, dlogits)``.
 
     logits: (m, C). labels: integer class ids of shape (m,) (any integer
     dtype), or float rows of shape (m, C) (one-hot or probabilities).
     ``loss = -mean_i sum_j t_ij log softmax(z)_ij``,
     ``dlogits = (softmax(z) * sum_j t_ij - t) / m``. Numerically stable.
+    ``out``: optional (m, C) array for dlogits (not overlapping logits).
 
     >>> import numpy as np, fastnn.ops as ops
     >>> loss, d = ops.softmax_cross_entropy(np.zeros((2, 4)), np.array([0, 3]))
@@ -388,21 +426,21 @@ def softmax_cross_entropy(logits, labels):
     m, C = z.shape
     if not isinstance(labels, np.ndarray):
         raise TypeError(f"labels: expected a numpy.ndarray of class ids or target rows, got {_describe(labels)}")
-    dlogits = np.empty_like(z)
-    if np.issubdtype(labels.dtype, np.integer):
+    dlogits = _grad_out(out, z, "logits")
+    kind = labels.dtype.kind
+    if kind in "iu":
         if labels.shape != (m,):
             raise ValueError(f"labels: expected class ids of shape {(m,)}, got {labels.shape} "
                              "(pass one-hot rows as a float array)")
-        bad = (labels < 0) | (labels >= C)
-        if bool(bad.any()):
-            i = int(np.argmax(bad))
+        if labels.dtype == np.uint64 and m and labels.max() >= C:  # would wrap in int64
+            i = int(np.argmax(labels >= C))
             raise ValueError(f"labels: class id {labels[i]} at index {i} is out of range [0, {C})")
-        ids = np.ascontiguousarray(labels, dtype=np.int64)
-        loss = _core.softmax_cross_entropy_ids(z, ids, dlogits)
-    elif np.issubdtype(labels.dtype, np.floating) or labels.dtype == np.bool_:
+        ids = _c_aligned(labels, np.int64)
+        loss = _core.softmax_cross_entropy_ids(z, ids, dlogits)  # checks the range, names a bad id
+    elif kind in "fb":
         if labels.shape != (m, C):
             raise ValueError(f"labels: expected target rows of shape {(m, C)}, got {labels.shape}")
-        t = np.ascontiguousarray(labels, dtype=z.dtype)
+        t = _c_aligned(labels, z.dtype)
         loss = _core.softmax_cross_entropy_probs(z, t, dlogits)
     else:
         raise TypeError(f"labels: expected an integer or float dtype, got {labels.dtype}")
@@ -415,28 +453,28 @@ def _elementwise_pair(a, b, aname, bname):
         raise TypeError(f"{bname}: expected a numpy.ndarray, got {_describe(b)}")
     if b.shape != a.shape:
         raise ValueError(f"{bname}: expected shape {a.shape} (as {aname}), got {b.shape}")
-    if not (np.issubdtype(b.dtype, np.floating) or np.issubdtype(b.dtype, np.integer) or b.dtype == np.bool_):
+    if b.dtype.kind not in "fiub":
         raise TypeError(f"{bname}: expected a numeric dtype, got {b.dtype}")
     if a.size == 0:
         raise ValueError(f"{aname}: expected at least one element, got shape {a.shape}")
-    return a, np.ascontiguousarray(b, dtype=a.dtype)
+    return a, _c_aligned(b, a.dtype)
 
 
-def binary_cross_entropy_with_logits(logits, targets):
+def binary_cross_entropy_with_logits(logits, targets, *, out=None):
     """Mean sigmoid cross-entropy over all elements and its gradient: ``(loss, dlogits)``.
 
     ``loss = mean(max(z, 0) - z t + log1p(exp(-|z|)))``, ``dlogits = (sigmoid(z) - t) / z.size``.
     """
     z, t = _elementwise_pair(logits, targets, "logits", "targets")
-    grad = np.empty_like(z)
+    grad = _grad_out(out, z, "logits")
     loss = _core.binary_cross_entropy_with_logits(z, t, grad)
     return loss, grad
 
 
-def mean_squared_error(pred, target):
+def mean_squared_error(pred, target, *, out=None):
     """Mean over all elements of ``(pred - target)^2`` and its gradient ``2 (pred - target) / size``."""
     p, t = _elementwise_pair(pred, target, "pred", "target")
-    grad = np.empty_like(p)
+    grad = _grad_out(out, p, "pred")
     loss = _core.mean_squared_error(p, t, grad)
     return loss, grad
 
@@ -526,8 +564,8 @@ def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-7, step
     eps = _real(eps, "eps", low=0.0, low_open=True)
     if isinstance(step, (bool, np.bool_)) or not isinstance(step, numbers.Integral):
         raise TypeError(f"step: expected an int, got {type(step).__name__}")
-    if step < 1:
-        raise ValueError(f"step: expected an integer >= 1, got {step}")
+    if step < 1 or step >= 2**63:
+        raise ValueError(f"step: expected an integer in [1, 2**63), got {step}")
     if not isinstance(decoupled, (bool, np.bool_)):
         raise TypeError(f"decoupled: expected a bool, got {type(decoupled).__name__}")
     _core.adam_update(param, grad, m, v, lr, beta1, beta2, eps, int(step),
@@ -589,9 +627,9 @@ def clip_by_value(grad, limit):
     return _core.clip_by_value(grad, limit)
 
 
-def column_sum(x):
+def column_sum(x, *, out=None):
     """Sum over the rows of a (m, n) matrix: the bias gradient, shape (n,)."""
     x = _float_array(x, "x", ndim=2)
-    out = np.empty(x.shape[1], dtype=x.dtype)
+    out = _out_array(out, "out", dtype=x.dtype, shape=(x.shape[1],))
     _core.column_sum(x, out)
     return out

@@ -105,9 +105,11 @@ def activation_grad(name, dy, *, x=None, y=None, alpha=None, out=None):
             d = _sigmoid(x)
         else:
             raise ValueError(f"name: unknown activation {name!r}")
-    if s is not None:  # a NaN input gives a NaN gradient
+    if s is not None and name != "identity":  # a NaN input gives a NaN gradient (identity: dy itself)
         d = np.where(np.isnan(s), s, d)
     g = (dy * d).astype(dy.dtype, copy=False)
+    if name == "relu":  # a select, as the kernel (and PyTorch): an inactive unit passes 0 even for a NaN/inf dy
+        g = np.where(s > 0, dy, np.where(np.isnan(s), s, t(0))).astype(dy.dtype, copy=False)
     if out is not None:
         out[...] = g
         return out
@@ -167,8 +169,16 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
 # BatchNorm
 # ----------------------------------------------------------------------------
 
+def _into(out, value):
+    """value, or value copied into out when out is given (the ops' out= convention)."""
+    if out is None:
+        return value
+    out[...] = value
+    return out
+
+
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.99, eps=1e-3,
-                      training=True):
+                      training=True, out=None):
     """(y, batch_mean, batch_invstd) over the batch axis 0 of a (m, n) x.
 
     Training: normalise with the batch mean and biased variance and update the
@@ -187,28 +197,28 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
         y = (x - mean) * invstd * gamma + beta
         running_mean[...] = t(momentum) * running_mean + t(1 - momentum) * mean
         running_var[...] = t(momentum) * running_var + t(1 - momentum) * var * t(m / (m - 1))
-        return y.astype(x.dtype), mean.astype(x.dtype), invstd
+        return _into(out, y.astype(x.dtype)), mean.astype(x.dtype), invstd
     invstd = (1.0 / np.sqrt(running_var + t(eps))).astype(x.dtype)
     scale = gamma * invstd
     shift = beta - running_mean * scale
-    return (x * scale + shift).astype(x.dtype), running_mean.copy(), invstd
+    return _into(out, (x * scale + shift).astype(x.dtype)), running_mean.copy(), invstd
 
 
-def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd):
+def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, *, out=None):
     """(dx, dgamma, dbeta) of training-mode batch norm."""
     m = x.shape[0]
     xhat = (x - batch_mean) * batch_invstd
     dbeta = dy.sum(axis=0)
     dgamma = (dy * xhat).sum(axis=0)
     dx = (gamma * batch_invstd / m) * (m * dy - dbeta - xhat * dgamma)
-    return dx.astype(x.dtype), dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+    return _into(out, dx.astype(x.dtype)), dgamma.astype(x.dtype), dbeta.astype(x.dtype)
 
 
 # ----------------------------------------------------------------------------
 # losses: (mean loss over the batch, gradient of that mean w.r.t. the input)
 # ----------------------------------------------------------------------------
 
-def softmax_cross_entropy(logits, labels):
+def softmax_cross_entropy(logits, labels, *, out=None):
     """Mean softmax cross-entropy and dlogits = (softmax - target) / m.
 
     labels: int class ids of shape (m,), or one-hot / probability rows (m, C).
@@ -226,24 +236,25 @@ def softmax_cross_entropy(logits, labels):
         target[np.arange(m), labels] = 1
     else:
         target = labels.astype(logits.dtype)
-    loss = -(target * logp).sum() / m
+    # a zero target takes no part in the loss, even where log p = -inf (0 * -inf would be NaN)
+    loss = -np.where(target != 0, target * logp, 0).sum() / m
     dlogits = (np.exp(logp) * target.sum(axis=1, keepdims=True) - target) / logits.dtype.type(m)
-    return float(loss), dlogits.astype(logits.dtype)
+    return float(loss), _into(out, dlogits.astype(logits.dtype))
 
 
-def binary_cross_entropy_with_logits(logits, targets):
+def binary_cross_entropy_with_logits(logits, targets, *, out=None):
     """Mean over all elements of the sigmoid cross-entropy; gradient (s - t) / size."""
     z, t = logits, targets.astype(logits.dtype)
     loss = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
     n = z.size
     grad = (_sigmoid(z) - t) / z.dtype.type(n)
-    return float(loss.mean()), grad.astype(z.dtype)
+    return float(loss.mean()), _into(out, grad.astype(z.dtype))
 
 
-def mean_squared_error(pred, target):
+def mean_squared_error(pred, target, *, out=None):
     """Mean over all elements of (pred - target)^2; gradient 2 (pred - target) / size."""
     d = pred - target.astype(pred.dtype)
-    return float((d * d).mean()), (2 * d / pred.dtype.type(d.size)).astype(pred.dtype)
+    return float((d * d).mean()), _into(out, (2 * d / pred.dtype.type(d.size)).astype(pred.dtype))
 
 
 # ----------------------------------------------------------------------------
@@ -373,6 +384,10 @@ def clip_by_value(grad, limit):
     return norm
 
 
-def column_sum(x):
+def column_sum(x, *, out=None):
     """Sum over rows of a (m, n) matrix: the bias gradient."""
-    return x.sum(axis=0).astype(x.dtype)
+    s = x.sum(axis=0).astype(x.dtype)
+    if out is not None:
+        out[...] = s
+        return out
+    return s

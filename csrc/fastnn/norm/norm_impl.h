@@ -1,23 +1,25 @@
 // Per-ISA BatchNorm kernels (single-threaded over the features or rows they
 // are given) and the ISA's table. Included once by norm_{scalar,avx2,avx512}.cpp.
 //
-// Layout: x is (m, n) row-major, features contiguous. A "strip" is W vectors
-// of adjacent features; its per-feature sums stay in registers while the
-// kernel walks down the m rows (row stride n), then a second walk over the
-// same strip (still in L1/L2) writes the output. The math is in norm.h.
+// Layout: x is (m, n) row-major, features contiguous. The kernels stream
+// whole row segments (contiguous, prefetch-friendly) and keep per-feature
+// sums in small arrays in L1; walking down a column instead strides by the row
+// length, which for power-of-two n lands every row in the same few cache sets.
+// The math is in norm.h.
 #pragma once
 #include <cstddef>
+#include <type_traits>
 
 #include "fastnn/norm/norm.h"
 
 namespace fastnn {
 namespace FASTNN_ISA_NS {
 
-// Strip width in vectors: 2 keeps all accumulators in registers on AVX2 (16
-// registers) and AVX-512; the scalar path takes 4 features for some ILP.
-template <class T> constexpr int strip_vectors() { return Vec<T>::N == 1 ? 4 : 2; }
-// Rows summed into an inner accumulator before it is added to the outer one:
-// float sums over thousands of rows then err like (B + m/B)*eps, not m*eps.
+// Features per column block: the per-feature work arrays of a block (4 of
+// them, 16 KiB) stay in L1 while the kernel streams the block's rows.
+template <class T> constexpr std::size_t col_block() { return 4096 / sizeof(T); }
+// Rows summed into the block accumulators before they are added to the
+// totals: float sums over thousands of rows then err like (B + m/B)*eps.
 constexpr std::size_t kRowBlock = 32;
 
 // Load of a full vector, or of the first `lanes` lanes when Tail.
@@ -28,142 +30,147 @@ template <bool Tail, class T> inline void st(Vec<T> v, T* p, int lanes) {
   if constexpr (Tail) v.store_partial(p, lanes); else v.store(p);
 }
 
-// Training forward over features [c, c + W*N) (Tail: W == 1 and `lanes` features).
+// Calls f(j, tail, lanes) for the vectors covering features [0, w): full ones
+// with tail = std::false_type, then the partial last one with std::true_type.
+template <class T, class F> inline void for_each_vector(std::size_t w, F f) {
+  constexpr std::size_t N = Vec<T>::N;
+  std::size_t j = 0;
+  for (; j + N <= w; j += N) f(j, std::false_type{}, static_cast<int>(N));
+  if (j < w) f(j, std::true_type{}, static_cast<int>(w - j));
+}
+
+// Calls f(i, rows) for rows [i0, i1) in groups of 4 (then single rows), rows
+// a std::integral_constant: the per-feature values loaded once serve 4 rows.
+template <class F> inline void for_row_groups(std::size_t i0, std::size_t i1, F f) {
+  std::size_t i = i0;
+  for (; i + 4 <= i1; i += 4) f(i, std::integral_constant<int, 4>{});
+  for (; i < i1; ++i) f(i, std::integral_constant<int, 1>{});
+}
+
+// Sums over the m rows of features [c, c + w) (w <= col_block), streaming
+// whole row segments: s1 += a(i, j), s2 += b(i, j) where row(i, j, lanes, tail)
+// returns the pair for row i. Block accumulators b1, b2 are folded into s1, s2
+// every kRowBlock rows. All arrays hold col_block() values.
+template <class T, class Row>
+inline void column_sums(std::size_t m, std::size_t w, T* s1, T* s2, T* b1, T* b2, Row row) {
+  using V = Vec<T>;
+  for_each_vector<T>(w, [&](std::size_t j, auto, int) { V::zero().store(s1 + j); V::zero().store(s2 + j); });
+  for (std::size_t i0 = 0; i0 < m; i0 += kRowBlock) {
+    const std::size_t i1 = i0 + kRowBlock < m ? i0 + kRowBlock : m;
+    for_each_vector<T>(w, [&](std::size_t j, auto, int) { V::zero().store(b1 + j); V::zero().store(b2 + j); });
+    for_row_groups(i0, i1, [&](std::size_t i, auto rows) {
+      for_each_vector<T>(w, [&](std::size_t j, auto tail, int lanes) {
+        V sa, sb;
+        row(i, j, lanes, tail, sa, sb);
+        for (int r = 1; r < decltype(rows)::value; ++r) {
+          V a, b;
+          row(i + r, j, lanes, tail, a, b);
+          sa = sa + a;
+          sb = sb + b;
+        }
+        (V::load(b1 + j) + sa).store(b1 + j);
+        (V::load(b2 + j) + sb).store(b2 + j);
+      });
+    });
+    for_each_vector<T>(w, [&](std::size_t j, auto, int) {
+      (V::load(s1 + j) + V::load(b1 + j)).store(s1 + j);
+      (V::load(s2 + j) + V::load(b2 + j)).store(s2 + j);
+    });
+  }
+}
+
+// Training forward over features [c0, c1), one column block at a time.
 // Pass 1 sums d = x - K and d^2 with K = the first row (shifted data: the
 // variance (S2 - S1^2/m)/m loses nothing to cancellation when K is near the
 // mean, as one sample of the column is); pass 2 writes y.
-template <class T, int W, bool Tail>
-void forward_train_strip(const T* x, const T* gamma, const T* beta, T* run_mean, T* run_var, T* y, T* batch_mean,
-                         T* batch_invstd, std::size_t m, std::size_t n, std::size_t c, int lanes, T momentum,
-                         T one_minus_momentum, T unbias, T eps) {
+template <class T>
+void forward_train_cols(const T* x, const T* gamma, const T* beta, T* run_mean, T* run_var, T* y, T* batch_mean,
+                        T* batch_invstd, std::size_t m, std::size_t n, std::size_t c0, std::size_t c1, T momentum,
+                        T one_minus_momentum, T unbias, T eps) {
   using V = Vec<T>;
-  constexpr int N = V::N;
-  V K[W], s1[W], s2[W];
-  for (int k = 0; k < W; ++k) {
-    K[k] = ld<Tail>(x + c + k * N, lanes);
-    s1[k] = V::zero();
-    s2[k] = V::zero();
-  }
-  for (std::size_t i0 = 0; i0 < m; i0 += kRowBlock) {
-    const std::size_t i1 = i0 + kRowBlock < m ? i0 + kRowBlock : m;
-    V b1[W], b2[W];
-    for (int k = 0; k < W; ++k) { b1[k] = V::zero(); b2[k] = V::zero(); }
-    for (std::size_t i = i0; i < i1; ++i) {
-      const T* xr = x + i * n + c;
-      for (int k = 0; k < W; ++k) {
-        const V d = ld<Tail>(xr + k * N, lanes) - K[k];
-        b1[k] = b1[k] + d;
-        b2[k] = fmadd(d, d, b2[k]);
-      }
-    }
-    for (int k = 0; k < W; ++k) { s1[k] = s1[k] + b1[k]; s2[k] = s2[k] + b2[k]; }
-  }
+  constexpr std::size_t CB = col_block<T>();
+  alignas(64) T s1[CB], s2[CB], b1[CB], b2[CB];
   const V vm = V::set1(static_cast<T>(m)), one = V::set1(T(1)), veps = V::set1(eps);
   const V mom = V::set1(momentum), omm = V::set1(one_minus_momentum), unb = V::set1(unbias);
-  V mean[W], scale[W], shift[W];
-  for (int k = 0; k < W; ++k) {
-    const std::size_t j = c + k * N;
-    const V s1m = s1[k] / vm;
-    mean[k] = K[k] + s1m;
-    const V var = max(V::zero(), (s2[k] - s1[k] * s1m) / vm);  // max(0, NaN) = NaN
-    const V invstd = one / sqrt(var + veps);
-    scale[k] = ld<Tail>(gamma + j, lanes) * invstd;
-    shift[k] = ld<Tail>(beta + j, lanes);
-    st<Tail>(mean[k], batch_mean + j, lanes);
-    st<Tail>(invstd, batch_invstd + j, lanes);
-    st<Tail>(mom * ld<Tail>(run_mean + j, lanes) + omm * mean[k], run_mean + j, lanes);
-    st<Tail>(mom * ld<Tail>(run_var + j, lanes) + (omm * var) * unb, run_var + j, lanes);
-  }
-  for (std::size_t i = 0; i < m; ++i) {
-    const T* xr = x + i * n + c;
-    T* yr = y + i * n + c;
-    for (int k = 0; k < W; ++k)
-      st<Tail>(fmadd(ld<Tail>(xr + k * N, lanes) - mean[k], scale[k], shift[k]), yr + k * N, lanes);
-  }
-}
-
-// Backward over features [c, c + W*N): pass 1 sums dy and dy*(x - mean),
-// pass 2 writes dx = k1*dy + k2*(x - mean) + k0 (see norm.h).
-template <class T, int W, bool Tail>
-void backward_strip(const T* dy, const T* x, const T* gamma, const T* mean_p, const T* invstd_p, T* dx, T* dgamma,
-                    T* dbeta, std::size_t m, std::size_t n, std::size_t c, int lanes) {
-  using V = Vec<T>;
-  constexpr int N = V::N;
-  V mean[W], sdy[W], sdyt[W];
-  for (int k = 0; k < W; ++k) {
-    mean[k] = ld<Tail>(mean_p + c + k * N, lanes);
-    sdy[k] = V::zero();
-    sdyt[k] = V::zero();
-  }
-  for (std::size_t i0 = 0; i0 < m; i0 += kRowBlock) {
-    const std::size_t i1 = i0 + kRowBlock < m ? i0 + kRowBlock : m;
-    V b1[W], b2[W];
-    for (int k = 0; k < W; ++k) { b1[k] = V::zero(); b2[k] = V::zero(); }
-    for (std::size_t i = i0; i < i1; ++i) {
-      const T* xr = x + i * n + c;
-      const T* dyr = dy + i * n + c;
-      for (int k = 0; k < W; ++k) {
-        const V g = ld<Tail>(dyr + k * N, lanes);
-        b1[k] = b1[k] + g;
-        b2[k] = fmadd(g, ld<Tail>(xr + k * N, lanes) - mean[k], b2[k]);
-      }
-    }
-    for (int k = 0; k < W; ++k) { sdy[k] = sdy[k] + b1[k]; sdyt[k] = sdyt[k] + b2[k]; }
-  }
-  const V vm = V::set1(static_cast<T>(m));
-  V k0[W], k1[W], k2[W];
-  for (int k = 0; k < W; ++k) {
-    const std::size_t j = c + k * N;
-    const V invstd = ld<Tail>(invstd_p + j, lanes);
-    const V dg = sdyt[k] * invstd;
-    st<Tail>(sdy[k], dbeta + j, lanes);
-    st<Tail>(dg, dgamma + j, lanes);
-    k1[k] = ld<Tail>(gamma + j, lanes) * invstd;
-    k2[k] = -((k1[k] * invstd * dg) / vm);
-    k0[k] = -((k1[k] * sdy[k]) / vm);
-  }
-  for (std::size_t i = 0; i < m; ++i) {
-    const T* xr = x + i * n + c;
-    const T* dyr = dy + i * n + c;
-    T* dxr = dx + i * n + c;
-    for (int k = 0; k < W; ++k) {
-      const V t = ld<Tail>(xr + k * N, lanes) - mean[k];
-      st<Tail>(fmadd(k1[k], ld<Tail>(dyr + k * N, lanes), fmadd(k2[k], t, k0[k])), dxr + k * N, lanes);
-    }
+  for (std::size_t c = c0; c < c1; c += CB) {
+    const std::size_t w = c1 - c < CB ? c1 - c : CB;
+    const T* K = x + c;
+    column_sums<T>(m, w, s1, s2, b1, b2, [&](std::size_t i, std::size_t j, int lanes, auto tail, V& a, V& b) {
+      constexpr bool Tail = decltype(tail)::value;
+      a = ld<Tail>(x + i * n + c + j, lanes) - ld<Tail>(K + j, lanes);
+      b = a * a;
+    });
+    // statistics and the folded scale (kept in s2) and mean (in s1)
+    for_each_vector<T>(w, [&](std::size_t j, auto tail, int lanes) {
+      constexpr bool Tail = decltype(tail)::value;
+      const std::size_t f = c + j;
+      const V S1 = V::load(s1 + j), s1m = S1 / vm;
+      const V mean = ld<Tail>(K + j, lanes) + s1m;
+      const V var = max(V::zero(), (V::load(s2 + j) - S1 * s1m) / vm);  // max(0, NaN) = NaN
+      const V invstd = one / sqrt(var + veps);
+      mean.store(s1 + j);
+      (ld<Tail>(gamma + f, lanes) * invstd).store(s2 + j);
+      st<Tail>(mean, batch_mean + f, lanes);
+      st<Tail>(invstd, batch_invstd + f, lanes);
+      st<Tail>(mom * ld<Tail>(run_mean + f, lanes) + omm * mean, run_mean + f, lanes);
+      st<Tail>(mom * ld<Tail>(run_var + f, lanes) + (omm * var) * unb, run_var + f, lanes);
+    });
+    // y = (x - mean) * scale + beta
+    for_row_groups(0, m, [&](std::size_t i, auto rows) {
+      for_each_vector<T>(w, [&](std::size_t j, auto tail, int lanes) {
+        constexpr bool Tail = decltype(tail)::value;
+        const V mean = V::load(s1 + j), scale = V::load(s2 + j), shift = ld<Tail>(beta + c + j, lanes);
+        for (int r = 0; r < decltype(rows)::value; ++r) {
+          const std::size_t o = (i + r) * n + c + j;
+          st<Tail>(fmadd(ld<Tail>(x + o, lanes) - mean, scale, shift), y + o, lanes);
+        }
+      });
+    });
   }
 }
 
-// Walks features [c0, c1) in strips of W vectors, then single vectors, then
-// the partial last vector.
-template <class T, class Strip, class One, class Tail>
-inline void for_strips(std::size_t c0, std::size_t c1, Strip strip, One one, Tail tail) {
-  constexpr std::size_t N = Vec<T>::N, SW = strip_vectors<T>() * Vec<T>::N;
-  std::size_t c = c0;
-  for (; c + SW <= c1; c += SW) strip(c);
-  for (; c + N <= c1; c += N) one(c);
-  if (c < c1) tail(c, static_cast<int>(c1 - c));
-}
-
+// Backward over features [c0, c1), one column block at a time: pass 1 sums
+// dy and dy*(x - mean), pass 2 writes dx = k1*dy + k2*(x - mean) + k0 (norm.h).
 template <class T>
-void forward_train_cols(const T* x, const T* gamma, const T* beta, T* rm, T* rv, T* y, T* bm, T* bi,
-                        std::size_t m, std::size_t n, std::size_t c0, std::size_t c1, T mom, T omm, T unb, T eps) {
-  constexpr int W = strip_vectors<T>();
-  for_strips<T>(
-      c0, c1,
-      [&](std::size_t c) { forward_train_strip<T, W, false>(x, gamma, beta, rm, rv, y, bm, bi, m, n, c, Vec<T>::N, mom, omm, unb, eps); },
-      [&](std::size_t c) { forward_train_strip<T, 1, false>(x, gamma, beta, rm, rv, y, bm, bi, m, n, c, Vec<T>::N, mom, omm, unb, eps); },
-      [&](std::size_t c, int lanes) { forward_train_strip<T, 1, true>(x, gamma, beta, rm, rv, y, bm, bi, m, n, c, lanes, mom, omm, unb, eps); });
-}
-
-template <class T>
-void backward_cols(const T* dy, const T* x, const T* gamma, const T* mean, const T* invstd, T* dx, T* dgamma,
+void backward_cols(const T* dy, const T* x, const T* gamma, const T* mean_p, const T* invstd_p, T* dx, T* dgamma,
                    T* dbeta, std::size_t m, std::size_t n, std::size_t c0, std::size_t c1) {
-  constexpr int W = strip_vectors<T>();
-  for_strips<T>(
-      c0, c1,
-      [&](std::size_t c) { backward_strip<T, W, false>(dy, x, gamma, mean, invstd, dx, dgamma, dbeta, m, n, c, Vec<T>::N); },
-      [&](std::size_t c) { backward_strip<T, 1, false>(dy, x, gamma, mean, invstd, dx, dgamma, dbeta, m, n, c, Vec<T>::N); },
-      [&](std::size_t c, int lanes) { backward_strip<T, 1, true>(dy, x, gamma, mean, invstd, dx, dgamma, dbeta, m, n, c, lanes); });
+  using V = Vec<T>;
+  constexpr std::size_t CB = col_block<T>();
+  alignas(64) T s1[CB], s2[CB], b1[CB], b2[CB];
+  const V vm = V::set1(static_cast<T>(m));
+  for (std::size_t c = c0; c < c1; c += CB) {
+    const std::size_t w = c1 - c < CB ? c1 - c : CB;
+    const T* mean = mean_p + c;
+    column_sums<T>(m, w, s1, s2, b1, b2, [&](std::size_t i, std::size_t j, int lanes, auto tail, V& a, V& b) {
+      constexpr bool Tail = decltype(tail)::value;
+      a = ld<Tail>(dy + i * n + c + j, lanes);
+      b = a * (ld<Tail>(x + i * n + c + j, lanes) - ld<Tail>(mean + j, lanes));
+    });
+    // coefficients: k0 -> b1, k1 -> s1 (after dbeta is stored), k2 -> b2
+    for_each_vector<T>(w, [&](std::size_t j, auto tail, int lanes) {
+      constexpr bool Tail = decltype(tail)::value;
+      const std::size_t f = c + j;
+      const V invstd = ld<Tail>(invstd_p + f, lanes);
+      const V sdy = V::load(s1 + j), dg = V::load(s2 + j) * invstd;
+      st<Tail>(sdy, dbeta + f, lanes);
+      st<Tail>(dg, dgamma + f, lanes);
+      const V k1 = ld<Tail>(gamma + f, lanes) * invstd;
+      k1.store(s1 + j);
+      (-((k1 * invstd * dg) / vm)).store(b2 + j);
+      (-((k1 * sdy) / vm)).store(b1 + j);
+    });
+    for_row_groups(0, m, [&](std::size_t i, auto rows) {
+      for_each_vector<T>(w, [&](std::size_t j, auto tail, int lanes) {
+        constexpr bool Tail = decltype(tail)::value;
+        const V mu = ld<Tail>(mean + j, lanes), k1 = V::load(s1 + j), k2 = V::load(b2 + j), k0 = V::load(b1 + j);
+        for (int r = 0; r < decltype(rows)::value; ++r) {
+          const std::size_t o = (i + r) * n + c + j;
+          const V t = ld<Tail>(x + o, lanes) - mu;
+          st<Tail>(fmadd(k1, ld<Tail>(dy + o, lanes), fmadd(k2, t, k0)), dx + o, lanes);
+        }
+      });
+    });
+  }
 }
 
 // y = x * scale + shift, row by row (inference mode).

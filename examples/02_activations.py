@@ -1,0 +1,66 @@
+"""Experiment 2: activation functions on Fashion-MNIST.
+
+The same MLP (784-256-128-10, Adam, He/Glorot init to match the activation)
+trained with sigmoid, tanh, ReLU, leaky ReLU, ELU and swish on the bundled
+Fashion-MNIST subset. Prints test accuracy and the final training loss,
+writes the learning curves.
+
+    python examples/02_activations.py [--epochs 8]
+"""
+import argparse
+import time
+
+from _common import fashion_mnist, have_matplotlib, out_path, table
+
+import fastnn
+from fastnn.layers import Dense
+
+ACTIVATIONS = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "swish"]
+
+
+def build(activation):
+    init = "glorot_uniform" if activation in ("sigmoid", "tanh") else "he_normal"
+    fastnn.initializers.set_random_seed(0)
+    m = fastnn.Sequential([Dense(256, activation=activation, kernel_initializer=init, input_dim=784),
+                           Dense(128, activation=activation, kernel_initializer=init),
+                           Dense(10, activation="softmax")])
+    m.compile(fastnn.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=8)
+    args = ap.parse_args()
+    (x, y), (xt, yt) = fashion_mnist()
+    rows, curves = [], {}
+    for act in ACTIVATIONS:
+        m = build(act)
+        t = time.perf_counter()
+        h = m.fit(x, y, epochs=args.epochs, batch_size=128, verbose=0, seed=0,
+                  validation_data=(xt, yt))
+        secs = time.perf_counter() - t
+        rows.append((act, f"{h.history['loss'][-1]:.4f}", f"{h.history['val_accuracy'][-1]:.4f}",
+                     f"{secs:.1f}"))
+        curves[act] = h.history
+    table(rows, ["activation", "train loss", "test accuracy", "seconds"])
+    if have_matplotlib():
+        from fastnn.plots import _pyplot
+        plt = _pyplot()
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        for act, hist in curves.items():
+            axes[0].plot(range(1, args.epochs + 1), hist["loss"], label=act)
+            axes[1].plot(range(1, args.epochs + 1), hist["val_accuracy"], label=act)
+        axes[0].set_ylabel("training loss")
+        axes[1].set_ylabel("test accuracy")
+        for ax in axes:
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out_path("02_activations.png"), dpi=100)
+        print(f"plot: {out_path('02_activations.png')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Experiment 3: optimizers compared on Fashion-MNIST.
+
+SGD, SGD with momentum 0.9 (and Nesterov), RMSProp and Adam, each at a
+learning rate that suits it (the notes' usual starting points), on the same
+ReLU MLP and data. Prints the loss after each epoch and the test accuracy,
+writes the learning curves.
+
+    python examples/03_optimizers.py [--epochs 8]
+"""
+import argparse
+
+from _common import fashion_mnist, have_matplotlib, out_path, table
+
+import fastnn
+from fastnn.layers import Dense
+from fastnn.optimizers import SGD, Adam, RMSprop
+
+OPTIMIZERS = {
+    "SGD lr 0.05": lambda: SGD(learning_rate=0.05),
+    "momentum 0.9 lr 0.01": lambda: SGD(learning_rate=0.01, momentum=0.9),
+    "Nesterov 0.9 lr 0.01": lambda: SGD(learning_rate=0.01, momentum=0.9, nesterov=True),
+    "RMSProp lr 1e-3": lambda: RMSprop(learning_rate=1e-3),
+    "Adam lr 1e-3": lambda: Adam(learning_rate=1e-3),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=8)
+    args = ap.parse_args()
+    (x, y), (xt, yt) = fashion_mnist()
+    rows, curves = [], {}
+    for name, make in OPTIMIZERS.items():
+        fastnn.initializers.set_random_seed(0)
+        m = fastnn.Sequential([Dense(256, activation="relu", kernel_initializer="he_normal",
+                                     input_dim=784),
+                               Dense(10, activation="softmax")])
+        m.compile(make(), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        h = m.fit(x, y, epochs=args.epochs, batch_size=64, verbose=0, seed=0,
+                  validation_data=(xt, yt))
+        curves[name] = h
+        losses = h.history["loss"]
+        rows.append([name] + [f"{v:.3f}" for v in (losses[0], losses[len(losses) // 2], losses[-1])]
+                    + [f"{h.history['val_accuracy'][-1]:.4f}"])
+    table(rows, ["optimizer", "loss ep 1", f"loss ep {args.epochs // 2 + 1}",
+                 f"loss ep {args.epochs}", "test acc"])
+    if have_matplotlib():
+        from fastnn.plots import _pyplot
+        plt = _pyplot()
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        for name, h in curves.items():
+            e = range(1, len(h.history["loss"]) + 1)
+            axes[0].plot(e, h.history["loss"], "o-", ms=3, label=name)
+            axes[1].plot(e, h.history["val_loss"], "o-", ms=3, label=name)
+        for ax, t in zip(axes, ("training loss", "test loss")):
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(t)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out_path("03_optimizers.png"), dpi=100)
+        print(f"plot: {out_path('03_optimizers.png')}")
+
+
+if __name__ == "__main__":
+    main()

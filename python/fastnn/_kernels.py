@@ -1,0 +1,19 @@
+"""Where the Python layer gets its kernels: ``fastnn.ops``, nothing else.
+
+Every kernel call of the layers, losses and optimizers goes through :func:`op`
+(``op("matmul")`` is ``ops.matmul``), resolved at call time.
+"""
+from __future__ import annotations
+
+from . import ops
+
+
+def op(name):
+    """The kernel ``ops.<name>``."""
+    return getattr(ops, name)
+
+
+def column_sum(x, out):
+    """out[:] = sum of x over rows (ops.column_sum returns a new (n,) array)."""
+    out[...] = ops.column_sum(x)
+    return out

@@ -1,0 +1,143 @@
+"""Activation functions, by name or as objects.
+
+>>> import numpy as np, fastnn
+>>> fastnn.activations.get("relu")(np.array([-1.0, 2.0]))
+array([0., 2.])
+>>> fastnn.activations.LeakyReLU(alpha=0.1)(np.array([-1.0, 2.0]))
+array([-0.1,  2. ])
+
+``Dense(10, activation="softmax")`` or ``activation=fastnn.activations.relu``
+or ``activation=fastnn.activations.ELU(alpha=0.5)`` all work.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._kernels import op
+
+# Keras name -> kernel name in ops.activation (softmax is row-wise, its own kernel)
+_KERNEL = {"linear": "identity", "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu",
+           "leaky_relu": "leaky_relu", "elu": "elu", "selu": "selu", "swish": "swish",
+           "softplus": "softplus", "softmax": None}
+_ALIASES = {"identity": "linear", "silu": "swish", None: "linear"}
+# Keras defaults: leaky_relu negative_slope 0.2, elu alpha 1.0
+_DEFAULT_ALPHA = {"leaky_relu": 0.2, "elu": 1.0}
+KNOWN = tuple(_KERNEL)
+
+
+class ActivationFunction:
+    """An elementwise (or, for softmax, row-wise) activation with its gradient.
+
+    >>> import numpy as np
+    >>> ActivationFunction("tanh")(np.zeros(2))
+    array([0., 0.])
+    """
+
+    def __init__(self, name, alpha=None):
+        name = _ALIASES.get(name, name)
+        if name not in _KERNEL:
+            raise ValueError(f"activation: unknown activation {name!r}; known: {', '.join(KNOWN)}")
+        self.name = name
+        self.kernel = _KERNEL[name]
+        if alpha is not None and name not in _DEFAULT_ALPHA:
+            raise ValueError(f"alpha: activation {name!r} takes no alpha")
+        if name in _DEFAULT_ALPHA:
+            self.alpha = float(_DEFAULT_ALPHA[name] if alpha is None else alpha)
+        else:
+            self.alpha = None
+
+    # the gradient of swish and softplus needs the pre-activation input
+    @property
+    def needs_input(self):
+        return self.name in ("swish", "softplus")
+
+    @property
+    def is_linear(self):
+        return self.name == "linear"
+
+    def __call__(self, x, out=None):
+        x = np.asarray(x)
+        if not np.issubdtype(x.dtype, np.floating):
+            x = x.astype(np.float64)
+        if self.name == "softmax":
+            if x.ndim == 1:
+                return op("softmax")(x.reshape(1, -1)).reshape(-1)
+            return op("softmax")(x, out=out)
+        return op("activation")(self.kernel, x, alpha=self.alpha, out=out)
+
+    def backward(self, dy, *, x=None, y=None, out=None):
+        """dL/dx from dL/dy, the forward input x and/or output y (softmax: y)."""
+        if self.name == "softmax":
+            # dz = y * (dy - sum(dy * y, axis=1))
+            s = np.einsum("ij,ij->i", dy, y)[:, None]
+            if out is None:
+                out = np.empty_like(dy)
+            np.subtract(dy, s, out=out)
+            np.multiply(out, y, out=out)
+            return out
+        if self.name == "linear":
+            if out is None:
+                return dy.copy()
+            if out is not dy:
+                np.copyto(out, dy)
+            return out
+        if self.needs_input:
+            return op("activation_grad")(self.kernel, dy, x=x, alpha=self.alpha, out=out)
+        return op("activation_grad")(self.kernel, dy, y=y, alpha=self.alpha, out=out)
+
+    def get_config(self):
+        return {"name": self.name, "alpha": self.alpha}
+
+    def __eq__(self, other):
+        return isinstance(other, ActivationFunction) and self.get_config() == other.get_config()
+
+    def __repr__(self):
+        a = f", alpha={self.alpha}" if self.alpha is not None else ""
+        return f"{type(self).__name__}({self.name!r}{a})"
+
+
+def LeakyReLU(alpha=0.2):
+    """leaky_relu with slope ``alpha`` for x < 0 (Keras default 0.2)."""
+    return ActivationFunction("leaky_relu", alpha)
+
+
+def ELU(alpha=1.0):
+    """elu: alpha * (exp(x) - 1) for x < 0."""
+    return ActivationFunction("elu", alpha)
+
+
+def _fn(name):
+    def f(x, alpha=None):
+        return ActivationFunction(name, alpha)(x) if alpha is not None else ActivationFunction(name)(x)
+    f.__name__ = name
+    f.__doc__ = f"{name}(x) elementwise (softmax: row-wise) on a NumPy array."
+    return f
+
+
+sigmoid = _fn("sigmoid")
+tanh = _fn("tanh")
+relu = _fn("relu")
+leaky_relu = _fn("leaky_relu")
+elu = _fn("elu")
+selu = _fn("selu")
+swish = _fn("swish")
+silu = swish
+softplus = _fn("softplus")
+softmax = _fn("softmax")
+linear = _fn("linear")
+_FUNCTIONS = {f: f.__name__ for f in (sigmoid, tanh, relu, leaky_relu, elu, selu, swish,
+                                       softplus, softmax, linear)}
+
+
+def get(identifier):
+    """An ActivationFunction from a name, a function of this module, an object or None (linear)."""
+    if isinstance(identifier, ActivationFunction):
+        return identifier
+    if identifier is None or isinstance(identifier, str):
+        return ActivationFunction(identifier)
+    if isinstance(identifier, dict):
+        return ActivationFunction(identifier["name"], identifier.get("alpha"))
+    if callable(identifier) and identifier in _FUNCTIONS:
+        return ActivationFunction(_FUNCTIONS[identifier])
+    raise TypeError(f"activation: expected a name ({', '.join(KNOWN)}), an activation object or None, "
+                    f"got {type(identifier).__name__}")

@@ -1,0 +1,292 @@
+"""Callbacks: hooks into fit. Keras names and defaults.
+
+>>> import fastnn
+>>> es = fastnn.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
+>>> es.patience
+3
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import warnings
+
+import numpy as np
+
+
+class Callback:
+    """Base class; ``self.model`` is set by fit. Override the hooks you need."""
+
+    def __init__(self):
+        self.model = None
+
+    def set_model(self, model):
+        self.model = model
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+
+class History(Callback):
+    """``history.history[key]`` is the list of per-epoch values; ``history.epoch`` the epoch indices."""
+
+    def __init__(self):
+        super().__init__()
+        self.history, self.epoch, self.params = {}, [], {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(v)
+
+
+def _monitor_op(monitor, mode):
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode: expected 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "auto":
+        mode = "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
+    return mode
+
+
+class _Monitoring(Callback):
+    def __init__(self, monitor, mode, min_delta):
+        super().__init__()
+        self.monitor = monitor
+        self.mode = _monitor_op(monitor, mode)
+        self.min_delta = abs(float(min_delta))
+
+    def _improved(self, current, best):
+        if not math.isfinite(current):  # a NaN/inf loss is never an improvement (nor a best to keep)
+            return False
+        if best is None:
+            return True
+        if self.mode == "min":
+            return current < best - self.min_delta
+        return current > best + self.min_delta
+
+    def _get(self, logs):
+        v = (logs or {}).get(self.monitor)
+        if v is None:
+            warnings.warn(f"{type(self).__name__}: metric {self.monitor!r} is not in the logs; "
+                          f"available: {', '.join(logs or {})}", RuntimeWarning, stacklevel=3)
+        return v
+
+
+class EarlyStopping(_Monitoring):
+    """Stops when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
+
+    ``restore_best_weights=True`` puts back the weights of the best epoch when it stops.
+    """
+
+    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
+                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+        super().__init__(monitor, mode, min_delta)
+        self.patience, self.verbose, self.baseline = int(patience), verbose, baseline
+        self.restore_best_weights, self.start_from_epoch = bool(restore_best_weights), int(start_from_epoch)
+
+    def on_train_begin(self, logs=None):
+        self.wait, self.stopped_epoch, self.best, self.best_epoch = 0, 0, None, 0
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = self._get(logs)
+        if current is None or epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()
+        self.wait += 1
+        if self._improved(current, self.best):
+            self.best, self.best_epoch = current, epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            if self.baseline is None or self._improved(current, self.baseline):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+            if self.restore_best_weights and self.best_weights is not None:
+                if self.verbose:
+                    print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+                self.model.set_weights(self.best_weights)
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0 and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+
+
+class ReduceLROnPlateau(_Monitoring):
+    """Multiplies the learning rate by ``factor`` when ``monitor`` stalls for ``patience`` epochs."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
+                 min_delta=1e-4, cooldown=0, min_lr=0.0):
+        super().__init__(monitor, mode, min_delta)
+        if not 0 < factor < 1:
+            raise ValueError(f"factor: expected a number in (0, 1), got {factor!r}")
+        self.factor, self.patience, self.verbose = float(factor), int(patience), verbose
+        self.cooldown, self.min_lr = int(cooldown), float(min_lr)
+
+    def on_train_begin(self, logs=None):
+        self.wait, self.cooldown_counter, self.best = 0, 0, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        opt = self.model.optimizer
+        if not isinstance(opt.learning_rate, float):
+            raise ValueError("ReduceLROnPlateau: the optimizer's learning_rate is a schedule; "
+                             "use a constant learning rate with this callback")
+        logs = logs if logs is not None else {}
+        logs["learning_rate"] = opt.learning_rate
+        current = self._get(logs)
+        if current is None:
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improved(current, self.best):
+            self.best, self.wait = current, 0
+        elif self.cooldown_counter <= 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                old = opt.learning_rate
+                if old > self.min_lr:
+                    opt.learning_rate = max(old * self.factor, self.min_lr)
+                    if self.verbose:
+                        print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
+                              f"{opt.learning_rate:.6g}.")
+                    self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+class LearningRateScheduler(Callback):
+    """At each epoch's start sets ``lr = schedule(epoch, lr)`` (or ``schedule(epoch)``)."""
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        opt = self.model.optimizer
+        try:
+            lr = self.schedule(epoch, opt.learning_rate)
+        except TypeError:
+            lr = self.schedule(epoch)
+        opt.learning_rate = float(lr)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr:.6g}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = self.model.optimizer.learning_rate
+
+
+class ModelCheckpoint(_Monitoring):
+    """Saves the model (or only its weights) after each epoch, or only when ``monitor`` improves
+    with ``save_best_only``. ``filepath`` may hold ``{epoch:02d}`` and log keys."""
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
+                 save_weights_only=False, mode="auto"):
+        super().__init__(monitor, mode, 0)
+        self.filepath, self.verbose = os.fspath(filepath), verbose
+        self.save_best_only, self.save_weights_only = bool(save_best_only), bool(save_weights_only)
+        self.best = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_best_only:
+            current = self._get(logs)
+            if current is None or not self._improved(current, self.best):
+                return
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best} to {current:.5f}, "
+                      f"saving model to {path}")
+            self.best = current
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
+
+
+class TerminateOnNaN(Callback):
+    """Stops training as soon as a batch loss is NaN or infinite."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Batch {batch}: invalid loss, terminating training")
+            self.model.stop_training = True
+
+
+class DivergenceStop(Callback):
+    """Stops when the epoch loss exceeds ``factor`` x the first epoch's loss, or is not finite:
+    the course notes' sign of a learning rate that is too large."""
+
+    def __init__(self, factor=3.0, monitor="loss", verbose=0):
+        super().__init__()
+        if not factor > 0:
+            raise ValueError(f"factor: expected a positive number, got {factor!r}")
+        self.factor, self.monitor, self.verbose = float(factor), monitor, verbose
+
+    def on_train_begin(self, logs=None):
+        self.first, self.stopped_epoch = None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        v = (logs or {}).get(self.monitor)
+        if v is None:
+            return
+        if self.first is None:
+            self.first = v
+        if not math.isfinite(v) or v > self.factor * self.first:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: {self.monitor} {v:.4g} > {self.factor} x first epoch's "
+                      f"{self.first:.4g}: diverging, stopping (lower the learning rate)")
+
+
+class CSVLogger(Callback):
+    """Writes one row per epoch: ``epoch`` and every log value, to ``filename``."""
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.filename, self.sep, self.append = os.fspath(filename), separator, bool(append)
+        self.keys = None
+
+    def on_train_begin(self, logs=None):
+        exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
+        self._file = open(self.filename, "a" if self.append else "w", newline="")
+        self._writer, self.keys, self._header_done = None, None, exists
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.keys is None:
+            self.keys = sorted(logs)
+            self._writer = csv.writer(self._file, delimiter=self.sep)
+            if not self._header_done:
+                self._writer.writerow(["epoch"] + self.keys)
+        self._writer.writerow([epoch] + [logs.get(k, "NA") for k in self.keys])
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        self._file.close()
+
+
+def _is_overridden(cb, hook):
+    return getattr(type(cb), hook) is not getattr(Callback, hook)
+
+
+__all__ = ["Callback", "History", "EarlyStopping", "ReduceLROnPlateau", "LearningRateScheduler",
+           "ModelCheckpoint", "TerminateOnNaN", "DivergenceStop", "CSVLogger"]
+_ = np  # numpy used by subclasses users write

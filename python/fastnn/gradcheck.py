@@ -1,0 +1,294 @@
+"""Gradient checking: compare the analytic gradients of a model (or one layer)
+with centred finite differences, the first check of the course notes.
+
+The check runs on a float64 copy of the model (the original is untouched),
+with dropout layers removed (their random masks would change between the
+two evaluations of the difference quotient) and regularization *on*, so the
+penalty's gradient is checked too. BatchNorm runs in training mode, as in a
+training step. For each parameter tensor it reports the relative error
+
+    ‖g − ĝ‖ / (‖g‖ + ‖ĝ‖)        g analytic, ĝ numerical
+
+with the notes' reading: below 1e-7 great, about 1e-5 worth a look (fine
+with kinks such as ReLU at 0), above 1e-3 the gradient is wrong.
+
+Use a few examples (2-10) and a small network: every checked element costs
+two forward passes.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["check_gradients", "check_layer", "GradientReport", "TensorCheck", "verdict"]
+
+
+def verdict(rel_error: float) -> str:
+    """The course notes' reading of a relative error.
+
+    >>> from fastnn.gradcheck import verdict
+    >>> verdict(1e-9), verdict(1e-6), verdict(1e-4), verdict(0.2)
+    ('great', 'ok', 'check', 'wrong')
+    """
+    if not np.isfinite(rel_error):
+        return "wrong"
+    if rel_error < 1e-7:
+        return "great"
+    if rel_error < 1e-5:
+        return "ok"
+    if rel_error < 1e-3:
+        return "check"
+    return "wrong"
+
+
+@dataclass
+class TensorCheck:
+    """One parameter tensor's check: its name (``layer/variable``), how many
+    elements were compared, the relative error and the verdict, and the
+    largest element-wise absolute difference."""
+    name: str
+    checked: int
+    size: int
+    rel_error: float
+    max_abs_diff: float
+    verdict: str
+
+
+class GradientReport(list):
+    """A list of :class:`TensorCheck`, one per tensor, with ``ok`` (no tensor
+    judged "wrong"), ``worst`` and a table when printed."""
+
+    @property
+    def ok(self) -> bool:
+        return all(c.verdict != "wrong" for c in self)
+
+    @property
+    def worst(self) -> TensorCheck:
+        return max(self, key=lambda c: (np.nan_to_num(c.rel_error, nan=np.inf)))
+
+    def __str__(self):
+        w = max([len(c.name) for c in self] + [6])
+        lines = [f"{'tensor'.ljust(w)}  {'checked':>9}  {'rel. error':>10}  verdict"]
+        for c in self:
+            lines.append(f"{c.name.ljust(w)}  {c.checked:>4}/{c.size:<4}  {c.rel_error:>10.2e}  {c.verdict}")
+        return "\n".join(lines)
+
+
+def _rel_error(g, n):
+    denom = np.linalg.norm(g) + np.linalg.norm(n)
+    if denom == 0:
+        return 0.0
+    return float(np.linalg.norm(g - n) / denom)
+
+
+def _pick(size, max_per_tensor, rng):
+    if max_per_tensor is None or size <= max_per_tensor:
+        return np.arange(size)
+    return np.sort(rng.choice(size, max_per_tensor, replace=False))
+
+
+def _check_eps(eps):
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not 0 < eps < 1:
+        raise ValueError(f"eps: expected a small positive number such as 1e-7, got {eps!r}")
+
+
+def _check_max(max_per_tensor):
+    if max_per_tensor is not None and (isinstance(max_per_tensor, bool) or
+                                       not isinstance(max_per_tensor, (int, np.integer)) or
+                                       max_per_tensor < 1):
+        raise ValueError(f"max_per_tensor: expected None or an int >= 1, got {max_per_tensor!r}")
+
+
+def _deepcopy(obj):
+    """copy.deepcopy that keeps NumPy's builtin dtype objects as they are: the
+    kernels' bindings accept only those (a deep-copied np.dtype is equal but
+    not identical, and is rejected)."""
+    memo = {}
+    for t in (np.float16, np.float32, np.float64, np.int32, np.int64, np.uint8, np.bool_):
+        d = np.dtype(t)
+        memo[id(d)] = d
+    return copy.deepcopy(obj, memo)
+
+
+def _copy_model(model, drop_dropout=True, dtype=None):
+    """A deep copy of ``model``, without dropout layers if asked, in ``dtype``."""
+    from . import layers as _layers
+    clone = _deepcopy(model)
+    if drop_dropout:
+        clone.layers = [layer for layer in clone.layers if not isinstance(layer, _layers.Dropout)]
+    if dtype is not None:
+        clone.dtype = np.dtype(dtype)
+    clone.built = False
+    clone.build(clone._input_shape)
+    return clone
+
+
+def _float64_copy(model):
+    """A float64 deep copy of ``model`` without dropout layers."""
+    return _copy_model(model, True, np.float64)
+
+
+def _tensors(model):
+    """(name, layer, variable name) of every trainable parameter tensor."""
+    out = []
+    for layer, spec, _ in model._entries:
+        if layer.trainable:
+            out.append((f"{layer.name}/{spec.name}", layer, spec.name))
+    return out
+
+
+def _objective(model, x, y, with_grads):
+    """Loss with the penalty; with_grads: also fills the model's gradient arena."""
+    loss_on_logits, last_logits = model._loss_mode()
+    out = model._forward(x, True, last_logits)
+    loss, d = model.loss.value_and_grad(out, y, loss_on_logits)
+    if with_grads:
+        model._grads[...] = 0
+        layers = model.layers
+        for i in range(len(layers) - 1, -1, -1):
+            d = layers[i].backward(d, i > 0)
+    penalty = model._regularization(grads=with_grads)
+    return float(loss) + float(penalty)
+
+
+def check_gradients(model, x, y, eps: float = 1e-7, max_per_tensor: int | None = None,
+                    seed: int = 0) -> GradientReport:
+    """Check every trainable tensor's gradient of a compiled ``model`` on ``(x, y)``.
+
+    Returns a :class:`GradientReport` (one :class:`TensorCheck` per tensor,
+    in model order). ``max_per_tensor`` compares only that many randomly
+    chosen elements of each tensor (the relative error is then over those
+    elements); None checks them all. The model itself is not modified.
+
+    >>> import numpy as np, fastnn
+    >>> from fastnn.layers import Dense
+    >>> from fastnn.gradcheck import check_gradients
+    >>> m = fastnn.Sequential([Dense(5, activation="tanh", input_dim=4), Dense(3, activation="softmax")])
+    >>> m.compile("sgd", "sparse_categorical_crossentropy", regularizer="l2")
+    >>> rng = np.random.default_rng(0)
+    >>> report = check_gradients(m, rng.normal(size=(6, 4)), rng.integers(0, 3, 6))
+    >>> report.ok, [c.verdict for c in report]
+    (True, ['great', 'great', 'great', 'great'])
+    """
+    _check_eps(eps)
+    _check_max(max_per_tensor)
+    if not getattr(model, "compiled", False):
+        raise ValueError("model: compile it first; the check needs its loss "
+                         "(model.compile(optimizer, loss))")
+    xa = np.asarray(x)
+    if xa.ndim < 2 or xa.shape[0] == 0:
+        raise ValueError(f"x: expected shape (n, features) with n >= 1, got {xa.shape}")
+    if xa.shape[0] > 64:
+        raise ValueError(f"x: {xa.shape[0]} examples; gradient checking needs only a few "
+                         "(2-10): each checked element costs two forward passes")
+    if not model.built:
+        model.build(xa.shape[1:])
+    clone = _float64_copy(model)
+    xx, yy = clone._prepare_xy(np.asarray(x, dtype=np.float64), y)
+    _objective(clone, xx, yy, with_grads=True)
+    analytic = {name: np.array(layer.grads[v], dtype=np.float64)
+                for name, layer, v in _tensors(clone)}
+    rng = np.random.default_rng(seed)
+    report = GradientReport()
+    for name, layer, v in _tensors(clone):
+        w = layer.vars[v].reshape(-1)  # a view into the arena
+        idx = _pick(w.size, max_per_tensor, rng)
+        num = np.empty(idx.size)
+        for j, i in enumerate(idx):
+            old = w[i]
+            w[i] = old + eps
+            fp = _objective(clone, xx, yy, False)
+            w[i] = old - eps
+            fm = _objective(clone, xx, yy, False)
+            w[i] = old
+            num[j] = (fp - fm) / (2 * eps)
+        g = analytic[name].reshape(-1)[idx]
+        err = _rel_error(g, num)
+        diff = float(np.max(np.abs(g - num))) if idx.size else 0.0
+        report.append(TensorCheck(name, int(idx.size), int(w.size), err, diff, verdict(err)))
+    return report
+
+
+def check_layer(layer, x, eps: float = 1e-7, seed: int = 0,
+                max_per_tensor: int | None = None) -> GradientReport:
+    """Check one layer's backward pass: its parameter gradients and its input
+    gradient (reported as ``<name>/input``), against centred differences of
+    ``sum(forward(x) * dy)`` for a random upstream gradient ``dy``.
+
+    The layer is copied into a float64 one-layer model; the original is not
+    modified. Dropout layers have no meaningful check (random masks).
+
+    >>> import numpy as np
+    >>> from fastnn.layers import Dense
+    >>> from fastnn.gradcheck import check_layer
+    >>> report = check_layer(Dense(4, activation="sigmoid"), np.random.default_rng(0).normal(size=(3, 5)))
+    >>> [c.name.split("/")[1] for c in report], report.ok
+    (['kernel', 'bias', 'input'], True)
+    """
+    from . import layers as _layers
+    from .models import Sequential
+    _check_eps(eps)
+    _check_max(max_per_tensor)
+    if not isinstance(layer, _layers.Layer):
+        raise TypeError(f"layer: expected a fastnn layer, got {type(layer).__name__}")
+    if isinstance(layer, _layers.Dropout):
+        raise ValueError("layer: a Dropout layer has random masks, no gradient to check")
+    xa = np.asarray(x, dtype=np.float64)
+    if xa.ndim < 2 or xa.shape[0] == 0:
+        raise ValueError(f"x: expected shape (n, features...) with n >= 1, got {xa.shape}")
+    lay = _deepcopy(layer)
+    lay._arena = None
+    model = Sequential([_layers.Input(xa.shape[1:]), lay], dtype="float64")
+    if layer.built and layer.vars:
+        model.set_weights(layer.get_weights())
+    rng = np.random.default_rng(seed)
+    xx = np.ascontiguousarray(xa)
+    y0 = lay.forward(xx.copy(), True)
+    dy = rng.normal(size=y0.shape)
+
+    def f():
+        return float(np.sum(lay.forward(xx.copy(), True) * dy))
+
+    lay.forward(xx.copy(), True)
+    model._grads[...] = 0
+    dx = np.array(lay.backward(dy.copy(), True), dtype=np.float64)
+    analytic = {f"{lay.name}/{s.name}": np.array(lay.grads[s.name], dtype=np.float64)
+                for s in lay.specs if s.trainable}
+    report = GradientReport()
+    for s in lay.specs:
+        if not s.trainable:
+            continue
+        name = f"{lay.name}/{s.name}"
+        w = lay.vars[s.name].reshape(-1)
+        idx = _pick(w.size, max_per_tensor, rng)
+        num = np.empty(idx.size)
+        for j, i in enumerate(idx):
+            old = w[i]
+            w[i] = old + eps
+            fp = f()
+            w[i] = old - eps
+            fm = f()
+            w[i] = old
+            num[j] = (fp - fm) / (2 * eps)
+        g = analytic[name].reshape(-1)[idx]
+        err = _rel_error(g, num)
+        report.append(TensorCheck(name, int(idx.size), int(w.size), err,
+                                  float(np.max(np.abs(g - num))) if idx.size else 0.0, verdict(err)))
+    flat = xx.reshape(-1)
+    idx = _pick(flat.size, max_per_tensor, rng)
+    num = np.empty(idx.size)
+    for j, i in enumerate(idx):
+        old = flat[i]
+        flat[i] = old + eps
+        fp = f()
+        flat[i] = old - eps
+        fm = f()
+        flat[i] = old
+        num[j] = (fp - fm) / (2 * eps)
+    g = dx.reshape(-1)[idx]
+    err = _rel_error(g, num)
+    report.append(TensorCheck(f"{lay.name}/input", int(idx.size), int(flat.size), err,
+                              float(np.max(np.abs(g - num))) if idx.size else 0.0, verdict(err)))
+    return report

@@ -1,0 +1,252 @@
+"""Weight initializers, Keras names and defaults, all seedable.
+
+>>> import fastnn
+>>> w = fastnn.initializers.HeNormal(seed=0)((784, 512))
+>>> w.shape, str(w.dtype)
+((784, 512), 'float32')
+
+Without a seed, draws come from fastnn's global generator
+(``fastnn.set_random_seed`` makes whole runs reproducible).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+_global_rng = np.random.default_rng()
+
+
+def set_random_seed(seed):
+    """Reseed the generator used by initializers (and fit's shuffling) without their own seed."""
+    global _global_rng
+    _global_rng = np.random.default_rng(seed)
+
+
+def global_rng():
+    return _global_rng
+
+
+def _fans(shape):
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+class Initializer:
+    """Base class: ``init(shape, dtype="float32") -> ndarray``."""
+
+    def __init__(self, seed=None):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise TypeError(f"seed: expected an int or None, got {type(seed).__name__}")
+        self.seed = None if seed is None else int(seed)
+        self._rng = None if seed is None else np.random.default_rng(self.seed)
+
+    def _gen(self):
+        return self._rng if self._rng is not None else _global_rng
+
+    def __call__(self, shape, dtype="float32"):
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+        return np.ascontiguousarray(self._sample(shape), dtype=np.dtype(dtype))
+
+    def _sample(self, shape):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+class Zeros(Initializer):
+    """All zeros."""
+
+    def _sample(self, shape):
+        return np.zeros(shape)
+
+    def get_config(self):
+        return {}
+
+
+class Ones(Initializer):
+    """All ones."""
+
+    def _sample(self, shape):
+        return np.ones(shape)
+
+    def get_config(self):
+        return {}
+
+
+class Constant(Initializer):
+    """Every element equal to ``value``.  ``Constant(0.1)``"""
+
+    def __init__(self, value=0.0):
+        super().__init__()
+        self.value = float(value)
+
+    def _sample(self, shape):
+        return np.full(shape, self.value)
+
+    def get_config(self):
+        return {"value": self.value}
+
+
+class RandomNormal(Initializer):
+    """N(mean, stddev^2), Keras default stddev 0.05.  ``RandomNormal(stddev=0.01, seed=1)``"""
+
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        super().__init__(seed)
+        self.mean, self.stddev = float(mean), float(stddev)
+
+    def _sample(self, shape):
+        return self._gen().normal(self.mean, self.stddev, size=shape)
+
+    def get_config(self):
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
+
+
+class RandomUniform(Initializer):
+    """U(minval, maxval), Keras default [-0.05, 0.05]; ``limit=a`` means [-a, a]."""
+
+    def __init__(self, minval=-0.05, maxval=0.05, seed=None, *, limit=None):
+        super().__init__(seed)
+        if limit is not None:
+            minval, maxval = -float(limit), float(limit)
+        self.minval, self.maxval = float(minval), float(maxval)
+
+    def _sample(self, shape):
+        return self._gen().uniform(self.minval, self.maxval, size=shape)
+
+    def get_config(self):
+        return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
+
+
+class TruncatedNormal(Initializer):
+    """N(mean, stddev^2) redrawn outside two standard deviations."""
+
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        super().__init__(seed)
+        self.mean, self.stddev = float(mean), float(stddev)
+
+    def _sample(self, shape):
+        return self.mean + self.stddev * _truncated_standard_normal(self._gen(), shape)
+
+    def get_config(self):
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
+
+
+def _truncated_standard_normal(rng, shape):
+    z = rng.standard_normal(size=shape)
+    bad = np.abs(z) > 2.0
+    while bad.any():
+        z[bad] = rng.standard_normal(size=int(bad.sum()))
+        bad = np.abs(z) > 2.0
+    return z
+
+
+_MODES = ("fan_in", "fan_out", "fan_avg")
+_DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
+# standard deviation of a standard normal truncated to [-2, 2]
+_TRUNC_STD = 0.87962566103423978
+
+
+class VarianceScaling(Initializer):
+    """Variance ``scale / n`` with n the fan_in, fan_out or their mean.
+
+    distribution: "truncated_normal" (std corrected for the truncation),
+    "normal" (= "untruncated_normal"), or "uniform" (limit sqrt(3 scale / n)).
+
+    >>> float(VarianceScaling(2.0, "fan_in", "normal", seed=0)((100, 10)).std().round(1))
+    0.1
+    """
+
+    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
+        super().__init__(seed)
+        if not scale > 0:
+            raise ValueError(f"scale: expected a positive number, got {scale}")
+        if mode not in _MODES:
+            raise ValueError(f"mode: unknown mode {mode!r}; known: {', '.join(_MODES)}")
+        if distribution not in _DISTRIBUTIONS:
+            raise ValueError(f"distribution: unknown distribution {distribution!r}; "
+                             f"known: {', '.join(_DISTRIBUTIONS)}")
+        self.scale, self.mode, self.distribution = float(scale), mode, distribution
+
+    def _sample(self, shape):
+        fan_in, fan_out = _fans(shape)
+        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
+        var = self.scale / max(1.0, n)
+        g = self._gen()
+        if self.distribution == "uniform":
+            lim = math.sqrt(3.0 * var)
+            return g.uniform(-lim, lim, size=shape)
+        if self.distribution == "truncated_normal":
+            return math.sqrt(var) / _TRUNC_STD * _truncated_standard_normal(g, shape)
+        return g.normal(0.0, math.sqrt(var), size=shape)
+
+    def get_config(self):
+        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
+                "seed": self.seed}
+
+
+def _variant(clsname, scale, mode, distribution, doc):
+    def __init__(self, seed=None):
+        VarianceScaling.__init__(self, scale, mode, distribution, seed)
+
+    def get_config(self):
+        return {"seed": self.seed}
+    return type(clsname, (VarianceScaling,), {"__init__": __init__, "get_config": get_config,
+                                              "__doc__": doc})
+
+
+GlorotUniform = _variant("GlorotUniform", 1.0, "fan_avg", "uniform",
+                         "U(-l, l), l = sqrt(6 / (fan_in + fan_out)) (Xavier).")
+GlorotNormal = _variant("GlorotNormal", 1.0, "fan_avg", "truncated_normal",
+                        "Truncated normal, std sqrt(2 / (fan_in + fan_out)).")
+HeUniform = _variant("HeUniform", 2.0, "fan_in", "uniform", "U(-l, l), l = sqrt(6 / fan_in).")
+HeNormal = _variant("HeNormal", 2.0, "fan_in", "truncated_normal",
+                    "Truncated normal, std sqrt(2 / fan_in) (for ReLU).")
+LecunUniform = _variant("LecunUniform", 1.0, "fan_in", "uniform", "U(-l, l), l = sqrt(3 / fan_in).")
+LecunNormal = _variant("LecunNormal", 1.0, "fan_in", "truncated_normal",
+                       "Truncated normal, std sqrt(1 / fan_in) (for SELU).")
+
+_BY_NAME = {
+    "zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": RandomNormal,
+    "random_uniform": RandomUniform, "truncated_normal": TruncatedNormal,
+    "variance_scaling": VarianceScaling, "glorot_uniform": GlorotUniform,
+    "glorot_normal": GlorotNormal, "he_uniform": HeUniform, "he_normal": HeNormal,
+    "lecun_uniform": LecunUniform, "lecun_normal": LecunNormal,
+}
+_CLASSES = {c.__name__: c for c in _BY_NAME.values()}
+
+# functional aliases, Keras style: fastnn.initializers.he_normal(seed=1)
+zeros, ones, constant = Zeros, Ones, Constant
+random_normal, random_uniform, truncated_normal = RandomNormal, RandomUniform, TruncatedNormal
+variance_scaling = VarianceScaling
+glorot_uniform, glorot_normal = GlorotUniform, GlorotNormal
+he_uniform, he_normal, lecun_uniform, lecun_normal = HeUniform, HeNormal, LecunUniform, LecunNormal
+
+
+def get(identifier):
+    """An Initializer from a name, a class, an instance, or a serialized dict."""
+    if isinstance(identifier, Initializer):
+        return identifier
+    if isinstance(identifier, str):
+        if identifier not in _BY_NAME:
+            raise ValueError(f"initializer: unknown initializer {identifier!r}; known: {', '.join(_BY_NAME)}")
+        return _BY_NAME[identifier]()
+    if isinstance(identifier, type) and issubclass(identifier, Initializer):
+        return identifier()
+    if isinstance(identifier, dict):
+        cls = _CLASSES.get(identifier.get("class_name"))
+        if cls is None:
+            raise ValueError(f"initializer: unknown class {identifier.get('class_name')!r}; "
+                             f"known: {', '.join(_CLASSES)}")
+        return cls(**identifier.get("config", {}))
+    raise TypeError(f"initializer: expected a name ({', '.join(_BY_NAME)}) or an Initializer, "
+                    f"got {type(identifier).__name__}")
+
+
+def serialize(init):
+    return {"class_name": type(init).__name__, "config": init.get_config()}

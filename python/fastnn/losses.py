@@ -1,0 +1,164 @@
+"""Losses: mean over the batch, with the gradient with respect to the model output.
+
+Names as in Keras: ``"mse"`` / ``"mean_squared_error"``, ``"mae"``,
+``"binary_crossentropy"``, ``"categorical_crossentropy"``,
+``"sparse_categorical_crossentropy"``. When the output layer ends in softmax
+(sigmoid) and the loss is (sparse) categorical (binary) cross-entropy, the model
+skips the output activation in training and calls the fused, numerically
+stable kernel on the logits; the result is the same loss.
+
+>>> import numpy as np, fastnn
+>>> fastnn.losses.get("mse")(np.array([[1.0], [0.0]]), np.array([[0.5], [0.5]]))
+0.25
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._kernels import op
+
+_EPS = 1e-7  # probabilities are clipped to [eps, 1 - eps], as Keras does
+
+
+class Loss:
+    """Base: ``loss(y_true, y_pred) -> float``; ``value_and_grad(pred, y, logits) -> (loss, dpred)``."""
+
+    name = "loss"
+    fuses_with = None  # output activation whose logits the fused kernel takes
+    from_logits = False
+
+    def __call__(self, y_true, y_pred):
+        y_pred = np.asarray(y_pred, dtype=np.float64)
+        if y_pred.ndim == 1:
+            y_pred = y_pred[:, None]
+        y_true = np.asarray(y_true)
+        if self.name != "sparse_categorical_crossentropy":
+            y_true = y_true.astype(np.float64).reshape(y_pred.shape)
+        return self.value_and_grad(y_pred, y_true, self.from_logits)[0]
+
+    def value_and_grad(self, pred, y, logits):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {}
+
+
+class MeanSquaredError(Loss):
+    """mean((pred - y)^2) over all elements."""
+
+    name = "mean_squared_error"
+
+    def value_and_grad(self, pred, y, logits=False):
+        return op("mean_squared_error")(pred, y)
+
+
+class MeanAbsoluteError(Loss):
+    """mean(|pred - y|) over all elements (gradient sign(pred - y) / size)."""
+
+    name = "mean_absolute_error"
+
+    def value_and_grad(self, pred, y, logits=False):
+        d = pred - y
+        loss = float(np.abs(d).mean())
+        np.sign(d, out=d)
+        d *= d.dtype.type(1.0 / d.size)
+        return loss, d
+
+
+class BinaryCrossentropy(Loss):
+    """-mean(y log p + (1 - y) log(1 - p)); ``from_logits=True`` takes p = sigmoid(z)."""
+
+    name = "binary_crossentropy"
+    fuses_with = "sigmoid"
+
+    def __init__(self, from_logits=False):
+        self.from_logits = bool(from_logits)
+
+    def value_and_grad(self, pred, y, logits=False):
+        if logits:
+            return op("binary_cross_entropy_with_logits")(pred, y)
+        t = pred.dtype.type
+        p = np.clip(pred, _EPS, 1 - _EPS)
+        loss = -float(np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        grad = ((p - y) / (p * (1 - p)) / t(pred.size)).astype(pred.dtype)
+        grad[(pred < _EPS) | (pred > 1 - _EPS)] = 0  # clipped: flat
+        return loss, grad
+
+    def get_config(self):
+        return {"from_logits": self.from_logits}
+
+
+class CategoricalCrossentropy(Loss):
+    """-mean over rows of sum(y log p), y one-hot (or probability) rows; from softmax logits
+    with ``from_logits=True`` or a softmax output layer (fused)."""
+
+    name = "categorical_crossentropy"
+    fuses_with = "softmax"
+
+    def __init__(self, from_logits=False):
+        self.from_logits = bool(from_logits)
+
+    def value_and_grad(self, pred, y, logits=False):
+        if logits:
+            return op("softmax_cross_entropy")(pred, y)
+        m = pred.shape[0]
+        p = np.clip(pred, _EPS, 1 - _EPS)
+        loss = -float((y * np.log(p)).sum() / m)
+        grad = (-y / p / m).astype(pred.dtype)
+        grad[(pred < _EPS) | (pred > 1 - _EPS)] = 0
+        return loss, grad
+
+    def get_config(self):
+        return {"from_logits": self.from_logits}
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Categorical cross-entropy with integer class ids as labels."""
+
+    name = "sparse_categorical_crossentropy"
+
+    def value_and_grad(self, pred, y, logits=False):
+        if logits:
+            return op("softmax_cross_entropy")(pred, y)
+        m = pred.shape[0]
+        rows = np.arange(m)
+        py = pred[rows, y]
+        p = np.clip(py, _EPS, 1 - _EPS)
+        loss = -float(np.log(p).sum() / m)
+        g = -1.0 / p / m
+        g[(py < _EPS) | (py > 1 - _EPS)] = 0
+        grad = np.zeros_like(pred)
+        grad[rows, y] = g
+        return loss, grad
+
+
+_BY_NAME = {
+    "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
+    "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
+    "binary_crossentropy": BinaryCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+}
+_CLASSES = {c.__name__: c for c in _BY_NAME.values()}
+
+
+def get(identifier):
+    """A Loss from a name, a class, an instance or a serialized dict."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, str):
+        if identifier not in _BY_NAME:
+            raise ValueError(f"loss: unknown loss {identifier!r}; known: {', '.join(_BY_NAME)}")
+        return _BY_NAME[identifier]()
+    if isinstance(identifier, type) and issubclass(identifier, Loss):
+        return identifier()
+    if isinstance(identifier, dict):
+        cls = _CLASSES.get(identifier.get("class_name"))
+        if cls is None:
+            raise ValueError(f"loss: unknown class {identifier.get('class_name')!r}; known: {', '.join(_CLASSES)}")
+        return cls(**identifier.get("config", {}))
+    raise TypeError(f"loss: expected a name ({', '.join(_BY_NAME)}) or a Loss, got {type(identifier).__name__}")
+
+
+def serialize(loss):
+    return {"class_name": type(loss).__name__, "config": loss.get_config()}

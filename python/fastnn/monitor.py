@@ -1,0 +1,232 @@
+"""Watching training from the inside, as the course notes' "babysitting the
+learning process" section does: per-layer activation statistics (mean, std,
+saturated fraction, dead ReLUs), gradient norms and the update/weight ratio
+‖ΔW‖/‖W‖ per step (the notes' rule of thumb: around 1e-3).
+
+* :func:`layer_outputs` / :func:`activation_stats` — one forward pass,
+  each layer's output or its statistics.
+* :class:`TrainingMonitor` — a callback for ``fit`` recording all of it per
+  step into the History.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .callbacks import Callback
+
+__all__ = ["layer_outputs", "activation_stats", "TrainingMonitor", "saturation_fraction"]
+
+# |y| (tanh, softsign) or distance from 0/1 (sigmoid) counted as saturated
+_SATURATING = {"tanh": ("abs", 0.97), "sigmoid": ("unit", 0.03), "hard_sigmoid": ("unit", 0.03),
+               "softsign": ("abs", 0.97)}
+_RELU_LIKE = ("relu",)
+
+
+def _activation_name(layer):
+    act = getattr(layer, "activation", None)
+    name = getattr(act, "name", None)
+    return name if isinstance(name, str) else None
+
+
+def saturation_fraction(y, activation: str | None) -> float:
+    """Fraction of the outputs ``y`` of a saturating activation sitting on a
+    flat part: ``|y| > 0.97`` for tanh, ``y < 0.03`` or ``y > 0.97`` for
+    sigmoid; NaN for activations that do not saturate.
+
+    >>> import numpy as np
+    >>> from fastnn.monitor import saturation_fraction
+    >>> saturation_fraction(np.tanh(np.array([0.1, 5.0, -5.0, 0.2])), "tanh")
+    0.5
+    """
+    rule = _SATURATING.get(activation or "")
+    if rule is None:
+        return float("nan")
+    y = np.asarray(y)
+    kind, t = rule
+    if kind == "abs":
+        return float(np.mean(np.abs(y) > t))
+    return float(np.mean((y < t) | (y > 1 - t)))
+
+
+def _check_model(model):
+    if not hasattr(model, "layers") or not hasattr(model, "_forward"):
+        raise TypeError(f"model: expected a fastnn Model, got {type(model).__name__}")
+
+
+def layer_outputs(model, x, training: bool = False) -> dict:
+    """Every layer's output for inputs ``x``: ``{layer name: array}``, in order
+    (copies, in the model's dtype). Inference mode by default (dropout off,
+    BatchNorm on running statistics).
+
+    >>> import numpy as np, fastnn
+    >>> from fastnn.layers import Dense
+    >>> from fastnn.monitor import layer_outputs
+    >>> m = fastnn.Sequential([Dense(8, activation="tanh", input_dim=4), Dense(2)])
+    >>> {k: v.shape for k, v in layer_outputs(m, np.ones((3, 4))).items()}  # doctest: +ELLIPSIS
+    {'dense...': (3, 8), 'dense...': (3, 2)}
+    """
+    _check_model(model)
+    xa = np.asarray(x)
+    if not model.built:
+        if xa.ndim < 2:
+            raise ValueError(f"x: expected shape (n, features), got {xa.shape}")
+        model.build(xa.shape[1:])
+    model._ensure_placed()
+    a = model._prepare_x(xa)
+    out = {}
+    for layer in model.layers:
+        a = layer.forward(a, training)
+        out[layer.name] = np.array(a)
+    return out
+
+
+def _stats_of(layer, y):
+    act = _activation_name(layer)
+    y2 = y.reshape(y.shape[0], -1)
+    s = {"mean": float(y2.mean()), "std": float(y2.std()),
+         "saturated": saturation_fraction(y2, act)}
+    if act in _RELU_LIKE:
+        # a dead unit outputs 0 for every example; zero_fraction counts elements
+        s["dead"] = float(np.mean(np.all(y2 <= 0, axis=0)))
+        s["zero"] = float(np.mean(y2 <= 0))
+    else:
+        s["dead"] = float("nan")
+        s["zero"] = float("nan")
+    return s
+
+
+def activation_stats(model, x, training: bool = False) -> dict:
+    """Per-layer activation statistics for inputs ``x``: ``{layer name:
+    {"mean", "std", "saturated", "dead", "zero"}}``. ``saturated`` is the
+    fraction of tanh/sigmoid outputs on a flat part (NaN for other
+    activations), ``dead`` the fraction of ReLU units that output 0 for
+    every example of ``x``, ``zero`` the fraction of ReLU outputs that are 0.
+
+    >>> import numpy as np, fastnn
+    >>> from fastnn.layers import Dense
+    >>> from fastnn.monitor import activation_stats
+    >>> big = fastnn.initializers.RandomNormal(stddev=3.0)
+    >>> m = fastnn.Sequential([Dense(50, activation="tanh", input_dim=20, kernel_initializer=big)])
+    >>> s = activation_stats(m, np.random.default_rng(0).normal(size=(100, 20)))
+    >>> s[m.layers[0].name]["saturated"] > 0.8    # weights far too large: tanh saturates
+    True
+    """
+    outs = layer_outputs(model, x, training)
+    return {layer.name: _stats_of(layer, outs[layer.name]) for layer in model.layers}
+
+
+class TrainingMonitor(Callback):
+    """Records, every ``every`` training steps, each layer's activation
+    statistics on a fixed probe batch, each parameter tensor's gradient norm
+    and its update/weight ratio ‖ΔW‖/‖W‖ (ΔW: the change made by that step).
+
+    Per-step series go to ``history.monitor`` (a dict of lists, with
+    ``"step"`` the global step index) of the History that ``fit`` returns
+    and to ``self.steps``; per-epoch means go into ``history.history`` under
+    ``act_mean/<layer>``, ``act_std/<layer>``, ``saturated/<layer>``,
+    ``dead_relu/<layer>``, ``grad_norm/<layer>/<var>`` and
+    ``update_ratio/<layer>/<var>``. Activations are measured in inference
+    mode on ``probe``, after the step (default probe: the first 256 rows
+    of the first training batch).
+
+    Overhead: one copy of the parameters per recorded step and one forward
+    pass on the probe batch; use ``every`` > 1 on big models.
+
+    >>> from fastnn.monitor import TrainingMonitor
+    >>> mon = TrainingMonitor(x_train[:256])                       # doctest: +SKIP
+    >>> hist = model.fit(x_train, y_train, epochs=2, callbacks=[mon])  # doctest: +SKIP
+    >>> hist.history["update_ratio/dense/kernel"]                 # doctest: +SKIP
+    [0.0011, 0.0009]
+    """
+
+    def __init__(self, probe=None, every: int = 1, activations: bool = True):
+        super().__init__()
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"every: expected an int >= 1, got {every!r}")
+        self.probe = None if probe is None else np.asarray(probe)
+        if self.probe is not None and (self.probe.ndim < 2 or self.probe.shape[0] == 0):
+            raise ValueError(f"probe: expected shape (n, features) with n >= 1, got {self.probe.shape}")
+        self.every = int(every)
+        self.activations = bool(activations)
+        self.steps = {}
+        self._global = 0
+        self._before = None
+
+    # -- helpers -------------------------------------------------------------
+    def _tensors(self):
+        m = self.model
+        return [(f"{layer.name}/{spec.name}", layer, spec.name, o, spec.size)
+                for layer, spec, o in m._entries]
+
+    def _record(self, key, value):
+        self.steps.setdefault(key, []).append(float(value))
+
+    # -- hooks ---------------------------------------------------------------
+    def on_train_begin(self, logs=None):
+        _check_model(self.model)
+        self.steps = {}
+        self._epoch_start = {}
+        self._global = 0
+        self._warned = False
+        self._before = np.array(self.model._params, copy=True)  # step 0 is recorded
+        hist = getattr(self.model, "history", None)
+        if hist is not None:
+            hist.monitor = self.steps
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = {k: len(v) for k, v in self.steps.items()}
+
+    def on_train_batch_end(self, batch, logs=None):
+        m = self.model
+        step = self._global
+        self._global += 1
+        if step % self.every == 0:
+            self._record_step(m, step, logs)
+        if (step + 1) % self.every == 0:  # the next step is recorded: keep W before it
+            if self._before is None or self._before.size != m._params.size:
+                self._before = np.array(m._params, copy=True)
+            else:
+                np.copyto(self._before, m._params)
+
+    def _record_step(self, m, step, logs):
+        self._record("step", step)
+        if logs and "loss" in logs:
+            self._record("loss", logs["loss"])
+        params = m._params
+        for name, layer, v, o, size in self._tensors():
+            w = params[o:o + size]
+            wn = float(np.linalg.norm(w))
+            self._record(f"grad_norm/{name}", np.linalg.norm(layer.grads[v]))
+            self._record(f"weight_norm/{name}", wn)
+            if self._before is not None and self._before.size == params.size:
+                dn = float(np.linalg.norm(w - self._before[o:o + size]))
+                self._record(f"update_ratio/{name}", dn / wn if wn > 0 else float("nan"))
+        if not self.activations:
+            return
+        if self.probe is None:
+            first = getattr(m.layers[0], "_x", None)  # the batch the first layer just saw
+            if first is None:
+                if not self._warned:
+                    import warnings
+                    warnings.warn("TrainingMonitor: no probe batch given and none found; "
+                                  "activation statistics are skipped", RuntimeWarning, stacklevel=2)
+                    self._warned = True
+                return
+            self.probe = np.array(first[:256], copy=True)
+        for lname, st in activation_stats(m, self.probe).items():
+            self._record(f"act_mean/{lname}", st["mean"])
+            self._record(f"act_std/{lname}", st["std"])
+            self._record(f"saturated/{lname}", st["saturated"])
+            self._record(f"dead_relu/{lname}", st["dead"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        hist = getattr(self.model, "history", None)
+        if hist is None:
+            return
+        for key, vals in self.steps.items():
+            if key in ("step", "loss") or key.startswith("weight_norm/"):
+                continue
+            new = np.asarray(vals[self._epoch_start.get(key, 0):], dtype=np.float64)
+            # NaN when this epoch recorded nothing, so every list has one value per epoch
+            mean = float(np.nanmean(new)) if np.any(np.isfinite(new)) else float("nan")
+            hist.history.setdefault(key, []).append(mean)

@@ -1,0 +1,254 @@
+"""Optimizers: each step is one fused kernel call over the flat parameter arena.
+
+Keras names and defaults. ``learning_rate`` is a number or a schedule
+(``fastnn.schedules``). Gradient clipping, one at a time: ``clipnorm`` (each
+variable's gradient to that L2 norm), ``clipvalue`` (each element to
+[-v, v]), ``global_clipnorm`` (all gradients together). ``weight_decay`` is
+decoupled, as in Keras: ``p -= lr * weight_decay * p`` before the update.
+
+>>> import fastnn
+>>> opt = fastnn.optimizers.Adam(learning_rate=1e-3)
+>>> opt.get_config()["beta_1"]
+0.9
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import schedules as _schedules
+from ._kernels import op
+
+
+class Optimizer:
+    """Base class. The model binds it to its arena with ``build(size, dtype)`` and calls
+    ``apply(params, grads, ranges, variables)`` once per step; state arrays in
+    ``self.state`` have the arena's length."""
+
+    slots = ()
+
+    def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 weight_decay=None, name=None):
+        given = [k for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                                ("global_clipnorm", global_clipnorm)) if v is not None]
+        if len(given) > 1:
+            raise ValueError(f"clipnorm, clipvalue, global_clipnorm: give at most one, got {', '.join(given)}")
+        for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue), ("global_clipnorm", global_clipnorm)):
+            if v is not None and not v > 0:
+                raise ValueError(f"{k}: expected a positive number, got {v!r}")
+        if weight_decay is not None and weight_decay < 0:
+            raise ValueError(f"weight_decay: expected a number >= 0, got {weight_decay!r}")
+        self.learning_rate = learning_rate
+        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
+        self.weight_decay = weight_decay
+        self.name = name or type(self).__name__.lower()
+        self.iterations = 0
+        self.epoch = 0
+        self.state = {}
+        self._views = None
+
+    # learning rate --------------------------------------------------------
+    @property
+    def learning_rate(self):
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if isinstance(value, _schedules.LearningRateSchedule):
+            self._learning_rate = value
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value > 0:
+            raise ValueError(f"learning_rate: expected a positive number or a schedule, got {value!r}")
+        self._learning_rate = float(value)
+
+    def current_learning_rate(self):
+        lr = self._learning_rate
+        if isinstance(lr, _schedules.LearningRateSchedule):
+            return float(lr(self.epoch if lr.per_epoch else self.iterations))
+        return lr
+
+    # state ----------------------------------------------------------------
+    def _initial_state(self, slot):
+        return 0.0
+
+    def build(self, size, dtype, remap=None):
+        """State arrays of length ``size``; ``remap`` = [(old_slice, new_slice)] keeps old state."""
+        old = self.state
+        self.state = {}
+        self._views = None
+        for s in self.slots:
+            a = np.full(size, self._initial_state(s), dtype=dtype)
+            if remap and s in old:
+                for o, n in remap:
+                    a[n] = old[s][o]
+            self.state[s] = a
+
+    # step -----------------------------------------------------------------
+    def apply(self, params, grads, ranges, variables):
+        """One update of params[a:b] for each trainable range (a, b).
+
+        variables: [(start, stop)] of each trainable variable, for clipnorm."""
+        key = (id(params), id(grads), tuple(ranges), tuple(variables))
+        if self._views is None or self._views[0] != key:  # views made once, not every step
+            self._views = (key, [(params[a:b], grads[a:b], {k: v[a:b] for k, v in self.state.items()})
+                                 for a, b in ranges], [grads[a:b] for a, b in variables])
+        _, per_range, per_variable = self._views
+        if self.global_clipnorm is not None:
+            op("clip_by_global_norm")([g for _, g, _ in per_range], self.global_clipnorm)
+        elif self.clipnorm is not None:
+            for g in per_variable:
+                op("clip_by_global_norm")([g], self.clipnorm)
+        elif self.clipvalue is not None:
+            for _, g, _ in per_range:
+                op("clip_by_value")(g, self.clipvalue)
+        lr = self.current_learning_rate()
+        self.iterations += 1
+        for p, g, state in per_range:
+            self._update(p, g, state, lr)
+
+    def _decay(self, p, lr):
+        if self.weight_decay:
+            p *= p.dtype.type(1.0 - lr * self.weight_decay)
+
+    def _update(self, p, g, state, lr):
+        raise NotImplementedError
+
+    # config ---------------------------------------------------------------
+    def get_config(self):
+        lr = self._learning_rate
+        if isinstance(lr, _schedules.LearningRateSchedule):
+            lr = _schedules.serialize(lr)
+        return {"learning_rate": lr, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
+                "global_clipnorm": self.global_clipnorm, "weight_decay": self.weight_decay}
+
+
+class SGD(Optimizer):
+    """Gradient descent; with momentum v = momentum v - lr g, p += v;
+    Nesterov: p += momentum v - lr g.
+
+    >>> SGD(learning_rate=0.1, momentum=0.9, nesterov=True).nesterov
+    True
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum: expected a number in [0, 1), got {momentum!r}")
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self.slots = ("velocity",) if self.momentum else ()
+
+    def _update(self, p, g, state, lr):
+        self._decay(p, lr)
+        op("sgd_update")(p, g, state.get("velocity"), lr=lr, momentum=self.momentum, nesterov=self.nesterov)
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(momentum=self.momentum, nesterov=self.nesterov)
+        return c
+
+
+class RMSprop(Optimizer):
+    """s = rho s + (1 - rho) g^2;  p -= lr g / (sqrt(s) + epsilon)."""
+
+    slots = ("sq_avg",)
+
+    def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        if not 0 <= rho < 1:
+            raise ValueError(f"rho: expected a number in [0, 1), got {rho!r}")
+        self.rho, self.epsilon = float(rho), float(epsilon)
+
+    def _update(self, p, g, state, lr):
+        self._decay(p, lr)
+        op("rmsprop_update")(p, g, state["sq_avg"], lr=lr, rho=self.rho, eps=self.epsilon)
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(rho=self.rho, epsilon=self.epsilon)
+        return c
+
+
+class Adagrad(Optimizer):
+    """a += g^2;  p -= lr g / (sqrt(a) + epsilon); a starts at initial_accumulator_value."""
+
+    slots = ("accum",)
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        if initial_accumulator_value < 0:
+            raise ValueError(f"initial_accumulator_value: expected a number >= 0, got {initial_accumulator_value!r}")
+        self.initial_accumulator_value, self.epsilon = float(initial_accumulator_value), float(epsilon)
+
+    def _initial_state(self, slot):
+        return self.initial_accumulator_value
+
+    def _update(self, p, g, state, lr):
+        self._decay(p, lr)
+        op("adagrad_update")(p, g, state["accum"], lr=lr, eps=self.epsilon)
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(initial_accumulator_value=self.initial_accumulator_value, epsilon=self.epsilon)
+        return c
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with bias correction:
+    m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr m^ / (sqrt(v^) + epsilon)."""
+
+    slots = ("m", "v")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        for k, b in (("beta_1", beta_1), ("beta_2", beta_2)):
+            if not 0 <= b < 1:
+                raise ValueError(f"{k}: expected a number in [0, 1), got {b!r}")
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def _update(self, p, g, state, lr):
+        op("adam_update")(p, g, state["m"], state["v"], lr=lr, beta1=self.beta_1, beta2=self.beta_2,
+                          eps=self.epsilon, step=self.iterations,
+                          weight_decay=self.weight_decay or 0.0, decoupled=True)
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
+        return c
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), Keras default weight_decay 0.004."""
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 **kwargs):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay=weight_decay, **kwargs)
+
+
+_BY_NAME = {"sgd": SGD, "rmsprop": RMSprop, "adagrad": Adagrad, "adam": Adam, "adamw": AdamW}
+_CLASSES = {c.__name__: c for c in _BY_NAME.values()}
+
+
+def get(identifier):
+    """An Optimizer from a name, a class, an instance or a serialized dict."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        if identifier.lower() not in _BY_NAME:
+            raise ValueError(f"optimizer: unknown optimizer {identifier!r}; known: {', '.join(_BY_NAME)}")
+        return _BY_NAME[identifier.lower()]()
+    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
+        return identifier()
+    if isinstance(identifier, dict):
+        cls = _CLASSES.get(identifier.get("class_name"))
+        if cls is None:
+            raise ValueError(f"optimizer: unknown class {identifier.get('class_name')!r}; "
+                             f"known: {', '.join(_CLASSES)}")
+        cfg = dict(identifier.get("config", {}))
+        if isinstance(cfg.get("learning_rate"), dict):
+            cfg["learning_rate"] = _schedules.deserialize(cfg["learning_rate"])
+        return cls(**cfg)
+    raise TypeError(f"optimizer: expected a name ({', '.join(_BY_NAME)}) or an Optimizer, "
+                    f"got {type(identifier).__name__}")
+
+
+def serialize(opt):
+    return {"class_name": type(opt).__name__, "config": opt.get_config()}

@@ -1,0 +1,50 @@
+"""Progress output of fit: verbose=1 a live bar per epoch, verbose=2 one line per epoch."""
+from __future__ import annotations
+
+import sys
+import time
+
+
+def format_logs(logs, digits=3):
+    return " ".join(f"{k}: {v:.{digits}f}" for k, v in logs.items() if not k.startswith("_"))
+
+
+def epoch_line(epoch, logs):
+    """The course notes' line: ``epoch 001 loss: 0.809 accuracy: 0.600 val_loss: 0.861 ...``."""
+    return f"epoch {epoch + 1:03d} {format_logs(logs)}"
+
+
+class ProgressBar:
+    """A bar redrawn in place at most every ``interval`` seconds, with ETA and running metrics."""
+
+    def __init__(self, steps, epoch, epochs, stream=None, width=30, interval=0.1):
+        self.steps, self.epoch, self.epochs = steps, epoch, epochs
+        self.stream = stream or sys.stdout
+        self.width, self.interval = width, interval
+        self.start = self._last = time.perf_counter()
+        self.stream.write(f"Epoch {epoch + 1}/{epochs}\n")
+
+    def due(self, step):
+        return step < self.steps and time.perf_counter() - self._last >= self.interval
+
+    def update(self, step, logs, force=False):
+        now = time.perf_counter()
+        if not force and now - self._last < self.interval and step < self.steps:
+            return
+        self._last = now
+        done = int(self.width * step / self.steps)
+        bar = "=" * max(done - 1, 0) + (">" if done < self.width else "=") + "." * (self.width - done)
+        elapsed = now - self.start
+        if step < self.steps:
+            eta = elapsed / max(step, 1) * (self.steps - step)
+            t = f"ETA: {eta:.0f}s"
+        else:
+            t = f"{elapsed:.1f}s"
+        n = len(str(self.steps))
+        self.stream.write(f"\r{step:{n}d}/{self.steps} [{bar}] - {t} - {format_logs(logs, 4)}   ")
+        self.stream.flush()
+
+    def finish(self, logs):
+        self.update(self.steps, logs, force=True)
+        self.stream.write("\n")
+        self.stream.flush()

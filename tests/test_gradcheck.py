@@ -1,0 +1,147 @@
+import numpy as np
+import pytest
+
+pytest.importorskip("fastnn.models", reason="needs the model API (issue 5)")
+
+import fastnn  # noqa: E402
+from fastnn.gradcheck import check_gradients, check_layer, verdict  # noqa: E402
+from fastnn.layers import Activation, BatchNormalization, Dense, Dropout  # noqa: E402
+
+
+class BrokenDense(Dense):
+    """Dense whose kernel gradient is 5% too large: the bug gradcheck must catch."""
+
+    def backward(self, dy, need_dx=True):
+        dx = super().backward(dy, need_dx)
+        self.grads["kernel"] *= 1.05
+        return dx
+
+
+class BrokenInputGradient(Dense):
+    """Dense whose input gradient is missing a term (transposed weights used wrong)."""
+
+    def backward(self, dy, need_dx=True):
+        dx = super().backward(dy, need_dx)
+        if dx is not None:
+            dx *= 0.5
+        return dx
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(6, 5)), rng.integers(0, 3, 6)
+
+
+def test_verdicts_follow_the_notes_thresholds():
+    assert [verdict(e) for e in (1e-9, 1e-6, 1e-4, 1e-2, np.nan)] == \
+        ["great", "ok", "check", "wrong", "wrong"]
+
+
+def test_correct_network_passes_in_float64(data):
+    x, y = data
+    m = fastnn.Sequential([Dense(7, activation="tanh", input_dim=5),
+                           Dense(3, activation="softmax")])
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    report = check_gradients(m, x, y)
+    assert [c.name.split("/")[1] for c in report] == ["kernel", "bias", "kernel", "bias"]
+    assert report.ok and all(c.rel_error < 1e-7 for c in report)
+    assert all(c.checked == c.size for c in report)
+
+
+def test_deliberately_broken_kernel_gradient_is_flagged_wrong(data):
+    x, y = data
+    m = fastnn.Sequential([BrokenDense(6, activation="relu", input_dim=5),
+                           Dense(3, activation="softmax")])
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    report = check_gradients(m, x, y)
+    by_name = {c.name.split("/", 1)[1] if "/" in c.name else c.name: c for c in report}
+    broken = [c for c in report if c.name.startswith(m.layers[0].name + "/kernel")][0]
+    assert broken.verdict == "wrong" and broken.rel_error > 1e-3
+    assert not report.ok and report.worst is broken
+    # the other tensors are still right: the report points at the culprit
+    assert all(c.verdict == "great" for c in report if c is not broken), by_name
+
+
+def test_broken_input_gradient_shows_in_the_layers_below(data):
+    x, y = data
+    m = fastnn.Sequential([Dense(6, activation="tanh", input_dim=5),
+                           BrokenInputGradient(4, activation="tanh"),
+                           Dense(3, activation="softmax")])
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    report = check_gradients(m, x, y)
+    first = [c for c in report if c.name.startswith(m.layers[0].name + "/")]
+    assert all(c.verdict == "wrong" for c in first)
+
+
+def test_regularization_is_on_and_its_gradient_checked(data):
+    x, y = data
+    m = fastnn.Sequential([Dense(6, activation="sigmoid", input_dim=5, kernel_regularizer="l2"),
+                           Dense(3, activation="softmax")])
+    m.compile("sgd", "sparse_categorical_crossentropy", regularizer=fastnn.regularizers.L2(0.5))
+    report = check_gradients(m, x, y)
+    assert report.ok and report.worst.rel_error < 1e-6
+
+
+def test_dropout_is_off_and_batchnorm_is_checked_in_training_mode(data):
+    x, y = data
+    m = fastnn.Sequential([Dense(6, input_dim=5, use_bias=False), BatchNormalization(),
+                           Activation("tanh"), Dropout(0.5), Dense(3, activation="softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy")
+    report = check_gradients(m, x, y)
+    names = [c.name.split("/")[1] for c in report]
+    assert names == ["kernel", "gamma", "beta", "kernel", "bias"]
+    assert report.ok and report.worst.rel_error < 1e-6
+
+
+def test_the_model_is_left_untouched(data):
+    x, y = data
+    m = fastnn.Sequential([Dense(4, activation="tanh", input_dim=5), Dense(3, activation="softmax")])
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    before = [w.copy() for w in m.get_weights()]
+    check_gradients(m, x, y)
+    assert m.dtype == np.float32 and all(w.dtype == np.float32 for w in m.get_weights())
+    for a, b in zip(before, m.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_mse_regression_and_sampled_elements():
+    rng = np.random.default_rng(1)
+    m = fastnn.Sequential([Dense(20, activation="elu", input_dim=4), Dense(2)])
+    m.compile("sgd", "mse")
+    report = check_gradients(m, rng.normal(size=(5, 4)), rng.normal(size=(5, 2)),
+                             max_per_tensor=7)
+    assert [c.checked for c in report] == [7, 7, 7, 2]
+    assert report.ok
+
+
+def test_check_layer_covers_parameters_and_input():
+    rng = np.random.default_rng(2)
+    report = check_layer(Dense(4, activation="sigmoid"), rng.normal(size=(3, 5)))
+    assert [c.name.split("/")[1] for c in report] == ["kernel", "bias", "input"]
+    assert report.ok
+    bn = check_layer(BatchNormalization(), rng.normal(size=(6, 4)))
+    assert bn.ok
+
+
+def test_check_layer_flags_a_broken_layer():
+    rng = np.random.default_rng(3)
+    report = check_layer(BrokenInputGradient(4, activation="tanh"), rng.normal(size=(3, 5)))
+    verdicts = {c.name.split("/")[1]: c.verdict for c in report}
+    assert verdicts == {"kernel": "great", "bias": "great", "input": "wrong"}
+
+
+def test_argument_errors_name_the_argument(data):
+    x, y = data
+    m = fastnn.Sequential([Dense(3, activation="softmax", input_dim=5)])
+    with pytest.raises(ValueError, match="model: compile"):
+        check_gradients(m, x, y)
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="eps"):
+        check_gradients(m, x, y, eps=0)
+    with pytest.raises(ValueError, match="x: 1000 examples"):
+        check_gradients(m, np.zeros((1000, 5)), np.zeros(1000, int))
+    with pytest.raises(TypeError, match="layer"):
+        check_layer("dense", x)
+    with pytest.raises(ValueError, match="Dropout"):
+        check_layer(Dropout(0.5), x)

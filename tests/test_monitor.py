@@ -1,0 +1,137 @@
+import numpy as np
+import pytest
+
+pytest.importorskip("fastnn.models", reason="needs the model API (issue 5)")
+
+import fastnn  # noqa: E402
+from fastnn.layers import Dense  # noqa: E402
+from fastnn.monitor import (TrainingMonitor, activation_stats, layer_outputs,  # noqa: E402
+                            saturation_fraction)
+
+
+@pytest.fixture
+def xy():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 10)).astype(np.float32)
+    return x, (x[:, 0] + x[:, 1] > 0).astype(np.int64)
+
+
+def test_layer_outputs_match_a_numpy_forward_pass():
+    rng = np.random.default_rng(1)
+    m = fastnn.Sequential([Dense(6, activation="tanh", input_dim=4), Dense(3, activation="relu")])
+    x = rng.normal(size=(5, 4)).astype(np.float32)
+    out = layer_outputs(m, x)
+    (w1, b1, w2, b2) = m.get_weights()
+    h = np.tanh(x @ w1 + b1)
+    np.testing.assert_allclose(out[m.layers[0].name], h, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out[m.layers[1].name], np.maximum(h @ w2 + b2, 0), rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_saturation_and_dead_relu_are_measured():
+    assert saturation_fraction(np.array([0.0, 0.99, -0.99, 0.5]), "tanh") == 0.5
+    assert saturation_fraction(np.array([0.01, 0.5, 0.995, 0.4]), "sigmoid") == 0.5
+    assert np.isnan(saturation_fraction(np.ones(3), "relu"))
+    m = fastnn.Sequential([Dense(8, activation="relu", input_dim=3)])
+    w, b = m.get_weights()
+    b[:4] = -100.0  # four units that never fire: dead
+    m.set_weights([w, b])
+    s = activation_stats(m, np.random.default_rng(0).normal(size=(50, 3)))[m.layers[0].name]
+    assert s["dead"] == 0.5 and s["zero"] >= 0.5
+
+
+def test_large_init_saturates_tanh_and_small_init_shrinks_std():
+    x = np.random.default_rng(0).normal(size=(200, 100)).astype(np.float32)
+    big = fastnn.Sequential([Dense(100, activation="tanh", input_dim=100,
+                                   kernel_initializer=fastnn.initializers.RandomNormal(stddev=1.0))])
+    small = fastnn.Sequential([Dense(100, activation="tanh", input_dim=100,
+                                     kernel_initializer=fastnn.initializers.RandomNormal(stddev=0.01))])
+    sb = activation_stats(big, x)[big.layers[0].name]
+    ss = activation_stats(small, x)[small.layers[0].name]
+    assert sb["saturated"] > 0.7 and sb["std"] > 0.9
+    assert ss["saturated"] == 0 and ss["std"] < 0.15
+
+
+def test_update_ratio_is_lr_times_gradient_over_weight_norm_for_plain_sgd(xy):
+    x, y = xy
+    lr = 0.05
+    m = fastnn.Sequential([Dense(16, activation="relu", input_dim=10),
+                           Dense(2, activation="softmax")])
+    m.compile(fastnn.optimizers.SGD(learning_rate=lr), "sparse_categorical_crossentropy")
+    mon = TrainingMonitor(x[:64])
+    hist = m.fit(x, y, epochs=2, batch_size=64, verbose=0, callbacks=[mon], shuffle=False)
+    steps = hist.monitor
+    assert steps["step"] == list(range(8))
+    name = f"{m.layers[0].name}/kernel"
+    ratio = np.array(steps[f"update_ratio/{name}"])
+    # W_after = W_before - lr g, so ||dW|| = lr ||g||
+    expected = lr * np.array(steps[f"grad_norm/{name}"]) / np.array(steps[f"weight_norm/{name}"])
+    np.testing.assert_allclose(ratio, expected, rtol=2e-3)
+    assert np.all(ratio > 0)
+
+
+def test_monitor_writes_per_epoch_means_into_history(xy):
+    x, y = xy
+    m = fastnn.Sequential([Dense(16, activation="tanh", input_dim=10), Dense(2, activation="softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    hist = m.fit(x, y, epochs=3, batch_size=32, verbose=0, callbacks=[TrainingMonitor(every=3)])
+    h = hist.history
+    first = m.layers[0].name
+    for key in (f"act_mean/{first}", f"act_std/{first}", f"saturated/{first}",
+                f"grad_norm/{first}/kernel", f"update_ratio/{first}/kernel"):
+        assert len(h[key]) == 3, key
+    assert len(hist.monitor["step"]) == 8  # steps 0, 3, ..., 21 of 24
+    assert hist.monitor["step"][:3] == [0, 3, 6]
+    per_step = np.array(hist.monitor[f"act_std/{first}"])
+    assert np.all(per_step > 0) and np.all(np.isfinite(per_step))
+
+
+def test_plots_write_pngs(tmp_path, xy):
+    pytest.importorskip("matplotlib")
+    from fastnn import plots
+    x, y = xy
+    m = fastnn.Sequential([Dense(8, activation="relu", input_dim=10), Dense(2, activation="softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    hist = m.fit(x, y, epochs=2, batch_size=64, verbose=0, validation_split=0.25,
+                 callbacks=[TrainingMonitor()])
+    plots.learning_curves(hist, tmp_path / "lc.png")
+    plots.activation_histograms(layer_outputs(m, x), tmp_path / "hist.png")
+    plots.update_ratio_curves(hist.monitor, tmp_path / "ur.png")
+    for f in ("lc.png", "hist.png", "ur.png"):
+        data = (tmp_path / f).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_monitor_argument_errors():
+    with pytest.raises(ValueError, match="every"):
+        TrainingMonitor(every=0)
+    with pytest.raises(ValueError, match="probe"):
+        TrainingMonitor(np.zeros(5))
+    with pytest.raises(TypeError, match="model"):
+        activation_stats("not a model", np.zeros((2, 2)))
+
+
+def test_initialization_example_reproduces_the_notes_table():
+    """examples/01_initialization.py: the qualitative table of the course notes."""
+    import importlib.util
+    import os
+    import sys
+    examples = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+    spec = importlib.util.spec_from_file_location(
+        "init_example", os.path.join(examples, "01_initialization.py"))
+    ex = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, examples)  # for the example's `from _common import ...`
+    try:
+        spec.loader.exec_module(ex)
+    finally:
+        sys.path.remove(examples)
+    x = np.random.default_rng(0).standard_normal((ex.N, ex.UNITS)).astype(np.float32)
+    std = {label: np.array([o.std() for o in ex.fastnn_outputs(x, act, init)])
+           for label, act, init, _ in ex.SETUPS}
+    small, big, xavier, relu_xavier, he = std.values()
+    assert 0.18 < small[0] < 0.25 and small[9] < 1e-5          # shrinks to zero
+    assert np.all(np.diff(small) < 0)
+    assert np.all(big > 0.95)                                  # saturated at -1/+1
+    assert 0.55 < xavier[0] < 0.7 and 0.18 < xavier[9] < 0.3   # Xavier + tanh: ~0.6 -> ~0.2
+    assert relu_xavier[9] < 0.1 * relu_xavier[0]               # Xavier + ReLU: halves per layer
+    assert 0.6 < he[9] / he[0] < 1.6                           # He + ReLU: kept

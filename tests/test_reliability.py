@@ -1,0 +1,389 @@
+"""Reliability of the kernels as a process sees them: the GIL is released,
+4 Python threads at once give the results of one, fork never hangs, many calls
+keep the RSS flat, results are bitwise reproducible for a fixed thread count,
+and no kernel leaves the floating-point environment (MXCSR) changed.
+
+Whatever could hang (threads, fork) runs in a subprocess with a timeout, so a
+deadlock fails the test instead of freezing the suite.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import _core, ops
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYTHONPATH = os.path.join(os.path.dirname(HERE), "python")
+SUPPORTED_ISAS = [name for name in ("scalar", "avx2", "avx512") if _core.isa_supported(name)]
+
+
+def run_script(code, *, timeout=120, env=None):
+    """Runs `code` in a fresh interpreter importing this fastnn; returns the CompletedProcess.
+    A hang is a test failure (subprocess.TimeoutExpired), never a frozen suite."""
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join(p for p in (os.path.dirname(fastnn.__path__[0]), e.get("PYTHONPATH")) if p)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=timeout, env=e)
+
+
+# A fixed workload touching every kernel family; used alone and from threads.
+WORKLOAD = """
+import numpy as np
+import fastnn
+from fastnn import ops
+
+def inputs(seed, dtype=np.float32):
+    r = np.random.default_rng(seed)
+    f = lambda *s: r.standard_normal(s).astype(dtype)
+    return dict(a=f(150, 130), b=f(130, 170), bias=f(170), x=f(64, 40), g=f(40), be=f(40),
+                labels=r.integers(0, 40, 64), p=f(5000), grad=f(5000))
+
+def workload(d):
+    out = []
+    out.append(ops.matmul(d["a"], d["b"], bias=d["bias"], activation="tanh"))
+    out.append(ops.matmul(d["a"], d["b"], trans_a=False, trans_b=False, alpha=0.5))
+    out.append(ops.activation("swish", d["x"]))
+    out.append(ops.activation_grad("elu", d["x"], x=d["x"]))
+    out.append(ops.softmax(d["x"]))
+    out.append(ops.log_softmax(d["x"]))
+    rm, rv = np.zeros(40, d["x"].dtype), np.ones(40, d["x"].dtype)
+    y, mean, invstd = ops.batchnorm_forward(d["x"], d["g"], d["be"], rm, rv)
+    out += [y, mean, invstd, rm, rv]
+    out += list(ops.batchnorm_backward(d["x"], d["x"], d["g"], mean, invstd))
+    loss, dz = ops.softmax_cross_entropy(d["x"], d["labels"])
+    out += [np.array(loss), dz]
+    loss, dz = ops.binary_cross_entropy_with_logits(d["x"], (d["x"] > 0).astype(d["x"].dtype))
+    out += [np.array(loss), dz]
+    loss, dz = ops.mean_squared_error(d["x"], d["x"] * 0.5)
+    out += [np.array(loss), dz]
+    p, m, v = d["p"].copy(), np.zeros_like(d["p"]), np.zeros_like(d["p"])
+    for step in range(1, 4):
+        ops.adam_update(p, d["grad"], m, v, lr=1e-2, step=step)
+    out += [p, m, v]
+    p, vel = d["p"].copy(), np.zeros_like(d["p"])
+    ops.sgd_update(p, d["grad"], vel, lr=0.1, momentum=0.9, nesterov=True)
+    out += [p, vel]
+    g = d["grad"].copy()
+    out += [np.array(ops.clip_by_global_norm([g], 1.0)), g]
+    out += list(ops.dropout(d["x"], 0.3, seed=7))
+    out.append(ops.column_sum(d["x"]))
+    return out
+
+def same(xs, ys):
+    return len(xs) == len(ys) and all(x.dtype == y.dtype and x.tobytes() == y.tobytes() for x, y in zip(xs, ys))
+"""
+
+
+# ----------------------------------------------------------------------------
+# threads
+# ----------------------------------------------------------------------------
+
+
+def _stamps_inside_call(fn):
+    """How often a pure-Python thread ran during the first 80% of one fn() call.
+
+    The call's duration D is measured alone first; a counter thread then stamps the
+    time in a loop while fn() runs once. A kernel holding the GIL freezes the counter
+    for the whole call, so no stamp can fall in (t0, t0 + 0.8 D)."""
+    fn()
+    t = time.perf_counter()
+    fn()
+    duration = time.perf_counter() - t
+    stamps, stop = [], threading.Event()
+
+    def count():
+        while not stop.is_set():
+            stamps.append(time.perf_counter())
+
+    th = threading.Thread(target=count)
+    th.start()
+    while not stamps:
+        time.sleep(0.001)
+    t0 = time.perf_counter()
+    fn()
+    stop.set()
+    th.join()
+    return sum(t0 < s < t0 + 0.8 * duration for s in stamps), duration
+
+
+@pytest.fixture(scope="module")
+def big_arrays():
+    rng = np.random.default_rng(0)
+    n = 4_000_000
+    return dict(x=rng.standard_normal((700, 700)), big=rng.standard_normal((4000, 1000)),
+                p=rng.standard_normal(n), m=np.zeros(n), v=np.zeros(n), rm=np.zeros(1000), rv=np.ones(1000))
+
+
+@pytest.mark.parametrize("op", ["matmul", "activation", "softmax", "adam_update", "batchnorm_forward", "dropout"])
+def test_kernels_release_the_gil(op, big_arrays):
+    """While a kernel runs, another Python thread keeps running: the kernel does not hold the GIL."""
+    a = big_arrays
+    x, big, p, m, v = a["x"], a["big"], a["p"], a["m"], a["v"]
+    calls = {
+        "matmul": lambda: ops.matmul(x, x),
+        "activation": lambda: ops.activation("tanh", p),
+        "softmax": lambda: ops.softmax(big),
+        "adam_update": lambda: ops.adam_update(p, p, m, v, lr=1e-3, step=1),
+        "batchnorm_forward": lambda: ops.batchnorm_forward(big, big[0], big[1], a["rm"], a["rv"]),
+        "dropout": lambda: ops.dropout(p, 0.5, seed=1),
+    }
+    before = fastnn.get_num_threads()
+    fastnn.set_num_threads(1)  # one core for the kernel, the other for the counter
+    try:
+        # a busy machine may not schedule the counter in time: a few tries (a kernel that
+        # holds the GIL gives 0 in every one of them)
+        for _ in range(5):
+            stamps, duration = _stamps_inside_call(calls[op])
+            if stamps:
+                break
+    finally:
+        fastnn.set_num_threads(before)
+    assert stamps > 0, f"{op}: no Python thread ran during a {duration * 1e3:.1f} ms call"
+
+
+def test_gil_probe_sees_a_call_that_holds_the_gil():
+    """The probe itself: list.sort runs in C holding the GIL, so no stamp falls inside it."""
+    values = list(np.random.default_rng(1).standard_normal(300_000))
+    stamps, _ = _stamps_inside_call(lambda: sorted(values))
+    assert stamps == 0
+
+
+@pytest.mark.parametrize("nthreads", [1, 2])
+def test_ops_from_four_python_threads_match_one(nthreads):
+    """4 Python threads running every kernel at once (each call opening its own OpenMP
+    team of `nthreads`) give bitwise the results of one thread alone; nothing deadlocks."""
+    code = WORKLOAD + f"""
+import threading
+fastnn.set_num_threads({nthreads})
+data = [inputs(s) for s in range(4)]
+alone = [workload(d) for d in data]
+bad, done = [], []
+def worker(i):
+    for _ in range(15):
+        if not same(workload(data[i]), alone[i]):
+            bad.append(i)
+    done.append(i)
+ts = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+for t in ts: t.start()
+for t in ts: t.join(90)
+print("done", sorted(done), "mismatch", sorted(set(bad)))
+assert sorted(done) == [0, 1, 2, 3] and not bad
+"""
+    r = run_script(code, timeout=150)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "done [0, 1, 2, 3] mismatch []" in r.stdout
+
+
+# ----------------------------------------------------------------------------
+# fork
+# ----------------------------------------------------------------------------
+
+FORK_PRELUDE = WORKLOAD + """
+import multiprocessing as mp
+fastnn.set_num_threads(2)
+d = inputs(1)
+parent = workload(d)   # big enough that the matmuls start an OpenMP team of 2
+"""
+
+
+def test_fork_after_threads_child_runs_single_threaded():
+    """fastnn with 2 OpenMP threads, then a fork pool, then fastnn in the children:
+    works (the child stays on one thread: libgomp cannot start threads after fork)."""
+    code = FORK_PRELUDE + """
+def child(i):
+    return fastnn.get_num_threads(), same(workload(d), parent)
+with mp.get_context("fork").Pool(2) as pool:
+    res = pool.map(child, range(4), chunksize=1)
+print(res)
+assert all(ok for _, ok in res) and all(n == 1 for n, _ in res), res
+print("fork OK")
+"""
+    r = run_script(code, timeout=60)
+    assert r.returncode == 0 and "fork OK" in r.stdout, r.stdout + r.stderr
+
+
+def test_fork_after_threads_asking_for_threads_is_a_clear_error():
+    """In such a child, set_num_threads(2) raises a RuntimeError that says why and what to
+    use instead -- where libgomp would otherwise hang forever."""
+    code = FORK_PRELUDE + """
+def child(i):
+    try:
+        fastnn.set_num_threads(2)
+    except RuntimeError as e:
+        return str(e)
+    return "no error"
+with mp.get_context("fork").Pool(1) as pool:
+    msg = pool.map(child, [0])[0]
+print(msg)
+assert "forked" in msg and "spawn" in msg, msg
+print("fork error OK")
+"""
+    r = run_script(code, timeout=60)
+    assert r.returncode == 0 and "fork error OK" in r.stdout, r.stdout + r.stderr
+
+
+def test_fork_before_any_thread_team_keeps_threads():
+    """A child forked before fastnn started any OpenMP team may use threads."""
+    code = WORKLOAD + """
+import multiprocessing as mp
+fastnn.set_num_threads(1)
+d = inputs(1)
+parent = workload(d)
+def child(i):
+    fastnn.set_num_threads(2)
+    return same(workload(d), parent) or "differs", fastnn.get_num_threads()
+with mp.get_context("fork").Pool(2) as pool:
+    res = pool.map(child, range(2))
+print(res)
+assert all(n == 2 for _, n in res)
+print("fork-before OK")
+"""
+    r = run_script(code, timeout=60)
+    assert r.returncode == 0 and "fork-before OK" in r.stdout, r.stdout + r.stderr
+
+
+def test_spawn_children_use_threads():
+    """The recommended way: the 'spawn' start method, threads in the children."""
+    code = FORK_PRELUDE + """
+def child(i):
+    import fastnn as f
+    f.set_num_threads(2)
+    return same(workload(inputs(1)), parent)
+if __name__ == "__main__":
+    with mp.get_context("spawn").Pool(2) as pool:
+        res = pool.map(child, range(2))
+    assert all(res), res
+    print("spawn OK")
+"""
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"fastnn_spawn_{os.getpid()}.py")
+    with open(path, "w") as f:
+        f.write(textwrap.dedent(code))
+    try:
+        e = dict(os.environ)
+        e["PYTHONPATH"] = os.pathsep.join(
+            p for p in (os.path.dirname(fastnn.__path__[0]), e.get("PYTHONPATH")) if p)
+        r = subprocess.run([sys.executable, path], capture_output=True, text=True, timeout=120, env=e)
+    finally:
+        os.unlink(path)
+    assert r.returncode == 0 and "spawn OK" in r.stdout, r.stdout + r.stderr
+
+
+# ----------------------------------------------------------------------------
+# memory
+# ----------------------------------------------------------------------------
+
+
+def rss_bytes():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
+def test_many_kernel_calls_keep_rss_flat():
+    """3,000 rounds of every kernel family (~100,000 kernel calls, new arrays each time)
+    after a warm-up: the RSS grows by less than 4 MiB (a leak of one buffer per call would
+    show as tens of MiB)."""
+    ns = {}
+    exec(WORKLOAD, ns)
+    d = ns["inputs"](3)
+    d.update(a=d["a"][:40, :50].copy(), b=d["b"][:50, :30].copy(), bias=d["bias"][:30].copy())
+    for _ in range(300):
+        ns["workload"](d)
+    before = rss_bytes()
+    for _ in range(3000):
+        ns["workload"](d)
+    grown = rss_bytes() - before
+    print(f"\nRSS growth over 3,000 workload rounds: {grown / 2**20:.2f} MiB")
+    assert grown < 4 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB"
+
+
+# ----------------------------------------------------------------------------
+# determinism and the floating-point environment
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("nthreads", [1, 2])
+def test_results_bitwise_reproducible_for_a_fixed_thread_count(nthreads):
+    ns = {}
+    exec(WORKLOAD, ns)
+    before = fastnn.get_num_threads()
+    fastnn.set_num_threads(nthreads)
+    try:
+        for isa in SUPPORTED_ISAS:
+            _core.select_isa(isa)
+            d = ns["inputs"](5, np.float64)
+            first = ns["workload"](d)
+            for _ in range(3):
+                assert ns["same"](ns["workload"](d), first), isa
+    finally:
+        fastnn.set_num_threads(before)
+        _core.select_isa("auto")
+
+
+def thread_count_dependence():
+    """Which workload outputs change bitwise between 1 and 2 threads (for docs/RELIABILITY.md)."""
+    ns = {}
+    exec(WORKLOAD, ns)
+    d = ns["inputs"](5)
+    before = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(1)
+        one = ns["workload"](d)
+        fastnn.set_num_threads(2)
+        two = ns["workload"](d)
+    finally:
+        fastnn.set_num_threads(before)
+    return [i for i, (x, y) in enumerate(zip(one, two)) if x.tobytes() != y.tobytes()], one, two
+
+
+def test_thread_count_changes_results_only_by_rounding():
+    differ, one, two = thread_count_dependence()
+    print(f"\noutputs of the workload that differ bitwise between 1 and 2 threads: {differ}")
+    for x, y in zip(one, two):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def _fp_environment_probe():
+    """Values that depend on MXCSR: denormals (FTZ/DAZ) and the rounding mode."""
+    tiny = np.array([1e-40, -3e-42], np.float32)
+    return ((tiny * np.float32(1.5)).tobytes(), (tiny + np.float32(0)).tobytes(),
+            (np.float64(1) / np.float64(3)).tobytes(), (np.float32(1) / np.float32(3)).tobytes())
+
+
+def test_kernels_leave_the_floating_point_environment_unchanged():
+    """No kernel sets flush-to-zero / denormals-are-zero or changes the rounding mode of the
+    calling thread (NumPy code after a fastnn call computes exactly as before)."""
+    ns = {}
+    exec(WORKLOAD, ns)
+    expect = _fp_environment_probe()
+    assert np.frombuffer(expect[0], np.float32)[0] != 0, "denormals already flushed before any kernel"
+    for isa in SUPPORTED_ISAS:
+        _core.select_isa(isa)
+        for nt in (1, 2):
+            fastnn.set_num_threads(nt)
+            ns["workload"](ns["inputs"](0))
+            assert _fp_environment_probe() == expect, (isa, nt)
+    _core.select_isa("auto")
+
+
+def test_kernels_keep_denormal_inputs():
+    """Denormal inputs are computed with, not flushed: relu and identity keep them exactly."""
+    tiny = np.array([1e-40, 2e-39, -1e-41, 5e-45], np.float32)
+    for isa in SUPPORTED_ISAS:
+        _core.select_isa(isa)
+        np.testing.assert_array_equal(ops.activation("identity", tiny), tiny)
+        np.testing.assert_array_equal(ops.activation("relu", tiny), np.maximum(tiny, 0))
+    _core.select_isa("auto")
