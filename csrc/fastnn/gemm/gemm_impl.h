@@ -27,7 +27,7 @@ namespace FASTNN_ISA_NS {
 template <class T> struct Epilogue {
   T alpha, beta;
   const T* bias;   // bias of the tile's first column, or null (only on the last KC pass)
-  bool apply_act;  // only on the last KC pass
+  bool apply_act;  // relu / leaky_relu only, on the last KC pass
   Act act;
   T act_alpha;
 };
@@ -197,13 +197,12 @@ void micro_kernel(std::size_t kc, const T* __restrict A, std::size_t as, const T
   }
 
   // epilogue, row by row while the tile is in registers; relu and leaky_relu
-  // are applied in registers, the others on the stored row (still in L1).
+  // are applied here, the others by the caller over the whole block (long rows).
   const V valpha = V::set1(ep.alpha), vbeta = V::set1(ep.beta), vzero = V::zero();
   const V vslope = V::set1(ep.act_alpha);
   const bool read_c = ep.beta != T(0);
   const bool relu = ep.apply_act && ep.act == Act::relu;
   const bool leaky = ep.apply_act && ep.act == Act::leaky_relu;
-  const bool act_row = ep.apply_act && !relu && !leaky;
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
     if (i >= mr) break;
@@ -223,7 +222,6 @@ void micro_kernel(std::size_t kc, const T* __restrict A, std::size_t as, const T
       else
         x.store_partial(c + v * N, cnt);
     }
-    if (act_row) act_forward_range(ep.act, c, c, static_cast<std::size_t>(nr), ep.act_alpha);
   }
 }
 
@@ -246,6 +244,7 @@ void gemm_blocked(const GemmProblem<T>& P, bool direct_a) {
   const std::size_t nc_max = std::min<std::size_t>(NC, (n + NR - 1) / NR * NR);
   T* Ap = static_cast<T*>(gemm_thread_buffer(0, sizeof(T) * mc_max * kc_max));
   T* Bp = static_cast<T*>(gemm_thread_buffer(1, sizeof(T) * kc_max * nc_max));
+  const bool in_register_act = P.act == Act::relu || P.act == Act::leaky_relu;
 
   for (std::size_t jc = 0; jc < n; jc += NC) {                  // loop 5: NC columns of C
     const std::size_t nc = std::min<std::size_t>(NC, n - jc);
@@ -260,7 +259,7 @@ void gemm_blocked(const GemmProblem<T>& P, bool direct_a) {
           const int nr = static_cast<int>(std::min<std::size_t>(NR, nc - jr));
           const Epilogue<T> ep{P.alpha, first ? P.beta : T(1),
                                (last && P.bias) ? P.bias + jc + jr : nullptr,
-                               last && P.has_act, P.act, P.act_alpha};
+                               last && P.has_act && in_register_act, P.act, P.act_alpha};
           const T* bp = Bp + jr * kc;
           for (std::size_t ir = 0; ir < mc; ir += MR) {         // loop 1: MR rows
             const int mr = static_cast<int>(std::min<std::size_t>(MR, mc - ir));
@@ -278,6 +277,13 @@ void gemm_blocked(const GemmProblem<T>& P, bool direct_a) {
             }
           }
         }
+        // other activations: over the mc x nc block just written (in L2),
+        // in long rows rather than per micro-tile row
+        if (last && P.has_act && !in_register_act)
+          for (std::size_t i = 0; i < mc; ++i) {
+            T* c = P.c + (ic + i) * P.ldc + jc;
+            act_forward_range(P.act, c, c, nc, P.act_alpha);
+          }
       }
     }
   }
