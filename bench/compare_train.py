@@ -125,12 +125,12 @@ def alternate(contenders, rounds, pause=0.5):
     return {k: statistics.median(v) for k, v in samples.items()}, samples
 
 
-def run(quick: bool = False, threads: int = 2) -> None:
+def run(quick: bool = False, threads: int = 2, rounds: int = 0, samples: int = 0) -> None:
     common.set_threads(threads)
     (x, y), _ = train_fashion.load_fashion_mnist()
-    if quick:
-        x, y = x[:12800], y[:12800]
-    rounds = 2 if quick else 3
+    if samples or quick:
+        x, y = x[:samples or 12800], y[:samples or 12800]
+    rounds = rounds or (2 if quick else 3)
     have_torch = common.have_torch()
     try:
         import sklearn  # noqa: F401
@@ -168,5 +168,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=0, help="alternating rounds (default 3, --quick 2)")
+    ap.add_argument("--samples", type=int, default=0, help="first N training samples (default all)")
     a = ap.parse_args()
-    run(quick=a.quick, threads=a.threads)
+    run(quick=a.quick, threads=a.threads, rounds=a.rounds, samples=a.samples)

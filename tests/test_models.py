@@ -398,3 +398,29 @@ def test_training_steps_match_pytorch(batchnorm):
         bn = m.layers[1].get_weights()
         np.testing.assert_allclose(bn[2], net[2].running_mean.numpy(), rtol=1e-9)
         np.testing.assert_allclose(bn[3], net[2].running_var.numpy(), rtol=1e-9)
+
+
+def test_validation_logs_equal_evaluate():
+    x, y = blobs()
+    m = compiled()
+    h = m.fit(x[:200], y[:200], epochs=1, verbose=0, validation_data=(x[200:], y[200:]))
+    loss, acc = m.evaluate(x[200:], y[200:])
+    assert h.history["val_loss"][0] == pytest.approx(loss) and h.history["val_accuracy"][0] == pytest.approx(acc)
+
+
+def test_validation_split_holds_out_the_last_rows():
+    x, y = blobs(n=100)
+    m = compiled()
+    h = m.fit(x, y, epochs=1, batch_size=10, verbose=0, validation_split=0.3)
+    assert m.optimizer.iterations == 7
+    assert h.history["val_loss"][0] == pytest.approx(m.evaluate(x[70:], y[70:])[0])
+
+
+def test_clone_functional_model_and_pop():
+    inp = L.Input(3)
+    m = fastnn.Model(inp, L.Dense(2)(L.Dense(4, activation="relu")(inp)))
+    c = fastnn.clone_model(m)
+    assert type(c) is fastnn.Model and c.count_params() == m.count_params()
+    s = mlp()
+    s.pop()
+    assert s.count_params() == 4 * 16 + 16 and len(s.layers) == 1

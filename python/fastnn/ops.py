@@ -223,8 +223,37 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
     array([[0., 0., 0., 0.],
            [0., 0., 0., 0.]], dtype=float32)
     """
-    # Fast paths keep the per-call cost near a microsecond: the MLP products
-    # that matter most are only a few microseconds of arithmetic.
+    # Fast path, about a microsecond of Python: plain arguments go straight to
+    # the core, which checks them again (dtypes, layout, shapes) before any
+    # work; whatever it rejects is re-run through the full checks below, which
+    # copy non-contiguous inputs or raise the friendly error.
+    if (a.__class__ is np.ndarray and b.__class__ is np.ndarray and a.ndim == 2 and b.ndim == 2
+            and trans_a.__class__ is bool and trans_b.__class__ is bool
+            and alpha.__class__ is float and beta.__class__ is float and _isfinite(alpha) and _isfinite(beta)
+            and (activation is None or activation.__class__ is str) and activation_alpha is None
+            and (bias is None or bias.__class__ is np.ndarray)):
+        if out is None:
+            if beta == 0.0 and a.dtype in _FLOAT_DTYPES:
+                c = np.empty((a.shape[1] if trans_a else a.shape[0], b.shape[0] if trans_b else b.shape[1]),
+                             dtype=a.dtype)
+                try:
+                    _core.matmul(a, b, c, trans_a, trans_b, alpha, beta, bias, activation,
+                                 0.0 if activation is None else _core.default_activation_alpha(activation))
+                    return c
+                except (TypeError, ValueError):
+                    pass
+        elif out.__class__ is np.ndarray:
+            try:
+                _core.matmul(a, b, out, trans_a, trans_b, alpha, beta, bias, activation,
+                             0.0 if activation is None else _core.default_activation_alpha(activation))
+                return out
+            except (TypeError, ValueError):
+                pass
+    return _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha)
+
+
+def _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha):
+    """matmul with every argument checked (and inputs copied when not C-contiguous)."""
     if trans_a.__class__ is not bool or trans_b.__class__ is not bool:
         for flag, fname in ((trans_a, "trans_a"), (trans_b, "trans_b")):
             if not isinstance(flag, (bool, np.bool_)):

@@ -2,8 +2,10 @@
 // loops on one thread. Included once by gemm_{scalar,avx2,avx512}.cpp after
 // the ISA's vec_*.h, with FASTNN_ISA_NS defined.
 //
-// Packed layouts (zero-padded to whole micro-tiles, so the micro-kernel never
-// branches on edges while it multiplies):
+// B is always packed; A is packed, or read in place by the micro-kernel
+// (full MR-row tiles; blocking.h kDirectAMaxN says when). Packed layouts
+// (zero-padded to whole micro-tiles, so the micro-kernel never branches on
+// edges while it multiplies):
 //   A block (MC x KC): micro-panels of MR rows; panel r holds
 //       Ap[r*MR*kc + p*MR + i] = op(A)(ic + r*MR + i, pc + p)
 //   B panel (KC x NC): micro-panels of NR columns; panel s holds
@@ -194,9 +196,14 @@ void micro_kernel(std::size_t kc, const T* __restrict A, std::size_t as, const T
     Bp += NR;
   }
 
-  // epilogue, row by row while the tile is in registers
-  const V valpha = V::set1(ep.alpha), vbeta = V::set1(ep.beta);
+  // epilogue, row by row while the tile is in registers; relu and leaky_relu
+  // are applied in registers, the others on the stored row (still in L1).
+  const V valpha = V::set1(ep.alpha), vbeta = V::set1(ep.beta), vzero = V::zero();
+  const V vslope = V::set1(ep.act_alpha);
   const bool read_c = ep.beta != T(0);
+  const bool relu = ep.apply_act && ep.act == Act::relu;
+  const bool leaky = ep.apply_act && ep.act == Act::leaky_relu;
+  const bool act_row = ep.apply_act && !relu && !leaky;
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
     if (i >= mr) break;
@@ -206,17 +213,17 @@ void micro_kernel(std::size_t kc, const T* __restrict A, std::size_t as, const T
       const int cnt = nr - v * N;  // valid lanes of this vector
       if (cnt <= 0) break;
       V x = acc[i][v] * valpha;
-      if (cnt >= N) {
-        if (read_c) x = fmadd(vbeta, V::load(c + v * N), x);
-        if (ep.bias) x = x + V::load(ep.bias + v * N);
+      const bool full = cnt >= N;
+      if (read_c) x = fmadd(vbeta, full ? V::load(c + v * N) : V::load_partial(c + v * N, cnt), x);
+      if (ep.bias) x = x + (full ? V::load(ep.bias + v * N) : V::load_partial(ep.bias + v * N, cnt));
+      if (relu) x = max(vzero, x);  // as act_forward_vec: max(0, NaN) = NaN
+      if (leaky) x = select(gt(x, vzero), x, x * vslope);
+      if (full)
         x.store(c + v * N);
-      } else {
-        if (read_c) x = fmadd(vbeta, V::load_partial(c + v * N, cnt), x);
-        if (ep.bias) x = x + V::load_partial(ep.bias + v * N, cnt);
+      else
         x.store_partial(c + v * N, cnt);
-      }
     }
-    if (ep.apply_act) act_forward_range(ep.act, c, c, static_cast<std::size_t>(nr), ep.act_alpha);
+    if (act_row) act_forward_range(ep.act, c, c, static_cast<std::size_t>(nr), ep.act_alpha);
   }
 }
 
