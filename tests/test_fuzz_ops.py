@@ -701,7 +701,7 @@ def test_optimizer_updates_fuzz(op, data):
     kw["weight_decay"] = draw(st.sampled_from([0.0, 0.01]))
     param, grad = p0.copy(), layout(draw, g0)
     states = {s: a.copy() for s, a in states0.items()}
-    faults = [None] * 6 + ["param", "grad"] + state_names + sorted(hyper)
+    faults = [None] * 6 + ["param", "grad", "alias"] + state_names + sorted(hyper)
     if op == "adam_update":
         faults += ["step", "decoupled"]
     if op == "sgd_update":
@@ -720,6 +720,17 @@ def test_optimizer_updates_fuzz(op, data):
             param.flags.writeable = False
     elif fault == "grad":
         grad = draw(st.sampled_from([bad_array(draw, g0), other_float(g0), np.zeros(shape + (2,), dtype)]))
+    elif fault == "alias":  # a state array that is the param or another state array
+        if op == "sgd_update":
+            kw["momentum"] = 0.9
+        fault = state_names[-1]
+        states[fault] = param if len(state_names) == 1 or draw(st.booleans()) else states[state_names[0]]
+        if states[fault] is param and draw(st.booleans()) and param.size > 1:
+            states[fault] = param.reshape(-1)[::-1].reshape(param.shape) if param.ndim else param  # a view
+            if not states[fault].flags.c_contiguous:
+                states[fault] = param
+        if param.size == 0:  # nothing to overwrite: not a fault
+            states[fault], fault = states0[fault].copy(), None
     elif fault in state_names:
         if op == "sgd_update":
             kw["momentum"] = 0.9  # velocity is used
