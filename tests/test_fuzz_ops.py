@@ -137,7 +137,7 @@ def bad_out(draw, shape, dtype):
         o = np.zeros(shape, dtype)
         o.flags.writeable = False
         return o
-    if kind == "strided" and len(shape) and shape[-1] > 0:
+    if kind == "strided" and len(shape) and shape[-1] > 1 and np.prod(shape) > 0:  # else still contiguous
         return np.zeros(shape[:-1] + (2 * shape[-1],), dtype)[..., ::2]
     if kind == "dtype" or kind == "strided":
         return np.zeros(shape, np.float64 if dtype == np.float32 else np.float32)
@@ -149,9 +149,10 @@ def bad_out(draw, shape, dtype):
 BAD_REALS = [float("nan"), float("inf"), -float("inf"), "0.1", None, True, 10**400, [0.1], 1j]
 
 
-def bad_real(draw, *, low=None, high=None):
-    """A scalar that a real-valued hyper-parameter must refuse (plus out-of-range values)."""
-    pool = list(BAD_REALS)
+def bad_real(draw, *, low=None, high=None, none_valid=False):
+    """A scalar that a real-valued hyper-parameter must refuse (plus out-of-range values);
+    none_valid: None means "the default" for this argument, so it is not drawn."""
+    pool = [v for v in BAD_REALS if not (none_valid and v is None)]
     if low is not None:
         pool += [low - 1.0, low - 1e-3]
     if high is not None:
@@ -170,7 +171,7 @@ def state_arrays(draw, shape, dtype):
     if kind == "readonly":
         base.flags.writeable = False
         return base
-    if kind == "strided" and len(shape) and shape[-1] > 1:
+    if kind == "strided" and len(shape) and shape[-1] > 1 and np.prod(shape) > 0:  # else still contiguous
         buf = np.zeros(shape[:-1] + (2 * shape[-1],), dtype)
         buf[..., ::2] = base
         return buf[..., ::2]
@@ -281,7 +282,7 @@ def test_activation_fuzz(data):
     elif fault == "out":
         out = bad_out(draw, shape, dtype)
     elif fault == "alpha":
-        alpha = bad_real(draw)
+        alpha = bad_real(draw, none_valid=True)
     if fault != "out" and use_out == "new":
         out = np.full(shape, np.nan, dtype)
     elif fault not in ("out", "x") and use_out == "inplace":
@@ -305,7 +306,7 @@ def test_activation_grad_fuzz(data):
     alpha = draw(st.sampled_from([None, 0.2, 1.0])) if name in ("leaky_relu", "elu") else None
     x0 = values(draw, shape, dtype, lim=draw(st.sampled_from([3.0, 30.0])))
     with ignore_fp():
-        y0 = reference.activation(name, x0, alpha=alpha)
+        y0 = np.asarray(reference.activation(name, x0, alpha=alpha), dtype)  # 0-d: a scalar otherwise
     dy0 = values(draw, shape, dtype, lim=10.0)
     given_ = draw(st.sampled_from(["x", "y", "both"]))
     if name in ("swish", "silu", "softplus"):
@@ -323,7 +324,7 @@ def test_activation_grad_fuzz(data):
     elif fault == "out":
         out = bad_out(draw, shape, dtype)
     elif fault == "alpha":
-        alpha = bad_real(draw)
+        alpha = bad_real(draw, none_valid=True)
     elif fault == "missing":  # neither x nor y, or no x for an x-only activation
         if name in ("identity", "linear"):
             fault = None
@@ -413,7 +414,7 @@ def test_matmul_fuzz(data):
         bias = draw(st.sampled_from([np.zeros(n + 1, dtype), np.zeros((1, n), dtype), other_float(np.zeros(n)),
                                      np.zeros(n, np.int64)]))
         if bias.dtype == dtype and bias.shape == (n,):
-            fault = None
+            fault, bias0 = None, bias  # drew a valid bias after all
     elif fault == "out":
         out = bad_out(draw, (m, n), dtype) if draw(st.booleans()) else None
         if out is None and beta == 0.0:
@@ -700,7 +701,7 @@ def test_optimizer_updates_fuzz(op, data):
     kw["weight_decay"] = draw(st.sampled_from([0.0, 0.01]))
     param, grad = p0.copy(), layout(draw, g0)
     states = {s: a.copy() for s, a in states0.items()}
-    faults = [None] * 6 + ["param", "grad"] + state_names + sorted(hyper)
+    faults = [None] * 6 + ["param", "grad", "alias"] + state_names + sorted(hyper)
     if op == "adam_update":
         faults += ["step", "decoupled"]
     if op == "sgd_update":
@@ -708,7 +709,7 @@ def test_optimizer_updates_fuzz(op, data):
     fault = draw(st.sampled_from(faults))
     if fault == "param":  # param sets the dtype and shape the others are checked against
         bad = draw(st.sampled_from(["readonly", "strided", "list", "int"]))
-        if bad == "strided" and shape and shape[-1] > 1:
+        if bad == "strided" and shape and shape[-1] > 1 and np.prod(shape) > 0:
             buf = np.zeros(shape[:-1] + (2 * shape[-1],), dtype)
             param = buf[..., ::2]
         elif bad == "list":
@@ -719,6 +720,17 @@ def test_optimizer_updates_fuzz(op, data):
             param.flags.writeable = False
     elif fault == "grad":
         grad = draw(st.sampled_from([bad_array(draw, g0), other_float(g0), np.zeros(shape + (2,), dtype)]))
+    elif fault == "alias":  # a state array that is the param or another state array
+        if op == "sgd_update":
+            kw["momentum"] = 0.9
+        fault = state_names[-1]
+        states[fault] = param if len(state_names) == 1 or draw(st.booleans()) else states[state_names[0]]
+        if states[fault] is param and draw(st.booleans()) and param.size > 1:
+            states[fault] = param.reshape(-1)[::-1].reshape(param.shape) if param.ndim else param  # a view
+            if not states[fault].flags.c_contiguous:
+                states[fault] = param
+        if param.size == 0:  # nothing to overwrite: not a fault
+            states[fault], fault = states0[fault].copy(), None
     elif fault in state_names:
         if op == "sgd_update":
             kw["momentum"] = 0.9  # velocity is used
@@ -806,7 +818,7 @@ def test_clip_by_global_norm_fuzz(data):
         i = draw(st.integers(0, k))  # k: one past the end, an extra bad element
         g = grads0[i] if i < k else np.ones(3)
         bad = draw(st.sampled_from(["none", "int", "readonly", "strided", "list"]))
-        if bad == "strided" and g.ndim and g.shape[-1] > 1:
+        if bad == "strided" and g.ndim and g.shape[-1] > 1 and g.size:
             buf = np.zeros(g.shape[:-1] + (2 * g.shape[-1],), g.dtype)
             buf[..., ::2] = g
             g = buf[..., ::2]
@@ -849,9 +861,9 @@ def test_clip_by_value_fuzz(data):
     fault = draw(st.sampled_from([None] * 4 + ["grad", "limit"]))
     if fault == "grad":
         grad = state_arrays(draw, shape, dtype) if draw(st.booleans()) and shape else bad_array(draw, g0)
-        if isinstance(grad, np.ndarray) and grad.dtype == dtype and grad.flags.c_contiguous and \
-                grad.flags.writeable:
-            grad = bad_array(draw, g0)
+        if isinstance(grad, np.ndarray) and grad.dtype in FLOATS and grad.flags.c_contiguous and \
+                grad.flags.writeable and grad.flags.aligned:
+            grad = bad_array(draw, g0)  # any float array is a valid grad here (no dtype/shape to match)
     elif fault == "limit":
         limit = bad_real(draw, low=0.0) if draw(st.booleans()) else 0.0
     got = expect_outcome("clip_by_value", fault, lambda: ops.clip_by_value(grad, limit),

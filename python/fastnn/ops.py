@@ -94,6 +94,15 @@ def _state_array(a, name, like, like_name):
     return a
 
 
+def _not_overlapping(*named):
+    """In-place arrays updated together must be distinct memory: with m and v the same
+    array, one update would overwrite the other element by element (a silent wrong answer)."""
+    for i, (a, an) in enumerate(named):
+        for b, bn in named[:i]:
+            if a is not None and b is not None and np.may_share_memory(a, b):
+                raise ValueError(f"{an}: must not share memory with {bn} (both are updated in place)")
+
+
 def _real(v, name, *, low=None, high=None, low_open=False, high_open=False, finite=True):
     """Validate a real scalar; returns it as float."""
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
@@ -345,6 +354,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
     beta = _feature_vector(beta, "beta", x)
     _state_array(running_mean, "running_mean", gamma, "gamma")
     _state_array(running_var, "running_var", gamma, "gamma")
+    _not_overlapping((running_mean, "running_mean"), (running_var, "running_var"))
     eps = _hyper(eps, "eps", low=0.0, low_open=True)
     momentum = _hyper(momentum, "momentum", low=0.0, high=1.0)
     if training is not True and training is not False:
@@ -521,6 +531,7 @@ def sgd_update(param, grad, velocity=None, *, lr, momentum=0.0, nesterov=False, 
         velocity = _state_array(velocity, "velocity", param, "param")
     elif velocity is not None:
         velocity = _state_array(velocity, "velocity", param, "param")
+    _not_overlapping((param, "param"), (velocity if momentum != 0.0 else None, "velocity"))
     _core.sgd_update(param, grad, velocity if momentum != 0.0 else None, lr, momentum, bool(nesterov), weight_decay)
 
 
@@ -528,6 +539,7 @@ def rmsprop_update(param, grad, sq_avg, *, lr, rho=0.9, eps=1e-7, weight_decay=0
     """RMSProp in place: s = rho s + (1 - rho) g^2;  p -= lr g / (sqrt(s) + eps)."""
     param, grad = _param_and_grad(param, grad)
     sq_avg = _state_array(sq_avg, "sq_avg", param, "param")
+    _not_overlapping((param, "param"), (sq_avg, "sq_avg"))
     lr = _real(lr, "lr", low=0.0)
     rho = _real(rho, "rho", low=0.0, high=1.0, high_open=True)
     eps = _real(eps, "eps", low=0.0, low_open=True)
@@ -538,6 +550,7 @@ def adagrad_update(param, grad, accum, *, lr, eps=1e-7, weight_decay=0.0):
     """Adagrad in place: a += g^2;  p -= lr g / (sqrt(a) + eps)."""
     param, grad = _param_and_grad(param, grad)
     accum = _state_array(accum, "accum", param, "param")
+    _not_overlapping((param, "param"), (accum, "accum"))
     lr = _real(lr, "lr", low=0.0)
     eps = _real(eps, "eps", low=0.0, low_open=True)
     _core.adagrad_update(param, grad, accum, lr, eps, _weight_decay(weight_decay))
@@ -558,6 +571,7 @@ def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-7, step
     param, grad = _param_and_grad(param, grad)
     m = _state_array(m, "m", param, "param")
     v = _state_array(v, "v", param, "param")
+    _not_overlapping((param, "param"), (m, "m"), (v, "v"))
     lr = _real(lr, "lr", low=0.0)
     beta1 = _real(beta1, "beta1", low=0.0, high=1.0, high_open=True)
     beta2 = _real(beta2, "beta2", low=0.0, high=1.0, high_open=True)
