@@ -8,7 +8,10 @@ import sys
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "python"))  # run from a checkout too
+try:
+    import fastnn  # noqa: F401  (installed, or on PYTHONPATH)
+except ImportError:  # a source checkout with the core built in place (tools/devbuild.sh)
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "python"))
 
 from fastnn.datasets import load_default  # noqa: E402
 from fastnn.preprocessing import StandardScaler  # noqa: E402

@@ -84,3 +84,17 @@ def test_fastnn_num_threads_env():
     assert r.stdout.strip() == "1", r.stderr
     r = run_python("import fastnn", FASTNN_NUM_THREADS="zero")
     assert r.returncode != 0 and "FASTNN_NUM_THREADS" in r.stderr
+
+
+def test_equal_but_distinct_dtype_objects_are_accepted():
+    # a deep-copied or unpickled array may carry a dtype object that is equal
+    # to, but not the same object as, NumPy's float32 singleton
+    import copy
+    import pickle
+
+    import numpy as np
+    from fastnn import ops
+    x = np.arange(6, dtype=np.float32).reshape(2, 3) - 2
+    for y in (copy.deepcopy(x), pickle.loads(pickle.dumps(x))):
+        np.testing.assert_array_equal(ops.activation("relu", y), np.maximum(x, 0))
+        np.testing.assert_array_equal(ops.matmul(y, y.T), x @ x.T)

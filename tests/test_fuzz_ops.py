@@ -82,14 +82,19 @@ def values(draw, shape, dtype, *, lim=None, special=True, low=None):
     return x.astype(dtype)
 
 
+def misaligned(x):
+    """A writeable C-contiguous copy of x at an odd byte address (flags.aligned False)."""
+    buf = np.zeros(x.nbytes + 1, np.uint8)
+    y = np.frombuffer(buf.data, dtype=x.dtype, count=x.size, offset=1).reshape(x.shape)
+    y[...] = x
+    return y
+
+
 def layout(draw, x):
     """The same values as x in a drawn memory layout (inputs are copied by ops)."""
     kind = draw(st.sampled_from(["c", "c", "strided", "negative", "fortran", "readonly", "unaligned"]))
-    if kind == "unaligned":  # C-contiguous but at an odd byte address
-        buf = np.zeros(x.nbytes + 1, np.uint8)
-        y = np.frombuffer(buf.data, dtype=x.dtype, count=x.size, offset=1).reshape(x.shape)
-        y[...] = x
-        return y
+    if kind == "unaligned":
+        return misaligned(x)
     if x.ndim == 0 or kind == "c":
         return x.copy()
     if kind == "strided":  # every other element of a bigger buffer
@@ -123,12 +128,16 @@ def other_float(x):
 
 def bad_out(draw, shape, dtype):
     """An out= array that must be refused: read-only, non-contiguous, wrong dtype or shape."""
-    kind = draw(st.sampled_from(["readonly", "strided", "dtype", "shape", "list"]))
+    kind = draw(st.sampled_from(["readonly", "strided", "dtype", "shape", "list", "unaligned"]))
+    if kind == "unaligned" and np.prod(shape) > 0:  # an empty array counts as aligned
+        return misaligned(np.zeros(shape, dtype))
+    if kind == "unaligned":
+        kind = "readonly"
     if kind == "readonly":
         o = np.zeros(shape, dtype)
         o.flags.writeable = False
         return o
-    if kind == "strided" and len(shape) and shape[-1] > 0:
+    if kind == "strided" and len(shape) and shape[-1] > 1 and np.prod(shape) > 0:  # else still contiguous
         return np.zeros(shape[:-1] + (2 * shape[-1],), dtype)[..., ::2]
     if kind == "dtype" or kind == "strided":
         return np.zeros(shape, np.float64 if dtype == np.float32 else np.float32)
@@ -140,9 +149,10 @@ def bad_out(draw, shape, dtype):
 BAD_REALS = [float("nan"), float("inf"), -float("inf"), "0.1", None, True, 10**400, [0.1], 1j]
 
 
-def bad_real(draw, *, low=None, high=None):
-    """A scalar that a real-valued hyper-parameter must refuse (plus out-of-range values)."""
-    pool = list(BAD_REALS)
+def bad_real(draw, *, low=None, high=None, none_valid=False):
+    """A scalar that a real-valued hyper-parameter must refuse (plus out-of-range values);
+    none_valid: None means "the default" for this argument, so it is not drawn."""
+    pool = [v for v in BAD_REALS if not (none_valid and v is None)]
     if low is not None:
         pool += [low - 1.0, low - 1e-3]
     if high is not None:
@@ -152,12 +162,16 @@ def bad_real(draw, *, low=None, high=None):
 
 def state_arrays(draw, shape, dtype):
     """A bad in-place array: read-only, non-contiguous, wrong dtype or shape."""
-    kind = draw(st.sampled_from(["readonly", "strided", "dtype", "shape", "list"]))
+    kind = draw(st.sampled_from(["readonly", "strided", "dtype", "shape", "list", "unaligned"]))
     base = values(draw, shape, dtype, special=False)
+    if kind == "unaligned" and base.size:
+        return misaligned(base)
+    if kind == "unaligned":
+        kind = "readonly"
     if kind == "readonly":
         base.flags.writeable = False
         return base
-    if kind == "strided" and len(shape) and shape[-1] > 1:
+    if kind == "strided" and len(shape) and shape[-1] > 1 and np.prod(shape) > 0:  # else still contiguous
         buf = np.zeros(shape[:-1] + (2 * shape[-1],), dtype)
         buf[..., ::2] = base
         return buf[..., ::2]
@@ -268,7 +282,7 @@ def test_activation_fuzz(data):
     elif fault == "out":
         out = bad_out(draw, shape, dtype)
     elif fault == "alpha":
-        alpha = bad_real(draw)
+        alpha = bad_real(draw, none_valid=True)
     if fault != "out" and use_out == "new":
         out = np.full(shape, np.nan, dtype)
     elif fault not in ("out", "x") and use_out == "inplace":
@@ -292,7 +306,7 @@ def test_activation_grad_fuzz(data):
     alpha = draw(st.sampled_from([None, 0.2, 1.0])) if name in ("leaky_relu", "elu") else None
     x0 = values(draw, shape, dtype, lim=draw(st.sampled_from([3.0, 30.0])))
     with ignore_fp():
-        y0 = reference.activation(name, x0, alpha=alpha)
+        y0 = np.asarray(reference.activation(name, x0, alpha=alpha), dtype)  # 0-d: a scalar otherwise
     dy0 = values(draw, shape, dtype, lim=10.0)
     given_ = draw(st.sampled_from(["x", "y", "both"]))
     if name in ("swish", "silu", "softplus"):
@@ -310,7 +324,7 @@ def test_activation_grad_fuzz(data):
     elif fault == "out":
         out = bad_out(draw, shape, dtype)
     elif fault == "alpha":
-        alpha = bad_real(draw)
+        alpha = bad_real(draw, none_valid=True)
     elif fault == "missing":  # neither x nor y, or no x for an x-only activation
         if name in ("identity", "linear"):
             fault = None
@@ -400,7 +414,7 @@ def test_matmul_fuzz(data):
         bias = draw(st.sampled_from([np.zeros(n + 1, dtype), np.zeros((1, n), dtype), other_float(np.zeros(n)),
                                      np.zeros(n, np.int64)]))
         if bias.dtype == dtype and bias.shape == (n,):
-            fault = None
+            fault, bias0 = None, bias  # drew a valid bias after all
     elif fault == "out":
         out = bad_out(draw, (m, n), dtype) if draw(st.booleans()) else None
         if out is None and beta == 0.0:
@@ -453,8 +467,10 @@ def test_batchnorm_forward_fuzz(data):
     rvar = values(draw, (n,), dtype, special=False, low=0.0)
     x, gamma, beta = layout(draw, x0), layout(draw, gamma0), layout(draw, beta0)
     momentum, eps = draw(st.sampled_from([0.99, 0.0, 1.0, 0.5])), draw(st.sampled_from([1e-3, 1e-5, 0.5]))
+    out = None
+    use_out = draw(st.sampled_from(["none", "new", "inplace"]))
     fault = draw(st.sampled_from([None] * 6 + ["x", "gamma", "beta", "running_mean", "running_var", "momentum",
-                                               "eps", "training"]))
+                                               "eps", "training", "out"]))
     if fault == "x":
         x = draw(st.sampled_from([bad_array(draw, x0), x0.reshape(-1)]))
     elif fault == "gamma":
@@ -474,14 +490,20 @@ def test_batchnorm_forward_fuzz(data):
         eps = draw(st.sampled_from([0.0, -1e-3, float("nan"), float("inf"), "1e-3"]))
     elif fault == "training":
         training = draw(st.sampled_from([1, 0, "yes", None]))
-    if training is True and m < 2 and fault is None:
-        fault = "x"  # the batch variance needs two rows
+    elif fault == "out":
+        out = bad_out(draw, (m, n), dtype)
+    if fault != "out" and use_out == "new":
+        out = np.full((m, n), np.nan, dtype)
+    elif fault not in ("out", "x") and use_out == "inplace":
+        x = out = x0.copy()  # y may overwrite x
+    if training is True and m < 2 and fault in (None, "out"):
+        fault = "x"  # the batch variance needs two rows (checked before out)
     state = [rmean, rvar]
     rmean0 = rmean.copy() if isinstance(rmean, np.ndarray) else None
     rvar0 = rvar.copy() if isinstance(rvar, np.ndarray) else None
     got = expect_outcome("batchnorm_forward", fault,
                          lambda: ops.batchnorm_forward(x, gamma, beta, rmean, rvar, momentum=momentum, eps=eps,
-                                                       training=training),
+                                                       training=training, out=out),
                          state=state)
     if got is None:
         return
@@ -490,6 +512,7 @@ def test_batchnorm_forward_fuzz(data):
         want = reference.batchnorm_forward(x0, gamma0, beta0, rm, rv, momentum=momentum, eps=eps,
                                            training=training)
     y, mean, invstd = got
+    assert out is None or y is out
     sc = np.abs(x0).max(initial=1.0) * np.abs(gamma0).max(initial=1.0) / np.sqrt(eps)
     close(y, want[0], dtype, scale=sc, what="batchnorm y", loose_nonfinite=True)
     close(mean, want[1], dtype, scale=np.abs(x0).max(initial=1.0), what="batchnorm mean", loose_nonfinite=True)
@@ -517,7 +540,15 @@ def test_batchnorm_backward_fuzz(data):
         args[fault] = draw(st.sampled_from([bad_array(draw, good), np.zeros(good.shape + (2,), dtype)]))
     if fault is None and m == 0:
         fault = "x"  # no rows: refused
-    got = expect_outcome("batchnorm_backward", fault, lambda: ops.batchnorm_backward(**args))
+    out = None
+    use_out = draw(st.sampled_from(["none", "new", "inplace", "bad"]))
+    if use_out == "new":
+        out = np.full((m, n), np.nan, dtype)
+    elif use_out == "inplace" and fault != "dy":
+        args["dy"] = out = dy0.copy()  # dx may overwrite dy
+    elif use_out == "bad" and fault is None:
+        out, fault = bad_out(draw, (m, n), dtype), "out"
+    got = expect_outcome("batchnorm_backward", fault, lambda: ops.batchnorm_backward(**args, out=out))
     if got is None:
         return
     with ignore_fp():
@@ -571,7 +602,16 @@ def test_softmax_cross_entropy_fuzz(data):
     elif fault == "labels_len":
         labels = np.zeros(m + 1, np.int64) if kind == "ids" else np.zeros((m, C + 1), dtype)
         fault = "labels"
-    got = expect_outcome("softmax_cross_entropy", fault, lambda: ops.softmax_cross_entropy(z, labels))
+    out = None
+    use_out = draw(st.sampled_from(["none", "new", "bad", "overlap"]))
+    if use_out == "new":
+        out = np.full((m, C), np.nan, dtype)
+    elif use_out == "bad" and fault is None:
+        out, fault = bad_out(draw, (m, C), dtype), "out"
+    elif use_out == "overlap" and fault is None:
+        z = out = z0.copy()  # dlogits must not overwrite the logits it reads
+        fault = "out"
+    got = expect_outcome("softmax_cross_entropy", fault, lambda: ops.softmax_cross_entropy(z, labels, out=out))
     if got is None:
         return
     loss, dz = got
@@ -608,7 +648,13 @@ def test_elementwise_losses_fuzz(data):
     if fault is None and a0.size == 0:
         fault = an  # empty: the mean is undefined
     fn = getattr(ops, op)
-    got = expect_outcome(op, fault, lambda: fn(a, t))
+    out = None
+    use_out = draw(st.sampled_from(["none", "new", "bad"]))
+    if use_out == "new":
+        out = np.full(shape, np.nan, dtype)
+    elif use_out == "bad" and fault is None and a0.size:
+        out, fault = bad_out(draw, shape, dtype), "out"
+    got = expect_outcome(op, fault, lambda: fn(a, t, out=out))
     if got is None:
         return
     with ignore_fp():
@@ -655,7 +701,7 @@ def test_optimizer_updates_fuzz(op, data):
     kw["weight_decay"] = draw(st.sampled_from([0.0, 0.01]))
     param, grad = p0.copy(), layout(draw, g0)
     states = {s: a.copy() for s, a in states0.items()}
-    faults = [None] * 6 + ["param", "grad"] + state_names + sorted(hyper)
+    faults = [None] * 6 + ["param", "grad", "alias"] + state_names + sorted(hyper)
     if op == "adam_update":
         faults += ["step", "decoupled"]
     if op == "sgd_update":
@@ -663,7 +709,7 @@ def test_optimizer_updates_fuzz(op, data):
     fault = draw(st.sampled_from(faults))
     if fault == "param":  # param sets the dtype and shape the others are checked against
         bad = draw(st.sampled_from(["readonly", "strided", "list", "int"]))
-        if bad == "strided" and shape and shape[-1] > 1:
+        if bad == "strided" and shape and shape[-1] > 1 and np.prod(shape) > 0:
             buf = np.zeros(shape[:-1] + (2 * shape[-1],), dtype)
             param = buf[..., ::2]
         elif bad == "list":
@@ -674,6 +720,17 @@ def test_optimizer_updates_fuzz(op, data):
             param.flags.writeable = False
     elif fault == "grad":
         grad = draw(st.sampled_from([bad_array(draw, g0), other_float(g0), np.zeros(shape + (2,), dtype)]))
+    elif fault == "alias":  # a state array that is the param or another state array
+        if op == "sgd_update":
+            kw["momentum"] = 0.9
+        fault = state_names[-1]
+        states[fault] = param if len(state_names) == 1 or draw(st.booleans()) else states[state_names[0]]
+        if states[fault] is param and draw(st.booleans()) and param.size > 1:
+            states[fault] = param.reshape(-1)[::-1].reshape(param.shape) if param.ndim else param  # a view
+            if not states[fault].flags.c_contiguous:
+                states[fault] = param
+        if param.size == 0:  # nothing to overwrite: not a fault
+            states[fault], fault = states0[fault].copy(), None
     elif fault in state_names:
         if op == "sgd_update":
             kw["momentum"] = 0.9  # velocity is used
@@ -761,7 +818,7 @@ def test_clip_by_global_norm_fuzz(data):
         i = draw(st.integers(0, k))  # k: one past the end, an extra bad element
         g = grads0[i] if i < k else np.ones(3)
         bad = draw(st.sampled_from(["none", "int", "readonly", "strided", "list"]))
-        if bad == "strided" and g.ndim and g.shape[-1] > 1:
+        if bad == "strided" and g.ndim and g.shape[-1] > 1 and g.size:
             buf = np.zeros(g.shape[:-1] + (2 * g.shape[-1],), g.dtype)
             buf[..., ::2] = g
             g = buf[..., ::2]
@@ -804,9 +861,9 @@ def test_clip_by_value_fuzz(data):
     fault = draw(st.sampled_from([None] * 4 + ["grad", "limit"]))
     if fault == "grad":
         grad = state_arrays(draw, shape, dtype) if draw(st.booleans()) and shape else bad_array(draw, g0)
-        if isinstance(grad, np.ndarray) and grad.dtype == dtype and grad.flags.c_contiguous and \
-                grad.flags.writeable:
-            grad = bad_array(draw, g0)
+        if isinstance(grad, np.ndarray) and grad.dtype in FLOATS and grad.flags.c_contiguous and \
+                grad.flags.writeable and grad.flags.aligned:
+            grad = bad_array(draw, g0)  # any float array is a valid grad here (no dtype/shape to match)
     elif fault == "limit":
         limit = bad_real(draw, low=0.0) if draw(st.booleans()) else 0.0
     got = expect_outcome("clip_by_value", fault, lambda: ops.clip_by_value(grad, limit),
@@ -837,3 +894,20 @@ def test_column_sum_fuzz(data):
     with ignore_fp():
         want = reference.column_sum(x0)
     close(got, want, dtype, scale=np.abs(x0).sum(axis=0), what="column_sum")
+
+
+def test_equal_but_distinct_dtype_objects_are_accepted():
+    """A dtype that went through copy.deepcopy is equal to float32 but another object:
+    every kernel accepts arrays of it (the core compared dtype objects by identity once)."""
+    import copy
+    for base in FLOATS:
+        dt = copy.deepcopy(np.dtype(base))
+        x = np.linspace(-2, 2, 12, dtype=dt).reshape(3, 4)
+        assert x.dtype == base
+        np.testing.assert_allclose(ops.activation("tanh", x), np.tanh(x.astype(np.float64)), rtol=1e-5)
+        np.testing.assert_allclose(ops.matmul(x, x.T.copy()), x.astype(np.float64) @ x.T, rtol=1e-5)
+        loss, _ = ops.softmax_cross_entropy(x, np.array([0, 1, 2], dtype=copy.deepcopy(np.dtype(np.int64))))
+        assert np.isfinite(loss)
+        p, m, v = np.zeros(4, dt), np.zeros(4, dt), np.zeros(4, dt)
+        ops.adam_update(p, np.ones(4, dt), m, v, lr=0.1, step=1)
+        np.testing.assert_allclose(p, -0.1, rtol=1e-5)

@@ -300,3 +300,16 @@ def test_two_threads_on_tiny_products_match_one_thread_bitwise(isa, dtype):
     finally:
         _core._gemm_set_tuning(-1, -1)
         fastnn.set_num_threads(_default_threads)
+
+
+def test_misaligned_inputs_are_copied_and_misaligned_out_is_refused():
+    def misaligned(shape):
+        n = int(np.prod(shape))
+        x = np.zeros(4 * n + 1, np.uint8)[1:].view(np.float32).reshape(shape)
+        x[...] = np.arange(n, dtype=np.float32).reshape(shape) / n
+        assert not x.flags.aligned
+        return x
+    a, b = misaligned((5, 7)), misaligned((7, 3))
+    np.testing.assert_allclose(ops.matmul(a, b), np.array(a) @ np.array(b), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="out: expected an aligned array"):
+        ops.matmul(np.array(a), np.array(b), out=misaligned((5, 3)))

@@ -109,3 +109,29 @@ def test_monitor_argument_errors():
         TrainingMonitor(np.zeros(5))
     with pytest.raises(TypeError, match="model"):
         activation_stats("not a model", np.zeros((2, 2)))
+
+
+def test_initialization_example_reproduces_the_notes_table():
+    """examples/01_initialization.py: the qualitative table of the course notes."""
+    import importlib.util
+    import os
+    import sys
+    examples = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+    spec = importlib.util.spec_from_file_location(
+        "init_example", os.path.join(examples, "01_initialization.py"))
+    ex = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, examples)  # for the example's `from _common import ...`
+    try:
+        spec.loader.exec_module(ex)
+    finally:
+        sys.path.remove(examples)
+    x = np.random.default_rng(0).standard_normal((ex.N, ex.UNITS)).astype(np.float32)
+    std = {label: np.array([o.std() for o in ex.fastnn_outputs(x, act, init)])
+           for label, act, init, _ in ex.SETUPS}
+    small, big, xavier, relu_xavier, he = std.values()
+    assert 0.18 < small[0] < 0.25 and small[9] < 1e-5          # shrinks to zero
+    assert np.all(np.diff(small) < 0)
+    assert np.all(big > 0.95)                                  # saturated at -1/+1
+    assert 0.55 < xavier[0] < 0.7 and 0.18 < xavier[9] < 0.3   # Xavier + tanh: ~0.6 -> ~0.2
+    assert relu_xavier[9] < 0.1 * relu_xavier[0]               # Xavier + ReLU: halves per layer
+    assert 0.6 < he[9] / he[0] < 1.6                           # He + ReLU: kept

@@ -132,3 +132,12 @@ def test_column_sum_of_zero_rows_is_zero_and_bad_ndim_is_an_error():
         ops.column_sum(np.ones(5))
     with pytest.raises(ValueError, match="out"):
         _core.column_sum(np.ones((3, 5)), np.empty(4))
+
+
+def test_column_sum_into_out_reuses_the_buffer():
+    x = np.random.default_rng(3).standard_normal((33, 17))
+    out = np.empty(17)
+    assert ops.column_sum(x, out=out) is out
+    np.testing.assert_allclose(out, ref.column_sum(x), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"out: expected shape \(17,\), got \(16,\)"):
+        ops.column_sum(x, out=np.empty(16))

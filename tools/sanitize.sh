@@ -5,7 +5,6 @@
 #
 #   tools/sanitize.sh                       # kernel tests, fuzz tests included
 #   tools/sanitize.sh tests/test_gemm.py    # chosen test files / pytest args
-#   SANITIZE_LEAKS=1 tools/sanitize.sh ...  # also LeakSanitizer (leaks in _core only)
 #
 # CPython is not instrumented, so the ASan runtime is LD_PRELOADed. Any ASan or
 # UBSan report aborts the process (halt_on_error), so a clean exit status means
@@ -45,16 +44,25 @@ if [ "$#" -eq 0 ]; then
     tests/test_optim.py tests/test_random.py tests/test_reduce.py tests/test_fuzz_ops.py -m "not slow"
 fi
 
-leaks=0
-[ "${SANITIZE_LEAKS:-0}" = 1 ] && leaks=1
 export LD_PRELOAD="$asan_rt:$stdcxx_rt${LD_PRELOAD:+:$LD_PRELOAD}"
-# detect_leaks: CPython's own allocations at exit are not ours; with
-# SANITIZE_LEAKS=1 the report is filtered to frames in _core by tools/lsan.supp.
-export ASAN_OPTIONS="detect_leaks=$leaks:halt_on_error=1:abort_on_error=1:detect_stack_use_after_return=1:strict_init_order=1:check_initialization_order=1:allocator_may_return_null=0"
-export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-[ "$leaks" = 1 ] && export LSAN_OPTIONS="suppressions=$PWD/tools/lsan.supp:print_suppressions=0"
+# detect_leaks=0: CPython's own allocations alive at exit are not leaks of ours
+# (tools/leakcheck.sh looks for leaks in _core with valgrind instead).
+# Reports also go to $dir/logs/ (pytest's fd capture would swallow a report printed
+# just before the sanitizer ends the process; --capture=sys below keeps fd 2 free).
+mkdir -p "$dir/logs"
+rm -f "$dir"/logs/*
+export ASAN_OPTIONS="log_path=$PWD/$dir/logs/asan:detect_leaks=0:halt_on_error=1:abort_on_error=1:detect_stack_use_after_return=1:strict_init_order=1:check_initialization_order=1:allocator_may_return_null=0"
+export UBSAN_OPTIONS="log_path=$PWD/$dir/logs/ubsan:print_stacktrace=1:halt_on_error=1"
 export PYTHONPATH="$PWD/$dir/pkg"
 export PYTHONMALLOC=malloc  # let ASan see Python-side buffers too (NumPy data is malloc'ed anyway)
 echo "sanitize.sh: ASan+UBSan build in $dir, running: pytest $*" >&2
 python3 -c "import fastnn, sys; sys.stderr.write('sanitize.sh: fastnn from %s, isa %s\n' % (fastnn.__file__, fastnn.cpu_info()['isa']))"
-exec python3 -m pytest -q -p no:cacheprovider "$@"
+status=0
+python3 -m pytest -q -p no:cacheprovider --capture=sys "$@" || status=$?
+if ls "$dir"/logs/* > /dev/null 2>&1; then
+  echo "sanitize.sh: sanitizer reports:" >&2
+  cat "$dir"/logs/* >&2
+  exit 1
+fi
+echo "sanitize.sh: no sanitizer report (pytest exit status $status)" >&2
+exit "$status"

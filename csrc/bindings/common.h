@@ -15,21 +15,31 @@ enum class DType { f32, f64 };
 
 inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
+// Equal dtypes, not the same dtype object: a dtype that went through copy.deepcopy
+// or pickle is an equal but distinct object (numpy's ==, PyArray_EquivTypes).
+inline bool same_dtype(const py::dtype& a, const py::dtype& b) {
+  return py::detail::npy_api::get().PyArray_EquivTypes_(a.ptr(), b.ptr());
+}
+
 inline DType float_dtype(const py::array& a, const char* name) {
-  if (a.dtype().is(py::dtype::of<float>())) return DType::f32;
-  if (a.dtype().is(py::dtype::of<double>())) return DType::f64;
+  if (same_dtype(a.dtype(), py::dtype::of<float>())) return DType::f32;
+  if (same_dtype(a.dtype(), py::dtype::of<double>())) return DType::f64;
   throw py::type_error(std::string(name) + ": expected dtype float32 or float64, got " + dtype_str(a));
 }
 
 inline void require_same_dtype(const py::array& a, const py::array& b, const char* an, const char* bn) {
-  if (!a.dtype().is(b.dtype()))
+  if (!same_dtype(a.dtype(), b.dtype()))
     throw py::type_error(std::string(bn) + ": expected dtype " + dtype_str(a) + " (as " + an + "), got " +
                          dtype_str(b));
 }
 
+// C-contiguous and aligned: a misaligned element load is undefined behaviour (and
+// auto-vectorized scalar loops may use aligned vector loads on it).
 inline void require_contiguous(const py::array& a, const char* name) {
   if (!(a.flags() & py::array::c_style))
     throw py::value_error(std::string(name) + ": expected a C-contiguous array");
+  if (!(a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+    throw py::value_error(std::string(name) + ": expected an aligned array, got one at a misaligned address");
 }
 
 inline void require_writeable(const py::array& a, const char* name) {

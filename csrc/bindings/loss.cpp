@@ -22,7 +22,7 @@ double xent_ids(py::array logits, py::array labels, py::array dlogits) {
   const DType dt = float_dtype(logits, "logits");
   require_contiguous(logits, "logits");
   const auto [m, C] = logits_shape(logits);
-  if (!labels.dtype().is(py::dtype::of<std::int64_t>()))
+  if (!same_dtype(labels.dtype(), py::dtype::of<std::int64_t>()))
     throw py::type_error("labels: expected dtype int64, got " + dtype_str(labels));
   require_contiguous(labels, "labels");
   require_size(labels, m, "labels");

@@ -69,6 +69,8 @@ class _Monitoring(Callback):
         self.min_delta = abs(float(min_delta))
 
     def _improved(self, current, best):
+        if not math.isfinite(current):  # a NaN/inf loss is never an improvement (nor a best to keep)
+            return False
         if best is None:
             return True
         if self.mode == "min":

@@ -16,7 +16,10 @@ optimizer kernel call per contiguous range of trainable parameters.
 """
 from __future__ import annotations
 
+import functools
 import math
+import threading
+import weakref
 
 import numpy as np
 
@@ -39,6 +42,27 @@ def _float_dtype(dtype):
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"dtype: expected float32 or float64, got {dt}")
     return dt
+
+
+# One lock per model: layers write into buffers they own (one set per batch size), so two
+# threads running the same model at once would overwrite each other's activations. fit,
+# evaluate, predict and compute_loss_and_gradients of one model run one at a time; different
+# models run in parallel (kernels release the GIL). Kept outside the model so that copying
+# a model (copy.deepcopy) gives the copy its own lock.
+_MODEL_LOCKS: "weakref.WeakKeyDictionary[Model, threading.RLock]" = weakref.WeakKeyDictionary()
+_MODEL_LOCKS_GUARD = threading.Lock()
+
+
+def _serialized(method):
+    @functools.wraps(method)
+    def run_alone(self, *args, **kwargs):
+        with _MODEL_LOCKS_GUARD:
+            lock = _MODEL_LOCKS.get(self)
+            if lock is None:
+                lock = _MODEL_LOCKS[self] = threading.RLock()
+        with lock:
+            return method(self, *args, **kwargs)
+    return run_alone
 
 
 class Model:
@@ -354,6 +378,7 @@ class Model:
             self.optimizer.apply(self._params, self._grads, ranges, variables)
         return loss, penalty, out
 
+    @_serialized
     def compute_loss_and_gradients(self, x, y):
         """(loss with the penalty, gradient of it over every trainable parameter as one flat
         array in arena order) on (x, y) as one batch in training mode; updates nothing but
@@ -377,6 +402,7 @@ class Model:
         return self.loss.value_and_grad(out, y, loss_on_logits)[0] + self._regularization(grads=False)
 
     # -------------------------------------------------------------------- fit
+    @_serialized
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, initial_epoch=0, seed=None):
         """Train; returns a History whose ``.history`` holds ``loss``, each metric and ``val_*`` per epoch.
@@ -542,6 +568,7 @@ class Model:
             logs[m.name] = m.result()
         return logs
 
+    @_serialized
     def evaluate(self, x=None, y=None, batch_size=None, verbose=0, return_dict=False):
         """Loss (with the penalty) and metrics on (x, y): a float when there are no metrics,
         else ``[loss, metric...]``; ``return_dict=True`` gives a dict."""
@@ -556,6 +583,7 @@ class Model:
         return vals[0] if len(vals) == 1 else vals
 
     # ---------------------------------------------------------------- predict
+    @_serialized
     def predict(self, x, batch_size=None, verbose=0):
         """Outputs of the model (probabilities for a softmax / sigmoid output), a new array."""
         if not self.built:

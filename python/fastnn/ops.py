@@ -43,8 +43,16 @@ def _float_array(x, name, *, dtype=None, ndim=None, shape=None):
             raise ValueError(f"{name}: expected {want} dimensions, got {x.ndim} (shape {x.shape})")
     if shape is not None and tuple(x.shape) != tuple(shape):
         raise ValueError(f"{name}: expected shape {tuple(shape)}, got {x.shape}")
-    # not np.ascontiguousarray(x) alone: it turns a 0-d array into shape (1,)
-    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
+    return _c_aligned(x)
+
+
+def _c_aligned(x, dtype=None):
+    """x itself when C-contiguous, aligned and of `dtype`, else an aligned C-contiguous copy.
+    (Not np.ascontiguousarray: it keeps a misaligned array as it is -- misaligned element
+    loads are undefined behaviour in the kernels -- and turns a 0-d array into shape (1,).)"""
+    if x.flags.c_contiguous and x.flags.aligned and (dtype is None or x.dtype == dtype):
+        return x
+    return np.array(x, dtype=dtype, order="C", copy=True)
 
 
 def _out_array(out, name, *, dtype, shape):
@@ -61,6 +69,8 @@ def _out_array(out, name, *, dtype, shape):
         raise ValueError(f"{name}: expected a C-contiguous array, got strides {out.strides}")
     if not out.flags.writeable:
         raise ValueError(f"{name}: expected a writeable array, got a read-only one")
+    if not out.flags.aligned:
+        raise ValueError(f"{name}: expected an aligned array, got one at a misaligned address")
     return out
 
 
@@ -79,7 +89,18 @@ def _state_array(a, name, like, like_name):
         raise ValueError(f"{name}: expected a C-contiguous array (it is updated in place)")
     if not a.flags.writeable:
         raise ValueError(f"{name}: expected a writeable array (it is updated in place)")
+    if not a.flags.aligned:
+        raise ValueError(f"{name}: expected an aligned array (it is updated in place), got a misaligned one")
     return a
+
+
+def _not_overlapping(*named):
+    """In-place arrays updated together must be distinct memory: with m and v the same
+    array, one update would overwrite the other element by element (a silent wrong answer)."""
+    for i, (a, an) in enumerate(named):
+        for b, bn in named[:i]:
+            if a is not None and b is not None and np.may_share_memory(a, b):
+                raise ValueError(f"{an}: must not share memory with {bn} (both are updated in place)")
 
 
 def _real(v, name, *, low=None, high=None, low_open=False, high_open=False, finite=True):
@@ -190,7 +211,8 @@ from math import isfinite as _isfinite  # noqa: E402
 
 def _plain_matrix(x):
     """True for a C-contiguous 2-D float32/float64 ndarray (no checks needed)."""
-    return x.__class__ is np.ndarray and x.ndim == 2 and x.dtype in _FLOAT_DTYPES and x.flags.c_contiguous
+    return (x.__class__ is np.ndarray and x.ndim == 2 and x.dtype in _FLOAT_DTYPES and x.flags.c_contiguous
+            and x.flags.aligned)
 
 
 def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
@@ -210,8 +232,37 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
     array([[0., 0., 0., 0.],
            [0., 0., 0., 0.]], dtype=float32)
     """
-    # Fast paths keep the per-call cost near a microsecond: the MLP products
-    # that matter most are only a few microseconds of arithmetic.
+    # Fast path, about a microsecond of Python: plain arguments go straight to
+    # the core, which checks them again (dtypes, layout, shapes) before any
+    # work; whatever it rejects is re-run through the full checks below, which
+    # copy non-contiguous inputs or raise the friendly error.
+    if (a.__class__ is np.ndarray and b.__class__ is np.ndarray and a.ndim == 2 and b.ndim == 2
+            and trans_a.__class__ is bool and trans_b.__class__ is bool
+            and alpha.__class__ is float and beta.__class__ is float and _isfinite(alpha) and _isfinite(beta)
+            and (activation is None or activation.__class__ is str) and activation_alpha is None
+            and (bias is None or bias.__class__ is np.ndarray)):
+        if out is None:
+            if beta == 0.0 and a.dtype in _FLOAT_DTYPES:
+                c = np.empty((a.shape[1] if trans_a else a.shape[0], b.shape[0] if trans_b else b.shape[1]),
+                             dtype=a.dtype)
+                try:
+                    _core.matmul(a, b, c, trans_a, trans_b, alpha, beta, bias, activation,
+                                 0.0 if activation is None else _core.default_activation_alpha(activation))
+                    return c
+                except (TypeError, ValueError):
+                    pass
+        elif out.__class__ is np.ndarray:
+            try:
+                _core.matmul(a, b, out, trans_a, trans_b, alpha, beta, bias, activation,
+                             0.0 if activation is None else _core.default_activation_alpha(activation))
+                return out
+            except (TypeError, ValueError):
+                pass
+    return _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha)
+
+
+def _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha):
+    """matmul with every argument checked (and inputs copied when not C-contiguous)."""
     if trans_a.__class__ is not bool or trans_b.__class__ is not bool:
         for flag, fname in ((trans_a, "trans_a"), (trans_b, "trans_b")):
             if not isinstance(flag, (bool, np.bool_)):
@@ -234,7 +285,7 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
     if beta != 0.0 and out is None:
         raise ValueError(f"out: beta = {beta} reads out, so out must be given, got None")
     if bias is not None and not (bias.__class__ is np.ndarray and bias.dtype is a.dtype and bias.shape == (n,)
-                                 and bias.flags.c_contiguous):
+                                 and bias.flags.c_contiguous and bias.flags.aligned):
         bias = _float_array(bias, "bias", dtype=a.dtype, ndim=1, shape=(n,))
     act = None
     act_alpha = 0.0
@@ -246,7 +297,7 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
     if out is None:
         c = np.empty((m, n), dtype=a.dtype)
     elif not (out.__class__ is np.ndarray and out.dtype is a.dtype and out.shape == (m, n)
-              and out.flags.c_contiguous and out.flags.writeable):
+              and out.flags.c_contiguous and out.flags.writeable and out.flags.aligned):
         c = _out_array(out, "out", dtype=a.dtype, shape=(m, n))
     else:
         c = out
@@ -303,6 +354,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
     beta = _feature_vector(beta, "beta", x)
     _state_array(running_mean, "running_mean", gamma, "gamma")
     _state_array(running_var, "running_var", gamma, "gamma")
+    _not_overlapping((running_mean, "running_mean"), (running_var, "running_var"))
     eps = _hyper(eps, "eps", low=0.0, low_open=True)
     momentum = _hyper(momentum, "momentum", low=0.0, high=1.0)
     if training is not True and training is not False:
@@ -393,12 +445,12 @@ def softmax_cross_entropy(logits, labels, *, out=None):
         if labels.dtype == np.uint64 and m and labels.max() >= C:  # would wrap in int64
             i = int(np.argmax(labels >= C))
             raise ValueError(f"labels: class id {labels[i]} at index {i} is out of range [0, {C})")
-        ids = np.ascontiguousarray(labels, dtype=np.int64)
+        ids = _c_aligned(labels, np.int64)
         loss = _core.softmax_cross_entropy_ids(z, ids, dlogits)  # checks the range, names a bad id
     elif kind in "fb":
         if labels.shape != (m, C):
             raise ValueError(f"labels: expected target rows of shape {(m, C)}, got {labels.shape}")
-        t = np.ascontiguousarray(labels, dtype=z.dtype)
+        t = _c_aligned(labels, z.dtype)
         loss = _core.softmax_cross_entropy_probs(z, t, dlogits)
     else:
         raise TypeError(f"labels: expected an integer or float dtype, got {labels.dtype}")
@@ -415,7 +467,7 @@ def _elementwise_pair(a, b, aname, bname):
         raise TypeError(f"{bname}: expected a numeric dtype, got {b.dtype}")
     if a.size == 0:
         raise ValueError(f"{aname}: expected at least one element, got shape {a.shape}")
-    return a, np.ascontiguousarray(b, dtype=a.dtype)
+    return a, _c_aligned(b, a.dtype)
 
 
 def binary_cross_entropy_with_logits(logits, targets, *, out=None):
@@ -479,6 +531,7 @@ def sgd_update(param, grad, velocity=None, *, lr, momentum=0.0, nesterov=False, 
         velocity = _state_array(velocity, "velocity", param, "param")
     elif velocity is not None:
         velocity = _state_array(velocity, "velocity", param, "param")
+    _not_overlapping((param, "param"), (velocity if momentum != 0.0 else None, "velocity"))
     _core.sgd_update(param, grad, velocity if momentum != 0.0 else None, lr, momentum, bool(nesterov), weight_decay)
 
 
@@ -486,6 +539,7 @@ def rmsprop_update(param, grad, sq_avg, *, lr, rho=0.9, eps=1e-7, weight_decay=0
     """RMSProp in place: s = rho s + (1 - rho) g^2;  p -= lr g / (sqrt(s) + eps)."""
     param, grad = _param_and_grad(param, grad)
     sq_avg = _state_array(sq_avg, "sq_avg", param, "param")
+    _not_overlapping((param, "param"), (sq_avg, "sq_avg"))
     lr = _real(lr, "lr", low=0.0)
     rho = _real(rho, "rho", low=0.0, high=1.0, high_open=True)
     eps = _real(eps, "eps", low=0.0, low_open=True)
@@ -496,6 +550,7 @@ def adagrad_update(param, grad, accum, *, lr, eps=1e-7, weight_decay=0.0):
     """Adagrad in place: a += g^2;  p -= lr g / (sqrt(a) + eps)."""
     param, grad = _param_and_grad(param, grad)
     accum = _state_array(accum, "accum", param, "param")
+    _not_overlapping((param, "param"), (accum, "accum"))
     lr = _real(lr, "lr", low=0.0)
     eps = _real(eps, "eps", low=0.0, low_open=True)
     _core.adagrad_update(param, grad, accum, lr, eps, _weight_decay(weight_decay))
@@ -516,6 +571,7 @@ def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-7, step
     param, grad = _param_and_grad(param, grad)
     m = _state_array(m, "m", param, "param")
     v = _state_array(v, "v", param, "param")
+    _not_overlapping((param, "param"), (m, "m"), (v, "v"))
     lr = _real(lr, "lr", low=0.0)
     beta1 = _real(beta1, "beta1", low=0.0, high=1.0, high_open=True)
     beta2 = _real(beta2, "beta2", low=0.0, high=1.0, high_open=True)
@@ -585,9 +641,9 @@ def clip_by_value(grad, limit):
     return _core.clip_by_value(grad, limit)
 
 
-def column_sum(x):
+def column_sum(x, *, out=None):
     """Sum over the rows of a (m, n) matrix: the bias gradient, shape (n,)."""
     x = _float_array(x, "x", ndim=2)
-    out = np.empty(x.shape[1], dtype=x.dtype)
+    out = _out_array(out, "out", dtype=x.dtype, shape=(x.shape[1],))
     _core.column_sum(x, out)
     return out

@@ -384,6 +384,10 @@ def clip_by_value(grad, limit):
     return norm
 
 
-def column_sum(x):
+def column_sum(x, *, out=None):
     """Sum over rows of a (m, n) matrix: the bias gradient."""
-    return x.sum(axis=0).astype(x.dtype)
+    s = x.sum(axis=0).astype(x.dtype)
+    if out is not None:
+        out[...] = s
+        return out
+    return s

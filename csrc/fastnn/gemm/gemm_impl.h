@@ -2,8 +2,10 @@
 // loops on one thread. Included once by gemm_{scalar,avx2,avx512}.cpp after
 // the ISA's vec_*.h, with FASTNN_ISA_NS defined.
 //
-// Packed layouts (zero-padded to whole micro-tiles, so the micro-kernel never
-// branches on edges while it multiplies):
+// B is always packed; A is packed, or read in place by the micro-kernel
+// (full MR-row tiles; blocking.h kDirectAMaxN says when). Packed layouts
+// (zero-padded to whole micro-tiles, so the micro-kernel never branches on
+// edges while it multiplies):
 //   A block (MC x KC): micro-panels of MR rows; panel r holds
 //       Ap[r*MR*kc + p*MR + i] = op(A)(ic + r*MR + i, pc + p)
 //   B panel (KC x NC): micro-panels of NR columns; panel s holds
@@ -25,7 +27,7 @@ namespace FASTNN_ISA_NS {
 template <class T> struct Epilogue {
   T alpha, beta;
   const T* bias;   // bias of the tile's first column, or null (only on the last KC pass)
-  bool apply_act;  // only on the last KC pass
+  bool apply_act;  // relu / leaky_relu only, on the last KC pass
   Act act;
   T act_alpha;
 };
@@ -194,9 +196,13 @@ void micro_kernel(std::size_t kc, const T* __restrict A, std::size_t as, const T
     Bp += NR;
   }
 
-  // epilogue, row by row while the tile is in registers
-  const V valpha = V::set1(ep.alpha), vbeta = V::set1(ep.beta);
+  // epilogue, row by row while the tile is in registers; relu and leaky_relu
+  // are applied here, the others by the caller over the whole block (long rows).
+  const V valpha = V::set1(ep.alpha), vbeta = V::set1(ep.beta), vzero = V::zero();
+  const V vslope = V::set1(ep.act_alpha);
   const bool read_c = ep.beta != T(0);
+  const bool relu = ep.apply_act && ep.act == Act::relu;
+  const bool leaky = ep.apply_act && ep.act == Act::leaky_relu;
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
     if (i >= mr) break;
@@ -206,17 +212,16 @@ void micro_kernel(std::size_t kc, const T* __restrict A, std::size_t as, const T
       const int cnt = nr - v * N;  // valid lanes of this vector
       if (cnt <= 0) break;
       V x = acc[i][v] * valpha;
-      if (cnt >= N) {
-        if (read_c) x = fmadd(vbeta, V::load(c + v * N), x);
-        if (ep.bias) x = x + V::load(ep.bias + v * N);
+      const bool full = cnt >= N;
+      if (read_c) x = fmadd(vbeta, full ? V::load(c + v * N) : V::load_partial(c + v * N, cnt), x);
+      if (ep.bias) x = x + (full ? V::load(ep.bias + v * N) : V::load_partial(ep.bias + v * N, cnt));
+      if (relu) x = max(vzero, x);  // as act_forward_vec: max(0, NaN) = NaN
+      if (leaky) x = select(gt(x, vzero), x, x * vslope);
+      if (full)
         x.store(c + v * N);
-      } else {
-        if (read_c) x = fmadd(vbeta, V::load_partial(c + v * N, cnt), x);
-        if (ep.bias) x = x + V::load_partial(ep.bias + v * N, cnt);
+      else
         x.store_partial(c + v * N, cnt);
-      }
     }
-    if (ep.apply_act) act_forward_range(ep.act, c, c, static_cast<std::size_t>(nr), ep.act_alpha);
   }
 }
 
@@ -239,6 +244,7 @@ void gemm_blocked(const GemmProblem<T>& P, bool direct_a) {
   const std::size_t nc_max = std::min<std::size_t>(NC, (n + NR - 1) / NR * NR);
   T* Ap = static_cast<T*>(gemm_thread_buffer(0, sizeof(T) * mc_max * kc_max));
   T* Bp = static_cast<T*>(gemm_thread_buffer(1, sizeof(T) * kc_max * nc_max));
+  const bool in_register_act = P.act == Act::relu || P.act == Act::leaky_relu;
 
   for (std::size_t jc = 0; jc < n; jc += NC) {                  // loop 5: NC columns of C
     const std::size_t nc = std::min<std::size_t>(NC, n - jc);
@@ -253,7 +259,7 @@ void gemm_blocked(const GemmProblem<T>& P, bool direct_a) {
           const int nr = static_cast<int>(std::min<std::size_t>(NR, nc - jr));
           const Epilogue<T> ep{P.alpha, first ? P.beta : T(1),
                                (last && P.bias) ? P.bias + jc + jr : nullptr,
-                               last && P.has_act, P.act, P.act_alpha};
+                               last && P.has_act && in_register_act, P.act, P.act_alpha};
           const T* bp = Bp + jr * kc;
           for (std::size_t ir = 0; ir < mc; ir += MR) {         // loop 1: MR rows
             const int mr = static_cast<int>(std::min<std::size_t>(MR, mc - ir));
@@ -271,6 +277,13 @@ void gemm_blocked(const GemmProblem<T>& P, bool direct_a) {
             }
           }
         }
+        // other activations: over the mc x nc block just written (in L2),
+        // in long rows rather than per micro-tile row
+        if (last && P.has_act && !in_register_act)
+          for (std::size_t i = 0; i < mc; ++i) {
+            T* c = P.c + (ic + i) * P.ldc + jc;
+            act_forward_range(P.act, c, c, nc, P.act_alpha);
+          }
       }
     }
   }
