@@ -343,3 +343,19 @@ def test_kernel_releases_the_gil():
         stop.set()
         t.join()
     assert best > 1000
+
+
+@pytest.mark.parametrize("offset", [0, 1, 3])
+def test_large_outputs_streamed_at_any_alignment(isa, offset):
+    # outputs >= 16 MiB use non-temporal stores after a peeled, unaligned head
+    n = (1 << 22) + 5
+    buf = np.empty(n + 8, np.float32)
+    x = rand(n, np.float32, 13)
+    out = buf[offset:offset + n]
+    ops.activation("sigmoid", x, out=out)
+    np.testing.assert_array_equal(out[:1000], ops.activation("sigmoid", x[:1000]))
+    np.testing.assert_array_equal(out[-1000:], ops.activation("sigmoid", x[-1000:]))
+    dy = rand(n, np.float32, 14)
+    ops.activation_grad("tanh", dy, x=x, out=out)
+    np.testing.assert_array_equal(out[-777:], ops.activation_grad("tanh", dy[-777:], x=x[-777:]))
+    np.testing.assert_array_equal(out[:777], ops.activation_grad("tanh", dy[:777], x=x[:777]))

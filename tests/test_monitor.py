@@ -135,3 +135,16 @@ def test_initialization_example_reproduces_the_notes_table():
     assert 0.55 < xavier[0] < 0.7 and 0.18 < xavier[9] < 0.3   # Xavier + tanh: ~0.6 -> ~0.2
     assert relu_xavier[9] < 0.1 * relu_xavier[0]               # Xavier + ReLU: halves per layer
     assert 0.6 < he[9] / he[0] < 1.6                           # He + ReLU: kept
+
+
+def test_model_activation_stats_method_matches_monitor():
+    import numpy as np
+    import fastnn
+    from fastnn.layers import Dense
+    from fastnn.monitor import activation_stats
+    m = fastnn.Sequential([Dense(30, activation="relu", input_dim=8), Dense(3)])
+    x = np.random.default_rng(0).normal(size=(50, 8))
+    a, b = m.activation_stats(x), activation_stats(m, x)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k]["mean"] == b[k]["mean"] and a[k]["std"] == b[k]["std"]

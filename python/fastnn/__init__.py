@@ -82,3 +82,16 @@ from .initializers import set_random_seed  # noqa: E402
 from .io import load_model  # noqa: E402
 from .layers import Input  # noqa: E402
 from .models import Model, Sequential, clone_model  # noqa: E402
+
+# ----------------------------------------------------------------------------
+# the practice toolkit (numpy only; plots and sklearn import their optional
+# dependencies themselves, so they are loaded on first use)
+# ----------------------------------------------------------------------------
+from . import datasets, gradcheck, monitor, preprocessing, sanity, tuning  # noqa: E402
+
+
+def __getattr__(name):
+    if name in ("plots", "sklearn", "cli"):
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'fastnn' has no attribute {name!r}")

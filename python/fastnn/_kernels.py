@@ -14,6 +14,5 @@ def op(name):
 
 
 def column_sum(x, out):
-    """out[:] = sum of x over rows (ops.column_sum returns a new (n,) array)."""
-    out[...] = ops.column_sum(x)
-    return out
+    """out[:] = sum of x over rows, written in place (no allocation)."""
+    return ops.column_sum(x, out=out)

@@ -712,6 +712,12 @@ class Model:
         from . import io
         io.load_weights(self, filepath)
 
+    def activation_stats(self, x):
+        """Per-layer activation statistics on x (mean, std, saturated and dead
+        fractions): see :func:`fastnn.monitor.activation_stats`."""
+        from .monitor import activation_stats
+        return activation_stats(self, x)
+
 
 class Sequential(Model):
     """A stack of layers, each feeding the next.

@@ -2,7 +2,9 @@
 // defined, after the ISA's vec_*.h). Also used by the GEMM epilogue, which
 // applies act_forward_range to a tile row while it is still in cache.
 #pragma once
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 
 #include "fastnn/eltwise/eltwise.h"
 #include "fastnn/simd/vecmath_impl.h"
@@ -72,34 +74,68 @@ inline Vec<T> act_backward_vec(Vec<T> dy, Vec<T> x, Vec<T> y, T alpha) {
   if constexpr (A == Act::softplus) return dy * vsigmoid(x);
 }
 
-template <Act A, class T>
+// Elements before y + i is aligned to a whole vector (for non-temporal stores).
+template <class T>
+inline std::size_t head_to_alignment(const T* y, std::size_t n) {
+  constexpr std::size_t bytes = sizeof(Vec<T>);
+  const std::size_t mis = reinterpret_cast<std::uintptr_t>(y) % bytes;
+  if (mis == 0 || mis % sizeof(T) != 0) return mis == 0 ? 0 : n;  // unaligned element: no streaming
+  return std::min(n, (bytes - mis) / sizeof(T));
+}
+
+template <bool NT, class V, class T>
+inline void put(V v, T* p) {
+  if constexpr (NT) v.stream(p); else v.store(p);
+}
+
+// NT: outputs larger than the last-level cache are written with non-temporal
+// stores (no read-for-ownership: 2 memory streams instead of 3 for y = f(x)).
+template <Act A, bool NT, class T>
 inline void act_forward_loop(const T* x, T* y, std::size_t n, T alpha) {
   using V = Vec<T>;
   constexpr std::size_t N = V::N;
   std::size_t i = 0;
+  if constexpr (NT) {
+    const std::size_t h = head_to_alignment(y, n);
+    if (h == n) return act_forward_loop<A, false>(x, y, n, alpha);
+    if (h) act_forward_vec<A>(V::load_partial(x, int(h)), alpha).store_partial(y, int(h));
+    i = h;
+  }
   for (; i + 2 * N <= n; i += 2 * N) {  // two independent vectors in flight
     const V a = act_forward_vec<A>(V::load(x + i), alpha);
     const V b = act_forward_vec<A>(V::load(x + i + N), alpha);
-    a.store(y + i);
-    b.store(y + i + N);
+    put<NT>(a, y + i);
+    put<NT>(b, y + i + N);
   }
-  for (; i + N <= n; i += N) act_forward_vec<A>(V::load(x + i), alpha).store(y + i);
+  for (; i + N <= n; i += N) put<NT>(act_forward_vec<A>(V::load(x + i), alpha), y + i);
   if (i < n) {
     const int r = static_cast<int>(n - i);
     act_forward_vec<A>(V::load_partial(x + i, r), alpha).store_partial(y + i, r);
   }
+  if constexpr (NT) stream_fence();
 }
 
-template <Act A, bool have_y, class T>
+template <Act A, bool have_y, bool NT, class T>
 inline void act_backward_loop(const T* dy, const T* x, const T* y, T* dx, std::size_t n, T alpha) {
   using V = Vec<T>;
   constexpr std::size_t N = V::N;
   const V zero = V::zero();
   std::size_t i = 0;
+  if constexpr (NT) {
+    const std::size_t h = head_to_alignment(dx, n);
+    if (h == n) return act_backward_loop<A, have_y, false>(dy, x, y, dx, n, alpha);
+    if (h) {
+      const int r = static_cast<int>(h);
+      const V xv = have_y ? zero : V::load_partial(x, r);
+      const V yv = have_y ? V::load_partial(y, r) : zero;
+      act_backward_vec<A, have_y>(V::load_partial(dy, r), xv, yv, alpha).store_partial(dx, r);
+    }
+    i = h;
+  }
   for (; i + N <= n; i += N) {
     const V xv = have_y ? zero : V::load(x + i);
     const V yv = have_y ? V::load(y + i) : zero;
-    act_backward_vec<A, have_y>(V::load(dy + i), xv, yv, alpha).store(dx + i);
+    put<NT>(act_backward_vec<A, have_y>(V::load(dy + i), xv, yv, alpha), dx + i);
   }
   if (i < n) {
     const int r = static_cast<int>(n - i);
@@ -107,6 +143,7 @@ inline void act_backward_loop(const T* dy, const T* x, const T* y, T* dx, std::s
     const V yv = have_y ? V::load_partial(y + i, r) : zero;
     act_backward_vec<A, have_y>(V::load_partial(dy + i, r), xv, yv, alpha).store_partial(dx + i, r);
   }
+  if constexpr (NT) stream_fence();
 }
 
 #define FASTNN_ACT_SWITCH(act, CALL)                   \
@@ -122,20 +159,25 @@ inline void act_backward_loop(const T* dy, const T* x, const T* y, T* dx, std::s
     case Act::softplus: CALL(Act::softplus); break;     \
   }
 
-// y = act(x) over n values (y may equal x).
+// y = act(x) over n values (y may equal x); `streaming`: non-temporal stores.
 template <class T>
-inline void act_forward_range(Act act, const T* x, T* y, std::size_t n, T alpha) {
-#define FASTNN_CALL(A) act_forward_loop<A>(x, y, n, alpha)
+inline void act_forward_range(Act act, const T* x, T* y, std::size_t n, T alpha, bool streaming = false) {
+#define FASTNN_CALL(A) \
+  (streaming ? act_forward_loop<A, true>(x, y, n, alpha) : act_forward_loop<A, false>(x, y, n, alpha))
   FASTNN_ACT_SWITCH(act, FASTNN_CALL)
 #undef FASTNN_CALL
 }
 
 // dx = dy * act'(.) using y when given (uses_y), else x.
 template <class T>
-inline void act_backward_range(Act act, const T* dy, const T* x, const T* y, T* dx, std::size_t n, T alpha) {
+inline void act_backward_range(Act act, const T* dy, const T* x, const T* y, T* dx, std::size_t n, T alpha,
+                               bool streaming = false) {
   const bool use_y = y != nullptr && activation_grad_needs(act) != GradNeeds::x_only;
-#define FASTNN_CALL(A) \
-  (use_y ? act_backward_loop<A, true>(dy, x, y, dx, n, alpha) : act_backward_loop<A, false>(dy, x, y, dx, n, alpha))
+#define FASTNN_CALL(A)                                                                         \
+  (use_y ? (streaming ? act_backward_loop<A, true, true>(dy, x, y, dx, n, alpha)             \
+                      : act_backward_loop<A, true, false>(dy, x, y, dx, n, alpha))           \
+         : (streaming ? act_backward_loop<A, false, true>(dy, x, y, dx, n, alpha)            \
+                      : act_backward_loop<A, false, false>(dy, x, y, dx, n, alpha)))
   FASTNN_ACT_SWITCH(act, FASTNN_CALL)
 #undef FASTNN_CALL
 }

@@ -34,8 +34,9 @@ template <class T> void softmax_rows(const T* x, T* y, std::size_t rows, std::si
 
 // Per-ISA single-threaded kernels behind the functions above.
 template <class T> struct EltwiseKernelsT {
-  void (*forward)(Act, const T*, T*, std::size_t, T);
-  void (*backward)(Act, const T*, const T*, const T*, T*, std::size_t, T);
+  // last argument: write with non-temporal stores (outputs larger than the cache)
+  void (*forward)(Act, const T*, T*, std::size_t, T, bool);
+  void (*backward)(Act, const T*, const T*, const T*, T*, std::size_t, T, bool);
   void (*softmax)(const T*, T*, std::size_t, std::size_t, bool);
 };
 struct EltwiseKernels {

@@ -83,12 +83,13 @@ void softmax_rows_kernel(const T* x, T* y, std::size_t rows, std::size_t cols, b
 }
 
 template <class T>
-void forward_kernel(Act act, const T* x, T* y, std::size_t n, T alpha) {
-  act_forward_range(act, x, y, n, alpha);
+void forward_kernel(Act act, const T* x, T* y, std::size_t n, T alpha, bool streaming) {
+  act_forward_range(act, x, y, n, alpha, streaming);
 }
 template <class T>
-void backward_kernel(Act act, const T* dy, const T* x, const T* y, T* dx, std::size_t n, T alpha) {
-  act_backward_range(act, dy, x, y, dx, n, alpha);
+void backward_kernel(Act act, const T* dy, const T* x, const T* y, T* dx, std::size_t n, T alpha,
+                     bool streaming) {
+  act_backward_range(act, dy, x, y, dx, n, alpha, streaming);
 }
 
 const EltwiseKernels eltwise_kernels = {

@@ -31,6 +31,7 @@ struct Vec<float> {
   static Vec load_partial(const float* p, int n) { return {_mm256_maskload_ps(p, detail::lane_mask32(n))}; }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
   void store_partial(float* p, int n) const { _mm256_maskstore_ps(p, detail::lane_mask32(n), v); }
+  void stream(float* p) const { _mm256_stream_ps(p, v); }  // p 32-byte aligned
 };
 
 template <>
@@ -44,7 +45,11 @@ struct Vec<double> {
   static Vec load_partial(const double* p, int n) { return {_mm256_maskload_pd(p, detail::lane_mask64(n))}; }
   void store(double* p) const { _mm256_storeu_pd(p, v); }
   void store_partial(double* p, int n) const { _mm256_maskstore_pd(p, detail::lane_mask64(n), v); }
+  void stream(double* p) const { _mm256_stream_pd(p, v); }  // p 32-byte aligned
 };
+
+// orders non-temporal stores before the stores that follow
+inline void stream_fence() { _mm_sfence(); }
 
 using VF = Vec<float>;
 using VD = Vec<double>;

@@ -24,6 +24,7 @@ struct Vec<float> {
   static Vec load_partial(const float* p, int n) { return {_mm512_maskz_loadu_ps(detail::tail16(n), p)}; }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
   void store_partial(float* p, int n) const { _mm512_mask_storeu_ps(p, detail::tail16(n), v); }
+  void stream(float* p) const { _mm512_stream_ps(p, v); }  // p 64-byte aligned
 };
 
 template <>
@@ -37,7 +38,11 @@ struct Vec<double> {
   static Vec load_partial(const double* p, int n) { return {_mm512_maskz_loadu_pd(detail::tail8(n), p)}; }
   void store(double* p) const { _mm512_storeu_pd(p, v); }
   void store_partial(double* p, int n) const { _mm512_mask_storeu_pd(p, detail::tail8(n), v); }
+  void stream(double* p) const { _mm512_stream_pd(p, v); }  // p 64-byte aligned
 };
+
+// orders non-temporal stores before the stores that follow
+inline void stream_fence() { _mm_sfence(); }
 
 using VF = Vec<float>;
 using VD = Vec<double>;

@@ -17,7 +17,10 @@ struct Vec {
   static Vec load_partial(const T* p, int n) { return {n > 0 ? *p : T(0)}; }
   void store(T* p) const { *p = v; }
   void store_partial(T* p, int n) const { if (n > 0) *p = v; }
+  void stream(T* p) const { *p = v; }
 };
+
+inline void stream_fence() {}
 
 template <class T> inline Vec<T> operator+(Vec<T> a, Vec<T> b) { return {a.v + b.v}; }
 template <class T> inline Vec<T> operator-(Vec<T> a, Vec<T> b) { return {a.v - b.v}; }
