@@ -26,5 +26,11 @@ def threads(request):
     fastnn.set_num_threads(before)
 
 
+@pytest.fixture
+def isa_threads(isa, threads):
+    """Every supported ISA path crossed with 1 and 2 threads."""
+    return isa, threads
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: longer tests (run by CI, skipped with -m 'not slow')")

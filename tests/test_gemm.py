@@ -13,7 +13,6 @@ import fastnn.ops as ops
 import fastnn.reference as ref
 from fastnn import _core
 
-ISAS = ["scalar", "avx2", "avx512"]
 DTYPES = [np.float32, np.float64]
 TRANSPOSES = [(False, False), (False, True), (True, False), (True, True)]
 
@@ -28,21 +27,8 @@ SHAPES = [
 ]
 
 
-@pytest.fixture(params=ISAS)
-def isa(request):
-    if not _core.isa_supported(request.param):
-        pytest.skip(f"{request.param} not supported on this machine")
-    _core.select_isa(request.param)
-    yield request.param
-    _core.select_isa("auto")
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
-    before = fastnn.get_num_threads()
-    fastnn.set_num_threads(request.param)
-    yield request.param
-    fastnn.set_num_threads(before)
 
 
 def operands(m, n, k, dtype, ta, tb, seed=0):

@@ -12,28 +12,14 @@ import pytest
 import fastnn
 from fastnn import _core, ops, reference as ref
 
-ISAS = ["scalar", "avx2", "avx512"]
 # 1, primes, sizes off the SIMD widths; (64, 1000) and (300, 257) use 2 threads
 SHAPES = [(1, 1), (1, 10), (3, 7), (17, 31), (5, 100), (64, 1000), (300, 257)]
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
 ELEMENTWISE = ["binary_cross_entropy_with_logits", "mean_squared_error"]
 
 
-@pytest.fixture(params=ISAS)
-def isa(request):
-    if not _core.isa_supported(request.param):
-        pytest.skip(f"{request.param} not supported here")
-    _core.select_isa(request.param)
-    yield request.param
-    _core.select_isa("auto")
 
 
-@pytest.fixture(params=[1, 2])
-def threads(request):
-    old = fastnn.get_num_threads()
-    fastnn.set_num_threads(request.param)
-    yield request.param
-    fastnn.set_num_threads(old)
 
 
 def rel_err(a, b):

@@ -11,27 +11,13 @@ import pytest
 import fastnn
 from fastnn import _core, ops, reference as ref
 
-ISAS = ["scalar", "avx2", "avx512"]
 # 1, primes, sizes off the SIMD widths; (131, 521) is large enough to use 2 threads
 SHAPES = [(2, 1), (3, 7), (17, 31), (64, 33), (5, 100), (131, 521)]
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
 
 
-@pytest.fixture(params=ISAS)
-def isa(request):
-    if not _core.isa_supported(request.param):
-        pytest.skip(f"{request.param} not supported here")
-    _core.select_isa(request.param)
-    yield request.param
-    _core.select_isa("auto")
 
 
-@pytest.fixture(params=[1, 2])
-def threads(request):
-    old = fastnn.get_num_threads()
-    fastnn.set_num_threads(request.param)
-    yield request.param
-    fastnn.set_num_threads(old)
 
 
 def rel_err(a, b):

@@ -8,18 +8,8 @@ import fastnn.ops as ops
 import fastnn.reference as ref
 from fastnn import _core
 
-ISAS = [name for name in ("scalar", "avx2", "avx512") if _core.isa_supported(name)]
 
 
-@pytest.fixture(params=[(isa, t) for isa in ISAS for t in (1, 2)], ids=lambda p: f"{p[0]}-{p[1]}t")
-def isa_threads(request):
-    isa, threads = request.param
-    old = fastnn.get_num_threads()
-    _core.select_isa(isa)
-    fastnn.set_num_threads(threads)
-    yield isa, threads
-    _core.select_isa("auto")
-    fastnn.set_num_threads(old)
 
 
 # Random123 known-answer vectors for philox4x32-10: (counter, key, result)
