@@ -7,11 +7,12 @@ import time
 import numpy as np
 import pytest
 
-pytest.importorskip("fastnn.models", reason="needs the model API (issue 5)")
 
+import fastnn  # noqa: E402
 from fastnn.cli import build_parser, main  # noqa: E402
 
-PYTHON_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python")
+# where the fastnn under test lives (the source tree in development, site-packages in CI)
+PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
 
 
 def test_info_prints_the_isa_and_threads(capsys):

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("fastnn.models", reason="needs the model API (issue 5)")
 
 import fastnn  # noqa: E402
 from fastnn.gradcheck import check_gradients, check_layer, verdict  # noqa: E402

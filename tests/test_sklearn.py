@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
-pytest.importorskip("fastnn.models", reason="needs the model API (issue 5)")
 
 from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_iris, make_regression  # noqa: E402
