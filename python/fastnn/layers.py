@@ -472,7 +472,8 @@ class BatchNormalization(Layer):
                              f"least 2 rows, got {x.shape[0]}")
         y, self._mean, self._invstd = op("batchnorm_forward")(
             x, gamma, beta, self.vars["moving_mean"], self.vars["moving_variance"],
-            momentum=self.momentum, eps=self.epsilon, training=self._training)
+            momentum=self.momentum, eps=self.epsilon, training=self._training,
+            out=self._buffer(("y", x.shape[0]), x.shape))
         self._x = x
         return y
 
@@ -483,7 +484,8 @@ class BatchNormalization(Layer):
                 return None
             np.multiply(dy, gamma * self._invstd, out=dy)
             return dy
-        dx, dgamma, dbeta = op("batchnorm_backward")(dy, self._x, gamma, self._mean, self._invstd)
+        dx, dgamma, dbeta = op("batchnorm_backward")(dy, self._x, gamma, self._mean, self._invstd,
+                                                     out=self._buffer(("dx", dy.shape[0]), dy.shape))
         if self.scale:
             self.grads["gamma"][...] = dgamma
         if self.center:
