@@ -89,6 +89,25 @@ def _pick(size, max_per_tensor, rng):
     return np.sort(rng.choice(size, max_per_tensor, replace=False))
 
 
+def _compare(name, flat, analytic, f, eps, max_per_tensor, rng):
+    """Centered differences (f(w+eps) - f(w-eps)) / 2eps on sampled entries of the
+    flat view ``flat`` (perturbed in place, then restored), against ``analytic``."""
+    idx = _pick(flat.size, max_per_tensor, rng)
+    num = np.empty(idx.size)
+    for j, i in enumerate(idx):
+        old = flat[i]
+        flat[i] = old + eps
+        fp = f()
+        flat[i] = old - eps
+        fm = f()
+        flat[i] = old
+        num[j] = (fp - fm) / (2 * eps)
+    g = analytic.reshape(-1)[idx]
+    err = _rel_error(g, num)
+    diff = float(np.max(np.abs(g - num))) if idx.size else 0.0
+    return TensorCheck(name, int(idx.size), int(flat.size), err, diff, verdict(err))
+
+
 def _check_eps(eps):
     if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not 0 < eps < 1:
         raise ValueError(f"eps: expected a small positive number such as 1e-7, got {eps!r}")
@@ -192,22 +211,11 @@ def check_gradients(model, x, y, eps: float = 1e-7, max_per_tensor: int | None =
                 for name, layer, v in _tensors(clone)}
     rng = np.random.default_rng(seed)
     report = GradientReport()
+    def f():
+        return _objective(clone, xx, yy, False)
     for name, layer, v in _tensors(clone):
         w = layer.vars[v].reshape(-1)  # a view into the arena
-        idx = _pick(w.size, max_per_tensor, rng)
-        num = np.empty(idx.size)
-        for j, i in enumerate(idx):
-            old = w[i]
-            w[i] = old + eps
-            fp = _objective(clone, xx, yy, False)
-            w[i] = old - eps
-            fm = _objective(clone, xx, yy, False)
-            w[i] = old
-            num[j] = (fp - fm) / (2 * eps)
-        g = analytic[name].reshape(-1)[idx]
-        err = _rel_error(g, num)
-        diff = float(np.max(np.abs(g - num))) if idx.size else 0.0
-        report.append(TensorCheck(name, int(idx.size), int(w.size), err, diff, verdict(err)))
+        report.append(_compare(name, w, analytic[name], f, eps, max_per_tensor, rng))
     return report
 
 
@@ -261,34 +269,6 @@ def check_layer(layer, x, eps: float = 1e-7, seed: int = 0,
         if not s.trainable:
             continue
         name = f"{lay.name}/{s.name}"
-        w = lay.vars[s.name].reshape(-1)
-        idx = _pick(w.size, max_per_tensor, rng)
-        num = np.empty(idx.size)
-        for j, i in enumerate(idx):
-            old = w[i]
-            w[i] = old + eps
-            fp = f()
-            w[i] = old - eps
-            fm = f()
-            w[i] = old
-            num[j] = (fp - fm) / (2 * eps)
-        g = analytic[name].reshape(-1)[idx]
-        err = _rel_error(g, num)
-        report.append(TensorCheck(name, int(idx.size), int(w.size), err,
-                                  float(np.max(np.abs(g - num))) if idx.size else 0.0, verdict(err)))
-    flat = xx.reshape(-1)
-    idx = _pick(flat.size, max_per_tensor, rng)
-    num = np.empty(idx.size)
-    for j, i in enumerate(idx):
-        old = flat[i]
-        flat[i] = old + eps
-        fp = f()
-        flat[i] = old - eps
-        fm = f()
-        flat[i] = old
-        num[j] = (fp - fm) / (2 * eps)
-    g = dx.reshape(-1)[idx]
-    err = _rel_error(g, num)
-    report.append(TensorCheck(f"{lay.name}/input", int(idx.size), int(flat.size), err,
-                              float(np.max(np.abs(g - num))) if idx.size else 0.0, verdict(err)))
+        report.append(_compare(name, lay.vars[s.name].reshape(-1), analytic[name], f, eps, max_per_tensor, rng))
+    report.append(_compare(f"{lay.name}/input", xx.reshape(-1), dx, f, eps, max_per_tensor, rng))
     return report
