@@ -211,6 +211,7 @@ def check_gradients(model, x, y, eps: float = 1e-7, max_per_tensor: int | None =
                 for name, layer, v in _tensors(clone)}
     rng = np.random.default_rng(seed)
     report = GradientReport()
+
     def f():
         return _objective(clone, xx, yy, False)
     for name, layer, v in _tensors(clone):

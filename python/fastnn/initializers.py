@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from ._registry import resolve
+
 _global_rng = np.random.default_rng()
 
 
@@ -230,22 +232,8 @@ he_uniform, he_normal, lecun_uniform, lecun_normal = HeUniform, HeNormal, LecunU
 
 def get(identifier):
     """An Initializer from a name, a class, an instance, or a serialized dict."""
-    if isinstance(identifier, Initializer):
-        return identifier
-    if isinstance(identifier, str):
-        if identifier not in _BY_NAME:
-            raise ValueError(f"initializer: unknown initializer {identifier!r}; known: {', '.join(_BY_NAME)}")
-        return _BY_NAME[identifier]()
-    if isinstance(identifier, type) and issubclass(identifier, Initializer):
-        return identifier()
-    if isinstance(identifier, dict):
-        cls = _CLASSES.get(identifier.get("class_name"))
-        if cls is None:
-            raise ValueError(f"initializer: unknown class {identifier.get('class_name')!r}; "
-                             f"known: {', '.join(_CLASSES)}")
-        return cls(**identifier.get("config", {}))
-    raise TypeError(f"initializer: expected a name ({', '.join(_BY_NAME)}) or an Initializer, "
-                    f"got {type(identifier).__name__}")
+    return resolve(identifier, kind="initializer", base=Initializer, by_name=_BY_NAME, classes=_CLASSES,
+                   expected="an Initializer")
 
 
 def serialize(init):

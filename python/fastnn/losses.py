@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._kernels import op
+from ._registry import resolve
 
 _EPS = 1e-7  # probabilities are clipped to [eps, 1 - eps], as Keras does
 
@@ -144,20 +145,7 @@ _CLASSES = {c.__name__: c for c in _BY_NAME.values()}
 
 def get(identifier):
     """A Loss from a name, a class, an instance or a serialized dict."""
-    if isinstance(identifier, Loss):
-        return identifier
-    if isinstance(identifier, str):
-        if identifier not in _BY_NAME:
-            raise ValueError(f"loss: unknown loss {identifier!r}; known: {', '.join(_BY_NAME)}")
-        return _BY_NAME[identifier]()
-    if isinstance(identifier, type) and issubclass(identifier, Loss):
-        return identifier()
-    if isinstance(identifier, dict):
-        cls = _CLASSES.get(identifier.get("class_name"))
-        if cls is None:
-            raise ValueError(f"loss: unknown class {identifier.get('class_name')!r}; known: {', '.join(_CLASSES)}")
-        return cls(**identifier.get("config", {}))
-    raise TypeError(f"loss: expected a name ({', '.join(_BY_NAME)}) or a Loss, got {type(identifier).__name__}")
+    return resolve(identifier, kind="loss", base=Loss, by_name=_BY_NAME, classes=_CLASSES, expected="a Loss")
 
 
 def serialize(loss):

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import schedules as _schedules
 from ._kernels import op
+from ._registry import resolve
 
 
 class Optimizer:
@@ -229,25 +230,12 @@ _CLASSES = {c.__name__: c for c in _BY_NAME.values()}
 
 def get(identifier):
     """An Optimizer from a name, a class, an instance or a serialized dict."""
-    if isinstance(identifier, Optimizer):
-        return identifier
-    if isinstance(identifier, str):
-        if identifier.lower() not in _BY_NAME:
-            raise ValueError(f"optimizer: unknown optimizer {identifier!r}; known: {', '.join(_BY_NAME)}")
-        return _BY_NAME[identifier.lower()]()
-    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
-        return identifier()
-    if isinstance(identifier, dict):
-        cls = _CLASSES.get(identifier.get("class_name"))
-        if cls is None:
-            raise ValueError(f"optimizer: unknown class {identifier.get('class_name')!r}; "
-                             f"known: {', '.join(_CLASSES)}")
-        cfg = dict(identifier.get("config", {}))
+    def from_config(cls, cfg):
         if isinstance(cfg.get("learning_rate"), dict):
             cfg["learning_rate"] = _schedules.deserialize(cfg["learning_rate"])
         return cls(**cfg)
-    raise TypeError(f"optimizer: expected a name ({', '.join(_BY_NAME)}) or an Optimizer, "
-                    f"got {type(identifier).__name__}")
+    return resolve(identifier, kind="optimizer", base=Optimizer, by_name=_BY_NAME, classes=_CLASSES,
+                   expected="an Optimizer", from_config=from_config, lower=True)
 
 
 def serialize(opt):

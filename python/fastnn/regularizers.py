@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._registry import resolve
+
 
 class Regularizer:
     """penalty = reg(w); reg.add_gradient(w, grad) adds d penalty / dw to grad in place."""
@@ -80,21 +82,11 @@ _CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2}
 
 
 def get(identifier):
-    """A Regularizer from a name, an instance, a serialized dict or None."""
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, str):
-        if identifier not in _BY_NAME:
-            raise ValueError(f"regularizer: unknown regularizer {identifier!r}; known: {', '.join(_BY_NAME)}")
-        return _BY_NAME[identifier]()
-    if isinstance(identifier, dict):
-        cls = _CLASSES.get(identifier.get("class_name"))
-        if cls is None:
-            raise ValueError(f"regularizer: unknown class {identifier.get('class_name')!r}; "
-                             f"known: {', '.join(_CLASSES)}")
-        return cls(**identifier.get("config", {}))
-    raise TypeError(f"regularizer: expected a name ({', '.join(_BY_NAME)}), a Regularizer or None, "
-                    f"got {type(identifier).__name__}")
+    """A Regularizer from a name, a class, an instance, a serialized dict or None."""
+    if identifier is None:
+        return None
+    return resolve(identifier, kind="regularizer", base=Regularizer, by_name=_BY_NAME, classes=_CLASSES,
+                   expected="a Regularizer or None")
 
 
 def serialize(reg):
