@@ -11,8 +11,3 @@ from . import ops
 def op(name):
     """The kernel ``ops.<name>``."""
     return getattr(ops, name)
-
-
-def column_sum(x, out):
-    """out[:] = sum of x over rows, written in place (no allocation)."""
-    return ops.column_sum(x, out=out)

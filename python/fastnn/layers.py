@@ -26,7 +26,7 @@ import numpy as np
 from . import activations as _activations
 from . import initializers as _initializers
 from . import regularizers as _regularizers
-from ._kernels import column_sum, op
+from ._kernels import op
 
 _name_counters = defaultdict(itertools.count)
 _trainable_version = itertools.count(1)
@@ -315,7 +315,7 @@ class Dense(Layer):
         if self.trainable:
             op("matmul")(self._x, dz, trans_a=True, out=self.grads["kernel"])
             if self.use_bias:
-                column_sum(dz, self.grads["bias"])
+                op("column_sum")(dz, out=self.grads["bias"])
         if not need_dx:
             return None
         dx = self._buffer(("dx", dz.shape[0]), self._x.shape)
@@ -592,7 +592,7 @@ class Maxout(Layer):
         if self.trainable:
             op("matmul")(self._x, dz, trans_a=True, out=self.grads["kernel"])
             if self.use_bias:
-                column_sum(dz, self.grads["bias"])
+                op("column_sum")(dz, out=self.grads["bias"])
         if not need_dx:
             return None
         dx = self._buffer(("dx", m), self._x.shape)
