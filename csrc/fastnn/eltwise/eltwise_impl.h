@@ -10,6 +10,11 @@
 namespace fastnn {
 namespace FASTNN_ISA_NS {
 
+template <class T>
+inline void fill_nan(T* y, std::size_t n) {
+  for (std::size_t j = 0; j < n; ++j) y[j] = std::numeric_limits<T>::quiet_NaN();
+}
+
 // Row-wise softmax: y = exp(x - max) / sum; log_softmax: y = x - max - log(sum).
 template <class T>
 void softmax_rows_kernel(const T* x, T* y, std::size_t rows, std::size_t cols, bool log) {
@@ -24,14 +29,10 @@ void softmax_rows_kernel(const T* x, T* y, std::size_t rows, std::size_t cols, b
     for (; i + N <= cols; i += N) vmax = max(V::load(xr + i), vmax);
     T m = reduce_max(vmax);
     for (; i < cols; ++i) m = xr[i] > m ? xr[i] : m;
-    bool has_nan = false;
-    for (std::size_t j = 0; j < cols; ++j) has_nan |= (xr[j] != xr[j]);
-    if (has_nan || std::isinf(m)) {
-      // degenerate row: fall back to the scalar definition (NaN propagates)
-      T s = 0;
-      for (std::size_t j = 0; j < cols; ++j) s += std::exp(xr[j] - m);
-      for (std::size_t j = 0; j < cols; ++j)
-        yr[j] = log ? (xr[j] - m) - std::log(s) : std::exp(xr[j] - m) / s;
+    // A row with a NaN, or whose max is +-inf, has no defined softmax: the whole
+    // row is NaN (as in NumPy). An infinite max is caught here, a NaN by the sum below.
+    if (std::isinf(m)) {
+      fill_nan(yr, cols);
       continue;
     }
     // 2) exp(x - max) and its sum (kept in y for softmax)
@@ -61,6 +62,10 @@ void softmax_rows_kernel(const T* x, T* y, std::size_t rows, std::size_t cols, b
       }
     }
     const T s = reduce_add(acc0 + acc1) + tail;
+    if (std::isnan(s)) {  // exp(NaN - m) reached the sum
+      fill_nan(yr, cols);
+      continue;
+    }
     // 3) normalise
     if (log) {
       const V shift = V::set1(m + std::log(s));
