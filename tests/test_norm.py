@@ -240,3 +240,75 @@ def test_out_receives_y_and_dx_in_place(isa):
         ops.batchnorm_forward(x, g, b, rm, rv, out=np.empty((9, 20)))
     with pytest.raises(TypeError, match="out"):
         ops.batchnorm_backward(dy, x, g, mean, invstd, out=np.empty((9, 21), np.float32))
+
+
+# ops' fast path calls _core directly and falls back to the full checks when _core
+# rejects an argument: every bad argument must still get the documented error, the
+# running statistics must be untouched, and what the full checks copy still works.
+@pytest.mark.parametrize("case, exc, match", [
+    ("gamma_list", TypeError, "gamma"), ("gamma_2d", ValueError, "gamma"), ("beta_int", TypeError, "beta"),
+    ("rv_readonly", ValueError, "running_var"), ("rv_shares_rm", ValueError, "running_var"),
+    ("rm_f64", TypeError, "running_mean"), ("out_f64", TypeError, "out"), ("out_shape", ValueError, "out"),
+    ("x_int", TypeError, "x"), ("momentum_inference", ValueError, "momentum"), ("training_int", TypeError, "training"),
+])
+def test_forward_bad_argument_gets_its_message_and_changes_nothing(case, exc, match):
+    x, g, b, rm, rv = make_inputs(6, 5, np.float32)
+    kw = {}
+    if case == "gamma_list":
+        g = g.tolist()
+    elif case == "gamma_2d":
+        g = g.reshape(1, 5)
+    elif case == "beta_int":
+        b = b.astype(np.int32)
+    elif case == "rv_readonly":
+        rv.flags.writeable = False
+    elif case == "rv_shares_rm":
+        both = np.zeros(9, np.float32)
+        rm, rv = both[:5], both[4:]
+    elif case == "rm_f64":
+        rm = rm.astype(np.float64)
+    elif case == "out_f64":
+        kw["out"] = np.empty(x.shape)
+    elif case == "out_shape":
+        kw["out"] = np.empty((5, 6), np.float32)
+    elif case == "x_int":
+        x = x.astype(np.int64)
+    elif case == "momentum_inference":
+        kw.update(momentum=2.0, training=False)
+    elif case == "training_int":
+        kw["training"] = 1
+    before = (np.array(rm, copy=True), np.array(rv, copy=True))
+    with pytest.raises(exc, match=match):
+        ops.batchnorm_forward(x, g, b, rm, rv, **kw)
+    np.testing.assert_array_equal(rm, before[0])
+    np.testing.assert_array_equal(rv, before[1])
+
+
+def test_backward_bad_arguments_get_their_messages():
+    x, g, b, rm, rv = make_inputs(6, 5, np.float64)
+    _, mean, invstd = ops.batchnorm_forward(x, g, b, rm, rv)
+    dy = np.random.default_rng(3).standard_normal(x.shape)
+    with pytest.raises(TypeError, match="gamma"):
+        ops.batchnorm_backward(dy, x, g.tolist(), mean, invstd)
+    with pytest.raises(ValueError, match="batch_invstd"):
+        ops.batchnorm_backward(dy, x, g, mean, invstd.reshape(5, 1))
+    with pytest.raises(TypeError, match="dy"):
+        ops.batchnorm_backward(dy.astype(np.float32), x, g, mean, invstd)
+    with pytest.raises(ValueError, match="out"):
+        ops.batchnorm_backward(dy, x, g, mean, invstd, out=np.empty((6, 5), order="F")[:, :])
+    # strided (non-contiguous) inputs are copied, not rejected
+    want = ref.batchnorm_backward(dy, x, g, mean, invstd)
+    got = ops.batchnorm_backward(np.asfortranarray(dy), x, g[::-1].copy()[::-1], mean, invstd)
+    for a, w in zip(got, want):
+        assert rel_err(a, w) <= 1e-12
+
+
+def test_core_takes_arrays_as_they_are():
+    x, g, b, rm, rv = make_inputs(4, 5, np.float32)
+    y, mean, inv = np.empty_like(x), np.empty(5, np.float32), np.empty(5, np.float32)
+    with pytest.raises(TypeError):  # a list is not converted
+        _core.batchnorm_forward(x, g.tolist(), b, rm, rv, y, mean, inv, 0.9, 1e-3, True)
+    with pytest.raises(ValueError):  # a (1, 5) gamma has 5 elements but the wrong shape
+        _core.batchnorm_forward(x, g.reshape(1, 5), b, rm, rv, y, mean, inv, 0.9, 1e-3, True)
+    with pytest.raises(ValueError):
+        _core.batchnorm_forward(x, g, b, rm, rm, y, mean, inv, 0.9, 1e-3, True)

@@ -1,6 +1,10 @@
-// Shared argument checks for the bindings. ops.py checks everything first with
-// friendlier messages; these checks make _core safe on its own (never a crash
-// when called directly): dtype, C-contiguity, writeability and sizes.
+// Shared argument checks for the bindings. These make _core safe on its own
+// (never a crash when called directly): dtype, C-contiguity, writeability and
+// sizes. ops.py either validates first with friendlier messages, or (the fast
+// paths of the per-step kernels) calls _core directly and, when _core rejects
+// an argument, reruns its own checks to raise the documented message; such
+// bindings check shapes exactly (require_vector / require_matrix) so that they
+// accept exactly what ops.py accepts without copying.
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -50,6 +54,25 @@ inline void require_size(const py::array& a, std::size_t n, const char* name) {
   if (static_cast<std::size_t>(a.size()) != n)
     throw py::value_error(std::string(name) + ": expected " + std::to_string(n) + " elements, got " +
                           std::to_string(a.size()));
+}
+
+// A 1-D array of n elements.
+inline void require_vector(const py::array& a, std::size_t n, const char* name) {
+  if (a.ndim() != 1 || static_cast<std::size_t>(a.shape(0)) != n)
+    throw py::value_error(std::string(name) + ": expected shape (" + std::to_string(n) + ",)");
+}
+// A 2-D (m, n) array.
+inline void require_matrix(const py::array& a, std::size_t m, std::size_t n, const char* name) {
+  if (a.ndim() != 2 || static_cast<std::size_t>(a.shape(0)) != m || static_cast<std::size_t>(a.shape(1)) != n)
+    throw py::value_error(std::string(name) + ": expected shape (" + std::to_string(m) + ", " + std::to_string(n) +
+                          ")");
+}
+// Two arrays updated in place together must not share memory.
+inline void require_disjoint(const py::array& a, const py::array& b, const char* an, const char* bn) {
+  const char* pa = static_cast<const char*>(a.data());
+  const char* pb = static_cast<const char*>(b.data());
+  if (a.nbytes() > 0 && b.nbytes() > 0 && pa < pb + b.nbytes() && pb < pa + a.nbytes())
+    throw py::value_error(std::string(an) + ": must not share memory with " + bn);
 }
 
 template <class T> inline const T* cptr(const py::array& a) { return static_cast<const T*>(a.data()); }

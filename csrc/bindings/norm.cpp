@@ -18,6 +18,13 @@ std::pair<std::size_t, std::size_t> matrix_shape(const py::array& x, const char*
   return {static_cast<std::size_t>(x.shape(0)), static_cast<std::size_t>(x.shape(1))};
 }
 
+// NaN is not negative (the inference forward then gives NaN, as it should).
+template <class T> bool any_negative(const T* v, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i)
+    if (v[i] < T(0)) return true;
+  return false;
+}
+
 void batchnorm_forward(py::array x, py::array gamma, py::array beta, py::array running_mean,
                        py::array running_var, py::array y, py::array mean_out, py::array invstd_out,
                        double momentum, double eps, bool training) {
@@ -26,30 +33,29 @@ void batchnorm_forward(py::array x, py::array gamma, py::array beta, py::array r
   const auto [m, n] = matrix_shape(x, "x");
   check_in(gamma, x, "gamma", "x");
   check_in(beta, x, "beta", "x");
-  check_in(running_mean, x, "running_mean", "x");
-  check_in(running_var, x, "running_var", "x");
-  if (training) {
-    require_writeable(running_mean, "running_mean");
-    require_writeable(running_var, "running_var");
-  }
+  check_out(running_mean, x, "running_mean", "x");
+  check_out(running_var, x, "running_var", "x");
+  require_disjoint(running_mean, running_var, "running_var", "running_mean");
   check_out(y, x, "out", "x");
   check_out(mean_out, x, "batch_mean", "x");
   check_out(invstd_out, x, "batch_invstd", "x");
-  require_size(gamma, n, "gamma");
-  require_size(beta, n, "beta");
-  require_size(running_mean, n, "running_mean");
-  require_size(running_var, n, "running_var");
-  require_size(y, m * n, "out");
-  require_size(mean_out, n, "batch_mean");
-  require_size(invstd_out, n, "batch_invstd");
+  require_vector(gamma, n, "gamma");
+  require_vector(beta, n, "beta");
+  require_vector(running_mean, n, "running_mean");
+  require_vector(running_var, n, "running_var");
+  require_matrix(y, m, n, "out");
+  require_vector(mean_out, n, "batch_mean");
+  require_vector(invstd_out, n, "batch_invstd");
   if (!(eps > 0) || !std::isfinite(eps))
     throw py::value_error("eps: expected a finite value > 0, got " + std::to_string(eps));
-  if (training) {
-    if (m < 2)
-      throw py::value_error("x: training-mode batch norm needs a batch of at least 2 rows, got " +
-                            std::to_string(m));
-    if (!(momentum >= 0 && momentum <= 1))
-      throw py::value_error("momentum: expected a value in [0, 1], got " + std::to_string(momentum));
+  if (!(momentum >= 0 && momentum <= 1))
+    throw py::value_error("momentum: expected a value in [0, 1], got " + std::to_string(momentum));
+  if (training && m < 2)
+    throw py::value_error("x: training-mode batch norm needs a batch of at least 2 rows, got " + std::to_string(m));
+  if (!training) {
+    const bool negative = dt == DType::f32 ? any_negative(cptr<float>(running_var), n)
+                                           : any_negative(cptr<double>(running_var), n);
+    if (negative) throw py::value_error("running_var: expected non-negative variances, got a negative value");
   }
   py::gil_scoped_release nogil;
   if (dt == DType::f32) {
@@ -88,13 +94,13 @@ void batchnorm_backward(py::array dy, py::array x, py::array gamma, py::array me
   check_out(dx, x, "dx", "x");
   check_out(dgamma, x, "dgamma", "x");
   check_out(dbeta, x, "dbeta", "x");
-  require_size(dy, m * n, "dy");
-  require_size(gamma, n, "gamma");
-  require_size(mean, n, "batch_mean");
-  require_size(invstd, n, "batch_invstd");
-  require_size(dx, m * n, "dx");
-  require_size(dgamma, n, "dgamma");
-  require_size(dbeta, n, "dbeta");
+  require_matrix(dy, m, n, "dy");
+  require_vector(gamma, n, "gamma");
+  require_vector(mean, n, "batch_mean");
+  require_vector(invstd, n, "batch_invstd");
+  require_matrix(dx, m, n, "dx");
+  require_vector(dgamma, n, "dgamma");
+  require_vector(dbeta, n, "dbeta");
   py::gil_scoped_release nogil;
   if (dt == DType::f32)
     fastnn::batchnorm_backward<float>(cptr<float>(dy), cptr<float>(x), cptr<float>(gamma), cptr<float>(mean),
@@ -109,12 +115,16 @@ void batchnorm_backward(py::array dy, py::array x, py::array gamma, py::array me
 }  // namespace
 
 void bind_norm(py::module_& m) {
-  m.def("batchnorm_forward", &batchnorm_forward, py::arg("x"), py::arg("gamma"), py::arg("beta"),
-        py::arg("running_mean"), py::arg("running_var"), py::arg("out"), py::arg("batch_mean"),
-        py::arg("batch_invstd"), py::arg("momentum"), py::arg("eps"), py::arg("training"),
+  // Arrays are taken as they are (noconvert): a list or an int array is a TypeError here,
+  // never a silent copy (ops.py's fast paths rely on _core accepting only what they accept).
+  m.def("batchnorm_forward", &batchnorm_forward, py::arg("x").noconvert(), py::arg("gamma").noconvert(),
+        py::arg("beta").noconvert(), py::arg("running_mean").noconvert(), py::arg("running_var").noconvert(),
+        py::arg("out").noconvert(), py::arg("batch_mean").noconvert(), py::arg("batch_invstd").noconvert(),
+        py::arg("momentum"), py::arg("eps"), py::arg("training"),
         "BatchNorm forward of a (m, n) x into out; training mode updates the running statistics in place.");
-  m.def("batchnorm_backward", &batchnorm_backward, py::arg("dy"), py::arg("x"), py::arg("gamma"),
-        py::arg("batch_mean"), py::arg("batch_invstd"), py::arg("dx"), py::arg("dgamma"), py::arg("dbeta"),
+  m.def("batchnorm_backward", &batchnorm_backward, py::arg("dy").noconvert(), py::arg("x").noconvert(),
+        py::arg("gamma").noconvert(), py::arg("batch_mean").noconvert(), py::arg("batch_invstd").noconvert(),
+        py::arg("dx").noconvert(), py::arg("dgamma").noconvert(), py::arg("dbeta").noconvert(),
         "BatchNorm backward: dx, dgamma, dbeta of the training-mode forward.");
 }
 

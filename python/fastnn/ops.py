@@ -349,6 +349,19 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
     >>> y.round(6).tolist(), mean.tolist()
     ([[-1.0, -1.0], [1.0, 1.0]], [2.0, 4.0])
     """
+    if type(x) is np.ndarray and x.ndim == 2 and type(momentum) is float and type(eps) is float \
+            and type(training) is bool:
+        # Fast path (once per layer per step): _core checks every argument exactly as
+        # below, before it touches anything; when it rejects one, the checks below run
+        # and raise the documented message (or copy an input that only needs a copy).
+        y = np.empty(x.shape, x.dtype) if out is None else out
+        batch_mean, batch_invstd = np.empty(x.shape[1], x.dtype), np.empty(x.shape[1], x.dtype)
+        try:
+            _core.batchnorm_forward(x, gamma, beta, running_mean, running_var, y, batch_mean, batch_invstd,
+                                    momentum, eps, training)
+            return y, batch_mean, batch_invstd
+        except (TypeError, ValueError):
+            pass
     x = _float_array(x, "x", ndim=2)
     gamma = _feature_vector(gamma, "gamma", x)
     beta = _feature_vector(beta, "beta", x)
@@ -383,6 +396,14 @@ def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, *, out=None):
     ``dx = gamma * invstd / m * (m * dy - dbeta - xhat * dgamma)`` (sums over the batch).
     ``out``: optional (m, n) array for dx (may be dy itself: in place).
     """
+    if type(x) is np.ndarray and x.ndim == 2:  # fast path, as in batchnorm_forward
+        dx = np.empty(x.shape, x.dtype) if out is None else out
+        dgamma, dbeta = np.empty(x.shape[1], x.dtype), np.empty(x.shape[1], x.dtype)
+        try:
+            _core.batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, dx, dgamma, dbeta)
+            return dx, dgamma, dbeta
+        except (TypeError, ValueError):
+            pass
     x = _float_array(x, "x", ndim=2)
     dy = _float_array(dy, "dy", dtype=x.dtype, shape=x.shape)
     gamma = _feature_vector(gamma, "gamma", x)
