@@ -9,6 +9,12 @@ PyTorch: two contenders, the faster one is the baseline for the ratio:
   torch-aten      torch.ops.aten.native_batch_norm + native_batch_norm_backward
                   (the same kernels without the autograd graph)
 NumPy: the twins in fastnn.reference.
+
+GB/s: fastnn's effective bandwidth counting the 8 array passes a two-pass
+BatchNorm needs (forward: read x for the statistics, read x again and write y;
+backward: read dy and x for the sums, read them again and write dx), 8*m*n*4
+bytes; compare with `compare.py stream` (and with L2/L3 speed at the small
+shapes, whose arrays stay in cache between calls).
 """
 from __future__ import annotations
 
@@ -81,7 +87,8 @@ def run(quick: bool, threads: int) -> None:
         torch_best = min((us[k] for k in ("torch-autograd", "torch-aten") if k in us), default=float("nan"))
         rows.append([f"({m},{n})", common.fmt(us["fastnn"]), common.fmt(us["fastnn-out"]), common.fmt(us.get("torch-autograd", float("nan"))),
                      common.fmt(us.get("torch-aten", float("nan"))), common.fmt(us["numpy"]),
-                     common.fmt(torch_best / us["fastnn"]), common.fmt(us["numpy"] / us["fastnn"])])
+                     common.fmt(torch_best / us["fastnn"]), common.fmt(us["numpy"] / us["fastnn"]),
+                     common.fmt(8 * m * n * 4 / (us["fastnn-out"] * 1e3))])
     common.print_table(f"BatchNorm fwd(train)+bwd, float32, {threads} threads, median us per step",
-                       ["shape", "fastnn", "fastnn-out", "torch-autograd", "torch-aten", "numpy", "x best torch", "x numpy"],
+                       ["shape", "fastnn", "fastnn-out", "torch-autograd", "torch-aten", "numpy", "x best torch", "x numpy", "GB/s (out)"],
                        rows)

@@ -424,3 +424,27 @@ def test_clone_functional_model_and_pop():
     s = mlp()
     s.pop()
     assert s.count_params() == 4 * 16 + 16 and len(s.layers) == 1
+
+
+@pytest.mark.parametrize("with_bn_dropout", [False, True])
+def test_training_steps_allocate_no_batch_sized_arrays(with_bn_dropout):
+    """After the first fit, training steps reuse every buffer: the traced peak of a
+    second fit stays far below one (batch, 256) activation (256 KiB)."""
+    import tracemalloc
+    rng = np.random.default_rng(0)
+    x = rng.random((2048, 32)).astype(np.float32)
+    y = rng.integers(0, 10, 2048)
+    layers = [L.Input(32), L.Dense(256, activation="relu")]
+    if with_bn_dropout:
+        layers += [L.BatchNormalization(), L.Dropout(0.2)]
+    layers += [L.Dense(256, activation="tanh"), L.Dense(10, activation="softmax")]
+    model = fastnn.Sequential(layers)
+    model.compile(fastnn.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=1, batch_size=256, verbose=0)
+    tracemalloc.start()
+    try:
+        model.fit(x, y, epochs=2, batch_size=256, verbose=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 128 * 1024, f"traced peak {peak} bytes during training steps"

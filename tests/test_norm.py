@@ -312,3 +312,42 @@ def test_core_takes_arrays_as_they_are():
         _core.batchnorm_forward(x, g.reshape(1, 5), b, rm, rv, y, mean, inv, 0.9, 1e-3, True)
     with pytest.raises(ValueError):
         _core.batchnorm_forward(x, g, b, rm, rm, y, mean, inv, 0.9, 1e-3, True)
+
+
+def test_out_tuple_receives_every_output():
+    x, g, b, rm, rv = make_inputs(7, 13, np.float64)
+    want = ref.batchnorm_forward(x, g, b, rm.copy(), rv.copy())
+    bufs = (np.empty_like(x), np.empty(13), np.empty(13))
+    got = ops.batchnorm_forward(x, g, b, rm.copy(), rv.copy(), out=bufs)
+    assert all(a is w for a, w in zip(got, bufs))
+    for a, w in zip(got, want):
+        assert rel_err(a, w) <= 1e-12
+    got = ops.batchnorm_forward(x, g, b, rm.copy(), rv.copy(), out=(None, bufs[1], None))  # None: allocated
+    assert got[1] is bufs[1] and got[0] is not bufs[0] and rel_err(got[0], want[0]) <= 1e-12
+    dy = np.random.default_rng(4).standard_normal(x.shape)
+    want_b = ref.batchnorm_backward(dy, x, g, want[1], want[2])
+    bbufs = (np.empty_like(x), np.empty(13), np.empty(13))
+    got_b = ops.batchnorm_backward(dy, x, g, want[1], want[2], out=bbufs)
+    assert all(a is w for a, w in zip(got_b, bbufs))
+    for a, w in zip(got_b, want_b):
+        assert rel_err(a, w) <= 1e-12
+
+
+def test_bad_out_tuples_raise_naming_out():
+    x, g, b, rm, rv = make_inputs(7, 13, np.float32)
+    with pytest.raises(TypeError, match="out"):
+        ops.batchnorm_forward(x, g, b, rm, rv, out=(np.empty_like(x),))
+    with pytest.raises(TypeError, match="out"):
+        ops.batchnorm_forward(x, g, b, rm, rv, out=[np.empty_like(x), None, None])
+    with pytest.raises(ValueError, match=r"out\[1\]"):
+        ops.batchnorm_forward(x, g, b, rm, rv, out=(None, np.empty(12, np.float32), None))
+    shared = np.empty(13, np.float32)
+    before = rm.copy()
+    with pytest.raises(ValueError, match=r"out\[2\]"):
+        ops.batchnorm_forward(x, g, b, rm, rv, out=(None, shared, shared))
+    np.testing.assert_array_equal(rm, before)
+    _, mean, inv = ops.batchnorm_forward(x, g, b, rm, rv)
+    with pytest.raises(TypeError, match=r"out\[2\]"):
+        ops.batchnorm_backward(x, x, g, mean, inv, out=(None, None, np.empty(13)))
+    with pytest.raises(ValueError, match=r"out\[2\]"):
+        ops.batchnorm_backward(x, x, g, mean, inv, out=(None, shared, shared))

@@ -108,3 +108,17 @@ def test_dropout_rejects_bad_arguments():
         _core.dropout(x, 1.0, 0, np.empty_like(x), None)
     with pytest.raises(ValueError, match="out"):
         _core.dropout(x, 0.5, 0, np.empty(3, np.float32), None)
+
+
+def test_dropout_out_tuple_receives_y_and_mask():
+    x = np.random.default_rng(0).standard_normal((5, 37))
+    want_y, want_mask = ops.dropout(x, 0.3, seed=11)
+    y, mask = np.empty_like(x), np.empty_like(x)
+    got_y, got_mask = ops.dropout(x, 0.3, seed=11, out=(y, mask))
+    assert got_y is y and got_mask is mask
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(mask, want_mask)
+    with pytest.raises(ValueError, match=r"out\[1\]"):
+        ops.dropout(x, 0.3, seed=11, out=(y, y))
+    with pytest.raises(TypeError, match=r"out\[1\]"):
+        ops.dropout(x, 0.3, seed=11, out=(y, mask.astype(np.float32)))

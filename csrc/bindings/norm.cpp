@@ -39,6 +39,7 @@ void batchnorm_forward(py::array x, py::array gamma, py::array beta, py::array r
   check_out(y, x, "out", "x");
   check_out(mean_out, x, "batch_mean", "x");
   check_out(invstd_out, x, "batch_invstd", "x");
+  require_disjoint(mean_out, invstd_out, "batch_invstd", "batch_mean");
   require_vector(gamma, n, "gamma");
   require_vector(beta, n, "beta");
   require_vector(running_mean, n, "running_mean");
@@ -94,6 +95,7 @@ void batchnorm_backward(py::array dy, py::array x, py::array gamma, py::array me
   check_out(dx, x, "dx", "x");
   check_out(dgamma, x, "dgamma", "x");
   check_out(dbeta, x, "dbeta", "x");
+  require_disjoint(dgamma, dbeta, "dbeta", "dgamma");
   require_matrix(dy, m, n, "dy");
   require_vector(gamma, n, "gamma");
   require_vector(mean, n, "batch_mean");

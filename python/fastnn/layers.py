@@ -394,7 +394,8 @@ class Dropout(Layer):
         y = self._buffer(("y", x.shape[0]), x.shape)
         s = (self.seed + self._calls * self._MIX) & 0xFFFFFFFFFFFFFFFF
         self._calls += 1
-        _, self._mask = op("dropout")(x, self.rate, seed=s, out=y)
+        mask = self._buffer(("mask", x.shape[0]), x.shape)
+        _, self._mask = op("dropout")(x, self.rate, seed=s, out=(y, mask))
         return y
 
     def backward(self, dy, need_dx=True):
@@ -470,10 +471,12 @@ class BatchNormalization(Layer):
         if self._training and x.shape[0] < 2:
             raise ValueError(f"layer {self.name!r}: batch normalization in training needs batches of at "
                              f"least 2 rows, got {x.shape[0]}")
+        n = x.shape[1]
         y, self._mean, self._invstd = op("batchnorm_forward")(
             x, gamma, beta, self.vars["moving_mean"], self.vars["moving_variance"],
             momentum=self.momentum, eps=self.epsilon, training=self._training,
-            out=self._buffer(("y", x.shape[0]), x.shape))
+            out=(self._buffer(("y", x.shape[0]), x.shape), self._buffer("mean", (n,)),
+                 self._buffer("invstd", (n,))))
         self._x = x
         return y
 
@@ -484,12 +487,13 @@ class BatchNormalization(Layer):
                 return None
             np.multiply(dy, gamma * self._invstd, out=dy)
             return dy
-        dx, dgamma, dbeta = op("batchnorm_backward")(dy, self._x, gamma, self._mean, self._invstd,
-                                                     out=self._buffer(("dx", dy.shape[0]), dy.shape))
-        if self.scale:
-            self.grads["gamma"][...] = dgamma
-        if self.center:
-            self.grads["beta"][...] = dbeta
+        n = dy.shape[1]
+        # dgamma and dbeta land straight in the gradient arena (scratch when not learned)
+        dx, _, _ = op("batchnorm_backward")(
+            dy, self._x, gamma, self._mean, self._invstd,
+            out=(self._buffer(("dx", dy.shape[0]), dy.shape),
+                 self.grads["gamma"] if self.scale else self._buffer("dgamma", (n,)),
+                 self.grads["beta"] if self.center else self._buffer("dbeta", (n,))))
         return dx if need_dx else None
 
     def get_config(self):

@@ -74,6 +74,20 @@ def _out_array(out, name, *, dtype, shape):
     return out
 
 
+def _outs(out, names):
+    """``out`` of an op with several outputs, as NumPy's ufuncs take it: None, an array
+    for the first output, or a tuple with one array (or None: allocate) per output."""
+    k = len(names)
+    if out is None:
+        return (None,) * k
+    if isinstance(out, np.ndarray):
+        return (out,) + (None,) * (k - 1)
+    if isinstance(out, tuple) and len(out) == k:
+        return out
+    raise TypeError(f"out: expected None, an array for {names[0]}, or a tuple of {k} arrays or None "
+                    f"({', '.join(names)}), got {_describe(out)}")
+
+
 def _state_array(a, name, like, like_name):
     """An in-place state or parameter array: same dtype and shape as `like`,
     C-contiguous and writeable (never copied: the update must land in it)."""
@@ -341,7 +355,9 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
     from the unbiased batch variance ``var * m / (m - 1)``). Needs m >= 2.
     Inference: ``y = x * scale + shift`` with ``scale = gamma / sqrt(running_var + eps)``,
     ``shift = beta - running_mean * scale``; returns the running mean and its invstd.
-    ``out``: optional (m, n) array for y (may be x itself: in place).
+    ``out``: optional (m, n) array for y (may be x itself: in place), or a tuple
+    ``(y, batch_mean, batch_invstd)`` of arrays or None, as NumPy's ufuncs take it
+    (a layer passes its own buffers: nothing is allocated).
 
     >>> import numpy as np, fastnn.ops as ops
     >>> x = np.array([[1.0, 2.0], [3.0, 6.0]])
@@ -349,17 +365,19 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
     >>> y.round(6).tolist(), mean.tolist()
     ([[-1.0, -1.0], [1.0, 1.0]], [2.0, 4.0])
     """
+    y, batch_mean, batch_invstd = _outs(out, _BN_FORWARD_OUTS)
     if type(x) is np.ndarray and x.ndim == 2 and type(momentum) is float and type(eps) is float \
             and type(training) is bool:
         # Fast path (once per layer per step): _core checks every argument exactly as
         # below, before it touches anything; when it rejects one, the checks below run
         # and raise the documented message (or copy an input that only needs a copy).
-        y = np.empty(x.shape, x.dtype) if out is None else out
-        batch_mean, batch_invstd = np.empty(x.shape[1], x.dtype), np.empty(x.shape[1], x.dtype)
+        n = x.shape[1]
+        outs = (np.empty(x.shape, x.dtype) if y is None else y,
+                np.empty(n, x.dtype) if batch_mean is None else batch_mean,
+                np.empty(n, x.dtype) if batch_invstd is None else batch_invstd)
         try:
-            _core.batchnorm_forward(x, gamma, beta, running_mean, running_var, y, batch_mean, batch_invstd,
-                                    momentum, eps, training)
-            return y, batch_mean, batch_invstd
+            _core.batchnorm_forward(x, gamma, beta, running_mean, running_var, *outs, momentum, eps, training)
+            return outs
         except (TypeError, ValueError):
             pass
     x = _float_array(x, "x", ndim=2)
@@ -380,12 +398,17 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
                          "(the batch variance is undefined)")
     if not training and bool(np.any(running_var < 0)):
         raise ValueError("running_var: expected non-negative variances, got a negative value")
-    y = _out_array(out, "out", dtype=x.dtype, shape=x.shape)
-    batch_mean = np.empty(n, dtype=x.dtype)
-    batch_invstd = np.empty(n, dtype=x.dtype)
+    y = _out_array(y, "out", dtype=x.dtype, shape=x.shape)
+    batch_mean = _out_array(batch_mean, "out[1] (batch_mean)", dtype=x.dtype, shape=(n,))
+    batch_invstd = _out_array(batch_invstd, "out[2] (batch_invstd)", dtype=x.dtype, shape=(n,))
+    _not_overlapping((batch_mean, "out[1] (batch_mean)"), (batch_invstd, "out[2] (batch_invstd)"))
     _core.batchnorm_forward(x, gamma, beta, running_mean, running_var, y, batch_mean, batch_invstd,
                             momentum, eps, bool(training))
     return y, batch_mean, batch_invstd
+
+
+_BN_FORWARD_OUTS = ("y", "batch_mean", "batch_invstd")
+_BN_BACKWARD_OUTS = ("dx", "dgamma", "dbeta")
 
 
 def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, *, out=None):
@@ -394,14 +417,18 @@ def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, *, out=None):
     ``batch_mean`` and ``batch_invstd`` are the forward's; with
     ``xhat = (x - mean) * invstd``: ``dbeta = sum dy``, ``dgamma = sum dy * xhat``,
     ``dx = gamma * invstd / m * (m * dy - dbeta - xhat * dgamma)`` (sums over the batch).
-    ``out``: optional (m, n) array for dx (may be dy itself: in place).
+    ``out``: optional (m, n) array for dx (may be dy itself: in place), or a tuple
+    ``(dx, dgamma, dbeta)`` of arrays or None.
     """
+    dx, dgamma, dbeta = _outs(out, _BN_BACKWARD_OUTS)
     if type(x) is np.ndarray and x.ndim == 2:  # fast path, as in batchnorm_forward
-        dx = np.empty(x.shape, x.dtype) if out is None else out
-        dgamma, dbeta = np.empty(x.shape[1], x.dtype), np.empty(x.shape[1], x.dtype)
+        n = x.shape[1]
+        outs = (np.empty(x.shape, x.dtype) if dx is None else dx,
+                np.empty(n, x.dtype) if dgamma is None else dgamma,
+                np.empty(n, x.dtype) if dbeta is None else dbeta)
         try:
-            _core.batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, dx, dgamma, dbeta)
-            return dx, dgamma, dbeta
+            _core.batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, *outs)
+            return outs
         except (TypeError, ValueError):
             pass
     x = _float_array(x, "x", ndim=2)
@@ -411,12 +438,13 @@ def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, *, out=None):
     batch_invstd = _feature_vector(batch_invstd, "batch_invstd", x)
     if x.shape[0] < 1:
         raise ValueError(f"x: expected at least 1 row, got shape {x.shape}")
-    dx = _out_array(out, "out", dtype=x.dtype, shape=x.shape)
-    dgamma = np.empty(x.shape[1], dtype=x.dtype)
-    dbeta = np.empty(x.shape[1], dtype=x.dtype)
+    n = x.shape[1]
+    dx = _out_array(dx, "out", dtype=x.dtype, shape=x.shape)
+    dgamma = _out_array(dgamma, "out[1] (dgamma)", dtype=x.dtype, shape=(n,))
+    dbeta = _out_array(dbeta, "out[2] (dbeta)", dtype=x.dtype, shape=(n,))
+    _not_overlapping((dgamma, "out[1] (dgamma)"), (dbeta, "out[2] (dbeta)"))
     _core.batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, dx, dgamma, dbeta)
     return dx, dgamma, dbeta
-
 
 
 # ----------------------------------------------------------------------------
@@ -619,6 +647,7 @@ def dropout(x, rate, *, seed, out=None):
     at counter i // 4, word i % 4: the result depends only on the seed and the
     element index, never on the thread count. Returns ``(y, mask)``, mask in
     x's dtype, so the backward pass is ``dx = dy * mask``. rate 0 is the identity.
+    ``out``: optional array for y, or a tuple ``(y, mask)`` of arrays or None.
 
     >>> import numpy as np, fastnn.ops as ops
     >>> y, mask = ops.dropout(np.ones(4), 0.0, seed=1); y
@@ -628,8 +657,11 @@ def dropout(x, rate, *, seed, out=None):
     rate = _real(rate, "rate", low=0.0, high=1.0, high_open=True)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
-    y = _out_array(out, "out", dtype=x.dtype, shape=x.shape)
-    mask = np.empty(x.shape, dtype=x.dtype)
+    y, mask = _outs(out, ("y", "mask"))
+    y = _out_array(y, "out", dtype=x.dtype, shape=x.shape)
+    mask = _out_array(mask, "out[1] (mask)", dtype=x.dtype, shape=x.shape)
+    if np.may_share_memory(mask, y) or np.may_share_memory(mask, x):
+        raise ValueError("out[1] (mask): must not share memory with x or y")
     _core.dropout(x, rate, int(seed) & 0xFFFFFFFFFFFFFFFF, y, mask)
     return y, mask
 
