@@ -18,6 +18,24 @@ std::pair<std::size_t, std::size_t> matrix_shape(const py::array& x, const char*
   return {static_cast<std::size_t>(x.shape(0)), static_cast<std::size_t>(x.shape(1))};
 }
 
+// Per-feature (n,) and batch (m, n) arrays of x's dtype, exactly that shape.
+void vector_in(const py::array& a, const py::array& x, std::size_t n, const char* name) {
+  check_in(a, x, name, "x");
+  require_vector(a, n, name);
+}
+void vector_out(py::array& a, const py::array& x, std::size_t n, const char* name) {
+  check_out(a, x, name, "x");
+  require_vector(a, n, name);
+}
+void matrix_in(const py::array& a, const py::array& x, std::size_t m, std::size_t n, const char* name) {
+  check_in(a, x, name, "x");
+  require_matrix(a, m, n, name);
+}
+void matrix_out(py::array& a, const py::array& x, std::size_t m, std::size_t n, const char* name) {
+  check_out(a, x, name, "x");
+  require_matrix(a, m, n, name);
+}
+
 // NaN is not negative (the inference forward then gives NaN, as it should).
 template <class T> bool any_negative(const T* v, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i)
@@ -31,22 +49,15 @@ void batchnorm_forward(py::array x, py::array gamma, py::array beta, py::array r
   const DType dt = float_dtype(x, "x");
   require_contiguous(x, "x");
   const auto [m, n] = matrix_shape(x, "x");
-  check_in(gamma, x, "gamma", "x");
-  check_in(beta, x, "beta", "x");
-  check_out(running_mean, x, "running_mean", "x");
-  check_out(running_var, x, "running_var", "x");
+  vector_in(gamma, x, n, "gamma");
+  vector_in(beta, x, n, "beta");
+  vector_out(running_mean, x, n, "running_mean");
+  vector_out(running_var, x, n, "running_var");
   require_disjoint(running_mean, running_var, "running_var", "running_mean");
-  check_out(y, x, "out", "x");
-  check_out(mean_out, x, "batch_mean", "x");
-  check_out(invstd_out, x, "batch_invstd", "x");
+  matrix_out(y, x, m, n, "out");
+  vector_out(mean_out, x, n, "batch_mean");
+  vector_out(invstd_out, x, n, "batch_invstd");
   require_disjoint(mean_out, invstd_out, "batch_invstd", "batch_mean");
-  require_vector(gamma, n, "gamma");
-  require_vector(beta, n, "beta");
-  require_vector(running_mean, n, "running_mean");
-  require_vector(running_var, n, "running_var");
-  require_matrix(y, m, n, "out");
-  require_vector(mean_out, n, "batch_mean");
-  require_vector(invstd_out, n, "batch_invstd");
   if (!(eps > 0) || !std::isfinite(eps))
     throw py::value_error("eps: expected a finite value > 0, got " + std::to_string(eps));
   if (!(momentum >= 0 && momentum <= 1))
@@ -88,21 +99,14 @@ void batchnorm_backward(py::array dy, py::array x, py::array gamma, py::array me
   require_contiguous(x, "x");
   const auto [m, n] = matrix_shape(x, "x");
   if (m < 1) throw py::value_error("x: expected at least 1 row, got 0");
-  check_in(dy, x, "dy", "x");
-  check_in(gamma, x, "gamma", "x");
-  check_in(mean, x, "batch_mean", "x");
-  check_in(invstd, x, "batch_invstd", "x");
-  check_out(dx, x, "dx", "x");
-  check_out(dgamma, x, "dgamma", "x");
-  check_out(dbeta, x, "dbeta", "x");
+  matrix_in(dy, x, m, n, "dy");
+  vector_in(gamma, x, n, "gamma");
+  vector_in(mean, x, n, "batch_mean");
+  vector_in(invstd, x, n, "batch_invstd");
+  matrix_out(dx, x, m, n, "dx");
+  vector_out(dgamma, x, n, "dgamma");
+  vector_out(dbeta, x, n, "dbeta");
   require_disjoint(dgamma, dbeta, "dbeta", "dgamma");
-  require_matrix(dy, m, n, "dy");
-  require_vector(gamma, n, "gamma");
-  require_vector(mean, n, "batch_mean");
-  require_vector(invstd, n, "batch_invstd");
-  require_matrix(dx, m, n, "dx");
-  require_vector(dgamma, n, "dgamma");
-  require_vector(dbeta, n, "dbeta");
   py::gil_scoped_release nogil;
   if (dt == DType::f32)
     fastnn::batchnorm_backward<float>(cptr<float>(dy), cptr<float>(x), cptr<float>(gamma), cptr<float>(mean),
