@@ -3,6 +3,9 @@
     PYTHONPATH=python python3 bench/train_fashion.py            # both variants
     PYTHONPATH=python python3 bench/train_fashion.py --bn       # only with BatchNormalization
     PYTHONPATH=python python3 bench/train_fashion.py --no-bn    # only without
+    PYTHONPATH=python python3 bench/train_fashion.py --bn --val --torch --threads 1 --json r.json
+        # hold out the last 10k training images and report accuracy on them instead of the test
+        # set (for choosing options); also train the same recipe in PyTorch; save per-epoch results
 
 784-512-256-256-128-10, ReLU, He init, Adam 1e-3, batch 128, inputs in [0, 1];
 target: >= 89.5% test accuracy within 10 epochs, with and without BatchNormalization
@@ -48,19 +51,25 @@ def load_fashion_mnist():
     return (prep(xtr), np.asarray(ytr, np.int64)), (prep(xte), np.asarray(yte, np.int64))
 
 
-def build(batchnorm, seed=0, bn_before_relu=False):
+INITS = ("he_normal", "he_uniform")
+
+
+def build(batchnorm, seed=0, bn_before_relu=False, momentum=0.99, epsilon=1e-3, init="he_normal"):
     """The course notes' network; with batchnorm, BatchNormalization after each hidden
-    Dense(relu), or with bn_before_relu Dense (linear) -> BatchNormalization -> ReLU."""
+    Dense(relu), or with bn_before_relu Dense (linear) -> BatchNormalization -> ReLU.
+    momentum, epsilon: BatchNormalization's (Keras defaults); init: he_normal (Keras's,
+    truncated normal) or he_uniform, for every Dense."""
     fastnn.set_random_seed(seed)
+    bn = lambda: BatchNormalization(momentum=momentum, epsilon=epsilon)  # noqa: E731
     layers = [Input(784)]
     for units in HIDDEN:
         if batchnorm and bn_before_relu:
-            layers += [Dense(units, kernel_initializer="he_normal"), BatchNormalization(), Activation("relu")]
+            layers += [Dense(units, kernel_initializer=init), bn(), Activation("relu")]
             continue
-        layers.append(Dense(units, activation="relu", kernel_initializer="he_normal"))
+        layers.append(Dense(units, activation="relu", kernel_initializer=init))
         if batchnorm:
-            layers.append(BatchNormalization())
-    layers.append(Dense(10, activation="softmax", kernel_initializer="he_normal"))
+            layers.append(bn())
+    layers.append(Dense(10, activation="softmax", kernel_initializer=init))
     model = fastnn.Sequential(layers)
     model.compile(fastnn.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", ["accuracy"])
     return model
@@ -69,9 +78,9 @@ def build(batchnorm, seed=0, bn_before_relu=False):
 class TestAccuracy(fastnn.callbacks.Callback):
     """Test accuracy after each epoch and the training time of the epoch (evaluation excluded)."""
 
-    def __init__(self, x, y):
+    def __init__(self, x, y, label="test"):
         super().__init__()
-        self.x, self.y, self.acc, self.secs = x, y, [], []
+        self.x, self.y, self.acc, self.secs, self.loss, self.label = x, y, [], [], [], label
 
     def on_epoch_begin(self, epoch, logs=None):
         self.t0 = time.perf_counter()
@@ -79,46 +88,60 @@ class TestAccuracy(fastnn.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.secs.append(time.perf_counter() - self.t0)
         self.acc.append(float(np.mean(self.model.predict_classes(self.x) == self.y)))
+        self.loss.append(float(logs["loss"]))
         print(f"  epoch {epoch + 1:2d}  train loss {logs['loss']:.4f}  train acc {logs['accuracy']:.4f}  "
-              f"test acc {self.acc[-1]:.4f}  {self.secs[-1]:.2f} s", flush=True)
+              f"{self.label} acc {self.acc[-1]:.4f}  {self.secs[-1]:.2f} s", flush=True)
 
 
-def torch_reference(xtr, ytr, xte, yte, batchnorm, epochs, seed, bn_before_relu=False):
-    """The same recipe in PyTorch (same init, BatchNorm momentum/eps as Keras): its test accuracy per epoch."""
+def torch_reference(xtr, ytr, xte, yte, batchnorm, epochs, seed, bn_before_relu=False, momentum=0.99,
+                    epsilon=1e-3, init="he_normal", label="test"):
+    """The same recipe in PyTorch (same init, BatchNorm momentum/eps as the fastnn run; torch's
+    momentum is 1 - Keras's): (accuracy per epoch, train loss per epoch, seconds per epoch)."""
     import torch
     from torch import nn
     torch.manual_seed(seed)
+
+    def linear(d, units):
+        lin = nn.Linear(d, units)
+        std = (2 / d) ** 0.5
+        if init == "he_uniform":
+            nn.init.uniform_(lin.weight, -(3 ** 0.5) * std, 3 ** 0.5 * std)
+        else:  # Keras he_normal: normal truncated to 2 std, std corrected for the truncation
+            s = std / 0.8796256610342398
+            nn.init.trunc_normal_(lin.weight, std=s, a=-2 * s, b=2 * s)
+        nn.init.zeros_(lin.bias)
+        return lin
+
     layers, d = [], 784
     for units in HIDDEN:
-        lin = nn.Linear(d, units)
-        nn.init.trunc_normal_(lin.weight, std=(2 / d) ** 0.5 / 0.8796256610342398,
-                              a=-2 * (2 / d) ** 0.5 / 0.8796256610342398, b=2 * (2 / d) ** 0.5 / 0.8796256610342398)
-        nn.init.zeros_(lin.bias)
-        bn = [nn.BatchNorm1d(units, momentum=0.01, eps=1e-3)] if batchnorm else []
+        lin = linear(d, units)
+        bn = [nn.BatchNorm1d(units, momentum=1 - momentum, eps=epsilon)] if batchnorm else []
         layers += [lin] + (bn + [nn.ReLU()] if bn_before_relu else [nn.ReLU()] + bn)
         d = units
-    out = nn.Linear(d, 10)
-    nn.init.kaiming_normal_(out.weight)
-    nn.init.zeros_(out.bias)
-    net = nn.Sequential(*layers, out)
+    net = nn.Sequential(*layers, linear(d, 10))
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7, fused=True)
     tx, ty, txe = torch.from_numpy(xtr), torch.from_numpy(ytr), torch.from_numpy(xte)
-    accs = []
+    accs, losses, secs = [], [], []
     for epoch in range(epochs):
         net.train()
         t0 = time.perf_counter()
         perm = torch.randperm(len(tx))
+        total = 0.0
         for s in range(0, len(tx), 128):
             idx = perm[s:s + 128]
             opt.zero_grad(set_to_none=True)
-            nn.functional.cross_entropy(net(tx[idx]), ty[idx]).backward()
+            loss = nn.functional.cross_entropy(net(tx[idx]), ty[idx])
+            loss.backward()
             opt.step()
-        dt = time.perf_counter() - t0
+            total += loss.item() * len(idx)
+        secs.append(time.perf_counter() - t0)
+        losses.append(total / len(tx))
         net.eval()
         with torch.no_grad():
             accs.append(float((net(txe).argmax(1).numpy() == yte).mean()))
-        print(f"  torch epoch {epoch + 1:2d}  test acc {accs[-1]:.4f}  {dt:.2f} s", flush=True)
-    return accs
+        print(f"  torch epoch {epoch + 1:2d}  train loss {losses[-1]:.4f}  {label} acc {accs[-1]:.4f}  "
+              f"{secs[-1]:.2f} s", flush=True)
+    return accs, losses, secs
 
 
 def main(argv=None):
@@ -132,27 +155,51 @@ def main(argv=None):
     p.add_argument("--torch", action="store_true", help="also train the same recipe in PyTorch, for reference")
     p.add_argument("--bn-before-relu", action="store_true",
                    help="BatchNormalization between the Dense and its ReLU (normalize z, as the notes do)")
+    p.add_argument("--momentum", type=float, default=0.99,
+                   help="BatchNormalization momentum, Keras convention (default 0.99; PyTorch's default is 0.9)")
+    p.add_argument("--epsilon", type=float, default=1e-3,
+                   help="BatchNormalization epsilon (default 1e-3, Keras; PyTorch's default is 1e-5)")
+    p.add_argument("--init", choices=INITS, default="he_normal", help="kernel initializer (default he_normal)")
+    p.add_argument("--val", action="store_true",
+                   help="train on the first 50,000 training images and report accuracy on the last 10,000 "
+                        "(a validation split, for choosing options) instead of on the test set")
+    p.add_argument("--only-torch", action="store_true", help="train only the PyTorch reference")
+    p.add_argument("--json", metavar="PATH", help="write the per-epoch results to PATH")
     a = p.parse_args(argv)
     fastnn.set_num_threads(a.threads)
     (xtr, ytr), (xte, yte) = load_fashion_mnist()
+    label = "test"
+    if a.val:
+        (xtr, ytr), (xte, yte), label = (xtr[:50000], ytr[:50000]), (xtr[50000:], ytr[50000:]), "val"
     print(f"fastnn {fastnn.__version__} isa={fastnn.cpu_info()['isa']} threads={a.threads}")
     variants = [False] if a.no_bn else [True] if a.bn else [False, True]
-    ok = True
+    ok, results = True, []
     for bn in variants:
-        print(f"\n784-512-256-256-128-10 ReLU, He, Adam 1e-3, batch 128{' + BatchNormalization' if bn else ''}"
-              f"{' (before ReLU)' if bn and a.bn_before_relu else ''}, seed {a.seed}")
-        model = build(bn, a.seed, a.bn_before_relu)
-        cb = TestAccuracy(xte, yte)
-        model.fit(xtr, ytr, epochs=a.epochs, batch_size=128, verbose=0, callbacks=[cb], seed=a.seed)
-        best = max(cb.acc)
-        print(f"  best test accuracy {best:.4f} (epoch {cb.acc.index(best) + 1}), final {cb.acc[-1]:.4f}; "
-              f"median {np.median(cb.secs):.2f} s per epoch; target >= 0.895: {'met' if best >= 0.895 else 'MISSED'}")
-        ok &= best >= 0.895
-        if a.torch:
+        opts = dict(bn_before_relu=a.bn_before_relu, momentum=a.momentum, epsilon=a.epsilon, init=a.init)
+        print(f"\n784-512-256-256-128-10 ReLU, {a.init}, Adam 1e-3, batch 128"
+              f"{f' + BatchNormalization(momentum={a.momentum}, epsilon={a.epsilon})' if bn else ''}"
+              f"{' (before ReLU)' if bn and a.bn_before_relu else ''}, seed {a.seed}, {label} set")
+        rec = dict(opts, batchnorm=bn, seed=a.seed, eval_set=label, epochs=a.epochs)
+        if not a.only_torch:
+            model = build(bn, a.seed, **opts)
+            cb = TestAccuracy(xte, yte, label)
+            model.fit(xtr, ytr, epochs=a.epochs, batch_size=128, verbose=0, callbacks=[cb], seed=a.seed)
+            best = max(cb.acc)
+            print(f"  best {label} accuracy {best:.4f} (epoch {cb.acc.index(best) + 1}), final {cb.acc[-1]:.4f}; "
+                  f"median {np.median(cb.secs):.2f} s per epoch; target >= 0.895: "
+                  f"{'met' if best >= 0.895 else 'MISSED'}")
+            ok &= best >= 0.895
+            results.append(dict(rec, framework="fastnn", acc=cb.acc, loss=cb.loss, secs=cb.secs))
+        if a.torch or a.only_torch:
             import torch
             torch.set_num_threads(a.threads)
-            accs = torch_reference(xtr, ytr, xte, yte, bn, a.epochs, a.seed, a.bn_before_relu)
-            print(f"  PyTorch, same recipe: best test accuracy {max(accs):.4f}, final {accs[-1]:.4f}")
+            accs, losses, secs = torch_reference(xtr, ytr, xte, yte, bn, a.epochs, a.seed, label=label, **opts)
+            print(f"  PyTorch, same recipe: best {label} accuracy {max(accs):.4f}, final {accs[-1]:.4f}")
+            results.append(dict(rec, framework="torch", acc=accs, loss=losses, secs=secs))
+    if a.json:
+        import json
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=1)
     return 0 if ok else 1
 
 
