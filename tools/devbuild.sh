@@ -8,4 +8,9 @@ cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -Dpybind11_DIR="$(python3 -c 'import pybind11; print(pybind11.get_cmake_dir())')" \
   -DPython_EXECUTABLE="$(command -v python3)" > /dev/null
 cmake --build "$dir" -j 2
-cp "$dir"/_core*.so python/fastnn/
+# copy, then rename over the old module: a running Python that has it mapped keeps the
+# old file (cp straight over it rewrites mapped pages in place and crashes that process)
+for so in "$dir"/_core*.so; do
+  cp "$so" "python/fastnn/.$(basename "$so").tmp"
+  mv -f "python/fastnn/.$(basename "$so").tmp" "python/fastnn/$(basename "$so")"
+done
