@@ -1,10 +1,12 @@
 // ISA detection and the dispatch choice.
 //
-// Each kernel family keeps its own table of function pointers, one entry per
-// ISA (see eltwise/eltwise.cpp for the pattern). The active ISA is chosen once,
-// at import, by select_isa(); kernels read it through active_isa().
+// Each kernel family keeps its own table of function pointers, one per ISA
+// (scalar::, avx2:: and avx512::<family>_kernels, each with f32 and f64 halves);
+// its dispatcher picks one with FASTNN_ACTIVE_TABLE and dtype_half. The active
+// ISA is chosen once, at import, by select_isa(); kernels read it through active_isa().
 #pragma once
 #include <string>
+#include <type_traits>
 
 namespace fastnn {
 
@@ -26,5 +28,30 @@ Isa active_isa();
 // for an unknown name and std::runtime_error when the CPU lacks the ISA.
 void select_isa(const std::string& name);
 const char* isa_name(Isa isa);
+
+// The active ISA's table among a family's three.
+template <class Table> const Table& active_table(const Table& scalar_t, const Table& avx2_t, const Table& avx512_t) {
+  switch (active_isa()) {
+    case Isa::avx512: return avx512_t;
+    case Isa::avx2: return avx2_t;
+    default: return scalar_t;
+  }
+}
+// The float or double half (members f32, f64) of a family's table.
+template <class T, class Table> const auto& dtype_half(const Table& t) {
+  if constexpr (std::is_same_v<T, float>) return t.f32; else return t.f64;
+}
+
+}  // namespace fastnn
+
+// The active ISA's table `name` of a family, from inside namespace fastnn (the
+// AVX tables exist only in x86 builds).
+#if defined(FASTNN_X86)
+#define FASTNN_ACTIVE_TABLE(name) ::fastnn::active_table(scalar::name, avx2::name, avx512::name)
+#else
+#define FASTNN_ACTIVE_TABLE(name) (scalar::name)
+#endif
+
+namespace fastnn {
 
 }  // namespace fastnn

@@ -17,18 +17,7 @@ constexpr ActInfo kActs[] = {
     {"silu", Act::swish}, {"softplus", Act::softplus},
 };
 
-const EltwiseKernels& kernels() {
-  switch (active_isa()) {
-#if defined(FASTNN_X86)
-    case Isa::avx512: return avx512::eltwise_kernels;
-    case Isa::avx2: return avx2::eltwise_kernels;
-#endif
-    default: return scalar::eltwise_kernels;
-  }
-}
-template <class T> const EltwiseKernelsT<T>& kernels_for();
-template <> const EltwiseKernelsT<float>& kernels_for<float>() { return kernels().f32; }
-template <> const EltwiseKernelsT<double>& kernels_for<double>() { return kernels().f64; }
+template <class T> const EltwiseKernelsT<T>& kernels_for() { return dtype_half<T>(FASTNN_ACTIVE_TABLE(eltwise_kernels)); }
 
 // Minimum elements per thread, measured with bench/compare.py (eltwise section):
 // below these a second thread costs more than it saves.

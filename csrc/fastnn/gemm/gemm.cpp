@@ -18,18 +18,7 @@
 namespace fastnn {
 namespace {
 
-const GemmKernels& kernels() {
-  switch (active_isa()) {
-#if defined(FASTNN_X86)
-    case Isa::avx512: return avx512::gemm_kernels;
-    case Isa::avx2: return avx2::gemm_kernels;
-#endif
-    default: return scalar::gemm_kernels;
-  }
-}
-template <class T> const GemmKernelsT<T>& kernels_for();
-template <> const GemmKernelsT<float>& kernels_for<float>() { return kernels().f32; }
-template <> const GemmKernelsT<double>& kernels_for<double>() { return kernels().f64; }
+template <class T> const GemmKernelsT<T>& kernels_for() { return dtype_half<T>(FASTNN_ACTIVE_TABLE(gemm_kernels)); }
 
 // Minimum multiply-adds (m * n * k) per thread before a second thread pays
 // off, measured with bench/compare_gemm.py (threshold section).

@@ -12,18 +12,7 @@
 namespace fastnn {
 namespace {
 
-const LossKernels& kernels() {
-  switch (active_isa()) {
-#if defined(FASTNN_X86)
-    case Isa::avx512: return avx512::loss_kernels;
-    case Isa::avx2: return avx2::loss_kernels;
-#endif
-    default: return scalar::loss_kernels;
-  }
-}
-template <class T> const LossKernelsT<T>& kernels_for();
-template <> const LossKernelsT<float>& kernels_for<float>() { return kernels().f32; }
-template <> const LossKernelsT<double>& kernels_for<double>() { return kernels().f64; }
+template <class T> const LossKernelsT<T>& kernels_for() { return dtype_half<T>(FASTNN_ACTIVE_TABLE(loss_kernels)); }
 
 // Minimum elements per thread, measured with bench/compare.py (loss section).
 // (Wall-clock minima, 1 vs 2 threads, on the shared 2-core Zen 5: BCE gains

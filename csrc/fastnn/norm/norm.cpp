@@ -16,18 +16,7 @@
 namespace fastnn {
 namespace {
 
-const NormKernels& kernels() {
-  switch (active_isa()) {
-#if defined(FASTNN_X86)
-    case Isa::avx512: return avx512::norm_kernels;
-    case Isa::avx2: return avx2::norm_kernels;
-#endif
-    default: return scalar::norm_kernels;
-  }
-}
-template <class T> const NormKernelsT<T>& kernels_for();
-template <> const NormKernelsT<float>& kernels_for<float>() { return kernels().f32; }
-template <> const NormKernelsT<double>& kernels_for<double>() { return kernels().f64; }
+template <class T> const NormKernelsT<T>& kernels_for() { return dtype_half<T>(FASTNN_ACTIVE_TABLE(norm_kernels)); }
 
 // Minimum elements (m*n) per thread: below it a second thread costs more than
 // it saves. Measured (wall-clock minima, 1 vs 2 threads, load ~4 on the shared

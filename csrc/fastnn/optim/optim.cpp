@@ -13,18 +13,7 @@
 namespace fastnn {
 namespace {
 
-const OptimKernels& kernels() {
-  switch (active_isa()) {
-#if defined(FASTNN_X86)
-    case Isa::avx512: return avx512::optim_kernels;
-    case Isa::avx2: return avx2::optim_kernels;
-#endif
-    default: return scalar::optim_kernels;
-  }
-}
-template <class T> const OptimKernelsT<T>& kernels_for();
-template <> const OptimKernelsT<float>& kernels_for<float>() { return kernels().f32; }
-template <> const OptimKernelsT<double>& kernels_for<double>() { return kernels().f64; }
+template <class T> const OptimKernelsT<T>& kernels_for() { return dtype_half<T>(FASTNN_ACTIVE_TABLE(optim_kernels)); }
 
 // Minimum elements per thread. Measured for Adam, float32, on the 2-core Zen 5
 // (best-of-1000 calls, 1 vs 2 threads): 2^14 elements break even (9.5 vs 9.2 us),

@@ -12,18 +12,10 @@
 namespace fastnn {
 namespace {
 
-const RandomKernels& kernels() {
-  switch (active_isa()) {
-#if defined(FASTNN_X86)
-    case Isa::avx512: return avx512::random_kernels;
-    case Isa::avx2: return avx2::random_kernels;
-#endif
-    default: return scalar::random_kernels;
-  }
+template <class T> DropoutKernel<T> kernel_for() {
+  const RandomKernels& k = FASTNN_ACTIVE_TABLE(random_kernels);
+  if constexpr (std::is_same_v<T, float>) return k.dropout_f32; else return k.dropout_f64;
 }
-template <class T> DropoutKernel<T> kernel_for();
-template <> DropoutKernel<float> kernel_for<float>() { return kernels().dropout_f32; }
-template <> DropoutKernel<double> kernel_for<double>() { return kernels().dropout_f64; }
 
 // Minimum elements per thread for dropout (Philox costs ~10 rounds per 4 values).
 constexpr std::size_t kGrain = 1 << 14;

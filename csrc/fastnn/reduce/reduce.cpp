@@ -11,18 +11,7 @@
 namespace fastnn {
 namespace {
 
-const ReduceKernels& kernels() {
-  switch (active_isa()) {
-#if defined(FASTNN_X86)
-    case Isa::avx512: return avx512::reduce_kernels;
-    case Isa::avx2: return avx2::reduce_kernels;
-#endif
-    default: return scalar::reduce_kernels;
-  }
-}
-template <class T> const ReduceKernelsT<T>& kernels_for();
-template <> const ReduceKernelsT<float>& kernels_for<float>() { return kernels().f32; }
-template <> const ReduceKernelsT<double>& kernels_for<double>() { return kernels().f64; }
+template <class T> const ReduceKernelsT<T>& kernels_for() { return dtype_half<T>(FASTNN_ACTIVE_TABLE(reduce_kernels)); }
 
 // Minimum elements per thread for the streaming passes.
 constexpr std::size_t kGrain = 1 << 15;
