@@ -463,8 +463,7 @@ class Model:
         self.history = history
         loss_on_logits, last_logits = self._loss_mode()
         metrics = self._make_metrics()
-        probs_needed = loss_on_logits and any(getattr(m, "needs_probabilities", False) for m in metrics)
-        out_act = self.layers[-1].activation if last_logits else None
+        update_metrics = self._metric_updater(metrics, loss_on_logits, last_logits)
         steps = math.ceil(n / bs)
         sizes = {bs, n - (steps - 1) * bs}
         xbufs = {m: np.empty((m,) + x.shape[1:], dtype=x.dtype) for m in sizes}
@@ -501,12 +500,7 @@ class Model:
                 total += (loss + penalty) * mb
                 data += loss * mb
                 if metrics:
-                    p = out_act(out) if probs_needed else None
-                    for m in metrics:
-                        if getattr(m, "needs_probabilities", False) and p is not None:
-                            m.update(yb, p, False)
-                        else:
-                            m.update(yb, out, loss_on_logits)
+                    update_metrics(yb, out)
                 if batch_cbs:
                     blogs = {"loss": loss + penalty}
                     for cb in batch_cbs:
@@ -540,12 +534,27 @@ class Model:
             logs[m.name] = m.result()
         return logs
 
+    def _metric_updater(self, metrics, loss_on_logits, last_logits):
+        """update(y, out) feeding one batch to every metric. With the loss on logits, the
+        metrics that need probabilities get the output layer's activation of them
+        (computed once per batch); the others get the logits."""
+        probs_needed = loss_on_logits and any(getattr(m, "needs_probabilities", False) for m in metrics)
+        out_act = self.layers[-1].activation if last_logits else None
+
+        def update(yb, out):
+            p = out_act(out) if probs_needed else None
+            for m in metrics:
+                if p is not None and getattr(m, "needs_probabilities", False):
+                    m.update(yb, p, False)
+                else:
+                    m.update(yb, out, loss_on_logits)
+        return update
+
     # --------------------------------------------------------------- evaluate
     def _evaluate_arrays(self, x, y, batch_size):
         loss_on_logits, last_logits = self._loss_mode()
         metrics = self._make_metrics()
-        probs_needed = loss_on_logits and any(getattr(m, "needs_probabilities", False) for m in metrics)
-        out_act = self.layers[-1].activation if last_logits else None
+        update_metrics = self._metric_updater(metrics, loss_on_logits, last_logits)
         n = x.shape[0]
         bs = min(n, batch_size or 1024)
         data = 0.0
@@ -554,12 +563,7 @@ class Model:
             out = self._forward(xb, False, last_logits)
             loss, _ = self.loss.value_and_grad(out, yb, loss_on_logits)
             data += loss * xb.shape[0]
-            p = out_act(out) if probs_needed else None
-            for m in metrics:
-                if getattr(m, "needs_probabilities", False) and p is not None:
-                    m.update(yb, p, False)
-                else:
-                    m.update(yb, out, loss_on_logits)
+            update_metrics(yb, out)
         penalty = self._regularization(grads=False)
         logs = {"loss": data / n + penalty}
         if self._reg_items:
