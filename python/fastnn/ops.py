@@ -255,21 +255,15 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
             and alpha.__class__ is float and beta.__class__ is float and _isfinite(alpha) and _isfinite(beta)
             and (activation is None or activation.__class__ is str) and activation_alpha is None
             and (bias is None or bias.__class__ is np.ndarray)):
-        if out is None:
-            if beta == 0.0 and a.dtype in _FLOAT_DTYPES:
-                c = np.empty((a.shape[1] if trans_a else a.shape[0], b.shape[0] if trans_b else b.shape[1]),
-                             dtype=a.dtype)
-                try:
-                    _core.matmul(a, b, c, trans_a, trans_b, alpha, beta, bias, activation,
-                                 0.0 if activation is None else _core.default_activation_alpha(activation))
-                    return c
-                except (TypeError, ValueError):
-                    pass
-        elif out.__class__ is np.ndarray:
+        c = out
+        if out is None and beta == 0.0 and a.dtype in _FLOAT_DTYPES:
+            c = np.empty((a.shape[1] if trans_a else a.shape[0], b.shape[0] if trans_b else b.shape[1]),
+                         dtype=a.dtype)
+        if c.__class__ is np.ndarray:
             try:
-                _core.matmul(a, b, out, trans_a, trans_b, alpha, beta, bias, activation,
+                _core.matmul(a, b, c, trans_a, trans_b, alpha, beta, bias, activation,
                              0.0 if activation is None else _core.default_activation_alpha(activation))
-                return out
+                return c
             except (TypeError, ValueError):
                 pass
     return _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha)
