@@ -45,20 +45,9 @@ def main():
         curves[act] = h.history
     table(rows, ["activation", "train loss", "test accuracy", "seconds"])
     if have_matplotlib():
-        from fastnn.plots import _pyplot
-        plt = _pyplot()
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-        for act, hist in curves.items():
-            axes[0].plot(range(1, args.epochs + 1), hist["loss"], label=act)
-            axes[1].plot(range(1, args.epochs + 1), hist["val_accuracy"], label=act)
-        axes[0].set_ylabel("training loss")
-        axes[1].set_ylabel("test accuracy")
-        for ax in axes:
-            ax.set_xlabel("epoch")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out_path("02_activations.png"), dpi=100)
+        from fastnn.plots import compare_runs
+        compare_runs(curves, ("loss", "val_accuracy"), out_path("02_activations.png"),
+                     title="training loss and test accuracy per activation")
         print(f"plot: {out_path('02_activations.png')}")
 
 

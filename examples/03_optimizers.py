@@ -45,20 +45,9 @@ def main():
     table(rows, ["optimizer", "loss ep 1", f"loss ep {args.epochs // 2 + 1}",
                  f"loss ep {args.epochs}", "test acc"])
     if have_matplotlib():
-        from fastnn.plots import _pyplot
-        plt = _pyplot()
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-        for name, h in curves.items():
-            e = range(1, len(h.history["loss"]) + 1)
-            axes[0].plot(e, h.history["loss"], "o-", ms=3, label=name)
-            axes[1].plot(e, h.history["val_loss"], "o-", ms=3, label=name)
-        for ax, t in zip(axes, ("training loss", "test loss")):
-            ax.set_xlabel("epoch")
-            ax.set_ylabel(t)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out_path("03_optimizers.png"), dpi=100)
+        from fastnn.plots import compare_runs
+        compare_runs(curves, ("loss", "val_loss"), out_path("03_optimizers.png"),
+                     title="training and test loss per optimizer")
         print(f"plot: {out_path('03_optimizers.png')}")
 
 

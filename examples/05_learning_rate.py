@@ -55,18 +55,8 @@ def main():
           f"-> suggested lr {r.suggested_lr:.3g}")
     if have_matplotlib():
         r.plot(out_path("05_lr_range_test.png"))
-        from fastnn.plots import _pyplot
-        plt = _pyplot()
-        fig, ax = plt.subplots(figsize=(5.5, 3.5))
-        for k, v in curves.items():
-            ax.plot(range(1, len(v) + 1), v, "o-", label=k)
-        ax.set_yscale("log")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("training loss")
-        ax.legend()
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(out_path("05_learning_rates.png"), dpi=100)
+        from fastnn.plots import compare_runs
+        compare_runs(curves, "training loss", out_path("05_learning_rates.png"), log_scale=True)
         print(f"plots: {out_path('05_lr_range_test.png')}, {out_path('05_learning_rates.png')}")
 
 

@@ -94,17 +94,9 @@ def main():
           f"{len(ys_t)} test examples")
     table(rows, ["model", "trainable params", "test accuracy"])
     if have_matplotlib():
-        from fastnn.plots import _pyplot
-        plt = _pyplot()
-        fig, ax = plt.subplots(figsize=(6, 3.6))
-        for k, v in curves.items():
-            ax.plot(range(1, len(v) + 1), v, label=k)
-        ax.axvline(20.5, color="k", ls=":", lw=1)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("test accuracy (held-out pair)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
+        from fastnn.plots import compare_runs
+        fig = compare_runs(curves, "test accuracy (held-out pair)")
+        fig.axes[0].axvline(20.5, color="k", ls=":", lw=1)  # frozen -> fine-tuned
         fig.savefig(out_path("07_transfer_learning.png"), dpi=100)
         print(f"plot: {out_path('07_transfer_learning.png')}")
 

@@ -147,3 +147,24 @@ def test_model_activation_stats_method_matches_monitor():
     assert a.keys() == b.keys()
     for k in a:
         assert a[k]["mean"] == b[k]["mean"] and a[k]["std"] == b[k]["std"]
+
+
+def test_compare_runs_draws_one_line_per_run_in_each_panel(tmp_path):
+    pytest.importorskip("matplotlib")
+    from fastnn import plots
+    runs = {"a": {"loss": [1.0, 0.5, 0.4], "val_accuracy": [0.5, 0.6, 0.7]},
+            "b": {"loss": [1.2, 0.9], "val_accuracy": [0.4, 0.45]}}
+    fig = plots.compare_runs(runs, ("loss", "val_accuracy"), tmp_path / "cmp.png", log_scale=True)
+    assert [ax.get_ylabel() for ax in fig.axes] == ["loss", "val_accuracy"]
+    for ax, key in zip(fig.axes, ("loss", "val_accuracy")):
+        assert [list(line.get_ydata()) for line in ax.get_lines()] == [runs["a"][key], runs["b"][key]]
+    assert fig.axes[0].get_yscale() == "log"
+    assert (tmp_path / "cmp.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fig = plots.compare_runs({"x": [3, 2, 1]}, "training loss")  # a per-epoch list is one quantity
+    assert fig.axes[0].get_ylabel() == "training loss" and list(fig.axes[0].get_lines()[0].get_ydata()) == [3, 2, 1]
+    with pytest.raises(ValueError, match="val_loss"):
+        plots.compare_runs(runs, "val_loss")
+    with pytest.raises(ValueError, match="runs"):
+        plots.compare_runs({}, "loss")
+    with pytest.raises(ValueError, match="one quantity"):
+        plots.compare_runs({"x": [1, 2]}, ("loss", "val_loss"))

@@ -1,6 +1,8 @@
 """Plots of training runs, saved to PNG (needs matplotlib: ``pip install fastnn[plot]``).
 
 * :func:`learning_curves` — loss and metrics per epoch, train vs validation.
+* :func:`compare_runs` — one quantity per epoch for several runs (activations,
+  optimizers, learning rates side by side).
 * :func:`activation_histograms` — one histogram of activations per layer.
 * :func:`update_ratio_curves` — ‖ΔW‖/‖W‖ per step and weight tensor, with a
   line at the cs231n notes' rule of thumb (about 1e-3).
@@ -16,7 +18,7 @@ import math
 
 import numpy as np
 
-__all__ = ["learning_curves", "activation_histograms", "update_ratio_curves",
+__all__ = ["learning_curves", "compare_runs", "activation_histograms", "update_ratio_curves",
            "lr_range_plot", "std_per_layer_plot"]
 
 
@@ -82,6 +84,51 @@ def learning_curves(history, path=None, metrics=None, title=None):
         ax.set_ylabel(m)
         ax.grid(alpha=0.3)
         ax.legend()
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path)
+
+
+def compare_runs(runs, metrics="loss", path=None, title=None, log_scale=False):
+    """One panel per quantity, one line per run: how the notes compare settings
+    (activations, optimizers, learning rates) on the same data.
+
+    ``runs`` maps a label to a History, its ``.history`` dict, or a per-epoch list
+    (then the one quantity ``metrics`` names, for the axis label). ``metrics``: a key
+    or a list of keys of the histories, e.g. ``("loss", "val_accuracy")``.
+    ``log_scale``: logarithmic y axes.
+
+    >>> fig = compare_runs({"relu": h1, "tanh": h2}, ("loss", "val_accuracy"))  # doctest: +SKIP
+    """
+    if not isinstance(runs, dict) or not runs:
+        raise ValueError(f"runs: expected a non-empty dict of label -> history, got {runs!r:.60}")
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    if not metrics:
+        raise ValueError("metrics: expected at least one quantity to plot")
+    series = {}
+    for label, run in runs.items():
+        if isinstance(run, (list, tuple, np.ndarray)):
+            if len(metrics) != 1:
+                raise ValueError(f"runs[{label!r}]: a per-epoch list is one quantity, but metrics "
+                                 f"names {len(metrics)}")
+            series[label] = {metrics[0]: run}
+            continue
+        h = _history_dict(run, f"runs[{label!r}]")
+        for m in metrics:
+            if m not in h:
+                raise ValueError(f"metrics: {m!r} is not in runs[{label!r}] (keys: {sorted(h)})")
+        series[label] = h
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        for label, h in series.items():
+            ax.plot(np.arange(1, len(h[m]) + 1), h[m], "o-", ms=3, label=label)
+        if log_scale:
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(m)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     return _finish(fig, path)
