@@ -359,7 +359,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
     >>> y.round(6).tolist(), mean.tolist()
     ([[-1.0, -1.0], [1.0, 1.0]], [2.0, 4.0])
     """
-    y, batch_mean, batch_invstd = _outs(out, _BN_FORWARD_OUTS)
+    y, batch_mean, batch_invstd = _outs(out, ("y", "batch_mean", "batch_invstd"))
     if type(x) is np.ndarray and x.ndim == 2 and type(momentum) is float and type(eps) is float \
             and type(training) is bool:
         # Fast path (once per layer per step): _core checks every argument exactly as
@@ -401,10 +401,6 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
     return y, batch_mean, batch_invstd
 
 
-_BN_FORWARD_OUTS = ("y", "batch_mean", "batch_invstd")
-_BN_BACKWARD_OUTS = ("dx", "dgamma", "dbeta")
-
-
 def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, *, out=None):
     """Gradients ``(dx, dgamma, dbeta)`` of training-mode BatchNorm.
 
@@ -414,7 +410,7 @@ def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, *, out=None):
     ``out``: optional (m, n) array for dx (may be dy itself: in place), or a tuple
     ``(dx, dgamma, dbeta)`` of arrays or None.
     """
-    dx, dgamma, dbeta = _outs(out, _BN_BACKWARD_OUTS)
+    dx, dgamma, dbeta = _outs(out, ("dx", "dgamma", "dbeta"))
     if type(x) is np.ndarray and x.ndim == 2:  # fast path, as in batchnorm_forward
         n = x.shape[1]
         outs = (np.empty(x.shape, x.dtype) if dx is None else dx,
