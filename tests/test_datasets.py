@@ -64,7 +64,7 @@ def test_bundled_subset_is_balanced_uint8_images():
 
 
 def test_bundled_subset_is_small_and_licensed():
-    d = Path(datasets.__file__).parent / "data"
+    d = Path(datasets.__file__).parent / "_bundled"
     total = sum(p.stat().st_size for p in d.glob("fashion-mnist-subset-*.gz"))
     assert total <= 5_000_000
     text = (d / "LICENSE-fashion-mnist.txt").read_text()

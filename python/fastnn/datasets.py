@@ -58,7 +58,7 @@ _FASHION_MNIST_FILES = {
 }
 
 _DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-_BUNDLED_DIR = Path(__file__).resolve().parent / "data"
+_BUNDLED_DIR = Path(__file__).resolve().parent / "_bundled"
 _SUBSET_PREFIX = "fashion-mnist-subset-"
 
 # IDX type codes -> numpy dtype (big-endian as stored)
@@ -281,8 +281,8 @@ def _write_idx_gz(path: Path, arr: np.ndarray) -> None:
 def make_fashion_mnist_subset(out_dir, n_train: int = 9000, n_test: int = 2000,
                               seed: int = 0, path=None) -> Path:
     """Write a stratified Fashion-MNIST subset as gzipped IDX files (how the
-    bundled one in ``fastnn/data`` was made: ``make_fashion_mnist_subset(
-    "python/fastnn/data")``). Training examples come from the official
+    bundled one in ``fastnn/_bundled`` was made: ``make_fashion_mnist_subset(
+    "python/fastnn/_bundled")``). Training examples come from the official
     training set, test examples from the official test set.
 
     >>> from fastnn.datasets import make_fashion_mnist_subset
@@ -314,7 +314,7 @@ def load_fashion_mnist_subset():
     set) and 2,000 test images (200 per class, from the official test set),
     uint8 (n, 28, 28) with uint8 labels, returned as
     ``(x_train, y_train), (x_test, y_test)``. Fashion-MNIST is (c) 2017
-    Zalando SE, MIT license (see ``fastnn/data/LICENSE-fashion-mnist.txt``).
+    Zalando SE, MIT license (see ``fastnn/_bundled/LICENSE-fashion-mnist.txt``).
 
     >>> from fastnn.datasets import load_fashion_mnist_subset
     >>> (x, y), (xt, yt) = load_fashion_mnist_subset()
