@@ -1,0 +1,104 @@
+"""ONNX export: onnxruntime's output equals model.predict on every supported layer."""
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import layers as L
+from fastnn.activations import KNOWN
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+from fastnn.export import OPSET, export_onnx, to_onnx  # noqa: E402
+
+
+def _run(model, x, tmp_path, dtype=None):
+    path = export_onnx(model, tmp_path / "m.onnx", dtype=dtype)
+    proto = onnx.load(str(path))
+    assert proto.opset_import[0].version == OPSET >= 17
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(["output"], {"input": x})[0], proto
+
+
+def _check(model, x, tmp_path, rtol=1e-5):
+    want = model.predict(x)
+    got, proto = _run(model, x.astype(want.dtype), tmp_path)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    # 1e-5 relative, with an absolute floor at 1e-5 of the output's scale for entries near 0
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+    return proto
+
+
+def _x(shape, seed=0, dtype=np.float32):
+    return (np.random.default_rng(seed).standard_normal(shape) * 2).astype(dtype)
+
+
+def _randomize(model, seed=1):
+    """Non-trivial parameters everywhere (biases, PReLU alphas, BN statistics)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        for name, v in layer.vars.items():
+            if name == "moving_variance":
+                v[...] = rng.uniform(0.3, 2.0, v.shape)
+            elif name != "kernel":
+                v[...] = rng.uniform(-0.7, 0.7, v.shape)
+    return model
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("act", [a for a in KNOWN])
+def test_every_activation_as_dense_and_as_layer(act, dtype, tmp_path):
+    m = fastnn.Sequential([L.Dense(7, activation=act, input_dim=5), L.Dense(4), L.Activation(act)], dtype=dtype)
+    _check(_randomize(m), _x((33, 5), dtype=dtype), tmp_path, rtol=1e-5 if dtype == "float32" else 1e-12)
+
+
+@pytest.mark.parametrize("act", [fastnn.activations.LeakyReLU(0.05), fastnn.activations.ELU(0.4)])
+def test_activation_alphas(act, tmp_path):
+    m = fastnn.Sequential([L.Dense(6, activation=act, input_dim=3)])
+    _check(_randomize(m), _x((20, 3)), tmp_path)
+
+
+def test_batchnorm_folded_dropout_removed_flatten_prelu_maxout(tmp_path):
+    m = fastnn.Sequential([L.Flatten(input_shape=(4, 3)), L.Dense(16), L.BatchNormalization(),
+                           L.Dropout(0.5), L.Dense(12, activation="relu"),
+                           L.BatchNormalization(center=False, epsilon=0.01), L.PReLU(),
+                           L.Maxout(5, pieces=3), L.BatchNormalization(scale=False),
+                           L.Dense(3, activation="softmax")])
+    proto = _check(_randomize(m), _x((50, 4, 3)), tmp_path)
+    ops = [n.op_type for n in proto.graph.node]
+    assert "Dropout" not in ops and "BatchNormalization" not in ops
+    assert ops.count("Gemm") == 4 and ops.count("Mul") == 2  # the first BN folded into its Gemm
+    assert {"Flatten", "PRelu", "ReduceMax", "Softmax"} <= set(ops)
+
+
+def test_trained_model_float64_and_float32_export(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 6))
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    m = fastnn.Sequential([L.Dense(16, activation="selu", input_dim=6), L.BatchNormalization(),
+                           L.Dense(2, activation="softmax")], dtype="float64")
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    m.fit(x, y, epochs=3, batch_size=32, verbose=0, seed=0)
+    _check(m, x, tmp_path, rtol=1e-12)
+    got, _ = _run(m, x.astype(np.float32), tmp_path, dtype="float32")
+    np.testing.assert_allclose(got, m.predict(x), rtol=1e-5, atol=1e-6)
+
+
+def test_unsupported_layer_and_bad_calls_are_refused(tmp_path):
+    class Weird(L.Layer):
+        def _build(self, input_shape):
+            self.output_shape = input_shape
+
+        def forward(self, x, training=False, logits=False):
+            return x
+
+    m = fastnn.Sequential([L.Dense(3, input_dim=2), Weird(name="weird_1")])
+    with pytest.raises(ValueError, match=r"layer 'weird_1' \(Weird\) has no ONNX export"):
+        export_onnx(m, tmp_path / "w.onnx")
+    assert not (tmp_path / "w.onnx").exists()
+    unbuilt = fastnn.Sequential([L.Dense(3)])
+    with pytest.raises(ValueError, match="not built"):
+        to_onnx(unbuilt)
+    with pytest.raises(ValueError, match="dtype"):
+        to_onnx(fastnn.Sequential([L.Dense(3, input_dim=2)]), dtype="float16")
+    with pytest.raises(TypeError, match="path"):
+        export_onnx(fastnn.Sequential([L.Dense(3, input_dim=2)]), 5)
