@@ -1,0 +1,94 @@
+"""The trainer's entry into fastnn.data: what ``fit``/``evaluate``/``predict`` call to
+accept every input kind with the checks they apply to arrays today.
+
+    source = data.fit_hook.for_model(model, x, y, sample_weight, batch_size=bs,
+                                     shuffle=shuffle, seed=rng, features=None)
+    steps = source.num_batches                  # None: unknown, the progress bar counts
+    for epoch in ...:
+        for step, (xb, yb, sw) in enumerate(source.epoch()):
+            ... one training step on (xb, yb) weighted by sw (None: unweighted) ...
+        source.on_epoch_end()
+
+In-memory arrays are checked whole once (the model's own ``_prepare_xy``) and then
+gathered exactly as ``fit`` gathers them today (same permutation, reused buffers), so
+training on arrays stays bitwise identical. Every other source is checked batch by
+batch with the same model checks, the error naming the batch; an unbuilt model is built
+from the first batch's shape before any step.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import adapt
+from ._base import DataAdapter, make_rng
+from .arrays import ArrayAdapter
+
+
+def _is_plain_array(x):
+    return (isinstance(x, np.ndarray) and not isinstance(x, np.memmap)) or \
+        (not isinstance(x, np.ndarray) and isinstance(x, (list, tuple)) and len(x) > 0
+         and not isinstance(x[0], (tuple, list, np.ndarray)))
+
+
+def _check_weights(sw, n, where, dtype):
+    if sw is None:
+        return None
+    sw = np.asarray(sw)
+    if sw.shape != (n,):
+        raise ValueError(f"sample_weight{where}: expected shape ({n},), got {sw.shape}")
+    sw = np.ascontiguousarray(sw, dtype=dtype)
+    if not np.isfinite(sw).all() or (sw < 0).any():
+        raise ValueError(f"sample_weight{where}: expected finite weights >= 0")
+    return sw
+
+
+class ModelSource:
+    """Batches for one model: ``epoch()`` yields ``(x, y, sample_weight)`` checked and cast
+    to the model's dtype (y None for predict; sample_weight None when not given)."""
+
+    def __init__(self, model, adapter, checked):
+        self.model, self.adapter, self._checked = model, adapter, checked
+        self.num_batches = adapter.num_batches
+        self._epoch = 0
+
+    def epoch(self):
+        self._epoch += 1
+        return self._batches(self.adapter.get_epoch_iterator(), self._epoch)
+
+    def _batches(self, it, epoch):
+        m = self.model
+        for i, batch in enumerate(it):
+            xb = batch[0]
+            yb = batch[1] if len(batch) > 1 else None
+            sw = batch[2] if len(batch) > 2 else None
+            if self._checked:
+                yield xb, yb, sw
+                continue
+            where = f" (batch {i} of epoch {epoch})"
+            if not m.built:
+                m._prepare_x(xb, "x" + where)  # validate before building from its shape
+                m.build(np.shape(xb)[1:])
+            m._ensure_placed()
+            xb = m._prepare_x(xb, "x" + where)
+            if yb is not None:
+                yb = m._prepare_y(yb, xb.shape[0], "y" + where)
+            yield xb, yb, _check_weights(sw, xb.shape[0], where, m.dtype)
+
+    def on_epoch_end(self):
+        self.adapter.on_epoch_end()
+
+
+def for_model(model, x, y=None, sample_weight=None, *, batch_size=32, shuffle=True, seed=None, features=None):
+    """The ``ModelSource`` of ``x`` for ``model`` (see the module doc). seed: fit's
+    generator (a ``numpy.random.Generator``), an int, or None for fastnn's global one."""
+    if _is_plain_array(x) and not isinstance(y, str):
+        x, y = model._prepare_xy(x, y) if y is not None else (model._prepare_x(x), None)
+        n = x.shape[0]
+        sample_weight = _check_weights(sample_weight, n, "", model.dtype)
+        bs = n if batch_size is None else batch_size
+        adapter = ArrayAdapter(x, y, sample_weight, batch_size=bs, shuffle=shuffle,
+                               seed=make_rng(seed) if shuffle else None, reuse_buffers=True)
+        return ModelSource(model, adapter, checked=True)
+    adapter = x if isinstance(x, DataAdapter) else adapt(x, y, sample_weight, batch_size=batch_size,
+                                                         shuffle=shuffle, seed=seed, features=features)
+    return ModelSource(model, adapter, checked=False)

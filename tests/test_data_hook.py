@@ -1,0 +1,69 @@
+"""fastnn.data.fit_hook: the batches the trainer would train on, checked as fit checks arrays."""
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn.data import fit_hook
+from fastnn.layers import Dense
+
+pd = pytest.importorskip("pandas")
+
+
+def _model(build=True, dtype="float32"):
+    m = fastnn.Sequential([Dense(3, activation="softmax", **({"input_dim": 4} if build else {}))], dtype=dtype)
+    m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    return m
+
+
+def _xy(n=50):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 4))
+    return x, (x[:, 0] > 0).astype(int)
+
+
+def _all(source, epochs=1):
+    out = []
+    for _ in range(epochs):
+        out += [tuple(None if a is None else a.copy() for a in b) for b in source.epoch()]
+        source.on_epoch_end()
+    return out
+
+
+def test_arrays_give_fits_batches_cast_to_the_model_dtype():
+    x, y = _xy()
+    m = _model()
+    seen = []
+    real = m._train_step
+    m._train_step = lambda xb, yb, *a: (seen.append((xb.copy(), yb.copy())), real(xb, yb, *a))[1]
+    m.fit(x, y, batch_size=16, epochs=2, seed=3, verbose=0)
+    src = fit_hook.for_model(_model(), x, y, batch_size=16, seed=np.random.default_rng(3))
+    got = _all(src, 2)
+    assert src.num_batches == 4 and len(got) == len(seen) == 8
+    for (xb, yb, sw), (xf, yf) in zip(got, seen):
+        assert xb.dtype == np.float32 and sw is None
+        assert np.array_equal(xb, xf) and np.array_equal(yb, yf)
+
+
+def test_streamed_sources_are_checked_per_batch_and_build_the_model():
+    x, y = _xy()
+    want = _all(fit_hook.for_model(_model(), x, y, batch_size=10, shuffle=False))
+    df = pd.DataFrame(x, columns=list("abcd")).assign(label=y)
+    m = _model(build=False)
+    got = _all(fit_hook.for_model(m, df, "label", batch_size=10, shuffle=False))
+    assert m.built and m.input_shape == (None, 4)
+    for (a, b, _), (c, d, _) in zip(got, want):
+        assert a.dtype == c.dtype == np.float32 and np.array_equal(a, c) and np.array_equal(b, d)
+    gen = [(x[s:s + 10], y[s:s + 10], np.ones(10)) for s in range(0, 50, 10)]
+    got = _all(fit_hook.for_model(_model(), gen))
+    assert len(got) == 5 and got[0][2].dtype == np.float32
+    bad = [(x[:10], y[:10]), (np.where(x[10:20] > 1, np.nan, x[10:20]), y[10:20])]
+    with pytest.raises(ValueError, match=r"x \(batch 1 of epoch 1\): contains NaN"):
+        _all(fit_hook.for_model(_model(), bad))
+    with pytest.raises(ValueError, match=r"x \(batch 0 of epoch 1\).*wrong input width"):
+        _all(fit_hook.for_model(_model(), [(x[:, :3], y)]))
+    with pytest.raises(ValueError, match=r"y \(batch 0 of epoch 1\)"):
+        _all(fit_hook.for_model(_model(), [(x, y + 5)]))
+    with pytest.raises(ValueError, match=r"sample_weight \(batch 0 of epoch 1\)"):
+        _all(fit_hook.for_model(_model(), [(x, y, -np.ones(50))]))
+    with pytest.raises(ValueError, match="sample_weight: expected shape"):
+        fit_hook.for_model(_model(), x, y, sample_weight=np.ones(3))
