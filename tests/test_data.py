@@ -177,6 +177,11 @@ def test_iterables_and_generators():
         data.adapt(iter(batches), y)
     with pytest.raises(TypeError, match="x: expected"):
         data.adapt(5)
+    rows = [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]  # a list of rows is data, not batches
+    a = data.adapt(rows, batch_size=2, shuffle=False)
+    assert isinstance(a, data.ArrayAdapter) and [b[0].shape for b in a.get_epoch_iterator()] == [(2, 2), (1, 2)]
+    with pytest.raises(ValueError, match="x: expected an array of numbers"):
+        data.adapt([[1.0, 2.0], [3.0]], [0, 1])
 
 
 # ------------------------------------------------------- DataFrame / Arrow

@@ -29,6 +29,14 @@ __all__ = ["DataAdapter", "ArrayAdapter", "MemmapAdapter", "Dataset", "DatasetAd
            "DaskArrayAdapter", "DaskDataFrameAdapter", "ParquetAdapter", "from_parquet", "adapt"]
 
 
+def is_array_like(x):
+    """An array, or a list / tuple of rows (not of batch tuples): what ``np.asarray`` takes
+    as data. A list whose items are tuples is a list of batches."""
+    if isinstance(x, np.ndarray) or (hasattr(x, "__array__") and not isinstance(x, DataAdapter)):
+        return True
+    return isinstance(x, (list, tuple)) and len(x) > 0 and not isinstance(x[0], tuple)
+
+
 def _no_targets(kind, y, sample_weight):
     for v, what in ((y, "y"), (sample_weight, "sample_weight")):
         if v is not None:
@@ -84,7 +92,7 @@ def adapt(x, y=None, sample_weight=None, *, batch_size=32, shuffle=True, seed=No
                                 shuffle=shuffle, seed=seed)
     if isinstance(x, np.memmap):
         return MemmapAdapter(x, y, sample_weight, batch_size=batch_size, shuffle=shuffle, seed=seed)
-    if isinstance(x, np.ndarray) or hasattr(x, "__array__") or (y is not None and isinstance(x, (list, tuple))):
+    if is_array_like(x):
         return ArrayAdapter(x, y, sample_weight, batch_size=batch_size, shuffle=shuffle, seed=seed,
                             reuse_buffers=reuse_buffers)
     if x is None:

@@ -62,7 +62,11 @@ def check_shuffle(shuffle):
 
 def check_numeric(a, what):
     """``a`` as an array of numbers (float, int or bool), else a TypeError naming ``what``."""
-    a = np.asarray(a)
+    try:
+        a = np.asarray(a)
+    except ValueError as e:  # ragged nested lists
+        raise ValueError(f"{what}: expected an array of numbers, got {type(a).__name__} that NumPy cannot "
+                         f"make one array of ({e})") from None
     if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_) or np.issubdtype(a.dtype, np.complexfloating):
         raise TypeError(f"{what}: expected numbers (float, int or bool), got an array of dtype {a.dtype}")
     if a.ndim == 0:

@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import adapt
+from . import adapt, is_array_like
 from ._base import DataAdapter, make_rng
 from .arrays import ArrayAdapter
 
 
 def _is_plain_array(x):
-    return (isinstance(x, np.ndarray) and not isinstance(x, np.memmap)) or \
-        (not isinstance(x, np.ndarray) and isinstance(x, (list, tuple)) and len(x) > 0
-         and not isinstance(x[0], (tuple, list, np.ndarray)))
+    return not isinstance(x, np.memmap) and is_array_like(x)
 
 
 def _check_weights(sw, n, where, dtype):
