@@ -53,15 +53,35 @@ def _rows(epoch):
 
 
 # ------------------------------------------------------------------ arrays
+def _record_fit_batches(model):
+    """A list that fills with copies of the (x, y) batches fit trains model on."""
+    seen = []
+    if hasattr(model, "_train_step"):  # the step is a model method (models.py) ...
+        real = model._train_step
+        model._train_step = lambda xb, yb, *a: (seen.append((xb.copy(), yb.copy())), real(xb, yb, *a))[1]
+        return seen
+    from fastnn import trainer  # ... or a function of the trainer module
+    real_fn = trainer.train_step
+
+    def record(m, xb, yb, *a):
+        if m is model:
+            seen.append((xb.copy(), yb.copy()))
+        return real_fn(m, xb, yb, *a)
+    trainer.train_step = record
+    model._restore_train_step = lambda: setattr(trainer, "train_step", real_fn)
+    return seen
+
+
 @pytest.mark.parametrize("batch_size", [1, 16, 32, None])
 def test_array_adapter_draws_the_batches_fit_draws(batch_size):
     x, y, _ = _xy()
     model = fastnn.Sequential([Dense(3, activation="softmax", input_dim=5)])
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-    seen = []
-    real = model._train_step
-    model._train_step = lambda xb, yb, *a: (seen.append((xb.copy(), yb.copy())), real(xb, yb, *a))[1]
-    model.fit(x, y, batch_size=batch_size, epochs=3, seed=7, verbose=0)
+    seen = _record_fit_batches(model)
+    try:
+        model.fit(x, y, batch_size=batch_size, epochs=3, seed=7, verbose=0)
+    finally:
+        getattr(model, "_restore_train_step", lambda: None)()
     adapter = data.adapt(x, y, batch_size=batch_size, seed=7)
     got = list(itertools.chain.from_iterable(_epochs(adapter, 3)))
     assert len(got) == len(seen) == 3 * adapter.num_batches

@@ -3,8 +3,11 @@ import numpy as np
 import pytest
 
 import fastnn
+import fastnn.data
 from fastnn.data import fit_hook
 from fastnn.layers import Dense
+
+from test_data import _record_fit_batches
 
 pd = pytest.importorskip("pandas")
 
@@ -32,10 +35,11 @@ def _all(source, epochs=1):
 def test_arrays_give_fits_batches_cast_to_the_model_dtype():
     x, y = _xy()
     m = _model()
-    seen = []
-    real = m._train_step
-    m._train_step = lambda xb, yb, *a: (seen.append((xb.copy(), yb.copy())), real(xb, yb, *a))[1]
-    m.fit(x, y, batch_size=16, epochs=2, seed=3, verbose=0)
+    seen = _record_fit_batches(m)
+    try:
+        m.fit(x, y, batch_size=16, epochs=2, seed=3, verbose=0)
+    finally:
+        getattr(m, "_restore_train_step", lambda: None)()
     src = fit_hook.for_model(_model(), x, y, batch_size=16, seed=np.random.default_rng(3))
     got = _all(src, 2)
     assert src.num_batches == 4 and len(got) == len(seen) == 8
@@ -67,3 +71,33 @@ def test_streamed_sources_are_checked_per_batch_and_build_the_model():
         _all(fit_hook.for_model(_model(), [(x, y, -np.ones(50))]))
     with pytest.raises(ValueError, match="sample_weight: expected shape"):
         fit_hook.for_model(_model(), x, y, sample_weight=np.ones(3))
+
+
+def test_epoch_iterator_protocol():
+    x, y = _xy()
+    src = fit_hook.for_model(_model(), x, y, batch_size=16, seed=0)
+    assert (src.steps, src.batch_size, src.num_samples) == (4, 16, 50)
+    e1 = [(s, xb.copy(), yb.copy()) for s, xb, yb in src]
+    assert [s for s, _, _ in e1] == [0, 1, 2, 3] and sum(len(yb) for _, _, yb in e1) == 50
+
+    class Counting(fastnn.data.Dataset):
+        ends = 0
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return x[i * 25:(i + 1) * 25], y[i * 25:(i + 1) * 25]
+
+        def on_epoch_end(self):
+            Counting.ends += 1
+    src = fit_hook.for_model(_model(), Counting(), shuffle=False)
+    assert src.steps == 2 and src.num_samples is None
+    assert [s for s, _, _ in src] == [0, 1] and Counting.ends == 1
+    m = _model(build=False)
+    src = fit_hook.for_model(m, (b for b in [(x[:30], y[:30]), (x[30:], y[30:])]))
+    assert src.ensure_built() is m and m.built and m.input_shape == (None, 4)
+    got = list(src)
+    assert [len(yb) for _, _, yb in got] == [30, 20] and np.array_equal(got[0][1], x[:30].astype(np.float32))
+    with pytest.raises(ValueError, match="sample_weight: this training loop"):
+        list(fit_hook.for_model(_model(), [(x, y, np.ones(50))]))

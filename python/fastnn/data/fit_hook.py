@@ -3,11 +3,15 @@ accept every input kind with the checks they apply to arrays today.
 
     source = data.fit_hook.for_model(model, x, y, sample_weight, batch_size=bs,
                                      shuffle=shuffle, seed=rng, features=None)
+    source.ensure_built()                       # an unbuilt model: built from the first batch
     steps = source.num_batches                  # None: unknown, the progress bar counts
     for epoch in ...:
         for step, (xb, yb, sw) in enumerate(source.epoch()):
             ... one training step on (xb, yb) weighted by sw (None: unweighted) ...
         source.on_epoch_end()
+
+or, as a drop-in for the trainer's ``EpochIterator`` (``steps``, ``batch_size``,
+``num_samples``, and ``for step, xb, yb in source`` running one epoch).
 
 In-memory arrays are checked whole once (the model's own ``_prepare_xy``) and then
 gathered exactly as ``fit`` gathers them today (same permutation, reused buffers), so
@@ -16,6 +20,8 @@ batch with the same model checks, the error naming the batch; an unbuilt model i
 from the first batch's shape before any step.
 """
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
@@ -46,12 +52,42 @@ class ModelSource:
 
     def __init__(self, model, adapter, checked):
         self.model, self.adapter, self._checked = model, adapter, checked
-        self.num_batches = adapter.num_batches
+        self.num_batches = self.steps = adapter.num_batches
+        self.batch_size = adapter.batch_size
+        self.num_samples = getattr(adapter, "n", None) or getattr(adapter, "num_rows", None)
         self._epoch = 0
+        self._pending = None
+
+    def __iter__(self):
+        """One epoch as ``(step, x, y)`` (the trainer's ``EpochIterator`` protocol), then
+        ``on_epoch_end``; batches that carry sample weights are refused here, since this
+        protocol has no place for them (use ``epoch()``)."""
+        for step, (xb, yb, sw) in enumerate(self.epoch()):
+            if sw is not None:
+                raise ValueError("sample_weight: this training loop takes no sample weights; "
+                                 "iterate source.epoch() to get them")
+            yield step, xb, yb
+        self.on_epoch_end()
 
     def epoch(self):
+        if self._pending is not None:  # the epoch ensure_built started
+            it, first = self._pending
+            self._pending = None
+            return itertools.chain([first], it)
         self._epoch += 1
         return self._batches(self.adapter.get_epoch_iterator(), self._epoch)
+
+    def ensure_built(self):
+        """Build an unbuilt model from the first batch's shape now (before the optimizer
+        is sized), keeping that batch for the first epoch."""
+        if not self.model.built and self._pending is None:
+            it = self.epoch()
+            try:
+                first = next(it)
+            except StopIteration:
+                raise ValueError("x: the data holds no batch") from None
+            self._pending = (it, first)
+        return self.model
 
     def _batches(self, it, epoch):
         m = self.model
