@@ -3,8 +3,8 @@ as JSON text, every weight, and the optimizer state.
 
 Loading uses ``np.load(allow_pickle=False)`` and rebuilds only fastnn's own layer,
 optimizer, loss and schedule classes by name: loading a file never runs code.
-Writes go to a temporary file in the same folder, then ``os.replace``: a crash
-never leaves a half-written model behind.
+Writes go to a temporary file in the target's folder, then ``os.replace``: a crash
+never leaves a half-written model behind (``fastnn._safe_files``).
 
 >>> import fastnn, tempfile, os, numpy as np
 >>> from fastnn.layers import Dense
@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import numpy as np
 
 from . import losses as _losses
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
+from . import _safe_files
 
 FORMAT = "fastnn-model"
 VERSION = 1
@@ -58,21 +58,12 @@ def _arrays(model, include_optimizer):
 
 
 def save_model(model, filepath, include_optimizer=True):
-    """Write ``model`` to ``filepath`` atomically (temporary file + os.replace)."""
+    """Write ``model`` to ``filepath`` atomically (see ``fastnn._safe_files``: temporary file,
+    fsync, rename; through a symlink to its target; only over a regular file; umask and an
+    existing file's mode kept; stranded temporaries of killed writers cleaned)."""
     filepath = os.fspath(filepath)
     arrays = _arrays(model, include_optimizer)
-    folder = os.path.dirname(os.path.abspath(filepath))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fastnn-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())  # the data is on disk before the rename makes it the file
-        os.replace(tmp, filepath)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _safe_files.atomic_write(filepath, lambda f: np.savez(f, **arrays))
 
 
 def _read(filepath):
