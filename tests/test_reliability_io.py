@@ -197,3 +197,181 @@ def test_temporary_of_a_writer_killed_mid_save_is_cleaned_by_the_next_save(tmp_p
     os.utime(tmp_path / left[0], (t, t))
     small().save(tmp_path / "m.npz")
     assert temporaries(tmp_path) == [] and same_weights(tmp_path / "m.npz", small())
+
+
+# ----------------------------------------------------------------------------- item 5: load validates first
+
+import io as _io  # noqa: E402
+import json  # noqa: E402
+import struct  # noqa: E402
+import zipfile  # noqa: E402
+
+
+def _npy(a):
+    b = _io.BytesIO()
+    np.lib.format.write_array(b, np.asanyarray(a), allow_pickle=False)
+    return b.getvalue()
+
+
+def _config(layers, input_shape, dtype="float64"):
+    return {"format": "fastnn-model", "version": 1, "class_name": "Sequential", "compile": None,
+            "config": {"name": "m", "dtype": dtype, "input_shape": list(input_shape), "layers": layers}}
+
+
+def _dense(units):
+    return {"class_name": "Dense", "config": {"name": "d", "units": units}}
+
+
+def _zip(path, entries, deflate=()):
+    """entries: name -> bytes (or a callable writing into the member, for big streamed ones)."""
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in entries.items():
+            kind = zipfile.ZIP_DEFLATED if name in deflate else zipfile.ZIP_STORED
+            if callable(data):
+                with z.open(zipfile.ZipInfo(name), "w", force_zip64=True) as f:
+                    data(f)
+            else:
+                z.writestr(zipfile.ZipInfo(name), data, compress_type=kind)
+    return path
+
+
+def hostile_huge_layer(path, n=20000):
+    """7 KB: a config declaring an n x n float64 Dense (3.2 GB for n=20000), tiny weights."""
+    cfg = _config([_dense(n)], [n])
+    return _zip(path, {"__config__.npy": _npy(np.array(json.dumps(cfg))),
+                       "layer0/kernel.npy": _npy(np.zeros((1, 1))), "layer0/bias.npy": _npy(np.zeros(1)),
+                       "pad.npy": _npy(np.zeros(800))})
+
+
+def hostile_wide_batchnorm(path, n=300_000_000):
+    """A BatchNormalization on rows of n float64: building it allocates 2 n doubles."""
+    cfg = _config([{"class_name": "BatchNormalization", "config": {"name": "bn"}}], [n])
+    return _zip(path, {"__config__.npy": _npy(np.array(json.dumps(cfg)))})
+
+
+def hostile_unused_zeros(path, mib=512):
+    """A valid small model plus an unused deflated entry of ``mib`` MiB of zeros (~0.1% of it on disk)."""
+    cfg = _config([_dense(2)], [3])
+    hdr = np.lib.format.header_data_from_array_1_0(np.zeros(mib << 20, np.uint8))
+    b = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(b, hdr)
+
+    def zeros(f):
+        f.write(b.getvalue())
+        chunk = bytes(1 << 20)
+        for _ in range(mib):
+            f.write(chunk)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.writestr("__config__.npy", _npy(np.array(json.dumps(cfg))))
+        z.writestr("layer0/kernel.npy", _npy(np.ones((3, 2))))
+        z.writestr("layer0/bias.npy", _npy(np.ones(2)))
+        with z.open("junk.npy", "w", force_zip64=True) as f:
+            zeros(f)
+    return path
+
+
+_PROBE = """
+import json, resource, sys, time
+import fastnn
+vm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmSize")) * 1024
+# a regression fails with MemoryError here instead of taking the machine's memory
+resource.setrlimit(resource.RLIMIT_AS, (vm + (1536 << 20), resource.RLIM_INFINITY))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t = time.perf_counter()
+try:
+    m = fastnn.load_model(sys.argv[1])
+    msg = None
+except ValueError as e:
+    msg = str(e)
+grow = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+print(json.dumps({"msg": msg, "grow_mib": grow, "seconds": time.perf_counter() - t}))
+"""
+
+
+def _probe(path):
+    r = subprocess.run([sys.executable, "-c", _PROBE, str(path)], capture_output=True, text=True,
+                       env=PY_ENV, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("case, words", [
+    ("huge_layer", ["layer0/kernel", "shape (1, 1)", "(20000, 20000)"]),
+    ("wide_batchnorm", ["rows of shape (300000000,)", "wider than"]),
+    ("unused_zeros", None),
+])
+def test_hostile_file_fails_fast_without_allocating(tmp_path, case, words):
+    path = globals()["hostile_" + case](tmp_path / f"{case}.npz")
+    r = _probe(path)
+    print(case, os.path.getsize(path), "bytes on disk:", r)
+    if words is None:
+        assert r["msg"] is None, r  # a valid model: it loads, the junk is never decompressed
+    else:
+        assert r["msg"] is not None and str(path) in r["msg"], r
+        for w in words:
+            assert w in r["msg"], r
+    assert r["grow_mib"] < 48, r
+    assert r["seconds"] < 5, r
+
+
+def _patch_sizes(raw, name, file_size):
+    """Set the uncompressed size of member ``name`` in its local and central headers."""
+    b = bytearray(raw)
+    enc = name.encode()
+    for sig, off_size, off_nlen, off_name in ((b"PK\x03\x04", 22, 26, 30), (b"PK\x01\x02", 24, 28, 46)):
+        i = b.find(sig)
+        while i >= 0:
+            nlen = struct.unpack_from("<H", b, i + off_nlen)[0]
+            if bytes(b[i + off_name:i + off_name + nlen]) == enc:
+                struct.pack_into("<I", b, i + off_size, file_size)
+            i = b.find(sig, i + 4)
+    return bytes(b)
+
+
+@pytest.mark.parametrize("file_size", [3_200_000_128, 1 << 31, 100, 0])
+def test_zip_sizes_that_lie_are_refused_before_reading(tmp_path, file_size):
+    m = small()
+    good = tmp_path / "good.npz"
+    m.save(good)
+    with np.load(good) as f:
+        arrays = {k: f[k] for k in f.files}
+    src = tmp_path / "deflated.npz"
+    with zipfile.ZipFile(src, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for k, v in arrays.items():
+            z.writestr(k + ".npy", _npy(v))
+    assert fastnn.load_model(src).get_weights()[0].shape == (3, 4)  # deflated files load
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(_patch_sizes(src.read_bytes(), "layer0/kernel.npy", file_size))
+    with pytest.raises(ValueError, match="layer0/kernel") as e:
+        fastnn.load_model(bad)
+    print(e.value)
+    assert str(bad) in str(e.value)
+
+
+def test_max_bytes_caps_what_is_decompressed(tmp_path):
+    m = fastnn.Sequential([Dense(64, input_dim=64), Dense(2)])
+    m.compile("adam", "mse")
+    m.build()
+    p = tmp_path / "m.npz"
+    m.save(p)
+    with pytest.raises(ValueError, match="exceed max_bytes=10,000"):
+        fastnn.load_model(p, max_bytes=10_000)
+    assert len(fastnn.load_model(p, max_bytes=200_000).get_weights()) == 4
+    with pytest.raises(ValueError, match="max_bytes: expected"):
+        fastnn.load_model(p, max_bytes=-1)
+    m2 = fastnn.Sequential([Dense(64, input_dim=64), Dense(2)])
+    with pytest.raises(ValueError, match="max_bytes"):
+        fastnn.io.load_weights(m2, p, max_bytes=1000)
+
+
+def test_entry_with_more_data_than_its_header_is_refused(tmp_path):
+    m = small()
+    p = tmp_path / "m.npz"
+    m.save(p)
+    with np.load(p) as f:
+        arrays = {k: f[k] for k in f.files}
+    raw = {k + ".npy": _npy(v) for k, v in arrays.items()}
+    raw["layer0/bias.npy"] = raw["layer0/bias.npy"] + bytes(1 << 20)  # header says (4,)
+    _zip(tmp_path / "b.npz", raw)
+    with pytest.raises(ValueError, match="layer0/bias.*header declares"):
+        fastnn.load_model(tmp_path / "b.npz")
