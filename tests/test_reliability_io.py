@@ -249,7 +249,7 @@ def hostile_wide_batchnorm(path, n=300_000_000):
     return _zip(path, {"__config__.npy": _npy(np.array(json.dumps(cfg)))})
 
 
-def hostile_unused_zeros(path, mib=512):
+def hostile_unused_zeros(path, mib=128):
     """A valid small model plus an unused deflated entry of ``mib`` MiB of zeros (~0.1% of it on disk)."""
     cfg = _config([_dense(2)], [3])
     hdr = np.lib.format.header_data_from_array_1_0(np.zeros(mib << 20, np.uint8))
@@ -375,3 +375,42 @@ def test_entry_with_more_data_than_its_header_is_refused(tmp_path):
     _zip(tmp_path / "b.npz", raw)
     with pytest.raises(ValueError, match="layer0/bias.*header declares"):
         fastnn.load_model(tmp_path / "b.npz")
+
+
+# ----------------------------------------------------------------------------- siblings: preprocessing files
+
+
+def test_scaler_save_is_atomic_and_refuses_a_fifo_and_load_skips_unused_entries(tmp_path):
+    from fastnn.preprocessing import StandardScaler
+    s = StandardScaler().fit(np.arange(12.0).reshape(4, 3))
+    os.mkfifo(tmp_path / "pipe.npz")  # np.savez would block forever opening it
+    with pytest.raises(ValueError, match="FIFO"):
+        s.save(tmp_path / "pipe.npz")
+    os.symlink("real.npz", tmp_path / "link.npz")
+    s.save(tmp_path / "link")  # ".npz" appended, as np.savez does; written through the link
+    assert os.path.islink(tmp_path / "link.npz") and os.path.isfile(tmp_path / "real.npz")
+    np.testing.assert_array_equal(StandardScaler.load(tmp_path / "real.npz").mean_, s.mean_)
+    with np.load(tmp_path / "real.npz") as f:
+        entries = {k + ".npy": _npy(f[k]) for k in f.files}
+    hdr = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(hdr, np.lib.format.header_data_from_array_1_0(np.zeros(128 << 20, np.uint8)))
+    zeros = hdr.getvalue() + bytes(128 << 20)
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        for k, v in entries.items():
+            z.writestr(k, v)
+        z.writestr("junk.npy", zeros)
+    del zeros
+    assert os.path.getsize(tmp_path / "bomb.npz") < 1 << 20
+    r = _probe_call(f"from fastnn.preprocessing import StandardScaler; StandardScaler.load({str(tmp_path / 'bomb.npz')!r})")
+    assert r["grow_mib"] < 48, r
+    with pytest.raises(ValueError, match="bomb.npz"):
+        StandardScaler.load(tmp_path / "bomb.npz", max_bytes=10)
+
+
+def _probe_call(code):
+    src = (f"import json, resource\nimport fastnn.preprocessing\n"
+           f"b = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n{code}\n"
+           f"print(json.dumps({{'grow_mib': (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - b) / 1024}}))")
+    r = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, env=PY_ENV, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
