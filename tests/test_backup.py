@@ -218,6 +218,8 @@ def test_sigkill_mid_save_keeps_the_previous_bundle(tmp_path):
     finally:
         if p.poll() is None:
             p.kill()
+            p.wait(10)
+        p.stdout.close()
     assert path.read_bytes() == raw  # the whole new bundle was in the temporary, never renamed
     m = net(5)
     cb = bound(fbackup.BackupAndRestore(tmp_path / "bk"), m,

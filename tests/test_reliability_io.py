@@ -189,6 +189,8 @@ def test_temporary_of_a_writer_killed_mid_save_is_cleaned_by_the_next_save(tmp_p
     finally:
         if p.poll() is None:
             p.kill()
+            p.wait(10)
+        p.stdout.close()
     left = temporaries(tmp_path)
     assert len(left) == 1 and f"-{p.pid}-" in left[0], left  # what kill -9 strands
     small().save(tmp_path / "m.npz")
