@@ -1,8 +1,11 @@
 """Saving and loading models: one ``.npz`` file holding the architecture and compile settings
 as JSON text, every weight, and the optimizer state.
 
-Loading uses ``np.load(allow_pickle=False)`` and rebuilds only fastnn's own layer,
-optimizer, loss and schedule classes by name: loading a file never runs code.
+Loading never unpickles (``fastnn._archive`` refuses object dtypes from the .npy headers)
+and rebuilds only fastnn's own layer, optimizer, loss and schedule classes by name: loading
+a file never runs code. It checks the config against the entries' headers before allocating
+anything the size of a weight, decompresses only the entries the model uses, and at most
+``max_bytes`` of them.
 Writes go to a temporary file in the target's folder, then ``os.replace``: a crash
 never leaves a half-written model behind (``fastnn._safe_files``).
 
