@@ -39,6 +39,17 @@ class Callback:
     def on_train_batch_end(self, batch, logs=None):
         pass
 
+    # state, for fastnn.backup.BackupAndRestore ---------------------------------
+    def get_state(self):
+        """What this callback must carry over a crash to behave as if training had not stopped:
+        a tree of dicts (str keys), lists, numbers, strings, None and NumPy arrays; None when
+        it has no state (the default). Override with ``set_state`` in callbacks that count or
+        remember across epochs."""
+        return None
+
+    def set_state(self, state):
+        """Take back what ``get_state`` returned (called after ``on_train_begin`` on resume)."""
+
 
 class History(Callback):
     """``history.history[key]`` is the list of per-epoch values; ``history.epoch`` the epoch indices."""
@@ -51,6 +62,13 @@ class History(Callback):
         self.epoch.append(epoch)
         for k, v in (logs or {}).items():
             self.history.setdefault(k, []).append(v)
+
+    def get_state(self):
+        return {"history": self.history, "epoch": self.epoch}
+
+    def set_state(self, state):
+        self.history = {k: list(v) for k, v in state["history"].items()}
+        self.epoch = list(state["epoch"])
 
 
 def _monitor_op(monitor, mode):
@@ -127,6 +145,16 @@ class EarlyStopping(_Monitoring):
         if self.stopped_epoch > 0 and self.verbose:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
 
+    def get_state(self):
+        return {"wait": self.wait, "stopped_epoch": self.stopped_epoch, "best": self.best,
+                "best_epoch": self.best_epoch, "best_weights": self.best_weights}
+
+    def set_state(self, state):
+        self.wait, self.stopped_epoch = state["wait"], state["stopped_epoch"]
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+        w = state["best_weights"]
+        self.best_weights = None if w is None else [np.array(a) for a in w]
+
 
 class ReduceLROnPlateau(_Monitoring):
     """Multiplies the learning rate by ``factor`` when ``monitor`` stalls for ``patience`` epochs."""
@@ -167,6 +195,12 @@ class ReduceLROnPlateau(_Monitoring):
                         print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
                               f"{opt.learning_rate:.6g}.")
                     self.cooldown_counter, self.wait = self.cooldown, 0
+
+    def get_state(self):
+        return {"wait": self.wait, "cooldown_counter": self.cooldown_counter, "best": self.best}
+
+    def set_state(self, state):
+        self.wait, self.cooldown_counter, self.best = state["wait"], state["cooldown_counter"], state["best"]
 
 
 class LearningRateScheduler(Callback):
@@ -218,6 +252,12 @@ class ModelCheckpoint(_Monitoring):
         else:
             self.model.save(path)
 
+    def get_state(self):
+        return {"best": self.best}
+
+    def set_state(self, state):
+        self.best = state["best"]
+
 
 class TerminateOnNaN(Callback):
     """Stops training as soon as a batch loss is NaN or infinite."""
@@ -254,6 +294,12 @@ class DivergenceStop(Callback):
             if self.verbose:
                 print(f"Epoch {epoch + 1}: {self.monitor} {v:.4g} > {self.factor} x first epoch's "
                       f"{self.first:.4g}: diverging, stopping (lower the learning rate)")
+
+    def get_state(self):
+        return {"first": self.first, "stopped_epoch": self.stopped_epoch}
+
+    def set_state(self, state):
+        self.first, self.stopped_epoch = state["first"], state["stopped_epoch"]
 
 
 class CSVLogger(Callback):

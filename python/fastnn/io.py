@@ -1,10 +1,13 @@
 """Saving and loading models: one ``.npz`` file holding the architecture and compile settings
 as JSON text, every weight, and the optimizer state.
 
-Loading uses ``np.load(allow_pickle=False)`` and rebuilds only fastnn's own layer,
-optimizer, loss and schedule classes by name: loading a file never runs code.
-Writes go to a temporary file in the same folder, then ``os.replace``: a crash
-never leaves a half-written model behind.
+Loading never unpickles (``fastnn._archive`` refuses object dtypes from the .npy headers)
+and rebuilds only fastnn's own layer, optimizer, loss and schedule classes by name: loading
+a file never runs code. It checks the config against the entries' headers before allocating
+anything the size of a weight, decompresses only the entries the model uses, and at most
+``max_bytes`` of them.
+Writes go to a temporary file in the target's folder, then ``os.replace``: a crash
+never leaves a half-written model behind (``fastnn._safe_files``).
 
 >>> import fastnn, tempfile, os, numpy as np
 >>> from fastnn.layers import Dense
@@ -16,14 +19,15 @@ True
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
 
 import numpy as np
 
 from . import losses as _losses
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
+from . import _archive, _safe_files
 
 FORMAT = "fastnn-model"
 VERSION = 1
@@ -58,63 +62,108 @@ def _arrays(model, include_optimizer):
 
 
 def save_model(model, filepath, include_optimizer=True):
-    """Write ``model`` to ``filepath`` atomically (temporary file + os.replace)."""
+    """Write ``model`` to ``filepath`` atomically (see ``fastnn._safe_files``: temporary file,
+    fsync, rename; through a symlink to its target; only over a regular file; umask and an
+    existing file's mode kept; stranded temporaries of killed writers cleaned)."""
     filepath = os.fspath(filepath)
     arrays = _arrays(model, include_optimizer)
-    folder = os.path.dirname(os.path.abspath(filepath))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fastnn-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())  # the data is on disk before the rename makes it the file
-        os.replace(tmp, filepath)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _safe_files.atomic_write(filepath, lambda f: np.savez(f, **arrays))
 
 
-def _read(filepath):
-    """(config, arrays) of a model file. Anything that is not a well-formed fastnn file --
-    truncated, corrupted, another format, an entry needing pickle -- is a ValueError naming
-    the file; nothing in it is ever executed (allow_pickle=False, JSON config)."""
-    filepath = os.fspath(filepath)
-    try:
-        f = np.load(filepath, allow_pickle=False)
-    except OSError:
-        raise  # missing file, a folder, no permission: the OS error says it
-    except Exception as e:  # BadZipFile, EOFError, pickled data, a bad .npy header, ...
-        raise ValueError(f"{filepath}: not a readable fastnn model file ({type(e).__name__}: {e})") from None
-    if not isinstance(f, np.lib.npyio.NpzFile):
-        raise ValueError(f"{filepath}: not a fastnn model file (a single array, not an .npz archive)")
-    try:
-        with f:
-            data = {k: f[k] for k in f.files}
-    except Exception as e:  # a bad CRC, a truncated member, an object array, ...
-        raise ValueError(f"{filepath}: corrupted or unsafe model file ({type(e).__name__}: {e})") from None
-    if "__config__" not in data:
-        raise ValueError(f"{filepath}: not a fastnn model file (no __config__ entry)")
-    text = data.pop("__config__")
-    if text.dtype.kind != "U" or text.ndim != 0:
-        raise ValueError(f"{filepath}: not a fastnn model file (__config__ is {text.dtype} {text.shape}, not text)")
+MAX_CONFIG_BYTES = 64 * 2**20  # the JSON config entry (UTF-32 text in the file)
+
+
+def _read_config(ar, budget):
+    """The checked JSON config of an open archive. Anything that is not a well-formed fastnn
+    file -- truncated, corrupted, another format, an entry needing pickle -- is a ValueError
+    naming the file; nothing in it is ever executed (no pickle, JSON config)."""
+    path = ar.path
+    if "__config__" not in ar:
+        raise ValueError(f"{path}: not a fastnn model file (no __config__ entry)")
+    e = ar.entry("__config__")
+    if e.dtype.kind != "U" or e.shape != ():
+        raise ValueError(f"{path}: not a fastnn model file (__config__ is {e.dtype} {e.shape}, not text)")
+    if e.nbytes > MAX_CONFIG_BYTES:
+        raise ValueError(f"{path}: corrupted or unsafe model file (a config of {e.nbytes:,} bytes; "
+                         f"the limit is fastnn.io.MAX_CONFIG_BYTES = {MAX_CONFIG_BYTES:,})")
+    text = ar.read("__config__", budget)
     try:
         cfg = json.loads(str(text))
     except (ValueError, RecursionError) as e:
-        raise ValueError(f"{filepath}: corrupted model file (its config is not valid JSON: {e})") from None
+        raise ValueError(f"{path}: corrupted model file (its config is not valid JSON: {e})") from None
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
         got = cfg.get("format") if isinstance(cfg, dict) else type(cfg).__name__
-        raise ValueError(f"{filepath}: not a fastnn model file (format {got!r})")
+        raise ValueError(f"{path}: not a fastnn model file (format {got!r})")
     version = cfg.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"{filepath}: unknown model file version {version!r} (this fastnn reads 1 to {VERSION})")
+        raise ValueError(f"{path}: unknown model file version {version!r} (this fastnn reads 1 to {VERSION})")
     if version > VERSION:
-        raise ValueError(f"{filepath}: written by a newer fastnn (format version {version}; "
+        raise ValueError(f"{path}: written by a newer fastnn (format version {version}; "
                          f"this fastnn reads up to {VERSION})")
-    for k, v in data.items():
-        if v.dtype.kind not in "fiub":
-            raise ValueError(f"{filepath}: entry {k} has dtype {v.dtype}, expected numbers")
-    return cfg, data
+    return cfg
+
+
+def _expect(ar, key, shape, kinds, what="weights"):
+    """Check member ``key``'s header (not its data) against the shape and dtype kinds wanted."""
+    if key not in ar:
+        raise ValueError(f"{ar.path}: missing {what} {key}")
+    e = ar.entry(key)
+    if e.shape != tuple(shape):
+        raise ValueError(f"{ar.path}: {key} has shape {e.shape}, the model expects {tuple(shape)}")
+    if e.dtype.kind not in kinds:
+        want = "a float array" if kinds == "f" else "an integer"
+        raise ValueError(f"{ar.path}: {key} has dtype {e.dtype}, expected {want}")
+    return key
+
+
+def _layer_keys(ar, i, layer):
+    keys = [_expect(ar, f"layer{i}/{s.name}", s.shape, "f") for s in layer.specs]
+    for name, v in layer._extra_state().items():
+        k = f"layer{i}/state/{name}"
+        if k in ar:
+            v = np.asarray(v)
+            keys.append(_expect(ar, k, v.shape, "iu" if v.dtype.kind in "iu" else "f", "state"))
+    return keys
+
+
+def _model_keys(config, ar):
+    """(entries to read, arena size) from the config alone: layers are made and built (which
+    declares their variables, allocating none of them) one at a time, each checked against
+    the file's headers before the next; a row wider than the file's data could describe is
+    refused before a layer is built for it."""
+    from .layers import _shape_tuple, deserialize
+    shape = config.get("input_shape")
+    if shape is None:
+        return [], 0  # an unbuilt Sequential: no weights are read
+    dtype = np.dtype(config["dtype"])
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype: expected float32 or float64, got {dtype}")
+    s, keys, size = _shape_tuple(shape, "input_shape"), [], 0
+    cap = max(ar.bound_bytes(), 1 << 20)
+    for i, d in enumerate(config["layers"]):
+        if math.prod(s) * dtype.itemsize > cap:
+            raise ValueError(f"{ar.path}: layer {i} takes rows of shape {s}, wider than all the data "
+                             f"in the file could describe ({cap:,} bytes)")
+        layer = deserialize(d)
+        layer.build(s, dtype)
+        s = layer.output_shape
+        keys += _layer_keys(ar, i, layer)
+        size += sum(sp.size for sp in layer.specs if sp.trainable)
+    return keys, size
+
+
+def _optimizer_keys(compile_cfg, size, ar):
+    if "optimizer/iterations" not in ar:
+        return []
+    opt = _optimizers.get(compile_cfg["optimizer"])
+    keys = [_expect(ar, f"optimizer/{slot}", (size,), "f", "optimizer state") for slot in opt.slots]
+    return keys + [_expect(ar, f"optimizer/{k}", (), "iu", "optimizer state") for k in ("iterations", "epoch")]
+
+
+def _read_entries(ar, keys, budget):
+    """The arrays of ``keys``: their total is charged to the budget before any is allocated."""
+    budget.take(sum(ar.entry(k).nbytes for k in keys), f"{len(keys)} weight entries")
+    return {k: ar.read(k) for k in keys}
 
 
 def _set_layer_arrays(model, data, filepath):
@@ -136,32 +185,44 @@ def _set_layer_arrays(model, data, filepath):
             layer._set_extra_state(state)
 
 
-def load_model(filepath, compile=True):
+def load_model(filepath, compile=True, max_bytes=None):
     """A model saved with ``model.save``: same architecture, weights, compile settings and
-    optimizer state, so it predicts identically and continues training identically."""
-    cfg, data = _read(filepath)
+    optimizer state, so it predicts identically and continues training identically.
+
+    The file is checked before anything the size of a weight is allocated: the config
+    against every entry's .npy header, each header against the zip's sizes. Entries the
+    model does not use are never decompressed, and at most ``max_bytes`` (default
+    ``fastnn._archive.MAX_LOAD_BYTES``, 4 GiB) are decompressed in all; a larger model
+    needs a larger ``max_bytes``."""
     filepath = os.fspath(filepath)
-    try:
-        return _build(cfg, data, filepath, compile)
-    except ValueError as e:
-        if filepath in str(e):
-            raise
-        raise ValueError(f"{filepath}: invalid model config: {e}") from None
-    except (KeyError, TypeError, AttributeError, IndexError, MemoryError, RecursionError) as e:
-        # a config that names only known classes but with missing or wrong fields
-        raise ValueError(f"{filepath}: invalid model config ({type(e).__name__}: {e})") from None
+    budget = _archive.Budget(max_bytes, filepath)
+    with _archive.Archive(filepath) as ar:
+        cfg = _read_config(ar, budget)
+        try:
+            return _build(cfg, ar, budget, filepath, compile)
+        except ValueError as e:
+            if filepath in str(e):
+                raise
+            raise ValueError(f"{filepath}: invalid model config: {e}") from None
+        except (KeyError, TypeError, AttributeError, IndexError, MemoryError, RecursionError) as e:
+            # a config that names only known classes but with missing or wrong fields
+            raise ValueError(f"{filepath}: invalid model config ({type(e).__name__}: {e})") from None
 
 
-def _build(cfg, data, filepath, compile):
+def _build(cfg, ar, budget, filepath, compile):
     from .models import Model, Sequential
     if cfg.get("class_name") not in ("Sequential", "Model"):
         raise ValueError(f"{filepath}: unknown model class {cfg.get('class_name')!r}")
     cls = Sequential if cfg["class_name"] == "Sequential" else Model
+    keys, size = _model_keys(cfg["config"], ar)
+    c = cfg.get("compile") if compile else None
+    if c is not None:
+        keys += _optimizer_keys(c, size, ar)
+    data = _read_entries(ar, keys, budget)
     model = cls.from_config(cfg["config"])
     model._ensure_placed()
     _set_layer_arrays(model, data, filepath)
-    c = cfg.get("compile")
-    if compile and c is not None:
+    if c is not None:
         model.compile(optimizer=_optimizers.get(c["optimizer"]), loss=_losses.get(c["loss"]),
                       metrics=c["metrics"], regularizer=_regularizers.get(c["regularizer"]))
         opt = model.optimizer
@@ -177,8 +238,14 @@ def _build(cfg, data, filepath, compile):
     return model
 
 
-def load_weights(model, filepath):
-    """Load the weights of a file written by save / save_weights into ``model`` (same architecture)."""
-    _, data = _read(filepath)
+def load_weights(model, filepath, max_bytes=None):
+    """Load the weights of a file written by save / save_weights into ``model`` (same
+    architecture); the same checks and ``max_bytes`` limit as ``load_model``."""
+    filepath = os.fspath(filepath)
+    budget = _archive.Budget(max_bytes, filepath)
     model._ensure_placed()
-    _set_layer_arrays(model, data, os.fspath(filepath))
+    with _archive.Archive(filepath) as ar:
+        _read_config(ar, budget)
+        keys = [k for i, layer in enumerate(model.layers) for k in _layer_keys(ar, i, layer)]
+        data = _read_entries(ar, keys, budget)
+    _set_layer_arrays(model, data, filepath)

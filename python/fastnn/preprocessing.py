@@ -13,6 +13,8 @@ Each transform keeps its state as a dict of plain arrays (``get_state`` /
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 __all__ = ["StandardScaler", "PCA", "ZCA", "one_hot"]
@@ -84,14 +86,29 @@ class _Transform:
         return self
 
     def save(self, path) -> None:
-        """Save the fitted state to ``path`` (a ``.npz`` file)."""
-        np.savez(path, **self.get_state())
+        """Save the fitted state to ``path`` (a ``.npz`` file; ``.npz`` is appended when
+        missing, as ``np.savez`` does), atomically as ``Model.save`` (``fastnn._safe_files``)."""
+        from . import _safe_files
+        state = self.get_state()
+        if not isinstance(path, (str, os.PathLike)):  # an open file: written as given
+            np.savez(path, **state)
+            return
+        path = os.fspath(path)
+        if not path.endswith(".npz"):
+            path += ".npz"
+        _safe_files.atomic_write(path, lambda f: np.savez(f, **state))
 
     @classmethod
-    def load(cls, path):
-        """Load a transform saved with :meth:`save` (no pickle, no code run)."""
-        with np.load(path, allow_pickle=False) as f:
-            state = {k: f[k] for k in f.files}
+    def load(cls, path, max_bytes=None):
+        """Load a transform saved with :meth:`save` (no pickle, no code run). Only the entries
+        the transform uses are decompressed, at most ``max_bytes`` (``fastnn.io.load_model``'s
+        limit); a damaged or hostile file is a ValueError naming it."""
+        from . import _archive
+        params = cls.__new__(cls)._init_empty()._params()
+        keys = cls._state_keys + ("input_shape_",) + tuple("param_" + k for k in params)
+        budget = _archive.Budget(max_bytes, os.fspath(path))
+        with _archive.Archive(path) as ar:
+            state = {k: ar.read(k, budget) for k in keys if k in ar}
         return cls.__new__(cls)._init_empty().set_state(state)
 
     def _init_empty(self):

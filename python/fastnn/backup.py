@@ -1,0 +1,272 @@
+"""``BackupAndRestore``: a training run killed at any moment resumes where its last backup was.
+
+Keras's name and arguments. One bundle file, ``<backup_dir>/backup.npz``, replaced
+atomically (temporary file, fsync, rename, fsync of the folder: never torn), holds
+
+- everything ``model.save`` holds: config, weights, BatchNormalization's moving
+  statistics (they are model variables), the Dropout call counters (layer state),
+  the optimizer's slots, ``iterations`` and ``epoch``;
+- ``__backup__``: JSON with the position (``epoch``, ``step``), the optimizer's
+  learning rate when it is a number (ReduceLROnPlateau changes it), every layer's
+  ``seed``, the batch counter of ``save_freq``, each callback's ``get_state()``
+  and the trainer's own state; NumPy arrays anywhere in those trees are stored
+  as entries ``backup/<n>`` beside it.
+
+A bundle that cannot be read (torn, truncated, bit-flipped: zip CRC, bad JSON,
+wrong format) is ignored with a ``RuntimeWarning`` and training starts afresh;
+a readable bundle that does not fit the model or the callbacks raises
+``ValueError``. Either way nothing is changed unless everything was read and
+checked first.
+
+Protocol (what ``fit`` calls, in this order; the callback refuses to run under
+a fit that does not bind it):
+
+1. ``backup.bind(callbacks, trainer_state)`` after ``set_model``, before any
+   ``on_train_begin``. ``callbacks``: fit's full list (History included; the
+   BackupAndRestore itself is skipped). ``trainer_state()``: called at every
+   backup, returns the trainer's own tree, at least
+   ``{"rng": rng.bit_generator.state, "perm": perm}`` (the generator that
+   shuffles and the permutation array, which fit shuffles in place epoch after
+   epoch) and, for ``save_freq=N`` backups mid-epoch, the epoch's running loss
+   sums and metric accumulators.
+2. every ``on_train_begin``, then ``resumed = backup.restore()``: ``None`` (no
+   backup: start at ``initial_epoch``) or a dict ``{"epoch", "step", "trainer"}``
+   with the model, optimizer and every callback's state already restored.
+   fit then sets ``rng.bit_generator.state``, ``perm[...]`` and its
+   accumulators from ``resumed["trainer"]`` and starts at epoch
+   ``resumed["epoch"]``, skipping its first ``resumed["step"]`` batches. When
+   ``step > 0`` that epoch is already under way: fit must neither reshuffle
+   ``perm`` nor call ``on_epoch_begin`` for it again, nor reset its metrics.
+3. after every batch's ``on_train_batch_end`` calls (all callbacks):
+   ``backup.batch_end(epoch, step)``, ``step`` counting from 0; it saves every
+   ``save_freq`` batches when that is an int.
+4. after every epoch's ``on_epoch_end`` calls (all callbacks, History last):
+   ``backup.epoch_end(epoch)``; it saves when ``save_freq == "epoch"``, with the
+   position ``(epoch + 1, 0)``.
+5. ``on_train_end`` (as for every callback): with ``delete_checkpoint`` the
+   bundle is deleted, so a finished run is not "resumed" by the next one.
+
+>>> import tempfile
+>>> from fastnn.backup import BackupAndRestore
+>>> cb = BackupAndRestore(tempfile.mkdtemp(), save_freq=100)
+>>> cb.save_freq
+100
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+import numpy as np
+
+from . import _archive, _safe_files
+from . import io as _io
+from .callbacks import Callback
+
+FORMAT = "fastnn-backup"
+VERSION = 1
+FILENAME = "backup.npz"
+
+
+def _flatten(tree, arrays, where="state"):
+    """``tree`` as JSON-able data, its arrays moved into ``arrays`` as ``backup/<n>``."""
+    if isinstance(tree, np.ndarray):
+        if tree.dtype.kind not in "fiub":
+            raise TypeError(f"{where}: arrays must hold numbers, got dtype {tree.dtype}")
+        key = f"backup/{len(arrays)}"
+        arrays[key] = np.array(tree)
+        return {"__array__": key}
+    if isinstance(tree, np.generic):
+        return tree.item()
+    if tree is None or isinstance(tree, (bool, int, float, str)):
+        return tree
+    if isinstance(tree, dict):
+        if not all(isinstance(k, str) for k in tree):
+            raise TypeError(f"{where}: dict keys must be str, got {[type(k).__name__ for k in tree]}")
+        if "__array__" in tree:
+            raise TypeError(f"{where}: the key '__array__' is reserved")
+        return {k: _flatten(v, arrays, f"{where}[{k!r}]") for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_flatten(v, arrays, f"{where}[{i}]") for i, v in enumerate(tree)]
+    raise TypeError(f"{where}: expected dicts, lists, numbers, strings, None or arrays, got {type(tree).__name__}")
+
+
+def _unflatten(tree, arrays):
+    if isinstance(tree, dict):
+        if set(tree) == {"__array__"}:
+            return arrays[tree["__array__"]]
+        return {k: _unflatten(v, arrays) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_unflatten(v, arrays) for v in tree]
+    return tree
+
+
+def _array_keys(tree, out):
+    if isinstance(tree, dict):
+        if set(tree) == {"__array__"}:
+            out.append(tree["__array__"])
+        else:
+            for v in tree.values():
+                _array_keys(v, out)
+    elif isinstance(tree, list):
+        for v in tree:
+            _array_keys(v, out)
+    return out
+
+
+class BackupAndRestore(Callback):
+    """Backs up the whole training state to ``backup_dir`` and resumes from it when the same
+    script runs again after a crash (Keras's ``BackupAndRestore``; see the module docstring
+    for what is saved and for the protocol ``fit`` follows).
+
+    save_freq: ``"epoch"`` (at the end of every epoch) or an int N (every N batches).
+    delete_checkpoint: delete the backup when training ends normally.
+    """
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        super().__init__()
+        if not isinstance(backup_dir, (str, bytes, os.PathLike)) or not os.fspath(backup_dir):
+            raise ValueError(f"backup_dir: expected a folder path, got {backup_dir!r}")
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, (int, np.integer))
+                                     or save_freq < 1):
+            raise ValueError(f"save_freq: expected 'epoch' or an int >= 1 (batches), got {save_freq!r}")
+        self.backup_dir = os.fspath(backup_dir)
+        self.save_freq = save_freq if save_freq == "epoch" else int(save_freq)
+        self.delete_checkpoint = bool(delete_checkpoint)
+        self._callbacks = self._trainer_state = None
+        self._batches_seen = 0
+
+    @property
+    def path(self):
+        return os.path.join(self.backup_dir, FILENAME)
+
+    # ------------------------------------------------------------------ protocol
+    def bind(self, callbacks, trainer_state):
+        """Step 1: fit's callbacks (their state is backed up) and its trainer-state function."""
+        self._callbacks = [cb for cb in callbacks if cb is not self]
+        self._trainer_state = trainer_state
+        self._batches_seen = 0
+
+    def on_train_begin(self, logs=None):
+        if self._trainer_state is None:
+            raise RuntimeError("BackupAndRestore: this fit does not support it (bind() was not called); "
+                               "nothing would be backed up")
+
+    def batch_end(self, epoch, step):
+        """Step 3: after the batch ``step`` (from 0) of ``epoch``; saves every save_freq batches."""
+        self._batches_seen += 1
+        if self.save_freq != "epoch" and self._batches_seen % self.save_freq == 0:
+            self.save(epoch, step + 1)
+
+    def epoch_end(self, epoch):
+        """Step 4: after every callback's on_epoch_end of ``epoch``."""
+        if self.save_freq == "epoch":
+            self.save(epoch + 1, 0)
+
+    def on_train_end(self, logs=None):
+        """Step 5: a finished run leaves no backup behind (with delete_checkpoint)."""
+        if self.delete_checkpoint:
+            try:
+                os.unlink(self.path)
+                os.rmdir(self.backup_dir)  # only when empty: a folder the user shares keeps its files
+            except OSError:
+                pass
+
+    # ---------------------------------------------------------------------- save
+    def save(self, epoch, step):
+        """Write the bundle for position (``epoch``, ``step`` batches done in it), atomically."""
+        model = self.model
+        arrays = _io._arrays(model, include_optimizer=True)
+        lr = model.optimizer.learning_rate if model.compiled else None
+        meta = {"format": FORMAT, "version": VERSION, "epoch": int(epoch), "step": int(step),
+                "batches_seen": self._batches_seen,
+                "learning_rate": lr if isinstance(lr, float) else None,
+                "seeds": [getattr(layer, "seed", None) for layer in model.layers],
+                "callbacks": [[type(cb).__name__, _flatten(cb.get_state(), arrays, f"{type(cb).__name__} state")]
+                              for cb in self._callbacks],
+                "trainer": _flatten(self._trainer_state(), arrays, "trainer state")}
+        arrays["__backup__"] = np.array(json.dumps(meta))
+        os.makedirs(self.backup_dir, exist_ok=True)
+        _safe_files.atomic_write(self.path, lambda f: np.savez(f, **arrays))
+
+    # ------------------------------------------------------------------- restore
+    def restore(self):
+        """Step 2: None when there is no usable backup; else restores the model, the optimizer
+        and the callbacks and returns ``{"epoch", "step", "trainer"}``."""
+        if not os.path.exists(self.path):
+            return None
+        try:
+            meta, data = self._read()
+        except ValueError as e:  # torn, truncated, corrupted: never loaded
+            warnings.warn(f"BackupAndRestore: ignoring the backup {self.path}, which cannot be read "
+                          f"({e}); training starts from the beginning", RuntimeWarning, stacklevel=2)
+            return None
+        self._check(meta, data)
+        self._apply(meta, data)
+        return {"epoch": meta["epoch"], "step": meta["step"],
+                "trainer": _unflatten(meta["trainer"], data)}
+
+    def _read(self):
+        """(meta, every array) of the bundle, each entry read in full and CRC-checked, without
+        comparing anything to the model yet; ValueError when it cannot be read."""
+        with _archive.Archive(self.path) as ar:
+            budget = _archive.Budget(None, self.path)
+            _io._read_config(ar, budget)
+            if "__backup__" not in ar or ar.entry("__backup__").dtype.kind != "U":
+                raise ValueError(f"{self.path}: no __backup__ text entry")
+            try:
+                meta = json.loads(str(ar.read("__backup__", budget)))
+            except (ValueError, RecursionError) as e:
+                raise ValueError(f"{self.path}: __backup__ is not valid JSON ({e})") from None
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
+                raise ValueError(f"{self.path}: not a version {VERSION} {FORMAT} bundle")
+            keys = [k for k in ar.members if k not in ("__config__", "__backup__")]
+            for k in keys:
+                if ar.entry(k).dtype.kind not in "fiub":
+                    raise ValueError(f"{self.path}: entry {k} has dtype {ar.entry(k).dtype}, expected numbers")
+            data = _io._read_entries(ar, keys, budget)
+        missing = [k for k in _array_keys([meta.get("callbacks"), meta.get("trainer")], []) if k not in data]
+        if missing:
+            raise ValueError(f"{self.path}: entries {missing} are missing")
+        return meta, data
+
+    def _check(self, meta, data):
+        """A readable bundle that does not fit this model or these callbacks: ValueError."""
+        model, path = self.model, self.path
+        model._ensure_placed()
+        opt = model.optimizer
+        for slot in opt.slots:
+            a = data.get(f"optimizer/{slot}")
+            if a is None or a.shape != (model._params.size,) or a.dtype.kind != "f":
+                raise ValueError(f"{path}: optimizer state {slot} is missing or does not fit this model "
+                                 f"({None if a is None else a.shape}, expected ({model._params.size},))")
+        for k in ("iterations", "epoch"):
+            a = data.get(f"optimizer/{k}")
+            if a is None or a.shape != () or a.dtype.kind not in "iu":
+                raise ValueError(f"{path}: optimizer/{k} is missing or not an integer")
+        saved = [name for name, _ in meta["callbacks"]]
+        have = [type(cb).__name__ for cb in self._callbacks]
+        if saved != have:
+            raise ValueError(f"{path}: the backup was made with the callbacks {saved}, this fit has {have}; "
+                             f"an exact resume needs the same callbacks")
+        if len(meta["seeds"]) != len(model.layers):
+            raise ValueError(f"{path}: the backup has {len(meta['seeds'])} layers, the model {len(model.layers)}")
+
+    def _apply(self, meta, data):
+        model = self.model
+        _io._set_layer_arrays(model, data, self.path)  # checks every layer first, then writes
+        for layer, seed in zip(model.layers, meta["seeds"]):
+            if seed is not None and hasattr(layer, "seed"):
+                layer.seed = seed
+        opt = model.optimizer
+        for slot in opt.slots:
+            opt.state[slot][...] = data[f"optimizer/{slot}"]
+        opt.iterations = int(data["optimizer/iterations"])
+        opt.epoch = int(data["optimizer/epoch"])
+        if meta["learning_rate"] is not None:
+            opt.learning_rate = meta["learning_rate"]
+        self._batches_seen = int(meta["batches_seen"])
+        for cb, (_, state) in zip(self._callbacks, meta["callbacks"]):
+            if state is not None:
+                cb.set_state(_unflatten(state, data))
