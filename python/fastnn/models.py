@@ -210,7 +210,8 @@ class Model:
 
     def _trainable_layout(self):
         """(ranges, variables, first trainable layer index), cached until a trainable flag changes."""
-        if self._ranges_version != _layers.TRAINABLE_VERSION[0]:
+        key = tuple(layer.trainable for layer in self.layers)
+        if self._ranges_version != key:
             ranges, variables = [], []
             for layer, s, o in self._entries:
                 if layer.trainable:
@@ -225,7 +226,7 @@ class Model:
                     first = i
                     break
             self._layout = (ranges, variables, first)
-            self._ranges_version = _layers.TRAINABLE_VERSION[0]
+            self._ranges_version = key
             self._reg_items = None
         return self._layout
 
