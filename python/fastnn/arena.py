@@ -102,7 +102,7 @@ class ParameterArena:
         variable's (start, stop), and the index of the first layer with trainable parameters
         (backward stops there). Recomputed, and ``version`` bumped, when a trainable flag
         changed since the last call."""
-        key = tuple(layer.trainable for layer in self.layers)
+        key = [layer._trainable for layer in self.layers]
         if key != self._key:
             self._layout = self._compute_layout()
             self._key = key

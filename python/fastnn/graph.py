@@ -49,7 +49,7 @@ class Node:
     def __init__(self, layer, inbound):
         self.layer, self.inbound = layer, tuple(inbound)
 
-    def __repr__(self):
+    def __repr__(self):  # noqa: D105
         return f"<Node {self.layer.name} <- {self.inbound}>"
 
 
@@ -62,18 +62,16 @@ def _trace(inputs, outputs):
     """The nodes computing ``outputs`` from ``inputs`` (SymbolicTensors), in topological order."""
     order, seen = [], set()
 
-    def visit(t, path):
+    def visit(t):  # tensors are made from earlier tensors: no cycle is possible
         if id(t) in seen or t is inputs:
             return
-        if id(t) in path:
-            raise ValueError("outputs: the graph has a cycle")
         if not t.parents:
             raise ValueError("outputs: not computed from these inputs")
         for p in t.parents:
-            visit(p, path | {id(t)})
+            visit(p)
         seen.add(id(t))
         order.append(t)
-    visit(outputs, frozenset())
+    visit(outputs)
     value = {id(inputs): 0}
     nodes = []
     for k, t in enumerate(order):
@@ -103,6 +101,7 @@ class Model:
         self._input_shape = None
         self._traced = None  # nodes traced from the functional inputs/outputs
         self._nodes = []
+        self._chain = None
         self.built = False
         self.optimizer = self.loss = self.regularizer = None
         self.compiled = False
@@ -137,16 +136,14 @@ class Model:
 
     def _make_nodes(self):
         """The nodes in topological order: the traced graph, or a chain over ``layers`` (a
-        Sequential, or a traced chain whose ``layers`` list was edited, as gradcheck's
+        stack built with ``add``, or a traced chain whose ``layers`` list was edited, as gradcheck's
         copies without dropout do)."""
         t = self._traced
         if t is not None and len(t) == len(self.layers) and all(n.layer is l for n, l in zip(t, self.layers)):
             return list(t)
         return _chain(self.layers)
 
-    @property
-    def nodes(self):
-        return list(self._nodes)
+    nodes = property(lambda self: list(self._nodes), doc="The nodes, in topological order.")
 
     @property
     def input_shape(self):
@@ -184,6 +181,8 @@ class Model:
             node.layer.build(s, self.dtype)
             shapes.append(node.layer.output_shape)
         self._nodes = nodes
+        chain = all(n.inbound == (k,) for k, n in enumerate(nodes))
+        self._chain = [n.layer for n in nodes] if chain else None  # the fast path of forward/backward
         self._input_shape = tuple(shape)
         self.built = True
         self._place_parameters()
@@ -209,14 +208,18 @@ class Model:
     _grads = property(lambda self: self.arena.grads)
     _entries = property(lambda self: self.arena.entries)
 
-    def _trainable_layout(self):
-        """(ranges, variables, first trainable node index): see ParameterArena.layout."""
+    def _trainable_layout(self):  # (ranges, variables, first): see ParameterArena.layout
         return self.arena.layout()
 
     # ---------------------------------------------------------------- compute
     def _forward(self, x, training, logits, capture=None):
         """The output for x; the output layer emits logits if asked. With ``capture`` (a
         dict), every layer's output is copied into it under the layer's name."""
+        if self._chain is not None and capture is None:  # a chain: no value list to keep
+            layers = self._chain
+            for layer in layers[:-1]:
+                x = layer.forward(x, training)
+            return layers[-1].forward(x, training, logits)
         nodes = self._nodes
         vals = [x]
         last = len(nodes) - 1
@@ -232,6 +235,11 @@ class Model:
         """Backward from the output gradient ``d`` through the nodes from the last down to
         ``first`` (nodes before it hold no trainable parameters); gradients reaching a
         value from several nodes are summed."""
+        if self._chain is not None:
+            layers = self._chain
+            for k in range(len(layers) - 1, first - 1, -1):
+                d = layers[k].backward(d, k > first)
+            return
         nodes = self._nodes
         dvals = [None] * (len(nodes) + 1)
         dvals[-1] = d
@@ -319,12 +327,10 @@ class Model:
             return (p[:, 0] > 0.5).astype(np.int64)
         return np.argmax(p, axis=-1)
 
-    def predict_proba(self, x, batch_size=None):
-        """Same as predict (outputs of a softmax / sigmoid layer are probabilities)."""
+    def predict_proba(self, x, batch_size=None):  # outputs of softmax / sigmoid are probabilities
         return self.predict(x, batch_size)
 
-    def __call__(self, x):
-        return self.predict(x)
+    __call__ = predict
 
     @_trainer.serialized
     def compute_loss_and_gradients(self, x, y):
@@ -430,8 +436,7 @@ class Model:
     def save_weights(self, filepath):
         _modelfile.save_model(self, filepath, include_optimizer=False)
 
-    def load_weights(self, filepath):
-        _modelfile.load_weights(self, filepath)
+    load_weights = _modelfile.load_weights
 
 
 class Sequential(Model):
