@@ -82,6 +82,7 @@ from .initializers import set_random_seed  # noqa: E402
 from .io import load_model  # noqa: E402
 from .layers import Input  # noqa: E402
 from .models import Model, Sequential, clone_model  # noqa: E402
+from . import models  # noqa: E402
 
 # ----------------------------------------------------------------------------
 # the practice toolkit (numpy only; plots and sklearn import their optional

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kernels import op
+from . import ops as _ops
 
 # Keras name -> kernel name in ops.activation (softmax is row-wise, its own kernel)
 _KERNEL = {"linear": "identity", "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu",
@@ -61,9 +61,9 @@ class ActivationFunction:
             x = x.astype(np.float64)
         if self.name == "softmax":
             if x.ndim == 1:
-                return op("softmax")(x.reshape(1, -1)).reshape(-1)
-            return op("softmax")(x, out=out)
-        return op("activation")(self.kernel, x, alpha=self.alpha, out=out)
+                return _ops.softmax(x.reshape(1, -1)).reshape(-1)
+            return _ops.softmax(x, out=out)
+        return _ops.activation(self.kernel, x, alpha=self.alpha, out=out)
 
     def backward(self, dy, *, x=None, y=None, out=None):
         """dL/dx from dL/dy, the forward input x and/or output y (softmax: y)."""
@@ -82,8 +82,8 @@ class ActivationFunction:
                 np.copyto(out, dy)
             return out
         if self.needs_input:
-            return op("activation_grad")(self.kernel, dy, x=x, alpha=self.alpha, out=out)
-        return op("activation_grad")(self.kernel, dy, y=y, alpha=self.alpha, out=out)
+            return _ops.activation_grad(self.kernel, dy, x=x, alpha=self.alpha, out=out)
+        return _ops.activation_grad(self.kernel, dy, y=y, alpha=self.alpha, out=out)
 
     def get_config(self):
         return {"name": self.name, "alpha": self.alpha}

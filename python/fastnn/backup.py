@@ -61,7 +61,7 @@ import warnings
 import numpy as np
 
 from . import _archive, _safe_files
-from . import io as _io
+from . import modelfile as _io
 from .callbacks import Callback
 
 FORMAT = "fastnn-backup"

@@ -1,13 +1,7 @@
-"""Saving and loading models: one ``.npz`` file holding the architecture and compile settings
-as JSON text, every weight, and the optimizer state.
-
-Loading never unpickles (``fastnn._archive`` refuses object dtypes from the .npy headers)
-and rebuilds only fastnn's own layer, optimizer, loss and schedule classes by name: loading
-a file never runs code. It checks the config against the entries' headers before allocating
-anything the size of a weight, decompresses only the entries the model uses, and at most
-``max_bytes`` of them.
-Writes go to a temporary file in the target's folder, then ``os.replace``: a crash
-never leaves a half-written model behind (``fastnn._safe_files``).
+"""Loading models: ``load_model`` builds the model a file describes. Writing and reading
+the file itself (``save_model``, ``load_weights``, the checks against the entries' headers)
+is ``fastnn.modelfile``, below the graph; this module is above it (io imports graph, never
+the reverse).
 
 >>> import fastnn, tempfile, os, numpy as np
 >>> from fastnn.layers import Dense
@@ -18,171 +12,19 @@ True
 """
 from __future__ import annotations
 
-import json
-import math
 import os
 
-import numpy as np
+import numpy as np  # noqa: F401  (the numpy the file writer uses; tests patch np.savez through here)
 
+from . import _archive
 from . import losses as _losses
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
-from . import _archive, _safe_files
+from .graph import Model, Sequential
+from .modelfile import (FORMAT, MAX_CONFIG_BYTES, VERSION, _model_keys, _optimizer_keys,  # noqa: F401
+                        _read_config, _read_entries, _set_layer_arrays, load_weights, save_model)
 
-FORMAT = "fastnn-model"
-VERSION = 1
-
-
-def _arrays(model, include_optimizer):
-    from .models import Sequential
-    model._ensure_placed()
-    if not model.built:
-        raise ValueError("save: the model is not built yet (give an input shape, or fit it first)")
-    compile_cfg = None
-    if model.compiled:
-        compile_cfg = {"optimizer": _optimizers.serialize(model.optimizer),
-                       "loss": _losses.serialize(model.loss), "metrics": list(model._metric_names),
-                       "regularizer": _regularizers.serialize(model.regularizer)}
-    cfg = {"format": FORMAT, "version": VERSION,
-           "class_name": "Sequential" if isinstance(model, Sequential) else "Model",
-           "config": model.get_config(), "compile": compile_cfg}
-    arrays = {"__config__": np.array(json.dumps(cfg))}
-    for i, layer in enumerate(model.layers):
-        for s in layer.specs:
-            arrays[f"layer{i}/{s.name}"] = np.asarray(layer.vars[s.name])
-        for k, v in layer._extra_state().items():
-            arrays[f"layer{i}/state/{k}"] = np.asarray(v)
-    if include_optimizer and model.compiled:
-        opt = model.optimizer
-        for slot, a in opt.state.items():
-            arrays[f"optimizer/{slot}"] = a
-        arrays["optimizer/iterations"] = np.array(opt.iterations, dtype=np.int64)
-        arrays["optimizer/epoch"] = np.array(opt.epoch, dtype=np.int64)
-    return arrays
-
-
-def save_model(model, filepath, include_optimizer=True):
-    """Write ``model`` to ``filepath`` atomically (see ``fastnn._safe_files``: temporary file,
-    fsync, rename; through a symlink to its target; only over a regular file; umask and an
-    existing file's mode kept; stranded temporaries of killed writers cleaned)."""
-    filepath = os.fspath(filepath)
-    arrays = _arrays(model, include_optimizer)
-    _safe_files.atomic_write(filepath, lambda f: np.savez(f, **arrays))
-
-
-MAX_CONFIG_BYTES = 64 * 2**20  # the JSON config entry (UTF-32 text in the file)
-
-
-def _read_config(ar, budget):
-    """The checked JSON config of an open archive. Anything that is not a well-formed fastnn
-    file -- truncated, corrupted, another format, an entry needing pickle -- is a ValueError
-    naming the file; nothing in it is ever executed (no pickle, JSON config)."""
-    path = ar.path
-    if "__config__" not in ar:
-        raise ValueError(f"{path}: not a fastnn model file (no __config__ entry)")
-    e = ar.entry("__config__")
-    if e.dtype.kind != "U" or e.shape != ():
-        raise ValueError(f"{path}: not a fastnn model file (__config__ is {e.dtype} {e.shape}, not text)")
-    if e.nbytes > MAX_CONFIG_BYTES:
-        raise ValueError(f"{path}: corrupted or unsafe model file (a config of {e.nbytes:,} bytes; "
-                         f"the limit is fastnn.io.MAX_CONFIG_BYTES = {MAX_CONFIG_BYTES:,})")
-    text = ar.read("__config__", budget)
-    try:
-        cfg = json.loads(str(text))
-    except (ValueError, RecursionError) as e:
-        raise ValueError(f"{path}: corrupted model file (its config is not valid JSON: {e})") from None
-    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
-        got = cfg.get("format") if isinstance(cfg, dict) else type(cfg).__name__
-        raise ValueError(f"{path}: not a fastnn model file (format {got!r})")
-    version = cfg.get("version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"{path}: unknown model file version {version!r} (this fastnn reads 1 to {VERSION})")
-    if version > VERSION:
-        raise ValueError(f"{path}: written by a newer fastnn (format version {version}; "
-                         f"this fastnn reads up to {VERSION})")
-    return cfg
-
-
-def _expect(ar, key, shape, kinds, what="weights"):
-    """Check member ``key``'s header (not its data) against the shape and dtype kinds wanted."""
-    if key not in ar:
-        raise ValueError(f"{ar.path}: missing {what} {key}")
-    e = ar.entry(key)
-    if e.shape != tuple(shape):
-        raise ValueError(f"{ar.path}: {key} has shape {e.shape}, the model expects {tuple(shape)}")
-    if e.dtype.kind not in kinds:
-        want = "a float array" if kinds == "f" else "an integer"
-        raise ValueError(f"{ar.path}: {key} has dtype {e.dtype}, expected {want}")
-    return key
-
-
-def _layer_keys(ar, i, layer):
-    keys = [_expect(ar, f"layer{i}/{s.name}", s.shape, "f") for s in layer.specs]
-    for name, v in layer._extra_state().items():
-        k = f"layer{i}/state/{name}"
-        if k in ar:
-            v = np.asarray(v)
-            keys.append(_expect(ar, k, v.shape, "iu" if v.dtype.kind in "iu" else "f", "state"))
-    return keys
-
-
-def _model_keys(config, ar):
-    """(entries to read, arena size) from the config alone: layers are made and built (which
-    declares their variables, allocating none of them) one at a time, each checked against
-    the file's headers before the next; a row wider than the file's data could describe is
-    refused before a layer is built for it."""
-    from .layers import _shape_tuple, deserialize
-    shape = config.get("input_shape")
-    if shape is None:
-        return [], 0  # an unbuilt Sequential: no weights are read
-    dtype = np.dtype(config["dtype"])
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype: expected float32 or float64, got {dtype}")
-    s, keys, size = _shape_tuple(shape, "input_shape"), [], 0
-    cap = max(ar.bound_bytes(), 1 << 20)
-    for i, d in enumerate(config["layers"]):
-        if math.prod(s) * dtype.itemsize > cap:
-            raise ValueError(f"{ar.path}: layer {i} takes rows of shape {s}, wider than all the data "
-                             f"in the file could describe ({cap:,} bytes)")
-        layer = deserialize(d)
-        layer.build(s, dtype)
-        s = layer.output_shape
-        keys += _layer_keys(ar, i, layer)
-        size += sum(sp.size for sp in layer.specs if sp.trainable)
-    return keys, size
-
-
-def _optimizer_keys(compile_cfg, size, ar):
-    if "optimizer/iterations" not in ar:
-        return []
-    opt = _optimizers.get(compile_cfg["optimizer"])
-    keys = [_expect(ar, f"optimizer/{slot}", (size,), "f", "optimizer state") for slot in opt.slots]
-    return keys + [_expect(ar, f"optimizer/{k}", (), "iu", "optimizer state") for k in ("iterations", "epoch")]
-
-
-def _read_entries(ar, keys, budget):
-    """The arrays of ``keys``: their total is charged to the budget before any is allocated."""
-    budget.take(sum(ar.entry(k).nbytes for k in keys), f"{len(keys)} weight entries")
-    return {k: ar.read(k) for k in keys}
-
-
-def _set_layer_arrays(model, data, filepath):
-    for i, layer in enumerate(model.layers):
-        for s in layer.specs:
-            key = f"layer{i}/{s.name}"
-            if key not in data:
-                raise ValueError(f"{filepath}: missing weights {key}")
-            if data[key].shape != s.shape:
-                raise ValueError(f"{filepath}: {key} has shape {data[key].shape}, the model expects {s.shape}")
-            if data[key].dtype.kind != "f":
-                raise ValueError(f"{filepath}: {key} has dtype {data[key].dtype}, expected a float array")
-    for i, layer in enumerate(model.layers):
-        for s in layer.specs:
-            layer.vars[s.name][...] = data[f"layer{i}/{s.name}"]
-        prefix = f"layer{i}/state/"
-        state = {k[len(prefix):]: v for k, v in data.items() if k.startswith(prefix)}
-        if state:
-            layer._set_extra_state(state)
+_CLASSES = {"Sequential": Sequential, "Model": Model}
 
 
 def load_model(filepath, compile=True, max_bytes=None):
@@ -210,10 +52,9 @@ def load_model(filepath, compile=True, max_bytes=None):
 
 
 def _build(cfg, ar, budget, filepath, compile):
-    from .models import Model, Sequential
-    if cfg.get("class_name") not in ("Sequential", "Model"):
+    cls = _CLASSES.get(cfg.get("class_name"))
+    if cls is None:
         raise ValueError(f"{filepath}: unknown model class {cfg.get('class_name')!r}")
-    cls = Sequential if cfg["class_name"] == "Sequential" else Model
     keys, size = _model_keys(cfg["config"], ar)
     c = cfg.get("compile") if compile else None
     if c is not None:
@@ -227,7 +68,7 @@ def _build(cfg, ar, budget, filepath, compile):
                       metrics=c["metrics"], regularizer=_regularizers.get(c["regularizer"]))
         opt = model.optimizer
         if "optimizer/iterations" in data:
-            opt.build(model._params.size, model.dtype)
+            opt.build(model.arena.size, model.dtype)
             for slot in opt.slots:
                 key = f"optimizer/{slot}"
                 if key not in data or data[key].shape != opt.state[slot].shape or data[key].dtype.kind != "f":
@@ -236,16 +77,3 @@ def _build(cfg, ar, budget, filepath, compile):
             opt.iterations = int(data["optimizer/iterations"])
             opt.epoch = int(data["optimizer/epoch"])
     return model
-
-
-def load_weights(model, filepath, max_bytes=None):
-    """Load the weights of a file written by save / save_weights into ``model`` (same
-    architecture); the same checks and ``max_bytes`` limit as ``load_model``."""
-    filepath = os.fspath(filepath)
-    budget = _archive.Budget(max_bytes, filepath)
-    model._ensure_placed()
-    with _archive.Archive(filepath) as ar:
-        _read_config(ar, budget)
-        keys = [k for i, layer in enumerate(model.layers) for k in _layer_keys(ar, i, layer)]
-        data = _read_entries(ar, keys, budget)
-    _set_layer_arrays(model, data, filepath)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kernels import op
+from . import ops as _ops
 from ._registry import resolve
 
 _EPS = 1e-7  # probabilities are clipped to [eps, 1 - eps], as Keras does
@@ -27,15 +27,50 @@ class Loss:
     name = "loss"
     fuses_with = None  # output activation whose logits the fused kernel takes
     from_logits = False
+    class_ids = False  # targets are integer class ids, not rows like the output
 
     def __call__(self, y_true, y_pred):
         y_pred = np.asarray(y_pred, dtype=np.float64)
         if y_pred.ndim == 1:
             y_pred = y_pred[:, None]
         y_true = np.asarray(y_true)
-        if self.name != "sparse_categorical_crossentropy":
+        if not self.class_ids:
             y_true = y_true.astype(np.float64).reshape(y_pred.shape)
         return self.value_and_grad(y_pred, y_true, self.from_logits)[0]
+
+    def prepare_targets(self, y, n, output_shape, dtype=np.float32, what="y"):
+        """``y`` checked against ``n`` samples and a model output of feature shape
+        ``output_shape``, as a C-contiguous array the loss takes (``dtype``, or int64 class
+        ids). Raises a ValueError / TypeError naming ``what``; ``y`` is never modified."""
+        if y is None:
+            raise ValueError(f"{what}: expected targets, got None")
+        y = np.asarray(y)
+        if y.shape[0:1] != (n,):
+            raise ValueError(f"{what}: expected {n} targets (one per row of x), got {y.shape[0] if y.ndim else 0} "
+                             f"(shape {y.shape}): x and y lengths differ")
+        if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
+            raise TypeError(f"{what}: expected numbers, got an array of dtype {y.dtype}")
+        if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
+            raise ValueError(f"{what}: contains NaN or infinity")
+        return self._targets(y, n, int(output_shape[-1]), dtype, what)
+
+    def _targets(self, y, n, width, dtype, what):
+        """Targets shaped like the output: (n, width) rows (a 1-D y for one output unit)."""
+        if y.ndim == 1 and width == 1:
+            y = y[:, None]
+        self._check_rank(y, n, width, what)
+        if y.shape[1:] != (width,):
+            raise ValueError(f"{what}: expected targets of shape ({n}, {width}) for an output layer of "
+                             f"{width} units, got {y.shape}")
+        y = np.ascontiguousarray(y, dtype=dtype)
+        self._check_range(y, what)
+        return y
+
+    def _check_rank(self, y, n, width, what):
+        pass
+
+    def _check_range(self, y, what):
+        pass
 
     def value_and_grad(self, pred, y, logits):
         raise NotImplementedError
@@ -44,13 +79,22 @@ class Loss:
         return {}
 
 
+class _ProbabilityTargets:
+    """Mixin: targets are probabilities, in [0, 1]."""
+
+    def _check_range(self, y, what):
+        if y.min() < 0 or y.max() > 1:
+            raise ValueError(f"{what}: labels out of range: {self.name} expects targets in [0, 1], "
+                             f"got values from {y.min()} to {y.max()}")
+
+
 class MeanSquaredError(Loss):
     """mean((pred - y)^2) over all elements."""
 
     name = "mean_squared_error"
 
     def value_and_grad(self, pred, y, logits=False):
-        return op("mean_squared_error")(pred, y)
+        return _ops.mean_squared_error(pred, y)
 
 
 class MeanAbsoluteError(Loss):
@@ -66,7 +110,7 @@ class MeanAbsoluteError(Loss):
         return loss, d
 
 
-class BinaryCrossentropy(Loss):
+class BinaryCrossentropy(_ProbabilityTargets, Loss):
     """-mean(y log p + (1 - y) log(1 - p)); ``from_logits=True`` takes p = sigmoid(z)."""
 
     name = "binary_crossentropy"
@@ -77,7 +121,7 @@ class BinaryCrossentropy(Loss):
 
     def value_and_grad(self, pred, y, logits=False):
         if logits:
-            return op("binary_cross_entropy_with_logits")(pred, y)
+            return _ops.binary_cross_entropy_with_logits(pred, y)
         t = pred.dtype.type
         p = np.clip(pred, _EPS, 1 - _EPS)
         loss = -float(np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
@@ -89,7 +133,7 @@ class BinaryCrossentropy(Loss):
         return {"from_logits": self.from_logits}
 
 
-class CategoricalCrossentropy(Loss):
+class CategoricalCrossentropy(_ProbabilityTargets, Loss):
     """-mean over rows of sum(y log p), y one-hot (or probability) rows; from softmax logits
     with ``from_logits=True`` or a softmax output layer (fused)."""
 
@@ -101,7 +145,7 @@ class CategoricalCrossentropy(Loss):
 
     def value_and_grad(self, pred, y, logits=False):
         if logits:
-            return op("softmax_cross_entropy")(pred, y)
+            return _ops.softmax_cross_entropy(pred, y)
         m = pred.shape[0]
         p = np.clip(pred, _EPS, 1 - _EPS)
         loss = -float((y * np.log(p)).sum() / m)
@@ -112,15 +156,37 @@ class CategoricalCrossentropy(Loss):
     def get_config(self):
         return {"from_logits": self.from_logits}
 
+    def _check_rank(self, y, n, width, what):
+        if y.ndim == 1:
+            raise ValueError(f"{what}: categorical_crossentropy expects one-hot rows of shape ({n}, {width}), "
+                             f"got {y.shape}; for integer class ids use sparse_categorical_crossentropy")
+
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     """Categorical cross-entropy with integer class ids as labels."""
 
     name = "sparse_categorical_crossentropy"
+    class_ids = True
+
+    def _targets(self, y, n, width, dtype, what):
+        """Class ids in [0, width) of shape (n,) (or (n, 1)), as int64."""
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise ValueError(f"{what}: sparse_categorical_crossentropy expects integer class ids of shape "
+                             f"({n},), got {y.shape}; for one-hot rows use categorical_crossentropy")
+        if not np.issubdtype(y.dtype, np.integer):
+            if np.any(y != np.floor(y)):
+                raise ValueError(f"{what}: class ids must be whole numbers")
+        lo, hi = y.min(), y.max()
+        if lo < 0 or hi >= width:
+            raise ValueError(f"{what}: labels out of range for the output layer: expected class ids in "
+                             f"[0, {width}), got values from {lo} to {hi}")
+        return np.ascontiguousarray(y, dtype=np.int64)
 
     def value_and_grad(self, pred, y, logits=False):
         if logits:
-            return op("softmax_cross_entropy")(pred, y)
+            return _ops.softmax_cross_entropy(pred, y)
         m = pred.shape[0]
         rows = np.arange(m)
         py = pred[rows, y]

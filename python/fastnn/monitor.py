@@ -12,44 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._layer_stats import _RELU_LIKE, _SATURATING, layer_statistics, saturation_fraction  # noqa: F401
 from .callbacks import Callback
 
 __all__ = ["layer_outputs", "activation_stats", "TrainingMonitor", "saturation_fraction"]
 
-# |y| (tanh, softsign) or distance from 0/1 (sigmoid) counted as saturated
-_SATURATING = {"tanh": ("abs", 0.97), "sigmoid": ("unit", 0.03), "hard_sigmoid": ("unit", 0.03),
-               "softsign": ("abs", 0.97)}
-_RELU_LIKE = ("relu",)
-
-
-def _activation_name(layer):
-    act = getattr(layer, "activation", None)
-    name = getattr(act, "name", None)
-    return name if isinstance(name, str) else None
-
-
-def saturation_fraction(y, activation: str | None) -> float:
-    """Fraction of the outputs ``y`` of a saturating activation sitting on a
-    flat part: ``|y| > 0.97`` for tanh, ``y < 0.03`` or ``y > 0.97`` for
-    sigmoid; NaN for activations that do not saturate.
-
-    >>> import numpy as np
-    >>> from fastnn.monitor import saturation_fraction
-    >>> saturation_fraction(np.tanh(np.array([0.1, 5.0, -5.0, 0.2])), "tanh")
-    0.5
-    """
-    rule = _SATURATING.get(activation or "")
-    if rule is None:
-        return float("nan")
-    y = np.asarray(y)
-    kind, t = rule
-    if kind == "abs":
-        return float(np.mean(np.abs(y) > t))
-    return float(np.mean((y < t) | (y > 1 - t)))
-
-
 def _check_model(model):
-    if not hasattr(model, "layers") or not hasattr(model, "_forward"):
+    if not hasattr(model, "layers") or not hasattr(model, "layer_outputs"):
         raise TypeError(f"model: expected a fastnn Model, got {type(model).__name__}")
 
 
@@ -66,33 +35,7 @@ def layer_outputs(model, x, training: bool = False) -> dict:
     {'dense...': (3, 8), 'dense...': (3, 2)}
     """
     _check_model(model)
-    xa = np.asarray(x)
-    if not model.built:
-        if xa.ndim < 2:
-            raise ValueError(f"x: expected shape (n, features), got {xa.shape}")
-        model.build(xa.shape[1:])
-    model._ensure_placed()
-    a = model._prepare_x(xa)
-    out = {}
-    for layer in model.layers:
-        a = layer.forward(a, training)
-        out[layer.name] = np.array(a)
-    return out
-
-
-def _stats_of(layer, y):
-    act = _activation_name(layer)
-    y2 = y.reshape(y.shape[0], -1)
-    s = {"mean": float(y2.mean()), "std": float(y2.std()),
-         "saturated": saturation_fraction(y2, act)}
-    if act in _RELU_LIKE:
-        # a dead unit outputs 0 for every example; zero_fraction counts elements
-        s["dead"] = float(np.mean(np.all(y2 <= 0, axis=0)))
-        s["zero"] = float(np.mean(y2 <= 0))
-    else:
-        s["dead"] = float("nan")
-        s["zero"] = float("nan")
-    return s
+    return model.layer_outputs(x, training)
 
 
 def activation_stats(model, x, training: bool = False) -> dict:
@@ -111,8 +54,8 @@ def activation_stats(model, x, training: bool = False) -> dict:
     >>> s[m.layers[0].name]["saturated"] > 0.8    # weights far too large: tanh saturates
     True
     """
-    outs = layer_outputs(model, x, training)
-    return {layer.name: _stats_of(layer, outs[layer.name]) for layer in model.layers}
+    _check_model(model)
+    return model.activation_stats(x, training)
 
 
 class TrainingMonitor(Callback):

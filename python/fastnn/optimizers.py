@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import schedules as _schedules
-from ._kernels import op
+from . import ops as _ops
 from ._registry import resolve
 
 
@@ -94,13 +94,13 @@ class Optimizer:
                                  for a, b in ranges], [grads[a:b] for a, b in variables])
         _, per_range, per_variable = self._views
         if self.global_clipnorm is not None:
-            op("clip_by_global_norm")([g for _, g, _ in per_range], self.global_clipnorm)
+            _ops.clip_by_global_norm([g for _, g, _ in per_range], self.global_clipnorm)
         elif self.clipnorm is not None:
             for g in per_variable:
-                op("clip_by_global_norm")([g], self.clipnorm)
+                _ops.clip_by_global_norm([g], self.clipnorm)
         elif self.clipvalue is not None:
             for _, g, _ in per_range:
-                op("clip_by_value")(g, self.clipvalue)
+                _ops.clip_by_value(g, self.clipvalue)
         lr = self.current_learning_rate()
         self.iterations += 1
         for p, g, state in per_range:
@@ -139,7 +139,7 @@ class SGD(Optimizer):
 
     def _update(self, p, g, state, lr):
         self._decay(p, lr)
-        op("sgd_update")(p, g, state.get("velocity"), lr=lr, momentum=self.momentum, nesterov=self.nesterov)
+        _ops.sgd_update(p, g, state.get("velocity"), lr=lr, momentum=self.momentum, nesterov=self.nesterov)
 
     def get_config(self):
         c = super().get_config()
@@ -160,7 +160,7 @@ class RMSprop(Optimizer):
 
     def _update(self, p, g, state, lr):
         self._decay(p, lr)
-        op("rmsprop_update")(p, g, state["sq_avg"], lr=lr, rho=self.rho, eps=self.epsilon)
+        _ops.rmsprop_update(p, g, state["sq_avg"], lr=lr, rho=self.rho, eps=self.epsilon)
 
     def get_config(self):
         c = super().get_config()
@@ -184,7 +184,7 @@ class Adagrad(Optimizer):
 
     def _update(self, p, g, state, lr):
         self._decay(p, lr)
-        op("adagrad_update")(p, g, state["accum"], lr=lr, eps=self.epsilon)
+        _ops.adagrad_update(p, g, state["accum"], lr=lr, eps=self.epsilon)
 
     def get_config(self):
         c = super().get_config()
@@ -206,7 +206,7 @@ class Adam(Optimizer):
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 
     def _update(self, p, g, state, lr):
-        op("adam_update")(p, g, state["m"], state["v"], lr=lr, beta1=self.beta_1, beta2=self.beta_2,
+        _ops.adam_update(p, g, state["m"], state["v"], lr=lr, beta1=self.beta_1, beta2=self.beta_2,
                           eps=self.epsilon, step=self.iterations,
                           weight_decay=self.weight_decay or 0.0, decoupled=True)
 

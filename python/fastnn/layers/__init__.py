@@ -1,0 +1,51 @@
+"""Layers, grouped as in Keras 3: ``core`` (Dense, Activation, Flatten, Input),
+``activations`` (PReLU, Maxout), ``normalization`` (BatchNormalization),
+``regularization`` (Dropout). Layers never import the graph or the trainer.
+
+A layer declares its variables in ``build`` (shape, initializer, regularizer,
+trainable parameter or non-trainable state); the model places every parameter
+in one flat arena and hands the layer NumPy views (``layer.vars``,
+``layer.grads``). ``forward`` and ``backward`` write into buffers the layer owns,
+allocated once per batch size, and call the kernels in ``fastnn.ops``.
+
+Shapes: activations are (batch, features) row-major; ``Flatten`` turns
+(batch, d1, d2, ...) into (batch, d1*d2*...).
+
+>>> import fastnn
+>>> x = fastnn.layers.Input(784)
+>>> h = fastnn.layers.Dense(100, activation="sigmoid")(x)
+>>> out = fastnn.layers.Dense(10, activation="softmax")(h)
+>>> out.shape
+(10,)
+"""
+from __future__ import annotations
+
+from .. import activations as _activations
+from .. import initializers as _initializers
+from .. import regularizers as _regularizers
+from .activations import Maxout, PReLU
+from .core import (Activation, Dense, Flatten, Input, InputLayer, Layer, SymbolicTensor, VarSpec,  # noqa: F401
+                   _require_2d, _shape_tuple, _snake)
+from .normalization import BatchNormalization
+from .regularization import Dropout
+
+__all__ = ["Layer", "VarSpec", "SymbolicTensor", "InputLayer", "Input", "Flatten", "Dense", "Activation",
+           "PReLU", "Maxout", "BatchNormalization", "Dropout", "deserialize"]
+
+LAYERS = {c.__name__: c for c in (Dense, Activation, Dropout, BatchNormalization, PReLU, Maxout, Flatten)}
+
+
+def deserialize(d):
+    """A layer from ``{"class_name": ..., "config": ...}`` (only the classes above; never runs code)."""
+    cls = LAYERS.get(d.get("class_name"))
+    if cls is None:
+        raise ValueError(f"layer: unknown class {d.get('class_name')!r}; known: {', '.join(LAYERS)}")
+    cfg = dict(d["config"])
+    if "activation" in cfg and isinstance(cfg["activation"], dict):
+        cfg["activation"] = _activations.get(cfg["activation"])
+    for k, v in list(cfg.items()):
+        if k.endswith("_initializer") and isinstance(v, dict):
+            cfg[k] = _initializers.get(v)
+        elif k.endswith("_regularizer"):
+            cfg[k] = _regularizers.get(v)
+    return cls(**cfg)

@@ -1,0 +1,365 @@
+"""Core layers: the ``Layer`` base, ``VarSpec``, ``SymbolicTensor``, ``Input``, ``Flatten``,
+``Dense`` and ``Activation``.
+
+A layer declares its variables in ``build`` (shape, initializer, regularizer,
+trainable parameter or non-trainable state); the model's parameter arena
+(``fastnn.arena``) places every parameter in one flat buffer and hands the layer
+NumPy views (``layer.vars``, ``layer.grads``). ``forward`` and ``backward`` write
+into buffers the layer owns, allocated once per batch size, and call the kernels
+in ``fastnn.ops``.
+"""
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+
+import numpy as np
+
+from .. import activations as _activations
+from .. import initializers as _initializers
+from .. import ops as _ops
+from .. import regularizers as _regularizers
+
+_name_counters = defaultdict(itertools.count)
+
+
+def _snake(name):
+    out = []
+    for i, c in enumerate(name):
+        if c.isupper() and i and not name[i - 1].isupper():
+            out.append("_")
+        out.append(c.lower())
+    return "".join(out)
+
+
+def _shape_tuple(shape, argname="shape"):
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (int(shape),)
+    try:
+        shape = tuple(int(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"{argname}: expected an int or a tuple of ints, got {type(shape).__name__}") from None
+    if not shape or any(s < 1 for s in shape):
+        raise ValueError(f"{argname}: expected positive sizes, got {shape}")
+    return shape
+
+
+class VarSpec:
+    """A variable a layer declares: a trainable parameter or a non-trainable state."""
+
+    __slots__ = ("name", "shape", "initializer", "regularizer", "trainable")
+
+    def __init__(self, name, shape, initializer, regularizer=None, trainable=True):
+        self.name, self.shape = name, tuple(shape)
+        self.initializer, self.regularizer, self.trainable = initializer, regularizer, trainable
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape))
+
+
+class SymbolicTensor:
+    """The output of a layer in a functional model: a shape (without the batch) and its history.
+
+    ``inbound`` is the tensor the layer was called on (None for an ``Input``); ``parents``
+    gives the inbound tensors as a tuple, the form the graph walks (a merge layer called on
+    several tensors will pass a tuple as ``inbound``)."""
+
+    def __init__(self, shape, layer, inbound=None):
+        self.shape, self.layer, self.inbound = tuple(shape), layer, inbound
+
+    @property
+    def parents(self):
+        if self.inbound is None:
+            return ()
+        return tuple(self.inbound) if isinstance(self.inbound, (tuple, list)) else (self.inbound,)
+
+    def __repr__(self):
+        return f"<SymbolicTensor shape=(None, {', '.join(map(str, self.shape))}) from {self.layer.name}>"
+
+
+class Layer:
+    """Base class. Subclasses set ``output_shape`` and declare variables in ``build``,
+    and implement ``forward(x, training, logits=False)`` and ``backward(dy, need_dx)``."""
+
+    def __init__(self, name=None, trainable=True, input_shape=None, input_dim=None, dtype=None):
+        base = _snake(type(self).__name__)
+        if name is None:
+            k = next(_name_counters[base])
+            name = base if k == 0 else f"{base}_{k}"
+        if not isinstance(name, str):
+            raise TypeError(f"name: expected a str, got {type(name).__name__}")
+        self.name = name
+        self._trainable = bool(trainable)
+        if input_dim is not None:
+            input_shape = (input_dim,)
+        self._declared_input_shape = None if input_shape is None else _shape_tuple(input_shape, "input_shape")
+        self.built = False
+        self.input_shape = None
+        self.output_shape = None
+        self.dtype = None
+        self.specs = []
+        self.vars = {}
+        self.grads = {}
+        self._arena = None
+        self._bufs = {}
+
+    # -- trainable ----------------------------------------------------------
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        # the model's arena compares the trainable flags of its layers at every step:
+        # a change is seen at the next step, with no global counter
+        self._trainable = bool(value)
+
+    # -- building -----------------------------------------------------------
+    def add_weight(self, name, shape, initializer="zeros", regularizer=None, trainable=True):
+        self.specs.append(VarSpec(name, shape, _initializers.get(initializer),
+                                  _regularizers.get(regularizer), trainable))
+
+    def build(self, input_shape, dtype):
+        """Declare variables for inputs of feature shape ``input_shape``."""
+        input_shape = tuple(input_shape)
+        if self.built:
+            if input_shape != self.input_shape:
+                raise ValueError(f"layer {self.name!r}: built for inputs of shape {self.input_shape}, "
+                                 f"cannot take {input_shape}")
+            if np.dtype(dtype) == self.dtype:
+                return
+            if self.vars:  # holds values: they are converted when the model places them
+                self.dtype = np.dtype(dtype)
+                self._bufs = {}
+                self._on_dtype()
+                return
+        self.dtype = np.dtype(dtype)
+        self.input_shape = input_shape
+        self.specs = []
+        self._build(input_shape)
+        self.built = True
+
+    def _build(self, input_shape):
+        self.output_shape = input_shape
+
+    def _on_dtype(self):
+        pass
+
+    def __call__(self, tensor):
+        if not isinstance(tensor, SymbolicTensor):
+            raise TypeError(f"layer {self.name!r}: call it on the output of Input(...) or of another layer, "
+                            f"got {type(tensor).__name__}")
+        out_shape = self.compute_output_shape(tensor.shape)
+        return SymbolicTensor(out_shape, self, tensor)
+
+    def compute_output_shape(self, input_shape):
+        self.build(input_shape, self.dtype or "float32")
+        return self.output_shape
+
+    # -- variables ----------------------------------------------------------
+    @property
+    def weights(self):
+        return [self.vars[s.name] for s in self.specs]
+
+    @property
+    def trainable_weights(self):
+        return [self.vars[s.name] for s in self.specs if s.trainable and self.trainable]
+
+    def count_params(self):
+        return sum(s.size for s in self.specs)
+
+    def get_weights(self):
+        return [np.array(self.vars[s.name]) for s in self.specs]
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        if len(weights) != len(self.specs):
+            raise ValueError(f"layer {self.name!r}: expected {len(self.specs)} arrays, got {len(weights)}")
+        for s, w in zip(self.specs, weights):
+            if np.shape(w) != s.shape:
+                raise ValueError(f"layer {self.name!r}: {s.name} expected shape {s.shape}, got {np.shape(w)}")
+        for s, w in zip(self.specs, weights):
+            self.vars[s.name][...] = w
+
+    # -- buffers, owned by the layer, one set per batch size ----------------
+    def _buffer(self, key, shape):
+        b = self._bufs.get(key)
+        if b is None or b.shape != shape or b.dtype != self.dtype:
+            if len(self._bufs) > 32:  # many batch sizes seen (predict on varied inputs): start over
+                self._bufs = {}
+            b = self._bufs[key] = np.empty(shape, dtype=self.dtype)
+        return b
+
+    def release_buffers(self):
+        self._bufs = {}
+
+    # -- compute ------------------------------------------------------------
+    def forward(self, x, training=False, logits=False):
+        return x
+
+    def backward(self, dy, need_dx=True):
+        return dy
+
+    # -- config -------------------------------------------------------------
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable}
+
+    def _extra_state(self):
+        return {}
+
+    def _set_extra_state(self, state):
+        pass
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+
+class InputLayer(Layer):
+    """The input of a model (made by ``Input(shape)``)."""
+
+    def __init__(self, shape, name=None):
+        super().__init__(name=name)
+        self.shape = _shape_tuple(shape)
+
+    def get_config(self):
+        return {"name": self.name, "shape": list(self.shape)}
+
+
+def Input(shape, name=None):
+    """A symbolic input of feature shape ``shape`` (an int or a tuple, batch excluded).
+
+    >>> Input(784).shape
+    (784,)
+    """
+    layer = InputLayer(shape, name=name)
+    return SymbolicTensor(layer.shape, layer)
+
+
+class Flatten(Layer):
+    """(batch, d1, d2, ...) -> (batch, d1*d2*...), a view, no copy.
+
+    >>> Flatten().compute_output_shape((28, 28))
+    (784,)
+    """
+
+    def _build(self, input_shape):
+        self.output_shape = (int(np.prod(input_shape)),)
+
+    def forward(self, x, training=False, logits=False):
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy, need_dx=True):
+        return dy.reshape((dy.shape[0],) + self.input_shape) if need_dx else None
+
+
+def _require_2d(layer, input_shape):
+    if len(input_shape) != 1:
+        raise ValueError(f"layer {layer.name!r}: expected inputs of shape (batch, features), got "
+                         f"(batch, {', '.join(map(str, input_shape))}); put a Flatten() before it")
+
+
+class Dense(Layer):
+    """y = activation(x @ kernel + bias), one fused matmul+bias+activation kernel call.
+
+    >>> import numpy as np, fastnn
+    >>> m = fastnn.Sequential([fastnn.layers.Dense(3, activation="relu", input_dim=4)])
+    >>> m.predict(np.ones((2, 4), dtype=np.float32)).shape
+    (2, 3)
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 input_dim=None, **kwargs):
+        super().__init__(input_dim=input_dim, **kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"units: expected a positive int, got {units!r}")
+        self.units = int(units)
+        self.activation = _activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = _initializers.get(kernel_initializer)
+        self.bias_initializer = _initializers.get(bias_initializer)
+        self.kernel_regularizer = _regularizers.get(kernel_regularizer)
+        self.bias_regularizer = _regularizers.get(bias_regularizer)
+        self._linear = _activations.get("linear")
+
+    def _build(self, input_shape):
+        _require_2d(self, input_shape)
+        self.add_weight("kernel", (input_shape[0], self.units), self.kernel_initializer,
+                        self.kernel_regularizer)
+        if self.use_bias:
+            self.add_weight("bias", (self.units,), self.bias_initializer, self.bias_regularizer)
+        self.output_shape = (self.units,)
+
+    def forward(self, x, training=False, logits=False):
+        m = x.shape[0]
+        act = self._linear if logits else self.activation
+        y = self._buffer(("y", m), (m, self.units))
+        bias = self.vars["bias"] if self.use_bias else None
+        W = self.vars["kernel"]
+        if act.kernel is not None and not act.needs_input:
+            _ops.matmul(x, W, bias=bias, out=y,
+                         activation=None if act.is_linear else act.kernel, activation_alpha=act.alpha)
+            z = None
+        else:  # softmax (row-wise) or an activation whose gradient needs its input
+            z = self._buffer(("z", m), (m, self.units))
+            _ops.matmul(x, W, bias=bias, out=z)
+            act(z, out=y)
+        self._x, self._z, self._y, self._act = x, z, y, act
+        return y
+
+    def backward(self, dy, need_dx=True):
+        act = self._act
+        dz = dy if act.is_linear else act.backward(dy, x=self._z, y=self._y, out=dy)
+        if self.trainable:
+            _ops.matmul(self._x, dz, trans_a=True, out=self.grads["kernel"])
+            if self.use_bias:
+                _ops.column_sum(dz, out=self.grads["bias"])
+        if not need_dx:
+            return None
+        dx = self._buffer(("dx", dz.shape[0]), self._x.shape)
+        _ops.matmul(dz, self.vars["kernel"], trans_b=True, out=dx)
+        return dx
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(units=self.units, activation=self.activation.get_config(), use_bias=self.use_bias,
+                 kernel_initializer=_initializers.serialize(self.kernel_initializer),
+                 bias_initializer=_initializers.serialize(self.bias_initializer),
+                 kernel_regularizer=_regularizers.serialize(self.kernel_regularizer),
+                 bias_regularizer=_regularizers.serialize(self.bias_regularizer))
+        return c
+
+
+class Activation(Layer):
+    """Applies an activation: ``Activation("relu")``, ``Activation(fastnn.activations.ELU(0.5))``."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = _activations.get(activation)
+        self._linear = _activations.get("linear")
+
+    def forward(self, x, training=False, logits=False):
+        act = self._linear if logits else self.activation
+        self._act, self._x = act, x
+        if act.is_linear:
+            self._y = x
+            return x
+        y = self._buffer(("y", x.shape[0]), x.shape)
+        if act.name == "softmax" and x.ndim != 2:
+            raise ValueError(f"layer {self.name!r}: softmax needs (batch, features) inputs, got {x.shape}")
+        act(x, out=y)
+        self._y = y
+        return y
+
+    def backward(self, dy, need_dx=True):
+        if not need_dx:
+            return None
+        if self._act.is_linear:
+            return dy
+        return self._act.backward(dy, x=self._x, y=self._y, out=dy)
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(activation=self.activation.get_config())
+        return c
