@@ -60,7 +60,7 @@ import warnings
 
 import numpy as np
 
-from . import _archive, _safe_files
+from . import _archive, _atomic, _safe_files
 from . import modelfile as _io
 from .callbacks import Callback
 
@@ -124,6 +124,8 @@ class BackupAndRestore(Callback):
     delete_checkpoint: delete the backup when training ends normally.
     """
 
+    _fit_protocol = "backup"  # how the trainer recognises it (it never imports this module)
+
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
         super().__init__()
         if not isinstance(backup_dir, (str, bytes, os.PathLike)) or not os.fspath(backup_dir):
@@ -134,7 +136,7 @@ class BackupAndRestore(Callback):
         self.backup_dir = os.fspath(backup_dir)
         self.save_freq = save_freq if save_freq == "epoch" else int(save_freq)
         self.delete_checkpoint = bool(delete_checkpoint)
-        self._callbacks = self._trainer_state = None
+        self._callbacks = self._trainer_state = self._check_trainer = None
         self._batches_seen = 0
 
     @property
@@ -142,10 +144,13 @@ class BackupAndRestore(Callback):
         return os.path.join(self.backup_dir, FILENAME)
 
     # ------------------------------------------------------------------ protocol
-    def bind(self, callbacks, trainer_state):
-        """Step 1: fit's callbacks (their state is backed up) and its trainer-state function."""
+    def bind(self, callbacks, trainer_state, check_trainer=None):
+        """Step 1: fit's callbacks (their state is backed up), its trainer-state function and,
+        optionally, ``check_trainer(tree)`` raising ValueError when a saved trainer state does
+        not fit this fit (called before anything is restored)."""
         self._callbacks = [cb for cb in callbacks if cb is not self]
         self._trainer_state = trainer_state
+        self._check_trainer = check_trainer
         self._batches_seen = 0
 
     def on_train_begin(self, logs=None):
@@ -175,7 +180,12 @@ class BackupAndRestore(Callback):
 
     # ---------------------------------------------------------------------- save
     def save(self, epoch, step):
-        """Write the bundle for position (``epoch``, ``step`` batches done in it), atomically."""
+        """Write the bundle for position (``epoch``, ``step`` batches done in it), atomically,
+        between two training steps (another thread's set_weights cannot tear it)."""
+        with _atomic.step_lock(self.model):
+            self._save(epoch, step)
+
+    def _save(self, epoch, step):
         model = self.model
         arrays = _io._arrays(model, include_optimizer=True)
         lr = model.optimizer.learning_rate if model.compiled else None
@@ -203,9 +213,14 @@ class BackupAndRestore(Callback):
                           f"({e}); training starts from the beginning", RuntimeWarning, stacklevel=2)
             return None
         self._check(meta, data)
+        trainer = _unflatten(meta["trainer"], data)
+        if self._check_trainer is not None:
+            try:
+                self._check_trainer(trainer)
+            except ValueError as e:
+                raise ValueError(f"{self.path}: {e}") from None
         self._apply(meta, data)
-        return {"epoch": meta["epoch"], "step": meta["step"],
-                "trainer": _unflatten(meta["trainer"], data)}
+        return {"epoch": meta["epoch"], "step": meta["step"], "trainer": trainer}
 
     def _read(self):
         """(meta, every array) of the bundle, each entry read in full and CRC-checked, without
@@ -245,6 +260,10 @@ class BackupAndRestore(Callback):
             a = data.get(f"optimizer/{k}")
             if a is None or a.shape != () or a.dtype.kind not in "iu":
                 raise ValueError(f"{path}: optimizer/{k} is missing or not an integer")
+        for k in ("epoch", "step", "batches_seen"):
+            v = meta.get(k)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{path}: {k} is {v!r}, expected an int >= 0")
         saved = [name for name, _ in meta["callbacks"]]
         have = [type(cb).__name__ for cb in self._callbacks]
         if saved != have:

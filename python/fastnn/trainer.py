@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
-import weakref
 
 import numpy as np
 
+from . import _atomic, _resume, _shuffle
 from . import callbacks as _callbacks
 from . import initializers as _initializers
 from . import layers as _layers
@@ -33,25 +32,27 @@ from . import metrics as _metrics
 from . import progress as _progress
 
 
-# One lock per model: layers write into buffers they own (one set per batch size), so two
-# threads running the same model at once would overwrite each other's activations. fit,
-# evaluate, predict and compute_loss_and_gradients of one model run one at a time; different
-# models run in parallel (kernels release the GIL). Kept outside the model so that copying
-# a model (copy.deepcopy) gives the copy its own lock.
-_MODEL_LOCKS: "weakref.WeakKeyDictionary[object, threading.RLock]" = weakref.WeakKeyDictionary()
-_MODEL_LOCKS_GUARD = threading.Lock()
-
-
+# One lock per model (fastnn._atomic.model_lock): layers write into buffers they own (one
+# set per batch size), so two threads running the same model at once would overwrite each
+# other's activations. fit, evaluate, predict and compute_loss_and_gradients of one model
+# run one at a time; different models run in parallel (kernels release the GIL). Each
+# training step also holds the model's step lock (get_weights / save wait for the step).
 def serialized(method):
     @functools.wraps(method)
     def run_alone(self, *args, **kwargs):
-        with _MODEL_LOCKS_GUARD:
-            lock = _MODEL_LOCKS.get(self)
-            if lock is None:
-                lock = _MODEL_LOCKS[self] = threading.RLock()
-        with lock:
+        with _atomic.model_lock(self):
             return method(self, *args, **kwargs)
     return run_alone
+
+
+def between_steps(method):
+    """A method of the model that reads or writes its whole state: it waits for the training
+    step in progress (in another thread) to end, so it never sees or makes half of one."""
+    @functools.wraps(method)
+    def consistent(self, *args, **kwargs):
+        with _atomic.step_lock(self):
+            return method(self, *args, **kwargs)
+    return consistent
 
 
 class NotCompiledError(ValueError, RuntimeError):
@@ -60,9 +61,10 @@ class NotCompiledError(ValueError, RuntimeError):
 
 class EpochIterator:
     """Batches of in-memory arrays, epoch after epoch: ``for step, xb, yb in it`` runs one
-    epoch. With ``shuffle`` the rows are gathered in a fresh order (drawn from ``rng``) into
-    buffers allocated once per batch size; without, the batches are views. The last
-    partial batch is kept. Other data adapters (generators, datasets) can stand in for it
+    epoch. With ``shuffle`` the rows are gathered into buffers allocated once per batch size,
+    in epoch ``epoch``'s order, a function of (``key``, ``epoch``) (``fastnn._shuffle``; the
+    key is one draw from ``rng``; ``epoch`` counts the epochs iterated and fit sets it);
+    without, the batches are views. The last partial batch is kept. Other data adapters (generators, datasets) can stand in for it
     by offering ``steps``, ``batch_size``, ``num_samples`` and the same iteration.
 
     >>> import numpy as np
@@ -78,8 +80,9 @@ class EpochIterator:
         self.steps = math.ceil(n / self.batch_size)
         self.shuffle = bool(shuffle)
         self._perm = np.arange(n)
+        self.key, self.epoch = None, 0
         if self.shuffle:
-            self._rng = rng if rng is not None else _initializers.global_rng()
+            self.key = _shuffle.key(rng if rng is not None else _initializers.global_rng())
             sizes = {self.batch_size, n - (self.steps - 1) * self.batch_size}
             self._xbufs = {m: np.empty((m,) + x.shape[1:], dtype=x.dtype) for m in sizes}
             self._ybufs = None if y is None else {m: np.empty((m,) + y.shape[1:], dtype=y.dtype) for m in sizes}
@@ -87,7 +90,8 @@ class EpochIterator:
     def __iter__(self):
         x, y, bs, n = self.x, self.y, self.batch_size, self.num_samples
         if self.shuffle:
-            self._rng.shuffle(self._perm)
+            _shuffle.permute(self._perm, self.key, self.epoch)
+        self.epoch += 1
         for step in range(self.steps):
             s = step * bs
             e = min(s + bs, n)
@@ -270,13 +274,16 @@ def _split_validation(model, x, y, validation_split, validation_data):
     return x, y, xv, yv
 
 
+def check_batch_size(batch_size):
+    """The one check of ``batch_size`` shared by fit, evaluate and predict."""
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                   or batch_size < 1):
+        raise ValueError(f"batch_size: expected a positive int or None, got {batch_size!r}")
+    return batch_size
+
+
 def _batch_size(model, batch_size, n):
-    if batch_size is None:
-        bs = n
-    elif isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int or None (full batch), got {batch_size!r}")
-    else:
-        bs = min(int(batch_size), n)
+    bs = n if check_batch_size(batch_size) is None else min(int(batch_size), n)
     if any(isinstance(l, _layers.BatchNormalization) and l.trainable for l in model.layers):
         if bs == 1 or n % bs == 1:
             raise ValueError(f"batch_size: with BatchNormalization in training every batch needs at least "
@@ -316,22 +323,29 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
     model.history = history
     model.stop_training = False
     run = _EpochRunner(model, batches, cbs, verbose, epochs)
+    backups, state = _resume.bind(cbs, run)  # BackupAndRestore (fastnn/backup.py: the protocol)
+    run.backups = backups
     for cb in cbs:
         cb.on_train_begin()
-    for epoch in range(initial_epoch, epochs):
-        opt.epoch = epoch
-        for cb in cbs:
-            cb.on_epoch_begin(epoch)
-        logs = run(epoch)
-        if xv is not None:
-            logs.update({"val_" + k: v for k, v in evaluate_arrays(model, xv, yv, None).items()})
-        run.finish(logs)
-        for cb in cbs:
-            cb.on_epoch_end(epoch, logs)
-        if verbose == 2:
-            print(_progress.epoch_line(epoch, logs), flush=True)
-        if model.stop_training:
-            break
+    initial_epoch, run.skip = _resume.restore(backups, state, initial_epoch)
+    with run.guard:  # each step atomic for Ctrl-C and for other threads (fastnn._atomic)
+        for epoch in range(initial_epoch, epochs):
+            opt.epoch = epoch
+            if not run.skip:  # a resumed epoch already under way has begun
+                for cb in cbs:
+                    cb.on_epoch_begin(epoch)
+            logs = run(epoch)
+            if xv is not None:
+                logs.update({"val_" + k: v for k, v in evaluate_arrays(model, xv, yv, None).items()})
+            run.finish(logs)
+            for cb in cbs:
+                cb.on_epoch_end(epoch, logs)
+            for b in backups:
+                b.epoch_end(epoch)
+            if verbose == 2:
+                print(_progress.epoch_line(epoch, logs), flush=True)
+            if model.stop_training:
+                break
     for cb in cbs:
         cb.on_train_end()
     return history
@@ -349,32 +363,48 @@ class _EpochRunner:
         regularization(model, grads=False)
         self.regularized = bool(model._reg_items)
         self.bar = None
+        self.guard = _atomic.StepGuard(model)
+        self.backups, self.skip = [], 0  # skip: batches of the next epoch done before a resume
+        self.total = self.data = 0.0  # the epoch's running sums (a backup's trainer state)
+        self.seen = 0
 
     def __call__(self, epoch):
-        model, metrics, batch_cbs = self.model, self.metrics, self.batch_cbs
+        model, metrics, batch_cbs, guard = self.model, self.metrics, self.batch_cbs, self.guard
         loss_on_logits, last_logits = self.modes
-        for m in metrics:
-            m.reset()
-        total = data = 0.0
-        seen = 0
+        skip, self.skip = self.skip, 0
+        if not skip:  # a resumed epoch keeps the sums and metric states it was saved with
+            for m in metrics:
+                m.reset()
+            self.total = self.data = 0.0
+            self.seen = 0
+        if hasattr(self.batches, "epoch"):
+            self.batches.epoch = epoch  # the order of the rows is a function of the epoch
         bar = self.bar = _progress.ProgressBar(self.batches.steps, epoch, self.epochs) if self.verbose == 1 else None
         for step, xb, yb in self.batches:
-            loss, penalty, out = train_step(model, xb, yb, loss_on_logits, last_logits)
+            if step < skip:
+                continue
+            guard.begin()
+            try:
+                loss, penalty, out = train_step(model, xb, yb, loss_on_logits, last_logits)
+            finally:
+                guard.end()  # a Ctrl-C during the step is raised here, after it
             mb = xb.shape[0]
-            seen += mb
-            total += (loss + penalty) * mb
-            data += loss * mb
+            self.seen += mb
+            self.total += (loss + penalty) * mb
+            self.data += loss * mb
             if metrics:
                 self.update_metrics(yb, out)
             if batch_cbs:
                 blogs = {"loss": loss + penalty}
                 for cb in batch_cbs:
                     cb.on_train_batch_end(step, blogs)
+            for b in self.backups:
+                b.batch_end(epoch, step)
             if bar is not None and bar.due(step + 1):
-                bar.update(step + 1, _logs(total, data, seen, metrics, self.regularized))
+                bar.update(step + 1, _logs(self.total, self.data, self.seen, metrics, self.regularized))
             if model.stop_training:
                 break
-        return _logs(total, data, seen, metrics, self.regularized)
+        return _logs(self.total, self.data, self.seen, metrics, self.regularized)
 
     def finish(self, logs):
         if self.bar is not None:
@@ -389,7 +419,7 @@ def evaluate_arrays(model, x, y, batch_size):
     update_metrics = metric_updater(model, metrics, loss_on_logits, last_logits)
     n = x.shape[0]
     data = 0.0
-    for _, xb, yb in EpochIterator(x, y, min(n, batch_size or 1024)):
+    for _, xb, yb in EpochIterator(x, y, min(n, 1024 if check_batch_size(batch_size) is None else batch_size)):
         out = model._forward(xb, False, last_logits)
         loss, _ = model.loss.value_and_grad(out, yb, loss_on_logits)
         data += loss * xb.shape[0]
@@ -406,6 +436,7 @@ def evaluate_arrays(model, x, y, batch_size):
 def evaluate(model, x, y, batch_size=None, verbose=0, return_dict=False):
     """Model.evaluate (see there)."""
     check_compiled(model, "evaluate")
+    check_batch_size(batch_size)
     x, y = prepare_xy(model, x, y)
     logs = evaluate_arrays(model, x, y, batch_size)
     if verbose:
@@ -418,6 +449,7 @@ def evaluate(model, x, y, batch_size=None, verbose=0, return_dict=False):
 
 def predict(model, x, batch_size=None):
     """Model.predict (see there)."""
+    check_batch_size(batch_size)
     if not model.built:
         xa = np.asarray(x)
         if xa.ndim < 2:
@@ -427,7 +459,7 @@ def predict(model, x, batch_size=None):
     x = prepare_x(model, x)
     n = x.shape[0]
     out = np.empty((n,) + tuple(model.layers[-1].output_shape), dtype=model.dtype)
-    bs = min(n, batch_size or 1024)
+    bs = min(n, 1024 if batch_size is None else int(batch_size))
     for step, xb, _ in EpochIterator(x, None, bs):
         out[step * bs:step * bs + xb.shape[0]] = model._forward(xb, False, False)
     return out
