@@ -333,6 +333,13 @@ def _is_overridden(cb, hook):
     return getattr(type(cb), hook) is not getattr(Callback, hook)
 
 
+def __getattr__(name):
+    if name == "BackupAndRestore":  # lives in fastnn.backup, which imports this module
+        from .backup import BackupAndRestore
+        return BackupAndRestore
+    raise AttributeError(f"module 'fastnn.callbacks' has no attribute {name!r}")
+
+
 __all__ = ["Callback", "History", "EarlyStopping", "ReduceLROnPlateau", "LearningRateScheduler",
-           "ModelCheckpoint", "TerminateOnNaN", "DivergenceStop", "CSVLogger"]
+           "ModelCheckpoint", "TerminateOnNaN", "DivergenceStop", "CSVLogger", "BackupAndRestore"]
 _ = np  # numpy used by subclasses users write
