@@ -198,7 +198,7 @@ class BackupAndRestore(Callback):
                 "trainer": _flatten(self._trainer_state(), arrays, "trainer state")}
         arrays["__backup__"] = np.array(json.dumps(meta))
         os.makedirs(self.backup_dir, exist_ok=True)
-        _safe_files.atomic_write(self.path, lambda f: np.savez(f, **arrays))
+        _safe_files.atomic_write(self.path, lambda f: np.savez(f, **arrays), unnamed=True)
 
     # ------------------------------------------------------------------- restore
     def restore(self):
