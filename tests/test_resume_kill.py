@@ -71,9 +71,10 @@ def check_backup_folder(bk):
         assert meta["format"] == fbackup.FORMAT
 
 
-def wait_for(folder, event, p, timeout=RUN_TIMEOUT):
+def wait_for(folder, event, p, start=0, timeout=RUN_TIMEOUT):
+    """Wait until this run (its events come after the first ``start``) logged ``event``."""
     t0 = time.monotonic()
-    while event not in events(folder):
+    while event not in events(folder)[start:]:
         if p.poll() is not None or time.monotonic() - t0 > timeout:
             return False
         time.sleep(0.005)
@@ -97,20 +98,23 @@ def test_killed_and_rerun_training_ends_bitwise_identical(tmp_path, cfg):
     print(f"kill delays seeded with {seed}")
     rnd = random.Random(seed)
     kills = mid_save = resumed = finished_early = 0
-    while not (run_dir / "out.npz").exists():
+    while True:
+        if (run_dir / "out.npz").exists():
+            if kills >= KILLS:
+                break
+            os.unlink(run_dir / "out.npz")  # done before all the kills were made: train again
+            finished_early += 1
         p = child(cfg, run_dir)
         if kills >= KILLS:
             finish(p)
             continue
         n_before = len(events(run_dir))
-        if not wait_for(run_dir, "S", p):
+        if not wait_for(run_dir, "S", p, n_before):
             finish(p)
             continue
         time.sleep(rnd.uniform(0.0, 0.6 * span))
-        if p.poll() is not None:  # done before the kill: train again from the start
+        if p.poll() is not None:
             finish(p)
-            finished_early += 1
-            os.unlink(run_dir / "out.npz")
             continue
         os.kill(p.pid, signal.SIGKILL)
         p.communicate(timeout=60)
