@@ -5,7 +5,10 @@ The SIGKILL version of the promise is tests/test_resume_kill.py."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import threading
 import warnings
 
@@ -347,6 +350,20 @@ def test_backup_without_seed_resumes_with_the_saved_shuffle_key(tmp_path):
         except RuntimeError:
             pass
     assert same(state(m), state(ref))
+
+
+def test_a_whole_temporary_of_a_killed_backup_writer_is_removed_by_the_next_run(tmp_path):
+    from fastnn import _safe_files
+    with pytest.raises(RuntimeError, match="crash"):
+        _run(tmp_path, 5, 2)
+    bk = tmp_path / "bk"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    name = _safe_files.temp_name(int(dead))  # killed between naming the bundle and the rename
+    shutil.copy(bk / "backup.npz", bk / name)
+    ref, _ = _run(tmp_path / "ref", None, 2)
+    m, _ = _run(tmp_path, None, 2)
+    assert same(state(m), state(ref)) and not bk.exists()
 
 
 def test_exports():

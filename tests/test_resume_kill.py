@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import fastnn
+from fastnn import _safe_files
 from fastnn import backup as fbackup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -59,16 +60,32 @@ def result(folder):
 
 
 def check_backup_folder(bk):
-    """Nothing torn or unloadable: the bundle reads in full (every entry CRC-checked), and
-    there is nothing else (the bundle is written unnamed until complete)."""
+    """Nothing torn or unloadable: the bundle reads in full (every entry CRC-checked). The
+    bundle is written unnamed until complete; a kill in the microseconds between naming
+    it and the rename leaves a temporary of fastnn's naming, which must be whole too."""
     if not bk.exists():
-        return
+        return 0
     names = sorted(os.listdir(bk))
-    assert set(names) <= {"backup.npz"}, names
-    if names:
-        cb = fbackup.BackupAndRestore(bk)
-        meta, _ = cb._read()
+    temporaries = [n for n in names if _safe_files._TMP_RE.match(n)]
+    assert set(names) - set(temporaries) <= {"backup.npz"}, names
+    for name in names:
+        meta, _ = fbackup.BackupAndRestore(bk)._read() if name == "backup.npz" else _read_as_bundle(bk / name)
         assert meta["format"] == fbackup.FORMAT
+    return len(temporaries)
+
+
+class _At(fbackup.BackupAndRestore):
+    """Reads the bundle at ``file`` (a temporary) with the same checks as backup.npz."""
+
+    def __init__(self, file):
+        super().__init__(os.path.dirname(file))
+        self.file = str(file)
+
+    path = property(lambda self: self.file)
+
+
+def _read_as_bundle(path):
+    return _At(path)._read()
 
 
 def wait_for(folder, event, p, start=0, timeout=RUN_TIMEOUT):
@@ -97,7 +114,7 @@ def test_killed_and_rerun_training_ends_bitwise_identical(tmp_path, cfg):
     seed = random.randrange(2**32)
     print(f"kill delays seeded with {seed}")
     rnd = random.Random(seed)
-    kills = mid_save = resumed = finished_early = 0
+    kills = mid_save = resumed = finished_early = whole_temporaries = 0
     while True:
         if (run_dir / "out.npz").exists():
             if kills >= KILLS:
@@ -122,12 +139,12 @@ def test_killed_and_rerun_training_ends_bitwise_identical(tmp_path, cfg):
         log = events(run_dir)[n_before:]
         mid_save += bool(log) and log[-1] == "B"
         resumed += any(e.startswith("R ") for e in log)
-        check_backup_folder(run_dir / "bk")
+        whole_temporaries += check_backup_folder(run_dir / "bk")
     w, h = result(run_dir)
     resumes = sum(e.startswith("R ") for e in events(run_dir))
     print(f"{cfg}: {kills} kills ({mid_save} mid-save), {resumes} runs resumed from a backup "
           f"({resumed} of them killed again), {finished_early} runs finished before their kill; "
-          f"training {span:.2f} s uninterrupted")
+          f"{whole_temporaries} whole temporaries seen after kills; training {span:.2f} s uninterrupted")
     assert kills == KILLS
     assert len(w) == len(ref_w) and all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(w, ref_w))
     assert h == ref_h

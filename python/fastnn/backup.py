@@ -172,11 +172,19 @@ class BackupAndRestore(Callback):
     def on_train_end(self, logs=None):
         """Step 5: a finished run leaves no backup behind (with delete_checkpoint)."""
         if self.delete_checkpoint:
+            self._clean()
             try:
                 os.unlink(self.path)
                 os.rmdir(self.backup_dir)  # only when empty: a folder the user shares keeps its files
             except OSError:
                 pass
+
+    def _clean(self):
+        """Remove the bundle temporaries of dead writers on this host, whatever their age: a
+        bundle gets its temporary name only once complete, just before the rename, so such a
+        file is a writer killed in those microseconds (see fastnn._safe_files)."""
+        if os.path.isdir(self.backup_dir):
+            _safe_files.clean_stale_temporaries(self.backup_dir, now=float("inf"))
 
     # ---------------------------------------------------------------------- save
     def save(self, epoch, step):
@@ -204,6 +212,7 @@ class BackupAndRestore(Callback):
     def restore(self):
         """Step 2: None when there is no usable backup; else restores the model, the optimizer
         and the callbacks and returns ``{"epoch", "step", "trainer"}``."""
+        self._clean()
         if not os.path.exists(self.path):
             return None
         try:

@@ -300,8 +300,8 @@ class Model:
 
         batch_size: 1 (online), k (mini-batch) or None (full batch); the last partial batch is used.
         validation_split: the last fraction of x, y (before shuffling) is held out.
-        seed: seeds the shuffling (default: fastnn's global generator).
-        With a regularizer, ``loss`` includes the penalty and ``data_loss`` is without it.
+        seed: epoch e's order depends on (seed, e) only, so initial_epoch=k resumes exactly (None: a draw
+        from fastnn's global generator). With a regularizer, ``loss`` includes the penalty (``data_loss``: not).
         """
         return _trainer.fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
                             callbacks=callbacks, validation_split=validation_split,
