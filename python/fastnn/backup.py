@@ -1,7 +1,8 @@
 """``BackupAndRestore``: a training run killed at any moment resumes where its last backup was.
 
 Keras's name and arguments. One bundle file, ``<backup_dir>/backup.npz``, replaced
-atomically (temporary file, fsync, rename, fsync of the folder: never torn), holds
+atomically (an unnamed temporary file, fsync, rename, fsync of the folder: never
+torn, and a writer killed mid-write leaves nothing), holds
 
 - everything ``model.save`` holds: config, weights, BatchNormalization's moving
   statistics (they are model variables), the Dropout call counters (layer state),
@@ -19,24 +20,26 @@ a readable bundle that does not fit the model or the callbacks raises
 checked first.
 
 Protocol (what ``fit`` calls, in this order; the callback refuses to run under
-a fit that does not bind it):
+a fit that does not bind it). fit's side is ``fastnn._resume``, which finds the
+callback by its ``_fit_protocol`` attribute (the trainer never imports this module):
 
-1. ``backup.bind(callbacks, trainer_state)`` after ``set_model``, before any
-   ``on_train_begin``. ``callbacks``: fit's full list (History included; the
-   BackupAndRestore itself is skipped). ``trainer_state()``: called at every
-   backup, returns the trainer's own tree, at least
-   ``{"rng": rng.bit_generator.state, "perm": perm}`` (the generator that
-   shuffles and the permutation array, which fit shuffles in place epoch after
-   epoch) and, for ``save_freq=N`` backups mid-epoch, the epoch's running loss
-   sums and metric accumulators.
+1. ``backup.bind(callbacks, trainer_state, check_trainer)`` after ``set_model``,
+   before any ``on_train_begin``. ``callbacks``: fit's full list (History
+   included; the BackupAndRestore itself is skipped). ``trainer_state()``:
+   called at every backup, returns the trainer's own tree: the shuffle key
+   (epoch ``e``'s order is a function of the key and ``e``, ``fastnn._shuffle``,
+   so that is all the shuffling state there is), what the fit runs on (samples,
+   batch size, steps, metric names) and, for ``save_freq=N`` backups mid-epoch,
+   the epoch's running loss sums and metric states. ``check_trainer(tree)``
+   raises ValueError when a saved tree does not fit this fit; it runs before
+   anything is restored.
 2. every ``on_train_begin``, then ``resumed = backup.restore()``: ``None`` (no
    backup: start at ``initial_epoch``) or a dict ``{"epoch", "step", "trainer"}``
    with the model, optimizer and every callback's state already restored.
-   fit then sets ``rng.bit_generator.state``, ``perm[...]`` and its
-   accumulators from ``resumed["trainer"]`` and starts at epoch
-   ``resumed["epoch"]``, skipping its first ``resumed["step"]`` batches. When
-   ``step > 0`` that epoch is already under way: fit must neither reshuffle
-   ``perm`` nor call ``on_epoch_begin`` for it again, nor reset its metrics.
+   fit then sets its shuffle key and accumulators from ``resumed["trainer"]``
+   and starts at epoch ``resumed["epoch"]``, skipping its first
+   ``resumed["step"]`` batches. When ``step > 0`` that epoch is already under
+   way: fit neither calls ``on_epoch_begin`` for it again nor resets its metrics.
 3. after every batch's ``on_train_batch_end`` calls (all callbacks):
    ``backup.batch_end(epoch, step)``, ``step`` counting from 0; it saves every
    ``save_freq`` batches when that is an int.
