@@ -52,8 +52,10 @@ class EpochState:
 
     def _facts(self):
         b, r = self.runner.batches, self.runner
-        return {"num_samples": int(b.num_samples), "batch_size": int(b.batch_size), "steps": int(b.steps),
-                "metrics": [m.name for m in r.metrics]}
+        facts = {k: getattr(b, k, None) for k in ("num_samples", "batch_size", "steps")}  # None: unknown
+        facts = {k: None if v is None else int(v) for k, v in facts.items()}
+        facts["metrics"] = [m.name for m in r.metrics]
+        return facts
 
     def get(self):
         r = self.runner
