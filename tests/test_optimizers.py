@@ -117,8 +117,8 @@ def test_schedule_gives_the_rate_of_each_step():
 def test_per_epoch_schedule_uses_the_epoch():
     s = schedules.InverseTimeDecay(0.1, decay_steps=1, decay_rate=1.0, per_epoch=True)
     opt = O.SGD(s)
-    opt.epoch = 3
-    assert opt.current_learning_rate() == pytest.approx(0.1 / 4)
+    opt.epoch = 3  # the trainer's 0-based index: the notes' 4th epoch, 0.1 / (1 + 4)
+    assert opt.current_learning_rate() == pytest.approx(0.1 / 5)
 
 
 def test_fit_matches_hand_computed_adam_on_linear_regression():
