@@ -312,6 +312,7 @@ def test_refine_narrows_log1m_on_its_own_scale():
     assert out.low == pytest.approx(1 - np.exp(-(lo - pad)), rel=1e-12)
     assert out.high == pytest.approx(1 - np.exp(-(hi + pad)), rel=1e-12)
     # clipped to the old range, never past 1
-    edge = refine(space, [Trial(0, {"beta": 0.9989}, 0.9), Trial(1, {"beta": 0.998}, 0.8)],
-                  top_k=2, margin=5.0)["beta"]
+    with pytest.warns(UserWarning, match="upper edge"):
+        edge = refine(space, [Trial(0, {"beta": 0.9989}, 0.9), Trial(1, {"beta": 0.998}, 0.8)],
+                      top_k=2, margin=5.0)["beta"]
     assert edge.high == 0.999 and edge.low >= 0.9
