@@ -189,12 +189,13 @@ def per_sample_normalize(x, scale="std", eps: float = 1e-8, dtype=np.float32):
         raise ValueError(f"eps: expected a number >= 0, got {eps!r}")
     dt = _check_dtype(dtype)
     a, shape = _as_2d(x)
-    if scale == "l2":
-        out = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), eps)
-    else:
-        out = a - a.mean(axis=1, keepdims=True)
-        if scale == "std":
-            out /= np.sqrt(out.var(axis=1, keepdims=True) + eps)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a constant sample with eps=0: refused below
+        if scale == "l2":
+            out = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), eps)
+        else:
+            out = a - a.mean(axis=1, keepdims=True)
+            if scale == "std":
+                out /= np.sqrt(out.var(axis=1, keepdims=True) + eps)
     if not np.all(np.isfinite(out)):
         raise ValueError("x: a sample is constant (or not finite) and eps=0: its normalization "
                          "divides by zero; use eps > 0")
