@@ -3,8 +3,10 @@
 Model A learns 8 Fashion-MNIST classes (all but sandal and shirt). Task B is
 sandal vs shirt with only 200 labelled images. Model B learns task B from
 scratch; "B on A" reuses A's hidden layers: first frozen (4 epochs, only the
-new output layer learns), then unfrozen and fine-tuned with a 10x smaller
-learning rate (16 epochs). The recipe is the notes' (after Geron, ch. 11):
+new output layer learns), then unfrozen and fine-tuned (16 epochs), once with
+a 10x smaller learning rate (1e-4, the notes' advice) and once at 1e-3; the
+better on the dev split is the one compared with the notes. (In our runs 16
+epochs at 1e-4 are too few for 200 images: about 7 steps an epoch.) The recipe is the notes' (after Geron, ch. 11):
 5 SELU layers of 300-100-50-50-50 units, SGD lr 1e-3, batch 32, pixels / 255,
 the first 5,000 training images as the dev split (every curve and every
 choice uses the dev split; the test set is only reported at the end).
@@ -96,34 +98,43 @@ def main():
     model_b = compiled(hidden_layers() + [Dense(1, activation="sigmoid")], 1e-3, True)
     hb = model_b.fit(xb, yb, epochs=20, validation_data=(xdb, ydb), **fit)
 
-    fastnn.initializers.set_random_seed(args.seed + 1)
-    reused = hidden_layers()
-    b_on_a = compiled(reused + [Dense(1, activation="sigmoid")], 1e-3, True)
-    for src, dst in zip(model_a.layers[:5], reused):
-        dst.set_weights(src.get_weights())  # a copy: model A is left as it is
-        dst.trainable = False
-    b_on_a.compile(fastnn.optimizers.SGD(learning_rate=1e-3), "binary_crossentropy", metrics=["accuracy"])
-    h1 = b_on_a.fit(xb, yb, epochs=4, validation_data=(xdb, ydb), **fit)
-    for layer in reused:
-        layer.trainable = True
-    b_on_a.compile(fastnn.optimizers.SGD(learning_rate=1e-4), "binary_crossentropy", metrics=["accuracy"])
-    h2 = b_on_a.fit(xb, yb, epochs=16, validation_data=(xdb, ydb), **fit)
+    def b_on_a(finetune_lr):
+        fastnn.initializers.set_random_seed(args.seed + 1)
+        reused = hidden_layers()
+        m = compiled(reused + [Dense(1, activation="sigmoid")], 1e-3, True)
+        for src, dst in zip(model_a.layers[:5], reused):
+            dst.set_weights(src.get_weights())  # a copy: model A is left as it is
+            dst.trainable = False
+        m.compile(fastnn.optimizers.SGD(learning_rate=1e-3), "binary_crossentropy", metrics=["accuracy"])
+        h1 = m.fit(xb, yb, epochs=4, validation_data=(xdb, ydb), **fit)
+        for layer in reused:
+            layer.trainable = True
+        m.compile(fastnn.optimizers.SGD(learning_rate=finetune_lr), "binary_crossentropy",
+                  metrics=["accuracy"])
+        h2 = m.fit(xb, yb, epochs=16, validation_data=(xdb, ydb), **fit)
+        return m, h1, h2
+
+    # the notes advise a lower rate for fine-tuning (1e-4); 1e-3 keeps the first phase's
+    runs = {lr: b_on_a(lr) for lr in (1e-4, 1e-3)}
 
     rows = []
-    for name, m, h, xtt, ytt in (("A", model_a, ha, xta, yta), ("B", model_b, hb, xtb, ytb),
-                                 ("B on A", b_on_a, h2, xtb, ytb)):
+    models = [("A", model_a, ha, xta, yta), ("B", model_b, hb, xtb, ytb)]
+    models += [(f"B on A, fine-tuned at lr {lr:g}", m, h2, xtb, ytb) for lr, (m, _, h2) in runs.items()]
+    for name, m, h, xtt, ytt in models:
         test = m.evaluate(xtt, ytt, return_dict=True)["accuracy"]
-        rows.append((name, f"{h.history['val_accuracy'][-1]:.4f}", f"{test:.4f}",
-                     NOTES[name] if notes else "-"))
+        note = NOTES[name if name in NOTES else "B on A"] if notes else "-"
+        rows.append((name, f"{h.history['val_accuracy'][-1]:.4f}", f"{test:.4f}", note))
     table(rows, ["model", "dev accuracy", "test accuracy", "the notes (test)"])
-    if len(ytb):
-        err_b, err_ba = 1 - float(rows[1][2]), 1 - float(rows[2][2])
-        print(f"\ntask B error rate: {err_b:.2%} from scratch, {err_ba:.2%} reusing A "
-              f"(the notes: 2.8% -> 0.75%)" if notes else "")
+    best = max(rows[2:], key=lambda r: float(r[1]))  # chosen on the dev split
+    print(f"\ntask B error rate (test): {1 - float(rows[1][2]):.2%} from scratch, "
+          f"{1 - float(best[2]):.2%} reusing A ({best[0]}, the better on the dev split)"
+          + ("; the notes: 2.8% -> 0.75%" if notes else ""))
     if have_matplotlib():
         from fastnn.plots import compare_runs
-        curves = {"B from scratch": hb.history["val_accuracy"],
-                  "B on A: frozen 4, then fine-tuned": h1.history["val_accuracy"] + h2.history["val_accuracy"]}
+        curves = {"B from scratch": hb.history["val_accuracy"]}
+        for lr, (_, h1, h2) in runs.items():
+            curves[f"B on A: frozen 4, fine-tuned at {lr:g}"] = (h1.history["val_accuracy"]
+                                                                 + h2.history["val_accuracy"])
         fig = compare_runs(curves, "dev accuracy (task B)")
         fig.axes[0].axvline(4.5, color="k", ls=":", lw=1)  # frozen -> fine-tuned
         fig.savefig(out_path("07_transfer_learning.png"), dpi=100)
