@@ -282,7 +282,7 @@ class Model:
         if loss is None:
             raise ValueError(f"loss: expected a loss; known: {', '.join(_losses._BY_NAME)}")
         opt = _optimizers.get(optimizer)
-        loss_obj = _losses.get(loss)
+        loss_obj = _trainer.checked_loss(self, loss)  # a probability loss needs a probability output
         metric_names = list(metrics or [])
         for m in metric_names:
             _metrics.get(m, loss_obj.name, 2)  # validates the name

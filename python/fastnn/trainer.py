@@ -29,8 +29,10 @@ import numpy as np
 from . import callbacks as _callbacks
 from . import initializers as _initializers
 from . import layers as _layers
+from . import losses as _losses
 from . import metrics as _metrics
 from . import progress as _progress
+from ._output_check import check_loss_output
 
 
 # One lock per model: layers write into buffers they own (one set per batch size), so two
@@ -106,6 +108,14 @@ def check_compiled(model, what):
         raise NotCompiledError(f"{what}: compile the model first (model.compile(optimizer, loss, metrics))")
 
 
+def checked_loss(model, loss):
+    """The Loss for ``loss`` (a name, class, instance or dict), refused with a ValueError when
+    it cannot be right after the model's output layer (``fastnn._output_check``)."""
+    loss = _losses.get(loss)
+    check_loss_output(model, loss)
+    return loss
+
+
 def prepare_x(model, x, what="x"):
     """x as a C-contiguous array of the model's dtype, checked: shape, width, finiteness."""
     if x is None:
@@ -142,6 +152,7 @@ def prepare_xy(model, x, y):
         prepare_x(model, x)  # validate before building from its shape
         model.build(x.shape[1:])
     model._ensure_placed()
+    check_loss_output(model, model.loss)  # again: the output width is known once built
     x = prepare_x(model, x)
     return x, prepare_y(model, y, x.shape[0])
 
@@ -165,7 +176,7 @@ def metric_updater(model, metrics, loss_on_logits, last_logits):
     """update(y, out) feeding one batch to every metric. With the loss on logits, the
     metrics that need probabilities get the output layer's activation of them
     (computed once per batch); the others get the logits."""
-    probs_needed = loss_on_logits and any(getattr(m, "needs_probabilities", False) for m in metrics)
+    probs_needed = last_logits and any(getattr(m, "needs_probabilities", False) for m in metrics)
     out_act = model.layers[-1].activation if last_logits else None
 
     def update(yb, out):
