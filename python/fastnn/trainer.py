@@ -231,7 +231,15 @@ def train_step(model, xb, yb, loss_on_logits, last_logits):
     penalty = regularization(model) if model._reg_items != [] else 0.0
     if ranges:
         model.optimizer.apply(model.arena.params, model.arena.grads, ranges, variables)
+        apply_constraints(model)
     return loss, penalty, out
+
+
+def apply_constraints(model):
+    """Each trainable variable with a constraint projected in place (after the update)."""
+    for layer, s, _ in model.arena.entries:
+        if s.constraint is not None and layer.trainable:
+            s.constraint.apply_(layer.vars[s.name])
 
 
 def loss_and_gradients(model, x, y):

@@ -21,6 +21,7 @@ Shapes: activations are (batch, features) row-major; ``Flatten`` turns
 from __future__ import annotations
 
 from .. import activations as _activations
+from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
 from .activations import Maxout, PReLU
@@ -48,4 +49,6 @@ def deserialize(d):
             cfg[k] = _initializers.get(v)
         elif k.endswith("_regularizer"):
             cfg[k] = _regularizers.get(v)
+        elif k.endswith("_constraint"):
+            cfg[k] = _constraints.get(v)
     return cls(**cfg)
