@@ -1,6 +1,7 @@
 """Layers, grouped as in Keras 3: ``core`` (Dense, Activation, Flatten, Input),
 ``activations`` (PReLU, Maxout), ``normalization`` (BatchNormalization),
-``regularization`` (Dropout). Layers never import the graph or the trainer.
+``regularization`` (Dropout, AlphaDropout, GaussianNoise), ``augmentation`` (RandomFlip,
+RandomTranslation: images, active only in training). Layers never import the graph or the trainer.
 
 A layer declares its variables in ``build`` (shape, initializer, regularizer,
 trainable parameter or non-trainable state); the model places every parameter
@@ -28,12 +29,15 @@ from .activations import Maxout, PReLU
 from .core import (Activation, Dense, Flatten, Input, InputLayer, Layer, SymbolicTensor, VarSpec,  # noqa: F401
                    _require_2d, _shape_tuple, _snake)
 from .normalization import BatchNormalization
-from .regularization import Dropout
+from .augmentation import RandomFlip, RandomTranslation
+from .regularization import AlphaDropout, Dropout, GaussianNoise
 
 __all__ = ["Layer", "VarSpec", "SymbolicTensor", "InputLayer", "Input", "Flatten", "Dense", "Activation",
-           "PReLU", "Maxout", "BatchNormalization", "Dropout", "deserialize"]
+           "PReLU", "Maxout", "BatchNormalization", "Dropout", "AlphaDropout", "GaussianNoise", "RandomFlip",
+           "RandomTranslation", "deserialize"]
 
-LAYERS = {c.__name__: c for c in (Dense, Activation, Dropout, BatchNormalization, PReLU, Maxout, Flatten)}
+LAYERS = {c.__name__: c for c in (Dense, Activation, Dropout, BatchNormalization, PReLU, Maxout, Flatten,
+                                   AlphaDropout, GaussianNoise, RandomFlip, RandomTranslation)}
 
 
 def deserialize(d):
