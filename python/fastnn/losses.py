@@ -5,7 +5,13 @@ Names as in Keras: ``"mse"`` / ``"mean_squared_error"``, ``"mae"``,
 ``"sparse_categorical_crossentropy"``. When the output layer ends in softmax
 (sigmoid) and the loss is (sparse) categorical (binary) cross-entropy, the model
 skips the output activation in training and calls the fused, numerically
-stable kernel on the logits; the result is the same loss.
+stable kernel on the logits; the result is the same loss. With ``from_logits=True`` the
+output layer gives raw scores and every cross-entropy uses the fused kernel
+(``ops.softmax_cross_entropy``, ``ops.binary_cross_entropy_with_logits``).
+``Model.compile`` refuses a cross-entropy without ``from_logits`` after an output that
+cannot give probabilities (a linear / relu / ... output, softmax over one unit, softmax
+vs sigmoid mismatches), and ``from_logits=True`` after softmax or sigmoid (see
+``fastnn._output_check``).
 
 >>> import numpy as np, fastnn
 >>> fastnn.losses.get("mse")(np.array([[1.0], [0.0]]), np.array([[0.5], [0.5]]))
