@@ -16,7 +16,7 @@ normalizes with batch statistics, so the momentum changes only the moving averag
 the population column is the same for both). The dev split is the last 5,000 training
 images; the test set is reported once, at the end.
 
-    python examples/08_batchnorm_population.py [--epochs 10] [--momenta 0.99 0.999]
+    python examples/09_batchnorm_population.py [--epochs 10] [--momenta 0.99 0.999]
 
 Uses the full Fashion-MNIST when found (Debian's dataset-fashion-mnist,
 /usr/share/datasets/fashion-mnist), else the bundled subset.
