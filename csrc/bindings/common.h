@@ -10,7 +10,10 @@
 #include <pybind11/pybind11.h>
 
 #include <cstddef>
+#include <cstring>
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 namespace fastnn_py {
 namespace py = pybind11;
@@ -67,12 +70,74 @@ inline void require_matrix(const py::array& a, std::size_t m, std::size_t n, con
     throw py::value_error(std::string(name) + ": expected shape (" + std::to_string(m) + ", " + std::to_string(n) +
                           ")");
 }
-// Two arrays updated in place together must not share memory.
-inline void require_disjoint(const py::array& a, const py::array& b, const char* an, const char* bn) {
+// ---- overlap between arguments (the one place this is checked) ------------------
+// Kernels read their inputs while they write their outputs, so memory shared
+// between an input and an output is a hazard unless the kernel is written for
+// that exact alias. The policy, for every op:
+//  * arrays the kernel writes (outputs, in-place parameters and state) must be
+//    pairwise disjoint: any shared byte is refused, naming both (require_disjoint);
+//  * an input that shares memory with an output is copied first, as NumPy does
+//    (detach_input), except the one exact alias the op's contract allows (the
+//    same data, size and dtype: out=x), which the kernel handles in place.
+enum class Overlap { none, same, partial };
+
+inline Overlap overlap(const py::array& a, const py::array& b) {
+  const std::size_t na = a.nbytes(), nb = b.nbytes();
+  if (na == 0 || nb == 0) return Overlap::none;
   const char* pa = static_cast<const char*>(a.data());
   const char* pb = static_cast<const char*>(b.data());
-  if (a.nbytes() > 0 && b.nbytes() > 0 && pa < pb + b.nbytes() && pb < pa + a.nbytes())
-    throw py::value_error(std::string(an) + ": must not share memory with " + bn);
+  if (!(pa < pb + nb && pb < pa + na)) return Overlap::none;
+  return pa == pb && na == nb ? Overlap::same : Overlap::partial;
+}
+inline bool overlaps(const py::array& a, const py::array& b) { return overlap(a, b) != Overlap::none; }
+
+// An argument by name; a null array stands for an absent optional argument.
+struct Named {
+  const py::array* a;
+  const char* name;
+};
+
+// Two arrays the kernel writes must not share memory; the error names b first.
+inline void require_disjoint(const py::array& a, const py::array& b, const char* an, const char* bn) {
+  if (overlaps(a, b)) throw py::value_error(std::string(bn) + ": must not share memory with " + an);
+}
+// Every pair of the written arrays `outs` disjoint; names the later one of a pair first.
+inline void require_disjoint(std::initializer_list<Named> outs) {
+  for (auto i = outs.begin(); i != outs.end(); ++i)
+    for (auto j = outs.begin(); j != i; ++j)
+      if (i->a && j->a) require_disjoint(*j->a, *i->a, j->name, i->name);
+}
+
+// A C-contiguous copy of a, same dtype and shape.
+inline py::array fresh_copy(const py::array& a) {
+  py::array c(a.dtype(), std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+  if (a.nbytes()) std::memcpy(c.mutable_data(), a.data(), a.nbytes());
+  return c;
+}
+
+// Replaces the input `in` by a copy when it shares memory with one of the written
+// arrays `outs` (reading it while they are written would give wrong numbers), except
+// an exact alias of `same_ok` (the alias the op's contract allows).
+inline void detach_input(py::array& in, std::initializer_list<Named> outs, const py::array* same_ok = nullptr) {
+  for (const Named& o : outs) {
+    if (!o.a) continue;
+    const Overlap ov = overlap(in, *o.a);
+    if (ov == Overlap::none || (ov == Overlap::same && o.a == same_ok)) continue;
+    in = fresh_copy(in);
+    return;
+  }
+}
+// Refuses an input that shares memory with a written array (ops whose contract says
+// the output never overlaps the inputs); the error names the output.
+inline void require_no_overlap(const py::array& in, const py::array& out, const char* in_name, const char* out_name) {
+  if (overlaps(in, out)) throw py::value_error(std::string(out_name) + ": must not overlap " + in_name);
+}
+
+// Calls f(T{}) with T = float or double for the dtype: the one place the float and
+// double instantiations of a binding are spelled.
+template <class F> decltype(auto) visit_float(DType dt, F&& f) {
+  if (dt == DType::f32) return f(float{});
+  return f(double{});
 }
 
 template <class T> inline const T* cptr(const py::array& a) { return static_cast<const T*>(a.data()); }
