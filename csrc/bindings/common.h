@@ -21,6 +21,8 @@ namespace py = pybind11;
 enum class DType { f32, f64 };
 
 inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+// A number in messages as Python writes it (1e-50, not 0.000000).
+inline std::string num(double v) { return py::repr(py::float_(v)).cast<std::string>(); }
 
 // Equal dtypes, not the same dtype object: a dtype that went through copy.deepcopy
 // or pickle is an equal but distinct object (numpy's ==, PyArray_EquivTypes).

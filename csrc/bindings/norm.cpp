@@ -57,11 +57,11 @@ void batchnorm_forward(py::array x, py::array gamma, py::array beta, py::array r
   vector_out(mean_out, x, n, "out[1] (batch_mean)");
   vector_out(invstd_out, x, n, "out[2] (batch_invstd)");
   if (!(eps > 0) || !std::isfinite(eps))
-    throw py::value_error("eps: expected a finite value > 0, got " + std::to_string(eps));
+    throw py::value_error("eps: expected a finite value > 0, got " + num(eps));
   if (dt == DType::f32 && !(static_cast<float>(eps) > 0))
-    throw py::value_error("eps: expected a value > 0 in float32, got " + std::to_string(eps) + " (rounds to 0)");
+    throw py::value_error("eps: expected a value > 0 in float32, got " + num(eps) + " (rounds to 0)");
   if (!(momentum >= 0 && momentum <= 1))
-    throw py::value_error("momentum: expected a value in [0, 1], got " + std::to_string(momentum));
+    throw py::value_error("momentum: expected a value in [0, 1], got " + num(momentum));
   if (training && m < 2)
     throw py::value_error("x: training-mode batch norm needs a batch of at least 2 rows, got " + std::to_string(m) +
                           " (the batch variance is undefined)");

@@ -16,7 +16,7 @@ void dropout(py::array x, double rate, std::uint64_t seed, py::array y, py::obje
   const std::size_t n = x.size();
   require_size(y, n, "out");
   if (!(rate >= 0.0 && rate < 1.0))
-    throw py::value_error("rate: expected a value in [0, 1), got " + std::to_string(rate));
+    throw py::value_error("rate: expected a value in [0, 1), got " + num(rate));
   py::array mask;
   const bool has_mask = !mask_obj.is_none();
   if (has_mask) {

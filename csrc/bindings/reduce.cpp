@@ -53,7 +53,7 @@ double clip_by_global_norm(py::list grads, double max_norm) {
   }
   require_disjoint_list(keep);
   if (!(max_norm > 0) || !std::isfinite(max_norm))
-    throw py::value_error("max_norm: expected a finite value > 0, got " + std::to_string(max_norm));
+    throw py::value_error("max_norm: expected a finite value > 0, got " + num(max_norm));
   py::gil_scoped_release nogil;
   return fastnn::clip_by_global_norm(views, max_norm);
 }
@@ -63,7 +63,7 @@ double clip_by_value(py::array grad, double limit) {
   require_contiguous(grad, "grad");
   require_writeable(grad, "grad");
   if (!(limit > 0) || !std::isfinite(limit))
-    throw py::value_error("limit: expected a finite value > 0, got " + std::to_string(limit));
+    throw py::value_error("limit: expected a finite value > 0, got " + num(limit));
   const std::size_t n = grad.size();
   py::gil_scoped_release nogil;
   return visit_float(dt, [&](auto t) {

@@ -89,6 +89,33 @@ def _outs(out, names):
                     f"({', '.join(names)}), got {_describe(out)}")
 
 
+def _coerced(x, name, *, ndim=None):
+    """An input after _core rejected a call: an ndarray (else a TypeError naming it), copied
+    when it is a float array that is not C-contiguous and aligned (all _core cannot take as
+    it is); with `ndim`, that many dimensions (needed before _core sees it: outputs are
+    allocated from its shape). Everything else is _core's to check."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray of float32 or float64, got {_describe(x)}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimensions, got {x.ndim} (shape {x.shape})")
+    return _c_aligned(x) if x.dtype in _FLOAT_DTYPES else x
+
+
+def _arrays(*named):
+    """In-place or output arrays are never copied: only a non-array is named here."""
+    for a, name in named:
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name}: expected a numpy.ndarray, got {_describe(a)}")
+
+
+def _new_or(out, name, shape, dtype):
+    """The given output (checked by _core) or a new array."""
+    if out is None:
+        return np.empty(shape, dtype if dtype in _FLOAT_DTYPES else np.float64)
+    _arrays((out, name))
+    return out
+
+
 def _state_array(a, name, like, like_name):
     """An in-place state or parameter array: same dtype and shape as `like`,
     C-contiguous and writeable (never copied: the update must land in it)."""
@@ -310,24 +337,6 @@ def _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, 
 # ----------------------------------------------------------------------------
 
 
-_INF = float("inf")
-
-
-def _hyper(v, name, **bounds):
-    """_real with a fast path for the common case: a finite float inside the bounds."""
-    if type(v) is float and -_INF < v < _INF:
-        low, high = bounds.get("low"), bounds.get("high")
-        if (low is None or v > low or (v == low and not bounds.get("low_open"))) and \
-                (high is None or v < high or (v == high and not bounds.get("high_open"))):
-            return v
-    return _real(v, name, **bounds)
-
-
-def _feature_vector(a, name, x):
-    """A per-feature (n,) array of x's dtype, C-contiguous (copied if needed)."""
-    return _float_array(a, name, dtype=x.dtype, shape=(x.shape[1],))
-
-
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.99, eps=1e-3,
                       training=True, out=None):
     """BatchNorm over the batch axis of a (m, n) x: ``(y, batch_mean, batch_invstd)``.
@@ -352,9 +361,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
     y, batch_mean, batch_invstd = _outs(out, ("y", "batch_mean", "batch_invstd"))
     if type(x) is np.ndarray and x.ndim == 2 and type(momentum) is float and type(eps) is float \
             and type(training) is bool:
-        # Fast path (once per layer per step): _core checks every argument exactly as
-        # below, before it touches anything; when it rejects one, the checks below run
-        # and raise the documented message (or copy an input that only needs a copy).
+        # Once per layer per step: _core checks every argument, before it touches anything.
         n = x.shape[1]
         outs = (np.empty(x.shape, x.dtype) if y is None else y,
                 np.empty(n, x.dtype) if batch_mean is None else batch_mean,
@@ -364,26 +371,18 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
             return outs
         except (TypeError, ValueError):
             pass
-    x = _float_array(x, "x", ndim=2)
-    gamma = _feature_vector(gamma, "gamma", x)
-    beta = _feature_vector(beta, "beta", x)
-    _state_array(running_mean, "running_mean", gamma, "gamma")
-    _state_array(running_var, "running_var", gamma, "gamma")
-    eps = _hyper(eps, "eps", low=0.0, low_open=True)
-    momentum = _hyper(momentum, "momentum", low=0.0, high=1.0)
+    # Rejected: copy what only needs a copy, name what _core cannot name, and call it
+    # again; every other fact (dtypes, shapes, values, overlap) is _core's to check.
+    x = _coerced(x, "x", ndim=2)
+    gamma, beta = _coerced(gamma, "gamma"), _coerced(beta, "beta")
+    _arrays((running_mean, "running_mean"), (running_var, "running_var"))
+    eps, momentum = _real(eps, "eps"), _real(momentum, "momentum")
     if training is not True and training is not False:
         raise TypeError(f"training: expected a bool, got {type(training).__name__}")
-    if not x.dtype.type(eps) > 0:
-        raise ValueError(f"eps: expected a value > 0 in {x.dtype}, got {eps} (rounds to 0)")
     m, n = x.shape
-    if training and m < 2:
-        raise ValueError(f"x: training-mode batch norm needs a batch of at least 2 rows, got {m} "
-                         "(the batch variance is undefined)")
-    if not training and bool(np.any(running_var < 0)):
-        raise ValueError("running_var: expected non-negative variances, got a negative value")
-    y = _out_array(y, "out", dtype=x.dtype, shape=x.shape)
-    batch_mean = _out_array(batch_mean, "out[1] (batch_mean)", dtype=x.dtype, shape=(n,))
-    batch_invstd = _out_array(batch_invstd, "out[2] (batch_invstd)", dtype=x.dtype, shape=(n,))
+    y = _new_or(y, "out", x.shape, x.dtype)
+    batch_mean = _new_or(batch_mean, "out[1] (batch_mean)", n, x.dtype)
+    batch_invstd = _new_or(batch_invstd, "out[2] (batch_invstd)", n, x.dtype)
     _core.batchnorm_forward(x, gamma, beta, running_mean, running_var, y, batch_mean, batch_invstd,
                             momentum, eps, bool(training))
     return y, batch_mean, batch_invstd
@@ -399,7 +398,7 @@ def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, *, out=None):
     ``(dx, dgamma, dbeta)`` of arrays or None.
     """
     dx, dgamma, dbeta = _outs(out, ("dx", "dgamma", "dbeta"))
-    if type(x) is np.ndarray and x.ndim == 2:  # fast path, as in batchnorm_forward
+    if type(x) is np.ndarray and x.ndim == 2:  # as in batchnorm_forward
         n = x.shape[1]
         outs = (np.empty(x.shape, x.dtype) if dx is None else dx,
                 np.empty(n, x.dtype) if dgamma is None else dgamma,
@@ -409,17 +408,13 @@ def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, *, out=None):
             return outs
         except (TypeError, ValueError):
             pass
-    x = _float_array(x, "x", ndim=2)
-    dy = _float_array(dy, "dy", dtype=x.dtype, shape=x.shape)
-    gamma = _feature_vector(gamma, "gamma", x)
-    batch_mean = _feature_vector(batch_mean, "batch_mean", x)
-    batch_invstd = _feature_vector(batch_invstd, "batch_invstd", x)
-    if x.shape[0] < 1:
-        raise ValueError(f"x: expected at least 1 row, got shape {x.shape}")
+    x = _coerced(x, "x", ndim=2)
+    dy, gamma = _coerced(dy, "dy"), _coerced(gamma, "gamma")
+    batch_mean, batch_invstd = _coerced(batch_mean, "batch_mean"), _coerced(batch_invstd, "batch_invstd")
     n = x.shape[1]
-    dx = _out_array(dx, "out", dtype=x.dtype, shape=x.shape)
-    dgamma = _out_array(dgamma, "out[1] (dgamma)", dtype=x.dtype, shape=(n,))
-    dbeta = _out_array(dbeta, "out[2] (dbeta)", dtype=x.dtype, shape=(n,))
+    dx = _new_or(dx, "out", x.shape, x.dtype)
+    dgamma = _new_or(dgamma, "out[1] (dgamma)", n, x.dtype)
+    dbeta = _new_or(dbeta, "out[2] (dbeta)", n, x.dtype)
     _core.batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, dx, dgamma, dbeta)
     return dx, dgamma, dbeta
 

@@ -34,7 +34,7 @@ const ActivationInfo& info(Act act) {
   return kRegistry[0];  // unreachable: every Act has a row (checked by the tests through _core.activations())
 }
 
-template <class T> const EltwiseKernelsT<T>& kernels_for() { return dtype_half<T>(FASTNN_ACTIVE_TABLE(eltwise_kernels)); }
+template <class T> const EltwiseKernelsT<T>& kernels_for() { return FASTNN_KERNELS(T, eltwise_kernels); }
 
 // Minimum elements per thread, measured with bench/compare.py (eltwise section):
 // below these a second thread costs more than it saves.

@@ -3,6 +3,7 @@
 // Shapes: activations are elementwise over n contiguous values; softmax works
 // on a row-major (rows, cols) matrix, one row at a time.
 #pragma once
+#include "fastnn/dispatch.h"
 #include <cstddef>
 #include <string>
 
@@ -55,13 +56,6 @@ template <class T> struct EltwiseKernelsT {
   void (*backward)(Act, const T*, const T*, const T*, T*, std::size_t, T, bool);
   void (*softmax)(const T*, T*, std::size_t, std::size_t, bool);
 };
-struct EltwiseKernels {
-  EltwiseKernelsT<float> f32;
-  EltwiseKernelsT<double> f64;
-};
-
-namespace scalar { extern const EltwiseKernels eltwise_kernels; }
-namespace avx2 { extern const EltwiseKernels eltwise_kernels; }
-namespace avx512 { extern const EltwiseKernels eltwise_kernels; }
+FASTNN_DECLARE_KERNELS(EltwiseKernels, EltwiseKernelsT, eltwise_kernels)
 
 }  // namespace fastnn

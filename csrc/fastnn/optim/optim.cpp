@@ -14,7 +14,7 @@
 namespace fastnn {
 namespace {
 
-template <class T> const OptimKernelsT<T>& kernels_for() { return dtype_half<T>(FASTNN_ACTIVE_TABLE(optim_kernels)); }
+template <class T> const OptimKernelsT<T>& kernels_for() { return FASTNN_KERNELS(T, optim_kernels); }
 
 // Minimum elements per thread. Measured for Adam, float32, on the 2-core Zen 5
 // (best-of-1000 calls, 1 vs 2 threads): 2^14 elements break even (9.5 vs 9.2 us),

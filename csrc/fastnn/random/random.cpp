@@ -15,8 +15,7 @@ namespace fastnn {
 namespace {
 
 template <class T> DropoutKernel<T> kernel_for() {
-  const RandomKernels& k = FASTNN_ACTIVE_TABLE(random_kernels);
-  if constexpr (std::is_same_v<T, float>) return k.dropout_f32; else return k.dropout_f64;
+  return FASTNN_KERNELS(T, random_kernels).dropout;
 }
 
 // Minimum elements per thread for dropout (Philox costs ~10 rounds per 4 values).

@@ -13,7 +13,7 @@
 namespace fastnn {
 namespace {
 
-template <class T> const ReduceKernelsT<T>& kernels_for() { return dtype_half<T>(FASTNN_ACTIVE_TABLE(reduce_kernels)); }
+template <class T> const ReduceKernelsT<T>& kernels_for() { return FASTNN_KERNELS(T, reduce_kernels); }
 
 // Minimum elements per thread for the streaming passes.
 constexpr std::size_t kGrain = 1 << 15;
