@@ -83,20 +83,25 @@ inline void require_matrix(const py::array& a, std::size_t m, std::size_t n, con
 //    same data, size and dtype: out=x), which the kernel handles in place.
 enum class Overlap { none, same, partial };
 
-inline Overlap overlap(const py::array& a, const py::array& b) {
-  const std::size_t na = a.nbytes(), nb = b.nbytes();
-  if (na == 0 || nb == 0) return Overlap::none;
-  const char* pa = static_cast<const char*>(a.data());
-  const char* pb = static_cast<const char*>(b.data());
-  if (!(pa < pb + nb && pb < pa + na)) return Overlap::none;
-  return pa == pb && na == nb ? Overlap::same : Overlap::partial;
-}
-inline bool overlaps(const py::array& a, const py::array& b) { return overlap(a, b) != Overlap::none; }
+// The bytes of an array (computed once per array: nbytes() is not free).
+struct Span {
+  const char* p = nullptr;
+  std::size_t n = 0;
+};
+inline Span span_of(const py::array& a) { return {static_cast<const char*>(a.data()), static_cast<std::size_t>(a.nbytes())}; }
 
-// An argument by name; a null array stands for an absent optional argument.
+inline Overlap overlap(Span a, Span b) {
+  if (a.n == 0 || b.n == 0 || !(a.p < b.p + b.n && b.p < a.p + a.n)) return Overlap::none;
+  return a.p == b.p && a.n == b.n ? Overlap::same : Overlap::partial;
+}
+inline bool overlaps(const py::array& a, const py::array& b) { return overlap(span_of(a), span_of(b)) != Overlap::none; }
+
+// An argument by name and its bytes; a null array stands for an absent optional argument.
 struct Named {
   const py::array* a;
   const char* name;
+  Span s;
+  Named(const py::array* arr, const char* nm) : a(arr), name(nm), s(arr ? span_of(*arr) : Span{}) {}
 };
 
 // Two arrays the kernel writes must not share memory; the error names b first.
@@ -107,7 +112,8 @@ inline void require_disjoint(const py::array& a, const py::array& b, const char*
 inline void require_disjoint(std::initializer_list<Named> outs) {
   for (auto i = outs.begin(); i != outs.end(); ++i)
     for (auto j = outs.begin(); j != i; ++j)
-      if (i->a && j->a) require_disjoint(*j->a, *i->a, j->name, i->name);
+      if (i->a && j->a && overlap(i->s, j->s) != Overlap::none)
+        throw py::value_error(std::string(i->name) + ": must not share memory with " + j->name);
 }
 
 // A C-contiguous copy of a, same dtype and shape.
@@ -121,9 +127,10 @@ inline py::array fresh_copy(const py::array& a) {
 // arrays `outs` (reading it while they are written would give wrong numbers), except
 // an exact alias of `same_ok` (the alias the op's contract allows).
 inline void detach_input(py::array& in, std::initializer_list<Named> outs, const py::array* same_ok = nullptr) {
+  const Span s = span_of(in);
   for (const Named& o : outs) {
     if (!o.a) continue;
-    const Overlap ov = overlap(in, *o.a);
+    const Overlap ov = overlap(s, o.s);
     if (ov == Overlap::none || (ov == Overlap::same && o.a == same_ok)) continue;
     in = fresh_copy(in);
     return;

@@ -66,13 +66,11 @@ void batchnorm_forward(py::array x, py::array gamma, py::array beta, py::array r
     throw py::value_error("x: training-mode batch norm needs a batch of at least 2 rows, got " + std::to_string(m) +
                           " (the batch variance is undefined)");
   // Written: the outputs, and in training the running statistics too.
-  require_disjoint({{&running_mean, "running_mean"}, {&running_var, "running_var"}});
-  require_disjoint({{training ? &running_mean : nullptr, "running_mean"},
-                    {training ? &running_var : nullptr, "running_var"}, {&y, "out"},
-                    {&mean_out, "out[1] (batch_mean)"}, {&invstd_out, "out[2] (batch_invstd)"}});
   const std::initializer_list<Named> written = {
-      {&y, "out"}, {&mean_out, "out[1] (batch_mean)"}, {&invstd_out, "out[2] (batch_invstd)"},
-      {training ? &running_mean : nullptr, "running_mean"}, {training ? &running_var : nullptr, "running_var"}};
+      {training ? &running_mean : nullptr, "running_mean"}, {training ? &running_var : nullptr, "running_var"},
+      {&y, "out"}, {&mean_out, "out[1] (batch_mean)"}, {&invstd_out, "out[2] (batch_invstd)"}};
+  if (!training) require_disjoint(running_mean, running_var, "running_mean", "running_var");
+  require_disjoint(written);
   detach_input(x, written, &y);  // out may be x itself
   detach_input(gamma, written);
   detach_input(beta, written);
@@ -109,9 +107,9 @@ void batchnorm_backward(py::array dy, py::array x, py::array gamma, py::array me
   matrix_out(dx, x, m, n, "out");
   vector_out(dgamma, x, n, "out[1] (dgamma)");
   vector_out(dbeta, x, n, "out[2] (dbeta)");
-  require_disjoint({{&dx, "out"}, {&dgamma, "out[1] (dgamma)"}, {&dbeta, "out[2] (dbeta)"}});
   const std::initializer_list<Named> written = {{&dx, "out"}, {&dgamma, "out[1] (dgamma)"},
                                                 {&dbeta, "out[2] (dbeta)"}};
+  require_disjoint(written);
   detach_input(dy, written, &dx);  // out may be dy itself
   detach_input(x, written);
   detach_input(gamma, written);

@@ -37,8 +37,9 @@ void sgd(py::array param, py::array grad, py::object velocity_obj, double lr, do
     velocity = velocity_obj.cast<py::array>();
     check_state(velocity, param, "velocity");
   }
-  require_disjoint({{&param, "param"}, {has_vel ? &velocity : nullptr, "velocity"}});
-  detach_input(grad, {{&param, "param"}, {has_vel ? &velocity : nullptr, "velocity"}});
+  const std::initializer_list<Named> written = {{&param, "param"}, {has_vel ? &velocity : nullptr, "velocity"}};
+  require_disjoint(written);
+  detach_input(grad, written);
   fastnn::SgdArgs a;
   a.lr = lr;
   a.momentum = momentum;
@@ -57,8 +58,9 @@ void rmsprop(py::array param, py::array grad, py::array sq_avg, double lr, doubl
   const DType dt = check_param(param);
   check_grad(grad, param);
   check_state(sq_avg, param, "sq_avg");
-  require_disjoint({{&param, "param"}, {&sq_avg, "sq_avg"}});
-  detach_input(grad, {{&param, "param"}, {&sq_avg, "sq_avg"}});
+  const std::initializer_list<Named> written = {{&param, "param"}, {&sq_avg, "sq_avg"}};
+  require_disjoint(written);
+  detach_input(grad, written);
   fastnn::RmspropArgs a;
   a.lr = lr;
   a.rho = rho;
@@ -76,8 +78,9 @@ void adagrad(py::array param, py::array grad, py::array accum, double lr, double
   const DType dt = check_param(param);
   check_grad(grad, param);
   check_state(accum, param, "accum");
-  require_disjoint({{&param, "param"}, {&accum, "accum"}});
-  detach_input(grad, {{&param, "param"}, {&accum, "accum"}});
+  const std::initializer_list<Named> written = {{&param, "param"}, {&accum, "accum"}};
+  require_disjoint(written);
+  detach_input(grad, written);
   fastnn::AdagradArgs a;
   a.lr = lr;
   a.eps = eps;
@@ -96,8 +99,9 @@ void adam(py::array param, py::array grad, py::array m, py::array v, double lr, 
   check_grad(grad, param);
   check_state(m, param, "m");
   check_state(v, param, "v");
-  require_disjoint({{&param, "param"}, {&m, "m"}, {&v, "v"}});
-  detach_input(grad, {{&param, "param"}, {&m, "m"}, {&v, "v"}});
+  const std::initializer_list<Named> written = {{&param, "param"}, {&m, "m"}, {&v, "v"}};
+  require_disjoint(written);
+  detach_input(grad, written);
   fastnn::AdamArgs a;
   a.lr = lr;
   a.beta1 = beta1;
