@@ -1052,7 +1052,7 @@ def test_overlap_batchnorm_backward(dtype):
             np.testing.assert_allclose(got[k], want[k], **tol, err_msg=f"out[{slot}] = {arg}, output {k}")
 
 
-OPTIMIZERS = {
+OVERLAP_OPTIMIZERS = {
     "sgd_update": (("velocity",), dict(lr=0.1, momentum=0.9)),
     "rmsprop_update": (("sq_avg",), dict(lr=0.01)),
     "adagrad_update": (("accum",), dict(lr=0.01)),
@@ -1062,10 +1062,10 @@ OPTIMIZERS = {
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("shift", OVERLAP_SHIFTS)
-@pytest.mark.parametrize("op", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("op", sorted(OVERLAP_OPTIMIZERS))
 def test_overlap_optimizer_grad_is_copied(op, dtype, shift):
     """sgd_update(p[1:], p[:-1], ...) and the like: grad partially overlapping param."""
-    names, kw = OPTIMIZERS[op]
+    names, kw = OVERLAP_OPTIMIZERS[op]
     grad, param = _views(50, dtype, shift)
     states = [np.abs(np.random.default_rng(i).standard_normal(50)).astype(dtype) for i in range(len(names))]
     wp, wg, ws = param.copy(), grad.copy(), _copies(*states)
@@ -1078,11 +1078,11 @@ def test_overlap_optimizer_grad_is_copied(op, dtype, shift):
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("op", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("op", sorted(OVERLAP_OPTIMIZERS))
 def test_overlap_optimizer_state_is_refused(op, dtype):
     """A state array partially overlapping param (or another state array) is refused,
     naming it; nothing is written."""
-    names, kw = OPTIMIZERS[op]
+    names, kw = OVERLAP_OPTIMIZERS[op]
     for other in ("param",) + names[:-1]:
         buf = np.random.default_rng(0).standard_normal(60).astype(dtype)
         grad = np.ones(50, dtype)
