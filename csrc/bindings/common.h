@@ -88,7 +88,17 @@ struct Span {
   const char* p = nullptr;
   std::size_t n = 0;
 };
-inline Span span_of(const py::array& a) { return {static_cast<const char*>(a.data()), static_cast<std::size_t>(a.nbytes())}; }
+// (a.nbytes() builds a dtype object per call; this reads the element size as
+// py::dtype::itemsize does, without one: these checks run on every kernel call.)
+inline std::size_t elsize(const py::array& a) {
+  const auto* descr = py::detail::array_proxy(a.ptr())->descr;
+  if (py::detail::npy_api::get().PyArray_RUNTIME_VERSION_ < 0x12)
+    return static_cast<std::size_t>(py::detail::array_descriptor1_proxy(descr)->elsize);
+  return static_cast<std::size_t>(py::detail::array_descriptor2_proxy(descr)->elsize);
+}
+inline Span span_of(const py::array& a) {
+  return {static_cast<const char*>(a.data()), static_cast<std::size_t>(a.size()) * elsize(a)};
+}
 
 inline Overlap overlap(Span a, Span b) {
   if (a.n == 0 || b.n == 0 || !(a.p < b.p + b.n && b.p < a.p + a.n)) return Overlap::none;

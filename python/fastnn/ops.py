@@ -279,7 +279,7 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
         if c.__class__ is np.ndarray:
             try:
                 _core.matmul(a, b, c, trans_a, trans_b, alpha, beta, bias, activation,
-                             _DEFAULT_ALPHA.get(activation, 0.0))
+                             0.0 if activation is None else _DEFAULT_ALPHA.get(activation, 0.0))
                 return c
             except (TypeError, ValueError):
                 pass
