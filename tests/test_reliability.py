@@ -278,6 +278,88 @@ if __name__ == "__main__":
     assert r.returncode == 0 and "spawn OK" in r.stdout, r.stdout + r.stderr
 
 
+def test_fork_after_another_librarys_openmp_team_never_hangs():
+    """Issue 13 item 11: PyTorch runs an OpenMP team on the same libgomp.so.1, then the
+    process forks before fastnn ever started a team: the child's first fastnn kernel
+    must not hang (it did: libgomp waited for the parent's pool threads). The child
+    runs single-threaded, with the right result."""
+    pytest.importorskip("torch")
+    code = """
+import os, signal, numpy as np
+import torch
+torch.set_num_threads(2)
+a = torch.randn(512, 512)
+assert float((a @ a).abs().sum()) > 0   # torch's OpenMP team of 2 ran
+import fastnn
+from fastnn import ops
+x = np.random.default_rng(0).standard_normal((300, 300)).astype(np.float32)
+v = np.ones(1 << 20, np.float32)
+pid = os.fork()
+if pid == 0:
+    signal.alarm(20)    # a hang ends the child with SIGALRM, not the suite
+    y = ops.matmul(x, x)
+    z = ops.activation("tanh", v)
+    ok = np.allclose(y, x @ x, rtol=1e-4, atol=1e-3) and fastnn.get_num_threads() == 1
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+print("child exit", os.waitstatus_to_exitcode(status))
+"""
+    r = run_script(code, timeout=120)
+    assert r.returncode == 0 and "child exit 0" in r.stdout, r.stdout + r.stderr
+
+
+def test_set_num_threads_is_bounded():
+    """Issue 13 item 12: 1000s of threads killed the process inside libgomp; the bound is
+    the one FASTNN_NUM_THREADS has (4096, or OMP_THREAD_LIMIT when lower)."""
+    before = fastnn.get_num_threads()
+    assert _core.max_threads == 4096 or _core.max_threads < 4096
+    for bad in (_core.max_threads + 1, 10**6, 2**31, 10**30):
+        with pytest.raises(ValueError, match=r"^n: expected an integer in \[1, "):
+            fastnn.set_num_threads(bad)
+        assert fastnn.get_num_threads() == before
+    code = """
+import fastnn
+from fastnn import _core
+assert _core.max_threads == 3, _core.max_threads
+try:
+    fastnn.set_num_threads(4)
+except ValueError as e:
+    print("refused:", e)
+fastnn.set_num_threads(3)
+print("threads", fastnn.get_num_threads())
+"""
+    r = run_script(code, env={"OMP_THREAD_LIMIT": "3"})
+    assert r.returncode == 0 and "refused: n: expected an integer in [1, 3]" in r.stdout and "threads 3" in r.stdout, \
+        r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("dtype, eps", [(np.float32, 1e-39), (np.float32, 1e-45), (np.float64, 1e-310)])
+@pytest.mark.parametrize("op", ["rmsprop_update", "adagrad_update", "adam_update"])
+def test_subnormal_optimizer_epsilon_is_refused(op, dtype, eps):
+    """Issue 13 item 13: an epsilon that is subnormal in the array's dtype reads as 0 under
+    the kernels' flush-to-zero, so a zero gradient gave 0/0 = NaN weights."""
+    p, g = np.ones(64, dtype), np.zeros(64, dtype)
+    states = [np.zeros(64, dtype) for _ in range(2 if op == "adam_update" else 1)]
+    kw = dict(lr=0.1, eps=eps) | (dict(step=1) if op == "adam_update" else {})
+    with pytest.raises(ValueError, match="^eps: expected a normal"):
+        getattr(ops, op)(p, g, *states, **kw)
+    np.testing.assert_array_equal(p, 1)
+    kw["eps"] = float(np.finfo(dtype).tiny)  # the smallest normal is fine, and no NaN
+    getattr(ops, op)(p, g, *states, **kw)
+    assert np.isfinite(p).all()
+
+
+@pytest.mark.parametrize("opt", ["Adam", "RMSprop", "Adagrad"])
+def test_subnormal_optimizer_epsilon_is_refused_at_build(opt):
+    o = getattr(fastnn.optimizers, opt)(epsilon=1e-39)
+    with pytest.raises(ValueError, match="^epsilon: expected a normal float32"):
+        o.build(10, np.float32)
+    o.build(10, np.float64)  # normal in float64
+    o = getattr(fastnn.optimizers, opt)(epsilon=1e-310)
+    with pytest.raises(ValueError, match="^epsilon: expected a normal float64"):
+        o.build(10, np.float64)
+
+
 # ----------------------------------------------------------------------------
 # memory
 # ----------------------------------------------------------------------------

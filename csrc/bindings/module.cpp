@@ -18,6 +18,8 @@ void bind_norm(py::module_& m);
 void bind_loss(py::module_& m);
 void bind_optim(py::module_& m);
 void bind_random(py::module_& m);
+void bind_reduce(py::module_& m);
+void bind_testing(py::module_& m);
 }  // namespace fastnn_py
 
 #ifndef FASTNN_COMPILER
@@ -48,10 +50,17 @@ PYBIND11_MODULE(_core, m) {
     if (name == "avx512") return fastnn::isa_supported(fastnn::Isa::avx512);
     throw std::invalid_argument("isa: expected 'scalar', 'avx2' or 'avx512', got '" + name + "'");
   });
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) throw std::invalid_argument("n: expected an integer >= 1, got " + std::to_string(n));
-    fastnn::set_num_threads(n);
-  }, py::arg("n"));
+  m.def("set_num_threads", [](py::int_ n) {
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(n.ptr(), &overflow);
+    const int hi = fastnn::max_threads();
+    if (overflow || v < 1 || v > hi)
+      throw std::invalid_argument("n: expected an integer in [1, " + std::to_string(hi) + "], got " +
+                                  py::str(n).cast<std::string>() +
+                                  (hi == fastnn::kMaxThreads ? "" : " (OMP_THREAD_LIMIT)"));
+    fastnn::set_num_threads(static_cast<int>(v));
+  }, py::arg("n"), "Threads of fastnn's kernels: 1..max_threads (4096, or OMP_THREAD_LIMIT when lower).");
+  m.attr("max_threads") = fastnn::max_threads();
   m.def("get_num_threads", &fastnn::get_num_threads);
   m.def("cpu_features", []() {
     const fastnn::CpuFeatures& f = fastnn::cpu_features();
@@ -77,4 +86,7 @@ PYBIND11_MODULE(_core, m) {
   fastnn_py::bind_loss(m);
   fastnn_py::bind_optim(m);
   fastnn_py::bind_random(m);
+  fastnn_py::bind_reduce(m);
+  py::module_ testing = m.def_submodule("_testing", "Test hooks: probes of the core's state, not API.");
+  fastnn_py::bind_testing(testing);
 }

@@ -37,7 +37,8 @@ template <class Table> const Table& active_table(const Table& scalar_t, const Ta
     default: return scalar_t;
   }
 }
-// The float or double half (members f32, f64) of a family's table.
+// The float or double half (members f32, f64) of a family's table (new families:
+// FASTNN_KERNELS of dispatch.h).
 template <class T, class Table> const auto& dtype_half(const Table& t) {
   if constexpr (std::is_same_v<T, float>) return t.f32; else return t.f64;
 }
@@ -51,7 +52,3 @@ template <class T, class Table> const auto& dtype_half(const Table& t) {
 #else
 #define FASTNN_ACTIVE_TABLE(name) (scalar::name)
 #endif
-
-namespace fastnn {
-
-}  // namespace fastnn

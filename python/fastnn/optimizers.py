@@ -73,6 +73,12 @@ class Optimizer:
 
     def build(self, size, dtype, remap=None):
         """State arrays of length ``size``; ``remap`` = [(old_slice, new_slice)] keeps old state."""
+        eps = getattr(self, "epsilon", None)
+        if eps is not None and not eps >= np.finfo(dtype).tiny:
+            # the update kernels run with flush-to-zero: a subnormal epsilon reads as 0
+            # there, and a zero gradient then gives 0/0 = NaN weights
+            raise ValueError(f"epsilon: expected a normal {np.dtype(dtype).name} value >= "
+                             f"{np.finfo(dtype).tiny} (a subnormal epsilon flushes to zero), got {eps!r}")
         old = self.state
         self.state = {}
         self._views = None

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._core import activations as _activation_registry
+
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
-ACTIVATIONS = ("identity", "linear", "relu", "leaky_relu", "elu", "selu",
-               "sigmoid", "tanh", "swish", "silu", "softplus")
-DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
+# Names, aliases and default alphas are facts of the ops contract, read from the one
+# registry (_core.activations()); the formulas below are this module's own.
+_REGISTRY = _activation_registry()
+ACTIVATIONS = tuple(_REGISTRY)
+DEFAULT_ALPHA = {name: row["alpha"] for name, row in _REGISTRY.items() if row["alpha"] is not None}
 
 
 def _canonical(name):
-    return {"linear": "identity", "silu": "swish"}.get(name, name)
+    return _REGISTRY[name]["canonical"] if name in _REGISTRY else name
 
 
 def _sigmoid(x):
@@ -37,7 +41,7 @@ def activation(name, x, *, alpha=None, out=None):
     x = np.asarray(x)
     t = x.dtype.type
     with np.errstate(over="ignore", invalid="ignore"):
-        if name == "identity":
+        if name == "linear":
             y = x.copy()
         elif name == "relu":
             y = np.where(x > 0, x, np.where(np.isnan(x), x, t(0)))
@@ -70,16 +74,16 @@ def activation_grad(name, dy, *, x=None, y=None, alpha=None, out=None):
     a = DEFAULT_ALPHA.get(name, 0.0) if alpha is None else alpha
     dy = np.asarray(dy)
     t = dy.dtype.type
-    if x is None and y is None and name != "identity":
+    if x is None and y is None and name != "linear":
         raise ValueError("x, y: give the forward input x or output y")
     if name in ("swish", "softplus") and x is None:
         raise ValueError(f"x: activation {name!r} needs the forward input x")
-    if x is None and name not in ("sigmoid", "tanh", "identity"):
+    if x is None and name not in ("sigmoid", "tanh", "linear"):
         s = y  # sign(y) == sign(x) for the piecewise ones
     else:
         s = x
     with np.errstate(over="ignore", invalid="ignore"):
-        if name == "identity":
+        if name == "linear":
             d = np.ones_like(dy)
         elif name == "relu":
             d = np.where(s > 0, t(1), np.where(np.isnan(s), s, t(0)))
@@ -105,7 +109,7 @@ def activation_grad(name, dy, *, x=None, y=None, alpha=None, out=None):
             d = _sigmoid(x)
         else:
             raise ValueError(f"name: unknown activation {name!r}")
-    if s is not None and name != "identity":  # a NaN input gives a NaN gradient (identity: dy itself)
+    if s is not None and name != "linear":  # a NaN input gives a NaN gradient (linear: dy itself)
         d = np.where(np.isnan(s), s, d)
     g = (dy * d).astype(dy.dtype, copy=False)
     if name == "relu":  # a select, as the kernel (and PyTorch): an inactive unit passes 0 even for a NaN/inf dy
