@@ -18,6 +18,10 @@ import numpy as np
 from . import schedules as _schedules
 from . import ops as _ops
 from ._registry import resolve
+from ._validate import Interval, Real, validate
+
+_POSITIVE = Interval(Real, 0, None, closed="neither")
+_UNIT_OPEN = Interval(Real, 0, 1, closed="left")  # [0, 1): momentum, rho, betas
 
 
 class Optimizer:
@@ -26,18 +30,24 @@ class Optimizer:
     ``self.state`` have the arena's length."""
 
     slots = ()
+    _parameter_constraints = {
+        "learning_rate": [_POSITIVE, _schedules.LearningRateSchedule],
+        "clipnorm": [None, _POSITIVE], "clipvalue": [None, _POSITIVE], "global_clipnorm": [None, _POSITIVE],
+        "weight_decay": [None, Interval(Real, 0, None, closed="left")],
+        "epsilon": [_POSITIVE], "momentum": [_UNIT_OPEN], "rho": [_UNIT_OPEN],
+        "beta_1": [_UNIT_OPEN], "beta_2": [_UNIT_OPEN],
+        "initial_accumulator_value": [Interval(Real, 0, None, closed="left")],
+    }
 
     def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None,
                  weight_decay=None, name=None):
+        validate(dict(learning_rate=learning_rate, clipnorm=clipnorm, clipvalue=clipvalue,
+                      global_clipnorm=global_clipnorm, weight_decay=weight_decay),
+                 self._parameter_constraints, type(self).__name__)
         given = [k for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
                                 ("global_clipnorm", global_clipnorm)) if v is not None]
         if len(given) > 1:
             raise ValueError(f"clipnorm, clipvalue, global_clipnorm: give at most one, got {', '.join(given)}")
-        for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue), ("global_clipnorm", global_clipnorm)):
-            if v is not None and not v > 0:
-                raise ValueError(f"{k}: expected a positive number, got {v!r}")
-        if weight_decay is not None and weight_decay < 0:
-            raise ValueError(f"weight_decay: expected a number >= 0, got {weight_decay!r}")
         self.learning_rate = learning_rate
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
         self.weight_decay = weight_decay
@@ -54,11 +64,10 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, value):
+        validate({"learning_rate": value}, Optimizer._parameter_constraints, type(self).__name__)
         if isinstance(value, _schedules.LearningRateSchedule):
             self._learning_rate = value
             return
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value > 0:
-            raise ValueError(f"learning_rate: expected a positive number or a schedule, got {value!r}")
         self._learning_rate = float(value)
 
     def current_learning_rate(self):
@@ -131,9 +140,8 @@ class SGD(Optimizer):
     """
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        validate({"momentum": momentum}, self._parameter_constraints, "SGD")
         super().__init__(learning_rate, **kwargs)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum: expected a number in [0, 1), got {momentum!r}")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
         self.slots = ("velocity",) if self.momentum else ()
 
@@ -153,9 +161,8 @@ class RMSprop(Optimizer):
     slots = ("sq_avg",)
 
     def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7, **kwargs):
+        validate({"rho": rho, "epsilon": epsilon}, self._parameter_constraints, "RMSprop")
         super().__init__(learning_rate, **kwargs)
-        if not 0 <= rho < 1:
-            raise ValueError(f"rho: expected a number in [0, 1), got {rho!r}")
         self.rho, self.epsilon = float(rho), float(epsilon)
 
     def _update(self, p, g, state, lr):
@@ -174,9 +181,9 @@ class Adagrad(Optimizer):
     slots = ("accum",)
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
+        validate({"initial_accumulator_value": initial_accumulator_value, "epsilon": epsilon},
+                 self._parameter_constraints, "Adagrad")
         super().__init__(learning_rate, **kwargs)
-        if initial_accumulator_value < 0:
-            raise ValueError(f"initial_accumulator_value: expected a number >= 0, got {initial_accumulator_value!r}")
         self.initial_accumulator_value, self.epsilon = float(initial_accumulator_value), float(epsilon)
 
     def _initial_state(self, slot):
@@ -199,10 +206,9 @@ class Adam(Optimizer):
     slots = ("m", "v")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        validate({"beta_1": beta_1, "beta_2": beta_2, "epsilon": epsilon}, self._parameter_constraints,
+                 type(self).__name__)
         super().__init__(learning_rate, **kwargs)
-        for k, b in (("beta_1", beta_1), ("beta_2", beta_2)):
-            if not 0 <= b < 1:
-                raise ValueError(f"{k}: expected a number in [0, 1), got {b!r}")
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 
     def _update(self, p, g, state, lr):

@@ -14,6 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._registry import resolve
+from ._validate import Interval, Real, validate
+
+_CONSTRAINTS = {"l1": [Interval(Real, 0, None, closed="left")], "l2": [Interval(Real, 0, None, closed="left")]}
 
 
 class Regularizer:
@@ -53,6 +56,7 @@ class L1(Regularizer):
     """l1 * sum(|w|)."""
 
     def __init__(self, l1=0.01):
+        validate({"l1": l1}, _CONSTRAINTS, "L1")
         self.l1 = float(l1)
 
     def get_config(self):
@@ -63,6 +67,7 @@ class L2(Regularizer):
     """l2 * sum(w^2)."""
 
     def __init__(self, l2=0.01):
+        validate({"l2": l2}, _CONSTRAINTS, "L2")
         self.l2 = float(l2)
 
     def get_config(self):
@@ -73,6 +78,7 @@ class L1L2(Regularizer):
     """l1 * sum(|w|) + l2 * sum(w^2)."""
 
     def __init__(self, l1=0.0, l2=0.0):
+        validate({"l1": l1, "l2": l2}, _CONSTRAINTS, "L1L2")
         self.l1, self.l2 = float(l1), float(l2)
 
 

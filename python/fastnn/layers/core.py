@@ -19,6 +19,9 @@ from .. import activations as _activations
 from .. import initializers as _initializers
 from .. import ops as _ops
 from .. import regularizers as _regularizers
+from .._validate import Integral, Interval, validate
+
+POSITIVE_INT = Interval(Integral, 1, None, closed="left")  # units, pieces
 
 _name_counters = defaultdict(itertools.count)
 
@@ -272,8 +275,7 @@ class Dense(Layer):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  input_dim=None, **kwargs):
         super().__init__(input_dim=input_dim, **kwargs)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-            raise ValueError(f"units: expected a positive int, got {units!r}")
+        validate({"units": units}, {"units": [POSITIVE_INT]}, "Dense")
         self.units = int(units)
         self.activation = _activations.get(activation)
         self.use_bias = bool(use_bias)
