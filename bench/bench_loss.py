@@ -3,23 +3,16 @@
     pytest bench/bench_loss.py --benchmark-only
 For side-by-side ratios against NumPy and PyTorch use bench/compare.py loss.
 """
-import numpy as np
 import pytest
 
 from fastnn import ops
 
-SHAPES = [(128, 10), (4096, 1000)]
+import cases
 
 
-@pytest.fixture(scope="module", params=SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.fixture(scope="module", params=cases.LOSS_SHAPES, ids=cases.shape_id)
 def data(request):
-    m, C = request.param
-    rng = np.random.default_rng(0)
-    z = (rng.standard_normal((m, C)) * 3).astype(np.float32)
-    ids = rng.integers(0, C, m).astype(np.int64)
-    probs = rng.random((m, C)).astype(np.float32)
-    probs /= probs.sum(axis=1, keepdims=True)
-    return z, ids, probs
+    return cases.loss_inputs(*request.param)
 
 
 def test_softmax_cross_entropy_ids(benchmark, data):
