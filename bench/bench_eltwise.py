@@ -13,9 +13,7 @@ import cases
 NAMES = cases.ACTIVATIONS
 
 
-@pytest.fixture(scope="module", params=cases.ELTWISE_SIZES, ids=lambda n: f"{n >> 20}M")
-def data(request):
-    return cases.eltwise_inputs(request.param)
+data = cases.data_fixture(cases.ELTWISE_SIZES, cases.eltwise_inputs, ids=lambda n: f"{n >> 20}M")
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -10,26 +10,18 @@ from fastnn import ops
 import cases
 
 
-@pytest.fixture(scope="module", params=cases.LOSS_SHAPES, ids=cases.shape_id)
-def data(request):
-    return cases.loss_inputs(*request.param)
+data = cases.data_fixture(cases.LOSS_SHAPES, cases.loss_inputs)
+
+# (op, which target): integer labels or probability rows
+LOSSES = {
+    "softmax_cross_entropy_ids": (ops.softmax_cross_entropy, 1),
+    "softmax_cross_entropy_probabilities": (ops.softmax_cross_entropy, 2),
+    "binary_cross_entropy_with_logits": (ops.binary_cross_entropy_with_logits, 2),
+    "mean_squared_error": (ops.mean_squared_error, 2),
+}
 
 
-def test_softmax_cross_entropy_ids(benchmark, data):
-    z, ids, _ = data
-    benchmark(ops.softmax_cross_entropy, z, ids)
-
-
-def test_softmax_cross_entropy_probabilities(benchmark, data):
-    z, _, probs = data
-    benchmark(ops.softmax_cross_entropy, z, probs)
-
-
-def test_binary_cross_entropy_with_logits(benchmark, data):
-    z, _, probs = data
-    benchmark(ops.binary_cross_entropy_with_logits, z, probs)
-
-
-def test_mean_squared_error(benchmark, data):
-    z, _, probs = data
-    benchmark(ops.mean_squared_error, z, probs)
+@pytest.mark.parametrize("name", LOSSES)
+def test_loss(benchmark, data, name):
+    op, target = LOSSES[name]
+    benchmark(op, data[0], data[target])

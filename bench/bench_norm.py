@@ -3,16 +3,13 @@
     pytest bench/bench_norm.py --benchmark-only
 For side-by-side ratios against NumPy and PyTorch use bench/compare.py norm.
 """
-import pytest
 
 from fastnn import ops
 
 import cases
 
 
-@pytest.fixture(scope="module", params=cases.NORM_SHAPES, ids=cases.shape_id)
-def data(request):
-    return cases.norm_inputs(*request.param)
+data = cases.data_fixture(cases.NORM_SHAPES, cases.norm_inputs)
 
 
 def test_forward_training(benchmark, data):

@@ -54,3 +54,14 @@ def norm_inputs(m, n, seed=0):
     gamma = rng.standard_normal(n).astype(np.float32)
     beta = rng.standard_normal(n).astype(np.float32)
     return x, dy, gamma, beta, np.zeros(n, np.float32), np.ones(n, np.float32)
+
+
+def data_fixture(params, make, ids=shape_id):
+    """A module-scoped pytest fixture named ``data``: ``make(*case)`` for each case of
+    ``params`` (a scalar case is passed as one argument)."""
+    import pytest
+
+    def data(request):
+        p = request.param
+        return make(*p) if isinstance(p, tuple) else make(p)
+    return pytest.fixture(scope="module", params=params, ids=ids, name="data")(data)

@@ -48,38 +48,40 @@ class Regularizer:
             scratch *= t(self.l1)
             grad += scratch
 
+    _config = ("l1", "l2")  # the arguments get_config returns
+
+    def _set(self, **penalties):
+        validate(penalties, _CONSTRAINTS, type(self).__name__)
+        for k, v in penalties.items():
+            setattr(self, k, float(v))
+
     def get_config(self):
-        return {"l1": self.l1, "l2": self.l2}
+        return {k: getattr(self, k) for k in self._config}
 
 
 class L1(Regularizer):
     """l1 * sum(|w|)."""
 
-    def __init__(self, l1=0.01):
-        validate({"l1": l1}, _CONSTRAINTS, "L1")
-        self.l1 = float(l1)
+    _config = ("l1",)
 
-    def get_config(self):
-        return {"l1": self.l1}
+    def __init__(self, l1=0.01):
+        self._set(l1=l1)
 
 
 class L2(Regularizer):
     """l2 * sum(w^2)."""
 
-    def __init__(self, l2=0.01):
-        validate({"l2": l2}, _CONSTRAINTS, "L2")
-        self.l2 = float(l2)
+    _config = ("l2",)
 
-    def get_config(self):
-        return {"l2": self.l2}
+    def __init__(self, l2=0.01):
+        self._set(l2=l2)
 
 
 class L1L2(Regularizer):
     """l1 * sum(|w|) + l2 * sum(w^2)."""
 
     def __init__(self, l1=0.0, l2=0.0):
-        validate({"l1": l1, "l2": l2}, _CONSTRAINTS, "L1L2")
-        self.l1, self.l2 = float(l1), float(l2)
+        self._set(l1=l1, l2=l2)
 
 
 l1, l2, l1_l2 = L1, L2, L1L2
