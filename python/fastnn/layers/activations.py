@@ -7,7 +7,7 @@ from .. import initializers as _initializers
 from .. import ops as _ops
 from .. import regularizers as _regularizers
 from .._validate import validate
-from .core import POSITIVE_INT, Layer, _require_2d
+from .core import POSITIVE_INT, Layer, _require_2d, affine_backward
 
 
 class PReLU(Layer):
@@ -95,15 +95,7 @@ class Maxout(Layer):
         dz.fill(0)
         np.put_along_axis(dz.reshape(m, self.units, self.pieces), self._argmax[..., None],
                           dy[..., None], axis=2)
-        if self.trainable:
-            _ops.matmul(self._x, dz, trans_a=True, out=self.grads["kernel"])
-            if self.use_bias:
-                _ops.column_sum(dz, out=self.grads["bias"])
-        if not need_dx:
-            return None
-        dx = self._buffer(("dx", m), self._x.shape)
-        _ops.matmul(dz, self.vars["kernel"], trans_b=True, out=dx)
-        return dx
+        return affine_backward(self, dz, need_dx)
 
     def get_config(self):
         c = super().get_config()

@@ -262,6 +262,20 @@ def _require_2d(layer, input_shape):
                          f"(batch, {', '.join(map(str, input_shape))}); put a Flatten() before it")
 
 
+def affine_backward(layer, dz, need_dx):
+    """The backward pass of ``z = x @ kernel + bias`` given dz: kernel and bias gradients
+    (when the layer is trainable) and dx (when ``need_dx``), into the layer's buffers."""
+    if layer.trainable:
+        _ops.matmul(layer._x, dz, trans_a=True, out=layer.grads["kernel"])
+        if layer.use_bias:
+            _ops.column_sum(dz, out=layer.grads["bias"])
+    if not need_dx:
+        return None
+    dx = layer._buffer(("dx", dz.shape[0]), layer._x.shape)
+    _ops.matmul(dz, layer.vars["kernel"], trans_b=True, out=dx)
+    return dx
+
+
 class Dense(Layer):
     """y = activation(x @ kernel + bias), one fused matmul+bias+activation kernel call.
 
@@ -313,15 +327,7 @@ class Dense(Layer):
     def backward(self, dy, need_dx=True):
         act = self._act
         dz = dy if act.is_linear else act.backward(dy, x=self._z, y=self._y, out=dy)
-        if self.trainable:
-            _ops.matmul(self._x, dz, trans_a=True, out=self.grads["kernel"])
-            if self.use_bias:
-                _ops.column_sum(dz, out=self.grads["bias"])
-        if not need_dx:
-            return None
-        dx = self._buffer(("dx", dz.shape[0]), self._x.shape)
-        _ops.matmul(dz, self.vars["kernel"], trans_b=True, out=dx)
-        return dx
+        return affine_backward(self, dz, need_dx)
 
     def get_config(self):
         c = super().get_config()
