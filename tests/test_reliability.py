@@ -20,6 +20,7 @@ import pytest
 
 import fastnn
 from fastnn import _core, ops
+from helpers import rss_bytes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHONPATH = os.path.join(os.path.dirname(HERE), "python")
@@ -239,14 +240,6 @@ if __name__ == "__main__":
 # ----------------------------------------------------------------------------
 # memory
 # ----------------------------------------------------------------------------
-
-
-def rss_bytes():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
