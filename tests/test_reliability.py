@@ -155,60 +155,55 @@ parent = workload(d)   # big enough that the matmuls start an OpenMP team of 2
 """
 
 
+def fork_pool(prelude, child, processes, args, check):
+    """Runs ``prelude`` then ``child`` (source defining ``child(i)``) and maps it over ``args``
+    in a fork pool of ``processes``, in a fresh interpreter; ``check`` (source over ``res``,
+    the list of results) must hold there."""
+    code = prelude + child + f"""
+with mp.get_context("fork").Pool({processes}) as pool:
+    res = pool.map(child, {args!r}, chunksize=1)
+print(res)
+assert {check}, res
+print("pool OK")
+"""
+    r = run_script(code, timeout=60)
+    assert r.returncode == 0 and "pool OK" in r.stdout, r.stdout + r.stderr
+
+
 def test_fork_after_threads_child_runs_single_threaded():
     """fastnn with 2 OpenMP threads, then a fork pool, then fastnn in the children:
     works (the child stays on one thread: libgomp cannot start threads after fork)."""
-    code = FORK_PRELUDE + """
+    fork_pool(FORK_PRELUDE, """
 def child(i):
     return fastnn.get_num_threads(), same(workload(d), parent)
-with mp.get_context("fork").Pool(2) as pool:
-    res = pool.map(child, range(4), chunksize=1)
-print(res)
-assert all(ok for _, ok in res) and all(n == 1 for n, _ in res), res
-print("fork OK")
-"""
-    r = run_script(code, timeout=60)
-    assert r.returncode == 0 and "fork OK" in r.stdout, r.stdout + r.stderr
+""", 2, [0, 1, 2, 3], "all(ok for _, ok in res) and all(n == 1 for n, _ in res)")
 
 
 def test_fork_after_threads_asking_for_threads_is_a_clear_error():
     """In such a child, set_num_threads(2) raises a RuntimeError that says why and what to
     use instead -- where libgomp would otherwise hang forever."""
-    code = FORK_PRELUDE + """
+    fork_pool(FORK_PRELUDE, """
 def child(i):
     try:
         fastnn.set_num_threads(2)
     except RuntimeError as e:
         return str(e)
     return "no error"
-with mp.get_context("fork").Pool(1) as pool:
-    msg = pool.map(child, [0])[0]
-print(msg)
-assert "forked" in msg and "spawn" in msg, msg
-print("fork error OK")
-"""
-    r = run_script(code, timeout=60)
-    assert r.returncode == 0 and "fork error OK" in r.stdout, r.stdout + r.stderr
+""", 1, [0], '"forked" in res[0] and "spawn" in res[0]')
 
 
 def test_fork_before_any_thread_team_keeps_threads():
     """A child forked before fastnn started any OpenMP team may use threads."""
-    code = WORKLOAD + """
+    fork_pool(WORKLOAD + """
 import multiprocessing as mp
 fastnn.set_num_threads(1)
 d = inputs(1)
 parent = workload(d)
+""", """
 def child(i):
     fastnn.set_num_threads(2)
     return same(workload(d), parent) or "differs", fastnn.get_num_threads()
-with mp.get_context("fork").Pool(2) as pool:
-    res = pool.map(child, range(2))
-print(res)
-assert all(n == 2 for _, n in res)
-print("fork-before OK")
-"""
-    r = run_script(code, timeout=60)
-    assert r.returncode == 0 and "fork-before OK" in r.stdout, r.stdout + r.stderr
+""", 2, [0, 1], "all(n == 2 for _, n in res)")
 
 
 def test_spawn_children_use_threads():
