@@ -93,3 +93,16 @@ def test_batchnorm_layer_with_one_row_in_training_is_refused_by_the_op():
     fastnn.Sequential([L.Input(3), bn])
     with pytest.raises(ValueError, match="at least 2 rows"):
         bn.forward(np.ones((1, 3), np.float32), training=True)
+
+
+def test_validate_module_imports_nothing_of_ours():
+    import ast
+    import pathlib
+    import fastnn._validate as v
+    tree = ast.parse(pathlib.Path(v.__file__).read_text())
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level >= 1]
+
+
+def test_options_keep_the_declared_order():
+    with pytest.raises(InvalidParameterError, match="one of 'b', 'a', got 'c'"):
+        validate({"k": "c"}, {"k": [Options(str, ("b", "a"))]}, "X")

@@ -88,13 +88,15 @@ class Options:
     """One of ``options``, each an instance of ``type`` (``Options(str, {"min", "max"})``)."""
 
     def __init__(self, type, options):
-        self.type, self.options = type, frozenset(options)
+        # the declared order when given as a sequence, sorted when given as a set
+        ordered = options if isinstance(options, (list, tuple)) else sorted(options, key=repr)
+        self.type, self.options = type, tuple(ordered)
 
     def accepts(self, value):
         return isinstance(value, self.type) and not isinstance(value, bool) and value in self.options
 
     def describe(self):
-        return "one of " + ", ".join(repr(o) for o in sorted(self.options, key=repr))
+        return "one of " + ", ".join(repr(o) for o in self.options)
 
     def __repr__(self):
         return f"Options({self.type.__name__}, {set(self.options)!r})"
