@@ -123,12 +123,23 @@ class Optimizer:
         raise NotImplementedError
 
     # config ---------------------------------------------------------------
+    _hyper = ()  # the subclass's own float hyperparameters, set by _set_hyper, in get_config
+
+    def _set_hyper(self, learning_rate, kwargs, **hyper):
+        """Validates ``hyper`` (before any state is set), runs the base constructor with
+        ``kwargs``, then stores each value of ``hyper`` as a float attribute."""
+        validate(hyper, self._parameter_constraints, type(self).__name__)
+        Optimizer.__init__(self, learning_rate, **kwargs)
+        for k, v in hyper.items():
+            setattr(self, k, float(v))
+
     def get_config(self):
         lr = self._learning_rate
         if isinstance(lr, _schedules.LearningRateSchedule):
             lr = _schedules.serialize(lr)
         return {"learning_rate": lr, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
-                "global_clipnorm": self.global_clipnorm, "weight_decay": self.weight_decay}
+                "global_clipnorm": self.global_clipnorm, "weight_decay": self.weight_decay,
+                **{k: getattr(self, k) for k in self._hyper}}
 
 
 class SGD(Optimizer):
@@ -159,32 +170,25 @@ class RMSprop(Optimizer):
     """s = rho s + (1 - rho) g^2;  p -= lr g / (sqrt(s) + epsilon)."""
 
     slots = ("sq_avg",)
+    _hyper = ("rho", "epsilon")
 
     def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7, **kwargs):
-        validate({"rho": rho, "epsilon": epsilon}, self._parameter_constraints, "RMSprop")
-        super().__init__(learning_rate, **kwargs)
-        self.rho, self.epsilon = float(rho), float(epsilon)
+        self._set_hyper(learning_rate, kwargs, rho=rho, epsilon=epsilon)
 
     def _update(self, p, g, state, lr):
         self._decay(p, lr)
         _ops.rmsprop_update(p, g, state["sq_avg"], lr=lr, rho=self.rho, eps=self.epsilon)
-
-    def get_config(self):
-        c = super().get_config()
-        c.update(rho=self.rho, epsilon=self.epsilon)
-        return c
 
 
 class Adagrad(Optimizer):
     """a += g^2;  p -= lr g / (sqrt(a) + epsilon); a starts at initial_accumulator_value."""
 
     slots = ("accum",)
+    _hyper = ("initial_accumulator_value", "epsilon")
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
-        validate({"initial_accumulator_value": initial_accumulator_value, "epsilon": epsilon},
-                 self._parameter_constraints, "Adagrad")
-        super().__init__(learning_rate, **kwargs)
-        self.initial_accumulator_value, self.epsilon = float(initial_accumulator_value), float(epsilon)
+        self._set_hyper(learning_rate, kwargs, initial_accumulator_value=initial_accumulator_value,
+                        epsilon=epsilon)
 
     def _initial_state(self, slot):
         return self.initial_accumulator_value
@@ -193,33 +197,21 @@ class Adagrad(Optimizer):
         self._decay(p, lr)
         _ops.adagrad_update(p, g, state["accum"], lr=lr, eps=self.epsilon)
 
-    def get_config(self):
-        c = super().get_config()
-        c.update(initial_accumulator_value=self.initial_accumulator_value, epsilon=self.epsilon)
-        return c
-
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction:
     m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr m^ / (sqrt(v^) + epsilon)."""
 
     slots = ("m", "v")
+    _hyper = ("beta_1", "beta_2", "epsilon")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
-        validate({"beta_1": beta_1, "beta_2": beta_2, "epsilon": epsilon}, self._parameter_constraints,
-                 type(self).__name__)
-        super().__init__(learning_rate, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self._set_hyper(learning_rate, kwargs, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
 
     def _update(self, p, g, state, lr):
         _ops.adam_update(p, g, state["m"], state["v"], lr=lr, beta1=self.beta_1, beta2=self.beta_2,
                           eps=self.epsilon, step=self.iterations,
                           weight_decay=self.weight_decay or 0.0, decoupled=True)
-
-    def get_config(self):
-        c = super().get_config()
-        c.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
-        return c
 
 
 class AdamW(Adam):
