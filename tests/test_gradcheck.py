@@ -37,23 +37,22 @@ def test_verdicts_follow_the_notes_thresholds():
         ["great", "ok", "check", "wrong", "wrong"]
 
 
-def test_correct_network_passes_in_float64(data):
-    x, y = data
-    m = fastnn.Sequential([Dense(7, activation="tanh", input_dim=5),
-                           Dense(3, activation="softmax")])
+def checked_net(first, data):
+    """check_gradients on ``first`` (input_dim 5) followed by a softmax Dense(3); (model, report)."""
+    m = fastnn.Sequential([first, Dense(3, activation="softmax")])
     m.compile("sgd", "sparse_categorical_crossentropy")
-    report = check_gradients(m, x, y)
+    return m, check_gradients(m, *data)
+
+
+def test_correct_network_passes_in_float64(data):
+    _, report = checked_net(Dense(7, activation="tanh", input_dim=5), data)
     assert [c.name.split("/")[1] for c in report] == ["kernel", "bias", "kernel", "bias"]
     assert report.ok and all(c.rel_error < 1e-7 for c in report)
     assert all(c.checked == c.size for c in report)
 
 
 def test_deliberately_broken_kernel_gradient_is_flagged_wrong(data):
-    x, y = data
-    m = fastnn.Sequential([BrokenDense(6, activation="relu", input_dim=5),
-                           Dense(3, activation="softmax")])
-    m.compile("sgd", "sparse_categorical_crossentropy")
-    report = check_gradients(m, x, y)
+    m, report = checked_net(BrokenDense(6, activation="relu", input_dim=5), data)
     by_name = {c.name.split("/", 1)[1] if "/" in c.name else c.name: c for c in report}
     broken = [c for c in report if c.name.startswith(m.layers[0].name + "/kernel")][0]
     assert broken.verdict == "wrong" and broken.rel_error > 1e-3

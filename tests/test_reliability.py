@@ -20,6 +20,7 @@ import pytest
 
 import fastnn
 from fastnn import _core, ops
+from helpers import rss_bytes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHONPATH = os.path.join(os.path.dirname(HERE), "python")
@@ -36,52 +37,10 @@ def run_script(code, *, timeout=120, env=None):
                           timeout=timeout, env=e)
 
 
-# A fixed workload touching every kernel family; used alone and from threads.
-WORKLOAD = """
-import numpy as np
-import fastnn
-from fastnn import ops
-
-def inputs(seed, dtype=np.float32):
-    r = np.random.default_rng(seed)
-    f = lambda *s: r.standard_normal(s).astype(dtype)
-    return dict(a=f(150, 130), b=f(130, 170), bias=f(170), x=f(64, 40), g=f(40), be=f(40),
-                labels=r.integers(0, 40, 64), p=f(5000), grad=f(5000))
-
-def workload(d):
-    out = []
-    out.append(ops.matmul(d["a"], d["b"], bias=d["bias"], activation="tanh"))
-    out.append(ops.matmul(d["a"], d["b"], trans_a=False, trans_b=False, alpha=0.5))
-    out.append(ops.activation("swish", d["x"]))
-    out.append(ops.activation_grad("elu", d["x"], x=d["x"]))
-    out.append(ops.softmax(d["x"]))
-    out.append(ops.log_softmax(d["x"]))
-    rm, rv = np.zeros(40, d["x"].dtype), np.ones(40, d["x"].dtype)
-    y, mean, invstd = ops.batchnorm_forward(d["x"], d["g"], d["be"], rm, rv)
-    out += [y, mean, invstd, rm, rv]
-    out += list(ops.batchnorm_backward(d["x"], d["x"], d["g"], mean, invstd))
-    loss, dz = ops.softmax_cross_entropy(d["x"], d["labels"])
-    out += [np.array(loss), dz]
-    loss, dz = ops.binary_cross_entropy_with_logits(d["x"], (d["x"] > 0).astype(d["x"].dtype))
-    out += [np.array(loss), dz]
-    loss, dz = ops.mean_squared_error(d["x"], d["x"] * 0.5)
-    out += [np.array(loss), dz]
-    p, m, v = d["p"].copy(), np.zeros_like(d["p"]), np.zeros_like(d["p"])
-    for step in range(1, 4):
-        ops.adam_update(p, d["grad"], m, v, lr=1e-2, step=step)
-    out += [p, m, v]
-    p, vel = d["p"].copy(), np.zeros_like(d["p"])
-    ops.sgd_update(p, d["grad"], vel, lr=0.1, momentum=0.9, nesterov=True)
-    out += [p, vel]
-    g = d["grad"].copy()
-    out += [np.array(ops.clip_by_global_norm([g], 1.0)), g]
-    out += list(ops.dropout(d["x"], 0.3, seed=7))
-    out.append(ops.column_sum(d["x"]))
-    return out
-
-def same(xs, ys):
-    return len(xs) == len(ys) and all(x.dtype == y.dtype and x.tobytes() == y.tobytes() for x, y in zip(xs, ys))
-"""
+# A fixed workload touching every kernel family; used alone and from threads. It lives in tools/
+# (tools/leakcheck.sh runs it under valgrind) and is read here as source, to exec in fresh interpreters.
+with open(os.path.join(os.path.dirname(HERE), "tools", "kernel_workload.py")) as _f:
+    WORKLOAD = _f.read()
 
 
 # ----------------------------------------------------------------------------
@@ -196,60 +155,55 @@ parent = workload(d)   # big enough that the matmuls start an OpenMP team of 2
 """
 
 
+def fork_pool(prelude, child, processes, args, check):
+    """Runs ``prelude`` then ``child`` (source defining ``child(i)``) and maps it over ``args``
+    in a fork pool of ``processes``, in a fresh interpreter; ``check`` (source over ``res``,
+    the list of results) must hold there."""
+    code = prelude + child + f"""
+with mp.get_context("fork").Pool({processes}) as pool:
+    res = pool.map(child, {args!r}, chunksize=1)
+print(res)
+assert {check}, res
+print("pool OK")
+"""
+    r = run_script(code, timeout=60)
+    assert r.returncode == 0 and "pool OK" in r.stdout, r.stdout + r.stderr
+
+
 def test_fork_after_threads_child_runs_single_threaded():
     """fastnn with 2 OpenMP threads, then a fork pool, then fastnn in the children:
     works (the child stays on one thread: libgomp cannot start threads after fork)."""
-    code = FORK_PRELUDE + """
+    fork_pool(FORK_PRELUDE, """
 def child(i):
     return fastnn.get_num_threads(), same(workload(d), parent)
-with mp.get_context("fork").Pool(2) as pool:
-    res = pool.map(child, range(4), chunksize=1)
-print(res)
-assert all(ok for _, ok in res) and all(n == 1 for n, _ in res), res
-print("fork OK")
-"""
-    r = run_script(code, timeout=60)
-    assert r.returncode == 0 and "fork OK" in r.stdout, r.stdout + r.stderr
+""", 2, [0, 1, 2, 3], "all(ok for _, ok in res) and all(n == 1 for n, _ in res)")
 
 
 def test_fork_after_threads_asking_for_threads_is_a_clear_error():
     """In such a child, set_num_threads(2) raises a RuntimeError that says why and what to
     use instead -- where libgomp would otherwise hang forever."""
-    code = FORK_PRELUDE + """
+    fork_pool(FORK_PRELUDE, """
 def child(i):
     try:
         fastnn.set_num_threads(2)
     except RuntimeError as e:
         return str(e)
     return "no error"
-with mp.get_context("fork").Pool(1) as pool:
-    msg = pool.map(child, [0])[0]
-print(msg)
-assert "forked" in msg and "spawn" in msg, msg
-print("fork error OK")
-"""
-    r = run_script(code, timeout=60)
-    assert r.returncode == 0 and "fork error OK" in r.stdout, r.stdout + r.stderr
+""", 1, [0], '"forked" in res[0] and "spawn" in res[0]')
 
 
 def test_fork_before_any_thread_team_keeps_threads():
     """A child forked before fastnn started any OpenMP team may use threads."""
-    code = WORKLOAD + """
+    fork_pool(WORKLOAD + """
 import multiprocessing as mp
 fastnn.set_num_threads(1)
 d = inputs(1)
 parent = workload(d)
+""", """
 def child(i):
     fastnn.set_num_threads(2)
     return same(workload(d), parent) or "differs", fastnn.get_num_threads()
-with mp.get_context("fork").Pool(2) as pool:
-    res = pool.map(child, range(2))
-print(res)
-assert all(n == 2 for _, n in res)
-print("fork-before OK")
-"""
-    r = run_script(code, timeout=60)
-    assert r.returncode == 0 and "fork-before OK" in r.stdout, r.stdout + r.stderr
+""", 2, [0, 1], "all(n == 2 for _, n in res)")
 
 
 def test_spawn_children_use_threads():
@@ -363,14 +317,6 @@ def test_subnormal_optimizer_epsilon_is_refused_at_build(opt):
 # ----------------------------------------------------------------------------
 # memory
 # ----------------------------------------------------------------------------
-
-
-def rss_bytes():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")

@@ -14,6 +14,15 @@ import warnings
 
 import numpy as np
 
+from ._validate import Integral, Interval, Options, Real, validate
+
+_COUNT = Interval(Integral, 0, None, closed="left")
+_CONSTRAINTS = {
+    "mode": [Options(str, {"auto", "min", "max"})], "min_delta": [Interval(Real, None, None, closed="both")],
+    "patience": [_COUNT], "start_from_epoch": [_COUNT], "cooldown": [_COUNT],
+    "factor": [Interval(Real, 0, 1, closed="neither")], "min_lr": [Interval(Real, 0, None, closed="left")],
+}
+
 
 class Callback:
     """Base class; ``self.model`` is set by fit. Override the hooks you need."""
@@ -72,8 +81,6 @@ class History(Callback):
 
 
 def _monitor_op(monitor, mode):
-    if mode not in ("auto", "min", "max"):
-        raise ValueError(f"mode: expected 'auto', 'min' or 'max', got {mode!r}")
     if mode == "auto":
         mode = "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
     return mode
@@ -82,6 +89,7 @@ def _monitor_op(monitor, mode):
 class _Monitoring(Callback):
     def __init__(self, monitor, mode, min_delta):
         super().__init__()
+        validate({"mode": mode, "min_delta": min_delta}, _CONSTRAINTS, type(self).__name__)
         self.monitor = monitor
         self.mode = _monitor_op(monitor, mode)
         self.min_delta = abs(float(min_delta))
@@ -111,6 +119,7 @@ class EarlyStopping(_Monitoring):
 
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
+        validate({"patience": patience, "start_from_epoch": start_from_epoch}, _CONSTRAINTS, "EarlyStopping")
         super().__init__(monitor, mode, min_delta)
         self.patience, self.verbose, self.baseline = int(patience), verbose, baseline
         self.restore_best_weights, self.start_from_epoch = bool(restore_best_weights), int(start_from_epoch)
@@ -161,9 +170,9 @@ class ReduceLROnPlateau(_Monitoring):
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
                  min_delta=1e-4, cooldown=0, min_lr=0.0):
+        validate({"factor": factor, "patience": patience, "cooldown": cooldown, "min_lr": min_lr},
+                 _CONSTRAINTS, "ReduceLROnPlateau")
         super().__init__(monitor, mode, min_delta)
-        if not 0 < factor < 1:
-            raise ValueError(f"factor: expected a number in (0, 1), got {factor!r}")
         self.factor, self.patience, self.verbose = float(factor), int(patience), verbose
         self.cooldown, self.min_lr = int(cooldown), float(min_lr)
 

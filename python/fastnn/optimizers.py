@@ -18,6 +18,10 @@ import numpy as np
 from . import schedules as _schedules
 from . import ops as _ops
 from ._registry import resolve
+from ._validate import Interval, Options, Real, validate
+
+_POSITIVE = Interval(Real, 0, None, closed="neither")
+_UNIT_OPEN = Interval(Real, 0, 1, closed="left")  # [0, 1): momentum, rho, betas
 
 
 class Optimizer:
@@ -26,18 +30,25 @@ class Optimizer:
     ``self.state`` have the arena's length."""
 
     slots = ()
+    _parameter_constraints = {
+        "learning_rate": [_POSITIVE, _schedules.LearningRateSchedule],
+        "clipnorm": [None, _POSITIVE], "clipvalue": [None, _POSITIVE], "global_clipnorm": [None, _POSITIVE],
+        "weight_decay": [None, Interval(Real, 0, None, closed="left")],
+        "epsilon": [_POSITIVE], "momentum": [_UNIT_OPEN], "rho": [_UNIT_OPEN],
+        "beta_1": [_UNIT_OPEN], "beta_2": [_UNIT_OPEN],
+        "initial_accumulator_value": [Interval(Real, 0, None, closed="left")],
+        "momentum_form": [Options(str, ("keras", "ema"))],
+    }
 
     def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None,
                  weight_decay=None, name=None):
+        validate(dict(learning_rate=learning_rate, clipnorm=clipnorm, clipvalue=clipvalue,
+                      global_clipnorm=global_clipnorm, weight_decay=weight_decay),
+                 self._parameter_constraints, type(self).__name__)
         given = [k for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
                                 ("global_clipnorm", global_clipnorm)) if v is not None]
         if len(given) > 1:
             raise ValueError(f"clipnorm, clipvalue, global_clipnorm: give at most one, got {', '.join(given)}")
-        for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue), ("global_clipnorm", global_clipnorm)):
-            if v is not None and not v > 0:
-                raise ValueError(f"{k}: expected a positive number, got {v!r}")
-        if weight_decay is not None and weight_decay < 0:
-            raise ValueError(f"weight_decay: expected a number >= 0, got {weight_decay!r}")
         self.learning_rate = learning_rate
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
         self.weight_decay = weight_decay
@@ -54,11 +65,10 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, value):
+        validate({"learning_rate": value}, Optimizer._parameter_constraints, type(self).__name__)
         if isinstance(value, _schedules.LearningRateSchedule):
             self._learning_rate = value
             return
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value > 0:
-            raise ValueError(f"learning_rate: expected a positive number or a schedule, got {value!r}")
         self._learning_rate = float(value)
 
     def current_learning_rate(self):
@@ -120,12 +130,23 @@ class Optimizer:
         raise NotImplementedError
 
     # config ---------------------------------------------------------------
+    _hyper = ()  # the subclass's own float hyperparameters, set by _set_hyper, in get_config
+
+    def _set_hyper(self, learning_rate, kwargs, **hyper):
+        """Validates ``hyper`` (before any state is set), runs the base constructor with
+        ``kwargs``, then stores each value of ``hyper`` as a float attribute."""
+        validate(hyper, self._parameter_constraints, type(self).__name__)
+        Optimizer.__init__(self, learning_rate, **kwargs)
+        for k, v in hyper.items():
+            setattr(self, k, float(v))
+
     def get_config(self):
         lr = self._learning_rate
         if isinstance(lr, _schedules.LearningRateSchedule):
             lr = _schedules.serialize(lr)
         return {"learning_rate": lr, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
-                "global_clipnorm": self.global_clipnorm, "weight_decay": self.weight_decay}
+                "global_clipnorm": self.global_clipnorm, "weight_decay": self.weight_decay,
+                **{k: getattr(self, k) for k in self._hyper}}
 
 
 class SGD(Optimizer):
@@ -153,14 +174,9 @@ class SGD(Optimizer):
     'ema'
     """
 
-    _FORMS = ("keras", "ema")
-
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, momentum_form="keras", **kwargs):
-        if momentum_form not in self._FORMS:
-            raise ValueError(f"momentum_form: expected one of {self._FORMS}, got {momentum_form!r}")
+        validate({"momentum": momentum, "momentum_form": momentum_form}, self._parameter_constraints, "SGD")
         super().__init__(learning_rate, **kwargs)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum: expected a number in [0, 1), got {momentum!r}")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
         self.momentum_form = momentum_form
         self.slots = ("velocity",) if self.momentum else ()
@@ -195,33 +211,25 @@ class RMSprop(Optimizer):
     """s = rho s + (1 - rho) g^2;  p -= lr g / (sqrt(s) + epsilon)."""
 
     slots = ("sq_avg",)
+    _hyper = ("rho", "epsilon")
 
     def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7, **kwargs):
-        super().__init__(learning_rate, **kwargs)
-        if not 0 <= rho < 1:
-            raise ValueError(f"rho: expected a number in [0, 1), got {rho!r}")
-        self.rho, self.epsilon = float(rho), float(epsilon)
+        self._set_hyper(learning_rate, kwargs, rho=rho, epsilon=epsilon)
 
     def _update(self, p, g, state, lr):
         self._decay(p, lr)
         _ops.rmsprop_update(p, g, state["sq_avg"], lr=lr, rho=self.rho, eps=self.epsilon)
-
-    def get_config(self):
-        c = super().get_config()
-        c.update(rho=self.rho, epsilon=self.epsilon)
-        return c
 
 
 class Adagrad(Optimizer):
     """a += g^2;  p -= lr g / (sqrt(a) + epsilon); a starts at initial_accumulator_value."""
 
     slots = ("accum",)
+    _hyper = ("initial_accumulator_value", "epsilon")
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
-        super().__init__(learning_rate, **kwargs)
-        if initial_accumulator_value < 0:
-            raise ValueError(f"initial_accumulator_value: expected a number >= 0, got {initial_accumulator_value!r}")
-        self.initial_accumulator_value, self.epsilon = float(initial_accumulator_value), float(epsilon)
+        self._set_hyper(learning_rate, kwargs, initial_accumulator_value=initial_accumulator_value,
+                        epsilon=epsilon)
 
     def _initial_state(self, slot):
         return self.initial_accumulator_value
@@ -229,11 +237,6 @@ class Adagrad(Optimizer):
     def _update(self, p, g, state, lr):
         self._decay(p, lr)
         _ops.adagrad_update(p, g, state["accum"], lr=lr, eps=self.epsilon)
-
-    def get_config(self):
-        c = super().get_config()
-        c.update(initial_accumulator_value=self.initial_accumulator_value, epsilon=self.epsilon)
-        return c
 
 
 class Adam(Optimizer):
@@ -244,23 +247,15 @@ class Adam(Optimizer):
     PyTorch) use 1e-8: ``Adam(epsilon=1e-8)`` gives the notes' update."""
 
     slots = ("m", "v")
+    _hyper = ("beta_1", "beta_2", "epsilon")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
-        super().__init__(learning_rate, **kwargs)
-        for k, b in (("beta_1", beta_1), ("beta_2", beta_2)):
-            if not 0 <= b < 1:
-                raise ValueError(f"{k}: expected a number in [0, 1), got {b!r}")
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self._set_hyper(learning_rate, kwargs, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
 
     def _update(self, p, g, state, lr):
         _ops.adam_update(p, g, state["m"], state["v"], lr=lr, beta1=self.beta_1, beta2=self.beta_2,
                           eps=self.epsilon, step=self.iterations,
                           weight_decay=self.weight_decay or 0.0, decoupled=True)
-
-    def get_config(self):
-        c = super().get_config()
-        c.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
-        return c
 
 
 class AdamW(Adam):

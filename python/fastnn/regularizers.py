@@ -14,6 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._registry import resolve
+from ._validate import Interval, Real, validate
+
+_CONSTRAINTS = {"l1": [Interval(Real, 0, None, closed="left")], "l2": [Interval(Real, 0, None, closed="left")]}
 
 
 class Regularizer:
@@ -45,35 +48,40 @@ class Regularizer:
             scratch *= t(self.l1)
             grad += scratch
 
+    _config = ("l1", "l2")  # the arguments get_config returns
+
+    def _set(self, **penalties):
+        validate(penalties, _CONSTRAINTS, type(self).__name__)
+        for k, v in penalties.items():
+            setattr(self, k, float(v))
+
     def get_config(self):
-        return {"l1": self.l1, "l2": self.l2}
+        return {k: getattr(self, k) for k in self._config}
 
 
 class L1(Regularizer):
     """l1 * sum(|w|)."""
 
-    def __init__(self, l1=0.01):
-        self.l1 = float(l1)
+    _config = ("l1",)
 
-    def get_config(self):
-        return {"l1": self.l1}
+    def __init__(self, l1=0.01):
+        self._set(l1=l1)
 
 
 class L2(Regularizer):
     """l2 * sum(w^2)."""
 
-    def __init__(self, l2=0.01):
-        self.l2 = float(l2)
+    _config = ("l2",)
 
-    def get_config(self):
-        return {"l2": self.l2}
+    def __init__(self, l2=0.01):
+        self._set(l2=l2)
 
 
 class L1L2(Regularizer):
     """l1 * sum(|w|) + l2 * sum(w^2)."""
 
     def __init__(self, l1=0.0, l2=0.0):
-        self.l1, self.l2 = float(l1), float(l2)
+        self._set(l1=l1, l2=l2)
 
 
 class BatchMeanL2(Regularizer):

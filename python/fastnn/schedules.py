@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import math
 
+from ._validate import Interval, Real, validate
+
+_POSITIVE = Interval(Real, 0, None, closed="neither")
+
 
 class LearningRateSchedule:
     """Base: ``__call__(step) -> float``; ``per_epoch`` chooses what ``step`` counts."""
@@ -31,8 +35,7 @@ class LearningRateSchedule:
 
 
 def _positive(v, name):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-        raise ValueError(f"{name}: expected a positive number, got {v!r}")
+    validate({name: v}, {name: [_POSITIVE]}, "schedule")
     return v
 
 
@@ -67,8 +70,8 @@ class InverseTimeDecay(LearningRateSchedule):
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, per_epoch=False):
         self.initial_learning_rate = float(_positive(initial_learning_rate, "initial_learning_rate"))
         self.decay_steps = _positive(decay_steps, "decay_steps")
-        if decay_rate < 0:
-            raise ValueError(f"decay_rate: expected a number >= 0, got {decay_rate!r}")
+        validate({"decay_rate": decay_rate}, {"decay_rate": [Interval(Real, 0, None, closed="left")]},
+                 "InverseTimeDecay")
         self.decay_rate = float(decay_rate)
         self.staircase, self.per_epoch = bool(staircase), bool(per_epoch)
 
@@ -118,8 +121,7 @@ class CosineDecay(LearningRateSchedule):
     def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, per_epoch=False):
         self.initial_learning_rate = float(_positive(initial_learning_rate, "initial_learning_rate"))
         self.decay_steps = _positive(decay_steps, "decay_steps")
-        if not 0 <= alpha <= 1:
-            raise ValueError(f"alpha: expected a number in [0, 1], got {alpha!r}")
+        validate({"alpha": alpha}, {"alpha": [Interval(Real, 0, 1, closed="both")]}, "CosineDecay")
         self.alpha, self.per_epoch = float(alpha), bool(per_epoch)
 
     def __call__(self, step):

@@ -24,9 +24,22 @@ try:
 except ImportError as e:  # pragma: no cover
     raise ImportError("fastnn.sklearn needs scikit-learn: pip install scikit-learn") from e
 
+from ._validate import Integral, Interval, Options, Real, validate
+
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 _OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
+_POS_INT = Interval(Integral, 1, None, closed="left")
+_CONSTRAINTS = {  # fastnn._validate, not scikit-learn's own _parameter_constraints machinery
+    "optimizer": [Options(str, set(_OPTIMIZERS))],
+    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+    "alpha": [Interval(Real, 0, None, closed="left")],
+    "max_iter": [_POS_INT], "n_iter_no_change": [_POS_INT],
+    "batch_size": [_POS_INT, Options(str, {"auto"})],
+    "dropout": [Interval(Real, 0, 1, closed="left")],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "momentum": [Interval(Real, 0, 1, closed="left")], "tol": [Interval(Real, 0, None, closed="left")],
+}
 
 
 class _BaseMLP(BaseEstimator):
@@ -74,27 +87,7 @@ class _BaseMLP(BaseEstimator):
             raise TypeError(f"hidden_layer_sizes: expected a tuple of ints, got {h!r}") from None
         if any(u < 1 for u in h):
             raise ValueError(f"hidden_layer_sizes: every size must be >= 1, got {h}")
-        if self.optimizer not in _OPTIMIZERS:
-            raise ValueError(f"optimizer: expected one of {_OPTIMIZERS}, got {self.optimizer!r}")
-        for name in ("learning_rate_init",):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not v > 0:
-                raise ValueError(f"{name}: expected a positive number, got {v!r}")
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float, np.floating)) \
-                or self.alpha < 0:
-            raise ValueError(f"alpha: expected a number >= 0, got {self.alpha!r}")
-        for name in ("max_iter", "n_iter_no_change"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
-        bs = self.batch_size
-        if bs != "auto" and (isinstance(bs, bool) or not isinstance(bs, (int, np.integer)) or bs < 1):
-            raise ValueError(f"batch_size: expected an int >= 1 or 'auto', got {bs!r}")
-        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
-            raise ValueError(f"dropout: expected a rate in [0, 1), got {self.dropout!r}")
-        if not 0 < self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction: expected a fraction in (0, 1), "
-                             f"got {self.validation_fraction!r}")
+        validate(self.get_params(deep=False), _CONSTRAINTS, type(self).__name__)
         return h
 
     def _seed(self):

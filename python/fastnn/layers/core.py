@@ -20,6 +20,9 @@ from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import ops as _ops
 from .. import regularizers as _regularizers
+from .._validate import Integral, Interval, validate
+
+POSITIVE_INT = Interval(Integral, 1, None, closed="left")  # units, pieces
 
 _name_counters = defaultdict(itertools.count)
 
@@ -261,6 +264,20 @@ def _require_2d(layer, input_shape):
                          f"(batch, {', '.join(map(str, input_shape))}); put a Flatten() before it")
 
 
+def affine_backward(layer, dz, need_dx):
+    """The backward pass of ``z = x @ kernel + bias`` given dz: kernel and bias gradients
+    (when the layer is trainable) and dx (when ``need_dx``), into the layer's buffers."""
+    if layer.trainable:
+        _ops.matmul(layer._x, dz, trans_a=True, out=layer.grads["kernel"])
+        if layer.use_bias:
+            _ops.column_sum(dz, out=layer.grads["bias"])
+    if not need_dx:
+        return None
+    dx = layer._buffer(("dx", dz.shape[0]), layer._x.shape)
+    _ops.matmul(dz, layer.vars["kernel"], trans_b=True, out=dx)
+    return dx
+
+
 class Dense(Layer):
     """y = activation(x @ kernel + bias), one fused matmul+bias+activation kernel call.
 
@@ -274,8 +291,7 @@ class Dense(Layer):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, input_dim=None, **kwargs):
         super().__init__(input_dim=input_dim, **kwargs)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-            raise ValueError(f"units: expected a positive int, got {units!r}")
+        validate({"units": units}, {"units": [POSITIVE_INT]}, "Dense")
         self.units = int(units)
         self.activation = _activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -316,15 +332,7 @@ class Dense(Layer):
     def backward(self, dy, need_dx=True):
         act = self._act
         dz = dy if act.is_linear else act.backward(dy, x=self._z, y=self._y, out=dy)
-        if self.trainable:
-            _ops.matmul(self._x, dz, trans_a=True, out=self.grads["kernel"])
-            if self.use_bias:
-                _ops.column_sum(dz, out=self.grads["bias"])
-        if not need_dx:
-            return None
-        dx = self._buffer(("dx", dz.shape[0]), self._x.shape)
-        _ops.matmul(dz, self.vars["kernel"], trans_b=True, out=dx)
-        return dx
+        return affine_backward(self, dz, need_dx)
 
     def get_config(self):
         c = super().get_config()

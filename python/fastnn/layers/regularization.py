@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import initializers as _initializers
 from .. import ops as _ops
+from .._validate import Interval, Real, validate
 from .core import Layer
 
 
@@ -18,11 +19,11 @@ class Dropout(Layer):
     """
 
     _MIX = 0x9E3779B97F4A7C15
+    _parameter_constraints = {"rate": [Interval(Real, 0, 1, closed="left")]}
 
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not 0 <= rate < 1:
-            raise ValueError(f"rate: expected a number in [0, 1), got {rate!r}")
+        validate({"rate": rate}, self._parameter_constraints, "Dropout")
         self.rate = float(rate)
         if seed is None:
             seed = int(_initializers.global_rng().integers(0, 2**63))
