@@ -11,6 +11,8 @@
 //       Bp[s*NR*kp + q*NR + j] = bf16 pair (op(B)(2q, j), op(B)(2q+1, j))
 //   (kp = kc / 2 rounded up; rows/columns past the edge are zero).
 // The micro-kernel keeps MR x NR float32 accumulators in MR * NR / 16 zmm.
+// No AMX tile kernel: the machine this was written on (AMD Zen 5) has no AMX, so it
+// could not be tested; cpu.cpp reports amx_bf16 / amx_tile / os_amx only.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -25,8 +27,10 @@ namespace fastnn {
 namespace avx512bf16 {
 namespace {
 
-// Wide tile for most products; narrow one when C has at most 16 columns.
-struct Wide { static constexpr int MR = 8, NR = 32, MC = 192, KC = 512, NC = 4096; };
+// Wide tile for most products (12 x 32: 24 zmm accumulators, 2 B vectors, 1 broadcast;
+// 12 x 32 measured at least as fast as 8 x 32, single thread, Zen 5); narrow one when
+// C has at most 16 columns.
+struct Wide { static constexpr int MR = 12, NR = 32, MC = 192, KC = 512, NC = 4096; };
 struct Narrow { static constexpr int MR = 16, NR = 16, MC = 256, KC = 512, NC = 4096; };
 
 struct Epilogue {
