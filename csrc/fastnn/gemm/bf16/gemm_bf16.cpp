@@ -34,14 +34,14 @@ bool use_bf16_kernel() {
 
 #if defined(FASTNN_HAVE_AVX512BF16)
 void gemm_avx512bf16(const GemmProblem<float>& P) {
-  const std::size_t mr = avx512bf16::kMR, nr = avx512bf16::kNR;
+  const std::size_t mr = avx512::bf16::kMR, nr = avx512::bf16::kNR;
   const std::size_t tiles_m = (P.m + mr - 1) / mr, tiles_n = (P.n + nr - 1) / nr;
   const bool split_n = P.m <= P.n ? tiles_n >= 2 : tiles_m < 2;
   const std::size_t tiles = split_n ? tiles_n : tiles_m;
   const std::size_t macs = P.m * P.n * std::max<std::size_t>(P.k, 1);
   const int nt = static_cast<int>(std::min<std::size_t>(threads_for(macs, kGrainMacs), tiles));
   if (nt <= 1) {
-    avx512bf16::gemm_bf16_single_thread(P);
+    avx512::bf16::gemm_bf16_single_thread(P);
     return;
   }
   bool failed = false;  // an exception must not leave the parallel region
@@ -64,7 +64,7 @@ void gemm_avx512bf16(const GemmProblem<float>& P) {
       S.c = P.c + i0 * P.ldc;
     }
     try {
-      if (S.m && S.n) avx512bf16::gemm_bf16_single_thread(S);
+      if (S.m && S.n) avx512::bf16::gemm_bf16_single_thread(S);
     } catch (...) {
 #pragma omp atomic write
       failed = true;
@@ -124,7 +124,7 @@ void round_bf16_array(const float* x, float* y, std::size_t n) {
   parallel_for(n, kRoundGrain, [&](std::size_t b, std::size_t e) {
 #if defined(FASTNN_HAVE_AVX512BF16)
     if (vec) {
-      avx512bf16::round_array(x + b, y + b, e - b);
+      avx512::bf16::round_array(x + b, y + b, e - b);
       return;
     }
 #endif

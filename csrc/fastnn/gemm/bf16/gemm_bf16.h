@@ -66,12 +66,14 @@ void select_bf16_kernel(const std::string& name);
 const char* bf16_kernel_name();
 bool bf16_kernel_available();  // AVX512-BF16 in the CPU, the OS and this build
 
-namespace avx512bf16 {
+namespace avx512 {
+namespace bf16 {  // gemm_bf16_avx512.cpp, built with -mavx512bf16 too
 // One thread's whole product (the five loops), and the micro-tile used to
 // split C between threads.
 void gemm_bf16_single_thread(const GemmProblem<float>& p);
 extern const int kMR, kNR;
 void round_array(const float* x, float* y, std::size_t n);
-}  // namespace avx512bf16
+}  // namespace bf16
+}  // namespace avx512
 
 }  // namespace fastnn

@@ -1,4 +1,5 @@
-// bf16 GEMM on AVX512-BF16 (compiled with -mavx512bf16 and the avx512 flags;
+// bf16 GEMM on AVX512-BF16 (compiled with -mavx512bf16 and the avx512 flags, see
+// CMakeLists.txt; namespace avx512::bf16 so the ISA checks of tests/test_portability.py apply;
 // run only where cpu.cpp detected AVX512-BF16). BLIS loops as gemm_impl.h,
 // with both operands packed (the rounding to bf16 happens once per panel):
 //
@@ -24,7 +25,8 @@
 #include "fastnn/gemm/bf16/gemm_bf16.h"
 
 namespace fastnn {
-namespace avx512bf16 {
+namespace avx512 {
+namespace bf16 {
 namespace {
 
 // Wide tile for most products (12 x 32: 24 zmm accumulators, 2 B vectors, 1 broadcast;
@@ -40,9 +42,18 @@ struct Epilogue {
   float act_alpha;
 };
 
-inline std::uint32_t pair_bits(float lo, float hi) {
-  return static_cast<std::uint32_t>(bf16_bits(lo)) | (static_cast<std::uint32_t>(bf16_bits(hi)) << 16);
+// gemm_bf16.h's bf16_bits, with internal linkage: no inline function compiled
+// here (with AVX-512 flags) may be merged into baseline callers.
+std::uint32_t bits16(float x) {
+  std::uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  if ((u & 0x7f800000u) == 0) return (u >> 16) & 0x8000u;
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return u >> 16;
 }
+
+inline std::uint32_t pair_bits(float lo, float hi) { return bits16(lo) | (bits16(hi) << 16); }
 
 // 16 float32 of x and 16 of y -> 16 dwords (bf16(x[j]) | bf16(y[j]) << 16).
 inline __m512i interleave_cvt(__m512 x, __m512 y) {
@@ -247,7 +258,7 @@ void gemm_blocked(const GemmProblem<float>& P) {
         if (last && P.has_act && !in_register_act)  // the block just written is in L2
           for (std::size_t i = 0; i < mc; ++i) {
             float* c = P.c + (ic + i) * P.ldc + jc;
-            avx512::eltwise_kernels.f32.forward(P.act, c, c, nc, P.act_alpha, false);
+            eltwise_kernels.f32.forward(P.act, c, c, nc, P.act_alpha, false);  // avx512's
           }
       }
     }
@@ -273,8 +284,12 @@ void round_array(const float* x, float* y, std::size_t n) {
     _mm512_storeu_si512(y + i, _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(v)), 16));
     _mm512_storeu_si512(y + i + 16, _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(v, 1)), 16));
   }
-  for (; i < n; ++i) y[i] = round_bf16(x[i]);
+  for (; i < n; ++i) {
+    const std::uint32_t u = bits16(x[i]) << 16;
+    std::memcpy(y + i, &u, sizeof u);
+  }
 }
 
-}  // namespace avx512bf16
+}  // namespace bf16
+}  // namespace avx512
 }  // namespace fastnn
