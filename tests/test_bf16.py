@@ -251,6 +251,10 @@ def test_rejected_calls_name_the_argument_and_leave_out_untouched():
         ops.matmul_bf16(a, b, out=np.zeros((3, 5)))
     with pytest.raises(ValueError, match="out: beta"):
         ops.matmul_bf16(a, b, beta=1.0)
+    with pytest.raises(ValueError, match="alpha"):
+        ops.matmul_bf16(a, b, out=out, alpha=float("nan"))
+    with pytest.raises(TypeError, match="trans_a: expected a bool"):
+        ops.matmul_bf16(a, b, out=out, trans_a="no")
     np.testing.assert_array_equal(out, 7.0)
     with pytest.raises(TypeError, match="out: expected dtype float32"):  # the core's own check
         _core.matmul_bf16(a, b, np.zeros((3, 5)), False, False, 1.0, 0.0, None, None, 0.0)

@@ -734,6 +734,24 @@ def matmul_bf16(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=
     >>> ops.matmul_bf16(x, w)   # 1 + 2**-10 rounds to 1 in bfloat16
     array([[2.]], dtype=float32)
     """
+    # fast path as matmul's: plain arguments straight to the core (which checks them
+    # before any work); whatever it rejects goes through the full checks
+    if (a.__class__ is np.ndarray and b.__class__ is np.ndarray and a.ndim == 2 and b.ndim == 2
+            and trans_a.__class__ is bool and trans_b.__class__ is bool
+            and alpha.__class__ is float and beta.__class__ is float and _isfinite(alpha) and _isfinite(beta)
+            and (activation is None or activation.__class__ is str) and activation_alpha is None
+            and (bias is None or bias.__class__ is np.ndarray)):
+        c = out
+        if out is None and beta == 0.0 and a.dtype == np.float32:
+            c = np.empty((a.shape[1] if trans_a else a.shape[0], b.shape[0] if trans_b else b.shape[1]),
+                         dtype=np.float32)
+        if c.__class__ is np.ndarray:
+            try:
+                _core.matmul_bf16(a, b, c, trans_a, trans_b, alpha, beta, bias, activation,
+                                  0.0 if activation is None else _core.default_activation_alpha(activation))
+                return c
+            except (TypeError, ValueError):
+                pass
     return _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha,
                            kernel=_core.matmul_bf16)
 
