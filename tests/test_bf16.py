@@ -275,10 +275,10 @@ def test_cpu_features_report_bf16_and_amx():
     for key in ("avx512_bf16", "amx_bf16", "amx_tile", "os_amx"):
         assert isinstance(f[key], bool)
     assert _core.bf16_kernel_available() == (f["avx512_bf16"] and "avx512" in fastnn.cpu_info()["supported_isas"])
-    if os.path.exists("/proc/cpuinfo"):  # Linux: CPUID agrees with the kernel's flags
+    if os.path.exists("/proc/cpuinfo"):  # Linux: what the kernel lists, CPUID shows (older kernels list less)
         flags = open("/proc/cpuinfo").read().split()
-        assert f["avx512_bf16"] == ("avx512_bf16" in flags)
-        assert f["amx_bf16"] == ("amx_bf16" in flags)
+        for key in ("avx512_bf16", "amx_bf16", "amx_tile"):
+            assert f[key] or key not in flags, key
 
 
 def test_kernel_choice_follows_the_isa_and_refuses_unknown_names():
@@ -313,3 +313,37 @@ def test_fastnn_isa_env_forces_the_fallback_or_names_bf16():
     assert _run(code, FASTNN_ISA="avx512_bf16").stdout.split() == ["avx512", "avx512_bf16"]
     assert _run(code, FASTNN_ISA="auto").stdout.split() == ["avx512", "avx512_bf16"]
 
+
+
+# ----------------------------------------------------------------------------
+# training through the three products (the Dense integration plan, at the ops level)
+# ----------------------------------------------------------------------------
+
+def _train_mlp(matmul, steps=60, seed=0):
+    """A 20-64-5 ReLU MLP trained by SGD with forward X·W (+bias, relu fused),
+    backward dW = Xᵀ·dZ and dX = dZ·Wᵀ, all through `matmul`; returns the losses."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((256, 20)).astype(np.float32)
+    labels = np.argmax(x[:, :5] + 0.5 * x[:, 5:10], axis=1)
+    w1 = (rng.standard_normal((20, 64)) * np.sqrt(2 / 20)).astype(np.float32)
+    w2 = (rng.standard_normal((64, 5)) * np.sqrt(2 / 64)).astype(np.float32)
+    b1, b2 = np.zeros(64, np.float32), np.zeros(5, np.float32)
+    losses = []
+    for _ in range(steps):
+        h = matmul(x, w1, bias=b1, activation="relu")
+        z = matmul(h, w2, bias=b2)
+        loss, dz = ops.softmax_cross_entropy(z, labels)
+        losses.append(loss)
+        dw2 = matmul(h, dz, trans_a=True)
+        dh = matmul(dz, w2, trans_b=True) * (h > 0)
+        dw1 = matmul(x, dh, trans_a=True)
+        for p, g in ((w1, dw1), (w2, dw2), (b1, dh.sum(0)), (b2, dz.sum(0))):
+            p -= np.float32(0.5) * g  # float32 master weights
+    return np.array(losses)
+
+
+def test_mixed_training_tracks_float32(path):
+    l32 = _train_mlp(ops.matmul)
+    l16 = _train_mlp(ops.matmul_bf16)
+    assert l32[-1] < 0.5 * l32[0]  # it learns
+    np.testing.assert_allclose(l16, l32, rtol=0.01, atol=0.002)  # band: 1% (measured: 0.12%)
