@@ -18,6 +18,8 @@ Bounds, per element, with S = |op(a)| @ |op(b)| (float64):
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -347,3 +349,47 @@ def test_mixed_training_tracks_float32(path):
     l16 = _train_mlp(ops.matmul_bf16)
     assert l32[-1] < 0.5 * l32[0]  # it learns
     np.testing.assert_allclose(l16, l32, rtol=0.01, atol=0.002)  # band: 1% (measured: 0.12%)
+
+
+def _python_ran_during(fn):
+    """Stamps of a pure-Python counter thread inside the first 80% of one fn() call
+    (as tests/test_reliability.py's probe: a call holding the GIL gets none)."""
+    fn()
+    t = time.perf_counter()
+    fn()
+    duration = time.perf_counter() - t
+    stamps, stop = [], threading.Event()
+
+    def count():
+        while not stop.is_set():
+            stamps.append(time.perf_counter())
+
+    th = threading.Thread(target=count)
+    th.start()
+    while not stamps:
+        time.sleep(0.001)
+    t0 = time.perf_counter()
+    fn()
+    stop.set()
+    th.join()
+    return sum(t0 < s < t0 + 0.8 * duration for s in stamps)
+
+
+@pytest.mark.parametrize("call", ["matmul_bf16", "bfloat16_round"])
+def test_bf16_kernels_release_the_gil(path, call):
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((1000, 1000)).astype(np.float32)
+    big = rng.standard_normal(16_000_000).astype(np.float32)
+    c, rounded = np.empty_like(a), np.empty_like(big)
+    fn = {"matmul_bf16": lambda: ops.matmul_bf16(a, a, out=c),
+          "bfloat16_round": lambda: ops.bfloat16_round(big, out=rounded)}[call]
+    before = fastnn.get_num_threads()
+    fastnn.set_num_threads(1)  # one core for the kernel, the other for the counter
+    try:
+        for _ in range(10):  # a busy machine may not schedule the counter in time
+            if _python_ran_during(fn):
+                break
+        else:
+            pytest.fail(f"{call}: no Python thread ran during the call")
+    finally:
+        fastnn.set_num_threads(before)
