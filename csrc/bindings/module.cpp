@@ -14,6 +14,7 @@ namespace py = pybind11;
 namespace fastnn_py {
 void bind_eltwise(py::module_& m);
 void bind_gemm(py::module_& m);
+void bind_gemm_bf16(py::module_& m);
 void bind_norm(py::module_& m);
 void bind_loss(py::module_& m);
 void bind_optim(py::module_& m);
@@ -70,6 +71,7 @@ PYBIND11_MODULE(_core, m) {
     d["sse2"] = f.sse2; d["avx"] = f.avx; d["avx2"] = f.avx2; d["fma"] = f.fma;
     d["avx512f"] = f.avx512f; d["avx512dq"] = f.avx512dq; d["avx512bw"] = f.avx512bw; d["avx512vl"] = f.avx512vl;
     d["os_avx"] = f.os_avx; d["os_avx512"] = f.os_avx512;
+    d["avx512_bf16"] = f.avx512_bf16; d["amx_bf16"] = f.amx_bf16; d["amx_tile"] = f.amx_tile; d["os_amx"] = f.os_amx;
     return d;
   });
   m.attr("compiler") = FASTNN_COMPILER;
@@ -82,6 +84,7 @@ PYBIND11_MODULE(_core, m) {
 
   fastnn_py::bind_eltwise(m);
   fastnn_py::bind_gemm(m);
+  fastnn_py::bind_gemm_bf16(m);
   fastnn_py::bind_norm(m);
   fastnn_py::bind_loss(m);
   fastnn_py::bind_optim(m);

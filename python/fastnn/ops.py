@@ -6,6 +6,11 @@ type or dtype) or ``ValueError`` (wrong shape, value or layout) naming the
 argument, what was expected and what came. Non-contiguous inputs are copied; a
 non-contiguous, read-only or wrongly typed ``out=`` is an error. Each kernel
 releases the GIL. ``fastnn.reference`` holds a NumPy twin of every function.
+
+bfloat16 (mixed precision): :func:`matmul_bf16` and :func:`bfloat16_round`
+take and return float32 arrays (NumPy has no bfloat16); the operands are
+rounded to bfloat16 inside the kernel, once, and products accumulate in
+float32. Any other dtype is a ``TypeError``.
 """
 from __future__ import annotations
 
@@ -286,8 +291,10 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
     return _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha)
 
 
-def _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha):
-    """matmul with every argument checked (and inputs copied when not C-contiguous)."""
+def _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha,
+                    kernel=_core.matmul):
+    """matmul with every argument checked (and inputs copied when not C-contiguous);
+    ``kernel`` is _core.matmul or _core.matmul_bf16 (same arguments)."""
     if trans_a.__class__ is not bool or trans_b.__class__ is not bool:
         for flag, fname in ((trans_a, "trans_a"), (trans_b, "trans_b")):
             if not isinstance(flag, (bool, np.bool_)):
@@ -327,7 +334,7 @@ def _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, 
     else:
         c = out
     # out may overlap a, b or bias: the core then computes into a temporary
-    _core.matmul(a, b, c, bool(trans_a), bool(trans_b), alpha, beta, bias, act, act_alpha)
+    kernel(a, b, c, bool(trans_a), bool(trans_b), alpha, beta, bias, act, act_alpha)
     return c
 
 
@@ -662,4 +669,73 @@ def column_sum(x, *, out=None):
     x = _float_array(x, "x", ndim=2)
     out = _out_array(out, "out", dtype=x.dtype, shape=(x.shape[1],))
     _core.column_sum(x, out)
+    return out
+
+
+# ----------------------------------------------------------------------------
+# bfloat16  (matmul_bf16, bfloat16_round)
+# ----------------------------------------------------------------------------
+
+
+def matmul_bf16(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
+                bias=None, activation=None, activation_alpha=None):
+    """:func:`matmul` with bfloat16 operands: ``act(alpha * bf16(op(a)) @ bf16(op(b)) + beta * out + bias)``.
+
+    ``a``, ``b``, ``out`` and ``bias`` are float32 arrays; ``a`` and ``b`` are
+    rounded to bfloat16 (nearest even, as :func:`bfloat16_round`) while the
+    kernel packs them, products accumulate in float32, and the epilogue
+    (alpha, beta, bias, activation) runs in float32. Same arguments, transposes
+    and aliasing rules as :func:`matmul`, so the backward products
+    ``dX = dY @ W.T`` (``trans_b=True``) and ``dW = X.T @ dY``
+    (``trans_a=True``) are one call each.
+
+    Error bound: each element is within ``(2**-7 + 2**-16) * S`` of the exact
+    product of the float32 operands, ``S = |alpha| * (|op(a)| @ |op(b)|)``
+    (bfloat16 keeps 8 significant bits, so each product is off by at most
+    ``2**-7`` of its size), plus the float32 accumulation's ``~k * 2**-24 * S``;
+    within ``k * 2**-8 * S`` for every ``k >= 2``.
+
+    Kernels: ``vdpbf16ps`` on CPUs with AVX512-BF16 (``_core.bf16_kernel()``
+    says which runs). Elsewhere, or with ``FASTNN_ISA=scalar|avx2|avx512``, a
+    fallback rounds copies of the operands to bfloat16 and runs the float32
+    GEMM: the same rounding, so the same results up to float32 summation
+    order -- correct, not fast. Mixed precision is never refused for lack of
+    bf16 instructions, so a model trains the same on every CPU.
+
+    >>> import numpy as np, fastnn.ops as ops
+    >>> x = np.full((1, 2), 1 + 2 ** -10, np.float32); w = np.ones((2, 1), np.float32)
+    >>> ops.matmul_bf16(x, w)   # 1 + 2**-10 rounds to 1 in bfloat16
+    array([[2.]], dtype=float32)
+    """
+    # fast path as matmul's: plain arguments straight to the core (which checks them
+    # before any work); whatever it rejects goes through the full checks
+    if (a.__class__ is np.ndarray and b.__class__ is np.ndarray and a.ndim == 2 and b.ndim == 2
+            and trans_a.__class__ is bool and trans_b.__class__ is bool
+            and alpha.__class__ is float and beta.__class__ is float and _isfinite(alpha) and _isfinite(beta)
+            and (activation is None or activation.__class__ is str) and activation_alpha is None
+            and (bias is None or bias.__class__ is np.ndarray)):
+        c = out
+        if out is None and beta == 0.0 and a.dtype == np.float32:
+            c = np.empty((a.shape[1] if trans_a else a.shape[0], b.shape[0] if trans_b else b.shape[1]),
+                         dtype=np.float32)
+        if c.__class__ is np.ndarray:
+            try:
+                _core.matmul_bf16(a, b, c, trans_a, trans_b, alpha, beta, bias, activation,
+                                  0.0 if activation is None else _core.default_activation_alpha(activation))
+                return c
+            except (TypeError, ValueError):
+                pass
+    return _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha,
+                           kernel=_core.matmul_bf16)
+
+
+def bfloat16_round(x, *, out=None):
+    """float32 ``x`` rounded to the nearest bfloat16 (ties to even), as float32.
+
+    NaN stays NaN, +-inf stay, values past the largest bfloat16 become +-inf,
+    float32 subnormals become signed zeros. ``out`` may be ``x`` (in place).
+    """
+    x = _float_array(x, "x")
+    out = _out_array(out, "out", dtype=x.dtype, shape=x.shape)
+    _core.bf16_round(x, out)
     return out

@@ -395,3 +395,49 @@ def column_sum(x, *, out=None):
         out[...] = s
         return out
     return s
+
+
+# ----------------------------------------------------------------------------
+# bfloat16 (mixed precision)
+# ----------------------------------------------------------------------------
+
+def bfloat16_round(x, *, out=None):
+    """float32 ``x`` rounded to bfloat16 and widened back, through the bit patterns.
+
+    The upper 16 bits of the float32, rounded to nearest even; NaN stays NaN
+    (quiet bit set, sign kept); +-inf stay; finite values past the largest
+    bfloat16 become +-inf; float32 subnormals become signed zeros (as the
+    ``vcvtne2ps2bf16`` instruction does).
+    """
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    rounded = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+    nan = (u & 0x7FFFFFFF) > 0x7F800000
+    subnormal_or_zero = (u & 0x7F800000) == 0
+    bits = np.where(subnormal_or_zero, (u >> 16) & 0x8000, np.where(nan, (u >> 16) | 0x40, rounded))
+    r = (bits.astype(np.uint32) << np.uint32(16)).view(np.float32).reshape(np.shape(x))
+    return _into(out, r)
+
+
+def matmul_bf16(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
+                bias=None, activation=None, activation_alpha=None):
+    """matmul of float32 arrays with both operands rounded to bfloat16 first.
+
+    The product of the rounded operands is formed in float64 and rounded once
+    to float32; alpha, beta * out, bias and the activation then follow in
+    float32, as in :func:`matmul`.
+    """
+    A = bfloat16_round(a).astype(np.float64)
+    B = bfloat16_round(b).astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf and NaN operands propagate as IEEE says
+        prod = ((A.T if trans_a else A) @ (B.T if trans_b else B)).astype(np.float32)
+    f = np.float32
+    c = f(alpha) * prod
+    if beta != 0.0:
+        if out is None:
+            raise ValueError("out: beta != 0 needs out")
+        c = c + f(beta) * out
+    if bias is not None:
+        c = c + bias
+    if activation is not None:
+        c = globals()["activation"](activation, c.astype(np.float32), alpha=activation_alpha)
+    return _into(out, c.astype(np.float32, copy=False))
