@@ -1,6 +1,7 @@
 """Layers, grouped as in Keras 3: ``core`` (Dense, Activation, Flatten, Input),
 ``activations`` (PReLU, Maxout), ``normalization`` (BatchNormalization),
-``regularization`` (Dropout). Layers never import the graph or the trainer.
+``regularization`` (Dropout, AlphaDropout, GaussianNoise), ``augmentation`` (RandomFlip,
+RandomTranslation: images, active only in training). Layers never import the graph or the trainer.
 
 A layer declares its variables in ``build`` (shape, initializer, regularizer,
 trainable parameter or non-trainable state); the model places every parameter
@@ -21,18 +22,22 @@ Shapes: activations are (batch, features) row-major; ``Flatten`` turns
 from __future__ import annotations
 
 from .. import activations as _activations
+from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
 from .activations import Maxout, PReLU
 from .core import (Activation, Dense, Flatten, Input, InputLayer, Layer, SymbolicTensor, VarSpec,  # noqa: F401
                    _require_2d, _shape_tuple, _snake)
 from .normalization import BatchNormalization
-from .regularization import Dropout
+from .augmentation import RandomFlip, RandomTranslation
+from .regularization import AlphaDropout, Dropout, GaussianNoise
 
 __all__ = ["Layer", "VarSpec", "SymbolicTensor", "InputLayer", "Input", "Flatten", "Dense", "Activation",
-           "PReLU", "Maxout", "BatchNormalization", "Dropout", "deserialize"]
+           "PReLU", "Maxout", "BatchNormalization", "Dropout", "AlphaDropout", "GaussianNoise", "RandomFlip",
+           "RandomTranslation", "deserialize"]
 
-LAYERS = {c.__name__: c for c in (Dense, Activation, Dropout, BatchNormalization, PReLU, Maxout, Flatten)}
+LAYERS = {c.__name__: c for c in (Dense, Activation, Dropout, BatchNormalization, PReLU, Maxout, Flatten,
+                                   AlphaDropout, GaussianNoise, RandomFlip, RandomTranslation)}
 
 
 def deserialize(d):
@@ -48,4 +53,6 @@ def deserialize(d):
             cfg[k] = _initializers.get(v)
         elif k.endswith("_regularizer"):
             cfg[k] = _regularizers.get(v)
+        elif k.endswith("_constraint"):
+            cfg[k] = _constraints.get(v)
     return cls(**cfg)
