@@ -199,7 +199,7 @@ def test_epoch_order_depends_on_seed_and_epoch_only():
     a = EpochIterator(x, np.arange(40), 8, True, np.random.default_rng(5))
     b = EpochIterator(x, np.arange(40), 8, True, np.random.default_rng(5))
     orders = [np.concatenate([yb.copy() for _, _, yb in a]) for _ in range(3)]
-    b.epoch = 2
+    b.epoch_index = 2
     assert np.array_equal(np.concatenate([yb.copy() for _, _, yb in b]), orders[2])
     assert not np.array_equal(orders[0], orders[1]) and sorted(orders[1]) == list(range(40))
 

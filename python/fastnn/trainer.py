@@ -64,8 +64,8 @@ class NotCompiledError(ValueError, RuntimeError):
 class EpochIterator:
     """Batches of in-memory arrays, epoch after epoch: ``for step, xb, yb in it`` runs one
     epoch. With ``shuffle`` the rows are gathered into buffers allocated once per batch size,
-    in epoch ``epoch``'s order, a function of (``key``, ``epoch``) (``fastnn._shuffle``; the
-    key is one draw from ``rng``; ``epoch`` counts the epochs iterated and fit sets it);
+    in epoch ``epoch_index``'s order, a function of (``key``, ``epoch_index``) (``fastnn._shuffle``; the
+    key is one draw from ``rng``; ``epoch_index`` counts the epochs iterated, fit sets it);
     without, the batches are views. The last partial batch is kept. Other data adapters (generators, datasets) can stand in for it
     by offering ``steps``, ``batch_size``, ``num_samples`` and the same iteration.
 
@@ -82,7 +82,7 @@ class EpochIterator:
         self.steps = math.ceil(n / self.batch_size)
         self.shuffle = bool(shuffle)
         self._perm = np.arange(n)
-        self.key, self.epoch = None, 0
+        self.key, self.epoch_index = None, 0
         if self.shuffle:
             self.key = _shuffle.key(rng if rng is not None else _initializers.global_rng())
             sizes = {self.batch_size, n - (self.steps - 1) * self.batch_size}
@@ -92,8 +92,8 @@ class EpochIterator:
     def __iter__(self):
         x, y, bs, n = self.x, self.y, self.batch_size, self.num_samples
         if self.shuffle:
-            _shuffle.permute(self._perm, self.key, self.epoch)
-        self.epoch += 1
+            _shuffle.permute(self._perm, self.key, self.epoch_index)
+        self.epoch_index += 1
         for step in range(self.steps):
             s = step * bs
             e = min(s + bs, n)
@@ -396,8 +396,8 @@ class _EpochRunner:
                 m.reset()
             self.total = self.data = 0.0
             self.seen = 0
-        if hasattr(self.batches, "epoch"):
-            self.batches.epoch = epoch  # the order of the rows is a function of the epoch
+        if hasattr(self.batches, "epoch_index"):
+            self.batches.epoch_index = epoch  # the order of the rows is a function of the epoch
         bar = self.bar = _progress.ProgressBar(self.batches.steps, epoch, self.epochs) if self.verbose == 1 else None
         for step, xb, yb in self.batches:
             if step < skip:

@@ -3,7 +3,7 @@
 ``ArrayAdapter`` draws exactly the batches ``Model.fit`` draws: epoch ``e`` visits the
 rows in the order ``fastnn._shuffle.permute(perm, key, e)``, a function of the key (one
 draw from the seeded generator) and the epoch only, batch ``i`` = rows
-``perm[i*bs:(i+1)*bs]``; ``epoch`` counts the epochs drawn (set it to start elsewhere).
+``perm[i*bs:(i+1)*bs]``; ``epoch_index`` counts the epochs drawn (set it to start elsewhere).
 
 ``MemmapAdapter`` never loads a memory map whole: it reads contiguous blocks of rows
 (in a random block order when shuffling), shuffles the rows inside each block, and
@@ -51,7 +51,7 @@ class ArrayAdapter(DataAdapter):
         self.partial_batch_size = self.n % self.batch_size or None
         self.has_partial_batch = self.partial_batch_size is not None
         self.key = _shuffle.key(make_rng(seed)) if self.shuffle else None
-        self.epoch = 0
+        self.epoch_index = 0
         self._perm = np.arange(self.n)
         self._reuse = bool(reuse_buffers)
         self._buffers = {}
@@ -73,8 +73,8 @@ class ArrayAdapter(DataAdapter):
 
     def get_epoch_iterator(self):
         if self.shuffle:
-            _shuffle.permute(self._perm, self.key, self.epoch)  # as fit orders its epochs
-        self.epoch += 1
+            _shuffle.permute(self._perm, self.key, self.epoch_index)  # as fit orders its epochs
+        self.epoch_index += 1
         return self._epoch(self._perm.copy() if self.shuffle else None)
 
     def _epoch(self, perm):
