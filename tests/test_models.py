@@ -192,7 +192,7 @@ def test_batchnorm_moving_statistics_follow_keras_convention():
     x = r.normal(2.0, 3.0, size=(64, 2)).astype(np.float32)
     m = fastnn.Sequential([L.Input(2), L.BatchNormalization(momentum=0.9)])
     m.compile(fastnn.optimizers.SGD(1e-9), "mse")
-    m.fit(x, np.zeros((64, 2), np.float32), epochs=1, batch_size=None, verbose=0)
+    m.fit(x, np.zeros((64, 2), np.float32), epochs=1, batch_size="full", verbose=0)
     _, _, mean, var = m.layers[0].get_weights()
     np.testing.assert_allclose(mean, 0.1 * x.mean(0), rtol=1e-4)
     np.testing.assert_allclose(var, 0.9 + 0.1 * x.var(0, ddof=1), rtol=1e-4)

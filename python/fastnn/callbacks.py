@@ -36,7 +36,41 @@ class Callback:
     def on_epoch_end(self, epoch, logs=None):
         pass
 
+    # batch hooks (Keras names); on_batch_begin / on_batch_end are the training ones' aliases
+    def on_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_batch_end(self, batch, logs=None):
+        pass
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.on_batch_begin(batch, logs=logs)
+
     def on_train_batch_end(self, batch, logs=None):
+        self.on_batch_end(batch, logs=logs)
+
+    def on_test_begin(self, logs=None):
+        pass
+
+    def on_test_end(self, logs=None):
+        pass
+
+    def on_test_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_test_batch_end(self, batch, logs=None):
+        pass
+
+    def on_predict_begin(self, logs=None):
+        pass
+
+    def on_predict_end(self, logs=None):
+        pass
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_predict_batch_end(self, batch, logs=None):
         pass
 
     # state, for fastnn.backup.BackupAndRestore ---------------------------------
@@ -329,8 +363,20 @@ class CSVLogger(Callback):
         self._file.close()
 
 
+_ALIASES = {"on_train_batch_begin": "on_batch_begin", "on_train_batch_end": "on_batch_end"}
+
+
 def _is_overridden(cb, hook):
-    return getattr(type(cb), hook) is not getattr(Callback, hook)
+    """True when ``cb`` does something in ``hook`` (itself or, for the training batch
+    hooks, through the ``on_batch_*`` alias)."""
+    own = getattr(type(cb), hook, None) is not getattr(Callback, hook)
+    alias = _ALIASES.get(hook)
+    return own or (alias is not None and getattr(type(cb), alias, None) is not getattr(Callback, alias))
+
+
+def with_hook(cbs, hook):
+    """The callbacks of ``cbs`` that override ``hook`` (the trainer calls only these)."""
+    return [cb for cb in cbs if _is_overridden(cb, hook)]
 
 
 __all__ = ["Callback", "History", "EarlyStopping", "ReduceLROnPlateau", "LearningRateScheduler",
