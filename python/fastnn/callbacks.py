@@ -380,5 +380,14 @@ def with_hook(cbs, hook):
 
 
 __all__ = ["Callback", "History", "EarlyStopping", "ReduceLROnPlateau", "LearningRateScheduler",
-           "ModelCheckpoint", "TerminateOnNaN", "DivergenceStop", "CSVLogger"]
+           "ModelCheckpoint", "TerminateOnNaN", "DivergenceStop", "CSVLogger", "TensorBoard"]
+
+
+def __getattr__(name):
+    """``fastnn.callbacks.TensorBoard`` (Keras's place), loaded on first use: it lives in
+    ``fastnn.tensorboard``, which imports this module."""
+    if name == "TensorBoard":
+        from .tensorboard import TensorBoard
+        return TensorBoard
+    raise AttributeError(f"module 'fastnn.callbacks' has no attribute {name!r}")
 _ = np  # numpy used by subclasses users write

@@ -164,6 +164,8 @@ class Model:
     # ------------------------------------------------------------------ build
     def build(self, input_shape=None):
         """Build every layer for inputs of feature shape ``input_shape`` and place the parameters."""
+        if isinstance(input_shape, (tuple, list)) and len(input_shape) > 1 and input_shape[0] is None:
+            input_shape = tuple(input_shape)[1:]  # Keras's build((None, d)): with the batch dimension
         if input_shape is not None:
             input_shape = _layers._shape_tuple(input_shape, "input_shape")
             if self._input_shape is not None and input_shape != self._input_shape:
@@ -207,9 +209,7 @@ class Model:
     _params = property(lambda self: self.arena.params)
     _grads = property(lambda self: self.arena.grads)
     _entries = property(lambda self: self.arena.entries)
-
-    def _trainable_layout(self):  # (ranges, variables, first): see ParameterArena.layout
-        return self.arena.layout()
+    _trainable_layout = lambda self: self.arena.layout()  # noqa: E731  (ranges, variables, first)
 
     # ---------------------------------------------------------------- compute
     def _forward(self, x, training, logits, capture=None):
@@ -322,8 +322,7 @@ class Model:
         x: arrays or any fastnn.data input (targets in its batches are ignored)."""
         return _trainer.predict(self, x, batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
 
-    def predict_classes(self, x, batch_size=None):
-        """Class ids: argmax of the outputs, or ``output > 0.5`` for a single output unit."""
+    def predict_classes(self, x, batch_size=None):  # argmax, or output > 0.5 for one output unit
         p = self.predict(x, batch_size)
         return (p[:, 0] > 0.5).astype(np.int64) if p.shape[-1] == 1 else np.argmax(p, axis=-1)
 
@@ -435,6 +434,8 @@ class Model:
         _modelfile.save_model(self, filepath, include_optimizer=False)
 
     load_weights = _modelfile.load_weights
+    to_json = _modelfile.to_json  # the architecture as JSON (fastnn.models.model_from_json)
+    export = _modelfile.export_model  # Keras 3's model.export(filepath, format="onnx")
 
 
 class Sequential(Model):

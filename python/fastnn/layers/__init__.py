@@ -27,12 +27,14 @@ from .activations import Maxout, PReLU
 from .core import (Activation, Dense, Flatten, Input, InputLayer, Layer, SymbolicTensor, VarSpec,  # noqa: F401
                    _require_2d, _shape_tuple, _snake)
 from .normalization import BatchNormalization
+from .preprocessing import Normalization, Rescaling
 from .regularization import Dropout
 
 __all__ = ["Layer", "VarSpec", "SymbolicTensor", "InputLayer", "Input", "Flatten", "Dense", "Activation",
-           "PReLU", "Maxout", "BatchNormalization", "Dropout", "deserialize"]
+           "PReLU", "Maxout", "BatchNormalization", "Dropout", "Rescaling", "Normalization", "deserialize"]
 
-LAYERS = {c.__name__: c for c in (Dense, Activation, Dropout, BatchNormalization, PReLU, Maxout, Flatten)}
+LAYERS = {c.__name__: c for c in (Dense, Activation, Dropout, BatchNormalization, PReLU, Maxout, Flatten,
+                                   Rescaling, Normalization)}
 
 
 def deserialize(d):
