@@ -13,6 +13,8 @@ decoupled, as in Keras: ``p -= lr * weight_decay * p`` before the update.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import schedules as _schedules
@@ -28,7 +30,10 @@ class Optimizer:
     slots = ()
 
     def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 weight_decay=None, name=None):
+                 weight_decay=None, name=None, lr=None):
+        if lr is not None:  # Keras 2's name, still in the course notes' code
+            warnings.warn("lr: deprecated (Keras 2's name); use learning_rate=", DeprecationWarning, stacklevel=3)
+            learning_rate = lr
         given = [k for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
                                 ("global_clipnorm", global_clipnorm)) if v is not None]
         if len(given) > 1:

@@ -137,8 +137,13 @@ def prepare_x(model, x, what="x"):
         want = "(n, " + ", ".join(map(str, shape)) + ")" if shape else "(n, features)"
         raise ValueError(f"{what}: expected shape {want} with one row per sample, got {x.shape}")
     if shape is not None and tuple(x.shape[1:]) != tuple(shape):
+        hint = ""
+        if math.prod(x.shape[1:]) == math.prod(shape) and x.ndim != len(shape) + 1:
+            hint = (f"; the sizes agree: flatten the inputs (x.reshape(len(x), -1))" if len(shape) == 1 else
+                    f"; the sizes agree: reshape the inputs to (n, {', '.join(map(str, shape))})") + \
+                " or start the model with layers.Flatten() / Reshape"
         raise ValueError(f"{what}: expected shape (n, {', '.join(map(str, shape))}), got "
-                         f"{x.shape}: wrong input width for this model")
+                         f"{x.shape}: wrong input width for this model{hint}")
     if x.shape[0] == 0:
         raise ValueError(f"{what}: expected at least one sample, got shape {x.shape}")
     x = np.ascontiguousarray(x, dtype=model.dtype)
