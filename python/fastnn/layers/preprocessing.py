@@ -108,7 +108,7 @@ class Normalization(Layer):
 
     def _build(self, input_shape):
         kept = self._kept(input_shape)
-        self._stat_shape = tuple(input_shape[k - 1] for k in kept)
+        self._stat_shape = tuple(input_shape[k - 1] for k in kept) or (1,)  # axis=None: one value
         bshape = [1] * len(input_shape)
         for k in kept:
             bshape[k - 1] = input_shape[k - 1]
