@@ -266,7 +266,8 @@ class ModelCheckpoint(_Monitoring):
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto"):
         super().__init__(monitor, mode, 0)
-        self.filepath, self.verbose = os.fspath(filepath), verbose
+        from .modelfile import check_filename
+        self.filepath, self.verbose = check_filename(filepath), verbose  # .keras / .h5 refused now, not at epoch 1
         self.save_best_only, self.save_weights_only = bool(save_best_only), bool(save_weights_only)
         self.best = None
 
