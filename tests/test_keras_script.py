@@ -129,6 +129,7 @@ def test_keras_mlp_script_runs_with_fastnn(tmp_path):
     assert (tmp_path / "best.npz").exists() and (tmp_path / "mlp.npz").exists()
 
 
+@pytest.mark.slow  # about a minute: JAX starts and compiles
 def test_the_same_script_runs_with_keras(tmp_path):
     pytest.importorskip("jax")
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
