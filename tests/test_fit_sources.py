@@ -258,3 +258,11 @@ def test_rejected_source_leaves_model_unchanged():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         m.fit([(x, y)], verbose=0)
+
+
+def test_predict_ignores_targets_in_batches_even_uncompiled():
+    x, y = _xy()
+    m = fastnn.Sequential([Dense(3, input_dim=6)])  # never compiled: no loss to check targets with
+    want = m.predict(x)
+    assert np.array_equal(m.predict([(x[:50], y[:50]), (x[50:], y[50:], np.ones(46))]), want)
+    assert np.array_equal(m.predict(x, steps=1, batch_size=40), want[:40])

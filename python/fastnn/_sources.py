@@ -47,13 +47,32 @@ def check_steps(v, what):
     return int(v)
 
 
-class Streamed:
-    """A ``fit_hook.ModelSource`` with class weights applied per batch."""
+def _inputs_only(adapter):
+    """The adapter's batches reduced to their inputs (predict ignores targets, as Keras)."""
+    from .data import DataAdapter
 
-    def __init__(self, model, x, y, sample_weight, class_weight, batch_size, shuffle, seed):
-        from .data import fit_hook
-        self.src = fit_hook.for_model(model, x, y, sample_weight, batch_size=fit_batch_size(batch_size),
-                                      shuffle=shuffle, seed=seed)
+    class InputsOnly(DataAdapter):
+        num_batches, batch_size = adapter.num_batches, adapter.batch_size
+
+        def get_epoch_iterator(self):
+            return ((b[0],) for b in adapter.get_epoch_iterator())
+
+        def on_epoch_end(self):
+            adapter.on_epoch_end()
+    return InputsOnly()
+
+
+class Streamed:
+    """A ``fit_hook.ModelSource`` with class weights applied per batch (``inputs_only``:
+    batches reduced to x, for predict)."""
+
+    def __init__(self, model, x, y, sample_weight, class_weight, batch_size, shuffle, seed, inputs_only=False):
+        from .data import adapt, fit_hook
+        bs = fit_batch_size(batch_size)
+        if inputs_only:
+            x = _inputs_only(adapt(x, y, sample_weight, batch_size=bs, shuffle=shuffle, seed=seed))
+            y = sample_weight = None
+        self.src = fit_hook.for_model(model, x, y, sample_weight, batch_size=bs, shuffle=shuffle, seed=seed)
         self.src.ensure_built()
         self.model = model
         self.steps = self.src.steps
@@ -226,7 +245,7 @@ def eval_source(model, x, y, sample_weight, batch_size, steps, what="x"):
         if what == "x" and y is not None:
             x, y = trainer.prepare_xy(model, x, y)
         else:
-            xname, yname = ("x", "y") if what == "x" else (what + "[0]", what + "[1]")
+            xname, yname = ("x", "y") if what in ("x", "predict") else (what + "[0]", what + "[1]")
             if not model.built:
                 trainer.build_from(model, x, xname)
             model._ensure_placed()
@@ -236,7 +255,8 @@ def eval_source(model, x, y, sample_weight, batch_size, steps, what="x"):
         bs = min(x.shape[0], 1024 if batch_size is None else fit_batch_size(batch_size, x.shape[0]))
         src = trainer.EpochIterator(x, y, bs, sample_weight=sw)
     else:
-        src = Streamed(model, x, y, sample_weight, None, 1024 if batch_size is None else batch_size, False, None)
+        src = Streamed(model, x, y, sample_weight, None, 1024 if batch_size is None else batch_size, False, None,
+                       inputs_only=what == "predict")
     return StepsPerEpoch(src, steps) if steps is not None else src
 
 

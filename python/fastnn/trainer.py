@@ -467,7 +467,7 @@ def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None):
     """Model.predict (see there)."""
     _sources.check_verbose(verbose)
     cbs = _eval_callbacks(model, callbacks)
-    src = _sources.eval_source(model, x, None, None, batch_size, _sources.check_steps(steps, "steps"))
+    src = _sources.eval_source(model, x, None, None, batch_size, _sources.check_steps(steps, "steps"), "predict")
     begin = _callbacks.with_hook(cbs, "on_predict_batch_begin")
     end = _callbacks.with_hook(cbs, "on_predict_batch_end")
     for cb in cbs:
