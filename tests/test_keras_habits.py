@@ -88,6 +88,7 @@ def test_json_clone_and_model_places():
     assert c.count_params() == m.count_params()
     assert fastnn.models.load_model is fastnn.load_model
     assert fastnn.callbacks.TensorBoard is fastnn.TensorBoard
+    assert fastnn.optimizers.schedules.CosineDecay is fastnn.schedules.CosineDecay
     from fastnn.callbacks import TensorBoard  # noqa: F401  (Keras's import line)
 
 

@@ -229,6 +229,8 @@ class AdamW(Adam):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay=weight_decay, **kwargs)
 
 
+schedules = _schedules  # Keras's place: fastnn.optimizers.schedules.ExponentialDecay, ...
+
 _BY_NAME = {"sgd": SGD, "rmsprop": RMSprop, "adagrad": Adagrad, "adam": Adam, "adamw": AdamW}
 _CLASSES = {c.__name__: c for c in _BY_NAME.values()}
 
