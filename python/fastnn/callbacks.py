@@ -305,17 +305,36 @@ class TerminateOnNaN(Callback):
 
 
 class DivergenceStop(Callback):
-    """Stops when the epoch loss exceeds ``factor`` x the first epoch's loss, or is not finite:
-    the course notes' sign of a learning rate that is too large."""
+    """Stops when the epoch loss exceeds ``factor`` x the loss at the start of training,
+    or ``factor`` x the first epoch's loss, or is not finite: the course notes' sign of a
+    learning rate that is too large.
 
-    def __init__(self, factor=3.0, monitor="loss", verbose=0):
+    The loss at the start is ``initial`` if given (e.g. ``model.evaluate(x, y)`` before
+    ``fit``), else the loss of the first training batch, which is computed before the
+    first update. Comparing with the first epoch alone has a blind spot: a rate so large
+    that the loss explodes within the first epoch (4.8e4 after one epoch, from 2.3) makes
+    that huge value the yardstick, and the run goes on.
+    """
+
+    def __init__(self, factor=3.0, monitor="loss", verbose=0, initial=None):
         super().__init__()
         if not factor > 0:
             raise ValueError(f"factor: expected a positive number, got {factor!r}")
+        if initial is not None and (isinstance(initial, bool) or not isinstance(initial, (int, float, np.floating))
+                                    or not math.isfinite(initial)):
+            raise ValueError(f"initial: expected a finite number or None, got {initial!r}")
         self.factor, self.monitor, self.verbose = float(factor), monitor, verbose
+        self.initial_given = None if initial is None else float(initial)
 
     def on_train_begin(self, logs=None):
         self.first, self.stopped_epoch = None, None
+        self.initial = self.initial_given
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.initial is None and self.monitor == "loss":
+            v = (logs or {}).get("loss")
+            if v is not None and math.isfinite(v):
+                self.initial = float(v)
 
     def on_epoch_end(self, epoch, logs=None):
         v = (logs or {}).get(self.monitor)
@@ -323,12 +342,16 @@ class DivergenceStop(Callback):
             return
         if self.first is None:
             self.first = v
-        if not math.isfinite(v) or v > self.factor * self.first:
+        refs = [(r, what) for r, what in ((self.initial, "the initial loss"), (self.first, "first epoch's"))
+                if r is not None]
+        over = [(r, what) for r, what in refs if v > self.factor * r]
+        if not math.isfinite(v) or over:
             self.stopped_epoch = epoch
             self.model.stop_training = True
             if self.verbose:
-                print(f"Epoch {epoch + 1}: {self.monitor} {v:.4g} > {self.factor} x first epoch's "
-                      f"{self.first:.4g}: diverging, stopping (lower the learning rate)")
+                r, what = over[0] if over else refs[0]
+                print(f"Epoch {epoch + 1}: {self.monitor} {v:.4g} > {self.factor} x {what} "
+                      f"{r:.4g}: diverging, stopping (lower the learning rate)")
 
     def get_state(self):
         return {"first": self.first, "stopped_epoch": self.stopped_epoch}

@@ -128,27 +128,65 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Gradient descent; with momentum v = momentum v - lr g, p += v;
-    Nesterov: p += momentum v - lr g.
+    """Gradient descent, with optional momentum in one of two forms, side by side:
+
+    ============================  ==========================  ===============================
+    ``momentum_form``             velocity                    step
+    ============================  ==========================  ===============================
+    ``"keras"`` (default, Keras)  ``v = momentum v - lr g``   ``p += v``
+    ``"ema"`` (the course notes)  ``v = b v + (1 - b) g``     ``p -= lr v``
+    ============================  ==========================  ===============================
+
+    (``b`` = ``momentum``.) The notes' form averages the gradients, so its ``lr`` is
+    ``1 / (1 - momentum)`` times Keras's for the same steps: at a constant learning rate
+    ``SGD(lr, momentum=b, momentum_form="ema")`` takes exactly the steps of
+    ``SGD((1 - b) * lr, momentum=b)``. That is how it runs (the same fused kernel,
+    ``lr`` scaled by ``1 - b``; when a schedule changes ``lr``, the stored velocity is
+    rescaled by ``lr_new / lr_old`` first, so each step is exactly the notes' update).
+    The ``velocity`` slot holds ``-lr * v`` in the ``"ema"`` form. Nesterov in either
+    form: ``p += momentum v - lr g`` (Keras); ``p -= lr (b v + (1 - b) g)`` (ema).
 
     >>> SGD(learning_rate=0.1, momentum=0.9, nesterov=True).nesterov
     True
+    >>> SGD(learning_rate=0.1, momentum=0.9, momentum_form="ema").get_config()["momentum_form"]
+    'ema'
     """
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+    _FORMS = ("keras", "ema")
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, momentum_form="keras", **kwargs):
+        if momentum_form not in self._FORMS:
+            raise ValueError(f"momentum_form: expected one of {self._FORMS}, got {momentum_form!r}")
         super().__init__(learning_rate, **kwargs)
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum: expected a number in [0, 1), got {momentum!r}")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self.momentum_form = momentum_form
         self.slots = ("velocity",) if self.momentum else ()
+        self._ema_lr = None    # the lr the ema velocity was last scaled by
+        self._ema_step = None  # (iteration, rescale factor) of the current step
 
     def _update(self, p, g, state, lr):
         self._decay(p, lr)
-        _ops.sgd_update(p, g, state.get("velocity"), lr=lr, momentum=self.momentum, nesterov=self.nesterov)
+        v = state.get("velocity")
+        if self.momentum_form == "ema" and v is not None:
+            if self._ema_step is None or self._ema_step[0] != self.iterations:  # first range of a step
+                prev = self._ema_lr
+                self._ema_step = (self.iterations, lr / prev if prev and prev != lr else 1.0)
+                self._ema_lr = lr
+            if self._ema_step[1] != 1.0:
+                v *= v.dtype.type(self._ema_step[1])
+            lr = (1.0 - self.momentum) * lr
+        _ops.sgd_update(p, g, v, lr=lr, momentum=self.momentum, nesterov=self.nesterov)
+
+    def build(self, size, dtype, remap=None):
+        super().build(size, dtype, remap)
+        if not remap:
+            self._ema_lr = self._ema_step = None
 
     def get_config(self):
         c = super().get_config()
-        c.update(momentum=self.momentum, nesterov=self.nesterov)
+        c.update(momentum=self.momentum, nesterov=self.nesterov, momentum_form=self.momentum_form)
         return c
 
 
@@ -199,7 +237,10 @@ class Adagrad(Optimizer):
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction:
-    m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr m^ / (sqrt(v^) + epsilon)."""
+    m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr m^ / (sqrt(v^) + epsilon).
+
+    ``epsilon`` defaults to Keras's 1e-7; the course notes (and the Adam paper,
+    PyTorch) use 1e-8: ``Adam(epsilon=1e-8)`` gives the notes' update."""
 
     slots = ("m", "v")
 

@@ -76,9 +76,42 @@ class L1L2(Regularizer):
         self.l1, self.l2 = float(l1), float(l2)
 
 
+class BatchMeanL2(Regularizer):
+    """scikit-learn's MLP penalty: ``0.5 * alpha * sum(w**2) / batch_size`` (gradient
+    ``alpha * w / batch_size``), where ``batch_size`` is the number of samples in the
+    current mini-batch. The trainer does not tell a regularizer the batch size, so whoever
+    trains sets the attribute ``batch_size`` before each step (``fastnn.sklearn`` does, from
+    a callback; the last, smaller batch of an epoch included).
+
+    This is the notes' ``(lambda / 2m) * sum ||W||^2`` with ``lambda = alpha`` and ``m``
+    the mini-batch size. It is ``L2(0.5 * alpha / batch_size)`` for one fixed batch size.
+    """
+
+    def __init__(self, alpha=1e-4, batch_size=1):
+        self.alpha = float(alpha)
+        self.batch_size = batch_size
+
+    @property
+    def batch_size(self):
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, m):
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+            raise ValueError(f"batch_size: expected an int >= 1, got {m!r}")
+        self._batch_size = int(m)
+
+    @property
+    def l2(self):
+        return 0.5 * self.alpha / self._batch_size
+
+    def get_config(self):
+        return {"alpha": self.alpha, "batch_size": self._batch_size}
+
+
 l1, l2, l1_l2 = L1, L2, L1L2
 _BY_NAME = {"l1": L1, "l2": L2, "l1_l2": L1L2}
-_CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2}
+_CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2, "BatchMeanL2": BatchMeanL2}
 
 
 def get(identifier):

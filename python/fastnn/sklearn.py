@@ -30,7 +30,15 @@ _OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
 
 
 class _BaseMLP(BaseEstimator):
+    """``alpha`` means what it means in scikit-learn's MLPs: the penalty
+    ``0.5 * alpha * sum(W**2) / m`` over the kernels (biases excluded) is added to the
+    loss of every mini-batch of ``m`` samples (the last, smaller batch with its own ``m``).
+    That is the notes' L2 term ``(lambda / 2m) * sum ||W||^2`` with ``lambda = alpha``.
+    (fastnn's ``regularizers.L2(l2)`` adds ``l2 * sum(W**2)`` instead; ``alpha`` is
+    ``L2(0.5 * alpha / m)`` at a fixed batch size ``m``.)"""
+
     _loss = None
+    _penalty_scale = 1.0
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", optimizer="adam",
                  learning_rate_init=1e-3, alpha=1e-4, batch_size=200, max_iter=200,
@@ -110,7 +118,11 @@ class _BaseMLP(BaseEstimator):
         act = self.activation
         relu_like = str(act).lower() in ("relu", "leaky_relu", "elu", "selu", "swish", "silu")
         init = "he_normal" if relu_like else "glorot_uniform"
-        reg = {"kernel_regularizer": regularizers.L2(float(self.alpha))} if self.alpha else {}
+        # scikit-learn's penalty, 0.5 alpha sum(W^2) / batch size, kernels only (no biases);
+        # MSE is twice scikit-learn's squared loss, so the regressor doubles it (same objective)
+        self._penalty_ = regularizers.BatchMeanL2(float(self.alpha) * self._penalty_scale) \
+            if self.alpha else None
+        reg = {"kernel_regularizer": self._penalty_} if self.alpha else {}
         model = Sequential([L.Input(n_features)])
         for k, units in enumerate(hidden):
             if self.batchnorm:
@@ -183,9 +195,13 @@ class _BaseMLP(BaseEstimator):
                     self.best = cur
 
         stop = _Stop()
+        cbs = [stop]
+        penalty = getattr(self, "_penalty_", None)
+        if penalty is not None:
+            cbs.insert(0, _BatchSize(penalty, n, bs))
         before = len(self.loss_curve_)
         model.fit(X, y, batch_size=bs, epochs=epochs, verbose=2 if self.verbose else 0,
-                  shuffle=bool(self.shuffle), seed=seed, callbacks=[stop], **fit_kw)
+                  shuffle=bool(self.shuffle), seed=seed, callbacks=cbs, **fit_kw)
         self.n_iter_ = getattr(self, "n_iter_", 0) * incremental + (len(self.loss_curve_) - before)
         self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else np.nan
 
@@ -217,9 +233,26 @@ class _BaseMLP(BaseEstimator):
         return tags
 
 
+def _BatchSize(penalty, n, bs):
+    """A callback that tells the penalty the size of the next mini-batch (n samples in
+    batches of bs, the last one smaller)."""
+    from .callbacks import Callback
+
+    class _SetBatchSize(Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            penalty.batch_size = min(bs, n)
+
+        def on_train_batch_end(self, batch, logs=None):
+            rest = n - (batch + 1) * bs
+            if rest > 0:
+                penalty.batch_size = min(bs, rest)
+
+    return _SetBatchSize()
+
+
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """A multi-layer perceptron classifier trained by fastnn (softmax output,
-    cross-entropy loss, L2 strength ``alpha`` on the kernels), with optional
+    cross-entropy loss, scikit-learn's L2 penalty ``alpha`` on the kernels), with optional
     BatchNorm and dropout. Labels may be any values (strings included);
     ``classes_`` holds them sorted.
 
@@ -302,7 +335,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """A multi-layer perceptron regressor trained by fastnn (linear output,
-    mean squared error, L2 strength ``alpha``), with optional BatchNorm and
+    mean squared error, scikit-learn's L2 penalty ``alpha``), with optional BatchNorm and
     dropout; ``y`` may have several columns. ``score`` is R².
 
     >>> import numpy as np
@@ -315,6 +348,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _loss = "mse"
     _output_activation = None
+    _penalty_scale = 2.0  # fastnn's MSE is twice scikit-learn's squared loss 0.5 * mean((y - p)^2)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -5,7 +5,8 @@ learning-rate range test.
 ::
 
     space = {"lr": loguniform(1e-4, 1), "units": intlog(32, 512),
-             "activation": choice(["relu", "tanh"]), "dropout": uniform(0, 0.5)}
+             "activation": choice(["relu", "tanh"]), "dropout": uniform(0, 0.5),
+             "momentum": log1m(0.9, 0.999)}          # beta = 1 - 10**u
     trials = random_search(build_fn, space, 20, x, y, (x_dev, y_dev), epochs=3, seed=0)
     finer = refine(space, trials, top_k=5)          # narrower ranges around the best
     trials2 = random_search(build_fn, finer, 20, x, y, (x_dev, y_dev), epochs=10, seed=1)
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
-    "loguniform", "uniform", "choice", "intlog", "Trial", "sample", "random_search",
+    "loguniform", "uniform", "choice", "intlog", "log1m", "Trial", "sample", "random_search",
     "refine", "format_trials", "process_executor", "lr_range_test", "LRRangeResult",
 ]
 
@@ -133,6 +134,40 @@ class intlog(_Range):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
                 raise TypeError(f"intlog: {arg} must be an int, got {type(v).__name__}")
         super().__init__(int(low), int(high))
+
+
+class log1m(_Range):
+    """A number in ``[low, high]`` near 1, drawn as ``1 - 10**u`` with ``u`` uniform:
+    uniform on ``log(1 - beta)``, the notes' way to search a momentum or averaging
+    ``beta`` in [0.9, 0.999]. Uniform on beta itself would spend 90% of the trials
+    in [0.9, 0.99], though beta = 0.999 averages over ~1000 steps and 0.99 over ~100:
+    what matters is 1 / (1 - beta). ``refine`` narrows it on the same scale.
+
+    >>> import numpy as np
+    >>> from fastnn.tuning import log1m
+    >>> b = log1m(0.9, 0.999).sample(np.random.default_rng(0))
+    >>> 0.9 <= b <= 0.999
+    True
+    """
+    log = False
+
+    def __init__(self, low, high):
+        _check_bounds("log1m", low, high)
+        if not 0 <= low < high < 1:
+            raise ValueError(f"log1m: expected 0 <= low < high < 1, got low={low}, high={high}")
+        super().__init__(float(low), float(high))
+
+    def to_scale(self, v):
+        return -math.log(1.0 - v)
+
+    def from_scale(self, s):
+        return float(1.0 - math.exp(-s))
+
+    def sample(self, rng):
+        return min(max(super().sample(rng), self.low), self.high)
+
+    def with_bounds(self, low, high):
+        return type(self)(max(low, self.low), min(high, self.high))
 
 
 class choice(Distribution):
