@@ -200,7 +200,7 @@ def training_data(model, x, y, kw, rng):
         if isinstance(kw["batch_size"], str):
             fit_batch_size(kw["batch_size"])
         batches = Streamed(model, x, y, kw["sample_weight"], kw["class_weight"], kw["batch_size"],
-                                    kw["shuffle"], rng)
+                           kw["shuffle"], rng)
         _weights.check_class_weight(kw["class_weight"], model.output_shape[-1])
         val = None
     else:
