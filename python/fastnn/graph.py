@@ -164,6 +164,8 @@ class Model:
     # ------------------------------------------------------------------ build
     def build(self, input_shape=None):
         """Build every layer for inputs of feature shape ``input_shape`` and place the parameters."""
+        if isinstance(input_shape, (tuple, list)) and len(input_shape) > 1 and input_shape[0] is None:
+            input_shape = tuple(input_shape)[1:]  # Keras's build((None, d)): with the batch dimension
         if input_shape is not None:
             input_shape = _layers._shape_tuple(input_shape, "input_shape")
             if self._input_shape is not None and input_shape != self._input_shape:
@@ -207,9 +209,7 @@ class Model:
     _params = property(lambda self: self.arena.params)
     _grads = property(lambda self: self.arena.grads)
     _entries = property(lambda self: self.arena.entries)
-
-    def _trainable_layout(self):  # (ranges, variables, first): see ParameterArena.layout
-        return self.arena.layout()
+    _trainable_layout = lambda self: self.arena.layout()  # noqa: E731  (ranges, variables, first)
 
     # ---------------------------------------------------------------- compute
     def _forward(self, x, training, logits, capture=None):
@@ -294,41 +294,38 @@ class Model:
             self.optimizer.build(self.arena.size, self.dtype)
 
     @_trainer.serialized
-    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, initial_epoch=0, seed=None):
-        """Train; returns a History whose ``.history`` holds ``loss``, each metric and ``val_*`` per epoch.
-
-        batch_size: 1 (online), k (mini-batch) or None (full batch); the last partial batch is used.
-        validation_split: the last fraction of x, y (before shuffling) is held out.
-        seed: seeds the shuffling (default: fastnn's global generator).
-        With a regularizer, ``loss`` includes the penalty and ``data_loss`` is without it.
-        """
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1,
+            seed=None):
+        """Train (Keras's fit); returns a History. Arguments: see :func:`fastnn.trainer.fit`."""
         return _trainer.fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
                             callbacks=callbacks, validation_split=validation_split,
-                            validation_data=validation_data, shuffle=shuffle, initial_epoch=initial_epoch,
+                            validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
+                            sample_weight=sample_weight, initial_epoch=initial_epoch,
+                            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+                            validation_batch_size=validation_batch_size, validation_freq=validation_freq,
                             seed=seed)
 
     @_trainer.serialized
-    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, return_dict=False):
-        """Loss (with the penalty) and metrics on (x, y): a float when there are no metrics,
-        else ``[loss, metric...]``; ``return_dict=True`` gives a dict."""
-        return _trainer.evaluate(self, x, y, batch_size=batch_size, verbose=verbose, return_dict=return_dict)
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False):
+        """Loss and metrics on (x, y) or any fastnn.data input: a float without metrics, else
+        ``[loss, metric...]``; ``return_dict=True`` gives a dict."""
+        return _trainer.evaluate(self, x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
+                                 steps=steps, callbacks=callbacks, return_dict=return_dict)
 
     @_trainer.serialized
-    def predict(self, x, batch_size=None, verbose=0):
-        """Outputs of the model (probabilities for a softmax / sigmoid output), a new array."""
-        return _trainer.predict(self, x, batch_size)
+    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None):
+        """Outputs of the model (probabilities for a softmax / sigmoid output), a new array;
+        x: arrays or any fastnn.data input (targets in its batches are ignored)."""
+        return _trainer.predict(self, x, batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
 
-    def predict_classes(self, x, batch_size=None):
-        """Class ids: argmax of the outputs, or ``output > 0.5`` for a single output unit."""
+    def predict_classes(self, x, batch_size=None):  # argmax, or output > 0.5 for one output unit
         p = self.predict(x, batch_size)
-        if p.shape[-1] == 1:
-            return (p[:, 0] > 0.5).astype(np.int64)
-        return np.argmax(p, axis=-1)
+        return (p[:, 0] > 0.5).astype(np.int64) if p.shape[-1] == 1 else np.argmax(p, axis=-1)
 
-    def predict_proba(self, x, batch_size=None):  # outputs of softmax / sigmoid are probabilities
-        return self.predict(x, batch_size)
-
+    predict_proba = predict  # outputs of softmax / sigmoid are probabilities
     __call__ = predict
 
     @_trainer.serialized
@@ -437,6 +434,8 @@ class Model:
         _modelfile.save_model(self, filepath, include_optimizer=False)
 
     load_weights = _modelfile.load_weights
+    to_json = _modelfile.to_json  # the architecture as JSON (fastnn.models.model_from_json)
+    export = _modelfile.export_model  # Keras 3's model.export(filepath, format="onnx")
 
 
 class Sequential(Model):

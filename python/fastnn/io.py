@@ -77,3 +77,18 @@ def _build(cfg, ar, budget, filepath, compile):
             opt.iterations = int(data["optimizer/iterations"])
             opt.epoch = int(data["optimizer/epoch"])
     return model
+
+
+def model_from_json(json_string):
+    """A new model (fresh weights) from ``model.to_json()`` text (Keras's
+    ``keras.models.model_from_json``); only fastnn's own layer classes are built."""
+    import json
+    if not isinstance(json_string, (str, bytes)):
+        raise TypeError(f"json_string: expected the text of model.to_json(), got {type(json_string).__name__}")
+    try:
+        d = json.loads(json_string)
+    except ValueError as e:
+        raise ValueError(f"json_string: not valid JSON ({e})") from None
+    if not isinstance(d, dict) or d.get("format") != FORMAT or d.get("class_name") not in _CLASSES:
+        raise ValueError("json_string: not a fastnn model description (expected the text of model.to_json())")
+    return _CLASSES[d["class_name"]].from_config(d["config"])

@@ -61,11 +61,29 @@ def _arrays(model, include_optimizer):
     return arrays
 
 
+_FOREIGN = {".h5": "HDF5 (Keras 2)", ".hdf5": "HDF5 (Keras 2)", ".keras": "Keras 3's .keras zip",
+            ".onnx": "ONNX", ".pb": "TensorFlow SavedModel", ".pt": "PyTorch", ".pth": "PyTorch",
+            ".pkl": "pickle", ".pickle": "pickle", ".joblib": "joblib", ".safetensors": "safetensors"}
+
+
+def check_filename(filepath):
+    """Refuse a name that promises another format: fastnn writes only its own .npz files."""
+    name = os.fspath(filepath)
+    for ext, what in _FOREIGN.items():
+        if name.lower().endswith(ext):
+            hint = " or model.export(path, format='onnx')" if ext != ".onnx" else \
+                "; for ONNX call model.export(path, format='onnx')"
+            raise ValueError(f"filepath: {name!r} names a {what} file, but fastnn saves its own .npz format "
+                             f"(architecture, weights and optimizer state); use a name ending in .npz{hint}")
+    return name
+
+
 def save_model(model, filepath, include_optimizer=True):
     """Write ``model`` to ``filepath`` atomically (see ``fastnn._safe_files``: temporary file,
     fsync, rename; through a symlink to its target; only over a regular file; umask and an
-    existing file's mode kept; stranded temporaries of killed writers cleaned)."""
-    filepath = os.fspath(filepath)
+    existing file's mode kept; stranded temporaries of killed writers cleaned). A name
+    ending in another format's extension (.h5, .keras, .onnx, ...) is refused."""
+    filepath = check_filename(filepath)
     arrays = _arrays(model, include_optimizer)
     _safe_files.atomic_write(filepath, lambda f: np.savez(f, **arrays))
 
@@ -196,3 +214,25 @@ def load_weights(model, filepath, max_bytes=None):
         keys = [k for i, layer in enumerate(model.layers) for k in _layer_keys(ar, i, layer)]
         data = _read_entries(ar, keys, budget)
     _set_layer_arrays(model, data, filepath)
+
+
+# ------------------------------------------------------------ JSON and export
+EXPORTERS = {}  # format name -> function(model, filepath, **kwargs); fastnn.export adds "onnx"
+
+
+def to_json(model, **kwargs):
+    """The architecture as JSON text (Keras's ``model.to_json()``; no weights):
+    ``fastnn.models.model_from_json`` builds it back."""
+    return json.dumps({"class_name": model._saved_as, "config": model.get_config(), "format": FORMAT},
+                      **kwargs)
+
+
+def export_model(model, filepath, format="onnx", **kwargs):
+    """Keras 3's ``model.export(filepath, format=...)``: ``"onnx"`` (needs the onnx package)."""
+    if not EXPORTERS:
+        from importlib import import_module
+        import_module("fastnn.export")  # registers its formats (import direction: export sits above)
+    fn = EXPORTERS.get(format)
+    if fn is None:
+        raise ValueError(f"format: expected one of {', '.join(map(repr, EXPORTERS))}, got {format!r}")
+    return fn(model, filepath, **kwargs)

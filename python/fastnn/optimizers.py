@@ -13,6 +13,8 @@ decoupled, as in Keras: ``p -= lr * weight_decay * p`` before the update.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import schedules as _schedules
@@ -41,7 +43,10 @@ class Optimizer:
     }
 
     def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 weight_decay=None, name=None):
+                 weight_decay=None, name=None, lr=None):
+        if lr is not None:  # Keras 2's name, still in the course notes' code
+            warnings.warn("lr: deprecated (Keras 2's name); use learning_rate=", DeprecationWarning, stacklevel=3)
+            learning_rate = lr
         validate(dict(learning_rate=learning_rate, clipnorm=clipnorm, clipvalue=clipvalue,
                       global_clipnorm=global_clipnorm, weight_decay=weight_decay),
                  self._parameter_constraints, type(self).__name__)
@@ -265,6 +270,8 @@ class AdamW(Adam):
                  **kwargs):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay=weight_decay, **kwargs)
 
+
+schedules = _schedules  # Keras's place: fastnn.optimizers.schedules.ExponentialDecay, ...
 
 _BY_NAME = {"sgd": SGD, "rmsprop": RMSprop, "adagrad": Adagrad, "adam": Adam, "adamw": AdamW}
 _CLASSES = {c.__name__: c for c in _BY_NAME.values()}

@@ -26,6 +26,8 @@ import weakref
 
 import numpy as np
 
+from . import _sources
+from . import _weights
 from . import callbacks as _callbacks
 from . import initializers as _initializers
 from . import layers as _layers
@@ -73,8 +75,8 @@ class EpochIterator:
     (3, [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]])
     """
 
-    def __init__(self, x, y=None, batch_size=None, shuffle=False, rng=None):
-        self.x, self.y = x, y
+    def __init__(self, x, y=None, batch_size=None, shuffle=False, rng=None, sample_weight=None):
+        self.x, self.y, self.sample_weight = x, y, sample_weight
         n = self.num_samples = x.shape[0]
         self.batch_size = n if batch_size is None else min(int(batch_size), n)
         self.steps = math.ceil(n / self.batch_size)
@@ -85,6 +87,23 @@ class EpochIterator:
             sizes = {self.batch_size, n - (self.steps - 1) * self.batch_size}
             self._xbufs = {m: np.empty((m,) + x.shape[1:], dtype=x.dtype) for m in sizes}
             self._ybufs = None if y is None else {m: np.empty((m,) + y.shape[1:], dtype=y.dtype) for m in sizes}
+            w = sample_weight
+            self._wbufs = None if w is None else {m: np.empty((m,), dtype=w.dtype) for m in sizes}
+
+    def epoch(self):
+        """One epoch as ``(x, y, sample_weight)`` batches (sample_weight None when not given)."""
+        w = self.sample_weight
+        for step, xb, yb in self:
+            if w is None:
+                yield xb, yb, None
+            elif self.shuffle:
+                s = step * self.batch_size
+                yield xb, yb, np.take(w, self._perm[s:s + xb.shape[0]], out=self._wbufs[xb.shape[0]])
+            else:
+                yield xb, yb, w[step * self.batch_size:step * self.batch_size + xb.shape[0]]
+
+    def on_epoch_end(self):
+        pass
 
     def __iter__(self):
         x, y, bs, n = self.x, self.y, self.batch_size, self.num_samples
@@ -128,8 +147,13 @@ def prepare_x(model, x, what="x"):
         want = "(n, " + ", ".join(map(str, shape)) + ")" if shape else "(n, features)"
         raise ValueError(f"{what}: expected shape {want} with one row per sample, got {x.shape}")
     if shape is not None and tuple(x.shape[1:]) != tuple(shape):
+        hint = ""
+        if math.prod(x.shape[1:]) == math.prod(shape) and x.ndim != len(shape) + 1:
+            hint = (f"; the sizes agree: flatten the inputs (x.reshape(len(x), -1))" if len(shape) == 1 else
+                    f"; the sizes agree: reshape the inputs to (n, {', '.join(map(str, shape))})") + \
+                " or start the model with layers.Flatten() / Reshape"
         raise ValueError(f"{what}: expected shape (n, {', '.join(map(str, shape))}), got "
-                         f"{x.shape}: wrong input width for this model")
+                         f"{x.shape}: wrong input width for this model{hint}")
     if x.shape[0] == 0:
         raise ValueError(f"{what}: expected at least one sample, got shape {x.shape}")
     x = np.ascontiguousarray(x, dtype=model.dtype)
@@ -222,11 +246,12 @@ def _logs(total, data, count, metrics, regularized):
 
 
 # ------------------------------------------------------------------------ steps
-def train_step(model, xb, yb, loss_on_logits, last_logits):
-    """One step: forward, fused loss, backward, penalty, optimizer. (loss, penalty, output)."""
+def train_step(model, xb, yb, loss_on_logits, last_logits, sample_weight=None):
+    """One step: forward, fused loss (weighted by ``sample_weight`` when given), backward,
+    penalty, optimizer. (loss, penalty, output)."""
     ranges, variables, first = model.arena.layout()  # a trainable change is seen here
     out = model._forward(xb, True, last_logits)
-    loss, d = model.loss.value_and_grad(out, yb, loss_on_logits)
+    loss, d = _weights.weighted_value_and_grad(model.loss, out, yb, sample_weight, loss_on_logits)
     model._backward(d, first)
     penalty = regularization(model) if model._reg_items != [] else 0.0
     if ranges:
@@ -261,48 +286,6 @@ def loss_value(model, x, y):
 
 
 # ------------------------------------------------------------------------- fit
-def _check_fit_args(epochs, verbose, validation_split, validation_data):
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-        raise ValueError(f"epochs: expected an int >= 0, got {epochs!r}")
-    if verbose not in (0, 1, 2):
-        raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
-    if not 0 <= validation_split < 1:
-        raise ValueError(f"validation_split: expected a fraction in [0, 1), got {validation_split!r}")
-    if validation_split and validation_data is not None:
-        raise ValueError("validation_split, validation_data: give one, not both")
-
-
-def _split_validation(model, x, y, validation_split, validation_data):
-    """(x, y, x_val, y_val): the held-out tail of x, y or the checked validation_data."""
-    xv = yv = None
-    if validation_split:
-        nv = int(x.shape[0] * validation_split)
-        if nv < 1 or nv >= x.shape[0]:
-            raise ValueError(f"validation_split: {validation_split} of {x.shape[0]} samples leaves no "
-                             f"validation or no training samples")
-        x, xv, y, yv = x[:-nv], x[-nv:], y[:-nv], y[-nv:]
-    elif validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("validation_data: expected a tuple (x_val, y_val)")
-        xv = prepare_x(model, validation_data[0], "validation_data[0]")
-        yv = prepare_y(model, validation_data[1], xv.shape[0], "validation_data[1]")
-    return x, y, xv, yv
-
-
-def _batch_size(model, batch_size, n):
-    if batch_size is None:
-        bs = n
-    elif isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int or None (full batch), got {batch_size!r}")
-    else:
-        bs = min(int(batch_size), n)
-    if any(isinstance(l, _layers.BatchNormalization) and l.trainable for l in model.layers):
-        if bs == 1 or n % bs == 1:
-            raise ValueError(f"batch_size: with BatchNormalization in training every batch needs at least "
-                             f"2 samples; batch_size={bs} on {n} samples leaves a batch of 1")
-    return bs
-
-
 def _callback_list(model, callbacks, params):
     cbs = list(callbacks or [])
     for cb in cbs:
@@ -316,22 +299,39 @@ def _callback_list(model, callbacks, params):
     return cbs, history
 
 
-def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
-        validation_data=None, shuffle=True, initial_epoch=0, seed=None):
-    """Model.fit (see there)."""
+def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+        validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+        steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1, seed=None):
+    """Model.fit: train; returns a History (``.history``: ``loss``, each metric, ``val_*`` per epoch).
+
+    x: arrays, or any input of ``fastnn.data`` (a generator or iterable of ``(x, y[, w])``
+    batches, a ``fastnn.data.Dataset``, a memmap, a DataFrame / Arrow table with ``y`` a
+    column name, a dask collection, ``from_parquet(...)``); validation_data likewise, or
+    ``(x_val, y_val[, w_val])``.
+    batch_size: None means 32 (as Keras); ``"full"`` (or ``len(x)``) is full-batch
+    gradient descent, 1 online learning; the last partial batch is used.
+    sample_weight: one weight per sample; class_weight: ``{class: weight}``; both scale
+    each sample's loss (Keras's sum-over-batch-size reduction).
+    validation_split: the last fraction of x, y (before shuffling) is held out.
+    validation_freq: validate every k epochs (an int) or after the listed epochs (1-based).
+    steps_per_epoch: batches per epoch, continuing through the source across epochs.
+    seed: seeds the shuffling (default: fastnn's global generator).
+    With a regularizer, ``loss`` includes the penalty and ``data_loss`` is without it.
+    """
     check_compiled(model, "fit")
-    _check_fit_args(epochs, verbose, validation_split, validation_data)
-    x, y = prepare_xy(model, x, y)
+    verbose = _sources.check_fit_args(epochs, verbose, validation_split, validation_data, validation_freq)
+    rng = np.random.default_rng(seed) if seed is not None else _initializers.global_rng()
+    kw = dict(batch_size=batch_size, validation_split=validation_split, validation_data=validation_data,
+              shuffle=shuffle, class_weight=class_weight, sample_weight=sample_weight,
+              steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+              validation_batch_size=validation_batch_size)
+    batches, val = _sources.training_data(model, x, y, kw, rng)
     opt, size = model.optimizer, model.arena.size
     if any(a.size != size or a.dtype != model.dtype for a in opt.state.values()) \
             or set(opt.state) != set(opt.slots):
         opt.build(size, model.dtype)
-    x, y, xv, yv = _split_validation(model, x, y, validation_split, validation_data)
-    bs = _batch_size(model, batch_size, x.shape[0])
-    rng = np.random.default_rng(seed) if seed is not None else _initializers.global_rng()
-    batches = EpochIterator(x, y, bs, shuffle, rng)
     cbs, history = _callback_list(model, callbacks, {"epochs": epochs, "steps": batches.steps,
-                                                     "batch_size": bs, "verbose": verbose})
+                                                     "batch_size": batches.batch_size, "verbose": verbose})
     model.history = history
     model.stop_training = False
     run = _EpochRunner(model, batches, cbs, verbose, epochs)
@@ -342,14 +342,14 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
         for cb in cbs:
             cb.on_epoch_begin(epoch)
         logs = run(epoch)
-        if xv is not None:
-            logs.update({"val_" + k: v for k, v in evaluate_arrays(model, xv, yv, None).items()})
+        if val is not None and _sources.validates(epoch, validation_freq):
+            logs.update({"val_" + k: v for k, v in evaluate_source(model, val, cbs).items()})
         run.finish(logs)
         for cb in cbs:
             cb.on_epoch_end(epoch, logs)
         if verbose == 2:
             print(_progress.epoch_line(epoch, logs), flush=True)
-        if model.stop_training:
+        if model.stop_training or getattr(batches, "exhausted", False):
             break
     for cb in cbs:
         cb.on_train_end()
@@ -357,11 +357,12 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
 
 
 class _EpochRunner:
-    """One training epoch over the iterator: steps, metrics, batch callbacks, progress bar."""
+    """One training epoch over the batches: steps, metrics, batch callbacks, progress bar."""
 
     def __init__(self, model, batches, cbs, verbose, epochs):
         self.model, self.batches, self.verbose, self.epochs = model, batches, verbose, epochs
-        self.batch_cbs = [cb for cb in cbs if _callbacks._is_overridden(cb, "on_train_batch_end")]
+        self.begin_cbs = _callbacks.with_hook(cbs, "on_train_batch_begin")
+        self.batch_cbs = _callbacks.with_hook(cbs, "on_train_batch_end")
         self.modes = loss_mode(model)
         self.metrics = make_metrics(model)
         self.update_metrics = metric_updater(model, self.metrics, *self.modes)
@@ -370,15 +371,17 @@ class _EpochRunner:
         self.bar = None
 
     def __call__(self, epoch):
-        model, metrics, batch_cbs = self.model, self.metrics, self.batch_cbs
+        model, metrics, batch_cbs, begin_cbs = self.model, self.metrics, self.batch_cbs, self.begin_cbs
         loss_on_logits, last_logits = self.modes
         for m in metrics:
             m.reset()
         total = data = 0.0
         seen = 0
         bar = self.bar = _progress.ProgressBar(self.batches.steps, epoch, self.epochs) if self.verbose == 1 else None
-        for step, xb, yb in self.batches:
-            loss, penalty, out = train_step(model, xb, yb, loss_on_logits, last_logits)
+        for step, (xb, yb, sw) in enumerate(self.batches.epoch()):
+            for cb in begin_cbs:
+                cb.on_train_batch_begin(step, {"size": xb.shape[0]})
+            loss, penalty, out = train_step(model, xb, yb, loss_on_logits, last_logits, sw)
             mb = xb.shape[0]
             seen += mb
             total += (loss + penalty) * mb
@@ -393,6 +396,9 @@ class _EpochRunner:
                 bar.update(step + 1, _logs(total, data, seen, metrics, self.regularized))
             if model.stop_training:
                 break
+        self.batches.on_epoch_end()
+        if seen == 0:
+            raise ValueError("x: the epoch held no batch")
         return _logs(total, data, seen, metrics, self.regularized)
 
     def finish(self, logs):
@@ -401,32 +407,64 @@ class _EpochRunner:
 
 
 # -------------------------------------------------------------- evaluate, predict
-def evaluate_arrays(model, x, y, batch_size):
-    """Logs (loss with the penalty, data_loss when regularized, metrics) on checked arrays."""
+def evaluate_source(model, source, cbs=()):
+    """Logs (loss with the penalty, data_loss when regularized, metrics) over a source's
+    batches (sample weights applied in the loss); calls the test hooks of ``cbs``."""
     loss_on_logits, last_logits = loss_mode(model)
     metrics = make_metrics(model)
     update_metrics = metric_updater(model, metrics, loss_on_logits, last_logits)
-    n = x.shape[0]
-    data = 0.0
-    for _, xb, yb in EpochIterator(x, y, min(n, batch_size or 1024)):
+    begin, end = _callbacks.with_hook(cbs, "on_test_batch_begin"), _callbacks.with_hook(cbs, "on_test_batch_end")
+    for cb in cbs:
+        cb.on_test_begin()
+    n, data = 0, 0.0
+    for step, (xb, yb, sw) in enumerate(source.epoch()):
+        for cb in begin:
+            cb.on_test_batch_begin(step, {"size": xb.shape[0]})
         out = model._forward(xb, False, last_logits)
-        loss, _ = model.loss.value_and_grad(out, yb, loss_on_logits)
+        loss, _ = _weights.weighted_value_and_grad(model.loss, out, yb, sw, loss_on_logits)
         data += loss * xb.shape[0]
+        n += xb.shape[0]
         update_metrics(yb, out)
+        for cb in end:
+            cb.on_test_batch_end(step, {"loss": loss})
+    source.on_epoch_end()
+    if n == 0:
+        raise ValueError("x: the data held no batch to evaluate")
     penalty = regularization(model, grads=False)
     logs = {"loss": data / n + penalty}
     if model._reg_items:
         logs["data_loss"] = data / n
     for m in metrics:
         logs[m.name] = m.result()
+    for cb in cbs:
+        cb.on_test_end(logs)
     return logs
 
 
-def evaluate(model, x, y, batch_size=None, verbose=0, return_dict=False):
+def evaluate_arrays(model, x, y, batch_size):
+    """evaluate_source over checked arrays."""
+    return evaluate_source(model, EpochIterator(x, y, min(x.shape[0], batch_size or 1024)))
+
+
+def _eval_callbacks(model, callbacks):
+    cbs = list(callbacks or [])
+    for cb in cbs:
+        if not isinstance(cb, _callbacks.Callback):
+            raise TypeError(f"callbacks: expected Callback instances, got {type(cb).__name__}")
+        cb.set_model(model)
+    return cbs
+
+
+def evaluate(model, x, y=None, batch_size=None, verbose=0, sample_weight=None, steps=None, callbacks=None,
+             return_dict=False):
     """Model.evaluate (see there)."""
     check_compiled(model, "evaluate")
-    x, y = prepare_xy(model, x, y)
-    logs = evaluate_arrays(model, x, y, batch_size)
+    verbose = _sources.check_verbose(verbose)
+    cbs = _eval_callbacks(model, callbacks)
+    if not _sources.is_streamed(x) and y is None:
+        raise ValueError("y: expected targets, got None")
+    src = _sources.eval_source(model, x, y, sample_weight, batch_size, _sources.check_steps(steps, "steps"))
+    logs = evaluate_source(model, src, cbs)
     if verbose:
         print(_progress.format_logs(logs, 4))
     if return_dict:
@@ -435,18 +473,43 @@ def evaluate(model, x, y, batch_size=None, verbose=0, return_dict=False):
     return vals[0] if len(vals) == 1 else vals
 
 
-def predict(model, x, batch_size=None):
+def build_from(model, x, what="x"):
+    """Build an unbuilt model from the feature shape of array-like ``x`` (checked first)."""
+    xa = np.asarray(x)
+    if xa.ndim < 2:
+        raise ValueError(f"{what}: expected shape (n, features), got {xa.shape}")
+    prepare_x(model, xa, what)
+    model.build(xa.shape[1:])
+
+
+def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None):
     """Model.predict (see there)."""
-    if not model.built:
-        xa = np.asarray(x)
-        if xa.ndim < 2:
-            raise ValueError(f"x: expected shape (n, features), got {xa.shape}")
-        model.build(xa.shape[1:])
-    model._ensure_placed()
-    x = prepare_x(model, x)
-    n = x.shape[0]
-    out = np.empty((n,) + tuple(model.layers[-1].output_shape), dtype=model.dtype)
-    bs = min(n, batch_size or 1024)
-    for step, xb, _ in EpochIterator(x, None, bs):
-        out[step * bs:step * bs + xb.shape[0]] = model._forward(xb, False, False)
+    _sources.check_verbose(verbose)
+    cbs = _eval_callbacks(model, callbacks)
+    src = _sources.eval_source(model, x, None, None, batch_size, _sources.check_steps(steps, "steps"), "predict")
+    begin = _callbacks.with_hook(cbs, "on_predict_batch_begin")
+    end = _callbacks.with_hook(cbs, "on_predict_batch_end")
+    for cb in cbs:
+        cb.on_predict_begin()
+    n = getattr(src, "num_samples", None) if not isinstance(src, _sources.Streamed) else None
+    out = np.empty((n,) + tuple(model.layers[-1].output_shape), dtype=model.dtype) if n else None
+    parts, s = [], 0
+    for step, (xb, _, _) in enumerate(src.epoch()):
+        for cb in begin:
+            cb.on_predict_batch_begin(step, {"size": xb.shape[0]})
+        yb = model._forward(xb, False, False)
+        if out is not None:
+            out[s:s + xb.shape[0]] = yb
+        else:
+            parts.append(np.array(yb))
+        s += xb.shape[0]
+        for cb in end:
+            cb.on_predict_batch_end(step, {"outputs": yb})
+    src.on_epoch_end()
+    if out is None:
+        if not parts:
+            raise ValueError("x: the data held no batch to predict")
+        out = np.concatenate(parts)
+    for cb in cbs:
+        cb.on_predict_end()
     return out

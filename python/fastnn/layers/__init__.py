@@ -30,14 +30,16 @@ from .core import (Activation, Dense, Flatten, Input, InputLayer, Layer, Symboli
                    _require_2d, _shape_tuple, _snake)
 from .normalization import BatchNormalization
 from .augmentation import RandomFlip, RandomTranslation
+from .preprocessing import Normalization, Rescaling
 from .regularization import AlphaDropout, Dropout, GaussianNoise
 
 __all__ = ["Layer", "VarSpec", "SymbolicTensor", "InputLayer", "Input", "Flatten", "Dense", "Activation",
            "PReLU", "Maxout", "BatchNormalization", "Dropout", "AlphaDropout", "GaussianNoise", "RandomFlip",
-           "RandomTranslation", "deserialize"]
+           "RandomTranslation", "Rescaling", "Normalization", "deserialize"]
 
 LAYERS = {c.__name__: c for c in (Dense, Activation, Dropout, BatchNormalization, PReLU, Maxout, Flatten,
-                                   AlphaDropout, GaussianNoise, RandomFlip, RandomTranslation)}
+                                   AlphaDropout, GaussianNoise, RandomFlip, RandomTranslation,
+                                   Rescaling, Normalization)}
 
 
 def deserialize(d):
