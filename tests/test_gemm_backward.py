@@ -243,3 +243,13 @@ def test_set_blocking_refuses_unusable_values():
     with pytest.raises(ValueError, match="mc must be a multiple of mr"):
         _core._gemm_set_blocking("avx2", "float32", False, s["mr"] + 1, 0, 0)
     assert _core.gemm_blocking()["avx2"]["float32"] == s
+
+
+def test_fastnn_info_prints_the_blocking_in_use(capsys):
+    from fastnn.cli import main
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    isa = _core.active_isa()
+    s = _core.gemm_blocking()[isa]["float32"]
+    assert "gemm blocking:" in out and "caches:" in out
+    assert f"{isa} float32 " in out and f"MC {s['mc']}, KC {s['kc']}, NC {s['nc']}" in out
