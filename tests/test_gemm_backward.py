@@ -253,3 +253,15 @@ def test_fastnn_info_prints_the_blocking_in_use(capsys):
     s = _core.gemm_blocking()[isa]["float32"]
     assert "gemm blocking:" in out and "caches:" in out
     assert f"{isa} float32 " in out and f"MC {s['mc']}, KC {s['kc']}, NC {s['nc']}" in out
+
+
+def test_derived_blocking_follows_blis_rules():
+    # Haswell's caches (32 KiB L1d, 256 KiB L2, 8 MiB L3) give BLIS's own Haswell sgemm numbers
+    hsw = _core._gemm_derived_blocking(6, 16, 4, 32 << 10, 256 << 10, 8 << 20, 8)
+    assert (hsw["kc"], hsw["mc"]) == (256, 168) and hsw["nc"] % 16 == 0
+    # a Sapphire Rapids core (48 KiB L1d, 2 MiB L2): what fastnn uses there, unmeasured
+    spr = _core._gemm_derived_blocking(8, 32, 4, 48 << 10, 2 << 20, 480 << 20, 2)
+    assert spr == {"mr": 8, "nr": 32, "mc": 1024, "kc": 192, "nc": 8192}
+    # tiny or absent caches stay inside the clamps the kernels can use
+    tiny = _core._gemm_derived_blocking(8, 32, 8, 4096, 8192, 0, 0)
+    assert tiny["kc"] == 128 and tiny["mc"] % 8 == 0 and tiny["nc"] >= 4 * 32

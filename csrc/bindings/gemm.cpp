@@ -222,6 +222,15 @@ py::dict gemm_blocking() {
   return d;
 }
 
+// What the derivation gives for the given cache sizes (bytes), micro-tile and element size.
+py::dict derived_blocking(int mr, int nr, int elem, std::size_t l1d, std::size_t l2, std::size_t l3, int l3_sharing) {
+  if (mr < 1 || nr < 1 || (elem != 4 && elem != 8) || l1d == 0 || l2 == 0)
+    throw py::value_error("derived_blocking: expected mr, nr >= 1, elem 4 or 8 and nonzero l1d, l2");
+  fastnn::CpuCaches c;
+  c.l1d = l1d; c.l2 = l2; c.l3 = l3; c.l3_sharing = l3_sharing;
+  return blocking_sizes(fastnn::gemm_derive_blocking(mr, nr, static_cast<std::size_t>(elem), c));
+}
+
 void set_blocking(const std::string& isa, const std::string& dtype, bool narrow, int mc, int kc, int nc) {
   if (dtype == "float32") fastnn::gemm_set_blocking<float>(isa_from_name(isa), narrow, mc, kc, nc);
   else if (dtype == "float64") fastnn::gemm_set_blocking<double>(isa_from_name(isa), narrow, mc, kc, nc);
@@ -240,6 +249,9 @@ void bind_gemm(py::module_& m) {
         "out = (alpha * op(a) @ op(b) + beta * out) * act'(x or y); bias_grad = alpha * op(b).sum(0) + "
         "beta * bias_grad (each part optional).");
   m.def("gemm_blocking", &gemm_blocking, "The GEMM cache blocking per ISA and dtype, and where it came from.");
+  m.def("_gemm_derived_blocking", &derived_blocking, py::arg("mr"), py::arg("nr"), py::arg("elem"), py::arg("l1d"),
+        py::arg("l2"), py::arg("l3"), py::arg("l3_sharing"),
+        "The blocking derived from these cache sizes (the rule for CPUs without a measured table).");
   m.def("_gemm_set_blocking", &set_blocking, py::arg("isa"), py::arg("dtype"), py::arg("narrow"), py::arg("mc"),
         py::arg("kc"), py::arg("nc"), "Benchmark/test hook: override mc, kc, nc (<= 0: the chosen value).");
   m.def("_gemm_set_tuning", &fastnn::gemm_set_tuning, py::arg("direct_a_max_n"), py::arg("grain_macs"),

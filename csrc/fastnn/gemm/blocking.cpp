@@ -6,17 +6,19 @@
 //     AMD family 19h/1Ah with AVX-512 (Zen 4 / Zen 5): the numbers in
 //     blocking.h, measured with bench/compare_gemm.py on an EPYC KVM guest
 //     reporting family 19h model 11h (32 KiB L1d, 1 MiB L2, 32 MiB L3);
-//   - otherwise derived from the cache sizes (cpu_cache.h), as BLIS's analytical
-//     model does (Low et al., "Analytical modeling is enough for high-performance
-//     BLIS", 2016), with the constants calibrated on the machine above:
-//       KC: the kc x NR micro-panel of B fills the L1d once
-//           (kc = L1d / (NR * sizeof(T)), a multiple of 16 in [128, 512]);
-//       MC: the mc x kc block of A fills half the L2
+//   - otherwise derived from the cache sizes (cpu_cache.h) by BLIS's rules
+//     (Low et al., "Analytical modeling is enough for high-performance BLIS",
+//     2016), which give BLIS's own Haswell numbers (6 x 16, KC 256, MC 168)
+//     from Haswell's caches (32 KiB L1d, 256 KiB L2):
+//       KC: the kc x NR micro-panel of B fills half the L1d
+//           (a multiple of 16 in [128, 512]);
+//       MC: the mc x kc block of A fills two thirds of the L2
 //           (a multiple of MR in [MR, 1024]);
-//       NC: the kc x nc panel of B fills half of this core's share of the L3
-//           (the L2 when there is no L3; a multiple of NR in [4 NR, 8192]).
-//     Intel Xeons (Sapphire Rapids: 48 KiB L1d, 2 MiB L2) get derived numbers:
-//     none of them was measured on Intel hardware.
+//       NC: the kc x nc panel of B fills a quarter of the L3 (the L2 when
+//           there is no L3; a multiple of NR in [4 NR, 8192]).
+//     Intel Xeons (Sapphire Rapids: 48 KiB L1d, 2 MiB L2: avx512 float32
+//     8 x 32, KC 192, MC 1024, NC 8192) get derived numbers: none of them was
+//     measured on Intel hardware.
 //   - blocking.h's numbers when CPUID reports no cache sizes.
 #include <algorithm>
 #include <type_traits>
@@ -34,14 +36,18 @@ template <class Blk> GemmBlockSizes table_sizes() { return {Blk::MR, Blk::NR, Bl
 
 int round_down(long v, int multiple) { return static_cast<int>(std::max<long>(multiple, v / multiple * multiple)); }
 
-GemmBlockSizes derive(int mr, int nr, std::size_t elem, const CpuCaches& c) {
+}  // namespace
+
+GemmBlockSizes gemm_derive_blocking(int mr, int nr, std::size_t elem, const CpuCaches& c) {
   GemmBlockSizes s{mr, nr, 0, 0, 0};
-  s.kc = std::clamp(round_down(static_cast<long>(c.l1d / (nr * elem)), 16), 128, 512);
-  s.mc = std::clamp(round_down(static_cast<long>(c.l2 / 2 / (s.kc * elem)), mr), mr, 1024 / mr * mr);
-  const std::size_t l3_share = c.l3 ? c.l3 / static_cast<std::size_t>(std::max(1, c.l3_sharing)) : c.l2;
-  s.nc = std::clamp(round_down(static_cast<long>(l3_share / 2 / (s.kc * elem)), nr), 4 * nr, 8192 / nr * nr);
+  s.kc = std::clamp(round_down(static_cast<long>(c.l1d / 2 / (nr * elem)), 16), 128, 512);
+  s.mc = std::clamp(round_down(static_cast<long>(c.l2 * 2 / 3 / (s.kc * elem)), mr), mr, 1024 / mr * mr);
+  const std::size_t l3 = c.l3 ? c.l3 : c.l2 * 4;
+  s.nc = std::clamp(round_down(static_cast<long>(l3 / 4 / (s.kc * elem)), nr), 4 * nr, 8192 / nr * nr);
   return s;
 }
+
+namespace {
 
 enum class Source { table, derived, defaults };
 
@@ -57,7 +63,7 @@ template <class T, class Wide, class Narrow> GemmCacheBlocking choose() {
   GemmCacheBlocking b{table_sizes<Wide>(), table_sizes<Narrow>()};
   if (choose_source() != Source::derived) return b;
   const CpuCaches& c = cpu_caches();
-  return {derive(Wide::MR, Wide::NR, sizeof(T), c), derive(Narrow::MR, Narrow::NR, sizeof(T), c)};
+  return {gemm_derive_blocking(Wide::MR, Wide::NR, sizeof(T), c), gemm_derive_blocking(Narrow::MR, Narrow::NR, sizeof(T), c)};
 }
 
 // [isa][dtype]: chosen once, then only changed by the testing hook

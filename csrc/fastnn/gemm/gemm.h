@@ -64,6 +64,10 @@ template <class T> struct GemmProblem {
 // a measured table for the microarchitectures tested, else derived from the
 // cache sizes CPUID reports.
 template <class T> const GemmCacheBlocking& gemm_blocking(Isa isa);
+// The derivation from cache sizes used where no measured table exists
+// (blocking.cpp gives the formulas); exposed for tests.
+struct CpuCaches;
+GemmBlockSizes gemm_derive_blocking(int mr, int nr, std::size_t elem, const CpuCaches& caches);
 // How it was chosen: "measured table (zen4)", "derived from CPUID caches", ...
 const char* gemm_blocking_source();
 // Testing/benchmark hook: replaces one ISA's blocking (mc, kc, nc of the wide
