@@ -208,7 +208,10 @@ def test_blocking_is_reported_and_consistent():
     info = _core.gemm_blocking()
     assert info["source"]
     for isa in ("scalar", "avx2", "avx512"):
+        assert isinstance(info[isa]["pack_trans_a"], bool)
         for key, s in info[isa].items():
+            if key == "pack_trans_a":
+                continue
             assert s["mc"] % s["mr"] == 0 and s["nc"] % s["nr"] == 0, (isa, key, s)
             assert 0 < s["kc"] <= 4096 and s["mr"] <= s["mc"] and s["nr"] <= s["nc"], (isa, key, s)
     caches = info["caches"]

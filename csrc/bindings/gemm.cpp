@@ -217,6 +217,7 @@ py::dict gemm_blocking() {
     per["float32_narrow"] = blocking_sizes(f.narrow);
     per["float64"] = blocking_sizes(g.wide);
     per["float64_narrow"] = blocking_sizes(g.narrow);
+    per["pack_trans_a"] = f.pack_trans_a;
     d[isa] = per;
   }
   return d;

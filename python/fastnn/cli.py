@@ -240,7 +240,9 @@ def _info(args) -> int:
           f"({c['cpuid_leaf']}; family {c['family']:#x} model {c['model']:#x} {blocking['uarch'] or 'unknown'})")
     print(f"gemm blocking:  {blocking['source']}")
     for key, s in blocking[info["isa"]].items():
-        print(f"  {info['isa']} {key:15s} MR x NR {s['mr']} x {s['nr']}, MC {s['mc']}, KC {s['kc']}, NC {s['nc']}")
+        if isinstance(s, dict):
+            print(f"  {info['isa']} {key:15s} MR x NR {s['mr']} x {s['nr']}, MC {s['mc']}, KC {s['kc']}, NC {s['nc']}")
+    print(f"  transposed A (the Xᵀ of dW): {'packed' if blocking[info['isa']]['pack_trans_a'] else 'read in place'}")
     return 0
 
 

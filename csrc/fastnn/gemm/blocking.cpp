@@ -59,11 +59,20 @@ Source choose_source() {
   return Source::derived;
 }
 
+// The measured table reads a transposed A in place: on the Zen 4 class guest,
+// 1 thread, packing it cost 2-10% on the dW = Xᵀ·dY products of the notes' MLP
+// and 15-20% where C is 10 wide (bench/compare_gemm.py; CPU time, best of 5).
+// Where nothing was measured, it is packed: reading it in place was the slow
+// case (0.58-0.97x the faster peer) on the Intel Xeon of
+// shared/measurements/intel-xeon-2026-12-01.md.
 template <class T, class Wide, class Narrow> GemmCacheBlocking choose() {
-  GemmCacheBlocking b{table_sizes<Wide>(), table_sizes<Narrow>()};
-  if (choose_source() != Source::derived) return b;
+  const Source src = choose_source();
+  GemmCacheBlocking b{table_sizes<Wide>(), table_sizes<Narrow>(), src != Source::table};
+  if (src != Source::derived) return b;
   const CpuCaches& c = cpu_caches();
-  return {gemm_derive_blocking(Wide::MR, Wide::NR, sizeof(T), c), gemm_derive_blocking(Narrow::MR, Narrow::NR, sizeof(T), c)};
+  b.wide = gemm_derive_blocking(Wide::MR, Wide::NR, sizeof(T), c);
+  b.narrow = gemm_derive_blocking(Narrow::MR, Narrow::NR, sizeof(T), c);
+  return b;
 }
 
 // [isa][dtype]: chosen once, then only changed by the testing hook

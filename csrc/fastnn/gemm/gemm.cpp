@@ -25,7 +25,7 @@ template <class T> const GemmKernelsT<T>& kernels_for() { return dtype_half<T>(F
 constexpr std::size_t kGrainMacs = std::size_t(3) << 17;  // 2 threads from ~786K MACs on
 
 long g_direct_a_max_n = -1;
-bool g_direct_trans_a = false;
+long g_direct_trans_a = -1;
 std::size_t g_grain_macs = kGrainMacs;
 
 struct ThreadBuffer {
@@ -54,7 +54,7 @@ void* gemm_thread_buffer(int slot, std::size_t bytes) {
 
 void gemm_set_tuning(long direct_a_max_n, long grain_macs, long direct_trans_a) {
   g_direct_a_max_n = direct_a_max_n < 0 ? -1 : direct_a_max_n;
-  g_direct_trans_a = direct_trans_a > 0;
+  g_direct_trans_a = direct_trans_a < 0 ? -1 : (direct_trans_a > 0 ? 1 : 0);
   g_grain_macs = grain_macs < 0 ? kGrainMacs : static_cast<std::size_t>(grain_macs);
 }
 
@@ -77,9 +77,9 @@ void gemm(const GemmProblem<T>& P_in) {
   }
   GemmProblem<T> P = P_in;
   if (P.direct_a_max_n < 0) P.direct_a_max_n = g_direct_a_max_n;
-  P.direct_trans_a = P.direct_trans_a || g_direct_trans_a;
   P.tile_n = P.n;
   P.blocking = &gemm_blocking<T>(active_isa());
+  P.direct_trans_a = g_direct_trans_a < 0 ? !P.blocking->pack_trans_a : g_direct_trans_a > 0;
   const GemmKernelsT<T>& K = kernels_for<T>();
   const std::size_t tiles_m = (P.m + K.mr - 1) / K.mr, tiles_n = (P.n + K.nr - 1) / K.nr;
   // Columns first: A is read in place, so a column band packs only its own

@@ -36,6 +36,9 @@ struct GemmBlockSizes {
 // C has at most narrow.nr columns.
 struct GemmCacheBlocking {
   GemmBlockSizes wide, narrow;
+  // Pack a transposed A (op(A) = Aᵀ: the Xᵀ of dW = Xᵀ·dY) rather than read it
+  // in place: measured per microarchitecture (blocking.cpp), packed where unmeasured.
+  bool pack_trans_a = true;
 };
 
 template <class T> struct GemmProblem {
@@ -55,7 +58,7 @@ template <class T> struct GemmProblem {
   const T* act_y = nullptr;                   // act's forward output, m x n, row stride ldc, or null
   T* bias_grad = nullptr;                     // n values: alpha * column sums of op(B) + beta * bias_grad
   long direct_a_max_n = -1;                   // tuning: < 0 uses the ISA's default (blocking.h)
-  bool direct_trans_a = false;                // tuning: a transposed A may be read in place too
+  bool direct_trans_a = false;                // a transposed A is read in place (driver: !blocking.pack_trans_a)
   std::size_t tile_n = 0;                     // n of the whole product (the driver sets it), 0: n
   const GemmCacheBlocking* blocking = nullptr;  // cache blocking (the driver fills it in)
 };
@@ -95,8 +98,8 @@ namespace avx512 { extern const GemmKernels gemm_kernels; }
 
 // Tuning knobs for measurements (bench/compare_gemm.py); < 0 restores the
 // defaults. direct_a_max_n: read A in place when n <= it; grain_macs: minimum
-// m*n*k per thread; direct_trans_a: 1 lets a transposed A be read in place
-// too (default 0: a transposed A is always packed, see blocking.h).
+// m*n*k per thread; direct_trans_a: 1 reads a transposed A in place, 0 packs
+// it (default -1: as the blocking says, GemmCacheBlocking::pack_trans_a).
 void gemm_set_tuning(long direct_a_max_n, long grain_macs, long direct_trans_a = -1);
 
 // A 64-byte aligned scratch buffer owned by the calling thread, at least
