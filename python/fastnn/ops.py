@@ -354,6 +354,15 @@ def matmul_act_grad(a, b, *, activation, x=None, y=None, activation_alpha=None, 
     >>> ops.matmul_act_grad(dz, w, trans_b=True, activation="relu", y=np.array([[1, 0, 2]], np.float32))
     array([[2., 0., 2.]], dtype=float32)
     """
+    if (out.__class__ is np.ndarray and trans_a.__class__ is bool and trans_b.__class__ is bool
+            and alpha.__class__ is float and beta.__class__ is float and _isfinite(alpha) and _isfinite(beta)
+            and activation.__class__ is str and activation_alpha is None and activation in ACTIVATIONS):
+        try:  # fast path, as matmul's: the core checks everything; a rejection is reworded below
+            _core.matmul_grad(a, b, out, trans_a, trans_b, alpha, beta, activation,
+                              _core.default_activation_alpha(activation), x, y, None)
+            return out
+        except (TypeError, ValueError):
+            pass
     a, b, alpha, beta, m, n = _grad_product(a, b, trans_a, trans_b, alpha, beta, out)
     name = _activation_name(activation, "activation")
     act_alpha = _activation_alpha(name, activation_alpha, "activation_alpha")
@@ -386,6 +395,14 @@ def matmul_bias_grad(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0,
     >>> dw.shape, db
     ((3, 2), array([4., 4.], dtype=float32))
     """
+    if (out.__class__ is tuple and len(out) == 2 and out[0].__class__ is np.ndarray
+            and out[1].__class__ is np.ndarray and trans_a.__class__ is bool and trans_b.__class__ is bool
+            and alpha.__class__ is float and beta.__class__ is float and _isfinite(alpha) and _isfinite(beta)):
+        try:  # fast path, as matmul's: the core checks everything; a rejection is reworded below
+            _core.matmul_grad(a, b, out[0], trans_a, trans_b, alpha, beta, None, 0.0, None, None, out[1])
+            return out
+        except (TypeError, ValueError):
+            pass
     out_w, out_b = _outs(out, ("out", "bias_grad"))
     a, b, alpha, beta, m, n = _grad_product(a, b, trans_a, trans_b, alpha, beta, out_w)
     if beta != 0.0 and out_b is None:

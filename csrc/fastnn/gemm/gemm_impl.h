@@ -168,6 +168,11 @@ void micro_kernel(std::size_t kc, const T* __restrict A, std::size_t as, const T
     __builtin_prefetch(C + i * ldc);
     __builtin_prefetch(C + i * ldc + nr - 1);
   }
+  if (ep.saved && ep.apply_act)  // the backward epilogue's saved x or y: cold, read after the loop
+    for (int i = 0; i < mr; ++i) {
+      __builtin_prefetch(ep.saved + i * ldc);
+      __builtin_prefetch(ep.saved + i * ldc + nr - 1);
+    }
   const std::size_t a_step = AM == AMode::packed ? MR : AM == AMode::cols ? as : 1;
 #pragma GCC unroll 4
   for (std::size_t p = 0; p < kc; ++p) {
