@@ -234,8 +234,9 @@ def _accuracy_of(result, model, xt, yt):
 def _info(args) -> int:
     import fastnn
     info = fastnn.cpu_info()
+    blocking = fastnn._core.gemm_blocking()
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(json.dumps(dict(info, gemm_blocking=blocking), indent=2))
         return 0
     feats = [k for k, v in info["features"].items() if v]
     print(f"fastnn {fastnn.__version__}")
@@ -246,6 +247,14 @@ def _info(args) -> int:
     print(f"features:       {' '.join(feats)}")
     print(f"compiler:       {info['compiler']}")
     print(f"build flags:    {info['build_flags']}")
+    c = blocking["caches"]
+    print(f"caches:         L1d {c['l1d'] >> 10} KiB, L2 {c['l2'] >> 10} KiB, L3 {c['l3'] >> 10} KiB "
+          f"({c['cpuid_leaf']}; family {c['family']:#x} model {c['model']:#x} {blocking['uarch'] or 'unknown'})")
+    print(f"gemm blocking:  {blocking['source']}")
+    for key, s in blocking[info["isa"]].items():
+        if isinstance(s, dict):
+            print(f"  {info['isa']} {key:15s} MR x NR {s['mr']} x {s['nr']}, MC {s['mc']}, KC {s['kc']}, NC {s['nc']}")
+    print(f"  transposed A (the Xᵀ of dW): {'packed' if blocking[info['isa']]['pack_trans_a'] else 'read in place'}")
     return 0
 
 
