@@ -156,7 +156,7 @@ void matmul_grad(py::array a, py::array b, py::array out, bool trans_a, bool tra
   if (!activation.is_none()) {
     const fastnn::Act act = fastnn::parse_activation(activation.cast<std::string>());
     const fastnn::GradNeeds needs = fastnn::activation_grad_needs(act);
-    if (needs == fastnn::GradNeeds::x_only && x.is_none())
+    if (needs == fastnn::GradNeeds::x && x.is_none())
       throw py::value_error(std::string("x: activation '") + fastnn::activation_name(act) +
                             "' needs the forward input x for its gradient, got None");
     if (needs != fastnn::GradNeeds::none && x.is_none() && y.is_none())
