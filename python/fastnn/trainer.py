@@ -30,6 +30,7 @@ from . import callbacks as _callbacks
 from . import initializers as _initializers
 from . import layers as _layers
 from . import metrics as _metrics
+from . import multi_io as _multi_io
 from . import progress as _progress
 
 
@@ -108,6 +109,8 @@ def check_compiled(model, what):
 
 def prepare_x(model, x, what="x"):
     """x as a C-contiguous array of the model's dtype, checked: shape, width, finiteness."""
+    if getattr(model, "_io", None) is not None or isinstance(x, dict):  # several inputs: multi_io
+        return _multi_io.prepare_x(model, x, what)
     if x is None:
         raise ValueError(f"{what}: expected an array of inputs, got None")
     x = np.asarray(x)
@@ -130,11 +133,15 @@ def prepare_x(model, x, what="x"):
 
 
 def prepare_y(model, y, n, what="y"):
+    if model._io is not None or isinstance(y, dict):
+        return _multi_io.prepare_y(model, y, n, what)
     return model.loss.prepare_targets(y, n, model.output_shape[1:], model.dtype, what)
 
 
 def prepare_xy(model, x, y):
     """(x, y) checked, building the model from x's shape if it is not built yet."""
+    if model._io is not None:
+        return _multi_io.prepare_xy(model, x, y)
     x = np.asarray(x) if x is not None else None
     if x is not None and y is not None and np.ndim(y) > 0 and x.ndim > 0 and len(x) != len(y):
         raise ValueError(f"x, y: x has {len(x)} samples but y has {len(y)}: lengths differ")
@@ -149,6 +156,8 @@ def prepare_xy(model, x, y):
 # ------------------------------------------------------------- loss and metrics
 def loss_mode(model):
     """(pass logits to the loss, last layer emits logits instead of its activation)."""
+    if model._io is not None:
+        return _multi_io.loss_mode(model)
     last, loss = model.layers[-1], model.loss
     act = getattr(last, "activation", None)
     fused = (not loss.from_logits and loss.fuses_with is not None and act is not None
@@ -157,6 +166,8 @@ def loss_mode(model):
 
 
 def make_metrics(model):
+    if model._io is not None:
+        return _multi_io.make_metrics(model)
     width = model.layers[-1].output_shape[-1]
     return [_metrics.get(m, model.loss.name, width) for m in model._metric_names]
 
@@ -165,6 +176,8 @@ def metric_updater(model, metrics, loss_on_logits, last_logits):
     """update(y, out) feeding one batch to every metric. With the loss on logits, the
     metrics that need probabilities get the output layer's activation of them
     (computed once per batch); the others get the logits."""
+    if model._io is not None:
+        return _multi_io.metric_updater(model, metrics, loss_on_logits, last_logits)
     probs_needed = loss_on_logits and any(getattr(m, "needs_probabilities", False) for m in metrics)
     out_act = model.layers[-1].activation if last_logits else None
 
@@ -412,12 +425,14 @@ def evaluate(model, x, y, batch_size=None, verbose=0, return_dict=False):
         print(_progress.format_logs(logs, 4))
     if return_dict:
         return logs
-    vals = [logs["loss"]] + [logs[m] for m in model._metric_names]
+    vals = [logs["loss"]] + [logs[m] for m in _multi_io.result_names(model)]
     return vals[0] if len(vals) == 1 else vals
 
 
 def predict(model, x, batch_size=None):
     """Model.predict (see there)."""
+    if getattr(model, "_io", None) is not None:
+        return _multi_io.predict(model, x, batch_size)
     if not model.built:
         xa = np.asarray(x)
         if xa.ndim < 2:

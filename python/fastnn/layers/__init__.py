@@ -1,6 +1,7 @@
 """Layers, grouped as in Keras 3: ``core`` (Dense, Activation, Flatten, Input),
 ``activations`` (PReLU, Maxout), ``normalization`` (BatchNormalization),
-``regularization`` (Dropout). Layers never import the graph or the trainer.
+``regularization`` (Dropout), ``merging`` (Add, Subtract, Multiply, Average, Maximum,
+Concatenate). Layers never import the graph or the trainer.
 
 A layer declares its variables in ``build`` (shape, initializer, regularizer,
 trainable parameter or non-trainable state); the model places every parameter
@@ -26,13 +27,16 @@ from .. import regularizers as _regularizers
 from .activations import Maxout, PReLU
 from .core import (Activation, Dense, Flatten, Input, InputLayer, Layer, SymbolicTensor, VarSpec,  # noqa: F401
                    _require_2d, _shape_tuple, _snake)
+from .merging import Add, Average, Concatenate, Maximum, Merge, Multiply, Subtract
 from .normalization import BatchNormalization
 from .regularization import Dropout
 
 __all__ = ["Layer", "VarSpec", "SymbolicTensor", "InputLayer", "Input", "Flatten", "Dense", "Activation",
-           "PReLU", "Maxout", "BatchNormalization", "Dropout", "deserialize"]
+           "PReLU", "Maxout", "BatchNormalization", "Dropout", "Merge", "Add", "Subtract", "Multiply",
+           "Average", "Maximum", "Concatenate", "deserialize"]
 
-LAYERS = {c.__name__: c for c in (Dense, Activation, Dropout, BatchNormalization, PReLU, Maxout, Flatten)}
+LAYERS = {c.__name__: c for c in (Dense, Activation, Dropout, BatchNormalization, PReLU, Maxout, Flatten,
+                                   Add, Subtract, Multiply, Average, Maximum, Concatenate)}
 
 
 def deserialize(d):
