@@ -140,7 +140,7 @@ def prepare_y(model, y, n, what="y"):
 
 def prepare_xy(model, x, y):
     """(x, y) checked, building the model from x's shape if it is not built yet."""
-    if model._io is not None:
+    if model._io is not None or (model.built and (isinstance(x, dict) or isinstance(y, dict))):
         return _multi_io.prepare_xy(model, x, y)
     x = np.asarray(x) if x is not None else None
     if x is not None and y is not None and np.ndim(y) > 0 and x.ndim > 0 and len(x) != len(y):
