@@ -149,6 +149,19 @@ def test_gradcheck_shared_layer_bn_and_dropout_in_a_graph():
     _report_ok(check_gradients(m, [rng.normal(size=(6, 4)), rng.normal(size=(6, 4))], rng.integers(0, 2, 6)))
 
 
+def test_gradcheck_a_value_merged_with_itself_and_fanned_out():
+    rng = np.random.default_rng(1)
+    x = Input(4)
+    h = Dense(4, activation="tanh")(x)
+    twice = Add()([h, h])                                   # one value, both inputs of a merge
+    diff = Subtract()([Dense(4, activation="tanh")(twice), h])  # h read by three nodes
+    both = Add()([Dense(4, activation="tanh")(x), Dense(4, activation="sigmoid")(x)])  # each writes into its dy
+    out = Dense(2)(Concatenate()([Multiply()([diff, twice]), Maximum()([h, diff]), both]))
+    m = fastnn.Model(x, out, dtype="float64")
+    m.compile("sgd", "mse")
+    _report_ok(check_gradients(m, rng.normal(size=(5, 4)), rng.normal(size=(5, 2))))
+
+
 # ------------------------------------------------------------ shared layers
 def test_shared_layer_has_one_slot_and_summed_gradient():
     rng = np.random.default_rng(3)

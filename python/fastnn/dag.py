@@ -87,7 +87,8 @@ def trace(inputs, outputs):
                 stack.pop()
                 continue
             if not t.parents:
-                raise ValueError(f"outputs: computed from Input {t.layer.name!r}, which is not in inputs "
+                raise ValueError(f"outputs: not computed from these inputs: they depend on Input "
+                                 f"{t.layer.name!r}, which is not in inputs "
                                  f"({', '.join(repr(i.layer.name) for i in inputs)})")
             pending = [p for p in t.parents if id(p) not in value]
             if pending:

@@ -11,8 +11,10 @@ one; they hold no variables.
 The element-wise merges need inputs of one shape (Keras also broadcasts a size-1
 dimension; fastnn refuses it with the shapes in the message). ``Maximum`` sends the
 gradient to the first input that attains the maximum (ties go to the earliest input).
-Forward and backward write into buffers the layer owns, one set per batch size, and each
-input's gradient is a separate array (the graph may add to it in place).
+Forward and backward write into buffers the layer owns, one set per batch size. Each
+input's gradient is a separate array, the graph and the layers below may write into it
+(``Add`` and ``Subtract`` hand the incoming gradient itself to their first input: nothing
+reads it after this layer).
 """
 from __future__ import annotations
 
@@ -76,10 +78,10 @@ class Add(Merge):
     def backward(self, dy, need_dx=True):
         if not need_dx:
             return None
-        dxs = self._dxs(dy)
+        dxs = self._dxs(dy)[1:]  # the first input takes dy itself (this node was its only reader)
         for d in dxs:
             np.copyto(d, dy)
-        return dxs
+        return [dy] + dxs
 
 
 class Subtract(Merge):
@@ -94,10 +96,9 @@ class Subtract(Merge):
     def backward(self, dy, need_dx=True):
         if not need_dx:
             return None
-        d0, d1 = self._dxs(dy)
-        np.copyto(d0, dy)
+        d1 = self._dxs(dy)[1]
         np.negative(dy, out=d1)
-        return [d0, d1]
+        return [dy, d1]
 
 
 class Multiply(Merge):
