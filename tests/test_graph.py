@@ -267,6 +267,9 @@ def test_model_construction_errors():
         fastnn.Model(Dense(2)(a), Dense(2)(a))
     with pytest.raises(ValueError, match="computed by a layer"):
         fastnn.Model(a, a)
+    c, d = Input(3, name="same"), Input(3, name="same")
+    with pytest.raises(ValueError, match="names must differ"):
+        fastnn.Model([c, d], Add()([c, d]))
 
 
 # ------------------------------------------------------------ persistence, clone, freezing, summary
@@ -342,3 +345,19 @@ def test_chain_models_keep_the_fast_path_and_graphs_refuse_onnx_export():
     from fastnn.export import to_onnx
     with pytest.raises(ValueError, match="the model is a graph"):
         to_onnx(_residual())
+
+
+def test_dicts_on_a_one_input_model_and_validation_data_as_lists():
+    rng = np.random.default_rng(9)
+    x = Input(3, name="features")
+    m = fastnn.Model(x, Dense(2, activation="softmax", name="probs")(x))
+    m.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    xv, yv = rng.normal(size=(8, 3)), rng.integers(0, 2, 8)
+    assert m.evaluate({"features": xv}, {"probs": yv}) == m.evaluate(xv, yv)
+    np.testing.assert_array_equal(m.predict({"features": xv}), m.predict(xv))
+    g = _two_input_two_output()
+    g.compile("sgd", loss=["sparse_categorical_crossentropy", "mse"])
+    xs, ys = _data(rng)
+    h = g.fit(xs, ys, epochs=1, verbose=0,
+              validation_data=([xs["a"][:4], xs["b"][:4]], [ys["cls"][:4], ys["reg"][:4]]))
+    assert "val_cls_loss" in h.history

@@ -77,6 +77,9 @@ def chain_nodes(layers):
 def trace(inputs, outputs):
     """(nodes, outs): the nodes computing ``outputs`` from ``inputs`` (lists of SymbolicTensors)
     in topological order, and the value index of each output."""
+    names = [t.layer.name for t in inputs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"inputs: names must differ (fit takes a dict keyed by them), got {names}")
     value = {id(t): i for i, t in enumerate(inputs)}
     order = []
     for root in outputs:
