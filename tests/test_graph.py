@@ -16,7 +16,8 @@ TWINS = {
     Multiply: (lambda a, b: a * b, lambda d, a, b: (d * b, d * a)),
     Average: (lambda a, b: (a + b) / 2, lambda d, a, b: (d / 2, d / 2)),
     Maximum: (np.maximum, lambda d, a, b: (d * (a >= b), d * (a < b))),
-    Concatenate: (lambda a, b: np.concatenate([a, b], axis=-1), lambda d, a, b: (d[:, :a.shape[1]], d[:, a.shape[1]:])),
+    Concatenate: (lambda a, b: np.concatenate([a, b], axis=-1),
+                  lambda d, a, b: (d[:, :a.shape[1]], d[:, a.shape[1]:])),
 }
 
 
@@ -361,3 +362,21 @@ def test_dicts_on_a_one_input_model_and_validation_data_as_lists():
     h = g.fit(xs, ys, epochs=1, verbose=0,
               validation_data=([xs["a"][:4], xs["b"][:4]], [ys["cls"][:4], ys["reg"][:4]]))
     assert "val_cls_loss" in h.history
+
+
+@pytest.mark.parametrize("module, forbidden", [
+    ("dag.py", {"graph", "trainer", "io", "models", "multi_io", "gradcheck"}),
+    ("multi_io.py", {"graph", "io", "models", "dag", "gradcheck"}),
+    ("layers/merging.py", {"graph", "trainer", "arena", "models", "dag"}),
+])
+def test_graph_modules_never_import_upward(module, forbidden):
+    import ast
+    import pathlib
+    src = (pathlib.Path(fastnn.__file__).resolve().parent / module).read_text()
+    names = set()
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
+            base = (node.module or "").split(".")[0]
+            names.add(base) if base else names.update(a.name for a in node.names)
+    assert not (names & forbidden)
+    assert len(src.splitlines()) <= 500

@@ -164,7 +164,7 @@ class Model:
     def _in_shapes(self, input_shape):
         if len(self._graph_inputs) > 1:
             shapes = [tuple(i.shape) for i in self._graph_inputs]
-            if input_shape is not None and [tuple(_layers._shape_tuple(s, "input_shape")) for s in input_shape] != shapes:
+            if input_shape is not None and [_layers._shape_tuple(s, "input_shape") for s in input_shape] != shapes:
                 raise ValueError(f"input_shape: the model takes {shapes}, got {input_shape}")
             return shapes
         if input_shape is not None:
