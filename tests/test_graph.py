@@ -380,3 +380,24 @@ def test_graph_modules_never_import_upward(module, forbidden):
             names.add(base) if base else names.update(a.name for a in node.names)
     assert not (names & forbidden)
     assert len(src.splitlines()) <= 500
+
+
+@pytest.mark.parametrize("tamper", [
+    lambda g: g["nodes"].__setitem__(1, [1, [7]]),        # a value that does not exist
+    lambda g: g["nodes"].__setitem__(0, [2, [0]]),        # a layer before its turn
+    lambda g: g["outputs"].__setitem__(0, 0),             # an output that is an input
+])
+def test_load_refuses_a_tampered_graph_config(tmp_path, tamper):
+    import json
+    x = Input(3)
+    m = fastnn.Model(x, Dense(2)(Add()([x, Dense(3)(x)])))
+    path = tmp_path / "m.npz"
+    m.save(path)
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    cfg = json.loads(str(arrays["__config__"]))
+    tamper(cfg["config"]["graph"])
+    arrays["__config__"] = np.array(json.dumps(cfg))
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=str(path)):
+        fastnn.load_model(path)
