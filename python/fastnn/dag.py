@@ -261,7 +261,7 @@ def graph_from_config(graph, layers):
     outputs = []
     for v in graph["outputs"]:
         if not len(inputs) <= int(v) < len(tensors):
-            raise ValueError(f"graph: output value {v} does not exist")
+            raise ValueError(f"graph: output value {v} is not the output of a node")
         outputs.append(tensors[int(v)])
     return inputs, outputs
 

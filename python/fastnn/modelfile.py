@@ -176,7 +176,8 @@ def _graph_keys(config, ar, dtype):
         li = int(li)
         if not 0 <= li <= len(built) or li >= len(config["layers"]) or not inbound or \
                 any(not 0 <= int(v) < len(shapes) for v in inbound):
-            raise ValueError(f"{ar.path}: graph node {len(shapes)} refers to a missing layer or value "
+            raise ValueError(f"{ar.path}: graph node {len(shapes) - len(graph['inputs'])} refers to a missing "
+                             f"layer or value "
                              f"(layers are listed in the order of their first node)")
         ins = [shapes[int(v)] for v in inbound]
         for s in ins:
