@@ -8,15 +8,12 @@ import pytest
 
 from fastnn import ops
 
-NAMES = ["relu", "leaky_relu", "elu", "selu", "sigmoid", "tanh", "swish", "softplus"]
-SIZES = [1 << 20, 1 << 24]
+import cases
+
+NAMES = cases.ACTIVATIONS
 
 
-@pytest.fixture(scope="module", params=SIZES, ids=lambda n: f"{n >> 20}M")
-def data(request):
-    rng = np.random.default_rng(0)
-    n = request.param
-    return (rng.standard_normal(n) * 3).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+data = cases.data_fixture(cases.ELTWISE_SIZES, cases.eltwise_inputs, ids=lambda n: f"{n >> 20}M")
 
 
 @pytest.mark.parametrize("name", NAMES)

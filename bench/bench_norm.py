@@ -3,23 +3,13 @@
     pytest bench/bench_norm.py --benchmark-only
 For side-by-side ratios against NumPy and PyTorch use bench/compare.py norm.
 """
-import numpy as np
-import pytest
 
 from fastnn import ops
 
-SHAPES = [(128, 512), (256, 1024), (4096, 512)]
+import cases
 
 
-@pytest.fixture(scope="module", params=SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
-def data(request):
-    m, n = request.param
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((m, n)).astype(np.float32)
-    dy = rng.standard_normal((m, n)).astype(np.float32)
-    gamma = rng.standard_normal(n).astype(np.float32)
-    beta = rng.standard_normal(n).astype(np.float32)
-    return x, dy, gamma, beta, np.zeros(n, np.float32), np.ones(n, np.float32)
+data = cases.data_fixture(cases.NORM_SHAPES, cases.norm_inputs)
 
 
 def test_forward_training(benchmark, data):

@@ -7,7 +7,9 @@ import pytest
 
 import fastnn.ops as ops
 
-SIZES = [633_226, 10_000_000]  # the 784-512-256-256-128-10 MLP, and a 10M arena
+import cases
+
+SIZES = cases.OPTIM_SIZES  # the 784-512-256-256-128-10 MLP, and a 10M arena
 
 
 def arrays(n, k):

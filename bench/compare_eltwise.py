@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
+import cases
 import common
 from fastnn import ops
 
-NAMES = ["relu", "leaky_relu", "elu", "selu", "sigmoid", "tanh", "swish", "softplus"]
+NAMES = list(cases.ACTIVATIONS)
 SELU_A, SELU_S = 1.6732632423543772, 1.0507009873554805
 
 
@@ -91,16 +92,14 @@ def torch_pair(name, xt, yt, dyt, outt):
 
 
 def run(quick: bool = False, threads: int = 2) -> None:
-    sizes = [1 << 20] if quick else [1 << 20, 1 << 24]
+    sizes = cases.ELTWISE_SIZES[:1] if quick else cases.ELTWISE_SIZES
     rounds = 3 if quick else 7
     torch = None
     if common.have_torch():
         import torch
     rows = []
     for n in sizes:
-        rng = np.random.default_rng(0)
-        x = (rng.standard_normal(n) * 3).astype(np.float32)
-        dy = rng.standard_normal(n).astype(np.float32)
+        x, dy = cases.eltwise_inputs(n)
         out = np.empty_like(x)
         for name in NAMES:
             y = ops.activation(name, x)

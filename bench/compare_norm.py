@@ -20,19 +20,15 @@ from __future__ import annotations
 
 import numpy as np
 
+import cases
 import common
 
-CASES = [(128, 512), (256, 1024), (4096, 512)]
+CASES = cases.NORM_SHAPES
 
 
 def contenders(m, n):
     from fastnn import ops, reference as ref
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((m, n)).astype(np.float32)
-    dy = rng.standard_normal((m, n)).astype(np.float32)
-    g = rng.standard_normal(n).astype(np.float32)
-    b = rng.standard_normal(n).astype(np.float32)
-    rm, rv = np.zeros(n, np.float32), np.ones(n, np.float32)
+    x, dy, g, b, rm, rv = cases.norm_inputs(m, n)
 
     def fastnn_step():
         _, mean, invstd = ops.batchnorm_forward(x, g, b, rm, rv, momentum=0.99, eps=1e-3)

@@ -18,16 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
+import cases
 import common
-
-MLP = [784, 512, 256, 256, 128, 10]
-
-
-def mlp_shapes():
-    shapes = []
-    for fan_in, fan_out in zip(MLP[:-1], MLP[1:]):
-        shapes += [(fan_out, fan_in), (fan_out,)]
-    return shapes
+from cases import mlp_shapes
 
 
 def cases(quick):
@@ -100,7 +93,7 @@ def denormal_rows(quick: bool) -> list:
     old_threads, old_flush = fastnn.get_num_threads(), _core.get_flush_denormals()
     fastnn.set_num_threads(1)
     try:
-        for n in (sum(int(np.prod(s)) for s in mlp_shapes()), 1 << 16):
+        for n in (cases.MLP_PARAMS, 1 << 16):
             dead = rng.random(n) < 0.9
             p = rng.standard_normal(n).astype(np.float32)
             g = np.where(dead, 0.0, rng.standard_normal(n) * 1e-2).astype(np.float32)

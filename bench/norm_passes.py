@@ -19,6 +19,8 @@ import numpy as np
 import fastnn
 from fastnn import ops
 
+import cases
+
 
 def best_us(fn, elements):
     number = max(10, int(2e6 / max(elements, 1)))
@@ -32,12 +34,8 @@ def main():
     fastnn.set_num_threads(a.threads)
     print(f"threads={a.threads} isa={fastnn.cpu_info()['isa']}  (us per call)")
     print(f"{'shape':>12} {'bn fwd':>8} {'bn bwd':>8} {'colsum':>8} {'relu':>8} {'relu_grad':>9}")
-    for m, n in [(2, 16), (128, 512), (256, 1024), (4096, 512)]:
-        rng = np.random.default_rng(0)
-        x = rng.standard_normal((m, n)).astype(np.float32)
-        dy = rng.standard_normal((m, n)).astype(np.float32)
-        g, b = np.ones(n, np.float32), np.zeros(n, np.float32)
-        rm, rv = np.zeros(n, np.float32), np.ones(n, np.float32)
+    for m, n in (cases.NORM_OVERHEAD_SHAPE,) + cases.NORM_SHAPES:
+        x, dy, g, b, rm, rv = cases.norm_inputs(m, n)
         y, dx, cs = np.empty_like(x), np.empty_like(x), np.empty(n, np.float32)
         fwd_out = (y, np.empty(n, np.float32), np.empty(n, np.float32))
         bwd_out = (dx, np.empty(n, np.float32), np.empty(n, np.float32))

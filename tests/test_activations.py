@@ -82,6 +82,37 @@ def test_aliases_linear_and_silu():
     np.testing.assert_array_equal(ops.activation("silu", x), ops.activation("swish", x))
 
 
+def test_one_registry_for_ops_activations_and_reference():
+    """Names, aliases, default alphas and gradient needs come from _core.activations()
+    only (issue 11): leaky_relu's default was 0.01 in ops and 0.2 in activations.py."""
+    from fastnn import _core, activations
+    reg = _core.activations()
+    assert tuple(reg) == ops.ACTIVATIONS == ref.ACTIVATIONS
+    assert {r["grad_needs"] for r in reg.values()} == {"none", "x", "x_or_y"}
+    assert reg["silu"]["canonical"] == "swish" and reg["identity"]["canonical"] == "linear"
+    assert set(activations.KNOWN) == {r["canonical"] for r in reg.values()} | {"softmax"}
+    # leaky_relu: ONE default, keras.activations.leaky_relu's negative_slope 0.2
+    assert reg["leaky_relu"]["alpha"] == 0.2 == ref.DEFAULT_ALPHA["leaky_relu"]
+    assert activations.get("leaky_relu").alpha == 0.2 and activations.LeakyReLU().alpha == 0.2
+    assert reg["elu"]["alpha"] == 1.0 and reg["relu"]["alpha"] is None
+    x = rand((6, 7), np.float64)
+    want = np.where(x > 0, x, 0.2 * x)
+    for got in (ops.activation("leaky_relu", x), activations.get("leaky_relu")(x), ref.activation("leaky_relu", x),
+                ops.matmul(x, np.eye(7), activation="leaky_relu")):
+        np.testing.assert_allclose(got, want, rtol=1e-15)
+    for name, row in reg.items():  # what the gradient needs is what the ops accept
+        dy = np.ones(3)
+        if row["grad_needs"] == "x":
+            with pytest.raises(ValueError, match="^x: "):
+                ops.activation_grad(name, dy, y=np.ones(3))
+        if row["grad_needs"] == "x_or_y":
+            ops.activation_grad(name, dy, y=np.ones(3))
+            with pytest.raises(ValueError, match="^x, y: "):
+                ops.activation_grad(name, dy)
+        if row["grad_needs"] == "none":
+            np.testing.assert_array_equal(ops.activation_grad(name, dy), dy)
+
+
 @pytest.fixture(scope="module")
 def big16m():
     x = rand(16 * 1024 * 1024, np.float32, seed=7)

@@ -7,9 +7,6 @@ is driven by hand, as fit will drive it.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import textwrap
 import warnings
 
@@ -20,6 +17,7 @@ import fastnn
 from fastnn import backup as fbackup
 from fastnn.callbacks import EarlyStopping, History, ReduceLROnPlateau
 from fastnn.layers import BatchNormalization, Dense, Dropout
+from helpers import kill_after_line
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -209,17 +207,7 @@ def test_sigkill_mid_save_keeps_the_previous_bundle(tmp_path):
         cb = BackupAndRestore({str(tmp_path / 'bk')!r}); cb.set_model(m); cb.bind([], lambda: {{}})
         cb.save(1, 0)
     """)
-    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                         env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python")))
-    try:
-        assert p.stdout.readline().strip() == b"written"
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait(10)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait(10)
-        p.stdout.close()
+    kill_after_line(script, b"written", dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python")))
     assert path.read_bytes() == raw  # the whole new bundle was in the temporary, never renamed
     m = net(5)
     cb = bound(fbackup.BackupAndRestore(tmp_path / "bk"), m,

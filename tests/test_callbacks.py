@@ -126,3 +126,31 @@ def test_csv_logger_writes_the_rows(tmp_path):
     assert [float(r[1]) for r in rows[1:]] == pytest.approx(h.history["loss"])
     m.fit(x, y, epochs=1, verbose=0, callbacks=[C.CSVLogger(f, append=True)])
     assert len(list(csv.reader(open(f)))) == 5
+
+
+def test_divergence_stop_compares_with_the_initial_loss_when_the_first_epoch_already_exploded():
+    """The blind spot of the first-epoch rule: the loss explodes within epoch 1 (finite,
+    but far above the loss at the start), and epoch 1's huge loss becomes the yardstick."""
+    r = np.random.default_rng(0)
+    x = r.normal(size=(40, 3)).astype(np.float32)
+    y = (x @ np.array([[1.0], [-2.0], [0.5]])).astype(np.float32)
+
+    def run(cb):
+        fastnn.set_random_seed(0)
+        m = fastnn.Sequential([Dense(1, input_dim=3)])
+        m.compile(fastnn.optimizers.SGD(1.0), "mse")
+        initial = m.evaluate(x, y, return_dict=True)["loss"]
+        return initial, m.fit(x, y, epochs=4, batch_size=4, verbose=0, shuffle=False, callbacks=[cb])
+
+    initial, h = run(C.Callback())
+    loss = h.history["loss"]
+    assert math.isfinite(loss[0]) and loss[0] > 1000 * initial  # exploded within the first epoch
+    ds = C.DivergenceStop(factor=3.0)
+    _, h = run(ds)
+    assert ds.stopped_epoch == 0 and h.epoch == [0]
+    assert 0 < ds.initial < 3 * initial  # the first batch's loss, before any update
+    given = C.DivergenceStop(factor=3.0, initial=initial)
+    run(given)
+    assert given.stopped_epoch == 0 and given.initial == initial
+    with pytest.raises(ValueError, match="initial"):
+        C.DivergenceStop(initial=float("nan"))

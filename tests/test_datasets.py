@@ -267,3 +267,35 @@ def test_split_rejects_bad_fractions(fractions):
 def test_split_rejects_mismatched_lengths():
     with pytest.raises(ValueError, match="y: expected 10 rows"):
         train_dev_test_split(np.zeros(10), np.zeros(9))
+
+
+# ------------------------------------------------------------- the subset maker (tools/)
+
+def _subset_tool():
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "tools" / "make_fashion_mnist_subset.py"
+    spec = importlib.util.spec_from_file_location("make_fashion_mnist_subset", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_subset_maker_left_the_library():
+    assert not hasattr(datasets, "make_fashion_mnist_subset")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="needs the full Fashion-MNIST in /usr/share/datasets/fashion-mnist")
+def test_subset_tool_reproduces_the_bundled_files_byte_for_byte(tmp_path):
+    out = _subset_tool().make_fashion_mnist_subset(tmp_path, path="/usr/share/datasets/fashion-mnist")
+    bundled = Path(datasets._BUNDLED_DIR)
+    names = sorted(p.name for p in bundled.glob("fashion-mnist-subset-*.gz"))
+    assert len(names) == 4
+    for name in names:
+        assert (out / name).read_bytes() == (bundled / name).read_bytes(), name
+
+
+def test_subset_tool_refuses_tiny_subsets(tmp_path):
+    with pytest.raises(ValueError, match="at least 10"):
+        _subset_tool().make_fashion_mnist_subset(tmp_path, n_train=5)

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 import fastnn
 from fastnn.callbacks import DivergenceStop, LearningRateScheduler, ModelCheckpoint, TerminateOnNaN
 from fastnn.layers import Dense
+from helpers import rss_bytes
 
 FUZZ = settings(max_examples=int(os.environ.get("FASTNN_FUZZ_EXAMPLES", "120")) // 2, deadline=None,
                 derandomize=os.environ.get("FASTNN_FUZZ_RANDOM", "0") != "1",
@@ -314,14 +315,6 @@ def test_one_model_predicted_from_four_threads_matches_alone():
 # ----------------------------------------------------------------------------
 # memory
 # ----------------------------------------------------------------------------
-
-
-def rss_bytes():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")

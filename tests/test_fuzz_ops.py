@@ -911,3 +911,243 @@ def test_equal_but_distinct_dtype_objects_are_accepted():
         p, m, v = np.zeros(4, dt), np.zeros(4, dt), np.zeros(4, dt)
         ops.adam_update(p, np.ones(4, dt), m, v, lr=0.1, step=1)
         np.testing.assert_allclose(p, -0.1, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------
+# overlap between arguments (issue 13, items 1-3): every op, every in/out pair.
+# The policy (csrc/bindings/common.h): arrays an op writes are pairwise disjoint
+# (refused, naming the later one); an input sharing memory with an output is copied
+# first, as NumPy does, so the result equals the twin run on separate copies; the
+# exact alias the contract allows (out=x) works in place. Losses refuse any overlap.
+# ----------------------------------------------------------------------------
+
+def _shifted(n, dtype, shift=1, seed=0, scale=1.0):
+    """Two views of one buffer, buf[:n] and buf[shift:shift+n]: partially overlapping."""
+    buf = (np.random.default_rng(seed).standard_normal(n + shift) * scale).astype(dtype)
+    return buf, buf[:n], buf[shift:shift + n]
+
+
+def _copies(*arrays):
+    return [a.copy() for a in arrays]
+
+
+OVERLAP_SHIFTS = [1, -1, 3]
+
+
+def _views(n, dtype, shift):
+    """(input view, output view) of one buffer, the output `shift` elements after
+    (or, negative, before) the input."""
+    buf, lo, hi = _shifted(n, dtype, abs(shift))
+    return (lo, hi) if shift > 0 else (hi, lo)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shift", OVERLAP_SHIFTS)
+@pytest.mark.parametrize("name", ["relu", "tanh", "swish", "leaky_relu"])
+def test_overlap_activation_and_grad(name, dtype, shift):
+    x, out = _views(37, dtype, shift)
+    want = reference.activation(name, x.copy())
+    np.testing.assert_allclose(ops.activation(name, x, out=out), want, rtol=1e-6 if dtype == np.float32 else 1e-14)
+    for arg in ("dy", "x", "y"):
+        dy, xx = _copies(*_views(37, dtype, 1))
+        yy = reference.activation(name, xx)
+        args = dict(dy=dy, x=xx, y=yy if name != "swish" else None)
+        kind = arg if args[arg] is not None else "dy"
+        src, out = _views(37, dtype, shift)
+        src[...] = args[kind]
+        args[kind] = src
+        want = reference.activation_grad(name, args["dy"].copy(), x=args["x"].copy(),
+                                         y=None if args["y"] is None else args["y"].copy())
+        got = ops.activation_grad(name, args["dy"], x=args["x"], y=args["y"], out=out)
+        np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-7,
+                                   err_msg=f"{name} with {kind} overlapping out")
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shift", [1, -1, 7, -7])
+@pytest.mark.parametrize("log", [False, True])
+def test_overlap_softmax(dtype, shift, log):
+    x, out = _views(6 * 7, dtype, shift)
+    x, out = x.reshape(6, 7), out.reshape(6, 7)
+    fn, twin = (ops.log_softmax, reference.log_softmax) if log else (ops.softmax, reference.softmax)
+    want = twin(x.copy())
+    np.testing.assert_allclose(fn(x, out=out), want, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shift", OVERLAP_SHIFTS)
+def test_overlap_dropout(dtype, shift):
+    x, out = _views(1000, dtype, shift)
+    want_y, want_mask = reference.dropout(x.copy(), 0.3, seed=5)
+    y, mask = ops.dropout(x, 0.3, seed=5, out=out)
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(mask, want_mask)
+    x, mask = _views(1000, dtype, shift)
+    with pytest.raises(ValueError, match=r"^out\[1\] \(mask\)"):
+        ops.dropout(x, 0.3, seed=5, out=(None, mask))
+
+
+def _bn_inputs(m, n, dtype, seed=0):
+    r = np.random.default_rng(seed)
+    x = r.standard_normal((m, n)).astype(dtype)
+    g, b = r.uniform(0.5, 2, n).astype(dtype), r.standard_normal(n).astype(dtype)
+    return x, g, b, np.zeros(n, dtype), np.ones(n, dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("training", [True, False])
+def test_overlap_batchnorm_forward(dtype, training):
+    m, n = 5, 4
+    tol = dict(rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6 if dtype == np.float32 else 1e-12)
+    x0, g0, b0, rm0, rv0 = _bn_inputs(m, n, dtype)
+    want = reference.batchnorm_forward(x0.copy(), g0, b0, rm0.copy(), rv0.copy(), training=training)
+    # x partially overlapping out
+    for shift in (1, -1, n):
+        x, out = _views(m * n, dtype, shift)
+        x[...] = x0.reshape(-1)
+        rm, rv = rm0.copy(), rv0.copy()
+        got = ops.batchnorm_forward(x.reshape(m, n), g0, b0, rm, rv, training=training, out=out.reshape(m, n))
+        np.testing.assert_allclose(got[0], want[0], **tol)
+    # outputs into another argument (item 2): out=(None, None, beta), out=(None, gamma, None)
+    for slot, arg in ((2, "beta"), (1, "gamma"), (1, "beta"), (2, "gamma")):
+        g, b = g0.copy(), b0.copy()
+        outs = [None, None, None]
+        outs[slot] = b if arg == "beta" else g
+        rm, rv = rm0.copy(), rv0.copy()
+        got = ops.batchnorm_forward(x0, g, b, rm, rv, training=training, out=tuple(outs))
+        for k in range(3):
+            np.testing.assert_allclose(got[k], want[k], **tol, err_msg=f"out[{slot}] = {arg}, output {k}")
+    # written arrays sharing memory are refused, nothing changed
+    buf = np.zeros(2 * n, dtype)
+    if training:
+        rm, rv = rm0.copy(), rv0.copy()
+        with pytest.raises(ValueError, match=r"^out\[1\] \(batch_mean\): must not share memory with running_mean"):
+            ops.batchnorm_forward(x0, g0, b0, rm, rv, out=(None, rm, None))
+        np.testing.assert_array_equal(rm, rm0)
+    rm, rv = buf[:n], buf[n // 2:n // 2 + n]
+    with pytest.raises(ValueError, match="^running_var: must not share memory with running_mean"):
+        ops.batchnorm_forward(x0, g0, b0, rm, rv, training=training)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_overlap_batchnorm_backward(dtype):
+    m, n = 6, 3
+    tol = dict(rtol=1e-5 if dtype == np.float32 else 1e-11, atol=1e-6 if dtype == np.float32 else 1e-12)
+    x0, g0, b0, rm, rv = _bn_inputs(m, n, dtype)
+    _, mean, inv = reference.batchnorm_forward(x0, g0, b0, rm, rv)
+    dy0 = np.random.default_rng(3).standard_normal((m, n)).astype(dtype)
+    want = reference.batchnorm_backward(dy0, x0, g0, mean, inv)
+    for shift in (1, -1, n + 1):
+        dy, dx = _views(m * n, dtype, shift)
+        dy[...] = dy0.reshape(-1)
+        got = ops.batchnorm_backward(dy.reshape(m, n), x0, g0, mean, inv, out=dx.reshape(m, n))
+        np.testing.assert_allclose(got[0], want[0], **tol)
+    for slot, arg in ((1, "gamma"), (2, "gamma"), (1, "batch_mean"), (2, "batch_invstd")):
+        vals = dict(gamma=g0.copy(), batch_mean=mean.copy(), batch_invstd=inv.copy())
+        outs = [None, None, None]
+        outs[slot] = vals[arg]
+        got = ops.batchnorm_backward(dy0, x0, vals["gamma"], vals["batch_mean"], vals["batch_invstd"],
+                                     out=tuple(outs))
+        for k in range(3):
+            np.testing.assert_allclose(got[k], want[k], **tol, err_msg=f"out[{slot}] = {arg}, output {k}")
+
+
+OVERLAP_OPTIMIZERS = {
+    "sgd_update": (("velocity",), dict(lr=0.1, momentum=0.9)),
+    "rmsprop_update": (("sq_avg",), dict(lr=0.01)),
+    "adagrad_update": (("accum",), dict(lr=0.01)),
+    "adam_update": (("m", "v"), dict(lr=0.01, step=3)),
+}
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shift", OVERLAP_SHIFTS)
+@pytest.mark.parametrize("op", sorted(OVERLAP_OPTIMIZERS))
+def test_overlap_optimizer_grad_is_copied(op, dtype, shift):
+    """sgd_update(p[1:], p[:-1], ...) and the like: grad partially overlapping param."""
+    names, kw = OVERLAP_OPTIMIZERS[op]
+    grad, param = _views(50, dtype, shift)
+    states = [np.abs(np.random.default_rng(i).standard_normal(50)).astype(dtype) for i in range(len(names))]
+    wp, wg, ws = param.copy(), grad.copy(), _copies(*states)
+    getattr(reference, op)(wp, wg, *ws, **kw)
+    getattr(ops, op)(param, grad, *states, **kw)
+    tol = dict(rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-7)
+    np.testing.assert_allclose(param, wp, **tol)
+    for s, w in zip(states, ws):
+        np.testing.assert_allclose(s, w, **tol)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("op", sorted(OVERLAP_OPTIMIZERS))
+def test_overlap_optimizer_state_is_refused(op, dtype):
+    """A state array partially overlapping param (or another state array) is refused,
+    naming it; nothing is written."""
+    names, kw = OVERLAP_OPTIMIZERS[op]
+    for other in ("param",) + names[:-1]:
+        buf = np.random.default_rng(0).standard_normal(60).astype(dtype)
+        grad = np.ones(50, dtype)
+        arrays = {"param": buf[:50]}
+        for i, s in enumerate(names):
+            arrays[s] = np.zeros(50, dtype) + i
+        arrays[names[-1]] = buf[10:60] if other == "param" else None
+        if other != "param":
+            b2 = np.zeros(60, dtype)
+            arrays[other], arrays[names[-1]] = b2[:50], b2[7:57]
+        before = buf.copy()
+        with pytest.raises(ValueError, match=f"^{names[-1]}: must not share memory with {other}"):
+            getattr(ops, op)(arrays["param"], grad, *[arrays[s] for s in names], **kw)
+        np.testing.assert_array_equal(buf, before)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_overlap_losses_refuse_out_on_an_input(dtype):
+    m, C = 4, 5
+    for fn, kind in ((ops.softmax_cross_entropy, "probs"), (ops.binary_cross_entropy_with_logits, "t"),
+                     (ops.mean_squared_error, "t")):
+        buf = np.random.default_rng(1).uniform(0, 1, 2 * m * C).astype(dtype)
+        z = np.random.default_rng(2).standard_normal((m, C)).astype(dtype)
+        target, out = buf[:m * C].reshape(m, C), buf[3:3 + m * C].reshape(m, C)
+        before = buf.copy()
+        with pytest.raises(ValueError, match="^out: must not overlap"):
+            fn(z, target, out=out)
+        np.testing.assert_array_equal(buf, before)
+        zbuf = np.random.default_rng(2).standard_normal(2 * m * C).astype(dtype)
+        with pytest.raises(ValueError, match="^out: must not overlap"):
+            fn(zbuf[:m * C].reshape(m, C), target.copy(), out=zbuf[1:1 + m * C].reshape(m, C))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_clip_by_global_norm_refuses_a_repeated_or_overlapping_array(dtype):
+    """Item 3: [g, g] was scaled twice (norm 0.118 instead of 1.0)."""
+    g = np.full(100, 1.0, dtype)
+    with pytest.raises(ValueError, match=r"^grads\[1\]: must not share memory with grads\[0\]"):
+        ops.clip_by_global_norm([g, g], 1.0)
+    np.testing.assert_array_equal(g, 1.0)
+    buf = np.full(30, 2.0, dtype)
+    h = np.full(5, 3.0, dtype)
+    with pytest.raises(ValueError, match=r"^grads\[2\]: must not share memory with grads\[0\]"):
+        ops.clip_by_global_norm([buf[:20], h, buf[15:]], 1.0)
+    np.testing.assert_array_equal(buf, 2.0)
+    # disjoint views of one buffer are fine, and their global norm is clipped to max_norm
+    norm = ops.clip_by_global_norm([buf[:10], buf[10:], h], 1.0)
+    assert norm > 1 and np.sqrt((buf.astype(np.float64) ** 2).sum() + (h.astype(np.float64) ** 2).sum()) == \
+        pytest.approx(1.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shift", [1, -1, 4])
+def test_overlap_column_sum_and_matmul(dtype, shift):
+    x, out = _views(24, dtype, shift)
+    x2 = x.reshape(6, 4)
+    want = reference.column_sum(x2.copy())
+    np.testing.assert_allclose(ops.column_sum(x2, out=out[:4]), want, rtol=1e-6)
+    tol = dict(rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+    a, out = _views(16, dtype, shift)
+    b = np.random.default_rng(4).standard_normal((4, 4)).astype(dtype)
+    bias = np.random.default_rng(5).standard_normal(4).astype(dtype)
+    want = reference.matmul(a.reshape(4, 4).copy(), b, bias=bias)
+    np.testing.assert_allclose(ops.matmul(a.reshape(4, 4), b, bias=bias, out=out.reshape(4, 4)), want, **tol)
+    bias_view, out = _views(16, dtype, shift)
+    bias_view = bias_view[:4]
+    want = reference.matmul(b, b, bias=bias_view.copy())
+    np.testing.assert_allclose(ops.matmul(b, b, bias=bias_view, out=out.reshape(4, 4)), want, **tol)

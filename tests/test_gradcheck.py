@@ -37,23 +37,22 @@ def test_verdicts_follow_the_notes_thresholds():
         ["great", "ok", "check", "wrong", "wrong"]
 
 
-def test_correct_network_passes_in_float64(data):
-    x, y = data
-    m = fastnn.Sequential([Dense(7, activation="tanh", input_dim=5),
-                           Dense(3, activation="softmax")])
+def checked_net(first, data):
+    """check_gradients on ``first`` (input_dim 5) followed by a softmax Dense(3); (model, report)."""
+    m = fastnn.Sequential([first, Dense(3, activation="softmax")])
     m.compile("sgd", "sparse_categorical_crossentropy")
-    report = check_gradients(m, x, y)
+    return m, check_gradients(m, *data)
+
+
+def test_correct_network_passes_in_float64(data):
+    _, report = checked_net(Dense(7, activation="tanh", input_dim=5), data)
     assert [c.name.split("/")[1] for c in report] == ["kernel", "bias", "kernel", "bias"]
     assert report.ok and all(c.rel_error < 1e-7 for c in report)
     assert all(c.checked == c.size for c in report)
 
 
 def test_deliberately_broken_kernel_gradient_is_flagged_wrong(data):
-    x, y = data
-    m = fastnn.Sequential([BrokenDense(6, activation="relu", input_dim=5),
-                           Dense(3, activation="softmax")])
-    m.compile("sgd", "sparse_categorical_crossentropy")
-    report = check_gradients(m, x, y)
+    m, report = checked_net(BrokenDense(6, activation="relu", input_dim=5), data)
     by_name = {c.name.split("/", 1)[1] if "/" in c.name else c.name: c for c in report}
     broken = [c for c in report if c.name.startswith(m.layers[0].name + "/kernel")][0]
     assert broken.verdict == "wrong" and broken.rel_error > 1e-3
@@ -144,3 +143,86 @@ def test_argument_errors_name_the_argument(data):
         check_layer("dense", x)
     with pytest.raises(ValueError, match="Dropout"):
         check_layer(Dropout(0.5), x)
+
+
+# -- round-off zeros and kinks (issue 12) ----------------------------------------
+def _bias_before_bn():
+    m = fastnn.Sequential([Dense(5, input_dim=4), BatchNormalization(), Activation("relu"),
+                           Dense(3, activation="softmax")])
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    return m
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_truly_zero_gradient_is_zero_not_wrong(seed):
+    """A Dense bias before BatchNorm has gradient exactly 0: the notes' Keras pattern."""
+    rng = np.random.default_rng(seed)
+    report = check_gradients(_bias_before_bn(), rng.normal(size=(6, 4)), rng.integers(0, 3, 6))
+    bias = report[1]
+    assert bias.name.endswith("/bias") and bias.verdict == "zero", str(report)
+    assert "zero (both below 1e-10)" in str(report)
+    assert report.ok, str(report)
+
+
+def test_a_gradient_wrongly_zero_is_still_wrong(monkeypatch):
+    """Without BatchNorm the bias gradient is not zero; a backward that forgets it is caught."""
+    orig = Dense.backward
+
+    def no_bias_grad(self, dy, need_dx=True):
+        dx = orig(self, dy, need_dx)
+        self.grads["bias"][...] = 0
+        return dx
+
+    monkeypatch.setattr(Dense, "backward", no_bias_grad)
+    m = fastnn.Sequential([Dense(5, activation="tanh", input_dim=4), Dense(3, activation="softmax")])
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    report = check_gradients(m, rng.normal(size=(6, 4)), rng.integers(0, 3, 6))
+    assert [c.verdict for c in report if c.name.endswith("bias")] == ["wrong", "wrong"], str(report)
+    assert not report.ok
+
+
+def test_relu_kink_is_reported_as_kink_not_wrong():
+    """Two of six inputs are zero rows: with a zero bias their ReLU sits exactly on its kink,
+    and perturbing the bias by +-eps crosses it."""
+    rng = np.random.default_rng(0)
+    m = fastnn.Sequential([Dense(5, activation="relu", input_dim=4), Dense(3, activation="softmax")])
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    x = rng.normal(size=(6, 4))
+    x[:2] = 0
+    report = check_gradients(m, x, rng.integers(0, 3, 6))
+    bias = report[1]
+    assert bias.verdict == "kink" and bias.kinks > 0, str(report)
+    assert "cross a kink" in str(report) and report.ok
+
+
+def test_maxout_tie_is_a_kink_not_wrong():
+    from fastnn.layers import Maxout
+    rng = np.random.default_rng(0)
+    m = fastnn.Sequential([Maxout(3, pieces=2, input_dim=4), Dense(2, activation="softmax")])
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    k = m.layers[0].vars["kernel"]
+    k3 = k.reshape(4, 3, 2)
+    k3[..., 1] = k3[..., 0]  # both pieces equal: every unit is a tie
+    report = check_gradients(m, rng.normal(size=(5, 4)), rng.integers(0, 2, 5))
+    assert report[0].verdict == "kink", str(report)
+    assert report.ok
+
+
+def test_a_wrong_gradient_is_caught_even_where_kinks_are_present(monkeypatch):
+    orig = Dense.backward
+
+    def scaled(self, dy, need_dx=True):
+        dx = orig(self, dy, need_dx)
+        self.grads["kernel"] *= 1.5
+        return dx
+
+    monkeypatch.setattr(Dense, "backward", scaled)
+    rng = np.random.default_rng(0)
+    m = fastnn.Sequential([Dense(5, activation="relu", input_dim=4), Dense(3, activation="softmax")])
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    x = rng.normal(size=(6, 4))
+    x[:2] = 0
+    report = check_gradients(m, x, rng.integers(0, 3, 6))
+    assert [c.verdict for c in report if c.name.endswith("kernel")] == ["wrong", "wrong"], str(report)
+    assert not report.ok

@@ -123,8 +123,7 @@ def test_functional_model():
     x, y = data()
     fastnn.set_random_seed(2)
     inp = L.Input(5)
-    h = L.Dense(6, activation="sigmoid")(inp)
-    out = L.Dense(3, activation="softmax")(h)
+    out = L.Dense(3, activation="softmax")(L.Dense(6, activation="sigmoid")(inp))
     check(fastnn.Model(inp, out, dtype="float64"), x, y, "sparse_categorical_crossentropy")
 
 

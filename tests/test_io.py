@@ -25,23 +25,24 @@ def model():
     return m
 
 
-def test_round_trip_predicts_identically(tmp_path):
+def trained_and_reloaded(tmp_path):
+    """(x, y, a model trained 2 epochs, its copy saved and loaded back)."""
     x, y = data()
     m = model()
     m.fit(x, y, epochs=2, batch_size=32, verbose=0, seed=1)
     m.save(tmp_path / "m.npz")
-    m2 = fastnn.load_model(tmp_path / "m.npz")
+    return x, y, m, fastnn.load_model(tmp_path / "m.npz")
+
+
+def test_round_trip_predicts_identically(tmp_path):
+    x, y, m, m2 = trained_and_reloaded(tmp_path)
     np.testing.assert_array_equal(m.predict(x), m2.predict(x))
     assert [type(l).__name__ for l in m2.layers] == [type(l).__name__ for l in m.layers]
     assert m2.optimizer.iterations == m.optimizer.iterations
 
 
 def test_round_trip_resumes_training_identically(tmp_path):
-    x, y = data()
-    m = model()
-    m.fit(x, y, epochs=2, batch_size=32, verbose=0, seed=1)
-    m.save(tmp_path / "m.npz")
-    m2 = fastnn.load_model(tmp_path / "m.npz")
+    x, y, m, m2 = trained_and_reloaded(tmp_path)
     h1 = m.fit(x, y, epochs=2, batch_size=32, verbose=0, seed=7)
     h2 = m2.fit(x, y, epochs=2, batch_size=32, verbose=0, seed=7)
     assert h1.history == h2.history

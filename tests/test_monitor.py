@@ -124,16 +124,26 @@ def test_initialization_example_reproduces_the_notes_table():
         spec.loader.exec_module(ex)
     finally:
         sys.path.remove(examples)
-    x = np.random.default_rng(0).standard_normal((ex.N, ex.UNITS)).astype(np.float32)
+    assert ex.N == 10_000  # the notes' sample count; the test uses 1,000 to stay fast
+    x = np.random.default_rng(0).standard_normal((1000, ex.UNITS)).astype(np.float32)
     std = {label: np.array([o.std() for o in ex.fastnn_outputs(x, act, init)])
            for label, act, init, _ in ex.SETUPS}
-    small, big, xavier, relu_xavier, he = std.values()
+    small, big = std["tanh, W = 0.01 randn"], std["tanh, W = 1.0 randn"]
     assert 0.18 < small[0] < 0.25 and small[9] < 1e-5          # shrinks to zero
     assert np.all(np.diff(small) < 0)
     assert np.all(big > 0.95)                                  # saturated at -1/+1
-    assert 0.55 < xavier[0] < 0.7 and 0.18 < xavier[9] < 0.3   # Xavier + tanh: ~0.6 -> ~0.2
-    assert relu_xavier[9] < 0.1 * relu_xavier[0]               # Xavier + ReLU: halves per layer
+    for init in ("Xavier", "Glorot uniform", "Glorot normal fan_avg"):
+        tanh, relu = std[f"tanh, {init}"], std[f"relu, {init}"]
+        assert 0.55 < tanh[0] < 0.7 and 0.18 < tanh[9] < 0.3  # tanh: ~0.6 -> ~0.2
+        assert relu[9] < 0.1 * relu[0]                         # ReLU: halves per layer
+    he = std["relu, He"]
     assert 0.6 < he[9] / he[0] < 1.6                           # He + ReLU: kept
+    # the NumPy twins draw the same distributions
+    rng = np.random.default_rng(0)
+    for label, _, _, weights in ex.SETUPS:
+        if "Glorot uniform" in label:
+            w = weights(rng, 500)
+            assert abs(np.abs(w).max() - np.sqrt(6 / 1000)) < 1e-3 and abs(w.std() - np.sqrt(1 / 500)) < 1e-3
 
 
 def test_model_activation_stats_method_matches_monitor():
@@ -168,3 +178,63 @@ def test_compare_runs_draws_one_line_per_run_in_each_panel(tmp_path):
         plots.compare_runs({}, "loss")
     with pytest.raises(ValueError, match="one quantity"):
         plots.compare_runs({"x": [1, 2]}, ("loss", "val_loss"))
+
+
+# -- issue 12: the notes' update/weight ratio, gradient flow at initialization -----------
+def test_update_ratio_guidance_is_the_notes_1e_2(tmp_path):
+    pytest.importorskip("matplotlib")
+    from fastnn import monitor, plots
+    assert monitor.HEALTHY_UPDATE_RATIO == 1e-2 and "about\n1e-2" in monitor.__doc__
+    fig = plots.update_ratio_curves({"dense/kernel": [1e-2, 5e-3]}, tmp_path / "ur.png")
+    flat = [ln for ln in fig.axes[0].lines if len(set(ln.get_ydata())) == 1]
+    assert [ln.get_ydata()[0] for ln in flat] == [1e-2]
+
+
+def test_gradient_flow_matches_numpy_softmax_regression_and_leaves_the_model_as_it_was(tmp_path):
+    pytest.importorskip("matplotlib")
+    from fastnn.layers import BatchNormalization
+    from fastnn.monitor import gradient_flow
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 5)), rng.integers(0, 3, 40)
+    m = fastnn.Sequential([Dense(3, activation="softmax", input_dim=5, bias_initializer="ones")],
+                          dtype="float64")
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    W, b = m.get_weights()
+    z = x @ W + b
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    p[np.arange(40), y] -= 1
+    flow = gradient_flow(m, x, y, path=tmp_path / "g.png")
+    name = m.layers[0].name
+    np.testing.assert_allclose(flow.grads[f"{name}/kernel"], x.T @ p / 40, rtol=1e-10)
+    np.testing.assert_allclose(flow[f"{name}/bias"]["norm"], np.linalg.norm(p.sum(0) / 40), rtol=1e-10)
+    assert flow[f"{name}/kernel"]["ratio"] == pytest.approx((x.T @ p / 40).std() / W.std())
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG" and flow.figure is not None
+    # BatchNorm's moving statistics are not changed by the measurement
+    bn = fastnn.Sequential([Dense(4, input_dim=5), BatchNormalization(), Dense(3, activation="softmax")])
+    bn.compile("sgd", "sparse_categorical_crossentropy")
+    before = bn.get_weights()
+    gradient_flow(bn, x, y)
+    assert all(np.array_equal(a, b) for a, b in zip(before, bn.get_weights()))
+
+
+def test_gradient_flow_shows_vanishing_gradients_of_a_tiny_init():
+    """std 0.01 in 5 tanh layers: the backward signal (the biases' gradient) shrinks about
+    0.01 * sqrt(50) per layer toward the input; with Glorot it stays level."""
+    from fastnn.monitor import gradient_flow
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 20)), rng.integers(0, 3, 64)
+
+    def bias_norms(init):
+        m = fastnn.Sequential([Dense(50, activation="tanh", input_dim=20, kernel_initializer=init)] +
+                              [Dense(50, activation="tanh", kernel_initializer=init) for _ in range(4)] +
+                              [Dense(3, activation="softmax")])
+        m.compile("sgd", "sparse_categorical_crossentropy")
+        flow = gradient_flow(m, x, y)
+        assert "grad norm" in str(flow)
+        return [s["norm"] for k, s in flow.items() if k.endswith("bias")][:5]
+
+    tiny = bias_norms(fastnn.initializers.RandomNormal(stddev=0.01))
+    assert all(a < 0.2 * b for a, b in zip(tiny, tiny[1:])) and tiny[0] < 1e-3 * tiny[-1]
+    glorot = bias_norms("glorot_uniform")
+    assert max(glorot) < 10 * min(glorot)

@@ -254,14 +254,14 @@ def test_user_mxcsr_is_unchanged_after_a_call_in_every_thread(threads, flush_set
     old = fastnn.get_num_threads()
     fastnn.set_num_threads(threads)
     try:
-        before_main = _core.mxcsr_of_threads(1)[0]
-        before_team = _core.mxcsr_of_threads(threads)
+        before_main = _core._testing.mxcsr_of_threads(1)[0]
+        before_team = _core._testing.mxcsr_of_threads(threads)
         p, g = make(500_000, np.float32), make(500_000, np.float32, 1)
         m, v = np.zeros_like(p), np.zeros_like(p)
         ops.adam_update(p, g, m, v, lr=1e-3, step=1)
         ops.sgd_update(p, g, m, lr=1e-3, momentum=0.5)
-        assert _core.mxcsr_of_threads(1)[0] == before_main
-        assert _core.mxcsr_of_threads(threads) == before_team
+        assert _core._testing.mxcsr_of_threads(1)[0] == before_main
+        assert _core._testing.mxcsr_of_threads(threads) == before_team
         if before_main:  # x86: neither FTZ (bit 15) nor DAZ (bit 6) left set
             assert before_main & 0x8040 == 0
     finally:
@@ -269,7 +269,7 @@ def test_user_mxcsr_is_unchanged_after_a_call_in_every_thread(threads, flush_set
 
 
 def test_denormal_first_moments_are_flushed_inside_the_kernel_only(flush_setting):
-    if not _core.mxcsr_of_threads(1)[0]:
+    if not _core._testing.mxcsr_of_threads(1)[0]:
         pytest.skip("no MXCSR on this platform")
     tiny = np.full(37, 1e-39, np.float32)  # denormal float32
     p, g = np.ones(37, np.float32), np.zeros(37, np.float32)

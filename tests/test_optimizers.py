@@ -117,8 +117,8 @@ def test_schedule_gives_the_rate_of_each_step():
 def test_per_epoch_schedule_uses_the_epoch():
     s = schedules.InverseTimeDecay(0.1, decay_steps=1, decay_rate=1.0, per_epoch=True)
     opt = O.SGD(s)
-    opt.epoch = 3
-    assert opt.current_learning_rate() == pytest.approx(0.1 / 4)
+    opt.epoch = 3  # the trainer's 0-based index: the notes' 4th epoch, 0.1 / (1 + 4)
+    assert opt.current_learning_rate() == pytest.approx(0.1 / 5)
 
 
 def test_fit_matches_hand_computed_adam_on_linear_regression():
@@ -146,3 +146,41 @@ def test_optimizer_by_name_and_unknown_name():
     assert isinstance(O.get("adam"), O.Adam)
     with pytest.raises(ValueError, match="known: sgd, rmsprop"):
         O.get("adamax")
+
+
+# -- the notes' momentum form v = b v + (1 - b) g, p -= lr v (issue 12) ----------------------
+def notes_momentum(lrs, b=0.9, nesterov=False, grads=GRADS):
+    p, v = P0.copy(), np.zeros(4)
+    for lr, g in zip(lrs, grads):
+        v = b * v + (1 - b) * g
+        p = p - lr * ((b * v + (1 - b) * g) if nesterov else v)
+    return p
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_ema_momentum_is_the_notes_form(nesterov):
+    opt = O.SGD(0.1, momentum=0.9, momentum_form="ema", nesterov=nesterov)
+    np.testing.assert_allclose(run(opt), notes_momentum([0.1] * 3, nesterov=nesterov), rtol=1e-12)
+    keras = run(O.SGD(0.1, momentum=0.9, nesterov=nesterov))
+    assert not np.allclose(keras, notes_momentum([0.1] * 3, nesterov=nesterov))
+
+
+def test_sgd_ema_momentum_follows_a_schedule_exactly_over_ranges():
+    s = schedules.ExponentialDecay(0.1, decay_steps=1, decay_rate=0.5)
+    grads = GRADS * 3
+    opt = O.SGD(s, momentum=0.8, momentum_form="ema")
+    # two ranges: the rescale of the velocity happens once per step, for each range
+    got = run(opt, grads=grads, ranges=[(0, 2), (2, 4)])
+    want = notes_momentum([0.1 * 0.5 ** t for t in range(len(grads))], b=0.8, grads=grads)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_sgd_momentum_form_is_checked_and_round_trips():
+    with pytest.raises(ValueError, match="momentum_form"):
+        O.SGD(0.1, momentum=0.9, momentum_form="pytorch")
+    opt = O.get(O.serialize(O.SGD(0.1, momentum=0.9, momentum_form="ema")))
+    assert opt.momentum_form == "ema"
+
+
+def test_adam_docstring_states_the_notes_epsilon():
+    assert "1e-8" in O.Adam.__doc__ and O.Adam().epsilon == 1e-7

@@ -1,7 +1,8 @@
 """Portability: the baseline code runs on any x86-64 CPU, and every ISA path the
 machine supports gives the same results.
 
-Only csrc/fastnn/*/*_avx2.cpp and *_avx512.cpp are compiled with AVX flags; their
+Only the per-ISA translation units (generated/<family>_avx2.cpp and _avx512.cpp,
+written by CMakeLists.txt) are compiled with AVX flags; their
 code lives in the namespaces fastnn::...::avx2 / ::avx512 and runs only after
 CPUID says so. Anything else that uses an AVX instruction (a VEX/EVEX-encoded
 instruction, a ymm/zmm or mask register) would crash with SIGILL on an older
@@ -67,7 +68,9 @@ def isa_specific(func):
 def baseline_objects():
     objs = []
     for build in sorted(glob.glob(os.path.join(ROOT, "build*"))):
-        for o in glob.glob(os.path.join(build, "**", "csrc", "fastnn", "**", "*.o"), recursive=True):
+        # csrc/fastnn's objects, and the per-ISA ones CMake generates (generated/<family>_<isa>.cpp)
+        for o in glob.glob(os.path.join(build, "**", "csrc", "fastnn", "**", "*.o"), recursive=True) + \
+                glob.glob(os.path.join(build, "**", "generated", "*.o"), recursive=True):
             if not re.search(r"_(avx2|avx512)\.cpp\.o$", o):
                 objs.append(o)
     return objs

@@ -169,3 +169,52 @@ def test_one_hot_infers_num_classes_and_rejects_out_of_range():
         one_hot([[0, 1]])
     with pytest.raises(TypeError, match="labels"):
         one_hot([0.5, 1.0])
+
+
+# -- the notes' per-sample normalization and per-channel mean subtraction (issue 12) --------
+def test_per_sample_normalize_matches_numpy():
+    from fastnn.preprocessing import per_sample_normalize
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 5.0, size=(7, 4, 5))
+    f = x.reshape(7, -1)
+    want = (f - f.mean(1, keepdims=True)) / np.sqrt(f.var(1, keepdims=True) + 1e-8)
+    got = per_sample_normalize(x, dtype=np.float64)
+    assert got.shape == x.shape
+    np.testing.assert_allclose(got.reshape(7, -1), want, rtol=1e-12)
+    np.testing.assert_allclose(per_sample_normalize(x, scale="l2", dtype=np.float64).reshape(7, -1),
+                               f / np.linalg.norm(f, axis=1, keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(per_sample_normalize(x, scale=None).reshape(7, -1),
+                               f - f.mean(1, keepdims=True), rtol=1e-5, atol=1e-5)
+    # each sample alone: normalizing a subset gives the same rows
+    np.testing.assert_array_equal(per_sample_normalize(x[2:4]), per_sample_normalize(x)[2:4])
+    with pytest.raises(ValueError, match="scale"):
+        per_sample_normalize(x, scale="max")
+    with pytest.raises(ValueError, match="eps"):
+        per_sample_normalize(np.ones((2, 3)), eps=0)
+
+
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_channel_mean_subtraction_fits_on_training_data_only(axis, tmp_path):
+    from fastnn.preprocessing import ChannelMeanSubtraction
+    rng = np.random.default_rng(1)
+    shape = (20, 6, 6, 3) if axis == -1 else (20, 3, 6, 6)
+    train = rng.normal(size=shape) + (np.array([1.0, -2.0, 5.0]).reshape((1, 1, 1, 3) if axis == -1
+                                                                        else (1, 3, 1, 1)))
+    test = rng.normal(size=(4,) + shape[1:])
+    red = (0, 1, 2) if axis == -1 else (0, 2, 3)
+    mean = train.mean(axis=red, keepdims=True)
+    std = train.std(axis=red, keepdims=True)
+    t = ChannelMeanSubtraction(channel_axis=axis, dtype=np.float64).fit(train)
+    np.testing.assert_allclose(t.mean_, mean.reshape(-1), rtol=1e-12)
+    np.testing.assert_allclose(t.transform(test), test - mean, rtol=1e-12)  # the training mean
+    np.testing.assert_allclose(t.inverse_transform(t.transform(test)), test, rtol=1e-12, atol=1e-12)
+    s = ChannelMeanSubtraction(channel_axis=axis, with_std=True, dtype=np.float64).fit(train)
+    np.testing.assert_allclose(s.transform(test), (test - mean) / std, rtol=1e-12)
+    t.save(tmp_path / "c.npz")
+    back = ChannelMeanSubtraction.load(tmp_path / "c.npz")
+    assert back.channel_axis == axis
+    np.testing.assert_allclose(back.transform(test), t.transform(test).astype(np.float32), rtol=1e-6)
+    with pytest.raises(ValueError, match="trailing shape"):
+        t.transform(test[:, :2])
+    with pytest.raises(ValueError, match="channel_axis"):
+        ChannelMeanSubtraction(channel_axis=0).fit(train)

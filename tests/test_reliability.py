@@ -20,6 +20,7 @@ import pytest
 
 import fastnn
 from fastnn import _core, ops
+from helpers import rss_bytes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHONPATH = os.path.join(os.path.dirname(HERE), "python")
@@ -36,52 +37,10 @@ def run_script(code, *, timeout=120, env=None):
                           timeout=timeout, env=e)
 
 
-# A fixed workload touching every kernel family; used alone and from threads.
-WORKLOAD = """
-import numpy as np
-import fastnn
-from fastnn import ops
-
-def inputs(seed, dtype=np.float32):
-    r = np.random.default_rng(seed)
-    f = lambda *s: r.standard_normal(s).astype(dtype)
-    return dict(a=f(150, 130), b=f(130, 170), bias=f(170), x=f(64, 40), g=f(40), be=f(40),
-                labels=r.integers(0, 40, 64), p=f(5000), grad=f(5000))
-
-def workload(d):
-    out = []
-    out.append(ops.matmul(d["a"], d["b"], bias=d["bias"], activation="tanh"))
-    out.append(ops.matmul(d["a"], d["b"], trans_a=False, trans_b=False, alpha=0.5))
-    out.append(ops.activation("swish", d["x"]))
-    out.append(ops.activation_grad("elu", d["x"], x=d["x"]))
-    out.append(ops.softmax(d["x"]))
-    out.append(ops.log_softmax(d["x"]))
-    rm, rv = np.zeros(40, d["x"].dtype), np.ones(40, d["x"].dtype)
-    y, mean, invstd = ops.batchnorm_forward(d["x"], d["g"], d["be"], rm, rv)
-    out += [y, mean, invstd, rm, rv]
-    out += list(ops.batchnorm_backward(d["x"], d["x"], d["g"], mean, invstd))
-    loss, dz = ops.softmax_cross_entropy(d["x"], d["labels"])
-    out += [np.array(loss), dz]
-    loss, dz = ops.binary_cross_entropy_with_logits(d["x"], (d["x"] > 0).astype(d["x"].dtype))
-    out += [np.array(loss), dz]
-    loss, dz = ops.mean_squared_error(d["x"], d["x"] * 0.5)
-    out += [np.array(loss), dz]
-    p, m, v = d["p"].copy(), np.zeros_like(d["p"]), np.zeros_like(d["p"])
-    for step in range(1, 4):
-        ops.adam_update(p, d["grad"], m, v, lr=1e-2, step=step)
-    out += [p, m, v]
-    p, vel = d["p"].copy(), np.zeros_like(d["p"])
-    ops.sgd_update(p, d["grad"], vel, lr=0.1, momentum=0.9, nesterov=True)
-    out += [p, vel]
-    g = d["grad"].copy()
-    out += [np.array(ops.clip_by_global_norm([g], 1.0)), g]
-    out += list(ops.dropout(d["x"], 0.3, seed=7))
-    out.append(ops.column_sum(d["x"]))
-    return out
-
-def same(xs, ys):
-    return len(xs) == len(ys) and all(x.dtype == y.dtype and x.tobytes() == y.tobytes() for x, y in zip(xs, ys))
-"""
+# A fixed workload touching every kernel family; used alone and from threads. It lives in tools/
+# (tools/leakcheck.sh runs it under valgrind) and is read here as source, to exec in fresh interpreters.
+with open(os.path.join(os.path.dirname(HERE), "tools", "kernel_workload.py")) as _f:
+    WORKLOAD = _f.read()
 
 
 # ----------------------------------------------------------------------------
@@ -196,60 +155,55 @@ parent = workload(d)   # big enough that the matmuls start an OpenMP team of 2
 """
 
 
+def fork_pool(prelude, child, processes, args, check):
+    """Runs ``prelude`` then ``child`` (source defining ``child(i)``) and maps it over ``args``
+    in a fork pool of ``processes``, in a fresh interpreter; ``check`` (source over ``res``,
+    the list of results) must hold there."""
+    code = prelude + child + f"""
+with mp.get_context("fork").Pool({processes}) as pool:
+    res = pool.map(child, {args!r}, chunksize=1)
+print(res)
+assert {check}, res
+print("pool OK")
+"""
+    r = run_script(code, timeout=60)
+    assert r.returncode == 0 and "pool OK" in r.stdout, r.stdout + r.stderr
+
+
 def test_fork_after_threads_child_runs_single_threaded():
     """fastnn with 2 OpenMP threads, then a fork pool, then fastnn in the children:
     works (the child stays on one thread: libgomp cannot start threads after fork)."""
-    code = FORK_PRELUDE + """
+    fork_pool(FORK_PRELUDE, """
 def child(i):
     return fastnn.get_num_threads(), same(workload(d), parent)
-with mp.get_context("fork").Pool(2) as pool:
-    res = pool.map(child, range(4), chunksize=1)
-print(res)
-assert all(ok for _, ok in res) and all(n == 1 for n, _ in res), res
-print("fork OK")
-"""
-    r = run_script(code, timeout=60)
-    assert r.returncode == 0 and "fork OK" in r.stdout, r.stdout + r.stderr
+""", 2, [0, 1, 2, 3], "all(ok for _, ok in res) and all(n == 1 for n, _ in res)")
 
 
 def test_fork_after_threads_asking_for_threads_is_a_clear_error():
     """In such a child, set_num_threads(2) raises a RuntimeError that says why and what to
     use instead -- where libgomp would otherwise hang forever."""
-    code = FORK_PRELUDE + """
+    fork_pool(FORK_PRELUDE, """
 def child(i):
     try:
         fastnn.set_num_threads(2)
     except RuntimeError as e:
         return str(e)
     return "no error"
-with mp.get_context("fork").Pool(1) as pool:
-    msg = pool.map(child, [0])[0]
-print(msg)
-assert "forked" in msg and "spawn" in msg, msg
-print("fork error OK")
-"""
-    r = run_script(code, timeout=60)
-    assert r.returncode == 0 and "fork error OK" in r.stdout, r.stdout + r.stderr
+""", 1, [0], '"forked" in res[0] and "spawn" in res[0]')
 
 
 def test_fork_before_any_thread_team_keeps_threads():
     """A child forked before fastnn started any OpenMP team may use threads."""
-    code = WORKLOAD + """
+    fork_pool(WORKLOAD + """
 import multiprocessing as mp
 fastnn.set_num_threads(1)
 d = inputs(1)
 parent = workload(d)
+""", """
 def child(i):
     fastnn.set_num_threads(2)
     return same(workload(d), parent) or "differs", fastnn.get_num_threads()
-with mp.get_context("fork").Pool(2) as pool:
-    res = pool.map(child, range(2))
-print(res)
-assert all(n == 2 for _, n in res)
-print("fork-before OK")
-"""
-    r = run_script(code, timeout=60)
-    assert r.returncode == 0 and "fork-before OK" in r.stdout, r.stdout + r.stderr
+""", 2, [0, 1], "all(n == 2 for _, n in res)")
 
 
 def test_spawn_children_use_threads():
@@ -278,17 +232,91 @@ if __name__ == "__main__":
     assert r.returncode == 0 and "spawn OK" in r.stdout, r.stdout + r.stderr
 
 
+def test_fork_after_another_librarys_openmp_team_never_hangs():
+    """Issue 13 item 11: PyTorch runs an OpenMP team on the same libgomp.so.1, then the
+    process forks before fastnn ever started a team: the child's first fastnn kernel
+    must not hang (it did: libgomp waited for the parent's pool threads). The child
+    runs single-threaded, with the right result."""
+    pytest.importorskip("torch")
+    code = """
+import os, signal, numpy as np
+import torch
+torch.set_num_threads(2)
+a = torch.randn(512, 512)
+assert float((a @ a).abs().sum()) > 0   # torch's OpenMP team of 2 ran
+import fastnn
+from fastnn import ops
+x = np.random.default_rng(0).standard_normal((300, 300)).astype(np.float32)
+v = np.ones(1 << 20, np.float32)
+pid = os.fork()
+if pid == 0:
+    signal.alarm(20)    # a hang ends the child with SIGALRM, not the suite
+    y = ops.matmul(x, x)
+    z = ops.activation("tanh", v)
+    ok = np.allclose(y, x @ x, rtol=1e-4, atol=1e-3) and fastnn.get_num_threads() == 1
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+print("child exit", os.waitstatus_to_exitcode(status))
+"""
+    r = run_script(code, timeout=120)
+    assert r.returncode == 0 and "child exit 0" in r.stdout, r.stdout + r.stderr
+
+
+def test_set_num_threads_is_bounded():
+    """Issue 13 item 12: 1000s of threads killed the process inside libgomp; the bound is
+    the one FASTNN_NUM_THREADS has (4096, or OMP_THREAD_LIMIT when lower)."""
+    before = fastnn.get_num_threads()
+    assert _core.max_threads == 4096 or _core.max_threads < 4096
+    for bad in (_core.max_threads + 1, 10**6, 2**31, 10**30):
+        with pytest.raises(ValueError, match=r"^n: expected an integer in \[1, "):
+            fastnn.set_num_threads(bad)
+        assert fastnn.get_num_threads() == before
+    code = """
+import fastnn
+from fastnn import _core
+assert _core.max_threads == 3, _core.max_threads
+try:
+    fastnn.set_num_threads(4)
+except ValueError as e:
+    print("refused:", e)
+fastnn.set_num_threads(3)
+print("threads", fastnn.get_num_threads())
+"""
+    r = run_script(code, env={"OMP_THREAD_LIMIT": "3"})
+    assert r.returncode == 0 and "refused: n: expected an integer in [1, 3]" in r.stdout and "threads 3" in r.stdout, \
+        r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("dtype, eps", [(np.float32, 1e-39), (np.float32, 1e-45), (np.float64, 1e-310)])
+@pytest.mark.parametrize("op", ["rmsprop_update", "adagrad_update", "adam_update"])
+def test_subnormal_optimizer_epsilon_is_refused(op, dtype, eps):
+    """Issue 13 item 13: an epsilon that is subnormal in the array's dtype reads as 0 under
+    the kernels' flush-to-zero, so a zero gradient gave 0/0 = NaN weights."""
+    p, g = np.ones(64, dtype), np.zeros(64, dtype)
+    states = [np.zeros(64, dtype) for _ in range(2 if op == "adam_update" else 1)]
+    kw = dict(lr=0.1, eps=eps) | (dict(step=1) if op == "adam_update" else {})
+    with pytest.raises(ValueError, match="^eps: expected a normal"):
+        getattr(ops, op)(p, g, *states, **kw)
+    np.testing.assert_array_equal(p, 1)
+    kw["eps"] = float(np.finfo(dtype).tiny)  # the smallest normal is fine, and no NaN
+    getattr(ops, op)(p, g, *states, **kw)
+    assert np.isfinite(p).all()
+
+
+@pytest.mark.parametrize("opt", ["Adam", "RMSprop", "Adagrad"])
+def test_subnormal_optimizer_epsilon_is_refused_at_build(opt):
+    o = getattr(fastnn.optimizers, opt)(epsilon=1e-39)
+    with pytest.raises(ValueError, match="^epsilon: expected a normal float32"):
+        o.build(10, np.float32)
+    o.build(10, np.float64)  # normal in float64
+    o = getattr(fastnn.optimizers, opt)(epsilon=1e-310)
+    with pytest.raises(ValueError, match="^epsilon: expected a normal float64"):
+        o.build(10, np.float64)
+
+
 # ----------------------------------------------------------------------------
 # memory
 # ----------------------------------------------------------------------------
-
-
-def rss_bytes():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")

@@ -8,7 +8,6 @@ never decompresses an entry the model does not use, caps the bytes it expands.
 from __future__ import annotations
 
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import pytest
 
 import fastnn
 from fastnn import _safe_files
+from helpers import kill_after_line
 from fastnn.layers import Dense
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -181,18 +181,9 @@ def test_temporary_of_a_writer_killed_mid_save_is_cleaned_by_the_next_save(tmp_p
         m = fastnn.Sequential([Dense(4, input_dim=3)]); m.compile("sgd", "mse")
         m.save({str(tmp_path / 'm.npz')!r})
     """)
-    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=PY_ENV)
-    try:
-        assert p.stdout.readline().strip() == b"writing"
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait(10)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait(10)
-        p.stdout.close()
+    pid = kill_after_line(script, b"writing", PY_ENV)
     left = temporaries(tmp_path)
-    assert len(left) == 1 and f"-{p.pid}-" in left[0], left  # what kill -9 strands
+    assert len(left) == 1 and f"-{pid}-" in left[0], left  # what kill -9 strands
     small().save(tmp_path / "m.npz")
     assert temporaries(tmp_path) == left  # too recent: a slow writer's file is never taken
     t = time.time() - _safe_files.STALE_TMP_SECONDS - 1

@@ -43,3 +43,30 @@ def test_serialize_round_trip():
     s = S.ExponentialDecay(0.1, 7, 0.3, staircase=True, per_epoch=True)
     t = S.deserialize(S.serialize(s))
     assert t.get_config() == s.get_config() and t(15) == s(15)
+
+
+def test_inverse_time_decay_per_epoch_reproduces_the_notes_table_in_training():
+    """The notes: lr0 = 0.2, decay 1 -> epochs 1..4 at 0.1, 0.067, 0.05, 0.04."""
+    import numpy as np
+    import fastnn
+    from fastnn import layers as L
+    from fastnn.callbacks import Callback
+
+    seen = []
+
+    class Record(Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(self.model.optimizer.current_learning_rate())
+
+    model = fastnn.models.Sequential([L.Input(2), L.Dense(1)])
+    model.compile(optimizer=fastnn.optimizers.SGD(
+        learning_rate=S.InverseTimeDecay(0.2, decay_steps=1, decay_rate=1.0, per_epoch=True)), loss="mse")
+    x = np.zeros((4, 2), np.float32)
+    model.fit(x, np.zeros((4, 1), np.float32), epochs=4, verbose=0, callbacks=[Record()])
+    assert seen == pytest.approx([0.2 / 2, 0.2 / 3, 0.2 / 4, 0.2 / 5])
+    assert [round(v, 3) for v in seen] == [0.1, 0.067, 0.05, 0.04]
+
+
+def test_inverse_time_decay_per_step_keeps_keras_meaning():
+    s = S.InverseTimeDecay(0.2, decay_steps=1, decay_rate=1.0)
+    assert [s(t) for t in range(3)] == pytest.approx([0.2, 0.1, 0.2 / 3])

@@ -109,3 +109,56 @@ def test_bad_parameters_raise_naming_the_parameter(iris, kwargs, match):
     x, y = iris
     with pytest.raises((ValueError, TypeError), match=match):
         MLPClassifier(**kwargs).fit(x, y)
+
+
+def _kernels(model):
+    return [l.vars["kernel"] for l in model.layers if "kernel" in getattr(l, "vars", {})]
+
+
+def test_alpha_is_scikit_learns_penalty_half_alpha_sum_w2_over_batch(iris):
+    x, y = iris
+    alpha, m = 0.5, 30
+    est = MLPClassifier(hidden_layer_sizes=(8,), alpha=alpha, batch_size=m, max_iter=2,
+                        random_state=0).fit(x, y)
+    if hasattr(est, "_penalty_"):
+        est._penalty_.batch_size = m
+    model = est.model_
+    xb, yb = x[:m].astype(np.float32), y[:m].astype(np.int64)
+    loss = model.compute_loss_and_gradients(xb, yb)[0]
+    p = model.predict(xb).astype(np.float64)
+    data = -np.mean(np.log(p[np.arange(m), yb]))
+    ssq = sum(float(np.sum(w.astype(np.float64) ** 2)) for w in _kernels(model))  # no biases
+    assert loss == pytest.approx(data + 0.5 * alpha * ssq / m, rel=1e-5)
+
+
+def test_alpha_penalty_follows_every_batch_size_the_last_smaller_one_too(monkeypatch):
+    from fastnn import regularizers
+    seen = []
+    orig = regularizers.Regularizer.add_gradient
+
+    def spy(self, w, grad, scratch=None):
+        seen.append(getattr(self, "batch_size", None))
+        return orig(self, w, grad, scratch)
+
+    monkeypatch.setattr(regularizers.Regularizer, "add_gradient", spy)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(250, 3)), rng.integers(0, 2, 250)
+    MLPClassifier(hidden_layer_sizes=(4,), alpha=0.3, batch_size=100, max_iter=2,
+                  n_iter_no_change=5, random_state=0).fit(x, y)
+    # two kernels per step; batches of 100, 100, 50 in each of 2 epochs
+    assert seen == [m for m in [100, 100, 50] * 2 for _ in range(2)]
+
+
+def test_regressor_alpha_keeps_scikit_learns_objective_up_to_mses_factor_two():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(40, 3)), rng.normal(size=40)
+    alpha = 0.2
+    est = MLPRegressor(hidden_layer_sizes=(5,), alpha=alpha, batch_size=40, max_iter=1,
+                       random_state=0).fit(x, y)
+    model = est.model_
+    xb = x.astype(np.float32)
+    loss = model.compute_loss_and_gradients(xb, y.astype(np.float32).reshape(-1, 1))[0]
+    pred = model.predict(xb)[:, 0].astype(np.float64)
+    sk_loss = 0.5 * np.mean((y - pred) ** 2)
+    ssq = sum(float(np.sum(w.astype(np.float64) ** 2)) for w in _kernels(model))
+    assert loss == pytest.approx(2 * (sk_loss + 0.5 * alpha * ssq / 40), rel=1e-5)

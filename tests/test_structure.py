@@ -117,3 +117,46 @@ def test_models_module_reexports_the_public_names():
     import fastnn.models as fm
     assert fm.Model is fastnn.Model and fm.Sequential is fastnn.Sequential
     assert fm.load_model is fastnn.load_model and fm.clone_model is fastnn.clone_model
+
+
+# --- size limits of the architecture (issue 11): functions <= 80 lines, modules <= 500 lines ----------
+MAX_FUNCTION_LINES, MAX_MODULE_LINES = 80, 500
+# ops.py is being rewritten by the "core" part of issue 11 (direct _core calls, no check-twice fast paths);
+# strict xfail: the day it fits, this test fails until the entry is removed.
+_OVER_MODULE_LIMIT_TODAY = {"ops.py"}
+
+
+def _sources():
+    return sorted(p for p in PKG.rglob("*.py") if "_bundled" not in p.parts)
+
+
+def _long_functions(path):
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            n = node.end_lineno - node.lineno + 1
+            if n > MAX_FUNCTION_LINES:
+                out.append(f"{node.name} ({n} lines)")
+    return out
+
+
+@pytest.mark.parametrize("path", [
+    pytest.param(p, id=str(p.relative_to(PKG)),
+                 marks=[pytest.mark.xfail(strict=True, reason="core's ops.py rewrite")]
+                 if str(p.relative_to(PKG)) in _OVER_MODULE_LIMIT_TODAY else [])
+    for p in _sources()])
+def test_module_within_500_lines(path):
+    n = len(path.read_text().splitlines())
+    assert n <= MAX_MODULE_LINES, f"{path.relative_to(PKG)}: {n} lines"
+
+
+def test_no_function_over_80_lines():
+    long = {str(p.relative_to(PKG)): f for p in _sources() if (f := _long_functions(p))}
+    assert not long, long
+
+
+def test_size_limit_checker_sees_a_long_function(tmp_path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    p = tmp_path / "m.py"
+    p.write_text(f"def f():\n{body}\n")
+    assert _long_functions(p) == [f"f ({MAX_FUNCTION_LINES + 1} lines)"]

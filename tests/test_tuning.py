@@ -285,3 +285,34 @@ def test_lr_range_test_finds_the_fall_and_the_explosion(blobs):
     np.testing.assert_array_equal(r.losses, r2.losses)  # seeded: reproducible
     with pytest.raises(ValueError, match="steps"):
         lr_range_test(build, x, y, steps=3)
+
+
+# -- the notes' search on log(1 - beta) (issue 12) ------------------------------------------
+def test_log1m_samples_momentum_uniformly_on_log_one_minus_beta():
+    from fastnn.tuning import log1m
+    d = log1m(0.9, 0.999)
+    rng = np.random.default_rng(0)
+    b = np.array([d.sample(rng) for _ in range(4000)])
+    assert b.min() >= 0.9 and b.max() <= 0.999
+    u = np.log10(1 - b)  # uniform on [-3, -1]
+    assert abs(np.mean(b > 0.99) - 0.5) < 0.03 and abs(np.mean(u) + 2) < 0.03
+    assert abs(np.mean(u < -2.5) - 0.25) < 0.03
+    with pytest.raises(ValueError, match="log1m"):
+        log1m(0.9, 1.0)
+
+
+def test_refine_narrows_log1m_on_its_own_scale():
+    from fastnn.tuning import log1m, refine
+    space = {"beta": log1m(0.9, 0.999)}
+    trials = [Trial(0, {"beta": 0.99}, 0.9), Trial(1, {"beta": 0.995}, 0.8)]
+    out = refine(space, trials, top_k=2, margin=0.1)["beta"]
+    assert type(out) is log1m
+    lo, hi = -np.log(1 - 0.99), -np.log(1 - 0.995)
+    pad = 0.1 * (hi - lo)
+    assert out.low == pytest.approx(1 - np.exp(-(lo - pad)), rel=1e-12)
+    assert out.high == pytest.approx(1 - np.exp(-(hi + pad)), rel=1e-12)
+    # clipped to the old range, never past 1
+    with pytest.warns(UserWarning, match="upper edge"):
+        edge = refine(space, [Trial(0, {"beta": 0.9989}, 0.9), Trial(1, {"beta": 0.998}, 0.8)],
+                      top_k=2, margin=5.0)["beta"]
+    assert edge.high == 0.999 and edge.low >= 0.9

@@ -13,18 +13,16 @@ command -v valgrind > /dev/null || { echo "leakcheck.sh: valgrind not found" >&2
 out=$(mktemp -d)
 cat > "$out/run.py" <<'PY'
 import os, sys
-sys.path.insert(0, "tests")
+sys.path.insert(0, "tools")
 import numpy as np
 import fastnn
-from test_reliability import WORKLOAD
-ns = {}
-exec(WORKLOAD, ns)
+import kernel_workload as ns
 fastnn.set_num_threads(2)
 for dtype in (np.float32, np.float64):
-    d = ns["inputs"](0, dtype)
+    d = ns.inputs(0, dtype)
     d.update(a=d["a"][:40, :50].copy(), b=d["b"][:50, :30].copy(), bias=d["bias"][:30].copy())
     for _ in range(int(os.environ.get("ROUNDS", "200"))):
-        ns["workload"](d)
+        ns.workload(d)
 print("leakcheck: workload done")
 PY
 py=$(python3 -c 'import sys; print(sys.executable)')  # the interpreter itself, not a pyenv shim

@@ -10,7 +10,10 @@
 #include <pybind11/pybind11.h>
 
 #include <cstddef>
+#include <cstring>
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 namespace fastnn_py {
 namespace py = pybind11;
@@ -18,6 +21,8 @@ namespace py = pybind11;
 enum class DType { f32, f64 };
 
 inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+// A number in messages as Python writes it (1e-50, not 0.000000).
+inline std::string num(double v) { return py::repr(py::float_(v)).cast<std::string>(); }
 
 // Equal dtypes, not the same dtype object: a dtype that went through copy.deepcopy
 // or pickle is an equal but distinct object (numpy's ==, PyArray_EquivTypes).
@@ -67,12 +72,91 @@ inline void require_matrix(const py::array& a, std::size_t m, std::size_t n, con
     throw py::value_error(std::string(name) + ": expected shape (" + std::to_string(m) + ", " + std::to_string(n) +
                           ")");
 }
-// Two arrays updated in place together must not share memory.
+// ---- overlap between arguments (the one place this is checked) ------------------
+// Kernels read their inputs while they write their outputs, so memory shared
+// between an input and an output is a hazard unless the kernel is written for
+// that exact alias. The policy, for every op:
+//  * arrays the kernel writes (outputs, in-place parameters and state) must be
+//    pairwise disjoint: any shared byte is refused, naming both (require_disjoint);
+//  * an input that shares memory with an output is copied first, as NumPy does
+//    (detach_input), except the one exact alias the op's contract allows (the
+//    same data, size and dtype: out=x), which the kernel handles in place.
+enum class Overlap { none, same, partial };
+
+// The bytes of an array (computed once per array: nbytes() is not free).
+struct Span {
+  const char* p = nullptr;
+  std::size_t n = 0;
+};
+// (a.nbytes() builds a dtype object per call; this reads the element size as
+// py::dtype::itemsize does, without one: these checks run on every kernel call.)
+inline std::size_t elsize(const py::array& a) {
+  const auto* descr = py::detail::array_proxy(a.ptr())->descr;
+  if (py::detail::npy_api::get().PyArray_RUNTIME_VERSION_ < 0x12)
+    return static_cast<std::size_t>(py::detail::array_descriptor1_proxy(descr)->elsize);
+  return static_cast<std::size_t>(py::detail::array_descriptor2_proxy(descr)->elsize);
+}
+inline Span span_of(const py::array& a) {
+  return {static_cast<const char*>(a.data()), static_cast<std::size_t>(a.size()) * elsize(a)};
+}
+
+inline Overlap overlap(Span a, Span b) {
+  if (a.n == 0 || b.n == 0 || !(a.p < b.p + b.n && b.p < a.p + a.n)) return Overlap::none;
+  return a.p == b.p && a.n == b.n ? Overlap::same : Overlap::partial;
+}
+inline bool overlaps(const py::array& a, const py::array& b) { return overlap(span_of(a), span_of(b)) != Overlap::none; }
+
+// An argument by name and its bytes; a null array stands for an absent optional argument.
+struct Named {
+  const py::array* a;
+  const char* name;
+  Span s;
+  Named(const py::array* arr, const char* nm) : a(arr), name(nm), s(arr ? span_of(*arr) : Span{}) {}
+};
+
+// Two arrays the kernel writes must not share memory; the error names b first.
 inline void require_disjoint(const py::array& a, const py::array& b, const char* an, const char* bn) {
-  const char* pa = static_cast<const char*>(a.data());
-  const char* pb = static_cast<const char*>(b.data());
-  if (a.nbytes() > 0 && b.nbytes() > 0 && pa < pb + b.nbytes() && pb < pa + a.nbytes())
-    throw py::value_error(std::string(an) + ": must not share memory with " + bn);
+  if (overlaps(a, b)) throw py::value_error(std::string(bn) + ": must not share memory with " + an);
+}
+// Every pair of the written arrays `outs` disjoint; names the later one of a pair first.
+inline void require_disjoint(std::initializer_list<Named> outs) {
+  for (auto i = outs.begin(); i != outs.end(); ++i)
+    for (auto j = outs.begin(); j != i; ++j)
+      if (i->a && j->a && overlap(i->s, j->s) != Overlap::none)
+        throw py::value_error(std::string(i->name) + ": must not share memory with " + j->name);
+}
+
+// A C-contiguous copy of a, same dtype and shape.
+inline py::array fresh_copy(const py::array& a) {
+  py::array c(a.dtype(), std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+  if (a.nbytes()) std::memcpy(c.mutable_data(), a.data(), a.nbytes());
+  return c;
+}
+
+// Replaces the input `in` by a copy when it shares memory with one of the written
+// arrays `outs` (reading it while they are written would give wrong numbers), except
+// an exact alias of `same_ok` (the alias the op's contract allows).
+inline void detach_input(py::array& in, std::initializer_list<Named> outs, const py::array* same_ok = nullptr) {
+  const Span s = span_of(in);
+  for (const Named& o : outs) {
+    if (!o.a) continue;
+    const Overlap ov = overlap(s, o.s);
+    if (ov == Overlap::none || (ov == Overlap::same && o.a == same_ok)) continue;
+    in = fresh_copy(in);
+    return;
+  }
+}
+// Refuses an input that shares memory with a written array (ops whose contract says
+// the output never overlaps the inputs); the error names the output.
+inline void require_no_overlap(const py::array& in, const py::array& out, const char* in_name, const char* out_name) {
+  if (overlaps(in, out)) throw py::value_error(std::string(out_name) + ": must not overlap " + in_name);
+}
+
+// Calls f(T{}) with T = float or double for the dtype: the one place the float and
+// double instantiations of a binding are spelled.
+template <class F> decltype(auto) visit_float(DType dt, F&& f) {
+  if (dt == DType::f32) return f(float{});
+  return f(double{});
 }
 
 template <class T> inline const T* cptr(const py::array& a) { return static_cast<const T*>(a.data()); }

@@ -16,11 +16,12 @@ void activation_forward(const std::string& name, py::array x, py::array y, doubl
   check_out(y, x, "out", "x");
   const std::size_t n = x.size();
   require_size(y, n, "out");
+  detach_input(x, {{&y, "out"}}, &y);  // out may be x itself
   py::gil_scoped_release nogil;
-  if (dt == DType::f32)
-    fastnn::activation_forward<float>(act, cptr<float>(x), mptr<float>(y), n, static_cast<float>(alpha));
-  else
-    fastnn::activation_forward<double>(act, cptr<double>(x), mptr<double>(y), n, alpha);
+  visit_float(dt, [&](auto t) {
+    using T = decltype(t);
+    fastnn::activation_forward<T>(act, cptr<T>(x), mptr<T>(y), n, static_cast<T>(alpha));
+  });
 }
 
 void activation_backward(const std::string& name, py::array dy, py::object x_obj, py::object y_obj, py::array dx,
@@ -32,29 +33,32 @@ void activation_backward(const std::string& name, py::array dy, py::object x_obj
   check_out(dx, dy, "out", "dy");
   require_size(dx, n, "out");
   py::array x, y;
-  if (!x_obj.is_none()) {
+  const bool has_x = !x_obj.is_none(), has_y = !y_obj.is_none();
+  if (has_x) {
     x = x_obj.cast<py::array>();
     check_in(x, dy, "x", "dy");
     require_size(x, n, "x");
   }
-  if (!y_obj.is_none()) {
+  if (has_y) {
     y = y_obj.cast<py::array>();
     check_in(y, dy, "y", "dy");
     require_size(y, n, "y");
   }
-  const void* xp = x_obj.is_none() ? nullptr : x.data();
-  const void* yp = y_obj.is_none() ? nullptr : y.data();
-  if (fastnn::activation_grad_needs(act) == fastnn::GradNeeds::x_only && !xp)
-    throw py::value_error(std::string("x: activation '") + name + "' needs the forward input x for its gradient");
-  if (fastnn::activation_grad_needs(act) != fastnn::GradNeeds::none && !xp && !yp)
-    throw py::value_error("x, y: give the forward input x or output y");
+  const fastnn::GradNeeds needs = fastnn::activation_grad_needs(act);
+  if (needs == fastnn::GradNeeds::x && !has_x)
+    throw py::value_error(std::string("x: activation '") + name +
+                          "' needs the forward input x for its gradient, got None");
+  if (needs != fastnn::GradNeeds::none && !has_x && !has_y)
+    throw py::value_error("x, y: give the forward input x or the forward output y, got neither");
+  detach_input(dy, {{&dx, "out"}}, &dx);  // out may be dy itself
+  if (has_x) detach_input(x, {{&dx, "out"}});
+  if (has_y) detach_input(y, {{&dx, "out"}});
   py::gil_scoped_release nogil;
-  if (dt == DType::f32)
-    fastnn::activation_backward<float>(act, cptr<float>(dy), static_cast<const float*>(xp),
-                                       static_cast<const float*>(yp), mptr<float>(dx), n, static_cast<float>(alpha));
-  else
-    fastnn::activation_backward<double>(act, cptr<double>(dy), static_cast<const double*>(xp),
-                                        static_cast<const double*>(yp), mptr<double>(dx), n, alpha);
+  visit_float(dt, [&](auto t) {
+    using T = decltype(t);
+    fastnn::activation_backward<T>(act, cptr<T>(dy), has_x ? cptr<T>(x) : nullptr, has_y ? cptr<T>(y) : nullptr,
+                                   mptr<T>(dx), n, static_cast<T>(alpha));
+  });
 }
 
 void softmax(py::array x, py::array y, bool log) {
@@ -65,11 +69,12 @@ void softmax(py::array x, py::array y, bool log) {
   if (x.ndim() < 1) throw py::value_error("x: expected at least 1 dimension, got 0");
   const std::size_t cols = x.shape(x.ndim() - 1);
   const std::size_t rows = cols == 0 ? 0 : x.size() / cols;
+  detach_input(x, {{&y, "out"}}, &y);  // out may be x itself
   py::gil_scoped_release nogil;
-  if (dt == DType::f32)
-    fastnn::softmax_rows<float>(cptr<float>(x), mptr<float>(y), rows, cols, log);
-  else
-    fastnn::softmax_rows<double>(cptr<double>(x), mptr<double>(y), rows, cols, log);
+  visit_float(dt, [&](auto t) {
+    using T = decltype(t);
+    fastnn::softmax_rows<T>(cptr<T>(x), mptr<T>(y), rows, cols, log);
+  });
 }
 
 }  // namespace
@@ -82,7 +87,22 @@ void bind_eltwise(py::module_& m) {
   m.def("softmax", &softmax, py::arg("x"), py::arg("out"), py::arg("log"),
         "Row-wise (last axis) softmax, or log-softmax when log is true.");
   m.def("default_activation_alpha",
-        [](const std::string& name) { return fastnn::default_activation_alpha(fastnn::parse_activation(name)); });
+        [](const std::string& name) { return fastnn::default_activation_alpha(fastnn::parse_activation(name)); },
+        py::arg("name"), "The registry's default alpha of an activation (0 when it takes none).");
+  m.def("activations", []() {
+    std::size_t n = 0;
+    const fastnn::ActivationInfo* rows = fastnn::activation_registry(&n);
+    py::dict d;
+    for (std::size_t i = 0; i < n; ++i) {
+      py::dict row;
+      row["canonical"] = rows[i].canonical;
+      row["alpha"] = rows[i].takes_alpha ? py::object(py::float_(rows[i].default_alpha)) : py::object(py::none());
+      row["grad_needs"] = fastnn::grad_needs_name(rows[i].grad_needs);
+      d[rows[i].name] = row;
+    }
+    return d;
+  }, "The activation registry: name -> {canonical, alpha (default, None when it takes none), grad_needs "
+     "('none', 'x' or 'x_or_y')}, aliases included.");
 }
 
 }  // namespace fastnn_py

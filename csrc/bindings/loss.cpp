@@ -18,6 +18,8 @@ std::pair<std::size_t, std::size_t> logits_shape(const py::array& z) {
   return {m, C};
 }
 
+// The gradient is written while the inputs are read, and the contract says it never
+// overlaps them (out=logits is refused, not computed in place).
 double xent_ids(py::array logits, py::array labels, py::array dlogits) {
   const DType dt = float_dtype(logits, "logits");
   require_contiguous(logits, "logits");
@@ -26,13 +28,16 @@ double xent_ids(py::array logits, py::array labels, py::array dlogits) {
     throw py::type_error("labels: expected dtype int64, got " + dtype_str(labels));
   require_contiguous(labels, "labels");
   require_size(labels, m, "labels");
-  check_out(dlogits, logits, "dlogits", "logits");
-  require_size(dlogits, m * C, "dlogits");
+  check_out(dlogits, logits, "out", "logits");
+  require_size(dlogits, m * C, "out");
+  require_no_overlap(logits, dlogits, "logits", "out");
+  require_no_overlap(labels, dlogits, "labels", "out");
   const auto* lab = static_cast<const std::int64_t*>(labels.data());
   py::gil_scoped_release nogil;
-  if (dt == DType::f32)
-    return fastnn::softmax_cross_entropy_ids<float>(cptr<float>(logits), lab, mptr<float>(dlogits), m, C);
-  return fastnn::softmax_cross_entropy_ids<double>(cptr<double>(logits), lab, mptr<double>(dlogits), m, C);
+  return visit_float(dt, [&](auto t) {
+    using T = decltype(t);
+    return fastnn::softmax_cross_entropy_ids<T>(cptr<T>(logits), lab, mptr<T>(dlogits), m, C);
+  });
 }
 
 double xent_probs(py::array logits, py::array targets, py::array dlogits) {
@@ -41,45 +46,50 @@ double xent_probs(py::array logits, py::array targets, py::array dlogits) {
   const auto [m, C] = logits_shape(logits);
   check_in(targets, logits, "labels", "logits");
   require_size(targets, m * C, "labels");
-  check_out(dlogits, logits, "dlogits", "logits");
-  require_size(dlogits, m * C, "dlogits");
+  check_out(dlogits, logits, "out", "logits");
+  require_size(dlogits, m * C, "out");
+  require_no_overlap(logits, dlogits, "logits", "out");
+  require_no_overlap(targets, dlogits, "labels", "out");
   py::gil_scoped_release nogil;
-  if (dt == DType::f32)
-    return fastnn::softmax_cross_entropy_probs<float>(cptr<float>(logits), cptr<float>(targets),
-                                                      mptr<float>(dlogits), m, C);
-  return fastnn::softmax_cross_entropy_probs<double>(cptr<double>(logits), cptr<double>(targets),
-                                                     mptr<double>(dlogits), m, C);
+  return visit_float(dt, [&](auto t) {
+    using T = decltype(t);
+    return fastnn::softmax_cross_entropy_probs<T>(cptr<T>(logits), cptr<T>(targets), mptr<T>(dlogits), m, C);
+  });
 }
 
-// Shared checks of the elementwise losses: a, b and grad of one dtype and size n >= 1.
-void check_elementwise(const py::array& a, const py::array& b, py::array& grad, const char* an, const char* bn) {
-  float_dtype(a, an);
+// Shared checks of the elementwise losses: a, b and grad of one dtype and size n >= 1,
+// grad overlapping neither input.
+DType check_elementwise(const py::array& a, const py::array& b, py::array& grad, const char* an, const char* bn) {
+  const DType dt = float_dtype(a, an);
   require_contiguous(a, an);
   check_in(b, a, bn, an);
   require_size(b, a.size(), bn);
-  check_out(grad, a, "grad", an);
-  require_size(grad, a.size(), "grad");
+  check_out(grad, a, "out", an);
+  require_size(grad, a.size(), "out");
   if (a.size() == 0) throw py::value_error(std::string(an) + ": expected at least one element, got 0");
+  require_no_overlap(a, grad, an, "out");
+  require_no_overlap(b, grad, bn, "out");
+  return dt;
 }
 
 double bce_with_logits(py::array logits, py::array targets, py::array grad) {
-  check_elementwise(logits, targets, grad, "logits", "targets");
+  const DType dt = check_elementwise(logits, targets, grad, "logits", "targets");
   const std::size_t n = logits.size();
-  const bool f32 = float_dtype(logits, "logits") == DType::f32;
   py::gil_scoped_release nogil;
-  if (f32)
-    return fastnn::bce_with_logits<float>(cptr<float>(logits), cptr<float>(targets), mptr<float>(grad), n);
-  return fastnn::bce_with_logits<double>(cptr<double>(logits), cptr<double>(targets), mptr<double>(grad), n);
+  return visit_float(dt, [&](auto t) {
+    using T = decltype(t);
+    return fastnn::bce_with_logits<T>(cptr<T>(logits), cptr<T>(targets), mptr<T>(grad), n);
+  });
 }
 
 double mse(py::array pred, py::array target, py::array grad) {
-  check_elementwise(pred, target, grad, "pred", "target");
+  const DType dt = check_elementwise(pred, target, grad, "pred", "target");
   const std::size_t n = pred.size();
-  const bool f32 = float_dtype(pred, "pred") == DType::f32;
   py::gil_scoped_release nogil;
-  if (f32)
-    return fastnn::mean_squared_error<float>(cptr<float>(pred), cptr<float>(target), mptr<float>(grad), n);
-  return fastnn::mean_squared_error<double>(cptr<double>(pred), cptr<double>(target), mptr<double>(grad), n);
+  return visit_float(dt, [&](auto t) {
+    using T = decltype(t);
+    return fastnn::mean_squared_error<T>(cptr<T>(pred), cptr<T>(target), mptr<T>(grad), n);
+  });
 }
 
 }  // namespace

@@ -14,10 +14,13 @@ namespace py = pybind11;
 namespace fastnn_py {
 void bind_eltwise(py::module_& m);
 void bind_gemm(py::module_& m);
+void bind_gemm_bf16(py::module_& m);
 void bind_norm(py::module_& m);
 void bind_loss(py::module_& m);
 void bind_optim(py::module_& m);
 void bind_random(py::module_& m);
+void bind_reduce(py::module_& m);
+void bind_testing(py::module_& m);
 }  // namespace fastnn_py
 
 #ifndef FASTNN_COMPILER
@@ -48,10 +51,17 @@ PYBIND11_MODULE(_core, m) {
     if (name == "avx512") return fastnn::isa_supported(fastnn::Isa::avx512);
     throw std::invalid_argument("isa: expected 'scalar', 'avx2' or 'avx512', got '" + name + "'");
   });
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) throw std::invalid_argument("n: expected an integer >= 1, got " + std::to_string(n));
-    fastnn::set_num_threads(n);
-  }, py::arg("n"));
+  m.def("set_num_threads", [](py::int_ n) {
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(n.ptr(), &overflow);
+    const int hi = fastnn::max_threads();
+    if (overflow || v < 1 || v > hi)
+      throw std::invalid_argument("n: expected an integer in [1, " + std::to_string(hi) + "], got " +
+                                  py::str(n).cast<std::string>() +
+                                  (hi == fastnn::kMaxThreads ? "" : " (OMP_THREAD_LIMIT)"));
+    fastnn::set_num_threads(static_cast<int>(v));
+  }, py::arg("n"), "Threads of fastnn's kernels: 1..max_threads (4096, or OMP_THREAD_LIMIT when lower).");
+  m.attr("max_threads") = fastnn::max_threads();
   m.def("get_num_threads", &fastnn::get_num_threads);
   m.def("cpu_features", []() {
     const fastnn::CpuFeatures& f = fastnn::cpu_features();
@@ -61,6 +71,7 @@ PYBIND11_MODULE(_core, m) {
     d["sse2"] = f.sse2; d["avx"] = f.avx; d["avx2"] = f.avx2; d["fma"] = f.fma;
     d["avx512f"] = f.avx512f; d["avx512dq"] = f.avx512dq; d["avx512bw"] = f.avx512bw; d["avx512vl"] = f.avx512vl;
     d["os_avx"] = f.os_avx; d["os_avx512"] = f.os_avx512;
+    d["avx512_bf16"] = f.avx512_bf16; d["amx_bf16"] = f.amx_bf16; d["amx_tile"] = f.amx_tile; d["os_amx"] = f.os_amx;
     return d;
   });
   m.attr("compiler") = FASTNN_COMPILER;
@@ -73,8 +84,12 @@ PYBIND11_MODULE(_core, m) {
 
   fastnn_py::bind_eltwise(m);
   fastnn_py::bind_gemm(m);
+  fastnn_py::bind_gemm_bf16(m);
   fastnn_py::bind_norm(m);
   fastnn_py::bind_loss(m);
   fastnn_py::bind_optim(m);
   fastnn_py::bind_random(m);
+  fastnn_py::bind_reduce(m);
+  py::module_ testing = m.def_submodule("_testing", "Test hooks: probes of the core's state, not API.");
+  fastnn_py::bind_testing(testing);
 }

@@ -53,44 +53,45 @@ void batchnorm_forward(py::array x, py::array gamma, py::array beta, py::array r
   vector_in(beta, x, n, "beta");
   vector_out(running_mean, x, n, "running_mean");
   vector_out(running_var, x, n, "running_var");
-  require_disjoint(running_mean, running_var, "running_var", "running_mean");
   matrix_out(y, x, m, n, "out");
-  vector_out(mean_out, x, n, "batch_mean");
-  vector_out(invstd_out, x, n, "batch_invstd");
-  require_disjoint(mean_out, invstd_out, "batch_invstd", "batch_mean");
+  vector_out(mean_out, x, n, "out[1] (batch_mean)");
+  vector_out(invstd_out, x, n, "out[2] (batch_invstd)");
   if (!(eps > 0) || !std::isfinite(eps))
-    throw py::value_error("eps: expected a finite value > 0, got " + std::to_string(eps));
+    throw py::value_error("eps: expected a finite value > 0, got " + num(eps));
+  if (dt == DType::f32 && !(static_cast<float>(eps) > 0))
+    throw py::value_error("eps: expected a value > 0 in float32, got " + num(eps) + " (rounds to 0)");
   if (!(momentum >= 0 && momentum <= 1))
-    throw py::value_error("momentum: expected a value in [0, 1], got " + std::to_string(momentum));
+    throw py::value_error("momentum: expected a value in [0, 1], got " + num(momentum));
   if (training && m < 2)
-    throw py::value_error("x: training-mode batch norm needs a batch of at least 2 rows, got " + std::to_string(m));
+    throw py::value_error("x: training-mode batch norm needs a batch of at least 2 rows, got " + std::to_string(m) +
+                          " (the batch variance is undefined)");
+  // Written: the outputs, and in training the running statistics too.
+  const std::initializer_list<Named> written = {
+      {training ? &running_mean : nullptr, "running_mean"}, {training ? &running_var : nullptr, "running_var"},
+      {&y, "out"}, {&mean_out, "out[1] (batch_mean)"}, {&invstd_out, "out[2] (batch_invstd)"}};
+  if (!training) require_disjoint(running_mean, running_var, "running_mean", "running_var");
+  require_disjoint(written);
+  detach_input(x, written, &y);  // out may be x itself
+  detach_input(gamma, written);
+  detach_input(beta, written);
   if (!training) {
-    const bool negative = dt == DType::f32 ? any_negative(cptr<float>(running_var), n)
-                                           : any_negative(cptr<double>(running_var), n);
+    detach_input(running_mean, written);
+    detach_input(running_var, written);
+    const bool negative = visit_float(dt, [&](auto t) { return any_negative(cptr<decltype(t)>(running_var), n); });
     if (negative) throw py::value_error("running_var: expected non-negative variances, got a negative value");
   }
   py::gil_scoped_release nogil;
-  if (dt == DType::f32) {
+  visit_float(dt, [&](auto t) {
+    using T = decltype(t);
     if (training)
-      fastnn::batchnorm_forward_train<float>(cptr<float>(x), cptr<float>(gamma), cptr<float>(beta),
-                                             mptr<float>(running_mean), mptr<float>(running_var), mptr<float>(y),
-                                             mptr<float>(mean_out), mptr<float>(invstd_out), m, n, momentum, eps);
+      fastnn::batchnorm_forward_train<T>(cptr<T>(x), cptr<T>(gamma), cptr<T>(beta), mptr<T>(running_mean),
+                                         mptr<T>(running_var), mptr<T>(y), mptr<T>(mean_out), mptr<T>(invstd_out),
+                                         m, n, momentum, eps);
     else
-      fastnn::batchnorm_forward_infer<float>(cptr<float>(x), cptr<float>(gamma), cptr<float>(beta),
-                                             cptr<float>(running_mean), cptr<float>(running_var), mptr<float>(y),
-                                             mptr<float>(mean_out), mptr<float>(invstd_out), m, n, eps);
-  } else {
-    if (training)
-      fastnn::batchnorm_forward_train<double>(cptr<double>(x), cptr<double>(gamma), cptr<double>(beta),
-                                              mptr<double>(running_mean), mptr<double>(running_var),
-                                              mptr<double>(y), mptr<double>(mean_out), mptr<double>(invstd_out), m,
-                                              n, momentum, eps);
-    else
-      fastnn::batchnorm_forward_infer<double>(cptr<double>(x), cptr<double>(gamma), cptr<double>(beta),
-                                              cptr<double>(running_mean), cptr<double>(running_var),
-                                              mptr<double>(y), mptr<double>(mean_out), mptr<double>(invstd_out), m,
-                                              n, eps);
-  }
+      fastnn::batchnorm_forward_infer<T>(cptr<T>(x), cptr<T>(gamma), cptr<T>(beta), cptr<T>(running_mean),
+                                         cptr<T>(running_var), mptr<T>(y), mptr<T>(mean_out), mptr<T>(invstd_out),
+                                         m, n, eps);
+  });
 }
 
 void batchnorm_backward(py::array dy, py::array x, py::array gamma, py::array mean, py::array invstd, py::array dx,
@@ -103,19 +104,23 @@ void batchnorm_backward(py::array dy, py::array x, py::array gamma, py::array me
   vector_in(gamma, x, n, "gamma");
   vector_in(mean, x, n, "batch_mean");
   vector_in(invstd, x, n, "batch_invstd");
-  matrix_out(dx, x, m, n, "dx");
-  vector_out(dgamma, x, n, "dgamma");
-  vector_out(dbeta, x, n, "dbeta");
-  require_disjoint(dgamma, dbeta, "dbeta", "dgamma");
+  matrix_out(dx, x, m, n, "out");
+  vector_out(dgamma, x, n, "out[1] (dgamma)");
+  vector_out(dbeta, x, n, "out[2] (dbeta)");
+  const std::initializer_list<Named> written = {{&dx, "out"}, {&dgamma, "out[1] (dgamma)"},
+                                                {&dbeta, "out[2] (dbeta)"}};
+  require_disjoint(written);
+  detach_input(dy, written, &dx);  // out may be dy itself
+  detach_input(x, written);
+  detach_input(gamma, written);
+  detach_input(mean, written);
+  detach_input(invstd, written);
   py::gil_scoped_release nogil;
-  if (dt == DType::f32)
-    fastnn::batchnorm_backward<float>(cptr<float>(dy), cptr<float>(x), cptr<float>(gamma), cptr<float>(mean),
-                                      cptr<float>(invstd), mptr<float>(dx), mptr<float>(dgamma),
-                                      mptr<float>(dbeta), m, n);
-  else
-    fastnn::batchnorm_backward<double>(cptr<double>(dy), cptr<double>(x), cptr<double>(gamma),
-                                       cptr<double>(mean), cptr<double>(invstd), mptr<double>(dx),
-                                       mptr<double>(dgamma), mptr<double>(dbeta), m, n);
+  visit_float(dt, [&](auto t) {
+    using T = decltype(t);
+    fastnn::batchnorm_backward<T>(cptr<T>(dy), cptr<T>(x), cptr<T>(gamma), cptr<T>(mean), cptr<T>(invstd),
+                                  mptr<T>(dx), mptr<T>(dgamma), mptr<T>(dbeta), m, n);
+  });
 }
 
 }  // namespace

@@ -15,20 +15,23 @@ void dropout(py::array x, double rate, std::uint64_t seed, py::array y, py::obje
   check_out(y, x, "out", "x");
   const std::size_t n = x.size();
   require_size(y, n, "out");
+  if (!(rate >= 0.0 && rate < 1.0))
+    throw py::value_error("rate: expected a value in [0, 1), got " + num(rate));
   py::array mask;
   const bool has_mask = !mask_obj.is_none();
   if (has_mask) {
     mask = mask_obj.cast<py::array>();
-    check_out(mask, x, "mask", "x");
-    require_size(mask, n, "mask");
+    check_out(mask, x, "out[1] (mask)", "x");
+    require_size(mask, n, "out[1] (mask)");
+    require_disjoint(y, mask, "y", "out[1] (mask)");
+    if (overlaps(mask, x)) throw py::value_error("out[1] (mask): must not share memory with x or y");
   }
+  detach_input(x, {{&y, "out"}}, &y);  // out may be x itself
   py::gil_scoped_release nogil;
-  if (dt == DType::f32)
-    fastnn::dropout_forward<float>(cptr<float>(x), mptr<float>(y), has_mask ? mptr<float>(mask) : nullptr, n, rate,
-                                   seed);
-  else
-    fastnn::dropout_forward<double>(cptr<double>(x), mptr<double>(y), has_mask ? mptr<double>(mask) : nullptr, n,
-                                    rate, seed);
+  visit_float(dt, [&](auto t) {
+    using T = decltype(t);
+    fastnn::dropout_forward<T>(cptr<T>(x), mptr<T>(y), has_mask ? mptr<T>(mask) : nullptr, n, rate, seed);
+  });
 }
 
 }  // namespace

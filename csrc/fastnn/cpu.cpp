@@ -38,6 +38,7 @@ CpuFeatures detect() {
     const unsigned long long xcr0 = read_xcr0();
     f.os_avx = (xcr0 & 0x6) == 0x6;
     f.os_avx512 = f.os_avx && (xcr0 & 0xe0) == 0xe0;
+    f.os_amx = (xcr0 & 0x60000) == 0x60000;
   }
   if (max_leaf >= 7) {
     __get_cpuid_count(7, 0, &a, &b, &c, &d);
@@ -46,6 +47,13 @@ CpuFeatures detect() {
     f.avx512dq = b & (1u << 17);
     f.avx512bw = b & (1u << 30);
     f.avx512vl = b & (1u << 31);
+    f.amx_bf16 = d & (1u << 22);
+    f.amx_tile = d & (1u << 24);
+    if (a >= 1) {  // leaf 7's highest subleaf
+      unsigned int a1 = 0, b1 = 0, c1 = 0, d1 = 0;
+      __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1);
+      f.avx512_bf16 = a1 & (1u << 5);
+    }
   }
   unsigned int ext = 0;
   __get_cpuid(0x80000000, &ext, &b, &c, &d);
@@ -109,8 +117,12 @@ void select_isa(const std::string& name) {
   if (name == "scalar") want = Isa::scalar;
   else if (name == "avx2") want = Isa::avx2;
   else if (name == "avx512") want = Isa::avx512;
+  else if (name == "avx512_bf16" && isa_supported(Isa::avx512) && !cpu_features().avx512_bf16)
+    throw std::runtime_error("FASTNN_ISA=avx512_bf16: this CPU (or OS) lacks AVX512-BF16; best available is '" +
+                             std::string(isa_name(best_isa())) + "'");
+  else if (name == "avx512_bf16") want = Isa::avx512;  // the avx512 kernels, plus the bf16 GEMM's (gemm/bf16)
   else
-    throw std::invalid_argument("FASTNN_ISA: expected one of 'scalar', 'avx2', 'avx512' or 'auto', got '" +
+    throw std::invalid_argument("FASTNN_ISA: expected one of 'scalar', 'avx2', 'avx512', 'avx512_bf16' or 'auto', got '" +
                                 name + "'");
   if (!isa_supported(want))
     throw std::runtime_error(std::string("FASTNN_ISA=") + name +

@@ -15,8 +15,11 @@ enum class Isa { scalar = 0, avx2 = 1, avx512 = 2 };
 struct CpuFeatures {
   bool sse2 = false, avx = false, avx2 = false, fma = false;
   bool avx512f = false, avx512dq = false, avx512bw = false, avx512vl = false;
+  bool avx512_bf16 = false;                 // CPUID 7.1 EAX[5]: vdpbf16ps, vcvtne2ps2bf16
+  bool amx_bf16 = false, amx_tile = false;  // CPUID 7.0 EDX[22], EDX[24]: reported only (no AMX kernel yet)
   bool os_avx = false;     // XCR0 enables YMM state
   bool os_avx512 = false;  // XCR0 enables opmask and ZMM state
+  bool os_amx = false;     // XCR0 enables XTILECFG and XTILEDATA state
   std::string vendor, brand;
 };
 
@@ -37,7 +40,8 @@ template <class Table> const Table& active_table(const Table& scalar_t, const Ta
     default: return scalar_t;
   }
 }
-// The float or double half (members f32, f64) of a family's table.
+// The float or double half (members f32, f64) of a family's table (new families:
+// FASTNN_KERNELS of dispatch.h).
 template <class T, class Table> const auto& dtype_half(const Table& t) {
   if constexpr (std::is_same_v<T, float>) return t.f32; else return t.f64;
 }
@@ -51,7 +55,3 @@ template <class T, class Table> const auto& dtype_half(const Table& t) {
 #else
 #define FASTNN_ACTIVE_TABLE(name) (scalar::name)
 #endif
-
-namespace fastnn {
-
-}  // namespace fastnn

@@ -13,13 +13,20 @@
 
 namespace fastnn {
 
+// The most threads fastnn uses: set_num_threads and FASTNN_NUM_THREADS accept
+// 1..kMaxThreads, and never more than the OpenMP thread limit (OMP_THREAD_LIMIT).
+constexpr int kMaxThreads = 4096;
+int max_threads();  // min(kMaxThreads, omp_get_thread_limit())
+
 int get_num_threads();
-// n >= 1. Throws std::runtime_error for n > 1 in a process forked after fastnn
-// had started OpenMP threads: libgomp cannot run a thread team in such a child
-// (it waits forever for the parent's pool threads), so fastnn stays on one
-// thread there. Use multiprocessing's "spawn" or "forkserver" start method.
+// 1 <= n <= max_threads() (the bindings check; here it is clamped). A forked
+// child starts with 1 thread (libgomp cannot run a team in a child whose parent's
+// pool held threads -- fastnn's or another library's, e.g. PyTorch's -- it waits
+// forever for them). set_num_threads(n > 1) there re-enables threads, except in
+// a child forked after fastnn's own team ran, where it throws std::runtime_error.
+// Use multiprocessing's "spawn" or "forkserver" start method for threaded workers.
 void set_num_threads(int n);
-// True in a child forked after OpenMP threads were started (see set_num_threads).
+// True in a child forked as above (see set_num_threads).
 bool forked_after_threads();
 // Records that an OpenMP team of more than one thread is about to start.
 void note_team_start();

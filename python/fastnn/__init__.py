@@ -76,7 +76,7 @@ def cpu_info() -> dict:
 # ----------------------------------------------------------------------------
 # the Keras-like API
 # ----------------------------------------------------------------------------
-from . import activations, callbacks, initializers, layers, losses, metrics  # noqa: E402
+from . import activations, callbacks, constraints, initializers, layers, losses, metrics  # noqa: E402
 from . import optimizers, regularizers, schedules  # noqa: E402
 from .initializers import set_random_seed  # noqa: E402
 from .io import load_model  # noqa: E402

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops as _ops
+from . import ops
 
-# Keras name -> kernel name in ops.activation (softmax is row-wise, its own kernel)
-_KERNEL = {"linear": "identity", "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu",
-           "leaky_relu": "leaky_relu", "elu": "elu", "selu": "selu", "swish": "swish",
-           "softplus": "softplus", "softmax": None}
-_ALIASES = {"identity": "linear", "silu": "swish", None: "linear"}
-# Keras defaults: leaky_relu negative_slope 0.2, elu alpha 1.0
-_DEFAULT_ALPHA = {"leaky_relu": 0.2, "elu": 1.0}
+# From the one registry (ops.REGISTRY = _core.activations()): Keras names (the
+# registry's canonical ones) -> the kernel name in ops.activation; aliases; default
+# alpha. softmax is row-wise, its own kernel, so it is added here.
+_KERNEL = {row["canonical"]: row["canonical"] for row in ops.REGISTRY.values()}
+_KERNEL["softmax"] = None
+_ALIASES = {name: row["canonical"] for name, row in ops.REGISTRY.items() if name != row["canonical"]}
+_ALIASES[None] = "linear"
+_DEFAULT_ALPHA = {row["canonical"]: row["alpha"] for row in ops.REGISTRY.values() if row["alpha"] is not None}
 KNOWN = tuple(_KERNEL)
 
 
@@ -46,10 +47,10 @@ class ActivationFunction:
         else:
             self.alpha = None
 
-    # the gradient of swish and softplus needs the pre-activation input
+    # whether the gradient needs the pre-activation input (registry: grad_needs "x")
     @property
     def needs_input(self):
-        return self.name in ("swish", "softplus")
+        return self.name != "softmax" and ops.REGISTRY[self.name]["grad_needs"] == "x"
 
     @property
     def is_linear(self):
@@ -61,9 +62,9 @@ class ActivationFunction:
             x = x.astype(np.float64)
         if self.name == "softmax":
             if x.ndim == 1:
-                return _ops.softmax(x.reshape(1, -1)).reshape(-1)
-            return _ops.softmax(x, out=out)
-        return _ops.activation(self.kernel, x, alpha=self.alpha, out=out)
+                return ops.softmax(x.reshape(1, -1)).reshape(-1)
+            return ops.softmax(x, out=out)
+        return ops.activation(self.kernel, x, alpha=self.alpha, out=out)
 
     def backward(self, dy, *, x=None, y=None, out=None):
         """dL/dx from dL/dy, the forward input x and/or output y (softmax: y)."""
@@ -82,8 +83,8 @@ class ActivationFunction:
                 np.copyto(out, dy)
             return out
         if self.needs_input:
-            return _ops.activation_grad(self.kernel, dy, x=x, alpha=self.alpha, out=out)
-        return _ops.activation_grad(self.kernel, dy, y=y, alpha=self.alpha, out=out)
+            return ops.activation_grad(self.kernel, dy, x=x, alpha=self.alpha, out=out)
+        return ops.activation_grad(self.kernel, dy, y=y, alpha=self.alpha, out=out)
 
     def get_config(self):
         return {"name": self.name, "alpha": self.alpha}
@@ -96,12 +97,13 @@ class ActivationFunction:
         return f"{type(self).__name__}({self.name!r}{a})"
 
 
-def LeakyReLU(alpha=0.2):
-    """leaky_relu with slope ``alpha`` for x < 0 (Keras default 0.2)."""
+def LeakyReLU(alpha=_DEFAULT_ALPHA["leaky_relu"]):
+    """leaky_relu with slope ``alpha`` for x < 0 (default: the registry's, 0.2, as
+    ``keras.activations.leaky_relu``; the LeakyReLU *layer* is another object)."""
     return ActivationFunction("leaky_relu", alpha)
 
 
-def ELU(alpha=1.0):
+def ELU(alpha=_DEFAULT_ALPHA["elu"]):
     """elu: alpha * (exp(x) - 1) for x < 0."""
     return ActivationFunction("elu", alpha)
 

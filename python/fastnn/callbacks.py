@@ -14,6 +14,15 @@ import warnings
 
 import numpy as np
 
+from ._validate import Integral, Interval, Options, Real, validate
+
+_COUNT = Interval(Integral, 0, None, closed="left")
+_CONSTRAINTS = {
+    "mode": [Options(str, {"auto", "min", "max"})], "min_delta": [Interval(Real, None, None, closed="both")],
+    "patience": [_COUNT], "start_from_epoch": [_COUNT], "cooldown": [_COUNT],
+    "factor": [Interval(Real, 0, 1, closed="neither")], "min_lr": [Interval(Real, 0, None, closed="left")],
+}
+
 
 class Callback:
     """Base class; ``self.model`` is set by fit. Override the hooks you need."""
@@ -72,8 +81,6 @@ class History(Callback):
 
 
 def _monitor_op(monitor, mode):
-    if mode not in ("auto", "min", "max"):
-        raise ValueError(f"mode: expected 'auto', 'min' or 'max', got {mode!r}")
     if mode == "auto":
         mode = "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
     return mode
@@ -82,6 +89,7 @@ def _monitor_op(monitor, mode):
 class _Monitoring(Callback):
     def __init__(self, monitor, mode, min_delta):
         super().__init__()
+        validate({"mode": mode, "min_delta": min_delta}, _CONSTRAINTS, type(self).__name__)
         self.monitor = monitor
         self.mode = _monitor_op(monitor, mode)
         self.min_delta = abs(float(min_delta))
@@ -111,6 +119,7 @@ class EarlyStopping(_Monitoring):
 
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
+        validate({"patience": patience, "start_from_epoch": start_from_epoch}, _CONSTRAINTS, "EarlyStopping")
         super().__init__(monitor, mode, min_delta)
         self.patience, self.verbose, self.baseline = int(patience), verbose, baseline
         self.restore_best_weights, self.start_from_epoch = bool(restore_best_weights), int(start_from_epoch)
@@ -161,9 +170,9 @@ class ReduceLROnPlateau(_Monitoring):
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
                  min_delta=1e-4, cooldown=0, min_lr=0.0):
+        validate({"factor": factor, "patience": patience, "cooldown": cooldown, "min_lr": min_lr},
+                 _CONSTRAINTS, "ReduceLROnPlateau")
         super().__init__(monitor, mode, min_delta)
-        if not 0 < factor < 1:
-            raise ValueError(f"factor: expected a number in (0, 1), got {factor!r}")
         self.factor, self.patience, self.verbose = float(factor), int(patience), verbose
         self.cooldown, self.min_lr = int(cooldown), float(min_lr)
 
@@ -270,17 +279,36 @@ class TerminateOnNaN(Callback):
 
 
 class DivergenceStop(Callback):
-    """Stops when the epoch loss exceeds ``factor`` x the first epoch's loss, or is not finite:
-    the course notes' sign of a learning rate that is too large."""
+    """Stops when the epoch loss exceeds ``factor`` x the loss at the start of training,
+    or ``factor`` x the first epoch's loss, or is not finite: the course notes' sign of a
+    learning rate that is too large.
 
-    def __init__(self, factor=3.0, monitor="loss", verbose=0):
+    The loss at the start is ``initial`` if given (e.g. ``model.evaluate(x, y)`` before
+    ``fit``), else the loss of the first training batch, which is computed before the
+    first update. Comparing with the first epoch alone has a blind spot: a rate so large
+    that the loss explodes within the first epoch (4.8e4 after one epoch, from 2.3) makes
+    that huge value the yardstick, and the run goes on.
+    """
+
+    def __init__(self, factor=3.0, monitor="loss", verbose=0, initial=None):
         super().__init__()
         if not factor > 0:
             raise ValueError(f"factor: expected a positive number, got {factor!r}")
+        if initial is not None and (isinstance(initial, bool) or not isinstance(initial, (int, float, np.floating))
+                                    or not math.isfinite(initial)):
+            raise ValueError(f"initial: expected a finite number or None, got {initial!r}")
         self.factor, self.monitor, self.verbose = float(factor), monitor, verbose
+        self.initial_given = None if initial is None else float(initial)
 
     def on_train_begin(self, logs=None):
         self.first, self.stopped_epoch = None, None
+        self.initial = self.initial_given
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.initial is None and self.monitor == "loss":
+            v = (logs or {}).get("loss")
+            if v is not None and math.isfinite(v):
+                self.initial = float(v)
 
     def on_epoch_end(self, epoch, logs=None):
         v = (logs or {}).get(self.monitor)
@@ -288,12 +316,16 @@ class DivergenceStop(Callback):
             return
         if self.first is None:
             self.first = v
-        if not math.isfinite(v) or v > self.factor * self.first:
+        refs = [(r, what) for r, what in ((self.initial, "the initial loss"), (self.first, "first epoch's"))
+                if r is not None]
+        over = [(r, what) for r, what in refs if v > self.factor * r]
+        if not math.isfinite(v) or over:
             self.stopped_epoch = epoch
             self.model.stop_training = True
             if self.verbose:
-                print(f"Epoch {epoch + 1}: {self.monitor} {v:.4g} > {self.factor} x first epoch's "
-                      f"{self.first:.4g}: diverging, stopping (lower the learning rate)")
+                r, what = over[0] if over else refs[0]
+                print(f"Epoch {epoch + 1}: {self.monitor} {v:.4g} > {self.factor} x {what} "
+                      f"{r:.4g}: diverging, stopping (lower the learning rate)")
 
     def get_state(self):
         return {"first": self.first, "stopped_epoch": self.stopped_epoch}

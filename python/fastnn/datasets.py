@@ -33,7 +33,6 @@ __all__ = [
     "load_fashion_mnist",
     "load_fashion_mnist_subset",
     "load_default",
-    "make_fashion_mnist_subset",
     "read_idx",
     "train_dev_test_split",
 ]
@@ -255,57 +254,6 @@ def load_fashion_mnist(path=None, *, download: bool = True, mirror: str | None =
 
 
 # ----------------------------------------------------------------- bundled subset
-
-def _stratified_indices(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    classes = np.unique(y)
-    per, extra = divmod(n, len(classes))
-    idx = []
-    for i, c in enumerate(classes):
-        members = np.flatnonzero(y == c)
-        k = per + (1 if i < extra else 0)
-        if k > members.size:
-            raise ValueError(f"n: class {c} has only {members.size} examples, {k} requested")
-        idx.append(rng.choice(members, k, replace=False))
-    return np.sort(np.concatenate(idx))
-
-
-def _write_idx_gz(path: Path, arr: np.ndarray) -> None:
-    arr = np.ascontiguousarray(arr, dtype=np.uint8)
-    header = struct.pack(">HBB", 0, 0x08, arr.ndim) + struct.pack(">" + "I" * arr.ndim, *arr.shape)
-    # mtime=0 keeps the file byte-for-byte reproducible
-    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", compresslevel=9,
-                                                fileobj=raw, mtime=0) as f:
-        f.write(header + arr.tobytes())
-
-
-def make_fashion_mnist_subset(out_dir, n_train: int = 9000, n_test: int = 2000,
-                              seed: int = 0, path=None) -> Path:
-    """Write a stratified Fashion-MNIST subset as gzipped IDX files (how the
-    bundled one in ``fastnn/_bundled`` was made: ``make_fashion_mnist_subset(
-    "python/fastnn/_bundled")``). Training examples come from the official
-    training set, test examples from the official test set.
-
-    >>> from fastnn.datasets import make_fashion_mnist_subset
-    >>> make_fashion_mnist_subset("/tmp/fm-small", n_train=1000, n_test=200)  # doctest: +SKIP
-    PosixPath('/tmp/fm-small')
-    """
-    for name, v in (("n_train", n_train), ("n_test", n_test), ("seed", seed)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"{name}: expected an int, got {type(v).__name__}")
-    if n_train < 10 or n_test < 10:
-        raise ValueError(f"n_train, n_test: expected at least 10 each, got {n_train}, {n_test}")
-    (x, y), (xt, yt) = load_fashion_mnist(path)
-    rng = np.random.default_rng(seed)
-    i = _stratified_indices(y, n_train, rng)
-    j = _stratified_indices(yt, n_test, rng)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_idx_gz(out / (_SUBSET_PREFIX + "train-images-idx3-ubyte.gz"), x[i])
-    _write_idx_gz(out / (_SUBSET_PREFIX + "train-labels-idx1-ubyte.gz"), y[i])
-    _write_idx_gz(out / (_SUBSET_PREFIX + "test-images-idx3-ubyte.gz"), xt[j])
-    _write_idx_gz(out / (_SUBSET_PREFIX + "test-labels-idx1-ubyte.gz"), yt[j])
-    return out
-
 
 def load_fashion_mnist_subset():
     """The small Fashion-MNIST subset shipped inside fastnn (no files, no network).

@@ -22,8 +22,10 @@ import numpy as np
 from .reference import SELU_ALPHA, SELU_SCALE
 
 OPSET = 17
+# layers active only in training: nothing at inference
+_INFERENCE_IDENTITY = ("AlphaDropout", "GaussianNoise", "RandomFlip", "RandomTranslation")
 SUPPORTED_LAYERS = ("InputLayer", "Dense", "Activation", "BatchNormalization", "Dropout", "Flatten", "PReLU",
-                    "Maxout")
+                    "Maxout") + _INFERENCE_IDENTITY
 SUPPORTED_ACTIVATIONS = ("linear", "identity", "relu", "leaky_relu", "elu", "selu", "sigmoid", "tanh",
                          "softplus", "softmax", "swish", "silu")
 
@@ -172,7 +174,7 @@ def _emit(g, x, layers):
             scale, shift = _bn_scale_shift(layer)
             x = g.node("Add", [g.node("Mul", [x, g.const("bn_scale", scale)], "bn_mul"),
                               g.const("bn_shift", shift)], "batchnorm")
-        elif kind == "Dropout":
+        elif kind == "Dropout" or kind in _INFERENCE_IDENTITY:
             pass
         elif kind == "Flatten":
             x = g.node("Flatten", [x], "flatten", axis=1)

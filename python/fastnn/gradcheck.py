@@ -12,6 +12,22 @@ training step. For each parameter tensor it reports the relative error
 with the notes' reading: below 1e-7 great, about 1e-5 worth a look (fine
 with kinks such as ReLU at 0), above 1e-3 the gradient is wrong.
 
+Two cases the ratio misjudges get their own verdict:
+
+- ``zero``: both gradients are at round-off level, e.g. a Dense bias before
+  BatchNorm, whose true gradient is exactly zero: the ratio of two round-off
+  noises says nothing. Such a tensor (analytic gradient below 1e-10, the
+  difference quotient below its round-off ``10 * float64 eps * |loss| / eps``)
+  is measured again with a wide step (1e-3), where round-off is 1e4 times
+  smaller; if that too is below 1e-10 the report says ``zero (both below 1e-10)``.
+  A small but nonzero true gradient shows up at the wide step and stays ``wrong``.
+- ``kink``: some checked inputs cross a non-differentiable point within
+  ``±eps`` (ReLU, leaky ReLU, PReLU, ELU/SELU at 0, a Maxout tie), as the notes
+  warn: there the difference quotient averages two one-sided slopes. Those
+  elements are left out; if the rest agree, the verdict is ``kink``, not
+  ``wrong``. A kink is seen when a layer's pattern (which side of 0 an output
+  lies, which Maxout piece wins) differs between ``w + eps`` and ``w - eps``.
+
 Use a few examples (2-10) and a small network: every checked element costs
 two forward passes.
 """
@@ -26,7 +42,8 @@ __all__ = ["check_gradients", "check_layer", "GradientReport", "TensorCheck", "v
 
 
 def verdict(rel_error: float) -> str:
-    """The course notes' reading of a relative error.
+    """The course notes' reading of a relative error (a tensor's check may instead
+    be ``zero`` or ``kink``, see the module).
 
     >>> from fastnn.gradcheck import verdict
     >>> verdict(1e-9), verdict(1e-6), verdict(1e-4), verdict(0.2)
@@ -46,19 +63,23 @@ def verdict(rel_error: float) -> str:
 @dataclass
 class TensorCheck:
     """One parameter tensor's check: its name (``layer/variable``), how many
-    elements were compared, the relative error and the verdict, and the
-    largest element-wise absolute difference."""
+    elements were compared, the relative error and the verdict (``great``,
+    ``ok``, ``check``, ``wrong``, or ``zero`` / ``kink``, see the module), the
+    largest element-wise absolute difference, how many checked elements crossed
+    a kink, and a note explaining ``zero`` and ``kink``."""
     name: str
     checked: int
     size: int
     rel_error: float
     max_abs_diff: float
     verdict: str
+    kinks: int = 0
+    note: str = ""
 
 
 class GradientReport(list):
     """A list of :class:`TensorCheck`, one per tensor, with ``ok`` (no tensor
-    judged "wrong"), ``worst`` and a table when printed."""
+    judged "wrong"; "zero" and "kink" are fine), ``worst`` and a table when printed."""
 
     @property
     def ok(self) -> bool:
@@ -72,7 +93,8 @@ class GradientReport(list):
         w = max([len(c.name) for c in self] + [6])
         lines = [f"{'tensor'.ljust(w)}  {'checked':>9}  {'rel. error':>10}  verdict"]
         for c in self:
-            lines.append(f"{c.name.ljust(w)}  {c.checked:>4}/{c.size:<4}  {c.rel_error:>10.2e}  {c.verdict}")
+            lines.append(f"{c.name.ljust(w)}  {c.checked:>4}/{c.size:<4}  {c.rel_error:>10.2e}  "
+                         f"{c.note or c.verdict}")
         return "\n".join(lines)
 
 
@@ -89,23 +111,87 @@ def _pick(size, max_per_tensor, rng):
     return np.sort(rng.choice(size, max_per_tensor, replace=False))
 
 
-def _compare(name, flat, analytic, f, eps, max_per_tensor, rng):
+_KINKED = ("relu", "leaky_relu", "selu")  # elu too, unless alpha == 1 (then C1 at 0)
+
+
+def _layer_pattern(layer):
+    """Which side of each kink the layer's last forward pass was on (a copy), or None
+    for a layer without kinks."""
+    argmax = getattr(layer, "_argmax", None)  # Maxout: the winning piece
+    if argmax is not None:
+        return np.array(argmax)
+    if type(layer).__name__ == "PReLU" and getattr(layer, "_x", None) is not None:
+        return layer._x > 0
+    act, y = getattr(layer, "_act", None), getattr(layer, "_y", None)
+    if act is None or y is None:
+        return None
+    if act.name in _KINKED or (act.name == "elu" and act.alpha != 1.0):
+        return y > 0  # same sign as the pre-activation for all of these
+    return None
+
+
+def _patterns(layers):
+    return [p for p in (_layer_pattern(layer) for layer in layers) if p is not None]
+
+
+def _crossed(a, b):
+    return any(x.shape != y.shape or not np.array_equal(x, y) for x, y in zip(a, b))
+
+
+_ZERO = 1e-10   # both gradients below this: "zero"
+_WIDE = 1e-3    # the step that confirms a zero gradient
+
+
+def _judge(name, idx, size, g, num, crossed, zero):
+    """The TensorCheck of analytic g vs numerical num at the checked elements."""
+    err = _rel_error(g, num)
+    diff = float(np.max(np.abs(g - num))) if idx.size else 0.0
+    v, note, k = verdict(err), "", int(crossed.sum())
+    if zero and v != "great":
+        v, err = "zero", 0.0
+        note = f"zero (both below {_ZERO:.0e})"
+    elif k and v in ("check", "wrong"):
+        keep = ~crossed
+        rest = _rel_error(g[keep], num[keep])
+        if verdict(rest) != "wrong":
+            v = "kink"
+            note = f"kink ({k} of {idx.size} cross a kink within ±eps; rel. error {rest:.1e} without them)"
+    return TensorCheck(name, int(idx.size), int(size), err, diff, v, k, note)
+
+
+def _compare(name, flat, analytic, f, eps, max_per_tensor, rng, layers=()):
     """Centered differences (f(w+eps) - f(w-eps)) / 2eps on sampled entries of the
-    flat view ``flat`` (perturbed in place, then restored), against ``analytic``."""
+    flat view ``flat`` (perturbed in place, then restored), against ``analytic``;
+    an element whose kink pattern in ``layers`` differs between w+eps and w-eps is
+    marked crossed."""
     idx = _pick(flat.size, max_per_tensor, rng)
+    g = analytic.reshape(-1)[idx]
+    num, crossed, scale = _differences(flat, idx, f, eps, layers)
+    zero = False
+    if idx.size and np.max(np.abs(g)) < _ZERO and \
+            np.max(np.abs(num)) < max(_ZERO, 10 * np.finfo(np.float64).eps * scale / eps):
+        wide = _differences(flat, idx, f, _WIDE, ())[0]
+        zero = bool(np.max(np.abs(wide)) < _ZERO)
+    return _judge(name, idx, flat.size, g, num, crossed, zero)
+
+
+def _differences(flat, idx, f, eps, layers):
+    """(centred differences at flat[idx], which elements crossed a kink, max |f| seen)."""
     num = np.empty(idx.size)
+    crossed = np.zeros(idx.size, bool)
+    scale = 0.0
     for j, i in enumerate(idx):
         old = flat[i]
         flat[i] = old + eps
         fp = f()
+        pp = _patterns(layers)
         flat[i] = old - eps
         fm = f()
+        crossed[j] = _crossed(pp, _patterns(layers))
         flat[i] = old
         num[j] = (fp - fm) / (2 * eps)
-    g = analytic.reshape(-1)[idx]
-    err = _rel_error(g, num)
-    diff = float(np.max(np.abs(g - num))) if idx.size else 0.0
-    return TensorCheck(name, int(idx.size), int(flat.size), err, diff, verdict(err))
+        scale = max(scale, abs(fp), abs(fm))
+    return num, crossed, scale
 
 
 def _check_eps(eps):
@@ -136,7 +222,9 @@ def _copy_model(model, drop_dropout=True, dtype=None):
     from . import layers as _layers
     clone = _deepcopy(model)
     if drop_dropout:
-        clone.layers = [layer for layer in clone.layers if not isinstance(layer, _layers.Dropout)]
+        random = (_layers.Dropout, _layers.AlphaDropout, _layers.GaussianNoise, _layers.RandomFlip,
+                  _layers.RandomTranslation)  # fresh randomness at every call: no gradient to compare
+        clone.layers = [layer for layer in clone.layers if not isinstance(layer, random)]
     if dtype is not None:
         clone.dtype = np.dtype(dtype)
     clone.built = False
@@ -221,7 +309,7 @@ def check_gradients(model, x, y, eps: float = 1e-7, max_per_tensor: int | None =
         return _objective(clone, xx, yy, False)
     for name, layer, v in _tensors(clone):
         w = layer.vars[v].reshape(-1)  # a view into the arena
-        report.append(_compare(name, w, analytic[name], f, eps, max_per_tensor, rng))
+        report.append(_compare(name, w, analytic[name], f, eps, max_per_tensor, rng, clone.layers))
     return report
 
 
@@ -247,8 +335,10 @@ def check_layer(layer, x, eps: float = 1e-7, seed: int = 0,
     _check_max(max_per_tensor)
     if not isinstance(layer, _layers.Layer):
         raise TypeError(f"layer: expected a fastnn layer, got {type(layer).__name__}")
-    if isinstance(layer, _layers.Dropout):
-        raise ValueError("layer: a Dropout layer has random masks, no gradient to check")
+    if isinstance(layer, (_layers.Dropout, _layers.AlphaDropout, _layers.GaussianNoise, _layers.RandomFlip,
+                          _layers.RandomTranslation)):
+        raise ValueError(f"layer: a {type(layer).__name__} layer draws fresh randomness at every call, "
+                         f"no gradient to check")
     xa = np.asarray(x, dtype=np.float64)
     if xa.ndim < 2 or xa.shape[0] == 0:
         raise ValueError(f"x: expected shape (n, features...) with n >= 1, got {xa.shape}")
@@ -275,6 +365,7 @@ def check_layer(layer, x, eps: float = 1e-7, seed: int = 0,
         if not s.trainable:
             continue
         name = f"{lay.name}/{s.name}"
-        report.append(_compare(name, lay.vars[s.name].reshape(-1), analytic[name], f, eps, max_per_tensor, rng))
-    report.append(_compare(f"{lay.name}/input", xx.reshape(-1), dx, f, eps, max_per_tensor, rng))
+        report.append(_compare(name, lay.vars[s.name].reshape(-1), analytic[name], f, eps, max_per_tensor,
+                               rng, [lay]))
+    report.append(_compare(f"{lay.name}/input", xx.reshape(-1), dx, f, eps, max_per_tensor, rng, [lay]))
     return report

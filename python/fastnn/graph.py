@@ -28,7 +28,7 @@ from . import modelfile as _modelfile
 from . import multi_io as _multi_io
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
-from . import trainer as _trainer
+from . import _bn_stats, trainer as _trainer
 from ._layer_stats import layer_statistics
 from .arena import ParameterArena
 from .trainer import NotCompiledError  # noqa: F401  (public name of fastnn.models)
@@ -285,8 +285,7 @@ class Model:
         reg = _regularizers.get(regularizer)
         self.optimizer, self.loss, self.regularizer = opt, loss_obj, reg
         self._metric_names = metric_names
-        self.compiled = True
-        self._reg_items = None
+        self.compiled, self._reg_items = True, None
         if self.built:
             self.optimizer.build(self.arena.size, self.dtype)
 
@@ -337,6 +336,7 @@ class Model:
         x, y = self._prepare_xy(x, y)
         return _trainer.loss_and_gradients(self, x, y)
 
+    recompute_batchnorm_statistics = _trainer.serialized(_bn_stats.recompute_batchnorm_statistics)
     # the trainer's helpers (functions of the model), as methods under their older names
     _check_compiled = _trainer.check_compiled
     _prepare_x = _trainer.prepare_x

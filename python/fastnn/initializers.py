@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from ._registry import resolve
+from ._validate import Interval, Real, validate
 
 _global_rng = np.random.default_rng()
 
@@ -57,32 +58,34 @@ class Initializer:
     def _sample(self, shape):
         raise NotImplementedError
 
+    _config = ("seed",)  # the constructor arguments get_config returns
+
     def get_config(self):
-        return {"seed": self.seed}
+        return {k: getattr(self, k) for k in self._config}
 
 
 class Zeros(Initializer):
     """All zeros."""
 
+    _config = ()
+
     def _sample(self, shape):
         return np.zeros(shape)
-
-    def get_config(self):
-        return {}
 
 
 class Ones(Initializer):
     """All ones."""
 
+    _config = ()
+
     def _sample(self, shape):
         return np.ones(shape)
-
-    def get_config(self):
-        return {}
 
 
 class Constant(Initializer):
     """Every element equal to ``value``.  ``Constant(0.1)``"""
+
+    _config = ("value",)
 
     def __init__(self, value=0.0):
         super().__init__()
@@ -91,12 +94,11 @@ class Constant(Initializer):
     def _sample(self, shape):
         return np.full(shape, self.value)
 
-    def get_config(self):
-        return {"value": self.value}
-
 
 class RandomNormal(Initializer):
     """N(mean, stddev^2), Keras default stddev 0.05.  ``RandomNormal(stddev=0.01, seed=1)``"""
+
+    _config = ("mean", "stddev", "seed")
 
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         super().__init__(seed)
@@ -105,12 +107,11 @@ class RandomNormal(Initializer):
     def _sample(self, shape):
         return self._gen().normal(self.mean, self.stddev, size=shape)
 
-    def get_config(self):
-        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
-
 
 class RandomUniform(Initializer):
     """U(minval, maxval), Keras default [-0.05, 0.05]; ``limit=a`` means [-a, a]."""
+
+    _config = ("minval", "maxval", "seed")
 
     def __init__(self, minval=-0.05, maxval=0.05, seed=None, *, limit=None):
         super().__init__(seed)
@@ -121,12 +122,11 @@ class RandomUniform(Initializer):
     def _sample(self, shape):
         return self._gen().uniform(self.minval, self.maxval, size=shape)
 
-    def get_config(self):
-        return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
-
 
 class TruncatedNormal(Initializer):
     """N(mean, stddev^2) redrawn outside two standard deviations."""
+
+    _config = ("mean", "stddev", "seed")
 
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         super().__init__(seed)
@@ -135,8 +135,6 @@ class TruncatedNormal(Initializer):
     def _sample(self, shape):
         return self.mean + self.stddev * _truncated_standard_normal(self._gen(), shape)
 
-    def get_config(self):
-        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
 
 def _truncated_standard_normal(rng, shape):
@@ -164,15 +162,16 @@ class VarianceScaling(Initializer):
     0.1
     """
 
+    _config = ("scale", "mode", "distribution", "seed")
+
     def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
-        super().__init__(seed)
-        if not scale > 0:
-            raise ValueError(f"scale: expected a positive number, got {scale}")
+        validate({"scale": scale}, {"scale": [Interval(Real, 0, None, closed="neither")]}, type(self).__name__)
         if mode not in _MODES:
             raise ValueError(f"mode: unknown mode {mode!r}; known: {', '.join(_MODES)}")
         if distribution not in _DISTRIBUTIONS:
             raise ValueError(f"distribution: unknown distribution {distribution!r}; "
                              f"known: {', '.join(_DISTRIBUTIONS)}")
+        super().__init__(seed)
         self.scale, self.mode, self.distribution = float(scale), mode, distribution
 
     def _sample(self, shape):
@@ -187,19 +186,13 @@ class VarianceScaling(Initializer):
             return math.sqrt(var) / _TRUNC_STD * _truncated_standard_normal(g, shape)
         return g.normal(0.0, math.sqrt(var), size=shape)
 
-    def get_config(self):
-        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
-                "seed": self.seed}
 
 
 def _variant(clsname, scale, mode, distribution, doc):
     def __init__(self, seed=None):
         VarianceScaling.__init__(self, scale, mode, distribution, seed)
 
-    def get_config(self):
-        return {"seed": self.seed}
-    return type(clsname, (VarianceScaling,), {"__init__": __init__, "get_config": get_config,
-                                              "__doc__": doc})
+    return type(clsname, (VarianceScaling,), {"__init__": __init__, "_config": ("seed",), "__doc__": doc})
 
 
 GlorotUniform = _variant("GlorotUniform", 1.0, "fan_avg", "uniform",

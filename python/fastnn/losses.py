@@ -5,7 +5,13 @@ Names as in Keras: ``"mse"`` / ``"mean_squared_error"``, ``"mae"``,
 ``"sparse_categorical_crossentropy"``. When the output layer ends in softmax
 (sigmoid) and the loss is (sparse) categorical (binary) cross-entropy, the model
 skips the output activation in training and calls the fused, numerically
-stable kernel on the logits; the result is the same loss.
+stable kernel on the logits; the result is the same loss. With ``from_logits=True`` the
+output layer gives raw scores and every cross-entropy uses the fused kernel
+(``ops.softmax_cross_entropy``, ``ops.binary_cross_entropy_with_logits``).
+``Model.compile`` refuses a cross-entropy without ``from_logits`` after an output that
+cannot give probabilities (a linear / relu / ... output, softmax over one unit, softmax
+vs sigmoid mismatches), and ``from_logits=True`` after softmax or sigmoid (see
+``fastnn._output_check``).
 
 >>> import numpy as np, fastnn
 >>> fastnn.losses.get("mse")(np.array([[1.0], [0.0]]), np.array([[0.5], [0.5]]))
@@ -80,7 +86,14 @@ class Loss:
 
 
 class _ProbabilityTargets:
-    """Mixin: targets are probabilities, in [0, 1]."""
+    """Mixin: targets are probabilities, in [0, 1]; predictions are probabilities, or logits
+    with ``from_logits=True``."""
+
+    def __init__(self, from_logits=False):
+        self.from_logits = bool(from_logits)
+
+    def get_config(self):
+        return {"from_logits": self.from_logits}
 
     def _check_range(self, y, what):
         if y.min() < 0 or y.max() > 1:
@@ -116,9 +129,6 @@ class BinaryCrossentropy(_ProbabilityTargets, Loss):
     name = "binary_crossentropy"
     fuses_with = "sigmoid"
 
-    def __init__(self, from_logits=False):
-        self.from_logits = bool(from_logits)
-
     def value_and_grad(self, pred, y, logits=False):
         if logits:
             return _ops.binary_cross_entropy_with_logits(pred, y)
@@ -129,9 +139,6 @@ class BinaryCrossentropy(_ProbabilityTargets, Loss):
         grad[(pred < _EPS) | (pred > 1 - _EPS)] = 0  # clipped: flat
         return loss, grad
 
-    def get_config(self):
-        return {"from_logits": self.from_logits}
-
 
 class CategoricalCrossentropy(_ProbabilityTargets, Loss):
     """-mean over rows of sum(y log p), y one-hot (or probability) rows; from softmax logits
@@ -139,9 +146,6 @@ class CategoricalCrossentropy(_ProbabilityTargets, Loss):
 
     name = "categorical_crossentropy"
     fuses_with = "softmax"
-
-    def __init__(self, from_logits=False):
-        self.from_logits = bool(from_logits)
 
     def value_and_grad(self, pred, y, logits=False):
         if logits:
@@ -152,9 +156,6 @@ class CategoricalCrossentropy(_ProbabilityTargets, Loss):
         grad = (-y / p / m).astype(pred.dtype)
         grad[(pred < _EPS) | (pred > 1 - _EPS)] = 0
         return loss, grad
-
-    def get_config(self):
-        return {"from_logits": self.from_logits}
 
     def _check_rank(self, y, n, width, what):
         if y.ndim == 1:

@@ -9,12 +9,7 @@ anything the size of a weight, decompresses only the entries the model uses, and
 Writes go to a temporary file in the target's folder, then ``os.replace``: a crash
 never leaves a half-written model behind (``fastnn._safe_files``).
 
->>> import fastnn, tempfile, os, numpy as np
->>> from fastnn.layers import Dense
->>> m = fastnn.Sequential([Dense(2, input_dim=3)]); m.compile("sgd", "mse")
->>> path = os.path.join(tempfile.mkdtemp(), "m.npz"); m.save(path)
->>> bool(np.array_equal(fastnn.load_model(path).get_weights()[0], m.get_weights()[0]))
-True
+A round trip through ``Model.save`` and ``fastnn.load_model``: see ``fastnn.io``.
 
 This module writes and reads the file and fills a model's weights; it knows the model only
 through its interface (``get_config``, ``layers``, ``optimizer``, ``_saved_as``) and never

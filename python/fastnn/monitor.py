@@ -1,10 +1,15 @@
 """Watching training from the inside, as the course notes' "babysitting the
 learning process" section does: per-layer activation statistics (mean, std,
 saturated fraction, dead ReLUs), gradient norms and the update/weight ratio
-‖ΔW‖/‖W‖ per step (the notes' rule of thumb: around 1e-3).
+‖ΔW‖/‖W‖ per step. The course notes' rule of thumb for that ratio: about
+1e-2 (:data:`HEALTHY_UPDATE_RATIO`); the cs231n notes say about 1e-3. Between
+the two (1e-3 .. 1e-2) is fine; an order of magnitude below 1e-3 the learning
+rate is probably too small, an order above 1e-2 too large.
 
 * :func:`layer_outputs` / :func:`activation_stats` — one forward pass,
   each layer's output or its statistics.
+* :func:`gradient_flow` — the gradient of every parameter tensor at the
+  current (e.g. initial) weights: norms, std, grad/weight ratio, histograms.
 * :class:`TrainingMonitor` — a callback for ``fit`` recording all of it per
   step into the History.
 """
@@ -15,7 +20,11 @@ import numpy as np
 from ._layer_stats import _RELU_LIKE, _SATURATING, layer_statistics, saturation_fraction  # noqa: F401
 from .callbacks import Callback
 
-__all__ = ["layer_outputs", "activation_stats", "TrainingMonitor", "saturation_fraction"]
+__all__ = ["layer_outputs", "activation_stats", "TrainingMonitor", "saturation_fraction",
+           "gradient_flow", "GradientFlow", "HEALTHY_UPDATE_RATIO", "UPDATE_RATIO_BAND"]
+
+HEALTHY_UPDATE_RATIO = 1e-2          # the course notes' ‖ΔW‖/‖W‖ rule of thumb
+UPDATE_RATIO_BAND = (1e-3, 1e-2)     # cs231n's 1e-3 .. the course notes' 1e-2
 
 def _check_model(model):
     if not hasattr(model, "layers") or not hasattr(model, "layer_outputs"):
@@ -61,7 +70,8 @@ def activation_stats(model, x, training: bool = False) -> dict:
 class TrainingMonitor(Callback):
     """Records, every ``every`` training steps, each layer's activation
     statistics on a fixed probe batch, each parameter tensor's gradient norm
-    and its update/weight ratio ‖ΔW‖/‖W‖ (ΔW: the change made by that step).
+    and its update/weight ratio ‖ΔW‖/‖W‖ (ΔW: the change made by that step;
+    the course notes: about 1e-2 is healthy, see the module).
 
     Per-step series go to ``history.monitor`` (a dict of lists, with
     ``"step"`` the global step index) of the History that ``fit`` returns
@@ -173,3 +183,74 @@ class TrainingMonitor(Callback):
             # NaN when this epoch recorded nothing, so every list has one value per epoch
             mean = float(np.nanmean(new)) if np.any(np.isfinite(new)) else float("nan")
             hist.history.setdefault(key, []).append(mean)
+
+
+class GradientFlow(dict):
+    """``{tensor name: {"norm", "mean", "std", "weight_std", "ratio"}}`` from
+    :func:`gradient_flow` (``ratio`` = std(grad) / std(W), NaN for a constant W),
+    with ``grads`` ({name: gradient array}), ``loss`` and ``figure`` (the
+    matplotlib Figure when a path was given, else None)."""
+
+    grads: dict
+    loss: float
+    figure: object = None
+
+    def __str__(self):
+        w = max([len(k) for k in self] + [6])
+        lines = [f"{'tensor'.ljust(w)}  {'grad norm':>10}  {'grad std':>10}  {'grad/W std':>10}"]
+        for k, s in self.items():
+            lines.append(f"{k.ljust(w)}  {s['norm']:>10.3g}  {s['std']:>10.3g}  {s['ratio']:>10.3g}")
+        return "\n".join(lines)
+
+
+def gradient_flow(model, x, y, path=None, bins=50, title=None) -> GradientFlow:
+    """Gradient flow at the model's current weights (call it before ``fit`` to see
+    it at initialization, the notes' check that every layer gets a gradient):
+    the gradient of the loss on ``(x, y)`` as one batch, in training mode, for
+    every trainable tensor, its norm, mean and std and its std relative to the
+    weights'. Vanishing gradients show as norms shrinking toward the input,
+    exploding ones as norms growing. With ``path``, one histogram per kernel is
+    written there (:func:`fastnn.plots.gradient_histograms`), to put beside the
+    activation histograms. The model is left exactly as it was (BatchNorm's
+    moving statistics included).
+
+    >>> import numpy as np, fastnn
+    >>> from fastnn.layers import Dense
+    >>> from fastnn.monitor import gradient_flow
+    >>> m = fastnn.Sequential([Dense(8, activation="tanh", input_dim=4), Dense(2, activation="softmax")])
+    >>> m.compile("sgd", "sparse_categorical_crossentropy")
+    >>> rng = np.random.default_rng(0)
+    >>> flow = gradient_flow(m, rng.normal(size=(32, 4)), rng.integers(0, 2, 32))
+    >>> [k.split("/")[1] for k in flow], all(s["norm"] > 0 for s in flow.values())
+    (['kernel', 'bias', 'kernel', 'bias'], True)
+    """
+    _check_model(model)
+    if not getattr(model, "compiled", False):
+        raise ValueError("model: compile it first; the gradient needs its loss "
+                         "(model.compile(optimizer, loss))")
+    saved = model.get_weights() if model.built else None
+    try:
+        loss, _ = model.compute_loss_and_gradients(x, y)
+        flow = GradientFlow()
+        flow.grads, flow.loss, flow.figure = {}, float(loss), None
+        for layer in model.layers:
+            if not layer.trainable:
+                continue
+            for spec in layer.specs:
+                if not spec.trainable:
+                    continue
+                name = f"{layer.name}/{spec.name}"
+                g = np.array(layer.grads[spec.name], dtype=np.float64)
+                w = np.asarray(layer.vars[spec.name], dtype=np.float64)
+                ws = float(w.std())
+                flow.grads[name] = g
+                flow[name] = {"norm": float(np.linalg.norm(g)), "mean": float(g.mean()),
+                              "std": float(g.std()), "weight_std": ws,
+                              "ratio": float(g.std() / ws) if ws > 0 else float("nan")}
+    finally:
+        if saved is not None:
+            model.set_weights(saved)
+    if path is not None:
+        from .plots import gradient_histograms
+        flow.figure = gradient_histograms(flow, path, bins=bins, title=title)
+    return flow

@@ -195,6 +195,21 @@ def _weights(loss_weights, names):
     return out
 
 
+class _OutputView:
+    """What the loss-vs-output check reads of a model, for its output ``i``."""
+
+    def __init__(self, model, i):
+        self._nodes, self._n_in, self._outs, self.layers = model._nodes, model._n_in, [model._outs[i]], model.layers
+
+
+def _checked_loss(model, loss, i):
+    """The Loss for output ``i``, refused when it cannot be right after that output's layer."""
+    from ._output_check import check_loss_output
+    loss = _losses.get(loss)
+    check_loss_output(_OutputView(model, i) if model.built else model, loss)
+    return loss
+
+
 def compile_losses(model, loss, metrics, loss_weights):
     """(loss object, metric names) for ``Model.compile``: one Loss and a list of names for a
     model with one output, a :class:`MultiOutputLoss` and ``{output: [names]}`` otherwise."""
@@ -207,7 +222,7 @@ def compile_losses(model, loss, metrics, loss_weights):
             raise ValueError(f"loss_weights: a model with one output takes weight 1, got {loss_weights!r}")
         if isinstance(metrics, dict):
             (metrics,) = _per_output(metrics, names, "metrics", lambda v: False)
-        loss_obj = _losses.get(loss)
+        loss_obj = _checked_loss(model, loss, 0)
         metric_names = [metrics] if isinstance(metrics, str) else list(metrics or [])
         for m in metric_names:
             _metrics.get(m, loss_obj.name, widths[0])  # validates the name
@@ -216,7 +231,7 @@ def compile_losses(model, loss, metrics, loss_weights):
     for n, l in zip(names, losses):
         if l is None:
             raise ValueError(f"loss: output {n!r} has no loss; give one loss per output")
-    losses = [_losses.get(l) for l in losses]
+    losses = [_checked_loss(model, l, i) for i, l in enumerate(losses)]
     weights = _weights(loss_weights, names)
     if metrics is None or isinstance(metrics, str):
         metrics = [] if metrics is None else [metrics]

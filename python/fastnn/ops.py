@@ -6,10 +6,16 @@ type or dtype) or ``ValueError`` (wrong shape, value or layout) naming the
 argument, what was expected and what came. Non-contiguous inputs are copied; a
 non-contiguous, read-only or wrongly typed ``out=`` is an error. Each kernel
 releases the GIL. ``fastnn.reference`` holds a NumPy twin of every function.
+
+bfloat16 (mixed precision): :func:`matmul_bf16` and :func:`bfloat16_round`
+take and return float32 arrays (NumPy has no bfloat16); the operands are
+rounded to bfloat16 inside the kernel, once, and products accumulate in
+float32. Any other dtype is a ``TypeError``.
 """
 from __future__ import annotations
 
 import numbers
+from math import isfinite as _isfinite
 
 import numpy as np
 
@@ -88,6 +94,33 @@ def _outs(out, names):
                     f"({', '.join(names)}), got {_describe(out)}")
 
 
+def _coerced(x, name, *, ndim=None):
+    """An input after _core rejected a call: an ndarray (else a TypeError naming it), copied
+    when it is a float array that is not C-contiguous and aligned (all _core cannot take as
+    it is); with `ndim`, that many dimensions (needed before _core sees it: outputs are
+    allocated from its shape). Everything else is _core's to check."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray of float32 or float64, got {_describe(x)}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimensions, got {x.ndim} (shape {x.shape})")
+    return _c_aligned(x) if x.dtype in _FLOAT_DTYPES else x
+
+
+def _arrays(*named):
+    """In-place or output arrays are never copied: only a non-array is named here."""
+    for a, name in named:
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name}: expected a numpy.ndarray, got {_describe(a)}")
+
+
+def _new_or(out, name, shape, dtype):
+    """The given output (checked by _core) or a new array."""
+    if out is None:
+        return np.empty(shape, dtype if dtype in _FLOAT_DTYPES else np.float64)
+    _arrays((out, name))
+    return out
+
+
 def _state_array(a, name, like, like_name):
     """An in-place state or parameter array: same dtype and shape as `like`,
     C-contiguous and writeable (never copied: the update must land in it)."""
@@ -106,15 +139,6 @@ def _state_array(a, name, like, like_name):
     if not a.flags.aligned:
         raise ValueError(f"{name}: expected an aligned array (it is updated in place), got a misaligned one")
     return a
-
-
-def _not_overlapping(*named):
-    """In-place arrays updated together must be distinct memory: with m and v the same
-    array, one update would overwrite the other element by element (a silent wrong answer)."""
-    for i, (a, an) in enumerate(named):
-        for b, bn in named[:i]:
-            if a is not None and b is not None and np.may_share_memory(a, b):
-                raise ValueError(f"{an}: must not share memory with {bn} (both are updated in place)")
 
 
 def _real(v, name, *, low=None, high=None, low_open=False, high_open=False, finite=True):
@@ -140,30 +164,35 @@ def _real(v, name, *, low=None, high=None, low_open=False, high_open=False, fini
 # activations
 # ----------------------------------------------------------------------------
 
-ACTIVATIONS = ("identity", "linear", "relu", "leaky_relu", "elu", "selu",
-               "sigmoid", "tanh", "swish", "silu", "softplus")
-_ALPHA_ACTIVATIONS = ("leaky_relu", "elu")
+# The activation registry (names, aliases, default alpha, what the gradient needs),
+# one table in the core: name -> {"canonical", "alpha" (default; None: takes none), "grad_needs"}.
+REGISTRY = _core.activations()
+ACTIVATIONS = tuple(REGISTRY)
+_DEFAULT_ALPHA = {name: row["alpha"] or 0.0 for name, row in REGISTRY.items()}
+_DEFAULT_ALPHA[None] = 0.0
 
 
 def _activation_name(name, argname="name"):
+    if name.__class__ is str and name in REGISTRY:
+        return name
     if not isinstance(name, str):
         raise TypeError(f"{argname}: expected an activation name (str), got {type(name).__name__}")
-    if name not in ACTIVATIONS:
-        raise ValueError(f"{argname}: unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}")
-    return name
+    raise ValueError(f"{argname}: unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}")
 
 
 def _activation_alpha(name, alpha, argname="alpha"):
     if alpha is None:
-        return _core.default_activation_alpha(name)
+        return _DEFAULT_ALPHA[name]
     return _real(alpha, argname)
 
 
 def activation(name, x, *, alpha=None, out=None):
     """y = act(x) elementwise, any shape.
 
-    name: identity (linear), relu, leaky_relu (alpha, default 0.01), elu (alpha,
-    default 1.0), selu, sigmoid, tanh, swish (silu), softplus.
+    name: any of ``ACTIVATIONS`` (the registry ``_core.activations()``): linear
+    (identity), relu, leaky_relu (alpha, default 0.2: Keras's
+    ``keras.activations.leaky_relu`` negative_slope), elu (alpha, default 1.0),
+    selu, sigmoid, tanh, swish (silu), softplus.
 
     >>> import numpy as np, fastnn.ops as ops
     >>> ops.activation("relu", np.array([-1.0, 2.0]))
@@ -180,8 +209,8 @@ def activation(name, x, *, alpha=None, out=None):
 def activation_grad(name, dy, *, x=None, y=None, alpha=None, out=None):
     """dL/dx = dy * act'(x), given the forward input ``x`` and/or output ``y``.
 
-    sigmoid and tanh are cheapest from y; swish and softplus need x; the relu
-    family, elu and selu take either.
+    What each one needs is the registry's ``grad_needs``: swish and softplus need x
+    ("x"); the others take either ("x_or_y"; sigmoid and tanh are cheapest from y).
     """
     name = _activation_name(name)
     a = _activation_alpha(name, alpha)
@@ -190,10 +219,6 @@ def activation_grad(name, dy, *, x=None, y=None, alpha=None, out=None):
         x = _float_array(x, "x", dtype=dy.dtype, shape=dy.shape)
     if y is not None:
         y = _float_array(y, "y", dtype=dy.dtype, shape=dy.shape)
-    if name in ("swish", "silu", "softplus") and x is None:
-        raise ValueError(f"x: activation {name!r} needs the forward input x for its gradient, got None")
-    if name not in ("identity", "linear") and x is None and y is None:
-        raise ValueError("x, y: give the forward input x or the forward output y, got neither")
     dx = _out_array(out, "out", dtype=dy.dtype, shape=dy.shape)
     _core.activation_backward(name, dy, x, y, dx, a)
     return dx
@@ -218,9 +243,6 @@ def log_softmax(x, *, out=None):
 # ----------------------------------------------------------------------------
 # GEMM  (matmul)
 # ----------------------------------------------------------------------------
-
-
-from math import isfinite as _isfinite  # noqa: E402
 
 
 def _plain_matrix(x):
@@ -262,15 +284,17 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
         if c.__class__ is np.ndarray:
             try:
                 _core.matmul(a, b, c, trans_a, trans_b, alpha, beta, bias, activation,
-                             0.0 if activation is None else _core.default_activation_alpha(activation))
+                             0.0 if activation is None else _DEFAULT_ALPHA.get(activation, 0.0))
                 return c
             except (TypeError, ValueError):
                 pass
     return _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha)
 
 
-def _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha):
-    """matmul with every argument checked (and inputs copied when not C-contiguous)."""
+def _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha,
+                    kernel=_core.matmul):
+    """matmul with every argument checked (and inputs copied when not C-contiguous);
+    ``kernel`` is _core.matmul or _core.matmul_bf16 (same arguments)."""
     if trans_a.__class__ is not bool or trans_b.__class__ is not bool:
         for flag, fname in ((trans_a, "trans_a"), (trans_b, "trans_b")):
             if not isinstance(flag, (bool, np.bool_)):
@@ -310,7 +334,7 @@ def _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, 
     else:
         c = out
     # out may overlap a, b or bias: the core then computes into a temporary
-    _core.matmul(a, b, c, bool(trans_a), bool(trans_b), alpha, beta, bias, act, act_alpha)
+    kernel(a, b, c, bool(trans_a), bool(trans_b), alpha, beta, bias, act, act_alpha)
     return c
 
 
@@ -318,24 +342,6 @@ def _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, 
 # ----------------------------------------------------------------------------
 # BatchNorm  (batchnorm_forward, batchnorm_backward)
 # ----------------------------------------------------------------------------
-
-
-_INF = float("inf")
-
-
-def _hyper(v, name, **bounds):
-    """_real with a fast path for the common case: a finite float inside the bounds."""
-    if type(v) is float and -_INF < v < _INF:
-        low, high = bounds.get("low"), bounds.get("high")
-        if (low is None or v > low or (v == low and not bounds.get("low_open"))) and \
-                (high is None or v < high or (v == high and not bounds.get("high_open"))):
-            return v
-    return _real(v, name, **bounds)
-
-
-def _feature_vector(a, name, x):
-    """A per-feature (n,) array of x's dtype, C-contiguous (copied if needed)."""
-    return _float_array(a, name, dtype=x.dtype, shape=(x.shape[1],))
 
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.99, eps=1e-3,
@@ -362,9 +368,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
     y, batch_mean, batch_invstd = _outs(out, ("y", "batch_mean", "batch_invstd"))
     if type(x) is np.ndarray and x.ndim == 2 and type(momentum) is float and type(eps) is float \
             and type(training) is bool:
-        # Fast path (once per layer per step): _core checks every argument exactly as
-        # below, before it touches anything; when it rejects one, the checks below run
-        # and raise the documented message (or copy an input that only needs a copy).
+        # Once per layer per step: _core checks every argument, before it touches anything.
         n = x.shape[1]
         outs = (np.empty(x.shape, x.dtype) if y is None else y,
                 np.empty(n, x.dtype) if batch_mean is None else batch_mean,
@@ -374,28 +378,18 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
             return outs
         except (TypeError, ValueError):
             pass
-    x = _float_array(x, "x", ndim=2)
-    gamma = _feature_vector(gamma, "gamma", x)
-    beta = _feature_vector(beta, "beta", x)
-    _state_array(running_mean, "running_mean", gamma, "gamma")
-    _state_array(running_var, "running_var", gamma, "gamma")
-    _not_overlapping((running_mean, "running_mean"), (running_var, "running_var"))
-    eps = _hyper(eps, "eps", low=0.0, low_open=True)
-    momentum = _hyper(momentum, "momentum", low=0.0, high=1.0)
+    # Rejected: copy what only needs a copy, name what _core cannot name, and call it
+    # again; every other fact (dtypes, shapes, values, overlap) is _core's to check.
+    x = _coerced(x, "x", ndim=2)
+    gamma, beta = _coerced(gamma, "gamma"), _coerced(beta, "beta")
+    _arrays((running_mean, "running_mean"), (running_var, "running_var"))
+    eps, momentum = _real(eps, "eps"), _real(momentum, "momentum")
     if training is not True and training is not False:
         raise TypeError(f"training: expected a bool, got {type(training).__name__}")
-    if not x.dtype.type(eps) > 0:
-        raise ValueError(f"eps: expected a value > 0 in {x.dtype}, got {eps} (rounds to 0)")
     m, n = x.shape
-    if training and m < 2:
-        raise ValueError(f"x: training-mode batch norm needs a batch of at least 2 rows, got {m} "
-                         "(the batch variance is undefined)")
-    if not training and bool(np.any(running_var < 0)):
-        raise ValueError("running_var: expected non-negative variances, got a negative value")
-    y = _out_array(y, "out", dtype=x.dtype, shape=x.shape)
-    batch_mean = _out_array(batch_mean, "out[1] (batch_mean)", dtype=x.dtype, shape=(n,))
-    batch_invstd = _out_array(batch_invstd, "out[2] (batch_invstd)", dtype=x.dtype, shape=(n,))
-    _not_overlapping((batch_mean, "out[1] (batch_mean)"), (batch_invstd, "out[2] (batch_invstd)"))
+    y = _new_or(y, "out", x.shape, x.dtype)
+    batch_mean = _new_or(batch_mean, "out[1] (batch_mean)", n, x.dtype)
+    batch_invstd = _new_or(batch_invstd, "out[2] (batch_invstd)", n, x.dtype)
     _core.batchnorm_forward(x, gamma, beta, running_mean, running_var, y, batch_mean, batch_invstd,
                             momentum, eps, bool(training))
     return y, batch_mean, batch_invstd
@@ -411,7 +405,7 @@ def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, *, out=None):
     ``(dx, dgamma, dbeta)`` of arrays or None.
     """
     dx, dgamma, dbeta = _outs(out, ("dx", "dgamma", "dbeta"))
-    if type(x) is np.ndarray and x.ndim == 2:  # fast path, as in batchnorm_forward
+    if type(x) is np.ndarray and x.ndim == 2:  # as in batchnorm_forward
         n = x.shape[1]
         outs = (np.empty(x.shape, x.dtype) if dx is None else dx,
                 np.empty(n, x.dtype) if dgamma is None else dgamma,
@@ -421,18 +415,13 @@ def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, *, out=None):
             return outs
         except (TypeError, ValueError):
             pass
-    x = _float_array(x, "x", ndim=2)
-    dy = _float_array(dy, "dy", dtype=x.dtype, shape=x.shape)
-    gamma = _feature_vector(gamma, "gamma", x)
-    batch_mean = _feature_vector(batch_mean, "batch_mean", x)
-    batch_invstd = _feature_vector(batch_invstd, "batch_invstd", x)
-    if x.shape[0] < 1:
-        raise ValueError(f"x: expected at least 1 row, got shape {x.shape}")
+    x = _coerced(x, "x", ndim=2)
+    dy, gamma = _coerced(dy, "dy"), _coerced(gamma, "gamma")
+    batch_mean, batch_invstd = _coerced(batch_mean, "batch_mean"), _coerced(batch_invstd, "batch_invstd")
     n = x.shape[1]
-    dx = _out_array(dx, "out", dtype=x.dtype, shape=x.shape)
-    dgamma = _out_array(dgamma, "out[1] (dgamma)", dtype=x.dtype, shape=(n,))
-    dbeta = _out_array(dbeta, "out[2] (dbeta)", dtype=x.dtype, shape=(n,))
-    _not_overlapping((dgamma, "out[1] (dgamma)"), (dbeta, "out[2] (dbeta)"))
+    dx = _new_or(dx, "out", x.shape, x.dtype)
+    dgamma = _new_or(dgamma, "out[1] (dgamma)", n, x.dtype)
+    dbeta = _new_or(dbeta, "out[2] (dbeta)", n, x.dtype)
     _core.batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, dx, dgamma, dbeta)
     return dx, dgamma, dbeta
 
@@ -449,12 +438,9 @@ def _logits_matrix(logits):
     return z
 
 
-def _grad_out(out, like, name):
-    """Gradient output: validated out= (not overlapping the input) or a new array."""
-    g = _out_array(out, "out", dtype=like.dtype, shape=like.shape)
-    if out is not None and np.may_share_memory(g, like):
-        raise ValueError(f"out: must not overlap {name}")
-    return g
+def _grad_out(out, like):
+    """Gradient output: validated out= or a new array (the core refuses one that overlaps an input)."""
+    return _out_array(out, "out", dtype=like.dtype, shape=like.shape)
 
 
 def softmax_cross_entropy(logits, labels, *, out=None):
@@ -475,7 +461,7 @@ def softmax_cross_entropy(logits, labels, *, out=None):
     m, C = z.shape
     if not isinstance(labels, np.ndarray):
         raise TypeError(f"labels: expected a numpy.ndarray of class ids or target rows, got {_describe(labels)}")
-    dlogits = _grad_out(out, z, "logits")
+    dlogits = _grad_out(out, z)
     kind = labels.dtype.kind
     if kind in "iu":
         if labels.shape != (m,):
@@ -515,7 +501,7 @@ def binary_cross_entropy_with_logits(logits, targets, *, out=None):
     ``loss = mean(max(z, 0) - z t + log1p(exp(-|z|)))``, ``dlogits = (sigmoid(z) - t) / z.size``.
     """
     z, t = _elementwise_pair(logits, targets, "logits", "targets")
-    grad = _grad_out(out, z, "logits")
+    grad = _grad_out(out, z)
     loss = _core.binary_cross_entropy_with_logits(z, t, grad)
     return loss, grad
 
@@ -523,7 +509,7 @@ def binary_cross_entropy_with_logits(logits, targets, *, out=None):
 def mean_squared_error(pred, target, *, out=None):
     """Mean over all elements of ``(pred - target)^2`` and its gradient ``2 (pred - target) / size``."""
     p, t = _elementwise_pair(pred, target, "pred", "target")
-    grad = _grad_out(out, p, "pred")
+    grad = _grad_out(out, p)
     loss = _core.mean_squared_error(p, t, grad)
     return loss, grad
 
@@ -570,7 +556,6 @@ def sgd_update(param, grad, velocity=None, *, lr, momentum=0.0, nesterov=False, 
         velocity = _state_array(velocity, "velocity", param, "param")
     elif velocity is not None:
         velocity = _state_array(velocity, "velocity", param, "param")
-    _not_overlapping((param, "param"), (velocity if momentum != 0.0 else None, "velocity"))
     _core.sgd_update(param, grad, velocity if momentum != 0.0 else None, lr, momentum, bool(nesterov), weight_decay)
 
 
@@ -578,7 +563,6 @@ def rmsprop_update(param, grad, sq_avg, *, lr, rho=0.9, eps=1e-7, weight_decay=0
     """RMSProp in place: s = rho s + (1 - rho) g^2;  p -= lr g / (sqrt(s) + eps)."""
     param, grad = _param_and_grad(param, grad)
     sq_avg = _state_array(sq_avg, "sq_avg", param, "param")
-    _not_overlapping((param, "param"), (sq_avg, "sq_avg"))
     lr = _real(lr, "lr", low=0.0)
     rho = _real(rho, "rho", low=0.0, high=1.0, high_open=True)
     eps = _real(eps, "eps", low=0.0, low_open=True)
@@ -589,7 +573,6 @@ def adagrad_update(param, grad, accum, *, lr, eps=1e-7, weight_decay=0.0):
     """Adagrad in place: a += g^2;  p -= lr g / (sqrt(a) + eps)."""
     param, grad = _param_and_grad(param, grad)
     accum = _state_array(accum, "accum", param, "param")
-    _not_overlapping((param, "param"), (accum, "accum"))
     lr = _real(lr, "lr", low=0.0)
     eps = _real(eps, "eps", low=0.0, low_open=True)
     _core.adagrad_update(param, grad, accum, lr, eps, _weight_decay(weight_decay))
@@ -610,7 +593,6 @@ def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-7, step
     param, grad = _param_and_grad(param, grad)
     m = _state_array(m, "m", param, "param")
     v = _state_array(v, "v", param, "param")
-    _not_overlapping((param, "param"), (m, "m"), (v, "v"))
     lr = _real(lr, "lr", low=0.0)
     beta1 = _real(beta1, "beta1", low=0.0, high=1.0, high_open=True)
     beta2 = _real(beta2, "beta2", low=0.0, high=1.0, high_open=True)
@@ -650,8 +632,6 @@ def dropout(x, rate, *, seed, out=None):
     y, mask = _outs(out, ("y", "mask"))
     y = _out_array(y, "out", dtype=x.dtype, shape=x.shape)
     mask = _out_array(mask, "out[1] (mask)", dtype=x.dtype, shape=x.shape)
-    if np.may_share_memory(mask, y) or np.may_share_memory(mask, x):
-        raise ValueError("out[1] (mask): must not share memory with x or y")
     _core.dropout(x, rate, int(seed) & 0xFFFFFFFFFFFFFFFF, y, mask)
     return y, mask
 
@@ -689,4 +669,73 @@ def column_sum(x, *, out=None):
     x = _float_array(x, "x", ndim=2)
     out = _out_array(out, "out", dtype=x.dtype, shape=(x.shape[1],))
     _core.column_sum(x, out)
+    return out
+
+
+# ----------------------------------------------------------------------------
+# bfloat16  (matmul_bf16, bfloat16_round)
+# ----------------------------------------------------------------------------
+
+
+def matmul_bf16(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
+                bias=None, activation=None, activation_alpha=None):
+    """:func:`matmul` with bfloat16 operands: ``act(alpha * bf16(op(a)) @ bf16(op(b)) + beta * out + bias)``.
+
+    ``a``, ``b``, ``out`` and ``bias`` are float32 arrays; ``a`` and ``b`` are
+    rounded to bfloat16 (nearest even, as :func:`bfloat16_round`) while the
+    kernel packs them, products accumulate in float32, and the epilogue
+    (alpha, beta, bias, activation) runs in float32. Same arguments, transposes
+    and aliasing rules as :func:`matmul`, so the backward products
+    ``dX = dY @ W.T`` (``trans_b=True``) and ``dW = X.T @ dY``
+    (``trans_a=True``) are one call each.
+
+    Error bound: each element is within ``(2**-7 + 2**-16) * S`` of the exact
+    product of the float32 operands, ``S = |alpha| * (|op(a)| @ |op(b)|)``
+    (bfloat16 keeps 8 significant bits, so each product is off by at most
+    ``2**-7`` of its size), plus the float32 accumulation's ``~k * 2**-24 * S``;
+    within ``k * 2**-8 * S`` for every ``k >= 2``.
+
+    Kernels: ``vdpbf16ps`` on CPUs with AVX512-BF16 (``_core.bf16_kernel()``
+    says which runs). Elsewhere, or with ``FASTNN_ISA=scalar|avx2|avx512``, a
+    fallback rounds copies of the operands to bfloat16 and runs the float32
+    GEMM: the same rounding, so the same results up to float32 summation
+    order -- correct, not fast. Mixed precision is never refused for lack of
+    bf16 instructions, so a model trains the same on every CPU.
+
+    >>> import numpy as np, fastnn.ops as ops
+    >>> x = np.full((1, 2), 1 + 2 ** -10, np.float32); w = np.ones((2, 1), np.float32)
+    >>> ops.matmul_bf16(x, w)   # 1 + 2**-10 rounds to 1 in bfloat16
+    array([[2.]], dtype=float32)
+    """
+    # fast path as matmul's: plain arguments straight to the core (which checks them
+    # before any work); whatever it rejects goes through the full checks
+    if (a.__class__ is np.ndarray and b.__class__ is np.ndarray and a.ndim == 2 and b.ndim == 2
+            and trans_a.__class__ is bool and trans_b.__class__ is bool
+            and alpha.__class__ is float and beta.__class__ is float and _isfinite(alpha) and _isfinite(beta)
+            and (activation is None or activation.__class__ is str) and activation_alpha is None
+            and (bias is None or bias.__class__ is np.ndarray)):
+        c = out
+        if out is None and beta == 0.0 and a.dtype == np.float32:
+            c = np.empty((a.shape[1] if trans_a else a.shape[0], b.shape[0] if trans_b else b.shape[1]),
+                         dtype=np.float32)
+        if c.__class__ is np.ndarray:
+            try:
+                _core.matmul_bf16(a, b, c, trans_a, trans_b, alpha, beta, bias, activation,
+                                  0.0 if activation is None else _core.default_activation_alpha(activation))
+                return c
+            except (TypeError, ValueError):
+                pass
+    return _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha,
+                           kernel=_core.matmul_bf16)
+
+
+def bfloat16_round(x, *, out=None):
+    """float32 ``x`` rounded to the nearest bfloat16 (ties to even), as float32.
+
+    NaN stays NaN, +-inf stay, values past the largest bfloat16 become +-inf,
+    float32 subnormals become signed zeros. ``out`` may be ``x`` (in place).
+    """
+    x = _float_array(x, "x")
+    out = _out_array(out, "out", dtype=x.dtype, shape=x.shape)
+    _core.bf16_round(x, out)
     return out

@@ -18,6 +18,10 @@ import numpy as np
 from . import schedules as _schedules
 from . import ops as _ops
 from ._registry import resolve
+from ._validate import Interval, Options, Real, validate
+
+_POSITIVE = Interval(Real, 0, None, closed="neither")
+_UNIT_OPEN = Interval(Real, 0, 1, closed="left")  # [0, 1): momentum, rho, betas
 
 
 class Optimizer:
@@ -26,18 +30,25 @@ class Optimizer:
     ``self.state`` have the arena's length."""
 
     slots = ()
+    _parameter_constraints = {
+        "learning_rate": [_POSITIVE, _schedules.LearningRateSchedule],
+        "clipnorm": [None, _POSITIVE], "clipvalue": [None, _POSITIVE], "global_clipnorm": [None, _POSITIVE],
+        "weight_decay": [None, Interval(Real, 0, None, closed="left")],
+        "epsilon": [_POSITIVE], "momentum": [_UNIT_OPEN], "rho": [_UNIT_OPEN],
+        "beta_1": [_UNIT_OPEN], "beta_2": [_UNIT_OPEN],
+        "initial_accumulator_value": [Interval(Real, 0, None, closed="left")],
+        "momentum_form": [Options(str, ("keras", "ema"))],
+    }
 
     def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None,
                  weight_decay=None, name=None):
+        validate(dict(learning_rate=learning_rate, clipnorm=clipnorm, clipvalue=clipvalue,
+                      global_clipnorm=global_clipnorm, weight_decay=weight_decay),
+                 self._parameter_constraints, type(self).__name__)
         given = [k for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
                                 ("global_clipnorm", global_clipnorm)) if v is not None]
         if len(given) > 1:
             raise ValueError(f"clipnorm, clipvalue, global_clipnorm: give at most one, got {', '.join(given)}")
-        for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue), ("global_clipnorm", global_clipnorm)):
-            if v is not None and not v > 0:
-                raise ValueError(f"{k}: expected a positive number, got {v!r}")
-        if weight_decay is not None and weight_decay < 0:
-            raise ValueError(f"weight_decay: expected a number >= 0, got {weight_decay!r}")
         self.learning_rate = learning_rate
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
         self.weight_decay = weight_decay
@@ -54,11 +65,10 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, value):
+        validate({"learning_rate": value}, Optimizer._parameter_constraints, type(self).__name__)
         if isinstance(value, _schedules.LearningRateSchedule):
             self._learning_rate = value
             return
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value > 0:
-            raise ValueError(f"learning_rate: expected a positive number or a schedule, got {value!r}")
         self._learning_rate = float(value)
 
     def current_learning_rate(self):
@@ -73,6 +83,12 @@ class Optimizer:
 
     def build(self, size, dtype, remap=None):
         """State arrays of length ``size``; ``remap`` = [(old_slice, new_slice)] keeps old state."""
+        eps = getattr(self, "epsilon", None)
+        if eps is not None and not eps >= np.finfo(dtype).tiny:
+            # the update kernels run with flush-to-zero: a subnormal epsilon reads as 0
+            # there, and a zero gradient then gives 0/0 = NaN weights
+            raise ValueError(f"epsilon: expected a normal {np.dtype(dtype).name} value >= "
+                             f"{np.finfo(dtype).tiny} (a subnormal epsilon flushes to zero), got {eps!r}")
         old = self.state
         self.state = {}
         self._views = None
@@ -114,36 +130,80 @@ class Optimizer:
         raise NotImplementedError
 
     # config ---------------------------------------------------------------
+    _hyper = ()  # the subclass's own float hyperparameters, set by _set_hyper, in get_config
+
+    def _set_hyper(self, learning_rate, kwargs, **hyper):
+        """Validates ``hyper`` (before any state is set), runs the base constructor with
+        ``kwargs``, then stores each value of ``hyper`` as a float attribute."""
+        validate(hyper, self._parameter_constraints, type(self).__name__)
+        Optimizer.__init__(self, learning_rate, **kwargs)
+        for k, v in hyper.items():
+            setattr(self, k, float(v))
+
     def get_config(self):
         lr = self._learning_rate
         if isinstance(lr, _schedules.LearningRateSchedule):
             lr = _schedules.serialize(lr)
         return {"learning_rate": lr, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
-                "global_clipnorm": self.global_clipnorm, "weight_decay": self.weight_decay}
+                "global_clipnorm": self.global_clipnorm, "weight_decay": self.weight_decay,
+                **{k: getattr(self, k) for k in self._hyper}}
 
 
 class SGD(Optimizer):
-    """Gradient descent; with momentum v = momentum v - lr g, p += v;
-    Nesterov: p += momentum v - lr g.
+    """Gradient descent, with optional momentum in one of two forms, side by side:
+
+    ============================  ==========================  ===============================
+    ``momentum_form``             velocity                    step
+    ============================  ==========================  ===============================
+    ``"keras"`` (default, Keras)  ``v = momentum v - lr g``   ``p += v``
+    ``"ema"`` (the course notes)  ``v = b v + (1 - b) g``     ``p -= lr v``
+    ============================  ==========================  ===============================
+
+    (``b`` = ``momentum``.) The notes' form averages the gradients, so its ``lr`` is
+    ``1 / (1 - momentum)`` times Keras's for the same steps: at a constant learning rate
+    ``SGD(lr, momentum=b, momentum_form="ema")`` takes exactly the steps of
+    ``SGD((1 - b) * lr, momentum=b)``. That is how it runs (the same fused kernel,
+    ``lr`` scaled by ``1 - b``; when a schedule changes ``lr``, the stored velocity is
+    rescaled by ``lr_new / lr_old`` first, so each step is exactly the notes' update).
+    The ``velocity`` slot holds ``-lr * v`` in the ``"ema"`` form. Nesterov in either
+    form: ``p += momentum v - lr g`` (Keras); ``p -= lr (b v + (1 - b) g)`` (ema).
 
     >>> SGD(learning_rate=0.1, momentum=0.9, nesterov=True).nesterov
     True
+    >>> SGD(learning_rate=0.1, momentum=0.9, momentum_form="ema").get_config()["momentum_form"]
+    'ema'
     """
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, momentum_form="keras", **kwargs):
+        validate({"momentum": momentum, "momentum_form": momentum_form}, self._parameter_constraints, "SGD")
         super().__init__(learning_rate, **kwargs)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum: expected a number in [0, 1), got {momentum!r}")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self.momentum_form = momentum_form
         self.slots = ("velocity",) if self.momentum else ()
+        self._ema_lr = None    # the lr the ema velocity was last scaled by
+        self._ema_step = None  # (iteration, rescale factor) of the current step
 
     def _update(self, p, g, state, lr):
         self._decay(p, lr)
-        _ops.sgd_update(p, g, state.get("velocity"), lr=lr, momentum=self.momentum, nesterov=self.nesterov)
+        v = state.get("velocity")
+        if self.momentum_form == "ema" and v is not None:
+            if self._ema_step is None or self._ema_step[0] != self.iterations:  # first range of a step
+                prev = self._ema_lr
+                self._ema_step = (self.iterations, lr / prev if prev and prev != lr else 1.0)
+                self._ema_lr = lr
+            if self._ema_step[1] != 1.0:
+                v *= v.dtype.type(self._ema_step[1])
+            lr = (1.0 - self.momentum) * lr
+        _ops.sgd_update(p, g, v, lr=lr, momentum=self.momentum, nesterov=self.nesterov)
+
+    def build(self, size, dtype, remap=None):
+        super().build(size, dtype, remap)
+        if not remap:
+            self._ema_lr = self._ema_step = None
 
     def get_config(self):
         c = super().get_config()
-        c.update(momentum=self.momentum, nesterov=self.nesterov)
+        c.update(momentum=self.momentum, nesterov=self.nesterov, momentum_form=self.momentum_form)
         return c
 
 
@@ -151,33 +211,25 @@ class RMSprop(Optimizer):
     """s = rho s + (1 - rho) g^2;  p -= lr g / (sqrt(s) + epsilon)."""
 
     slots = ("sq_avg",)
+    _hyper = ("rho", "epsilon")
 
     def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7, **kwargs):
-        super().__init__(learning_rate, **kwargs)
-        if not 0 <= rho < 1:
-            raise ValueError(f"rho: expected a number in [0, 1), got {rho!r}")
-        self.rho, self.epsilon = float(rho), float(epsilon)
+        self._set_hyper(learning_rate, kwargs, rho=rho, epsilon=epsilon)
 
     def _update(self, p, g, state, lr):
         self._decay(p, lr)
         _ops.rmsprop_update(p, g, state["sq_avg"], lr=lr, rho=self.rho, eps=self.epsilon)
-
-    def get_config(self):
-        c = super().get_config()
-        c.update(rho=self.rho, epsilon=self.epsilon)
-        return c
 
 
 class Adagrad(Optimizer):
     """a += g^2;  p -= lr g / (sqrt(a) + epsilon); a starts at initial_accumulator_value."""
 
     slots = ("accum",)
+    _hyper = ("initial_accumulator_value", "epsilon")
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
-        super().__init__(learning_rate, **kwargs)
-        if initial_accumulator_value < 0:
-            raise ValueError(f"initial_accumulator_value: expected a number >= 0, got {initial_accumulator_value!r}")
-        self.initial_accumulator_value, self.epsilon = float(initial_accumulator_value), float(epsilon)
+        self._set_hyper(learning_rate, kwargs, initial_accumulator_value=initial_accumulator_value,
+                        epsilon=epsilon)
 
     def _initial_state(self, slot):
         return self.initial_accumulator_value
@@ -186,34 +238,24 @@ class Adagrad(Optimizer):
         self._decay(p, lr)
         _ops.adagrad_update(p, g, state["accum"], lr=lr, eps=self.epsilon)
 
-    def get_config(self):
-        c = super().get_config()
-        c.update(initial_accumulator_value=self.initial_accumulator_value, epsilon=self.epsilon)
-        return c
-
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction:
-    m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr m^ / (sqrt(v^) + epsilon)."""
+    m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr m^ / (sqrt(v^) + epsilon).
+
+    ``epsilon`` defaults to Keras's 1e-7; the course notes (and the Adam paper,
+    PyTorch) use 1e-8: ``Adam(epsilon=1e-8)`` gives the notes' update."""
 
     slots = ("m", "v")
+    _hyper = ("beta_1", "beta_2", "epsilon")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
-        super().__init__(learning_rate, **kwargs)
-        for k, b in (("beta_1", beta_1), ("beta_2", beta_2)):
-            if not 0 <= b < 1:
-                raise ValueError(f"{k}: expected a number in [0, 1), got {b!r}")
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self._set_hyper(learning_rate, kwargs, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
 
     def _update(self, p, g, state, lr):
         _ops.adam_update(p, g, state["m"], state["v"], lr=lr, beta1=self.beta_1, beta2=self.beta_2,
                           eps=self.epsilon, step=self.iterations,
                           weight_decay=self.weight_decay or 0.0, decoupled=True)
-
-    def get_config(self):
-        c = super().get_config()
-        c.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
-        return c
 
 
 class AdamW(Adam):

@@ -5,7 +5,10 @@
   optimizers, learning rates side by side).
 * :func:`activation_histograms` — one histogram of activations per layer.
 * :func:`update_ratio_curves` — ‖ΔW‖/‖W‖ per step and weight tensor, with a
-  line at the cs231n notes' rule of thumb (about 1e-3).
+  line at the course notes' rule of thumb (about 1e-2) and the band down to
+  cs231n's 1e-3 shaded.
+* :func:`gradient_histograms` — one histogram of gradients per kernel, with
+  its norm (:func:`fastnn.monitor.gradient_flow`).
 * :func:`lr_range_plot` — loss against learning rate for :func:`fastnn.tuning.lr_range_test`.
 
 Each returns the matplotlib Figure and, given ``path``, writes the PNG there.
@@ -19,7 +22,7 @@ import math
 import numpy as np
 
 __all__ = ["learning_curves", "compare_runs", "activation_histograms", "update_ratio_curves",
-           "lr_range_plot", "std_per_layer_plot"]
+           "lr_range_plot", "std_per_layer_plot", "gradient_histograms"]
 
 
 def _pyplot():
@@ -195,10 +198,12 @@ def std_per_layer_plot(stds, path=None, title=None):
     return _finish(fig, path)
 
 
-def update_ratio_curves(ratios, path=None, title=None, healthy=1e-3):
+def update_ratio_curves(ratios, path=None, title=None, healthy=1e-2, band=(1e-3, 1e-2)):
     """‖ΔW‖/‖W‖ per training step for each weight tensor, log scale, with a
-    line at ``healthy`` (the cs231n notes' rule of thumb: around 1e-3; much
-    lower, the learning rate is probably too small; much higher, too large).
+    line at ``healthy`` (the course notes' rule of thumb: about 1e-2) and the
+    ``band`` shaded (1e-3, cs231n's number, to the notes' 1e-2). An order of
+    magnitude below the band, the learning rate is probably too small; an
+    order above it, too large. ``healthy=None`` / ``band=None`` draw neither.
 
     ``ratios`` maps tensor name -> sequence of ratios per step (the
     ``update_ratio/<name>`` lists a :class:`fastnn.monitor.TrainingMonitor`
@@ -220,8 +225,10 @@ def update_ratio_curves(ratios, path=None, title=None, healthy=1e-3):
     for name, v in series.items():
         v = np.asarray(v, dtype=np.float64)
         ax.semilogy(np.arange(1, len(v) + 1), np.where(v > 0, v, np.nan), lw=1, label=name)
+    if band:
+        ax.axhspan(band[0], band[1], color="C2", alpha=0.12, label=f"{band[0]:g} .. {band[1]:g}")
     if healthy:
-        ax.axhline(healthy, color="k", ls=":", lw=1, label=f"{healthy:g}")
+        ax.axhline(healthy, color="k", ls=":", lw=1, label=f"{healthy:g} (notes)")
     ax.set_xlabel("step")
     ax.set_ylabel("‖ΔW‖ / ‖W‖")
     ax.grid(alpha=0.3, which="both")
@@ -258,4 +265,39 @@ def lr_range_plot(result, path=None, title=None):
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
+    return _finish(fig, path)
+
+
+def gradient_histograms(flow, path=None, bins=50, title=None):
+    """One histogram per kernel of its gradient, titled with the gradient norm and
+    std(grad)/std(W): the notes' gradient-flow picture at initialization.
+
+    ``flow`` is a :class:`fastnn.monitor.GradientFlow` (or a dict name -> gradient
+    array); biases and other non-kernel tensors are left out when kernels exist.
+
+    >>> flow = fastnn.monitor.gradient_flow(model, x[:256], y[:256])   # doctest: +SKIP
+    >>> gradient_histograms(flow, "/tmp/grads.png")                    # doctest: +SKIP
+    """
+    grads = getattr(flow, "grads", flow)
+    if not isinstance(grads, dict) or not grads:
+        raise TypeError("flow: expected a GradientFlow or a non-empty dict of name -> gradient array")
+    kernels = {k: v for k, v in grads.items() if k.endswith("/kernel")} or grads
+    plt = _pyplot()
+    n = len(kernels)
+    cols = min(n, 5)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.3 * rows), squeeze=False)
+    for ax, (name, g) in zip(axes.flat, kernels.items()):
+        g = np.asarray(g, dtype=np.float64).ravel()
+        g = g[np.isfinite(g)]
+        ax.hist(g, bins=bins, color="C1")
+        stats = flow.get(name) if isinstance(flow, dict) and name in flow and \
+            isinstance(flow.get(name), dict) else None
+        extra = f" ratio {stats['ratio']:.2g}" if stats else ""
+        ax.set_title(f"{name}\nnorm {np.linalg.norm(g):.2g}{extra}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
     return _finish(fig, path)

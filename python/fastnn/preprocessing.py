@@ -1,5 +1,6 @@
 """Preprocessing with training-set statistics: standardization, PCA (optionally
-whitened), ZCA whitening, one-hot labels.
+whitened), ZCA whitening, per-channel mean subtraction, one-hot labels; and
+per-sample normalization, which uses each sample's own statistics only.
 
 The pattern the course notes insist on: compute every statistic on the
 training set only, then apply the *same* transform to dev and test data::
@@ -17,7 +18,7 @@ import os
 
 import numpy as np
 
-__all__ = ["StandardScaler", "PCA", "ZCA", "one_hot"]
+__all__ = ["StandardScaler", "PCA", "ZCA", "ChannelMeanSubtraction", "per_sample_normalize", "one_hot"]
 
 
 def _as_2d(x, name: str = "x") -> tuple[np.ndarray, tuple]:
@@ -180,6 +181,108 @@ class StandardScaler(_Transform):
         a, shape = _as_2d(z, "z")
         self._check_features(a, shape, "z")
         return (a * self.scale_ + self.mean_).astype(self.dtype).reshape((a.shape[0],) + shape)
+
+
+def per_sample_normalize(x, scale="std", eps: float = 1e-8, dtype=np.float32):
+    """Normalize every sample by its own statistics (the notes' per-sample
+    normalization): nothing is learned from the training set, so the same
+    call serves train, dev and test data.
+
+    ``scale="std"`` (default): ``(x_i - mean(x_i)) / sqrt(var(x_i) + eps)``, each
+    sample (an image, a row) to mean 0 and std 1 (brightness and contrast removed);
+    ``"l2"``: ``x_i / max(||x_i||, eps)`` (unit length, not centred); ``None``: only
+    ``x_i - mean(x_i)``. The statistics run over all of a sample's values; the
+    output has ``x``'s shape, in ``dtype``.
+
+    >>> import numpy as np
+    >>> from fastnn.preprocessing import per_sample_normalize
+    >>> per_sample_normalize(np.array([[1.0, 3.0], [10.0, 30.0]]), eps=0)
+    array([[-1.,  1.],
+           [-1.,  1.]], dtype=float32)
+    """
+    if scale not in ("std", "l2", None):
+        raise ValueError(f"scale: expected 'std', 'l2' or None, got {scale!r}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not eps >= 0:
+        raise ValueError(f"eps: expected a number >= 0, got {eps!r}")
+    dt = _check_dtype(dtype)
+    a, shape = _as_2d(x)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a constant sample with eps=0: refused below
+        if scale == "l2":
+            out = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), eps)
+        else:
+            out = a - a.mean(axis=1, keepdims=True)
+            if scale == "std":
+                out /= np.sqrt(out.var(axis=1, keepdims=True) + eps)
+    if not np.all(np.isfinite(out)):
+        raise ValueError("x: a sample is constant (or not finite) and eps=0: its normalization "
+                         "divides by zero; use eps > 0")
+    return out.astype(dt).reshape((a.shape[0],) + shape)
+
+
+class ChannelMeanSubtraction(_Transform):
+    """Subtract the training set's mean of each channel (the notes' per-channel
+    mean subtraction, as AlexNet and VGG do for images): one mean per channel,
+    over every sample and every position, ``fit`` on the training set only;
+    ``with_std=True`` also divides by each channel's std.
+
+    ``channel_axis`` is the channel axis of ``x`` (-1 for channels-last
+    ``(n, H, W, C)``, 1 for channels-first ``(n, C, H, W)``); for ``(n, d)`` data
+    each column is a channel. (The mean *image*, one mean per pixel, is
+    ``StandardScaler(with_std=False)``.)
+
+    >>> import numpy as np
+    >>> from fastnn.preprocessing import ChannelMeanSubtraction
+    >>> x = np.zeros((2, 2, 2, 3)); x[..., 0] = 1.0; x[1, ..., 2] = 4.0
+    >>> ChannelMeanSubtraction().fit(x).mean_
+    array([1., 0., 2.])
+    """
+
+    _state_keys = ("mean_", "scale_")
+
+    def __init__(self, channel_axis: int = -1, with_std: bool = False, dtype=np.float32):
+        if isinstance(channel_axis, bool) or not isinstance(channel_axis, (int, np.integer)):
+            raise TypeError(f"channel_axis: expected an int, got {type(channel_axis).__name__}")
+        self.channel_axis = int(channel_axis)
+        self.with_std = bool(with_std)
+        self.dtype = _check_dtype(dtype)
+        self.mean_ = None
+        self.scale_ = None
+
+    def _params(self):
+        return {"channel_axis": self.channel_axis, "with_std": self.with_std}
+
+    def _channels_last(self, x, name):
+        a = np.asarray(x) if not isinstance(x, (str, bytes)) and x is not None else None
+        _as_2d(x, name)  # the shared checks: numeric, (n, ...), n >= 1
+        ax = self.channel_axis + a.ndim if self.channel_axis < 0 else self.channel_axis
+        if not 1 <= ax < a.ndim:
+            raise ValueError(f"channel_axis: {self.channel_axis} is not a non-batch axis of "
+                             f"{name} with shape {a.shape}")
+        return np.moveaxis(a, ax, -1).astype(np.float64, copy=False), ax
+
+    def fit(self, x):
+        """Per-channel mean (and std) of the training set ``x``; returns self."""
+        a, _ = self._channels_last(x, "x")
+        flat = a.reshape(-1, a.shape[-1])
+        self.input_shape_ = tuple(np.asarray(x).shape[1:])
+        self.mean_ = flat.mean(axis=0)
+        std = flat.std(axis=0) if self.with_std else np.ones(flat.shape[1])
+        self.scale_ = np.where(std < 1e-12, 1.0, std)
+        return self
+
+    def transform(self, x):
+        """``(x - mean_) / scale_`` per channel, same shape as ``x``."""
+        self._check_fitted()
+        a, ax = self._channels_last(x, "x")
+        self._check_features(a, tuple(np.asarray(x).shape[1:]))
+        return np.moveaxis((a - self.mean_) / self.scale_, -1, ax).astype(self.dtype)
+
+    def inverse_transform(self, z):
+        """Undo :meth:`transform`."""
+        self._check_fitted()
+        a, ax = self._channels_last(z, "z")
+        self._check_features(a, tuple(np.asarray(z).shape[1:]), "z")
+        return np.moveaxis(a * self.scale_ + self.mean_, -1, ax).astype(self.dtype)
 
 
 class PCA(_Transform):

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._core import activations as _activation_registry
+
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
-ACTIVATIONS = ("identity", "linear", "relu", "leaky_relu", "elu", "selu",
-               "sigmoid", "tanh", "swish", "silu", "softplus")
-DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
+# Names, aliases and default alphas are facts of the ops contract, read from the one
+# registry (_core.activations()); the formulas below are this module's own.
+_REGISTRY = _activation_registry()
+ACTIVATIONS = tuple(_REGISTRY)
+DEFAULT_ALPHA = {name: row["alpha"] for name, row in _REGISTRY.items() if row["alpha"] is not None}
 
 
 def _canonical(name):
-    return {"linear": "identity", "silu": "swish"}.get(name, name)
+    return _REGISTRY[name]["canonical"] if name in _REGISTRY else name
 
 
 def _sigmoid(x):
@@ -37,7 +41,7 @@ def activation(name, x, *, alpha=None, out=None):
     x = np.asarray(x)
     t = x.dtype.type
     with np.errstate(over="ignore", invalid="ignore"):
-        if name == "identity":
+        if name == "linear":
             y = x.copy()
         elif name == "relu":
             y = np.where(x > 0, x, np.where(np.isnan(x), x, t(0)))
@@ -70,16 +74,16 @@ def activation_grad(name, dy, *, x=None, y=None, alpha=None, out=None):
     a = DEFAULT_ALPHA.get(name, 0.0) if alpha is None else alpha
     dy = np.asarray(dy)
     t = dy.dtype.type
-    if x is None and y is None and name != "identity":
+    if x is None and y is None and name != "linear":
         raise ValueError("x, y: give the forward input x or output y")
     if name in ("swish", "softplus") and x is None:
         raise ValueError(f"x: activation {name!r} needs the forward input x")
-    if x is None and name not in ("sigmoid", "tanh", "identity"):
+    if x is None and name not in ("sigmoid", "tanh", "linear"):
         s = y  # sign(y) == sign(x) for the piecewise ones
     else:
         s = x
     with np.errstate(over="ignore", invalid="ignore"):
-        if name == "identity":
+        if name == "linear":
             d = np.ones_like(dy)
         elif name == "relu":
             d = np.where(s > 0, t(1), np.where(np.isnan(s), s, t(0)))
@@ -105,7 +109,7 @@ def activation_grad(name, dy, *, x=None, y=None, alpha=None, out=None):
             d = _sigmoid(x)
         else:
             raise ValueError(f"name: unknown activation {name!r}")
-    if s is not None and name != "identity":  # a NaN input gives a NaN gradient (identity: dy itself)
+    if s is not None and name != "linear":  # a NaN input gives a NaN gradient (linear: dy itself)
         d = np.where(np.isnan(s), s, d)
     g = (dy * d).astype(dy.dtype, copy=False)
     if name == "relu":  # a select, as the kernel (and PyTorch): an inactive unit passes 0 even for a NaN/inf dy
@@ -391,3 +395,49 @@ def column_sum(x, *, out=None):
         out[...] = s
         return out
     return s
+
+
+# ----------------------------------------------------------------------------
+# bfloat16 (mixed precision)
+# ----------------------------------------------------------------------------
+
+def bfloat16_round(x, *, out=None):
+    """float32 ``x`` rounded to bfloat16 and widened back, through the bit patterns.
+
+    The upper 16 bits of the float32, rounded to nearest even; NaN stays NaN
+    (quiet bit set, sign kept); +-inf stay; finite values past the largest
+    bfloat16 become +-inf; float32 subnormals become signed zeros (as the
+    ``vcvtne2ps2bf16`` instruction does).
+    """
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    rounded = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+    nan = (u & 0x7FFFFFFF) > 0x7F800000
+    subnormal_or_zero = (u & 0x7F800000) == 0
+    bits = np.where(subnormal_or_zero, (u >> 16) & 0x8000, np.where(nan, (u >> 16) | 0x40, rounded))
+    r = (bits.astype(np.uint32) << np.uint32(16)).view(np.float32).reshape(np.shape(x))
+    return _into(out, r)
+
+
+def matmul_bf16(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
+                bias=None, activation=None, activation_alpha=None):
+    """matmul of float32 arrays with both operands rounded to bfloat16 first.
+
+    The product of the rounded operands is formed in float64 and rounded once
+    to float32; alpha, beta * out, bias and the activation then follow in
+    float32, as in :func:`matmul`.
+    """
+    A = bfloat16_round(a).astype(np.float64)
+    B = bfloat16_round(b).astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf and NaN operands propagate as IEEE says
+        prod = ((A.T if trans_a else A) @ (B.T if trans_b else B)).astype(np.float32)
+    f = np.float32
+    c = f(alpha) * prod
+    if beta != 0.0:
+        if out is None:
+            raise ValueError("out: beta != 0 needs out")
+        c = c + f(beta) * out
+    if bias is not None:
+        c = c + bias
+    if activation is not None:
+        c = globals()["activation"](activation, c.astype(np.float32), alpha=activation_alpha)
+    return _into(out, c.astype(np.float32, copy=False))

@@ -14,6 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._registry import resolve
+from ._validate import Interval, Real, validate
+
+_CONSTRAINTS = {"l1": [Interval(Real, 0, None, closed="left")], "l2": [Interval(Real, 0, None, closed="left")]}
 
 
 class Regularizer:
@@ -45,40 +48,78 @@ class Regularizer:
             scratch *= t(self.l1)
             grad += scratch
 
+    _config = ("l1", "l2")  # the arguments get_config returns
+
+    def _set(self, **penalties):
+        validate(penalties, _CONSTRAINTS, type(self).__name__)
+        for k, v in penalties.items():
+            setattr(self, k, float(v))
+
     def get_config(self):
-        return {"l1": self.l1, "l2": self.l2}
+        return {k: getattr(self, k) for k in self._config}
 
 
 class L1(Regularizer):
     """l1 * sum(|w|)."""
 
-    def __init__(self, l1=0.01):
-        self.l1 = float(l1)
+    _config = ("l1",)
 
-    def get_config(self):
-        return {"l1": self.l1}
+    def __init__(self, l1=0.01):
+        self._set(l1=l1)
 
 
 class L2(Regularizer):
     """l2 * sum(w^2)."""
 
-    def __init__(self, l2=0.01):
-        self.l2 = float(l2)
+    _config = ("l2",)
 
-    def get_config(self):
-        return {"l2": self.l2}
+    def __init__(self, l2=0.01):
+        self._set(l2=l2)
 
 
 class L1L2(Regularizer):
     """l1 * sum(|w|) + l2 * sum(w^2)."""
 
     def __init__(self, l1=0.0, l2=0.0):
-        self.l1, self.l2 = float(l1), float(l2)
+        self._set(l1=l1, l2=l2)
+
+
+class BatchMeanL2(Regularizer):
+    """scikit-learn's MLP penalty: ``0.5 * alpha * sum(w**2) / batch_size`` (gradient
+    ``alpha * w / batch_size``), where ``batch_size`` is the number of samples in the
+    current mini-batch. The trainer does not tell a regularizer the batch size, so whoever
+    trains sets the attribute ``batch_size`` before each step (``fastnn.sklearn`` does, from
+    a callback; the last, smaller batch of an epoch included).
+
+    This is the notes' ``(lambda / 2m) * sum ||W||^2`` with ``lambda = alpha`` and ``m``
+    the mini-batch size. It is ``L2(0.5 * alpha / batch_size)`` for one fixed batch size.
+    """
+
+    def __init__(self, alpha=1e-4, batch_size=1):
+        self.alpha = float(alpha)
+        self.batch_size = batch_size
+
+    @property
+    def batch_size(self):
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, m):
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+            raise ValueError(f"batch_size: expected an int >= 1, got {m!r}")
+        self._batch_size = int(m)
+
+    @property
+    def l2(self):
+        return 0.5 * self.alpha / self._batch_size
+
+    def get_config(self):
+        return {"alpha": self.alpha, "batch_size": self._batch_size}
 
 
 l1, l2, l1_l2 = L1, L2, L1L2
 _BY_NAME = {"l1": L1, "l2": L2, "l1_l2": L1L2}
-_CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2}
+_CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2, "BatchMeanL2": BatchMeanL2}
 
 
 def get(identifier):

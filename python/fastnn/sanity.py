@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._validate import Integral, Interval, validate
+
 __all__ = ["diagnose", "Diagnosis", "sanity_check", "SanityReport", "CheckResult"]
 
 _BIAS_STEPS = ("bigger network (more units or layers)", "train longer",
@@ -203,7 +205,6 @@ def sanity_check(model, x, y, n_overfit: int = 20, max_epochs: int = 200,
     >>> report.ok
     True
     """
-    from . import regularizers as _regularizers
     if not getattr(model, "compiled", False):
         raise ValueError("model: compile it first (model.compile(optimizer, loss, ...))")
     xa = np.asarray(x)
@@ -211,32 +212,40 @@ def sanity_check(model, x, y, n_overfit: int = 20, max_epochs: int = 200,
     if xa.ndim < 2 or len(xa) != len(ya):
         raise ValueError(f"x, y: expected (n, features) inputs and n targets, got shapes "
                          f"{xa.shape} and {ya.shape}")
-    if isinstance(n_overfit, bool) or not isinstance(n_overfit, (int, np.integer)) or n_overfit < 1:
-        raise ValueError(f"n_overfit: expected an int >= 1, got {n_overfit!r}")
-    if isinstance(max_epochs, bool) or not isinstance(max_epochs, (int, np.integer)) or max_epochs < 1:
-        raise ValueError(f"max_epochs: expected an int >= 1, got {max_epochs!r}")
+    validate({"n_overfit": n_overfit, "max_epochs": max_epochs}, _CONSTRAINTS, "sanity_check")
     if not model.built:
         model.build(xa.shape[1:])
-    report = SanityReport()
+    report = SanityReport([_check_initial_loss(model, xa, ya, loss_tolerance),
+                           _check_regularization(model, xa, ya, reg_strength),
+                           _check_overfit(model, xa, ya, n_overfit, max_epochs, seed)])
+    if verbose:
+        print(report)
+    return report
 
-    # 1. initial loss, regularization off
+
+_CONSTRAINTS = {"n_overfit": [Interval(Integral, 1, None, closed="left")],
+                "max_epochs": [Interval(Integral, 1, None, closed="left")]}
+
+
+def _check_initial_loss(model, xa, ya, loss_tolerance):
+    """1. the initial loss, regularization off, against its expected value."""
     plain = _copy_without(model, dropout=True, regularization=True)
     loss0, _ = _data_loss(plain, xa, ya)
     expected, why = _expected_initial_loss(model)
     if expected is None:
-        report.append(CheckResult("initial loss", None,
-                                  f"{loss0:.4f} (no expected value for loss {model.loss.name!r})",
-                                  {"loss": loss0}))
-    else:
-        rel = abs(loss0 - expected) / expected
-        ok = rel <= loss_tolerance
-        hint = "" if ok else (" — check the initialization scale and the output layer"
-                              if loss0 > expected else " — suspiciously low: check for label leaks")
-        report.append(CheckResult(
-            "initial loss", ok, f"{loss0:.4f}, expected {expected:.4f} ({why}), "
-            f"off by {rel:.1%}{hint}", {"loss": loss0, "expected": expected}))
+        return CheckResult("initial loss", None,
+                           f"{loss0:.4f} (no expected value for loss {model.loss.name!r})", {"loss": loss0})
+    rel = abs(loss0 - expected) / expected
+    ok = rel <= loss_tolerance
+    hint = "" if ok else (" — check the initialization scale and the output layer"
+                          if loss0 > expected else " — suspiciously low: check for label leaks")
+    return CheckResult("initial loss", ok, f"{loss0:.4f}, expected {expected:.4f} ({why}), "
+                       f"off by {rel:.1%}{hint}", {"loss": loss0, "expected": expected})
 
-    # 2. regularization raises the loss
+
+def _check_regularization(model, xa, ya, reg_strength):
+    """2. regularization (the model's own, else an L2 of ``reg_strength``) raises the loss."""
+    from . import regularizers as _regularizers
     reg = _copy_without(model, dropout=True, regularization=False)
     data_loss, total = _data_loss(reg, xa, ya)
     source = "the model's regularization"
@@ -245,13 +254,13 @@ def sanity_check(model, x, y, n_overfit: int = 20, max_epochs: int = 200,
         reg._reg_items = None
         data_loss, total = _data_loss(reg, xa, ya)
         source = f"L2({reg_strength:g})"
-    ok = total > data_loss
-    report.append(CheckResult(
-        "regularization raises the loss", ok,
-        f"{data_loss:.4f} without, {total:.4f} with {source}",
-        {"without": data_loss, "with": total}))
+    return CheckResult("regularization raises the loss", total > data_loss,
+                       f"{data_loss:.4f} without, {total:.4f} with {source}",
+                       {"without": data_loss, "with": total})
 
-    # 3. overfit a tiny subset
+
+def _check_overfit(model, xa, ya, n_overfit, max_epochs, seed):
+    """3. a tiny subset, dropout and regularization off, is fitted exactly within ``max_epochs``."""
     rng = np.random.default_rng(seed)
     k = min(n_overfit, len(xa))
     idx = rng.choice(len(xa), k, replace=False)
@@ -284,9 +293,6 @@ def sanity_check(model, x, y, n_overfit: int = 20, max_epochs: int = 200,
                   f"epochs (target 1% of the start)")
     if not reached:
         detail += " — cannot overfit: check the gradients, raise the learning rate or the capacity"
-    report.append(CheckResult("overfit a tiny subset", reached, detail,
-                              {"epochs": epochs_used, "start_loss": start_loss, "end_loss": end_loss,
-                               "accuracy" if classify else "loss": metric}))
-    if verbose:
-        print(report)
-    return report
+    return CheckResult("overfit a tiny subset", reached, detail,
+                       {"epochs": epochs_used, "start_loss": start_loss, "end_loss": end_loss,
+                        "accuracy" if classify else "loss": metric})

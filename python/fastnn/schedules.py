@@ -1,18 +1,25 @@
 """Learning-rate schedules: ``lr = schedule(step)``.
 
 By default ``step`` is the optimizer's update count, as in Keras; with
-``per_epoch=True`` it is the epoch index (0-based), e.g. the course notes'
-``lr = lr0 / (1 + decay_rate * epoch)``:
+``per_epoch=True`` it is the epoch index the trainer passes (0-based).
+``InverseTimeDecay(per_epoch=True)`` is the course notes'
+``lr = lr0 / (1 + decay_rate * epoch_num)`` with epochs counted from 1, so the
+first epoch already runs at ``lr0 / (1 + decay_rate)``; the notes' table
+(lr0 = 0.2, decay 1: epochs 1-4 at 0.1, 0.067, 0.05, 0.04):
 
->>> s = InverseTimeDecay(0.1, decay_steps=1, decay_rate=0.5, per_epoch=True)
->>> [round(s(e), 4) for e in range(3)]
-[0.1, 0.0667, 0.05]
+>>> s = InverseTimeDecay(0.2, decay_steps=1, decay_rate=1.0, per_epoch=True)
+>>> [round(s(e), 3) for e in range(4)]  # the trainer's epoch indices 0..3
+[0.1, 0.067, 0.05, 0.04]
 
 Use it as ``fastnn.optimizers.SGD(learning_rate=s)``.
 """
 from __future__ import annotations
 
 import math
+
+from ._validate import Interval, Real, validate
+
+_POSITIVE = Interval(Real, 0, None, closed="neither")
 
 
 class LearningRateSchedule:
@@ -28,8 +35,7 @@ class LearningRateSchedule:
 
 
 def _positive(v, name):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-        raise ValueError(f"{name}: expected a positive number, got {v!r}")
+    validate({name: v}, {name: [_POSITIVE]}, "schedule")
     return v
 
 
@@ -54,17 +60,24 @@ class ExponentialDecay(LearningRateSchedule):
 
 
 class InverseTimeDecay(LearningRateSchedule):
-    """lr0 / (1 + decay_rate * step / decay_steps); ``staircase`` floors step / decay_steps."""
+    """lr0 / (1 + decay_rate * step / decay_steps); ``staircase`` floors step / decay_steps.
+
+    Per step (default) ``step`` is Keras's update count, from 0, so the first update runs
+    at lr0. With ``per_epoch=True`` it is the notes' ``epoch_num``, counted from 1: the
+    trainer's 0-based epoch index ``e`` gives ``lr0 / (1 + decay_rate * (e + 1) / decay_steps)``.
+    """
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, per_epoch=False):
         self.initial_learning_rate = float(_positive(initial_learning_rate, "initial_learning_rate"))
         self.decay_steps = _positive(decay_steps, "decay_steps")
-        if decay_rate < 0:
-            raise ValueError(f"decay_rate: expected a number >= 0, got {decay_rate!r}")
+        validate({"decay_rate": decay_rate}, {"decay_rate": [Interval(Real, 0, None, closed="left")]},
+                 "InverseTimeDecay")
         self.decay_rate = float(decay_rate)
         self.staircase, self.per_epoch = bool(staircase), bool(per_epoch)
 
     def __call__(self, step):
+        if self.per_epoch:
+            step = step + 1  # the notes count epochs from 1
         p = step / self.decay_steps
         if self.staircase:
             p = math.floor(p)
@@ -108,8 +121,7 @@ class CosineDecay(LearningRateSchedule):
     def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, per_epoch=False):
         self.initial_learning_rate = float(_positive(initial_learning_rate, "initial_learning_rate"))
         self.decay_steps = _positive(decay_steps, "decay_steps")
-        if not 0 <= alpha <= 1:
-            raise ValueError(f"alpha: expected a number in [0, 1], got {alpha!r}")
+        validate({"alpha": alpha}, {"alpha": [Interval(Real, 0, 1, closed="both")]}, "CosineDecay")
         self.alpha, self.per_epoch = float(alpha), bool(per_epoch)
 
     def __call__(self, step):

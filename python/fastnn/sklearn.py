@@ -24,13 +24,34 @@ try:
 except ImportError as e:  # pragma: no cover
     raise ImportError("fastnn.sklearn needs scikit-learn: pip install scikit-learn") from e
 
+from ._validate import Integral, Interval, Options, Real, validate
+
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 _OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
+_POS_INT = Interval(Integral, 1, None, closed="left")
+_CONSTRAINTS = {  # fastnn._validate, not scikit-learn's own _parameter_constraints machinery
+    "optimizer": [Options(str, set(_OPTIMIZERS))],
+    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+    "alpha": [Interval(Real, 0, None, closed="left")],
+    "max_iter": [_POS_INT], "n_iter_no_change": [_POS_INT],
+    "batch_size": [_POS_INT, Options(str, {"auto"})],
+    "dropout": [Interval(Real, 0, 1, closed="left")],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "momentum": [Interval(Real, 0, 1, closed="left")], "tol": [Interval(Real, 0, None, closed="left")],
+}
 
 
 class _BaseMLP(BaseEstimator):
+    """``alpha`` means what it means in scikit-learn's MLPs: the penalty
+    ``0.5 * alpha * sum(W**2) / m`` over the kernels (biases excluded) is added to the
+    loss of every mini-batch of ``m`` samples (the last, smaller batch with its own ``m``).
+    That is the notes' L2 term ``(lambda / 2m) * sum ||W||^2`` with ``lambda = alpha``.
+    (fastnn's ``regularizers.L2(l2)`` adds ``l2 * sum(W**2)`` instead; ``alpha`` is
+    ``L2(0.5 * alpha / m)`` at a fixed batch size ``m``.)"""
+
     _loss = None
+    _penalty_scale = 1.0
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", optimizer="adam",
                  learning_rate_init=1e-3, alpha=1e-4, batch_size=200, max_iter=200,
@@ -66,27 +87,7 @@ class _BaseMLP(BaseEstimator):
             raise TypeError(f"hidden_layer_sizes: expected a tuple of ints, got {h!r}") from None
         if any(u < 1 for u in h):
             raise ValueError(f"hidden_layer_sizes: every size must be >= 1, got {h}")
-        if self.optimizer not in _OPTIMIZERS:
-            raise ValueError(f"optimizer: expected one of {_OPTIMIZERS}, got {self.optimizer!r}")
-        for name in ("learning_rate_init",):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not v > 0:
-                raise ValueError(f"{name}: expected a positive number, got {v!r}")
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float, np.floating)) \
-                or self.alpha < 0:
-            raise ValueError(f"alpha: expected a number >= 0, got {self.alpha!r}")
-        for name in ("max_iter", "n_iter_no_change"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
-        bs = self.batch_size
-        if bs != "auto" and (isinstance(bs, bool) or not isinstance(bs, (int, np.integer)) or bs < 1):
-            raise ValueError(f"batch_size: expected an int >= 1 or 'auto', got {bs!r}")
-        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
-            raise ValueError(f"dropout: expected a rate in [0, 1), got {self.dropout!r}")
-        if not 0 < self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction: expected a fraction in (0, 1), "
-                             f"got {self.validation_fraction!r}")
+        validate(self.get_params(deep=False), _CONSTRAINTS, type(self).__name__)
         return h
 
     def _seed(self):
@@ -110,7 +111,11 @@ class _BaseMLP(BaseEstimator):
         act = self.activation
         relu_like = str(act).lower() in ("relu", "leaky_relu", "elu", "selu", "swish", "silu")
         init = "he_normal" if relu_like else "glorot_uniform"
-        reg = {"kernel_regularizer": regularizers.L2(float(self.alpha))} if self.alpha else {}
+        # scikit-learn's penalty, 0.5 alpha sum(W^2) / batch size, kernels only (no biases);
+        # MSE is twice scikit-learn's squared loss, so the regressor doubles it (same objective)
+        self._penalty_ = regularizers.BatchMeanL2(float(self.alpha) * self._penalty_scale) \
+            if self.alpha else None
+        reg = {"kernel_regularizer": self._penalty_} if self.alpha else {}
         model = Sequential([L.Input(n_features)])
         for k, units in enumerate(hidden):
             if self.batchnorm:
@@ -183,9 +188,13 @@ class _BaseMLP(BaseEstimator):
                     self.best = cur
 
         stop = _Stop()
+        cbs = [stop]
+        penalty = getattr(self, "_penalty_", None)
+        if penalty is not None:
+            cbs.insert(0, _BatchSize(penalty, n, bs))
         before = len(self.loss_curve_)
         model.fit(X, y, batch_size=bs, epochs=epochs, verbose=2 if self.verbose else 0,
-                  shuffle=bool(self.shuffle), seed=seed, callbacks=[stop], **fit_kw)
+                  shuffle=bool(self.shuffle), seed=seed, callbacks=cbs, **fit_kw)
         self.n_iter_ = getattr(self, "n_iter_", 0) * incremental + (len(self.loss_curve_) - before)
         self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else np.nan
 
@@ -217,9 +226,26 @@ class _BaseMLP(BaseEstimator):
         return tags
 
 
+def _BatchSize(penalty, n, bs):
+    """A callback that tells the penalty the size of the next mini-batch (n samples in
+    batches of bs, the last one smaller)."""
+    from .callbacks import Callback
+
+    class _SetBatchSize(Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            penalty.batch_size = min(bs, n)
+
+        def on_train_batch_end(self, batch, logs=None):
+            rest = n - (batch + 1) * bs
+            if rest > 0:
+                penalty.batch_size = min(bs, rest)
+
+    return _SetBatchSize()
+
+
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """A multi-layer perceptron classifier trained by fastnn (softmax output,
-    cross-entropy loss, L2 strength ``alpha`` on the kernels), with optional
+    cross-entropy loss, scikit-learn's L2 penalty ``alpha`` on the kernels), with optional
     BatchNorm and dropout. Labels may be any values (strings included);
     ``classes_`` holds them sorted.
 
@@ -302,7 +328,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """A multi-layer perceptron regressor trained by fastnn (linear output,
-    mean squared error, L2 strength ``alpha``), with optional BatchNorm and
+    mean squared error, scikit-learn's L2 penalty ``alpha``), with optional BatchNorm and
     dropout; ``y`` may have several columns. ``score`` is R².
 
     >>> import numpy as np
@@ -315,6 +341,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _loss = "mse"
     _output_activation = None
+    _penalty_scale = 2.0  # fastnn's MSE is twice scikit-learn's squared loss 0.5 * mean((y - p)^2)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

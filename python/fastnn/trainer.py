@@ -29,9 +29,11 @@ import numpy as np
 from . import callbacks as _callbacks
 from . import initializers as _initializers
 from . import layers as _layers
+from . import losses as _losses
 from . import metrics as _metrics
 from . import multi_io as _multi_io
 from . import progress as _progress
+from ._output_check import check_loss_output
 
 
 # One lock per model: layers write into buffers they own (one set per batch size), so two
@@ -107,6 +109,14 @@ def check_compiled(model, what):
         raise NotCompiledError(f"{what}: compile the model first (model.compile(optimizer, loss, metrics))")
 
 
+def checked_loss(model, loss):
+    """The Loss for ``loss`` (a name, class, instance or dict), refused with a ValueError when
+    it cannot be right after the model's output layer (``fastnn._output_check``)."""
+    loss = _losses.get(loss)
+    check_loss_output(model, loss)
+    return loss
+
+
 def prepare_x(model, x, what="x"):
     """x as a C-contiguous array of the model's dtype, checked: shape, width, finiteness."""
     if getattr(model, "_io", None) is not None or isinstance(x, dict):  # several inputs: multi_io
@@ -149,6 +159,7 @@ def prepare_xy(model, x, y):
         prepare_x(model, x)  # validate before building from its shape
         model.build(x.shape[1:])
     model._ensure_placed()
+    check_loss_output(model, model.loss)  # again: the output width is known once built
     x = prepare_x(model, x)
     return x, prepare_y(model, y, x.shape[0])
 
@@ -178,7 +189,7 @@ def metric_updater(model, metrics, loss_on_logits, last_logits):
     (computed once per batch); the others get the logits."""
     if model._io is not None:
         return _multi_io.metric_updater(model, metrics, loss_on_logits, last_logits)
-    probs_needed = loss_on_logits and any(getattr(m, "needs_probabilities", False) for m in metrics)
+    probs_needed = last_logits and any(getattr(m, "needs_probabilities", False) for m in metrics)
     out_act = model.layers[-1].activation if last_logits else None
 
     def update(yb, out):
@@ -233,7 +244,15 @@ def train_step(model, xb, yb, loss_on_logits, last_logits):
     penalty = regularization(model) if model._reg_items != [] else 0.0
     if ranges:
         model.optimizer.apply(model.arena.params, model.arena.grads, ranges, variables)
+        apply_constraints(model)
     return loss, penalty, out
+
+
+def apply_constraints(model):
+    """Each trainable variable with a constraint projected in place (after the update)."""
+    for layer, s, _ in model.arena.entries:
+        if s.constraint is not None and layer.trainable:
+            s.constraint.apply_(layer.vars[s.name])
 
 
 def loss_and_gradients(model, x, y):

@@ -5,7 +5,8 @@ learning-rate range test.
 ::
 
     space = {"lr": loguniform(1e-4, 1), "units": intlog(32, 512),
-             "activation": choice(["relu", "tanh"]), "dropout": uniform(0, 0.5)}
+             "activation": choice(["relu", "tanh"]), "dropout": uniform(0, 0.5),
+             "momentum": log1m(0.9, 0.999)}          # beta = 1 - 10**u
     trials = random_search(build_fn, space, 20, x, y, (x_dev, y_dev), epochs=3, seed=0)
     finer = refine(space, trials, top_k=5)          # narrower ranges around the best
     trials2 = random_search(build_fn, finer, 20, x, y, (x_dev, y_dev), epochs=10, seed=1)
@@ -21,18 +22,18 @@ trials whichever executor runs them.
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
-import inspect
 import math
-import multiprocessing
-import time
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._validate import Integral, Interval, validate
+from ._trials import process_executor, run_all as _run_all
+from .lr_range import LRRangeResult, lr_range_test
+
 __all__ = [
-    "loguniform", "uniform", "choice", "intlog", "Trial", "sample", "random_search",
+    "loguniform", "uniform", "choice", "intlog", "log1m", "Trial", "sample", "random_search",
     "refine", "format_trials", "process_executor", "lr_range_test", "LRRangeResult",
 ]
 
@@ -135,6 +136,40 @@ class intlog(_Range):
         super().__init__(int(low), int(high))
 
 
+class log1m(_Range):
+    """A number in ``[low, high]`` near 1, drawn as ``1 - 10**u`` with ``u`` uniform:
+    uniform on ``log(1 - beta)``, the notes' way to search a momentum or averaging
+    ``beta`` in [0.9, 0.999]. Uniform on beta itself would spend 90% of the trials
+    in [0.9, 0.99], though beta = 0.999 averages over ~1000 steps and 0.99 over ~100:
+    what matters is 1 / (1 - beta). ``refine`` narrows it on the same scale.
+
+    >>> import numpy as np
+    >>> from fastnn.tuning import log1m
+    >>> b = log1m(0.9, 0.999).sample(np.random.default_rng(0))
+    >>> 0.9 <= b <= 0.999
+    True
+    """
+    log = False
+
+    def __init__(self, low, high):
+        _check_bounds("log1m", low, high)
+        if not 0 <= low < high < 1:
+            raise ValueError(f"log1m: expected 0 <= low < high < 1, got low={low}, high={high}")
+        super().__init__(float(low), float(high))
+
+    def to_scale(self, v):
+        return -math.log(1.0 - v)
+
+    def from_scale(self, s):
+        return float(1.0 - math.exp(-s))
+
+    def sample(self, rng):
+        return min(max(super().sample(rng), self.low), self.high)
+
+    def with_bounds(self, low, high):
+        return type(self)(max(low, self.low), min(high, self.high))
+
+
 class choice(Distribution):
     """One of a list of options, each equally likely (e.g. an activation name).
 
@@ -201,42 +236,6 @@ class Trial:
     mode: str = "max"
 
 
-def _history_dict(h):
-    if isinstance(h, dict):
-        return h
-    d = getattr(h, "history", None)
-    if isinstance(d, dict):
-        return d
-    raise TypeError(f"build_fn: the model's fit() returned {type(h).__name__}; "
-                    "expected a History or a dict of per-epoch lists")
-
-
-def _accepts_seed(fn) -> bool:
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return False
-    return "seed" in sig.parameters or any(
-        p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-
-
-def _run_trial(build_fn, params, seed, x, y, validation_data, epochs, batch_size,
-               fit_kwargs, monitor):
-    """Build and train one model; runs in the caller's process or a worker."""
-    t0 = time.perf_counter()
-    params = dict(params)
-    fit_epochs = params.get("epochs", epochs)
-    fit_batch = params.get("batch_size", batch_size)
-    model = build_fn(params, seed=seed) if _accepts_seed(build_fn) else build_fn(params)
-    kw = dict(fit_kwargs or {})
-    if validation_data is not None:
-        kw["validation_data"] = validation_data
-    hist = _history_dict(model.fit(x, y, epochs=fit_epochs, batch_size=fit_batch,
-                                   verbose=0, **kw))
-    hist = {k: [float(v) for v in vals] for k, vals in hist.items()}
-    return hist, time.perf_counter() - t0
-
-
 def _pick_monitor(monitor, hist):
     if monitor is not None:
         if monitor not in hist:
@@ -255,33 +254,6 @@ def _mode_for(monitor, mode):
             raise ValueError(f"mode: expected 'min' or 'max', got {mode!r}")
         return mode
     return "min" if ("loss" in monitor or "error" in monitor) else "max"
-
-
-def process_executor(max_workers: int = 2, threads_per_worker: int = 1) -> cf.ProcessPoolExecutor:
-    """A local process pool for :func:`random_search`, started with ``spawn``
-    (safe with OpenMP and threads, unlike ``fork``), each worker limited to
-    ``threads_per_worker`` fastnn threads so workers do not oversubscribe cores.
-
-    >>> from fastnn.tuning import process_executor
-    >>> with process_executor(2) as ex:              # doctest: +SKIP
-    ...     trials = random_search(build_fn, space, 8, x, y, val, executor=ex)
-    """
-    for name, v in (("max_workers", max_workers), ("threads_per_worker", threads_per_worker)):
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"{name}: expected an int, got {type(v).__name__}")
-        if v < 1:
-            raise ValueError(f"{name}: expected >= 1, got {v}")
-    return cf.ProcessPoolExecutor(max_workers=max_workers,
-                                  mp_context=multiprocessing.get_context("spawn"),
-                                  initializer=_worker_init, initargs=(threads_per_worker,))
-
-
-def _worker_init(threads):
-    try:
-        import fastnn
-        fastnn.set_num_threads(threads)
-    except Exception:  # a build_fn that does not use fastnn still runs
-        pass
 
 
 def random_search(build_fn, space: dict, n_trials: int, x, y, validation_data=None,
@@ -310,13 +282,8 @@ def random_search(build_fn, space: dict, n_trials: int, x, y, validation_data=No
     if not callable(build_fn):
         raise TypeError(f"build_fn: expected a callable, got {type(build_fn).__name__}")
     _check_space(space)
-    for name, v in (("n_trials", n_trials), ("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"{name}: expected an int, got {type(v).__name__}")
-        if v < 1:
-            raise ValueError(f"{name}: expected >= 1, got {v}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
+    validate(dict(n_trials=n_trials, epochs=epochs, batch_size=batch_size, seed=seed),
+             _SEARCH_CONSTRAINTS, "random_search")
     if executor is not None and not hasattr(executor, "submit"):
         raise TypeError(f"executor: expected a concurrent.futures.Executor, "
                         f"got {type(executor).__name__}")
@@ -326,26 +293,19 @@ def random_search(build_fn, space: dict, n_trials: int, x, y, validation_data=No
     rng = np.random.default_rng(seed)
     plans = [(i, sample(space, rng), int(rng.integers(2**31 - 1))) for i in range(n_trials)]
     args = (x, y, validation_data, epochs, batch_size, fit_kwargs, monitor)
+    results = _run_all(build_fn, plans, args, executor, verbose)
+    return _rank(plans, results, monitor, mode)
 
-    results = {}
-    if executor is None:
-        for i, params, s in plans:
-            try:
-                results[i] = _run_trial(build_fn, params, s, *args)
-            except Exception as e:  # noqa: BLE001 — a failed trial is data
-                results[i] = e
-            _report(verbose, i, n_trials, params, results[i])
-    else:
-        futures = {executor.submit(_run_trial, build_fn, params, s, *args): i
-                   for i, params, s in plans}
-        for fut in cf.as_completed(futures):
-            i = futures[fut]
-            try:
-                results[i] = fut.result()
-            except Exception as e:  # noqa: BLE001
-                results[i] = e
-            _report(verbose, i, n_trials, plans[i][1], results[i])
 
+_SEARCH_CONSTRAINTS = {
+    "n_trials": [Interval(Integral, 1, None, closed="left")], "epochs": [Interval(Integral, 1, None, closed="left")],
+    "batch_size": [Interval(Integral, 1, None, closed="left")], "seed": [Interval(Integral, None, None, closed="both")],
+}
+
+
+def _rank(plans, results, monitor, mode):
+    """The trials scored by the last value of ``monitor`` (chosen from the first history if None),
+    best first; failed or non-finite ones last."""
     trials = []
     chosen = monitor
     for i, params, s in plans:
@@ -375,13 +335,6 @@ def random_search(build_fn, space: dict, n_trials: int, x, y, validation_data=No
     for t in trials:
         t.monitor, t.mode = chosen, direction
     return trials
-
-
-def _report(verbose, i, n, params, r):
-    if not verbose:
-        return
-    what = f"error {r}" if isinstance(r, Exception) else f"{r[1]:.1f}s"
-    print(f"trial {i + 1}/{n} {_fmt_params(params)}: {what}", flush=True)
 
 
 def _fmt_value(v):
@@ -487,118 +440,3 @@ def refine(space: dict, trials, top_k: int = 5, margin: float = 0.1,
             low, high = dist.from_scale(new_lo), dist.from_scale(new_hi)
         out[name] = dist.with_bounds(low, high)
     return out
-
-
-# ----------------------------------------------------------------- LR range test
-
-@dataclass
-class LRRangeResult:
-    """Result of :func:`lr_range_test`: the learning rates tried, the raw and
-    smoothed losses, the rate where the smoothed loss falls fastest
-    (``steepest_lr``), where it is lowest (``min_loss_lr``), where it
-    exploded (``diverged_lr``, None if it never did), and ``suggested_lr``
-    (the steepest point, the usual pick)."""
-    lrs: np.ndarray
-    losses: np.ndarray
-    smoothed: np.ndarray
-    steepest_lr: float
-    min_loss_lr: float
-    diverged_lr: float | None
-    suggested_lr: float
-
-    def plot(self, path=None):
-        """Loss against learning rate (log axis) with the marks; saves a PNG
-        when ``path`` is given (needs matplotlib). Returns the figure."""
-        from . import plots
-        return plots.lr_range_plot(self, path)
-
-
-def lr_range_test(build_fn, x, y, lr_min: float = 1e-6, lr_max: float = 10.0,
-                  steps: int = 200, batch_size: int = 64, *, seed: int = 0,
-                  smoothing: float = 0.9, diverge_factor: float = 4.0) -> LRRangeResult:
-    """Sweep the learning rate from ``lr_min`` to ``lr_max`` on a log scale,
-    one mini-batch step each, and report where the loss falls fastest and
-    where it explodes: the notes' "too small, the loss does not move; too
-    large, it goes to NaN" search, automated.
-
-    ``build_fn()`` returns a freshly compiled model (its optimizer's learning
-    rate is overwritten at every step). The sweep stops early once the
-    smoothed loss exceeds ``diverge_factor`` times its minimum, or is NaN.
-
-    >>> from fastnn.tuning import lr_range_test
-    >>> r = lr_range_test(build_fn, x_train, y_train)   # doctest: +SKIP
-    >>> r.suggested_lr, r.diverged_lr                  # doctest: +SKIP
-    """
-    if not callable(build_fn):
-        raise TypeError(f"build_fn: expected a callable, got {type(build_fn).__name__}")
-    _check_bounds("lr_range_test", lr_min, lr_max, positive=True)
-    for name, v in (("steps", steps), ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
-    if steps < 10:
-        raise ValueError(f"steps: expected at least 10 steps for a usable curve, got {steps}")
-    if not 0 <= smoothing < 1:
-        raise ValueError(f"smoothing: expected a number in [0, 1), got {smoothing!r}")
-    if not diverge_factor > 1:
-        raise ValueError(f"diverge_factor: expected a number > 1, got {diverge_factor!r}")
-    x = np.asarray(x)
-    y = np.asarray(y)
-    if x.ndim < 2 or len(x) != len(y) or len(x) == 0:
-        raise ValueError(f"x, y: expected (n, features) inputs and n targets, got shapes "
-                         f"{x.shape} and {y.shape}")
-    from . import initializers
-    initializers.set_random_seed(seed)
-    model = build_fn()
-    if not getattr(model, "compiled", False):
-        raise ValueError("build_fn: must return a compiled model")
-    rng = np.random.default_rng(seed)
-    bs = min(batch_size, len(x))
-    lrs = np.geomspace(lr_min, lr_max, steps)
-    losses, smoothed = [], []
-    avg, best, diverged = 0.0, math.inf, None
-    order = rng.permutation(len(x))
-    pos = 0
-    for i, lr in enumerate(lrs):
-        if pos + bs > len(x):
-            order = rng.permutation(len(x))
-            pos = 0
-        idx = order[pos:pos + bs]
-        pos += bs
-        model.optimizer.learning_rate = float(lr)
-        with np.errstate(all="ignore"):
-            h = model.fit(x[idx], y[idx], batch_size=bs, epochs=1, verbose=0, shuffle=False)
-        loss = float(_history_dict(h)["loss"][-1])
-        losses.append(loss)
-        if not math.isfinite(loss):
-            smoothed.append(float("nan"))
-            diverged = float(lr)
-            break
-        avg = smoothing * avg + (1 - smoothing) * loss
-        sm = avg / (1 - smoothing ** (i + 1))  # bias-corrected moving average
-        smoothed.append(sm)
-        best = min(best, sm)
-        if i > 5 and sm > diverge_factor * best:
-            diverged = float(lr)
-            break
-    n = len(losses)
-    lrs = lrs[:n]
-    losses = np.asarray(losses)
-    smoothed = np.asarray(smoothed)
-    finite = np.isfinite(smoothed)
-    usable = np.flatnonzero(finite)
-    if usable.size < 3:
-        raise ValueError(f"lr_min: the loss diverged almost at once ({n} steps); "
-                         f"start the sweep lower than {lr_min:g}")
-    i_min = int(usable[np.argmin(smoothed[usable])])
-    # steepest descent: most negative slope of the smoothed loss against log(lr),
-    # looked for up to the minimum (after it the loss is on its way up)
-    skip = min(max(1, n // 20), i_min)
-    seg = np.arange(skip, i_min + 1)
-    if seg.size >= 2:
-        slope = np.gradient(smoothed[seg], np.log(lrs[seg]))
-        i_steep = int(seg[np.argmin(slope)])
-    else:
-        i_steep = i_min
-    return LRRangeResult(lrs=lrs, losses=losses, smoothed=smoothed,
-                         steepest_lr=float(lrs[i_steep]), min_loss_lr=float(lrs[i_min]),
-                         diverged_lr=diverged, suggested_lr=float(lrs[i_steep]))

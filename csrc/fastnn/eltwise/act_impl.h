@@ -172,7 +172,7 @@ inline void act_forward_range(Act act, const T* x, T* y, std::size_t n, T alpha,
 template <class T>
 inline void act_backward_range(Act act, const T* dy, const T* x, const T* y, T* dx, std::size_t n, T alpha,
                                bool streaming = false) {
-  const bool use_y = y != nullptr && activation_grad_needs(act) != GradNeeds::x_only;
+  const bool use_y = y != nullptr && activation_grad_needs(act) != GradNeeds::x;
 #define FASTNN_CALL(A)                                                                         \
   (use_y ? (streaming ? act_backward_loop<A, true, true>(dy, x, y, dx, n, alpha)             \
                       : act_backward_loop<A, true, false>(dy, x, y, dx, n, alpha))           \

@@ -1,6 +1,7 @@
 // Dispatch and threading for the eltwise family (baseline ISA).
 #include "fastnn/eltwise/eltwise.h"
 
+#include <cassert>
 #include <stdexcept>
 
 #include "fastnn/cpu.h"
@@ -9,15 +10,31 @@
 namespace fastnn {
 namespace {
 
-struct ActInfo { const char* name; Act act; };
-constexpr ActInfo kActs[] = {
-    {"identity", Act::identity}, {"linear", Act::identity}, {"relu", Act::relu},
-    {"leaky_relu", Act::leaky_relu}, {"elu", Act::elu}, {"selu", Act::selu},
-    {"sigmoid", Act::sigmoid}, {"tanh", Act::tanh}, {"swish", Act::swish},
-    {"silu", Act::swish}, {"softplus", Act::softplus},
+// The registry. leaky_relu's default negative slope is Keras 3's
+// keras.activations.leaky_relu (negative_slope=0.2), which is what the string
+// "leaky_relu" means in Keras; the LeakyReLU *layer* has its own default
+// (0.3 in Keras 3), a layer hyperparameter, not this table's.
+constexpr ActivationInfo kRegistry[] = {
+    {"linear", Act::identity, "linear", false, 0.0, GradNeeds::none},
+    {"identity", Act::identity, "linear", false, 0.0, GradNeeds::none},
+    {"sigmoid", Act::sigmoid, "sigmoid", false, 0.0, GradNeeds::x_or_y},
+    {"tanh", Act::tanh, "tanh", false, 0.0, GradNeeds::x_or_y},
+    {"relu", Act::relu, "relu", false, 0.0, GradNeeds::x_or_y},
+    {"leaky_relu", Act::leaky_relu, "leaky_relu", true, 0.2, GradNeeds::x_or_y},
+    {"elu", Act::elu, "elu", true, 1.0, GradNeeds::x_or_y},
+    {"selu", Act::selu, "selu", false, 0.0, GradNeeds::x_or_y},
+    {"swish", Act::swish, "swish", false, 0.0, GradNeeds::x},
+    {"silu", Act::swish, "swish", false, 0.0, GradNeeds::x},
+    {"softplus", Act::softplus, "softplus", false, 0.0, GradNeeds::x},
 };
 
-template <class T> const EltwiseKernelsT<T>& kernels_for() { return dtype_half<T>(FASTNN_ACTIVE_TABLE(eltwise_kernels)); }
+const ActivationInfo& info(Act act) {
+  for (const auto& a : kRegistry)
+    if (a.act == act) return a;
+  return kRegistry[0];  // unreachable: every Act has a row (checked by the tests through _core.activations())
+}
+
+template <class T> const EltwiseKernelsT<T>& kernels_for() { return FASTNN_KERNELS(T, eltwise_kernels); }
 
 // Minimum elements per thread, measured with bench/compare.py (eltwise section):
 // below these a second thread costs more than it saves.
@@ -38,34 +55,30 @@ std::size_t grain(Act act) {
 
 }  // namespace
 
+const ActivationInfo* activation_registry(std::size_t* n) {
+  *n = sizeof(kRegistry) / sizeof(kRegistry[0]);
+  return kRegistry;
+}
+
+const char* grad_needs_name(GradNeeds g) {
+  switch (g) {
+    case GradNeeds::none: return "none";
+    case GradNeeds::x: return "x";
+    default: return "x_or_y";
+  }
+}
+
 Act parse_activation(const std::string& name) {
-  for (const auto& a : kActs)
+  for (const auto& a : kRegistry)
     if (name == a.name) return a.act;
   std::string known;
-  for (const auto& a : kActs) known += std::string(known.empty() ? "" : ", ") + a.name;
+  for (const auto& a : kRegistry) known += std::string(known.empty() ? "" : ", ") + a.name;
   throw std::invalid_argument("activation: unknown name '" + name + "'; known: " + known);
 }
 
-const char* activation_name(Act act) {
-  for (const auto& a : kActs)
-    if (a.act == act) return a.name;
-  return "?";
-}
-
-double default_activation_alpha(Act act) {
-  if (act == Act::leaky_relu) return 0.01;
-  if (act == Act::elu) return 1.0;
-  return 0.0;
-}
-
-GradNeeds activation_grad_needs(Act act) {
-  switch (act) {
-    case Act::identity: return GradNeeds::none;
-    case Act::swish: case Act::softplus: return GradNeeds::x_only;
-    case Act::sigmoid: case Act::tanh: return GradNeeds::y_only_or_x;
-    default: return GradNeeds::x_or_y;
-  }
-}
+const char* activation_name(Act act) { return info(act).canonical; }
+double default_activation_alpha(Act act) { return info(act).default_alpha; }
+GradNeeds activation_grad_needs(Act act) { return info(act).grad_needs; }
 
 template <class T>
 void activation_forward(Act act, const T* x, T* y, std::size_t n, T alpha) {
@@ -76,12 +89,9 @@ void activation_forward(Act act, const T* x, T* y, std::size_t n, T alpha) {
 
 template <class T>
 void activation_backward(Act act, const T* dy, const T* x, const T* y, T* dx, std::size_t n, T alpha) {
-  const GradNeeds needs = activation_grad_needs(act);
-  if (needs == GradNeeds::x_only && x == nullptr)
-    throw std::invalid_argument(std::string("activation_grad: '") + activation_name(act) +
-                                "' needs the forward input x");
-  if (needs != GradNeeds::none && x == nullptr && y == nullptr)
-    throw std::invalid_argument("activation_grad: give x or y");
+  // the bindings checked the inputs; this is an internal invariant
+  assert(!(activation_grad_needs(act) == GradNeeds::x && x == nullptr));
+  assert(!(activation_grad_needs(act) != GradNeeds::none && x == nullptr && y == nullptr));
   const auto fn = kernels_for<T>().backward;
   const bool streaming = n * sizeof(T) >= kStreamingBytes;
   parallel_for(n, grain(act), [&](std::size_t b, std::size_t e) {

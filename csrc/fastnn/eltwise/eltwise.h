@@ -3,6 +3,7 @@
 // Shapes: activations are elementwise over n contiguous values; softmax works
 // on a row-major (rows, cols) matrix, one row at a time.
 #pragma once
+#include "fastnn/dispatch.h"
 #include <cstddef>
 #include <string>
 
@@ -12,13 +13,29 @@ enum class Act : int {
   identity = 0, relu, leaky_relu, elu, selu, sigmoid, tanh, swish, softplus
 };
 
-// Parses "relu", "silu" (= swish), ...; throws std::invalid_argument naming the known ones.
+// What an activation's gradient needs from the forward pass: nothing, the input
+// x, or either the input x or the output y (the kernel uses y when given).
+enum class GradNeeds : int { none = 0, x, x_or_y };
+
+// The activation registry: one row per name (aliases included). ops.py,
+// activations.py and reference.py read it through _core.activations().
+struct ActivationInfo {
+  const char* name;       // as accepted by ops.activation and Dense(activation=...)
+  Act act;
+  const char* canonical;  // the Keras name this one is an alias of (itself if none)
+  bool takes_alpha;       // leaky_relu's negative slope, elu's alpha
+  double default_alpha;   // used when alpha is not given (0 when !takes_alpha)
+  GradNeeds grad_needs;
+};
+// All rows, in a fixed order; count in *n.
+const ActivationInfo* activation_registry(std::size_t* n);
+const char* grad_needs_name(GradNeeds g);  // "none", "x", "x_or_y"
+
+// Parses a registry name; throws std::invalid_argument naming the known ones.
 Act parse_activation(const std::string& name);
-const char* activation_name(Act act);
-double default_activation_alpha(Act act);  // leaky_relu 0.01, elu 1.0, others 0
-// Which forward value the gradient needs: x (input), y (output), or either.
-enum class GradNeeds : int { none = 0, x_only, y_only_or_x, x_or_y };
-GradNeeds activation_grad_needs(Act act);
+const char* activation_name(Act act);      // the canonical name
+double default_activation_alpha(Act act);  // from the registry
+GradNeeds activation_grad_needs(Act act);  // from the registry
 
 constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
 constexpr double kSeluScale = 1.0507009873554804934193349852946;
@@ -39,13 +56,6 @@ template <class T> struct EltwiseKernelsT {
   void (*backward)(Act, const T*, const T*, const T*, T*, std::size_t, T, bool);
   void (*softmax)(const T*, T*, std::size_t, std::size_t, bool);
 };
-struct EltwiseKernels {
-  EltwiseKernelsT<float> f32;
-  EltwiseKernelsT<double> f64;
-};
-
-namespace scalar { extern const EltwiseKernels eltwise_kernels; }
-namespace avx2 { extern const EltwiseKernels eltwise_kernels; }
-namespace avx512 { extern const EltwiseKernels eltwise_kernels; }
+FASTNN_DECLARE_KERNELS(EltwiseKernels, EltwiseKernelsT, eltwise_kernels)
 
 }  // namespace fastnn

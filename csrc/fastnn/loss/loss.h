@@ -13,6 +13,7 @@
 // Sums are reproducible independently of the thread count: per-row (or
 // per-fixed-block) partial sums are added in order on one thread.
 #pragma once
+#include "fastnn/dispatch.h"
 #include <cstddef>
 #include <cstdint>
 
@@ -38,13 +39,6 @@ template <class T> struct LossKernelsT {
   double (*bce)(const T* z, const T* t, T* dz, std::size_t n, T scale);
   double (*mse)(const T* p, const T* t, T* dp, std::size_t n, T scale);
 };
-struct LossKernels {
-  LossKernelsT<float> f32;
-  LossKernelsT<double> f64;
-};
-
-namespace scalar { extern const LossKernels loss_kernels; }
-namespace avx2 { extern const LossKernels loss_kernels; }
-namespace avx512 { extern const LossKernels loss_kernels; }
+FASTNN_DECLARE_KERNELS(LossKernels, LossKernelsT, loss_kernels)
 
 }  // namespace fastnn

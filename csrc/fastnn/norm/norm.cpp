@@ -5,6 +5,8 @@
 // thread count at all.
 #include "fastnn/norm/norm.h"
 
+#include <cassert>
+
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -16,7 +18,7 @@
 namespace fastnn {
 namespace {
 
-template <class T> const NormKernelsT<T>& kernels_for() { return dtype_half<T>(FASTNN_ACTIVE_TABLE(norm_kernels)); }
+template <class T> const NormKernelsT<T>& kernels_for() { return FASTNN_KERNELS(T, norm_kernels); }
 
 // Minimum elements (m*n) per thread: below it a second thread costs more than
 // it saves. Measured (wall-clock minima, 1 vs 2 threads, load ~4 on the shared
@@ -29,12 +31,6 @@ constexpr std::size_t kColAlign = 16;
 
 std::size_t grain_cols(std::size_t m) { return std::max<std::size_t>(1, kGrain / std::max<std::size_t>(m, 1)); }
 
-// eps must stay > 0 in T too (1e-50 is 0 in float32: a constant feature would give 0 * inf = NaN).
-template <class T> void check_eps(double eps) {
-  if (!(eps > 0) || !std::isfinite(eps) || !(static_cast<T>(eps) > 0))
-    throw std::invalid_argument("eps: expected a finite value > 0 (also after rounding to the array's dtype), got " +
-                                std::to_string(eps));
-}
 
 }  // namespace
 
@@ -42,12 +38,9 @@ template <class T>
 void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var, T* y,
                              T* batch_mean, T* batch_invstd, std::size_t m, std::size_t n, double momentum,
                              double eps) {
-  if (m < 2)
-    throw std::invalid_argument("x: training-mode batch norm needs a batch of at least 2 rows, got " +
-                                std::to_string(m));
-  check_eps<T>(eps);
-  if (!(momentum >= 0 && momentum <= 1))
-    throw std::invalid_argument("momentum: expected a value in [0, 1], got " + std::to_string(momentum));
+  // checked by the binding: eps > 0 also in T (1e-50 is 0 in float32: a constant feature
+  // would give 0 * inf = NaN), momentum in [0, 1], at least 2 rows
+  assert(m >= 2 && static_cast<T>(eps) > 0 && std::isfinite(eps) && momentum >= 0 && momentum <= 1);
   const auto fn = kernels_for<T>().forward_train_cols;
   const T mom = static_cast<T>(momentum), omm = static_cast<T>(1 - momentum);
   const T unbias = static_cast<T>(static_cast<double>(m) / static_cast<double>(m - 1));
@@ -61,7 +54,7 @@ template <class T>
 void batchnorm_forward_infer(const T* x, const T* gamma, const T* beta, const T* running_mean,
                              const T* running_var, T* y, T* mean_out, T* invstd_out, std::size_t m, std::size_t n,
                              double eps) {
-  check_eps<T>(eps);
+  assert(static_cast<T>(eps) > 0 && std::isfinite(eps));  // checked by the binding
   // Fold into one scale and shift per feature, then one streaming pass.
   std::vector<T> scale(n), shift(n);
   const T e = static_cast<T>(eps);
@@ -82,7 +75,7 @@ void batchnorm_forward_infer(const T* x, const T* gamma, const T* beta, const T*
 template <class T>
 void batchnorm_backward(const T* dy, const T* x, const T* gamma, const T* mean, const T* invstd, T* dx, T* dgamma,
                         T* dbeta, std::size_t m, std::size_t n) {
-  if (m < 1) throw std::invalid_argument("x: expected at least 1 row, got 0");
+  assert(m >= 1);  // checked by the binding
   const auto fn = kernels_for<T>().backward_cols;
   parallel_for(n, grain_cols(m), [&](std::size_t c0, std::size_t c1) {
     fn(dy, x, gamma, mean, invstd, dx, dgamma, dbeta, m, n, c0, c1);

@@ -18,6 +18,7 @@
 //      = k1*dy + k2*(x - mean) + k0,  k1 = gamma*invstd,
 //        k2 = -k1*invstd*dgamma/m,    k0 = -k1*dbeta/m
 #pragma once
+#include "fastnn/dispatch.h"
 #include <cstddef>
 
 namespace fastnn {
@@ -50,13 +51,6 @@ template <class T> struct NormKernelsT {
   // y = x * scale + shift per feature, for `rows` whole rows of n features.
   void (*affine_rows)(const T* x, const T* scale, const T* shift, T* y, std::size_t rows, std::size_t n);
 };
-struct NormKernels {
-  NormKernelsT<float> f32;
-  NormKernelsT<double> f64;
-};
-
-namespace scalar { extern const NormKernels norm_kernels; }
-namespace avx2 { extern const NormKernels norm_kernels; }
-namespace avx512 { extern const NormKernels norm_kernels; }
+FASTNN_DECLARE_KERNELS(NormKernels, NormKernelsT, norm_kernels)
 
 }  // namespace fastnn

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -13,7 +14,7 @@
 namespace fastnn {
 namespace {
 
-template <class T> const OptimKernelsT<T>& kernels_for() { return dtype_half<T>(FASTNN_ACTIVE_TABLE(optim_kernels)); }
+template <class T> const OptimKernelsT<T>& kernels_for() { return FASTNN_KERNELS(T, optim_kernels); }
 
 // Minimum elements per thread. Measured for Adam, float32, on the 2-core Zen 5
 // (best-of-1000 calls, 1 vs 2 threads): 2^14 elements break even (9.5 vs 9.2 us),
@@ -32,7 +33,15 @@ void check_lr(double lr) { require(std::isfinite(lr) && lr >= 0, "lr", "a finite
 void check_unit(double x, const char* name) {
   require(x >= 0 && x < 1, name, "a value in [0, 1)", x);
 }
-void check_eps(double eps) { require(std::isfinite(eps) && eps > 0, "eps", "a finite value > 0", eps); }
+// eps is added under the kernels' flush-to-zero mode: a subnormal eps (in T) would read
+// as 0 there and turn 0/0 into NaN, so it must be a normal number of T.
+template <class T> void check_eps(double eps) {
+  require(std::isfinite(eps) && eps > 0, "eps", "a finite value > 0", eps);
+  if (!(static_cast<T>(eps) >= std::numeric_limits<T>::min()))
+    throw std::invalid_argument("eps: expected a normal " + std::string(sizeof(T) == 4 ? "float32" : "float64") +
+                                " value >= " + num(std::numeric_limits<T>::min()) + ", got " + num(eps) +
+                                " (a subnormal epsilon reads as 0 under the optimizer's flush-to-zero mode)");
+}
 void check_wd(double wd) {
   require(std::isfinite(wd) && wd >= 0, "weight_decay", "a finite value >= 0", wd);
 }
@@ -70,7 +79,7 @@ template <class T> void sgd_update(T* param, const T* grad, T* velocity, std::si
 template <class T> void rmsprop_update(T* param, const T* grad, T* sq_avg, std::size_t n, const RmspropArgs& a) {
   check_lr(a.lr);
   check_unit(a.rho, "rho");
-  check_eps(a.eps);
+  check_eps<T>(a.eps);
   check_wd(a.weight_decay);
   const RmspropCoeffs<T> c{T(a.lr), T(a.rho), T(1 - a.rho), T(a.eps), T(a.weight_decay), a.weight_decay != 0};
   const auto fn = kernels_for<T>().rmsprop;
@@ -79,7 +88,7 @@ template <class T> void rmsprop_update(T* param, const T* grad, T* sq_avg, std::
 
 template <class T> void adagrad_update(T* param, const T* grad, T* accum, std::size_t n, const AdagradArgs& a) {
   check_lr(a.lr);
-  check_eps(a.eps);
+  check_eps<T>(a.eps);
   check_wd(a.weight_decay);
   const AdagradCoeffs<T> c{T(a.lr), T(a.eps), T(a.weight_decay), a.weight_decay != 0};
   const auto fn = kernels_for<T>().adagrad;
@@ -90,7 +99,7 @@ template <class T> void adam_update(T* param, const T* grad, T* m, T* v, std::si
   check_lr(a.lr);
   check_unit(a.beta1, "beta1");
   check_unit(a.beta2, "beta2");
-  check_eps(a.eps);
+  check_eps<T>(a.eps);
   check_wd(a.weight_decay);
   if (a.step < 1) throw std::invalid_argument("step: expected an integer >= 1, got " + std::to_string(a.step));
   // bias corrections once per call, in double

@@ -6,6 +6,7 @@
 // Hyper-parameters are validated here too (std::invalid_argument naming the
 // argument), before anything is written.
 #pragma once
+#include "fastnn/dispatch.h"
 #include <cstddef>
 #include <cstdint>
 
@@ -60,13 +61,6 @@ template <class T> struct OptimKernelsT {
   void (*adagrad)(T*, const T*, T*, std::size_t, const AdagradCoeffs<T>&);
   void (*adam)(T*, const T*, T*, T*, std::size_t, const AdamCoeffs<T>&);
 };
-struct OptimKernels {
-  OptimKernelsT<float> f32;
-  OptimKernelsT<double> f64;
-};
-
-namespace scalar { extern const OptimKernels optim_kernels; }
-namespace avx2 { extern const OptimKernels optim_kernels; }
-namespace avx512 { extern const OptimKernels optim_kernels; }
+FASTNN_DECLARE_KERNELS(OptimKernels, OptimKernelsT, optim_kernels)
 
 }  // namespace fastnn

@@ -1,6 +1,8 @@
 // Dispatch and threading for Philox dropout (baseline ISA).
 #include "fastnn/random/random.h"
 
+#include <cassert>
+
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -13,8 +15,7 @@ namespace fastnn {
 namespace {
 
 template <class T> DropoutKernel<T> kernel_for() {
-  const RandomKernels& k = FASTNN_ACTIVE_TABLE(random_kernels);
-  if constexpr (std::is_same_v<T, float>) return k.dropout_f32; else return k.dropout_f64;
+  return FASTNN_KERNELS(T, random_kernels).dropout;
 }
 
 // Minimum elements per thread for dropout (Philox costs ~10 rounds per 4 values).
@@ -28,8 +29,7 @@ std::array<std::uint32_t, 4> philox4x32_10(std::array<std::uint32_t, 4> ctr, std
 }
 
 template <class T> void dropout_forward(const T* x, T* y, T* mask, std::size_t n, double rate, std::uint64_t seed) {
-  if (!(rate >= 0.0 && rate < 1.0))
-    throw std::invalid_argument("rate: expected a value in [0, 1), got " + std::to_string(rate));
+  assert(rate >= 0.0 && rate < 1.0);  // checked by the binding
   DropoutArgs<T> a{};
   a.x = x;
   a.y = y;

@@ -5,6 +5,7 @@
 // every value depends only on (seed, i): never on threads or chunking.
 // A uniform is u = (bits >> 8) * 2^-24 in [0, 1).
 #pragma once
+#include "fastnn/dispatch.h"
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -28,13 +29,9 @@ template <class T> struct DropoutArgs {
   std::uint32_t key0, key1;
 };
 template <class T> using DropoutKernel = void (*)(const DropoutArgs<T>&, std::size_t begin, std::size_t end);
-struct RandomKernels {
-  DropoutKernel<float> dropout_f32;
-  DropoutKernel<double> dropout_f64;
+template <class T> struct RandomKernelsT {
+  DropoutKernel<T> dropout;
 };
-
-namespace scalar { extern const RandomKernels random_kernels; }
-namespace avx2 { extern const RandomKernels random_kernels; }
-namespace avx512 { extern const RandomKernels random_kernels; }
+FASTNN_DECLARE_KERNELS(RandomKernels, RandomKernelsT, random_kernels)
 
 }  // namespace fastnn

@@ -60,7 +60,7 @@ void dropout_kernel(const DropoutArgs<T>& a, std::size_t begin, std::size_t end)
   }
 }
 
-const RandomKernels random_kernels = {&dropout_kernel<float>, &dropout_kernel<double>};
+const RandomKernels random_kernels = {{&dropout_kernel<float>}, {&dropout_kernel<double>}};
 
 }  // namespace FASTNN_ISA_NS
 }  // namespace fastnn

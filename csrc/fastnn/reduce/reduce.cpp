@@ -1,6 +1,8 @@
 // Dispatch and threading for the reductions (baseline ISA).
 #include "fastnn/reduce/reduce.h"
 
+#include <cassert>
+
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -11,7 +13,7 @@
 namespace fastnn {
 namespace {
 
-template <class T> const ReduceKernelsT<T>& kernels_for() { return dtype_half<T>(FASTNN_ACTIVE_TABLE(reduce_kernels)); }
+template <class T> const ReduceKernelsT<T>& kernels_for() { return FASTNN_KERNELS(T, reduce_kernels); }
 
 // Minimum elements per thread for the streaming passes.
 constexpr std::size_t kGrain = 1 << 15;
@@ -46,8 +48,7 @@ template <class T> void scale_inplace(T* x, std::size_t n, T s) {
 }
 
 template <class T> double clip_by_value(T* x, std::size_t n, double limit) {
-  if (!(limit > 0) || !std::isfinite(limit))
-    throw std::invalid_argument("limit: expected a finite value > 0, got " + std::to_string(limit));
+  assert(limit > 0 && std::isfinite(limit));  // checked by the binding
   const auto fn = kernels_for<T>().clip_value;
   const T lim = T(limit);
   return std::sqrt(blocked_sum(n, [&](std::size_t b, std::size_t k) { return fn(x + b, k, lim); }));
@@ -66,8 +67,7 @@ template <class T> void column_sum(const T* x, T* out, std::size_t rows, std::si
 }
 
 double clip_by_global_norm(const std::vector<GradView>& grads, double max_norm) {
-  if (!(max_norm > 0) || !std::isfinite(max_norm))
-    throw std::invalid_argument("max_norm: expected a finite value > 0, got " + std::to_string(max_norm));
+  assert(max_norm > 0 && std::isfinite(max_norm));  // checked by the binding
   double total = 0;  // arrays added in order
   for (const GradView& g : grads)
     total += g.is_f64 ? sum_squares(static_cast<const double*>(g.data), g.n)

@@ -6,6 +6,7 @@
 // does not depend on the thread count, so norms are bitwise reproducible for
 // any number of threads.
 #pragma once
+#include "fastnn/dispatch.h"
 #include <cstddef>
 #include <vector>
 
@@ -40,13 +41,6 @@ template <class T> struct ReduceKernelsT {
   // column sums of columns [c0, c1) of a (rows, cols) matrix
   void (*column_sum)(const T*, T*, std::size_t rows, std::size_t cols, std::size_t c0, std::size_t c1);
 };
-struct ReduceKernels {
-  ReduceKernelsT<float> f32;
-  ReduceKernelsT<double> f64;
-};
-
-namespace scalar { extern const ReduceKernels reduce_kernels; }
-namespace avx2 { extern const ReduceKernels reduce_kernels; }
-namespace avx512 { extern const ReduceKernels reduce_kernels; }
+FASTNN_DECLARE_KERNELS(ReduceKernels, ReduceKernelsT, reduce_kernels)
 
 }  // namespace fastnn

@@ -126,5 +126,8 @@ inline double reduce_max(VD a) {
   return _mm_cvtsd_f64(s);
 }
 
+// Vec<double>::N floats widened to doubles (reductions accumulate float data in double).
+inline Vec<double> load_wide(const float* p) { return {_mm256_cvtps_pd(_mm_loadu_ps(p))}; }
+
 }  // namespace avx2
 }  // namespace fastnn

@@ -124,5 +124,8 @@ inline double reduce_max(VD a) {
   return _mm_cvtsd_f64(s);
 }
 
+// Vec<double>::N floats widened to doubles (reductions accumulate float data in double).
+inline Vec<double> load_wide(const float* p) { return {_mm512_cvtps_pd(_mm256_loadu_ps(p))}; }
+
 }  // namespace avx512
 }  // namespace fastnn

@@ -46,5 +46,8 @@ template <class T> inline Vec<T> select(bool m, Vec<T> a, Vec<T> b) { return m ?
 template <class T> inline T reduce_add(Vec<T> a) { return a.v; }
 template <class T> inline T reduce_max(Vec<T> a) { return a.v; }
 
+// Vec<double>::N floats widened to doubles (reductions accumulate float data in double).
+inline Vec<double> load_wide(const float* p) { return {double(*p)}; }
+
 }  // namespace scalar
 }  // namespace fastnn

@@ -1,7 +1,8 @@
 """Layers, grouped as in Keras 3: ``core`` (Dense, Activation, Flatten, Input),
 ``activations`` (PReLU, Maxout), ``normalization`` (BatchNormalization),
-``regularization`` (Dropout), ``merging`` (Add, Subtract, Multiply, Average, Maximum,
-Concatenate). Layers never import the graph or the trainer.
+``regularization`` (Dropout, AlphaDropout, GaussianNoise), ``augmentation`` (RandomFlip,
+RandomTranslation: images, active only in training), ``merging`` (Add, Subtract, Multiply,
+Average, Maximum, Concatenate). Layers never import the graph or the trainer.
 
 A layer declares its variables in ``build`` (shape, initializer, regularizer,
 trainable parameter or non-trainable state); the model places every parameter
@@ -22,6 +23,7 @@ Shapes: activations are (batch, features) row-major; ``Flatten`` turns
 from __future__ import annotations
 
 from .. import activations as _activations
+from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
 from .activations import Maxout, PReLU
@@ -29,13 +31,16 @@ from .core import (Activation, Dense, Flatten, Input, InputLayer, Layer, Symboli
                    _require_2d, _shape_tuple, _snake)
 from .merging import Add, Average, Concatenate, Maximum, Merge, Multiply, Subtract
 from .normalization import BatchNormalization
-from .regularization import Dropout
+from .augmentation import RandomFlip, RandomTranslation
+from .regularization import AlphaDropout, Dropout, GaussianNoise
 
 __all__ = ["Layer", "VarSpec", "SymbolicTensor", "InputLayer", "Input", "Flatten", "Dense", "Activation",
-           "PReLU", "Maxout", "BatchNormalization", "Dropout", "Merge", "Add", "Subtract", "Multiply",
-           "Average", "Maximum", "Concatenate", "deserialize"]
+           "PReLU", "Maxout", "BatchNormalization", "Dropout", "AlphaDropout", "GaussianNoise", "RandomFlip",
+           "RandomTranslation", "Merge", "Add", "Subtract", "Multiply", "Average", "Maximum", "Concatenate",
+           "deserialize"]
 
 LAYERS = {c.__name__: c for c in (Dense, Activation, Dropout, BatchNormalization, PReLU, Maxout, Flatten,
+                                   AlphaDropout, GaussianNoise, RandomFlip, RandomTranslation,
                                    Add, Subtract, Multiply, Average, Maximum, Concatenate)}
 
 
@@ -52,4 +57,6 @@ def deserialize(d):
             cfg[k] = _initializers.get(v)
         elif k.endswith("_regularizer"):
             cfg[k] = _regularizers.get(v)
+        elif k.endswith("_constraint"):
+            cfg[k] = _constraints.get(v)
     return cls(**cfg)

@@ -6,7 +6,8 @@ import numpy as np
 from .. import initializers as _initializers
 from .. import ops as _ops
 from .. import regularizers as _regularizers
-from .core import Layer, _require_2d
+from .._validate import validate
+from .core import POSITIVE_INT, Layer, _require_2d, affine_backward
 
 
 class PReLU(Layer):
@@ -62,10 +63,8 @@ class Maxout(Layer):
     def __init__(self, units, pieces=2, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, input_dim=None, **kwargs):
         super().__init__(input_dim=input_dim, **kwargs)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-            raise ValueError(f"units: expected a positive int, got {units!r}")
-        if isinstance(pieces, bool) or not isinstance(pieces, (int, np.integer)) or pieces < 1:
-            raise ValueError(f"pieces: expected a positive int, got {pieces!r}")
+        validate({"units": units, "pieces": pieces}, {"units": [POSITIVE_INT], "pieces": [POSITIVE_INT]},
+                 "Maxout")
         self.units, self.pieces, self.use_bias = int(units), int(pieces), bool(use_bias)
         self.kernel_initializer = _initializers.get(kernel_initializer)
         self.bias_initializer = _initializers.get(bias_initializer)
@@ -96,15 +95,7 @@ class Maxout(Layer):
         dz.fill(0)
         np.put_along_axis(dz.reshape(m, self.units, self.pieces), self._argmax[..., None],
                           dy[..., None], axis=2)
-        if self.trainable:
-            _ops.matmul(self._x, dz, trans_a=True, out=self.grads["kernel"])
-            if self.use_bias:
-                _ops.column_sum(dz, out=self.grads["bias"])
-        if not need_dx:
-            return None
-        dx = self._buffer(("dx", m), self._x.shape)
-        _ops.matmul(dz, self.vars["kernel"], trans_b=True, out=dx)
-        return dx
+        return affine_backward(self, dz, need_dx)
 
     def get_config(self):
         c = super().get_config()

@@ -16,9 +16,13 @@ from collections import defaultdict
 import numpy as np
 
 from .. import activations as _activations
+from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import ops as _ops
 from .. import regularizers as _regularizers
+from .._validate import Integral, Interval, validate
+
+POSITIVE_INT = Interval(Integral, 1, None, closed="left")  # units, pieces
 
 _name_counters = defaultdict(itertools.count)
 
@@ -47,11 +51,12 @@ def _shape_tuple(shape, argname="shape"):
 class VarSpec:
     """A variable a layer declares: a trainable parameter or a non-trainable state."""
 
-    __slots__ = ("name", "shape", "initializer", "regularizer", "trainable")
+    __slots__ = ("name", "shape", "initializer", "regularizer", "trainable", "constraint")
 
-    def __init__(self, name, shape, initializer, regularizer=None, trainable=True):
+    def __init__(self, name, shape, initializer, regularizer=None, trainable=True, constraint=None):
         self.name, self.shape = name, tuple(shape)
         self.initializer, self.regularizer, self.trainable = initializer, regularizer, trainable
+        self.constraint = constraint  # projected after each optimizer update (fastnn.constraints)
 
     @property
     def size(self):
@@ -116,9 +121,9 @@ class Layer:
         self._trainable = bool(value)
 
     # -- building -----------------------------------------------------------
-    def add_weight(self, name, shape, initializer="zeros", regularizer=None, trainable=True):
+    def add_weight(self, name, shape, initializer="zeros", regularizer=None, trainable=True, constraint=None):
         self.specs.append(VarSpec(name, shape, _initializers.get(initializer),
-                                  _regularizers.get(regularizer), trainable))
+                                  _regularizers.get(regularizer), trainable, _constraints.get(constraint)))
 
     def build(self, input_shape, dtype):
         """Declare variables for inputs of feature shape ``input_shape``."""
@@ -259,6 +264,20 @@ def _require_2d(layer, input_shape):
                          f"(batch, {', '.join(map(str, input_shape))}); put a Flatten() before it")
 
 
+def affine_backward(layer, dz, need_dx):
+    """The backward pass of ``z = x @ kernel + bias`` given dz: kernel and bias gradients
+    (when the layer is trainable) and dx (when ``need_dx``), into the layer's buffers."""
+    if layer.trainable:
+        _ops.matmul(layer._x, dz, trans_a=True, out=layer.grads["kernel"])
+        if layer.use_bias:
+            _ops.column_sum(dz, out=layer.grads["bias"])
+    if not need_dx:
+        return None
+    dx = layer._buffer(("dx", dz.shape[0]), layer._x.shape)
+    _ops.matmul(dz, layer.vars["kernel"], trans_b=True, out=dx)
+    return dx
+
+
 class Dense(Layer):
     """y = activation(x @ kernel + bias), one fused matmul+bias+activation kernel call.
 
@@ -270,10 +289,9 @@ class Dense(Layer):
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 input_dim=None, **kwargs):
+                 kernel_constraint=None, bias_constraint=None, input_dim=None, **kwargs):
         super().__init__(input_dim=input_dim, **kwargs)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-            raise ValueError(f"units: expected a positive int, got {units!r}")
+        validate({"units": units}, {"units": [POSITIVE_INT]}, "Dense")
         self.units = int(units)
         self.activation = _activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -281,14 +299,17 @@ class Dense(Layer):
         self.bias_initializer = _initializers.get(bias_initializer)
         self.kernel_regularizer = _regularizers.get(kernel_regularizer)
         self.bias_regularizer = _regularizers.get(bias_regularizer)
+        self.kernel_constraint = _constraints.get(kernel_constraint)
+        self.bias_constraint = _constraints.get(bias_constraint)
         self._linear = _activations.get("linear")
 
     def _build(self, input_shape):
         _require_2d(self, input_shape)
         self.add_weight("kernel", (input_shape[0], self.units), self.kernel_initializer,
-                        self.kernel_regularizer)
+                        self.kernel_regularizer, constraint=self.kernel_constraint)
         if self.use_bias:
-            self.add_weight("bias", (self.units,), self.bias_initializer, self.bias_regularizer)
+            self.add_weight("bias", (self.units,), self.bias_initializer, self.bias_regularizer,
+                            constraint=self.bias_constraint)
         self.output_shape = (self.units,)
 
     def forward(self, x, training=False, logits=False):
@@ -311,15 +332,7 @@ class Dense(Layer):
     def backward(self, dy, need_dx=True):
         act = self._act
         dz = dy if act.is_linear else act.backward(dy, x=self._z, y=self._y, out=dy)
-        if self.trainable:
-            _ops.matmul(self._x, dz, trans_a=True, out=self.grads["kernel"])
-            if self.use_bias:
-                _ops.column_sum(dz, out=self.grads["bias"])
-        if not need_dx:
-            return None
-        dx = self._buffer(("dx", dz.shape[0]), self._x.shape)
-        _ops.matmul(dz, self.vars["kernel"], trans_b=True, out=dx)
-        return dx
+        return affine_backward(self, dz, need_dx)
 
     def get_config(self):
         c = super().get_config()
@@ -328,6 +341,9 @@ class Dense(Layer):
                  bias_initializer=_initializers.serialize(self.bias_initializer),
                  kernel_regularizer=_regularizers.serialize(self.kernel_regularizer),
                  bias_regularizer=_regularizers.serialize(self.bias_regularizer))
+        if self.kernel_constraint is not None or self.bias_constraint is not None:
+            c.update(kernel_constraint=_constraints.serialize(self.kernel_constraint),
+                     bias_constraint=_constraints.serialize(self.bias_constraint))
         return c
 
 

@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import initializers as _initializers
 from .. import ops as _ops
+from .._validate import Interval, Real, validate
 from .core import Layer, _require_2d
 
 
@@ -16,18 +17,22 @@ class BatchNormalization(Layer):
     Inference, or ``trainable = False`` (as in Keras): the moving statistics.
     gamma and beta are trainable; the moving statistics are not.
 
+    ``momentum`` is in [0, 1] as in the op below it (Keras does not restrict it): 1 keeps
+    the moving statistics fixed while gamma and beta train, 0 keeps the last batch's.
+    A training batch of one row is refused by the op (and up front by ``fit``).
+
     >>> BatchNormalization().momentum
     0.99
     """
+
+    _parameter_constraints = {"momentum": [Interval(Real, 0, 1, closed="both")],
+                              "epsilon": [Interval(Real, 0, None, closed="neither")]}
 
     def __init__(self, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones", **kwargs):
         super().__init__(**kwargs)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum: expected a number in [0, 1), got {momentum!r}")
-        if not epsilon > 0:
-            raise ValueError(f"epsilon: expected a positive number, got {epsilon!r}")
+        validate({"momentum": momentum, "epsilon": epsilon}, self._parameter_constraints, "BatchNormalization")
         self.momentum, self.epsilon = float(momentum), float(epsilon)
         self.center, self.scale = bool(center), bool(scale)
         self.beta_initializer = _initializers.get(beta_initializer)
@@ -59,9 +64,6 @@ class BatchNormalization(Layer):
     def forward(self, x, training=False, logits=False):
         gamma, beta = self._gamma_beta()
         self._training = training and self.trainable
-        if self._training and x.shape[0] < 2:
-            raise ValueError(f"layer {self.name!r}: batch normalization in training needs batches of at "
-                             f"least 2 rows, got {x.shape[0]}")
         n = x.shape[1]
         y, self._mean, self._invstd = _ops.batchnorm_forward(
             x, gamma, beta, self.vars["moving_mean"], self.vars["moving_variance"],

@@ -1,4 +1,0 @@
-// Eltwise kernels compiled for the avx2 path.
-#include "fastnn/simd/vec_avx2.h"
-#define FASTNN_ISA_NS avx2
-#include "fastnn/eltwise/eltwise_impl.h"

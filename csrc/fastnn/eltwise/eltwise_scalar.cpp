@@ -1,4 +1,0 @@
-// Eltwise kernels compiled for the scalar path.
-#include "fastnn/simd/vec_scalar.h"
-#define FASTNN_ISA_NS scalar
-#include "fastnn/eltwise/eltwise_impl.h"

@@ -1,0 +1,147 @@
+// bf16 GEMM driver (baseline ISA): the choice of implementation, the split of
+// C between threads, and the fallback through the float32 GEMM.
+//
+// Threads (avx512_bf16): as gemm.cpp, each thread gets a contiguous band of
+// whole micro-tiles of C and runs the five loops on it with its own packed
+// buffers. Both operands are packed (and rounded) by every thread that reads
+// them, so the band runs along the smaller operand's other side: columns when
+// m <= n (each thread rounds all of A, its share of B), rows otherwise. Every
+// element of C is computed by the same sequence of operations whatever the
+// thread count (k is sliced from k alone), so results are bitwise reproducible.
+#include "fastnn/gemm/bf16/gemm_bf16.h"
+
+#include <algorithm>
+#include <new>
+#include <stdexcept>
+#include <vector>
+
+#include "fastnn/cpu.h"
+#include "fastnn/parallel.h"
+
+namespace fastnn {
+namespace {
+
+// Minimum multiply-adds per thread before a second one pays off (as gemm.cpp's
+// measured float32 grain: the bf16 kernel is faster, so this errs toward one thread).
+constexpr std::size_t kGrainMacs = std::size_t(3) << 17;
+constexpr std::size_t kRoundGrain = std::size_t(1) << 16;  // elements per thread for rounding
+
+bool g_force_fallback = false;
+
+bool use_bf16_kernel() {
+  return !g_force_fallback && active_isa() == Isa::avx512 && bf16_kernel_available();
+}
+
+#if defined(FASTNN_HAVE_AVX512BF16)
+void gemm_avx512bf16(const GemmProblem<float>& P) {
+  const std::size_t mr = avx512::bf16::kMR, nr = avx512::bf16::kNR;
+  const std::size_t tiles_m = (P.m + mr - 1) / mr, tiles_n = (P.n + nr - 1) / nr;
+  const bool split_n = P.m <= P.n ? tiles_n >= 2 : tiles_m < 2;
+  const std::size_t tiles = split_n ? tiles_n : tiles_m;
+  const std::size_t macs = P.m * P.n * std::max<std::size_t>(P.k, 1);
+  const int nt = static_cast<int>(std::min<std::size_t>(threads_for(macs, kGrainMacs), tiles));
+  if (nt <= 1) {
+    avx512::bf16::gemm_bf16_single_thread(P);
+    return;
+  }
+  bool failed = false;  // an exception must not leave the parallel region
+#pragma omp parallel num_threads(nt)
+  {
+    const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
+    const std::size_t T_ = static_cast<std::size_t>(omp_get_num_threads());
+    const std::size_t tb = tiles * t / T_, te = tiles * (t + 1) / T_;
+    GemmProblem<float> S = P;
+    if (split_n) {
+      const std::size_t j0 = tb * nr, j1 = std::min(P.n, te * nr);
+      S.n = j1 > j0 ? j1 - j0 : 0;
+      S.b = P.trans_b ? P.b + j0 * P.ldb : P.b + j0;
+      S.c = P.c + j0;
+      S.bias = P.bias ? P.bias + j0 : nullptr;
+    } else {
+      const std::size_t i0 = tb * mr, i1 = std::min(P.m, te * mr);
+      S.m = i1 > i0 ? i1 - i0 : 0;
+      S.a = P.trans_a ? P.a + i0 : P.a + i0 * P.lda;
+      S.c = P.c + i0 * P.ldc;
+    }
+    try {
+      if (S.m && S.n) avx512::bf16::gemm_bf16_single_thread(S);
+    } catch (...) {
+#pragma omp atomic write
+      failed = true;
+    }
+  }
+  if (failed) throw std::bad_alloc();  // the only thing the kernels throw
+}
+#endif
+
+// Rounded copies of A and B (kept per calling thread, so steady-state calls
+// do not allocate), then the active ISA's float32 GEMM.
+void gemm_fallback(const GemmProblem<float>& P) {
+  thread_local std::vector<float> ra, rb;
+  // elements spanned by a stored matrix of `rows` rows of `cols` values, row stride ld
+  auto span = [](std::size_t rows, std::size_t cols, std::size_t ld) { return rows ? (rows - 1) * ld + cols : 0; };
+  const std::size_t na = P.trans_a ? span(P.k, P.m, P.lda) : span(P.m, P.k, P.lda);
+  const std::size_t nb = P.trans_b ? span(P.n, P.k, P.ldb) : span(P.k, P.n, P.ldb);
+  if (ra.size() < na) ra.resize(na);
+  if (rb.size() < nb) rb.resize(nb);
+  round_bf16_array(P.a, ra.data(), na);
+  round_bf16_array(P.b, rb.data(), nb);
+  GemmProblem<float> Q = P;
+  Q.a = ra.data();
+  Q.b = rb.data();
+  gemm<float>(Q);
+}
+
+}  // namespace
+
+bool bf16_kernel_available() {
+#if defined(FASTNN_HAVE_AVX512BF16)
+  return isa_supported(Isa::avx512) && cpu_features().avx512_bf16;
+#else
+  return false;
+#endif
+}
+
+void select_bf16_kernel(const std::string& name) {
+  if (name == "auto" || name.empty()) {
+    g_force_fallback = false;
+  } else if (name == "fallback") {
+    g_force_fallback = true;
+  } else if (name == "avx512_bf16") {
+    if (!bf16_kernel_available())
+      throw std::runtime_error("bf16 kernel 'avx512_bf16': this CPU (or OS, or build) lacks AVX512-BF16; "
+                               "use 'auto' or 'fallback'");
+    g_force_fallback = false;
+  } else {
+    throw std::invalid_argument("bf16 kernel: expected 'auto', 'avx512_bf16' or 'fallback', got '" + name + "'");
+  }
+}
+
+const char* bf16_kernel_name() { return use_bf16_kernel() ? "avx512_bf16" : "fallback"; }
+
+void round_bf16_array(const float* x, float* y, std::size_t n) {
+  const bool vec = use_bf16_kernel();
+  parallel_for(n, kRoundGrain, [&](std::size_t b, std::size_t e) {
+#if defined(FASTNN_HAVE_AVX512BF16)
+    if (vec) {
+      avx512::bf16::round_array(x + b, y + b, e - b);
+      return;
+    }
+#endif
+    (void)vec;
+    for (std::size_t i = b; i < e; ++i) y[i] = round_bf16(x[i]);
+  });
+}
+
+void gemm_bf16(const GemmProblem<float>& P) {
+  if (P.m == 0 || P.n == 0) return;
+#if defined(FASTNN_HAVE_AVX512BF16)
+  if (use_bf16_kernel()) {
+    gemm_avx512bf16(P);
+    return;
+  }
+#endif
+  gemm_fallback(P);
+}
+
+}  // namespace fastnn

@@ -1,4 +1,0 @@
-// GEMM kernels compiled for the avx512 path.
-#include "fastnn/simd/vec_avx512.h"
-#define FASTNN_ISA_NS avx512
-#include "fastnn/gemm/gemm_impl.h"

@@ -1,4 +1,0 @@
-// Loss kernels compiled for the avx512 path.
-#include "fastnn/simd/vec_avx512.h"
-#define FASTNN_ISA_NS avx512
-#include "fastnn/loss/loss_impl.h"

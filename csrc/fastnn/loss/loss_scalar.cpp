@@ -1,4 +1,0 @@
-// Loss kernels compiled for the scalar path.
-#include "fastnn/simd/vec_scalar.h"
-#define FASTNN_ISA_NS scalar
-#include "fastnn/loss/loss_impl.h"

@@ -1,4 +1,0 @@
-// Dropout kernel compiled for the avx2 path.
-#include "fastnn/simd/vec_avx2.h"
-#define FASTNN_ISA_NS avx2
-#include "fastnn/random/random_impl.h"

@@ -1,4 +1,0 @@
-// Dropout kernel compiled for the scalar path.
-#include "fastnn/simd/vec_scalar.h"
-#define FASTNN_ISA_NS scalar
-#include "fastnn/random/random_impl.h"
