@@ -401,3 +401,16 @@ def test_load_refuses_a_tampered_graph_config(tmp_path, tamper):
     np.savez(path, **arrays)
     with pytest.raises(ValueError, match=str(path)):
         fastnn.load_model(path)
+
+
+def test_compile_checks_each_outputs_loss_against_its_own_layer():
+    m = _two_input_two_output()
+    with pytest.raises(ValueError, match="'reg'"):
+        m.compile("sgd", loss={"cls": "sparse_categorical_crossentropy", "reg": "sparse_categorical_crossentropy"})
+    assert not m.compiled
+    a, b = Input(2), Input(3)
+    ok = fastnn.Model([a, b], Dense(3, activation="softmax")(Concatenate()([a, b])))
+    ok.compile("sgd", "sparse_categorical_crossentropy")  # the output node, not the last input, is judged
+    bad = fastnn.Model([a, b], Dense(3)(Concatenate()([a, b])))
+    with pytest.raises(ValueError, match="output layer"):
+        bad.compile("sgd", "sparse_categorical_crossentropy")
