@@ -13,9 +13,13 @@ import numpy as np
 from . import _weights
 
 
-def is_streamed(x):
-    """True for every input that is not an in-memory array (memmaps stream too)."""
+def is_streamed(x, model=None):
+    """True for every input that is not an in-memory array (memmaps stream too). A list or
+    dict of arrays for a model with several inputs (or outputs) is in memory."""
     from .data import is_array_like
+    if isinstance(x, dict) or (model is not None and getattr(model, "_io", None) is not None
+                               and isinstance(x, (list, tuple))):
+        return False  # arrays keyed by input name, or one array per input
     return isinstance(x, np.memmap) or not is_array_like(x) or _is_tabular(x)
 
 
@@ -194,7 +198,7 @@ def _batch_size(model, bs, n):
 
 def training_data(model, x, y, kw, rng):
     """(batches, validation source) for any input kind."""
-    if is_streamed(x):
+    if is_streamed(x, model):
         if kw["validation_split"]:
             raise ValueError("validation_split: only for in-memory arrays; give validation_data")
         if isinstance(kw["batch_size"], str):
@@ -241,7 +245,7 @@ def validation_source(model, validation_data, batch_size, steps):
 def eval_source(model, x, y, sample_weight, batch_size, steps, what="x"):
     """A source for evaluate / predict / validation (never shuffled)."""
     from . import trainer
-    if not is_streamed(x):
+    if not is_streamed(x, model):
         if what == "x" and y is not None:
             x, y = trainer.prepare_xy(model, x, y)
         else:

@@ -212,6 +212,10 @@ def to_onnx(model, dtype=None):
     from onnx import TensorProto, checker, helper
     if not getattr(model, "built", False):
         raise ValueError("model: not built; build it (or fit it) before exporting")
+    if getattr(model, "_chain", True) is None:
+        raise ValueError("export_onnx: the model is a graph (several inputs or outputs, merge or shared "
+                         "layers); ONNX export supports chains of layers (Sequential or a one-path "
+                         "functional model) only")
     dtype = np.dtype(dtype if dtype is not None else getattr(model, "dtype", np.float32))
     elem = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}.get(dtype)
     if elem is None:

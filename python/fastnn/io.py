@@ -17,7 +17,8 @@ import os
 import numpy as np  # noqa: F401  (the numpy the file writer uses; tests patch np.savez through here)
 
 from . import _archive
-from . import losses as _losses
+from . import losses as _losses  # noqa: F401
+from . import multi_io as _multi_io
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
 from .graph import Model, Sequential
@@ -64,7 +65,8 @@ def _build(cfg, ar, budget, filepath, compile):
     model._ensure_placed()
     _set_layer_arrays(model, data, filepath)
     if c is not None:
-        model.compile(optimizer=_optimizers.get(c["optimizer"]), loss=_losses.get(c["loss"]),
+        loss, loss_weights = _multi_io.loss_from_config(c["loss"])
+        model.compile(optimizer=_optimizers.get(c["optimizer"]), loss=loss, loss_weights=loss_weights,
                       metrics=c["metrics"], regularizer=_regularizers.get(c["regularizer"]))
         opt = model.optimizer
         if "optimizer/iterations" in data:

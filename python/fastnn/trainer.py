@@ -33,6 +33,7 @@ from . import initializers as _initializers
 from . import layers as _layers
 from . import losses as _losses
 from . import metrics as _metrics
+from . import multi_io as _multi_io
 from . import progress as _progress
 from ._output_check import check_loss_output
 
@@ -137,6 +138,8 @@ def checked_loss(model, loss):
 
 def prepare_x(model, x, what="x"):
     """x as a C-contiguous array of the model's dtype, checked: shape, width, finiteness."""
+    if getattr(model, "_io", None) is not None or isinstance(x, dict):  # several inputs: multi_io
+        return _multi_io.prepare_x(model, x, what)
     if x is None:
         raise ValueError(f"{what}: expected an array of inputs, got None")
     x = np.asarray(x)
@@ -164,11 +167,15 @@ def prepare_x(model, x, what="x"):
 
 
 def prepare_y(model, y, n, what="y"):
+    if model._io is not None or isinstance(y, dict):
+        return _multi_io.prepare_y(model, y, n, what)
     return model.loss.prepare_targets(y, n, model.output_shape[1:], model.dtype, what)
 
 
 def prepare_xy(model, x, y):
     """(x, y) checked, building the model from x's shape if it is not built yet."""
+    if model._io is not None or (model.built and (isinstance(x, dict) or isinstance(y, dict))):
+        return _multi_io.prepare_xy(model, x, y)
     x = np.asarray(x) if x is not None else None
     if x is not None and y is not None and np.ndim(y) > 0 and x.ndim > 0 and len(x) != len(y):
         raise ValueError(f"x, y: x has {len(x)} samples but y has {len(y)}: lengths differ")
@@ -184,6 +191,8 @@ def prepare_xy(model, x, y):
 # ------------------------------------------------------------- loss and metrics
 def loss_mode(model):
     """(pass logits to the loss, last layer emits logits instead of its activation)."""
+    if model._io is not None:
+        return _multi_io.loss_mode(model)
     last, loss = model.layers[-1], model.loss
     act = getattr(last, "activation", None)
     fused = (not loss.from_logits and loss.fuses_with is not None and act is not None
@@ -192,6 +201,8 @@ def loss_mode(model):
 
 
 def make_metrics(model):
+    if model._io is not None:
+        return _multi_io.make_metrics(model)
     width = model.layers[-1].output_shape[-1]
     return [_metrics.get(m, model.loss.name, width) for m in model._metric_names]
 
@@ -200,6 +211,8 @@ def metric_updater(model, metrics, loss_on_logits, last_logits):
     """update(y, out) feeding one batch to every metric. With the loss on logits, the
     metrics that need probabilities get the output layer's activation of them
     (computed once per batch); the others get the logits."""
+    if model._io is not None:
+        return _multi_io.metric_updater(model, metrics, loss_on_logits, last_logits)
     probs_needed = last_logits and any(getattr(m, "needs_probabilities", False) for m in metrics)
     out_act = model.layers[-1].activation if last_logits else None
 
@@ -461,7 +474,7 @@ def evaluate(model, x, y=None, batch_size=None, verbose=0, sample_weight=None, s
     check_compiled(model, "evaluate")
     verbose = _sources.check_verbose(verbose)
     cbs = _eval_callbacks(model, callbacks)
-    if not _sources.is_streamed(x) and y is None:
+    if not _sources.is_streamed(x, model) and y is None:
         raise ValueError("y: expected targets, got None")
     src = _sources.eval_source(model, x, y, sample_weight, batch_size, _sources.check_steps(steps, "steps"))
     logs = evaluate_source(model, src, cbs)
@@ -469,7 +482,7 @@ def evaluate(model, x, y=None, batch_size=None, verbose=0, sample_weight=None, s
         print(_progress.format_logs(logs, 4))
     if return_dict:
         return logs
-    vals = [logs["loss"]] + [logs[m] for m in model._metric_names]
+    vals = [logs["loss"]] + [logs[m] for m in _multi_io.result_names(model)]
     return vals[0] if len(vals) == 1 else vals
 
 
@@ -484,6 +497,8 @@ def build_from(model, x, what="x"):
 
 def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None):
     """Model.predict (see there)."""
+    if getattr(model, "_io", None) is not None:
+        return _multi_io.predict(model, x, batch_size)
     _sources.check_verbose(verbose)
     cbs = _eval_callbacks(model, callbacks)
     src = _sources.eval_source(model, x, None, None, batch_size, _sources.check_steps(steps, "steps"), "predict")

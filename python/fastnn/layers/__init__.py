@@ -1,7 +1,8 @@
 """Layers, grouped as in Keras 3: ``core`` (Dense, Activation, Flatten, Input),
 ``activations`` (PReLU, Maxout), ``normalization`` (BatchNormalization),
 ``regularization`` (Dropout, AlphaDropout, GaussianNoise), ``augmentation`` (RandomFlip,
-RandomTranslation: images, active only in training). Layers never import the graph or the trainer.
+RandomTranslation: images, active only in training), ``merging`` (Add, Subtract, Multiply,
+Average, Maximum, Concatenate). Layers never import the graph or the trainer.
 
 A layer declares its variables in ``build`` (shape, initializer, regularizer,
 trainable parameter or non-trainable state); the model places every parameter
@@ -28,6 +29,7 @@ from .. import regularizers as _regularizers
 from .activations import Maxout, PReLU
 from .core import (Activation, Dense, Flatten, Input, InputLayer, Layer, SymbolicTensor, VarSpec,  # noqa: F401
                    _require_2d, _shape_tuple, _snake)
+from .merging import Add, Average, Concatenate, Maximum, Merge, Multiply, Subtract
 from .normalization import BatchNormalization
 from .augmentation import RandomFlip, RandomTranslation
 from .preprocessing import Normalization, Rescaling
@@ -35,11 +37,13 @@ from .regularization import AlphaDropout, Dropout, GaussianNoise
 
 __all__ = ["Layer", "VarSpec", "SymbolicTensor", "InputLayer", "Input", "Flatten", "Dense", "Activation",
            "PReLU", "Maxout", "BatchNormalization", "Dropout", "AlphaDropout", "GaussianNoise", "RandomFlip",
-           "RandomTranslation", "Rescaling", "Normalization", "deserialize"]
+           "RandomTranslation", "Rescaling", "Normalization", "Merge", "Add", "Subtract", "Multiply",
+           "Average", "Maximum", "Concatenate", "deserialize"]
 
 LAYERS = {c.__name__: c for c in (Dense, Activation, Dropout, BatchNormalization, PReLU, Maxout, Flatten,
                                    AlphaDropout, GaussianNoise, RandomFlip, RandomTranslation,
-                                   Rescaling, Normalization)}
+                                   Rescaling, Normalization,
+                                   Add, Subtract, Multiply, Average, Maximum, Concatenate)}
 
 
 def deserialize(d):
