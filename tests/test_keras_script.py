@@ -9,9 +9,10 @@ import subprocess
 import sys
 
 import pytest
+from helpers import fastnn_pythonpath
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PYTHON_DIR = os.path.join(os.path.dirname(HERE), "python")
+PYTHON_DIR = fastnn_pythonpath()
 
 KERAS_IMPORTS = """\
 import keras
