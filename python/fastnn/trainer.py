@@ -351,6 +351,7 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
             print(_progress.epoch_line(epoch, logs), flush=True)
         if model.stop_training:
             break
+    opt.finalize_variable_values()  # use_ema: the averaged weights, as Keras at the end of fit
     for cb in cbs:
         cb.on_train_end()
     return history
