@@ -16,6 +16,8 @@ Nadam, Adamax and Lion (``fastnn._optimizers_more``) are NumPy-vectorized.
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from . import _ema
@@ -318,3 +320,7 @@ from ._optimizers_more import Adamax, Lion, Nadam  # noqa: E402
 
 _BY_NAME.update(nadam=Nadam, adamax=Adamax, lion=Lion)
 _CLASSES.update({c.__name__: c for c in (Nadam, Adamax, Lion)})
+
+# Keras's namespace: fastnn.optimizers.schedules.CosineDecay, from fastnn.optimizers.schedules import ...
+schedules = _schedules
+sys.modules[__name__ + ".schedules"] = _schedules
