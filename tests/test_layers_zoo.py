@@ -167,3 +167,14 @@ def test_arguments_refused():
         fastnn.Sequential([L.Input(6), L.Reshape((-1, 4))])
     assert L.LeakyReLU().negative_slope == 0.3 and L.ELU().alpha == 1.0
     assert L.LayerNormalization().epsilon == 1e-3 and L.ReLU().max_value is None
+
+
+def test_whole_model_gradient_check_float64():
+    from fastnn.gradcheck import check_gradients
+    m = fastnn.Sequential([L.Input(6), L.Dense(8), L.LayerNormalization(), L.ELU(), L.Reshape((2, 4)),
+                           L.Softmax(axis=1), L.Flatten(), L.Identity(), L.Dense(5), L.LeakyReLU(), L.Dense(3),
+                           L.Softmax()], dtype="float64")
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(9)
+    report = check_gradients(m, rng.normal(size=(7, 6)), rng.integers(0, 3, 7))
+    assert report.ok and report.worst.rel_error < 1e-7, str(report)
