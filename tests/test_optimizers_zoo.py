@@ -179,7 +179,7 @@ def test_swap_ema_weights_round_trip():
     p0, grads = rng.normal(size=10), [rng.normal(size=10) for _ in range(3)]
     opt = O.Adam(use_ema=True)
     p = _run(opt, p0, grads)
-    before, avg = p.copy(), opt._average.copy()
+    before, avg = p.copy(), opt.state["average"].copy()
     opt.swap_ema_weights()
     np.testing.assert_array_equal(p, avg)
     opt.swap_ema_weights()
@@ -208,3 +208,25 @@ def test_matches_keras_on_a_few_steps():
         ours.finalize_variable_values()
         np.testing.assert_allclose(p.reshape(6, 4), np.asarray(v), rtol=2e-5, atol=2e-6,
                                    err_msg=type(ours).__name__)
+
+
+def test_ema_average_is_saved_and_training_resumes_exactly(tmp_path):
+    x = np.random.default_rng(8).normal(size=(24, 3))
+    y = np.random.default_rng(9).normal(size=(24, 2))
+
+    def model():
+        m = fastnn.Sequential([fastnn.layers.Dense(2, input_dim=3)], dtype="float64")
+        m.set_weights([np.full((3, 2), 0.1), np.zeros(2)])
+        m.compile(O.Adagrad(learning_rate=0.1, use_ema=True, ema_momentum=0.7), "mse")
+        return m
+    a = model()
+    a.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    a.save(tmp_path / "m.fnn")
+    b = fastnn.models.load_model(tmp_path / "m.fnn")
+    np.testing.assert_array_equal(b.optimizer.state["average"], a.optimizer.state["average"])
+    for m in (a, b):
+        m.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    np.testing.assert_allclose(b.get_weights()[0], a.get_weights()[0], rtol=1e-12)
+    fresh = model()  # the same two epochs in one go
+    fresh.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    assert not np.allclose(fresh.get_weights()[0], a.get_weights()[0])  # fit's end wrote the average once more

@@ -1,6 +1,7 @@
 """Weight averaging for the optimizers (Keras 3's ``use_ema``).
 
-The optimizer keeps ``average`` beside the flat arena; after each update, over every
+The optimizer keeps ``average`` as one more slot over the flat arena (saved with the model,
+remapped when the layout changes); after each update, over every
 trainable range: ``average = m * average + (1 - m) * weights`` with ``m = ema_momentum``,
 except at the optimizer's first step (``m = 0``: the average starts at the weights, as
 Keras). ``ema_overwrite_frequency = n`` writes the average into the weights every n steps.
@@ -11,6 +12,8 @@ Entries never trained hold NaN until their first update and are never written ba
 from __future__ import annotations
 
 import numpy as np
+
+SLOT = "average"  # the optimizer slot holding it (NaN until an entry's first update)
 
 
 def check(use_ema, ema_momentum, ema_overwrite_frequency):
@@ -25,21 +28,9 @@ def check(use_ema, ema_momentum, ema_overwrite_frequency):
         raise ValueError(f"ema_overwrite_frequency: expected an int >= 1 or None, got {ema_overwrite_frequency!r}")
 
 
-def build(old, size, dtype, remap):
-    """A new average of ``size`` (NaN: not yet started), keeping ``old`` through ``remap``."""
-    a = np.full(size, np.nan, dtype=dtype)
-    if remap and old is not None:
-        for o, n in remap:
-            a[n] = old[o]
-    return a
-
-
 def update(opt, params, ranges):
     """One averaging step over the trainable ranges (the optimizer's iterations already counted it)."""
-    if opt._average is None or opt._average.shape != params.shape or opt._average.dtype != params.dtype:
-        opt._average = build(None, params.size, params.dtype, None)
-        opt._average_started = False
-    a = opt._average
+    a = opt.state[SLOT]
     m = 0.0 if opt.iterations == 1 else opt.ema_momentum
     started = getattr(opt, "_average_started", False)  # no NaN left anywhere: skip the scan
     for lo, hi in ranges:
@@ -60,17 +51,18 @@ def update(opt, params, ranges):
 
 def finalize(opt):
     params = getattr(opt, "_average_params", None)
-    if params is None or opt._average is None:
-        return  # never stepped: nothing to write
+    if params is None:
+        return  # never stepped since the arena was placed: nothing to write
     for lo, hi in opt._average_ranges:
-        params[lo:hi] = opt._average[lo:hi]
+        params[lo:hi] = opt.state[SLOT][lo:hi]
 
 
 def swap(opt):
     params = getattr(opt, "_average_params", None)
-    if params is None or opt._average is None:
+    if params is None:
         raise ValueError("use_ema: no moving average yet (the optimizer has not taken a step)")
+    a = opt.state[SLOT]
     for lo, hi in opt._average_ranges:
         w = params[lo:hi].copy()
-        params[lo:hi] = opt._average[lo:hi]
-        opt._average[lo:hi] = w
+        params[lo:hi] = a[lo:hi]
+        a[lo:hi] = w

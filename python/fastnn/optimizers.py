@@ -55,7 +55,8 @@ class Optimizer:
         self._views = None
         self.use_ema, self.ema_momentum = bool(use_ema), float(ema_momentum)
         self.ema_overwrite_frequency = ema_overwrite_frequency
-        self._average = None  # the moving average of the weights (arena layout), see fastnn._ema
+        if self.use_ema:  # the moving average of the weights is one more slot (saved, remapped), see fastnn._ema
+            self.slots = tuple(type(self).slots) + (_ema.SLOT,)
 
     # learning rate --------------------------------------------------------
     @property
@@ -87,13 +88,12 @@ class Optimizer:
         self.state = {}
         self._views = None
         for s in self.slots:
-            a = np.full(size, self._initial_state(s), dtype=dtype)
+            a = np.full(size, np.nan if s == _ema.SLOT else self._initial_state(s), dtype=dtype)
             if remap and s in old:
                 for o, n in remap:
                     a[n] = old[s][o]
             self.state[s] = a
         if self.use_ema:
-            self._average = _ema.build(self._average, size, dtype, remap)
             self._average_params, self._average_started = None, False  # the arena may have moved
 
     # step -----------------------------------------------------------------
@@ -189,7 +189,7 @@ class SGD(Optimizer):
             raise ValueError(f"momentum: expected a number in [0, 1), got {momentum!r}")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
         self.momentum_form = momentum_form
-        self.slots = ("velocity",) if self.momentum else ()
+        self.slots = (("velocity",) if self.momentum else ()) + ((_ema.SLOT,) if self.use_ema else ())
         self._ema_lr = None    # the lr the ema velocity was last scaled by
         self._ema_step = None  # (iteration, rescale factor) of the current step
 
