@@ -230,3 +230,57 @@ def test_ema_average_is_saved_and_training_resumes_exactly(tmp_path):
     fresh = model()  # the same two epochs in one go
     fresh.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
     assert not np.allclose(fresh.get_weights()[0], a.get_weights()[0])  # fit's end wrote the average once more
+
+
+def _ema_model(use_ema=True):
+    m = fastnn.Sequential([fastnn.layers.Dense(2, input_dim=3)], dtype="float64")
+    m.set_weights([np.full((3, 2), 0.1), np.zeros(2)])
+    m.compile(O.SGD(learning_rate=0.05, use_ema=use_ema, ema_momentum=0.6), "mse")
+    return m
+
+
+@pytest.mark.parametrize("stop_after_first", [False, True])
+def test_swap_ema_weights_callback_on_epoch(stop_after_first):
+    x = np.random.default_rng(10).normal(size=(16, 3))
+    y = np.random.default_rng(11).normal(size=(16, 2))
+    raw = _ema_model(use_ema=False)  # the raw trajectory, averaged by hand
+    avgs, avg = [], None
+    for epoch in range(2):
+        for i in range(0, 16, 8):
+            raw.fit(x[i:i + 8], y[i:i + 8], batch_size=8, epochs=1, shuffle=False, verbose=0)
+            w = raw.get_weights()[0]
+            avg = w.copy() if avg is None else 0.6 * avg + 0.4 * w
+        avgs.append(avg.copy())
+    m = _ema_model()
+    seen = []
+
+    class Rec(fastnn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(self.model.get_weights()[0].copy())
+            if stop_after_first:
+                self.model.stop_training = True
+    m.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0,
+          callbacks=[fastnn.callbacks.SwapEMAWeights(swap_on_epoch=True), Rec()])
+    n = 1 if stop_after_first else 2
+    for k in range(n):
+        np.testing.assert_allclose(seen[k], avgs[k], rtol=1e-12)  # checkpoints see the average
+    np.testing.assert_allclose(m.get_weights()[0], avgs[n - 1], rtol=1e-12)  # and fit ends with it
+    np.testing.assert_allclose(m.optimizer.state["average"][:6].reshape(3, 2), avgs[n - 1], rtol=1e-12)
+
+
+def test_swap_ema_weights_around_evaluation_and_refusal():
+    m = _ema_model()
+    x, y = np.ones((8, 3)), np.zeros((8, 2))
+    m.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    m.set_weights([np.full((3, 2), 7.0), np.zeros(2)])  # fit ended with the average in both: make them differ
+    raw, avg = m.get_weights()[0].copy(), m.optimizer.state["average"][:6].reshape(3, 2).copy()
+    cb = fastnn.callbacks.SwapEMAWeights()
+    cb.set_model(m)
+    cb.on_test_begin()
+    np.testing.assert_array_equal(m.get_weights()[0], avg)
+    cb.on_test_end()
+    np.testing.assert_array_equal(m.get_weights()[0], raw)
+    assert not np.allclose(raw, avg)
+    plain = _ema_model(use_ema=False)
+    with pytest.raises(ValueError, match="use_ema=True"):
+        plain.fit(x, y, epochs=1, verbose=0, callbacks=[fastnn.callbacks.SwapEMAWeights()])

@@ -6,7 +6,9 @@ trainable range: ``average = m * average + (1 - m) * weights`` with ``m = ema_mo
 except at the optimizer's first step (``m = 0``: the average starts at the weights, as
 Keras). ``ema_overwrite_frequency = n`` writes the average into the weights every n steps.
 ``finalize`` writes it into the weights (``fit`` calls it at its end, as Keras's
-``finalize_variable_values``); ``swap`` exchanges the two (for evaluation).
+``finalize_variable_values``); ``swap`` exchanges the two (for evaluation; the optimizer
+remembers whether they are exchanged, so ``finalize`` after an odd number of swaps keeps the
+average in the model instead of writing the raw weights back).
 Entries never trained hold NaN until their first update and are never written back.
 """
 from __future__ import annotations
@@ -53,8 +55,14 @@ def finalize(opt):
     params = getattr(opt, "_average_params", None)
     if params is None:
         return  # never stepped since the arena was placed: nothing to write
+    a = opt.state[SLOT]
+    swapped = getattr(opt, "_average_swapped", False)
     for lo, hi in opt._average_ranges:
-        params[lo:hi] = opt.state[SLOT][lo:hi]
+        if swapped:  # the model already holds the average (SwapEMAWeights): keep it, in both
+            a[lo:hi] = params[lo:hi]
+        else:
+            params[lo:hi] = a[lo:hi]
+    opt._average_swapped = False
 
 
 def swap(opt):
@@ -66,3 +74,4 @@ def swap(opt):
         w = params[lo:hi].copy()
         params[lo:hi] = a[lo:hi]
         a[lo:hi] = w
+    opt._average_swapped = not getattr(opt, "_average_swapped", False)

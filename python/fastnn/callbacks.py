@@ -359,3 +359,6 @@ def _is_overridden(cb, hook):
 __all__ = ["Callback", "History", "EarlyStopping", "ReduceLROnPlateau", "LearningRateScheduler",
            "ModelCheckpoint", "TerminateOnNaN", "DivergenceStop", "CSVLogger"]
 _ = np  # numpy used by subclasses users write
+
+
+from ._swap_ema import SwapEMAWeights  # noqa: E402,F401  (Keras 3's callback for use_ema)

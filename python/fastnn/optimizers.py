@@ -95,6 +95,7 @@ class Optimizer:
             self.state[s] = a
         if self.use_ema:
             self._average_params, self._average_started = None, False  # the arena may have moved
+            self._average_swapped = False
 
     # step -----------------------------------------------------------------
     def apply(self, params, grads, ranges, variables):
