@@ -424,3 +424,6 @@ def __getattr__(name):
         return TensorBoard
     raise AttributeError(f"module 'fastnn.callbacks' has no attribute {name!r}")
 _ = np  # numpy used by subclasses users write
+
+
+from ._swap_ema import SwapEMAWeights  # noqa: E402,F401  (Keras 3's callback for use_ema)

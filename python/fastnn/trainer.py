@@ -364,6 +364,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
             print(_progress.epoch_line(epoch, logs), flush=True)
         if model.stop_training or getattr(batches, "exhausted", False):
             break
+    opt.finalize_variable_values()  # use_ema: the averaged weights, as Keras at the end of fit
     for cb in cbs:
         cb.on_train_end()
     return history
