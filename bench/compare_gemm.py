@@ -1,12 +1,14 @@
 """GEMM: fastnn.ops.matmul vs NumPy (OpenBLAS) and PyTorch, GFLOP/s and ratios.
 
     python bench/compare.py gemm [--quick] [--threads 2]
-    python bench/compare_gemm.py [--quick] [--threads 2] [--only square,mlp,f64,epilogue,threads]
+    python bench/compare_gemm.py [--quick] [--threads 2] [--only square,mlp,f64,epilogue,backward,threads]
 
 Sections: square float32 products (256..4096; 4096 not with --quick), the
 training products of a 784-512-256-256-128-10 MLP at batch 64/128/256
 (forward X·W, backward dY·Wᵀ and Xᵀ·dY per layer), float64 square 1024, the
-fused bias+activation epilogue against a separate pass, fastnn at 1 vs n
+fused bias+activation epilogue against a separate pass, the Dense backward
+pass as two fused calls (ops.matmul_bias_grad, ops.matmul_act_grad) against
+four separate passes and PyTorch, fastnn at 1 vs n
 threads on small shapes (the threading threshold), and the fraction of the
 measured FMA peak (bench/peak_flops.py). Contenders run in alternation with
 pauses (common.compare); numbers are medians. "ratio" = fastnn speed / the
@@ -176,6 +178,49 @@ def epilogue(quick, threads, peak, rounds, pause):
     common.print_table(f"fused bias+activation epilogue vs a separate pass, {threads} threads", hdr, rows)
 
 
+def backward(quick, threads, peak, rounds, pause):
+    """Dense backward (dz given, relu before the layer): dW, db and dz_prev in two fused
+    calls (matmul_bias_grad, matmul_act_grad) vs the same with separate passes vs PyTorch."""
+    import fastnn.ops as ops
+    torch = _torch()
+    rows = []
+    for bsz, fan_in, fan_out in [(64, 784, 512), (128, 512, 256), (128, 256, 128), (256, 784, 512), (256, 256, 256)]:
+        rng = np.random.default_rng(0)
+        x = np.maximum(rng.standard_normal((bsz, fan_in)), 0).astype(np.float32)  # the relu output h
+        w = rng.standard_normal((fan_in, fan_out)).astype(np.float32)
+        dz = rng.standard_normal((bsz, fan_out)).astype(np.float32)
+        dw, db, dx = np.empty_like(w), np.empty(fan_out, np.float32), np.empty_like(x)
+
+        def fused():
+            ops.matmul_bias_grad(x, dz, trans_a=True, out=(dw, db))
+            ops.matmul_act_grad(dz, w, trans_b=True, activation="relu", y=x, out=dx)
+
+        def separate():
+            ops.matmul(x, dz, trans_a=True, out=dw)
+            ops.column_sum(dz, out=db)
+            ops.matmul(dz, w, trans_b=True, out=dx)
+            ops.activation_grad("relu", dx, y=x, out=dx)
+
+        fns = {"fused": fused, "separate": separate}
+        if torch is not None:
+            xt, wt, dzt = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(dz)
+            dwt, dbt, dxt = torch.from_numpy(dw.copy()), torch.from_numpy(db.copy()), torch.from_numpy(dx.copy())
+
+            def torch_fn():
+                torch.mm(xt.t(), dzt, out=dwt)
+                torch.sum(dzt, 0, out=dbt)
+                torch.mm(dzt, wt.t(), out=dxt)
+                dxt.masked_fill_(xt <= 0, 0.0)
+            fns["torch"] = torch_fn
+        t = _compare(fns, rounds, pause)
+        rows.append([f"b{bsz} {fan_in}-{fan_out}"] + [f"{1e6 * t[kk]:.1f}" for kk in fns] +
+                    [f"{t['separate'] / t['fused']:.2f}x"] +
+                    ([f"{t['torch'] / t['fused']:.2f}x"] if torch is not None else []))
+    hdr = ["case", "fused us", "separate us"] + (["torch us"] if torch is not None else []) + ["separate/fused"] + \
+          (["torch/fused"] if torch is not None else [])
+    common.print_table(f"Dense backward (relu): 2 fused calls vs 4 separate passes, {threads} threads", hdr, rows)
+
+
 def thread_scaling(quick, threads, peak, rounds, pause):
     """fastnn alone at 1 vs n threads: small problems must not get slower with threads."""
     import fastnn
@@ -202,7 +247,8 @@ def thread_scaling(quick, threads, peak, rounds, pause):
                        ["m x n x k", "MACs", "1 thread us", f"{threads} threads us", "speed-up"], rows)
 
 
-SECTIONS = {"square": square, "mlp": mlp, "f64": f64, "epilogue": epilogue, "threads": thread_scaling}
+SECTIONS = {"square": square, "mlp": mlp, "f64": f64, "epilogue": epilogue, "backward": backward,
+            "threads": thread_scaling}
 
 
 def run(quick: bool, threads: int, only=None) -> None:

@@ -1,28 +1,46 @@
-"""Training time per epoch: fastnn vs PyTorch vs scikit-learn, Fashion-MNIST, the course notes' net.
+"""Training time per epoch, side by side: fastnn, PyTorch, JAX and Keras 3 on JAX.
 
     PYTHONPATH=python python3 bench/compare.py train [--quick] [--threads 2]
-    PYTHONPATH=python python3 bench/compare_train.py [--quick] [--threads 2]
+    PYTHONPATH=python python3 bench/compare_train.py [--batches 32,128,512] [--fraction 0.25]
+        [--rounds 3] [--threads 2] [--no-keras] [--no-breakdown]
 
-784-512-256-256-128-10 ReLU, He init, Adam 1e-3, batch 128, with and without
-BatchNormalization after each hidden Dense. PyTorch: same net and init,
-torch.optim.Adam(fused=True), batches indexed from pre-made tensors (its
-fastest CPU setting). scikit-learn: MLPClassifier(solver="adam"), one
-partial_fit per epoch, timed in a child process so its spinning OpenBLAS
-threads cannot slow the next contender (no BatchNorm variant: sklearn has none).
-Contenders run one epoch each in alternation, round after round, with pauses;
-medians over rounds. Also: the share of fastnn's epoch spent in GEMM (ops.matmul)
-vs outside it. --quick uses 12,800 training samples and 2 rounds.
-Targets: fastnn <= 0.6x PyTorch and <= 0.3x scikit-learn per epoch.
+The course notes' MLP 784-512-256-256-128-10 (ReLU, softmax output), He-normal
+init, Adam 1e-3 (epsilon 1e-7, Keras's), sparse categorical cross-entropy, on
+the full Fashion-MNIST training set (/usr/share/datasets/fashion-mnist), at
+each batch size:
+  - fastnn: ``model.fit(epochs=1)``;
+  - PyTorch fp32: ``torch.optim.Adam(fused=True)``, batches indexed from
+    pre-made tensors (its fastest CPU setting);
+  - JAX ``jit``: ``value_and_grad`` + ``optax.adam`` as ONE compiled step that
+    also gathers its batch from the device-resident training set;
+  - Keras 3 with KERAS_BACKEND=jax (where installed): ``model.fit(epochs=1)``.
+Contenders run one epoch each in alternation, round after round, with pauses
+(after one warm-up epoch each); medians over rounds; "ratio" = fastnn / the
+fastest peer. An "epoch" is the first ``--fraction`` of the 60,000 images
+(default 0.25: 15,000; --quick 0.1 and 2 rounds), the same slice for every
+contender; seconds are scaled to a full 60,000-image epoch (x 1/fraction).
+Threads: fastnn, PyTorch and OpenBLAS are set to --threads; XLA (JAX, Keras)
+uses its own pool over the machine's cores (this project's machine has 2).
+
+Then fastnn's time per step split by kernel family, measured by wrapping the
+``fastnn.ops`` functions the layers call (a wrapper costs ~0.3 us a call, so
+"Python" is slightly overstated): GEMM (matmul and the backward products),
+elementwise (activations, softmax, column sums, dropout), BatchNorm, loss,
+optimizer (updates, clipping), and Python (everything else: fit's loop,
+callbacks, metrics, layer bookkeeping).
+Target (issue 14): fastnn <= 0.5x the best fp32 peer at batch 32 and 128, <= 0.75x at 512.
 """
 from __future__ import annotations
 
+import os
 import pathlib
 import statistics
 import sys
 import time
-import warnings
 
-import numpy as np
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import numpy as np  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -33,55 +51,36 @@ import train_fashion  # noqa: E402
 import fastnn  # noqa: E402
 from fastnn import ops  # noqa: E402
 
+LAYERS = (784,) + tuple(train_fashion.HIDDEN) + (10,)
+LR, EPS = 1e-3, 1e-7
 
-def fastnn_epoch(x, y, batchnorm):
-    model = train_fashion.build(batchnorm)
+
+def fastnn_contender(x, y, bs):
+    model = train_fashion.build(False)
     state = {"epoch": 0}
 
     def run():
-        model.fit(x, y, epochs=1, batch_size=128, verbose=0, seed=state["epoch"])
+        model.fit(x, y, epochs=1, batch_size=bs, verbose=0, seed=state["epoch"])
         state["epoch"] += 1
     return run, model
 
 
-def gemm_share(model, x, y):
-    """(GEMM seconds, epoch seconds) of one instrumented fastnn epoch."""
-    real = ops.matmul
-    spent = [0.0]
-
-    def timed(*a, **k):
-        t0 = time.perf_counter()
-        r = real(*a, **k)
-        spent[0] += time.perf_counter() - t0
-        return r
-    ops.matmul = timed
-    try:
-        t0 = time.perf_counter()
-        model.fit(x, y, epochs=1, batch_size=128, verbose=0, seed=99)
-        total = time.perf_counter() - t0
-    finally:
-        ops.matmul = real
-    return spent[0], total
-
-
-def torch_epoch(x, y, batchnorm):
+def torch_contender(x, y, bs):
     import torch
     from torch import nn
     torch.manual_seed(0)
-    layers, d = [], 784
-    for units in train_fashion.HIDDEN:
+    mods, d = [], LAYERS[0]
+    for units in LAYERS[1:-1]:
         lin = nn.Linear(d, units)
         nn.init.kaiming_normal_(lin.weight, nonlinearity="relu")
         nn.init.zeros_(lin.bias)
-        layers += [lin, nn.ReLU()]
-        if batchnorm:
-            layers.append(nn.BatchNorm1d(units, momentum=0.01, eps=1e-3))
+        mods += [lin, nn.ReLU()]
         d = units
-    out = nn.Linear(d, 10)
+    out = nn.Linear(d, LAYERS[-1])
     nn.init.kaiming_normal_(out.weight)
     nn.init.zeros_(out.bias)
-    net = nn.Sequential(*layers, out)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
+    net = nn.Sequential(*mods, out)
+    opt = torch.optim.Adam(net.parameters(), lr=LR, eps=EPS, fused=True)
     lossf = nn.CrossEntropyLoss()
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
     n = len(x)
@@ -89,8 +88,8 @@ def torch_epoch(x, y, batchnorm):
     def run():
         net.train()
         perm = torch.randperm(n)
-        for s in range(0, n, 128):
-            idx = perm[s:s + 128]
+        for s in range(0, n, bs):
+            idx = perm[s:s + bs]
             opt.zero_grad(set_to_none=True)
             loss = lossf(net(tx[idx]), ty[idx])
             loss.backward()
@@ -98,93 +97,172 @@ def torch_epoch(x, y, batchnorm):
     return run
 
 
-_SKLEARN_CHILD = r"""
-import sys, time, warnings
-import numpy as np
-from threadpoolctl import threadpool_limits
-sys.path.insert(0, {here!r})
-import train_fashion
-from sklearn.neural_network import MLPClassifier
-threadpool_limits({threads})
-(x, y), _ = train_fashion.load_fashion_mnist()
-x, y = x[:{n}], y[:{n}]
-clf = MLPClassifier(hidden_layer_sizes=train_fashion.HIDDEN, activation="relu", solver="adam",
-                    batch_size=128, learning_rate_init=1e-3, alpha=0.0, random_state=0)
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    clf.partial_fit(x, y, classes=np.arange(10))  # warm-up epoch
-    t0 = time.perf_counter()
-    clf.partial_fit(x, y)
-    print(time.perf_counter() - t0)
-"""
+def jax_contender(x, y, bs):
+    import jax
+    import jax.numpy as jnp
+    import optax
+    key = jax.random.PRNGKey(0)
+    params = []
+    for fan_in, fan_out in zip(LAYERS[:-1], LAYERS[1:]):
+        key, sub = jax.random.split(key)
+        w = jax.random.normal(sub, (fan_in, fan_out), jnp.float32) * np.float32(np.sqrt(2.0 / fan_in))
+        params.append((w, jnp.zeros((fan_out,), jnp.float32)))
+    tx = optax.adam(LR, eps=EPS)
+    opt_state = tx.init(params)
+    xd, yd = jax.device_put(x), jax.device_put(y.astype(np.int32))
 
+    def loss_fn(p, xb, yb):
+        h = xb
+        for w, b in p[:-1]:
+            h = jax.nn.relu(h @ w + b)
+        logits = h @ p[-1][0] + p[-1][1]
+        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
 
-def sklearn_epoch(n, threads):
-    """One scikit-learn epoch timed in a child process: OpenBLAS worker threads keep spinning
-    after each call and would slow whichever contender runs next; they die with the child."""
-    import os
-    import subprocess
-    code = _SKLEARN_CHILD.format(here=str(HERE), threads=threads, n=n)
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    @jax.jit
+    def step(p, s, idx):
+        loss, g = jax.value_and_grad(loss_fn)(p, xd[idx], yd[idx])
+        updates, s = tx.update(g, s, p)
+        return optax.apply_updates(p, updates), s, loss
+
+    state = {"p": params, "s": opt_state, "rng": np.random.default_rng(0)}
+    n = len(x)
 
     def run():
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-        return float(out.stdout.strip().splitlines()[-1])
+        perm = state["rng"].permutation(n).astype(np.int32)
+        p, s = state["p"], state["s"]
+        loss = None
+        for i in range(0, n, bs):
+            p, s, loss = step(p, s, perm[i:i + bs])
+        loss.block_until_ready()
+        state["p"], state["s"] = p, s
     return run
 
 
-def alternate(contenders, rounds, pause=0.5):
-    """Median seconds of one call of each contender, run in alternation (after one warm-up each)."""
-    for name, fn in contenders.items():
-        if name != "sklearn":  # the sklearn child warms up by itself
-            fn()
-            time.sleep(pause)
+def keras_contender(x, y, bs):
+    import keras
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((LAYERS[0],))] +
+                             [keras.layers.Dense(u, activation="relu", kernel_initializer="he_normal")
+                              for u in LAYERS[1:-1]] +
+                             [keras.layers.Dense(LAYERS[-1], activation="softmax", kernel_initializer="he_normal")])
+    model.compile(keras.optimizers.Adam(LR, epsilon=EPS), "sparse_categorical_crossentropy")
+
+    def run():
+        model.fit(x, y, batch_size=bs, epochs=1, verbose=0, shuffle=True)
+    return run
+
+
+def available(name):
+    try:
+        if name == "torch":
+            import torch  # noqa: F401
+        elif name == "jax":
+            import jax  # noqa: F401
+            import optax  # noqa: F401
+        elif name == "keras":
+            import keras
+            if keras.backend.backend() != "jax":
+                return False
+        return True
+    except ImportError:
+        return False
+
+
+def alternate(contenders, rounds, pause):
+    """Median seconds of one call of each contender in alternation, after one warm-up each."""
+    for fn in contenders.values():
+        fn()
+        time.sleep(pause)
     samples = {k: [] for k in contenders}
     for _ in range(rounds):
         for name, fn in contenders.items():
             t0 = time.perf_counter()
-            r = fn()
-            samples[name].append(r if isinstance(r, float) else time.perf_counter() - t0)
+            fn()
+            samples[name].append(time.perf_counter() - t0)
             time.sleep(pause)
     return {k: statistics.median(v) for k, v in samples.items()}, samples
 
 
-def run(quick: bool = False, threads: int = 2, rounds: int = 0, samples: int = 0) -> None:
-    common.set_threads(threads)
-    (x, y), _ = train_fashion.load_fashion_mnist()
-    if samples or quick:
-        x, y = x[:samples or 12800], y[:samples or 12800]
-    rounds = rounds or (2 if quick else 3)
-    have_torch = common.have_torch()
+FAMILIES = {
+    "GEMM": ("matmul", "matmul_act_grad", "matmul_bias_grad"),
+    "elementwise": ("activation", "activation_grad", "softmax", "log_softmax", "column_sum", "dropout"),
+    "BN": ("batchnorm_forward", "batchnorm_backward"),
+    "loss": ("softmax_cross_entropy", "binary_cross_entropy_with_logits", "mean_squared_error"),
+    "optimizer": ("adam_update", "sgd_update", "rmsprop_update", "adagrad_update", "clip_by_global_norm",
+                  "clip_by_value"),
+}
+
+
+def breakdown(model, x, y, bs):
+    """Seconds per step by family, over one instrumented epoch: {family: s, 'Python': s, 'total': s}."""
+    spent = {f: 0.0 for f in FAMILIES}
+    real = {}
+    for fam, names in FAMILIES.items():
+        for name in names:
+            if not hasattr(ops, name):
+                continue
+            real[name] = fn = getattr(ops, name)
+
+            def timed(*a, _fn=fn, _fam=fam, **k):
+                t0 = time.perf_counter()
+                r = _fn(*a, **k)
+                spent[_fam] += time.perf_counter() - t0
+                return r
+            setattr(ops, name, timed)
     try:
-        import sklearn  # noqa: F401
-        have_sklearn = True
-    except ImportError:
-        have_sklearn = False
-    rows = []
-    for bn in (False, True):
-        f_run, f_model = fastnn_epoch(x, y, bn)
+        t0 = time.perf_counter()
+        model.fit(x, y, epochs=1, batch_size=bs, verbose=0, seed=99)
+        total = time.perf_counter() - t0
+    finally:
+        for name, fn in real.items():
+            setattr(ops, name, fn)
+    steps = -(-len(x) // bs)
+    out = {f: s / steps for f, s in spent.items()}
+    out["Python"] = (total - sum(spent.values())) / steps
+    out["total"] = total / steps
+    return out
+
+
+def run(quick: bool = False, threads: int = 2, batches=(32, 128, 512), fraction: float = 0.0, rounds: int = 0,
+        keras: bool = True, show_breakdown: bool = True, pause: float = 0.5) -> None:
+    common.set_threads(threads)
+    fraction = fraction or (0.1 if quick else 0.25)
+    rounds = rounds or (2 if quick else 3)
+    (x, y), _ = train_fashion.load_fashion_mnist()
+    n = max(1, int(round(len(x) * fraction)))
+    x, y = np.ascontiguousarray(x[:n]), np.ascontiguousarray(y[:n])
+    scale = 60000 / n
+    peers = [p for p in ("torch", "jax", "keras") if (p != "keras" or keras) and available(p)]
+    print(f"train: {'-'.join(map(str, LAYERS))} relu, Adam; {n} of 60000 images per timed epoch "
+          f"(fraction {fraction}), seconds scaled to a full epoch; {rounds} alternating rounds; "
+          f"threads={threads}; peers: {', '.join(peers) or 'none installed'}")
+    rows, models = [], {}
+    for bs in batches:
+        f_run, models[bs] = fastnn_contender(x, y, bs)
         contenders = {"fastnn": f_run}
-        if have_torch:
-            contenders["torch"] = torch_epoch(x, y, bn)
-        if have_sklearn and not bn:
-            contenders["sklearn"] = sklearn_epoch(len(x), threads)
-        med, samples = alternate(contenders, rounds)
-        gemm, total = gemm_share(f_model, x, y)
-        t = med.get("torch", float("nan"))
-        s = med.get("sklearn", float("nan"))
-        rows.append(["+BN" if bn else "plain", len(x), common.fmt(med["fastnn"]), common.fmt(t), common.fmt(s),
-                     common.fmt(med["fastnn"] / t), common.fmt(med["fastnn"] / s),
-                     f"{100 * (1 - gemm / total):.0f}%"])
+        makers = {"torch": torch_contender, "jax": jax_contender, "keras": keras_contender}
+        for p in peers:
+            contenders[p] = makers[p](x, y, bs)
+        med, samples = alternate(contenders, rounds, pause)
         for k, v in samples.items():
-            print(f"  [{'+BN' if bn else 'plain'}] {k}: " + " ".join(f"{a:.2f}" for a in v) + " s")
-    common.print_table(
-        f"train: seconds per epoch (median of {rounds} alternating rounds), threads={threads}",
-        ["net", "samples", "fastnn s", "torch s", "sklearn s", "fastnn/torch", "fastnn/sklearn",
-         "outside GEMM"], rows)
-    print("targets: fastnn/torch <= 0.6, fastnn/sklearn <= 0.3")
-    if not have_torch:
-        print("PyTorch not installed: its column is skipped")
+            print(f"  [batch {bs}] {k}: " + " ".join(f"{scale * s:.2f}" for s in v) + " s")
+        best = min((med[p], p) for p in peers) if peers else (float("nan"), "-")
+        rows.append([bs] + [common.fmt(scale * med[k]) if k in med else "-" for k in ("fastnn",) + tuple(
+            ("torch", "jax", "keras"))] + [best[1], f"{med['fastnn'] / best[0]:.2f}x"])
+    common.print_table(f"seconds per 60k-image epoch (median of {rounds} alternating rounds), threads={threads}",
+                       ["batch", "fastnn", "torch fp32 fused Adam", "jax jit+optax", "keras3 (jax)", "best peer",
+                        "fastnn/best"], rows)
+    print("target: <= 0.50x at batch 32 and 128, <= 0.75x at 512")
+    if not show_breakdown:
+        return
+    fams = list(FAMILIES) + ["Python"]
+    brows = []
+    for bs in batches:
+        b = breakdown(models[bs], x, y, bs)
+        brows.append([bs, f"{1e6 * b['total']:.0f}"] +
+                     [f"{1e6 * b[f]:.0f} ({100 * b[f] / b['total']:.0f}%)" for f in fams])
+    common.print_table("fastnn: microseconds per training step by kernel family (one instrumented epoch)",
+                       ["batch", "step us"] + fams, brows)
 
 
 if __name__ == "__main__":
@@ -192,7 +270,12 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batches", default="32,128,512")
+    ap.add_argument("--fraction", type=float, default=0.0, help="fraction of the 60k epoch timed (default 0.25)")
     ap.add_argument("--rounds", type=int, default=0, help="alternating rounds (default 3, --quick 2)")
-    ap.add_argument("--samples", type=int, default=0, help="first N training samples (default all)")
+    ap.add_argument("--pause", type=float, default=0.5, help="seconds of rest after each contender's epoch")
+    ap.add_argument("--no-keras", action="store_true")
+    ap.add_argument("--no-breakdown", action="store_true")
     a = ap.parse_args()
-    run(quick=a.quick, threads=a.threads, rounds=a.rounds, samples=a.samples)
+    run(quick=a.quick, threads=a.threads, batches=[int(b) for b in a.batches.split(",")], fraction=a.fraction,
+        rounds=a.rounds, keras=not a.no_keras, show_breakdown=not a.no_breakdown, pause=a.pause)

@@ -30,3 +30,10 @@ def kill_after_line(script, line, env):
             p.wait(10)
         p.stdout.close()
     return p.pid
+
+
+def fastnn_pythonpath():
+    """The folder holding the fastnn under test (the checkout's python/ in development,
+    site-packages in CI): what a child process needs on PYTHONPATH to import the same one."""
+    import fastnn
+    return os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))

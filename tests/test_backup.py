@@ -17,7 +17,7 @@ import fastnn
 from fastnn import backup as fbackup
 from fastnn.callbacks import EarlyStopping, History, ReduceLROnPlateau
 from fastnn.layers import BatchNormalization, Dense, Dropout
-from helpers import kill_after_line
+from helpers import fastnn_pythonpath, kill_after_line
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -207,7 +207,7 @@ def test_sigkill_mid_save_keeps_the_previous_bundle(tmp_path):
         cb = BackupAndRestore({str(tmp_path / 'bk')!r}); cb.set_model(m); cb.bind([], lambda: {{}})
         cb.save(1, 0)
     """)
-    kill_after_line(script, b"written", dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python")))
+    kill_after_line(script, b"written", dict(os.environ, PYTHONPATH=fastnn_pythonpath()))
     assert path.read_bytes() == raw  # the whole new bundle was in the temporary, never renamed
     m = net(5)
     cb = bound(fbackup.BackupAndRestore(tmp_path / "bk"), m,

@@ -111,7 +111,7 @@ def test_divergence_stop_at_three_times_the_first_loss():
 
 def test_divergence_stop_on_a_learning_rate_too_large():
     m, x, y = model_and_data(lr=0.8)
-    h = m.fit(x, y, epochs=30, batch_size=None, verbose=0, callbacks=[C.DivergenceStop()])
+    h = m.fit(x, y, epochs=30, batch_size="full", verbose=0, callbacks=[C.DivergenceStop()])
     assert len(h.epoch) < 30
     assert h.history["loss"][-1] > 3 * h.history["loss"][0] or not math.isfinite(h.history["loss"][-1])
 

@@ -41,24 +41,21 @@ def test_bad_options_exit_with_a_usage_error(argv, capsys):
 
 
 def test_short_training_run_saves_a_model_that_loads(tmp_path, capsys):
-    out = tmp_path / "model"
+    out = tmp_path / "model.npz"
     code = main(["train", "--epochs", "1", "--hidden", "32", "--quiet", "--output", str(out),
                  "--batchnorm", "--optimizer", "sgd", "--lr", "0.05", "--seed", "1"])
     assert code == 0
     text = capsys.readouterr().out
     acc = float(text.split("test accuracy:")[1].split()[0])
     assert 0.5 < acc <= 1.0  # one epoch of a small net on the bundled subset (chance: 0.1)
-    saved = [p for p in tmp_path.iterdir() if p.name.startswith("model")]
-    assert any(p.name.endswith(".scaler.npz") for p in saved) and len(saved) == 2
-    from fastnn.preprocessing import StandardScaler
-    scaler = StandardScaler.load(str(out) + ".scaler.npz")
-    assert scaler.mean_.shape == () and 0.2 < float(scaler.mean_) < 0.4  # pixels / 255
-    # the saved model and scaler reproduce the printed test accuracy
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # one file: no scaler beside it
+    # the saved model takes raw uint8 images and reproduces the printed test accuracy
     from fastnn.datasets import load_default
     from fastnn.io import load_model
     model = load_model(str(out))
+    norm = model.get_layer(index=2)
+    assert type(norm).__name__ == "Normalization" and 0.2 < norm.mean.item() < 0.4  # pixels / 255
     _, (xt, yt) = load_default()
-    xt = scaler.transform(xt.reshape(len(xt), -1).astype(np.float32) / 255)
     assert float((model.predict_classes(xt) == yt).mean()) == pytest.approx(acc, abs=1e-4)
 
 
@@ -76,7 +73,7 @@ def test_default_train_reaches_85_percent_offline(tmp_path):
     env = dict(os.environ, PYTHONPATH=PYTHON_DIR, FASTNN_DATA=str(tmp_path / "none"),
                XDG_CACHE_HOME=str(tmp_path / "cache"))
     r = subprocess.run([sys.executable, "-m", "fastnn.cli", "train", "--quiet",
-                        "--output", str(tmp_path / "m")], env=env, capture_output=True,
+                        "--output", str(tmp_path / "m.npz")], env=env, capture_output=True,
                        text=True, timeout=900)
     assert r.returncode == 0, r.stderr
     acc = float(r.stdout.split("test accuracy:")[1].split()[0])

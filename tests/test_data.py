@@ -79,10 +79,10 @@ def test_array_adapter_draws_the_batches_fit_draws(batch_size):
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     seen = _record_fit_batches(model)
     try:
-        model.fit(x, y, batch_size=batch_size, epochs=3, seed=7, verbose=0)
+        model.fit(x, y, batch_size=batch_size or "full", epochs=3, seed=7, verbose=0)
     finally:
         getattr(model, "_restore_train_step", lambda: None)()
-    adapter = data.adapt(x, y, batch_size=batch_size, seed=7)
+    adapter = data.adapt(x, y, batch_size=batch_size, seed=7)  # adapt's None: the whole array
     got = list(itertools.chain.from_iterable(_epochs(adapter, 3)))
     assert len(got) == len(seen) == 3 * adapter.num_batches
     for (xa, ya), (xf, yf) in zip(got, seen):

@@ -101,3 +101,24 @@ def test_epoch_iterator_protocol():
     assert [len(yb) for _, _, yb in got] == [30, 20] and np.array_equal(got[0][1], x[:30].astype(np.float32))
     with pytest.raises(ValueError, match="sample_weight: this training loop"):
         list(fit_hook.for_model(_model(), [(x, y, np.ones(50))]))
+
+
+def test_the_real_fit_trains_on_hook_sources_bitwise_like_arrays(tmp_path):
+    """The integration DATA.md describes, through Model.fit itself: a DataFrame with seed=5
+    and Parquet without shuffling train exactly as the equivalent arrays."""
+    x, y = _xy(60)
+    df = pd.DataFrame(x, columns=list("abcd")).assign(label=y)
+    a, b = _model(dtype="float64"), _model(dtype="float64")
+    b.set_weights(a.get_weights())
+    a.fit(x, y, batch_size=16, epochs=3, seed=5, verbose=0)
+    b.fit(df, "label", batch_size=16, epochs=3, seed=5, verbose=0)
+    assert all(np.array_equal(u, v) for u, v in zip(a.get_weights(), b.get_weights()))
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp_path / "d.parquet", row_group_size=25)
+    c, d = _model(dtype="float64"), _model(dtype="float64")
+    d.set_weights(c.get_weights())
+    c.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    d.fit(fastnn.data.from_parquet(str(tmp_path / "d.parquet"), features=list("abcd"), label="label",
+                                   batch_size=16), epochs=2, verbose=0)
+    assert all(np.array_equal(u, v) for u, v in zip(c.get_weights(), d.get_weights()))

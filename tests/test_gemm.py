@@ -254,7 +254,8 @@ def test_core_rejects_bad_arguments_on_its_own():
 
 @pytest.fixture(params=["packed_a", "in_place_a"])
 def a_mode(request):
-    _core._gemm_set_tuning(0 if request.param == "packed_a" else 1 << 40, -1)
+    packed = request.param == "packed_a"
+    _core._gemm_set_tuning(0 if packed else 1 << 40, -1, 0 if packed else 1)  # transposed A too
     yield request.param
     _core._gemm_set_tuning(-1, -1)
 

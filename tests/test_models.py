@@ -21,17 +21,17 @@ def mlp(d=4, classes=3, hidden=16, **kw):
                               L.Dense(classes, activation="softmax")], **kw)
 
 
-@pytest.mark.parametrize("batch_size", [1, 32, None])
+@pytest.mark.parametrize("batch_size", [1, 32, "full"])
 def test_online_minibatch_and_full_batch_all_learn(batch_size):
     x, y = blobs()
     m = mlp()
-    m.compile(fastnn.optimizers.Adam(0.01 if batch_size else 0.05), "sparse_categorical_crossentropy",
+    m.compile(fastnn.optimizers.Adam(0.05 if batch_size == "full" else 0.01), "sparse_categorical_crossentropy",
               ["accuracy"])
-    epochs = {1: 2, 32: 10, None: 60}[batch_size]
+    epochs = {1: 2, 32: 10, "full": 60}[batch_size]
     h = m.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, seed=0)
     assert h.history["loss"][-1] < h.history["loss"][0]
     assert h.history["accuracy"][-1] > 0.9
-    assert m.optimizer.iterations == epochs * {1: 300, 32: 10, None: 1}[batch_size]
+    assert m.optimizer.iterations == epochs * {1: 300, 32: 10, "full": 1}[batch_size]
 
 
 def test_last_partial_batch_is_used():
@@ -192,7 +192,7 @@ def test_batchnorm_moving_statistics_follow_keras_convention():
     x = r.normal(2.0, 3.0, size=(64, 2)).astype(np.float32)
     m = fastnn.Sequential([L.Input(2), L.BatchNormalization(momentum=0.9)])
     m.compile(fastnn.optimizers.SGD(1e-9), "mse")
-    m.fit(x, np.zeros((64, 2), np.float32), epochs=1, batch_size=None, verbose=0)
+    m.fit(x, np.zeros((64, 2), np.float32), epochs=1, batch_size="full", verbose=0)
     _, _, mean, var = m.layers[0].get_weights()
     np.testing.assert_allclose(mean, 0.1 * x.mean(0), rtol=1e-4)
     np.testing.assert_allclose(var, 0.9 + 0.1 * x.var(0, ddof=1), rtol=1e-4)

@@ -127,7 +127,7 @@ def test_fit_matches_hand_computed_adam_on_linear_regression():
     x, y = r.normal(size=(20, 3)), r.normal(size=(20, 1))
     m = fastnn.Sequential([fastnn.layers.Dense(1, input_dim=3, kernel_initializer="ones")], dtype="float64")
     m.compile(O.Adam(0.05), "mse")
-    m.fit(x, y, epochs=4, batch_size=None, shuffle=False, verbose=0)
+    m.fit(x, y, epochs=4, batch_size="full", shuffle=False, verbose=0)
     W, b = np.ones((3, 1)), np.zeros(1)
     mw, vw, mb, vb = np.zeros((3, 1)), np.zeros((3, 1)), np.zeros(1), np.zeros(1)
     for t in range(1, 5):
@@ -145,7 +145,7 @@ def test_fit_matches_hand_computed_adam_on_linear_regression():
 def test_optimizer_by_name_and_unknown_name():
     assert isinstance(O.get("adam"), O.Adam)
     with pytest.raises(ValueError, match="known: sgd, rmsprop"):
-        O.get("adamax")
+        O.get("adamq")  # adamax exists since the Nadam/Adamax/Lion addition
 
 
 # -- the notes' momentum form v = b v + (1 - b) g, p -= lr v (issue 12) ----------------------

@@ -19,11 +19,11 @@ import pytest
 
 import fastnn
 from fastnn import _safe_files
-from helpers import kill_after_line
+from helpers import fastnn_pythonpath, kill_after_line
 from fastnn.layers import Dense
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PY_ENV = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+PY_ENV = dict(os.environ, PYTHONPATH=fastnn_pythonpath())
 
 
 def small(seed=0):

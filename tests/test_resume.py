@@ -68,7 +68,7 @@ def test_batch_size_is_checked_alike_by_fit_evaluate_and_predict(bad, call):
     m.fit(x, y, epochs=1, batch_size=32, verbose=0, seed=0)
     before = state(m)
     args = (x,) if call == "predict" else (x, y)
-    with pytest.raises(ValueError, match=r"batch_size: expected a positive int or None, got"):
+    with pytest.raises(ValueError, match=r"batch_size: expected a positive int, None \(\d+\) or 'full', got"):
         getattr(m, call)(*args, batch_size=bad, **({"verbose": 0} if call == "fit" else {}))
     assert same(state(m), before)
 

@@ -21,14 +21,14 @@ import time
 import numpy as np
 import pytest
 
-import fastnn
 from fastnn import _safe_files
 from fastnn import backup as fbackup
+from helpers import fastnn_pythonpath
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD = os.path.join(HERE, "resume_child.py")
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(
-    p for p in (os.path.dirname(fastnn.__path__[0]), os.environ.get("PYTHONPATH")) if p))
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(  # the fastnn under test (site-packages in CI)
+    p for p in (fastnn_pythonpath(), os.environ.get("PYTHONPATH")) if p))
 KILLS = int(os.environ.get("FASTNN_RESUME_KILLS", "2"))
 RUN_TIMEOUT = 300
 

@@ -89,11 +89,15 @@ from . import models  # noqa: E402
 # the practice toolkit (numpy only; plots and sklearn import their optional
 # dependencies themselves, so they are loaded on first use)
 # ----------------------------------------------------------------------------
-from . import datasets, gradcheck, monitor, preprocessing, sanity, tuning  # noqa: E402
+from . import datasets, gradcheck, monitor, preprocessing, sanity, tuning, utils  # noqa: E402
+from . import export  # noqa: E402,F401  (registers model.export(path, format="onnx"); onnx loads on use)
 
 
 def __getattr__(name):
-    if name in ("plots", "sklearn", "cli"):
+    if name in ("plots", "sklearn", "cli", "data", "tensorboard", "progress"):
         import importlib
         return importlib.import_module(f".{name}", __name__)
+    if name == "TensorBoard":
+        from .tensorboard import TensorBoard
+        return TensorBoard
     raise AttributeError(f"module 'fastnn' has no attribute {name!r}")

@@ -34,10 +34,11 @@ _UNBOUNDED = ("BatchNormalization", "LayerNormalization", "PReLU", "Maxout", "Dr
 def _output_layer(model):
     """The layer whose values are the model's output, looking through reshapes (or None)."""
     nodes = list(getattr(model, "_nodes", None) or [])
-    if nodes:  # built: follow each reshape to the node computing its input (value k is node k-1's)
-        k = len(nodes) - 1
+    if nodes:  # built: follow each reshape to the node computing its input (value v is node v-n_in's)
+        n_in, outs = getattr(model, "_n_in", 1), getattr(model, "_outs", None)
+        k = outs[0] - n_in if outs else len(nodes) - 1  # the (first) output's node
         while k >= 0 and type(nodes[k].layer).__name__ in _LOOK_THROUGH:
-            k = nodes[k].inbound[0] - 1
+            k = nodes[k].inbound[0] - n_in
         return nodes[k].layer if k >= 0 else None
     layers = list(model.layers)  # not built yet: a stack, each layer feeding the next
     while layers and type(layers[-1]).__name__ in _LOOK_THROUGH:

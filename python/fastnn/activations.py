@@ -26,6 +26,23 @@ _DEFAULT_ALPHA = {row["canonical"]: row["alpha"] for row in ops.REGISTRY.values(
 KNOWN = tuple(_KERNEL)
 
 
+def _canonical(name):
+    """The registry name of ``name``: case-insensitive ("ReLU", "Tanh"), aliases resolved;
+    an unknown name raises with the closest known names suggested."""
+    if isinstance(name, str):
+        key = name.strip().lower().replace("-", "_")
+        key = {"leakyrelu": "leaky_relu"}.get(key, key)
+    else:
+        key = name
+    key = _ALIASES.get(key, key)
+    if key not in _KERNEL:
+        import difflib
+        close = difflib.get_close_matches(str(key), list(KNOWN) + ["identity", "silu"], n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"activation: unknown activation {name!r}; known: {', '.join(KNOWN)}{hint}")
+    return key
+
+
 class ActivationFunction:
     """An elementwise (or, for softmax, row-wise) activation with its gradient.
 
@@ -35,9 +52,7 @@ class ActivationFunction:
     """
 
     def __init__(self, name, alpha=None):
-        name = _ALIASES.get(name, name)
-        if name not in _KERNEL:
-            raise ValueError(f"activation: unknown activation {name!r}; known: {', '.join(KNOWN)}")
+        name = _canonical(name)
         self.name = name
         self.kernel = _KERNEL[name]
         if alpha is not None and name not in _DEFAULT_ALPHA:

@@ -45,7 +45,41 @@ class Callback:
     def on_epoch_end(self, epoch, logs=None):
         pass
 
+    # batch hooks (Keras names); on_batch_begin / on_batch_end are the training ones' aliases
+    def on_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_batch_end(self, batch, logs=None):
+        pass
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.on_batch_begin(batch, logs=logs)
+
     def on_train_batch_end(self, batch, logs=None):
+        self.on_batch_end(batch, logs=logs)
+
+    def on_test_begin(self, logs=None):
+        pass
+
+    def on_test_end(self, logs=None):
+        pass
+
+    def on_test_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_test_batch_end(self, batch, logs=None):
+        pass
+
+    def on_predict_begin(self, logs=None):
+        pass
+
+    def on_predict_end(self, logs=None):
+        pass
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_predict_batch_end(self, batch, logs=None):
         pass
 
     # state, for fastnn.backup.BackupAndRestore ---------------------------------
@@ -241,7 +275,8 @@ class ModelCheckpoint(_Monitoring):
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto"):
         super().__init__(monitor, mode, 0)
-        self.filepath, self.verbose = os.fspath(filepath), verbose
+        from .modelfile import check_filename
+        self.filepath, self.verbose = check_filename(filepath), verbose  # .keras / .h5 refused now, not at epoch 1
         self.save_best_only, self.save_weights_only = bool(save_best_only), bool(save_weights_only)
         self.best = None
 
@@ -361,17 +396,38 @@ class CSVLogger(Callback):
         self._file.close()
 
 
+_ALIASES = {"on_train_batch_begin": "on_batch_begin", "on_train_batch_end": "on_batch_end"}
+
+
 def _is_overridden(cb, hook):
-    return getattr(type(cb), hook) is not getattr(Callback, hook)
+    """True when ``cb`` does something in ``hook`` (itself or, for the training batch
+    hooks, through the ``on_batch_*`` alias)."""
+    own = getattr(type(cb), hook, None) is not getattr(Callback, hook)
+    alias = _ALIASES.get(hook)
+    return own or (alias is not None and getattr(type(cb), alias, None) is not getattr(Callback, alias))
 
 
-def __getattr__(name):
-    if name == "BackupAndRestore":  # lives in fastnn.backup, which imports this module
-        from .backup import BackupAndRestore
-        return BackupAndRestore
-    raise AttributeError(f"module 'fastnn.callbacks' has no attribute {name!r}")
+def with_hook(cbs, hook):
+    """The callbacks of ``cbs`` that override ``hook`` (the trainer calls only these)."""
+    return [cb for cb in cbs if _is_overridden(cb, hook)]
 
 
 __all__ = ["Callback", "History", "EarlyStopping", "ReduceLROnPlateau", "LearningRateScheduler",
-           "ModelCheckpoint", "TerminateOnNaN", "DivergenceStop", "CSVLogger", "BackupAndRestore"]
+           "ModelCheckpoint", "TerminateOnNaN", "DivergenceStop", "CSVLogger", "TensorBoard",
+           "BackupAndRestore"]
+
+
+def __getattr__(name):
+    """``fastnn.callbacks.TensorBoard`` and ``.BackupAndRestore`` (Keras's places), loaded on
+    first use: they live in ``fastnn.tensorboard`` and ``fastnn.backup``, which import this module."""
+    if name == "TensorBoard":
+        from .tensorboard import TensorBoard
+        return TensorBoard
+    if name == "BackupAndRestore":
+        from .backup import BackupAndRestore
+        return BackupAndRestore
+    raise AttributeError(f"module 'fastnn.callbacks' has no attribute {name!r}")
 _ = np  # numpy used by subclasses users write
+
+
+from ._swap_ema import SwapEMAWeights  # noqa: E402,F401  (Keras 3's callback for use_ema)

@@ -5,7 +5,11 @@ softmax) on the Fashion-MNIST subset bundled with fastnn, so it runs on a fresh
 machine with no network; ``--dataset fashion-mnist`` takes the full set (see
 :func:`fastnn.datasets.load_fashion_mnist`). It standardizes the pixels with
 training-set statistics, shows a progress bar, prints the test accuracy and
-saves the model and the scaler.
+saves the model with its preprocessing inside (``Flatten``, ``Rescaling(1/255)``, the
+fitted ``Normalization``), so the saved model takes raw uint8 images.
+
+``fastnn predict MODEL INPUT [-o OUT]`` applies a saved model to a file of inputs
+(see :mod:`fastnn.cli_predict`).
 
 ``fastnn info`` prints what :func:`fastnn.cpu_info` detects.
 
@@ -14,6 +18,7 @@ Examples::
     fastnn train
     fastnn train --hidden 512,256 --activation relu --batchnorm --dropout 0.2 --epochs 30
     fastnn train --dataset fashion-mnist --optimizer sgd --momentum 0.9 --lr 0.05
+    fastnn predict fastnn-model.npz t10k-images-idx3-ubyte.gz -o predictions.npz
     fastnn info
 """
 from __future__ import annotations
@@ -73,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     3
     """
     p = argparse.ArgumentParser(prog="fastnn", description="Fast dense neural networks on the CPU.")
-    sub = p.add_subparsers(dest="command", metavar="{train,info}")
+    sub = p.add_subparsers(dest="command", metavar="{train,predict,info}")
     sub.required = True
 
     t = sub.add_parser("train", help="train an MLP on Fashion-MNIST and report test accuracy",
@@ -104,11 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of the training set held out for validation (default 0)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=_positive(int), default=None, help="fastnn threads (default: all cores)")
-    t.add_argument("--output", default="fastnn-model",
-                   help="where to save the model (default ./fastnn-model); the scaler goes to <output>.scaler.npz")
+    t.add_argument("--output", default="fastnn-model.npz",
+                   help="where to save the model, preprocessing included (default ./fastnn-model.npz)")
     t.add_argument("--no-save", action="store_true", help="do not save the model")
     t.add_argument("--quiet", action="store_true", help="no progress bar, only the result line")
 
+    from .cli_predict import add_parser
+    add_parser(sub)
     i = sub.add_parser("info", help="print the CPU features and the ISA path fastnn uses")
     i.add_argument("--json", action="store_true", help="print JSON")
     return p
@@ -168,25 +175,31 @@ def _optimizer(args, steps_total):
     return cls(learning_rate=lr)
 
 
+def with_preprocessing(mlp, x_train):
+    """``Input(image shape) -> Flatten -> Rescaling(1/255) -> Normalization`` (one mean and
+    variance over all pixels, adapted to ``x_train`` / 255) in front of the layers of
+    ``mlp``: a model that takes raw uint8 images."""
+    from . import layers as L
+    from .models import Sequential
+    norm = L.Normalization(axis=None)
+    norm.adapt(x_train.reshape(len(x_train), -1).astype(np.float32) * np.float32(1 / 255))
+    return Sequential([L.Input(x_train.shape[1:]), L.Flatten(), L.Rescaling(1 / 255), norm] + list(mlp.layers))
+
+
 def _train(args) -> int:
     import fastnn
     from . import initializers
-    from .preprocessing import StandardScaler
 
     if args.threads:
         fastnn.set_num_threads(args.threads)
     initializers.set_random_seed(args.seed)
     t0 = time.perf_counter()
-    (x, y), (xt, yt) = _load_data(args)
-    x = x.reshape(len(x), -1).astype(np.float32) / 255.0
-    xt = xt.reshape(len(xt), -1).astype(np.float32) / 255.0
-    scaler = StandardScaler(per_feature=False).fit(x)  # training statistics only
-    x, xt = scaler.transform(x), scaler.transform(xt)
+    (x, y), (xt, yt) = _load_data(args)  # raw uint8 images: the model holds its preprocessing
     y = y.astype(np.int64)
     yt = yt.astype(np.int64)
-
-    model = build_mlp(x.shape[1], 10, args.hidden, args.activation, args.init, args.batchnorm,
-                      args.dropout, args.l2, args.seed)
+    mlp = build_mlp(int(np.prod(x.shape[1:])), 10, args.hidden, args.activation, args.init, args.batchnorm,
+                    args.dropout, args.l2, args.seed)
+    model = with_preprocessing(mlp, x)
     n_fit = int(round(len(x) * (1 - args.validation_split)))
     steps = args.epochs * -(-n_fit // args.batch_size)
     model.compile(optimizer=_optimizer(args, steps), loss="sparse_categorical_crossentropy",
@@ -206,8 +219,7 @@ def _train(args) -> int:
     print(f"test accuracy: {acc:.4f} ({len(xt)} images) | {train_s:.1f} s")
     if not args.no_save:
         model.save(args.output)
-        scaler.save(args.output + ".scaler.npz")
-        print(f"saved the model to {args.output} and the scaler to {args.output}.scaler.npz")
+        print(f"saved the model (preprocessing included: it takes raw images) to {args.output}")
     return 0
 
 
@@ -222,8 +234,9 @@ def _accuracy_of(result, model, xt, yt):
 def _info(args) -> int:
     import fastnn
     info = fastnn.cpu_info()
+    blocking = fastnn._core.gemm_blocking()
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(json.dumps(dict(info, gemm_blocking=blocking), indent=2))
         return 0
     feats = [k for k, v in info["features"].items() if v]
     print(f"fastnn {fastnn.__version__}")
@@ -234,6 +247,14 @@ def _info(args) -> int:
     print(f"features:       {' '.join(feats)}")
     print(f"compiler:       {info['compiler']}")
     print(f"build flags:    {info['build_flags']}")
+    c = blocking["caches"]
+    print(f"caches:         L1d {c['l1d'] >> 10} KiB, L2 {c['l2'] >> 10} KiB, L3 {c['l3'] >> 10} KiB "
+          f"({c['cpuid_leaf']}; family {c['family']:#x} model {c['model']:#x} {blocking['uarch'] or 'unknown'})")
+    print(f"gemm blocking:  {blocking['source']}")
+    for key, s in blocking[info["isa"]].items():
+        if isinstance(s, dict):
+            print(f"  {info['isa']} {key:15s} MR x NR {s['mr']} x {s['nr']}, MC {s['mc']}, KC {s['kc']}, NC {s['nc']}")
+    print(f"  transposed A (the Xᵀ of dW): {'packed' if blocking[info['isa']]['pack_trans_a'] else 'read in place'}")
     return 0
 
 
@@ -248,6 +269,9 @@ def main(argv=None) -> int:
     try:
         if args.command == "train":
             return _train(args)
+        if args.command == "predict":
+            from .cli_predict import run
+            return run(args)
         return _info(args)
     except (FileNotFoundError, ValueError) as e:
         print(f"fastnn {args.command}: error: {e}", file=sys.stderr)

@@ -348,3 +348,6 @@ def train_dev_test_split(x, y, fractions=(0.8, 0.1, 0.1), seed: int = 0, stratif
         idx = rng.permutation(np.concatenate(p)) if p else np.empty(0, dtype=np.int64)
         out.append((x[idx], y[idx]))
     return tuple(out)
+
+
+from . import _fashion_mnist as fashion_mnist  # noqa: E402  (Keras: fastnn.datasets.fashion_mnist.load_data())

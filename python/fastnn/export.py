@@ -9,7 +9,8 @@ Layers map to ONNX nodes as follows (the graph computes ``model.predict``):
 Dense -> Gemm (+ its activation); Activation -> the activation; BatchNormalization ->
 folded into the preceding Dense's Gemm when that Dense has no activation, else one
 Mul + Add with the inference scale and shift; Dropout -> nothing (inference);
-Flatten -> Flatten; PReLU -> PRelu; Maxout -> Gemm, Reshape, ReduceMax. Activations:
+Flatten -> Flatten; PReLU -> PRelu; Maxout -> Gemm, Reshape, ReduceMax; Rescaling ->
+Mul + Add; Normalization -> Sub + Mul (Mul + Add inverted) with its statistics. Activations:
 linear (no node), relu, leaky_relu, elu, selu, sigmoid, tanh, softplus, softmax
 (axis -1), swish (x * Sigmoid(x)). Anything else raises a ``ValueError`` naming the
 layer. Layer parameters are read by name (``layer.vars["kernel"]``, or attributes of
@@ -19,13 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import modelfile as _modelfile
 from .reference import SELU_ALPHA, SELU_SCALE
 
 OPSET = 17
 # layers active only in training: nothing at inference
 _INFERENCE_IDENTITY = ("AlphaDropout", "GaussianNoise", "RandomFlip", "RandomTranslation")
 SUPPORTED_LAYERS = ("InputLayer", "Dense", "Activation", "BatchNormalization", "Dropout", "Flatten", "PReLU",
-                    "Maxout") + _INFERENCE_IDENTITY
+                    "Maxout", "Rescaling", "Normalization") + _INFERENCE_IDENTITY
 SUPPORTED_ACTIVATIONS = ("linear", "identity", "relu", "leaky_relu", "elu", "selu", "sigmoid", "tanh",
                          "softplus", "softmax", "swish", "silu")
 
@@ -143,6 +145,19 @@ def _maxout(g, x, layer):
     return g.node("ReduceMax", [z], "maxout", axes=[2], keepdims=0)
 
 
+def _preprocessing(g, x, layer, kind):
+    if kind == "Rescaling":
+        x = g.node("Mul", [x, g.const("scale", layer.scale)], "rescale")
+        return g.node("Add", [x, g.const("offset", layer.offset)], "rescaling") if layer.offset else x
+    inv, mean = layer._scale_shift()  # Normalization: its own broadcast shapes, float64 kept
+    inv = inv.astype(np.float64)
+    if layer.invert:
+        return g.node("Add", [g.node("Mul", [x, g.const("std", 1.0 / inv)], "denorm"), g.const("mean", mean)],
+                      "normalization")
+    return g.node("Mul", [g.node("Sub", [x, g.const("mean", mean)], "center"), g.const("inv_std", inv)],
+                  "normalization")
+
+
 def _layers(model):
     layers = list(model.layers)
     return [layer for layer in layers if type(layer).__name__ != "InputLayer"]
@@ -182,6 +197,8 @@ def _emit(g, x, layers):
             x = g.node("PRelu", [x, g.const("alpha", _weight(layer, "alpha"))], "prelu")
         elif kind == "Maxout":
             x = _maxout(g, x, layer)
+        elif kind in ("Rescaling", "Normalization"):
+            x = _preprocessing(g, x, layer, kind)
         else:
             raise ValueError(f"export_onnx: {where} has no ONNX export; supported layers: "
                              f"{', '.join(SUPPORTED_LAYERS)}")
@@ -195,6 +212,10 @@ def to_onnx(model, dtype=None):
     from onnx import TensorProto, checker, helper
     if not getattr(model, "built", False):
         raise ValueError("model: not built; build it (or fit it) before exporting")
+    if getattr(model, "_chain", True) is None:
+        raise ValueError("export_onnx: the model is a graph (several inputs or outputs, merge or shared "
+                         "layers); ONNX export supports chains of layers (Sequential or a one-path "
+                         "functional model) only")
     dtype = np.dtype(dtype if dtype is not None else getattr(model, "dtype", np.float32))
     elem = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}.get(dtype)
     if elem is None:
@@ -222,3 +243,6 @@ def export_onnx(model, path, dtype=None):
     with open(path, "wb") as f:
         f.write(proto.SerializeToString())
     return path
+
+
+_modelfile.EXPORTERS["onnx"] = export_onnx  # model.export(path, format="onnx")

@@ -253,9 +253,7 @@ def _objective(model, x, y, with_grads):
     loss, d = model.loss.value_and_grad(out, y, loss_on_logits)
     if with_grads:
         model._grads[...] = 0
-        layers = model.layers
-        for i in range(len(layers) - 1, -1, -1):
-            d = layers[i].backward(d, i > 0)
+        model._backward(d, 0)  # reverse topological order; a graph's shared layers summed
     penalty = model._regularization(grads=with_grads)
     return float(loss) + float(penalty)
 
@@ -284,16 +282,23 @@ def check_gradients(model, x, y, eps: float = 1e-7, max_per_tensor: int | None =
     if not getattr(model, "compiled", False):
         raise ValueError("model: compile it first; the check needs its loss "
                          "(model.compile(optimizer, loss))")
-    xa = np.asarray(x)
-    if xa.ndim < 2 or xa.shape[0] == 0:
-        raise ValueError(f"x: expected shape (n, features) with n >= 1, got {xa.shape}")
-    if xa.shape[0] > 64:
-        raise ValueError(f"x: {xa.shape[0]} examples; gradient checking needs only a few "
-                         "(2-10): each checked element costs two forward passes")
+    several = isinstance(x, dict) or (getattr(model, "_n_in", 1) > 1 and isinstance(x, (list, tuple)))
+    xs = (list(x.values()) if isinstance(x, dict) else list(x)) if several else [x]
+    for xa in map(np.asarray, xs):
+        if xa.ndim < 2 or xa.shape[0] == 0:
+            raise ValueError(f"x: expected shape (n, features) with n >= 1, got {xa.shape}")
+        if xa.shape[0] > 64:
+            raise ValueError(f"x: {xa.shape[0]} examples; gradient checking needs only a few "
+                             "(2-10): each checked element costs two forward passes")
     if not model.built:
-        model.build(xa.shape[1:])
+        model.build(np.asarray(x).shape[1:])
     clone = _float64_copy(model)
-    xx, yy = clone._prepare_xy(np.asarray(x, dtype=np.float64), y)
+    if several:
+        x64 = ({k: np.asarray(v, dtype=np.float64) for k, v in x.items()} if isinstance(x, dict)
+               else [np.asarray(v, dtype=np.float64) for v in x])
+    else:
+        x64 = np.asarray(x, dtype=np.float64)
+    xx, yy = clone._prepare_xy(x64, y)
     _objective(clone, xx, yy, with_grads=True)
     analytic = {name: np.array(layer.grads[v], dtype=np.float64)
                 for name, layer, v in _tensors(clone)}

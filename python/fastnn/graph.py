@@ -9,23 +9,23 @@
 >>> sorted(h.history)
 ['accuracy', 'loss']
 
-A model is a list of :class:`Node` in topological order: each node applies one layer
-to values named by index (the model's input is value 0, node ``k``'s output value
-``k + 1``). Forward runs the nodes in order, backward in reverse, sending each
-gradient to the node's inbound values. Today every layer takes one input, so the
-graphs are chains; merge layers (several inbound values) and several inputs or
-outputs extend the same lists. Parameters live in the model's
-:class:`~fastnn.arena.ParameterArena`; training is ``fastnn.trainer``, which
+A model is a list of :class:`~fastnn.dag.Node` in topological order over numbered values
+(the inputs, then one per node); ``fastnn.dag`` traces, runs forward and backward and
+describes any graph (several inputs and outputs, merge layers, shared layers), and a chain
+takes a fast path. Parameters live in the model's :class:`~fastnn.arena.ParameterArena`;
+training is ``fastnn.trainer`` (several inputs or outputs: ``fastnn.multi_io``), which
 ``fit`` / ``evaluate`` / ``predict`` call; the file format is ``fastnn.modelfile``.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from . import dag as _dag
 from . import layers as _layers
 from . import losses as _losses
 from . import metrics as _metrics
 from . import modelfile as _modelfile
+from . import multi_io as _multi_io
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
 from . import _bn_stats, trainer as _trainer
@@ -41,47 +41,26 @@ def _float_dtype(dtype):
     return dt
 
 
-class Node:
-    """One layer call: ``layer`` applied to the values ``inbound`` (a tuple of value indices)."""
-
-    __slots__ = ("layer", "inbound")
-
-    def __init__(self, layer, inbound):
-        self.layer, self.inbound = layer, tuple(inbound)
-
-    def __repr__(self):  # noqa: D105
-        return f"<Node {self.layer.name} <- {self.inbound}>"
+Node = _dag.Node
 
 
-def _chain(layers):
-    """Nodes of a chain: layer k takes value k (the input, then layer k-1's output)."""
-    return [Node(layer, (k,)) for k, layer in enumerate(layers)]
-
-
-def _trace(inputs, outputs):
-    """The nodes computing ``outputs`` from ``inputs`` (SymbolicTensors), in topological order."""
-    order, seen = [], set()
-
-    def visit(t):  # tensors are made from earlier tensors: no cycle is possible
-        if id(t) in seen or t is inputs:
-            return
-        if not t.parents:
-            raise ValueError("outputs: not computed from these inputs")
-        for p in t.parents:
-            visit(p)
-        seen.add(id(t))
-        order.append(t)
-    visit(outputs)
-    value = {id(inputs): 0}
-    nodes = []
-    for k, t in enumerate(order):
-        nodes.append(Node(t.layer, tuple(value[id(p)] for p in t.parents)))
-        value[id(t)] = k + 1
-    return nodes
+def _tensor_list(ts, what):
+    """A list of SymbolicTensors from one tensor, a list / tuple of them, or a dict's values."""
+    if isinstance(ts, dict):
+        ts = list(ts.values())
+    ts = list(ts) if isinstance(ts, (list, tuple)) else [ts]
+    if not ts:
+        raise ValueError(f"{what}: expected at least one tensor, got none")
+    for t in ts:
+        if not isinstance(t, _layers.SymbolicTensor):
+            raise TypeError(f"{what}: expected the result of Input(...) or of calling a layer, "
+                            f"got {type(t).__name__}")
+    return ts
 
 
 class Model:
-    """A network of layers: functional ``Model(inputs, outputs)`` (single input and output).
+    """A network of layers: functional ``Model(inputs, outputs)`` over any graph (several
+    inputs and outputs, merge layers, shared layers).
 
     >>> import fastnn
     >>> from fastnn.layers import Input, Dense
@@ -99,9 +78,10 @@ class Model:
         self.dtype = _float_dtype(dtype)
         self.layers = []
         self._input_shape = None
-        self._traced = None  # nodes traced from the functional inputs/outputs
-        self._nodes = []
-        self._chain = None
+        self._traced = None  # (nodes, output values) traced from the functional inputs/outputs
+        self._graph_inputs = []  # the InputLayers of a functional model
+        self._nodes, self._outs, self._shapes, self._shared, self._acc = [], [], [], [], {}
+        self._chain = self._io = None
         self.built = False
         self.optimizer = self.loss = self.regularizer = None
         self.compiled = False
@@ -115,43 +95,62 @@ class Model:
 
     # ------------------------------------------------------------------ graph
     def _init_functional(self, inputs, outputs):
-        def one(t, what):
-            if isinstance(t, (list, tuple)):
-                if len(t) != 1:
-                    raise ValueError(f"{what}: only single-input, single-output models are supported, "
-                                     f"got {len(t)} tensors")
-                t = t[0]
-            if not isinstance(t, _layers.SymbolicTensor):
-                raise TypeError(f"{what}: expected the result of Input(...) or of calling a layer, "
-                                f"got {type(t).__name__}")
-            return t
-        inputs, outputs = one(inputs, "inputs"), one(outputs, "outputs")
-        if not isinstance(inputs.layer, _layers.InputLayer):
-            raise ValueError("inputs: expected the tensor returned by Input(...)")
-        nodes = _trace(inputs, outputs)
-        self._traced = nodes
-        self.layers = [n.layer for n in nodes]
-        self._input_shape = inputs.shape
+        ins, outs = _tensor_list(inputs, "inputs"), _tensor_list(outputs, "outputs")
+        for t in ins:
+            if not isinstance(t.layer, _layers.InputLayer):
+                raise ValueError(f"inputs: expected tensors returned by Input(...), got the output of "
+                                 f"{t.layer.name!r}")
+        if len({id(t) for t in ins}) != len(ins):
+            raise ValueError("inputs: the same Input is given twice")
+        nodes, out_values = _dag.trace(ins, outs)
+        if any(v < len(ins) for v in out_values):
+            raise ValueError("outputs: an output must be computed by a layer, got an Input")
+        self._traced = (nodes, out_values)
+        self._graph_inputs = [t.layer for t in ins]
+        self.layers = _dag.unique_layers(nodes)
+        self._input_shape = ins[0].shape if len(ins) == 1 else None
         self.build()
 
     def _make_nodes(self):
-        """The nodes in topological order: the traced graph, or a chain over ``layers`` (a
-        stack built with ``add``, or a traced chain whose ``layers`` list was edited, as gradcheck's
-        copies without dropout do)."""
-        t = self._traced
-        if t is not None and len(t) == len(self.layers) and all(n.layer is l for n, l in zip(t, self.layers)):
-            return list(t)
-        return _chain(self.layers)
+        """(nodes in topological order, output values): the traced graph, or a chain over
+        ``layers`` (a stack built with ``add``). When ``layers`` of a traced graph lost some
+        single-input layers (gradcheck's copies without dropout), those are bypassed."""
+        if self._traced is not None:
+            nodes, outs = self._traced
+            traced = _dag.unique_layers(nodes)
+            if len(traced) == len(self.layers) and all(a is b for a, b in zip(traced, self.layers)):
+                return list(nodes), list(outs)
+            ids = {id(l) for l in traced}
+            if all(id(l) in ids for l in self.layers):
+                return _dag.bypass(nodes, len(self._graph_inputs), outs, self.layers)
+            if len(self._graph_inputs) > 1 or not _dag.is_chain(nodes, 1, outs):
+                raise ValueError("layers: the layers of a graph model can only lose single-input layers; "
+                                 "build a new Model to change its graph")
+        return _dag.chain_nodes(self.layers), [len(self.layers)]
 
     nodes = property(lambda self: list(self._nodes), doc="The nodes, in topological order.")
+    _n_in = property(lambda self: max(1, len(self._graph_inputs)))
 
     @property
     def input_shape(self):
+        if len(self._graph_inputs) > 1:
+            return [(None,) + tuple(i.shape) for i in self._graph_inputs]
         return None if self._input_shape is None else (None,) + tuple(self._input_shape)
 
     @property
     def output_shape(self):
-        return (None,) + tuple(self._nodes[-1].layer.output_shape) if self.built else None
+        if not self.built:
+            return None
+        shapes = [(None,) + tuple(self._shapes[v]) for v in self._outs]
+        return shapes if len(shapes) > 1 else shapes[0]
+
+    @property
+    def input_names(self):
+        return [i.name for i in self._graph_inputs] if self._graph_inputs else ["input_layer"]
+
+    @property
+    def output_names(self):
+        return _multi_io.output_names(self) if self.built else []
 
     def get_layer(self, name=None, index=None):
         if index is not None:
@@ -162,8 +161,12 @@ class Model:
         raise ValueError(f"name: no layer {name!r}; layers: {', '.join(l.name for l in self.layers)}")
 
     # ------------------------------------------------------------------ build
-    def build(self, input_shape=None):
-        """Build every layer for inputs of feature shape ``input_shape`` and place the parameters."""
+    def _in_shapes(self, input_shape):
+        if len(self._graph_inputs) > 1:
+            shapes = [tuple(i.shape) for i in self._graph_inputs]
+            if input_shape is not None and [_layers._shape_tuple(s, "input_shape") for s in input_shape] != shapes:
+                raise ValueError(f"input_shape: the model takes {shapes}, got {input_shape}")
+            return shapes
         if input_shape is not None:
             input_shape = _layers._shape_tuple(input_shape, "input_shape")
             if self._input_shape is not None and input_shape != self._input_shape:
@@ -172,24 +175,30 @@ class Model:
         if shape is None:
             raise ValueError("the model's input shape is unknown: start with Input(shape), give the first "
                              "layer input_dim / input_shape, or call fit / build with data")
+        return [tuple(shape)]
+
+    def build(self, input_shape=None):
+        """Build every layer for inputs of feature shape ``input_shape`` and place the parameters."""
+        if isinstance(input_shape, (tuple, list)) and len(input_shape) > 1 and input_shape[0] is None:
+            input_shape = tuple(input_shape)[1:]  # Keras's build((None, d)): with the batch dimension
+        in_shapes = self._in_shapes(input_shape)
         if not self.layers:
             raise ValueError("the model has no layers")
-        nodes = self._make_nodes()
-        shapes = [tuple(shape)]
-        for node in nodes:
-            (s,) = [shapes[i] for i in node.inbound]
-            node.layer.build(s, self.dtype)
-            shapes.append(node.layer.output_shape)
-        self._nodes = nodes
-        chain = all(n.inbound == (k,) for k, n in enumerate(nodes))
+        nodes, outs = self._make_nodes()
+        shapes = _dag.build_shapes(nodes, in_shapes, self.dtype)
+        self._shared = _dag.link_shared(nodes)
+        self._nodes, self._outs, self._shapes, self._acc = nodes, outs, shapes, {}
+        chain = _dag.is_chain(nodes, len(in_shapes), outs)
         self._chain = [n.layer for n in nodes] if chain else None  # the fast path of forward/backward
-        self._input_shape = tuple(shape)
+        if len(in_shapes) == 1:
+            self._input_shape = in_shapes[0]
         self.built = True
+        self._io = _multi_io.GraphIO(self) if _multi_io.needed(self) else None
         self._place_parameters()
 
     def _place_parameters(self):
         """One flat arena for every parameter, one for their gradients; layers get views."""
-        remap = self.arena.place([n.layer for n in self._nodes], self.dtype)
+        remap = self.arena.place(_dag.unique_layers(self._nodes), self.dtype)
         if self.optimizer is not None:
             self.optimizer.build(self.arena.size, self.dtype, remap)
         self._reg_items = None
@@ -197,7 +206,7 @@ class Model:
     def _ensure_placed(self):
         """Build if needed; rebuild the arena if a layer was moved into another model's arena since."""
         if not self.built:
-            if self._input_shape is not None and self.layers:
+            if (self._input_shape is not None or self._graph_inputs) and self.layers:
                 self.build()
             return
         if not self.arena.owns(self.layers, self.dtype):
@@ -206,66 +215,53 @@ class Model:
     # the arena, under the names the toolkit and older code use
     _params, _grads = property(lambda self: self.arena.params), property(lambda self: self.arena.grads)
     _entries = property(lambda self: self.arena.entries)
-
-    def _trainable_layout(self):  # (ranges, variables, first): see ParameterArena.layout
-        return self.arena.layout()
+    _trainable_layout = lambda self: self.arena.layout()  # noqa: E731  (ranges, variables, first)
 
     # ---------------------------------------------------------------- compute
     def _forward(self, x, training, logits, capture=None):
-        """The output for x; the output layer emits logits if asked. With ``capture`` (a
-        dict), every layer's output is copied into it under the layer's name."""
+        """The output for x (a list for several outputs; several inputs come as a list, a
+        dict or the trainer's packed rows); the output layers emit logits if asked (a bool,
+        or one per output). With ``capture`` (a dict), every layer call's output is copied
+        into it under the layer's name."""
         if self._chain is not None and capture is None:  # a chain: no value list to keep
             layers = self._chain
             for layer in layers[:-1]:
                 x = layer.forward(x, training)
             return layers[-1].forward(x, training, logits)
-        nodes = self._nodes
-        vals = [x]
-        last = len(nodes) - 1
-        for k, node in enumerate(nodes):
-            a = vals[node.inbound[0]]
-            y = node.layer.forward(a, training, logits) if k == last else node.layer.forward(a, training)
-            if capture is not None:
-                capture[node.layer.name] = np.array(y)
-            vals.append(y)
-        return vals[-1]
+        xs = self._io.split_x(x) if self._io is not None else [x]
+        n_in, outs = self._n_in, self._outs
+        if isinstance(logits, (tuple, list)):
+            logit_nodes = {outs[i] - n_in for i, f in enumerate(logits) if f}
+        else:
+            logit_nodes = {outs[0] - n_in} if logits else ()
+        ys = _dag.forward(self._nodes, n_in, outs, xs, training, logit_nodes, capture)
+        return ys if len(ys) > 1 else ys[0]
 
     def _backward(self, d, first=0):
-        """Backward from the output gradient ``d`` through the nodes from the last down to
-        ``first`` (nodes before it hold no trainable parameters); gradients reaching a
-        value from several nodes are summed."""
+        """Backward from the output gradient ``d`` (a list for several outputs) in reverse
+        topological order; on a chain from the last node down to ``first`` (nodes before it
+        hold no trainable parameters), on a graph through every node with a learning
+        parameter at or above it. Gradients reaching a value from several nodes are summed."""
         if self._chain is not None:
             layers = self._chain
             for k in range(len(layers) - 1, first - 1, -1):
                 d = layers[k].backward(d, k > first)
             return
-        nodes = self._nodes
-        dvals = [None] * (len(nodes) + 1)
-        dvals[-1] = d
-        for k in range(len(nodes) - 1, first - 1, -1):
-            dy = dvals[k + 1]
-            if dy is None:
-                continue
-            dx = nodes[k].layer.backward(dy, k > first)
-            if dx is not None:
-                src = nodes[k].inbound[0]
-                if dvals[src] is None:
-                    dvals[src] = dx
-                else:
-                    dvals[src] = dvals[src] + dx
+        ds = list(d) if isinstance(d, (list, tuple)) else [d]
+        _dag.backward(self._nodes, self._n_in, self._outs, ds, self._shared, self._acc)
 
     def layer_outputs(self, x, training=False):
-        """Every layer's output for inputs ``x``: ``{layer name: array}`` in order (copies,
-        in the model's dtype). Inference mode by default (dropout off, BatchNorm on its
-        moving statistics)."""
-        xa = np.asarray(x)
+        """Every layer call's output for inputs ``x``: ``{layer name: array}`` in order (copies,
+        in the model's dtype; a shared layer's later calls as ``name[1]``, ...). Inference
+        mode by default (dropout off, BatchNorm on its moving statistics)."""
         if not self.built:
+            xa = np.asarray(x)
             if xa.ndim < 2:
                 raise ValueError(f"x: expected shape (n, features), got {xa.shape}")
             self.build(xa.shape[1:])
         self._ensure_placed()
         out = {}
-        self._forward(self._prepare_x(xa), training, False, capture=out)
+        self._forward(self._prepare_x(x), training, False, capture=out)
         return out
 
     def activation_stats(self, x, training=False):
@@ -275,16 +271,16 @@ class Model:
         return {layer.name: layer_statistics(layer, outs[layer.name]) for layer in self.layers}
 
     # ------------------------------------------------------- training (trainer)
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, regularizer=None):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, regularizer=None, loss_weights=None):
         """Choose the optimizer, the loss, the metrics and an optional model-wide regularizer
-        (applied to every kernel)."""
+        (applied to every kernel). A model with several outputs takes one loss for all, a list
+        or a dict keyed by output names (``model.output_names``), ``loss_weights`` likewise
+        (the total loss is the weighted sum), and metrics as a list for every output, a list
+        of lists or a dict; its logs are ``loss``, ``<output>_loss``, ``<output>_<metric>``."""
         if loss is None:
             raise ValueError(f"loss: expected a loss; known: {', '.join(_losses._BY_NAME)}")
         opt = _optimizers.get(optimizer)
-        loss_obj = _trainer.checked_loss(self, loss)  # a probability loss needs a probability output
-        metric_names = list(metrics or [])
-        for m in metric_names:
-            _metrics.get(m, loss_obj.name, 2)  # validates the name
+        loss_obj, metric_names = _multi_io.compile_losses(self, loss, metrics, loss_weights)
         reg = _regularizers.get(regularizer)
         self.optimizer, self.loss, self.regularizer = opt, loss_obj, reg
         self._metric_names = metric_names
@@ -293,41 +289,38 @@ class Model:
             self.optimizer.build(self.arena.size, self.dtype)
 
     @_trainer.serialized
-    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, initial_epoch=0, seed=None):
-        """Train; returns a History whose ``.history`` holds ``loss``, each metric and ``val_*`` per epoch.
-
-        batch_size: 1 (online), k (mini-batch) or None (full batch); the last partial batch is used.
-        validation_split: the last fraction of x, y (before shuffling) is held out.
-        seed: epoch e's order depends on (seed, e) only, so initial_epoch=k resumes exactly (None: a draw
-        from fastnn's global generator). With a regularizer, ``loss`` includes the penalty (``data_loss``: not).
-        """
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1,
+            seed=None):
+        """Train (Keras's fit); returns a History. Arguments: see :func:`fastnn.trainer.fit`."""
         return _trainer.fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
                             callbacks=callbacks, validation_split=validation_split,
-                            validation_data=validation_data, shuffle=shuffle, initial_epoch=initial_epoch,
+                            validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
+                            sample_weight=sample_weight, initial_epoch=initial_epoch,
+                            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+                            validation_batch_size=validation_batch_size, validation_freq=validation_freq,
                             seed=seed)
 
     @_trainer.serialized
-    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, return_dict=False):
-        """Loss (with the penalty) and metrics on (x, y): a float when there are no metrics,
-        else ``[loss, metric...]``; ``return_dict=True`` gives a dict."""
-        return _trainer.evaluate(self, x, y, batch_size=batch_size, verbose=verbose, return_dict=return_dict)
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False):
+        """Loss and metrics on (x, y) or any fastnn.data input: a float without metrics, else
+        ``[loss, metric...]``; ``return_dict=True`` gives a dict."""
+        return _trainer.evaluate(self, x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
+                                 steps=steps, callbacks=callbacks, return_dict=return_dict)
 
     @_trainer.serialized
-    def predict(self, x, batch_size=None, verbose=0):
-        """Outputs of the model (probabilities for a softmax / sigmoid output), a new array."""
-        return _trainer.predict(self, x, batch_size)
+    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None):
+        """Outputs of the model (probabilities for a softmax / sigmoid output), a new array;
+        x: arrays or any fastnn.data input (targets in its batches are ignored)."""
+        return _trainer.predict(self, x, batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
 
-    def predict_classes(self, x, batch_size=None):
-        """Class ids: argmax of the outputs, or ``output > 0.5`` for a single output unit."""
+    def predict_classes(self, x, batch_size=None):  # argmax, or output > 0.5 for one output unit
         p = self.predict(x, batch_size)
-        if p.shape[-1] == 1:
-            return (p[:, 0] > 0.5).astype(np.int64)
-        return np.argmax(p, axis=-1)
+        return (p[:, 0] > 0.5).astype(np.int64) if p.shape[-1] == 1 else np.argmax(p, axis=-1)
 
-    def predict_proba(self, x, batch_size=None):  # outputs of softmax / sigmoid are probabilities
-        return self.predict(x, batch_size)
-
+    predict_proba = predict  # outputs of softmax / sigmoid are probabilities
     __call__ = predict
 
     @_trainer.serialized
@@ -392,36 +385,40 @@ class Model:
 
     # ---------------------------------------------------------------- summary
     def summary(self, print_fn=print):
-        """Layers, output shapes, parameter counts, and the trainable and non-trainable totals."""
+        """Layers, output shapes, parameter counts, and the trainable and non-trainable totals;
+        a graph that is not a chain also gets its inputs and a ``Connected to`` column, as Keras."""
         self._ensure_placed()
         if not self.built:
             raise ValueError("summary: the model is not built yet (give an input shape, or fit it first)")
-        rows = [(f"{l.name} ({type(l).__name__})", str((None,) + tuple(l.output_shape)),
-                 f"{l.count_params():,}") for l in self.layers]
-        w0 = max(28, *(len(r[0]) + 2 for r in rows))
-        w1 = max(20, *(len(r[1]) + 2 for r in rows))
-        w2 = max(10, *(len(r[2]) for r in rows))
-        line = "=" * (w0 + w1 + w2)
-        out = [f'Model: "{self.name}"', "_" * (w0 + w1 + w2),
-               "Layer (type)".ljust(w0) + "Output Shape".ljust(w1) + "Param #".rjust(w2), line]
-        for r in rows:
-            out.append(r[0].ljust(w0) + r[1].ljust(w1) + r[2].rjust(w2))
-        t, nt = self._param_counts()
-        out += [line, f"Total params: {t + nt:,}", f"Trainable params: {t:,}", f"Non-trainable params: {nt:,}",
-                "_" * (w0 + w1 + w2)]
-        for s in out:
+        if self._chain is not None:
+            rows = [(f"{l.name} ({type(l).__name__})", str((None,) + tuple(l.output_shape)),
+                     f"{l.count_params():,}") for l in self.layers]
+            lines = _dag.format_chain_summary(self.name, rows, self._param_counts())
+        else:
+            ins = [(i.name, i.shape) for i in self._graph_inputs] or [("input_layer", self._input_shape)]
+            lines = _dag.format_summary(self.name, _dag.summary_rows(self._nodes, ins, self._shapes),
+                                        self._param_counts())
+        for s in lines:
             print_fn(s)
 
     # ------------------------------------------------------------ persistence
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype.name,
-                "input_shape": None if self._input_shape is None else list(self._input_shape),
-                "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in self.layers]}
+        """Name, dtype, the layers (each once) and, for a functional model, its ``graph``:
+        inputs, nodes as ``[layer index, inbound values]``, output values."""
+        cfg = {"name": self.name, "dtype": self.dtype.name,
+               "input_shape": None if self._input_shape is None else list(self._input_shape),
+               "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in self.layers]}
+        if self._traced is not None and self.built:
+            cfg["graph"] = _dag.graph_config(self._nodes, self.layers, self._graph_inputs, self._outs)
+        return cfg
 
     @classmethod
     def from_config(cls, config):
-        """A functional model (a chain of the configured layers)."""
+        """A functional model: the configured graph (or, in older files, a chain of the layers)."""
         layers = [_layers.deserialize(d) for d in config["layers"]]
+        if config.get("graph") is not None:
+            inputs, outputs = _dag.graph_from_config(config["graph"], layers)
+            return Model(inputs, outputs, name=config["name"], dtype=config["dtype"])
         x = _layers.Input(tuple(config.get("input_shape")))
         t = x
         for layer in layers:
@@ -437,6 +434,8 @@ class Model:
         _modelfile.save_model(self, filepath, include_optimizer=False)
 
     load_weights = _modelfile.load_weights
+    to_json = _modelfile.to_json  # the architecture as JSON (fastnn.models.model_from_json)
+    export = _modelfile.export_model  # Keras 3's model.export(filepath, format="onnx")
 
 
 class Sequential(Model):

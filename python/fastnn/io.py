@@ -17,7 +17,8 @@ import os
 import numpy as np  # noqa: F401  (the numpy the file writer uses; tests patch np.savez through here)
 
 from . import _archive
-from . import losses as _losses
+from . import losses as _losses  # noqa: F401
+from . import multi_io as _multi_io
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
 from .graph import Model, Sequential
@@ -68,7 +69,8 @@ def _build(cfg, ar, budget, filepath, compile):
     model._ensure_placed()
     _set_layer_arrays(model, data, filepath)
     if c is not None:
-        model.compile(optimizer=_optimizers.get(c["optimizer"]), loss=_losses.get(c["loss"]),
+        loss, loss_weights = _multi_io.loss_from_config(c["loss"])
+        model.compile(optimizer=_optimizers.get(c["optimizer"]), loss=loss, loss_weights=loss_weights,
                       metrics=c["metrics"], regularizer=_regularizers.get(c["regularizer"]))
         opt = model.optimizer
         if "optimizer/iterations" in data:
@@ -81,3 +83,18 @@ def _build(cfg, ar, budget, filepath, compile):
             opt.iterations = int(data["optimizer/iterations"])
             opt.epoch = int(data["optimizer/epoch"])
     return model
+
+
+def model_from_json(json_string):
+    """A new model (fresh weights) from ``model.to_json()`` text (Keras's
+    ``keras.models.model_from_json``); only fastnn's own layer classes are built."""
+    import json
+    if not isinstance(json_string, (str, bytes)):
+        raise TypeError(f"json_string: expected the text of model.to_json(), got {type(json_string).__name__}")
+    try:
+        d = json.loads(json_string)
+    except ValueError as e:
+        raise ValueError(f"json_string: not valid JSON ({e})") from None
+    if not isinstance(d, dict) or d.get("format") != FORMAT or d.get("class_name") not in _CLASSES:
+        raise ValueError("json_string: not a fastnn model description (expected the text of model.to_json())")
+    return _CLASSES[d["class_name"]].from_config(d["config"])

@@ -41,7 +41,9 @@ def _arrays(model, include_optimizer):
     compile_cfg = None
     if model.compiled:
         compile_cfg = {"optimizer": _optimizers.serialize(model.optimizer),
-                       "loss": _losses.serialize(model.loss), "metrics": list(model._metric_names),
+                       "loss": _losses.serialize(model.loss),
+                       "metrics": (dict(model._metric_names) if isinstance(model._metric_names, dict)
+                                   else list(model._metric_names)),
                        "regularizer": _regularizers.serialize(model.regularizer)}
     cfg = {"format": FORMAT, "version": VERSION,
            "class_name": model._saved_as,
@@ -61,12 +63,30 @@ def _arrays(model, include_optimizer):
     return arrays
 
 
+_FOREIGN = {".h5": "HDF5 (Keras 2)", ".hdf5": "HDF5 (Keras 2)", ".keras": "Keras 3's .keras zip",
+            ".onnx": "ONNX", ".pb": "TensorFlow SavedModel", ".pt": "PyTorch", ".pth": "PyTorch",
+            ".pkl": "pickle", ".pickle": "pickle", ".joblib": "joblib", ".safetensors": "safetensors"}
+
+
+def check_filename(filepath):
+    """Refuse a name that promises another format: fastnn writes only its own .npz files."""
+    name = os.fspath(filepath)
+    for ext, what in _FOREIGN.items():
+        if name.lower().endswith(ext):
+            hint = " or model.export(path, format='onnx')" if ext != ".onnx" else \
+                "; for ONNX call model.export(path, format='onnx')"
+            raise ValueError(f"filepath: {name!r} names a {what} file, but fastnn saves its own .npz format "
+                             f"(architecture, weights and optimizer state); use a name ending in .npz{hint}")
+    return name
+
+
 def save_model(model, filepath, include_optimizer=True):
     """Write ``model`` to ``filepath`` atomically (see ``fastnn._safe_files``: temporary file,
     fsync, rename; through a symlink to its target; only over a regular file; umask and an
-    existing file's mode kept; stranded temporaries of killed writers cleaned). What is written
-    is a copy taken between two training steps: a fit in another thread never tears it."""
-    filepath = os.fspath(filepath)
+    existing file's mode kept; stranded temporaries of killed writers cleaned). A name
+    ending in another format's extension (.h5, .keras, .onnx, ...) is refused. What is
+    written is a copy taken between two training steps: a fit in another thread never tears it."""
+    filepath = check_filename(filepath)
     with _atomic.step_lock(model):
         arrays = {k: np.array(v) for k, v in _arrays(model, include_optimizer).items()}
     _safe_files.atomic_write(filepath, lambda f: np.savez(f, **arrays))
@@ -135,11 +155,13 @@ def _model_keys(config, ar):
     refused before a layer is built for it."""
     from .layers import _shape_tuple, deserialize
     shape = config.get("input_shape")
-    if shape is None:
+    if shape is None and config.get("graph") is None:
         return [], 0  # an unbuilt Sequential: no weights are read
     dtype = np.dtype(config["dtype"])
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype: expected float32 or float64, got {dtype}")
+    if config.get("graph") is not None:
+        return _graph_keys(config, ar, dtype)
     s, keys, size = _shape_tuple(shape, "input_shape"), [], 0
     cap = max(ar.bound_bytes(), 1 << 20)
     for i, d in enumerate(config["layers"]):
@@ -152,6 +174,42 @@ def _model_keys(config, ar):
         keys += _layer_keys(ar, i, layer)
         size += sum(sp.size for sp in layer.specs if sp.trainable)
     return keys, size
+
+
+def _graph_keys(config, ar, dtype):
+    """_model_keys of a functional graph: each layer built at its first node, from the shapes
+    of the values it takes (inputs first, then one value per node)."""
+    from .layers import _shape_tuple, deserialize
+    graph, cap = config["graph"], max(ar.bound_bytes(), 1 << 20)
+    shapes = [_shape_tuple(i["shape"], "input_shape") for i in graph["inputs"]]
+    for s in shapes:
+        if math.prod(s) * dtype.itemsize > cap:
+            raise ValueError(f"{ar.path}: an input takes rows of shape {s}, wider than all the data in the "
+                             f"file could describe ({cap:,} bytes)")
+    built, keys, size = {}, [], 0
+    for li, inbound in graph["nodes"]:
+        li = int(li)
+        if not 0 <= li <= len(built) or li >= len(config["layers"]) or not inbound or \
+                any(not 0 <= int(v) < len(shapes) for v in inbound):
+            raise ValueError(f"{ar.path}: graph node {len(shapes) - len(graph['inputs'])} refers to a missing "
+                             f"layer or value "
+                             f"(layers are listed in the order of their first node)")
+        ins = [shapes[int(v)] for v in inbound]
+        for s in ins:
+            if math.prod(s) * dtype.itemsize > cap:
+                raise ValueError(f"{ar.path}: layer {li} takes rows of shape {s}, wider than all the data "
+                                 f"in the file could describe ({cap:,} bytes)")
+        layer = built.get(li)
+        if layer is None:
+            layer = built[li] = deserialize(config["layers"][li])
+        layer.build(ins if getattr(layer, "_multi_input", False) else ins[0], dtype)
+        shapes.append(tuple(layer.output_shape))
+        if len(keys) < len(built):  # first node of this layer: its entries
+            keys.append(_layer_keys(ar, li, layer))
+            size += sum(sp.size for sp in layer.specs if sp.trainable)
+    if len(built) != len(config["layers"]):
+        raise ValueError(f"{ar.path}: the graph uses {len(built)} of its {len(config['layers'])} layers")
+    return [k for ks in keys for k in ks], size
 
 
 def _optimizer_keys(compile_cfg, size, ar):
@@ -199,3 +257,25 @@ def load_weights(model, filepath, max_bytes=None):
         data = _read_entries(ar, keys, budget)
     with _atomic.step_lock(model):  # between two steps of a fit in another thread
         _set_layer_arrays(model, data, filepath)
+
+
+# ------------------------------------------------------------ JSON and export
+EXPORTERS = {}  # format name -> function(model, filepath, **kwargs); fastnn.export adds "onnx"
+
+
+def to_json(model, **kwargs):
+    """The architecture as JSON text (Keras's ``model.to_json()``; no weights):
+    ``fastnn.models.model_from_json`` builds it back."""
+    return json.dumps({"class_name": model._saved_as, "config": model.get_config(), "format": FORMAT},
+                      **kwargs)
+
+
+def export_model(model, filepath, format="onnx", **kwargs):
+    """Keras 3's ``model.export(filepath, format=...)``: ``"onnx"`` (needs the onnx package)."""
+    if not EXPORTERS:
+        from importlib import import_module
+        import_module("fastnn.export")  # registers its formats (import direction: export sits above)
+    fn = EXPORTERS.get(format)
+    if fn is None:
+        raise ValueError(f"format: expected one of {', '.join(map(repr, EXPORTERS))}, got {format!r}")
+    return fn(model, filepath, **kwargs)

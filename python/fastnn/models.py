@@ -9,7 +9,7 @@ True
 from __future__ import annotations
 
 from .graph import Model, Sequential, clone_model
-from .io import load_model
+from .io import load_model, model_from_json
 from .trainer import NotCompiledError
 
-__all__ = ["Model", "Sequential", "clone_model", "load_model", "NotCompiledError"]
+__all__ = ["Model", "Sequential", "clone_model", "load_model", "model_from_json", "NotCompiledError"]

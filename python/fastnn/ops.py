@@ -338,6 +338,108 @@ def _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, 
     return c
 
 
+def _grad_product(a, b, trans_a, trans_b, alpha, beta, out):
+    """The checked operands of a backward product: (a, b, alpha, beta, m, n, out or None)."""
+    for flag, fname in ((trans_a, "trans_a"), (trans_b, "trans_b")):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{fname}: expected a bool, got {type(flag).__name__}")
+    a = _float_array(a, "a", ndim=2)
+    b = _float_array(b, "b", dtype=a.dtype, ndim=2)
+    alpha, beta = _real(alpha, "alpha"), _real(beta, "beta")
+    m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    kb, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
+    if k != kb:
+        raise ValueError(
+            f"a, b: inner dimensions differ: op(a) has shape {(m, k)} (a {a.shape}, trans_a={bool(trans_a)}), "
+            f"op(b) has shape {(kb, n)} (b {b.shape}, trans_b={bool(trans_b)})")
+    if beta != 0.0 and out is None:
+        raise ValueError(f"out: beta = {beta} reads out, so out must be given, got None")
+    return a, b, alpha, beta, m, n
+
+
+def matmul_act_grad(a, b, *, activation, x=None, y=None, activation_alpha=None, trans_a=False, trans_b=False,
+                    alpha=1.0, beta=0.0, out=None):
+    """``(alpha * op(a) @ op(b) + beta * out) * act'(.)`` in one fused call: the
+    input gradient of a Dense layer times the gradient of the activation that
+    produced its input.
+
+    ``x`` / ``y``: that activation's saved forward input / output, shape (m, n),
+    as :func:`activation_grad` takes them (sigmoid, tanh: y is cheapest; swish,
+    softplus need x; the others take either). In a Dense backward pass, with
+    ``dz`` the gradient at this layer's pre-activation, ``W`` its kernel and
+    ``h = prev_act(z_prev)`` its input::
+
+        dz_prev = ops.matmul_act_grad(dz, W, trans_b=True, activation=prev_act, y=h)
+
+    equals ``activation_grad(prev_act, dz @ W.T, y=h)`` without the extra pass.
+
+    >>> import numpy as np, fastnn.ops as ops
+    >>> dz = np.ones((1, 2), np.float32); w = np.ones((3, 2), np.float32)
+    >>> ops.matmul_act_grad(dz, w, trans_b=True, activation="relu", y=np.array([[1, 0, 2]], np.float32))
+    array([[2., 0., 2.]], dtype=float32)
+    """
+    if (out.__class__ is np.ndarray and trans_a.__class__ is bool and trans_b.__class__ is bool
+            and alpha.__class__ is float and beta.__class__ is float and _isfinite(alpha) and _isfinite(beta)
+            and activation.__class__ is str and activation_alpha is None and activation in ACTIVATIONS):
+        try:  # fast path, as matmul's: the core checks everything; a rejection is reworded below
+            _core.matmul_grad(a, b, out, trans_a, trans_b, alpha, beta, activation,
+                              _core.default_activation_alpha(activation), x, y, None)
+            return out
+        except (TypeError, ValueError):
+            pass
+    a, b, alpha, beta, m, n = _grad_product(a, b, trans_a, trans_b, alpha, beta, out)
+    name = _activation_name(activation, "activation")
+    act_alpha = _activation_alpha(name, activation_alpha, "activation_alpha")
+    if x is not None:
+        x = _float_array(x, "x", dtype=a.dtype, shape=(m, n))
+    if y is not None:
+        y = _float_array(y, "y", dtype=a.dtype, shape=(m, n))
+    if name in ("swish", "silu", "softplus") and x is None:
+        raise ValueError(f"x: activation {name!r} needs the forward input x for its gradient, got None")
+    if name not in ("identity", "linear") and x is None and y is None:
+        raise ValueError("x, y: give the forward input x or the forward output y, got neither")
+    c = _out_array(out, "out", dtype=a.dtype, shape=(m, n))
+    _core.matmul_grad(a, b, c, bool(trans_a), bool(trans_b), alpha, beta, name, act_alpha, x, y, None)
+    return c
+
+
+def matmul_bias_grad(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
+    """``(alpha * op(a) @ op(b) + beta * out[0], alpha * op(b).sum(0) + beta * out[1])``
+    in one call: a Dense layer's kernel and bias gradients, the bias one (the
+    column sums of op(b)) taken while op(b) is packed for the product.
+
+    ``dW, db = ops.matmul_bias_grad(x, dz, trans_a=True)``; ``out`` is an array
+    for the product, or a tuple ``(dW, db)`` with an array or None for each
+    (``beta != 0`` reads and needs both). ``db`` must not share memory with any
+    other operand.
+
+    >>> import numpy as np, fastnn.ops as ops
+    >>> x = np.ones((4, 3), np.float32); dz = np.ones((4, 2), np.float32)
+    >>> dw, db = ops.matmul_bias_grad(x, dz, trans_a=True)
+    >>> dw.shape, db
+    ((3, 2), array([4., 4.], dtype=float32))
+    """
+    if (out.__class__ is tuple and len(out) == 2 and out[0].__class__ is np.ndarray
+            and out[1].__class__ is np.ndarray and trans_a.__class__ is bool and trans_b.__class__ is bool
+            and alpha.__class__ is float and beta.__class__ is float and _isfinite(alpha) and _isfinite(beta)):
+        try:  # fast path, as matmul's: the core checks everything; a rejection is reworded below
+            _core.matmul_grad(a, b, out[0], trans_a, trans_b, alpha, beta, None, 0.0, None, None, out[1])
+            return out
+        except (TypeError, ValueError):
+            pass
+    out_w, out_b = _outs(out, ("out", "bias_grad"))
+    a, b, alpha, beta, m, n = _grad_product(a, b, trans_a, trans_b, alpha, beta, out_w)
+    if beta != 0.0 and out_b is None:
+        raise ValueError(f"out: beta = {beta} reads the bias gradient too, so out must be a tuple of two arrays")
+    c = _out_array(out_w, "out", dtype=a.dtype, shape=(m, n))
+    db = _out_array(out_b, "out[1]", dtype=a.dtype, shape=(n,))
+    for other, oname in ((a, "a"), (b, "b"), (c, "out[0]")):
+        if np.may_share_memory(db, other):
+            raise ValueError(f"out[1]: the bias gradient must not share memory with {oname}")
+    _core.matmul_grad(a, b, c, bool(trans_a), bool(trans_b), alpha, beta, None, 0.0, None, None, db)
+    return c, db
+
+
 
 # ----------------------------------------------------------------------------
 # BatchNorm  (batchnorm_forward, batchnorm_backward)

@@ -169,6 +169,26 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
     return c
 
 
+def matmul_act_grad(a, b, *, activation, x=None, y=None, activation_alpha=None, trans_a=False, trans_b=False,
+                    alpha=1.0, beta=0.0, out=None):
+    """(alpha * op(a) @ op(b) + beta * out) * act'(x or y): the product, then activation_grad."""
+    g = matmul(a, b, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta,
+               out=None if out is None else out.copy())
+    return activation_grad(activation, g, x=x, y=y, alpha=activation_alpha, out=out)
+
+
+def matmul_bias_grad(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None):
+    """(alpha * op(a) @ op(b) + beta * out[0], alpha * op(b).sum(0) + beta * out[1])."""
+    out_w, out_b = (out, None) if out is None or isinstance(out, np.ndarray) else out
+    w = matmul(a, b, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta, out=out_w)
+    t = a.dtype.type
+    db = t(alpha) * column_sum(b.T if trans_b else b)
+    if beta != 0.0:
+        db = db + t(beta) * out_b
+    db = db.astype(a.dtype, copy=False)
+    return w, _into(out_b, db)
+
+
 # ----------------------------------------------------------------------------
 # BatchNorm
 # ----------------------------------------------------------------------------

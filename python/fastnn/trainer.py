@@ -24,12 +24,14 @@ import math
 
 import numpy as np
 
-from . import _atomic, _resume, _shuffle
+from . import _atomic, _resume, _shuffle, _sources
+from . import _weights
 from . import callbacks as _callbacks
 from . import initializers as _initializers
 from . import layers as _layers
 from . import losses as _losses
 from . import metrics as _metrics
+from . import multi_io as _multi_io
 from . import progress as _progress
 from ._output_check import check_loss_output
 
@@ -64,9 +66,10 @@ class NotCompiledError(ValueError, RuntimeError):
 class EpochIterator:
     """Batches of in-memory arrays, epoch after epoch: ``for step, xb, yb in it`` runs one
     epoch. With ``shuffle`` the rows are gathered into buffers allocated once per batch size,
-    in epoch ``epoch_index``'s order, a function of (``key``, ``epoch_index``) (``fastnn._shuffle``; the
-    key is one draw from ``rng``; ``epoch_index`` counts the epochs iterated, fit sets it);
-    without, the batches are views. The last partial batch is kept. Other data adapters (generators, datasets) can stand in for it
+    in epoch ``epoch_index``'s order, a function of (``key``, ``epoch_index``) only
+    (``fastnn._shuffle``; the key is one draw from ``rng`` at construction; ``epoch_index``
+    counts the epochs iterated, fit sets it); without, the batches are views. The last
+    partial batch is kept. Other data adapters (generators, datasets) can stand in for it
     by offering ``steps``, ``batch_size``, ``num_samples`` and the same iteration.
 
     >>> import numpy as np
@@ -75,8 +78,8 @@ class EpochIterator:
     (3, [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]])
     """
 
-    def __init__(self, x, y=None, batch_size=None, shuffle=False, rng=None):
-        self.x, self.y = x, y
+    def __init__(self, x, y=None, batch_size=None, shuffle=False, rng=None, sample_weight=None):
+        self.x, self.y, self.sample_weight = x, y, sample_weight
         n = self.num_samples = x.shape[0]
         self.batch_size = n if batch_size is None else min(int(batch_size), n)
         self.steps = math.ceil(n / self.batch_size)
@@ -88,6 +91,23 @@ class EpochIterator:
             sizes = {self.batch_size, n - (self.steps - 1) * self.batch_size}
             self._xbufs = {m: np.empty((m,) + x.shape[1:], dtype=x.dtype) for m in sizes}
             self._ybufs = None if y is None else {m: np.empty((m,) + y.shape[1:], dtype=y.dtype) for m in sizes}
+            w = sample_weight
+            self._wbufs = None if w is None else {m: np.empty((m,), dtype=w.dtype) for m in sizes}
+
+    def epoch(self):
+        """One epoch as ``(x, y, sample_weight)`` batches (sample_weight None when not given)."""
+        w = self.sample_weight
+        for step, xb, yb in self:
+            if w is None:
+                yield xb, yb, None
+            elif self.shuffle:
+                s = step * self.batch_size
+                yield xb, yb, np.take(w, self._perm[s:s + xb.shape[0]], out=self._wbufs[xb.shape[0]])
+            else:
+                yield xb, yb, w[step * self.batch_size:step * self.batch_size + xb.shape[0]]
+
+    def on_epoch_end(self):
+        pass
 
     def __iter__(self):
         x, y, bs, n = self.x, self.y, self.batch_size, self.num_samples
@@ -122,6 +142,8 @@ def checked_loss(model, loss):
 
 def prepare_x(model, x, what="x"):
     """x as a C-contiguous array of the model's dtype, checked: shape, width, finiteness."""
+    if getattr(model, "_io", None) is not None or isinstance(x, dict):  # several inputs: multi_io
+        return _multi_io.prepare_x(model, x, what)
     if x is None:
         raise ValueError(f"{what}: expected an array of inputs, got None")
     x = np.asarray(x)
@@ -132,8 +154,13 @@ def prepare_x(model, x, what="x"):
         want = "(n, " + ", ".join(map(str, shape)) + ")" if shape else "(n, features)"
         raise ValueError(f"{what}: expected shape {want} with one row per sample, got {x.shape}")
     if shape is not None and tuple(x.shape[1:]) != tuple(shape):
+        hint = ""
+        if math.prod(x.shape[1:]) == math.prod(shape) and x.ndim != len(shape) + 1:
+            hint = (f"; the sizes agree: flatten the inputs (x.reshape(len(x), -1))" if len(shape) == 1 else
+                    f"; the sizes agree: reshape the inputs to (n, {', '.join(map(str, shape))})") + \
+                " or start the model with layers.Flatten() / Reshape"
         raise ValueError(f"{what}: expected shape (n, {', '.join(map(str, shape))}), got "
-                         f"{x.shape}: wrong input width for this model")
+                         f"{x.shape}: wrong input width for this model{hint}")
     if x.shape[0] == 0:
         raise ValueError(f"{what}: expected at least one sample, got shape {x.shape}")
     x = np.ascontiguousarray(x, dtype=model.dtype)
@@ -144,11 +171,15 @@ def prepare_x(model, x, what="x"):
 
 
 def prepare_y(model, y, n, what="y"):
+    if model._io is not None or isinstance(y, dict):
+        return _multi_io.prepare_y(model, y, n, what)
     return model.loss.prepare_targets(y, n, model.output_shape[1:], model.dtype, what)
 
 
 def prepare_xy(model, x, y):
     """(x, y) checked, building the model from x's shape if it is not built yet."""
+    if model._io is not None or (model.built and (isinstance(x, dict) or isinstance(y, dict))):
+        return _multi_io.prepare_xy(model, x, y)
     x = np.asarray(x) if x is not None else None
     if x is not None and y is not None and np.ndim(y) > 0 and x.ndim > 0 and len(x) != len(y):
         raise ValueError(f"x, y: x has {len(x)} samples but y has {len(y)}: lengths differ")
@@ -164,6 +195,8 @@ def prepare_xy(model, x, y):
 # ------------------------------------------------------------- loss and metrics
 def loss_mode(model):
     """(pass logits to the loss, last layer emits logits instead of its activation)."""
+    if model._io is not None:
+        return _multi_io.loss_mode(model)
     last, loss = model.layers[-1], model.loss
     act = getattr(last, "activation", None)
     fused = (not loss.from_logits and loss.fuses_with is not None and act is not None
@@ -172,6 +205,8 @@ def loss_mode(model):
 
 
 def make_metrics(model):
+    if model._io is not None:
+        return _multi_io.make_metrics(model)
     width = model.layers[-1].output_shape[-1]
     return [_metrics.get(m, model.loss.name, width) for m in model._metric_names]
 
@@ -180,6 +215,8 @@ def metric_updater(model, metrics, loss_on_logits, last_logits):
     """update(y, out) feeding one batch to every metric. With the loss on logits, the
     metrics that need probabilities get the output layer's activation of them
     (computed once per batch); the others get the logits."""
+    if model._io is not None:
+        return _multi_io.metric_updater(model, metrics, loss_on_logits, last_logits)
     probs_needed = last_logits and any(getattr(m, "needs_probabilities", False) for m in metrics)
     out_act = model.layers[-1].activation if last_logits else None
 
@@ -226,11 +263,12 @@ def _logs(total, data, count, metrics, regularized):
 
 
 # ------------------------------------------------------------------------ steps
-def train_step(model, xb, yb, loss_on_logits, last_logits):
-    """One step: forward, fused loss, backward, penalty, optimizer. (loss, penalty, output)."""
+def train_step(model, xb, yb, loss_on_logits, last_logits, sample_weight=None):
+    """One step: forward, fused loss (weighted by ``sample_weight`` when given), backward,
+    penalty, optimizer. (loss, penalty, output)."""
     ranges, variables, first = model.arena.layout()  # a trainable change is seen here
     out = model._forward(xb, True, last_logits)
-    loss, d = model.loss.value_and_grad(out, yb, loss_on_logits)
+    loss, d = _weights.weighted_value_and_grad(model.loss, out, yb, sample_weight, loss_on_logits)
     model._backward(d, first)
     penalty = regularization(model) if model._reg_items != [] else 0.0
     if ranges:
@@ -265,51 +303,6 @@ def loss_value(model, x, y):
 
 
 # ------------------------------------------------------------------------- fit
-def _check_fit_args(epochs, verbose, validation_split, validation_data):
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-        raise ValueError(f"epochs: expected an int >= 0, got {epochs!r}")
-    if verbose not in (0, 1, 2):
-        raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
-    if not 0 <= validation_split < 1:
-        raise ValueError(f"validation_split: expected a fraction in [0, 1), got {validation_split!r}")
-    if validation_split and validation_data is not None:
-        raise ValueError("validation_split, validation_data: give one, not both")
-
-
-def _split_validation(model, x, y, validation_split, validation_data):
-    """(x, y, x_val, y_val): the held-out tail of x, y or the checked validation_data."""
-    xv = yv = None
-    if validation_split:
-        nv = int(x.shape[0] * validation_split)
-        if nv < 1 or nv >= x.shape[0]:
-            raise ValueError(f"validation_split: {validation_split} of {x.shape[0]} samples leaves no "
-                             f"validation or no training samples")
-        x, xv, y, yv = x[:-nv], x[-nv:], y[:-nv], y[-nv:]
-    elif validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("validation_data: expected a tuple (x_val, y_val)")
-        xv = prepare_x(model, validation_data[0], "validation_data[0]")
-        yv = prepare_y(model, validation_data[1], xv.shape[0], "validation_data[1]")
-    return x, y, xv, yv
-
-
-def check_batch_size(batch_size):
-    """The one check of ``batch_size`` shared by fit, evaluate and predict."""
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
-                                   or batch_size < 1):
-        raise ValueError(f"batch_size: expected a positive int or None, got {batch_size!r}")
-    return batch_size
-
-
-def _batch_size(model, batch_size, n):
-    bs = n if check_batch_size(batch_size) is None else min(int(batch_size), n)
-    if any(isinstance(l, _layers.BatchNormalization) and l.trainable for l in model.layers):
-        if bs == 1 or n % bs == 1:
-            raise ValueError(f"batch_size: with BatchNormalization in training every batch needs at least "
-                             f"2 samples; batch_size={bs} on {n} samples leaves a batch of 1")
-    return bs
-
-
 def _callback_list(model, callbacks, params):
     cbs = list(callbacks or [])
     for cb in cbs:
@@ -323,30 +316,52 @@ def _callback_list(model, callbacks, params):
     return cbs, history
 
 
-def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
-        validation_data=None, shuffle=True, initial_epoch=0, seed=None):
-    """Model.fit (see there)."""
+def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+        validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+        steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1, seed=None):
+    """Model.fit: train; returns a History (``.history``: ``loss``, each metric, ``val_*`` per epoch).
+
+    x: arrays, or any input of ``fastnn.data`` (a generator or iterable of ``(x, y[, w])``
+    batches, a ``fastnn.data.Dataset``, a memmap, a DataFrame / Arrow table with ``y`` a
+    column name, a dask collection, ``from_parquet(...)``); validation_data likewise, or
+    ``(x_val, y_val[, w_val])``.
+    batch_size: None means 32 (as Keras); ``"full"`` (or ``len(x)``) is full-batch
+    gradient descent, 1 online learning; the last partial batch is used.
+    sample_weight: one weight per sample; class_weight: ``{class: weight}``; both scale
+    each sample's loss (Keras's sum-over-batch-size reduction).
+    validation_split: the last fraction of x, y (before shuffling) is held out.
+    validation_freq: validate every k epochs (an int) or after the listed epochs (1-based).
+    steps_per_epoch: batches per epoch, continuing through the source across epochs (not
+    with BackupAndRestore: the epochs' batches then depend on the ones before).
+    seed: seeds the shuffling (default: fastnn's global generator); epoch e's order depends
+    on (seed, e) only, so initial_epoch=k (or a BackupAndRestore) resumes exactly.
+    With a regularizer, ``loss`` includes the penalty and ``data_loss`` is without it.
+    """
     check_compiled(model, "fit")
-    _check_fit_args(epochs, verbose, validation_split, validation_data)
-    x, y = prepare_xy(model, x, y)
+    verbose = _sources.check_fit_args(epochs, verbose, validation_split, validation_data, validation_freq)
+    _sources.check_batch_size(batch_size)
+    if steps_per_epoch is not None and _resume.backups(list(callbacks or [])):
+        raise ValueError("steps_per_epoch: not with BackupAndRestore (each epoch's batches depend on the "
+                         "epochs before it, so a resume cannot be exact); drop one of them")
+    rng = np.random.default_rng(seed) if seed is not None else _initializers.global_rng()
+    kw = dict(batch_size=batch_size, validation_split=validation_split, validation_data=validation_data,
+              shuffle=shuffle, class_weight=class_weight, sample_weight=sample_weight,
+              steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+              validation_batch_size=validation_batch_size)
+    batches, val = _sources.training_data(model, x, y, kw, rng)
     opt, size = model.optimizer, model.arena.size
     if any(a.size != size or a.dtype != model.dtype for a in opt.state.values()) \
             or set(opt.state) != set(opt.slots):
         opt.build(size, model.dtype)
-    x, y, xv, yv = _split_validation(model, x, y, validation_split, validation_data)
-    bs = _batch_size(model, batch_size, x.shape[0])
-    rng = np.random.default_rng(seed) if seed is not None else _initializers.global_rng()
-    batches = EpochIterator(x, y, bs, shuffle, rng)
     cbs, history = _callback_list(model, callbacks, {"epochs": epochs, "steps": batches.steps,
-                                                     "batch_size": bs, "verbose": verbose})
+                                                     "batch_size": batches.batch_size, "verbose": verbose})
     model.history = history
     model.stop_training = False
     run = _EpochRunner(model, batches, cbs, verbose, epochs)
-    backups, state = _resume.bind(cbs, run)  # BackupAndRestore (fastnn/backup.py: the protocol)
-    run.backups = backups
+    run.backups, state = _resume.bind(cbs, run)  # BackupAndRestore (fastnn/backup.py: the protocol)
     for cb in cbs:
         cb.on_train_begin()
-    initial_epoch, run.skip = _resume.restore(backups, state, initial_epoch)
+    initial_epoch, run.skip = _resume.restore(run.backups, state, initial_epoch)
     with run.guard:  # each step atomic for Ctrl-C and for other threads (fastnn._atomic)
         for epoch in range(initial_epoch, epochs):
             opt.epoch = epoch
@@ -354,28 +369,30 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
                 for cb in cbs:
                     cb.on_epoch_begin(epoch)
             logs = run(epoch)
-            if xv is not None:
-                logs.update({"val_" + k: v for k, v in evaluate_arrays(model, xv, yv, None).items()})
+            if val is not None and _sources.validates(epoch, validation_freq):
+                logs.update({"val_" + k: v for k, v in _eval.evaluate_source(model, val, cbs).items()})
             run.finish(logs)
             for cb in cbs:
                 cb.on_epoch_end(epoch, logs)
-            for b in backups:
+            for b in run.backups:
                 b.epoch_end(epoch)
             if verbose == 2:
                 print(_progress.epoch_line(epoch, logs), flush=True)
-            if model.stop_training:
+            if model.stop_training or getattr(batches, "exhausted", False):
                 break
+    opt.finalize_variable_values()  # use_ema: the averaged weights, as Keras at the end of fit
     for cb in cbs:
         cb.on_train_end()
     return history
 
 
 class _EpochRunner:
-    """One training epoch over the iterator: steps, metrics, batch callbacks, progress bar."""
+    """One training epoch over the batches: steps, metrics, batch callbacks, progress bar."""
 
     def __init__(self, model, batches, cbs, verbose, epochs):
         self.model, self.batches, self.verbose, self.epochs = model, batches, verbose, epochs
-        self.batch_cbs = [cb for cb in cbs if _callbacks._is_overridden(cb, "on_train_batch_end")]
+        self.begin_cbs = _callbacks.with_hook(cbs, "on_train_batch_begin")
+        self.batch_cbs = _callbacks.with_hook(cbs, "on_train_batch_end")
         self.modes = loss_mode(model)
         self.metrics = make_metrics(model)
         self.update_metrics = metric_updater(model, self.metrics, *self.modes)
@@ -387,24 +404,31 @@ class _EpochRunner:
         self.total = self.data = 0.0  # the epoch's running sums (a backup's trainer state)
         self.seen = 0
 
-    def __call__(self, epoch):
-        model, metrics, batch_cbs, guard = self.model, self.metrics, self.batch_cbs, self.guard
-        loss_on_logits, last_logits = self.modes
+    def _start(self, epoch):
+        """(batches to skip) at the start of an epoch: sums and metrics reset unless it resumes."""
         skip, self.skip = self.skip, 0
         if not skip:  # a resumed epoch keeps the sums and metric states it was saved with
-            for m in metrics:
+            for m in self.metrics:
                 m.reset()
             self.total = self.data = 0.0
             self.seen = 0
         if hasattr(self.batches, "epoch_index"):
             self.batches.epoch_index = epoch  # the order of the rows is a function of the epoch
+        return skip
+
+    def __call__(self, epoch):
+        model, metrics, batch_cbs, begin_cbs = self.model, self.metrics, self.batch_cbs, self.begin_cbs
+        loss_on_logits, last_logits = self.modes
+        skip, guard = self._start(epoch), self.guard
         bar = self.bar = _progress.ProgressBar(self.batches.steps, epoch, self.epochs) if self.verbose == 1 else None
-        for step, xb, yb in self.batches:
+        for step, (xb, yb, sw) in enumerate(self.batches.epoch()):
             if step < skip:
                 continue
+            for cb in begin_cbs:
+                cb.on_train_batch_begin(step, {"size": xb.shape[0]})
             guard.begin()
             try:
-                loss, penalty, out = train_step(model, xb, yb, loss_on_logits, last_logits)
+                loss, penalty, out = train_step(model, xb, yb, loss_on_logits, last_logits, sw)
             finally:
                 guard.end()  # a Ctrl-C during the step is raised here, after it
             mb = xb.shape[0]
@@ -423,6 +447,9 @@ class _EpochRunner:
                 bar.update(step + 1, _logs(self.total, self.data, self.seen, metrics, self.regularized))
             if model.stop_training:
                 break
+        self.batches.on_epoch_end()
+        if self.seen == 0:
+            raise ValueError("x: the epoch held no batch")
         return _logs(self.total, self.data, self.seen, metrics, self.regularized)
 
     def finish(self, logs):
@@ -430,55 +457,7 @@ class _EpochRunner:
             self.bar.finish(logs)
 
 
-# -------------------------------------------------------------- evaluate, predict
-def evaluate_arrays(model, x, y, batch_size):
-    """Logs (loss with the penalty, data_loss when regularized, metrics) on checked arrays."""
-    loss_on_logits, last_logits = loss_mode(model)
-    metrics = make_metrics(model)
-    update_metrics = metric_updater(model, metrics, loss_on_logits, last_logits)
-    n = x.shape[0]
-    data = 0.0
-    for _, xb, yb in EpochIterator(x, y, min(n, 1024 if check_batch_size(batch_size) is None else batch_size)):
-        out = model._forward(xb, False, last_logits)
-        loss, _ = model.loss.value_and_grad(out, yb, loss_on_logits)
-        data += loss * xb.shape[0]
-        update_metrics(yb, out)
-    penalty = regularization(model, grads=False)
-    logs = {"loss": data / n + penalty}
-    if model._reg_items:
-        logs["data_loss"] = data / n
-    for m in metrics:
-        logs[m.name] = m.result()
-    return logs
-
-
-def evaluate(model, x, y, batch_size=None, verbose=0, return_dict=False):
-    """Model.evaluate (see there)."""
-    check_compiled(model, "evaluate")
-    check_batch_size(batch_size)
-    x, y = prepare_xy(model, x, y)
-    logs = evaluate_arrays(model, x, y, batch_size)
-    if verbose:
-        print(_progress.format_logs(logs, 4))
-    if return_dict:
-        return logs
-    vals = [logs["loss"]] + [logs[m] for m in model._metric_names]
-    return vals[0] if len(vals) == 1 else vals
-
-
-def predict(model, x, batch_size=None):
-    """Model.predict (see there)."""
-    check_batch_size(batch_size)
-    if not model.built:
-        xa = np.asarray(x)
-        if xa.ndim < 2:
-            raise ValueError(f"x: expected shape (n, features), got {xa.shape}")
-        model.build(xa.shape[1:])
-    model._ensure_placed()
-    x = prepare_x(model, x)
-    n = x.shape[0]
-    out = np.empty((n,) + tuple(model.layers[-1].output_shape), dtype=model.dtype)
-    bs = min(n, 1024 if batch_size is None else int(batch_size))
-    for step, xb, _ in EpochIterator(x, None, bs):
-        out[step * bs:step * bs + xb.shape[0]] = model._forward(xb, False, False)
-    return out
+# evaluate and predict live in fastnn._eval (imported last: it uses the helpers above)
+from . import _eval  # noqa: E402
+from ._eval import build_from, evaluate, evaluate_arrays, evaluate_source, predict  # noqa: E402,F401
+check_batch_size = _sources.check_batch_size

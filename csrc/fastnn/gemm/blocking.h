@@ -8,15 +8,21 @@
 // GemmBlockingNarrow is used when n <= its NR (e.g. the 10-class output layer):
 // one vector per row and more rows, so no FMA is spent on padding columns.
 // kDirectAMaxN: up to this many columns of C, A is read in place by the
-// micro-kernel instead of being packed. Measured on Zen 5, single thread, on
-// every MLP training product and square 512-2048: avx512 in place was 0-16%
-// faster for wide C and up to 2x for thin C (n = 10); avx2 within -5%..+4%
-// for wide C (median 1%) and 1.4-1.8x faster for n = 10. So it is always on;
-// B is always packed (its micro-panel is the one kept in L1).
+// micro-kernel instead of being packed. Measured on the AMD guest below, single
+// thread, on every MLP training product and square 512-2048: avx512 in place
+// was 0-16% faster for wide C and up to 2x for thin C (n = 10); avx2 within
+// -5%..+4% for wide C (median 1%) and 1.4-1.8x faster for n = 10. So it is
+// always on; B is always packed (its micro-panel is the one kept in L1). A
+// transposed A (dW = Xᵀ·dY) follows GemmCacheBlocking::pack_trans_a instead
+// (blocking.cpp: in place with this table, packed where the blocking is derived).
 //
-// Only constants here (no code), so baseline code may include it. Numbers for
-// avx2 follow BLIS's Haswell/Zen configuration; avx512 ones were measured on
-// Zen 5 (48 KiB L1d, 1 MiB L2 per core) with bench/compare_gemm.py.
+// Only constants here (no code), so baseline code may include it. MR and NR
+// are the micro-tiles of every CPU; MC, KC and NC are the measured table that
+// blocking.cpp uses on AMD Zen 4/5 class CPUs (it derives them from the cache
+// sizes elsewhere). Numbers for avx2 follow BLIS's Haswell/Zen configuration;
+// avx512 ones were measured with bench/compare_gemm.py on an AMD EPYC KVM guest
+// whose CPUID reports family 19h model 11h, 32 KiB L1d, 1 MiB L2, 32 MiB L3
+// (the project's notes call it Zen 5; CPUID says Zen 4 Genoa).
 #pragma once
 
 namespace fastnn {

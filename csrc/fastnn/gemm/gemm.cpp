@@ -25,6 +25,7 @@ template <class T> const GemmKernelsT<T>& kernels_for() { return dtype_half<T>(F
 constexpr std::size_t kGrainMacs = std::size_t(3) << 17;  // 2 threads from ~786K MACs on
 
 long g_direct_a_max_n = -1;
+long g_direct_trans_a = -1;
 std::size_t g_grain_macs = kGrainMacs;
 
 struct ThreadBuffer {
@@ -36,7 +37,7 @@ struct ThreadBuffer {
 }  // namespace
 
 void* gemm_thread_buffer(int slot, std::size_t bytes) {
-  thread_local ThreadBuffer buf[2];
+  thread_local ThreadBuffer buf[3];
   ThreadBuffer& b = buf[slot];
   if (b.bytes < bytes) {
     std::free(b.p);
@@ -51,16 +52,34 @@ void* gemm_thread_buffer(int slot, std::size_t bytes) {
   return b.p;
 }
 
-void gemm_set_tuning(long direct_a_max_n, long grain_macs) {
+void gemm_set_tuning(long direct_a_max_n, long grain_macs, long direct_trans_a) {
   g_direct_a_max_n = direct_a_max_n < 0 ? -1 : direct_a_max_n;
+  g_direct_trans_a = direct_trans_a < 0 ? -1 : (direct_trans_a > 0 ? 1 : 0);
   g_grain_macs = grain_macs < 0 ? kGrainMacs : static_cast<std::size_t>(grain_macs);
+}
+
+// m == 0 with a bias gradient: the column sums of op(B) are still due.
+template <class T>
+void bias_grad_only(const GemmProblem<T>& P) {
+  for (std::size_t j = 0; j < P.n; ++j) {
+    T s = T(0);
+    for (std::size_t p = 0; p < P.k; ++p) s += P.trans_b ? P.b[j * P.ldb + p] : P.b[p * P.ldb + j];
+    P.bias_grad[j] = P.beta != T(0) ? P.alpha * s + P.beta * P.bias_grad[j] : P.alpha * s;
+  }
 }
 
 template <class T>
 void gemm(const GemmProblem<T>& P_in) {
-  if (P_in.m == 0 || P_in.n == 0) return;
+  if (P_in.n == 0) return;
+  if (P_in.m == 0) {
+    if (P_in.bias_grad) bias_grad_only(P_in);
+    return;
+  }
   GemmProblem<T> P = P_in;
   if (P.direct_a_max_n < 0) P.direct_a_max_n = g_direct_a_max_n;
+  P.tile_n = P.n;
+  P.blocking = &gemm_blocking<T>(active_isa());
+  P.direct_trans_a = g_direct_trans_a < 0 ? !P.blocking->pack_trans_a : g_direct_trans_a > 0;
   const GemmKernelsT<T>& K = kernels_for<T>();
   const std::size_t tiles_m = (P.m + K.mr - 1) / K.mr, tiles_n = (P.n + K.nr - 1) / K.nr;
   // Columns first: A is read in place, so a column band packs only its own
@@ -86,11 +105,17 @@ void gemm(const GemmProblem<T>& P_in) {
       S.b = P.trans_b ? P.b + j0 * P.ldb : P.b + j0;
       S.c = P.c + j0;
       S.bias = P.bias ? P.bias + j0 : nullptr;
+      S.bias_grad = P.bias_grad ? P.bias_grad + j0 : nullptr;
+      S.act_x = P.act_x ? P.act_x + j0 : nullptr;
+      S.act_y = P.act_y ? P.act_y + j0 : nullptr;
     } else {
       const std::size_t i0 = tb * K.mr, i1 = std::min(P.m, te * K.mr);
       S.m = i1 > i0 ? i1 - i0 : 0;
       S.a = P.trans_a ? P.a + i0 : P.a + i0 * P.lda;
       S.c = P.c + i0 * P.ldc;
+      S.act_x = P.act_x ? P.act_x + i0 * P.ldc : nullptr;
+      S.act_y = P.act_y ? P.act_y + i0 * P.ldc : nullptr;
+      if (t != 0) S.bias_grad = nullptr;  // every row band sums the same columns of op(B): one writes them
     }
     try {
       if (S.m && S.n) K.run(S);

@@ -23,13 +23,16 @@ namespace fastnn {
 namespace FASTNN_ISA_NS {
 
 // What to do with the MR x NR product of one micro-kernel call:
-//   C = alpha * AB + beta * C (+ bias) then act, where beta == 0 never reads C.
+//   t = alpha * AB + beta * C (+ bias), where beta == 0 never reads C; then
+//   C = act(t), or C = t * act'(saved) when grad (the backward epilogue).
 template <class T> struct Epilogue {
   T alpha, beta;
   const T* bias;   // bias of the tile's first column, or null (only on the last KC pass)
   bool apply_act;  // relu / leaky_relu only, on the last KC pass
   Act act;
   T act_alpha;
+  bool grad;       // apply_act means: multiply by act'(saved)
+  const T* saved;  // grad: the saved forward x or y at the tile's origin (row stride ldc)
 };
 
 // ---------------------------------------------------------------------------
@@ -51,85 +54,69 @@ void pack_a_block(const GemmProblem<T>& P, std::size_t ic, std::size_t pc, std::
       }
     } else {
       // A is k x m row-major: column p of the panel is contiguous in memory
-      for (std::size_t p = 0; p < kc; ++p) {
-        const T* src = P.a + (pc + p) * P.lda + ic + ir;
-        T* d = dst + p * MR;
-        for (int i = 0; i < mr; ++i) d[i] = src[i];
-        for (int i = mr; i < MR; ++i) d[i] = T(0);
+      const T* src = P.a + pc * P.lda + ic + ir;
+      if (mr == MR) {
+        for (std::size_t p = 0; p < kc; ++p) std::memcpy(dst + p * MR, src + p * P.lda, sizeof(T) * MR);
+      } else {
+        for (std::size_t p = 0; p < kc; ++p) {
+          T* d = dst + p * MR;
+          for (int i = 0; i < mr; ++i) d[i] = src[p * P.lda + i];
+          for (int i = mr; i < MR; ++i) d[i] = T(0);
+        }
       }
     }
   }
 }
 
-// Square transposes for packing a transposed operand with vector stores:
-// dst[q * ldd + i] = src[i * lds + q] for an S x S tile (S = kTransposeTile<T>,
-// 0 where no vector version exists and packing falls back to scalar moves).
-template <class T> constexpr int kTransposeTile = 0;
-#if defined(__AVX512F__)
-template <> constexpr int kTransposeTile<float> = 16;
-inline void transpose_tile(const float* src, std::size_t lds, float* dst, std::size_t ldd) {
-  __m512 t[16], u[16];
-  for (int i = 0; i < 16; i += 2) {  // pairs of rows interleaved within 128-bit lanes
-    const __m512 r0 = _mm512_loadu_ps(src + i * lds), r1 = _mm512_loadu_ps(src + (i + 1) * lds);
-    t[i] = _mm512_unpacklo_ps(r0, r1);
-    t[i + 1] = _mm512_unpackhi_ps(r0, r1);
-  }
-  for (int g = 0; g < 16; g += 4) {  // u[g + q], lane L: column 4L + q of rows g..g+3
-    u[g + 0] = _mm512_shuffle_ps(t[g + 0], t[g + 2], 0x44);
-    u[g + 1] = _mm512_shuffle_ps(t[g + 0], t[g + 2], 0xEE);
-    u[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
-    u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
-  }
-  for (int q = 0; q < 4; ++q) {  // gather the four row groups of each column
-    const __m512 v0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x88), w0 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x88);
-    const __m512 v1 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xDD), w1 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xDD);
-    _mm512_storeu_ps(dst + q * ldd, _mm512_shuffle_f32x4(v0, w0, 0x88));
-    _mm512_storeu_ps(dst + (8 + q) * ldd, _mm512_shuffle_f32x4(v0, w0, 0xDD));
-    _mm512_storeu_ps(dst + (4 + q) * ldd, _mm512_shuffle_f32x4(v1, w1, 0x88));
-    _mm512_storeu_ps(dst + (12 + q) * ldd, _mm512_shuffle_f32x4(v1, w1, 0xDD));
-  }
-}
-#elif defined(__AVX2__)
-template <> constexpr int kTransposeTile<float> = 8;
-inline void transpose_tile(const float* src, std::size_t lds, float* dst, std::size_t ldd) {
-  __m256 t[8], u[8];
-  for (int i = 0; i < 8; i += 2) {
-    const __m256 r0 = _mm256_loadu_ps(src + i * lds), r1 = _mm256_loadu_ps(src + (i + 1) * lds);
-    t[i] = _mm256_unpacklo_ps(r0, r1);
-    t[i + 1] = _mm256_unpackhi_ps(r0, r1);
-  }
-  for (int g = 0; g < 8; g += 4) {  // u[g + q], lane L: column 4L + q of rows g..g+3
-    u[g + 0] = _mm256_shuffle_ps(t[g + 0], t[g + 2], 0x44);
-    u[g + 1] = _mm256_shuffle_ps(t[g + 0], t[g + 2], 0xEE);
-    u[g + 2] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0x44);
-    u[g + 3] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
-  }
-  for (int q = 0; q < 4; ++q) {
-    _mm256_storeu_ps(dst + q * ldd, _mm256_permute2f128_ps(u[q], u[4 + q], 0x20));
-    _mm256_storeu_ps(dst + (4 + q) * ldd, _mm256_permute2f128_ps(u[q], u[4 + q], 0x31));
-  }
-}
-#endif
-
-// op(B)[pc:pc+kc, jc:jc+nc] -> Bp (micro-panels of NR columns).
+// Column sums of a packed kc x NR micro-panel, added to sum[0:nr].
 template <class T, int NR>
-void pack_b_panel(const GemmProblem<T>& P, std::size_t pc, std::size_t jc, std::size_t kc, std::size_t nc, T* Bp) {
+void add_column_sums(const T* panel, std::size_t kc, int nr, T* sum) {
   using V = Vec<T>;
-  constexpr int N = V::N;
+  constexpr int N = V::N, NV = NR / N;
+  V acc[NV];
+  for (int v = 0; v < NV; ++v) acc[v] = V::zero();
+  for (std::size_t p = 0; p < kc; ++p)
+    for (int v = 0; v < NV; ++v) acc[v] = acc[v] + V::load(panel + p * NR + v * N);
+  for (int v = 0; v < NV && v * N < nr; ++v) {
+    const int cnt = std::min(N, nr - v * N);
+    (V::load_partial(sum + v * N, cnt) + acc[v]).store_partial(sum + v * N, cnt);
+  }
+}
+
+// op(B)[pc:pc+kc, jc:jc+nc] -> Bp (micro-panels of NR columns). colsum (or
+// null): colsum[0:nc] += the column sums of that block, summed over p in order
+// (taken while packing when B is read by rows).
+template <class T, int NR>
+void pack_b_panel(const GemmProblem<T>& P, std::size_t pc, std::size_t jc, std::size_t kc, std::size_t nc, T* Bp,
+                  T* colsum) {
+  using V = Vec<T>;
+  constexpr int N = V::N, NV = NR / N;
   for (std::size_t jr = 0; jr < nc; jr += NR) {
     const int nr = static_cast<int>(std::min<std::size_t>(NR, nc - jr));
     T* dst = Bp + jr * kc;
-    if (!P.trans_b) {
+    if (!P.trans_b && nr == NR) {
       // B is k x n row-major: row p of the panel is contiguous in memory
+      V acc[NV];
+      for (int v = 0; v < NV; ++v) acc[v] = V::zero();
       for (std::size_t p = 0; p < kc; ++p) {
         const T* src = P.b + (pc + p) * P.ldb + jc + jr;
         T* d = dst + p * NR;
-        if (nr == NR) {
-          for (int j = 0; j < NR; j += N) V::load(src + j).store(d + j);
-        } else {
-          for (int j = 0; j < nr; ++j) d[j] = src[j];
-          for (int j = nr; j < NR; ++j) d[j] = T(0);
+        for (int v = 0; v < NV; ++v) {
+          const V x = V::load(src + v * N);
+          x.store(d + v * N);
+          if (colsum) acc[v] = acc[v] + x;
         }
+      }
+      if (colsum)
+        for (int v = 0; v < NV; ++v) (V::load(colsum + jr + v * N) + acc[v]).store(colsum + jr + v * N);
+      continue;
+    }
+    if (!P.trans_b) {
+      for (std::size_t p = 0; p < kc; ++p) {
+        const T* src = P.b + (pc + p) * P.ldb + jc + jr;
+        T* d = dst + p * NR;
+        for (int j = 0; j < nr; ++j) d[j] = src[j];
+        for (int j = nr; j < NR; ++j) d[j] = T(0);
       }
     } else {
       // B is n x k row-major: column j of the panel is contiguous in memory
@@ -146,6 +133,7 @@ void pack_b_panel(const GemmProblem<T>& P, std::size_t pc, std::size_t jc, std::
       for (int j = 0; j < nr; ++j)
         for (std::size_t p = p0; p < kc; ++p) dst[p * NR + j] = src[j * P.ldb + p];
     }
+    if (colsum) add_column_sums<T, NR>(dst, kc, nr, colsum + jr);
   }
 }
 
@@ -180,6 +168,11 @@ void micro_kernel(std::size_t kc, const T* __restrict A, std::size_t as, const T
     __builtin_prefetch(C + i * ldc);
     __builtin_prefetch(C + i * ldc + nr - 1);
   }
+  if (ep.saved && ep.apply_act)  // the backward epilogue's saved x or y: cold, read after the loop
+    for (int i = 0; i < mr; ++i) {
+      __builtin_prefetch(ep.saved + i * ldc);
+      __builtin_prefetch(ep.saved + i * ldc + nr - 1);
+    }
   const std::size_t a_step = AM == AMode::packed ? MR : AM == AMode::cols ? as : 1;
 #pragma GCC unroll 4
   for (std::size_t p = 0; p < kc; ++p) {
@@ -197,12 +190,15 @@ void micro_kernel(std::size_t kc, const T* __restrict A, std::size_t as, const T
   }
 
   // epilogue, row by row while the tile is in registers; relu and leaky_relu
-  // are applied here, the others by the caller over the whole block (long rows).
+  // (or their gradients) are applied here, the others by the caller over the
+  // whole block (long rows).
   const V valpha = V::set1(ep.alpha), vbeta = V::set1(ep.beta), vzero = V::zero();
   const V vslope = V::set1(ep.act_alpha);
   const bool read_c = ep.beta != T(0);
-  const bool relu = ep.apply_act && ep.act == Act::relu;
-  const bool leaky = ep.apply_act && ep.act == Act::leaky_relu;
+  const bool relu = ep.apply_act && !ep.grad && ep.act == Act::relu;
+  const bool leaky = ep.apply_act && !ep.grad && ep.act == Act::leaky_relu;
+  const bool relu_grad = ep.apply_act && ep.grad && ep.act == Act::relu;
+  const bool leaky_grad = ep.apply_act && ep.grad && ep.act == Act::leaky_relu;
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
     if (i >= mr) break;
@@ -217,6 +213,12 @@ void micro_kernel(std::size_t kc, const T* __restrict A, std::size_t as, const T
       if (ep.bias) x = x + (full ? V::load(ep.bias + v * N) : V::load_partial(ep.bias + v * N, cnt));
       if (relu) x = max(vzero, x);  // as act_forward_vec: max(0, NaN) = NaN
       if (leaky) x = select(gt(x, vzero), x, x * vslope);
+      if (relu_grad || leaky_grad) {  // as act_backward_vec: the sign of the saved x or y decides
+        const T* sp = ep.saved + i * ldc + v * N;
+        const V sv = full ? V::load(sp) : V::load_partial(sp, cnt);
+        x = relu_grad ? act_backward_vec<Act::relu, true>(x, sv, sv, ep.act_alpha)
+                      : act_backward_vec<Act::leaky_relu, true>(x, sv, sv, ep.act_alpha);
+      }
       if (full)
         x.store(c + v * N);
       else
@@ -228,12 +230,42 @@ void micro_kernel(std::size_t kc, const T* __restrict A, std::size_t as, const T
 // ---------------------------------------------------------------------------
 // the five loops on one thread
 // ---------------------------------------------------------------------------
+// The saved forward value (x or y) of the backward epilogue, row i, column j.
+template <class T>
+const T* saved_at(const GemmProblem<T>& P, std::size_t i, std::size_t j) {
+  const T* s = P.act_y ? P.act_y : P.act_x;
+  return s ? s + i * P.ldc + j : nullptr;
+}
+
+// The activation (or its gradient) over the mc x nc block of C just written
+// (still in L2), in long rows, for the activations the micro-kernel leaves.
+template <class T>
+void block_activation(const GemmProblem<T>& P, std::size_t ic, std::size_t jc, std::size_t mc, std::size_t nc) {
+  for (std::size_t i = ic; i < ic + mc; ++i) {
+    T* c = P.c + i * P.ldc + jc;
+    if (!P.act_grad) {
+      act_forward_range(P.act, c, c, nc, P.act_alpha);
+    } else {
+      const T* x = P.act_x ? P.act_x + i * P.ldc + jc : nullptr;
+      const T* y = P.act_y ? P.act_y + i * P.ldc + jc : nullptr;
+      act_backward_range(P.act, c, x, y, c, nc, P.act_alpha);
+    }
+  }
+}
+
+// bias_grad[0:nc] = alpha * colsum[0:nc] + beta * bias_grad (beta == 0 never reads it)
+template <class T>
+void finish_bias_grad(const GemmProblem<T>& P, const T* colsum, T* bias_grad, std::size_t nc) {
+  for (std::size_t j = 0; j < nc; ++j)
+    bias_grad[j] = P.beta != T(0) ? P.alpha * colsum[j] + P.beta * bias_grad[j] : P.alpha * colsum[j];
+}
+
 // direct_a: read full MR-row tiles of op(A) in place (no packing of A); edge
-// tiles are packed into a small zero-padded panel.
-template <class T, class Blk>
-void gemm_blocked(const GemmProblem<T>& P, bool direct_a) {
-  constexpr int MR = Blk::MR, NR = Blk::NR, MC = Blk::MC, KC = Blk::KC, NC = Blk::NC;
-  static_assert(MC % MR == 0 && NC % NR == 0, "MC, NC must be multiples of MR, NR");
+// tiles are packed into a small zero-padded panel. bs: MC, KC, NC (blocking.cpp).
+template <class T, int MR, int NR>
+void gemm_blocked(const GemmProblem<T>& P, bool direct_a, const GemmBlockSizes& bs) {
+  const std::size_t MC = static_cast<std::size_t>(bs.mc), KC = static_cast<std::size_t>(bs.kc),
+                    NC = static_cast<std::size_t>(bs.nc);
   const std::size_t m = P.m, n = P.n, k = P.k;
   if (m == 0 || n == 0) return;
 
@@ -244,27 +276,30 @@ void gemm_blocked(const GemmProblem<T>& P, bool direct_a) {
   const std::size_t nc_max = std::min<std::size_t>(NC, (n + NR - 1) / NR * NR);
   T* Ap = static_cast<T*>(gemm_thread_buffer(0, sizeof(T) * mc_max * kc_max));
   T* Bp = static_cast<T*>(gemm_thread_buffer(1, sizeof(T) * kc_max * nc_max));
+  T* colsum = P.bias_grad ? static_cast<T*>(gemm_thread_buffer(2, sizeof(T) * nc_max)) : nullptr;
   const bool in_register_act = P.act == Act::relu || P.act == Act::leaky_relu;
 
   for (std::size_t jc = 0; jc < n; jc += NC) {                  // loop 5: NC columns of C
     const std::size_t nc = std::min<std::size_t>(NC, n - jc);
+    if (colsum) std::memset(colsum, 0, sizeof(T) * nc_max);
     for (std::size_t pc = 0; pc == 0 || pc < k; pc += kc_max) {  // loop 4: KC deep slices (once if k == 0)
       const std::size_t kc = std::min<std::size_t>(kc_max, k - pc);
       const bool first = pc == 0, last = pc + kc_max >= k;
-      pack_b_panel<T, NR>(P, pc, jc, kc, nc, Bp);
+      pack_b_panel<T, NR>(P, pc, jc, kc, nc, Bp, colsum);
       for (std::size_t ic = 0; ic < m; ic += MC) {              // loop 3: MC rows of C
         const std::size_t mc = std::min<std::size_t>(MC, m - ic);
         if (!direct_a) pack_a_block<T, MR>(P, ic, pc, mc, kc, Ap);
         for (std::size_t jr = 0; jr < nc; jr += NR) {           // loop 2: NR columns
           const int nr = static_cast<int>(std::min<std::size_t>(NR, nc - jr));
-          const Epilogue<T> ep{P.alpha, first ? P.beta : T(1),
-                               (last && P.bias) ? P.bias + jc + jr : nullptr,
-                               last && P.has_act && in_register_act, P.act, P.act_alpha};
+          const bool reg_act = last && P.has_act && in_register_act;
+          Epilogue<T> ep{P.alpha, first ? P.beta : T(1), (last && P.bias) ? P.bias + jc + jr : nullptr,
+                         reg_act, P.act, P.act_alpha, P.act_grad, nullptr};
           const T* bp = Bp + jr * kc;
           for (std::size_t ir = 0; ir < mc; ir += MR) {         // loop 1: MR rows
             const int mr = static_cast<int>(std::min<std::size_t>(MR, mc - ir));
             T* c = P.c + (ic + ir) * P.ldc + jc + jr;
             const std::size_t i0 = ic + ir;
+            if (reg_act && P.act_grad) ep.saved = saved_at(P, i0, jc + jr);
             if (!direct_a) {
               micro_kernel<T, MR, NR, AMode::packed>(kc, Ap + ir * kc, MR, bp, c, P.ldc, mr, nr, ep);
             } else if (mr < MR) {
@@ -277,28 +312,29 @@ void gemm_blocked(const GemmProblem<T>& P, bool direct_a) {
             }
           }
         }
-        // other activations: over the mc x nc block just written (in L2),
-        // in long rows rather than per micro-tile row
-        if (last && P.has_act && !in_register_act)
-          for (std::size_t i = 0; i < mc; ++i) {
-            T* c = P.c + (ic + i) * P.ldc + jc;
-            act_forward_range(P.act, c, c, nc, P.act_alpha);
-          }
+        if (last && P.has_act && !in_register_act) block_activation(P, ic, jc, mc, nc);
       }
     }
+    if (colsum) finish_bias_grad(P, colsum, P.bias_grad + jc, nc);
   }
 }
 
-// One thread's whole product: picks the narrow tile for thin C and reads A in
-// place when C has few columns (P.direct_a_max_n < 0: this ISA's default).
+// One thread's whole product: picks the narrow tile for thin C (by the whole
+// product's width, P.tile_n, so that every thread slices k alike) and reads
+// A in place when C has few columns and A is not transposed, or as tuned.
 template <class T>
 void gemm_single_thread(const GemmProblem<T>& P) {
   const long max_n = P.direct_a_max_n >= 0 ? P.direct_a_max_n : kDirectAMaxN;
-  const bool direct_a = static_cast<long>(P.n) <= max_n;
-  if (P.n <= static_cast<std::size_t>(GemmBlockingNarrow<T>::NR))
-    gemm_blocked<T, GemmBlockingNarrow<T>>(P, direct_a);
+  const bool direct_a = static_cast<long>(P.n) <= max_n && (!P.trans_a || P.direct_trans_a);
+  const std::size_t tile_n = P.tile_n ? P.tile_n : P.n;
+  using Wide = GemmBlocking<T>;
+  using Narrow = GemmBlockingNarrow<T>;
+  const GemmBlockSizes wide{Wide::MR, Wide::NR, Wide::MC, Wide::KC, Wide::NC};
+  const GemmBlockSizes narrow{Narrow::MR, Narrow::NR, Narrow::MC, Narrow::KC, Narrow::NC};
+  if (tile_n <= static_cast<std::size_t>(Narrow::NR))
+    gemm_blocked<T, Narrow::MR, Narrow::NR>(P, direct_a, P.blocking ? P.blocking->narrow : narrow);
   else
-    gemm_blocked<T, GemmBlocking<T>>(P, direct_a);
+    gemm_blocked<T, Wide::MR, Wide::NR>(P, direct_a, P.blocking ? P.blocking->wide : wide);
 }
 
 const GemmKernels gemm_kernels = {

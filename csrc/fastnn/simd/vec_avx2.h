@@ -3,6 +3,8 @@
 #pragma once
 #include <immintrin.h>
 
+#include <cstddef>
+
 namespace fastnn {
 namespace avx2 {
 
@@ -50,6 +52,31 @@ struct Vec<double> {
 
 // orders non-temporal stores before the stores that follow
 inline void stream_fence() { _mm_sfence(); }
+
+
+// S x S transpose of a tile, for packing a transposed GEMM operand with vector
+// stores: dst[q * ldd + i] = src[i * lds + q] for i, q < S. kTransposeTile<T>
+// is S for the types that have one (0: none, pack element by element).
+template <class T> constexpr int kTransposeTile = 0;
+template <> constexpr int kTransposeTile<float> = 8;
+inline void transpose_tile(const float* src, std::size_t lds, float* dst, std::size_t ldd) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    const __m256 r0 = _mm256_loadu_ps(src + i * lds), r1 = _mm256_loadu_ps(src + (i + 1) * lds);
+    t[i] = _mm256_unpacklo_ps(r0, r1);
+    t[i + 1] = _mm256_unpackhi_ps(r0, r1);
+  }
+  for (int g = 0; g < 8; g += 4) {  // u[g + q], lane L: column 4L + q of rows g..g+3
+    u[g + 0] = _mm256_shuffle_ps(t[g + 0], t[g + 2], 0x44);
+    u[g + 1] = _mm256_shuffle_ps(t[g + 0], t[g + 2], 0xEE);
+    u[g + 2] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+    u[g + 3] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+  }
+  for (int q = 0; q < 4; ++q) {
+    _mm256_storeu_ps(dst + q * ldd, _mm256_permute2f128_ps(u[q], u[4 + q], 0x20));
+    _mm256_storeu_ps(dst + (4 + q) * ldd, _mm256_permute2f128_ps(u[q], u[4 + q], 0x31));
+  }
+}
 
 using VF = Vec<float>;
 using VD = Vec<double>;

@@ -3,6 +3,8 @@
 #pragma once
 #include <immintrin.h>
 
+#include <cstddef>
+
 namespace fastnn {
 namespace avx512 {
 
@@ -43,6 +45,35 @@ struct Vec<double> {
 
 // orders non-temporal stores before the stores that follow
 inline void stream_fence() { _mm_sfence(); }
+
+
+// S x S transpose of a tile, for packing a transposed GEMM operand with vector
+// stores: dst[q * ldd + i] = src[i * lds + q] for i, q < S. kTransposeTile<T>
+// is S for the types that have one (0: none, pack element by element).
+template <class T> constexpr int kTransposeTile = 0;
+template <> constexpr int kTransposeTile<float> = 16;
+inline void transpose_tile(const float* src, std::size_t lds, float* dst, std::size_t ldd) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {  // pairs of rows interleaved within 128-bit lanes
+    const __m512 r0 = _mm512_loadu_ps(src + i * lds), r1 = _mm512_loadu_ps(src + (i + 1) * lds);
+    t[i] = _mm512_unpacklo_ps(r0, r1);
+    t[i + 1] = _mm512_unpackhi_ps(r0, r1);
+  }
+  for (int g = 0; g < 16; g += 4) {  // u[g + q], lane L: column 4L + q of rows g..g+3
+    u[g + 0] = _mm512_shuffle_ps(t[g + 0], t[g + 2], 0x44);
+    u[g + 1] = _mm512_shuffle_ps(t[g + 0], t[g + 2], 0xEE);
+    u[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+    u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+  }
+  for (int q = 0; q < 4; ++q) {  // gather the four row groups of each column
+    const __m512 v0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x88), w0 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x88);
+    const __m512 v1 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xDD), w1 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xDD);
+    _mm512_storeu_ps(dst + q * ldd, _mm512_shuffle_f32x4(v0, w0, 0x88));
+    _mm512_storeu_ps(dst + (8 + q) * ldd, _mm512_shuffle_f32x4(v0, w0, 0xDD));
+    _mm512_storeu_ps(dst + (4 + q) * ldd, _mm512_shuffle_f32x4(v1, w1, 0x88));
+    _mm512_storeu_ps(dst + (12 + q) * ldd, _mm512_shuffle_f32x4(v1, w1, 0xDD));
+  }
+}
 
 using VF = Vec<float>;
 using VD = Vec<double>;

@@ -1,6 +1,7 @@
 // Vec<T> for the scalar path: one lane. See README.md for the contract.
 #pragma once
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 
 namespace fastnn {
@@ -21,6 +22,11 @@ struct Vec {
 };
 
 inline void stream_fence() {}
+
+// S x S tile transpose for packing (see vec_avx512.h); the scalar path has
+// none: kTransposeTile is 0 and packing moves element by element.
+template <class T> constexpr int kTransposeTile = 0;
+template <class T> void transpose_tile(const T* src, std::size_t lds, T* dst, std::size_t ldd) = delete;
 
 template <class T> inline Vec<T> operator+(Vec<T> a, Vec<T> b) { return {a.v + b.v}; }
 template <class T> inline Vec<T> operator-(Vec<T> a, Vec<T> b) { return {a.v - b.v}; }

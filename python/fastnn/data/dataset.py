@@ -14,6 +14,10 @@ import numpy as np
 from ._base import DataAdapter, check_shuffle, make_rng, pack, unpack
 
 
+class ExhaustedError(ValueError):
+    """An epoch found a one-shot iterable (a generator) already exhausted."""
+
+
 class Dataset:
     """Base class for a dataset that returns whole batches (Keras ``PyDataset``).
 
@@ -153,7 +157,7 @@ class IterableAdapter(DataAdapter):
             count += 1
         if count == 0:
             what = "the generator is exhausted" if self._one_shot else "the iterable is empty"
-            raise ValueError(f"x: {what} (epoch {epoch} got no batch); for several epochs pass a re-iterable "
+            raise ExhaustedError(f"x: {what} (epoch {epoch} got no batch); for several epochs pass a re-iterable "
                              f"(a list, a fastnn.data.Dataset) instead of a one-shot generator")
         if self.num_batches is None and not self._one_shot:
             self.num_batches = count
