@@ -19,14 +19,6 @@ std::string shape_str(const py::array& a) {
   return s + (a.ndim() == 1 ? ",)" : ")");
 }
 
-// True when the bytes of x and y overlap.
-bool overlaps(const py::array& x, const py::array& y) {
-  if (x.nbytes() == 0 || y.nbytes() == 0) return false;
-  const char* x0 = static_cast<const char*>(x.data());
-  const char* y0 = static_cast<const char*>(y.data());
-  return x0 < y0 + y.nbytes() && y0 < x0 + x.nbytes();
-}
-
 // The optional parts of a product: bias, activation (forward or gradient),
 // the saved forward values of the gradient and the bias gradient output.
 struct Extras {
@@ -156,7 +148,7 @@ void matmul_grad(py::array a, py::array b, py::array out, bool trans_a, bool tra
   if (!activation.is_none()) {
     const fastnn::Act act = fastnn::parse_activation(activation.cast<std::string>());
     const fastnn::GradNeeds needs = fastnn::activation_grad_needs(act);
-    if (needs == fastnn::GradNeeds::x_only && x.is_none())
+    if (needs == fastnn::GradNeeds::x && x.is_none())
       throw py::value_error(std::string("x: activation '") + fastnn::activation_name(act) +
                             "' needs the forward input x for its gradient, got None");
     if (needs != fastnn::GradNeeds::none && x.is_none() && y.is_none())
