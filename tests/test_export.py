@@ -169,7 +169,8 @@ def test_every_newer_layer_in_a_chain(dtype, tmp_path):
     rtol = 1e-5 if dtype == "float32" else 1e-10  # float64: 24 layers, onnxruntime's own reductions
     proto = _check(_randomize(m), _x((37, 3, 4), dtype=dtype), tmp_path, rtol=rtol)
     ops = [n.op_type for n in proto.graph.node]
-    assert ops.count("LayerNormalization") == 2 and ops.count("ReduceMean") == 2 and ops.count("Reshape") == 3 and ops.count("Softmax") == 2
+    assert ops.count("LayerNormalization") == 2 and ops.count("ReduceMean") == 2  # axis=1 of (4, 3): decomposed
+    assert ops.count("Reshape") == 3 and ops.count("Softmax") == 2
     assert ops.count("Where") == 3 and ops.count("Min") >= 2
 
 
