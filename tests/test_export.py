@@ -102,3 +102,89 @@ def test_unsupported_layer_and_bad_calls_are_refused(tmp_path):
         to_onnx(fastnn.Sequential([L.Dense(3, input_dim=2)]), dtype="float16")
     with pytest.raises(TypeError, match="path"):
         export_onnx(fastnn.Sequential([L.Dense(3, input_dim=2)]), 5)
+
+
+# ------------------------------------------------------------ graphs and the newer layers
+def _run_graph(model, xs, tmp_path, dtype=None):
+    """onnxruntime's outputs for the inputs ``xs`` (a dict keyed by input name)."""
+    path = export_onnx(model, tmp_path / "g.onnx", dtype=dtype)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == list(xs)
+    assert [o.name for o in sess.get_outputs()] == model.output_names
+    return sess.run(None, xs), onnx.load(str(path))
+
+
+def _close(got, want, rtol):
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_residual_model(dtype, tmp_path):
+    x = L.Input(6, name="x")
+    h = L.Dense(6, activation="relu")(x)
+    for _ in range(2):
+        r = L.BatchNormalization()(L.Dense(6)(h))  # folded into the Gemm
+        h = L.Activation("tanh")(L.Add()([h, r]))
+    m = _randomize(fastnn.Model(x, L.Dense(3, activation="softmax", name="probs")(h), dtype=dtype))
+    xin = _x((40, 6), dtype=dtype)
+    (got,), proto = _run_graph(m, {"x": xin}, tmp_path)
+    _close(got, m.predict(xin), 1e-5 if dtype == "float32" else 1e-12)
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("Add") == 2 and ops.count("Gemm") == 4 and "BatchNormalization" not in ops
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_two_inputs_two_outputs_concatenate_and_a_shared_layer(dtype, tmp_path):
+    a, b = L.Input(4, name="a"), L.Input(4, name="b")
+    shared = L.Dense(5, activation="tanh", name="shared")
+    ha, hb = shared(a), shared(b)  # one layer, two uses
+    cat = L.Concatenate(name="cat")([ha, hb])
+    cls = L.Dense(3, activation="softmax", name="cls")(cat)
+    merged = [L.Subtract()([ha, hb]), L.Multiply()([ha, hb, ha]), L.Average()([ha, hb]),
+              L.Maximum()([ha, hb, L.Dense(5)(b)])]
+    reg = L.Dense(2, name="reg")(L.Concatenate(axis=1)(merged))
+    m = _randomize(fastnn.Model([a, b], [cls, reg], dtype=dtype))
+    xs = {"a": _x((30, 4), 1, dtype), "b": _x((30, 4), 2, dtype)}
+    got, proto = _run_graph(m, xs, tmp_path)
+    want = m.predict(xs)
+    for g_, w in zip(got, want):
+        _close(g_, w, 1e-5 if dtype == "float32" else 1e-12)
+    gemms = [n for n in proto.graph.node if n.op_type == "Gemm"]
+    assert len(gemms) == 5 and gemms[0].input[1:] == gemms[1].input[1:]  # the shared layer's initializers
+    assert len(proto.graph.initializer) == len({i.name for i in proto.graph.initializer})
+    ops = {n.op_type for n in proto.graph.node}
+    assert {"Concat", "Sub", "Mul", "Max"} <= ops and ("Mean" in ops) == (dtype == "float32")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_newer_layer_in_a_chain(dtype, tmp_path):
+    m = fastnn.Sequential([L.Input((3, 4)), L.LayerNormalization(), L.Reshape((12,)), L.Identity(),
+                           L.Dense(12), L.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.2),
+                           L.Reshape((4, 3)), L.LayerNormalization(axis=1, center=False),
+                           L.LayerNormalization(axis=[1, 2], scale=False), L.Softmax(axis=1),
+                           L.Flatten(), L.Dense(8), L.LeakyReLU(0.2), L.Dense(8), L.ELU(0.7), L.Dense(6),
+                           L.ReLU(), L.Dense(6), L.ReLU(max_value=0.8), L.Reshape((2, 3)),
+                           L.Softmax(axis=[1, 2]), L.Flatten(), L.Dense(4), L.Softmax()], dtype=dtype)
+    rtol = 1e-5 if dtype == "float32" else 1e-10  # float64: 24 layers, onnxruntime's own reductions
+    proto = _check(_randomize(m), _x((37, 3, 4), dtype=dtype), tmp_path, rtol=rtol)
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("LayerNormalization") == 2 and ops.count("ReduceMean") == 2  # axis=1 of (4, 3): decomposed
+    assert ops.count("Reshape") == 3 and ops.count("Softmax") == 2
+    assert ops.count("Where") == 3 and ops.count("Min") >= 2
+
+
+def test_unsupported_layer_in_a_graph_is_named(tmp_path):
+    class Odd(L.Layer):
+        def _build(self, input_shape):
+            self.output_shape = input_shape
+
+        def forward(self, x, training=False, logits=False):
+            return x
+
+    x = L.Input(3, name="x")
+    h = L.Dense(3)(x)
+    m = fastnn.Model(x, L.Add()([h, Odd(name="odd_1")(x)]))
+    with pytest.raises(ValueError, match=r"layer 'odd_1' \(Odd\) has no ONNX export; supported layers: .*Concat"):
+        export_onnx(m, tmp_path / "o.onnx")
+    assert not (tmp_path / "o.onnx").exists()

@@ -338,14 +338,14 @@ def test_summary_prints_connections_and_chain_keeps_its_table():
     assert "Connected to" not in "\n".join(chain)
 
 
-def test_chain_models_keep_the_fast_path_and_graphs_refuse_onnx_export():
+def test_chain_models_keep_the_fast_path_and_graphs_export_to_onnx():
     x = Input(3)
     assert fastnn.Model(x, Dense(2)(Dense(4)(x)))._chain is not None
     assert fastnn.Sequential([Input(3), Dense(2)])._chain is not None
     pytest.importorskip("onnx")
     from fastnn.export import to_onnx
-    with pytest.raises(ValueError, match="the model is a graph"):
-        to_onnx(_residual())
+    proto = to_onnx(_residual())  # parity with predict: tests/test_export.py
+    assert [n.op_type for n in proto.graph.node].count("Add") == 2
 
 
 def test_dicts_on_a_one_input_model_and_validation_data_as_lists():

@@ -5,15 +5,26 @@
 >>> m = fastnn.Sequential([Dense(4, activation="relu", input_dim=3), Dense(2, activation="softmax")])
 >>> export_onnx(m, "model.onnx")                                    # doctest: +SKIP
 
+Any model exports: a Sequential as graph input ``"input"`` and output ``"output"``; a
+functional model (any DAG) with one graph input per model input, named after its Input,
+and one output per model output, named as ``model.output_names``. A shared layer's
+every use reads the same initializers.
+
 Layers map to ONNX nodes as follows (the graph computes ``model.predict``):
 Dense -> Gemm (+ its activation); Activation -> the activation; BatchNormalization ->
-folded into the preceding Dense's Gemm when that Dense has no activation, else one
-Mul + Add with the inference scale and shift; Dropout -> nothing (inference);
-Flatten -> Flatten; PReLU -> PRelu; Maxout -> Gemm, Reshape, ReduceMax; Rescaling ->
-Mul + Add; Normalization -> Sub + Mul (Mul + Add inverted) with its statistics. Activations:
-linear (no node), relu, leaky_relu, elu, selu, sigmoid, tanh, softplus, softmax
-(axis -1), swish (x * Sigmoid(x)). Anything else raises a ``ValueError`` naming the
-layer. Layer parameters are read by name (``layer.vars["kernel"]``, or attributes of
+folded into the preceding Dense's Gemm when that Dense has no activation and feeds only
+it, else one Mul + Add with the inference scale and shift; Dropout, Identity and the
+training-only noise/augmentation layers -> nothing; Flatten -> Flatten; Reshape ->
+Reshape; PReLU -> PRelu; Maxout -> Gemm, Reshape, ReduceMax; Rescaling -> Mul + Add;
+Normalization -> Sub + Mul (Mul + Add inverted) with its statistics; LayerNormalization
+-> LayerNormalization over trailing axes, else ReduceMean/Sub/Mul/Sqrt/Div; ReLU layer ->
+Greater/Where (+ Min for max_value, Relu/Mul/Sub for negative_slope); LeakyReLU, ELU ->
+as the activations; Softmax layer -> Softmax (one axis) or ReduceMax/Exp/ReduceSum/Div;
+Add/Subtract/Multiply -> Add/Sub/Mul in fastnn's order, Average -> Mean (float64: Add then
+Mul by 1/n, onnxruntime has no double Mean), Maximum -> Max, Concatenate -> Concat.
+Activations: linear (no node), relu, leaky_relu, elu, selu, sigmoid, tanh, softplus,
+softmax (axis -1), swish (x * Sigmoid(x)). Anything else raises a ``ValueError`` naming
+the layer. Layer parameters are read by name (``layer.vars["kernel"]``, or attributes of
 that name), so any layer object with the same public names exports alike.
 """
 from __future__ import annotations
@@ -26,8 +37,10 @@ from .reference import SELU_ALPHA, SELU_SCALE
 OPSET = 17
 # layers active only in training: nothing at inference
 _INFERENCE_IDENTITY = ("AlphaDropout", "GaussianNoise", "RandomFlip", "RandomTranslation")
+_MERGE = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Concatenate")
 SUPPORTED_LAYERS = ("InputLayer", "Dense", "Activation", "BatchNormalization", "Dropout", "Flatten", "PReLU",
-                    "Maxout", "Rescaling", "Normalization") + _INFERENCE_IDENTITY
+                    "Maxout", "Rescaling", "Normalization", "LayerNormalization", "ReLU", "LeakyReLU", "ELU",
+                    "Softmax", "Reshape", "Identity") + _MERGE + _INFERENCE_IDENTITY
 SUPPORTED_ACTIVATIONS = ("linear", "identity", "relu", "leaky_relu", "elu", "selu", "sigmoid", "tanh",
                          "softplus", "softmax", "swish", "silu")
 
@@ -46,19 +59,28 @@ def _weight(layer, name):
 class _Graph:
     """Nodes and initializers appended in order, one tensor flowing through the chain."""
 
-    def __init__(self, dtype):
+    def __init__(self, dtype, reserved=()):
         from onnx import helper
         self.helper = helper
         self.dtype = np.dtype(dtype)
         self.nodes, self.inits, self.count = [], [], 0
+        self.reserved, self.cache = set(reserved), {}  # graph input/output names; key -> initializer
 
     def name(self, base):
         self.count += 1
+        while f"{base}_{self.count}" in self.reserved:
+            self.count += 1
         return f"{base}_{self.count}"
 
-    def const(self, base, value, dtype=None):
+    def const(self, base, value, dtype=None, key=None):
+        """An initializer; with ``key`` (a layer's id and a tag) one per key, so a shared
+        layer's every use reads the same initializers."""
         from onnx import numpy_helper
+        if key is not None and key in self.cache:
+            return self.cache[key]
         n = self.name(base)
+        if key is not None:
+            self.cache[key] = n
         self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value, dtype=dtype or self.dtype), n))
         return n
 
@@ -129,13 +151,24 @@ def _bn_scale_shift(layer):
     return scale, beta - mean * scale
 
 
-def _dense(g, x, layer, kernel=None, bias=None):
+def _dense(g, x, layer, kernel=None, bias=None, key=None):
     kernel = _weight(layer, "kernel") if kernel is None else kernel
     if bias is None and getattr(layer, "use_bias", True):
         bias = _weight(layer, "bias")
     if bias is None:
         bias = np.zeros(kernel.shape[1])
-    return g.node("Gemm", [x, g.const("kernel", kernel), g.const("bias", bias)], "dense")
+    key = key or (id(layer),)
+    return g.node("Gemm", [x, g.const("kernel", kernel, key=key + ("kernel",)),
+                           g.const("bias", bias, key=key + ("bias",))], "dense")
+
+
+def _folded_dense(g, x, layer, bn):
+    """Dense (no activation) then BatchNormalization as one Gemm with the folded parameters."""
+    scale, shift = _bn_scale_shift(bn)
+    k = _weight(layer, "kernel").astype(np.float64)
+    b = _weight(layer, "bias") if getattr(layer, "use_bias", True) else None
+    b = np.zeros(k.shape[1]) if b is None else b.astype(np.float64)
+    return _dense(g, x, layer, k * scale, b * scale + shift, key=(id(layer), id(bn)))
 
 
 def _maxout(g, x, layer):
@@ -146,88 +179,200 @@ def _maxout(g, x, layer):
 
 
 def _preprocessing(g, x, layer, kind):
+    k = id(layer)
     if kind == "Rescaling":
-        x = g.node("Mul", [x, g.const("scale", layer.scale)], "rescale")
-        return g.node("Add", [x, g.const("offset", layer.offset)], "rescaling") if layer.offset else x
+        x = g.node("Mul", [x, g.const("scale", layer.scale, key=(k, "scale"))], "rescale")
+        return g.node("Add", [x, g.const("offset", layer.offset, key=(k, "offset"))], "rescaling") \
+            if layer.offset else x
     inv, mean = layer._scale_shift()  # Normalization: its own broadcast shapes, float64 kept
     inv = inv.astype(np.float64)
     if layer.invert:
-        return g.node("Add", [g.node("Mul", [x, g.const("std", 1.0 / inv)], "denorm"), g.const("mean", mean)],
-                      "normalization")
-    return g.node("Mul", [g.node("Sub", [x, g.const("mean", mean)], "center"), g.const("inv_std", inv)],
-                  "normalization")
+        return g.node("Add", [g.node("Mul", [x, g.const("std", 1.0 / inv, key=(k, "std"))], "denorm"),
+                              g.const("mean", mean, key=(k, "mean"))], "normalization")
+    return g.node("Mul", [g.node("Sub", [x, g.const("mean", mean, key=(k, "mean"))], "center"),
+                          g.const("inv_std", inv, key=(k, "inv"))], "normalization")
 
 
-def _layers(model):
-    layers = list(model.layers)
-    return [layer for layer in layers if type(layer).__name__ != "InputLayer"]
+def _batchnorm(g, x, layer):
+    scale, shift = _bn_scale_shift(layer)
+    return g.node("Add", [g.node("Mul", [x, g.const("bn_scale", scale, key=(id(layer), "scale"))], "bn_mul"),
+                          g.const("bn_shift", shift, key=(id(layer), "shift"))], "batchnorm")
 
 
-def _emit(g, x, layers):
-    """Append the nodes of the chain ``layers`` to ``g``; returns the output tensor name."""
-    i = 0
-    while i < len(layers):
-        layer = layers[i]
+def _layer_norm(g, x, layer, in_shape):
+    """LayerNormalization: the ONNX op when the axes are the trailing ones, else
+    ReduceMean / Sub / Mul / Sqrt / Div over the axes (the layer's own formula)."""
+    rank, ax, k = len(in_shape) + 1, tuple(layer._ax), id(layer)
+    bshape = ax_shape = tuple(in_shape[a - 1] for a in ax)
+    trailing = ax == tuple(range(ax[0], rank))
+    if not trailing:
+        bshape = tuple(layer._bshape)
+    gamma = _weight(layer, "gamma") if layer.scale else np.ones(ax_shape)
+    beta = _weight(layer, "beta") if layer.center else np.zeros(ax_shape)
+    gamma = g.const("ln_gamma", gamma.reshape(bshape), key=(k, "gamma"))
+    beta = g.const("ln_beta", beta.reshape(bshape), key=(k, "beta"))
+    if trailing:
+        return g.node("LayerNormalization", [x, gamma, beta], "layernorm", axis=ax[0], epsilon=layer.epsilon)
+    xc = g.node("Sub", [x, g.node("ReduceMean", [x], "ln_mean", axes=list(ax), keepdims=1)], "ln_center")
+    var = g.node("ReduceMean", [g.node("Mul", [xc, xc], "ln_sq")], "ln_var", axes=list(ax), keepdims=1)
+    std = g.node("Sqrt", [g.node("Add", [var, g.const("eps", layer.epsilon)], "ln_var_eps")], "ln_std")
+    y = g.node("Mul", [g.node("Div", [xc, std], "ln_xhat"), gamma], "ln_scaled")
+    return g.node("Add", [y, beta], "layernorm")
+
+
+def _relu_layer(g, x, layer):
+    """ReLU(max_value, negative_slope, threshold) as Keras computes it."""
+    thr, zero = g.const("threshold", layer.threshold), g.const("zero", 0.0)
+    y = g.node("Where", [g.node("Greater", [x, thr], "above"), x, zero], "relu_pos")
+    if layer.max_value is not None:
+        y = g.node("Min", [y, g.const("max_value", layer.max_value)], "relu_capped")  # y >= 0 already
+    if layer.negative_slope:
+        below = g.node("Relu", [g.node("Sub", [thr, x], "relu_below")], "relu_below_pos")
+        y = g.node("Sub", [y, g.node("Mul", [below, g.const("slope", layer.negative_slope)], "relu_slope")],
+                   "relu")
+    return y
+
+
+def _softmax_layer(g, x, layer):
+    ax = list(layer._ax)
+    if len(ax) == 1:
+        return g.node("Softmax", [x], "softmax", axis=ax[0])
+    e = g.node("Exp", [g.node("Sub", [x, g.node("ReduceMax", [x], "sm_max", axes=ax, keepdims=1)],
+                              "sm_shift")], "sm_exp")
+    total = g.node("ReduceSum", [e, g.const("axes", ax, np.int64)], "sm_sum", keepdims=1)
+    return g.node("Div", [e, total], "softmax")
+
+
+def _merge(g, xs, layer, kind, where):
+    if kind in ("Add", "Multiply", "Subtract"):
+        op = {"Add": "Add", "Multiply": "Mul", "Subtract": "Sub"}[kind]
+        y = xs[0]
+        for x in xs[1:]:  # in fastnn's order: ((x0 op x1) op x2) ...
+            y = g.node(op, [y, x], kind.lower())
+        return y
+    if kind == "Average":
+        if g.dtype == np.float32:
+            return g.node("Mean", list(xs), "average")
+        y = xs[0]  # onnxruntime has no double Mean: the sum, then times 1/n (fastnn's order)
+        for x in xs[1:]:
+            y = g.node("Add", [y, x], "average_sum")
+        return g.node("Mul", [y, g.const("inv_n", 1.0 / len(xs))], "average")
+    if kind == "Maximum":
+        return g.node("Max", list(xs), "maximum")
+    if kind == "Concatenate":
+        return g.node("Concat", list(xs), "concatenate", axis=int(layer._ax))
+    raise ValueError(f"export_onnx: {where} has no ONNX export; supported layers: {', '.join(SUPPORTED_LAYERS)}")
+
+
+def _layer(g, x, layer, kind, where, in_shape):
+    """The nodes of one single-input layer call on tensor ``x``; returns its output tensor."""
+    if kind == "Dense":
+        return _activation(g, _dense(g, x, layer), getattr(layer, "activation", None), where)
+    if kind == "Activation":
+        return _activation(g, x, layer.activation, where)
+    if kind == "BatchNormalization":
+        return _batchnorm(g, x, layer)
+    if kind in ("Dropout", "Identity") or kind in _INFERENCE_IDENTITY:
+        return x
+    if kind == "Flatten":
+        return g.node("Flatten", [x], "flatten", axis=1)
+    if kind == "Reshape":
+        shape = g.const("shape", [0] + [int(d) for d in layer.output_shape], np.int64)
+        return g.node("Reshape", [x, shape], "reshape")
+    if kind == "PReLU":
+        return g.node("PRelu", [x, g.const("alpha", _weight(layer, "alpha"), key=(id(layer), "alpha"))], "prelu")
+    if kind == "Maxout":
+        return _maxout(g, x, layer)
+    if kind in ("Rescaling", "Normalization"):
+        return _preprocessing(g, x, layer, kind)
+    if kind == "LayerNormalization":
+        return _layer_norm(g, x, layer, in_shape)
+    if kind == "ReLU":
+        return _relu_layer(g, x, layer)
+    if kind in ("LeakyReLU", "ELU"):
+        act = "leaky_relu" if kind == "LeakyReLU" else "elu"
+        return _activation(g, x, _Act(act, layer.negative_slope if kind == "LeakyReLU" else layer.alpha), where)
+    if kind == "Softmax":
+        return _softmax_layer(g, x, layer)
+    raise ValueError(f"export_onnx: {where} has no ONNX export; supported layers: {', '.join(SUPPORTED_LAYERS)}")
+
+
+class _Act:
+    def __init__(self, name, alpha):
+        self.name, self.alpha = name, alpha
+
+
+def _fold_targets(nodes, n_in, outs):
+    """{Dense node index: BatchNormalization node index} where a Dense without activation
+    feeds only that BatchNormalization (and is no model output): one Gemm for both."""
+    readers = {}
+    for j, node in enumerate(nodes):
+        for v in node.inbound:
+            readers.setdefault(v, []).append(j)
+    fold = {}
+    for k, node in enumerate(nodes):
+        act = getattr(node.layer, "activation", None)
+        r = readers.get(n_in + k, [])
+        if type(node.layer).__name__ == "Dense" and getattr(act, "name", act) in ("linear", "identity", None) \
+                and len(r) == 1 and type(nodes[r[0]].layer).__name__ == "BatchNormalization" \
+                and n_in + k not in outs:
+            fold[k] = r[0]
+    return fold
+
+
+def _emit(g, model, in_names):
+    """Append the nodes of the model's graph to ``g`` (nodes in topological order over the
+    values: inputs, then one per node); returns the output tensor names."""
+    nodes, outs, n_in, shapes = model._nodes, model._outs, model._n_in, model._shapes
+    fold = _fold_targets(nodes, n_in, outs)
+    folded = {}  # BatchNormalization node -> the folded Gemm's output
+    vals = list(in_names)
+    for k, node in enumerate(nodes):
+        layer = node.layer
         kind = type(layer).__name__
         where = f"layer {getattr(layer, 'name', '?')!r} ({kind})"
-        nxt = layers[i + 1] if i + 1 < len(layers) else None
-        if kind == "Dense":
-            act = getattr(layer, "activation", None)
-            if nxt is not None and type(nxt).__name__ == "BatchNormalization" and \
-                    getattr(act, "name", act) in ("linear", "identity", None):
-                scale, shift = _bn_scale_shift(nxt)
-                k = _weight(layer, "kernel").astype(np.float64)
-                b = _weight(layer, "bias") if getattr(layer, "use_bias", True) else None
-                b = np.zeros(k.shape[1]) if b is None else b.astype(np.float64)
-                x = _dense(g, x, layer, k * scale, b * scale + shift)
-                i += 2
-                continue
-            x = _activation(g, _dense(g, x, layer), act, where)
-        elif kind == "Activation":
-            x = _activation(g, x, layer.activation, where)
-        elif kind == "BatchNormalization":
-            scale, shift = _bn_scale_shift(layer)
-            x = g.node("Add", [g.node("Mul", [x, g.const("bn_scale", scale)], "bn_mul"),
-                              g.const("bn_shift", shift)], "batchnorm")
-        elif kind == "Dropout" or kind in _INFERENCE_IDENTITY:
-            pass
-        elif kind == "Flatten":
-            x = g.node("Flatten", [x], "flatten", axis=1)
-        elif kind == "PReLU":
-            x = g.node("PRelu", [x, g.const("alpha", _weight(layer, "alpha"))], "prelu")
-        elif kind == "Maxout":
-            x = _maxout(g, x, layer)
-        elif kind in ("Rescaling", "Normalization"):
-            x = _preprocessing(g, x, layer, kind)
+        ins = [vals[v] for v in node.inbound]
+        if k in folded:
+            y = folded[k]
+        elif k in fold:
+            y = folded[fold[k]] = _folded_dense(g, ins[0], layer, nodes[fold[k]].layer)
+        elif node.merge:
+            y = _merge(g, ins, layer, kind, where)
         else:
-            raise ValueError(f"export_onnx: {where} has no ONNX export; supported layers: "
-                             f"{', '.join(SUPPORTED_LAYERS)}")
-        i += 1
-    return x
+            y = _layer(g, ins[0], layer, kind, where, shapes[node.inbound[0]])
+        vals.append(y)
+    return [vals[v] for v in outs]
+
+
+def _io_names(model):
+    """(input names, output names): a functional model's input layers' and output layers'
+    names (``model.output_names``); a Sequential's ``"input"`` and ``"output"``."""
+    if model._graph_inputs:
+        return [i.name for i in model._graph_inputs], list(model.output_names)
+    return ["input"], ["output"]
 
 
 def to_onnx(model, dtype=None):
-    """The ``onnx.ModelProto`` of a built model (input ``"input"``, output ``"output"``,
-    batch dimension dynamic). dtype: float32 or float64 (default: the model's)."""
+    """The ``onnx.ModelProto`` of a built model, batch dimension dynamic: one graph input
+    per model input, one output per model output (see :func:`_io_names`).
+    dtype: float32 or float64 (default: the model's)."""
     from onnx import TensorProto, checker, helper
     if not getattr(model, "built", False):
         raise ValueError("model: not built; build it (or fit it) before exporting")
-    if getattr(model, "_chain", True) is None:
-        raise ValueError("export_onnx: the model is a graph (several inputs or outputs, merge or shared "
-                         "layers); ONNX export supports chains of layers (Sequential or a one-path "
-                         "functional model) only")
     dtype = np.dtype(dtype if dtype is not None else getattr(model, "dtype", np.float32))
     elem = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}.get(dtype)
     if elem is None:
         raise ValueError(f"dtype: expected float32 or float64, got {dtype}")
-    g = _Graph(dtype)
-    first = g.node("Identity", ["input"], "input")
-    out = _emit(g, first, _layers(model))
-    g.nodes.append(helper.make_node("Identity", [out], ["output"], name="output_node"))
-    in_shape = ["batch"] + [int(d) for d in model.input_shape[1:]]
-    out_shape = ["batch"] + [int(d) for d in model.output_shape[1:]]
-    graph = helper.make_graph(g.nodes, "fastnn", [helper.make_tensor_value_info("input", elem, in_shape)],
-                              [helper.make_tensor_value_info("output", elem, out_shape)], initializer=g.inits)
+    in_names, out_names = _io_names(model)
+    g = _Graph(dtype, reserved=in_names + out_names)
+    outs = _emit(g, model, in_names)
+    for out, name in zip(outs, out_names):
+        g.nodes.append(helper.make_node("Identity", [out], [name], name=name + "_node"))
+    ins = [helper.make_tensor_value_info(n, elem, ["batch"] + [int(d) for d in model._shapes[i]])
+           for i, n in enumerate(in_names)]
+    outs = [helper.make_tensor_value_info(n, elem, ["batch"] + [int(d) for d in model._shapes[v]])
+            for n, v in zip(out_names, model._outs)]
+    graph = helper.make_graph(g.nodes, "fastnn", ins, outs, initializer=g.inits)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="fastnn")
     proto.ir_version = min(proto.ir_version, 8)  # readable by onnxruntime >= 1.14
     checker.check_model(proto, full_check=True)
