@@ -293,6 +293,11 @@ def summary_rows(nodes, inputs, shapes):
     return rows
 
 
+def policy_line(layers, dtype):
+    """The summary's ``Dtype policy: ...`` line: the layers' policies (the model's dtype if none)."""
+    return "Dtype policy: " + ", ".join(sorted({l.dtype_policy.name for l in layers}) or [dtype.name])
+
+
 def format_summary(name, rows, totals):
     w0 = max(28, *(len(r[0]) + 2 for r in rows))
     w1 = max(20, *(len(r[1]) + 2 for r in rows))

@@ -398,6 +398,7 @@ class Model:
             ins = [(i.name, i.shape) for i in self._graph_inputs] or [("input_layer", self._input_shape)]
             lines = _dag.format_summary(self.name, _dag.summary_rows(self._nodes, ins, self._shapes),
                                         self._param_counts())
+        lines.insert(len(lines) - 1, _dag.policy_line(self.layers, self.dtype))
         for s in lines:
             print_fn(s)
 

@@ -20,6 +20,7 @@ from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import ops as _ops
 from .. import regularizers as _regularizers
+from . import _mixed
 from .._validate import Integral, Interval, validate
 
 POSITIVE_INT = Interval(Integral, 1, None, closed="left")  # units, pieces
@@ -99,6 +100,7 @@ class Layer:
         if input_dim is not None:
             input_shape = (input_dim,)
         self._declared_input_shape = None if input_shape is None else _shape_tuple(input_shape, "input_shape")
+        self._dtype_policy = _mixed.as_policy(dtype)  # Keras 3: default the global policy, now
         self.built = False
         self.input_shape = None
         self.output_shape = None
@@ -120,6 +122,28 @@ class Layer:
         # a change is seen at the next step, with no global counter
         self._trainable = bool(value)
 
+    # -- dtype policy (fastnn.mixed_precision; the model's dtype holds the variables) --
+    @property
+    def dtype_policy(self):
+        return self._dtype_policy
+
+    @dtype_policy.setter
+    def dtype_policy(self, value):
+        policy = _mixed.as_policy(value, "dtype_policy")
+        if self.dtype is not None:
+            _mixed.check_policy(self, policy, self.dtype)
+        self._dtype_policy = policy
+
+    @property
+    def variable_dtype(self):
+        """The dtype of the variables: the model's once built, else the policy's."""
+        return self.dtype.name if self.dtype is not None else self._dtype_policy.variable_dtype
+
+    @property
+    def compute_dtype(self):
+        """'bfloat16' under mixed_bfloat16, else the variables' dtype."""
+        return "bfloat16" if self._dtype_policy.is_mixed else self.variable_dtype
+
     # -- building -----------------------------------------------------------
     def add_weight(self, name, shape, initializer="zeros", regularizer=None, trainable=True, constraint=None):
         self.specs.append(VarSpec(name, shape, _initializers.get(initializer),
@@ -128,6 +152,7 @@ class Layer:
     def build(self, input_shape, dtype):
         """Declare variables for inputs of feature shape ``input_shape``."""
         input_shape = tuple(input_shape)
+        _mixed.check_policy(self, self._dtype_policy, dtype)
         if self.built:
             if input_shape != self.input_shape:
                 raise ValueError(f"layer {self.name!r}: built for inputs of shape {self.input_shape}, "
@@ -208,7 +233,7 @@ class Layer:
 
     # -- config -------------------------------------------------------------
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable}
+        return {"name": self.name, "trainable": self.trainable, "dtype": _mixed.serialize(self._dtype_policy)}
 
     def _extra_state(self):
         return {}
@@ -318,13 +343,14 @@ class Dense(Layer):
         y = self._buffer(("y", m), (m, self.units))
         bias = self.vars["bias"] if self.use_bias else None
         W = self.vars["kernel"]
+        matmul = _mixed.matmul_for(self)
         if act.kernel is not None and not act.needs_input:
-            _ops.matmul(x, W, bias=bias, out=y,
-                         activation=None if act.is_linear else act.kernel, activation_alpha=act.alpha)
+            matmul(x, W, bias=bias, out=y,
+                   activation=None if act.is_linear else act.kernel, activation_alpha=act.alpha)
             z = None
         else:  # softmax (row-wise) or an activation whose gradient needs its input
             z = self._buffer(("z", m), (m, self.units))
-            _ops.matmul(x, W, bias=bias, out=z)
+            matmul(x, W, bias=bias, out=z)
             act(z, out=y)
         self._x, self._z, self._y, self._act = x, z, y, act
         return y
@@ -332,6 +358,8 @@ class Dense(Layer):
     def backward(self, dy, need_dx=True):
         act = self._act
         dz = dy if act.is_linear else act.backward(dy, x=self._z, y=self._y, out=dy)
+        if self._dtype_policy.is_mixed:
+            return _mixed.affine_backward_bf16(self, dz, need_dx)
         return affine_backward(self, dz, need_dx)
 
     def get_config(self):

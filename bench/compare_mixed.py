@@ -1,0 +1,92 @@
+"""float32 vs mixed_bfloat16 on Fashion-MNIST, the notes' MLP (issue 15).
+
+    OMP_NUM_THREADS=1 PYTHONPATH=python python3 bench/compare_mixed.py --threads 1 --rounds 5 \
+        --epochs 5 --seeds 0 1 2
+
+784-512-256-256-128-10, ReLU, He normal, Adam 1e-3, no BatchNormalization.
+Speed: one training epoch at --batch (default 512) per policy, the policies
+interleaved round by round (one warm-up epoch each first), median seconds.
+Accuracy: test accuracy after --epochs epochs (batch 128 as the notes), per seed
+and policy, mean over the seeds. Not a unit test (minutes).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fastnn  # noqa: E402
+from fastnn import mixed_precision  # noqa: E402
+from train_fashion import build, load_fashion_mnist  # noqa: E402
+
+POLICIES = ("float32", "mixed_bfloat16")
+
+
+def make(policy, seed):
+    mixed_precision.set_global_policy(policy)
+    try:
+        fastnn.utils.set_random_seed(seed)
+        return build(False, seed=seed)
+    finally:
+        mixed_precision.set_global_policy("float32")
+
+
+def epoch_seconds(model, x, y, batch):
+    t = time.perf_counter()
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+    return time.perf_counter() - t
+
+
+def speed(x, y, batch, rounds):
+    models = {p: make(p, 0) for p in POLICIES}
+    for p in POLICIES:
+        epoch_seconds(models[p], x, y, batch)  # warm-up: buffers, arena, optimizer state
+    times = {p: [] for p in POLICIES}
+    for _ in range(rounds):
+        for p in POLICIES:
+            times[p].append(epoch_seconds(models[p], x, y, batch))
+    med = {p: statistics.median(t) for p, t in times.items()}
+    for p in POLICIES:
+        print(f"epoch batch {batch} {p:15s} median {med[p]:.3f} s  rounds {', '.join(f'{t:.3f}' for t in times[p])}")
+    print(f"mixed/float32 epoch time: {med['mixed_bfloat16'] / med['float32']:.3f}")
+
+
+def accuracy(xtr, ytr, xte, yte, epochs, seeds):
+    acc = {p: [] for p in POLICIES}
+    for seed in seeds:
+        for p in POLICIES:
+            m = make(p, seed)
+            m.fit(xtr, ytr, batch_size=128, epochs=epochs, verbose=0)
+            a = float(np.mean(np.argmax(m.predict(xte, verbose=0), axis=1) == yte))
+            acc[p].append(a)
+            print(f"seed {seed} {p:15s} test accuracy after {epochs} epochs: {100 * a:.2f}%", flush=True)
+    for p in POLICIES:
+        print(f"{p:15s} mean test accuracy: {100 * np.mean(acc[p]):.2f}%")
+    print(f"difference (mixed - float32): {100 * (np.mean(acc['mixed_bfloat16']) - np.mean(acc['float32'])):+.2f} points")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=5, help="epochs for the accuracy comparison (0: skip it)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    a = ap.parse_args()
+    fastnn.set_num_threads(a.threads)
+    from fastnn import _core
+    print(f"fastnn threads={a.threads} OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} "
+          f"isa={fastnn.cpu_info()['isa']} bf16 kernel={_core.bf16_kernel()}")
+    (xtr, ytr), (xte, yte) = load_fashion_mnist()
+    speed(xtr, ytr, a.batch, a.rounds)
+    if a.epochs:
+        accuracy(xtr, ytr, xte, yte, a.epochs, a.seeds)
+
+
+if __name__ == "__main__":
+    main()
