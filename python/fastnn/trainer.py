@@ -34,6 +34,7 @@ from . import layers as _layers
 from . import losses as _losses
 from . import metrics as _metrics
 from . import multi_io as _multi_io
+from . import native_step as _native_step
 from . import progress as _progress
 from ._output_check import check_loss_output
 
@@ -261,7 +262,11 @@ def _logs(total, data, count, metrics, regularized):
 # ------------------------------------------------------------------------ steps
 def train_step(model, xb, yb, loss_on_logits, last_logits, sample_weight=None):
     """One step: forward, fused loss (weighted by ``sample_weight`` when given), backward,
-    penalty, optimizer. (loss, penalty, output)."""
+    penalty, optimizer. (loss, penalty, output). A supported model runs it as one native call
+    (native_step.py), bitwise the same."""
+    native = _native_step.try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight)
+    if native is not None:
+        return native
     ranges, variables, first = model.arena.layout()  # a trainable change is seen here
     out = model._forward(xb, True, last_logits)
     loss, d = _weights.weighted_value_and_grad(model.loss, out, yb, sample_weight, loss_on_logits)
