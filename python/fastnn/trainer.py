@@ -262,8 +262,7 @@ def _logs(total, data, count, metrics, regularized):
 # ------------------------------------------------------------------------ steps
 def train_step(model, xb, yb, loss_on_logits, last_logits, sample_weight=None):
     """One step: forward, fused loss (weighted by ``sample_weight`` when given), backward,
-    penalty, optimizer. (loss, penalty, output). A supported model runs it as one native call
-    (native_step.py), bitwise the same."""
+    penalty, optimizer. (loss, penalty, output); as one native call when supported."""
     native = _native_step.try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight)
     if native is not None:
         return native
