@@ -1,6 +1,7 @@
 """The native training step (python/fastnn/native_step.py, csrc/fastnn/step/): a supported
 model trains bitwise the same as with the Python step (FASTNN_NATIVE_STEP=0), float32
-and float64, 1 and 2 threads; anything unsupported falls back to the Python step."""
+and float64, 1 and 2 threads, with Dropout (same Philox seeds); anything unsupported falls back to
+the Python step."""
 import numpy as np
 import pytest
 
@@ -59,6 +60,9 @@ SUPPORTED = [
      "mse", lambda: O.SGD(0.1), _ROWS),
     (lambda: [_dense(8, 0, activation="relu"), _dense(3, 1)],
      "mse", lambda: O.Adam(fastnn.schedules.ExponentialDecay(1e-2, 5, 0.5)), _ROWS),
+    (lambda: [_dense(16, 0, activation="relu"), L.Dropout(0.3, seed=5), _dense(8, 1, activation="relu"),
+              L.Dropout(0.5, seed=6), _dense(4, 2, activation="softmax")],
+     "sparse_categorical_crossentropy", lambda: O.Adam(1e-2), _IDS),
 ]
 
 
@@ -82,7 +86,7 @@ def test_frozen_layers_and_trainable_change_mid_epoch(monkeypatch):
     def build():
         first = _dense(16, 0, activation="relu")
         first.trainable = False
-        return [first, _dense(8, 1, activation="relu"), _dense(4, 2, activation="softmax")]
+        return [first, L.Dropout(0.25, seed=2), _dense(8, 1, activation="relu"), _dense(4, 2, activation="softmax")]
 
     n = _both(monkeypatch, build, "sparse_categorical_crossentropy", lambda: O.Adam(1e-2), _IDS, "float32",
               callbacks=[Unfreeze()])
@@ -91,7 +95,7 @@ def test_frozen_layers_and_trainable_change_mid_epoch(monkeypatch):
 
 UNSUPPORTED = {
     "batchnorm": lambda: [_dense(8, 0, activation="relu"), L.BatchNormalization(), _dense(4, 1, activation="softmax")],
-    "dropout": lambda: [_dense(8, 0, activation="relu"), L.Dropout(0.3, seed=1), _dense(4, 1, activation="softmax")],
+    "dropout_first": lambda: [L.Dropout(0.3, seed=1), _dense(4, 1, activation="softmax")],
     "regularizer": lambda: [_dense(8, 0, activation="relu", kernel_regularizer="l2"), _dense(4, 1, activation="softmax")],
     "constraint": lambda: [_dense(8, 0, activation="relu", kernel_constraint="non_neg"),
                            _dense(4, 1, activation="softmax")],

@@ -19,12 +19,19 @@ template <class T> T* wptr(py::array a) { return static_cast<T*>(a.mutable_data(
 
 class NativeStep {
  public:
-  // layers: [(W, b|None, dW|None, db|None, y, dx|None, activation name, alpha)] in forward
-  // order; first: the layer the backward stops at; loss: "xent_ids", "xent_probs" or "mse";
+  // layers: [(W, b|None, dW|None, db|None, y, dx|None, activation name, alpha)] (Dense) or
+  // ("dropout", y, mask, rate, seed index) in forward order; first: the layer the backward stops at; loss: "xent_ids", "xent_probs" or "mse";
   // optimizer: "adam" (hyper: beta1, beta2, eps, weight_decay, decoupled) or "sgd"
   // (momentum, nesterov); ranges: [(param, grad, slot0|None, slot1|None)].
   NativeStep(py::list layers, std::size_t first, const std::string& loss, py::array dlogits,
-             const std::string& optimizer, py::dict hyper, py::list ranges) {
+             const std::string& optimizer, py::dict hyper, py::list ranges, py::object seeds) {
+    if (!seeds.is_none()) {  // uint64, one per dropout layer, filled by the caller before each run
+      seeds_ = seeds.cast<py::array>();
+      if (!same_dtype(seeds_.dtype(), py::dtype::of<std::uint64_t>()))
+        throw py::type_error("seeds: expected dtype uint64, got " + dtype_str(seeds_));
+      require_contiguous(seeds_, "seeds");
+      n_seeds_ = seeds_.size();
+    }
     if (layers.empty()) throw py::value_error("layers: expected at least one Dense layer, got none");
     dt_ = float_dtype(dlogits, "dlogits");
     if (loss == "xent_ids") loss_ = fastnn::StepLoss::xent_ids;
@@ -87,14 +94,35 @@ class NativeStep {
     P.m = m_;
     P.loss = loss_;
     P.dlogits = mptr<T>(dlogits);
+    P.seeds = n_seeds_ ? static_cast<const std::uint64_t*>(seeds_.data()) : nullptr;
     written_.push_back(dlogits);
     if (first > layers.size()) throw py::value_error("first: expected at most the number of layers");
     P.first = first;
     std::size_t in = 0;
     for (std::size_t k = 0; k < layers.size(); ++k) {
       py::tuple t = layers[k].cast<py::tuple>();
-      if (t.size() != 8) throw py::value_error("layers: expected 8-tuples");
       fastnn::DenseStep<T> L;
+      if (t.size() == 5) {  // ("dropout", y, mask, rate, seed index)
+        if (k == 0) throw py::value_error("layers: a Dropout first layer is not supported");
+        if (t[0].cast<std::string>() != "dropout") throw py::value_error("layers: expected 'dropout' 5-tuples");
+        L.kind = fastnn::StepNode::dropout;
+        L.in = L.out = in;
+        py::array y = array_arg(t[1], dlogits, "y", true);
+        require_matrix(y, m_, L.out, "y");
+        py::array mask = array_arg(t[2], dlogits, "mask", true);
+        require_matrix(mask, m_, L.out, "mask");
+        L.y = mptr<T>(y);
+        L.mask = mptr<T>(mask);
+        written_.push_back(y);
+        written_.push_back(mask);
+        L.rate = t[3].cast<double>();
+        if (!(L.rate > 0.0 && L.rate < 1.0)) throw py::value_error("rate: expected a value in (0, 1)");
+        L.seed_index = t[4].cast<std::size_t>();
+        if (L.seed_index >= n_seeds_) throw py::value_error("seeds: expected one per dropout layer");
+        P.layers.push_back(L);
+        continue;
+      }
+      if (t.size() != 8) throw py::value_error("layers: expected 8-tuples");
       py::array W = array_arg(t[0], dlogits, "W", false);
       if (W.ndim() != 2) throw py::value_error("W: expected 2 dimensions");
       L.in = W.shape(0);
@@ -169,7 +197,8 @@ class NativeStep {
   fastnn::StepLoss loss_ = fastnn::StepLoss::mse;
   std::size_t m_ = 0, in0_ = 0, out_ = 0;
   py::list keep_;
-  py::array dlogits_;
+  py::array dlogits_, seeds_;
+  std::size_t n_seeds_ = 0;
   std::vector<py::array> written_;
   fastnn::StepPlan<float> pf_;
   fastnn::StepPlan<double> pd_;
@@ -180,9 +209,10 @@ class NativeStep {
 void bind_step(py::module_& m) {
   py::class_<NativeStep>(m, "NativeStep",
                          "A training step plan (Dense layers, fused loss, optimizer) run as one call.")
-      .def(py::init<py::list, std::size_t, const std::string&, py::array, const std::string&, py::dict, py::list>(),
+      .def(py::init<py::list, std::size_t, const std::string&, py::array, const std::string&, py::dict, py::list,
+                    py::object>(),
            py::arg("layers"), py::arg("first"), py::arg("loss"), py::arg("dlogits"), py::arg("optimizer"),
-           py::arg("hyper"), py::arg("ranges"))
+           py::arg("hyper"), py::arg("ranges"), py::arg("seeds") = py::none())
       .def("run", &NativeStep::run, py::arg("x"), py::arg("labels"), py::arg("lr"), py::arg("step"),
            "One training step on (x, labels); returns the loss.")
       .def_property_readonly("batch_size", &NativeStep::batch_size);

@@ -1,4 +1,4 @@
-"""The native training step: for a Sequential chain of Dense layers with a fused loss
+"""The native training step: for a Sequential chain of Dense (and Dropout) layers with a fused loss
 (softmax cross-entropy on logits, or mean squared error) and Adam/AdamW or SGD, one
 training step is one call into the core (``_core.NativeStep.run``, GIL released).
 
@@ -6,7 +6,7 @@ The plan is built once per (batch size, dtype, arena layout, optimizer state, lo
 hyperparameters) from the layers' own buffers and the arena's views, and calls exactly
 the kernels the Python step (``trainer.train_step``) calls, in the same order with the
 same arguments: the result is bitwise the same. Anything else (BatchNormalization,
-Dropout, regularizers, constraints, clipping, sample weights, other losses or
+a first-layer Dropout, regularizers, constraints, clipping, sample weights, other losses or
 optimizers, activations outside the GEMM epilogue) runs the Python step, with no error.
 ``FASTNN_NATIVE_STEP=0`` in the environment turns the native step off.
 """
@@ -93,7 +93,9 @@ def _supported_model(model):
         return None
     if list(model.arena.layers) != list(chain):
         return None
-    for layer in chain:
+    for k, layer in enumerate(chain):
+        if type(layer) is _layers.Dropout and k > 0 and 0.0 < layer.rate < 1.0 and layer.dtype == model.dtype:
+            continue
         if type(layer) is not _layers.Dense or layer.dtype != model.dtype:
             return None
         if any(s.regularizer is not None or s.constraint is not None for s in layer.specs):
@@ -103,8 +105,14 @@ def _supported_model(model):
 
 def _build(model, chain, m, first, ranges, loss_kind, last_logits, opt_spec):
     """The _core.NativeStep over the layers' buffers (the ones the Python step uses)."""
-    entries = []
+    entries, dropouts = [], []
     for k, layer in enumerate(chain):
+        if type(layer) is _layers.Dropout:
+            width = chain[k - 1].output_shape[-1]
+            entries.append(("dropout", layer._buffer(("y", m), (m, width)), layer._buffer(("mask", m), (m, width)),
+                            float(layer.rate), len(dropouts)))
+            dropouts.append(layer)
+            continue
         act = _layer_act(layer, last_logits and k == len(chain) - 1)
         if act is None:
             return None
@@ -115,7 +123,7 @@ def _build(model, chain, m, first, ranges, loss_kind, last_logits, opt_spec):
                         layer.grads["kernel"] if trainable else None,
                         layer.grads.get("bias") if trainable and layer.use_bias else None,
                         y, dx, act[0], act[1]))
-    dlogits = np.empty((m, chain[-1].units), dtype=model.dtype)
+    dlogits = np.empty((m, chain[-1].output_shape[-1]), dtype=model.dtype)
     opt = model.optimizer
     name, hyper = opt_spec
     arena = model.arena
@@ -124,7 +132,10 @@ def _build(model, chain, m, first, ranges, loss_kind, last_logits, opt_spec):
     for a, b in ranges:
         s = [opt.state[n][a:b] if n is not None and n in opt.state else None for n in slots]
         views.append((arena.params[a:b], arena.grads[a:b], s[0], s[1]))
-    return _core.NativeStep(entries, first, loss_kind, dlogits, name, hyper, views)
+    seeds = np.zeros(len(dropouts), dtype=np.uint64)
+    native = _core.NativeStep(entries, first, loss_kind, dlogits, name, hyper, views, seeds)
+    masks = [e[2] for e in entries if len(e) == 5]
+    return native, seeds, list(zip(dropouts, masks))
 
 
 def _key(model, m, version):
@@ -151,7 +162,11 @@ def try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight):
     kind = _loss_kind(model, yb, loss_on_logits, last_logits)
     if kind is None or kind[0] != step[1] or xb.dtype != model.dtype or not xb.flags.c_contiguous:
         return None
-    native, out = step[0], step[2]
+    (native, seeds, dropouts), out = step[0], step[2]
+    for i, (layer, mask) in enumerate(dropouts):  # Dropout.forward's seed sequence
+        seeds[i] = (layer.seed + layer._calls * layer._MIX) & 0xFFFFFFFFFFFFFFFF
+        layer._calls += 1
+        layer._active, layer._mask = True, mask
     opt = model.optimizer
     if ranges:
         loss = native.run(xb, kind[1], opt.current_learning_rate(), opt.iterations + 1)
@@ -172,4 +187,5 @@ def _make(model, m, first, ranges, yb, loss_on_logits, last_logits):
     if ranges and opt_spec[0] == "adam" and not all(s in model.optimizer.state for s in ("m", "v")):
         return None
     native = _build(model, chain, m, first, ranges, kind[0], last_logits, opt_spec)
-    return None if native is None else (native, kind[0], chain[-1]._buffer(("y", m), (m, chain[-1].units)))
+    last = chain[-1]
+    return None if native is None else (native, kind[0], last._buffer(("y", m), (m, last.output_shape[-1])))

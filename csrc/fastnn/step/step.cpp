@@ -3,6 +3,7 @@
 
 #include "fastnn/gemm/gemm.h"
 #include "fastnn/loss/loss.h"
+#include "fastnn/random/random.h"
 #include "fastnn/reduce/reduce.h"
 
 namespace fastnn {
@@ -100,15 +101,24 @@ double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double 
   const std::size_t n_layers = plan.layers.size(), m = plan.m;
   const T* in = x;
   for (const DenseStep<T>& L : plan.layers) {
-    dense_forward<T>(L, in, m);
+    if (L.kind == StepNode::dropout)
+      dropout_forward<T>(in, L.y, L.mask, m * L.out, L.rate, plan.seeds[L.seed_index]);
+    else
+      dense_forward<T>(L, in, m);
     in = L.y;
   }
   const double loss = loss_step<T>(plan, labels);
   T* d = plan.dlogits;
   for (std::size_t k = n_layers; k-- > plan.first;) {
+    const DenseStep<T>& L = plan.layers[k];
+    if (L.kind == StepNode::dropout) {  // Dropout.backward: dy *= mask in place (np.multiply)
+      if (k > plan.first)
+        for (std::size_t i = 0, n = m * L.out; i < n; ++i) d[i] = d[i] * L.mask[i];
+      continue;
+    }
     const T* xk = k == 0 ? x : plan.layers[k - 1].y;
-    dense_backward<T>(plan.layers[k], xk, d, m);
-    d = plan.layers[k].dx;
+    dense_backward<T>(L, xk, d, m);
+    d = L.dx;
   }
   if (!plan.ranges.empty()) optimizer_step<T>(plan, lr, step);
   return loss;

@@ -13,10 +13,17 @@
 
 namespace fastnn {
 
-// One Dense layer: y = act(x @ W + b) into y (m x out); backward from dy (the next
-// layer's dx buffer, or the loss gradient) in place, then dW, db and dx.
+enum class StepNode { dense, dropout };
+
+// One layer. Dense: y = act(x @ W + b) into y (m x out); backward from dy (the next
+// layer's dx buffer, or the loss gradient) in place, then dW, db and dx. Dropout (in ==
+// out): y = x * mask with the Philox seed seeds[seed_index]; backward dy *= mask in place.
 template <class T> struct DenseStep {
+  StepNode kind = StepNode::dense;
   std::size_t in = 0, out = 0;
+  T* mask = nullptr;           // dropout: m x out
+  double rate = 0;             // dropout
+  std::size_t seed_index = 0;  // dropout: its seed in StepPlan::seeds
   const T* W = nullptr;
   const T* b = nullptr;        // null: no bias
   T* dW = nullptr;             // null: not trainable (no parameter gradients)
@@ -45,6 +52,7 @@ template <class T> struct StepPlan {
   std::size_t first = 0;             // backward runs from the last layer down to this one
   StepLoss loss = StepLoss::mse;
   T* dlogits = nullptr;              // m x out of the last layer
+  const std::uint64_t* seeds = nullptr;  // one per dropout layer, written by the caller per step
   StepOptimizer optimizer = StepOptimizer::adam;
   AdamArgs adam;                     // lr and step set per call
   SgdArgs sgd;                       // lr set per call
