@@ -145,7 +145,7 @@ def test_fit_matches_hand_computed_adam_on_linear_regression():
 def test_optimizer_by_name_and_unknown_name():
     assert isinstance(O.get("adam"), O.Adam)
     with pytest.raises(ValueError, match="known: sgd, rmsprop"):
-        O.get("adamax")
+        O.get("adamq")  # adamax exists since the Nadam/Adamax/Lion addition
 
 
 # -- the notes' momentum form v = b v + (1 - b) g, p -= lr v (issue 12) ----------------------

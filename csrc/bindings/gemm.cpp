@@ -19,14 +19,6 @@ std::string shape_str(const py::array& a) {
   return s + (a.ndim() == 1 ? ",)" : ")");
 }
 
-// True when the bytes of x and y overlap.
-bool overlaps(const py::array& x, const py::array& y) {
-  if (x.nbytes() == 0 || y.nbytes() == 0) return false;
-  const char* x0 = static_cast<const char*>(x.data());
-  const char* y0 = static_cast<const char*>(y.data());
-  return x0 < y0 + y.nbytes() && y0 < x0 + x.nbytes();
-}
-
 // The optional parts of a product: bias, activation (forward or gradient),
 // the saved forward values of the gradient and the bias gradient output.
 struct Extras {

@@ -2,7 +2,7 @@
 //
 // Each kernel family keeps its own table of function pointers, one per ISA
 // (scalar::, avx2:: and avx512::<family>_kernels, each with f32 and f64 halves);
-// its dispatcher picks one with FASTNN_ACTIVE_TABLE and dtype_half. The active
+// its dispatcher picks one with FASTNN_KERNELS (dispatch.h). The active
 // ISA is chosen once, at import, by select_isa(); kernels read it through active_isa().
 #pragma once
 #include <string>
@@ -39,11 +39,6 @@ template <class Table> const Table& active_table(const Table& scalar_t, const Ta
     case Isa::avx2: return avx2_t;
     default: return scalar_t;
   }
-}
-// The float or double half (members f32, f64) of a family's table (new families:
-// FASTNN_KERNELS of dispatch.h).
-template <class T, class Table> const auto& dtype_half(const Table& t) {
-  if constexpr (std::is_same_v<T, float>) return t.f32; else return t.f64;
 }
 
 }  // namespace fastnn

@@ -78,6 +78,7 @@ def cpu_info() -> dict:
 # ----------------------------------------------------------------------------
 from . import activations, callbacks, constraints, initializers, layers, losses, metrics  # noqa: E402
 from . import optimizers, regularizers, schedules  # noqa: E402
+from .backup import BackupAndRestore  # noqa: E402
 from .initializers import set_random_seed  # noqa: E402
 from .io import load_model  # noqa: E402
 from .layers import Input  # noqa: E402

@@ -15,6 +15,11 @@ folder. What that promises:
   it writes to, the temporaries of this naming whose host tag is this host's,
   whose writer pid is no longer alive and which have not been modified for
   ``STALE_TMP_SECONDS``. Nothing else is ever deleted.
+- with ``unnamed=True`` (BackupAndRestore's bundles) the temporary has no name while it
+  is written (Linux ``O_TMPFILE``; elsewhere, or on a filesystem without it, a named
+  temporary as above): a writer killed mid-write leaves nothing in the folder. It is
+  given its temporary name only once complete and fsynced, just before the rename, so
+  the folder never holds a torn file, even for a moment.
 """
 from __future__ import annotations
 
@@ -109,13 +114,38 @@ def _fsync_folder(folder):
         os.close(fd)
 
 
-def atomic_write(path, write):
-    """Replace the file at ``path`` with what ``write(binary file object)`` writes, atomically."""
+def _open_unnamed(folder):
+    """A descriptor of a new file without a name in ``folder`` (O_TMPFILE), or None."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        return os.open(folder, flag | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0), 0o666)  # umask applies
+    except OSError:  # a filesystem or kernel without O_TMPFILE
+        return None
+
+
+def _link_unnamed(fd, folder, name):
+    """Give the O_TMPFILE file ``fd`` the name ``folder/name``. A directory descriptor makes
+    os.link call linkat(..., AT_SYMLINK_FOLLOW) (plain link() would link /proc's symlink)."""
+    dfd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=dfd, follow_symlinks=True)
+    finally:
+        os.close(dfd)
+
+
+def atomic_write(path, write, unnamed=False):
+    """Replace the file at ``path`` with what ``write(binary file object)`` writes, atomically.
+    unnamed: no name in the folder until the file is complete (see the module docstring)."""
     real, st = resolve_target(path)
     folder = os.path.dirname(real)
     clean_stale_temporaries(folder)
     tmp = os.path.join(folder, temp_name())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)  # umask applies
+    fd = _open_unnamed(folder) if unnamed else None
+    anonymous = fd is not None
+    if not anonymous:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)  # umask applies
     try:
         with os.fdopen(fd, "wb") as f:
             if st is not None:
@@ -128,6 +158,8 @@ def atomic_write(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())  # the data is on disk before the rename makes it the file
+            if anonymous:  # complete: now it gets a name, for the rename
+                _link_unnamed(f.fileno(), folder, os.path.basename(tmp))
         os.replace(tmp, real)
     except BaseException:
         try:

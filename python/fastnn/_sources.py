@@ -28,19 +28,26 @@ def _is_tabular(x):
     return tabular.is_pandas(x) or tabular.is_arrow(x)
 
 
-def fit_batch_size(batch_size, n=None):
-    """Keras's batch_size: None means 32; ``"full"`` means every sample in one batch."""
+def check_batch_size(batch_size, default=32):
+    """The one check of ``batch_size`` shared by fit, evaluate and predict (``default``: what
+    None means there): a positive int, None or ``"full"``; returned as given (an int cast)."""
+    if batch_size is None or (isinstance(batch_size, str) and batch_size == "full"):
+        return batch_size
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive int, None ({default}) or 'full', got {batch_size!r}")
+    return int(batch_size)
+
+
+def fit_batch_size(batch_size, n=None, default=32):
+    """Keras's batch_size: None means 32 (``default``); ``"full"`` means every sample in one batch."""
+    batch_size = check_batch_size(batch_size, default)
     if batch_size is None:
-        return 32 if n is None else min(32, n)
-    if isinstance(batch_size, str):
-        if batch_size != "full":
-            raise ValueError(f"batch_size: expected a positive int, None (32) or 'full', got {batch_size!r}")
+        return default if n is None else min(default, n)
+    if batch_size == "full":
         if n is None:
             raise ValueError("batch_size: 'full' needs in-memory arrays (the number of samples is unknown)")
         return n
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, None (32) or 'full', got {batch_size!r}")
-    return int(batch_size) if n is None else min(int(batch_size), n)
+    return batch_size if n is None else min(batch_size, n)
 
 
 def check_steps(v, what):
@@ -83,6 +90,11 @@ class Streamed:
         self.batch_size = self.src.batch_size
         self.num_samples = self.src.num_samples
         self._cw = class_weight
+
+    # the epoch order's key and epoch number, where the adapter has them (fit sets
+    # epoch_index each epoch; a backup saves the key): hasattr is False otherwise
+    key = property(lambda self: self.src.key, lambda self, v: setattr(self.src, "key", v))
+    epoch_index = property(lambda self: self.src.epoch_index, lambda self, v: setattr(self.src, "epoch_index", v))
 
     def epoch(self):
         table = None
@@ -256,10 +268,10 @@ def eval_source(model, x, y, sample_weight, batch_size, steps, what="x"):
             x = trainer.prepare_x(model, x, xname)
             y = None if y is None else trainer.prepare_y(model, y, x.shape[0], yname)
         sw = _check_sw(sample_weight, x.shape[0], model.dtype)
-        bs = min(x.shape[0], 1024 if batch_size is None else fit_batch_size(batch_size, x.shape[0]))
+        bs = fit_batch_size(batch_size, x.shape[0], 1024)
         src = trainer.EpochIterator(x, y, bs, sample_weight=sw)
     else:
-        src = Streamed(model, x, y, sample_weight, None, 1024 if batch_size is None else batch_size, False, None,
+        src = Streamed(model, x, y, sample_weight, None, fit_batch_size(batch_size, None, 1024), False, None,
                        inputs_only=what == "predict")
     return StepsPerEpoch(src, steps) if steps is not None else src
 

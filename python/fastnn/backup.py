@@ -1,7 +1,8 @@
 """``BackupAndRestore``: a training run killed at any moment resumes where its last backup was.
 
 Keras's name and arguments. One bundle file, ``<backup_dir>/backup.npz``, replaced
-atomically (temporary file, fsync, rename, fsync of the folder: never torn), holds
+atomically (an unnamed temporary file, fsync, rename, fsync of the folder: never
+torn, and a writer killed mid-write leaves nothing), holds
 
 - everything ``model.save`` holds: config, weights, BatchNormalization's moving
   statistics (they are model variables), the Dropout call counters (layer state),
@@ -19,24 +20,26 @@ a readable bundle that does not fit the model or the callbacks raises
 checked first.
 
 Protocol (what ``fit`` calls, in this order; the callback refuses to run under
-a fit that does not bind it):
+a fit that does not bind it). fit's side is ``fastnn._resume``, which finds the
+callback by its ``_fit_protocol`` attribute (the trainer never imports this module):
 
-1. ``backup.bind(callbacks, trainer_state)`` after ``set_model``, before any
-   ``on_train_begin``. ``callbacks``: fit's full list (History included; the
-   BackupAndRestore itself is skipped). ``trainer_state()``: called at every
-   backup, returns the trainer's own tree, at least
-   ``{"rng": rng.bit_generator.state, "perm": perm}`` (the generator that
-   shuffles and the permutation array, which fit shuffles in place epoch after
-   epoch) and, for ``save_freq=N`` backups mid-epoch, the epoch's running loss
-   sums and metric accumulators.
+1. ``backup.bind(callbacks, trainer_state, check_trainer)`` after ``set_model``,
+   before any ``on_train_begin``. ``callbacks``: fit's full list (History
+   included; the BackupAndRestore itself is skipped). ``trainer_state()``:
+   called at every backup, returns the trainer's own tree: the shuffle key
+   (epoch ``e``'s order is a function of the key and ``e``, ``fastnn._shuffle``,
+   so that is all the shuffling state there is), what the fit runs on (samples,
+   batch size, steps, metric names) and, for ``save_freq=N`` backups mid-epoch,
+   the epoch's running loss sums and metric states. ``check_trainer(tree)``
+   raises ValueError when a saved tree does not fit this fit; it runs before
+   anything is restored.
 2. every ``on_train_begin``, then ``resumed = backup.restore()``: ``None`` (no
    backup: start at ``initial_epoch``) or a dict ``{"epoch", "step", "trainer"}``
    with the model, optimizer and every callback's state already restored.
-   fit then sets ``rng.bit_generator.state``, ``perm[...]`` and its
-   accumulators from ``resumed["trainer"]`` and starts at epoch
-   ``resumed["epoch"]``, skipping its first ``resumed["step"]`` batches. When
-   ``step > 0`` that epoch is already under way: fit must neither reshuffle
-   ``perm`` nor call ``on_epoch_begin`` for it again, nor reset its metrics.
+   fit then sets its shuffle key and accumulators from ``resumed["trainer"]``
+   and starts at epoch ``resumed["epoch"]``, skipping its first
+   ``resumed["step"]`` batches. When ``step > 0`` that epoch is already under
+   way: fit neither calls ``on_epoch_begin`` for it again nor resets its metrics.
 3. after every batch's ``on_train_batch_end`` calls (all callbacks):
    ``backup.batch_end(epoch, step)``, ``step`` counting from 0; it saves every
    ``save_freq`` batches when that is an int.
@@ -60,7 +63,7 @@ import warnings
 
 import numpy as np
 
-from . import _archive, _safe_files
+from . import _archive, _atomic, _safe_files
 from . import modelfile as _io
 from .callbacks import Callback
 
@@ -124,6 +127,8 @@ class BackupAndRestore(Callback):
     delete_checkpoint: delete the backup when training ends normally.
     """
 
+    _fit_protocol = "backup"  # how the trainer recognises it (it never imports this module)
+
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
         super().__init__()
         if not isinstance(backup_dir, (str, bytes, os.PathLike)) or not os.fspath(backup_dir):
@@ -134,7 +139,7 @@ class BackupAndRestore(Callback):
         self.backup_dir = os.fspath(backup_dir)
         self.save_freq = save_freq if save_freq == "epoch" else int(save_freq)
         self.delete_checkpoint = bool(delete_checkpoint)
-        self._callbacks = self._trainer_state = None
+        self._callbacks = self._trainer_state = self._check_trainer = None
         self._batches_seen = 0
 
     @property
@@ -142,10 +147,13 @@ class BackupAndRestore(Callback):
         return os.path.join(self.backup_dir, FILENAME)
 
     # ------------------------------------------------------------------ protocol
-    def bind(self, callbacks, trainer_state):
-        """Step 1: fit's callbacks (their state is backed up) and its trainer-state function."""
+    def bind(self, callbacks, trainer_state, check_trainer=None):
+        """Step 1: fit's callbacks (their state is backed up), its trainer-state function and,
+        optionally, ``check_trainer(tree)`` raising ValueError when a saved trainer state does
+        not fit this fit (called before anything is restored)."""
         self._callbacks = [cb for cb in callbacks if cb is not self]
         self._trainer_state = trainer_state
+        self._check_trainer = check_trainer
         self._batches_seen = 0
 
     def on_train_begin(self, logs=None):
@@ -167,15 +175,28 @@ class BackupAndRestore(Callback):
     def on_train_end(self, logs=None):
         """Step 5: a finished run leaves no backup behind (with delete_checkpoint)."""
         if self.delete_checkpoint:
+            self._clean()
             try:
                 os.unlink(self.path)
                 os.rmdir(self.backup_dir)  # only when empty: a folder the user shares keeps its files
             except OSError:
                 pass
 
+    def _clean(self):
+        """Remove the bundle temporaries of dead writers on this host, whatever their age: a
+        bundle gets its temporary name only once complete, just before the rename, so such a
+        file is a writer killed in those microseconds (see fastnn._safe_files)."""
+        if os.path.isdir(self.backup_dir):
+            _safe_files.clean_stale_temporaries(self.backup_dir, now=float("inf"))
+
     # ---------------------------------------------------------------------- save
     def save(self, epoch, step):
-        """Write the bundle for position (``epoch``, ``step`` batches done in it), atomically."""
+        """Write the bundle for position (``epoch``, ``step`` batches done in it), atomically,
+        between two training steps (another thread's set_weights cannot tear it)."""
+        with _atomic.step_lock(self.model):
+            self._save(epoch, step)
+
+    def _save(self, epoch, step):
         model = self.model
         arrays = _io._arrays(model, include_optimizer=True)
         lr = model.optimizer.learning_rate if model.compiled else None
@@ -188,12 +209,13 @@ class BackupAndRestore(Callback):
                 "trainer": _flatten(self._trainer_state(), arrays, "trainer state")}
         arrays["__backup__"] = np.array(json.dumps(meta))
         os.makedirs(self.backup_dir, exist_ok=True)
-        _safe_files.atomic_write(self.path, lambda f: np.savez(f, **arrays))
+        _safe_files.atomic_write(self.path, lambda f: np.savez(f, **arrays), unnamed=True)
 
     # ------------------------------------------------------------------- restore
     def restore(self):
         """Step 2: None when there is no usable backup; else restores the model, the optimizer
         and the callbacks and returns ``{"epoch", "step", "trainer"}``."""
+        self._clean()
         if not os.path.exists(self.path):
             return None
         try:
@@ -203,9 +225,14 @@ class BackupAndRestore(Callback):
                           f"({e}); training starts from the beginning", RuntimeWarning, stacklevel=2)
             return None
         self._check(meta, data)
+        trainer = _unflatten(meta["trainer"], data)
+        if self._check_trainer is not None:
+            try:
+                self._check_trainer(trainer)
+            except ValueError as e:
+                raise ValueError(f"{self.path}: {e}") from None
         self._apply(meta, data)
-        return {"epoch": meta["epoch"], "step": meta["step"],
-                "trainer": _unflatten(meta["trainer"], data)}
+        return {"epoch": meta["epoch"], "step": meta["step"], "trainer": trainer}
 
     def _read(self):
         """(meta, every array) of the bundle, each entry read in full and CRC-checked, without
@@ -245,6 +272,10 @@ class BackupAndRestore(Callback):
             a = data.get(f"optimizer/{k}")
             if a is None or a.shape != () or a.dtype.kind not in "iu":
                 raise ValueError(f"{path}: optimizer/{k} is missing or not an integer")
+        for k in ("epoch", "step", "batches_seen"):
+            v = meta.get(k)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{path}: {k} is {v!r}, expected an int >= 0")
         saved = [name for name, _ in meta["callbacks"]]
         have = [type(cb).__name__ for cb in self._callbacks]
         if saved != have:

@@ -413,14 +413,21 @@ def with_hook(cbs, hook):
 
 
 __all__ = ["Callback", "History", "EarlyStopping", "ReduceLROnPlateau", "LearningRateScheduler",
-           "ModelCheckpoint", "TerminateOnNaN", "DivergenceStop", "CSVLogger", "TensorBoard"]
+           "ModelCheckpoint", "TerminateOnNaN", "DivergenceStop", "CSVLogger", "TensorBoard",
+           "BackupAndRestore"]
 
 
 def __getattr__(name):
-    """``fastnn.callbacks.TensorBoard`` (Keras's place), loaded on first use: it lives in
-    ``fastnn.tensorboard``, which imports this module."""
+    """``fastnn.callbacks.TensorBoard`` and ``.BackupAndRestore`` (Keras's places), loaded on
+    first use: they live in ``fastnn.tensorboard`` and ``fastnn.backup``, which import this module."""
     if name == "TensorBoard":
         from .tensorboard import TensorBoard
         return TensorBoard
+    if name == "BackupAndRestore":
+        from .backup import BackupAndRestore
+        return BackupAndRestore
     raise AttributeError(f"module 'fastnn.callbacks' has no attribute {name!r}")
 _ = np  # numpy used by subclasses users write
+
+
+from ._swap_ema import SwapEMAWeights  # noqa: E402,F401  (Keras 3's callback for use_ema)

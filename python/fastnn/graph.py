@@ -213,8 +213,7 @@ class Model:
             self.build()
 
     # the arena, under the names the toolkit and older code use
-    _params = property(lambda self: self.arena.params)
-    _grads = property(lambda self: self.arena.grads)
+    _params, _grads = property(lambda self: self.arena.params), property(lambda self: self.arena.grads)
     _entries = property(lambda self: self.arena.entries)
     _trainable_layout = lambda self: self.arena.layout()  # noqa: E731  (ranges, variables, first)
 
@@ -345,10 +344,12 @@ class Model:
     _loss_value = _trainer.loss_value
 
     # ---------------------------------------------------------------- weights
+    @_trainer.between_steps
     def get_weights(self):
-        """Copies of every variable, layer by layer (Keras order)."""
+        """Copies of every variable, layer by layer (Keras order), never half of a training step."""
         return [w for layer in self.layers for w in layer.get_weights()]
 
+    @_trainer.between_steps
     def set_weights(self, weights):
         """Sets every variable from a list as returned by get_weights (all shapes checked first)."""
         weights = list(weights)
@@ -425,9 +426,8 @@ class Model:
         return Model(x, t, name=config["name"], dtype=config["dtype"])
 
     def save(self, filepath):
-        """Architecture (JSON), weights and optimizer state in one .npz file, written atomically.
-        The writer, ``fastnn.modelfile``, sits below the graph; reading a file back into a new
-        model is ``fastnn.io.load_model`` / ``fastnn.models.load_model``."""
+        """Architecture, weights and optimizer state in one .npz file written atomically by
+        ``fastnn.modelfile`` (between two training steps); read back by ``fastnn.load_model``."""
         _modelfile.save_model(self, filepath)
 
     def save_weights(self, filepath):

@@ -206,14 +206,72 @@ LecunUniform = _variant("LecunUniform", 1.0, "fan_in", "uniform", "U(-l, l), l =
 LecunNormal = _variant("LecunNormal", 1.0, "fan_in", "truncated_normal",
                        "Truncated normal, std sqrt(1 / fan_in) (for SELU).")
 
+
+class Orthogonal(Initializer):
+    """A (semi-)orthogonal matrix times ``gain`` (Keras 3, after Saxe et al. 2014): the Q of the QR
+    decomposition of a standard-normal (max(rows, cols), min(rows, cols)) matrix, signs fixed by
+    diag(R), transposed when rows < cols; rows = prod(shape[:-1]), cols = shape[-1].
+
+    >>> import numpy as np
+    >>> w = Orthogonal(seed=0)((4, 3), "float64")
+    >>> bool(np.allclose(w.T @ w, np.eye(3)))
+    True
+    """
+
+    def __init__(self, gain=1.0, seed=None):
+        super().__init__(seed)
+        if isinstance(gain, bool) or not np.isfinite(float(gain)):
+            raise ValueError(f"gain: expected a finite number, got {gain!r}")
+        self.gain = float(gain)
+
+    def _sample(self, shape):
+        if len(shape) < 2:
+            raise ValueError(f"Orthogonal: the tensor to initialize must be at least two-dimensional, "
+                             f"got shape {shape}")
+        rows, cols = int(np.prod(shape[:-1])), shape[-1]
+        a = self._gen().standard_normal(size=(max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q = q * np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        return self.gain * q.reshape(shape)
+
+    def get_config(self):
+        return {"gain": self.gain, "seed": self.seed}
+
+
+class Identity(Initializer):
+    """``gain`` times the identity matrix (2-D shapes only; rectangular: ones on the diagonal).
+
+    >>> Identity(gain=2.0)((2, 3), "float64")
+    array([[2., 0., 0.],
+           [0., 2., 0.]])
+    """
+
+    def __init__(self, gain=1.0):
+        super().__init__()
+        if isinstance(gain, bool) or not np.isfinite(float(gain)):
+            raise ValueError(f"gain: expected a finite number, got {gain!r}")
+        self.gain = float(gain)
+
+    def _sample(self, shape):
+        if len(shape) != 2:
+            raise ValueError(f"Identity: the initializer works on 2-D matrices only, got shape {shape}")
+        return self.gain * np.eye(*shape)
+
+    def get_config(self):
+        return {"gain": self.gain}
+
 _BY_NAME = {
     "zeros": Zeros, "ones": Ones, "constant": Constant, "random_normal": RandomNormal,
     "random_uniform": RandomUniform, "truncated_normal": TruncatedNormal,
     "variance_scaling": VarianceScaling, "glorot_uniform": GlorotUniform,
     "glorot_normal": GlorotNormal, "he_uniform": HeUniform, "he_normal": HeNormal,
-    "lecun_uniform": LecunUniform, "lecun_normal": LecunNormal,
+    "lecun_uniform": LecunUniform, "lecun_normal": LecunNormal, "orthogonal": Orthogonal,
+    "identity": Identity,
 }
 _CLASSES = {c.__name__: c for c in _BY_NAME.values()}
+_CLASSES.update(OrthogonalInitializer=Orthogonal, IdentityInitializer=Identity)  # Keras 3's class names
 
 # functional aliases, Keras style: fastnn.initializers.he_normal(seed=1)
 zeros, ones, constant = Zeros, Ones, Constant
@@ -221,6 +279,8 @@ random_normal, random_uniform, truncated_normal = RandomNormal, RandomUniform, T
 variance_scaling = VarianceScaling
 glorot_uniform, glorot_normal = GlorotUniform, GlorotNormal
 he_uniform, he_normal, lecun_uniform, lecun_normal = HeUniform, HeNormal, LecunUniform, LecunNormal
+orthogonal, identity = Orthogonal, Identity
+OrthogonalInitializer, IdentityInitializer = Orthogonal, Identity
 
 
 def get(identifier):

@@ -29,8 +29,12 @@ _CLASSES = {"Sequential": Sequential, "Model": Model}
 
 
 def load_model(filepath, compile=True, max_bytes=None):
-    """A model saved with ``model.save``: same architecture, weights, compile settings and
-    optimizer state, so it predicts identically and continues training identically.
+    """A model saved with ``model.save``: same architecture, weights, compile settings,
+    optimizer state and layer state (BatchNormalization statistics, Dropout counters), so it
+    predicts identically and continues training identically: saved after epoch k of
+    ``fit(..., seed=s)``, ``fit(..., seed=s, initial_epoch=k)`` gives bitwise the weights of
+    the uninterrupted fit (fixed thread count; epoch e's order depends on (s, e) only). With
+    ``seed=None`` the order comes from fastnn's global generator; ``BackupAndRestore`` saves it.
 
     The file is checked before anything the size of a weight is allocated: the config
     against every entry's .npy header, each header against the zip's sizes. Entries the

@@ -2,7 +2,9 @@
 
 Names as in Keras: ``"mse"`` / ``"mean_squared_error"``, ``"mae"``,
 ``"binary_crossentropy"``, ``"categorical_crossentropy"``,
-``"sparse_categorical_crossentropy"``. When the output layer ends in softmax
+``"sparse_categorical_crossentropy"``, ``"huber"``, ``"hinge"``, ``"squared_hinge"``,
+``"kl_divergence"`` (``"kld"``); ``label_smoothing`` on the binary and categorical
+cross-entropies (not on the sparse one, as in Keras 3). When the output layer ends in softmax
 (sigmoid) and the loss is (sparse) categorical (binary) cross-entropy, the model
 skips the output activation in training and calls the fused, numerically
 stable kernel on the logits; the result is the same loss. With ``from_logits=True`` the
@@ -101,6 +103,20 @@ class _ProbabilityTargets:
                              f"got values from {y.min()} to {y.max()}")
 
 
+def _smoothing(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not 0 <= float(value) <= 1:
+        raise ValueError(f"label_smoothing: expected a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _with_smoothing(config, label_smoothing):
+    """The config, with label_smoothing only when set (older saved files stay identical)."""
+    if label_smoothing:
+        config["label_smoothing"] = label_smoothing
+    return config
+
+
 class MeanSquaredError(Loss):
     """mean((pred - y)^2) over all elements."""
 
@@ -129,7 +145,13 @@ class BinaryCrossentropy(_ProbabilityTargets, Loss):
     name = "binary_crossentropy"
     fuses_with = "sigmoid"
 
+    def __init__(self, from_logits=False, label_smoothing=0.0):
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = _smoothing(label_smoothing)
+
     def value_and_grad(self, pred, y, logits=False):
+        if self.label_smoothing:  # Keras: y * (1 - ls) + 0.5 * ls
+            y = y * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
         if logits:
             return _ops.binary_cross_entropy_with_logits(pred, y)
         t = pred.dtype.type
@@ -139,6 +161,9 @@ class BinaryCrossentropy(_ProbabilityTargets, Loss):
         grad[(pred < _EPS) | (pred > 1 - _EPS)] = 0  # clipped: flat
         return loss, grad
 
+    def get_config(self):
+        return _with_smoothing({"from_logits": self.from_logits}, self.label_smoothing)
+
 
 class CategoricalCrossentropy(_ProbabilityTargets, Loss):
     """-mean over rows of sum(y log p), y one-hot (or probability) rows; from softmax logits
@@ -147,7 +172,13 @@ class CategoricalCrossentropy(_ProbabilityTargets, Loss):
     name = "categorical_crossentropy"
     fuses_with = "softmax"
 
+    def __init__(self, from_logits=False, label_smoothing=0.0):
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = _smoothing(label_smoothing)
+
     def value_and_grad(self, pred, y, logits=False):
+        if self.label_smoothing:  # Keras: y * (1 - ls) + ls / num_classes
+            y = y * (1.0 - self.label_smoothing) + self.label_smoothing / y.shape[-1]
         if logits:
             return _ops.softmax_cross_entropy(pred, y)
         m = pred.shape[0]
@@ -156,6 +187,9 @@ class CategoricalCrossentropy(_ProbabilityTargets, Loss):
         grad = (-y / p / m).astype(pred.dtype)
         grad[(pred < _EPS) | (pred > 1 - _EPS)] = 0
         return loss, grad
+
+    def get_config(self):
+        return _with_smoothing({"from_logits": self.from_logits}, self.label_smoothing)
 
     def _check_rank(self, y, n, width, what):
         if y.ndim == 1:
@@ -168,6 +202,12 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
 
     name = "sparse_categorical_crossentropy"
     class_ids = True
+
+    def __init__(self, from_logits=False):  # no label_smoothing: Keras 3 has none for sparse labels
+        super().__init__(from_logits)
+
+    def get_config(self):
+        return {"from_logits": self.from_logits}
 
     def _targets(self, y, n, width, dtype, what):
         """Class ids in [0, width) of shape (n,) (or (n, 1)), as int64."""
@@ -200,12 +240,90 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return loss, grad
 
 
+class Huber(Loss):
+    """Keras's Huber: mean of ``0.5 e^2`` where ``|e| <= delta``, ``delta |e| - 0.5 delta^2``
+    elsewhere, e = pred - y (gradient clip(e, -delta, delta) / size).
+
+    >>> import numpy as np
+    >>> Huber(delta=1.0)(np.array([[0.0, 0.0]]), np.array([[0.5, 3.0]]))
+    1.3125
+    """
+
+    name = "huber"
+
+    def __init__(self, delta=1.0):
+        if isinstance(delta, bool) or not (np.isfinite(float(delta)) and float(delta) > 0):
+            raise ValueError(f"delta: expected a positive number, got {delta!r}")
+        self.delta = float(delta)
+
+    def value_and_grad(self, pred, y, logits=False):
+        e = pred - y
+        a = np.abs(e)
+        d = self.delta
+        loss = float(np.mean(np.where(a <= d, 0.5 * e * e, d * a - 0.5 * d * d)))
+        np.clip(e, -d, d, out=e)
+        e *= e.dtype.type(1.0 / e.size)
+        return loss, e
+
+    def get_config(self):
+        return {"delta": self.delta}
+
+
+def _hinge_labels(y):
+    """Keras: labels all in {0, 1} (over the batch) become -1/1; others are used as given."""
+    return 2.0 * y - 1.0 if np.all((y == 0) | (y == 1)) else y
+
+
+class Hinge(Loss):
+    """mean(max(1 - y * pred, 0)), labels -1/1 (0/1 labels converted, as Keras)."""
+
+    name = "hinge"
+
+    def value_and_grad(self, pred, y, logits=False):
+        y = _hinge_labels(y)
+        margin = 1.0 - y * pred
+        loss = float(np.mean(np.maximum(margin, 0)))
+        grad = np.where(margin > 0, -y, 0.0).astype(pred.dtype) / pred.dtype.type(pred.size)
+        return loss, grad
+
+
+class SquaredHinge(Loss):
+    """mean(max(1 - y * pred, 0)^2), labels -1/1 (0/1 labels converted, as Keras)."""
+
+    name = "squared_hinge"
+
+    def value_and_grad(self, pred, y, logits=False):
+        y = _hinge_labels(y)
+        h = np.maximum(1.0 - y * pred, 0)
+        loss = float(np.mean(h * h))
+        grad = (-2.0 * y * h).astype(pred.dtype) / pred.dtype.type(pred.size)
+        return loss, grad
+
+
+class KLDivergence(_ProbabilityTargets, Loss):
+    """Mean over rows of sum(y log(y / p)), y and p clipped to [1e-7, 1] (Keras); targets must
+    be probabilities (refused otherwise, where Keras would clip silently)."""
+
+    name = "kl_divergence"
+
+    def value_and_grad(self, pred, y, logits=False):
+        m = pred.shape[0]
+        t = np.clip(y, _EPS, 1)
+        p = np.clip(pred, _EPS, 1)
+        loss = float(np.sum(t * np.log(t / p)) / m)
+        grad = (-t / p / m).astype(pred.dtype)
+        grad[(pred < _EPS) | (pred > 1)] = 0  # clipped: flat
+        return loss, grad
+
+
 _BY_NAME = {
     "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
     "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
     "binary_crossentropy": BinaryCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "huber": Huber, "hinge": Hinge, "squared_hinge": SquaredHinge,
+    "kl_divergence": KLDivergence, "kld": KLDivergence,
 }
 _CLASSES = {c.__name__: c for c in _BY_NAME.values()}
 

@@ -1,5 +1,7 @@
 """Metrics accumulated over batches: accuracy (binary, categorical or sparse, chosen from the
-loss and output width as Keras does), mse, mae.
+loss and output width as Keras does), mse, mae; and (``fastnn.metrics_classification``)
+precision, recall, auc, top_k_categorical_accuracy, sparse_top_k_categorical_accuracy,
+f1_score, fbeta_score.
 
 >>> import numpy as np
 >>> m = SparseCategoricalAccuracy(); m.update(np.array([1, 0]), np.array([[0.2, 0.8], [0.3, 0.7]]))
@@ -79,13 +81,17 @@ class MeanAbsoluteError(Metric):
         return float(np.abs(p - y).sum()) / p.shape[1]
 
 
+from .metrics_classification import (AUC, F1Score, FBetaScore, Precision, Recall,  # noqa: E402,F401
+                                     SparseTopKCategoricalAccuracy, StreamingMetric, TopKCategoricalAccuracy)
+from .metrics_classification import CLASSES as _STREAMING  # noqa: E402
+
 KNOWN = ("accuracy", "acc", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
-         "mse", "mean_squared_error", "mae", "mean_absolute_error")
+         "mse", "mean_squared_error", "mae", "mean_absolute_error") + tuple(_STREAMING)
 
 
 def get(identifier, loss_name, output_width):
     """A Metric from a name; "accuracy" picks binary / categorical / sparse like Keras."""
-    if isinstance(identifier, Metric):
+    if isinstance(identifier, (Metric, StreamingMetric)):
         return identifier
     if not isinstance(identifier, str):
         raise TypeError(f"metrics: expected metric names ({', '.join(KNOWN)}), got {type(identifier).__name__}")
@@ -102,6 +108,8 @@ def get(identifier, loss_name, output_width):
             m = CategoricalAccuracy()
         m.name = identifier
         return m
+    if identifier in _STREAMING:  # Keras defaults (F1Score: average=None, one score per class)
+        return _STREAMING[identifier]()
     cls = {"binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy,
            "sparse_categorical_accuracy": SparseCategoricalAccuracy, "mse": MeanSquaredError,
            "mean_squared_error": MeanSquaredError, "mae": MeanAbsoluteError,

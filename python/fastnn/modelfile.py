@@ -28,7 +28,7 @@ import numpy as np
 from . import losses as _losses
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
-from . import _archive, _safe_files
+from . import _archive, _atomic, _safe_files
 
 FORMAT = "fastnn-model"
 VERSION = 1
@@ -84,9 +84,11 @@ def save_model(model, filepath, include_optimizer=True):
     """Write ``model`` to ``filepath`` atomically (see ``fastnn._safe_files``: temporary file,
     fsync, rename; through a symlink to its target; only over a regular file; umask and an
     existing file's mode kept; stranded temporaries of killed writers cleaned). A name
-    ending in another format's extension (.h5, .keras, .onnx, ...) is refused."""
+    ending in another format's extension (.h5, .keras, .onnx, ...) is refused. What is
+    written is a copy taken between two training steps: a fit in another thread never tears it."""
     filepath = check_filename(filepath)
-    arrays = _arrays(model, include_optimizer)
+    with _atomic.step_lock(model):
+        arrays = {k: np.array(v) for k, v in _arrays(model, include_optimizer).items()}
     _safe_files.atomic_write(filepath, lambda f: np.savez(f, **arrays))
 
 
@@ -253,7 +255,8 @@ def load_weights(model, filepath, max_bytes=None):
         _read_config(ar, budget)
         keys = [k for i, layer in enumerate(model.layers) for k in _layer_keys(ar, i, layer)]
         data = _read_entries(ar, keys, budget)
-    _set_layer_arrays(model, data, filepath)
+    with _atomic.step_lock(model):  # between two steps of a fit in another thread
+        _set_layer_arrays(model, data, filepath)
 
 
 # ------------------------------------------------------------ JSON and export

@@ -390,7 +390,7 @@ def predict(model, x, batch_size=None):
     n = x.shape[0]
     shapes = model._io.out_shapes
     outs = [np.empty((n,) + s, dtype=model.dtype) for s in shapes]
-    bs = min(n, batch_size or 1024)
+    bs = _trainer._sources.fit_batch_size(batch_size, n, 1024)
     for step, xb, _ in _trainer.EpochIterator(x, None, bs):
         ys = model._forward(xb, False, False)
         for o, y in zip(outs, ys if len(shapes) > 1 else [ys]):

@@ -5,6 +5,9 @@ Keras names and defaults. ``learning_rate`` is a number or a schedule
 variable's gradient to that L2 norm), ``clipvalue`` (each element to
 [-v, v]), ``global_clipnorm`` (all gradients together). ``weight_decay`` is
 decoupled, as in Keras: ``p -= lr * weight_decay * p`` before the update.
+``use_ema=True, ema_momentum=0.99`` keeps a moving average of the weights (Keras's
+``use_ema``; ``fastnn._ema``), written into the model at the end of ``fit``.
+Nadam, Adamax and Lion (``fastnn._optimizers_more``) are NumPy-vectorized.
 
 >>> import fastnn
 >>> opt = fastnn.optimizers.Adam(learning_rate=1e-3)
@@ -13,10 +16,12 @@ decoupled, as in Keras: ``p -= lr * weight_decay * p`` before the update.
 """
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
 
+from . import _ema
 from . import schedules as _schedules
 from . import ops as _ops
 from ._registry import resolve
@@ -43,13 +48,15 @@ class Optimizer:
     }
 
     def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 weight_decay=None, name=None, lr=None):
+                 weight_decay=None, name=None, lr=None, use_ema=False, ema_momentum=0.99,
+                 ema_overwrite_frequency=None):
         if lr is not None:  # Keras 2's name, still in the course notes' code
             warnings.warn("lr: deprecated (Keras 2's name); use learning_rate=", DeprecationWarning, stacklevel=3)
             learning_rate = lr
         validate(dict(learning_rate=learning_rate, clipnorm=clipnorm, clipvalue=clipvalue,
                       global_clipnorm=global_clipnorm, weight_decay=weight_decay),
                  self._parameter_constraints, type(self).__name__)
+        _ema.check(use_ema, ema_momentum, ema_overwrite_frequency)
         given = [k for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
                                 ("global_clipnorm", global_clipnorm)) if v is not None]
         if len(given) > 1:
@@ -62,6 +69,10 @@ class Optimizer:
         self.epoch = 0
         self.state = {}
         self._views = None
+        self.use_ema, self.ema_momentum = bool(use_ema), float(ema_momentum)
+        self.ema_overwrite_frequency = ema_overwrite_frequency
+        if self.use_ema:  # the moving average of the weights is one more slot (saved, remapped), see fastnn._ema
+            self.slots = tuple(type(self).slots) + (_ema.SLOT,)
 
     # learning rate --------------------------------------------------------
     @property
@@ -98,11 +109,14 @@ class Optimizer:
         self.state = {}
         self._views = None
         for s in self.slots:
-            a = np.full(size, self._initial_state(s), dtype=dtype)
+            a = np.full(size, np.nan if s == _ema.SLOT else self._initial_state(s), dtype=dtype)
             if remap and s in old:
                 for o, n in remap:
                     a[n] = old[s][o]
             self.state[s] = a
+        if self.use_ema:
+            self._average_params, self._average_started = None, False  # the arena may have moved
+            self._average_swapped = False
 
     # step -----------------------------------------------------------------
     def apply(self, params, grads, ranges, variables):
@@ -126,6 +140,21 @@ class Optimizer:
         self.iterations += 1
         for p, g, state in per_range:
             self._update(p, g, state, lr)
+        if self.use_ema:
+            _ema.update(self, params, ranges)
+
+    def finalize_variable_values(self):
+        """With ``use_ema``: the trained weights replaced by their moving average (Keras; fit calls
+        it at its end). Without: nothing."""
+        if self.use_ema:
+            _ema.finalize(self)
+
+    def swap_ema_weights(self):
+        """With ``use_ema``: exchange the weights and their moving average (call twice to undo),
+        e.g. around an evaluation during training, as Keras's ``SwapEMAWeights`` callback."""
+        if not self.use_ema:
+            raise ValueError("use_ema: this optimizer keeps no moving average (compile with use_ema=True)")
+        _ema.swap(self)
 
     def _decay(self, p, lr):
         if self.weight_decay:
@@ -149,9 +178,13 @@ class Optimizer:
         lr = self._learning_rate
         if isinstance(lr, _schedules.LearningRateSchedule):
             lr = _schedules.serialize(lr)
-        return {"learning_rate": lr, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
-                "global_clipnorm": self.global_clipnorm, "weight_decay": self.weight_decay,
-                **{k: getattr(self, k) for k in self._hyper}}
+        c = {"learning_rate": lr, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
+             "global_clipnorm": self.global_clipnorm, "weight_decay": self.weight_decay,
+             **{k: getattr(self, k) for k in self._hyper}}
+        if self.use_ema:  # only when used: older saved files stay identical
+            c.update(use_ema=True, ema_momentum=self.ema_momentum,
+                     ema_overwrite_frequency=self.ema_overwrite_frequency)
+        return c
 
 
 class SGD(Optimizer):
@@ -184,7 +217,7 @@ class SGD(Optimizer):
         super().__init__(learning_rate, **kwargs)
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
         self.momentum_form = momentum_form
-        self.slots = ("velocity",) if self.momentum else ()
+        self.slots = (("velocity",) if self.momentum else ()) + ((_ema.SLOT,) if self.use_ema else ())
         self._ema_lr = None    # the lr the ema velocity was last scaled by
         self._ema_step = None  # (iteration, rescale factor) of the current step
 
@@ -289,3 +322,14 @@ def get(identifier):
 
 def serialize(opt):
     return {"class_name": type(opt).__name__, "config": opt.get_config()}
+
+
+# Nadam, Adamax, Lion: NumPy-vectorized updates over the arena (no fused kernel yet)
+from ._optimizers_more import Adamax, Lion, Nadam  # noqa: E402
+
+_BY_NAME.update(nadam=Nadam, adamax=Adamax, lion=Lion)
+_CLASSES.update({c.__name__: c for c in (Nadam, Adamax, Lion)})
+
+# Keras's namespace: fastnn.optimizers.schedules.CosineDecay, from fastnn.optimizers.schedules import ...
+schedules = _schedules
+sys.modules[__name__ + ".schedules"] = _schedules

@@ -5,8 +5,14 @@ import sys
 import time
 
 
+def _fmt(v, digits):
+    if isinstance(v, (list, tuple)):  # a per-class metric (F1Score(average=None)): every value
+        return "[" + ", ".join(f"{a:.{digits}f}" for a in v) + "]"
+    return f"{v:.{digits}f}"
+
+
 def format_logs(logs, digits=3):
-    return " ".join(f"{k}: {v:.{digits}f}" for k, v in logs.items() if not k.startswith("_"))
+    return " ".join(f"{k}: {_fmt(v, digits)}" for k, v in logs.items() if not k.startswith("_"))
 
 
 def epoch_line(epoch, logs):

@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
-import weakref
 
 import numpy as np
 
-from . import _sources
+from . import _atomic, _resume, _shuffle, _sources
 from . import _weights
 from . import callbacks as _callbacks
 from . import initializers as _initializers
@@ -39,25 +37,27 @@ from . import progress as _progress
 from ._output_check import check_loss_output
 
 
-# One lock per model: layers write into buffers they own (one set per batch size), so two
-# threads running the same model at once would overwrite each other's activations. fit,
-# evaluate, predict and compute_loss_and_gradients of one model run one at a time; different
-# models run in parallel (kernels release the GIL). Kept outside the model so that copying
-# a model (copy.deepcopy) gives the copy its own lock.
-_MODEL_LOCKS: "weakref.WeakKeyDictionary[object, threading.RLock]" = weakref.WeakKeyDictionary()
-_MODEL_LOCKS_GUARD = threading.Lock()
-
-
+# One lock per model (fastnn._atomic.model_lock): layers write into buffers they own (one
+# set per batch size), so two threads running the same model at once would overwrite each
+# other's activations. fit, evaluate, predict and compute_loss_and_gradients of one model
+# run one at a time; different models run in parallel (kernels release the GIL). Each
+# training step also holds the model's step lock (get_weights / save wait for the step).
 def serialized(method):
     @functools.wraps(method)
     def run_alone(self, *args, **kwargs):
-        with _MODEL_LOCKS_GUARD:
-            lock = _MODEL_LOCKS.get(self)
-            if lock is None:
-                lock = _MODEL_LOCKS[self] = threading.RLock()
-        with lock:
+        with _atomic.model_lock(self):
             return method(self, *args, **kwargs)
     return run_alone
+
+
+def between_steps(method):
+    """A method of the model that reads or writes its whole state: it waits for the training
+    step in progress (in another thread) to end, so it never sees or makes half of one."""
+    @functools.wraps(method)
+    def consistent(self, *args, **kwargs):
+        with _atomic.step_lock(self):
+            return method(self, *args, **kwargs)
+    return consistent
 
 
 class NotCompiledError(ValueError, RuntimeError):
@@ -66,8 +66,10 @@ class NotCompiledError(ValueError, RuntimeError):
 
 class EpochIterator:
     """Batches of in-memory arrays, epoch after epoch: ``for step, xb, yb in it`` runs one
-    epoch. With ``shuffle`` the rows are gathered in a fresh order (drawn from ``rng``) into
-    buffers allocated once per batch size; without, the batches are views. The last
+    epoch. With ``shuffle`` the rows are gathered into buffers allocated once per batch size,
+    in epoch ``epoch_index``'s order, a function of (``key``, ``epoch_index``) only
+    (``fastnn._shuffle``; the key is one draw from ``rng`` at construction; ``epoch_index``
+    counts the epochs iterated, fit sets it); without, the batches are views. The last
     partial batch is kept. Other data adapters (generators, datasets) can stand in for it
     by offering ``steps``, ``batch_size``, ``num_samples`` and the same iteration.
 
@@ -84,8 +86,9 @@ class EpochIterator:
         self.steps = math.ceil(n / self.batch_size)
         self.shuffle = bool(shuffle)
         self._perm = np.arange(n)
+        self.key, self.epoch_index = None, 0
         if self.shuffle:
-            self._rng = rng if rng is not None else _initializers.global_rng()
+            self.key = _shuffle.key(rng if rng is not None else _initializers.global_rng())
             sizes = {self.batch_size, n - (self.steps - 1) * self.batch_size}
             self._xbufs = {m: np.empty((m,) + x.shape[1:], dtype=x.dtype) for m in sizes}
             self._ybufs = None if y is None else {m: np.empty((m,) + y.shape[1:], dtype=y.dtype) for m in sizes}
@@ -110,7 +113,8 @@ class EpochIterator:
     def __iter__(self):
         x, y, bs, n = self.x, self.y, self.batch_size, self.num_samples
         if self.shuffle:
-            self._rng.shuffle(self._perm)
+            _shuffle.permute(self._perm, self.key, self.epoch_index)
+        self.epoch_index += 1
         for step in range(self.steps):
             s = step * bs
             e = min(s + bs, n)
@@ -331,12 +335,18 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
     each sample's loss (Keras's sum-over-batch-size reduction).
     validation_split: the last fraction of x, y (before shuffling) is held out.
     validation_freq: validate every k epochs (an int) or after the listed epochs (1-based).
-    steps_per_epoch: batches per epoch, continuing through the source across epochs.
-    seed: seeds the shuffling (default: fastnn's global generator).
+    steps_per_epoch: batches per epoch, continuing through the source across epochs (not
+    with BackupAndRestore: the epochs' batches then depend on the ones before).
+    seed: seeds the shuffling (default: fastnn's global generator); epoch e's order depends
+    on (seed, e) only, so initial_epoch=k (or a BackupAndRestore) resumes exactly.
     With a regularizer, ``loss`` includes the penalty and ``data_loss`` is without it.
     """
     check_compiled(model, "fit")
     verbose = _sources.check_fit_args(epochs, verbose, validation_split, validation_data, validation_freq)
+    _sources.check_batch_size(batch_size)
+    if steps_per_epoch is not None and _resume.backups(list(callbacks or [])):
+        raise ValueError("steps_per_epoch: not with BackupAndRestore (each epoch's batches depend on the "
+                         "epochs before it, so a resume cannot be exact); drop one of them")
     rng = np.random.default_rng(seed) if seed is not None else _initializers.global_rng()
     kw = dict(batch_size=batch_size, validation_split=validation_split, validation_data=validation_data,
               shuffle=shuffle, class_weight=class_weight, sample_weight=sample_weight,
@@ -352,22 +362,29 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
     model.history = history
     model.stop_training = False
     run = _EpochRunner(model, batches, cbs, verbose, epochs)
+    run.backups, state = _resume.bind(cbs, run)  # BackupAndRestore (fastnn/backup.py: the protocol)
     for cb in cbs:
         cb.on_train_begin()
-    for epoch in range(initial_epoch, epochs):
-        opt.epoch = epoch
-        for cb in cbs:
-            cb.on_epoch_begin(epoch)
-        logs = run(epoch)
-        if val is not None and _sources.validates(epoch, validation_freq):
-            logs.update({"val_" + k: v for k, v in evaluate_source(model, val, cbs).items()})
-        run.finish(logs)
-        for cb in cbs:
-            cb.on_epoch_end(epoch, logs)
-        if verbose == 2:
-            print(_progress.epoch_line(epoch, logs), flush=True)
-        if model.stop_training or getattr(batches, "exhausted", False):
-            break
+    initial_epoch, run.skip = _resume.restore(run.backups, state, initial_epoch)
+    with run.guard:  # each step atomic for Ctrl-C and for other threads (fastnn._atomic)
+        for epoch in range(initial_epoch, epochs):
+            opt.epoch = epoch
+            if not run.skip:  # a resumed epoch already under way has begun
+                for cb in cbs:
+                    cb.on_epoch_begin(epoch)
+            logs = run(epoch)
+            if val is not None and _sources.validates(epoch, validation_freq):
+                logs.update({"val_" + k: v for k, v in _eval.evaluate_source(model, val, cbs).items()})
+            run.finish(logs)
+            for cb in cbs:
+                cb.on_epoch_end(epoch, logs)
+            for b in run.backups:
+                b.epoch_end(epoch)
+            if verbose == 2:
+                print(_progress.epoch_line(epoch, logs), flush=True)
+            if model.stop_training or getattr(batches, "exhausted", False):
+                break
+    opt.finalize_variable_values()  # use_ema: the averaged weights, as Keras at the end of fit
     for cb in cbs:
         cb.on_train_end()
     return history
@@ -386,149 +403,65 @@ class _EpochRunner:
         regularization(model, grads=False)
         self.regularized = bool(model._reg_items)
         self.bar = None
+        self.guard = _atomic.StepGuard(model)
+        self.backups, self.skip = [], 0  # skip: batches of the next epoch done before a resume
+        self.total = self.data = 0.0  # the epoch's running sums (a backup's trainer state)
+        self.seen = 0
+
+    def _start(self, epoch):
+        """(batches to skip) at the start of an epoch: sums and metrics reset unless it resumes."""
+        skip, self.skip = self.skip, 0
+        if not skip:  # a resumed epoch keeps the sums and metric states it was saved with
+            for m in self.metrics:
+                m.reset()
+            self.total = self.data = 0.0
+            self.seen = 0
+        if hasattr(self.batches, "epoch_index"):
+            self.batches.epoch_index = epoch  # the order of the rows is a function of the epoch
+        return skip
 
     def __call__(self, epoch):
         model, metrics, batch_cbs, begin_cbs = self.model, self.metrics, self.batch_cbs, self.begin_cbs
         loss_on_logits, last_logits = self.modes
-        for m in metrics:
-            m.reset()
-        total = data = 0.0
-        seen = 0
+        skip, guard = self._start(epoch), self.guard
         bar = self.bar = _progress.ProgressBar(self.batches.steps, epoch, self.epochs) if self.verbose == 1 else None
         for step, (xb, yb, sw) in enumerate(self.batches.epoch()):
+            if step < skip:
+                continue
             for cb in begin_cbs:
                 cb.on_train_batch_begin(step, {"size": xb.shape[0]})
-            loss, penalty, out = train_step(model, xb, yb, loss_on_logits, last_logits, sw)
+            guard.begin()
+            try:
+                loss, penalty, out = train_step(model, xb, yb, loss_on_logits, last_logits, sw)
+            finally:
+                guard.end()  # a Ctrl-C during the step is raised here, after it
             mb = xb.shape[0]
-            seen += mb
-            total += (loss + penalty) * mb
-            data += loss * mb
+            self.seen += mb
+            self.total += (loss + penalty) * mb
+            self.data += loss * mb
             if metrics:
                 self.update_metrics(yb, out)
             if batch_cbs:
                 blogs = {"loss": loss + penalty}
                 for cb in batch_cbs:
                     cb.on_train_batch_end(step, blogs)
+            for b in self.backups:
+                b.batch_end(epoch, step)
             if bar is not None and bar.due(step + 1):
-                bar.update(step + 1, _logs(total, data, seen, metrics, self.regularized))
+                bar.update(step + 1, _logs(self.total, self.data, self.seen, metrics, self.regularized))
             if model.stop_training:
                 break
         self.batches.on_epoch_end()
-        if seen == 0:
+        if self.seen == 0:
             raise ValueError("x: the epoch held no batch")
-        return _logs(total, data, seen, metrics, self.regularized)
+        return _logs(self.total, self.data, self.seen, metrics, self.regularized)
 
     def finish(self, logs):
         if self.bar is not None:
             self.bar.finish(logs)
 
 
-# -------------------------------------------------------------- evaluate, predict
-def evaluate_source(model, source, cbs=()):
-    """Logs (loss with the penalty, data_loss when regularized, metrics) over a source's
-    batches (sample weights applied in the loss); calls the test hooks of ``cbs``."""
-    loss_on_logits, last_logits = loss_mode(model)
-    metrics = make_metrics(model)
-    update_metrics = metric_updater(model, metrics, loss_on_logits, last_logits)
-    begin, end = _callbacks.with_hook(cbs, "on_test_batch_begin"), _callbacks.with_hook(cbs, "on_test_batch_end")
-    for cb in cbs:
-        cb.on_test_begin()
-    n, data = 0, 0.0
-    for step, (xb, yb, sw) in enumerate(source.epoch()):
-        for cb in begin:
-            cb.on_test_batch_begin(step, {"size": xb.shape[0]})
-        out = model._forward(xb, False, last_logits)
-        loss, _ = _weights.weighted_value_and_grad(model.loss, out, yb, sw, loss_on_logits)
-        data += loss * xb.shape[0]
-        n += xb.shape[0]
-        update_metrics(yb, out)
-        for cb in end:
-            cb.on_test_batch_end(step, {"loss": loss})
-    source.on_epoch_end()
-    if n == 0:
-        raise ValueError("x: the data held no batch to evaluate")
-    penalty = regularization(model, grads=False)
-    logs = {"loss": data / n + penalty}
-    if model._reg_items:
-        logs["data_loss"] = data / n
-    for m in metrics:
-        logs[m.name] = m.result()
-    for cb in cbs:
-        cb.on_test_end(logs)
-    return logs
-
-
-def evaluate_arrays(model, x, y, batch_size):
-    """evaluate_source over checked arrays."""
-    return evaluate_source(model, EpochIterator(x, y, min(x.shape[0], batch_size or 1024)))
-
-
-def _eval_callbacks(model, callbacks):
-    cbs = list(callbacks or [])
-    for cb in cbs:
-        if not isinstance(cb, _callbacks.Callback):
-            raise TypeError(f"callbacks: expected Callback instances, got {type(cb).__name__}")
-        cb.set_model(model)
-    return cbs
-
-
-def evaluate(model, x, y=None, batch_size=None, verbose=0, sample_weight=None, steps=None, callbacks=None,
-             return_dict=False):
-    """Model.evaluate (see there)."""
-    check_compiled(model, "evaluate")
-    verbose = _sources.check_verbose(verbose)
-    cbs = _eval_callbacks(model, callbacks)
-    if not _sources.is_streamed(x, model) and y is None:
-        raise ValueError("y: expected targets, got None")
-    src = _sources.eval_source(model, x, y, sample_weight, batch_size, _sources.check_steps(steps, "steps"))
-    logs = evaluate_source(model, src, cbs)
-    if verbose:
-        print(_progress.format_logs(logs, 4))
-    if return_dict:
-        return logs
-    vals = [logs["loss"]] + [logs[m] for m in _multi_io.result_names(model)]
-    return vals[0] if len(vals) == 1 else vals
-
-
-def build_from(model, x, what="x"):
-    """Build an unbuilt model from the feature shape of array-like ``x`` (checked first)."""
-    xa = np.asarray(x)
-    if xa.ndim < 2:
-        raise ValueError(f"{what}: expected shape (n, features), got {xa.shape}")
-    prepare_x(model, xa, what)
-    model.build(xa.shape[1:])
-
-
-def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None):
-    """Model.predict (see there)."""
-    if getattr(model, "_io", None) is not None:
-        return _multi_io.predict(model, x, batch_size)
-    _sources.check_verbose(verbose)
-    cbs = _eval_callbacks(model, callbacks)
-    src = _sources.eval_source(model, x, None, None, batch_size, _sources.check_steps(steps, "steps"), "predict")
-    begin = _callbacks.with_hook(cbs, "on_predict_batch_begin")
-    end = _callbacks.with_hook(cbs, "on_predict_batch_end")
-    for cb in cbs:
-        cb.on_predict_begin()
-    n = getattr(src, "num_samples", None) if not isinstance(src, _sources.Streamed) else None
-    out = np.empty((n,) + tuple(model.layers[-1].output_shape), dtype=model.dtype) if n else None
-    parts, s = [], 0
-    for step, (xb, _, _) in enumerate(src.epoch()):
-        for cb in begin:
-            cb.on_predict_batch_begin(step, {"size": xb.shape[0]})
-        yb = model._forward(xb, False, False)
-        if out is not None:
-            out[s:s + xb.shape[0]] = yb
-        else:
-            parts.append(np.array(yb))
-        s += xb.shape[0]
-        for cb in end:
-            cb.on_predict_batch_end(step, {"outputs": yb})
-    src.on_epoch_end()
-    if out is None:
-        if not parts:
-            raise ValueError("x: the data held no batch to predict")
-        out = np.concatenate(parts)
-    for cb in cbs:
-        cb.on_predict_end()
-    return out
+# evaluate and predict live in fastnn._eval (imported last: it uses the helpers above)
+from . import _eval  # noqa: E402
+from ._eval import build_from, evaluate, evaluate_arrays, evaluate_source, predict  # noqa: E402,F401
+check_batch_size = _sources.check_batch_size

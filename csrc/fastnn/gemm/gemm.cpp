@@ -18,7 +18,7 @@
 namespace fastnn {
 namespace {
 
-template <class T> const GemmKernelsT<T>& kernels_for() { return dtype_half<T>(FASTNN_ACTIVE_TABLE(gemm_kernels)); }
+template <class T> const GemmKernelsT<T>& kernels_for() { return FASTNN_KERNELS(T, gemm_kernels); }
 
 // Minimum multiply-adds (m * n * k) per thread before a second thread pays
 // off, measured with bench/compare_gemm.py (threshold section).

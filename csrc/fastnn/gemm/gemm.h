@@ -22,6 +22,7 @@
 #include <cstddef>
 
 #include "fastnn/cpu.h"
+#include "fastnn/dispatch.h"
 #include "fastnn/eltwise/eltwise.h"
 
 namespace fastnn {
@@ -87,14 +88,7 @@ template <class T> struct GemmKernelsT {
   void (*run)(const GemmProblem<T>&);  // the five loops on one thread
   int mr, nr;                          // micro-tile, for splitting C between threads
 };
-struct GemmKernels {
-  GemmKernelsT<float> f32;
-  GemmKernelsT<double> f64;
-};
-
-namespace scalar { extern const GemmKernels gemm_kernels; }
-namespace avx2 { extern const GemmKernels gemm_kernels; }
-namespace avx512 { extern const GemmKernels gemm_kernels; }
+FASTNN_DECLARE_KERNELS(GemmKernels, GemmKernelsT, gemm_kernels)
 
 // Tuning knobs for measurements (bench/compare_gemm.py); < 0 restores the
 // defaults. direct_a_max_n: read A in place when n <= it; grain_macs: minimum

@@ -1,8 +1,9 @@
 """In-memory arrays and NumPy memory maps.
 
-``ArrayAdapter`` draws exactly the batches ``Model.fit`` draws: one permutation
-``perm = arange(n)`` kept across epochs and shuffled in place by the seeded
-generator at the start of every epoch, batch ``i`` = rows ``perm[i*bs:(i+1)*bs]``.
+``ArrayAdapter`` draws exactly the batches ``Model.fit`` draws: epoch ``e`` visits the
+rows in the order ``fastnn._shuffle.permute(perm, key, e)``, a function of the key (one
+draw from the seeded generator) and the epoch only, batch ``i`` = rows
+``perm[i*bs:(i+1)*bs]``; ``epoch_index`` counts the epochs drawn (set it to start elsewhere).
 
 ``MemmapAdapter`` never loads a memory map whole: it reads contiguous blocks of rows
 (in a random block order when shuffling), shuffles the rows inside each block, and
@@ -14,6 +15,7 @@ import mmap
 
 import numpy as np
 
+from .. import _shuffle
 from ._base import (DataAdapter, check_arrays, check_batch_size, check_shuffle, make_rng, pack, rebatch,
                     shuffle_rows, steps)
 
@@ -48,7 +50,8 @@ class ArrayAdapter(DataAdapter):
         self.num_batches = steps(self.n, self.batch_size)
         self.partial_batch_size = self.n % self.batch_size or None
         self.has_partial_batch = self.partial_batch_size is not None
-        self._rng = make_rng(seed) if self.shuffle else None
+        self.key = _shuffle.key(make_rng(seed)) if self.shuffle else None
+        self.epoch_index = 0
         self._perm = np.arange(self.n)
         self._reuse = bool(reuse_buffers)
         self._buffers = {}
@@ -70,7 +73,8 @@ class ArrayAdapter(DataAdapter):
 
     def get_epoch_iterator(self):
         if self.shuffle:
-            self._rng.shuffle(self._perm)  # drawn when the epoch starts, as fit does
+            _shuffle.permute(self._perm, self.key, self.epoch_index)  # as fit orders its epochs
+        self.epoch_index += 1
         return self._epoch(self._perm.copy() if self.shuffle else None)
 
     def _epoch(self, perm):

@@ -69,6 +69,31 @@ class ModelSource:
             yield step, xb, yb
         self.on_epoch_end()
 
+    @property
+    def key(self):
+        """The adapter's shuffle key (``ArrayAdapter``; AttributeError for others)."""
+        return self.adapter.key
+
+    @key.setter
+    def key(self, value):
+        if self._pending is not None and self.adapter.shuffle:  # drawn in the old order
+            self._pending = None
+        self.adapter.key = value
+
+    @property
+    def epoch_index(self):
+        """The epoch the next ``epoch()`` draws (passed through to an ``ArrayAdapter``, whose
+        order is a function of (key, epoch_index); AttributeError for other adapters)."""
+        return self.adapter.epoch_index - (1 if self._pending is not None else 0)
+
+    @epoch_index.setter
+    def epoch_index(self, value):
+        if self._pending is not None:
+            if value == self.adapter.epoch_index - 1:
+                return  # the epoch ensure_built started is that one
+            self._pending = None  # the model is built now; that batch is drawn again in its epoch
+        self.adapter.epoch_index = value
+
     def epoch(self):
         if self._pending is not None:  # the epoch ensure_built started
             it, first = self._pending

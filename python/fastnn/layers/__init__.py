@@ -1,5 +1,6 @@
 """Layers, grouped as in Keras 3: ``core`` (Dense, Activation, Flatten, Input),
-``activations`` (PReLU, Maxout), ``normalization`` (BatchNormalization),
+``activations`` (PReLU, Maxout, ReLU, LeakyReLU, ELU, Softmax), ``reshaping`` (Reshape,
+Identity), ``normalization`` (BatchNormalization, LayerNormalization),
 ``regularization`` (Dropout, AlphaDropout, GaussianNoise), ``augmentation`` (RandomFlip,
 RandomTranslation: images, active only in training), ``merging`` (Add, Subtract, Multiply,
 Average, Maximum, Concatenate). Layers never import the graph or the trainer.
@@ -26,11 +27,12 @@ from .. import activations as _activations
 from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
-from .activations import Maxout, PReLU
+from .activations import ELU, LeakyReLU, Maxout, PReLU, ReLU, Softmax
 from .core import (Activation, Dense, Flatten, Input, InputLayer, Layer, SymbolicTensor, VarSpec,  # noqa: F401
                    _require_2d, _shape_tuple, _snake)
 from .merging import Add, Average, Concatenate, Maximum, Merge, Multiply, Subtract
-from .normalization import BatchNormalization
+from .normalization import BatchNormalization, LayerNormalization
+from .reshaping import Identity, Reshape
 from .augmentation import RandomFlip, RandomTranslation
 from .preprocessing import Normalization, Rescaling
 from .regularization import AlphaDropout, Dropout, GaussianNoise
@@ -38,12 +40,14 @@ from .regularization import AlphaDropout, Dropout, GaussianNoise
 __all__ = ["Layer", "VarSpec", "SymbolicTensor", "InputLayer", "Input", "Flatten", "Dense", "Activation",
            "PReLU", "Maxout", "BatchNormalization", "Dropout", "AlphaDropout", "GaussianNoise", "RandomFlip",
            "RandomTranslation", "Rescaling", "Normalization", "Merge", "Add", "Subtract", "Multiply",
-           "Average", "Maximum", "Concatenate", "deserialize"]
+           "Average", "Maximum", "Concatenate", "ReLU", "LeakyReLU", "ELU", "Softmax", "LayerNormalization",
+           "Reshape", "Identity", "deserialize"]
 
 LAYERS = {c.__name__: c for c in (Dense, Activation, Dropout, BatchNormalization, PReLU, Maxout, Flatten,
                                    AlphaDropout, GaussianNoise, RandomFlip, RandomTranslation,
                                    Rescaling, Normalization,
-                                   Add, Subtract, Multiply, Average, Maximum, Concatenate)}
+                                   Add, Subtract, Multiply, Average, Maximum, Concatenate,
+                                   ReLU, LeakyReLU, ELU, Softmax, LayerNormalization, Reshape, Identity)}
 
 
 def deserialize(d):

@@ -267,10 +267,10 @@ def _require_2d(layer, input_shape):
 def affine_backward(layer, dz, need_dx):
     """The backward pass of ``z = x @ kernel + bias`` given dz: kernel and bias gradients
     (when the layer is trainable) and dx (when ``need_dx``), into the layer's buffers."""
-    if layer.trainable:
+    if layer.trainable and layer.use_bias:  # dW and db in one call: db summed while dz is packed
+        _ops.matmul_bias_grad(layer._x, dz, trans_a=True, out=(layer.grads["kernel"], layer.grads["bias"]))
+    elif layer.trainable:
         _ops.matmul(layer._x, dz, trans_a=True, out=layer.grads["kernel"])
-        if layer.use_bias:
-            _ops.column_sum(dz, out=layer.grads["bias"])
     if not need_dx:
         return None
     dx = layer._buffer(("dx", dz.shape[0]), layer._x.shape)

@@ -1,11 +1,13 @@
-"""Normalization layers: ``BatchNormalization``."""
+"""Normalization layers: ``BatchNormalization``, ``LayerNormalization``."""
 from __future__ import annotations
 
 import numpy as np
 
+from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import ops as _ops
 from .._validate import Interval, Real, validate
+from .. import regularizers as _regularizers
 from .core import Layer, _require_2d
 
 
@@ -96,4 +98,99 @@ class BatchNormalization(Layer):
                  gamma_initializer=_initializers.serialize(self.gamma_initializer),
                  moving_mean_initializer=_initializers.serialize(self.moving_mean_initializer),
                  moving_variance_initializer=_initializers.serialize(self.moving_variance_initializer))
+        return c
+
+
+class LayerNormalization(Layer):
+    """Normalizes each sample over ``axis`` (default -1: the features), then scales by gamma and
+    shifts by beta (Keras 3): ``y = (x - mean) / sqrt(var + epsilon) * gamma + beta`` with the
+    biased variance of the sample. gamma and beta have the shape of the normalized axes.
+    NumPy-vectorized forward and backward (there is no fused kernel for it).
+
+    >>> LayerNormalization().epsilon
+    0.001
+    """
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None,
+                 beta_constraint=None, gamma_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        axes = axis if isinstance(axis, (list, tuple)) else (axis,)
+        if not axes or any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in axes):
+            raise TypeError(f"axis: expected an int or a list/tuple of ints, got {axis!r}")
+        if isinstance(epsilon, bool) or not (np.isfinite(float(epsilon)) and float(epsilon) > 0):
+            raise ValueError(f"epsilon: expected a positive number, got {epsilon!r}")
+        self.axis = [int(a) for a in axis] if isinstance(axis, (list, tuple)) else int(axis)
+        self.epsilon, self.center, self.scale = float(epsilon), bool(center), bool(scale)
+        self.beta_initializer = _initializers.get(beta_initializer)
+        self.gamma_initializer = _initializers.get(gamma_initializer)
+        self.beta_regularizer = _regularizers.get(beta_regularizer)
+        self.gamma_regularizer = _regularizers.get(gamma_regularizer)
+        self.beta_constraint = _constraints.get(beta_constraint)
+        self.gamma_constraint = _constraints.get(gamma_constraint)
+
+    def _build(self, input_shape):
+        rank = len(input_shape) + 1
+        axes = self.axis if isinstance(self.axis, list) else [self.axis]
+        if any(not -rank <= a < rank for a in axes) or any(a % rank == 0 for a in axes):
+            raise ValueError(f"layer {self.name!r}: axis {self.axis!r} is the batch axis or out of range for "
+                             f"inputs of shape (batch, {', '.join(map(str, input_shape))})")
+        self._ax = tuple(sorted({a % rank for a in axes}))
+        self._reduce = tuple(a for a in range(rank) if a not in self._ax)  # axes summed for dgamma
+        pshape = tuple(input_shape[a - 1] for a in self._ax)
+        # parameters broadcast against (batch, *input_shape): size 1 on the other axes
+        self._bshape = tuple(input_shape[a - 1] if a in self._ax else 1 for a in range(1, rank))
+        if self.scale:
+            self.add_weight("gamma", pshape, self.gamma_initializer, self.gamma_regularizer,
+                            constraint=self.gamma_constraint)
+        if self.center:
+            self.add_weight("beta", pshape, self.beta_initializer, self.beta_regularizer,
+                            constraint=self.beta_constraint)
+        self.output_shape = input_shape
+
+    def forward(self, x, training=False, logits=False):
+        mean = np.mean(x, axis=self._ax, keepdims=True)
+        xc = x - mean
+        var = np.mean(xc * xc, axis=self._ax, keepdims=True)
+        inv = 1.0 / np.sqrt(var + self.epsilon)
+        xhat = self._buffer(("xhat", x.shape[0]), x.shape)
+        np.multiply(xc, inv, out=xhat)
+        y = self._buffer(("y", x.shape[0]), x.shape)
+        if self.scale:
+            np.multiply(xhat, self.vars["gamma"].reshape(self._bshape), out=y)
+        else:
+            np.copyto(y, xhat)
+        if self.center:
+            y += self.vars["beta"].reshape(self._bshape)
+        self._xhat, self._inv = xhat, inv
+        return y
+
+    def backward(self, dy, need_dx=True):
+        xhat = self._xhat
+        if self.trainable:
+            pshape = self.grads["gamma" if self.scale else "beta"].shape
+            if self.scale:
+                self.grads["gamma"][...] = np.sum(dy * xhat, axis=self._reduce).reshape(pshape)
+            if self.center:
+                self.grads["beta"][...] = np.sum(dy, axis=self._reduce).reshape(pshape)
+        if not need_dx:
+            return None
+        g = dy * self.vars["gamma"].reshape(self._bshape) if self.scale else dy
+        dx = self._buffer(("dx", dy.shape[0]), dy.shape)
+        # dx = inv * (g - mean(g) - xhat * mean(g * xhat)), means over the normalized axes
+        np.subtract(g, np.mean(g, axis=self._ax, keepdims=True), out=dx)
+        dx -= xhat * np.mean(g * xhat, axis=self._ax, keepdims=True)
+        dx *= self._inv
+        return dx
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(axis=self.axis, epsilon=self.epsilon, center=self.center, scale=self.scale,
+                 beta_initializer=_initializers.serialize(self.beta_initializer),
+                 gamma_initializer=_initializers.serialize(self.gamma_initializer),
+                 beta_regularizer=_regularizers.serialize(self.beta_regularizer),
+                 gamma_regularizer=_regularizers.serialize(self.gamma_regularizer))
+        if self.beta_constraint is not None or self.gamma_constraint is not None:
+            c.update(beta_constraint=_constraints.serialize(self.beta_constraint),
+                     gamma_constraint=_constraints.serialize(self.gamma_constraint))
         return c

@@ -1,0 +1,43 @@
+"""Clipping and reductions: clip_by_global_norm, clip_by_value, column_sum."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from ._common import _describe, _float_array, _out_array, _real, _state_array
+
+
+# ----------------------------------------------------------------------------
+# clipping and reductions  (clip_by_global_norm, clip_by_value, column_sum)
+# ----------------------------------------------------------------------------
+
+
+def clip_by_global_norm(grads, max_norm):
+    """Scale every array of ``grads`` in place by max_norm / norm when their global
+    L2 norm exceeds ``max_norm``; returns the norm before clipping (a float).
+
+    The norm is accumulated in float64 over fixed blocks, so it is bitwise the
+    same for any thread count. A NaN or inf anywhere gives a non-finite norm and
+    leaves every array untouched: the caller sees it, nothing is clipped into garbage.
+    """
+    if isinstance(grads, np.ndarray) or not isinstance(grads, (list, tuple)):
+        raise TypeError(f"grads: expected a list or tuple of arrays, got {_describe(grads)}")
+    grads = [_state_array(g, f"grads[{i}]", None, None) for i, g in enumerate(grads)]
+    max_norm = _real(max_norm, "max_norm", low=0.0, low_open=True)
+    return _core.clip_by_global_norm(grads, max_norm)
+
+
+def clip_by_value(grad, limit):
+    """Clamp every element of ``grad`` to [-limit, limit] in place (NaN stays NaN);
+    returns the L2 norm before clipping."""
+    grad = _state_array(grad, "grad", None, None)
+    limit = _real(limit, "limit", low=0.0, low_open=True)
+    return _core.clip_by_value(grad, limit)
+
+
+def column_sum(x, *, out=None):
+    """Sum over the rows of a (m, n) matrix: the bias gradient, shape (n,)."""
+    x = _float_array(x, "x", ndim=2)
+    out = _out_array(out, "out", dtype=x.dtype, shape=(x.shape[1],))
+    _core.column_sum(x, out)
+    return out
