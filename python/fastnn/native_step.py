@@ -53,7 +53,8 @@ def _layer_act(layer, logits):
 
 def _optimizer_spec(opt):
     """("adam" | "sgd", hyper) or None when the optimizer is not supported natively."""
-    if opt.clipnorm is not None or opt.clipvalue is not None or opt.global_clipnorm is not None:
+    if opt.clipnorm is not None or opt.clipvalue is not None or opt.global_clipnorm is not None \
+            or getattr(opt, "use_ema", False):
         return None
     if type(opt) in _ADAM:
         return "adam", {"beta1": float(opt.beta_1), "beta2": float(opt.beta_2), "eps": float(opt.epsilon),
@@ -65,7 +66,8 @@ def _optimizer_spec(opt):
 
 
 def _hyper_key(opt):
-    return (id(opt), opt.clipnorm, opt.clipvalue, opt.global_clipnorm, getattr(opt, "weight_decay", None),
+    return (id(opt), opt.clipnorm, opt.clipvalue, opt.global_clipnorm, getattr(opt, "use_ema", None),
+            getattr(opt, "weight_decay", None),
             getattr(opt, "beta_1", None), getattr(opt, "beta_2", None), getattr(opt, "epsilon", None),
             getattr(opt, "momentum", None), getattr(opt, "nesterov", None), getattr(opt, "momentum_form", None))
 
@@ -73,6 +75,8 @@ def _hyper_key(opt):
 def _loss_kind(model, yb, loss_on_logits, last_logits):
     """("xent_ids" | "xent_probs" | "mse", labels as the Python step passes them) or None."""
     loss = model.loss
+    if getattr(loss, "label_smoothing", 0.0):
+        return None
     if type(loss) in _XENT and loss_on_logits:
         if yb.dtype.kind in "iu" and yb.dtype != np.uint64 and yb.ndim == 1:
             return "xent_ids", _ops._c_aligned(yb, np.int64)

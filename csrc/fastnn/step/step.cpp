@@ -4,7 +4,6 @@
 #include "fastnn/gemm/gemm.h"
 #include "fastnn/loss/loss.h"
 #include "fastnn/random/random.h"
-#include "fastnn/reduce/reduce.h"
 
 namespace fastnn {
 
@@ -31,8 +30,8 @@ template <class T> void dense_forward(const DenseStep<T>& L, const T* x, std::si
   gemm<T>(P);
 }
 
-// Dense.backward + affine_backward: dz = dy * act'(y) in place, dW = x^T dz,
-// db = column sums of dz, dx = dz W^T.
+// Dense.backward + affine_backward: dz = dy * act'(y) in place, dW = x^T dz with
+// db = column sums of dz in the same call, dx = dz W^T.
 template <class T> void dense_backward(const DenseStep<T>& L, const T* x, T* dy, std::size_t m) {
   if (L.act != Act::identity) activation_backward<T>(L.act, dy, nullptr, L.y, dy, m * L.out, L.alpha);
   if (L.dW) {
@@ -47,8 +46,8 @@ template <class T> void dense_backward(const DenseStep<T>& L, const T* x, T* dy,
     P.ldb = L.out;
     P.c = L.dW;
     P.ldc = L.out;
+    P.bias_grad = L.db;  // ops.matmul_bias_grad: db summed while dz is packed (null: no bias)
     gemm<T>(P);
-    if (L.db) column_sum<T>(dy, L.db, m, L.out);
   }
   if (L.dx) {
     GemmProblem<T> P;
