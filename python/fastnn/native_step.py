@@ -98,6 +98,8 @@ def _supported_model(model):
     if list(model.arena.layers) != list(chain):
         return None
     for k, layer in enumerate(chain):
+        if getattr(getattr(layer, "_dtype_policy", None), "is_mixed", False):  # bf16 GEMMs: Python step
+            return None
         if type(layer) is _layers.Dropout and k > 0 and 0.0 < layer.rate < 1.0 and layer.dtype == model.dtype:
             continue
         if type(layer) is not _layers.Dense or layer.dtype != model.dtype:
@@ -111,6 +113,8 @@ def _build(model, chain, m, first, ranges, loss_kind, last_logits, opt_spec):
     """The _core.NativeStep over the layers' buffers (the ones the Python step uses)."""
     entries, dropouts = [], []
     for k, layer in enumerate(chain):
+        if getattr(getattr(layer, "_dtype_policy", None), "is_mixed", False):  # bf16 GEMMs: Python step
+            return None
         if type(layer) is _layers.Dropout:
             width = chain[k - 1].output_shape[-1]
             entries.append(("dropout", layer._buffer(("y", m), (m, width)), layer._buffer(("mask", m), (m, width)),
