@@ -20,6 +20,7 @@ void bind_loss(py::module_& m);
 void bind_optim(py::module_& m);
 void bind_random(py::module_& m);
 void bind_reduce(py::module_& m);
+void bind_step(py::module_& m);
 void bind_testing(py::module_& m);
 }  // namespace fastnn_py
 
@@ -90,6 +91,7 @@ PYBIND11_MODULE(_core, m) {
   fastnn_py::bind_optim(m);
   fastnn_py::bind_random(m);
   fastnn_py::bind_reduce(m);
+  fastnn_py::bind_step(m);
   py::module_ testing = m.def_submodule("_testing", "Test hooks: probes of the core's state, not API.");
   fastnn_py::bind_testing(testing);
 }

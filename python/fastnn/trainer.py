@@ -32,6 +32,7 @@ from . import layers as _layers
 from . import losses as _losses
 from . import metrics as _metrics
 from . import multi_io as _multi_io
+from . import native_step as _native_step
 from . import progress as _progress
 from ._output_check import check_loss_output
 
@@ -265,7 +266,10 @@ def _logs(total, data, count, metrics, regularized):
 # ------------------------------------------------------------------------ steps
 def train_step(model, xb, yb, loss_on_logits, last_logits, sample_weight=None):
     """One step: forward, fused loss (weighted by ``sample_weight`` when given), backward,
-    penalty, optimizer. (loss, penalty, output)."""
+    penalty, optimizer. (loss, penalty, output); as one native call when supported."""
+    native = _native_step.try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight)
+    if native is not None:
+        return native
     ranges, variables, first = model.arena.layout()  # a trainable change is seen here
     out = model._forward(xb, True, last_logits)
     loss, d = _weights.weighted_value_and_grad(model.loss, out, yb, sample_weight, loss_on_logits)

@@ -1,0 +1,67 @@
+// The native training step: a plan of Dense layers, a fused loss and an optimizer,
+// built once per (batch size, trainable layout) by python/fastnn/native_step.py and run
+// as one call. It calls exactly the kernels the Python step (trainer.train_step) calls,
+// in the same order with the same arguments, so its result is bitwise the same.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "fastnn/eltwise/eltwise.h"
+#include "fastnn/optim/optim.h"
+
+namespace fastnn {
+
+enum class StepNode { dense, dropout };
+
+// One layer. Dense: y = act(x @ W + b) into y (m x out); backward from dy (the next
+// layer's dx buffer, or the loss gradient) in place, then dW, db and dx. Dropout (in ==
+// out): y = x * mask with the Philox seed seeds[seed_index]; backward dy *= mask in place.
+template <class T> struct DenseStep {
+  StepNode kind = StepNode::dense;
+  std::size_t in = 0, out = 0;
+  T* mask = nullptr;           // dropout: m x out
+  double rate = 0;             // dropout
+  std::size_t seed_index = 0;  // dropout: its seed in StepPlan::seeds
+  const T* W = nullptr;
+  const T* b = nullptr;        // null: no bias
+  T* dW = nullptr;             // null: not trainable (no parameter gradients)
+  T* db = nullptr;             // null: not trainable or no bias
+  T* y = nullptr;              // m x out
+  T* dx = nullptr;             // m x in, null when the backward stops here
+  Act act = Act::identity;     // identity: linear (or logits for a fused loss)
+  T alpha = T(0);              // the activation's alpha, forward and backward
+};
+
+enum class StepLoss { xent_ids, xent_probs, mse };
+enum class StepOptimizer { adam, sgd };
+
+// One contiguous trainable range of the arena: param, grad and up to two state slots.
+template <class T> struct StepRange {
+  T* p = nullptr;
+  const T* g = nullptr;
+  T* s0 = nullptr;  // adam m, sgd velocity (null without momentum)
+  T* s1 = nullptr;  // adam v
+  std::size_t n = 0;
+};
+
+template <class T> struct StepPlan {
+  std::size_t m = 0;                 // batch size
+  std::vector<DenseStep<T>> layers;  // forward order
+  std::size_t first = 0;             // backward runs from the last layer down to this one
+  StepLoss loss = StepLoss::mse;
+  T* dlogits = nullptr;              // m x out of the last layer
+  const std::uint64_t* seeds = nullptr;  // one per dropout layer, written by the caller per step
+  StepOptimizer optimizer = StepOptimizer::adam;
+  AdamArgs adam;                     // lr and step set per call
+  SgdArgs sgd;                       // lr set per call
+  std::vector<StepRange<T>> ranges;  // empty: nothing trainable
+};
+
+// One step on the batch x (m x in of the first layer) with labels (int64 ids for
+// xent_ids, else T rows like the output). Returns the loss. Called with the GIL released.
+template <class T>
+double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double lr, std::int64_t step);
+
+}  // namespace fastnn

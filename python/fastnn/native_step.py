@@ -1,0 +1,199 @@
+"""The native training step: for a Sequential chain of Dense (and Dropout) layers with a fused loss
+(softmax cross-entropy on logits, or mean squared error) and Adam/AdamW or SGD, one
+training step is one call into the core (``_core.NativeStep.run``, GIL released).
+
+The plan is built once per (batch size, dtype, arena layout, optimizer state, loss and
+hyperparameters) from the layers' own buffers and the arena's views, and calls exactly
+the kernels the Python step (``trainer.train_step``) calls, in the same order with the
+same arguments: the result is bitwise the same. Anything else (BatchNormalization,
+a first-layer Dropout, regularizers, constraints, clipping, sample weights, other losses or
+optimizers, activations outside the GEMM epilogue) runs the Python step, with no error.
+``FASTNN_NATIVE_STEP=0`` in the environment turns the native step off.
+"""
+from __future__ import annotations
+
+import os
+import weakref
+
+import numpy as np
+
+from . import _core
+from . import layers as _layers
+from . import losses as _losses
+from . import ops as _ops
+from . import optimizers as _optimizers
+
+_XENT = (_losses.CategoricalCrossentropy, _losses.SparseCategoricalCrossentropy)
+_ADAM = (_optimizers.Adam, _optimizers.AdamW)
+# model -> (key, plan or None): kept outside the model so that copying or pickling a model
+# never meets a core object (a copy builds its own plan at its first step).
+_PLANS: "weakref.WeakKeyDictionary[object, tuple]" = weakref.WeakKeyDictionary()
+
+
+def enabled():
+    """False when ``FASTNN_NATIVE_STEP=0`` (read at every fit, so tests can flip it)."""
+    return os.environ.get("FASTNN_NATIVE_STEP", "1") != "0"
+
+
+def _kernel_alpha(act):
+    """The alpha the Python step passes to the kernels for this activation."""
+    return act.alpha if act.alpha is not None else _ops._DEFAULT_ALPHA.get(act.kernel, 0.0)
+
+
+def _layer_act(layer, logits):
+    """(kernel name, alpha) of a Dense layer's activation as the fused GEMM epilogue takes
+    it, or None when the Python step would not fuse it (softmax, swish, ...)."""
+    act = layer._linear if logits else layer.activation
+    if act.is_linear:
+        return "identity", 0.0
+    if act.kernel is None or act.needs_input or act.name == "softmax":
+        return None
+    return act.kernel, float(_kernel_alpha(act))
+
+
+def _optimizer_spec(opt):
+    """("adam" | "sgd", hyper) or None when the optimizer is not supported natively."""
+    if opt.clipnorm is not None or opt.clipvalue is not None or opt.global_clipnorm is not None \
+            or getattr(opt, "use_ema", False):
+        return None
+    if type(opt) in _ADAM:
+        return "adam", {"beta1": float(opt.beta_1), "beta2": float(opt.beta_2), "eps": float(opt.epsilon),
+                        "weight_decay": float(opt.weight_decay or 0.0), "decoupled": True}
+    if type(opt) is _optimizers.SGD and not opt.weight_decay \
+            and not (opt.momentum_form == "ema" and opt.momentum):
+        return "sgd", {"momentum": float(opt.momentum), "nesterov": bool(opt.nesterov)}
+    return None
+
+
+def _hyper_key(opt):
+    return (id(opt), opt.clipnorm, opt.clipvalue, opt.global_clipnorm, getattr(opt, "use_ema", None),
+            getattr(opt, "weight_decay", None),
+            getattr(opt, "beta_1", None), getattr(opt, "beta_2", None), getattr(opt, "epsilon", None),
+            getattr(opt, "momentum", None), getattr(opt, "nesterov", None), getattr(opt, "momentum_form", None))
+
+
+def _loss_kind(model, yb, loss_on_logits, last_logits):
+    """("xent_ids" | "xent_probs" | "mse", labels as the Python step passes them) or None."""
+    loss = model.loss
+    if getattr(loss, "label_smoothing", 0.0):
+        return None
+    if type(loss) in _XENT and loss_on_logits:
+        if yb.dtype.kind in "iu" and yb.dtype != np.uint64 and yb.ndim == 1:
+            return "xent_ids", _ops._c_aligned(yb, np.int64)
+        if yb.dtype.kind in "fb" and yb.ndim == 2:
+            return "xent_probs", _ops._c_aligned(yb, model.dtype)
+        return None
+    if type(loss) is _losses.MeanSquaredError and not last_logits and yb.ndim == 2 and yb.dtype.kind in "fiub":
+        return "mse", _ops._c_aligned(yb, model.dtype)
+    return None
+
+
+def _supported_model(model):
+    """The Dense chain of the model, or None when its step must run in Python."""
+    chain = model._chain
+    if chain is None or model._io is not None or model.regularizer is not None or model._reg_items != []:
+        return None
+    if np.dtype(model.dtype) not in (np.float32, np.float64):
+        return None
+    if list(model.arena.layers) != list(chain):
+        return None
+    for k, layer in enumerate(chain):
+        if getattr(getattr(layer, "_dtype_policy", None), "is_mixed", False):  # bf16 GEMMs: Python step
+            return None
+        if type(layer) is _layers.Dropout and k > 0 and 0.0 < layer.rate < 1.0 and layer.dtype == model.dtype:
+            continue
+        if type(layer) is not _layers.Dense or layer.dtype != model.dtype:
+            return None
+        if any(s.regularizer is not None or s.constraint is not None for s in layer.specs):
+            return None
+    return chain
+
+
+def _build(model, chain, m, first, ranges, loss_kind, last_logits, opt_spec):
+    """The _core.NativeStep over the layers' buffers (the ones the Python step uses)."""
+    entries, dropouts = [], []
+    for k, layer in enumerate(chain):
+        if getattr(getattr(layer, "_dtype_policy", None), "is_mixed", False):  # bf16 GEMMs: Python step
+            return None
+        if type(layer) is _layers.Dropout:
+            width = chain[k - 1].output_shape[-1]
+            entries.append(("dropout", layer._buffer(("y", m), (m, width)), layer._buffer(("mask", m), (m, width)),
+                            float(layer.rate), len(dropouts)))
+            dropouts.append(layer)
+            continue
+        act = _layer_act(layer, last_logits and k == len(chain) - 1)
+        if act is None:
+            return None
+        trainable = layer.trainable
+        y = layer._buffer(("y", m), (m, layer.units))
+        dx = layer._buffer(("dx", m), (m, layer.vars["kernel"].shape[0])) if k > first else None
+        entries.append((layer.vars["kernel"], layer.vars.get("bias") if layer.use_bias else None,
+                        layer.grads["kernel"] if trainable else None,
+                        layer.grads.get("bias") if trainable and layer.use_bias else None,
+                        y, dx, act[0], act[1]))
+    dlogits = np.empty((m, chain[-1].output_shape[-1]), dtype=model.dtype)
+    opt = model.optimizer
+    name, hyper = opt_spec
+    arena = model.arena
+    slots = (("m", "v") if name == "adam" else ("velocity", None))
+    views = []
+    for a, b in ranges:
+        s = [opt.state[n][a:b] if n is not None and n in opt.state else None for n in slots]
+        views.append((arena.params[a:b], arena.grads[a:b], s[0], s[1]))
+    seeds = np.zeros(len(dropouts), dtype=np.uint64)
+    native = _core.NativeStep(entries, first, loss_kind, dlogits, name, hyper, views, seeds)
+    masks = [e[2] for e in entries if len(e) == 5]
+    return native, seeds, list(zip(dropouts, masks))
+
+
+def _key(model, m, version):
+    opt = model.optimizer
+    return (m, version, id(model.arena.params), id(model.arena.grads), id(model.loss),
+            tuple(id(v) for v in opt.state.values()), _hyper_key(opt))
+
+
+def try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight):
+    """(loss, 0.0, output) after one native step, or None: run the Python step instead
+    (nothing has been changed then)."""
+    if sample_weight is not None or xb.__class__ is not np.ndarray or yb.__class__ is not np.ndarray \
+            or model._reg_items != [] or not enabled():
+        return None
+    plan = _PLANS.get(model)
+    ranges, _, first = model.arena.layout()
+    m = xb.shape[0]
+    key = _key(model, m, model.arena.version)
+    if plan is None or plan[0] != key:
+        plan = _PLANS[model] = (key, _make(model, m, first, ranges, yb, loss_on_logits, last_logits))
+    step = plan[1]
+    if step is None or m == 0:
+        return None
+    kind = _loss_kind(model, yb, loss_on_logits, last_logits)
+    if kind is None or kind[0] != step[1] or xb.dtype != model.dtype or not xb.flags.c_contiguous:
+        return None
+    (native, seeds, dropouts), out = step[0], step[2]
+    for i, (layer, mask) in enumerate(dropouts):  # Dropout.forward's seed sequence
+        seeds[i] = (layer.seed + layer._calls * layer._MIX) & 0xFFFFFFFFFFFFFFFF
+        layer._calls += 1
+        layer._active, layer._mask = True, mask
+    opt = model.optimizer
+    if ranges:
+        loss = native.run(xb, kind[1], opt.current_learning_rate(), opt.iterations + 1)
+        opt.iterations += 1
+    else:
+        loss = native.run(xb, kind[1], 0.0, 0)
+    model._chain[0]._x = xb
+    return loss, 0.0, out
+
+
+def _make(model, m, first, ranges, yb, loss_on_logits, last_logits):
+    """(NativeStep, loss kind, output buffer) or None when this model's step is not supported."""
+    chain = _supported_model(model)
+    opt_spec = _optimizer_spec(model.optimizer) if chain is not None else None
+    kind = _loss_kind(model, yb, loss_on_logits, last_logits) if opt_spec is not None else None
+    if kind is None or m == 0:
+        return None
+    if ranges and opt_spec[0] == "adam" and not all(s in model.optimizer.state for s in ("m", "v")):
+        return None
+    native = _build(model, chain, m, first, ranges, kind[0], last_logits, opt_spec)
+    last = chain[-1]
+    return None if native is None else (native, kind[0], last._buffer(("y", m), (m, last.output_shape[-1])))

@@ -1,0 +1,147 @@
+"""The native training step (python/fastnn/native_step.py, csrc/fastnn/step/): a supported
+model trains bitwise the same as with the Python step (FASTNN_NATIVE_STEP=0), float32
+and float64, 1 and 2 threads, with Dropout (same Philox seeds); anything unsupported falls back to
+the Python step."""
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import _core, native_step, trainer
+from fastnn import layers as L
+from fastnn import optimizers as O
+
+
+def _dense(units, k, **kw):
+    return L.Dense(units, kernel_initializer=fastnn.initializers.GlorotUniform(seed=10 + k), **kw)
+
+
+def _train(monkeypatch, native, build, loss, opt, y, dtype, epochs=2, callbacks=None, sample_weight=None,
+           batch_size=16):
+    """(final parameters, history, number of native steps) of one training run."""
+    monkeypatch.setenv("FASTNN_NATIVE_STEP", "1" if native else "0")
+    count = {"n": 0}
+
+    def counting(*args):
+        r = native_step.try_step(*args)
+        count["n"] += r is not None
+        return r
+    monkeypatch.setattr(trainer, "_native_step", type("M", (), {"try_step": staticmethod(counting)}))
+    x = np.random.default_rng(0).normal(size=(90, 10)).astype(dtype)
+    model = fastnn.Sequential([L.Input((10,))] + build(), dtype=dtype)
+    model.compile(opt(), loss)
+    h = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, seed=3, callbacks=callbacks,
+                  sample_weight=sample_weight)
+    return model.arena.params.copy(), h.history, count["n"]
+
+
+def _both(monkeypatch, *args, **kw):
+    ref = _train(monkeypatch, False, *args, **kw)
+    nat = _train(monkeypatch, True, *args, **kw)
+    assert ref[2] == 0
+    np.testing.assert_array_equal(nat[0], ref[0])  # bitwise
+    assert nat[1] == ref[1]
+    return nat[2]
+
+
+_IDS = np.random.default_rng(1).integers(0, 4, 90)
+_ROWS = np.random.default_rng(2).random((90, 3))
+
+SUPPORTED = [
+    # (layers, loss, optimizer, targets)
+    (lambda: [_dense(16, 0, activation="relu"), _dense(8, 1, activation="tanh"), _dense(4, 2, activation="softmax")],
+     "sparse_categorical_crossentropy", lambda: O.Adam(1e-2), _IDS),
+    (lambda: [_dense(12, 0, activation="elu"), _dense(8, 1, activation=fastnn.activations.LeakyReLU(0.2)),
+              _dense(4, 2)],
+     fastnn.losses.SparseCategoricalCrossentropy(from_logits=True),
+     lambda: O.SGD(0.05, momentum=0.9, nesterov=True), _IDS),
+    (lambda: [_dense(12, 0, activation="selu", use_bias=False), _dense(3, 1, activation="softmax")],
+     "categorical_crossentropy", lambda: O.AdamW(1e-2), np.eye(3)[_IDS % 3]),
+    (lambda: [_dense(12, 0, activation="sigmoid"), _dense(3, 1, activation="relu")],
+     "mse", lambda: O.SGD(0.1), _ROWS),
+    (lambda: [_dense(8, 0, activation="relu"), _dense(3, 1)],
+     "mse", lambda: O.Adam(fastnn.schedules.ExponentialDecay(1e-2, 5, 0.5)), _ROWS),
+    (lambda: [_dense(16, 0, activation="relu"), L.Dropout(0.3, seed=5), _dense(8, 1, activation="relu"),
+              L.Dropout(0.5, seed=6), _dense(4, 2, activation="softmax")],
+     "sparse_categorical_crossentropy", lambda: O.Adam(1e-2), _IDS),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", range(len(SUPPORTED)))
+def test_native_step_bitwise_equal_to_python_step(monkeypatch, threads, dtype, case):
+    build, loss, opt, y = SUPPORTED[case]
+    y = y.astype(dtype) if y.dtype.kind == "f" else y
+    n = _both(monkeypatch, build, loss, opt, y, dtype)
+    assert n == 2 * 6  # every step of both epochs ran natively (90 rows, batch 16)
+
+
+def test_frozen_layers_and_trainable_change_mid_epoch(monkeypatch):
+    """A frozen first layer (backward stops above it), then a callback unfreezing it in the
+    middle of an epoch: the plan is rebuilt and the result still equals the Python step."""
+    class Unfreeze(fastnn.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 3:
+                self.model.layers[0].trainable = True
+
+    def build():
+        first = _dense(16, 0, activation="relu")
+        first.trainable = False
+        return [first, L.Dropout(0.25, seed=2), _dense(8, 1, activation="relu"), _dense(4, 2, activation="softmax")]
+
+    n = _both(monkeypatch, build, "sparse_categorical_crossentropy", lambda: O.Adam(1e-2), _IDS, "float32",
+              callbacks=[Unfreeze()])
+    assert n == 12
+
+
+UNSUPPORTED = {
+    "batchnorm": lambda: [_dense(8, 0, activation="relu"), L.BatchNormalization(), _dense(4, 1, activation="softmax")],
+    "dropout_first": lambda: [L.Dropout(0.3, seed=1), _dense(4, 1, activation="softmax")],
+    "regularizer": lambda: [_dense(8, 0, activation="relu", kernel_regularizer="l2"), _dense(4, 1, activation="softmax")],
+    "constraint": lambda: [_dense(8, 0, activation="relu", kernel_constraint="non_neg"),
+                           _dense(4, 1, activation="softmax")],
+    "swish": lambda: [_dense(8, 0, activation="swish"), _dense(4, 1, activation="softmax")],
+}
+
+
+@pytest.mark.parametrize("what", sorted(UNSUPPORTED))
+def test_unsupported_layers_fall_back(monkeypatch, what):
+    n = _both(monkeypatch, UNSUPPORTED[what], "sparse_categorical_crossentropy", lambda: O.Adam(1e-2), _IDS,
+              "float32")
+    assert n == 0
+
+
+def test_unsupported_training_options_fall_back(monkeypatch):
+    build = SUPPORTED[0][0]
+    assert _both(monkeypatch, build, "sparse_categorical_crossentropy", lambda: O.Adam(1e-2, clipnorm=1.0),
+                 _IDS, "float32") == 0
+    assert _both(monkeypatch, build, "sparse_categorical_crossentropy", lambda: O.RMSprop(1e-2), _IDS,
+                 "float32") == 0
+    assert _both(monkeypatch, build, "sparse_categorical_crossentropy", lambda: O.Adam(1e-2, use_ema=True),
+                 _IDS, "float32") == 0
+    assert _both(monkeypatch, build, fastnn.losses.CategoricalCrossentropy(label_smoothing=0.1),
+                 lambda: O.Adam(1e-2), np.eye(4)[_IDS], "float32") == 0
+    assert _both(monkeypatch, build, "sparse_categorical_crossentropy", lambda: O.Adam(1e-2), _IDS, "float32",
+                 sample_weight=np.linspace(0.5, 1.5, 90)) == 0
+    # softmax output with MSE: the softmax is not a GEMM epilogue
+    assert _both(monkeypatch, build, "mse", lambda: O.SGD(0.1), np.eye(4)[_IDS], "float32") == 0
+
+
+def test_native_step_checks_its_arguments():
+    f = np.float32
+    W, y = np.zeros((3, 2), f), np.zeros((4, 2), f)
+    layers = [(W, None, np.zeros((3, 2), f), None, y, None, "relu", 0.0)]
+    step = _core.NativeStep(layers, 0, "mse", np.zeros((4, 2), f), "sgd", {"momentum": 0.0, "nesterov": False}, [])
+    with pytest.raises(ValueError, match="x: expected shape"):
+        step.run(np.zeros((5, 3), f), np.zeros((4, 2), f), 0.1, 1)
+    with pytest.raises(TypeError, match="x:"):
+        step.run(np.zeros((4, 3)), np.zeros((4, 2), f), 0.1, 1)
+    with pytest.raises(ValueError, match="labels: expected shape"):
+        step.run(np.zeros((4, 3), f), np.zeros((4, 3), f), 0.1, 1)
+    with pytest.raises(ValueError, match="must not overlap labels"):
+        step.run(np.zeros((4, 3), f), y, 0.1, 1)  # labels are the layer's own output buffer
+    with pytest.raises(ValueError, match="loss:"):
+        _core.NativeStep(layers, 0, "hinge", np.zeros((4, 2), f), "sgd", {}, [])
+    with pytest.raises(ValueError, match="dx: layer 1"):
+        _core.NativeStep(layers + [(np.zeros((2, 2), f), None, None, None, np.zeros((4, 2), f), None, "relu", 0.0)],
+                         0, "mse", np.zeros((4, 2), f), "sgd", {"momentum": 0.0, "nesterov": False}, [])
+    assert step.run(np.ones((4, 3), f), np.ones((4, 2), f), 0.1, 1) == pytest.approx(1.0)
