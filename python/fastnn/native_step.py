@@ -146,10 +146,16 @@ def _build(model, chain, m, first, ranges, loss_kind, last_logits, opt_spec):
     return native, seeds, list(zip(dropouts, masks))
 
 
+def _layers_key(model):
+    """What the plan copied from the layers: a changed activation or dropout rate rebuilds it."""
+    return tuple((id(l), repr(getattr(l, "activation", None)), getattr(l, "rate", None),
+                  getattr(l, "seed", None)) for l in model.layers)
+
+
 def _key(model, m, version):
     opt = model.optimizer
     return (m, version, id(model.arena.params), id(model.arena.grads), id(model.loss),
-            tuple(id(v) for v in opt.state.values()), _hyper_key(opt))
+            tuple(id(v) for v in opt.state.values()), _hyper_key(opt), _layers_key(model))
 
 
 def try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight):
