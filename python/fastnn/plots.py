@@ -144,6 +144,27 @@ def _per_epoch(v):
         return False
 
 
+def _histogram_grid(arrays, path, title, color, hist_kwargs, label):
+    """One histogram per name -> array (finite values only), up to 5 a row, each titled
+    ``label(name, values)``; unused cells are blanked."""
+    plt = _pyplot()
+    n = len(arrays)
+    cols = min(n, 5)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.3 * rows), squeeze=False)
+    for ax, (name, a) in zip(axes.flat, arrays.items()):
+        a = np.asarray(a, dtype=np.float64).ravel()
+        a = a[np.isfinite(a)]
+        ax.hist(a, color=color, **hist_kwargs)
+        ax.set_title(label(name, a), fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path)
+
+
 def activation_histograms(activations, path=None, bins=50, title=None, range=None):
     """One histogram per layer of its activation values (the notes' init figures).
 
@@ -157,22 +178,8 @@ def activation_histograms(activations, path=None, bins=50, title=None, range=Non
     """
     if not isinstance(activations, dict) or not activations:
         raise TypeError("activations: expected a non-empty dict of layer name -> array")
-    plt = _pyplot()
-    n = len(activations)
-    cols = min(n, 5)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.3 * rows), squeeze=False)
-    for ax, (name, a) in zip(axes.flat, activations.items()):
-        a = np.asarray(a, dtype=np.float64).ravel()
-        a = a[np.isfinite(a)]
-        ax.hist(a, bins=bins, range=range, color="C0")
-        ax.set_title(f"{name}\nmean {a.mean():.2g} std {a.std():.2g}", fontsize=8)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    if title:
-        fig.suptitle(title)
-    return _finish(fig, path)
+    return _histogram_grid(activations, path, title, "C0", dict(bins=bins, range=range),
+                           lambda name, a: f"{name}\nmean {a.mean():.2g} std {a.std():.2g}")
 
 
 def std_per_layer_plot(stds, path=None, title=None):
@@ -282,22 +289,10 @@ def gradient_histograms(flow, path=None, bins=50, title=None):
     if not isinstance(grads, dict) or not grads:
         raise TypeError("flow: expected a GradientFlow or a non-empty dict of name -> gradient array")
     kernels = {k: v for k, v in grads.items() if k.endswith("/kernel")} or grads
-    plt = _pyplot()
-    n = len(kernels)
-    cols = min(n, 5)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.3 * rows), squeeze=False)
-    for ax, (name, g) in zip(axes.flat, kernels.items()):
-        g = np.asarray(g, dtype=np.float64).ravel()
-        g = g[np.isfinite(g)]
-        ax.hist(g, bins=bins, color="C1")
+
+    def label(name, g):
         stats = flow.get(name) if isinstance(flow, dict) and name in flow and \
             isinstance(flow.get(name), dict) else None
         extra = f" ratio {stats['ratio']:.2g}" if stats else ""
-        ax.set_title(f"{name}\nnorm {np.linalg.norm(g):.2g}{extra}", fontsize=8)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    if title:
-        fig.suptitle(title)
-    return _finish(fig, path)
+        return f"{name}\nnorm {np.linalg.norm(g):.2g}{extra}"
+    return _histogram_grid(kernels, path, title, "C1", dict(bins=bins), label)
