@@ -10,7 +10,7 @@ writes the learning curves.
 import argparse
 import time
 
-from _common import fashion_mnist, have_matplotlib, out_path, table
+from _common import fashion_mnist, plot_runs, table
 
 import fastnn
 from fastnn.layers import Dense
@@ -44,11 +44,7 @@ def main():
                      f"{secs:.1f}"))
         curves[act] = h.history
     table(rows, ["activation", "train loss", "test accuracy", "seconds"])
-    if have_matplotlib():
-        from fastnn.plots import compare_runs
-        compare_runs(curves, ("loss", "val_accuracy"), out_path("02_activations.png"),
-                     title="training loss and test accuracy per activation")
-        print(f"plot: {out_path('02_activations.png')}")
+    plot_runs(curves, ("loss", "val_accuracy"), "02_activations.png", "training loss and test accuracy per activation")
 
 
 if __name__ == "__main__":

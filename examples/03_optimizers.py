@@ -9,7 +9,7 @@ writes the learning curves.
 """
 import argparse
 
-from _common import fashion_mnist, have_matplotlib, out_path, table
+from _common import fashion_mnist, plot_runs, table
 
 import fastnn
 from fastnn.layers import Dense
@@ -44,11 +44,7 @@ def main():
                     + [f"{h.history['val_accuracy'][-1]:.4f}"])
     table(rows, ["optimizer", "loss ep 1", f"loss ep {args.epochs // 2 + 1}",
                  f"loss ep {args.epochs}", "test acc"])
-    if have_matplotlib():
-        from fastnn.plots import compare_runs
-        compare_runs(curves, ("loss", "val_loss"), out_path("03_optimizers.png"),
-                     title="training and test loss per optimizer")
-        print(f"plot: {out_path('03_optimizers.png')}")
+    plot_runs(curves, ("loss", "val_loss"), "03_optimizers.png", "training and test loss per optimizer")
 
 
 if __name__ == "__main__":

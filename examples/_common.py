@@ -46,6 +46,14 @@ def have_matplotlib() -> bool:
         return False
 
 
+def plot_runs(curves, metrics, name, title):
+    """fastnn.plots.compare_runs of the runs' histories into out_path(name), when matplotlib is there."""
+    if have_matplotlib():
+        from fastnn.plots import compare_runs
+        compare_runs(curves, metrics, out_path(name), title=title)
+        print(f"plot: {out_path(name)}")
+
+
 def table(rows, header):
     """Print a plain table."""
     rows = [[str(c) for c in r] for r in rows]

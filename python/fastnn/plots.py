@@ -45,6 +45,18 @@ def _finish(fig, path):
     return fig
 
 
+def _finish_log_axes(fig, ax, path, title, xlabel, ylabel, **legend):
+    """Labels, a grid on both tick levels, the legend and the title of a one-axes figure;
+    then saves or returns it as :func:`_finish` does."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(**legend)
+    if title:
+        ax.set_title(title)
+    return _finish(fig, path)
+
+
 def _history_dict(history, name="history"):
     h = getattr(history, "history", history)
     if not isinstance(h, dict):
@@ -196,13 +208,7 @@ def std_per_layer_plot(stds, path=None, title=None):
     for label, s in stds.items():
         s = np.asarray(s, dtype=np.float64)
         ax.semilogy(np.arange(1, len(s) + 1), np.maximum(s, 1e-30), "o-", ms=3, label=str(label))
-    ax.set_xlabel("layer")
-    ax.set_ylabel("activation std")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
-    return _finish(fig, path)
+    return _finish_log_axes(fig, ax, path, title, "layer", "activation std", fontsize=8)
 
 
 def update_ratio_curves(ratios, path=None, title=None, healthy=1e-2, band=(1e-3, 1e-2)):
@@ -236,13 +242,7 @@ def update_ratio_curves(ratios, path=None, title=None, healthy=1e-2, band=(1e-3,
         ax.axhspan(band[0], band[1], color="C2", alpha=0.12, label=f"{band[0]:g} .. {band[1]:g}")
     if healthy:
         ax.axhline(healthy, color="k", ls=":", lw=1, label=f"{healthy:g} (notes)")
-    ax.set_xlabel("step")
-    ax.set_ylabel("‖ΔW‖ / ‖W‖")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, ncol=2)
-    if title:
-        ax.set_title(title)
-    return _finish(fig, path)
+    return _finish_log_axes(fig, ax, path, title, "step", "‖ΔW‖ / ‖W‖", fontsize=7, ncol=2)
 
 
 def lr_range_plot(result, path=None, title=None):
@@ -266,13 +266,7 @@ def lr_range_plot(result, path=None, title=None):
     if finite.size:
         lo, hi = finite.min(), finite[0]
         ax.set_ylim(lo - 0.1 * abs(hi - lo) - 1e-3, max(hi, lo) * 1.5 + 1e-3)
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("training loss")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
-    return _finish(fig, path)
+    return _finish_log_axes(fig, ax, path, title, "learning rate", "training loss", fontsize=8)
 
 
 def gradient_histograms(flow, path=None, bins=50, title=None):

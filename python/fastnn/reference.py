@@ -148,8 +148,13 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
     """act(alpha * op(a) @ op(b) + beta * out + bias); op transposes when asked."""
     A = a.T if trans_a else a
     B = b.T if trans_b else b
-    t = a.dtype.type
-    c = t(alpha) * (A @ B)
+    return _gemm_epilogue(A @ B, a.dtype, alpha, beta, out, bias, activation, activation_alpha)
+
+
+def _gemm_epilogue(prod, dtype, alpha, beta, out, bias, activation, activation_alpha):
+    """act(alpha * prod + beta * out + bias) in ``dtype``, written into out when given."""
+    t = np.dtype(dtype).type
+    c = t(alpha) * prod
     if beta != 0.0:
         if out is None:
             raise ValueError("out: beta != 0 needs out")
@@ -157,9 +162,8 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
     if bias is not None:
         c = c + bias
     if activation is not None:
-        c = globals()["activation"](activation, c.astype(a.dtype), alpha=activation_alpha)
-    c = c.astype(a.dtype, copy=False)
-    return _into(out, c)
+        c = globals()["activation"](activation, c.astype(dtype), alpha=activation_alpha)
+    return _into(out, c.astype(dtype, copy=False))
 
 
 def matmul_act_grad(a, b, *, activation, x=None, y=None, activation_alpha=None, trans_a=False, trans_b=False,
@@ -437,14 +441,4 @@ def matmul_bf16(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=
     B = bfloat16_round(b).astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore"):  # inf and NaN operands propagate as IEEE says
         prod = ((A.T if trans_a else A) @ (B.T if trans_b else B)).astype(np.float32)
-    f = np.float32
-    c = f(alpha) * prod
-    if beta != 0.0:
-        if out is None:
-            raise ValueError("out: beta != 0 needs out")
-        c = c + f(beta) * out
-    if bias is not None:
-        c = c + bias
-    if activation is not None:
-        c = globals()["activation"](activation, c.astype(np.float32), alpha=activation_alpha)
-    return _into(out, c.astype(np.float32, copy=False))
+    return _gemm_epilogue(prod, np.float32, alpha, beta, out, bias, activation, activation_alpha)
