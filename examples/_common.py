@@ -2,6 +2,7 @@
 training statistics, and a place for the plots."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -44,6 +45,13 @@ def have_matplotlib() -> bool:
     except ImportError:
         print("(matplotlib not installed: no plot; pip install 'fastnn[plot]')")
         return False
+
+
+def epochs_arg(default):
+    """The --epochs command-line argument (the one option of the comparison examples)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=default)
+    return ap.parse_args().epochs
 
 
 def plot_runs(curves, metrics, name, title):
