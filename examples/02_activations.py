@@ -7,10 +7,9 @@ writes the learning curves.
 
     python examples/02_activations.py [--epochs 8]
 """
-import argparse
 import time
 
-from _common import fashion_mnist, have_matplotlib, out_path, table
+from _common import epochs_arg, fashion_mnist, plot_runs, table
 
 import fastnn
 from fastnn.layers import Dense
@@ -29,26 +28,20 @@ def build(activation):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=8)
-    args = ap.parse_args()
+    epochs = epochs_arg(8)
     (x, y), (xt, yt) = fashion_mnist()
     rows, curves = [], {}
     for act in ACTIVATIONS:
         m = build(act)
         t = time.perf_counter()
-        h = m.fit(x, y, epochs=args.epochs, batch_size=128, verbose=0, seed=0,
+        h = m.fit(x, y, epochs=epochs, batch_size=128, verbose=0, seed=0,
                   validation_data=(xt, yt))
         secs = time.perf_counter() - t
         rows.append((act, f"{h.history['loss'][-1]:.4f}", f"{h.history['val_accuracy'][-1]:.4f}",
                      f"{secs:.1f}"))
         curves[act] = h.history
     table(rows, ["activation", "train loss", "test accuracy", "seconds"])
-    if have_matplotlib():
-        from fastnn.plots import compare_runs
-        compare_runs(curves, ("loss", "val_accuracy"), out_path("02_activations.png"),
-                     title="training loss and test accuracy per activation")
-        print(f"plot: {out_path('02_activations.png')}")
+    plot_runs(curves, ("loss", "val_accuracy"), "02_activations.png", "training loss and test accuracy per activation")
 
 
 if __name__ == "__main__":

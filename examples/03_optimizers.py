@@ -7,9 +7,8 @@ writes the learning curves.
 
     python examples/03_optimizers.py [--epochs 8]
 """
-import argparse
 
-from _common import fashion_mnist, have_matplotlib, out_path, table
+from _common import epochs_arg, fashion_mnist, plot_runs, table
 
 import fastnn
 from fastnn.layers import Dense
@@ -25,9 +24,7 @@ OPTIMIZERS = {
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=8)
-    args = ap.parse_args()
+    epochs = epochs_arg(8)
     (x, y), (xt, yt) = fashion_mnist()
     rows, curves = [], {}
     for name, make in OPTIMIZERS.items():
@@ -36,19 +33,15 @@ def main():
                                      input_dim=784),
                                Dense(10, activation="softmax")])
         m.compile(make(), "sparse_categorical_crossentropy", metrics=["accuracy"])
-        h = m.fit(x, y, epochs=args.epochs, batch_size=64, verbose=0, seed=0,
+        h = m.fit(x, y, epochs=epochs, batch_size=64, verbose=0, seed=0,
                   validation_data=(xt, yt))
         curves[name] = h
         losses = h.history["loss"]
         rows.append([name] + [f"{v:.3f}" for v in (losses[0], losses[len(losses) // 2], losses[-1])]
                     + [f"{h.history['val_accuracy'][-1]:.4f}"])
-    table(rows, ["optimizer", "loss ep 1", f"loss ep {args.epochs // 2 + 1}",
-                 f"loss ep {args.epochs}", "test acc"])
-    if have_matplotlib():
-        from fastnn.plots import compare_runs
-        compare_runs(curves, ("loss", "val_loss"), out_path("03_optimizers.png"),
-                     title="training and test loss per optimizer")
-        print(f"plot: {out_path('03_optimizers.png')}")
+    table(rows, ["optimizer", "loss ep 1", f"loss ep {epochs // 2 + 1}",
+                 f"loss ep {epochs}", "test acc"])
+    plot_runs(curves, ("loss", "val_loss"), "03_optimizers.png", "training and test loss per optimizer")
 
 
 if __name__ == "__main__":

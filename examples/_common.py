@@ -2,6 +2,7 @@
 training statistics, and a place for the plots."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -44,6 +45,21 @@ def have_matplotlib() -> bool:
     except ImportError:
         print("(matplotlib not installed: no plot; pip install 'fastnn[plot]')")
         return False
+
+
+def epochs_arg(default):
+    """The --epochs command-line argument (the one option of the comparison examples)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=default)
+    return ap.parse_args().epochs
+
+
+def plot_runs(curves, metrics, name, title):
+    """fastnn.plots.compare_runs of the runs' histories into out_path(name), when matplotlib is there."""
+    if have_matplotlib():
+        from fastnn.plots import compare_runs
+        compare_runs(curves, metrics, out_path(name), title=title)
+        print(f"plot: {out_path(name)}")
 
 
 def table(rows, header):

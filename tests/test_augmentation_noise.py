@@ -8,6 +8,7 @@ import pytest
 import fastnn
 from fastnn.layers import (AlphaDropout, Dense, Flatten, GaussianNoise, Input, RandomFlip, RandomTranslation,
                            deserialize)
+from helpers import numeric_grad
 
 ALPHA_P = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946
 
@@ -30,12 +31,7 @@ def _gradcheck(layer, x, eps=1e-4):
     layer._calls = 0
     layer.forward(x.copy(), True)
     g = np.array(layer.backward(dy.copy(), True))
-    num = np.empty_like(x)
-    for i in range(x.size):
-        xp, xm = x.copy(), x.copy()
-        xp.flat[i] += eps
-        xm.flat[i] -= eps
-        num.flat[i] = (f(xp) - f(xm)) / (2 * eps)
+    num = numeric_grad(f, x, eps)
     return np.max(np.abs(g - num) / np.maximum(np.abs(g) + np.abs(num), 1e-12))
 
 

@@ -18,8 +18,6 @@ Bounds, per element, with S = |op(a)| @ |op(b)| (float64):
 import os
 import subprocess
 import sys
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -28,6 +26,7 @@ import fastnn
 import fastnn.ops as ops
 import fastnn.reference as ref
 from fastnn import _core
+from helpers import python_stamps_during
 
 EPS32 = 2.0 ** -24
 ISAS = [name for name in ("scalar", "avx2", "avx512") if _core.isa_supported(name)]
@@ -351,30 +350,6 @@ def test_mixed_training_tracks_float32(path):
     np.testing.assert_allclose(l16, l32, rtol=0.01, atol=0.002)  # band: 1% (measured: 0.12%)
 
 
-def _python_ran_during(fn):
-    """Stamps of a pure-Python counter thread inside the first 80% of one fn() call
-    (as tests/test_reliability.py's probe: a call holding the GIL gets none)."""
-    fn()
-    t = time.perf_counter()
-    fn()
-    duration = time.perf_counter() - t
-    stamps, stop = [], threading.Event()
-
-    def count():
-        while not stop.is_set():
-            stamps.append(time.perf_counter())
-
-    th = threading.Thread(target=count)
-    th.start()
-    while not stamps:
-        time.sleep(0.001)
-    t0 = time.perf_counter()
-    fn()
-    stop.set()
-    th.join()
-    return sum(t0 < s < t0 + 0.8 * duration for s in stamps)
-
-
 @pytest.mark.parametrize("call", ["matmul_bf16", "bfloat16_round"])
 def test_bf16_kernels_release_the_gil(path, call):
     rng = np.random.default_rng(9)
@@ -387,7 +362,7 @@ def test_bf16_kernels_release_the_gil(path, call):
     fastnn.set_num_threads(1)  # one core for the kernel, the other for the counter
     try:
         for _ in range(10):  # a busy machine may not schedule the counter in time
-            if _python_ran_during(fn):
+            if python_stamps_during(fn)[0]:
                 break
         else:
             pytest.fail(f"{call}: no Python thread ran during the call")

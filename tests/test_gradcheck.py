@@ -182,15 +182,20 @@ def test_a_gradient_wrongly_zero_is_still_wrong(monkeypatch):
     assert not report.ok
 
 
-def test_relu_kink_is_reported_as_kink_not_wrong():
-    """Two of six inputs are zero rows: with a zero bias their ReLU sits exactly on its kink,
-    and perturbing the bias by +-eps crosses it."""
+def _check_relu_net_with_zero_rows():
+    """check_gradients of a ReLU net on six inputs, two of them zero rows (ReLU on its kink)."""
     rng = np.random.default_rng(0)
     m = fastnn.Sequential([Dense(5, activation="relu", input_dim=4), Dense(3, activation="softmax")])
     m.compile("sgd", "sparse_categorical_crossentropy")
     x = rng.normal(size=(6, 4))
     x[:2] = 0
-    report = check_gradients(m, x, rng.integers(0, 3, 6))
+    return check_gradients(m, x, rng.integers(0, 3, 6))
+
+
+def test_relu_kink_is_reported_as_kink_not_wrong():
+    """Two of six inputs are zero rows: with a zero bias their ReLU sits exactly on its kink,
+    and perturbing the bias by +-eps crosses it."""
+    report = _check_relu_net_with_zero_rows()
     bias = report[1]
     assert bias.verdict == "kink" and bias.kinks > 0, str(report)
     assert "cross a kink" in str(report) and report.ok
@@ -218,11 +223,6 @@ def test_a_wrong_gradient_is_caught_even_where_kinks_are_present(monkeypatch):
         return dx
 
     monkeypatch.setattr(Dense, "backward", scaled)
-    rng = np.random.default_rng(0)
-    m = fastnn.Sequential([Dense(5, activation="relu", input_dim=4), Dense(3, activation="softmax")])
-    m.compile("sgd", "sparse_categorical_crossentropy")
-    x = rng.normal(size=(6, 4))
-    x[:2] = 0
-    report = check_gradients(m, x, rng.integers(0, 3, 6))
+    report = _check_relu_net_with_zero_rows()
     assert [c.verdict for c in report if c.name.endswith("kernel")] == ["wrong", "wrong"], str(report)
     assert not report.ok

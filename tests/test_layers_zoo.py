@@ -7,6 +7,7 @@ import pytest
 import fastnn
 from fastnn import layers as L
 from fastnn.gradcheck import check_layer
+from helpers import numeric_grad
 
 
 def relu_twin(x, max_value=None, negative_slope=0.0, threshold=0.0):
@@ -69,16 +70,6 @@ def test_gradient_check_float64(make, twin, shape):
     assert all(c.rel_error < 1e-7 for c in report), str(report)
 
 
-def _num_grad(f, w, eps=1e-6):
-    g = np.empty_like(w)
-    for i in range(w.size):
-        wp, wm = w.copy(), w.copy()
-        wp.flat[i] += eps
-        wm.flat[i] -= eps
-        g.flat[i] = (f(wp) - f(wm)) / (2 * eps)
-    return g
-
-
 @pytest.mark.parametrize("make,twin,shape", CASES)
 def test_one_sgd_step_vs_numpy_twin(make, twin, shape):
     """Dense -> layer -> Flatten -> Dense, MSE, one full-batch SGD step; the twin's gradient of the
@@ -94,7 +85,7 @@ def test_one_sgd_step_vs_numpy_twin(make, twin, shape):
     def loss(w1):
         h = twin((x @ w1 + b1).reshape((8,) + shape)).reshape(8, -1)
         return np.mean((h @ W2 + b2 - y) ** 2)
-    g = _num_grad(loss, W1)
+    g = numeric_grad(loss, W1)
     m.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
     np.testing.assert_allclose(m.get_weights()[0], W1 - 0.1 * g, rtol=1e-7, atol=1e-9)
 

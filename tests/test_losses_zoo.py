@@ -5,6 +5,7 @@ import pytest
 
 import fastnn
 from fastnn import losses as Ls
+from helpers import numeric_grad
 
 
 def huber_twin(y, p, d=1.0):
@@ -40,16 +41,6 @@ def bce_twin(y, p, ls=0.0):
     return -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
 
 
-def _num_grad(f, p, eps=1e-6):
-    g = np.empty_like(p)
-    for i in range(p.size):
-        a, b = p.copy(), p.copy()
-        a.flat[i] += eps
-        b.flat[i] -= eps
-        g.flat[i] = (f(a) - f(b)) / (2 * eps)
-    return g
-
-
 rng = np.random.default_rng(0)
 P = rng.uniform(0.05, 0.95, size=(6, 4))
 PSM = P / P.sum(1, keepdims=True)
@@ -74,7 +65,7 @@ CASES = [
 def test_value_and_gradient_vs_numpy_twin(loss, twin, y, p):
     value, grad = loss.value_and_grad(p.copy(), y.copy(), False)
     assert value == pytest.approx(twin(y, p), rel=1e-12)
-    np.testing.assert_allclose(grad, _num_grad(lambda q: twin(y, q), p), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(grad, numeric_grad(lambda q: twin(y, q), p), rtol=1e-6, atol=1e-9)
     g32 = loss.value_and_grad(p.astype(np.float32), y.astype(np.float32), False)[1]
     assert g32.dtype == np.float32
     np.testing.assert_allclose(g32, grad, rtol=1e-4, atol=1e-6)
@@ -89,12 +80,12 @@ def test_label_smoothing_on_the_fused_logits_paths():
     cce = Ls.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)
     v, g = cce.value_and_grad(Z.copy(), YOH.copy(), True)
     assert v == pytest.approx(cce_twin(YOH, _softmax(Z), 0.1), rel=1e-9)
-    np.testing.assert_allclose(g, _num_grad(lambda z: cce_twin(YOH, _softmax(z), 0.1), Z), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(g, numeric_grad(lambda z: cce_twin(YOH, _softmax(z), 0.1), Z), rtol=1e-6, atol=1e-9)
     bce = Ls.BinaryCrossentropy(from_logits=True, label_smoothing=0.2)
     v, g = bce.value_and_grad(Z.copy(), Y01.copy(), True)
     sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
     assert v == pytest.approx(bce_twin(Y01, sig(Z), 0.2), rel=1e-9)
-    np.testing.assert_allclose(g, _num_grad(lambda z: bce_twin(Y01, sig(z), 0.2), Z), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(g, numeric_grad(lambda z: bce_twin(Y01, sig(z), 0.2), Z), rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("loss,twin,out_act,y", [
@@ -112,8 +103,8 @@ def test_one_sgd_step_vs_numpy_twin(loss, twin, out_act, y):
     W, b = [w.copy() for w in m.get_weights()]
     act = {None: lambda z: z, "tanh": np.tanh, "softmax": _softmax, "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
            }[out_act]
-    gW = _num_grad(lambda w: twin(y, act(x @ w + b)), W)
-    gb = _num_grad(lambda c: twin(y, act(x @ W + c)), b)
+    gW = numeric_grad(lambda w: twin(y, act(x @ w + b)), W)
+    gb = numeric_grad(lambda c: twin(y, act(x @ W + c)), b)
     hist = m.fit(x, y, batch_size=6, epochs=1, shuffle=False, verbose=0)
     assert hist.history["loss"][0] == pytest.approx(twin(y, act(x @ W + b)), rel=1e-10)
     np.testing.assert_allclose(m.get_weights()[0], W - 0.3 * gW, rtol=1e-7, atol=1e-9)

@@ -20,7 +20,7 @@ import pytest
 
 import fastnn
 from fastnn import _core, ops
-from helpers import rss_bytes
+from helpers import python_stamps_during, rss_bytes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHONPATH = os.path.join(os.path.dirname(HERE), "python")
@@ -46,33 +46,6 @@ with open(os.path.join(os.path.dirname(HERE), "tools", "kernel_workload.py")) as
 # ----------------------------------------------------------------------------
 # threads
 # ----------------------------------------------------------------------------
-
-
-def _stamps_inside_call(fn):
-    """How often a pure-Python thread ran during the first 80% of one fn() call.
-
-    The call's duration D is measured alone first; a counter thread then stamps the
-    time in a loop while fn() runs once. A kernel holding the GIL freezes the counter
-    for the whole call, so no stamp can fall in (t0, t0 + 0.8 D)."""
-    fn()
-    t = time.perf_counter()
-    fn()
-    duration = time.perf_counter() - t
-    stamps, stop = [], threading.Event()
-
-    def count():
-        while not stop.is_set():
-            stamps.append(time.perf_counter())
-
-    th = threading.Thread(target=count)
-    th.start()
-    while not stamps:
-        time.sleep(0.001)
-    t0 = time.perf_counter()
-    fn()
-    stop.set()
-    th.join()
-    return sum(t0 < s < t0 + 0.8 * duration for s in stamps), duration
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +75,7 @@ def test_kernels_release_the_gil(op, big_arrays):
         # a busy machine may not schedule the counter in time: a few tries (a kernel that
         # holds the GIL gives 0 in every one of them)
         for _ in range(5):
-            stamps, duration = _stamps_inside_call(calls[op])
+            stamps, duration = python_stamps_during(calls[op])
             if stamps:
                 break
     finally:
@@ -113,7 +86,7 @@ def test_kernels_release_the_gil(op, big_arrays):
 def test_gil_probe_sees_a_call_that_holds_the_gil():
     """The probe itself: list.sort runs in C holding the GIL, so no stamp falls inside it."""
     values = list(np.random.default_rng(1).standard_normal(300_000))
-    stamps, _ = _stamps_inside_call(lambda: sorted(values))
+    stamps, _ = python_stamps_during(lambda: sorted(values))
     assert stamps == 0
 
 

@@ -209,27 +209,35 @@ def _key(ws):
     return tuple(w.tobytes() for w in ws)
 
 
-def test_get_weights_from_another_thread_never_sees_half_a_step():
-    x, y = data(n=512)
-    m = net(width=96)
+def _fit_beside(m, x, y, body):
+    """Fits the built m 3 epochs (batch 8) while a thread runs body(done), done being an
+    Event set when fit ends; returns the weights (as _key) of every training step."""
     m.fit(x[:32], y[:32], epochs=1, batch_size=32, verbose=0, seed=0)  # built, optimizer sized
     seen_steps = {_key(m.get_weights())}
 
     class Steps(Callback):
         def on_train_batch_end(self, batch, logs=None):
             seen_steps.add(_key(self.model.get_weights()))
-    snaps, done = [], threading.Event()
-
-    def hammer():
-        while not done.is_set():
-            snaps.append(_key(m.get_weights()))
-    t = threading.Thread(target=hammer)
+    done = threading.Event()
+    t = threading.Thread(target=body, args=(done,))
     t.start()
     try:
         m.fit(x, y, epochs=3, batch_size=8, verbose=0, seed=0, callbacks=[Steps()])
     finally:
         done.set()
         t.join(60)
+    return seen_steps
+
+
+def test_get_weights_from_another_thread_never_sees_half_a_step():
+    x, y = data(n=512)
+    m = net(width=96)
+    snaps = []
+
+    def hammer(done):
+        while not done.is_set():
+            snaps.append(_key(m.get_weights()))
+    seen_steps = _fit_beside(m, x, y, hammer)
     assert len(snaps) > 50
     torn = sum(s not in seen_steps for s in snaps)
     assert torn == 0, f"{torn} of {len(snaps)} snapshots match no training step"
@@ -238,26 +246,14 @@ def test_get_weights_from_another_thread_never_sees_half_a_step():
 def test_save_from_another_thread_writes_a_step(tmp_path):
     x, y = data(n=256)
     m = net(width=64)
-    m.fit(x[:32], y[:32], epochs=1, batch_size=32, verbose=0, seed=0)
-    seen_steps = {_key(m.get_weights())}
+    paths = []
 
-    class Steps(Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            seen_steps.add(_key(self.model.get_weights()))
-    paths, done = [], threading.Event()
-
-    def saver():
+    def saver(done):
         while not done.is_set() and len(paths) < 40:
             p = tmp_path / f"s{len(paths)}.npz"
             m.save(p)
             paths.append(p)
-    t = threading.Thread(target=saver)
-    t.start()
-    try:
-        m.fit(x, y, epochs=3, batch_size=8, verbose=0, seed=0, callbacks=[Steps()])
-    finally:
-        done.set()
-        t.join(60)
+    seen_steps = _fit_beside(m, x, y, saver)
     assert paths
     for p in paths:
         assert _key(fastnn.load_model(p).get_weights()) in seen_steps, p

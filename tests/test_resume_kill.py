@@ -23,7 +23,7 @@ import pytest
 
 from fastnn import _safe_files
 from fastnn import backup as fbackup
-from helpers import fastnn_pythonpath
+from helpers import fastnn_pythonpath, kill_after_line
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD = os.path.join(HERE, "resume_child.py")
@@ -174,16 +174,7 @@ def test_a_backup_writer_killed_mid_write_leaves_the_previous_bundle_and_nothing
         np.savez = slow_savez
         m.fit(x, y, epochs=1, batch_size=32, seed=3, verbose=0, callbacks=[cb])
     """)
-    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=ENV)
-    try:
-        assert p.stdout.readline().strip() == b"writing"
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait(30)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait(30)
-        p.stdout.close()
+    kill_after_line(script, b"writing", ENV, timeout=30)
     assert sorted(os.listdir(bk)) == ["backup.npz"]
     meta, _ = fbackup.BackupAndRestore(bk)._read()
     assert (meta["epoch"], meta["step"]) == (0, 4)  # the second backup, whole

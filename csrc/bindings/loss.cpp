@@ -72,24 +72,27 @@ DType check_elementwise(const py::array& a, const py::array& b, py::array& grad,
   return dt;
 }
 
-double bce_with_logits(py::array logits, py::array targets, py::array grad) {
-  const DType dt = check_elementwise(logits, targets, grad, "logits", "targets");
-  const std::size_t n = logits.size();
+// An elementwise loss: the shared checks, then kernel(a, b, grad, n) for the dtype with
+// the GIL released; returns the mean loss.
+template <class K>
+double elementwise_loss(py::array& a, py::array& b, py::array& grad, const char* an, const char* bn, K kernel) {
+  const DType dt = check_elementwise(a, b, grad, an, bn);
+  const std::size_t n = a.size();
   py::gil_scoped_release nogil;
   return visit_float(dt, [&](auto t) {
     using T = decltype(t);
-    return fastnn::bce_with_logits<T>(cptr<T>(logits), cptr<T>(targets), mptr<T>(grad), n);
+    return kernel(cptr<T>(a), cptr<T>(b), mptr<T>(grad), n);
   });
 }
 
+double bce_with_logits(py::array logits, py::array targets, py::array grad) {
+  return elementwise_loss(logits, targets, grad, "logits", "targets",
+                          [](auto... args) { return fastnn::bce_with_logits(args...); });
+}
+
 double mse(py::array pred, py::array target, py::array grad) {
-  const DType dt = check_elementwise(pred, target, grad, "pred", "target");
-  const std::size_t n = pred.size();
-  py::gil_scoped_release nogil;
-  return visit_float(dt, [&](auto t) {
-    using T = decltype(t);
-    return fastnn::mean_squared_error<T>(cptr<T>(pred), cptr<T>(target), mptr<T>(grad), n);
-  });
+  return elementwise_loss(pred, target, grad, "pred", "target",
+                          [](auto... args) { return fastnn::mean_squared_error(args...); });
 }
 
 }  // namespace

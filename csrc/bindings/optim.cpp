@@ -25,29 +25,39 @@ void check_state(py::array& s, const py::array& param, const char* name) {
   require_size(s, param.size(), name);
 }
 
-// Written in place: param and the state arrays, pairwise disjoint. grad is read while
-// they are written: copied first when it shares memory with one of them.
-void sgd(py::array param, py::array grad, py::object velocity_obj, double lr, double momentum, bool nesterov,
-         double weight_decay) {
+// Written in place: param and the state arrays (null: absent), pairwise disjoint. grad is
+// read while they are written: copied first when it shares memory with one of them.
+DType check_update(py::array& param, py::array& grad, py::array* s1, const char* n1, py::array* s2 = nullptr,
+                   const char* n2 = "") {
   const DType dt = check_param(param);
   check_grad(grad, param);
-  py::array velocity;
-  const bool has_vel = !velocity_obj.is_none();
-  if (has_vel) {
-    velocity = velocity_obj.cast<py::array>();
-    check_state(velocity, param, "velocity");
-  }
-  const std::initializer_list<Named> written = {{&param, "param"}, {has_vel ? &velocity : nullptr, "velocity"}};
+  if (s1) check_state(*s1, param, n1);
+  if (s2) check_state(*s2, param, n2);
+  const std::initializer_list<Named> written = {{&param, "param"}, {s1, n1}, {s2, n2}};
   require_disjoint(written);
   detach_input(grad, written);
+  return dt;
+}
+
+// Runs the update kernel f(T{}) for param's dtype with the GIL released.
+template <class F> void run_update(DType dt, F&& f) {
+  py::gil_scoped_release nogil;
+  visit_float(dt, f);
+}
+
+void sgd(py::array param, py::array grad, py::object velocity_obj, double lr, double momentum, bool nesterov,
+         double weight_decay) {
+  py::array velocity;
+  const bool has_vel = !velocity_obj.is_none();
+  if (has_vel) velocity = velocity_obj.cast<py::array>();
+  const DType dt = check_update(param, grad, has_vel ? &velocity : nullptr, "velocity");
   fastnn::SgdArgs a;
   a.lr = lr;
   a.momentum = momentum;
   a.nesterov = nesterov;
   a.weight_decay = weight_decay;
   const std::size_t n = param.size();
-  py::gil_scoped_release nogil;
-  visit_float(dt, [&](auto t) {
+  run_update(dt, [&](auto t) {
     using T = decltype(t);
     fastnn::sgd_update<T>(mptr<T>(param), cptr<T>(grad), has_vel ? mptr<T>(velocity) : nullptr, n, a);
   });
@@ -55,39 +65,27 @@ void sgd(py::array param, py::array grad, py::object velocity_obj, double lr, do
 
 void rmsprop(py::array param, py::array grad, py::array sq_avg, double lr, double rho, double eps,
              double weight_decay) {
-  const DType dt = check_param(param);
-  check_grad(grad, param);
-  check_state(sq_avg, param, "sq_avg");
-  const std::initializer_list<Named> written = {{&param, "param"}, {&sq_avg, "sq_avg"}};
-  require_disjoint(written);
-  detach_input(grad, written);
+  const DType dt = check_update(param, grad, &sq_avg, "sq_avg");
   fastnn::RmspropArgs a;
   a.lr = lr;
   a.rho = rho;
   a.eps = eps;
   a.weight_decay = weight_decay;
   const std::size_t n = param.size();
-  py::gil_scoped_release nogil;
-  visit_float(dt, [&](auto t) {
+  run_update(dt, [&](auto t) {
     using T = decltype(t);
     fastnn::rmsprop_update<T>(mptr<T>(param), cptr<T>(grad), mptr<T>(sq_avg), n, a);
   });
 }
 
 void adagrad(py::array param, py::array grad, py::array accum, double lr, double eps, double weight_decay) {
-  const DType dt = check_param(param);
-  check_grad(grad, param);
-  check_state(accum, param, "accum");
-  const std::initializer_list<Named> written = {{&param, "param"}, {&accum, "accum"}};
-  require_disjoint(written);
-  detach_input(grad, written);
+  const DType dt = check_update(param, grad, &accum, "accum");
   fastnn::AdagradArgs a;
   a.lr = lr;
   a.eps = eps;
   a.weight_decay = weight_decay;
   const std::size_t n = param.size();
-  py::gil_scoped_release nogil;
-  visit_float(dt, [&](auto t) {
+  run_update(dt, [&](auto t) {
     using T = decltype(t);
     fastnn::adagrad_update<T>(mptr<T>(param), cptr<T>(grad), mptr<T>(accum), n, a);
   });
@@ -95,13 +93,7 @@ void adagrad(py::array param, py::array grad, py::array accum, double lr, double
 
 void adam(py::array param, py::array grad, py::array m, py::array v, double lr, double beta1, double beta2,
           double eps, std::int64_t step, double weight_decay, bool decoupled) {
-  const DType dt = check_param(param);
-  check_grad(grad, param);
-  check_state(m, param, "m");
-  check_state(v, param, "v");
-  const std::initializer_list<Named> written = {{&param, "param"}, {&m, "m"}, {&v, "v"}};
-  require_disjoint(written);
-  detach_input(grad, written);
+  const DType dt = check_update(param, grad, &m, "m", &v, "v");
   fastnn::AdamArgs a;
   a.lr = lr;
   a.beta1 = beta1;
@@ -111,8 +103,7 @@ void adam(py::array param, py::array grad, py::array m, py::array v, double lr, 
   a.weight_decay = weight_decay;
   a.decoupled = decoupled;
   const std::size_t n = param.size();
-  py::gil_scoped_release nogil;
-  visit_float(dt, [&](auto t) {
+  run_update(dt, [&](auto t) {
     using T = decltype(t);
     fastnn::adam_update<T>(mptr<T>(param), cptr<T>(grad), mptr<T>(m), mptr<T>(v), n, a);
   });

@@ -45,6 +45,18 @@ def _finish(fig, path):
     return fig
 
 
+def _finish_log_axes(fig, ax, path, title, xlabel, ylabel, **legend):
+    """Labels, a grid on both tick levels, the legend and the title of a one-axes figure;
+    then saves or returns it as :func:`_finish` does."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(**legend)
+    if title:
+        ax.set_title(title)
+    return _finish(fig, path)
+
+
 def _history_dict(history, name="history"):
     h = getattr(history, "history", history)
     if not isinstance(h, dict):
@@ -144,6 +156,27 @@ def _per_epoch(v):
         return False
 
 
+def _histogram_grid(arrays, path, title, color, hist_kwargs, label):
+    """One histogram per name -> array (finite values only), up to 5 a row, each titled
+    ``label(name, values)``; unused cells are blanked."""
+    plt = _pyplot()
+    n = len(arrays)
+    cols = min(n, 5)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.3 * rows), squeeze=False)
+    for ax, (name, a) in zip(axes.flat, arrays.items()):
+        a = np.asarray(a, dtype=np.float64).ravel()
+        a = a[np.isfinite(a)]
+        ax.hist(a, color=color, **hist_kwargs)
+        ax.set_title(label(name, a), fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path)
+
+
 def activation_histograms(activations, path=None, bins=50, title=None, range=None):
     """One histogram per layer of its activation values (the notes' init figures).
 
@@ -157,22 +190,8 @@ def activation_histograms(activations, path=None, bins=50, title=None, range=Non
     """
     if not isinstance(activations, dict) or not activations:
         raise TypeError("activations: expected a non-empty dict of layer name -> array")
-    plt = _pyplot()
-    n = len(activations)
-    cols = min(n, 5)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.3 * rows), squeeze=False)
-    for ax, (name, a) in zip(axes.flat, activations.items()):
-        a = np.asarray(a, dtype=np.float64).ravel()
-        a = a[np.isfinite(a)]
-        ax.hist(a, bins=bins, range=range, color="C0")
-        ax.set_title(f"{name}\nmean {a.mean():.2g} std {a.std():.2g}", fontsize=8)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    if title:
-        fig.suptitle(title)
-    return _finish(fig, path)
+    return _histogram_grid(activations, path, title, "C0", dict(bins=bins, range=range),
+                           lambda name, a: f"{name}\nmean {a.mean():.2g} std {a.std():.2g}")
 
 
 def std_per_layer_plot(stds, path=None, title=None):
@@ -189,13 +208,7 @@ def std_per_layer_plot(stds, path=None, title=None):
     for label, s in stds.items():
         s = np.asarray(s, dtype=np.float64)
         ax.semilogy(np.arange(1, len(s) + 1), np.maximum(s, 1e-30), "o-", ms=3, label=str(label))
-    ax.set_xlabel("layer")
-    ax.set_ylabel("activation std")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
-    return _finish(fig, path)
+    return _finish_log_axes(fig, ax, path, title, "layer", "activation std", fontsize=8)
 
 
 def update_ratio_curves(ratios, path=None, title=None, healthy=1e-2, band=(1e-3, 1e-2)):
@@ -229,13 +242,7 @@ def update_ratio_curves(ratios, path=None, title=None, healthy=1e-2, band=(1e-3,
         ax.axhspan(band[0], band[1], color="C2", alpha=0.12, label=f"{band[0]:g} .. {band[1]:g}")
     if healthy:
         ax.axhline(healthy, color="k", ls=":", lw=1, label=f"{healthy:g} (notes)")
-    ax.set_xlabel("step")
-    ax.set_ylabel("‖ΔW‖ / ‖W‖")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, ncol=2)
-    if title:
-        ax.set_title(title)
-    return _finish(fig, path)
+    return _finish_log_axes(fig, ax, path, title, "step", "‖ΔW‖ / ‖W‖", fontsize=7, ncol=2)
 
 
 def lr_range_plot(result, path=None, title=None):
@@ -259,13 +266,7 @@ def lr_range_plot(result, path=None, title=None):
     if finite.size:
         lo, hi = finite.min(), finite[0]
         ax.set_ylim(lo - 0.1 * abs(hi - lo) - 1e-3, max(hi, lo) * 1.5 + 1e-3)
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("training loss")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
-    return _finish(fig, path)
+    return _finish_log_axes(fig, ax, path, title, "learning rate", "training loss", fontsize=8)
 
 
 def gradient_histograms(flow, path=None, bins=50, title=None):
@@ -282,22 +283,10 @@ def gradient_histograms(flow, path=None, bins=50, title=None):
     if not isinstance(grads, dict) or not grads:
         raise TypeError("flow: expected a GradientFlow or a non-empty dict of name -> gradient array")
     kernels = {k: v for k, v in grads.items() if k.endswith("/kernel")} or grads
-    plt = _pyplot()
-    n = len(kernels)
-    cols = min(n, 5)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.3 * rows), squeeze=False)
-    for ax, (name, g) in zip(axes.flat, kernels.items()):
-        g = np.asarray(g, dtype=np.float64).ravel()
-        g = g[np.isfinite(g)]
-        ax.hist(g, bins=bins, color="C1")
+
+    def label(name, g):
         stats = flow.get(name) if isinstance(flow, dict) and name in flow and \
             isinstance(flow.get(name), dict) else None
         extra = f" ratio {stats['ratio']:.2g}" if stats else ""
-        ax.set_title(f"{name}\nnorm {np.linalg.norm(g):.2g}{extra}", fontsize=8)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    if title:
-        fig.suptitle(title)
-    return _finish(fig, path)
+        return f"{name}\nnorm {np.linalg.norm(g):.2g}{extra}"
+    return _histogram_grid(kernels, path, title, "C1", dict(bins=bins), label)

@@ -20,6 +20,14 @@ ACTIVATIONS = tuple(_REGISTRY)
 DEFAULT_ALPHA = {name: row["alpha"] for name, row in _REGISTRY.items() if row["alpha"] is not None}
 
 
+def _into(out, result):
+    """``result`` written into ``out`` (and ``out`` returned) when given, else ``result``."""
+    if out is not None:
+        out[...] = result
+        return out
+    return result
+
+
 def _canonical(name):
     return _REGISTRY[name]["canonical"] if name in _REGISTRY else name
 
@@ -62,10 +70,7 @@ def activation(name, x, *, alpha=None, out=None):
         else:
             raise ValueError(f"name: unknown activation {name!r}")
     y = y.astype(x.dtype, copy=False)
-    if out is not None:
-        out[...] = y
-        return out
-    return y
+    return _into(out, y)
 
 
 def activation_grad(name, dy, *, x=None, y=None, alpha=None, out=None):
@@ -114,10 +119,7 @@ def activation_grad(name, dy, *, x=None, y=None, alpha=None, out=None):
     g = (dy * d).astype(dy.dtype, copy=False)
     if name == "relu":  # a select, as the kernel (and PyTorch): an inactive unit passes 0 even for a NaN/inf dy
         g = np.where(s > 0, dy, np.where(np.isnan(s), s, t(0))).astype(dy.dtype, copy=False)
-    if out is not None:
-        out[...] = g
-        return out
-    return g
+    return _into(out, g)
 
 
 def softmax(x, *, out=None):
@@ -126,10 +128,7 @@ def softmax(x, *, out=None):
     z = x - x.max(axis=-1, keepdims=True)
     e = np.exp(z)
     y = (e / e.sum(axis=-1, keepdims=True)).astype(x.dtype, copy=False)
-    if out is not None:
-        out[...] = y
-        return out
-    return y
+    return _into(out, y)
 
 
 def log_softmax(x, *, out=None):
@@ -137,10 +136,7 @@ def log_softmax(x, *, out=None):
     x = np.asarray(x)
     z = x - x.max(axis=-1, keepdims=True)
     y = (z - np.log(np.exp(z).sum(axis=-1, keepdims=True))).astype(x.dtype, copy=False)
-    if out is not None:
-        out[...] = y
-        return out
-    return y
+    return _into(out, y)
 
 
 # ----------------------------------------------------------------------------
@@ -152,8 +148,13 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
     """act(alpha * op(a) @ op(b) + beta * out + bias); op transposes when asked."""
     A = a.T if trans_a else a
     B = b.T if trans_b else b
-    t = a.dtype.type
-    c = t(alpha) * (A @ B)
+    return _gemm_epilogue(A @ B, a.dtype, alpha, beta, out, bias, activation, activation_alpha)
+
+
+def _gemm_epilogue(prod, dtype, alpha, beta, out, bias, activation, activation_alpha):
+    """act(alpha * prod + beta * out + bias) in ``dtype``, written into out when given."""
+    t = np.dtype(dtype).type
+    c = t(alpha) * prod
     if beta != 0.0:
         if out is None:
             raise ValueError("out: beta != 0 needs out")
@@ -161,12 +162,8 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
     if bias is not None:
         c = c + bias
     if activation is not None:
-        c = globals()["activation"](activation, c.astype(a.dtype), alpha=activation_alpha)
-    c = c.astype(a.dtype, copy=False)
-    if out is not None:
-        out[...] = c
-        return out
-    return c
+        c = globals()["activation"](activation, c.astype(dtype), alpha=activation_alpha)
+    return _into(out, c.astype(dtype, copy=False))
 
 
 def matmul_act_grad(a, b, *, activation, x=None, y=None, activation_alpha=None, trans_a=False, trans_b=False,
@@ -380,10 +377,7 @@ def dropout(x, rate, *, seed, out=None):
     u = uniform_from_seed(x.size, seed).reshape(x.shape)
     mask = np.where(u >= rate, t(1.0 / (1.0 - rate)), t(0)).astype(x.dtype)
     y = x * mask
-    if out is not None:
-        out[...] = y
-        return out, mask
-    return y, mask
+    return _into(out, y), mask
 
 
 # ----------------------------------------------------------------------------
@@ -411,10 +405,7 @@ def clip_by_value(grad, limit):
 def column_sum(x, *, out=None):
     """Sum over rows of a (m, n) matrix: the bias gradient."""
     s = x.sum(axis=0).astype(x.dtype)
-    if out is not None:
-        out[...] = s
-        return out
-    return s
+    return _into(out, s)
 
 
 # ----------------------------------------------------------------------------
@@ -450,14 +441,4 @@ def matmul_bf16(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=
     B = bfloat16_round(b).astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore"):  # inf and NaN operands propagate as IEEE says
         prod = ((A.T if trans_a else A) @ (B.T if trans_b else B)).astype(np.float32)
-    f = np.float32
-    c = f(alpha) * prod
-    if beta != 0.0:
-        if out is None:
-            raise ValueError("out: beta != 0 needs out")
-        c = c + f(beta) * out
-    if bias is not None:
-        c = c + bias
-    if activation is not None:
-        c = globals()["activation"](activation, c.astype(np.float32), alpha=activation_alpha)
-    return _into(out, c.astype(np.float32, copy=False))
+    return _gemm_epilogue(prod, np.float32, alpha, beta, out, bias, activation, activation_alpha)

@@ -26,6 +26,21 @@ def _batch_size(batch_size, n):
     return min(check_batch_size(batch_size), n)
 
 
+def _set_arrays(adapter, x, y, sample_weight, batch_size, shuffle):
+    """Checks the arrays and sets the batching attributes both adapters share; returns x."""
+    x, y, sample_weight = check_arrays(x, y, sample_weight)
+    if x.shape[0] == 0:
+        raise ValueError(f"x: expected at least one sample, got shape {x.shape}")
+    adapter.shuffle = check_shuffle(shuffle)
+    adapter._arrays = (x, y, sample_weight)
+    adapter.n = x.shape[0]
+    adapter.batch_size = _batch_size(batch_size, adapter.n)
+    adapter.num_batches = steps(adapter.n, adapter.batch_size)
+    adapter.partial_batch_size = adapter.n % adapter.batch_size or None
+    adapter.has_partial_batch = adapter.partial_batch_size is not None
+    return x
+
+
 class ArrayAdapter(DataAdapter):
     """Batches of in-memory arrays, shuffled as ``Model.fit`` shuffles them.
 
@@ -40,16 +55,7 @@ class ArrayAdapter(DataAdapter):
 
     def __init__(self, x, y=None, sample_weight=None, batch_size=32, shuffle=True, seed=None,
                  reuse_buffers=False):
-        x, y, sample_weight = check_arrays(x, y, sample_weight)
-        if x.shape[0] == 0:
-            raise ValueError(f"x: expected at least one sample, got shape {x.shape}")
-        self.shuffle = check_shuffle(shuffle)
-        self._arrays = (x, y, sample_weight)
-        self.n = x.shape[0]
-        self.batch_size = _batch_size(batch_size, self.n)
-        self.num_batches = steps(self.n, self.batch_size)
-        self.partial_batch_size = self.n % self.batch_size or None
-        self.has_partial_batch = self.partial_batch_size is not None
+        x = _set_arrays(self, x, y, sample_weight, batch_size, shuffle)
         self.key = _shuffle.key(make_rng(seed)) if self.shuffle else None
         self.epoch_index = 0
         self._perm = np.arange(self.n)
@@ -116,16 +122,7 @@ class MemmapAdapter(DataAdapter):
 
     def __init__(self, x, y=None, sample_weight=None, batch_size=32, shuffle=True, seed=None, block_rows=None):
         self._maps = tuple(a for a in (x, y, sample_weight) if isinstance(a, np.memmap))
-        x, y, sample_weight = check_arrays(x, y, sample_weight)
-        if x.shape[0] == 0:
-            raise ValueError(f"x: expected at least one sample, got shape {x.shape}")
-        self.shuffle = check_shuffle(shuffle)
-        self._arrays = (x, y, sample_weight)
-        self.n = x.shape[0]
-        self.batch_size = _batch_size(batch_size, self.n)
-        self.num_batches = steps(self.n, self.batch_size)
-        self.partial_batch_size = self.n % self.batch_size or None
-        self.has_partial_batch = self.partial_batch_size is not None
+        x = _set_arrays(self, x, y, sample_weight, batch_size, shuffle)
         if block_rows is None:
             row_bytes = max(1, x.itemsize * int(np.prod(x.shape[1:], dtype=np.int64)))
             block_rows = max(self.batch_size, (16 << 20) // row_bytes)

@@ -34,7 +34,25 @@ def _as_nhwc(x):
     return x if x.ndim == 4 else x[..., None]
 
 
-class RandomFlip(_RandomLayer):
+class _ImageAugmentation(_RandomLayer):
+    """A random image transform active in training only (identity at inference, in both
+    directions); subclasses give ``_augment(x)`` and ``_augment_backward(dy)``."""
+
+    def _build(self, input_shape):
+        _image_shape(self, input_shape)
+        self.output_shape = input_shape
+
+    def forward(self, x, training=False, logits=False):
+        self._active = bool(training)
+        return self._augment(x) if training else x
+
+    def backward(self, dy, need_dx=True):
+        if not need_dx or not self._active:
+            return dy if need_dx else None
+        return self._augment_backward(dy)
+
+
+class RandomFlip(_ImageAugmentation):
     """Flips each training image left-right (``"horizontal"``), up-down (``"vertical"``) or
     both independently (``"horizontal_and_vertical"``, Keras's default), each with
     probability 1/2.
@@ -49,14 +67,7 @@ class RandomFlip(_RandomLayer):
         self.mode = mode
         super().__init__(seed=seed, **kwargs)
 
-    def _build(self, input_shape):
-        _image_shape(self, input_shape)
-        self.output_shape = input_shape
-
-    def forward(self, x, training=False, logits=False):
-        self._active = bool(training)
-        if not training:
-            return x
+    def _augment(self, x):
         n = x.shape[0]
         rng = self._next_rng()
         h = rng.random(n) < 0.5 if self.mode != "vertical" else np.zeros(n, bool)
@@ -71,9 +82,7 @@ class RandomFlip(_RandomLayer):
         y[v] = y[v][:, ::-1]  # height axis
         return y
 
-    def backward(self, dy, need_dx=True):
-        if not need_dx or not self._active:
-            return dy if need_dx else None
+    def _augment_backward(self, dy):
         return self._apply(dy, self._buffer(("dx", dy.shape[0]), dy.shape))  # a flip is its own inverse
 
     def get_config(self):
@@ -133,7 +142,7 @@ def _resample_matrices(shift, n, mode, interpolation):
     return R
 
 
-class RandomTranslation(_RandomLayer):
+class RandomTranslation(_ImageAugmentation):
     """Shifts each training image by a random fraction of its height and width (Keras
     semantics): the vertical shift is ``uniform(lower, upper) * height`` pixels, a float
     ``f`` meaning [-f, f] (positive: down / right), and likewise for the width.
@@ -160,14 +169,7 @@ class RandomTranslation(_RandomLayer):
         self.fill_mode, self.interpolation, self.fill_value = fill_mode, interpolation, float(fill_value)
         super().__init__(seed=seed, **kwargs)
 
-    def _build(self, input_shape):
-        _image_shape(self, input_shape)
-        self.output_shape = input_shape
-
-    def forward(self, x, training=False, logits=False):
-        self._active = bool(training)
-        if not training:
-            return x
+    def _augment(self, x):
         n, H, W = x.shape[:3]
         rng = self._next_rng()
         dy = rng.uniform(*self.height_factor, size=n) * H
@@ -183,9 +185,7 @@ class RandomTranslation(_RandomLayer):
             y4 += (self.dtype.type(self.fill_value) * (1 - inside))[..., None]
         return y
 
-    def backward(self, dy, need_dx=True):
-        if not need_dx or not self._active:
-            return dy if need_dx else None
+    def _augment_backward(self, dy):
         n, H = dy.shape[:2]
         d4 = _as_nhwc(dy)
         t = np.matmul(self._Ry.transpose(0, 2, 1), d4.reshape(n, H, -1)).reshape(d4.shape)
