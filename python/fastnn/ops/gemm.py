@@ -78,14 +78,7 @@ def _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, 
         alpha = _real(alpha, "alpha")
     if beta.__class__ is not float or not _isfinite(beta):
         beta = _real(beta, "beta")
-    m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
-    kb, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
-    if k != kb:
-        raise ValueError(
-            f"a, b: inner dimensions differ: op(a) has shape {(m, k)} (a {a.shape}, trans_a={trans_a}), "
-            f"op(b) has shape {(kb, n)} (b {b.shape}, trans_b={trans_b})")
-    if beta != 0.0 and out is None:
-        raise ValueError(f"out: beta = {beta} reads out, so out must be given, got None")
+    m, n = _product_shape(a, b, trans_a, trans_b, beta, out)
     if bias is not None and not (bias.__class__ is np.ndarray and bias.dtype is a.dtype and bias.shape == (n,)
                                  and bias.flags.c_contiguous and bias.flags.aligned):
         bias = _float_array(bias, "bias", dtype=a.dtype, ndim=1, shape=(n,))
@@ -116,15 +109,21 @@ def _grad_product(a, b, trans_a, trans_b, alpha, beta, out):
     a = _float_array(a, "a", ndim=2)
     b = _float_array(b, "b", dtype=a.dtype, ndim=2)
     alpha, beta = _real(alpha, "alpha"), _real(beta, "beta")
+    m, n = _product_shape(a, b, bool(trans_a), bool(trans_b), beta, out)
+    return a, b, alpha, beta, m, n
+
+
+def _product_shape(a, b, trans_a, trans_b, beta, out):
+    """(m, n) of op(a) @ op(b), refusing differing inner dimensions and a beta without out."""
     m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
     kb, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
     if k != kb:
         raise ValueError(
-            f"a, b: inner dimensions differ: op(a) has shape {(m, k)} (a {a.shape}, trans_a={bool(trans_a)}), "
-            f"op(b) has shape {(kb, n)} (b {b.shape}, trans_b={bool(trans_b)})")
+            f"a, b: inner dimensions differ: op(a) has shape {(m, k)} (a {a.shape}, trans_a={trans_a}), "
+            f"op(b) has shape {(kb, n)} (b {b.shape}, trans_b={trans_b})")
     if beta != 0.0 and out is None:
         raise ValueError(f"out: beta = {beta} reads out, so out must be given, got None")
-    return a, b, alpha, beta, m, n
+    return m, n
 
 
 def matmul_act_grad(a, b, *, activation, x=None, y=None, activation_alpha=None, trans_a=False, trans_b=False,
