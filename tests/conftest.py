@@ -17,6 +17,26 @@ def isa(request):
     _core.select_isa(before)
 
 
+# bfloat16 products: the fallback (operands rounded, fp32 kernels) on every ISA, and the
+# AVX512-BF16 kernel where the CPU has it
+BF16_PATHS = [(isa, "fallback") for isa in SUPPORTED_ISAS]
+if _core.bf16_kernel_available():
+    BF16_PATHS.append(("avx512", "avx512_bf16"))
+
+
+@pytest.fixture(params=BF16_PATHS, ids=lambda p: f"{p[0]}-{p[1]}")
+def bf16_path(request):
+    """Forces one ISA and one bf16 implementation, checks it is the one in use, restores both."""
+    isa, kernel = request.param
+    before = _core.active_isa()
+    _core.select_isa(isa)
+    _core.select_bf16_kernel(kernel)
+    assert _core.bf16_kernel() == kernel
+    yield request.param
+    _core.select_bf16_kernel("auto")
+    _core.select_isa(before)
+
+
 @pytest.fixture(params=[1, 2])
 def threads(request):
     """Runs the test with fastnn using 1, then 2 threads."""

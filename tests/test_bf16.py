@@ -30,9 +30,6 @@ from helpers import python_stamps_during
 
 EPS32 = 2.0 ** -24
 ISAS = [name for name in ("scalar", "avx2", "avx512") if _core.isa_supported(name)]
-PATHS = [(isa, "fallback") for isa in ISAS]
-if _core.bf16_kernel_available():
-    PATHS.append(("avx512", "avx512_bf16"))
 TRANSPOSES = [(False, False), (False, True), (True, False), (True, True)]
 # (m, n, k): ones, the awkward sizes, odd k (a zero-padded pair), one off the
 # micro-tiles (8x32, 16x16), several KC slices, and MLP-like.
@@ -40,17 +37,10 @@ SHAPES = [(1, 1, 1), (1, 7, 5), (7, 1, 3), (7, 17, 33), (17, 33, 7), (33, 257, 1
           (257, 33, 1), (16, 16, 1031), (15, 47, 64), (64, 10, 256), (100, 130, 785)]
 
 
-@pytest.fixture(params=PATHS, ids=lambda p: f"{p[0]}-{p[1]}")
-def path(request):
-    """Forces one ISA and one bf16 implementation, checks it is the one in use, restores both."""
-    isa, kernel = request.param
-    before = _core.active_isa()
-    _core.select_isa(isa)
-    _core.select_bf16_kernel(kernel)
-    assert _core.bf16_kernel() == kernel
-    yield request.param
-    _core.select_bf16_kernel("auto")
-    _core.select_isa(before)
+@pytest.fixture
+def path(bf16_path):
+    """One bf16 path (conftest.bf16_path: an ISA and a bf16 implementation, forced and restored)."""
+    return bf16_path
 
 
 def operands(m, n, k, ta, tb, seed=0, scale=1.0):

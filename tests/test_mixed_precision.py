@@ -109,22 +109,12 @@ from fastnn import _core  # noqa: E402
 from fastnn.layers import Dense, Input  # noqa: E402
 from helpers import fastnn_pythonpath  # noqa: E402
 
-PATHS = [(isa, "fallback") for isa in ("scalar", "avx2", "avx512") if _core.isa_supported(isa)]
-if _core.bf16_kernel_available():
-    PATHS.append(("avx512", "avx512_bf16"))
 
 
-@pytest.fixture(params=PATHS, ids=lambda p: f"{p[0]}-{p[1]}")
-def path(request):
-    """Forces one ISA and one bf16 implementation (as tests/test_bf16.py), restores both."""
-    isa, kernel = request.param
-    before = _core.active_isa()
-    _core.select_isa(isa)
-    _core.select_bf16_kernel(kernel)
-    assert _core.bf16_kernel() == kernel
-    yield request.param
-    _core.select_bf16_kernel("auto")
-    _core.select_isa(before)
+@pytest.fixture
+def path(bf16_path):
+    """One bf16 path (conftest.bf16_path: an ISA and a bf16 implementation, forced and restored)."""
+    return bf16_path
 
 
 def test_layer_policy_defaults_to_the_global_policy_at_construction():
