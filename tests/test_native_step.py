@@ -93,6 +93,23 @@ def test_frozen_layers_and_trainable_change_mid_epoch(monkeypatch):
     assert n == 12
 
 
+
+def test_activation_and_dropout_rate_changed_mid_epoch_rebuild_the_plan(monkeypatch):
+    """The plan copies each Dense's activation and each Dropout's rate: a callback changing
+    them between steps is seen at the next step, as by the Python step."""
+    class Change(fastnn.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 3:
+                self.model.layers[0].activation = fastnn.activations.get("tanh")
+                self.model.layers[1].rate = 0.5
+
+    def build():
+        return [_dense(16, 0, activation="relu"), L.Dropout(0.25, seed=2), _dense(4, 1, activation="softmax")]
+
+    n = _both(monkeypatch, build, "sparse_categorical_crossentropy", lambda: O.Adam(1e-2), _IDS, "float32",
+              callbacks=[Change()])
+    assert n == 12
+
 UNSUPPORTED = {
     "batchnorm": lambda: [_dense(8, 0, activation="relu"), L.BatchNormalization(), _dense(4, 1, activation="softmax")],
     "dropout_first": lambda: [L.Dropout(0.3, seed=1), _dense(4, 1, activation="softmax")],
