@@ -27,6 +27,9 @@ class BatchNormalization(Layer):
     0.99
     """
 
+    _config_keys = ("momentum", "epsilon", "center", "scale", "beta_initializer", "gamma_initializer",
+                    "moving_mean_initializer", "moving_variance_initializer")
+
     _parameter_constraints = {"momentum": [Interval(Real, 0, 1, closed="both")],
                               "epsilon": [Interval(Real, 0, None, closed="neither")]}
 
@@ -91,15 +94,6 @@ class BatchNormalization(Layer):
                  self.grads["beta"] if self.center else self._buffer("dbeta", (n,))))
         return dx if need_dx else None
 
-    def get_config(self):
-        c = super().get_config()
-        c.update(momentum=self.momentum, epsilon=self.epsilon, center=self.center, scale=self.scale,
-                 beta_initializer=_initializers.serialize(self.beta_initializer),
-                 gamma_initializer=_initializers.serialize(self.gamma_initializer),
-                 moving_mean_initializer=_initializers.serialize(self.moving_mean_initializer),
-                 moving_variance_initializer=_initializers.serialize(self.moving_variance_initializer))
-        return c
-
 
 class LayerNormalization(Layer):
     """Normalizes each sample over ``axis`` (default -1: the features), then scales by gamma and
@@ -110,6 +104,10 @@ class LayerNormalization(Layer):
     >>> LayerNormalization().epsilon
     0.001
     """
+
+    _config_keys = ("axis", "epsilon", "center", "scale", "beta_initializer", "gamma_initializer",
+                    "beta_regularizer", "gamma_regularizer")
+    _optional_config_keys = ("beta_constraint", "gamma_constraint")
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None,
@@ -182,15 +180,3 @@ class LayerNormalization(Layer):
         dx -= xhat * np.mean(g * xhat, axis=self._ax, keepdims=True)
         dx *= self._inv
         return dx
-
-    def get_config(self):
-        c = super().get_config()
-        c.update(axis=self.axis, epsilon=self.epsilon, center=self.center, scale=self.scale,
-                 beta_initializer=_initializers.serialize(self.beta_initializer),
-                 gamma_initializer=_initializers.serialize(self.gamma_initializer),
-                 beta_regularizer=_regularizers.serialize(self.beta_regularizer),
-                 gamma_regularizer=_regularizers.serialize(self.gamma_regularizer))
-        if self.beta_constraint is not None or self.gamma_constraint is not None:
-            c.update(beta_constraint=_constraints.serialize(self.beta_constraint),
-                     gamma_constraint=_constraints.serialize(self.gamma_constraint))
-        return c
