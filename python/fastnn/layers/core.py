@@ -51,6 +51,12 @@ def _config_value(v):
     return list(v) if isinstance(v, tuple) else v
 
 
+def _weight_args(initializer, regularizer=None, constraint=None):
+    """A weight's (initializer, regularizer, constraint) from a constructor's arguments:
+    names, configs or objects, as Keras layers take them."""
+    return _initializers.get(initializer), _regularizers.get(regularizer), _constraints.get(constraint)
+
+
 def _shape_tuple(shape, argname="shape"):
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
         shape = (int(shape),)
@@ -351,12 +357,10 @@ class Dense(Layer):
         self.units = int(units)
         self.activation = _activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = _initializers.get(kernel_initializer)
-        self.bias_initializer = _initializers.get(bias_initializer)
-        self.kernel_regularizer = _regularizers.get(kernel_regularizer)
-        self.bias_regularizer = _regularizers.get(bias_regularizer)
-        self.kernel_constraint = _constraints.get(kernel_constraint)
-        self.bias_constraint = _constraints.get(bias_constraint)
+        self.kernel_initializer, self.kernel_regularizer, self.kernel_constraint = _weight_args(
+            kernel_initializer, kernel_regularizer, kernel_constraint)
+        self.bias_initializer, self.bias_regularizer, self.bias_constraint = _weight_args(
+            bias_initializer, bias_regularizer, bias_constraint)
         self._linear = _activations.get("linear")
 
     def _build(self, input_shape):

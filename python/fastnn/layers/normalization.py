@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import ops as _ops
 from .._validate import Interval, Real, validate
-from .. import regularizers as _regularizers
-from .core import Layer, _require_2d
+from .core import Layer, _require_2d, _weight_args
 
 
 class BatchNormalization(Layer):
@@ -120,12 +118,10 @@ class LayerNormalization(Layer):
             raise ValueError(f"epsilon: expected a positive number, got {epsilon!r}")
         self.axis = [int(a) for a in axis] if isinstance(axis, (list, tuple)) else int(axis)
         self.epsilon, self.center, self.scale = float(epsilon), bool(center), bool(scale)
-        self.beta_initializer = _initializers.get(beta_initializer)
-        self.gamma_initializer = _initializers.get(gamma_initializer)
-        self.beta_regularizer = _regularizers.get(beta_regularizer)
-        self.gamma_regularizer = _regularizers.get(gamma_regularizer)
-        self.beta_constraint = _constraints.get(beta_constraint)
-        self.gamma_constraint = _constraints.get(gamma_constraint)
+        self.beta_initializer, self.beta_regularizer, self.beta_constraint = _weight_args(
+            beta_initializer, beta_regularizer, beta_constraint)
+        self.gamma_initializer, self.gamma_regularizer, self.gamma_constraint = _weight_args(
+            gamma_initializer, gamma_regularizer, gamma_constraint)
 
     def _build(self, input_shape):
         rank = len(input_shape) + 1
