@@ -185,3 +185,57 @@ def test_releases_the_gil():
     finally:
         fastnn.set_num_threads(before)
     assert stamps > 0, f"no Python thread ran during a {duration * 1e3:.1f} ms take_rows"
+
+
+# ---------------------------------------------------------------- the trainer's batches
+def _numpy_take(a, idx, out):
+    return np.take(a, idx, axis=0, out=out, mode="clip")
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_epoch_iterator_batches_are_the_permuted_rows(layout, monkeypatch):
+    """Shuffled batches of x (2-D float and 3-D), y (1-D int labels, 2-D float targets) and the
+    sample weights are the rows of the epoch's permutation, byte for byte: gathered by the core
+    for C-contiguous arrays, by NumPy's take for others (never a copy of the whole array)."""
+    from fastnn import trainer
+    calls = []
+    real = ops.take_rows
+    monkeypatch.setattr(ops, "take_rows", lambda *a, **k: calls.append(1) or real(*a, **k))
+    rng = np.random.default_rng(6)
+    x2, x3 = rng.standard_normal((53, 6)).astype(np.float32), rng.standard_normal((53, 2, 3))
+    labels, targets, w = rng.integers(0, 5, 53), rng.standard_normal((53, 4)), rng.random(53)
+    for x, y in [(x2, labels), (x3, targets)]:
+        ws = w
+        if layout == "strided":  # every other row of arrays twice as long
+            x, y, ws = (np.repeat(a, 2, axis=0)[::2] for a in (x, y, w))
+        it = trainer.EpochIterator(x, y, batch_size=16, shuffle=True, rng=np.random.default_rng(1), sample_weight=ws)
+        for _ in range(2):
+            got = [(xb.copy(), yb.copy(), wb.copy()) for xb, yb, wb in it.epoch()]
+            perm = it._perm
+            for step, (xb, yb, wb) in enumerate(got):
+                rows = perm[16 * step:16 * step + len(xb)]
+                _same(xb, x[rows])
+                _same(yb, y[rows])
+                _same(wb, ws[rows])
+            assert sum(len(b[0]) for b in got) == 53
+    assert (len(calls) > 0) == (layout == "contiguous")
+
+
+def test_fit_trains_bitwise_as_with_numpy_take(monkeypatch):
+    """The core's gather changes nothing in training: the weights after two shuffled epochs
+    equal, bit for bit, those of the same fit with NumPy's take as the gather."""
+    from fastnn import trainer
+
+    def fitted():
+        fastnn.utils.set_random_seed(3)
+        m = fastnn.Sequential([fastnn.layers.Input((12,)), fastnn.layers.Dense(16, activation="relu"),
+                               fastnn.layers.Dense(3, activation="softmax")])
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        rng = np.random.default_rng(7)
+        x, y = rng.standard_normal((100, 12)).astype(np.float32), rng.integers(0, 3, 100)
+        m.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=5)
+        return [v.tobytes() for v in m.get_weights()]
+
+    core = fitted()
+    monkeypatch.setattr(trainer, "_take_rows", _numpy_take)
+    assert fitted() == core
