@@ -872,6 +872,53 @@ def test_column_sum_fuzz(data):
     close(got, want, dtype, scale=np.abs(x0).sum(axis=0), what="column_sum")
 
 
+def _gather_out_is_valid(out, shape, dtype):
+    return isinstance(out, np.ndarray) and out.dtype == dtype and out.shape == shape and \
+        out.flags.c_contiguous and out.flags.writeable and out.flags.aligned
+
+
+@FUZZ
+@given(st.data())
+def test_take_rows_fuzz(data):
+    """Any fixed-size dtype, 1-3 dimensions, 0-40 rows; faults: a bad x, an index out of
+    range (negative or past the end) anywhere, bad index dtype or ndim, a bad out=."""
+    draw = data.draw
+    setup_machine(draw)
+    dtype = np.dtype(draw(st.sampled_from(FLOATS + (np.int64, np.uint8, np.bool_))))
+    n = draw(st.integers(0, 40))
+    shape = (n,) + shape_of(draw, draw(st.integers(0, 2)), max_side=5)
+    x0 = values(draw, shape, np.float64, lim=300.0, special=dtype in FLOATS).astype(dtype)
+    x = layout(draw, x0)
+    k = draw(st.integers(0, 30)) if n else 0
+    idx_dtype = draw(st.sampled_from([np.int64, np.int64, np.int32, np.uint8]))
+    idx0 = _rng(draw).integers(0, max(n, 1), size=k).astype(idx_dtype)
+    idx = idx0[::-1].copy()[::-1] if draw(st.booleans()) else idx0.copy()
+    want_shape = (k,) + shape[1:]
+    out = np.full(want_shape, 1, dtype) if draw(st.booleans()) else None
+    fault = draw(st.sampled_from([None] * 4 + ["x", "indices", "out"]))
+    if fault == "x":
+        x = draw(st.sampled_from([x0.astype(object), x0.tolist(), None, np.array(1.5)]))
+    elif fault == "indices":
+        kind = draw(st.sampled_from(["range", "range", "float", "2d"]))
+        if kind == "range":
+            bad = draw(st.sampled_from([-1, -n - 1, n, n + 7, -2**40, 2**40]))
+            idx = np.insert(idx0.astype(np.int64), draw(st.integers(0, k)), bad)
+            want_shape = (k + 1,) + shape[1:]
+            out = None if out is None else np.full(want_shape, 1, dtype)
+        else:
+            idx = idx0.astype(np.float64) if kind == "float" else idx0[:, None]
+    elif fault == "out":
+        out = bad_out(draw, want_shape, dtype)
+        if _gather_out_is_valid(out, want_shape, dtype):  # e.g. "unaligned" 1-byte values are aligned
+            fault = None
+    got = expect_outcome("take_rows", fault, lambda: ops.take_rows(x, idx, out=out),
+                         state=[a for a in (out, x, idx) if isinstance(a, np.ndarray)])
+    if got is None:
+        return
+    want = reference.take_rows(x0, idx0)
+    assert got.dtype == dtype and got.shape == want.shape and got.tobytes() == want.tobytes()
+    assert out is None or got is out
+
 def test_equal_but_distinct_dtype_objects_are_accepted():
     """A dtype that went through copy.deepcopy is equal to float32 but another object:
     every kernel accepts arrays of it (the core compared dtype objects by identity once)."""
