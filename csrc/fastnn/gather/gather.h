@@ -18,8 +18,8 @@ template <class I> std::ptrdiff_t first_index_out_of_range(const I* idx, std::si
 // n rows. The caller checks the indices first (first_index_out_of_range), so that a
 // refused call writes nothing; an index out of range here (possible only when another
 // thread rewrites the indices during the call) leaves its row of out unwritten, never
-// read out of bounds. out and x do not overlap. Rows split between threads when the
-// batch is large enough; the result does not depend on the thread count.
+// read out of bounds. out and x do not overlap. Rows split between threads past 2 MB
+// a thread (a training batch stays on one); the result does not depend on the thread count.
 template <class I>
 void take_rows(const char* x, std::int64_t n, const I* idx, std::size_t k, std::size_t row_bytes, char* out);
 

@@ -17,9 +17,9 @@ def take_rows(x, indices, *, out=None):
     ``(len(indices),) + x.shape[1:]``, x's dtype.
 
     ``x`` is an array of any fixed-size dtype (float, integer, bool, bytes; not
-    object) with at least one dimension; its rows are copied as bytes, in
-    parallel for large batches, with the rows to come prefetched (a shuffled
-    batch drawn from a training set far larger than the caches). ``indices`` is
+    object) with at least one dimension; its rows are copied as bytes, the
+    rows to come prefetched (a shuffled batch drawn from a training set far
+    larger than the caches), split between threads past 2 MB per thread. ``indices`` is
     1-D, of integers. Every index must be in ``[0, len(x))``, and all of them
     are checked before anything is written: a negative index is refused (NumPy's
     ``np.take(..., mode="clip")`` would silently clamp it to row 0, and Python's
