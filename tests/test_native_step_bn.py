@@ -101,6 +101,9 @@ UNSUPPORTED = {
     "bn_regularized_neighbor": lambda: [_dense(8, 0, kernel_regularizer="l2"), _bn(), L.Activation("relu"),
                                         _dense(4, 1, activation="softmax")],
     "layer_normalization": lambda: [_dense(8, 0), L.LayerNormalization(), _dense(4, 1, activation="softmax")],
+    # an identity Activation is no node: the Dropout after it would be the first one
+    "dropout_after_identity": lambda: [L.Activation("linear"), L.Dropout(0.3, seed=1), _dense(8, 0), _bn(),
+                                       _dense(4, 1, activation="softmax")],
 }
 
 

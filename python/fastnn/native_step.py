@@ -142,7 +142,9 @@ def _batchnorm_entry(layer, m, dtype):
     (it would refuse the batch or the hyperparameters)."""
     n, training = layer.output_shape[-1], bool(layer.trainable)
     eps, momentum = layer.epsilon, layer.momentum
-    if (training and m < 2) or not (np.isfinite(eps) and dtype.type(eps) > 0) or not 0.0 <= momentum <= 1.0:
+    with np.errstate(over="ignore"):  # a huge epsilon is inf in float32: the kernel takes it
+        eps_ok = np.isfinite(eps) and dtype.type(eps) > 0
+    if (training and m < 2) or not eps_ok or not 0.0 <= momentum <= 1.0:
         return None
     gamma, beta = layer._gamma_beta()
     dx = dgamma = dbeta = scale = shift = None
@@ -166,6 +168,8 @@ def _entries(chain, m, first, last_logits, dtype):
         if k == first:
             node_first = len(entries)
         if type(layer) is _layers.Dropout:
+            if not entries:  # first (after identity Activations): not a node the core takes
+                return None
             width = layer.output_shape[-1]
             e = ("dropout", layer._buffer(("y", m), (m, width)), layer._buffer(("mask", m), (m, width)),
                  float(layer.rate), len(dropouts))
