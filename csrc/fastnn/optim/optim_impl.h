@@ -27,9 +27,8 @@ template <class V, class T> inline void store_n(V x, T* p, int cnt) {
 
 // The loop every optimizer shares: for each vector of param and grad, g gets L2
 // weight decay folded in (g + wd*p) when l2 is set, then p = update(p, g, i, count)
-// (which also updates the optimizer's state at i). l2 is a reference so that the
-// compiler reads it in the loop, as the kernels always did, instead of duplicating
-// the loop for each value.
+// (which also updates the optimizer's state at i). l2 is taken by reference: the
+// compiler then tests it inside the loop instead of compiling the loop twice.
 template <class V, class T, class Update>
 inline void update_params(T* param, const T* grad, std::size_t n, const bool& l2, V wd, Update&& update) {
   for_each_vec<V>(n, [&](std::size_t i, int k) {
@@ -83,7 +82,7 @@ void adam_loop(T* param, const T* grad, T* mp, T* vp, std::size_t n, const AdamC
   const V b1 = V::set1(c.b1), omb1 = V::set1(c.one_minus_b1);
   const V b2 = V::set1(c.b2), omb2 = V::set1(c.one_minus_b2);
   const V eps = V::set1(c.eps), decay = V::set1(c.decay_factor);
-  update_params(param, grad, n, L2, V::set1(c.wd), [&](V p, V g, std::size_t i, int k) {
+  update_params(param, grad, n, L2, V::set1(c.wd), [=](V p, V g, std::size_t i, int k) {
     if (Decoupled) p = p * decay;                                // AdamW: p *= 1 - lr*wd
     const V m = fmadd(b1, load_n<V>(mp + i, k), omb1 * g);      // b1*m + (1-b1)*g
     const V v = fmadd(b2, load_n<V>(vp + i, k), omb2 * g * g);  // b2*v + (1-b2)*g^2
