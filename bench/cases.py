@@ -22,6 +22,18 @@ def mlp_shapes():
     return shapes
 
 
+def mlp_products(batch):
+    """The three training products of each Dense layer of MLP at a batch size, as
+    (label, m, n, k, trans_a, trans_b): forward X·W, backward dX = dY·Wᵀ and dW = Xᵀ·dY."""
+    out = []
+    for fan_in, fan_out in zip(MLP[:-1], MLP[1:]):
+        tag = f"b{batch} {fan_in}-{fan_out}"
+        out += [(f"{tag} fwd X·W", batch, fan_out, fan_in, False, False),
+                (f"{tag} dX=dY·Wt", batch, fan_in, fan_out, False, True),
+                (f"{tag} dW=Xt·dY", fan_in, fan_out, batch, True, False)]
+    return out
+
+
 MLP_PARAMS = sum(int(np.prod(s)) for s in mlp_shapes())  # 633,226
 OPTIM_SIZES = (MLP_PARAMS, 10_000_000)  # arena lengths: the MLP, and a 10M arena
 

@@ -1,23 +1,29 @@
 """bf16 GEMM: fastnn bf16 vs fastnn float32 vs PyTorch bf16, GFLOP/s and ratios.
 
     python bench/compare_bf16.py [--threads 2] [--only square,mlp] [--rounds 7] [--stat median|min]
+    python bench/compare.py gemm       # its "bf16" section: square 1024/2048 and the MLP rows
 
 Sections: square products 512/1024/2048, and the training products of the
 notes' MLP (784-512-256-256-128-10) at batch 128 and 512: per layer the
-forward X·W, and the backward dY·Wᵀ (trans_b) and Xᵀ·dY (trans_a).
+forward X·W, and the backward dY·Wᵀ (trans_b) and Xᵀ·dY (trans_a)
+(bench/cases.py: mlp_products).
 
 Contenders (float32 arrays in, float32 out for fastnn):
   fastnn bf16      _core.matmul_bf16 (operands rounded to bf16 while packed; the
                    kernel _core.bf16_kernel() names, avx512_bf16 or fallback)
   fastnn fp32      _core.matmul (the float32 GEMM)
   torch bf16       torch.matmul on bfloat16 tensors (converted once, outside the timing)
+                   into a preallocated bf16 out: PyTorch's fastest bf16 CPU product here
+                   (oneDNN; torch.mm without out= and F.linear on a (n, k) weight were
+                   within a few % of it, autocast slower by its conversions)
   torch autocast   torch.matmul on float32 tensors under torch.autocast("cpu", bfloat16)
                    (converts the operands on every call, as a training step does)
 Both fastnn contenders are called through _core with a preallocated out, so
 Python overhead is the same for both (ops.matmul_bf16 adds its argument checks).
 Contenders alternate round after round with pauses (common.compare); medians
 (or the best round, --stat min, on a busy machine). "bf16/fp32" is fastnn bf16's
-speed over fastnn fp32's; "vs torch" is fastnn bf16's over the faster torch bf16.
+speed over fastnn fp32's; "vs torch" is fastnn bf16's over the faster of the two
+torch columns, named in "torch best".
 """
 from __future__ import annotations
 
@@ -29,9 +35,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import cases as bench_cases  # noqa: E402
 import common  # noqa: E402
-
-MLP = [784, 512, 256, 256, 128, 10]
 
 
 def _compare(fns, rounds, stat, pause=0.1, min_time=0.05):
@@ -64,26 +69,40 @@ def contenders(m, n, k, ta, tb, seed=0):
         A = ta_t.T if ta else ta_t
         B = tb_t.T if tb else tb_t
         A16, B16 = A.to(torch.bfloat16), B.to(torch.bfloat16)
+        C16 = torch.empty((m, n), dtype=torch.bfloat16)
 
         def autocast():
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return torch.matmul(A, B)
-        fns["torch bf16"] = lambda: torch.matmul(A16, B16)
+        fns["torch bf16"] = lambda: torch.matmul(A16, B16, out=C16)
         fns["torch autocast"] = autocast
     return fns
 
 
-def run_cases(title, cases, args):
+def run_cases(title, cases, rounds, stat, pause=0.1):
+    """One table: per case (label, (m, n, k, trans_a, trans_b)) GFLOP/s of each contender and the ratios."""
     names = ["fastnn bf16", "fastnn fp32", "torch bf16", "torch autocast"]
     rows = []
     for label, (m, n, k, ta, tb) in cases:
-        t = _compare(contenders(m, n, k, ta, tb), args.rounds, args.stat)
+        t = _compare(contenders(m, n, k, ta, tb), rounds, stat, pause)
         gf = {name: 2.0 * m * n * k / t[name] / 1e9 if name in t else float("nan") for name in names}
-        torch_best = max(gf["torch bf16"], gf["torch autocast"])
-        rows.append([label, *(common.fmt(gf[x], 4) for x in names), common.fmt(gf["fastnn bf16"] / gf["fastnn fp32"]),
-                     common.fmt(gf["fastnn bf16"] / torch_best)])
-    common.print_table(f"{title} (GFLOP/s, {args.stat} of {args.rounds} alternating rounds)",
-                       ["case", *names, "bf16/fp32", "vs torch"], rows)
+        tbest = max(("torch bf16", "torch autocast"), key=lambda x: gf[x] if gf[x] == gf[x] else -1.0)
+        rows.append([label, f"{m}x{n}x{k}", *(common.fmt(gf[x], 4) for x in names),
+                     common.fmt(gf["fastnn bf16"] / gf["fastnn fp32"]), common.fmt(gf["fastnn bf16"] / gf[tbest]),
+                     tbest if gf[tbest] == gf[tbest] else "-"])
+    common.print_table(f"{title} (GFLOP/s, {stat} of {rounds} alternating rounds)",
+                       ["case", "m x n x k", *names, "bf16/fp32", "vs torch", "torch best"], rows)
+
+
+def run_square_mlp(sizes, batches, rounds, stat, pause=0.1, note=""):
+    """The square products of sizes, then the MLP's training products at each batch size."""
+    from fastnn import _core
+    kernel = f"{note}bf16 kernel {_core.bf16_kernel()}"
+    if sizes:
+        run_cases(f"bf16 square, {kernel}", [(f"{s}^3", (s, s, s, False, False)) for s in sizes], rounds, stat, pause)
+    for batch in batches:
+        cases = [(label, (m, n, k, ta, tb)) for label, m, n, k, ta, tb in bench_cases.mlp_products(batch)]
+        run_cases(f"bf16 MLP training products, batch {batch}, {kernel}", cases, rounds, stat, pause)
 
 
 def main(argv=None):
@@ -99,16 +118,8 @@ def main(argv=None):
     print(f"fastnn {fastnn.__version__}: isa {_core.active_isa()}, bf16 kernel {_core.bf16_kernel()}, "
           f"{args.threads} threads; CPU {fastnn.cpu_info()['brand']}")
     only = set(args.only.split(","))
-    if "square" in only:
-        run_cases("square", [(f"{s}^3", (s, s, s, False, False)) for s in (512, 1024, 2048)], args)
-    if "mlp" in only:
-        for batch in (128, 512):
-            cases = []
-            for fin, fout in zip(MLP[:-1], MLP[1:]):
-                cases.append((f"b{batch} X·W {fin}->{fout}", (batch, fout, fin, False, False)))
-                cases.append((f"b{batch} dY·Wt {fout}->{fin}", (batch, fin, fout, False, True)))
-                cases.append((f"b{batch} Xt·dY {fin}x{fout}", (fin, fout, batch, True, False)))
-            run_cases(f"MLP training products, batch {batch}", cases, args)
+    run_square_mlp((512, 1024, 2048) if "square" in only else (), (128, 512) if "mlp" in only else (),
+                   args.rounds, args.stat)
 
 
 if __name__ == "__main__":

@@ -3,14 +3,16 @@
     python bench/compare.py gemm [--quick] [--threads 2]
     python bench/compare_gemm.py [--quick] [--threads 2] [--only square,mlp,f64,epilogue,backward,threads]
 
-Sections: square float32 products (256..4096; 4096 not with --quick), the
+Sections ("bf16": see below): square float32 products (256..4096; 4096 not with --quick), the
 training products of a 784-512-256-256-128-10 MLP at batch 64/128/256
 (forward X·W, backward dY·Wᵀ and Xᵀ·dY per layer), float64 square 1024, the
 fused bias+activation epilogue against a separate pass, the Dense backward
 pass as two fused calls (ops.matmul_bias_grad, ops.matmul_act_grad) against
 four separate passes and PyTorch, fastnn at 1 vs n
 threads on small shapes (the threading threshold), and the fraction of the
-measured FMA peak (bench/peak_flops.py). Contenders run in alternation with
+measured FMA peak (bench/peak_flops.py). "bf16": fastnn's bf16 GEMM against
+its fp32 GEMM and PyTorch bf16 on square 1024/2048 and the MLP's training products at
+batch 128 and 512 (bench/compare_bf16.py: contenders and table). Contenders run in alternation with
 pauses (common.compare); numbers are medians. "ratio" = fastnn speed / the
 faster of NumPy and PyTorch.
 
@@ -29,9 +31,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import cases as bench_cases  # noqa: E402
 import common  # noqa: E402
 
-MLP = [784, 512, 256, 256, 128, 10]
+MLP = bench_cases.MLP
 STAT = os.environ.get("FASTNN_BENCH_STAT", "median")
 
 
@@ -112,14 +115,8 @@ def square(quick, threads, peak, rounds, pause):
 
 
 def mlp_cases(batches):
-    cases = []
-    for bsz in batches:
-        for fan_in, fan_out in zip(MLP[:-1], MLP[1:]):
-            tag = f"b{bsz} {fan_in}-{fan_out}"
-            cases.append((f"{tag} fwd X·W", bsz, fan_out, fan_in, np.float32, False, False))
-            cases.append((f"{tag} dX=dY·Wt", bsz, fan_in, fan_out, np.float32, False, True))
-            cases.append((f"{tag} dW=Xt·dY", fan_in, fan_out, bsz, np.float32, True, False))
-    return cases
+    return [(label, m, n, k, np.float32, ta, tb)
+            for bsz in batches for label, m, n, k, ta, tb in bench_cases.mlp_products(bsz)]
 
 
 def mlp(quick, threads, peak, rounds, pause):
@@ -221,6 +218,13 @@ def backward(quick, threads, peak, rounds, pause):
     common.print_table(f"Dense backward (relu): 2 fused calls vs 4 separate passes, {threads} threads", hdr, rows)
 
 
+def bf16(quick, threads, peak, rounds, pause):
+    """bf16 GEMM (issue 15): fastnn matmul_bf16 vs fastnn fp32 vs PyTorch bf16, square and
+    the MLP's training products at batch 128 and 512 (bench/compare_bf16.py's contenders)."""
+    import compare_bf16
+    compare_bf16.run_square_mlp((1024, 2048), (128, 512), rounds, STAT, pause, f"{threads} threads, ")
+
+
 def thread_scaling(quick, threads, peak, rounds, pause):
     """fastnn alone at 1 vs n threads: small problems must not get slower with threads."""
     import fastnn
@@ -248,7 +252,7 @@ def thread_scaling(quick, threads, peak, rounds, pause):
 
 
 SECTIONS = {"square": square, "mlp": mlp, "f64": f64, "epilogue": epilogue, "backward": backward,
-            "threads": thread_scaling}
+            "threads": thread_scaling, "bf16": bf16}
 
 
 def run(quick: bool, threads: int, only=None) -> None:

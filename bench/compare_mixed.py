@@ -56,25 +56,50 @@ def speed(x, y, batch, rounds):
     print(f"mixed/float32 epoch time: {med['mixed_bfloat16'] / med['float32']:.3f}")
 
 
+def _protocol_state(model):
+    """What must match between the policies before training: the initial weights and the
+    state of the generator fit shuffles with (so both see the same batches in the same order)."""
+    from fastnn import initializers
+    return [w.copy() for w in model.get_weights()], initializers.global_rng().bit_generator.state
+
+
+def _check_same_start(start):
+    (w32, rng32), (wmp, rngmp) = start["float32"], start["mixed_bfloat16"]
+    if rng32 != rngmp or len(w32) != len(wmp) or not all(np.array_equal(a, b) for a, b in zip(w32, wmp)):
+        raise AssertionError("protocol: the two policies start from different weights or shuffling state")
+
+
 def accuracy(xtr, ytr, xte, yte, epochs, seeds):
     acc = {p: [] for p in POLICIES}
+    band = np.zeros(epochs)  # per epoch: max over seeds of |loss_mixed - loss_fp32|
     for seed in seeds:
+        start, loss = {}, {}
         for p in POLICIES:
             m = make(p, seed)
-            m.fit(xtr, ytr, batch_size=128, epochs=epochs, verbose=0)
+            start[p] = _protocol_state(m)
+            loss[p] = np.asarray(m.fit(xtr, ytr, batch_size=128, epochs=epochs, verbose=0).history["loss"])
             a = float(np.mean(np.argmax(m.predict(xte, verbose=0), axis=1) == yte))
             acc[p].append(a)
-            print(f"seed {seed} {p:15s} test accuracy after {epochs} epochs: {100 * a:.2f}%", flush=True)
+            print(f"seed {seed} {p:15s} test accuracy after {epochs} epochs: {100 * a:.2f}%  "
+                  f"loss per epoch: {' '.join(f'{v:.4f}' for v in loss[p])}", flush=True)
+        _check_same_start(start)
+        gap = np.abs(loss["mixed_bfloat16"] - loss["float32"])
+        band = np.maximum(band, gap)
+        print(f"seed {seed} |loss_mixed - loss_fp32| per epoch: {' '.join(f'{v:.4f}' for v in gap)}", flush=True)
+    print(f"test set: {len(yte)} images; seeds {list(seeds)}")
     for p in POLICIES:
-        print(f"{p:15s} mean test accuracy: {100 * np.mean(acc[p]):.2f}%")
+        print(f"{p:15s} mean test accuracy: {100 * np.mean(acc[p]):.2f}%  "
+              f"(per seed {', '.join(f'{100 * a:.2f}' for a in acc[p])})")
     print(f"difference (mixed - float32): {100 * (np.mean(acc['mixed_bfloat16']) - np.mean(acc['float32'])):+.2f} points")
+    print(f"loss band, max over seeds of |loss_mixed - loss_fp32| per epoch: {' '.join(f'{v:.4f}' for v in band)} "
+          f"(max {band.max():.4f})")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=512)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=5, help="speed rounds (0: skip the speed comparison)")
     ap.add_argument("--epochs", type=int, default=5, help="epochs for the accuracy comparison (0: skip it)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     a = ap.parse_args()
@@ -83,7 +108,8 @@ def main():
     print(f"fastnn threads={a.threads} OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')} "
           f"isa={fastnn.cpu_info()['isa']} bf16 kernel={_core.bf16_kernel()}")
     (xtr, ytr), (xte, yte) = load_fashion_mnist()
-    speed(xtr, ytr, a.batch, a.rounds)
+    if a.rounds:
+        speed(xtr, ytr, a.batch, a.rounds)
     if a.epochs:
         accuracy(xtr, ytr, xte, yte, a.epochs, a.seeds)
 

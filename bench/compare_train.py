@@ -2,7 +2,7 @@
 
     PYTHONPATH=python python3 bench/compare.py train [--quick] [--threads 2]
     PYTHONPATH=python python3 bench/compare_train.py [--batches 32,128,512] [--fraction 0.25]
-        [--rounds 3] [--threads 2] [--no-keras] [--no-breakdown]
+        [--rounds 3] [--threads 2] [--no-keras] [--no-breakdown] [--no-mixed]
 
 The course notes' MLP 784-512-256-256-128-10 (ReLU, softmax output), He-normal
 init, Adam 1e-3 (epsilon 1e-7, Keras's), sparse categorical cross-entropy, on
@@ -14,6 +14,15 @@ each batch size:
   - JAX ``jit``: ``value_and_grad`` + ``optax.adam`` as ONE compiled step that
     also gathers its batch from the device-resident training set;
   - Keras 3 with KERAS_BACKEND=jax (where installed): ``model.fit(epochs=1)``.
+With --mixed (the default), two more contenders join the same alternation (issue 15):
+  - fastnn mixed: the same model built under
+    ``mixed_precision.set_global_policy("mixed_bfloat16")`` (bf16 GEMMs, float32
+    master weights, Adam state and loss);
+  - PyTorch bf16: the fp32 PyTorch contender with its forward and loss under
+    ``torch.autocast("cpu", dtype=torch.bfloat16)`` (backward outside it, as the
+    autocast recipe says; fused Adam on the float32 master weights);
+and their own table: seconds per epoch, fastnn mixed / torch bf16, fastnn mixed /
+fastnn fp32. The fp32 table's "best peer" is over the fp32 peers only.
 Contenders run one epoch each in alternation, round after round, with pauses
 (after one warm-up epoch each); medians over rounds; "ratio" = fastnn / the
 fastest peer. An "epoch" is the first ``--fraction`` of the 60,000 images
@@ -36,6 +45,8 @@ Then fastnn's time per step, over one instrumented epoch per batch size:
     optimizer (updates, clipping), gather (``take_rows``), and Python
     (everything else: fit's loop, callbacks, metrics, layer bookkeeping).
 Target (issue 14): fastnn <= 0.5x the best fp32 peer at batch 32 and 128, <= 0.75x at 512.
+Target (issue 15, AVX512-BF16 without AMX): fastnn mixed <= 0.7x fastnn fp32 at batch 512
+(on an AMX machine: <= 0.7x PyTorch bf16 autocast).
 """
 from __future__ import annotations
 
@@ -56,14 +67,18 @@ import common  # noqa: E402
 import train_fashion  # noqa: E402
 
 import fastnn  # noqa: E402
-from fastnn import ops  # noqa: E402
+from fastnn import mixed_precision, ops  # noqa: E402
 
 LAYERS = (784,) + tuple(train_fashion.HIDDEN) + (10,)
 LR, EPS = 1e-3, 1e-7
 
 
-def fastnn_contender(x, y, bs):
-    model = train_fashion.build(False)
+def fastnn_contender(x, y, bs, policy="float32"):
+    mixed_precision.set_global_policy(policy)
+    try:
+        model = train_fashion.build(False)
+    finally:
+        mixed_precision.set_global_policy("float32")
     state = {"epoch": 0}
 
     def run():
@@ -72,7 +87,10 @@ def fastnn_contender(x, y, bs):
     return run, model
 
 
-def torch_contender(x, y, bs):
+def torch_contender(x, y, bs, autocast=False):
+    """PyTorch fp32, or with autocast its forward and loss under bf16 autocast."""
+    import contextlib
+
     import torch
     from torch import nn
     torch.manual_seed(0)
@@ -91,6 +109,7 @@ def torch_contender(x, y, bs):
     lossf = nn.CrossEntropyLoss()
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
     n = len(x)
+    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if autocast else contextlib.nullcontext
 
     def run():
         net.train()
@@ -98,7 +117,8 @@ def torch_contender(x, y, bs):
         for s in range(0, n, bs):
             idx = perm[s:s + bs]
             opt.zero_grad(set_to_none=True)
-            loss = lossf(net(tx[idx]), ty[idx])
+            with ctx():
+                loss = lossf(net(tx[idx]), ty[idx])
             loss.backward()
             opt.step()
     return run
@@ -258,6 +278,31 @@ def breakdown(model, x, y, bs):
     return out
 
 
+def mixed_contenders(x, y, bs, torch_ok):
+    """The issue-15 contenders: fastnn under mixed_bfloat16, PyTorch under bf16 autocast."""
+    out = {"fastnn mixed": fastnn_contender(x, y, bs, "mixed_bfloat16")[0]}
+    if torch_ok:
+        out["torch bf16"] = torch_contender(x, y, bs, autocast=True)
+    return out
+
+
+def mixed_row(bs, med, scale):
+    """[batch, fastnn fp32, fastnn mixed, torch bf16, mixed/torch bf16, mixed/fp32] from median seconds."""
+    mixed = med["fastnn mixed"]
+    tb = med.get("torch bf16", float("nan"))
+    return [bs, common.fmt(scale * med["fastnn"]), common.fmt(scale * mixed), common.fmt(scale * tb),
+            f"{mixed / tb:.2f}x" if tb == tb else "-", f"{mixed / med['fastnn']:.2f}x"]
+
+
+def print_mixed_table(rows, rounds, threads):
+    from fastnn import _core
+    common.print_table(f"mixed precision: seconds per 60k-image epoch (median of {rounds} alternating rounds, "
+                       f"same rounds as above), threads={threads}, bf16 kernel {_core.bf16_kernel()}",
+                       ["batch", "fastnn fp32", "fastnn mixed_bfloat16", "torch bf16 autocast",
+                        "mixed/torch bf16", "mixed/fastnn fp32"], rows)
+    print("target (AVX512-BF16, no AMX): mixed/fastnn fp32 <= 0.70x at 512; (AMX): mixed/torch bf16 <= 0.70x at 512")
+
+
 def native_breakdown(model, x, y, bs):
     """The native step (on), seconds per step over one instrumented epoch: {'native': the native
     call, 'gather': the batch gather, 'rest': fit's loop and the rest, 'total': s}."""
@@ -290,7 +335,7 @@ def print_breakdown(models, x, y, batches):
 
 
 def run(quick: bool = False, threads: int = 2, batches=(32, 128, 512), fraction: float = 0.0, rounds: int = 0,
-        keras: bool = True, show_breakdown: bool = True, pause: float = 0.5) -> None:
+        keras: bool = True, show_breakdown: bool = True, pause: float = 0.5, mixed: bool = True) -> None:
     common.set_threads(threads)
     fraction = fraction or (0.1 if quick else 0.25)
     rounds = rounds or (2 if quick else 3)
@@ -302,14 +347,18 @@ def run(quick: bool = False, threads: int = 2, batches=(32, 128, 512), fraction:
     print(f"train: {'-'.join(map(str, LAYERS))} relu, Adam; {n} of 60000 images per timed epoch "
           f"(fraction {fraction}), seconds scaled to a full epoch; {rounds} alternating rounds; "
           f"threads={threads}; peers: {', '.join(peers) or 'none installed'}")
-    rows, models = [], {}
+    rows, mrows, models = [], [], {}
     for bs in batches:
         f_run, models[bs] = fastnn_contender(x, y, bs)
         contenders = {"fastnn": f_run}
         makers = {"torch": torch_contender, "jax": jax_contender, "keras": keras_contender}
         for p in peers:
             contenders[p] = makers[p](x, y, bs)
+        if mixed:
+            contenders.update(mixed_contenders(x, y, bs, "torch" in peers))
         med, samples = alternate(contenders, rounds, pause)
+        if mixed:
+            mrows.append(mixed_row(bs, med, scale))
         for k, v in samples.items():
             print(f"  [batch {bs}] {k}: " + " ".join(f"{scale * s:.2f}" for s in v) + " s")
         best = min((med[p], p) for p in peers) if peers else (float("nan"), "-")
@@ -319,6 +368,8 @@ def run(quick: bool = False, threads: int = 2, batches=(32, 128, 512), fraction:
                        ["batch", "fastnn", "torch fp32 fused Adam", "jax jit+optax", "keras3 (jax)", "best peer",
                         "fastnn/best"], rows)
     print("target: <= 0.50x at batch 32 and 128, <= 0.75x at 512")
+    if mixed:
+        print_mixed_table(mrows, rounds, threads)
     if show_breakdown:
         print_breakdown(models, x, y, batches)
 
@@ -334,6 +385,8 @@ if __name__ == "__main__":
     ap.add_argument("--pause", type=float, default=0.5, help="seconds of rest after each contender's epoch")
     ap.add_argument("--no-keras", action="store_true")
     ap.add_argument("--no-breakdown", action="store_true")
+    ap.add_argument("--mixed", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time fastnn mixed_bfloat16 and PyTorch bf16 autocast (issue 15)")
     a = ap.parse_args()
     run(quick=a.quick, threads=a.threads, batches=[int(b) for b in a.batches.split(",")], fraction=a.fraction,
-        rounds=a.rounds, keras=not a.no_keras, show_breakdown=not a.no_breakdown, pause=a.pause)
+        rounds=a.rounds, keras=not a.no_keras, show_breakdown=not a.no_breakdown, pause=a.pause, mixed=a.mixed)
