@@ -15,7 +15,7 @@ import fastnn.ops as ops
 import fastnn.reference as ref
 from fastnn import _core
 
-from test_gemm import DTYPES, TRANSPOSES, operands, tolerance
+from test_gemm import DTYPES, TRANSPOSES, check_epilogue, operands, tolerance
 from test_gemm_backward import saved_values
 
 # (m, n, k): one row, odd sizes (not multiples of any tile or of the 16x16
@@ -38,18 +38,9 @@ def swap(request):
                          ids=["plain", "alpha-beta-bias", "bias-relu", "beta-bias-leaky", "alpha-bias-tanh"])
 def test_small_m_product_matches_reference(isa, threads, swap, epi, dtype):
     rng = np.random.default_rng(11)
-    for shape in SHAPES:
-        m, n, k = shape
+    for m, n, k in SHAPES:
         for ta, tb in TRANSPOSES:
-            a, b = operands(m, n, k, dtype, ta, tb, seed=12)
-            kw = dict(epi)
-            if kw.pop("bias", False):
-                kw["bias"] = rng.standard_normal(n).astype(dtype)
-            out0 = rng.standard_normal((m, n)).astype(dtype)
-            want = ref.matmul(a, b, trans_a=ta, trans_b=tb, out=out0.copy(), **kw)
-            got = ops.matmul(a, b, trans_a=ta, trans_b=tb, out=out0.copy(), **kw)
-            tol = tolerance(a, b, k, dtype, kw.get("alpha", 1.0), kw.get("beta", 0.0), out0, kw.get("bias"), want)
-            np.testing.assert_allclose(got, want, rtol=0, atol=tol, err_msg=f"{shape} ta={ta} tb={tb} {swap}")
+            check_epilogue(m, n, k, ta, tb, epi, dtype, rng, seed=12, label=swap)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])

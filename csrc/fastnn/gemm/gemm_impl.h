@@ -416,23 +416,13 @@ void store_transposed(const GemmProblem<T>& P, const T* S, std::size_t lds) {
 template <class T>
 void gemm_swapped(const GemmProblem<T>& P) {
   const std::size_t lds = P.m;
-  GemmProblem<T> Q;
-  Q.trans_a = !P.trans_b;
-  Q.trans_b = !P.trans_a;
-  Q.m = P.n;
-  Q.n = P.m;
-  Q.k = P.k;
-  Q.alpha = P.alpha;
-  Q.a = P.b;
-  Q.lda = P.ldb;
-  Q.b = P.a;
-  Q.ldb = P.lda;
-  Q.c = static_cast<T*>(gemm_thread_buffer(3, sizeof(T) * P.n * lds));
-  Q.ldc = lds;
-  Q.direct_a_max_n = P.direct_a_max_n;
-  Q.direct_trans_a = P.direct_trans_a;
-  Q.tile_n = P.m;
-  Q.blocking = P.blocking;
+  GemmProblem<T> Q;  // alpha only: beta, bias and the activation come in store_transposed
+  Q.trans_a = !P.trans_b, Q.trans_b = !P.trans_a;
+  Q.m = P.n, Q.n = P.m, Q.k = P.k, Q.alpha = P.alpha;
+  Q.a = P.b, Q.lda = P.ldb, Q.b = P.a, Q.ldb = P.lda;
+  Q.c = static_cast<T*>(gemm_thread_buffer(3, sizeof(T) * P.n * lds)), Q.ldc = lds;
+  Q.direct_a_max_n = P.direct_a_max_n, Q.direct_trans_a = P.direct_trans_a, Q.blocking = P.blocking;
+  Q.tile_n = P.m;  // the tile and the k slices follow the whole product's m, the same in every band
   gemm_unswapped(Q, /*a_outer=*/true);
   store_transposed(P, Q.c, lds);
 }
