@@ -92,22 +92,27 @@ EPILOGUES = [
 ]
 
 
+def check_epilogue(m, n, k, ta, tb, epi, dtype, rng, seed, label=""):
+    """ops.matmul with the epilogue `epi` (bias=True: a random bias) into a random out, against ref.matmul."""
+    a, b = operands(m, n, k, dtype, ta, tb, seed=seed)
+    kw = dict(epi)
+    if kw.pop("bias", False):
+        kw["bias"] = rng.standard_normal(n).astype(dtype)
+    out0 = rng.standard_normal((m, n)).astype(dtype)
+    want = ref.matmul(a, b, trans_a=ta, trans_b=tb, out=out0.copy(), **kw)
+    out = out0.copy()
+    got = ops.matmul(a, b, trans_a=ta, trans_b=tb, out=out, **kw)
+    assert got is out
+    tol = tolerance(a, b, k, dtype, kw.get("alpha", 1.0), kw.get("beta", 0.0), out0, kw.get("bias"), want)
+    np.testing.assert_allclose(got, want, rtol=0, atol=tol, err_msg=f"{(m, n, k)} ta={ta} tb={tb} {label}")
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("epi", EPILOGUES, ids=lambda e: "-".join(f"{k}={v}" for k, v in e.items()))
 def test_epilogue_matches_reference(isa, threads, epi, dtype):
     rng = np.random.default_rng(2)
     for (m, n, k), (ta, tb) in zip([(97, 131, 61), (13, 33, 300), (64, 10, 128), (7, 5, 3)], TRANSPOSES):
-        a, b = operands(m, n, k, dtype, ta, tb, seed=3)
-        kw = dict(epi)
-        if kw.pop("bias", False):
-            kw["bias"] = rng.standard_normal(n).astype(dtype)
-        out0 = rng.standard_normal((m, n)).astype(dtype)
-        want = ref.matmul(a, b, trans_a=ta, trans_b=tb, out=out0.copy(), **kw)
-        out = out0.copy()
-        got = ops.matmul(a, b, trans_a=ta, trans_b=tb, out=out, **kw)
-        assert got is out
-        tol = tolerance(a, b, k, dtype, kw.get("alpha", 1.0), kw.get("beta", 0.0), out0, kw.get("bias"), want)
-        np.testing.assert_allclose(got, want, rtol=0, atol=tol, err_msg=f"{(m, n, k)} ta={ta} tb={tb}")
+        check_epilogue(m, n, k, ta, tb, epi, dtype, rng, seed=3)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])

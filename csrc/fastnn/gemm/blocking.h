@@ -15,6 +15,9 @@
 // always on; B is always packed (its micro-panel is the one kept in L1). A
 // transposed A (dW = Xᵀ·dY) follows GemmCacheBlocking::pack_trans_a instead
 // (blocking.cpp: in place with this table, packed where the blocking is derived).
+// kSwapMaxM: products with at most this many rows of C (small batches) run as
+// their transpose, so that the weights are read in place (gemm_impl.h
+// gemm_swapped; 0: never, e.g. the scalar path, which packs A anyway).
 //
 // Only constants here (no code), so baseline code may include it. MR and NR
 // are the micro-tiles of every CPU; MC, KC and NC are the measured table that
@@ -33,6 +36,7 @@ template <class T> struct GemmBlocking {
 };
 template <class T> using GemmBlockingNarrow = GemmBlocking<T>;
 constexpr int kDirectAMaxN = 0;
+constexpr int kSwapMaxM = 0;
 }  // namespace scalar
 
 namespace avx2 {
@@ -51,6 +55,7 @@ template <> struct GemmBlockingNarrow<double> {  // 12 x 4
   static constexpr int MR = 12, NR = 4, MC = 72, KC = 256, NC = 4080;
 };
 constexpr int kDirectAMaxN = 1 << 30;
+constexpr int kSwapMaxM = 64;
 }  // namespace avx2
 
 namespace avx512 {
@@ -69,6 +74,7 @@ template <> struct GemmBlockingNarrow<double> {  // 12 x 8
   static constexpr int MR = 12, NR = 8, MC = 120, KC = 256, NC = 2048;
 };
 constexpr int kDirectAMaxN = 1 << 30;
+constexpr int kSwapMaxM = 64;
 }  // namespace avx512
 
 }  // namespace fastnn

@@ -2,7 +2,8 @@
 // of C between threads.
 //
 // Threads: each thread gets a contiguous band of whole micro-tiles of C
-// (columns, or rows when C is thin) and runs the five loops on it with its
+// (columns, or rows when C is thin; a swapped small-m product by columns, in
+// units of its transpose's micro-tile rows) and runs the five loops on it with its
 // own packed buffers: no barriers, and every element of C is computed by the
 // same sequence of operations whatever the thread count, so results are
 // bitwise reproducible (and equal for 1 and 2 threads).
@@ -26,6 +27,7 @@ constexpr std::size_t kGrainMacs = std::size_t(3) << 17;  // 2 threads from ~786
 
 long g_direct_a_max_n = -1;
 long g_direct_trans_a = -1;
+long g_swap_max_m = -1;
 std::size_t g_grain_macs = kGrainMacs;
 
 struct ThreadBuffer {
@@ -37,7 +39,7 @@ struct ThreadBuffer {
 }  // namespace
 
 void* gemm_thread_buffer(int slot, std::size_t bytes) {
-  thread_local ThreadBuffer buf[3];
+  thread_local ThreadBuffer buf[4];
   ThreadBuffer& b = buf[slot];
   if (b.bytes < bytes) {
     std::free(b.p);
@@ -52,8 +54,9 @@ void* gemm_thread_buffer(int slot, std::size_t bytes) {
   return b.p;
 }
 
-void gemm_set_tuning(long direct_a_max_n, long grain_macs, long direct_trans_a) {
+void gemm_set_tuning(long direct_a_max_n, long grain_macs, long direct_trans_a, long swap_max_m) {
   g_direct_a_max_n = direct_a_max_n < 0 ? -1 : direct_a_max_n;
+  g_swap_max_m = swap_max_m < 0 ? -1 : swap_max_m;
   g_direct_trans_a = direct_trans_a < 0 ? -1 : (direct_trans_a > 0 ? 1 : 0);
   g_grain_macs = grain_macs < 0 ? kGrainMacs : static_cast<std::size_t>(grain_macs);
 }
@@ -68,6 +71,21 @@ void bias_grad_only(const GemmProblem<T>& P) {
   }
 }
 
+namespace {
+
+// Small m: run C = op(A)·op(B) as Cᵀ = op(B)ᵀ·op(A)ᵀ (gemm_impl.h
+// gemm_swapped) when that lets the micro-kernel read the big op(B) in place:
+// B stored n x k (dX = dY·Wᵀ), or k x n where a transposed A is read in place
+// (X·W). C at least as wide as tall; no bias gradient (the column sums of
+// op(B) are not taken there). The tuning knob forces it on (any transposes).
+template <class T> bool swap_small_m(const GemmProblem<T>& P, const GemmKernelsT<T>& K) {
+  if (P.bias_grad) return false;
+  if (g_swap_max_m >= 0) return P.m <= static_cast<std::size_t>(g_swap_max_m);
+  return P.m <= static_cast<std::size_t>(K.swap_max_m) && P.n >= P.m && (P.trans_b || P.direct_trans_a);
+}
+
+}  // namespace
+
 template <class T>
 void gemm(const GemmProblem<T>& P_in) {
   if (P_in.n == 0) return;
@@ -81,10 +99,15 @@ void gemm(const GemmProblem<T>& P_in) {
   P.blocking = &gemm_blocking<T>(active_isa());
   P.direct_trans_a = g_direct_trans_a < 0 ? !P.blocking->pack_trans_a : g_direct_trans_a > 0;
   const GemmKernelsT<T>& K = kernels_for<T>();
-  const std::size_t tiles_m = (P.m + K.mr - 1) / K.mr, tiles_n = (P.n + K.nr - 1) / K.nr;
+  P.swap_small_m = swap_small_m(P, K);
+  // A swapped product's columns are the rows of its transpose, in micro-tiles
+  // of the narrow tile when m (its width) is at most narrow_nr.
+  const std::size_t unit_n = !P.swap_small_m ? K.nr : P.m <= static_cast<std::size_t>(K.narrow_nr) ? K.narrow_mr : K.mr;
+  const std::size_t tiles_m = (P.m + K.mr - 1) / K.mr, tiles_n = (P.n + unit_n - 1) / unit_n;
   // Columns first: A is read in place, so a column band packs only its own
   // part of B and nothing is packed twice; rows when C is too thin for that.
-  const bool split_n = tiles_n >= 4 * static_cast<std::size_t>(get_num_threads()) || tiles_n >= tiles_m;
+  const bool split_n =
+      P.swap_small_m || tiles_n >= 4 * static_cast<std::size_t>(get_num_threads()) || tiles_n >= tiles_m;
   const std::size_t tiles = split_n ? tiles_n : tiles_m;
   const std::size_t macs = P.m * P.n * std::max<std::size_t>(P.k, 1);
   const int nt = static_cast<int>(std::min<std::size_t>(threads_for(macs, g_grain_macs), tiles));
@@ -100,7 +123,7 @@ void gemm(const GemmProblem<T>& P_in) {
     const std::size_t tb = tiles * t / T_, te = tiles * (t + 1) / T_;
     GemmProblem<T> S = P;
     if (split_n) {
-      const std::size_t j0 = tb * K.nr, j1 = std::min(P.n, te * K.nr);
+      const std::size_t j0 = tb * unit_n, j1 = std::min(P.n, te * unit_n);
       S.n = j1 > j0 ? j1 - j0 : 0;
       S.b = P.trans_b ? P.b + j0 * P.ldb : P.b + j0;
       S.c = P.c + j0;

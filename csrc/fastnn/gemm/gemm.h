@@ -61,6 +61,7 @@ template <class T> struct GemmProblem {
   long direct_a_max_n = -1;                   // tuning: < 0 uses the ISA's default (blocking.h)
   bool direct_trans_a = false;                // a transposed A is read in place (driver: !blocking.pack_trans_a)
   std::size_t tile_n = 0;                     // n of the whole product (the driver sets it), 0: n
+  bool swap_small_m = false;                  // computed as Cᵀ = op(B)ᵀ·op(A)ᵀ (the driver decides: gemm_impl.h)
   const GemmCacheBlocking* blocking = nullptr;  // cache blocking (the driver fills it in)
 };
 
@@ -87,17 +88,22 @@ template <class T> void gemm(const GemmProblem<T>& p);
 template <class T> struct GemmKernelsT {
   void (*run)(const GemmProblem<T>&);  // the five loops on one thread
   int mr, nr;                          // micro-tile, for splitting C between threads
+  int narrow_mr, narrow_nr;            // the narrow micro-tile (used when C has at most narrow_nr columns)
+  int swap_max_m;                      // small-m products swapped up to this m (blocking.h kSwapMaxM)
 };
 FASTNN_DECLARE_KERNELS(GemmKernels, GemmKernelsT, gemm_kernels)
 
 // Tuning knobs for measurements (bench/compare_gemm.py); < 0 restores the
 // defaults. direct_a_max_n: read A in place when n <= it; grain_macs: minimum
 // m*n*k per thread; direct_trans_a: 1 reads a transposed A in place, 0 packs
-// it (default -1: as the blocking says, GemmCacheBlocking::pack_trans_a).
-void gemm_set_tuning(long direct_a_max_n, long grain_macs, long direct_trans_a = -1);
+// it (default -1: as the blocking says, GemmCacheBlocking::pack_trans_a);
+// swap_max_m: products with m <= it run swapped (GemmProblem::swap_small_m;
+// 0 never; default -1: the ISA's kSwapMaxM).
+void gemm_set_tuning(long direct_a_max_n, long grain_macs, long direct_trans_a = -1, long swap_max_m = -1);
 
 // A 64-byte aligned scratch buffer owned by the calling thread, at least
-// `bytes` long; slot 0 holds packed A, slot 1 packed B, slot 2 column sums. It grows when needed
+// `bytes` long; slot 0 holds packed A, slot 1 packed B, slot 2 column sums,
+// slot 3 the transposed product of a swapped small-m product. It grows when needed
 // and is kept for the thread's lifetime, so steady-state calls never allocate.
 void* gemm_thread_buffer(int slot, std::size_t bytes);
 

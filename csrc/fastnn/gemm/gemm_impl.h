@@ -193,6 +193,17 @@ void micro_kernel(std::size_t kc, const T* __restrict A, std::size_t as, const T
   // (or their gradients) are applied here, the others by the caller over the
   // whole block (long rows).
   const V valpha = V::set1(ep.alpha), vbeta = V::set1(ep.beta), vzero = V::zero();
+  if (mr == MR && nr == NR && ep.beta == T(0) && !ep.bias && !ep.apply_act) {
+    // the common whole tile with nothing to add: straight stores (x * 1 == x:
+    // the same values as below). Short-k products (dW = Xᵀ·dY, k = the batch
+    // size) spend a tenth of their time out of the loop.
+    const bool scale = ep.alpha != T(1);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) (scale ? acc[i][v] * valpha : acc[i][v]).store(C + i * ldc + v * N);
+    return;
+  }
   const V vslope = V::set1(ep.act_alpha);
   const bool read_c = ep.beta != T(0);
   const bool relu = ep.apply_act && !ep.grad && ep.act == Act::relu;
@@ -260,10 +271,36 @@ void finish_bias_grad(const GemmProblem<T>& P, const T* colsum, T* bias_grad, st
     bias_grad[j] = P.beta != T(0) ? P.alpha * colsum[j] + P.beta * bias_grad[j] : P.alpha * colsum[j];
 }
 
+// The mr x nr micro-tile of C at (i0, j0) for the KC slice at pc (first and
+// last: which slice; bp its packed B micro-panel). op(A) comes from Ap, the
+// tile's packed micro-panel, or with direct_a in place (an edge tile, mr < MR,
+// is packed into the scratch panel Ap first).
+template <class T, int MR, int NR>
+void block_tile(const GemmProblem<T>& P, bool direct_a, std::size_t pc, std::size_t kc, bool first, bool last,
+                std::size_t i0, std::size_t j0, int mr, int nr, T* Ap, const T* bp) {
+  const bool reg_act = last && P.has_act && (P.act == Act::relu || P.act == Act::leaky_relu);
+  const Epilogue<T> ep{P.alpha, first ? P.beta : T(1), (last && P.bias) ? P.bias + j0 : nullptr, reg_act, P.act,
+                       P.act_alpha, P.act_grad, reg_act && P.act_grad ? saved_at(P, i0, j0) : nullptr};
+  T* c = P.c + i0 * P.ldc + j0;
+  if (!direct_a) {
+    micro_kernel<T, MR, NR, AMode::packed>(kc, Ap, MR, bp, c, P.ldc, mr, nr, ep);
+  } else if (mr < MR) {
+    pack_a_block<T, MR>(P, i0, pc, mr, kc, Ap);
+    micro_kernel<T, MR, NR, AMode::packed>(kc, Ap, MR, bp, c, P.ldc, mr, nr, ep);
+  } else if (P.trans_a) {
+    micro_kernel<T, MR, NR, AMode::cols>(kc, P.a + pc * P.lda + i0, P.lda, bp, c, P.ldc, mr, nr, ep);
+  } else {
+    micro_kernel<T, MR, NR, AMode::rows>(kc, P.a + i0 * P.lda + pc, P.lda, bp, c, P.ldc, mr, nr, ep);
+  }
+}
+
 // direct_a: read full MR-row tiles of op(A) in place (no packing of A); edge
 // tiles are packed into a small zero-padded panel. bs: MC, KC, NC (blocking.cpp).
+// a_outer: loop 1 (MR rows) outside loop 2 (NR columns), so that an in-place
+// tile of A stays in L1 while the packed B micro-panels (in L2) pass by: for
+// a big A and a packed B of few columns (the swapped small-m product).
 template <class T, int MR, int NR>
-void gemm_blocked(const GemmProblem<T>& P, bool direct_a, const GemmBlockSizes& bs) {
+void gemm_blocked(const GemmProblem<T>& P, bool direct_a, const GemmBlockSizes& bs, bool a_outer = false) {
   const std::size_t MC = static_cast<std::size_t>(bs.mc), KC = static_cast<std::size_t>(bs.kc),
                     NC = static_cast<std::size_t>(bs.nc);
   const std::size_t m = P.m, n = P.n, k = P.k;
@@ -289,28 +326,18 @@ void gemm_blocked(const GemmProblem<T>& P, bool direct_a, const GemmBlockSizes& 
       for (std::size_t ic = 0; ic < m; ic += MC) {              // loop 3: MC rows of C
         const std::size_t mc = std::min<std::size_t>(MC, m - ic);
         if (!direct_a) pack_a_block<T, MR>(P, ic, pc, mc, kc, Ap);
-        for (std::size_t jr = 0; jr < nc; jr += NR) {           // loop 2: NR columns
+        auto tile = [&](std::size_t ir, std::size_t jr) {
+          const int mr = static_cast<int>(std::min<std::size_t>(MR, mc - ir));
           const int nr = static_cast<int>(std::min<std::size_t>(NR, nc - jr));
-          const bool reg_act = last && P.has_act && in_register_act;
-          Epilogue<T> ep{P.alpha, first ? P.beta : T(1), (last && P.bias) ? P.bias + jc + jr : nullptr,
-                         reg_act, P.act, P.act_alpha, P.act_grad, nullptr};
-          const T* bp = Bp + jr * kc;
-          for (std::size_t ir = 0; ir < mc; ir += MR) {         // loop 1: MR rows
-            const int mr = static_cast<int>(std::min<std::size_t>(MR, mc - ir));
-            T* c = P.c + (ic + ir) * P.ldc + jc + jr;
-            const std::size_t i0 = ic + ir;
-            if (reg_act && P.act_grad) ep.saved = saved_at(P, i0, jc + jr);
-            if (!direct_a) {
-              micro_kernel<T, MR, NR, AMode::packed>(kc, Ap + ir * kc, MR, bp, c, P.ldc, mr, nr, ep);
-            } else if (mr < MR) {
-              pack_a_block<T, MR>(P, i0, pc, mr, kc, Ap);
-              micro_kernel<T, MR, NR, AMode::packed>(kc, Ap, MR, bp, c, P.ldc, mr, nr, ep);
-            } else if (P.trans_a) {
-              micro_kernel<T, MR, NR, AMode::cols>(kc, P.a + pc * P.lda + i0, P.lda, bp, c, P.ldc, mr, nr, ep);
-            } else {
-              micro_kernel<T, MR, NR, AMode::rows>(kc, P.a + i0 * P.lda + pc, P.lda, bp, c, P.ldc, mr, nr, ep);
-            }
-          }
+          block_tile<T, MR, NR>(P, direct_a, pc, kc, first, last, ic + ir, jc + jr, mr, nr,
+                                direct_a ? Ap : Ap + ir * kc, Bp + jr * kc);
+        };
+        if (a_outer) {
+          for (std::size_t ir = 0; ir < mc; ir += MR)            // loop 1: MR rows
+            for (std::size_t jr = 0; jr < nc; jr += NR) tile(ir, jr);  // loop 2: NR columns
+        } else {
+          for (std::size_t jr = 0; jr < nc; jr += NR)            // loop 2: NR columns
+            for (std::size_t ir = 0; ir < mc; ir += MR) tile(ir, jr);  // loop 1: MR rows
         }
         if (last && P.has_act && !in_register_act) block_activation(P, ic, jc, mc, nc);
       }
@@ -319,11 +346,11 @@ void gemm_blocked(const GemmProblem<T>& P, bool direct_a, const GemmBlockSizes& 
   }
 }
 
-// One thread's whole product: picks the narrow tile for thin C (by the whole
-// product's width, P.tile_n, so that every thread slices k alike) and reads
-// A in place when C has few columns and A is not transposed, or as tuned.
+// One thread's whole product, unswapped: picks the narrow tile for thin C (by
+// the whole product's width, P.tile_n, so that every thread slices k alike)
+// and reads A in place when C has few columns and A is not transposed, or as tuned.
 template <class T>
-void gemm_single_thread(const GemmProblem<T>& P) {
+void gemm_unswapped(const GemmProblem<T>& P, bool a_outer = false) {
   const long max_n = P.direct_a_max_n >= 0 ? P.direct_a_max_n : kDirectAMaxN;
   const bool direct_a = static_cast<long>(P.n) <= max_n && (!P.trans_a || P.direct_trans_a);
   const std::size_t tile_n = P.tile_n ? P.tile_n : P.n;
@@ -332,14 +359,88 @@ void gemm_single_thread(const GemmProblem<T>& P) {
   const GemmBlockSizes wide{Wide::MR, Wide::NR, Wide::MC, Wide::KC, Wide::NC};
   const GemmBlockSizes narrow{Narrow::MR, Narrow::NR, Narrow::MC, Narrow::KC, Narrow::NC};
   if (tile_n <= static_cast<std::size_t>(Narrow::NR))
-    gemm_blocked<T, Narrow::MR, Narrow::NR>(P, direct_a, P.blocking ? P.blocking->narrow : narrow);
+    gemm_blocked<T, Narrow::MR, Narrow::NR>(P, direct_a, P.blocking ? P.blocking->narrow : narrow, a_outer);
   else
-    gemm_blocked<T, Wide::MR, Wide::NR>(P, direct_a, P.blocking ? P.blocking->wide : wide);
+    gemm_blocked<T, Wide::MR, Wide::NR>(P, direct_a, P.blocking ? P.blocking->wide : wide, a_outer);
+}
+
+// C = epilogue(S^T): S is the n x m transposed product (row stride lds, alpha
+// already applied); then C = S^T + beta * C + bias and the activation (or its
+// gradient) over each block of rows, as the micro-kernel and block_activation
+// do for an unswapped product. beta == 0 never reads C.
+template <class T>
+void store_transposed(const GemmProblem<T>& P, const T* S, std::size_t lds) {
+  using V = Vec<T>;
+  constexpr int N = V::N;
+  constexpr int TT = kTransposeTile<T>;
+  T tile[N * N];  // row r: C(i0 + r, j0 : j0 + N)
+  const V vbeta = V::set1(P.beta);
+  for (std::size_t i0 = 0; i0 < P.m; i0 += N) {
+    const int mi = static_cast<int>(std::min<std::size_t>(N, P.m - i0));
+    for (std::size_t j0 = 0; j0 < P.n; j0 += N) {
+      const int nj = static_cast<int>(std::min<std::size_t>(N, P.n - j0));
+      const T* s = S + j0 * lds + i0;
+      bool done = false;
+      if constexpr (TT == N) {
+        if (mi == N && nj == N) {
+          transpose_tile(s, lds, tile, N);
+          done = true;
+        }
+      }
+      if (!done)
+        for (int r = 0; r < mi; ++r)
+          for (int q = 0; q < nj; ++q) tile[r * N + q] = s[q * lds + r];
+      for (int r = 0; r < mi; ++r) {
+        T* c = P.c + (i0 + r) * P.ldc + j0;
+        V x = nj == N ? V::load(tile + r * N) : V::load_partial(tile + r * N, nj);
+        if (P.beta != T(0)) x = fmadd(vbeta, nj == N ? V::load(c) : V::load_partial(c, nj), x);
+        if (P.bias) x = x + (nj == N ? V::load(P.bias + j0) : V::load_partial(P.bias + j0, nj));
+        if (nj == N)
+          x.store(c);
+        else
+          x.store_partial(c, nj);
+      }
+    }
+    if (P.has_act) block_activation(P, i0, 0, static_cast<std::size_t>(mi), P.n);
+  }
+}
+
+// A small-m product (GemmProblem::swap_small_m, the driver's choice) as its
+// transpose S = op(B)^T · op(A)^T (n x m, this thread's scratch): the big
+// operand op(B) -- the weights, k x n, which the unswapped product packs on
+// every call while using each panel only m / MR times -- becomes the swapped
+// product's A, read in place by the micro-kernel (rows of W for dY·W^T,
+// columns for X·W), and only the small op(A) (m x k) is packed. S is then
+// transposed into C with the epilogue (store_transposed). Tiles are chosen by
+// m (the swapped width), the same in every thread's band.
+template <class T>
+void gemm_swapped(const GemmProblem<T>& P) {
+  const std::size_t lds = P.m;
+  GemmProblem<T> Q;  // alpha only: beta, bias and the activation come in store_transposed
+  Q.trans_a = !P.trans_b, Q.trans_b = !P.trans_a;
+  Q.m = P.n, Q.n = P.m, Q.k = P.k, Q.alpha = P.alpha;
+  Q.a = P.b, Q.lda = P.ldb, Q.b = P.a, Q.ldb = P.lda;
+  Q.c = static_cast<T*>(gemm_thread_buffer(3, sizeof(T) * P.n * lds)), Q.ldc = lds;
+  Q.direct_a_max_n = P.direct_a_max_n, Q.direct_trans_a = P.direct_trans_a, Q.blocking = P.blocking;
+  Q.tile_n = P.m;  // the tile and the k slices follow the whole product's m, the same in every band
+  gemm_unswapped(Q, /*a_outer=*/true);
+  store_transposed(P, Q.c, lds);
+}
+
+// One thread's whole product (or its band of columns, gemm.cpp).
+template <class T>
+void gemm_single_thread(const GemmProblem<T>& P) {
+  if (P.swap_small_m)
+    gemm_swapped(P);
+  else
+    gemm_unswapped(P);
 }
 
 const GemmKernels gemm_kernels = {
-    {&gemm_single_thread<float>, GemmBlocking<float>::MR, GemmBlocking<float>::NR},
-    {&gemm_single_thread<double>, GemmBlocking<double>::MR, GemmBlocking<double>::NR},
+    {&gemm_single_thread<float>, GemmBlocking<float>::MR, GemmBlocking<float>::NR,
+     GemmBlockingNarrow<float>::MR, GemmBlockingNarrow<float>::NR, kSwapMaxM},
+    {&gemm_single_thread<double>, GemmBlocking<double>::MR, GemmBlocking<double>::NR,
+     GemmBlockingNarrow<double>::MR, GemmBlockingNarrow<double>::NR, kSwapMaxM},
 };
 
 }  // namespace FASTNN_ISA_NS
