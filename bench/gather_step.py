@@ -8,7 +8,7 @@ in one run, medians.
    (as the step's GEMMs would evict the caches).
 2. The notes' MLP ``fit`` epoch (as bench/compare_train.py's fastnn contender: the first
    --fraction of Fashion-MNIST), once with each gather (``trainer._take_rows`` swapped),
-   alternating, seconds scaled to a 60,000-image epoch.
+   alternating (ABBA), seconds scaled to a 60,000-image epoch.
 
     PYTHONPATH=python python3 bench/gather_step.py [--threads 2] [--batches 32 128 512]
         [--rows 15000 60000] [--rounds 5] [--fraction 0.25] [--no-epoch]
@@ -67,7 +67,8 @@ def epochs(batch, rounds, fraction):
     real = trainer._take_rows
     try:
         for r in range(rounds):
-            for name, gather in GATHERS.items():
+            order = list(GATHERS.items())
+            for name, gather in (order if r % 2 == 0 else order[::-1]):  # ABBA: no order bias
                 trainer._take_rows = gather
                 time.sleep(0.3)
                 t0 = time.perf_counter()
@@ -75,6 +76,8 @@ def epochs(batch, rounds, fraction):
                 t[name].append((time.perf_counter() - t0) * 60000 / n)
     finally:
         trainer._take_rows = real
+    for k, v in t.items():
+        print(f"  [batch {batch}] {k}: " + " ".join(f"{s:.2f}" for s in v) + " s")
     return {k: statistics.median(v) for k, v in t.items()}
 
 
