@@ -140,33 +140,81 @@ void pack_n_contiguous(const float* src, std::size_t ld, int cols, std::size_t k
   }
 }
 
-// op(A)[ic:ic+mc, pc:pc+kc] -> Ap (micro-panels of MR rows, zero-padded).
+// The same two layouts from bfloat16 bit patterns: the bits are copied.
+// k contiguous: a pair is the dword at src + x * ld + 2q.
+void pack_k_contiguous(const std::uint16_t* src, std::size_t ld, int rows, std::size_t kc, std::uint32_t* dst,
+                       int ldd) {
+  std::size_t q0 = 0;
+  if (rows >= 4) {
+    for (; 2 * (q0 + 16) <= kc; q0 += 16) {
+      for (int x0 = 0; x0 < rows; x0 += 16) {
+        const int nx = std::min(16, rows - x0);
+        __m512i r[16];
+        for (int x = 0; x < 16; ++x)
+          r[x] = x < nx ? _mm512_loadu_si512(src + (x0 + x) * ld + 2 * q0) : _mm512_setzero_si512();
+        transpose16(r);
+        const __mmask16 m = static_cast<__mmask16>((1u << nx) - 1u);
+        for (int q = 0; q < 16; ++q) _mm512_mask_storeu_epi32(dst + (q0 + q) * ldd + x0, m, r[q]);
+      }
+    }
+  }
+  for (int x = 0; x < rows; ++x) {
+    const std::uint16_t* s = src + x * ld;
+    for (std::size_t q = q0; 2 * q < kc; ++q)
+      dst[q * ldd + x] = s[2 * q] | (2 * q + 1 < kc ? std::uint32_t(s[2 * q + 1]) << 16 : 0u);
+  }
+}
+
+// columns contiguous: the words of rows 2q and 2q+1 interleaved.
+void pack_n_contiguous(const std::uint16_t* src, std::size_t ld, int cols, std::size_t kc, std::uint32_t* dst,
+                       int ldd) {
+  for (std::size_t q = 0; 2 * q < kc; ++q) {
+    const std::uint16_t* r0 = src + 2 * q * ld;
+    const std::uint16_t* r1 = r0 + ld;
+    const bool has1 = 2 * q + 1 < kc;
+    std::uint32_t* d = dst + q * ldd;
+    for (int x = 0; x < cols; x += 16) {
+      const int cnt = std::min(16, cols - x);
+      const __mmask16 m = static_cast<__mmask16>(cnt == 16 ? 0xffffu : (1u << cnt) - 1u);
+      const __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, r0 + x));
+      const __m512i hi = has1 ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, r1 + x)) : _mm512_setzero_si512();
+      _mm512_mask_storeu_epi32(d + x, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+  }
+}
+
+// op(A)[ic:ic+mc, pc:pc+kc] -> Ap (micro-panels of MR rows, zero-padded); A is
+// P.a (float32, rounded here) or io.a (bf16 bits, copied).
 template <int MR>
-void pack_a(const GemmProblem<float>& P, std::size_t ic, std::size_t pc, std::size_t mc, std::size_t kc, std::uint32_t* Ap) {
+void pack_a(const GemmProblem<float>& P, const Bf16Io& io, std::size_t ic, std::size_t pc, std::size_t mc,
+            std::size_t kc, std::uint32_t* Ap) {
   const std::size_t kp = (kc + 1) / 2;
   for (std::size_t ir = 0; ir < mc; ir += MR) {
     const int mr = static_cast<int>(std::min<std::size_t>(MR, mc - ir));
     std::uint32_t* dst = Ap + ir * kp;
     if (mr < MR) std::memset(dst, 0, sizeof(std::uint32_t) * MR * kp);
+    const std::size_t off = P.trans_a ? pc * P.lda + ic + ir : (ic + ir) * P.lda + pc;
     if (!P.trans_a)
-      pack_k_contiguous(P.a + (ic + ir) * P.lda + pc, P.lda, mr, kc, dst, MR);
+      io.a ? pack_k_contiguous(io.a + off, P.lda, mr, kc, dst, MR) : pack_k_contiguous(P.a + off, P.lda, mr, kc, dst, MR);
     else
-      pack_n_contiguous(P.a + pc * P.lda + ic + ir, P.lda, mr, kc, dst, MR);
+      io.a ? pack_n_contiguous(io.a + off, P.lda, mr, kc, dst, MR) : pack_n_contiguous(P.a + off, P.lda, mr, kc, dst, MR);
   }
 }
 
-// op(B)[pc:pc+kc, jc:jc+nc] -> Bp (micro-panels of NR columns, zero-padded).
+// op(B)[pc:pc+kc, jc:jc+nc] -> Bp (micro-panels of NR columns, zero-padded); P.b or io.b.
 template <int NR>
-void pack_b(const GemmProblem<float>& P, std::size_t pc, std::size_t jc, std::size_t kc, std::size_t nc, std::uint32_t* Bp) {
+void pack_b(const GemmProblem<float>& P, const Bf16Io& io, std::size_t pc, std::size_t jc, std::size_t kc,
+            std::size_t nc, std::uint32_t* Bp) {
   const std::size_t kp = (kc + 1) / 2;
   for (std::size_t jr = 0; jr < nc; jr += NR) {
     const int nr = static_cast<int>(std::min<std::size_t>(NR, nc - jr));
     std::uint32_t* dst = Bp + jr * kp;
     if (nr < NR) std::memset(dst, 0, sizeof(std::uint32_t) * NR * kp);
+    const std::size_t off = P.trans_b ? (jc + jr) * P.ldb + pc : pc * P.ldb + jc + jr;
     if (!P.trans_b)
-      pack_n_contiguous(P.b + pc * P.ldb + jc + jr, P.ldb, nr, kc, dst, NR);
+      io.b ? pack_n_contiguous(io.b + off, P.ldb, nr, kc, dst, NR) : pack_n_contiguous(P.b + off, P.ldb, nr, kc, dst, NR);
     else
-      pack_k_contiguous(P.b + (jc + jr) * P.ldb + pc, P.ldb, nr, kc, dst, NR);
+      io.b ? pack_k_contiguous(io.b + off, P.ldb, nr, kc, dst, NR) : pack_k_contiguous(P.b + off, P.ldb, nr, kc, dst, NR);
   }
 }
 
@@ -221,7 +269,7 @@ void micro_kernel(std::size_t kp, const std::uint32_t* __restrict A, const std::
 }
 
 template <class Blk>
-void gemm_blocked(const GemmProblem<float>& P) {
+void gemm_blocked(const GemmProblem<float>& P, const Bf16Io& io) {
   constexpr int MR = Blk::MR, NR = Blk::NR, MC = Blk::MC, KC = Blk::KC, NC = Blk::NC;
   static_assert(MC % MR == 0 && NC % NR == 0 && KC % 2 == 0, "blocking");
   const std::size_t m = P.m, n = P.n, k = P.k;
@@ -241,10 +289,10 @@ void gemm_blocked(const GemmProblem<float>& P) {
     for (std::size_t pc = 0; pc == 0 || pc < k; pc += kc_max) {  // once if k == 0
       const std::size_t kc = std::min<std::size_t>(kc_max, k - pc), kp = (kc + 1) / 2;
       const bool first = pc == 0, last = pc + kc_max >= k;
-      pack_b<NR>(P, pc, jc, kc, nc, Bp);
+      pack_b<NR>(P, io, pc, jc, kc, nc, Bp);
       for (std::size_t ic = 0; ic < m; ic += MC) {
         const std::size_t mc = std::min<std::size_t>(MC, m - ic);
-        pack_a<MR>(P, ic, pc, mc, kc, Ap);
+        pack_a<MR>(P, io, ic, pc, mc, kc, Ap);
         for (std::size_t jr = 0; jr < nc; jr += NR) {
           const int nr = static_cast<int>(std::min<std::size_t>(NR, nc - jr));
           const bool act_here = last && P.has_act && in_register_act;
@@ -260,6 +308,8 @@ void gemm_blocked(const GemmProblem<float>& P) {
             float* c = P.c + (ic + i) * P.ldc + jc;
             eltwise_kernels.f32.forward(P.act, c, c, nc, P.act_alpha, false);  // avx512's
           }
+        if (last && io.c)  // the finished block, still hot, rounded into the bf16 result
+          for (std::size_t i = 0; i < mc; ++i) to_bf16(P.c + (ic + i) * P.ldc + jc, io.c + (ic + i) * P.ldc + jc, nc);
       }
     }
   }
@@ -269,12 +319,19 @@ void gemm_blocked(const GemmProblem<float>& P) {
 
 const int kMR = Wide::MR, kNR = Wide::NR;
 
-void gemm_bf16_single_thread(const GemmProblem<float>& P) {
+void gemm_bf16_single_thread(const GemmProblem<float>& P, const Bf16Io& io) {
   if (P.m == 0 || P.n == 0) return;
   if (P.n <= static_cast<std::size_t>(Narrow::NR))
-    gemm_blocked<Narrow>(P);
+    gemm_blocked<Narrow>(P, io);
   else
-    gemm_blocked<Wide>(P);
+    gemm_blocked<Wide>(P, io);
+}
+
+void to_bf16(const float* x, std::uint16_t* y, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 32 <= n; i += 32)  // words: x[i..i+16), x[i+16..i+32)
+    _mm512_storeu_si512(y + i, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i)));
+  for (; i < n; ++i) y[i] = static_cast<std::uint16_t>(bits16(x[i]));
 }
 
 void round_array(const float* x, float* y, std::size_t n) {
