@@ -41,9 +41,13 @@ def test_bits_operands_are_bitwise_the_float32_path(bf16_path, threads, shape):
         for x, y in ((a16, b), (a, b16), (a16, b16)):
             np.testing.assert_array_equal(u32(ops.matmul_bf16(x, y, **kw)), u32(want), err_msg=str((ta, tb)))
         # a bits out: the float32 result rounded (nearest even), after bias and activation
-        out = np.empty((m, n), np.uint16)
-        assert ops.matmul_bf16(a16, b, out=out, **kw) is out
-        np.testing.assert_array_equal(out, ref.bfloat16_pack(want))
+        # (tanh: rounded from the float32 block; relu / none: from the registers when k fits one pass)
+        for act in ("tanh", "relu", None):
+            kw["activation"] = act
+            want = ops.matmul_bf16(a, b, **kw)
+            out = np.empty((m, n), np.uint16)
+            assert ops.matmul_bf16(a16, b, out=out, **kw) is out
+            np.testing.assert_array_equal(out, ref.bfloat16_pack(want), err_msg=str((ta, tb, act)))
 
 
 @pytest.mark.parametrize("activation", [None, "relu", "leaky_relu", "sigmoid"])

@@ -218,10 +218,11 @@ void pack_b(const GemmProblem<float>& P, const Bf16Io& io, std::size_t pc, std::
   }
 }
 
-// C[0:mr, 0:nr] (row stride ldc) <- epilogue(Ap micro-panel · Bp micro-panel), kp pairs.
+// C[0:mr, 0:nr] (row stride ldc) <- epilogue(Ap micro-panel · Bp micro-panel), kp pairs;
+// with C16 the result is rounded to bf16 into C16 instead (same stride; C unused).
 template <int MR, int NR>
 void micro_kernel(std::size_t kp, const std::uint32_t* __restrict A, const std::uint32_t* __restrict B, float* C,
-                  std::size_t ldc, int mr, int nr, const Epilogue& ep) {
+                  std::size_t ldc, int mr, int nr, const Epilogue& ep, std::uint16_t* C16) {
   constexpr int NV = NR / 16;
   __m512 acc[MR][NV];
 #pragma GCC unroll 32
@@ -229,8 +230,13 @@ void micro_kernel(std::size_t kp, const std::uint32_t* __restrict A, const std::
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
   for (int i = 0; i < mr; ++i) {
-    __builtin_prefetch(C + i * ldc);
-    __builtin_prefetch(C + i * ldc + nr - 1);
+    if (C16) {
+      __builtin_prefetch(C16 + i * ldc);
+      __builtin_prefetch(C16 + i * ldc + nr - 1);
+    } else {
+      __builtin_prefetch(C + i * ldc);
+      __builtin_prefetch(C + i * ldc + nr - 1);
+    }
   }
 #pragma GCC unroll 4
   for (std::size_t q = 0; q < kp; ++q) {
@@ -263,7 +269,10 @@ void micro_kernel(std::size_t kp, const std::uint32_t* __restrict A, const std::
       if (ep.bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, ep.bias + v * 16));
       if (ep.relu) x = _mm512_max_ps(vzero, x);  // as the fp32 kernels: max(0, NaN) = NaN
       if (ep.leaky) x = _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, vzero, _CMP_LE_OQ), x, vslope);
-      _mm512_mask_storeu_ps(c + v * 16, m, x);
+      if (C16)
+        _mm256_mask_storeu_epi16(C16 + i * ldc + v * 16, m, (__m256i)_mm512_cvtneps_pbh(x));
+      else
+        _mm512_mask_storeu_ps(c + v * 16, m, x);
     }
   }
 }
@@ -289,6 +298,8 @@ void gemm_blocked(const GemmProblem<float>& P, const Bf16Io& io) {
     for (std::size_t pc = 0; pc == 0 || pc < k; pc += kc_max) {  // once if k == 0
       const std::size_t kc = std::min<std::size_t>(kc_max, k - pc), kp = (kc + 1) / 2;
       const bool first = pc == 0, last = pc + kc_max >= k;
+      // a bf16 C straight from the registers when one pass finishes it (else via P.c)
+      const bool direct16 = io.c && first && last && (!P.has_act || in_register_act);
       pack_b<NR>(P, io, pc, jc, kc, nc, Bp);
       for (std::size_t ic = 0; ic < m; ic += MC) {
         const std::size_t mc = std::min<std::size_t>(MC, m - ic);
@@ -300,7 +311,9 @@ void gemm_blocked(const GemmProblem<float>& P, const Bf16Io& io) {
                             act_here && P.act == Act::relu, act_here && P.act == Act::leaky_relu, P.act_alpha};
           for (std::size_t ir = 0; ir < mc; ir += MR) {
             const int mr = static_cast<int>(std::min<std::size_t>(MR, mc - ir));
-            micro_kernel<MR, NR>(kp, Ap + ir * kp, Bp + jr * kp, P.c + (ic + ir) * P.ldc + jc + jr, P.ldc, mr, nr, ep);
+            const std::size_t off = (ic + ir) * P.ldc + jc + jr;
+            micro_kernel<MR, NR>(kp, Ap + ir * kp, Bp + jr * kp, P.c + off, P.ldc, mr, nr, ep,
+                                 direct16 ? io.c + off : nullptr);
           }
         }
         if (last && P.has_act && !in_register_act)  // the block just written is in L2
@@ -308,7 +321,7 @@ void gemm_blocked(const GemmProblem<float>& P, const Bf16Io& io) {
             float* c = P.c + (ic + i) * P.ldc + jc;
             eltwise_kernels.f32.forward(P.act, c, c, nc, P.act_alpha, false);  // avx512's
           }
-        if (last && io.c)  // the finished block, still hot, rounded into the bf16 result
+        if (last && io.c && !direct16)  // the finished block, still hot, rounded into the bf16 result
           for (std::size_t i = 0; i < mc; ++i) to_bf16(P.c + (ic + i) * P.ldc + jc, io.c + (ic + i) * P.ldc + jc, nc);
       }
     }
