@@ -219,7 +219,7 @@ void pack_b(const GemmProblem<float>& P, const Bf16Io& io, std::size_t pc, std::
 }
 
 // C[0:mr, 0:nr] (row stride ldc) <- epilogue(Ap micro-panel · Bp micro-panel), kp pairs;
-// with C16 the result is rounded to bf16 into C16 instead (same stride; C unused).
+// with C16 the result is rounded to bf16 into C16 instead (same stride; C only read, when beta != 0).
 template <int MR, int NR>
 void micro_kernel(std::size_t kp, const std::uint32_t* __restrict A, const std::uint32_t* __restrict B, float* C,
                   std::size_t ldc, int mr, int nr, const Epilogue& ep, std::uint16_t* C16) {
@@ -233,7 +233,8 @@ void micro_kernel(std::size_t kp, const std::uint32_t* __restrict A, const std::
     if (C16) {
       __builtin_prefetch(C16 + i * ldc);
       __builtin_prefetch(C16 + i * ldc + nr - 1);
-    } else {
+    }
+    if (!C16 || ep.beta != 0.0f) {  // C is read (an earlier k pass) or written
       __builtin_prefetch(C + i * ldc);
       __builtin_prefetch(C + i * ldc + nr - 1);
     }
@@ -298,8 +299,9 @@ void gemm_blocked(const GemmProblem<float>& P, const Bf16Io& io) {
     for (std::size_t pc = 0; pc == 0 || pc < k; pc += kc_max) {  // once if k == 0
       const std::size_t kc = std::min<std::size_t>(kc_max, k - pc), kp = (kc + 1) / 2;
       const bool first = pc == 0, last = pc + kc_max >= k;
-      // a bf16 C straight from the registers when one pass finishes it (else via P.c)
-      const bool direct16 = io.c && first && last && (!P.has_act || in_register_act);
+      // a bf16 C straight from the registers on the last k pass (earlier passes accumulate in
+      // P.c, read back here); activations applied over the block go through P.c instead
+      const bool direct16 = io.c && last && (!P.has_act || in_register_act);
       pack_b<NR>(P, io, pc, jc, kc, nc, Bp);
       for (std::size_t ic = 0; ic < m; ic += MC) {
         const std::size_t mc = std::min<std::size_t>(MC, m - ic);
