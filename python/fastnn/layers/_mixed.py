@@ -86,8 +86,9 @@ def affine_backward_bf16(layer, dz, need_dx):
 # the layer's activation gradient reads the rounded y. It is safe because every
 # reader rounds its input to bfloat16 anyway: the forward numbers are the ones
 # of float32 storage, bit for bit. The gradient of relu / leaky_relu depends on
-# y's sign only, so it is exact too; sigmoid, tanh, ... take their derivative
-# from the rounded y (relative error up to 2**-8 in y). Only activations fused
+# y's sign only, so it is exact too (but for float32-subnormal y, stored as
+# zero: docs/BF16.md); sigmoid, tanh, ... take their derivative from the
+# rounded y (relative error up to 2**-8 in y). Only activations fused
 # into the GEMM's epilogue (that need no saved input) qualify.
 
 def plan_bf16_outputs(nodes, n_in, outs):
