@@ -132,32 +132,33 @@ void select_bf16_kernel(const std::string& name) {
 
 const char* bf16_kernel_name() { return use_bf16_kernel() ? "avx512_bf16" : "fallback"; }
 
-void round_bf16_array(const float* x, float* y, std::size_t n) {
-  const bool vec = use_bf16_kernel();
+namespace {
+// y[b:e] = f(x[b:e]) over threads: the avx512_bf16 vector code `vec`, or `one` per element.
+template <class In, class Out, class Vec, class One>
+void convert_array(const In* x, Out* y, std::size_t n, Vec vec, One one) {
+  const bool use_vec = use_bf16_kernel();
   parallel_for(n, kRoundGrain, [&](std::size_t b, std::size_t e) {
-#if defined(FASTNN_HAVE_AVX512BF16)
-    if (vec) {
-      avx512::bf16::round_array(x + b, y + b, e - b);
+    if (use_vec) {
+      vec(x + b, y + b, e - b);
       return;
     }
-#endif
-    (void)vec;
-    for (std::size_t i = b; i < e; ++i) y[i] = round_bf16(x[i]);
+    for (std::size_t i = b; i < e; ++i) y[i] = one(x[i]);
   });
+}
+}  // namespace
+
+#if defined(FASTNN_HAVE_AVX512BF16)
+#define FASTNN_BF16_VEC(f) avx512::bf16::f
+#else
+#define FASTNN_BF16_VEC(f) [](auto, auto, std::size_t) {}  // never called: use_bf16_kernel() is false
+#endif
+
+void round_bf16_array(const float* x, float* y, std::size_t n) {
+  convert_array(x, y, n, FASTNN_BF16_VEC(round_array), round_bf16);
 }
 
 void to_bf16_array(const float* x, std::uint16_t* y, std::size_t n) {
-  const bool vec = use_bf16_kernel();
-  parallel_for(n, kRoundGrain, [&](std::size_t b, std::size_t e) {
-#if defined(FASTNN_HAVE_AVX512BF16)
-    if (vec) {
-      avx512::bf16::to_bf16(x + b, y + b, e - b);
-      return;
-    }
-#endif
-    (void)vec;
-    for (std::size_t i = b; i < e; ++i) y[i] = bf16_bits(x[i]);
-  });
+  convert_array(x, y, n, FASTNN_BF16_VEC(to_bf16), bf16_bits);
 }
 
 void from_bf16_array(const std::uint16_t* x, float* y, std::size_t n) {

@@ -92,12 +92,24 @@ inline void transpose16(__m512i r[16]) {
   }
 }
 
+// 16 dwords of pairs from 32 consecutive k: float32 converted, bf16 bits copied.
+inline __m512i load_pairs(const float* p) { return cvt_pairs(p); }
+inline __m512i load_pairs(const std::uint16_t* p) { return _mm512_loadu_si512(p); }
+// The pair (s[2q], s[2q+1]), zero past kc.
+inline std::uint32_t pair_at(const float* s, std::size_t q, std::size_t kc) {
+  return pair_bits(s[2 * q], 2 * q + 1 < kc ? s[2 * q + 1] : 0.0f);
+}
+inline std::uint32_t pair_at(const std::uint16_t* s, std::size_t q, std::size_t kc) {
+  return s[2 * q] | (2 * q + 1 < kc ? std::uint32_t(s[2 * q + 1]) << 16 : 0u);
+}
+
 // Dwords of `rows` rows of a matrix stored with contiguous k (row x at
 // src + x * ld, k from k0 over kc values) as pairs, written to
 // dst[q * ldd + x]: the layout of A micro-panels (rows of op(A), !trans_a) and
 // of B micro-panels (columns of op(B), trans_b). rows <= ldd; the caller zeroes
-// the rest.
-void pack_k_contiguous(const float* src, std::size_t ld, int rows, std::size_t kc, std::uint32_t* dst, int ldd) {
+// the rest. T: float (rounded here) or uint16 (bf16 bits, copied).
+template <class T>
+void pack_k_contiguous(const T* src, std::size_t ld, int rows, std::size_t kc, std::uint32_t* dst, int ldd) {
   std::size_t q0 = 0;
   if (rows >= 4) {
     // 16 rows x 32 k at a time: convert, transpose dwords, store rows of pairs
@@ -106,18 +118,15 @@ void pack_k_contiguous(const float* src, std::size_t ld, int rows, std::size_t k
         const int nx = std::min(16, rows - x0);
         __m512i r[16];
         for (int x = 0; x < 16; ++x)
-          r[x] = x < nx ? cvt_pairs(src + (x0 + x) * ld + 2 * q0) : _mm512_setzero_si512();
+          r[x] = x < nx ? load_pairs(src + (x0 + x) * ld + 2 * q0) : _mm512_setzero_si512();
         transpose16(r);
         const __mmask16 m = static_cast<__mmask16>((1u << nx) - 1u);
         for (int q = 0; q < 16; ++q) _mm512_mask_storeu_epi32(dst + (q0 + q) * ldd + x0, m, r[q]);
       }
     }
   }
-  for (int x = 0; x < rows; ++x) {
-    const float* s = src + x * ld;
-    for (std::size_t q = q0; 2 * q < kc; ++q)
-      dst[q * ldd + x] = pair_bits(s[2 * q], 2 * q + 1 < kc ? s[2 * q + 1] : 0.0f);
-  }
+  for (int x = 0; x < rows; ++x)
+    for (std::size_t q = q0; 2 * q < kc; ++q) dst[q * ldd + x] = pair_at(src + x * ld, q, kc);
 }
 
 // Pairs of `cols` columns of a matrix stored with contiguous columns (row p at
@@ -140,32 +149,7 @@ void pack_n_contiguous(const float* src, std::size_t ld, int cols, std::size_t k
   }
 }
 
-// The same two layouts from bfloat16 bit patterns: the bits are copied.
-// k contiguous: a pair is the dword at src + x * ld + 2q.
-void pack_k_contiguous(const std::uint16_t* src, std::size_t ld, int rows, std::size_t kc, std::uint32_t* dst,
-                       int ldd) {
-  std::size_t q0 = 0;
-  if (rows >= 4) {
-    for (; 2 * (q0 + 16) <= kc; q0 += 16) {
-      for (int x0 = 0; x0 < rows; x0 += 16) {
-        const int nx = std::min(16, rows - x0);
-        __m512i r[16];
-        for (int x = 0; x < 16; ++x)
-          r[x] = x < nx ? _mm512_loadu_si512(src + (x0 + x) * ld + 2 * q0) : _mm512_setzero_si512();
-        transpose16(r);
-        const __mmask16 m = static_cast<__mmask16>((1u << nx) - 1u);
-        for (int q = 0; q < 16; ++q) _mm512_mask_storeu_epi32(dst + (q0 + q) * ldd + x0, m, r[q]);
-      }
-    }
-  }
-  for (int x = 0; x < rows; ++x) {
-    const std::uint16_t* s = src + x * ld;
-    for (std::size_t q = q0; 2 * q < kc; ++q)
-      dst[q * ldd + x] = s[2 * q] | (2 * q + 1 < kc ? std::uint32_t(s[2 * q + 1]) << 16 : 0u);
-  }
-}
-
-// columns contiguous: the words of rows 2q and 2q+1 interleaved.
+// The n-contiguous layout from bfloat16 bit patterns: the words of rows 2q and 2q+1 interleaved.
 void pack_n_contiguous(const std::uint16_t* src, std::size_t ld, int cols, std::size_t kc, std::uint32_t* dst,
                        int ldd) {
   for (std::size_t q = 0; 2 * q < kc; ++q) {
