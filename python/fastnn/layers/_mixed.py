@@ -143,4 +143,4 @@ def float_y(layer):
 
 def as_float(y):
     """A copy of a layer's output for the user: bfloat16 bits widened to float32."""
-    return _ops.bfloat16_unpack(y) if y.dtype == np.uint16 else np.array(y)
+    return _ops.bfloat16_unpack(y) if getattr(y, "dtype", None) == np.uint16 else np.array(y)
