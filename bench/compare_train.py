@@ -22,12 +22,19 @@ contender; seconds are scaled to a full 60,000-image epoch (x 1/fraction).
 Threads: fastnn, PyTorch and OpenBLAS are set to --threads; XLA (JAX, Keras)
 uses its own pool over the machine's cores (this project's machine has 2).
 
-Then fastnn's time per step split by kernel family, measured by wrapping the
-``fastnn.ops`` functions the layers call (a wrapper costs ~0.3 us a call, so
-"Python" is slightly overstated): GEMM (matmul and the backward products),
-elementwise (activations, softmax, column sums, dropout), BatchNorm, loss,
-optimizer (updates, clipping), and Python (everything else: fit's loop,
-callbacks, metrics, layer bookkeeping).
+Then fastnn's time per step, over one instrumented epoch per batch size:
+  - the native step (the default, one ``_core`` call per step): the whole fit
+    step, the native call (``native_step.try_step``), the batch gather
+    (``trainer._take_rows``: x, y rows of the shuffled order) and the rest
+    (fit's loop, callbacks, metrics, progress);
+  - the Python-path step (``FASTNN_NATIVE_STEP=0``, the reference the native
+    step matches bitwise) by kernel family, measured by wrapping the
+    ``fastnn.ops`` functions the layers call (the native step bypasses them all,
+    so it cannot be split this way; a wrapper costs ~0.3 us a call, so "Python"
+    is slightly overstated): GEMM (matmul and the backward products),
+    elementwise (activations, softmax, column sums, dropout), BatchNorm, loss,
+    optimizer (updates, clipping), gather (``take_rows``), and Python
+    (everything else: fit's loop, callbacks, metrics, layer bookkeeping).
 Target (issue 14): fastnn <= 0.5x the best fp32 peer at batch 32 and 128, <= 0.75x at 512.
 """
 from __future__ import annotations
@@ -190,37 +197,96 @@ FAMILIES = {
     "loss": ("softmax_cross_entropy", "binary_cross_entropy_with_logits", "mean_squared_error"),
     "optimizer": ("adam_update", "sgd_update", "rmsprop_update", "adagrad_update", "clip_by_global_norm",
                   "clip_by_value"),
+    "gather": ("take_rows",),
 }
 
 
-def breakdown(model, x, y, bs):
-    """Seconds per step by family, over one instrumented epoch: {family: s, 'Python': s, 'total': s}."""
-    spent = {f: 0.0 for f in FAMILIES}
-    real = {}
-    for fam, names in FAMILIES.items():
-        for name in names:
-            if not hasattr(ops, name):
-                continue
-            real[name] = fn = getattr(ops, name)
+class _Timed:
+    """Replaces functions by timed wrappers (module attribute by attribute) while in use:
+    ``spent[key]`` accumulates the seconds of every call; the originals come back on exit."""
 
-            def timed(*a, _fn=fn, _fam=fam, **k):
+    def __init__(self, spent, targets):
+        self.spent, self.targets, self.real = spent, targets, []  # targets: (module, name, key)
+
+    def __enter__(self):
+        for mod, name, key in self.targets:
+            if not hasattr(mod, name):
+                continue
+            fn = getattr(mod, name)
+
+            def timed(*a, _fn=fn, _key=key, **k):
                 t0 = time.perf_counter()
                 r = _fn(*a, **k)
-                spent[_fam] += time.perf_counter() - t0
+                self.spent[_key] += time.perf_counter() - t0
                 return r
-            setattr(ops, name, timed)
+            self.real.append((mod, name, fn))
+            setattr(mod, name, timed)
+        return self
+
+    def __exit__(self, *exc):
+        for mod, name, fn in reversed(self.real):
+            setattr(mod, name, fn)
+
+
+def _timed_fit(model, x, y, bs, native, targets, keys):
+    """One epoch with the native step on or off (FASTNN_NATIVE_STEP, read at every fit) and the
+    `targets` timed: ({key: s per step}, total s per step)."""
+    spent = {k: 0.0 for k in keys}
+    before = os.environ.get("FASTNN_NATIVE_STEP")
+    os.environ["FASTNN_NATIVE_STEP"] = "1" if native else "0"
     try:
-        t0 = time.perf_counter()
-        model.fit(x, y, epochs=1, batch_size=bs, verbose=0, seed=99)
-        total = time.perf_counter() - t0
+        with _Timed(spent, targets):
+            t0 = time.perf_counter()
+            model.fit(x, y, epochs=1, batch_size=bs, verbose=0, seed=99)
+            total = time.perf_counter() - t0
     finally:
-        for name, fn in real.items():
-            setattr(ops, name, fn)
+        if before is None:
+            del os.environ["FASTNN_NATIVE_STEP"]
+        else:
+            os.environ["FASTNN_NATIVE_STEP"] = before
     steps = -(-len(x) // bs)
-    out = {f: s / steps for f, s in spent.items()}
-    out["Python"] = (total - sum(spent.values())) / steps
-    out["total"] = total / steps
+    return {k: v / steps for k, v in spent.items()}, total / steps
+
+
+def breakdown(model, x, y, bs):
+    """The Python-path step (native step off) by kernel family, seconds per step over one
+    instrumented epoch: {family: s, 'Python': s, 'total': s}."""
+    targets = [(ops, name, fam) for fam, names in FAMILIES.items() for name in names]
+    out, total = _timed_fit(model, x, y, bs, False, targets, FAMILIES)
+    out["Python"] = total - sum(out.values())
+    out["total"] = total
     return out
+
+
+def native_breakdown(model, x, y, bs):
+    """The native step (on), seconds per step over one instrumented epoch: {'native': the native
+    call, 'gather': the batch gather, 'rest': fit's loop and the rest, 'total': s}."""
+    from fastnn import native_step, trainer
+    targets = [(native_step, "try_step", "native"), (trainer, "_take_rows", "gather")]
+    out, total = _timed_fit(model, x, y, bs, True, targets, ("native", "gather"))
+    out["rest"] = total - out["native"] - out["gather"]
+    out["total"] = total
+    return out
+
+
+def _us(part, total):
+    return f"{1e6 * part:.0f} ({100 * part / total:.0f}%)"
+
+
+def print_breakdown(models, x, y, batches):
+    nrows = []
+    for bs in batches:
+        b = native_breakdown(models[bs], x, y, bs)
+        nrows.append([bs, f"{1e6 * b['total']:.0f}"] + [_us(b[k], b["total"]) for k in ("native", "gather", "rest")])
+    common.print_table("fastnn native step (the default): microseconds per training step (one instrumented epoch)",
+                       ["batch", "step us", "native call", "batch gather", "rest (loop, callbacks)"], nrows)
+    fams = list(FAMILIES) + ["Python"]
+    brows = []
+    for bs in batches:
+        b = breakdown(models[bs], x, y, bs)
+        brows.append([bs, f"{1e6 * b['total']:.0f}"] + [_us(b[f], b["total"]) for f in fams])
+    common.print_table("Python-path step by kernel family (FASTNN_NATIVE_STEP=0): microseconds per training step "
+                       "(one instrumented epoch)", ["batch", "step us"] + fams, brows)
 
 
 def run(quick: bool = False, threads: int = 2, batches=(32, 128, 512), fraction: float = 0.0, rounds: int = 0,
@@ -253,16 +319,8 @@ def run(quick: bool = False, threads: int = 2, batches=(32, 128, 512), fraction:
                        ["batch", "fastnn", "torch fp32 fused Adam", "jax jit+optax", "keras3 (jax)", "best peer",
                         "fastnn/best"], rows)
     print("target: <= 0.50x at batch 32 and 128, <= 0.75x at 512")
-    if not show_breakdown:
-        return
-    fams = list(FAMILIES) + ["Python"]
-    brows = []
-    for bs in batches:
-        b = breakdown(models[bs], x, y, bs)
-        brows.append([bs, f"{1e6 * b['total']:.0f}"] +
-                     [f"{1e6 * b[f]:.0f} ({100 * b[f] / b['total']:.0f}%)" for f in fams])
-    common.print_table("fastnn: microseconds per training step by kernel family (one instrumented epoch)",
-                       ["batch", "step us"] + fams, brows)
+    if show_breakdown:
+        print_breakdown(models, x, y, batches)
 
 
 if __name__ == "__main__":

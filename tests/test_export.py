@@ -83,16 +83,19 @@ def test_trained_model_float64_and_float32_export(tmp_path):
     np.testing.assert_allclose(got, m.predict(x), rtol=1e-5, atol=1e-6)
 
 
+class _NoExport(L.Layer):
+    """An identity layer the ONNX exporter does not know."""
+
+    def _build(self, input_shape):
+        self.output_shape = input_shape
+
+    def forward(self, x, training=False, logits=False):
+        return x
+
+
 def test_unsupported_layer_and_bad_calls_are_refused(tmp_path):
-    class Weird(L.Layer):
-        def _build(self, input_shape):
-            self.output_shape = input_shape
-
-        def forward(self, x, training=False, logits=False):
-            return x
-
-    m = fastnn.Sequential([L.Dense(3, input_dim=2), Weird(name="weird_1")])
-    with pytest.raises(ValueError, match=r"layer 'weird_1' \(Weird\) has no ONNX export"):
+    m = fastnn.Sequential([L.Dense(3, input_dim=2), _NoExport(name="weird_1")])
+    with pytest.raises(ValueError, match=r"layer 'weird_1' \(_NoExport\) has no ONNX export"):
         export_onnx(m, tmp_path / "w.onnx")
     assert not (tmp_path / "w.onnx").exists()
     unbuilt = fastnn.Sequential([L.Dense(3)])
@@ -175,16 +178,9 @@ def test_every_newer_layer_in_a_chain(dtype, tmp_path):
 
 
 def test_unsupported_layer_in_a_graph_is_named(tmp_path):
-    class Odd(L.Layer):
-        def _build(self, input_shape):
-            self.output_shape = input_shape
-
-        def forward(self, x, training=False, logits=False):
-            return x
-
     x = L.Input(3, name="x")
     h = L.Dense(3)(x)
-    m = fastnn.Model(x, L.Add()([h, Odd(name="odd_1")(x)]))
-    with pytest.raises(ValueError, match=r"layer 'odd_1' \(Odd\) has no ONNX export; supported layers: .*Concat"):
+    m = fastnn.Model(x, L.Add()([h, _NoExport(name="odd_1")(x)]))
+    with pytest.raises(ValueError, match=r"layer 'odd_1' \(_NoExport\) has no ONNX export; supported layers: .*Concat"):
         export_onnx(m, tmp_path / "o.onnx")
     assert not (tmp_path / "o.onnx").exists()

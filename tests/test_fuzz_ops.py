@@ -192,6 +192,19 @@ def setup_machine(draw):
     fastnn.set_num_threads(draw(st.sampled_from([1, 2])))
 
 
+def fuzz(test):
+    """A fuzz test: Hypothesis runs it with the FUZZ settings, drawing through ``data``."""
+    return FUZZ(given(st.data())(test))
+
+
+def fuzz_start(data, *, dtype=True):
+    """The opening of every fuzz example: (draw, the float dtype drawn, or None), with the
+    machine (ISA path, thread count) drawn and set first."""
+    draw = data.draw
+    setup_machine(draw)
+    return draw, draw(st.sampled_from(FLOATS)) if dtype else None
+
+
 @pytest.fixture(autouse=True)
 def _restore_machine():
     isa, nt = _core.active_isa(), fastnn.get_num_threads()
@@ -262,12 +275,9 @@ def ignore_fp():
 NAMES = ops.ACTIVATIONS
 
 
-@FUZZ
-@given(st.data())
+@fuzz
 def test_activation_fuzz(data):
-    draw = data.draw
-    setup_machine(draw)
-    dtype = draw(st.sampled_from(FLOATS))
+    draw, dtype = fuzz_start(data)
     shape = shape_of(draw, draw(st.integers(0, 3)))
     name = draw(st.sampled_from(NAMES))
     x0 = values(draw, shape, dtype, lim=draw(st.sampled_from([3.0, 30.0, 120.0])))
@@ -295,12 +305,9 @@ def test_activation_fuzz(data):
         close(got, want, dtype, what=f"activation {name}")
 
 
-@FUZZ
-@given(st.data())
+@fuzz
 def test_activation_grad_fuzz(data):
-    draw = data.draw
-    setup_machine(draw)
-    dtype = draw(st.sampled_from(FLOATS))
+    draw, dtype = fuzz_start(data)
     shape = shape_of(draw, draw(st.integers(0, 3)))
     name = draw(st.sampled_from(NAMES))
     alpha = draw(st.sampled_from([None, 0.2, 1.0])) if name in ("leaky_relu", "elu") else None
@@ -345,12 +352,9 @@ def test_activation_grad_fuzz(data):
         close(got, want, dtype, scale=np.abs(dy0), what=f"activation_grad {name} from {given_}")
 
 
-@FUZZ
-@given(st.data())
+@fuzz
 def test_softmax_fuzz(data):
-    draw = data.draw
-    setup_machine(draw)
-    dtype = draw(st.sampled_from(FLOATS))
+    draw, dtype = fuzz_start(data)
     log = draw(st.booleans())
     ndim = draw(st.sampled_from([1, 2]))
     shape = shape_of(draw, ndim, max_side=40)
@@ -381,12 +385,9 @@ def test_softmax_fuzz(data):
 # ----------------------------------------------------------------------------
 
 
-@FUZZ
-@given(st.data())
+@fuzz
 def test_matmul_fuzz(data):
-    draw = data.draw
-    setup_machine(draw)
-    dtype = draw(st.sampled_from(FLOATS))
+    draw, dtype = fuzz_start(data)
     big = draw(st.integers(0, 5)) == 0
     side = st.integers(0, 70) if big else st.integers(0, 9)
     m, k, n = draw(side), draw(side), draw(side)
@@ -453,12 +454,9 @@ def test_matmul_fuzz(data):
 # ----------------------------------------------------------------------------
 
 
-@FUZZ
-@given(st.data())
+@fuzz
 def test_batchnorm_forward_fuzz(data):
-    draw = data.draw
-    setup_machine(draw)
-    dtype = draw(st.sampled_from(FLOATS))
+    draw, dtype = fuzz_start(data)
     m, n = draw(st.integers(0, 12)), draw(st.integers(0, 12))
     training = draw(st.booleans())
     x0 = values(draw, (m, n), dtype, lim=5.0)
@@ -521,12 +519,9 @@ def test_batchnorm_forward_fuzz(data):
     close(rvar, rv, dtype, scale=np.square(x0).max(initial=1.0) * 4 + np.abs(rvar0), what="running_var", loose_nonfinite=True)
 
 
-@FUZZ
-@given(st.data())
+@fuzz
 def test_batchnorm_backward_fuzz(data):
-    draw = data.draw
-    setup_machine(draw)
-    dtype = draw(st.sampled_from(FLOATS))
+    draw, dtype = fuzz_start(data)
     m, n = draw(st.integers(0, 12)), draw(st.integers(0, 12))
     x0, dy0 = values(draw, (m, n), dtype, lim=5.0), values(draw, (m, n), dtype, lim=5.0)
     gamma0 = values(draw, (n,), dtype, special=False)
@@ -567,12 +562,9 @@ def test_batchnorm_backward_fuzz(data):
 INT_LABEL_DTYPES = (np.int8, np.uint8, np.int32, np.int64, np.uint64, np.uint16)
 
 
-@FUZZ
-@given(st.data())
+@fuzz
 def test_softmax_cross_entropy_fuzz(data):
-    draw = data.draw
-    setup_machine(draw)
-    dtype = draw(st.sampled_from(FLOATS))
+    draw, dtype = fuzz_start(data)
     m, C = draw(st.integers(1, 20)), draw(st.integers(1, 12))
     z0 = values(draw, (m, C), dtype, lim=draw(st.sampled_from([3.0, 50.0])))
     rng = _rng(draw)
@@ -623,12 +615,9 @@ def test_softmax_cross_entropy_fuzz(data):
     close(dz, wd, dtype, what="xent dlogits")
 
 
-@FUZZ
-@given(st.data())
+@fuzz
 def test_elementwise_losses_fuzz(data):
-    draw = data.draw
-    setup_machine(draw)
-    dtype = draw(st.sampled_from(FLOATS))
+    draw, dtype = fuzz_start(data)
     bce = draw(st.booleans())
     op = "binary_cross_entropy_with_logits" if bce else "mean_squared_error"
     an, bn = ("logits", "targets") if bce else ("pred", "target")
@@ -681,9 +670,7 @@ OPTIMIZERS = {
 @settings(FUZZ, max_examples=max(1, FUZZ.max_examples // 2))
 @given(data=st.data())
 def test_optimizer_updates_fuzz(op, data):
-    draw = data.draw
-    setup_machine(draw)
-    dtype = draw(st.sampled_from(FLOATS))
+    draw, dtype = fuzz_start(data)
     state_names, hyper = OPTIMIZERS[op]
     shape = shape_of(draw, draw(st.integers(0, 3)), max_side=40 if draw(st.booleans()) else 5)
     p0 = values(draw, shape, dtype, lim=2.0)
@@ -772,12 +759,9 @@ def test_optimizer_updates_fuzz(op, data):
 # ----------------------------------------------------------------------------
 
 
-@FUZZ
-@given(st.data())
+@fuzz
 def test_dropout_fuzz(data):
-    draw = data.draw
-    setup_machine(draw)
-    dtype = draw(st.sampled_from(FLOATS))
+    draw, dtype = fuzz_start(data)
     shape = shape_of(draw, draw(st.integers(0, 3)))
     x0 = values(draw, shape, dtype)
     rate = draw(st.sampled_from([0.0, 0.1, 0.5, 0.9, 0.999]))
@@ -800,11 +784,9 @@ def test_dropout_fuzz(data):
     close(got[0], wy, dtype, what="dropout")
 
 
-@FUZZ
-@given(st.data())
+@fuzz
 def test_clip_by_global_norm_fuzz(data):
-    draw = data.draw
-    setup_machine(draw)
+    draw, _ = fuzz_start(data, dtype=False)
     k = draw(st.integers(0, 4))
     grads0 = [values(draw, shape_of(draw, draw(st.integers(0, 2)), max_side=30), draw(st.sampled_from(FLOATS)),
                      lim=draw(st.sampled_from([0.1, 10.0]))) for _ in range(k)]
@@ -849,12 +831,9 @@ def test_clip_by_global_norm_fuzz(data):
         close(g, w, g.dtype, what="clipped grad")
 
 
-@FUZZ
-@given(st.data())
+@fuzz
 def test_clip_by_value_fuzz(data):
-    draw = data.draw
-    setup_machine(draw)
-    dtype = draw(st.sampled_from(FLOATS))
+    draw, dtype = fuzz_start(data)
     shape = shape_of(draw, draw(st.integers(0, 3)))
     g0 = values(draw, shape, dtype)
     grad, limit = g0.copy(), draw(st.sampled_from([1.0, 0.01, 1e6]))
@@ -876,12 +855,9 @@ def test_clip_by_value_fuzz(data):
     close(grad, w, dtype, what="clipped")
 
 
-@FUZZ
-@given(st.data())
+@fuzz
 def test_column_sum_fuzz(data):
-    draw = data.draw
-    setup_machine(draw)
-    dtype = draw(st.sampled_from(FLOATS))
+    draw, dtype = fuzz_start(data)
     m, n = draw(st.integers(0, 300)), draw(st.integers(0, 40))
     x0 = values(draw, (m, n), dtype, lim=5.0)
     x = layout(draw, x0)
@@ -895,6 +871,53 @@ def test_column_sum_fuzz(data):
         want = reference.column_sum(x0)
     close(got, want, dtype, scale=np.abs(x0).sum(axis=0), what="column_sum")
 
+
+def _gather_out_is_valid(out, shape, dtype):
+    return isinstance(out, np.ndarray) and out.dtype == dtype and out.shape == shape and \
+        out.flags.c_contiguous and out.flags.writeable and out.flags.aligned
+
+
+@FUZZ
+@given(st.data())
+def test_take_rows_fuzz(data):
+    """Any fixed-size dtype, 1-3 dimensions, 0-40 rows; faults: a bad x, an index out of
+    range (negative or past the end) anywhere, bad index dtype or ndim, a bad out=."""
+    draw = data.draw
+    setup_machine(draw)
+    dtype = np.dtype(draw(st.sampled_from(FLOATS + (np.int64, np.uint8, np.bool_))))
+    n = draw(st.integers(0, 40))
+    shape = (n,) + shape_of(draw, draw(st.integers(0, 2)), max_side=5)
+    x0 = values(draw, shape, np.float64, lim=300.0, special=dtype in FLOATS).astype(dtype)
+    x = layout(draw, x0)
+    k = draw(st.integers(0, 30)) if n else 0
+    idx_dtype = draw(st.sampled_from([np.int64, np.int64, np.int32, np.uint8]))
+    idx0 = _rng(draw).integers(0, max(n, 1), size=k).astype(idx_dtype)
+    idx = idx0[::-1].copy()[::-1] if draw(st.booleans()) else idx0.copy()
+    want_shape = (k,) + shape[1:]
+    out = np.full(want_shape, 1, dtype) if draw(st.booleans()) else None
+    fault = draw(st.sampled_from([None] * 4 + ["x", "indices", "out"]))
+    if fault == "x":
+        x = draw(st.sampled_from([x0.astype(object), x0.tolist(), None, np.array(1.5)]))
+    elif fault == "indices":
+        kind = draw(st.sampled_from(["range", "range", "float", "2d"]))
+        if kind == "range":
+            bad = draw(st.sampled_from([-1, -n - 1, n, n + 7, -2**40, 2**40]))
+            idx = np.insert(idx0.astype(np.int64), draw(st.integers(0, k)), bad)
+            want_shape = (k + 1,) + shape[1:]
+            out = None if out is None else np.full(want_shape, 1, dtype)
+        else:
+            idx = idx0.astype(np.float64) if kind == "float" else idx0[:, None]
+    elif fault == "out":
+        out = bad_out(draw, want_shape, dtype)
+        if _gather_out_is_valid(out, want_shape, dtype):  # e.g. "unaligned" 1-byte values are aligned
+            fault = None
+    got = expect_outcome("take_rows", fault, lambda: ops.take_rows(x, idx, out=out),
+                         state=[a for a in (out, x, idx) if isinstance(a, np.ndarray)])
+    if got is None:
+        return
+    want = reference.take_rows(x0, idx0)
+    assert got.dtype == dtype and got.shape == want.shape and got.tobytes() == want.tobytes()
+    assert out is None or got is out
 
 def test_equal_but_distinct_dtype_objects_are_accepted():
     """A dtype that went through copy.deepcopy is equal to float32 but another object:

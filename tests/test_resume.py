@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import ops
+from fastnn import native_step, ops
 from fastnn.callbacks import BackupAndRestore, Callback, EarlyStopping, ReduceLROnPlateau
 from fastnn.layers import BatchNormalization, Dense, Dropout
 
@@ -108,13 +108,18 @@ def _interrupt_at(monkeypatch, owner, name, call, after):
 
 POINTS = [(ops, "adam_update"), (ops, "dropout"), (ops, "batchnorm_forward"), (ops, "batchnorm_backward"),
           (fastnn.optimizers.Optimizer, "current_learning_rate"),
-          (fastnn.losses.SparseCategoricalCrossentropy, "value_and_grad")]
+          (fastnn.losses.SparseCategoricalCrossentropy, "value_and_grad"),
+          (native_step, "try_step")]  # around the native step (one GIL-free call)
+# what only the Python step calls (net() runs natively otherwise)
+PYTHON_STEP_ONLY = ("adam_update", "dropout", "batchnorm_forward", "batchnorm_backward", "value_and_grad")
 
 
 @pytest.mark.parametrize("owner, name", POINTS, ids=[p[1] for p in POINTS])
 @pytest.mark.parametrize("after", [False, True], ids=["before", "after"])
 def test_ctrl_c_inside_a_step_completes_the_step(monkeypatch, owner, name, after):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if name in PYTHON_STEP_ONLY:
+        monkeypatch.setenv("FASTNN_NATIVE_STEP", "0")
     x, y = data()
     ref = Recorder()
     net().fit(x, y, epochs=1, batch_size=16, verbose=0, seed=3, callbacks=[ref])
@@ -148,6 +153,7 @@ def test_a_users_sigint_handler_is_deferred_and_kept(monkeypatch):
     def mine(signum, frame):
         calls.append(net)
     old = signal.signal(signal.SIGINT, mine)
+    monkeypatch.setenv("FASTNN_NATIVE_STEP", "0")  # adam_update: a call of the Python step
     try:
         _interrupt_at(monkeypatch, ops, "adam_update", call=2, after=False)
         m = net()

@@ -41,6 +41,7 @@ def workload(d):
     out += [np.array(ops.clip_by_global_norm([g], 1.0)), g]
     out += list(ops.dropout(d["x"], 0.3, seed=7))
     out.append(ops.column_sum(d["x"]))
+    out.append(ops.take_rows(d["b"], np.repeat(d["labels"], 100)))  # 4.4 MB: past the threading grain
     return out
 
 def same(xs, ys):

@@ -24,6 +24,13 @@ inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cas
 // A number in messages as Python writes it (1e-50, not 0.000000).
 inline std::string num(double v) { return py::repr(py::float_(v)).cast<std::string>(); }
 
+// A shape as Python writes it: (2, 3), (4,).
+inline std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
 // Equal dtypes, not the same dtype object: a dtype that went through copy.deepcopy
 // or pickle is an equal but distinct object (numpy's ==, PyArray_EquivTypes).
 inline bool same_dtype(const py::dtype& a, const py::dtype& b) {
@@ -161,6 +168,15 @@ template <class F> decltype(auto) visit_float(DType dt, F&& f) {
 
 template <class T> inline const T* cptr(const py::array& a) { return static_cast<const T*>(a.data()); }
 template <class T> inline T* mptr(py::array& a) { return static_cast<T*>(a.mutable_data()); }
+
+// An output taken as an object rather than an array argument, so that one that is not an
+// array is named (after the checks of the inputs) instead of failing the overload match.
+inline py::array array_arg(const py::object& o, const char* name) {
+  if (!py::isinstance<py::array>(o))
+    throw py::type_error(std::string(name) + ": expected a numpy.ndarray, got " +
+                         py::str(py::type::handle_of(o).attr("__name__")).cast<std::string>());
+  return py::reinterpret_borrow<py::array>(o);
+}
 
 // Checks an input array: float dtype equal to `like`'s, C-contiguous.
 inline void check_in(const py::array& a, const py::array& like, const char* name, const char* like_name) {

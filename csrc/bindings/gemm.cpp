@@ -3,21 +3,13 @@
 
 #include "fastnn/cpu_cache.h"
 
-#include <algorithm>
 #include <string>
-#include <vector>
 
-#include "common.h"
+#include "product.h"
 
 namespace fastnn_py {
 
 namespace {
-
-std::string shape_str(const py::array& a) {
-  std::string s = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-  return s + (a.ndim() == 1 ? ",)" : ")");
-}
 
 // The optional parts of a product: bias, activation (forward or gradient),
 // the saved forward values of the gradient and the bias gradient output.
@@ -33,21 +25,9 @@ bool overlaps_opt(const py::array& x, const py::object& o) { return !o.is_none()
 template <class T> const T* opt_cptr(const py::object& o) { return o.is_none() ? nullptr : cptr<T>(o.cast<py::array>()); }
 
 template <class T>
-void run(py::array& a, py::array& b, py::array& out, bool ta, bool tb, double alpha, double beta, const Extras& e) {
-  fastnn::GemmProblem<T> P;
-  P.trans_a = ta;
-  P.trans_b = tb;
-  P.m = ta ? a.shape(1) : a.shape(0);
-  P.k = ta ? a.shape(0) : a.shape(1);
-  P.n = tb ? b.shape(0) : b.shape(1);
-  P.a = cptr<T>(a);
-  P.lda = a.shape(1);
-  P.b = cptr<T>(b);
-  P.ldb = b.shape(1);
-  P.alpha = static_cast<T>(alpha);
-  P.beta = static_cast<T>(beta);
-  P.c = mptr<T>(out);
-  P.ldc = P.n;
+void run(py::array& a, py::array& b, py::array& out, const ProductShape& s, bool ta, bool tb, double alpha,
+         double beta, const Extras& e) {
+  fastnn::GemmProblem<T> P = product_problem<T>(a, b, out, s, ta, tb, alpha, beta);
   P.bias = opt_cptr<T>(e.bias);
   P.act_x = opt_cptr<T>(e.act_x);
   P.act_y = opt_cptr<T>(e.act_y);
@@ -55,77 +35,39 @@ void run(py::array& a, py::array& b, py::array& out, bool ta, bool tb, double al
     py::array bg = e.bias_grad.cast<py::array>();
     P.bias_grad = mptr<T>(bg);
   }
-  // The kernel writes C while it still reads A, B, bias and the saved values:
-  // when out overlaps one of them, compute into a temporary (holding out's old
-  // value) instead.
+  set_activation(P, e.activation, e.act_alpha);
+  P.act_grad = e.act_grad;
   const bool alias = overlaps(out, a) || overlaps(out, b) || overlaps_opt(out, e.bias) ||
                      overlaps_opt(out, e.act_x) || overlaps_opt(out, e.act_y);
-  if (!e.activation.is_none()) {
-    P.act = fastnn::parse_activation(e.activation.cast<std::string>());
-    P.has_act = P.act != fastnn::Act::identity;
-    P.act_alpha = static_cast<T>(e.act_alpha);
-    P.act_grad = e.act_grad;
-  }
-  py::gil_scoped_release nogil;
-  if (!alias) {
-    fastnn::gemm<T>(P);
-    return;
-  }
-  const std::size_t size = P.m * P.n;
-  std::vector<T> tmp(P.c, P.c + size);
-  T* dst = P.c;
-  P.c = tmp.data();
-  fastnn::gemm<T>(P);
-  std::copy(tmp.begin(), tmp.end(), dst);
+  run_product(P, alias, [](const fastnn::GemmProblem<T>& p) { fastnn::gemm<T>(p); });
 }
 
-// Shapes, dtypes and layouts of a product's operands; returns the dtype.
-DType check_product(py::array& a, py::array& b, py::array& out, bool trans_a, bool trans_b, py::ssize_t& m,
-                    py::ssize_t& n) {
+// Dtypes and layouts of a product's operands (product_shape checks their shapes); returns the dtype.
+DType check_product(py::array& a, py::array& b, py::array& out) {
   const DType dt = float_dtype(a, "a");
   require_contiguous(a, "a");
   check_in(b, a, "b", "a");
   check_out(out, a, "out", "a");
-  if (a.ndim() != 2) throw py::value_error("a: expected 2 dimensions, got " + std::to_string(a.ndim()));
-  if (b.ndim() != 2) throw py::value_error("b: expected 2 dimensions, got " + std::to_string(b.ndim()));
-  m = trans_a ? a.shape(1) : a.shape(0);
-  const py::ssize_t k = trans_a ? a.shape(0) : a.shape(1);
-  const py::ssize_t kb = trans_b ? b.shape(1) : b.shape(0);
-  n = trans_b ? b.shape(0) : b.shape(1);
-  if (k != kb)
-    throw py::value_error("a, b: inner dimensions differ: op(a) is " + std::to_string(m) + " x " +
-                          std::to_string(k) + " (a " + shape_str(a) + "), op(b) is " + std::to_string(kb) + " x " +
-                          std::to_string(n) + " (b " + shape_str(b) + ")");
-  if (out.ndim() != 2 || out.shape(0) != m || out.shape(1) != n)
-    throw py::value_error("out: expected shape (" + std::to_string(m) + ", " + std::to_string(n) + "), got " +
-                          shape_str(out));
   return dt;
 }
 
-void dispatch(DType dt, py::array& a, py::array& b, py::array& out, bool ta, bool tb, double alpha, double beta,
-              const Extras& e) {
-  if (dt == DType::f32)
-    run<float>(a, b, out, ta, tb, alpha, beta, e);
-  else
-    run<double>(a, b, out, ta, tb, alpha, beta, e);
+void dispatch(DType dt, py::array& a, py::array& b, py::array& out, const ProductShape& s, bool ta, bool tb,
+              double alpha, double beta, const Extras& e) {
+  visit_float(dt, [&](auto t) { run<decltype(t)>(a, b, out, s, ta, tb, alpha, beta, e); });
 }
 
 // out = act(alpha * op(a) @ op(b) + beta * out + bias)
 void matmul(py::array a, py::array b, py::array out, bool trans_a, bool trans_b, double alpha, double beta,
             py::object bias, py::object activation, double act_alpha) {
-  py::ssize_t m = 0, n = 0;
-  const DType dt = check_product(a, b, out, trans_a, trans_b, m, n);
+  const DType dt = check_product(a, b, out);
+  const ProductShape s = product_shape(a, b, out, trans_a, trans_b);
   if (!bias.is_none()) {
     py::array bv = bias.cast<py::array>();
     check_in(bv, a, "bias", "a");
-    if (bv.ndim() != 1 || bv.shape(0) != n)
-      throw py::value_error("bias: expected shape (" + std::to_string(n) + ",), got " + shape_str(bv));
+    if (bv.ndim() != 1 || bv.shape(0) != s.n)
+      throw py::value_error("bias: expected shape (" + std::to_string(s.n) + ",), got " + shape_str(bv));
   }
-  Extras e;
-  e.bias = bias;
-  e.activation = activation;
-  e.act_alpha = act_alpha;
-  dispatch(dt, a, b, out, trans_a, trans_b, alpha, beta, e);
+  dispatch(dt, a, b, out, s, trans_a, trans_b, alpha, beta, Extras{bias, activation, act_alpha});
 }
 
 // The backward products of a Dense layer:
@@ -133,17 +75,18 @@ void matmul(py::array a, py::array b, py::array out, bool trans_a, bool trans_b,
 //   bias_grad = alpha * op(b).sum(0) + beta * bias_grad           (bias_grad given)
 void matmul_grad(py::array a, py::array b, py::array out, bool trans_a, bool trans_b, double alpha, double beta,
                  py::object activation, double act_alpha, py::object x, py::object y, py::object bias_grad) {
-  py::ssize_t m = 0, n = 0;
-  const DType dt = check_product(a, b, out, trans_a, trans_b, m, n);
+  const DType dt = check_product(a, b, out);
+  const ProductShape s = product_shape(a, b, out, trans_a, trans_b);
+  const py::ssize_t m = s.m, n = s.n;
   const char* names[2] = {"x", "y"};
   const py::object* saved[2] = {&x, &y};
   for (int i = 0; i < 2; ++i) {
     if (saved[i]->is_none()) continue;
-    py::array s = saved[i]->cast<py::array>();
-    check_in(s, a, names[i], "a");
-    if (s.ndim() != 2 || s.shape(0) != m || s.shape(1) != n)
+    py::array sv = saved[i]->cast<py::array>();
+    check_in(sv, a, names[i], "a");
+    if (sv.ndim() != 2 || sv.shape(0) != m || sv.shape(1) != n)
       throw py::value_error(std::string(names[i]) + ": expected shape (" + std::to_string(m) + ", " +
-                            std::to_string(n) + ") (as out), got " + shape_str(s));
+                            std::to_string(n) + ") (as out), got " + shape_str(sv));
   }
   if (!activation.is_none()) {
     const fastnn::Act act = fastnn::parse_activation(activation.cast<std::string>());
@@ -167,14 +110,8 @@ void matmul_grad(py::array a, py::array b, py::array out, bool trans_a, bool tra
       if (!saved[i]->is_none() && overlaps(bg, saved[i]->cast<py::array>()))
         throw py::value_error(std::string("bias_grad: must not share memory with ") + names[i]);
   }
-  Extras e;
-  e.activation = activation;
-  e.act_alpha = act_alpha;
-  e.act_grad = true;
-  e.act_x = x;
-  e.act_y = y;
-  e.bias_grad = bias_grad;
-  dispatch(dt, a, b, out, trans_a, trans_b, alpha, beta, e);
+  dispatch(dt, a, b, out, s, trans_a, trans_b, alpha, beta,
+           Extras{py::none(), activation, act_alpha, true, x, y, bias_grad});
 }
 
 py::dict blocking_sizes(const fastnn::GemmBlockSizes& s) {

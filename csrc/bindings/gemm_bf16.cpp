@@ -8,18 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "common.h"
+#include "product.h"
 #include "fastnn/eltwise/eltwise.h"
 
 namespace fastnn_py {
 
 namespace {
-
-std::string shape_of(const py::array& a) {
-  std::string s = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-  return s + (a.ndim() == 1 ? ",)" : ")");
-}
 
 bool overlap(const py::array& x, const py::array& y) {
   if (x.nbytes() == 0 || y.nbytes() == 0) return false;
@@ -54,64 +48,35 @@ void matmul_bf16(py::array a, py::array b, py::array out, bool trans_a, bool tra
   require_writeable(out, "out");
   if (c16 && beta != 0.0)
     throw py::value_error("beta: a bfloat16 (uint16) out is only written, so beta must be 0, got " + std::to_string(beta));
-  if (a.ndim() != 2) throw py::value_error("a: expected 2 dimensions, got " + std::to_string(a.ndim()));
-  if (b.ndim() != 2) throw py::value_error("b: expected 2 dimensions, got " + std::to_string(b.ndim()));
-  const py::ssize_t m = trans_a ? a.shape(1) : a.shape(0), k = trans_a ? a.shape(0) : a.shape(1);
-  const py::ssize_t kb = trans_b ? b.shape(1) : b.shape(0), n = trans_b ? b.shape(0) : b.shape(1);
-  if (k != kb)
-    throw py::value_error("a, b: inner dimensions differ: op(a) is " + std::to_string(m) + " x " + std::to_string(k) +
-                          " (a " + shape_of(a) + "), op(b) is " + std::to_string(kb) + " x " + std::to_string(n) +
-                          " (b " + shape_of(b) + ")");
-  if (out.ndim() != 2 || out.shape(0) != m || out.shape(1) != n)
-    throw py::value_error("out: expected shape (" + std::to_string(m) + ", " + std::to_string(n) + "), got " +
-                          shape_of(out));
-  fastnn::GemmProblem<float> P;
+  const ProductShape s = product_shape(a, b, out, trans_a, trans_b);
+  const py::ssize_t n = s.n;
+  fastnn::GemmProblem<float> P = product_problem<float>(a, b, out, s, trans_a, trans_b, alpha, beta);
+  fastnn::Bf16Io io;  // bf16 bits stand in for P's float32 pointers
+  if (a16) io.a = static_cast<const std::uint16_t*>(a.data()), P.a = nullptr;
+  if (b16) io.b = static_cast<const std::uint16_t*>(b.data()), P.b = nullptr;
+  if (c16) io.c = static_cast<std::uint16_t*>(out.mutable_data()), P.c = nullptr;
   py::array bias_arr;
   if (!bias.is_none()) {
     bias_arr = bias.cast<py::array>();
     check_f32(bias_arr, "bias");
     if (bias_arr.ndim() != 1 || bias_arr.shape(0) != n)
-      throw py::value_error("bias: expected shape (" + std::to_string(n) + ",), got " + shape_of(bias_arr));
+      throw py::value_error("bias: expected shape (" + std::to_string(n) + ",), got " + shape_str(bias_arr));
     P.bias = cptr<float>(bias_arr);
   }
-  if (!activation.is_none()) {
-    P.act = fastnn::parse_activation(activation.cast<std::string>());
-    P.has_act = P.act != fastnn::Act::identity;
-    P.act_alpha = static_cast<float>(act_alpha);
-  }
-  P.trans_a = trans_a;
-  P.trans_b = trans_b;
-  P.m = m;
-  P.n = n;
-  P.k = k;
-  fastnn::Bf16Io io;
-  if (a16) io.a = static_cast<const std::uint16_t*>(a.data()); else P.a = cptr<float>(a);
-  P.lda = a.shape(1);
-  if (b16) io.b = static_cast<const std::uint16_t*>(b.data()); else P.b = cptr<float>(b);
-  P.ldb = b.shape(1);
-  P.alpha = static_cast<float>(alpha);
-  P.beta = static_cast<float>(beta);
-  if (c16) io.c = static_cast<std::uint16_t*>(out.mutable_data()); else P.c = mptr<float>(out);
-  P.ldc = n;
-  // C is written while A, B and bias are still read: compute an overlapping
-  // out in a temporary (holding out's old value) instead.
+  set_activation(P, activation, act_alpha);
   const bool alias = overlap(out, a) || overlap(out, b) || (P.bias && overlap(out, bias_arr));
+  if (!c16) {
+    run_product(P, alias, [&io](const fastnn::GemmProblem<float>& p) { fastnn::gemm_bf16(p, io); });
+    return;
+  }
   py::gil_scoped_release nogil;
   if (!alias) {
     fastnn::gemm_bf16(P, io);
     return;
   }
-  if (c16) {  // beta is 0: out's old value is not needed
-    std::vector<std::uint16_t> tmp(P.m * P.n);
-    std::uint16_t* dst = io.c;
-    io.c = tmp.data();
-    fastnn::gemm_bf16(P, io);
-    std::copy(tmp.begin(), tmp.end(), dst);
-    return;
-  }
-  std::vector<float> tmp(P.c, P.c + P.m * P.n);
-  float* dst = P.c;
-  P.c = tmp.data();
+  std::vector<std::uint16_t> tmp(P.m * P.n);  // beta is 0: out's old value is not needed
+  std::uint16_t* dst = io.c;
+  io.c = tmp.data();
   fastnn::gemm_bf16(P, io);
   std::copy(tmp.begin(), tmp.end(), dst);
 }
@@ -124,7 +89,7 @@ void bf16_pack(py::array x, py::array out, bool to_bits) {
                          ", got " + dtype_str(x) + " and " + dtype_str(out));
   require_writeable(out, "out");
   if (out.ndim() != x.ndim() || !std::equal(x.shape(), x.shape() + x.ndim(), out.shape()))
-    throw py::value_error("out: expected shape " + shape_of(x) + " (as x), got " + shape_of(out));
+    throw py::value_error("out: expected shape " + shape_str(x) + " (as x), got " + shape_str(out));
   if (overlap(x, out)) throw py::value_error("out: overlaps x (a conversion cannot run in place)");
   const std::size_t n = static_cast<std::size_t>(x.size());
   const void* px = x.data();
@@ -142,7 +107,7 @@ void bf16_round(py::array x, py::array out) {
   check_f32(out, "out");
   require_writeable(out, "out");
   if (out.ndim() != x.ndim() || !std::equal(x.shape(), x.shape() + x.ndim(), out.shape()))
-    throw py::value_error("out: expected shape " + shape_of(x) + " (as x), got " + shape_of(out));
+    throw py::value_error("out: expected shape " + shape_str(x) + " (as x), got " + shape_str(out));
   if (overlap(x, out) && x.data() != out.data())
     throw py::value_error("out: overlaps x partially (only out is x is allowed)");
   const float* px = cptr<float>(x);

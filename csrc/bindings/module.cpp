@@ -15,6 +15,7 @@ namespace fastnn_py {
 void bind_eltwise(py::module_& m);
 void bind_gemm(py::module_& m);
 void bind_gemm_bf16(py::module_& m);
+void bind_gather(py::module_& m);
 void bind_norm(py::module_& m);
 void bind_loss(py::module_& m);
 void bind_optim(py::module_& m);
@@ -86,6 +87,7 @@ PYBIND11_MODULE(_core, m) {
   fastnn_py::bind_eltwise(m);
   fastnn_py::bind_gemm(m);
   fastnn_py::bind_gemm_bf16(m);
+  fastnn_py::bind_gather(m);
   fastnn_py::bind_norm(m);
   fastnn_py::bind_loss(m);
   fastnn_py::bind_optim(m);

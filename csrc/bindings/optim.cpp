@@ -39,25 +39,22 @@ DType check_update(py::array& param, py::array& grad, py::array* s1, const char*
   return dt;
 }
 
-// Runs the update kernel f(T{}) for param's dtype with the GIL released.
-template <class F> void run_update(DType dt, F&& f) {
+// Runs the update kernel f(T{}, n) for param's dtype and size with the GIL released.
+template <class F> void run_update(DType dt, const py::array& param, F&& f) {
+  const std::size_t n = param.size();
   py::gil_scoped_release nogil;
-  visit_float(dt, f);
+  visit_float(dt, [&](auto t) { f(t, n); });
 }
 
+// The arguments structs are aggregates: their fields in the order optim.h declares them.
 void sgd(py::array param, py::array grad, py::object velocity_obj, double lr, double momentum, bool nesterov,
          double weight_decay) {
   py::array velocity;
   const bool has_vel = !velocity_obj.is_none();
   if (has_vel) velocity = velocity_obj.cast<py::array>();
   const DType dt = check_update(param, grad, has_vel ? &velocity : nullptr, "velocity");
-  fastnn::SgdArgs a;
-  a.lr = lr;
-  a.momentum = momentum;
-  a.nesterov = nesterov;
-  a.weight_decay = weight_decay;
-  const std::size_t n = param.size();
-  run_update(dt, [&](auto t) {
+  const fastnn::SgdArgs a{lr, momentum, weight_decay, nesterov};
+  run_update(dt, param, [&](auto t, std::size_t n) {
     using T = decltype(t);
     fastnn::sgd_update<T>(mptr<T>(param), cptr<T>(grad), has_vel ? mptr<T>(velocity) : nullptr, n, a);
   });
@@ -66,13 +63,8 @@ void sgd(py::array param, py::array grad, py::object velocity_obj, double lr, do
 void rmsprop(py::array param, py::array grad, py::array sq_avg, double lr, double rho, double eps,
              double weight_decay) {
   const DType dt = check_update(param, grad, &sq_avg, "sq_avg");
-  fastnn::RmspropArgs a;
-  a.lr = lr;
-  a.rho = rho;
-  a.eps = eps;
-  a.weight_decay = weight_decay;
-  const std::size_t n = param.size();
-  run_update(dt, [&](auto t) {
+  const fastnn::RmspropArgs a{lr, rho, eps, weight_decay};
+  run_update(dt, param, [&](auto t, std::size_t n) {
     using T = decltype(t);
     fastnn::rmsprop_update<T>(mptr<T>(param), cptr<T>(grad), mptr<T>(sq_avg), n, a);
   });
@@ -80,12 +72,8 @@ void rmsprop(py::array param, py::array grad, py::array sq_avg, double lr, doubl
 
 void adagrad(py::array param, py::array grad, py::array accum, double lr, double eps, double weight_decay) {
   const DType dt = check_update(param, grad, &accum, "accum");
-  fastnn::AdagradArgs a;
-  a.lr = lr;
-  a.eps = eps;
-  a.weight_decay = weight_decay;
-  const std::size_t n = param.size();
-  run_update(dt, [&](auto t) {
+  const fastnn::AdagradArgs a{lr, eps, weight_decay};
+  run_update(dt, param, [&](auto t, std::size_t n) {
     using T = decltype(t);
     fastnn::adagrad_update<T>(mptr<T>(param), cptr<T>(grad), mptr<T>(accum), n, a);
   });
@@ -94,16 +82,8 @@ void adagrad(py::array param, py::array grad, py::array accum, double lr, double
 void adam(py::array param, py::array grad, py::array m, py::array v, double lr, double beta1, double beta2,
           double eps, std::int64_t step, double weight_decay, bool decoupled) {
   const DType dt = check_update(param, grad, &m, "m", &v, "v");
-  fastnn::AdamArgs a;
-  a.lr = lr;
-  a.beta1 = beta1;
-  a.beta2 = beta2;
-  a.eps = eps;
-  a.step = step;
-  a.weight_decay = weight_decay;
-  a.decoupled = decoupled;
-  const std::size_t n = param.size();
-  run_update(dt, [&](auto t) {
+  const fastnn::AdamArgs a{lr, beta1, beta2, eps, weight_decay, step, decoupled};
+  run_update(dt, param, [&](auto t, std::size_t n) {
     using T = decltype(t);
     fastnn::adam_update<T>(mptr<T>(param), cptr<T>(grad), mptr<T>(m), mptr<T>(v), n, a);
   });

@@ -3,6 +3,7 @@
 // per batch with the GIL released. The plan keeps every array it points into alive.
 #include "fastnn/step/step.h"
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -19,8 +20,9 @@ template <class T> T* wptr(py::array a) { return static_cast<T*>(a.mutable_data(
 
 class NativeStep {
  public:
-  // layers: [(W, b|None, dW|None, db|None, y, dx|None, activation name, alpha)] (Dense) or
-  // ("dropout", y, mask, rate, seed index) in forward order; first: the layer the backward stops at; loss: "xent_ids", "xent_probs" or "mse";
+  // layers, in forward order: (W, b|None, dW|None, db|None, y, dx|None, activation name, alpha)
+  // (Dense), ("dropout", ...), ("activation", ...) or ("batchnorm", ...) (the *_node methods
+  // below); first: the layer the backward stops at; loss: "xent_ids", "xent_probs" or "mse";
   // optimizer: "adam" (hyper: beta1, beta2, eps, weight_decay, decoupled) or "sgd"
   // (momentum, nesterov); ranges: [(param, grad, slot0|None, slot1|None)].
   NativeStep(py::list layers, std::size_t first, const std::string& loss, py::array dlogits,
@@ -32,7 +34,7 @@ class NativeStep {
       require_contiguous(seeds_, "seeds");
       n_seeds_ = seeds_.size();
     }
-    if (layers.empty()) throw py::value_error("layers: expected at least one Dense layer, got none");
+    if (layers.empty()) throw py::value_error("layers: expected at least one layer, got none");
     dt_ = float_dtype(dlogits, "dlogits");
     if (loss == "xent_ids") loss_ = fastnn::StepLoss::xent_ids;
     else if (loss == "xent_probs") loss_ = fastnn::StepLoss::xent_probs;
@@ -66,6 +68,7 @@ class NativeStep {
       require_no_overlap(x, w, "x", "the model's buffers");
       require_no_overlap(labels, w, "labels", "the model's buffers");
     }
+    check_frozen_stats();
     const void* lab = labels.data();
     py::gil_scoped_release nogil;
     return visit_float(dt_, [&](auto t) {
@@ -98,60 +101,17 @@ class NativeStep {
     written_.push_back(dlogits);
     if (first > layers.size()) throw py::value_error("first: expected at most the number of layers");
     P.first = first;
-    std::size_t in = 0;
+    std::size_t in = 0;  // the width the next layer takes
     for (std::size_t k = 0; k < layers.size(); ++k) {
       py::tuple t = layers[k].cast<py::tuple>();
+      const std::string tag = t.size() > 0 && py::isinstance<py::str>(t[0]) ? t[0].cast<std::string>() : "";
       fastnn::DenseStep<T> L;
-      if (t.size() == 5) {  // ("dropout", y, mask, rate, seed index)
-        if (k == 0) throw py::value_error("layers: a Dropout first layer is not supported");
-        if (t[0].cast<std::string>() != "dropout") throw py::value_error("layers: expected 'dropout' 5-tuples");
-        L.kind = fastnn::StepNode::dropout;
-        L.in = L.out = in;
-        py::array y = array_arg(t[1], dlogits, "y", true);
-        require_matrix(y, m_, L.out, "y");
-        py::array mask = array_arg(t[2], dlogits, "mask", true);
-        require_matrix(mask, m_, L.out, "mask");
-        L.y = mptr<T>(y);
-        L.mask = mptr<T>(mask);
-        written_.push_back(y);
-        written_.push_back(mask);
-        L.rate = t[3].cast<double>();
-        if (!(L.rate > 0.0 && L.rate < 1.0)) throw py::value_error("rate: expected a value in (0, 1)");
-        L.seed_index = t[4].cast<std::size_t>();
-        if (L.seed_index >= n_seeds_) throw py::value_error("seeds: expected one per dropout layer");
-        P.layers.push_back(L);
-        continue;
-      }
-      if (t.size() != 8) throw py::value_error("layers: expected 8-tuples");
-      py::array W = array_arg(t[0], dlogits, "W", false);
-      if (W.ndim() != 2) throw py::value_error("W: expected 2 dimensions");
-      L.in = W.shape(0);
-      L.out = W.shape(1);
-      if (k == 0) in0_ = L.in;
-      else if (L.in != in) throw py::value_error("layers: layer " + std::to_string(k) + " input width differs");
+      if (tag == "dropout") L = dropout_node<T>(t, k, in, dlogits);
+      else if (tag == "activation") L = activation_node<T>(t, k, in, dlogits);
+      else if (tag == "batchnorm") L = batchnorm_node<T>(t, k, in, dlogits);
+      else if (tag.empty()) L = dense_node<T>(t, k, in, first, dlogits);
+      else throw py::value_error("layers: unknown layer kind '" + tag + "'");
       in = L.out;
-      L.W = cptr<T>(W);
-      if (!t[1].is_none()) L.b = cptr<T>(vec_arg(t[1], dlogits, L.out, "b", false));
-      if (!t[2].is_none()) {
-        py::array dW = array_arg(t[2], dlogits, "dW", true);
-        require_matrix(dW, L.in, L.out, "dW");
-        L.dW = mptr<T>(dW);
-        if (!t[3].is_none()) L.db = wptr<T>(vec_arg(t[3], dlogits, L.out, "db", true));
-      }
-      py::array y = array_arg(t[4], dlogits, "y", true);
-      require_matrix(y, m_, L.out, "y");
-      L.y = mptr<T>(y);
-      written_.push_back(y);
-      if (!t[5].is_none()) {
-        py::array dx = array_arg(t[5], dlogits, "dx", true);
-        require_matrix(dx, m_, L.in, "dx");
-        L.dx = mptr<T>(dx);
-        written_.push_back(dx);
-      } else if (k > first) {
-        throw py::value_error("dx: layer " + std::to_string(k) + " is above first and needs a dx buffer");
-      }
-      L.act = fastnn::parse_activation(t[6].cast<std::string>());
-      L.alpha = static_cast<T>(t[7].cast<double>());
       P.layers.push_back(L);
     }
     if (in != out_) throw py::value_error("dlogits: expected the last layer's width " + std::to_string(in));
@@ -181,6 +141,152 @@ class NativeStep {
     }
   }
 
+  // The width of layer k's input: the data's for the first layer, else the layer below's.
+  void chain_width(std::size_t k, std::size_t width, std::size_t in) {
+    if (k == 0) in0_ = width;
+    else if (width != in) throw py::value_error("layers: layer " + std::to_string(k) + " input width differs");
+  }
+
+  // A layer that keeps the width (dropout, activation, batchnorm): ("kind", y, ...) of
+  // `size` items, y its m x width output buffer.
+  template <class T> fastnn::DenseStep<T> tagged_node(py::tuple t, std::size_t size, fastnn::StepNode kind,
+                                                       std::size_t k, std::size_t in, const py::array& dlogits) {
+    const std::string tag = t[0].cast<std::string>();
+    if (t.size() != size)
+      throw py::value_error("layers: expected '" + tag + "' " + std::to_string(size) + "-tuples, got " +
+                            std::to_string(t.size()) + " items");
+    fastnn::DenseStep<T> L;
+    L.kind = kind;
+    py::array y = array_arg(t[1], dlogits, "y", true);
+    if (y.ndim() != 2) throw py::value_error("y: expected 2 dimensions");
+    L.in = L.out = y.shape(1);
+    chain_width(k, L.out, in);
+    require_matrix(y, m_, L.out, "y");
+    written_.push_back(y);
+    L.y = mptr<T>(y);
+    return L;
+  }
+
+  // (W, b|None, dW|None, db|None, y, dx|None, activation name, alpha)
+  template <class T> fastnn::DenseStep<T> dense_node(py::tuple t, std::size_t k, std::size_t in,
+                                                      std::size_t first, const py::array& dlogits) {
+    if (t.size() != 8) throw py::value_error("layers: expected 8-tuples");
+    fastnn::DenseStep<T> L;
+    py::array W = array_arg(t[0], dlogits, "W", false);
+    if (W.ndim() != 2) throw py::value_error("W: expected 2 dimensions");
+    L.in = W.shape(0);
+    L.out = W.shape(1);
+    chain_width(k, L.in, in);
+    L.W = cptr<T>(W);
+    if (!t[1].is_none()) L.b = cptr<T>(vec_arg(t[1], dlogits, L.out, "b", false));
+    if (!t[2].is_none()) {
+      py::array dW = array_arg(t[2], dlogits, "dW", true);
+      require_matrix(dW, L.in, L.out, "dW");
+      L.dW = mptr<T>(dW);
+      if (!t[3].is_none()) L.db = wptr<T>(vec_arg(t[3], dlogits, L.out, "db", true));
+    }
+    py::array y = array_arg(t[4], dlogits, "y", true);
+    require_matrix(y, m_, L.out, "y");
+    L.y = mptr<T>(y);
+    written_.push_back(y);
+    if (!t[5].is_none()) {
+      L.dx = matrix_buffer<T>(t[5], dlogits, L.in, "dx");
+    } else if (k > first) {
+      throw py::value_error("dx: layer " + std::to_string(k) + " is above first and needs a dx buffer");
+    }
+    L.act = fastnn::parse_activation(t[6].cast<std::string>());
+    L.alpha = static_cast<T>(t[7].cast<double>());
+    return L;
+  }
+
+  // ("dropout", y, mask, rate, seed index)
+  template <class T> fastnn::DenseStep<T> dropout_node(py::tuple t, std::size_t k, std::size_t in,
+                                                        const py::array& dlogits) {
+    if (k == 0) throw py::value_error("layers: a Dropout first layer is not supported");
+    fastnn::DenseStep<T> L = tagged_node<T>(t, 5, fastnn::StepNode::dropout, k, in, dlogits);
+    L.mask = matrix_buffer<T>(t[2], dlogits, L.out, "mask");
+    L.rate = t[3].cast<double>();
+    if (!(L.rate > 0.0 && L.rate < 1.0)) throw py::value_error("rate: expected a value in (0, 1)");
+    L.seed_index = t[4].cast<std::size_t>();
+    if (L.seed_index >= n_seeds_) throw py::value_error("seeds: expected one per dropout layer");
+    return L;
+  }
+
+  // ("activation", y, activation name, alpha)
+  template <class T> fastnn::DenseStep<T> activation_node(py::tuple t, std::size_t k, std::size_t in,
+                                                           const py::array& dlogits) {
+    fastnn::DenseStep<T> L = tagged_node<T>(t, 4, fastnn::StepNode::activation, k, in, dlogits);
+    L.act = fastnn::parse_activation(t[2].cast<std::string>());
+    if (L.act == fastnn::Act::identity) throw py::value_error("layers: an identity activation layer is no node");
+    L.act_needs_x = fastnn::activation_grad_needs(L.act) == fastnn::GradNeeds::x;
+    L.alpha = static_cast<T>(t[3].cast<double>());
+    return L;
+  }
+
+  // ("batchnorm", y, training, dx|None, gamma, beta, running_mean, running_var, mean, invstd,
+  //  dgamma|None, dbeta|None, scale|None, shift|None, momentum, eps): training needs dx,
+  // dgamma and dbeta, frozen (not training) scale and shift.
+  template <class T> fastnn::DenseStep<T> batchnorm_node(py::tuple t, std::size_t k, std::size_t in,
+                                                          const py::array& dlogits) {
+    fastnn::DenseStep<T> L = tagged_node<T>(t, 16, fastnn::StepNode::batchnorm, k, in, dlogits);
+    L.training = t[2].cast<bool>();
+    const std::size_t n = L.out;
+    L.momentum = t[14].cast<double>();
+    L.eps = t[15].cast<double>();
+    if (!(L.eps > 0) || !std::isfinite(L.eps) || !(static_cast<T>(L.eps) > 0))
+      throw py::value_error("eps: expected a finite value > 0 in the plan's dtype");
+    if (!(L.momentum >= 0 && L.momentum <= 1)) throw py::value_error("momentum: expected a value in [0, 1]");
+    if (L.training && m_ < 2) throw py::value_error("dlogits: training-mode batch norm needs at least 2 rows");
+    L.gamma = cptr<T>(vec_arg(t[4], dlogits, n, "gamma", false));
+    L.beta = cptr<T>(vec_arg(t[5], dlogits, n, "beta", false));
+    py::array rmean = vec_arg(t[6], dlogits, n, "running_mean", true);  // written only in training
+    py::array rvar = vec_arg(t[7], dlogits, n, "running_var", true);
+    L.running_mean = mptr<T>(rmean);
+    L.running_var = mptr<T>(rvar);
+    L.mean = vec_buffer<T>(t[8], dlogits, n, "mean");
+    L.invstd = vec_buffer<T>(t[9], dlogits, n, "invstd");
+    if (L.training) {
+      written_.push_back(rmean);
+      written_.push_back(rvar);
+      L.dx = matrix_buffer<T>(t[3], dlogits, n, "dx");
+      L.dgamma = wptr<T>(vec_arg(t[10], dlogits, n, "dgamma", true));
+      L.dbeta = wptr<T>(vec_arg(t[11], dlogits, n, "dbeta", true));
+    } else {
+      frozen_vars_.push_back(rvar);
+      L.scale = vec_buffer<T>(t[12], dlogits, n, "scale");
+      L.shift = vec_buffer<T>(t[13], dlogits, n, "shift");
+    }
+    return L;
+  }
+
+  // A written m x width buffer, kept for the overlap checks of run.
+  template <class T> T* matrix_buffer(py::handle h, const py::array& dlogits, std::size_t width, const char* name) {
+    py::array a = array_arg(h, dlogits, name, true);
+    require_matrix(a, m_, width, name);
+    written_.push_back(a);
+    return mptr<T>(a);
+  }
+  template <class T> T* vec_buffer(py::handle h, const py::array& dlogits, std::size_t n, const char* name) {
+    py::array a = vec_arg(h, dlogits, n, name, true);
+    written_.push_back(a);
+    return mptr<T>(a);
+  }
+
+  // A frozen BatchNormalization divides by sqrt(running_var + eps): refused, as by
+  // ops.batchnorm_forward, when a variance is negative (checked before anything is written).
+  void check_frozen_stats() const {
+    for (const py::array& v : frozen_vars_) {
+      const bool negative = visit_float(dt_, [&](auto t) {
+        using T = decltype(t);
+        const T* p = cptr<T>(v);
+        for (std::size_t i = 0, n = v.size(); i < n; ++i)
+          if (p[i] < T(0)) return true;
+        return false;
+      });
+      if (negative) throw py::value_error("running_var: expected non-negative variances, got a negative value");
+    }
+  }
+
   static py::array array_arg(py::handle h, const py::array& like, const char* name, bool write) {
     py::array a = h.cast<py::array>();
     check_in(a, like, name, "dlogits");
@@ -200,6 +306,7 @@ class NativeStep {
   py::array dlogits_, seeds_;
   std::size_t n_seeds_ = 0;
   std::vector<py::array> written_;
+  std::vector<py::array> frozen_vars_;  // the running variances of the frozen BatchNormalization layers
   fastnn::StepPlan<float> pf_;
   fastnn::StepPlan<double> pd_;
 };
@@ -208,7 +315,7 @@ class NativeStep {
 
 void bind_step(py::module_& m) {
   py::class_<NativeStep>(m, "NativeStep",
-                         "A training step plan (Dense layers, fused loss, optimizer) run as one call.")
+                         "A training step plan (Dense, Dropout, Activation, BatchNormalization; fused loss; optimizer) run as one call.")
       .def(py::init<py::list, std::size_t, const std::string&, py::array, const std::string&, py::dict, py::list,
                     py::object>(),
            py::arg("layers"), py::arg("first"), py::arg("loss"), py::arg("dlogits"), py::arg("optimizer"),

@@ -1,5 +1,6 @@
 #include "fastnn/cpu.h"
 
+#include <iterator>
 #include <stdexcept>
 
 #if defined(FASTNN_X86)
@@ -100,12 +101,18 @@ Isa best_isa() {
 
 Isa active_isa() { return g_active; }
 
-const char* isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::avx2: return "avx2";
-    case Isa::avx512: return "avx512";
-    default: return "scalar";
-  }
+// The ISAs' names, in the order of enum Isa.
+constexpr const char* kIsaNames[] = {"scalar", "avx2", "avx512"};
+
+const char* isa_name(Isa isa) { return kIsaNames[static_cast<int>(isa)]; }
+
+bool isa_from_name(const std::string& name, Isa* isa) {
+  for (int i = 0; i < static_cast<int>(std::size(kIsaNames)); ++i)
+    if (name == kIsaNames[i]) {
+      *isa = static_cast<Isa>(i);
+      return true;
+    }
+  return false;
 }
 
 void select_isa(const std::string& name) {
@@ -114,16 +121,15 @@ void select_isa(const std::string& name) {
     return;
   }
   Isa want;
-  if (name == "scalar") want = Isa::scalar;
-  else if (name == "avx2") want = Isa::avx2;
-  else if (name == "avx512") want = Isa::avx512;
-  else if (name == "avx512_bf16" && isa_supported(Isa::avx512) && !cpu_features().avx512_bf16)
-    throw std::runtime_error("FASTNN_ISA=avx512_bf16: this CPU (or OS) lacks AVX512-BF16; best available is '" +
-                             std::string(isa_name(best_isa())) + "'");
-  else if (name == "avx512_bf16") want = Isa::avx512;  // the avx512 kernels, plus the bf16 GEMM's (gemm/bf16)
-  else
+  if (name == "avx512_bf16") {  // the avx512 kernels, plus the bf16 GEMM's (gemm/bf16)
+    if (isa_supported(Isa::avx512) && !cpu_features().avx512_bf16)
+      throw std::runtime_error("FASTNN_ISA=avx512_bf16: this CPU (or OS) lacks AVX512-BF16; best available is '" +
+                               std::string(isa_name(best_isa())) + "'");
+    want = Isa::avx512;
+  } else if (!isa_from_name(name, &want)) {
     throw std::invalid_argument("FASTNN_ISA: expected one of 'scalar', 'avx2', 'avx512', 'avx512_bf16' or 'auto', got '" +
                                 name + "'");
+  }
   if (!isa_supported(want))
     throw std::runtime_error(std::string("FASTNN_ISA=") + name +
                              ": this CPU (or OS, or build) does not support it; best available is '" +

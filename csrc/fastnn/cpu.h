@@ -31,6 +31,8 @@ Isa active_isa();
 // for an unknown name and std::runtime_error when the CPU lacks the ISA.
 void select_isa(const std::string& name);
 const char* isa_name(Isa isa);
+// The Isa named `name` ("scalar", "avx2", "avx512") into *isa; false for any other name.
+bool isa_from_name(const std::string& name, Isa* isa);
 
 // The active ISA's table among a family's three.
 template <class Table> const Table& active_table(const Table& scalar_t, const Table& avx2_t, const Table& avx512_t) {

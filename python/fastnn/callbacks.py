@@ -33,54 +33,21 @@ class Callback:
     def set_model(self, model):
         self.model = model
 
-    def on_train_begin(self, logs=None):
-        pass
+    def _no_op(self, *args, logs=None):
+        """A hook's default: nothing (a subclass overrides the hooks it needs)."""
 
-    def on_train_end(self, logs=None):
-        pass
-
-    def on_epoch_begin(self, epoch, logs=None):
-        pass
-
-    def on_epoch_end(self, epoch, logs=None):
-        pass
-
-    # batch hooks (Keras names); on_batch_begin / on_batch_end are the training ones' aliases
-    def on_batch_begin(self, batch, logs=None):
-        pass
-
-    def on_batch_end(self, batch, logs=None):
-        pass
+    # Keras's hooks: on_{train,test,predict}_{begin,end}(logs=None), on_epoch_{begin,end}(epoch,
+    # logs=None), on_{test,predict}_batch_{begin,end}(batch, logs=None) and on_batch_{begin,end},
+    # which the training batch hooks call (Keras's aliases).
+    on_train_begin = on_train_end = on_epoch_begin = on_epoch_end = on_batch_begin = on_batch_end = _no_op
+    on_test_begin = on_test_end = on_test_batch_begin = on_test_batch_end = _no_op
+    on_predict_begin = on_predict_end = on_predict_batch_begin = on_predict_batch_end = _no_op
 
     def on_train_batch_begin(self, batch, logs=None):
         self.on_batch_begin(batch, logs=logs)
 
     def on_train_batch_end(self, batch, logs=None):
         self.on_batch_end(batch, logs=logs)
-
-    def on_test_begin(self, logs=None):
-        pass
-
-    def on_test_end(self, logs=None):
-        pass
-
-    def on_test_batch_begin(self, batch, logs=None):
-        pass
-
-    def on_test_batch_end(self, batch, logs=None):
-        pass
-
-    def on_predict_begin(self, logs=None):
-        pass
-
-    def on_predict_end(self, logs=None):
-        pass
-
-    def on_predict_batch_begin(self, batch, logs=None):
-        pass
-
-    def on_predict_batch_end(self, batch, logs=None):
-        pass
 
     # state, for fastnn.backup.BackupAndRestore ---------------------------------
     def get_state(self):

@@ -95,14 +95,18 @@ class Constant(Initializer):
         return np.full(shape, self.value)
 
 
-class RandomNormal(Initializer):
-    """N(mean, stddev^2), Keras default stddev 0.05.  ``RandomNormal(stddev=0.01, seed=1)``"""
+class _Normal(Initializer):
+    """The arguments of the normal initializers (Keras defaults: mean 0, stddev 0.05)."""
 
     _config = ("mean", "stddev", "seed")
 
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         super().__init__(seed)
         self.mean, self.stddev = float(mean), float(stddev)
+
+
+class RandomNormal(_Normal):
+    """N(mean, stddev^2), Keras default stddev 0.05.  ``RandomNormal(stddev=0.01, seed=1)``"""
 
     def _sample(self, shape):
         return self._gen().normal(self.mean, self.stddev, size=shape)
@@ -123,14 +127,8 @@ class RandomUniform(Initializer):
         return self._gen().uniform(self.minval, self.maxval, size=shape)
 
 
-class TruncatedNormal(Initializer):
+class TruncatedNormal(_Normal):
     """N(mean, stddev^2) redrawn outside two standard deviations."""
-
-    _config = ("mean", "stddev", "seed")
-
-    def __init__(self, mean=0.0, stddev=0.05, seed=None):
-        super().__init__(seed)
-        self.mean, self.stddev = float(mean), float(stddev)
 
     def _sample(self, shape):
         return self.mean + self.stddev * _truncated_standard_normal(self._gen(), shape)

@@ -117,6 +117,21 @@ def _with_smoothing(config, label_smoothing):
     return config
 
 
+class _SmoothedTargets(_ProbabilityTargets):
+    """Probability targets with Keras's ``label_smoothing``: y * (1 - ls) + ls / classes."""
+
+    def __init__(self, from_logits=False, label_smoothing=0.0):
+        super().__init__(from_logits)
+        self.label_smoothing = _smoothing(label_smoothing)
+
+    def get_config(self):
+        return _with_smoothing(super().get_config(), self.label_smoothing)
+
+    def _smoothed(self, y, classes):
+        ls = self.label_smoothing
+        return y * (1.0 - ls) + ls / classes if ls else y
+
+
 class MeanSquaredError(Loss):
     """mean((pred - y)^2) over all elements."""
 
@@ -139,19 +154,14 @@ class MeanAbsoluteError(Loss):
         return loss, d
 
 
-class BinaryCrossentropy(_ProbabilityTargets, Loss):
+class BinaryCrossentropy(_SmoothedTargets, Loss):
     """-mean(y log p + (1 - y) log(1 - p)); ``from_logits=True`` takes p = sigmoid(z)."""
 
     name = "binary_crossentropy"
     fuses_with = "sigmoid"
 
-    def __init__(self, from_logits=False, label_smoothing=0.0):
-        self.from_logits = bool(from_logits)
-        self.label_smoothing = _smoothing(label_smoothing)
-
     def value_and_grad(self, pred, y, logits=False):
-        if self.label_smoothing:  # Keras: y * (1 - ls) + 0.5 * ls
-            y = y * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
+        y = self._smoothed(y, 2)
         if logits:
             return _ops.binary_cross_entropy_with_logits(pred, y)
         t = pred.dtype.type
@@ -161,24 +171,16 @@ class BinaryCrossentropy(_ProbabilityTargets, Loss):
         grad[(pred < _EPS) | (pred > 1 - _EPS)] = 0  # clipped: flat
         return loss, grad
 
-    def get_config(self):
-        return _with_smoothing({"from_logits": self.from_logits}, self.label_smoothing)
 
-
-class CategoricalCrossentropy(_ProbabilityTargets, Loss):
+class CategoricalCrossentropy(_SmoothedTargets, Loss):
     """-mean over rows of sum(y log p), y one-hot (or probability) rows; from softmax logits
     with ``from_logits=True`` or a softmax output layer (fused)."""
 
     name = "categorical_crossentropy"
     fuses_with = "softmax"
 
-    def __init__(self, from_logits=False, label_smoothing=0.0):
-        self.from_logits = bool(from_logits)
-        self.label_smoothing = _smoothing(label_smoothing)
-
     def value_and_grad(self, pred, y, logits=False):
-        if self.label_smoothing:  # Keras: y * (1 - ls) + ls / num_classes
-            y = y * (1.0 - self.label_smoothing) + self.label_smoothing / y.shape[-1]
+        y = self._smoothed(y, y.shape[-1])
         if logits:
             return _ops.softmax_cross_entropy(pred, y)
         m = pred.shape[0]
@@ -187,9 +189,6 @@ class CategoricalCrossentropy(_ProbabilityTargets, Loss):
         grad = (-y / p / m).astype(pred.dtype)
         grad[(pred < _EPS) | (pred > 1 - _EPS)] = 0
         return loss, grad
-
-    def get_config(self):
-        return _with_smoothing({"from_logits": self.from_logits}, self.label_smoothing)
 
     def _check_rank(self, y, n, width, what):
         if y.ndim == 1:

@@ -1,13 +1,16 @@
-"""The native training step: for a Sequential chain of Dense (and Dropout) layers with a fused loss
-(softmax cross-entropy on logits, or mean squared error) and Adam/AdamW or SGD, one
-training step is one call into the core (``_core.NativeStep.run``, GIL released).
+"""The native training step: for a Sequential chain of Dense, Dropout, Activation and
+BatchNormalization layers with a fused loss (softmax cross-entropy on logits, or mean
+squared error) and Adam/AdamW or SGD, one training step is one call into the core
+(``_core.NativeStep.run``, GIL released).
 
 The plan is built once per (batch size, dtype, arena layout, optimizer state, loss and
 hyperparameters) from the layers' own buffers and the arena's views, and calls exactly
 the kernels the Python step (``trainer.train_step``) calls, in the same order with the
-same arguments: the result is bitwise the same. Anything else (BatchNormalization,
-a first-layer Dropout, regularizers, constraints, clipping, sample weights, other losses or
-optimizers, activations outside the GEMM epilogue) runs the Python step, with no error.
+same arguments: the result is bitwise the same. Anything else (a first-layer Dropout, a
+softmax Activation layer that does not feed the fused loss, a BatchNormalization whose
+batch or hyperparameters its kernel refuses, regularizers, constraints, clipping, sample
+weights, other losses or optimizers, Dense activations outside the GEMM epilogue) runs
+the Python step, with no error.
 ``FASTNN_NATIVE_STEP=0`` in the environment turns the native step off.
 """
 from __future__ import annotations
@@ -89,7 +92,7 @@ def _loss_kind(model, yb, loss_on_logits, last_logits):
 
 
 def _supported_model(model):
-    """The Dense chain of the model, or None when its step must run in Python."""
+    """The layer chain of the model, or None when its step must run in Python."""
     chain = model._chain
     if chain is None or model._io is not None or model.regularizer is not None or model._reg_items != []:
         return None
@@ -98,40 +101,103 @@ def _supported_model(model):
     if list(model.arena.layers) != list(chain):
         return None
     for k, layer in enumerate(chain):
-        if getattr(getattr(layer, "_dtype_policy", None), "is_mixed", False):  # bf16 GEMMs: Python step
-            return None
-        if type(layer) is _layers.Dropout and k > 0 and 0.0 < layer.rate < 1.0 and layer.dtype == model.dtype:
+        if getattr(getattr(layer, "_dtype_policy", None), "is_mixed", False) or layer.dtype != model.dtype:
+            return None  # bf16 GEMMs (or another dtype): Python step
+        if type(layer) is _layers.Dropout and k > 0 and 0.0 < layer.rate < 1.0:
             continue
-        if type(layer) is not _layers.Dense or layer.dtype != model.dtype:
+        if type(layer) not in (_layers.Dense, _layers.BatchNormalization, _layers.Activation):
             return None
         if any(s.regularizer is not None or s.constraint is not None for s in layer.specs):
             return None
     return chain
 
 
-def _build(model, chain, m, first, ranges, loss_kind, last_logits, opt_spec):
-    """The _core.NativeStep over the layers' buffers (the ones the Python step uses)."""
-    entries, dropouts = [], []
+def _dense_entry(layer, m, k, first, logits):
+    act = _layer_act(layer, logits)
+    if act is None:
+        return None
+    trainable = layer.trainable
+    y = layer._buffer(("y", m), (m, layer.units))
+    dx = layer._buffer(("dx", m), (m, layer.vars["kernel"].shape[0])) if k > first else None
+    return (layer.vars["kernel"], layer.vars.get("bias") if layer.use_bias else None,
+            layer.grads["kernel"] if trainable else None,
+            layer.grads.get("bias") if trainable and layer.use_bias else None, y, dx, act[0], act[1])
+
+
+def _activation_entry(layer, m, logits):
+    """("activation", y, kernel, alpha), () for the identity (no node: Activation.forward
+    returns its input), or None when the Python step must run it (softmax)."""
+    act = layer._linear if logits else layer.activation
+    if act.is_linear:
+        return ()
+    if act.kernel is None or act.name == "softmax":
+        return None
+    n = layer.output_shape[-1]
+    return "activation", layer._buffer(("y", m), (m, n)), act.kernel, float(_kernel_alpha(act))
+
+
+def _batchnorm_entry(layer, m, dtype):
+    """BatchNormalization.forward/backward's kernel arguments (training when the layer is
+    trainable, else on its moving statistics), or None when the Python step must run it
+    (it would refuse the batch or the hyperparameters)."""
+    n, training = layer.output_shape[-1], bool(layer.trainable)
+    eps, momentum = layer.epsilon, layer.momentum
+    with np.errstate(over="ignore"):  # a huge epsilon is inf in float32: the kernel takes it
+        eps_ok = np.isfinite(eps) and dtype.type(eps) > 0
+    if (training and m < 2) or not eps_ok or not 0.0 <= momentum <= 1.0:
+        return None
+    gamma, beta = layer._gamma_beta()
+    dx = dgamma = dbeta = scale = shift = None
+    if training:  # dgamma and dbeta into the gradient arena (scratch when not learned)
+        dx = layer._buffer(("dx", m), (m, n))
+        dgamma = layer.grads["gamma"] if layer.scale else layer._buffer("dgamma", (n,))
+        dbeta = layer.grads["beta"] if layer.center else layer._buffer("dbeta", (n,))
+    else:
+        scale, shift = np.empty(n, dtype), np.empty(n, dtype)
+    return ("batchnorm", layer._buffer(("y", m), (m, n)), training, dx, gamma, beta, layer.vars["moving_mean"],
+            layer.vars["moving_variance"], layer._buffer("mean", (n,)), layer._buffer("invstd", (n,)),
+            dgamma, dbeta, scale, shift, float(momentum), float(eps))
+
+
+def _entries(chain, m, first, last_logits, dtype):
+    """(the plan's layer entries, the node the backward stops at, the Dropout layers in
+    order, the output buffer) or None when a layer must run in Python."""
+    entries, dropouts, node_first, out = [], [], None, None
     for k, layer in enumerate(chain):
-        if getattr(getattr(layer, "_dtype_policy", None), "is_mixed", False):  # bf16 GEMMs: Python step
-            return None
+        logits = last_logits and k == len(chain) - 1
+        if k == first:
+            node_first = len(entries)
         if type(layer) is _layers.Dropout:
-            width = chain[k - 1].output_shape[-1]
-            entries.append(("dropout", layer._buffer(("y", m), (m, width)), layer._buffer(("mask", m), (m, width)),
-                            float(layer.rate), len(dropouts)))
-            dropouts.append(layer)
-            continue
-        act = _layer_act(layer, last_logits and k == len(chain) - 1)
-        if act is None:
+            if not entries:  # first (after identity Activations): not a node the core takes
+                return None
+            width = layer.output_shape[-1]
+            e = ("dropout", layer._buffer(("y", m), (m, width)), layer._buffer(("mask", m), (m, width)),
+                 float(layer.rate), len(dropouts))
+            dropouts.append((layer, e[2]))
+        elif type(layer) is _layers.Activation:
+            e = _activation_entry(layer, m, logits)
+        elif type(layer) is _layers.BatchNormalization:
+            e = _batchnorm_entry(layer, m, np.dtype(dtype))
+        else:
+            e = _dense_entry(layer, m, k, first, logits)
+        if e is None:
             return None
-        trainable = layer.trainable
-        y = layer._buffer(("y", m), (m, layer.units))
-        dx = layer._buffer(("dx", m), (m, layer.vars["kernel"].shape[0])) if k > first else None
-        entries.append((layer.vars["kernel"], layer.vars.get("bias") if layer.use_bias else None,
-                        layer.grads["kernel"] if trainable else None,
-                        layer.grads.get("bias") if trainable and layer.use_bias else None,
-                        y, dx, act[0], act[1]))
-    dlogits = np.empty((m, chain[-1].output_shape[-1]), dtype=model.dtype)
+        if e:
+            entries.append(e)
+            out = e[1] if isinstance(e[0], str) else e[4]  # y
+    if not entries:
+        return None
+    return entries, len(entries) if node_first is None else node_first, dropouts, out
+
+
+def _build(model, chain, m, first, ranges, loss_kind, last_logits, opt_spec):
+    """(the _core.NativeStep over the layers' buffers (the ones the Python step uses),
+    its dropout seeds, [(Dropout, mask)]) and the output buffer, or None."""
+    made = _entries(chain, m, first, last_logits, model.dtype)
+    if made is None:
+        return None
+    entries, node_first, dropouts, out = made
+    dlogits = np.empty(out.shape, dtype=model.dtype)
     opt = model.optimizer
     name, hyper = opt_spec
     arena = model.arena
@@ -141,15 +207,15 @@ def _build(model, chain, m, first, ranges, loss_kind, last_logits, opt_spec):
         s = [opt.state[n][a:b] if n is not None and n in opt.state else None for n in slots]
         views.append((arena.params[a:b], arena.grads[a:b], s[0], s[1]))
     seeds = np.zeros(len(dropouts), dtype=np.uint64)
-    native = _core.NativeStep(entries, first, loss_kind, dlogits, name, hyper, views, seeds)
-    masks = [e[2] for e in entries if len(e) == 5]
-    return native, seeds, list(zip(dropouts, masks))
+    native = _core.NativeStep(entries, node_first, loss_kind, dlogits, name, hyper, views, seeds)
+    return (native, seeds, dropouts), out
 
 
 def _layers_key(model):
     """What the plan copied from the layers: a changed activation or dropout rate rebuilds it."""
     return tuple((id(l), repr(getattr(l, "activation", None)), getattr(l, "rate", None),
-                  getattr(l, "seed", None)) for l in model.layers)
+                  getattr(l, "seed", None), getattr(l, "momentum", None), getattr(l, "epsilon", None))
+                 for l in model.layers)
 
 
 def _key(model, m, version):
@@ -200,6 +266,5 @@ def _make(model, m, first, ranges, yb, loss_on_logits, last_logits):
         return None
     if ranges and opt_spec[0] == "adam" and not all(s in model.optimizer.state for s in ("m", "v")):
         return None
-    native = _build(model, chain, m, first, ranges, kind[0], last_logits, opt_spec)
-    last = chain[-1]
-    return None if native is None else (native, kind[0], last._buffer(("y", m), (m, last.output_shape[-1])))
+    built = _build(model, chain, m, first, ranges, kind[0], last_logits, opt_spec)
+    return None if built is None else (built[0], kind[0], built[1])

@@ -45,7 +45,17 @@ def _check_dtype(dtype):
 class _Transform:
     """Shared plumbing: state as a dict of arrays, save/load, fit_transform."""
 
-    _state_keys: tuple = ()
+    _state_keys: tuple = ()  # the fitted arrays
+    _param_keys: tuple = ()  # the constructor arguments saved with them (attributes of those names)
+
+    def _unfitted(self, dtype):
+        """Sets the output dtype and every fitted array to None (the end of each __init__)."""
+        self.dtype = _check_dtype(dtype)
+        for k in self._state_keys:
+            setattr(self, k, None)
+
+    def _params(self):
+        return {k: getattr(self, k) for k in self._param_keys}
 
     def _check_fitted(self):
         if getattr(self, "mean_", None) is None:
@@ -141,19 +151,14 @@ class StandardScaler(_Transform):
     """
 
     _state_keys = ("mean_", "scale_")
+    _param_keys = ("with_mean", "with_std", "per_feature")
 
     def __init__(self, with_mean: bool = True, with_std: bool = True,
                  per_feature: bool = True, dtype=np.float32):
         self.with_mean = bool(with_mean)
         self.with_std = bool(with_std)
         self.per_feature = bool(per_feature)
-        self.dtype = _check_dtype(dtype)
-        self.mean_ = None
-        self.scale_ = None
-
-    def _params(self):
-        return {"with_mean": self.with_mean, "with_std": self.with_std,
-                "per_feature": self.per_feature}
+        self._unfitted(dtype)
 
     def fit(self, x):
         """Compute mean and std of the training set ``x``; returns self."""
@@ -238,18 +243,14 @@ class ChannelMeanSubtraction(_Transform):
     """
 
     _state_keys = ("mean_", "scale_")
+    _param_keys = ("channel_axis", "with_std")
 
     def __init__(self, channel_axis: int = -1, with_std: bool = False, dtype=np.float32):
         if isinstance(channel_axis, bool) or not isinstance(channel_axis, (int, np.integer)):
             raise TypeError(f"channel_axis: expected an int, got {type(channel_axis).__name__}")
         self.channel_axis = int(channel_axis)
         self.with_std = bool(with_std)
-        self.dtype = _check_dtype(dtype)
-        self.mean_ = None
-        self.scale_ = None
-
-    def _params(self):
-        return {"channel_axis": self.channel_axis, "with_std": self.with_std}
+        self._unfitted(dtype)
 
     def _channels_last(self, x, name):
         a = np.asarray(x) if not isinstance(x, (str, bytes)) and x is not None else None
@@ -307,6 +308,7 @@ class PCA(_Transform):
     """
 
     _state_keys = ("mean_", "components_", "explained_variance_", "explained_variance_ratio_")
+    _param_keys = ("n_components", "whiten", "eps")
 
     def __init__(self, n_components=None, whiten: bool = False, eps: float = 1e-5,
                  dtype=np.float32):
@@ -328,11 +330,7 @@ class PCA(_Transform):
         self.n_components = n_components
         self.whiten = bool(whiten)
         self.eps = float(eps)
-        self.dtype = _check_dtype(dtype)
-        self.mean_ = None
-
-    def _params(self):
-        return {"n_components": self.n_components, "whiten": self.whiten, "eps": self.eps}
+        self._unfitted(dtype)
 
     def _fit_basis(self, x):
         a, self.input_shape_ = _as_2d(x)
@@ -406,11 +404,11 @@ class ZCA(PCA):
     True
     """
 
+    _param_keys = ("eps",)
+
     def __init__(self, eps: float = 1e-5, dtype=np.float32):
         super().__init__(n_components=None, whiten=True, eps=eps, dtype=dtype)
 
-    def _params(self):
-        return {"eps": self.eps}
 
     def transform(self, x):
         """Whiten ``x`` with the training set's statistics; same shape as ``x``."""

@@ -409,6 +409,22 @@ def column_sum(x, *, out=None):
 
 
 # ----------------------------------------------------------------------------
+# row gather
+# ----------------------------------------------------------------------------
+
+def take_rows(x, indices, *, out=None):
+    """``x[indices]`` along the first axis, every index in [0, len(x)) (a negative
+    one is refused, not counted from the end nor clamped), checked before ``out``
+    is written."""
+    x, indices = np.asarray(x), np.asarray(indices, dtype=np.int64)
+    bad = np.flatnonzero((indices < 0) | (indices >= len(x)))
+    if bad.size:
+        raise ValueError(f"indices: expected values in [0, {len(x)}) (the rows of x), got "
+                         f"{int(indices[bad[0]])} at position {int(bad[0])}")
+    return _into(out, x[indices])
+
+
+# ----------------------------------------------------------------------------
 # bfloat16 (mixed precision)
 # ----------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from . import losses as _losses
 from . import metrics as _metrics
 from . import multi_io as _multi_io
 from . import native_step as _native_step
+from . import ops as _ops
 from . import progress as _progress
 from ._output_check import check_loss_output
 
@@ -62,6 +63,16 @@ def between_steps(method):
 
 class NotCompiledError(ValueError, RuntimeError):
     """fit / evaluate called before compile."""
+
+
+def _take_rows(a, idx, out):
+    """Rows ``idx`` of ``a`` into ``out`` (the indices are a permutation's, always in range):
+    the core's gather (``ops.take_rows``: rows prefetched, 2-3x faster than NumPy's
+    ``take(out=)``) for a C-contiguous array, NumPy's for any other layout (so a strided
+    array is never copied whole). The same bytes either way."""
+    if a.flags.c_contiguous and a.flags.aligned and not a.dtype.hasobject:
+        return _ops.take_rows(a, idx, out=out)
+    return np.take(a, idx, axis=0, out=out, mode="clip")
 
 
 class EpochIterator:
@@ -103,7 +114,7 @@ class EpochIterator:
                 yield xb, yb, None
             elif self.shuffle:
                 s = step * self.batch_size
-                yield xb, yb, np.take(w, self._perm[s:s + xb.shape[0]], out=self._wbufs[xb.shape[0]])
+                yield xb, yb, _take_rows(w, self._perm[s:s + xb.shape[0]], self._wbufs[xb.shape[0]])
             else:
                 yield xb, yb, w[step * self.batch_size:step * self.batch_size + xb.shape[0]]
 
@@ -120,8 +131,8 @@ class EpochIterator:
             e = min(s + bs, n)
             if self.shuffle:
                 idx = self._perm[s:e]
-                xb = np.take(x, idx, axis=0, out=self._xbufs[e - s], mode="clip")
-                yb = None if y is None else np.take(y, idx, axis=0, out=self._ybufs[e - s], mode="clip")
+                xb = _take_rows(x, idx, self._xbufs[e - s])
+                yb = None if y is None else _take_rows(y, idx, self._ybufs[e - s])
             else:
                 xb, yb = x[s:e], None if y is None else y[s:e]
             yield step, xb, yb

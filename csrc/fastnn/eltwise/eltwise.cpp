@@ -61,11 +61,8 @@ const ActivationInfo* activation_registry(std::size_t* n) {
 }
 
 const char* grad_needs_name(GradNeeds g) {
-  switch (g) {
-    case GradNeeds::none: return "none";
-    case GradNeeds::x: return "x";
-    default: return "x_or_y";
-  }
+  constexpr const char* kNames[] = {"none", "x", "x_or_y"};  // in the order of enum GradNeeds
+  return kNames[static_cast<int>(g)];
 }
 
 Act parse_activation(const std::string& name) {

@@ -54,9 +54,17 @@ template <class T>
 void batchnorm_forward_infer(const T* x, const T* gamma, const T* beta, const T* running_mean,
                              const T* running_var, T* y, T* mean_out, T* invstd_out, std::size_t m, std::size_t n,
                              double eps) {
+  std::vector<T> scale(n), shift(n);
+  batchnorm_forward_infer<T>(x, gamma, beta, running_mean, running_var, y, mean_out, invstd_out, m, n, eps,
+                             scale.data(), shift.data());
+}
+
+template <class T>
+void batchnorm_forward_infer(const T* x, const T* gamma, const T* beta, const T* running_mean,
+                             const T* running_var, T* y, T* mean_out, T* invstd_out, std::size_t m, std::size_t n,
+                             double eps, T* scale, T* shift) {
   assert(static_cast<T>(eps) > 0 && std::isfinite(eps));  // checked by the binding
   // Fold into one scale and shift per feature, then one streaming pass.
-  std::vector<T> scale(n), shift(n);
   const T e = static_cast<T>(eps);
   for (std::size_t j = 0; j < n; ++j) {
     const T invstd = T(1) / std::sqrt(running_var[j] + e);
@@ -68,7 +76,7 @@ void batchnorm_forward_infer(const T* x, const T* gamma, const T* beta, const T*
   const auto fn = kernels_for<T>().affine_rows;
   const std::size_t grain_rows = std::max<std::size_t>(1, (std::size_t(1) << 16) / std::max<std::size_t>(n, 1));
   parallel_for(m, grain_rows, [&](std::size_t b, std::size_t e2) {
-    fn(x + b * n, scale.data(), shift.data(), y + b * n, e2 - b, n);
+    fn(x + b * n, scale, shift, y + b * n, e2 - b, n);
   }, 1);
 }
 
@@ -87,6 +95,8 @@ void batchnorm_backward(const T* dy, const T* x, const T* gamma, const T* mean, 
                                            std::size_t, double, double);                                    \
   template void batchnorm_forward_infer<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*,     \
                                            std::size_t, std::size_t, double);                               \
+  template void batchnorm_forward_infer<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*,     \
+                                           std::size_t, std::size_t, double, T*, T*);                       \
   template void batchnorm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*,          \
                                       std::size_t, std::size_t);
 FASTNN_NORM_INSTANTIATE(float)

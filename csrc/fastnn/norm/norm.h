@@ -35,6 +35,12 @@ template <class T>
 void batchnorm_forward_infer(const T* x, const T* gamma, const T* beta, const T* running_mean,
                              const T* running_var, T* y, T* mean_out, T* invstd_out, std::size_t m, std::size_t n,
                              double eps);
+// The same with the caller's scratch for the folded scale and shift (n each): no allocation
+// (the native step plan); the other overload calls this one, so both are bitwise the same.
+template <class T>
+void batchnorm_forward_infer(const T* x, const T* gamma, const T* beta, const T* running_mean,
+                             const T* running_var, T* y, T* mean_out, T* invstd_out, std::size_t m, std::size_t n,
+                             double eps, T* scale, T* shift);
 // Backward of the training-mode forward. dx is (m, n); dgamma, dbeta (n).
 template <class T>
 void batchnorm_backward(const T* dy, const T* x, const T* gamma, const T* mean, const T* invstd, T* dx, T* dgamma,

@@ -25,76 +25,73 @@ template <class V, class T> inline void store_n(V x, T* p, int cnt) {
   if (cnt == V::N) x.store(p); else x.store_partial(p, cnt);
 }
 
+// The loop every optimizer shares: for each vector of param and grad, g gets L2
+// weight decay folded in (g + wd*p) when l2 is set, then p = update(p, g, i, count)
+// (which also updates the optimizer's state at i). l2 is a reference so that the
+// compiler reads it in the loop, as the kernels always did, instead of duplicating
+// the loop for each value.
+template <class V, class T, class Update>
+inline void update_params(T* param, const T* grad, std::size_t n, const bool& l2, V wd, Update&& update) {
+  for_each_vec<V>(n, [&](std::size_t i, int k) {
+    const V p = load_n<V>(param + i, k);
+    V g = load_n<V>(grad + i, k);
+    if (l2) g = fmadd(wd, p, g);
+    store_n(update(p, g, i, k), param + i, k);
+  });
+}
+
 template <class T>
 void sgd_kernel(T* param, const T* grad, T* vel, std::size_t n, const SgdCoeffs<T>& c) {
   using V = Vec<T>;
-  const V lr = V::set1(c.lr), mu = V::set1(c.mu), wd = V::set1(c.wd);
-  for_each_vec<V>(n, [&](std::size_t i, int k) {
-    V p = load_n<V>(param + i, k);
-    V g = load_n<V>(grad + i, k);
-    if (c.decay) g = fmadd(wd, p, g);                  // g + wd*p
-    if (!c.momentum) {
-      p = fnmadd(lr, g, p);                            // p - lr*g
-    } else {
-      V v = fnmadd(lr, g, mu * load_n<V>(vel + i, k)); // mu*v - lr*g
-      store_n(v, vel + i, k);
-      p = c.nesterov ? p + fnmadd(lr, g, mu * v) : p + v;
-    }
-    store_n(p, param + i, k);
+  const V lr = V::set1(c.lr), mu = V::set1(c.mu);
+  update_params(param, grad, n, c.decay, V::set1(c.wd), [&](V p, V g, std::size_t i, int k) {
+    if (!c.momentum) return fnmadd(lr, g, p);                // p - lr*g
+    const V v = fnmadd(lr, g, mu * load_n<V>(vel + i, k));  // mu*v - lr*g
+    store_n(v, vel + i, k);
+    return c.nesterov ? p + fnmadd(lr, g, mu * v) : p + v;
   });
 }
 
 template <class T>
 void rmsprop_kernel(T* param, const T* grad, T* sq, std::size_t n, const RmspropCoeffs<T>& c) {
   using V = Vec<T>;
-  const V lr = V::set1(c.lr), rho = V::set1(c.rho), omr = V::set1(c.one_minus_rho);
-  const V eps = V::set1(c.eps), wd = V::set1(c.wd);
-  for_each_vec<V>(n, [&](std::size_t i, int k) {
-    V p = load_n<V>(param + i, k);
-    V g = load_n<V>(grad + i, k);
-    if (c.decay) g = fmadd(wd, p, g);
+  const V lr = V::set1(c.lr), rho = V::set1(c.rho), omr = V::set1(c.one_minus_rho), eps = V::set1(c.eps);
+  update_params(param, grad, n, c.decay, V::set1(c.wd), [&](V p, V g, std::size_t i, int k) {
     const V s = fmadd(rho, load_n<V>(sq + i, k), omr * g * g);  // rho*s + (1-rho)*g^2
     store_n(s, sq + i, k);
-    p = p - lr * g / (sqrt(s) + eps);
-    store_n(p, param + i, k);
+    return p - lr * g / (sqrt(s) + eps);
   });
 }
 
 template <class T>
 void adagrad_kernel(T* param, const T* grad, T* acc, std::size_t n, const AdagradCoeffs<T>& c) {
   using V = Vec<T>;
-  const V lr = V::set1(c.lr), eps = V::set1(c.eps), wd = V::set1(c.wd);
-  for_each_vec<V>(n, [&](std::size_t i, int k) {
-    V p = load_n<V>(param + i, k);
-    V g = load_n<V>(grad + i, k);
-    if (c.decay) g = fmadd(wd, p, g);
-    const V a = fmadd(g, g, load_n<V>(acc + i, k));   // acc + g^2
+  const V lr = V::set1(c.lr), eps = V::set1(c.eps);
+  update_params(param, grad, n, c.decay, V::set1(c.wd), [&](V p, V g, std::size_t i, int k) {
+    const V a = fmadd(g, g, load_n<V>(acc + i, k));  // acc + g^2
     store_n(a, acc + i, k);
-    p = p - lr * g / (sqrt(a) + eps);
-    store_n(p, param + i, k);
+    return p - lr * g / (sqrt(a) + eps);
   });
 }
 
-
+// L2: Adam's weight decay added to the gradient; Decoupled: AdamW's, applied to p.
 template <class T, bool L2, bool Decoupled>
 void adam_loop(T* param, const T* grad, T* mp, T* vp, std::size_t n, const AdamCoeffs<T>& c) {
+  static_assert(!(L2 && Decoupled), "one kind of weight decay");
   using V = Vec<T>;
   const V step_size = V::set1(c.step_size), inv_sqrt_bc2 = V::set1(c.inv_sqrt_bc2);
   const V b1 = V::set1(c.b1), omb1 = V::set1(c.one_minus_b1);
   const V b2 = V::set1(c.b2), omb2 = V::set1(c.one_minus_b2);
-  const V eps = V::set1(c.eps), wd = V::set1(c.wd), decay = V::set1(c.decay_factor);
-  for_each_vec<V>(n, [&](std::size_t i, int k) {
-    V p = load_n<V>(param + i, k);
-    V g = load_n<V>(grad + i, k);
-    if (Decoupled) p = p * decay;                    // AdamW: p *= 1 - lr*wd
-    if (L2) g = fmadd(wd, p, g);                     // g += wd*p
+  const V eps = V::set1(c.eps), decay = V::set1(c.decay_factor);
+  update_params(param, grad, n, L2, V::set1(c.wd), [&](V p, V g, std::size_t i, int k) {
+    if (Decoupled) p = p * decay;                                // AdamW: p *= 1 - lr*wd
     const V m = fmadd(b1, load_n<V>(mp + i, k), omb1 * g);      // b1*m + (1-b1)*g
     const V v = fmadd(b2, load_n<V>(vp + i, k), omb2 * g * g);  // b2*v + (1-b2)*g^2
     const V denom = fmadd(sqrt(v), inv_sqrt_bc2, eps);          // sqrt(vhat) + eps
     p = p - step_size * m / denom;                               // p -= lr*mhat/denom
     store_n(m, mp + i, k);
     store_n(v, vp + i, k);
-    store_n(p, param + i, k);
+    return p;
   });
 }
 

@@ -3,24 +3,35 @@
 
 #include "fastnn/gemm/gemm.h"
 #include "fastnn/loss/loss.h"
+#include "fastnn/norm/norm.h"
 #include "fastnn/random/random.h"
 
 namespace fastnn {
 
 namespace {
 
+// One GEMM as the ops layer fills it (row strides: A lda, B ldb, C ldc).
+template <class T>
+GemmProblem<T> gemm_problem(bool trans_a, bool trans_b, std::size_t m, std::size_t k, std::size_t n, const T* a,
+                            std::size_t lda, const T* b, std::size_t ldb, T* c, std::size_t ldc) {
+  GemmProblem<T> P;
+  P.trans_a = trans_a;
+  P.trans_b = trans_b;
+  P.m = m;
+  P.k = k;
+  P.n = n;
+  P.a = a;
+  P.lda = lda;
+  P.b = b;
+  P.ldb = ldb;
+  P.c = c;
+  P.ldc = ldc;
+  return P;
+}
+
 // y = act(x @ W + b): ops.matmul(x, W, bias=b, out=y, activation=...) in Dense.forward.
 template <class T> void dense_forward(const DenseStep<T>& L, const T* x, std::size_t m) {
-  GemmProblem<T> P;
-  P.m = m;
-  P.k = L.in;
-  P.n = L.out;
-  P.a = x;
-  P.lda = L.in;
-  P.b = L.W;
-  P.ldb = L.out;
-  P.c = L.y;
-  P.ldc = L.out;
+  GemmProblem<T> P = gemm_problem<T>(false, false, m, L.in, L.out, x, L.in, L.W, L.out, L.y, L.out);
   P.bias = L.b;
   if (L.act != Act::identity) {
     P.act = L.act;
@@ -35,33 +46,78 @@ template <class T> void dense_forward(const DenseStep<T>& L, const T* x, std::si
 template <class T> void dense_backward(const DenseStep<T>& L, const T* x, T* dy, std::size_t m) {
   if (L.act != Act::identity) activation_backward<T>(L.act, dy, nullptr, L.y, dy, m * L.out, L.alpha);
   if (L.dW) {
-    GemmProblem<T> P;
-    P.trans_a = true;
-    P.m = L.in;
-    P.k = m;
-    P.n = L.out;
-    P.a = x;
-    P.lda = L.in;
-    P.b = dy;
-    P.ldb = L.out;
-    P.c = L.dW;
-    P.ldc = L.out;
+    GemmProblem<T> P = gemm_problem<T>(true, false, L.in, m, L.out, x, L.in, dy, L.out, L.dW, L.out);
     P.bias_grad = L.db;  // ops.matmul_bias_grad: db summed while dz is packed (null: no bias)
     gemm<T>(P);
   }
-  if (L.dx) {
-    GemmProblem<T> P;
-    P.trans_b = true;
-    P.m = m;
-    P.k = L.out;
-    P.n = L.in;
-    P.a = dy;
-    P.lda = L.out;
-    P.b = L.W;
-    P.ldb = L.out;
-    P.c = L.dx;
-    P.ldc = L.in;
-    gemm<T>(P);
+  if (L.dx) gemm<T>(gemm_problem<T>(false, true, m, L.out, L.in, dy, L.out, L.W, L.out, L.dx, L.in));
+}
+
+// BatchNormalization.forward: ops.batchnorm_forward, training or on the running statistics.
+template <class T> void bn_forward(const DenseStep<T>& L, const T* x, std::size_t m) {
+  if (L.training)
+    batchnorm_forward_train<T>(x, L.gamma, L.beta, L.running_mean, L.running_var, L.y, L.mean, L.invstd, m, L.out,
+                               L.momentum, L.eps);
+  else
+    batchnorm_forward_infer<T>(x, L.gamma, L.beta, L.running_mean, L.running_var, L.y, L.mean, L.invstd, m, L.out,
+                               L.eps, L.scale, L.shift);
+}
+
+// BatchNormalization.backward: ops.batchnorm_backward into dx, dgamma, dbeta (training; it
+// runs also when dx is not needed, for dgamma and dbeta), or in place
+// np.multiply(dy, gamma * invstd, out=dy) (frozen, only when dx is needed). The new dy.
+template <class T> T* bn_backward(const DenseStep<T>& L, const T* x, T* dy, std::size_t m, bool need_dx) {
+  const std::size_t n = L.out;
+  if (L.training) {
+    batchnorm_backward<T>(dy, x, L.gamma, L.mean, L.invstd, L.dx, L.dgamma, L.dbeta, m, n);
+    return L.dx;
+  }
+  if (need_dx) {
+    for (std::size_t j = 0; j < n; ++j) L.scale[j] = L.gamma[j] * L.invstd[j];
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t j = 0; j < n; ++j) dy[i * n + j] = dy[i * n + j] * L.scale[j];
+  }
+  return dy;
+}
+
+// One layer forward from its input x.
+template <class T> void node_forward(const StepPlan<T>& plan, const DenseStep<T>& L, const T* x) {
+  const std::size_t m = plan.m;
+  switch (L.kind) {
+    case StepNode::dropout:
+      dropout_forward<T>(x, L.y, L.mask, m * L.out, L.rate, plan.seeds[L.seed_index]);
+      break;
+    case StepNode::activation:  // Activation.forward: ops.activation(kernel, x, out=y)
+      activation_forward<T>(L.act, x, L.y, m * L.out, L.alpha);
+      break;
+    case StepNode::batchnorm:
+      bn_forward<T>(L, x, m);
+      break;
+    case StepNode::dense:
+    default:
+      dense_forward<T>(L, x, m);
+  }
+}
+
+// One layer backward from dy (its input x); need_dx as Sequential._backward passes it
+// (false for the last layer the backward reaches). Returns the gradient for the layer below.
+template <class T> T* node_backward(const DenseStep<T>& L, const T* x, T* dy, std::size_t m, bool need_dx) {
+  switch (L.kind) {
+    case StepNode::dropout:  // Dropout.backward: dy *= mask in place (np.multiply)
+      if (need_dx)
+        for (std::size_t i = 0, n = m * L.out; i < n; ++i) dy[i] = dy[i] * L.mask[i];
+      return dy;
+    case StepNode::activation:  // Activation.backward: act.backward(dy, x, y, out=dy)
+      if (need_dx)
+        activation_backward<T>(L.act, dy, L.act_needs_x ? x : nullptr, L.act_needs_x ? nullptr : L.y, dy, m * L.out,
+                               L.alpha);
+      return dy;
+    case StepNode::batchnorm:
+      return bn_backward<T>(L, x, dy, m, need_dx);
+    case StepNode::dense:
+    default:
+      dense_backward<T>(L, x, dy, m);
+      return L.dx;
   }
 }
 
@@ -100,24 +156,14 @@ double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double 
   const std::size_t n_layers = plan.layers.size(), m = plan.m;
   const T* in = x;
   for (const DenseStep<T>& L : plan.layers) {
-    if (L.kind == StepNode::dropout)
-      dropout_forward<T>(in, L.y, L.mask, m * L.out, L.rate, plan.seeds[L.seed_index]);
-    else
-      dense_forward<T>(L, in, m);
+    node_forward<T>(plan, L, in);
     in = L.y;
   }
   const double loss = loss_step<T>(plan, labels);
   T* d = plan.dlogits;
   for (std::size_t k = n_layers; k-- > plan.first;) {
-    const DenseStep<T>& L = plan.layers[k];
-    if (L.kind == StepNode::dropout) {  // Dropout.backward: dy *= mask in place (np.multiply)
-      if (k > plan.first)
-        for (std::size_t i = 0, n = m * L.out; i < n; ++i) d[i] = d[i] * L.mask[i];
-      continue;
-    }
     const T* xk = k == 0 ? x : plan.layers[k - 1].y;
-    dense_backward<T>(L, xk, d, m);
-    d = L.dx;
+    d = node_backward<T>(plan.layers[k], xk, d, m, k > plan.first);
   }
   if (!plan.ranges.empty()) optimizer_step<T>(plan, lr, step);
   return loss;

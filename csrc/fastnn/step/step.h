@@ -1,6 +1,6 @@
-// The native training step: a plan of Dense layers, a fused loss and an optimizer,
-// built once per (batch size, trainable layout) by python/fastnn/native_step.py and run
-// as one call. It calls exactly the kernels the Python step (trainer.train_step) calls,
+// The native training step: a plan of Dense, Dropout, Activation and BatchNormalization
+// layers, a fused loss and an optimizer, built once per (batch size, trainable layout) by
+// python/fastnn/native_step.py and run as one call. It calls exactly the kernels the Python step (trainer.train_step) calls,
 // in the same order with the same arguments, so its result is bitwise the same.
 #pragma once
 
@@ -13,11 +13,15 @@
 
 namespace fastnn {
 
-enum class StepNode { dense, dropout };
+enum class StepNode { dense, dropout, batchnorm, activation };
 
 // One layer. Dense: y = act(x @ W + b) into y (m x out); backward from dy (the next
 // layer's dx buffer, or the loss gradient) in place, then dW, db and dx. Dropout (in ==
 // out): y = x * mask with the Philox seed seeds[seed_index]; backward dy *= mask in place.
+// Activation (in == out): y = act(x); backward dy *= act'(x or y) in place.
+// BatchNormalization (in == out), training: batch statistics into mean and invstd, the
+// running ones updated, y; backward into dx, dgamma and dbeta. Frozen (not training): the
+// running statistics (scale, shift: scratch), backward dy *= gamma * invstd in place.
 template <class T> struct DenseStep {
   StepNode kind = StepNode::dense;
   std::size_t in = 0, out = 0;
@@ -29,9 +33,22 @@ template <class T> struct DenseStep {
   T* dW = nullptr;             // null: not trainable (no parameter gradients)
   T* db = nullptr;             // null: not trainable or no bias
   T* y = nullptr;              // m x out
-  T* dx = nullptr;             // m x in, null when the backward stops here
+  T* dx = nullptr;             // m x in, null when the backward stops here (or runs in place)
   Act act = Act::identity;     // identity: linear (or logits for a fused loss)
   T alpha = T(0);              // the activation's alpha, forward and backward
+  bool act_needs_x = false;    // activation: its gradient from the input x, not from y
+  const T* gamma = nullptr;    // batchnorm: n = out values each (ones / zeros when not learned)
+  const T* beta = nullptr;
+  T* running_mean = nullptr;
+  T* running_var = nullptr;
+  T* mean = nullptr;           // the forward's batch (frozen: running) mean and invstd
+  T* invstd = nullptr;
+  T* dgamma = nullptr;         // training: arena grads, or scratch when not learned
+  T* dbeta = nullptr;
+  T* scale = nullptr;          // frozen: scratch for the folded scale and shift
+  T* shift = nullptr;
+  double momentum = 0, eps = 0;
+  bool training = true;        // batchnorm: false when frozen (trainable = False)
 };
 
 enum class StepLoss { xent_ids, xent_probs, mse };

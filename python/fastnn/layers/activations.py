@@ -17,6 +17,8 @@ class PReLU(Layer):
     {}
     """
 
+    _config_keys = ("alpha_initializer", "alpha_regularizer")
+
     def __init__(self, alpha_initializer="zeros", alpha_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         self.alpha_initializer = _initializers.get(alpha_initializer)
@@ -46,12 +48,6 @@ class PReLU(Layer):
         np.multiply(dy, slope, out=dy)
         return dy
 
-    def get_config(self):
-        c = super().get_config()
-        c.update(alpha_initializer=_initializers.serialize(self.alpha_initializer),
-                 alpha_regularizer=_regularizers.serialize(self.alpha_regularizer))
-        return c
-
 
 class Maxout(Layer):
     """Maxout (Goodfellow et al. 2013): ``units`` outputs, each the max of ``pieces`` affine maps.
@@ -59,6 +55,8 @@ class Maxout(Layer):
     >>> Maxout(4, pieces=3).compute_output_shape((5,))
     (4,)
     """
+
+    _config_keys = ("units", "pieces", "use_bias", "kernel_initializer", "bias_initializer", "kernel_regularizer")
 
     def __init__(self, units, pieces=2, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, input_dim=None, **kwargs):
@@ -97,14 +95,6 @@ class Maxout(Layer):
                           dy[..., None], axis=2)
         return affine_backward(self, dz, need_dx)
 
-    def get_config(self):
-        c = super().get_config()
-        c.update(units=self.units, pieces=self.pieces, use_bias=self.use_bias,
-                 kernel_initializer=_initializers.serialize(self.kernel_initializer),
-                 bias_initializer=_initializers.serialize(self.bias_initializer),
-                 kernel_regularizer=_regularizers.serialize(self.kernel_regularizer))
-        return c
-
 
 # ---------------------------------------------------------------------------
 # Activation layers as Keras 3 names them (ReLU, LeakyReLU, ELU, Softmax).
@@ -129,6 +119,8 @@ class ReLU(Layer):
     >>> r.forward(np.array([[-1.0, 3.0, 9.0]]))
     array([[0., 3., 6.]])
     """
+
+    _config_keys = ("max_value", "negative_slope", "threshold")
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -159,11 +151,6 @@ class ReLU(Layer):
         np.multiply(dy, slope, out=dy)
         return dy
 
-    def get_config(self):
-        c = super().get_config()
-        c.update(max_value=self.max_value, negative_slope=self.negative_slope, threshold=self.threshold)
-        return c
-
 
 class LeakyReLU(Layer):
     """``y = x`` for ``x >= 0``, ``negative_slope * x`` otherwise; Keras 3's layer default 0.3
@@ -172,6 +159,8 @@ class LeakyReLU(Layer):
     >>> LeakyReLU().negative_slope
     0.3
     """
+
+    _config_keys = ("negative_slope",)
 
     def __init__(self, negative_slope=0.3, **kwargs):
         if "alpha" in kwargs:  # Keras 2 name, accepted by Keras 3 too
@@ -191,11 +180,6 @@ class LeakyReLU(Layer):
         np.multiply(dy, np.where(self._x >= 0, 1.0, self.negative_slope).astype(dy.dtype), out=dy)
         return dy
 
-    def get_config(self):
-        c = super().get_config()
-        c.update(negative_slope=self.negative_slope)
-        return c
-
 
 class ELU(Layer):
     """``y = x`` for ``x > 0``, ``alpha * (exp(x) - 1)`` otherwise (Keras default alpha 1.0).
@@ -203,6 +187,8 @@ class ELU(Layer):
     >>> ELU().alpha
     1.0
     """
+
+    _config_keys = ("alpha",)
 
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__(**kwargs)
@@ -225,11 +211,6 @@ class ELU(Layer):
         np.multiply(dy, np.where(self._x > 0, 1.0, self._y + self.alpha), out=dy)
         return dy
 
-    def get_config(self):
-        c = super().get_config()
-        c.update(alpha=self.alpha)
-        return c
-
 
 class Softmax(Layer):
     """Softmax over ``axis`` (default -1; an int or a tuple of ints, never the batch axis).
@@ -239,6 +220,8 @@ class Softmax(Layer):
     >>> s.forward(np.zeros((1, 2)))
     array([[0.5, 0.5]])
     """
+
+    _config_keys = ("axis",)
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
@@ -275,8 +258,3 @@ class Softmax(Layer):
         np.subtract(dy, s, out=dy)
         np.multiply(dy, self._y, out=dy)
         return dy
-
-    def get_config(self):
-        c = super().get_config()
-        c.update(axis=list(self.axis) if isinstance(self.axis, tuple) else self.axis)
-        return c

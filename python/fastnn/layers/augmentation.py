@@ -61,6 +61,8 @@ class RandomFlip(_ImageAugmentation):
     'horizontal'
     """
 
+    _config_keys = ("mode", "seed")
+
     def __init__(self, mode="horizontal_and_vertical", seed=None, **kwargs):
         if mode not in _FLIP_MODES:
             raise ValueError(f"mode: expected one of {', '.join(_FLIP_MODES)}, got {mode!r}")
@@ -84,11 +86,6 @@ class RandomFlip(_ImageAugmentation):
 
     def _augment_backward(self, dy):
         return self._apply(dy, self._buffer(("dx", dy.shape[0]), dy.shape))  # a flip is its own inverse
-
-    def get_config(self):
-        c = super().get_config()
-        c.update(mode=self.mode)
-        return c
 
 
 def _factor(value, name):
@@ -155,6 +152,8 @@ class RandomTranslation(_ImageAugmentation):
     (-0.2, 0.3)
     """
 
+    _config_keys = ("height_factor", "width_factor", "fill_mode", "interpolation", "fill_value", "seed")
+
     def __init__(self, height_factor, width_factor, fill_mode="reflect", interpolation="bilinear", seed=None,
                  fill_value=0.0, **kwargs):
         self.height_factor = _factor(height_factor, "height_factor")
@@ -192,9 +191,3 @@ class RandomTranslation(_ImageAugmentation):
         dx = self._buffer(("dx", n), dy.shape)
         np.matmul(self._Rx.transpose(0, 2, 1)[:, None], t, out=_as_nhwc(dx))
         return dx
-
-    def get_config(self):
-        c = super().get_config()
-        c.update(height_factor=list(self.height_factor), width_factor=list(self.width_factor),
-                 fill_mode=self.fill_mode, interpolation=self.interpolation, fill_value=self.fill_value)
-        return c

@@ -37,6 +37,26 @@ def _snake(name):
     return "".join(out)
 
 
+def _config_value(v):
+    """An attribute as get_config saves it: an initializer, regularizer, constraint or
+    activation as its config, a tuple as a list (JSON has no tuples)."""
+    if isinstance(v, _initializers.Initializer):
+        return _initializers.serialize(v)
+    if isinstance(v, _regularizers.Regularizer):
+        return _regularizers.serialize(v)
+    if isinstance(v, _constraints.Constraint):
+        return _constraints.serialize(v)
+    if isinstance(v, _activations.ActivationFunction):
+        return v.get_config()
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _weight_args(initializer, regularizer=None, constraint=None):
+    """A weight's (initializer, regularizer, constraint) from a constructor's arguments:
+    names, configs or objects, as Keras layers take them."""
+    return _initializers.get(initializer), _regularizers.get(regularizer), _constraints.get(constraint)
+
+
 def _shape_tuple(shape, argname="shape"):
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
         shape = (int(shape),)
@@ -213,12 +233,14 @@ class Layer:
             self.vars[s.name][...] = w
 
     # -- buffers, owned by the layer, one set per batch size ----------------
-    def _buffer(self, key, shape):
+    def _buffer(self, key, shape, dtype=None):
+        """The layer's buffer `key` of `shape` and `dtype` (default: the layer's), kept between calls."""
+        dtype = self.dtype if dtype is None else dtype
         b = self._bufs.get(key)
-        if b is None or b.shape != shape or b.dtype != self.dtype:
+        if b is None or b.shape != shape or b.dtype != dtype:
             if len(self._bufs) > 32:  # many batch sizes seen (predict on varied inputs): start over
                 self._bufs = {}
-            b = self._bufs[key] = np.empty(shape, dtype=self.dtype)
+            b = self._bufs[key] = np.empty(shape, dtype=dtype)
         return b
 
     def release_buffers(self):
@@ -232,8 +254,19 @@ class Layer:
         return dy
 
     # -- config -------------------------------------------------------------
+    # The constructor arguments get_config saves, each read from the attribute of the same
+    # name (as a Keras layer lists its arguments in get_config); _optional_config_keys are
+    # saved only when one of them is set.
+    _config_keys = ()
+    _optional_config_keys = ()
+
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, "dtype": _mixed.serialize(self._dtype_policy)}
+        c = {"name": self.name, "trainable": self.trainable, "dtype": _mixed.serialize(self._dtype_policy)}
+        keys = self._config_keys
+        if any(getattr(self, k) is not None for k in self._optional_config_keys):
+            keys += self._optional_config_keys
+        c.update((k, _config_value(getattr(self, k))) for k in keys)
+        return c
 
     def _extra_state(self):
         return {}
@@ -312,6 +345,10 @@ class Dense(Layer):
     (2, 3)
     """
 
+    _config_keys = ("units", "activation", "use_bias", "kernel_initializer", "bias_initializer", "kernel_regularizer",
+                    "bias_regularizer")
+    _optional_config_keys = ("kernel_constraint", "bias_constraint")
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, input_dim=None, **kwargs):
@@ -320,12 +357,10 @@ class Dense(Layer):
         self.units = int(units)
         self.activation = _activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = _initializers.get(kernel_initializer)
-        self.bias_initializer = _initializers.get(bias_initializer)
-        self.kernel_regularizer = _regularizers.get(kernel_regularizer)
-        self.bias_regularizer = _regularizers.get(bias_regularizer)
-        self.kernel_constraint = _constraints.get(kernel_constraint)
-        self.bias_constraint = _constraints.get(bias_constraint)
+        self.kernel_initializer, self.kernel_regularizer, self.kernel_constraint = _weight_args(
+            kernel_initializer, kernel_regularizer, kernel_constraint)
+        self.bias_initializer, self.bias_regularizer, self.bias_constraint = _weight_args(
+            bias_initializer, bias_regularizer, bias_constraint)
         self._linear = _activations.get("linear")
 
     reads_bf16 = writes_bf16 = True  # under mixed_bfloat16: see _mixed.plan_bf16_outputs
@@ -369,21 +404,11 @@ class Dense(Layer):
             return _mixed.affine_backward_bf16(self, dz, need_dx)
         return affine_backward(self, dz, need_dx)
 
-    def get_config(self):
-        c = super().get_config()
-        c.update(units=self.units, activation=self.activation.get_config(), use_bias=self.use_bias,
-                 kernel_initializer=_initializers.serialize(self.kernel_initializer),
-                 bias_initializer=_initializers.serialize(self.bias_initializer),
-                 kernel_regularizer=_regularizers.serialize(self.kernel_regularizer),
-                 bias_regularizer=_regularizers.serialize(self.bias_regularizer))
-        if self.kernel_constraint is not None or self.bias_constraint is not None:
-            c.update(kernel_constraint=_constraints.serialize(self.kernel_constraint),
-                     bias_constraint=_constraints.serialize(self.bias_constraint))
-        return c
-
 
 class Activation(Layer):
     """Applies an activation: ``Activation("relu")``, ``Activation(fastnn.activations.ELU(0.5))``."""
+
+    _config_keys = ("activation",)
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -409,8 +434,3 @@ class Activation(Layer):
         if self._act.is_linear:
             return dy
         return self._act.backward(dy, x=self._x, y=self._y, out=dy)
-
-    def get_config(self):
-        c = super().get_config()
-        c.update(activation=self.activation.get_config())
-        return c

@@ -60,6 +60,14 @@ class Merge(Layer):
                                  f"{', '.join(_fmt(s) for s in shapes)}")
         self.output_shape = shapes[0]
 
+    def _fold(self, ufunc, xs):
+        """``ufunc(...ufunc(xs[0], xs[1])..., xs[-1])`` into the layer's output buffer."""
+        y = self._buffer(("y", xs[0].shape[0]), xs[0].shape)
+        ufunc(xs[0], xs[1], out=y)
+        for x in xs[2:]:
+            ufunc(y, x, out=y)
+        return y
+
     def _dxs(self, dy):
         """One gradient buffer per input, each a distinct array."""
         return [self._buffer(("dx", i, dy.shape[0]), dy.shape) for i in range(len(self.input_shape))]
@@ -69,11 +77,7 @@ class Add(Merge):
     """Element-wise sum of the inputs."""
 
     def forward(self, xs, training=False, logits=False):
-        y = self._buffer(("y", xs[0].shape[0]), xs[0].shape)
-        np.add(xs[0], xs[1], out=y)
-        for x in xs[2:]:
-            np.add(y, x, out=y)
-        return y
+        return self._fold(np.add, xs)
 
     def backward(self, dy, need_dx=True):
         if not need_dx:
@@ -105,12 +109,8 @@ class Multiply(Merge):
     """Element-wise product of the inputs."""
 
     def forward(self, xs, training=False, logits=False):
-        y = self._buffer(("y", xs[0].shape[0]), xs[0].shape)
-        np.multiply(xs[0], xs[1], out=y)
-        for x in xs[2:]:
-            np.multiply(y, x, out=y)
         self._xs = list(xs)
-        return y
+        return self._fold(np.multiply, xs)
 
     def backward(self, dy, need_dx=True):
         if not need_dx:
@@ -128,10 +128,7 @@ class Average(Merge):
     """Element-wise mean of the inputs."""
 
     def forward(self, xs, training=False, logits=False):
-        y = self._buffer(("y", xs[0].shape[0]), xs[0].shape)
-        np.add(xs[0], xs[1], out=y)
-        for x in xs[2:]:
-            np.add(y, x, out=y)
+        y = self._fold(np.add, xs)
         y *= y.dtype.type(1.0 / len(xs))
         return y
 
@@ -151,8 +148,8 @@ class Maximum(Merge):
     def forward(self, xs, training=False, logits=False):
         m = xs[0].shape[0]
         y = self._buffer(("y", m), xs[0].shape)
-        which = self._int_buffer(("which", m), xs[0].shape)
-        gt = self._bool_buffer(("gt", m), xs[0].shape)
+        which = self._buffer(("which", m), xs[0].shape, np.int64)
+        gt = self._buffer(("gt", m), xs[0].shape, np.bool_)
         np.copyto(y, xs[0])
         which.fill(0)
         for i, x in enumerate(xs[1:], 1):
@@ -166,28 +163,18 @@ class Maximum(Merge):
         if not need_dx:
             return None
         dxs = self._dxs(dy)
-        eq = self._bool_buffer(("eq", dy.shape[0]), dy.shape)
+        eq = self._buffer(("eq", dy.shape[0]), dy.shape, np.bool_)
         for i, d in enumerate(dxs):
             np.equal(self._which, i, out=eq)
             np.multiply(dy, eq, out=d)
         return dxs
 
-    def _int_buffer(self, key, shape):
-        b = self._bufs.get(key)
-        if b is None or b.shape != shape:
-            b = self._bufs[key] = np.empty(shape, dtype=np.int64)
-        return b
-
-    def _bool_buffer(self, key, shape):
-        b = self._bufs.get(key)
-        if b is None or b.shape != shape:
-            b = self._bufs[key] = np.empty(shape, dtype=np.bool_)
-        return b
-
 
 class Concatenate(Merge):
     """Joins the inputs along ``axis`` (counted with the batch axis first, as in Keras;
     default -1, the features). The other dimensions must agree."""
+
+    _config_keys = ("axis",)
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
@@ -227,8 +214,3 @@ class Concatenate(Merge):
         for d, part in zip(dxs, np.split(dy, self._splits, axis=self._ax)):
             np.copyto(d, part)
         return dxs
-
-    def get_config(self):
-        c = super().get_config()
-        c.update(axis=self.axis)
-        return c

@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import ops as _ops
 from .._validate import Interval, Real, validate
-from .. import regularizers as _regularizers
-from .core import Layer, _require_2d
+from .core import Layer, _require_2d, _weight_args
 
 
 class BatchNormalization(Layer):
@@ -26,6 +24,9 @@ class BatchNormalization(Layer):
     >>> BatchNormalization().momentum
     0.99
     """
+
+    _config_keys = ("momentum", "epsilon", "center", "scale", "beta_initializer", "gamma_initializer",
+                    "moving_mean_initializer", "moving_variance_initializer")
 
     _parameter_constraints = {"momentum": [Interval(Real, 0, 1, closed="both")],
                               "epsilon": [Interval(Real, 0, None, closed="neither")]}
@@ -91,15 +92,6 @@ class BatchNormalization(Layer):
                  self.grads["beta"] if self.center else self._buffer("dbeta", (n,))))
         return dx if need_dx else None
 
-    def get_config(self):
-        c = super().get_config()
-        c.update(momentum=self.momentum, epsilon=self.epsilon, center=self.center, scale=self.scale,
-                 beta_initializer=_initializers.serialize(self.beta_initializer),
-                 gamma_initializer=_initializers.serialize(self.gamma_initializer),
-                 moving_mean_initializer=_initializers.serialize(self.moving_mean_initializer),
-                 moving_variance_initializer=_initializers.serialize(self.moving_variance_initializer))
-        return c
-
 
 class LayerNormalization(Layer):
     """Normalizes each sample over ``axis`` (default -1: the features), then scales by gamma and
@@ -110,6 +102,10 @@ class LayerNormalization(Layer):
     >>> LayerNormalization().epsilon
     0.001
     """
+
+    _config_keys = ("axis", "epsilon", "center", "scale", "beta_initializer", "gamma_initializer",
+                    "beta_regularizer", "gamma_regularizer")
+    _optional_config_keys = ("beta_constraint", "gamma_constraint")
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None,
@@ -122,12 +118,10 @@ class LayerNormalization(Layer):
             raise ValueError(f"epsilon: expected a positive number, got {epsilon!r}")
         self.axis = [int(a) for a in axis] if isinstance(axis, (list, tuple)) else int(axis)
         self.epsilon, self.center, self.scale = float(epsilon), bool(center), bool(scale)
-        self.beta_initializer = _initializers.get(beta_initializer)
-        self.gamma_initializer = _initializers.get(gamma_initializer)
-        self.beta_regularizer = _regularizers.get(beta_regularizer)
-        self.gamma_regularizer = _regularizers.get(gamma_regularizer)
-        self.beta_constraint = _constraints.get(beta_constraint)
-        self.gamma_constraint = _constraints.get(gamma_constraint)
+        self.beta_initializer, self.beta_regularizer, self.beta_constraint = _weight_args(
+            beta_initializer, beta_regularizer, beta_constraint)
+        self.gamma_initializer, self.gamma_regularizer, self.gamma_constraint = _weight_args(
+            gamma_initializer, gamma_regularizer, gamma_constraint)
 
     def _build(self, input_shape):
         rank = len(input_shape) + 1
@@ -182,15 +176,3 @@ class LayerNormalization(Layer):
         dx -= xhat * np.mean(g * xhat, axis=self._ax, keepdims=True)
         dx *= self._inv
         return dx
-
-    def get_config(self):
-        c = super().get_config()
-        c.update(axis=self.axis, epsilon=self.epsilon, center=self.center, scale=self.scale,
-                 beta_initializer=_initializers.serialize(self.beta_initializer),
-                 gamma_initializer=_initializers.serialize(self.gamma_initializer),
-                 beta_regularizer=_regularizers.serialize(self.beta_regularizer),
-                 gamma_regularizer=_regularizers.serialize(self.gamma_regularizer))
-        if self.beta_constraint is not None or self.gamma_constraint is not None:
-            c.update(beta_constraint=_constraints.serialize(self.beta_constraint),
-                     gamma_constraint=_constraints.serialize(self.gamma_constraint))
-        return c

@@ -37,6 +37,8 @@ class Rescaling(Layer):
     [[2.0, 3.0]]
     """
 
+    _config_keys = ("scale", "offset")
+
     def __init__(self, scale, offset=0.0, **kwargs):
         super().__init__(**kwargs)
         self.scale = _number(scale, "scale")
@@ -56,11 +58,6 @@ class Rescaling(Layer):
         np.multiply(dy, self.dtype.type(self.scale), out=dx)
         return dx
 
-    def get_config(self):
-        c = super().get_config()
-        c.update(scale=self.scale, offset=self.offset)
-        return c
-
 
 class Normalization(Layer):
     """``y = (x - mean) / max(sqrt(variance), 1e-7)`` per feature (Keras ``Normalization``).
@@ -71,6 +68,8 @@ class Normalization(Layer):
     kept axes), else learned from data by ``adapt``. The population variance (ddof=0)
     is used, as Keras does.
     """
+
+    _config_keys = ("axis", "invert")
 
     def __init__(self, axis=-1, mean=None, variance=None, invert=False, **kwargs):
         super().__init__(**kwargs)
@@ -200,7 +199,6 @@ class Normalization(Layer):
 
     def get_config(self):
         c = super().get_config()
-        c.update(axis=list(self.axis) if isinstance(self.axis, tuple) else self.axis, invert=self.invert,
-                 mean=None if self._init_mean is None else self._init_mean.tolist(),
+        c.update(mean=None if self._init_mean is None else self._init_mean.tolist(),
                  variance=None if self._init_var is None else self._init_var.tolist())
         return c

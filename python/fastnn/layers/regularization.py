@@ -9,7 +9,18 @@ from .._validate import Interval, Real, validate
 from .core import Layer
 
 
-class Dropout(Layer):
+class _CountsCalls:
+    """Saves the number of training calls with the model (``_calls``): a layer that draws
+    fresh randomness at every call resumes its sequence where it stopped."""
+
+    def _extra_state(self):
+        return {"calls": np.array(self._calls, dtype=np.int64)}
+
+    def _set_extra_state(self, state):
+        self._calls = int(state["calls"])
+
+
+class Dropout(_CountsCalls, Layer):
     """Inverted dropout: in training each unit is zeroed with probability ``rate`` and the
     kept ones scaled by 1/(1-rate); at inference the identity. A fresh mask every step,
     reproducible from ``seed``.
@@ -17,6 +28,8 @@ class Dropout(Layer):
     >>> Dropout(0.5, seed=1).rate
     0.5
     """
+
+    _config_keys = ("rate", "seed")
 
     _MIX = 0x9E3779B97F4A7C15
     _parameter_constraints = {"rate": [Interval(Real, 0, 1, closed="left")]}
@@ -48,17 +61,6 @@ class Dropout(Layer):
             np.multiply(dy, self._mask, out=dy)
         return dy
 
-    def get_config(self):
-        c = super().get_config()
-        c.update(rate=self.rate, seed=self.seed)
-        return c
-
-    def _extra_state(self):
-        return {"calls": np.array(self._calls, dtype=np.int64)}
-
-    def _set_extra_state(self, state):
-        self._calls = int(state["calls"])
-
 
 def _rate(rate):
     if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not 0 <= rate < 1:
@@ -74,9 +76,11 @@ def _seed(seed):
     return int(seed)
 
 
-class _RandomLayer(Layer):
+class _RandomLayer(_CountsCalls, Layer):
     """A layer drawing fresh randomness at every training call, reproducible from ``seed``
     and the number of calls so far (saved with the model, as Dropout's)."""
+
+    _config_keys = ("seed",)
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -87,17 +91,6 @@ class _RandomLayer(Layer):
         rng = np.random.default_rng([self.seed, self._calls])
         self._calls += 1
         return rng
-
-    def get_config(self):
-        c = super().get_config()
-        c.update(seed=self.seed)
-        return c
-
-    def _extra_state(self):
-        return {"calls": np.array(self._calls, dtype=np.int64)}
-
-    def _set_extra_state(self, state):
-        self._calls = int(state["calls"])
 
 
 # SELU's constants (Klambauer et al. 2017), as Keras's AlphaDropout
@@ -115,6 +108,8 @@ class AlphaDropout(_RandomLayer):
     >>> round(AlphaDropout(0.1, seed=0).rate, 2)
     0.1
     """
+
+    _config_keys = ("rate", "seed")
 
     def __init__(self, rate, seed=None, **kwargs):
         self.rate = _rate(rate)
@@ -150,11 +145,6 @@ class AlphaDropout(_RandomLayer):
             np.copyto(dy, 0, where=~self._kept)
         return dy
 
-    def get_config(self):
-        c = super().get_config()
-        c.update(rate=self.rate)
-        return c
-
 
 class GaussianNoise(_RandomLayer):
     """Adds zero-mean Gaussian noise of standard deviation ``stddev`` in training (Keras
@@ -164,6 +154,8 @@ class GaussianNoise(_RandomLayer):
     >>> GaussianNoise(0.1, seed=0).stddev
     0.1
     """
+
+    _config_keys = ("stddev", "seed")
 
     def __init__(self, stddev, seed=None, **kwargs):
         if isinstance(stddev, bool) or not isinstance(stddev, (int, float, np.floating)) \
@@ -183,8 +175,3 @@ class GaussianNoise(_RandomLayer):
 
     def backward(self, dy, need_dx=True):
         return dy if need_dx else None
-
-    def get_config(self):
-        c = super().get_config()
-        c.update(stddev=self.stddev)
-        return c

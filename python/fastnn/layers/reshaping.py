@@ -14,6 +14,8 @@ class Reshape(Layer):
     (3, 4)
     """
 
+    _config_keys = ("target_shape",)
+
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
         if isinstance(target_shape, (int, np.integer)) and not isinstance(target_shape, bool):
@@ -47,11 +49,6 @@ class Reshape(Layer):
 
     def backward(self, dy, need_dx=True):
         return dy.reshape((dy.shape[0],) + self.input_shape) if need_dx else None
-
-    def get_config(self):
-        c = super().get_config()
-        c.update(target_shape=list(self.target_shape))
-        return c
 
 
 class Identity(Layer):

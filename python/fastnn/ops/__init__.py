@@ -6,6 +6,7 @@ type or dtype) or ``ValueError`` (wrong shape, value or layout) naming the
 argument, what was expected and what came. Non-contiguous inputs are copied; a
 non-contiguous, read-only or wrongly typed ``out=`` is an error. Each kernel
 releases the GIL. ``fastnn.reference`` holds a NumPy twin of every function.
+:func:`take_rows` (the row gather) is the one op that takes any fixed-size dtype.
 
 bfloat16 (mixed precision): :func:`matmul_bf16` and :func:`bfloat16_round`
 take and return float32 arrays (NumPy has no bfloat16); the operands are
@@ -15,7 +16,8 @@ patterns (``ops.bf16``: :func:`bfloat16_pack`, :func:`bfloat16_unpack`), which
 ``matmul_bf16`` takes for its operands and its ``out``.
 
 The functions live in submodules by family (``_common``: argument checks and the
-activation registry; ``eltwise``, ``gemm``, ``norm``, ``loss``, ``optim``, ``reduce``);
+activation registry; ``eltwise``, ``gemm``, ``norm``, ``loss``, ``optim``, ``reduce``,
+``gather``);
 this package re-exports every name, so ``fastnn.ops.X`` is the one place to call.
 """
 from __future__ import annotations
@@ -33,11 +35,12 @@ from .loss import (_logits_matrix, _grad_out, softmax_cross_entropy, _elementwis
                    binary_cross_entropy_with_logits, mean_squared_error)
 from .optim import _param_and_grad, _weight_decay, sgd_update, rmsprop_update, adagrad_update, adam_update
 from .reduce import clip_by_global_norm, clip_by_value, column_sum
+from .gather import take_rows
 
 __all__ = [
     "REGISTRY", "ACTIVATIONS", "activation", "activation_grad", "softmax", "log_softmax", "matmul",
     "matmul_act_grad", "matmul_bias_grad", "matmul_bf16", "bfloat16_round", "bfloat16_pack", "bfloat16_unpack", "batchnorm_forward",
     "batchnorm_backward", "dropout", "softmax_cross_entropy", "binary_cross_entropy_with_logits",
     "mean_squared_error", "sgd_update", "rmsprop_update", "adagrad_update", "adam_update",
-    "clip_by_global_norm", "clip_by_value", "column_sum",
+    "clip_by_global_norm", "clip_by_value", "column_sum", "take_rows",
 ]

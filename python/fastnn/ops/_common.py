@@ -52,30 +52,40 @@ def _out_array(out, name, *, dtype, shape):
     """Validate or allocate an output array of the given dtype and shape."""
     if out is None:
         return np.empty(shape, dtype=dtype)
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy.ndarray, got {_describe(out)}")
-    if out.dtype != dtype:
-        raise TypeError(f"{name}: expected dtype {np.dtype(dtype)}, got {out.dtype}")
-    if tuple(out.shape) != tuple(shape):
-        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {out.shape}")
-    if not out.flags.c_contiguous:
-        raise ValueError(f"{name}: expected a C-contiguous array, got strides {out.strides}")
-    if not out.flags.writeable:
-        raise ValueError(f"{name}: expected a writeable array, got a read-only one")
-    if not out.flags.aligned:
-        raise ValueError(f"{name}: expected an aligned array, got one at a misaligned address")
-    return out
+    return _written_array(out, name, dtype, shape)
+
+
+def _written_array(a, name, dtype, shape, as_="", why=""):
+    """An array an op writes (never copied): of `dtype` and `shape` (None: any float dtype,
+    any shape), C-contiguous, writeable and aligned; `as_` and `why` word the errors."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {_describe(a)}")
+    if dtype is None and a.dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected dtype float32 or float64, got {a.dtype}")
+    if dtype is not None and a.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {np.dtype(dtype)}{as_}, got {a.dtype}")
+    if shape is not None and tuple(a.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}{as_}, got {a.shape}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a C-contiguous array{why}, got strides {a.strides}")
+    if not a.flags.writeable:
+        raise ValueError(f"{name}: expected a writeable array{why}, got a read-only one")
+    if not a.flags.aligned:
+        raise ValueError(f"{name}: expected an aligned array{why}, got one at a misaligned address")
+    return a
 
 
 def _outs(out, names):
     """``out`` of an op with several outputs, as NumPy's ufuncs take it: None, an array
-    for the first output, or a tuple with one array (or None: allocate) per output."""
+    for the first output, or a tuple with one array (or None: allocate) per output.
+    Anything else but a tuple stands for the first output, refused (as not an array)
+    where that output is checked: after the inputs, so a bad input is named first."""
     k = len(names)
     if out is None:
         return (None,) * k
-    if isinstance(out, np.ndarray):
+    if not isinstance(out, tuple):
         return (out,) + (None,) * (k - 1)
-    if isinstance(out, tuple) and len(out) == k:
+    if len(out) == k:
         return out
     raise TypeError(f"out: expected None, an array for {names[0]}, or a tuple of {k} arrays or None "
                     f"({', '.join(names)}), got {_describe(out)}")
@@ -100,32 +110,20 @@ def _arrays(*named):
             raise TypeError(f"{name}: expected a numpy.ndarray, got {_describe(a)}")
 
 
-def _new_or(out, name, shape, dtype):
-    """The given output (checked by _core) or a new array."""
+def _new_or(out, shape, dtype):
+    """The given output (checked by _core, after the inputs: a bad input is named first
+    even when out is wrong too) or a new array."""
     if out is None:
         return np.empty(shape, dtype if dtype in _FLOAT_DTYPES else np.float64)
-    _arrays((out, name))
     return out
 
 
 def _state_array(a, name, like, like_name):
-    """An in-place state or parameter array: same dtype and shape as `like`,
-    C-contiguous and writeable (never copied: the update must land in it)."""
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy.ndarray, got {_describe(a)}")
-    if a.dtype not in _FLOAT_DTYPES:
-        raise TypeError(f"{name}: expected dtype float32 or float64, got {a.dtype}")
-    if like is not None and a.dtype != like.dtype:
-        raise TypeError(f"{name}: expected dtype {like.dtype} (as {like_name}), got {a.dtype}")
-    if like is not None and a.shape != like.shape:
-        raise ValueError(f"{name}: expected shape {like.shape} (as {like_name}), got {a.shape}")
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{name}: expected a C-contiguous array (it is updated in place)")
-    if not a.flags.writeable:
-        raise ValueError(f"{name}: expected a writeable array (it is updated in place)")
-    if not a.flags.aligned:
-        raise ValueError(f"{name}: expected an aligned array (it is updated in place), got a misaligned one")
-    return a
+    """An in-place state or parameter array: same dtype and shape as `like` (None: any
+    float array), C-contiguous and writeable (never copied: the update must land in it)."""
+    if like is None:
+        return _written_array(a, name, None, None, why=" (it is updated in place)")
+    return _written_array(a, name, like.dtype, like.shape, f" (as {like_name})", " (it is updated in place)")
 
 
 def _real(v, name, *, low=None, high=None, low_open=False, high_open=False, finite=True):

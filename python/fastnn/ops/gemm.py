@@ -16,6 +16,9 @@ from ._common import (_activation_alpha, _activation_name, ACTIVATIONS, _DEFAULT
 # ----------------------------------------------------------------------------
 
 
+_BF16_DTYPES = (np.dtype(np.float32),)  # the bf16 products take float32 arrays
+
+
 def _plain_matrix(x):
     """True for a C-contiguous 2-D float32/float64 ndarray (no checks needed)."""
     return (x.__class__ is np.ndarray and x.ndim == 2 and x.dtype in _FLOAT_DTYPES and x.flags.c_contiguous
@@ -39,27 +42,36 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
     array([[0., 0., 0., 0.],
            [0., 0., 0., 0.]], dtype=float32)
     """
-    # Fast path, about a microsecond of Python: plain arguments go straight to
-    # the core, which checks them again (dtypes, layout, shapes) before any
-    # work; whatever it rejects is re-run through the full checks below, which
-    # copy non-contiguous inputs or raise the friendly error.
+    c = _fast_product(_core.matmul, _FLOAT_DTYPES, a, b, trans_a, trans_b, alpha, beta, out, bias, activation,
+                      activation_alpha)
+    if c is not None:
+        return c
+    return _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha)
+
+
+def _fast_product(kernel, dtypes, a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha):
+    """The fast path of matmul and matmul_bf16, about a microsecond of Python: plain
+    arguments go straight to `kernel` (out allocated when None, for an `a` of one of
+    `dtypes`), which checks them again (dtypes, layout, shapes) before any work.
+    Returns None where the path does not apply or the core rejected the call: the full
+    checks (_matmul_checked) then copy non-contiguous inputs or raise the friendly error."""
     if (a.__class__ is np.ndarray and b.__class__ is np.ndarray and a.ndim == 2 and b.ndim == 2
             and trans_a.__class__ is bool and trans_b.__class__ is bool
             and alpha.__class__ is float and beta.__class__ is float and _isfinite(alpha) and _isfinite(beta)
             and (activation is None or activation.__class__ is str) and activation_alpha is None
             and (bias is None or bias.__class__ is np.ndarray)):
         c = out
-        if out is None and beta == 0.0 and a.dtype in _FLOAT_DTYPES:
+        if out is None and beta == 0.0 and a.dtype in dtypes:
             c = np.empty((a.shape[1] if trans_a else a.shape[0], b.shape[0] if trans_b else b.shape[1]),
                          dtype=a.dtype)
         if c.__class__ is np.ndarray:
             try:
-                _core.matmul(a, b, c, trans_a, trans_b, alpha, beta, bias, activation,
-                             0.0 if activation is None else _DEFAULT_ALPHA.get(activation, 0.0))
+                kernel(a, b, c, trans_a, trans_b, alpha, beta, bias, activation,
+                       0.0 if activation is None else _DEFAULT_ALPHA.get(activation, 0.0))
                 return c
             except (TypeError, ValueError):
                 pass
-    return _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha)
+    return None
 
 
 def _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha,
@@ -251,24 +263,10 @@ def matmul_bf16(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=
     >>> ops.matmul_bf16(x, w)   # 1 + 2**-10 rounds to 1 in bfloat16
     array([[2.]], dtype=float32)
     """
-    # fast path as matmul's: plain arguments straight to the core (which checks them
-    # before any work); whatever it rejects goes through the full checks
-    if (a.__class__ is np.ndarray and b.__class__ is np.ndarray and a.ndim == 2 and b.ndim == 2
-            and trans_a.__class__ is bool and trans_b.__class__ is bool
-            and alpha.__class__ is float and beta.__class__ is float and _isfinite(alpha) and _isfinite(beta)
-            and (activation is None or activation.__class__ is str) and activation_alpha is None
-            and (bias is None or bias.__class__ is np.ndarray)):
-        c = out
-        if out is None and beta == 0.0 and (a.dtype == np.float32 or a.dtype == _bf16.BITS):
-            c = np.empty((a.shape[1] if trans_a else a.shape[0], b.shape[0] if trans_b else b.shape[1]),
-                         dtype=np.float32)
-        if c.__class__ is np.ndarray:
-            try:
-                _core.matmul_bf16(a, b, c, trans_a, trans_b, alpha, beta, bias, activation,
-                                  0.0 if activation is None else _core.default_activation_alpha(activation))
-                return c
-            except (TypeError, ValueError):
-                pass
+    c = _fast_product(_core.matmul_bf16, _BF16_DTYPES, a, b, trans_a, trans_b, alpha, beta, out, bias, activation,
+                      activation_alpha)  # a bits a with out=None: no fast path (the result is float32)
+    if c is not None:
+        return c
     if _bf16.any_bits(a, b, out):  # bfloat16 bit patterns (ops.bf16)
         return _bf16.matmul_bits(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha,
                                  _product_shape)

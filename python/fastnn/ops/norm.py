@@ -57,9 +57,9 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, *, momentum=0.9
     if training is not True and training is not False:
         raise TypeError(f"training: expected a bool, got {type(training).__name__}")
     m, n = x.shape
-    y = _new_or(y, "out", x.shape, x.dtype)
-    batch_mean = _new_or(batch_mean, "out[1] (batch_mean)", n, x.dtype)
-    batch_invstd = _new_or(batch_invstd, "out[2] (batch_invstd)", n, x.dtype)
+    y = _new_or(y, x.shape, x.dtype)
+    batch_mean = _new_or(batch_mean, n, x.dtype)
+    batch_invstd = _new_or(batch_invstd, n, x.dtype)
     _core.batchnorm_forward(x, gamma, beta, running_mean, running_var, y, batch_mean, batch_invstd,
                             momentum, eps, bool(training))
     return y, batch_mean, batch_invstd
@@ -89,9 +89,9 @@ def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, *, out=None):
     dy, gamma = _coerced(dy, "dy"), _coerced(gamma, "gamma")
     batch_mean, batch_invstd = _coerced(batch_mean, "batch_mean"), _coerced(batch_invstd, "batch_invstd")
     n = x.shape[1]
-    dx = _new_or(dx, "out", x.shape, x.dtype)
-    dgamma = _new_or(dgamma, "out[1] (dgamma)", n, x.dtype)
-    dbeta = _new_or(dbeta, "out[2] (dbeta)", n, x.dtype)
+    dx = _new_or(dx, x.shape, x.dtype)
+    dgamma = _new_or(dgamma, n, x.dtype)
+    dbeta = _new_or(dbeta, n, x.dtype)
     _core.batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, dx, dgamma, dbeta)
     return dx, dgamma, dbeta
 
