@@ -30,16 +30,31 @@ void check_f32(const py::array& a, const char* name) {
   require_contiguous(a, name);
 }
 
-// out = act(alpha * bf16(op(a)) @ bf16(op(b)) + beta * out + bias)
+// float32, or uint16 (bfloat16 bit patterns) where `bits` is allowed; true for uint16.
+bool check_f32_or_bf16(const py::array& a, const char* name) {
+  if (!same_dtype(a.dtype(), py::dtype::of<std::uint16_t>())) {
+    check_f32(a, name);
+    return false;
+  }
+  require_contiguous(a, name);
+  return true;
+}
+
+// out = act(alpha * bf16(op(a)) @ bf16(op(b)) + beta * out + bias); a, b and
+// out may be bfloat16 bit patterns (uint16): see gemm_bf16.h's Bf16Io.
 void matmul_bf16(py::array a, py::array b, py::array out, bool trans_a, bool trans_b, double alpha, double beta,
                  py::object bias, py::object activation, double act_alpha) {
-  check_f32(a, "a");
-  check_f32(b, "b");
-  check_f32(out, "out");
+  const bool a16 = check_f32_or_bf16(a, "a"), b16 = check_f32_or_bf16(b, "b"), c16 = check_f32_or_bf16(out, "out");
   require_writeable(out, "out");
+  if (c16 && beta != 0.0)
+    throw py::value_error("beta: a bfloat16 (uint16) out is only written, so beta must be 0, got " + std::to_string(beta));
   const ProductShape s = product_shape(a, b, out, trans_a, trans_b);
   const py::ssize_t n = s.n;
   fastnn::GemmProblem<float> P = product_problem<float>(a, b, out, s, trans_a, trans_b, alpha, beta);
+  fastnn::Bf16Io io;  // bf16 bits stand in for P's float32 pointers
+  if (a16) io.a = static_cast<const std::uint16_t*>(a.data()), P.a = nullptr;
+  if (b16) io.b = static_cast<const std::uint16_t*>(b.data()), P.b = nullptr;
+  if (c16) io.c = static_cast<std::uint16_t*>(out.mutable_data()), P.c = nullptr;
   py::array bias_arr;
   if (!bias.is_none()) {
     bias_arr = bias.cast<py::array>();
@@ -50,7 +65,40 @@ void matmul_bf16(py::array a, py::array b, py::array out, bool trans_a, bool tra
   }
   set_activation(P, activation, act_alpha);
   const bool alias = overlap(out, a) || overlap(out, b) || (P.bias && overlap(out, bias_arr));
-  run_product(P, alias, [](const fastnn::GemmProblem<float>& p) { fastnn::gemm_bf16(p); });
+  if (!c16) {
+    run_product(P, alias, [&io](const fastnn::GemmProblem<float>& p) { fastnn::gemm_bf16(p, io); });
+    return;
+  }
+  py::gil_scoped_release nogil;
+  if (!alias) {
+    fastnn::gemm_bf16(P, io);
+    return;
+  }
+  std::vector<std::uint16_t> tmp(P.m * P.n);  // beta is 0: out's old value is not needed
+  std::uint16_t* dst = io.c;
+  io.c = tmp.data();
+  fastnn::gemm_bf16(P, io);
+  std::copy(tmp.begin(), tmp.end(), dst);
+}
+
+// Conversions between float32 and bfloat16 bit patterns (uint16), same shapes.
+void bf16_pack(py::array x, py::array out, bool to_bits) {
+  const bool x16 = check_f32_or_bf16(x, "x"), o16 = check_f32_or_bf16(out, "out");
+  if (x16 == to_bits || o16 != to_bits)
+    throw py::type_error(std::string("x, out: expected ") + (to_bits ? "float32 and uint16" : "uint16 and float32") +
+                         ", got " + dtype_str(x) + " and " + dtype_str(out));
+  require_writeable(out, "out");
+  if (out.ndim() != x.ndim() || !std::equal(x.shape(), x.shape() + x.ndim(), out.shape()))
+    throw py::value_error("out: expected shape " + shape_str(x) + " (as x), got " + shape_str(out));
+  if (overlap(x, out)) throw py::value_error("out: overlaps x (a conversion cannot run in place)");
+  const std::size_t n = static_cast<std::size_t>(x.size());
+  const void* px = x.data();
+  void* po = out.mutable_data();
+  py::gil_scoped_release nogil;
+  if (to_bits)
+    fastnn::to_bf16_array(static_cast<const float*>(px), static_cast<std::uint16_t*>(po), n);
+  else
+    fastnn::from_bf16_array(static_cast<const std::uint16_t*>(px), static_cast<float*>(po), n);
 }
 
 // out = round_bf16(x), float32 values exactly representable in bfloat16.
@@ -88,9 +136,12 @@ void bind_gemm_bf16(py::module_& m) {
   m.def("matmul_bf16", &matmul_bf16, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("trans_a"),
         py::arg("trans_b"), py::arg("alpha"), py::arg("beta"), py::arg("bias"), py::arg("activation"),
         py::arg("act_alpha"),
-        "out = act(alpha * bf16(op(a)) @ bf16(op(b)) + beta * out + bias), float32 accumulation; float32 arrays.");
+        "out = act(alpha * bf16(op(a)) @ bf16(op(b)) + beta * out + bias), float32 accumulation; float32 arrays, "
+        "or uint16 bfloat16 bit patterns for a, b, out (out: rounded, beta 0).");
   m.def("bf16_round", &bf16_round, py::arg("x"), py::arg("out"),
         "out = x rounded to bfloat16 (nearest even; NaN kept; subnormals to signed zero), as float32.");
+  m.def("bf16_pack", &bf16_pack, py::arg("x"), py::arg("out"), py::arg("to_bits"),
+        "to_bits: out (uint16) = bfloat16 bits of x (float32, nearest even); else out (float32) = x (uint16 bits).");
   m.def("select_bf16_kernel", &fastnn::select_bf16_kernel, py::arg("name"),
         "The bf16 GEMM's implementation: 'auto', 'avx512_bf16' or 'fallback' (round, then the float32 GEMM).");
   m.def("bf16_kernel", []() { return std::string(fastnn::bf16_kernel_name()); },

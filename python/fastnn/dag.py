@@ -104,13 +104,15 @@ def trace(inputs, outputs):
     return nodes, [value[id(t)] for t in outputs]
 
 
-def build_shapes(nodes, in_shapes, dtype):
-    """Build every node's layer for its inbound shapes; returns the shape of every value."""
+def build_shapes(nodes, in_shapes, dtype, outs=()):
+    """Build every node's layer for its inbound shapes, choose the values stored in bfloat16
+    (mixed precision: layers._mixed.plan_bf16_outputs); returns the shape of every value."""
     shapes = [tuple(s) for s in in_shapes]
     for node in nodes:
         ins = [shapes[i] for i in node.inbound]
         node.layer.build(ins if node.merge else ins[0], dtype)
         shapes.append(tuple(node.layer.output_shape))
+    _layers._mixed.plan_bf16_outputs(nodes, len(in_shapes), outs)
     return shapes
 
 
@@ -171,7 +173,7 @@ def forward(nodes, n_in, outs, xs, training, logit_nodes=(), capture=None):
         if call is not None:
             call.sync(layer)
         if capture is not None:
-            capture[_capture_key(capture, layer.name)] = np.array(y)
+            capture[_capture_key(capture, layer.name)] = _layers._mixed.as_float(y)
         vals.append(y)
     return [vals[v] for v in outs]
 

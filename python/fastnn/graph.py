@@ -185,7 +185,7 @@ class Model:
         if not self.layers:
             raise ValueError("the model has no layers")
         nodes, outs = self._make_nodes()
-        shapes = _dag.build_shapes(nodes, in_shapes, self.dtype)
+        shapes = _dag.build_shapes(nodes, in_shapes, self.dtype, outs)
         self._shared = _dag.link_shared(nodes)
         self._nodes, self._outs, self._shapes, self._acc = nodes, outs, shapes, {}
         chain = _dag.is_chain(nodes, len(in_shapes), outs)

@@ -445,16 +445,40 @@ def bfloat16_round(x, *, out=None):
     return _into(out, r)
 
 
+def bfloat16_pack(x, *, out=None):
+    """float32 ``x`` rounded to bfloat16, as its bit patterns (a uint16 array)."""
+    r = (bfloat16_round(x).view(np.uint32) >> np.uint32(16)).astype(np.uint16)
+    if out is not None:
+        out.view(np.uint16)[...] = r
+        return out
+    return r
+
+
+def bfloat16_unpack(bits, *, out=None):
+    """bfloat16 bit patterns (uint16 or ml_dtypes.bfloat16) widened to float32 (exact)."""
+    u = np.ascontiguousarray(bits).view(np.uint16).astype(np.uint32) << np.uint32(16)
+    return _into(out, u.view(np.float32))
+
+
+def _is_bits(x):
+    return isinstance(x, np.ndarray) and (x.dtype == np.uint16 or x.dtype.name == "bfloat16")
+
+
 def matmul_bf16(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
                 bias=None, activation=None, activation_alpha=None):
     """matmul of float32 arrays with both operands rounded to bfloat16 first.
 
     The product of the rounded operands is formed in float64 and rounded once
     to float32; alpha, beta * out, bias and the activation then follow in
-    float32, as in :func:`matmul`.
+    float32, as in :func:`matmul`. ``a`` and ``b`` may be bfloat16 bit patterns
+    (uint16, or ml_dtypes.bfloat16); a bits ``out`` gets the float32 result
+    rounded to bfloat16 (beta must be 0).
     """
-    A = bfloat16_round(a).astype(np.float64)
-    B = bfloat16_round(b).astype(np.float64)
+    A = (bfloat16_unpack(a) if _is_bits(a) else bfloat16_round(a)).astype(np.float64)
+    B = (bfloat16_unpack(b) if _is_bits(b) else bfloat16_round(b)).astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore"):  # inf and NaN operands propagate as IEEE says
         prod = ((A.T if trans_a else A) @ (B.T if trans_b else B)).astype(np.float32)
+    if _is_bits(out):
+        y = _gemm_epilogue(prod, np.float32, alpha, 0.0, None, bias, activation, activation_alpha)
+        return bfloat16_pack(y, out=out)
     return _gemm_epilogue(prod, np.float32, alpha, beta, out, bias, activation, activation_alpha)

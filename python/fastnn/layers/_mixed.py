@@ -14,6 +14,8 @@ is refused, with a ``ValueError``, in a float64 one.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .. import mixed_precision as _mp
@@ -72,3 +74,73 @@ def affine_backward_bf16(layer, dz, need_dx):
     dx = layer._buffer(("dx", dz.shape[0]), layer._x.shape)
     _ops.matmul_bf16(dz, layer.vars["kernel"], trans_b=True, out=dx)
     return dx
+
+
+# -- bfloat16 storage of activations between mixed Dense layers ------------------
+#
+# A mixed Dense layer whose output is read only by mixed Dense layers (the only
+# readers of that value in the graph: not a model output, not a shared layer)
+# stores its output in bfloat16 (uint16 bit patterns) while training: the
+# forward GEMM's epilogue rounds it (nearest even) after bias and activation,
+# each reader takes it as its bf16 A operand (x @ W, and x.T @ dz for dW), and
+# the layer's activation gradient reads the rounded y. It is safe because every
+# reader rounds its input to bfloat16 anyway: the forward numbers are the ones
+# of float32 storage, bit for bit. The gradient of relu / leaky_relu depends on
+# y's sign only, so it is exact too (but for float32-subnormal y, stored as
+# zero: docs/BF16.md); sigmoid, tanh, ... take their derivative from the
+# rounded y (relative error up to 2**-8 in y). Only activations fused
+# into the GEMM's epilogue (that need no saved input) qualify.
+
+def plan_bf16_outputs(nodes, n_in, outs):
+    """Sets each layer's ``_bf16_readers`` from the graph: the layers reading its output
+    when they all read bfloat16 (``reads_bf16``), else ``()``. Called when the graph is built."""
+    readers = [[] for _ in nodes]
+    for node in nodes:
+        for v in node.inbound:
+            if v >= n_in:
+                readers[v - n_in].append(node)
+    uses = {}
+    for node in nodes:
+        uses[id(node.layer)] = uses.get(id(node.layer), 0) + 1
+    outs = set(outs)
+    for k, node in enumerate(nodes):
+        layer, rs = node.layer, readers[k]
+        ok = (getattr(layer, "writes_bf16", False) and uses[id(layer)] == 1 and n_in + k not in outs and rs
+              and all(getattr(r.layer, "reads_bf16", False) and not r.merge for r in rs))
+        layer._bf16_readers = tuple(r.layer for r in rs) if ok else ()
+
+
+def stores_bf16(layer, act, training, logits):
+    """True when this forward call of ``layer`` writes its output as bfloat16 bits: in
+    training, mixed, a fused activation, and every reader (still) mixed."""
+    readers = layer._bf16_readers
+    return (bool(readers) and training and not logits and layer._dtype_policy.is_mixed
+            and act.kernel is not None and not act.needs_input
+            and all(r._dtype_policy.is_mixed for r in readers))
+
+
+def bits_buffer(layer, key, shape):
+    """A uint16 buffer of the layer's (kept with its float buffers, reused per batch size)."""
+    b = layer._bufs.get(key)
+    if b is None or b.shape != shape:
+        b = layer._bufs[key] = np.empty(shape, dtype=np.uint16)
+    return b
+
+
+_scratch = threading.local()  # one float32 scratch per thread, shared by every layer
+
+
+def float_y(layer):
+    """The layer's bfloat16-stored output widened (exactly) to float32, for its activation
+    gradient, in a scratch shared by all layers (used at once, so the saved activation
+    stays 2 bytes per value)."""
+    y = layer._y
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or buf.size < y.size:
+        buf = _scratch.buf = np.empty(y.size, np.float32)
+    return _ops.bfloat16_unpack(y, out=buf[:y.size].reshape(y.shape))
+
+
+def as_float(y):
+    """A copy of a layer's output for the user: bfloat16 bits widened to float32."""
+    return _ops.bfloat16_unpack(y) if getattr(y, "dtype", None) == np.uint16 else np.array(y)

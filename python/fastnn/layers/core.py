@@ -363,6 +363,9 @@ class Dense(Layer):
             bias_initializer, bias_regularizer, bias_constraint)
         self._linear = _activations.get("linear")
 
+    reads_bf16 = writes_bf16 = True  # under mixed_bfloat16: see _mixed.plan_bf16_outputs
+    _bf16_readers = ()
+
     def _build(self, input_shape):
         _require_2d(self, input_shape)
         self.add_weight("kernel", (input_shape[0], self.units), self.kernel_initializer,
@@ -375,7 +378,10 @@ class Dense(Layer):
     def forward(self, x, training=False, logits=False):
         m = x.shape[0]
         act = self._linear if logits else self.activation
-        y = self._buffer(("y", m), (m, self.units))
+        if self._bf16_readers and _mixed.stores_bf16(self, act, training, logits):
+            y = _mixed.bits_buffer(self, ("y16", m), (m, self.units))  # read only by mixed Dense layers
+        else:
+            y = self._buffer(("y", m), (m, self.units))
         bias = self.vars["bias"] if self.use_bias else None
         W = self.vars["kernel"]
         matmul = _mixed.matmul_for(self)
@@ -392,7 +398,8 @@ class Dense(Layer):
 
     def backward(self, dy, need_dx=True):
         act = self._act
-        dz = dy if act.is_linear else act.backward(dy, x=self._z, y=self._y, out=dy)
+        y = self._y if self._y.dtype != np.uint16 else _mixed.float_y(self)  # bf16-stored: widened
+        dz = dy if act.is_linear else act.backward(dy, x=self._z, y=y, out=dy)
         if self._dtype_policy.is_mixed:
             return _mixed.affine_backward_bf16(self, dz, need_dx)
         return affine_backward(self, dz, need_dx)

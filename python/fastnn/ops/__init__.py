@@ -11,7 +11,9 @@ releases the GIL. ``fastnn.reference`` holds a NumPy twin of every function.
 bfloat16 (mixed precision): :func:`matmul_bf16` and :func:`bfloat16_round`
 take and return float32 arrays (NumPy has no bfloat16); the operands are
 rounded to bfloat16 inside the kernel, once, and products accumulate in
-float32. Any other dtype is a ``TypeError``.
+float32. Any other dtype is a ``TypeError``. bfloat16 *storage* is uint16 bit
+patterns (``ops.bf16``: :func:`bfloat16_pack`, :func:`bfloat16_unpack`), which
+``matmul_bf16`` takes for its operands and its ``out``.
 
 The functions live in submodules by family (``_common``: argument checks and the
 activation registry; ``eltwise``, ``gemm``, ``norm``, ``loss``, ``optim``, ``reduce``,
@@ -27,6 +29,7 @@ from ._common import (_FLOAT_DTYPES, _describe, _float_array, _c_aligned, _out_a
 from .eltwise import activation, activation_grad, softmax, log_softmax
 from .gemm import (_plain_matrix, matmul, _matmul_checked, _grad_product, matmul_act_grad, matmul_bias_grad,
                    matmul_bf16, bfloat16_round)
+from .bf16 import bfloat16_pack, bfloat16_unpack
 from .norm import batchnorm_forward, batchnorm_backward, dropout
 from .loss import (_logits_matrix, _grad_out, softmax_cross_entropy, _elementwise_pair,
                    binary_cross_entropy_with_logits, mean_squared_error)
@@ -36,7 +39,7 @@ from .gather import take_rows
 
 __all__ = [
     "REGISTRY", "ACTIVATIONS", "activation", "activation_grad", "softmax", "log_softmax", "matmul",
-    "matmul_act_grad", "matmul_bias_grad", "matmul_bf16", "bfloat16_round", "batchnorm_forward",
+    "matmul_act_grad", "matmul_bias_grad", "matmul_bf16", "bfloat16_round", "bfloat16_pack", "bfloat16_unpack", "batchnorm_forward",
     "batchnorm_backward", "dropout", "softmax_cross_entropy", "binary_cross_entropy_with_logits",
     "mean_squared_error", "sgd_update", "rmsprop_update", "adagrad_update", "adam_update",
     "clip_by_global_norm", "clip_by_value", "column_sum", "take_rows",

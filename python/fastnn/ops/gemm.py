@@ -6,6 +6,7 @@ from math import isfinite as _isfinite
 import numpy as np
 
 from .. import _core
+from . import bf16 as _bf16
 from ._common import (_activation_alpha, _activation_name, ACTIVATIONS, _DEFAULT_ALPHA, _float_array,
                       _FLOAT_DTYPES, _out_array, _outs, _real)
 
@@ -251,15 +252,24 @@ def matmul_bf16(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=
     order -- correct, not fast. Mixed precision is never refused for lack of
     bf16 instructions, so a model trains the same on every CPU.
 
+    bfloat16 storage (:mod:`fastnn.ops.bf16`): ``a`` and ``b`` may be bfloat16
+    bit patterns (uint16, or ml_dtypes.bfloat16), packed by copying the bits:
+    the result is bitwise the one of float32 operands holding the same values.
+    ``out`` may be such an array too (``beta`` must then be 0): the float32
+    result, after bias and activation, is rounded to bfloat16 (nearest even).
+
     >>> import numpy as np, fastnn.ops as ops
     >>> x = np.full((1, 2), 1 + 2 ** -10, np.float32); w = np.ones((2, 1), np.float32)
     >>> ops.matmul_bf16(x, w)   # 1 + 2**-10 rounds to 1 in bfloat16
     array([[2.]], dtype=float32)
     """
     c = _fast_product(_core.matmul_bf16, _BF16_DTYPES, a, b, trans_a, trans_b, alpha, beta, out, bias, activation,
-                      activation_alpha)
+                      activation_alpha)  # a bits a with out=None: no fast path (the result is float32)
     if c is not None:
         return c
+    if _bf16.any_bits(a, b, out):  # bfloat16 bit patterns (ops.bf16)
+        return _bf16.matmul_bits(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha,
+                                 _product_shape)
     return _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha,
                            kernel=_core.matmul_bf16)
 

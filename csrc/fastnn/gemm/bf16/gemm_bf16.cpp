@@ -33,7 +33,7 @@ bool use_bf16_kernel() {
 }
 
 #if defined(FASTNN_HAVE_AVX512BF16)
-void gemm_avx512bf16(const GemmProblem<float>& P) {
+void gemm_avx512bf16(const GemmProblem<float>& P, const Bf16Io& io) {
   const std::size_t mr = avx512::bf16::kMR, nr = avx512::bf16::kNR;
   const std::size_t tiles_m = (P.m + mr - 1) / mr, tiles_n = (P.n + nr - 1) / nr;
   const bool split_n = P.m <= P.n ? tiles_n >= 2 : tiles_m < 2;
@@ -41,7 +41,7 @@ void gemm_avx512bf16(const GemmProblem<float>& P) {
   const std::size_t macs = P.m * P.n * std::max<std::size_t>(P.k, 1);
   const int nt = static_cast<int>(std::min<std::size_t>(threads_for(macs, kGrainMacs), tiles));
   if (nt <= 1) {
-    avx512::bf16::gemm_bf16_single_thread(P);
+    avx512::bf16::gemm_bf16_single_thread(P, io);
     return;
   }
   bool failed = false;  // an exception must not leave the parallel region
@@ -51,20 +51,27 @@ void gemm_avx512bf16(const GemmProblem<float>& P) {
     const std::size_t T_ = static_cast<std::size_t>(omp_get_num_threads());
     const std::size_t tb = tiles * t / T_, te = tiles * (t + 1) / T_;
     GemmProblem<float> S = P;
+    Bf16Io Sio = io;
     if (split_n) {
       const std::size_t j0 = tb * nr, j1 = std::min(P.n, te * nr);
+      const std::size_t ob = P.trans_b ? j0 * P.ldb : j0;
       S.n = j1 > j0 ? j1 - j0 : 0;
-      S.b = P.trans_b ? P.b + j0 * P.ldb : P.b + j0;
+      S.b = P.b ? P.b + ob : nullptr;
+      Sio.b = io.b ? io.b + ob : nullptr;
       S.c = P.c + j0;
+      Sio.c = io.c ? io.c + j0 : nullptr;
       S.bias = P.bias ? P.bias + j0 : nullptr;
     } else {
       const std::size_t i0 = tb * mr, i1 = std::min(P.m, te * mr);
+      const std::size_t oa = P.trans_a ? i0 : i0 * P.lda;
       S.m = i1 > i0 ? i1 - i0 : 0;
-      S.a = P.trans_a ? P.a + i0 : P.a + i0 * P.lda;
+      S.a = P.a ? P.a + oa : nullptr;
+      Sio.a = io.a ? io.a + oa : nullptr;
       S.c = P.c + i0 * P.ldc;
+      Sio.c = io.c ? io.c + i0 * P.ldc : nullptr;
     }
     try {
-      if (S.m && S.n) avx512::bf16::gemm_bf16_single_thread(S);
+      if (S.m && S.n) avx512::bf16::gemm_bf16_single_thread(S, Sio);
     } catch (...) {
 #pragma omp atomic write
       failed = true;
@@ -74,22 +81,28 @@ void gemm_avx512bf16(const GemmProblem<float>& P) {
 }
 #endif
 
+// Elements spanned by a stored matrix of `rows` rows of `cols` values, row stride ld.
+std::size_t span(std::size_t rows, std::size_t cols, std::size_t ld) { return rows ? (rows - 1) * ld + cols : 0; }
+
 // Rounded copies of A and B (kept per calling thread, so steady-state calls
-// do not allocate), then the active ISA's float32 GEMM.
-void gemm_fallback(const GemmProblem<float>& P) {
+// do not allocate; bf16 operands are widened, exactly), then the active ISA's
+// float32 GEMM; a bf16 C is computed into P.c (the staging) and rounded after.
+void gemm_fallback(const GemmProblem<float>& P, const Bf16Io& io) {
   thread_local std::vector<float> ra, rb;
-  // elements spanned by a stored matrix of `rows` rows of `cols` values, row stride ld
-  auto span = [](std::size_t rows, std::size_t cols, std::size_t ld) { return rows ? (rows - 1) * ld + cols : 0; };
   const std::size_t na = P.trans_a ? span(P.k, P.m, P.lda) : span(P.m, P.k, P.lda);
   const std::size_t nb = P.trans_b ? span(P.n, P.k, P.ldb) : span(P.k, P.n, P.ldb);
   if (ra.size() < na) ra.resize(na);
   if (rb.size() < nb) rb.resize(nb);
-  round_bf16_array(P.a, ra.data(), na);
-  round_bf16_array(P.b, rb.data(), nb);
+  if (io.a) from_bf16_array(io.a, ra.data(), na); else round_bf16_array(P.a, ra.data(), na);
+  if (io.b) from_bf16_array(io.b, rb.data(), nb); else round_bf16_array(P.b, rb.data(), nb);
   GemmProblem<float> Q = P;
   Q.a = ra.data();
   Q.b = rb.data();
   gemm<float>(Q);
+  if (io.c) {
+    if (P.ldc == P.n) to_bf16_array(P.c, io.c, P.m * P.n);
+    else for (std::size_t i = 0; i < P.m; ++i) to_bf16_array(P.c + i * P.ldc, io.c + i * P.ldc, P.n);
+  }
 }
 
 }  // namespace
@@ -119,29 +132,60 @@ void select_bf16_kernel(const std::string& name) {
 
 const char* bf16_kernel_name() { return use_bf16_kernel() ? "avx512_bf16" : "fallback"; }
 
-void round_bf16_array(const float* x, float* y, std::size_t n) {
-  const bool vec = use_bf16_kernel();
+namespace {
+// y[b:e] = f(x[b:e]) over threads: the avx512_bf16 vector code `vec`, or `one` per element.
+template <class In, class Out, class Vec, class One>
+void convert_array(const In* x, Out* y, std::size_t n, Vec vec, One one) {
+  const bool use_vec = use_bf16_kernel();
   parallel_for(n, kRoundGrain, [&](std::size_t b, std::size_t e) {
-#if defined(FASTNN_HAVE_AVX512BF16)
-    if (vec) {
-      avx512::bf16::round_array(x + b, y + b, e - b);
+    if (use_vec) {
+      vec(x + b, y + b, e - b);
       return;
     }
+    for (std::size_t i = b; i < e; ++i) y[i] = one(x[i]);
+  });
+}
+}  // namespace
+
+#if defined(FASTNN_HAVE_AVX512BF16)
+#define FASTNN_BF16_VEC(f) avx512::bf16::f
+#else
+#define FASTNN_BF16_VEC(f) [](auto, auto, std::size_t) {}  // never called: use_bf16_kernel() is false
 #endif
-    (void)vec;
-    for (std::size_t i = b; i < e; ++i) y[i] = round_bf16(x[i]);
+
+void round_bf16_array(const float* x, float* y, std::size_t n) {
+  convert_array(x, y, n, FASTNN_BF16_VEC(round_array), round_bf16);
+}
+
+void to_bf16_array(const float* x, std::uint16_t* y, std::size_t n) {
+  convert_array(x, y, n, FASTNN_BF16_VEC(to_bf16), bf16_bits);
+}
+
+void from_bf16_array(const std::uint16_t* x, float* y, std::size_t n) {
+  parallel_for(n, kRoundGrain, [&](std::size_t b, std::size_t e) {
+    for (std::size_t i = b; i < e; ++i) y[i] = bf16_to_float(x[i]);  // the compiler vectorizes this
   });
 }
 
-void gemm_bf16(const GemmProblem<float>& P) {
-  if (P.m == 0 || P.n == 0) return;
+void gemm_bf16(const GemmProblem<float>& P) { gemm_bf16(P, Bf16Io{}); }
+
+void gemm_bf16(const GemmProblem<float>& P0, const Bf16Io& io) {
+  if (P0.m == 0 || P0.n == 0) return;
+  GemmProblem<float> P = P0;
+  if (io.c) {  // float32 staging of C, per calling thread (reused: no allocation once grown)
+    if (P.beta != 0.0f) throw std::invalid_argument("gemm_bf16: a bfloat16 C needs beta == 0");
+    thread_local std::vector<float> stage;
+    const std::size_t nc = span(P.m, P.n, P.ldc);
+    if (stage.size() < nc) stage.resize(nc);
+    P.c = stage.data();
+  }
 #if defined(FASTNN_HAVE_AVX512BF16)
   if (use_bf16_kernel()) {
-    gemm_avx512bf16(P);
+    gemm_avx512bf16(P, io);
     return;
   }
 #endif
-  gemm_fallback(P);
+  gemm_fallback(P, io);
 }
 
 }  // namespace fastnn

@@ -25,6 +25,13 @@
 //                what it would with them (to float32 accumulation order).
 // Both are multithreaded and bitwise reproducible for a fixed thread count; the
 // two differ from each other by the float32 accumulation order only.
+//
+// bfloat16 storage (Bf16Io): A and/or B may be given as bfloat16 bit patterns
+// (uint16, same strides as P's float pointers): packing then copies the bits,
+// so the result is bitwise the one of float32 operands holding the same
+// values. C may be written as bfloat16 too: the float32 result (after alpha,
+// bias and the activation) is rounded to nearest even (bf16_bits) into io.c,
+// row stride P.ldc; that needs beta == 0 (C is never read).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -36,6 +43,20 @@
 namespace fastnn {
 
 void gemm_bf16(const GemmProblem<float>& p);
+
+// Operands and result stored as bfloat16 bit patterns; a null pointer keeps
+// P's float32 array for that operand (P.a / P.b / P.c are then ignored).
+struct Bf16Io {
+  const std::uint16_t* a = nullptr;
+  const std::uint16_t* b = nullptr;
+  std::uint16_t* c = nullptr;  // needs P.beta == 0
+};
+void gemm_bf16(const GemmProblem<float>& p, const Bf16Io& io);
+
+// y[i] = bf16_bits(x[i]), and back (exact), multithreaded, vector code where
+// the avx512_bf16 kernel is in use.
+void to_bf16_array(const float* x, std::uint16_t* y, std::size_t n);
+void from_bf16_array(const std::uint16_t* x, float* y, std::size_t n);
 
 // float32 -> bfloat16 bits (see the header comment).
 inline std::uint16_t bf16_bits(float x) {
@@ -70,9 +91,12 @@ namespace avx512 {
 namespace bf16 {  // gemm_bf16_avx512.cpp, built with -mavx512bf16 too
 // One thread's whole product (the five loops), and the micro-tile used to
 // split C between threads.
-void gemm_bf16_single_thread(const GemmProblem<float>& p);
+// io.c: C is computed into P.c (float32 staging, beta 0) and each finished
+// block is rounded into io.c while it is hot.
+void gemm_bf16_single_thread(const GemmProblem<float>& p, const Bf16Io& io);
 extern const int kMR, kNR;
 void round_array(const float* x, float* y, std::size_t n);
+void to_bf16(const float* x, std::uint16_t* y, std::size_t n);
 }  // namespace bf16
 }  // namespace avx512
 

@@ -92,12 +92,24 @@ inline void transpose16(__m512i r[16]) {
   }
 }
 
+// 16 dwords of pairs from 32 consecutive k: float32 converted, bf16 bits copied.
+inline __m512i load_pairs(const float* p) { return cvt_pairs(p); }
+inline __m512i load_pairs(const std::uint16_t* p) { return _mm512_loadu_si512(p); }
+// The pair (s[2q], s[2q+1]), zero past kc.
+inline std::uint32_t pair_at(const float* s, std::size_t q, std::size_t kc) {
+  return pair_bits(s[2 * q], 2 * q + 1 < kc ? s[2 * q + 1] : 0.0f);
+}
+inline std::uint32_t pair_at(const std::uint16_t* s, std::size_t q, std::size_t kc) {
+  return s[2 * q] | (2 * q + 1 < kc ? std::uint32_t(s[2 * q + 1]) << 16 : 0u);
+}
+
 // Dwords of `rows` rows of a matrix stored with contiguous k (row x at
 // src + x * ld, k from k0 over kc values) as pairs, written to
 // dst[q * ldd + x]: the layout of A micro-panels (rows of op(A), !trans_a) and
 // of B micro-panels (columns of op(B), trans_b). rows <= ldd; the caller zeroes
-// the rest.
-void pack_k_contiguous(const float* src, std::size_t ld, int rows, std::size_t kc, std::uint32_t* dst, int ldd) {
+// the rest. T: float (rounded here) or uint16 (bf16 bits, copied).
+template <class T>
+void pack_k_contiguous(const T* src, std::size_t ld, int rows, std::size_t kc, std::uint32_t* dst, int ldd) {
   std::size_t q0 = 0;
   if (rows >= 4) {
     // 16 rows x 32 k at a time: convert, transpose dwords, store rows of pairs
@@ -106,18 +118,15 @@ void pack_k_contiguous(const float* src, std::size_t ld, int rows, std::size_t k
         const int nx = std::min(16, rows - x0);
         __m512i r[16];
         for (int x = 0; x < 16; ++x)
-          r[x] = x < nx ? cvt_pairs(src + (x0 + x) * ld + 2 * q0) : _mm512_setzero_si512();
+          r[x] = x < nx ? load_pairs(src + (x0 + x) * ld + 2 * q0) : _mm512_setzero_si512();
         transpose16(r);
         const __mmask16 m = static_cast<__mmask16>((1u << nx) - 1u);
         for (int q = 0; q < 16; ++q) _mm512_mask_storeu_epi32(dst + (q0 + q) * ldd + x0, m, r[q]);
       }
     }
   }
-  for (int x = 0; x < rows; ++x) {
-    const float* s = src + x * ld;
-    for (std::size_t q = q0; 2 * q < kc; ++q)
-      dst[q * ldd + x] = pair_bits(s[2 * q], 2 * q + 1 < kc ? s[2 * q + 1] : 0.0f);
-  }
+  for (int x = 0; x < rows; ++x)
+    for (std::size_t q = q0; 2 * q < kc; ++q) dst[q * ldd + x] = pair_at(src + x * ld, q, kc);
 }
 
 // Pairs of `cols` columns of a matrix stored with contiguous columns (row p at
@@ -140,40 +149,64 @@ void pack_n_contiguous(const float* src, std::size_t ld, int cols, std::size_t k
   }
 }
 
-// op(A)[ic:ic+mc, pc:pc+kc] -> Ap (micro-panels of MR rows, zero-padded).
+// The n-contiguous layout from bfloat16 bit patterns: the words of rows 2q and 2q+1 interleaved.
+void pack_n_contiguous(const std::uint16_t* src, std::size_t ld, int cols, std::size_t kc, std::uint32_t* dst,
+                       int ldd) {
+  for (std::size_t q = 0; 2 * q < kc; ++q) {
+    const std::uint16_t* r0 = src + 2 * q * ld;
+    const std::uint16_t* r1 = r0 + ld;
+    const bool has1 = 2 * q + 1 < kc;
+    std::uint32_t* d = dst + q * ldd;
+    for (int x = 0; x < cols; x += 16) {
+      const int cnt = std::min(16, cols - x);
+      const __mmask16 m = static_cast<__mmask16>(cnt == 16 ? 0xffffu : (1u << cnt) - 1u);
+      const __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, r0 + x));
+      const __m512i hi = has1 ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, r1 + x)) : _mm512_setzero_si512();
+      _mm512_mask_storeu_epi32(d + x, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    }
+  }
+}
+
+// op(A)[ic:ic+mc, pc:pc+kc] -> Ap (micro-panels of MR rows, zero-padded); A is
+// P.a (float32, rounded here) or io.a (bf16 bits, copied).
 template <int MR>
-void pack_a(const GemmProblem<float>& P, std::size_t ic, std::size_t pc, std::size_t mc, std::size_t kc, std::uint32_t* Ap) {
+void pack_a(const GemmProblem<float>& P, const Bf16Io& io, std::size_t ic, std::size_t pc, std::size_t mc,
+            std::size_t kc, std::uint32_t* Ap) {
   const std::size_t kp = (kc + 1) / 2;
   for (std::size_t ir = 0; ir < mc; ir += MR) {
     const int mr = static_cast<int>(std::min<std::size_t>(MR, mc - ir));
     std::uint32_t* dst = Ap + ir * kp;
     if (mr < MR) std::memset(dst, 0, sizeof(std::uint32_t) * MR * kp);
+    const std::size_t off = P.trans_a ? pc * P.lda + ic + ir : (ic + ir) * P.lda + pc;
     if (!P.trans_a)
-      pack_k_contiguous(P.a + (ic + ir) * P.lda + pc, P.lda, mr, kc, dst, MR);
+      io.a ? pack_k_contiguous(io.a + off, P.lda, mr, kc, dst, MR) : pack_k_contiguous(P.a + off, P.lda, mr, kc, dst, MR);
     else
-      pack_n_contiguous(P.a + pc * P.lda + ic + ir, P.lda, mr, kc, dst, MR);
+      io.a ? pack_n_contiguous(io.a + off, P.lda, mr, kc, dst, MR) : pack_n_contiguous(P.a + off, P.lda, mr, kc, dst, MR);
   }
 }
 
-// op(B)[pc:pc+kc, jc:jc+nc] -> Bp (micro-panels of NR columns, zero-padded).
+// op(B)[pc:pc+kc, jc:jc+nc] -> Bp (micro-panels of NR columns, zero-padded); P.b or io.b.
 template <int NR>
-void pack_b(const GemmProblem<float>& P, std::size_t pc, std::size_t jc, std::size_t kc, std::size_t nc, std::uint32_t* Bp) {
+void pack_b(const GemmProblem<float>& P, const Bf16Io& io, std::size_t pc, std::size_t jc, std::size_t kc,
+            std::size_t nc, std::uint32_t* Bp) {
   const std::size_t kp = (kc + 1) / 2;
   for (std::size_t jr = 0; jr < nc; jr += NR) {
     const int nr = static_cast<int>(std::min<std::size_t>(NR, nc - jr));
     std::uint32_t* dst = Bp + jr * kp;
     if (nr < NR) std::memset(dst, 0, sizeof(std::uint32_t) * NR * kp);
+    const std::size_t off = P.trans_b ? (jc + jr) * P.ldb + pc : pc * P.ldb + jc + jr;
     if (!P.trans_b)
-      pack_n_contiguous(P.b + pc * P.ldb + jc + jr, P.ldb, nr, kc, dst, NR);
+      io.b ? pack_n_contiguous(io.b + off, P.ldb, nr, kc, dst, NR) : pack_n_contiguous(P.b + off, P.ldb, nr, kc, dst, NR);
     else
-      pack_k_contiguous(P.b + (jc + jr) * P.ldb + pc, P.ldb, nr, kc, dst, NR);
+      io.b ? pack_k_contiguous(io.b + off, P.ldb, nr, kc, dst, NR) : pack_k_contiguous(P.b + off, P.ldb, nr, kc, dst, NR);
   }
 }
 
-// C[0:mr, 0:nr] (row stride ldc) <- epilogue(Ap micro-panel · Bp micro-panel), kp pairs.
+// C[0:mr, 0:nr] (row stride ldc) <- epilogue(Ap micro-panel · Bp micro-panel), kp pairs;
+// with C16 the result is rounded to bf16 into C16 instead (same stride; C only read, when beta != 0).
 template <int MR, int NR>
 void micro_kernel(std::size_t kp, const std::uint32_t* __restrict A, const std::uint32_t* __restrict B, float* C,
-                  std::size_t ldc, int mr, int nr, const Epilogue& ep) {
+                  std::size_t ldc, int mr, int nr, const Epilogue& ep, std::uint16_t* C16) {
   constexpr int NV = NR / 16;
   __m512 acc[MR][NV];
 #pragma GCC unroll 32
@@ -181,8 +214,14 @@ void micro_kernel(std::size_t kp, const std::uint32_t* __restrict A, const std::
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
   for (int i = 0; i < mr; ++i) {
-    __builtin_prefetch(C + i * ldc);
-    __builtin_prefetch(C + i * ldc + nr - 1);
+    if (C16) {
+      __builtin_prefetch(C16 + i * ldc);
+      __builtin_prefetch(C16 + i * ldc + nr - 1);
+    }
+    if (!C16 || ep.beta != 0.0f) {  // C is read (an earlier k pass) or written
+      __builtin_prefetch(C + i * ldc);
+      __builtin_prefetch(C + i * ldc + nr - 1);
+    }
   }
 #pragma GCC unroll 4
   for (std::size_t q = 0; q < kp; ++q) {
@@ -215,13 +254,16 @@ void micro_kernel(std::size_t kp, const std::uint32_t* __restrict A, const std::
       if (ep.bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, ep.bias + v * 16));
       if (ep.relu) x = _mm512_max_ps(vzero, x);  // as the fp32 kernels: max(0, NaN) = NaN
       if (ep.leaky) x = _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, vzero, _CMP_LE_OQ), x, vslope);
-      _mm512_mask_storeu_ps(c + v * 16, m, x);
+      if (C16)
+        _mm256_mask_storeu_epi16(C16 + i * ldc + v * 16, m, (__m256i)_mm512_cvtneps_pbh(x));
+      else
+        _mm512_mask_storeu_ps(c + v * 16, m, x);
     }
   }
 }
 
 template <class Blk>
-void gemm_blocked(const GemmProblem<float>& P) {
+void gemm_blocked(const GemmProblem<float>& P, const Bf16Io& io) {
   constexpr int MR = Blk::MR, NR = Blk::NR, MC = Blk::MC, KC = Blk::KC, NC = Blk::NC;
   static_assert(MC % MR == 0 && NC % NR == 0 && KC % 2 == 0, "blocking");
   const std::size_t m = P.m, n = P.n, k = P.k;
@@ -241,10 +283,13 @@ void gemm_blocked(const GemmProblem<float>& P) {
     for (std::size_t pc = 0; pc == 0 || pc < k; pc += kc_max) {  // once if k == 0
       const std::size_t kc = std::min<std::size_t>(kc_max, k - pc), kp = (kc + 1) / 2;
       const bool first = pc == 0, last = pc + kc_max >= k;
-      pack_b<NR>(P, pc, jc, kc, nc, Bp);
+      // a bf16 C straight from the registers on the last k pass (earlier passes accumulate in
+      // P.c, read back here); activations applied over the block go through P.c instead
+      const bool direct16 = io.c && last && (!P.has_act || in_register_act);
+      pack_b<NR>(P, io, pc, jc, kc, nc, Bp);
       for (std::size_t ic = 0; ic < m; ic += MC) {
         const std::size_t mc = std::min<std::size_t>(MC, m - ic);
-        pack_a<MR>(P, ic, pc, mc, kc, Ap);
+        pack_a<MR>(P, io, ic, pc, mc, kc, Ap);
         for (std::size_t jr = 0; jr < nc; jr += NR) {
           const int nr = static_cast<int>(std::min<std::size_t>(NR, nc - jr));
           const bool act_here = last && P.has_act && in_register_act;
@@ -252,7 +297,9 @@ void gemm_blocked(const GemmProblem<float>& P) {
                             act_here && P.act == Act::relu, act_here && P.act == Act::leaky_relu, P.act_alpha};
           for (std::size_t ir = 0; ir < mc; ir += MR) {
             const int mr = static_cast<int>(std::min<std::size_t>(MR, mc - ir));
-            micro_kernel<MR, NR>(kp, Ap + ir * kp, Bp + jr * kp, P.c + (ic + ir) * P.ldc + jc + jr, P.ldc, mr, nr, ep);
+            const std::size_t off = (ic + ir) * P.ldc + jc + jr;
+            micro_kernel<MR, NR>(kp, Ap + ir * kp, Bp + jr * kp, P.c + off, P.ldc, mr, nr, ep,
+                                 direct16 ? io.c + off : nullptr);
           }
         }
         if (last && P.has_act && !in_register_act)  // the block just written is in L2
@@ -260,6 +307,8 @@ void gemm_blocked(const GemmProblem<float>& P) {
             float* c = P.c + (ic + i) * P.ldc + jc;
             eltwise_kernels.f32.forward(P.act, c, c, nc, P.act_alpha, false);  // avx512's
           }
+        if (last && io.c && !direct16)  // the finished block, still hot, rounded into the bf16 result
+          for (std::size_t i = 0; i < mc; ++i) to_bf16(P.c + (ic + i) * P.ldc + jc, io.c + (ic + i) * P.ldc + jc, nc);
       }
     }
   }
@@ -269,12 +318,19 @@ void gemm_blocked(const GemmProblem<float>& P) {
 
 const int kMR = Wide::MR, kNR = Wide::NR;
 
-void gemm_bf16_single_thread(const GemmProblem<float>& P) {
+void gemm_bf16_single_thread(const GemmProblem<float>& P, const Bf16Io& io) {
   if (P.m == 0 || P.n == 0) return;
   if (P.n <= static_cast<std::size_t>(Narrow::NR))
-    gemm_blocked<Narrow>(P);
+    gemm_blocked<Narrow>(P, io);
   else
-    gemm_blocked<Wide>(P);
+    gemm_blocked<Wide>(P, io);
+}
+
+void to_bf16(const float* x, std::uint16_t* y, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 32 <= n; i += 32)  // words: x[i..i+16), x[i+16..i+32)
+    _mm512_storeu_si512(y + i, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i)));
+  for (; i < n; ++i) y[i] = static_cast<std::uint16_t>(bits16(x[i]));
 }
 
 void round_array(const float* x, float* y, std::size_t n) {
