@@ -267,6 +267,9 @@ def matmul_bf16(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=
                       activation_alpha)  # a bits a with out=None: no fast path (the result is float32)
     if c is not None:
         return c
+    for x, name in ((a, "a"), (b, "b")):  # named before out, whose dtype check follows a's
+        if x.__class__ is np.ndarray and x.dtype != np.float32 and not _bf16.is_bits(x):
+            raise TypeError(f"{name}: expected dtype float32 or bfloat16 bits (uint16), got {x.dtype}")
     if _bf16.any_bits(a, b, out):  # bfloat16 bit patterns (ops.bf16)
         return _bf16.matmul_bits(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha,
                                  _product_shape)
@@ -281,6 +284,8 @@ def bfloat16_round(x, *, out=None):
     float32 subnormals become signed zeros. ``out`` may be ``x`` (in place).
     """
     x = _float_array(x, "x")
+    if x.dtype != np.float32:
+        raise TypeError(f"x: expected dtype float32 (bfloat16 operations take float32 arrays), got {x.dtype}")
     out = _out_array(out, "out", dtype=x.dtype, shape=x.shape)
     _core.bf16_round(x, out)
     return out
