@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <new>
 
 #include <omp.h>
 
@@ -63,6 +64,28 @@ void parallel_for(std::size_t n, std::size_t grain, Fn&& fn, std::size_t align =
     const std::size_t e = std::min(n, b + chunk);
     if (b < e) fn(b, e);
   }
+}
+
+// Runs band(t, tb, te) on each of nt threads: thread t gets the units
+// [units * t / nt, units * (t + 1) / nt) (a function of units and nt only, so
+// results are reproducible for a fixed thread count; a band may be empty). A
+// band's std::bad_alloc (the only thing the kernels throw) must not leave the
+// parallel region: it is caught there and thrown again after it.
+template <class Band>
+void parallel_bands(int nt, std::size_t units, Band&& band) {
+  bool failed = false;
+#pragma omp parallel num_threads(nt)
+  {
+    const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
+    const std::size_t T = static_cast<std::size_t>(omp_get_num_threads());
+    try {
+      band(t, units * t / T, units * (t + 1) / T);
+    } catch (...) {
+#pragma omp atomic write
+      failed = true;
+    }
+  }
+  if (failed) throw std::bad_alloc();
 }
 
 }  // namespace fastnn

@@ -44,12 +44,7 @@ void gemm_avx512bf16(const GemmProblem<float>& P, const Bf16Io& io) {
     avx512::bf16::gemm_bf16_single_thread(P, io);
     return;
   }
-  bool failed = false;  // an exception must not leave the parallel region
-#pragma omp parallel num_threads(nt)
-  {
-    const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
-    const std::size_t T_ = static_cast<std::size_t>(omp_get_num_threads());
-    const std::size_t tb = tiles * t / T_, te = tiles * (t + 1) / T_;
+  parallel_bands(nt, tiles, [&](std::size_t, std::size_t tb, std::size_t te) {
     GemmProblem<float> S = P;
     Bf16Io Sio = io;
     if (split_n) {
@@ -70,14 +65,8 @@ void gemm_avx512bf16(const GemmProblem<float>& P, const Bf16Io& io) {
       S.c = P.c + i0 * P.ldc;
       Sio.c = io.c ? io.c + i0 * P.ldc : nullptr;
     }
-    try {
-      if (S.m && S.n) avx512::bf16::gemm_bf16_single_thread(S, Sio);
-    } catch (...) {
-#pragma omp atomic write
-      failed = true;
-    }
-  }
-  if (failed) throw std::bad_alloc();  // the only thing the kernels throw
+    if (S.m && S.n) avx512::bf16::gemm_bf16_single_thread(S, Sio);
+  });
 }
 #endif
 
