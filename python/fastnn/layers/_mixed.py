@@ -119,14 +119,6 @@ def stores_bf16(layer, act, training, logits):
             and all(r._dtype_policy.is_mixed for r in readers))
 
 
-def bits_buffer(layer, key, shape):
-    """A uint16 buffer of the layer's (kept with its float buffers, reused per batch size)."""
-    b = layer._bufs.get(key)
-    if b is None or b.shape != shape:
-        b = layer._bufs[key] = np.empty(shape, dtype=np.uint16)
-    return b
-
-
 _scratch = threading.local()  # one float32 scratch per thread, shared by every layer
 
 

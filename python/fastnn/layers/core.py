@@ -379,7 +379,7 @@ class Dense(Layer):
         m = x.shape[0]
         act = self._linear if logits else self.activation
         if self._bf16_readers and _mixed.stores_bf16(self, act, training, logits):
-            y = _mixed.bits_buffer(self, ("y16", m), (m, self.units))  # read only by mixed Dense layers
+            y = self._buffer(("y16", m), (m, self.units), np.uint16)  # read only by mixed Dense layers
         else:
             y = self._buffer(("y", m), (m, self.units))
         bias = self.vars["bias"] if self.use_bias else None
