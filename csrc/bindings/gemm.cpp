@@ -185,10 +185,10 @@ void bind_gemm(py::module_& m) {
   m.def("_gemm_set_blocking", &set_blocking, py::arg("isa"), py::arg("dtype"), py::arg("narrow"), py::arg("mc"),
         py::arg("kc"), py::arg("nc"), "Benchmark/test hook: override mc, kc, nc (<= 0: the chosen value).");
   m.def("_gemm_set_tuning", &fastnn::gemm_set_tuning, py::arg("direct_a_max_n"), py::arg("grain_macs"),
-        py::arg("direct_trans_a") = -1, py::arg("swap_max_m") = -1,
+        py::arg("direct_trans_a") = -1, py::arg("swap_max_m") = -1, py::arg("narrow_max_n") = -1,
         "Benchmark knobs: read A unpacked when n <= direct_a_max_n; min m*n*k per thread; 1: a transposed "
-        "A may be read in place too; products with m <= swap_max_m run as their transpose (0: never). "
-        "-1 = default.");
+        "A may be read in place too; products with m <= swap_max_m run as their transpose (0: never); "
+        "C with n <= narrow_max_n columns takes the narrow path (0: never). -1 = default.");
 }
 
 }  // namespace fastnn_py

@@ -4,6 +4,7 @@
 #include "fastnn/gemm/gemm.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -33,9 +34,12 @@ inline ProductShape product_shape(const py::array& a, const py::array& b, const 
 }
 
 // The problem of checked operands; the optional parts (bias, saved values) are the caller's.
+// alpha and beta must be finite (ops' fast paths leave that check to here).
 template <class T>
 fastnn::GemmProblem<T> product_problem(const py::array& a, const py::array& b, py::array& out, const ProductShape& s,
                                        bool trans_a, bool trans_b, double alpha, double beta) {
+  if (!std::isfinite(alpha)) throw py::value_error("alpha: expected a finite number, got " + std::to_string(alpha));
+  if (!std::isfinite(beta)) throw py::value_error("beta: expected a finite number, got " + std::to_string(beta));
   fastnn::GemmProblem<T> P;
   P.trans_a = trans_a;
   P.trans_b = trans_b;

@@ -15,6 +15,11 @@
 // always on; B is always packed (its micro-panel is the one kept in L1). A
 // transposed A (dW = Xᵀ·dY) follows GemmCacheBlocking::pack_trans_a instead
 // (blocking.cpp: in place with this table, packed where the blocking is derived).
+// kNarrow*: products with at most kNarrowMaxN columns of C (and at most
+// kNarrowMaxVecs vectors per row) take the narrow path (narrow_impl.h): no
+// packing, no k slicing; the row kernel keeps kNarrowRowsMR<NV> rows of NV
+// vectors in flight, the transposed one (op(A) = Aᵀ) kNarrowTransJB rows of Cᵀ
+// by kNarrowTransIV vectors.
 // kSwapMaxM: products with at most this many rows of C (small batches) run as
 // their transpose, so that the weights are read in place (gemm_impl.h
 // gemm_swapped; 0: never, e.g. the scalar path, which packs A anyway).
@@ -37,6 +42,10 @@ template <class T> struct GemmBlocking {
 template <class T> using GemmBlockingNarrow = GemmBlocking<T>;
 constexpr int kDirectAMaxN = 0;
 constexpr int kSwapMaxM = 0;
+constexpr int kNarrowMaxN = 0;  // one lane: the narrow path has nothing to win (the tuning knob can force it)
+constexpr int kNarrowMaxVecs = 2;
+template <int NV> constexpr int kNarrowRowsMR = 4;
+constexpr int kNarrowTransIV = 1, kNarrowTransJB = 4;
 }  // namespace scalar
 
 namespace avx2 {
@@ -56,6 +65,10 @@ template <> struct GemmBlockingNarrow<double> {  // 12 x 4
 };
 constexpr int kDirectAMaxN = 1 << 30;
 constexpr int kSwapMaxM = 64;
+constexpr int kNarrowMaxN = 16;
+constexpr int kNarrowMaxVecs = 2;
+template <int NV> constexpr int kNarrowRowsMR = NV == 1 ? 12 : 6;  // 12 accumulators of 16 ymm
+constexpr int kNarrowTransIV = 2, kNarrowTransJB = 5;             // 10 accumulators, 2 rows of A
 }  // namespace avx2
 
 namespace avx512 {
@@ -75,6 +88,10 @@ template <> struct GemmBlockingNarrow<double> {  // 12 x 8
 };
 constexpr int kDirectAMaxN = 1 << 30;
 constexpr int kSwapMaxM = 64;
+constexpr int kNarrowMaxN = 16;
+constexpr int kNarrowMaxVecs = 2;
+template <int NV> constexpr int kNarrowRowsMR = NV == 1 ? 16 : 12;  // 16 / 24 accumulators of 32 zmm
+constexpr int kNarrowTransIV = 4, kNarrowTransJB = 6;               // 24 accumulators, 4 rows of A
 }  // namespace avx512
 
 }  // namespace fastnn

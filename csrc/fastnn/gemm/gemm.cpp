@@ -28,6 +28,7 @@ constexpr std::size_t kGrainMacs = std::size_t(3) << 17;  // 2 threads from ~786
 long g_direct_a_max_n = -1;
 long g_direct_trans_a = -1;
 long g_swap_max_m = -1;
+long g_narrow_max_n = -1;
 std::size_t g_grain_macs = kGrainMacs;
 
 struct ThreadBuffer {
@@ -54,7 +55,9 @@ void* gemm_thread_buffer(int slot, std::size_t bytes) {
   return b.p;
 }
 
-void gemm_set_tuning(long direct_a_max_n, long grain_macs, long direct_trans_a, long swap_max_m) {
+void gemm_set_tuning(long direct_a_max_n, long grain_macs, long direct_trans_a, long swap_max_m,
+                     long narrow_max_n) {
+  g_narrow_max_n = narrow_max_n < 0 ? -1 : narrow_max_n;
   g_direct_a_max_n = direct_a_max_n < 0 ? -1 : direct_a_max_n;
   g_swap_max_m = swap_max_m < 0 ? -1 : swap_max_m;
   g_direct_trans_a = direct_trans_a < 0 ? -1 : (direct_trans_a > 0 ? 1 : 0);
@@ -101,6 +104,7 @@ void gemm(const GemmProblem<T>& P_in) {
   }
   GemmProblem<T> P = P_in;
   if (P.direct_a_max_n < 0) P.direct_a_max_n = g_direct_a_max_n;
+  if (P.narrow_max_n < 0) P.narrow_max_n = g_narrow_max_n;
   P.tile_n = P.n;
   P.blocking = &gemm_blocking<T>(active_isa());
   P.direct_trans_a = g_direct_trans_a < 0 ? !P.blocking->pack_trans_a : g_direct_trans_a > 0;

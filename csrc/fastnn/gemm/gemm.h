@@ -61,6 +61,7 @@ template <class T> struct GemmProblem {
   long direct_a_max_n = -1;                   // tuning: < 0 uses the ISA's default (blocking.h)
   bool direct_trans_a = false;                // a transposed A is read in place (driver: !blocking.pack_trans_a)
   std::size_t tile_n = 0;                     // n of the whole product (the driver sets it), 0: n
+  long narrow_max_n = -1;                     // tuning: C at most this wide takes the narrow path (< 0: the ISA's kNarrowMaxN)
   bool swap_small_m = false;                  // computed as Cᵀ = op(B)ᵀ·op(A)ᵀ (the driver decides: gemm_impl.h)
   const GemmCacheBlocking* blocking = nullptr;  // cache blocking (the driver fills it in)
 };
@@ -98,12 +99,15 @@ FASTNN_DECLARE_KERNELS(GemmKernels, GemmKernelsT, gemm_kernels)
 // m*n*k per thread; direct_trans_a: 1 reads a transposed A in place, 0 packs
 // it (default -1: as the blocking says, GemmCacheBlocking::pack_trans_a);
 // swap_max_m: products with m <= it run swapped (GemmProblem::swap_small_m;
-// 0 never; default -1: the ISA's kSwapMaxM).
-void gemm_set_tuning(long direct_a_max_n, long grain_macs, long direct_trans_a = -1, long swap_max_m = -1);
+// 0 never; default -1: the ISA's kSwapMaxM); narrow_max_n: C with at most
+// this many columns takes the narrow path (gemm/narrow_impl.h; 0 never;
+// default -1: the ISA's kNarrowMaxN, blocking.h).
+void gemm_set_tuning(long direct_a_max_n, long grain_macs, long direct_trans_a = -1, long swap_max_m = -1,
+                     long narrow_max_n = -1);
 
 // A 64-byte aligned scratch buffer owned by the calling thread, at least
 // `bytes` long; slot 0 holds packed A, slot 1 packed B, slot 2 column sums,
-// slot 3 the transposed product of a swapped small-m product. It grows when needed
+// slot 3 the transposed product of a swapped small-m product (or a narrow one's block). It grows when needed
 // and is kept for the thread's lifetime, so steady-state calls never allocate.
 void* gemm_thread_buffer(int slot, std::size_t bytes);
 

@@ -137,6 +137,62 @@ void pack_b_panel(const GemmProblem<T>& P, std::size_t pc, std::size_t jc, std::
   }
 }
 
+// The epilogue of an MR x NR accumulator tile (NR / N vectors per row), row by
+// row while it is in registers: C[0:mr, 0:nr] <- ep(acc). relu and leaky_relu
+// (or their gradients) are applied here, the others by the caller over the
+// whole block (long rows).
+template <class T, int MR, int NR>
+[[gnu::always_inline]] inline void tile_epilogue(const Vec<T> (&acc)[MR][NR / Vec<T>::N], T* C, std::size_t ldc, int mr,
+                                                 int nr, const Epilogue<T>& ep) {
+  using V = Vec<T>;
+  constexpr int N = V::N;
+  constexpr int NV = NR / N;
+  const V valpha = V::set1(ep.alpha), vbeta = V::set1(ep.beta), vzero = V::zero();
+  if (mr == MR && nr == NR && ep.beta == T(0) && !ep.bias && !ep.apply_act) {
+    // the common whole tile with nothing to add: straight stores (x * 1 == x:
+    // the same values as below). Short-k products (dW = Xᵀ·dY, k = the batch
+    // size) spend a tenth of their time out of the loop.
+    const bool scale = ep.alpha != T(1);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) (scale ? acc[i][v] * valpha : acc[i][v]).store(C + i * ldc + v * N);
+    return;
+  }
+  const V vslope = V::set1(ep.act_alpha);
+  const bool read_c = ep.beta != T(0);
+  const bool relu = ep.apply_act && !ep.grad && ep.act == Act::relu;
+  const bool leaky = ep.apply_act && !ep.grad && ep.act == Act::leaky_relu;
+  const bool relu_grad = ep.apply_act && ep.grad && ep.act == Act::relu;
+  const bool leaky_grad = ep.apply_act && ep.grad && ep.act == Act::leaky_relu;
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    if (i >= mr) break;
+    T* c = C + i * ldc;
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      const int cnt = nr - v * N;  // valid lanes of this vector
+      if (cnt <= 0) break;
+      V x = acc[i][v] * valpha;
+      const bool full = cnt >= N;
+      if (read_c) x = fmadd(vbeta, full ? V::load(c + v * N) : V::load_partial(c + v * N, cnt), x);
+      if (ep.bias) x = x + (full ? V::load(ep.bias + v * N) : V::load_partial(ep.bias + v * N, cnt));
+      if (relu) x = max(vzero, x);  // as act_forward_vec: max(0, NaN) = NaN
+      if (leaky) x = select(gt(x, vzero), x, x * vslope);
+      if (relu_grad || leaky_grad) {  // as act_backward_vec: the sign of the saved x or y decides
+        const T* sp = ep.saved + i * ldc + v * N;
+        const V sv = full ? V::load(sp) : V::load_partial(sp, cnt);
+        x = relu_grad ? act_backward_vec<Act::relu, true>(x, sv, sv, ep.act_alpha)
+                      : act_backward_vec<Act::leaky_relu, true>(x, sv, sv, ep.act_alpha);
+      }
+      if (full)
+        x.store(c + v * N);
+      else
+        x.store_partial(c + v * N, cnt);
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------
 // micro-kernel: C[0:mr, 0:nr] (row stride ldc) <- epilogue(op(A) tile · Bp)
 //   Bp: kc x NR packed micro-panel; mr <= MR, nr <= NR (edge tiles: only the
@@ -189,53 +245,7 @@ void micro_kernel(std::size_t kc, const T* __restrict A, std::size_t as, const T
     Bp += NR;
   }
 
-  // epilogue, row by row while the tile is in registers; relu and leaky_relu
-  // (or their gradients) are applied here, the others by the caller over the
-  // whole block (long rows).
-  const V valpha = V::set1(ep.alpha), vbeta = V::set1(ep.beta), vzero = V::zero();
-  if (mr == MR && nr == NR && ep.beta == T(0) && !ep.bias && !ep.apply_act) {
-    // the common whole tile with nothing to add: straight stores (x * 1 == x:
-    // the same values as below). Short-k products (dW = Xᵀ·dY, k = the batch
-    // size) spend a tenth of their time out of the loop.
-    const bool scale = ep.alpha != T(1);
-#pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) (scale ? acc[i][v] * valpha : acc[i][v]).store(C + i * ldc + v * N);
-    return;
-  }
-  const V vslope = V::set1(ep.act_alpha);
-  const bool read_c = ep.beta != T(0);
-  const bool relu = ep.apply_act && !ep.grad && ep.act == Act::relu;
-  const bool leaky = ep.apply_act && !ep.grad && ep.act == Act::leaky_relu;
-  const bool relu_grad = ep.apply_act && ep.grad && ep.act == Act::relu;
-  const bool leaky_grad = ep.apply_act && ep.grad && ep.act == Act::leaky_relu;
-#pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i) {
-    if (i >= mr) break;
-    T* c = C + i * ldc;
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) {
-      const int cnt = nr - v * N;  // valid lanes of this vector
-      if (cnt <= 0) break;
-      V x = acc[i][v] * valpha;
-      const bool full = cnt >= N;
-      if (read_c) x = fmadd(vbeta, full ? V::load(c + v * N) : V::load_partial(c + v * N, cnt), x);
-      if (ep.bias) x = x + (full ? V::load(ep.bias + v * N) : V::load_partial(ep.bias + v * N, cnt));
-      if (relu) x = max(vzero, x);  // as act_forward_vec: max(0, NaN) = NaN
-      if (leaky) x = select(gt(x, vzero), x, x * vslope);
-      if (relu_grad || leaky_grad) {  // as act_backward_vec: the sign of the saved x or y decides
-        const T* sp = ep.saved + i * ldc + v * N;
-        const V sv = full ? V::load(sp) : V::load_partial(sp, cnt);
-        x = relu_grad ? act_backward_vec<Act::relu, true>(x, sv, sv, ep.act_alpha)
-                      : act_backward_vec<Act::leaky_relu, true>(x, sv, sv, ep.act_alpha);
-      }
-      if (full)
-        x.store(c + v * N);
-      else
-        x.store_partial(c + v * N, cnt);
-    }
-  }
+  tile_epilogue<T, MR, NR>(acc, C, ldc, mr, nr, ep);
 }
 
 // ---------------------------------------------------------------------------
@@ -367,9 +377,11 @@ void gemm_unswapped(const GemmProblem<T>& P, bool a_outer = false) {
 // C = epilogue(S^T): S is the n x m transposed product (row stride lds, alpha
 // already applied); then C = S^T + beta * C + bias and the activation (or its
 // gradient) over each block of rows, as the micro-kernel and block_activation
-// do for an unswapped product. beta == 0 never reads C.
+// do for an unswapped product. beta == 0 never reads C. padded: S can be
+// read in whole N x N tiles (its rows padded to a multiple of N, lds and the
+// columns read past m up to a multiple of N), so edge tiles transpose in registers too.
 template <class T>
-void store_transposed(const GemmProblem<T>& P, const T* S, std::size_t lds) {
+void store_transposed(const GemmProblem<T>& P, const T* S, std::size_t lds, bool padded = false) {
   using V = Vec<T>;
   constexpr int N = V::N;
   constexpr int TT = kTransposeTile<T>;
@@ -382,7 +394,7 @@ void store_transposed(const GemmProblem<T>& P, const T* S, std::size_t lds) {
       const T* s = S + j0 * lds + i0;
       bool done = false;
       if constexpr (TT == N) {
-        if (mi == N && nj == N) {
+        if (padded || (mi == N && nj == N)) {
           transpose_tile(s, lds, tile, N);
           done = true;
         }
@@ -427,11 +439,21 @@ void gemm_swapped(const GemmProblem<T>& P) {
   store_transposed(P, Q.c, lds);
 }
 
-// One thread's whole product (or its band of columns, gemm.cpp).
+}  // namespace FASTNN_ISA_NS
+}  // namespace fastnn
+
+#include "fastnn/gemm/narrow_impl.h"
+
+namespace fastnn {
+namespace FASTNN_ISA_NS {
+
+// One thread's whole product (or its band of columns or rows, gemm.cpp).
 template <class T>
 void gemm_single_thread(const GemmProblem<T>& P) {
   if (P.swap_small_m)
     gemm_swapped(P);
+  else if (narrow_fits(P))
+    gemm_narrow(P);
   else
     gemm_unswapped(P);
 }

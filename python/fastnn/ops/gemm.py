@@ -50,27 +50,30 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
 
 
 def _fast_product(kernel, dtypes, a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha):
-    """The fast path of matmul and matmul_bf16, about a microsecond of Python: plain
-    arguments go straight to `kernel` (out allocated when None, for an `a` of one of
-    `dtypes`), which checks them again (dtypes, layout, shapes) before any work.
-    Returns None where the path does not apply or the core rejected the call: the full
-    checks (_matmul_checked) then copy non-contiguous inputs or raise the friendly error."""
-    if (a.__class__ is np.ndarray and b.__class__ is np.ndarray and a.ndim == 2 and b.ndim == 2
-            and trans_a.__class__ is bool and trans_b.__class__ is bool
-            and alpha.__class__ is float and beta.__class__ is float and _isfinite(alpha) and _isfinite(beta)
-            and (activation is None or activation.__class__ is str) and activation_alpha is None
-            and (bias is None or bias.__class__ is np.ndarray)):
+    """The fast path of matmul and matmul_bf16, a few hundred nanoseconds of Python: plain
+    arguments go straight to `kernel` (out allocated when None, for 2-D `a` of one of
+    `dtypes`), which checks them again (dtypes, layout, shapes, finite alpha and beta)
+    before any work. Returns None where the path does not apply or the core rejected the
+    call: the full checks (_matmul_checked) then copy non-contiguous inputs or raise the
+    friendly error."""
+    if (trans_a.__class__ is bool and trans_b.__class__ is bool and alpha.__class__ is float
+            and beta.__class__ is float and activation_alpha is None
+            and a.__class__ is np.ndarray and b.__class__ is np.ndarray
+            and (bias is None or bias.__class__ is np.ndarray) and (activation is None or activation.__class__ is str)):
         c = out
-        if out is None and beta == 0.0 and a.dtype in dtypes:
+        if out is None:
+            if beta != 0.0 or a.ndim != 2 or b.ndim != 2 or a.dtype not in dtypes:
+                return None
             c = np.empty((a.shape[1] if trans_a else a.shape[0], b.shape[0] if trans_b else b.shape[1]),
                          dtype=a.dtype)
-        if c.__class__ is np.ndarray:
-            try:
-                kernel(a, b, c, trans_a, trans_b, alpha, beta, bias, activation,
-                       0.0 if activation is None else _DEFAULT_ALPHA.get(activation, 0.0))
-                return c
-            except (TypeError, ValueError):
-                pass
+        elif c.__class__ is not np.ndarray:
+            return None
+        try:
+            kernel(a, b, c, trans_a, trans_b, alpha, beta, bias, activation,
+                   0.0 if activation is None else _DEFAULT_ALPHA.get(activation, 0.0))
+            return c
+        except (TypeError, ValueError):
+            pass
     return None
 
 
