@@ -13,15 +13,14 @@ with n and k around the vector widths (8, 16) and m around the row blocks
 import numpy as np
 import pytest
 
-import fastnn
 import fastnn.ops as ops
 import fastnn.reference as ref
 from fastnn import _core
 
 from test_gemm import DTYPES, TRANSPOSES, check_epilogue, operands, tolerance
 from test_gemm_backward import saved_values
+from test_gemm_small import results_on_2_1_2_threads
 
-_default_threads = fastnn.get_num_threads()
 N_VALUES = [1, 2, 3, 7, 8, 9, 10, 15, 16, 17, 20]
 K_VALUES = [1, 2, 5, 8, 10, 16, 17, 64, 129]
 M_VALUES = [1, 5, 6, 7, 12, 13, 16, 17, 33, 64, 65, 130]
@@ -145,20 +144,14 @@ def test_narrow_product_is_bitwise_the_same_on_1_and_2_threads(isa, path, dtype)
     # grain 0: every product is split by rows; band edges fall inside the row blocks and transposes
     _core._gemm_set_tuning(-1, 0, -1, 0, 1 << 20 if path == "narrow" else 0)
     rng = np.random.default_rng(8)
-    try:
-        for (m, n, k), (ta, tb) in zip(SHAPES, TRANSPOSES * 8):
-            a, b = operands(m, n, k, dtype, ta, tb, seed=9)
-            bias = rng.standard_normal(n).astype(dtype)
-            runs = []
-            for nt in (2, 1, 2):
-                fastnn.set_num_threads(nt)
-                runs.append(ops.matmul(a, b, trans_a=ta, trans_b=tb, bias=bias, activation="elu"))
-                w, db = ops.matmul_bias_grad(a, b, trans_a=ta, trans_b=tb)
-                runs[-1] = (runs[-1], w, db)
-            for r in runs[1:]:
-                assert all(np.array_equal(x, y) for x, y in zip(runs[0], r)), ((m, n, k), ta, tb)
-    finally:
-        fastnn.set_num_threads(_default_threads)
+    for (m, n, k), (ta, tb) in zip(SHAPES, TRANSPOSES * 8):
+        a, b = operands(m, n, k, dtype, ta, tb, seed=9)
+        bias = rng.standard_normal(n).astype(dtype)
+        runs = results_on_2_1_2_threads(
+            lambda: (ops.matmul(a, b, trans_a=ta, trans_b=tb, bias=bias, activation="elu"),
+                     *ops.matmul_bias_grad(a, b, trans_a=ta, trans_b=tb)))
+        for r in runs[1:]:
+            assert all(np.array_equal(x, y) for x, y in zip(runs[0], r)), ((m, n, k), ta, tb)
 
 
 def test_default_thresholds_take_the_narrow_path_and_match_the_blocked_loops(isa):

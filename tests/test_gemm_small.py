@@ -68,22 +68,29 @@ def test_swapped_product_never_reads_out_when_beta_is_zero(isa, swap):
     np.testing.assert_allclose(out, want, rtol=0, atol=tolerance(a, b, 70, np.float32, bias=np.ones(1)))
 
 
+def results_on_2_1_2_threads(fn):
+    """[fn() with 2 threads, with 1, with 2 again]; the default thread count restored after."""
+    runs = []
+    try:
+        for nt in (2, 1, 2):
+            fastnn.set_num_threads(nt)
+            runs.append(fn())
+    finally:
+        fastnn.set_num_threads(_default_threads)
+    return runs
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_swapped_product_is_bitwise_the_same_on_1_and_2_threads(isa, swap, dtype):
     # grain 0: every product is split; band edges fall inside the 16-wide transposes
     _core._gemm_set_tuning(-1, 0, -1, 1 << 20 if swap == "swapped" else 0)
     rng = np.random.default_rng(15)
-    try:
-        for (m, n, k), (ta, tb) in zip(SHAPES, TRANSPOSES * 2):
-            a, b = operands(m, n, k, dtype, ta, tb, seed=16)
-            bias = rng.standard_normal(n).astype(dtype)
-            runs = []
-            for nt in (2, 1, 2):
-                fastnn.set_num_threads(nt)
-                runs.append(ops.matmul(a, b, trans_a=ta, trans_b=tb, bias=bias, activation="elu"))
-            assert np.array_equal(runs[0], runs[1]) and np.array_equal(runs[0], runs[2]), ((m, n, k), ta, tb)
-    finally:
-        fastnn.set_num_threads(_default_threads)
+    for (m, n, k), (ta, tb) in zip(SHAPES, TRANSPOSES * 2):
+        a, b = operands(m, n, k, dtype, ta, tb, seed=16)
+        bias = rng.standard_normal(n).astype(dtype)
+        runs = results_on_2_1_2_threads(
+            lambda: ops.matmul(a, b, trans_a=ta, trans_b=tb, bias=bias, activation="elu"))
+        assert np.array_equal(runs[0], runs[1]) and np.array_equal(runs[0], runs[2]), ((m, n, k), ta, tb)
 
 
 def test_bias_gradient_products_are_never_swapped_and_stay_right(isa):

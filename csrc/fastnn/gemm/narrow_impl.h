@@ -7,7 +7,7 @@
 //   op(A) = A (rows of A in place): C row by row, NV = ceil(n / N) vectors per
 //     row of which the last is masked, MR rows in flight; the rows of op(B) are
 //     loaded in place with masked loads (narrow_rows).
-//   op(A) = Aᵀ (A stored k x m, whose rows run along C's columns of... rows):
+//   op(A) = Aᵀ (A stored k x m: each of its rows runs along m, C's rows):
 //     Cᵀ = op(B)ᵀ·A accumulated with vectors along m, so every lane is used:
 //     JB rows of Cᵀ x IV vectors in registers, op(B)(p, j) broadcast in place
 //     and A's rows read contiguously; each IV*N-row block of C is then
@@ -18,6 +18,7 @@
 // independent of the thread count. Included by gemm_impl.h inside the ISA's
 // namespace (after store_transposed).
 #pragma once
+#include <type_traits>
 
 namespace fastnn {
 namespace FASTNN_ISA_NS {
@@ -26,6 +27,13 @@ namespace FASTNN_ISA_NS {
 // (tile_n, the same in every thread's band) at most narrow_max_n (tuning; < 0:
 // kNarrowMaxN) and at most kNarrowMaxVecs vectors, and k > 0.
 static_assert(kNarrowMaxVecs >= 1 && kNarrowMaxVecs <= 2, "gemm_narrow instantiates 1 or 2 vectors per row");
+template <class V, int R, int C> [[gnu::always_inline]] inline void zero_tile(V (&acc)[R][C]) {
+#pragma GCC unroll 32
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < C; ++v) acc[i][v] = V::zero();
+}
+
 template <class T> bool narrow_fits(const GemmProblem<T>& P) {
   const std::size_t w = P.tile_n ? P.tile_n : P.n;
   const long max_n = P.narrow_max_n >= 0 ? P.narrow_max_n : kNarrowMaxN;
@@ -42,10 +50,7 @@ void narrow_rows_block(const T* __restrict a, std::size_t lda, const T* __restri
   using V = Vec<T>;
   constexpr int N = V::N;
   V acc[MR][NV];
-#pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
+  zero_tile(acc);
   const int last = n - (NV - 1) * N;  // lanes of the last vector
   // four rows per base pointer: base + {0, 1, 2, 3} * lda stays in the
   // addressing modes, so MR rows need MR / 4 registers, not MR
@@ -91,25 +96,26 @@ void narrow_rows(const GemmProblem<T>& P) {
     b = bp;
   }
   const bool reg_act = P.has_act && (P.act == Act::relu || P.act == Act::leaky_relu);
-  for (std::size_t i0 = 0; i0 < m; i0 += MR) {
-    const int mr = static_cast<int>(std::min<std::size_t>(MR, m - i0));
+  // rows i0 .. i0 + mr through the R-row kernel (R = MR, or 4 for the last rows; the
+  // last mr < R rows are copied, zero-padded, so that nothing past A is read)
+  auto rows = [&](auto r_tag, std::size_t i0, int mr) {
+    constexpr int R = decltype(r_tag)::value;
     const Epilogue<T> ep{P.alpha, P.beta, P.bias, reg_act, P.act, P.act_alpha, P.act_grad,
                          reg_act && P.act_grad ? saved_at(P, i0, 0) : nullptr};
     T* c = P.c + i0 * P.ldc;
-    if (mr == MR) {
-      narrow_rows_block<T, MR, NV>(P.a + i0 * P.lda, P.lda, b, ldb, k, c, P.ldc, mr, n, ep);
-    } else {  // the last rows, copied (zero-padded) so that nothing past A is read
-      T* at = static_cast<T*>(gemm_thread_buffer(0, sizeof(T) * MR * k));
-      for (int i = 0; i < MR; ++i) {
-        if (i < mr)
-          std::memcpy(at + i * k, P.a + (i0 + i) * P.lda, sizeof(T) * k);
-        else
-          std::memset(at + i * k, 0, sizeof(T) * k);
-      }
-      narrow_rows_block<T, MR, NV>(at, k, b, ldb, k, c, P.ldc, mr, n, ep);
+    if (mr == R) {
+      narrow_rows_block<T, R, NV>(P.a + i0 * P.lda, P.lda, b, ldb, k, c, P.ldc, mr, n, ep);
+    } else {
+      T* at = static_cast<T*>(gemm_thread_buffer(0, sizeof(T) * R * k));
+      std::memset(at, 0, sizeof(T) * R * k);
+      for (int i = 0; i < mr; ++i) std::memcpy(at + i * k, P.a + (i0 + i) * P.lda, sizeof(T) * k);
+      narrow_rows_block<T, R, NV>(at, k, b, ldb, k, c, P.ldc, mr, n, ep);
     }
     if (P.has_act && !reg_act) block_activation(P, i0, 0, static_cast<std::size_t>(mr), P.n);
-  }
+  };
+  std::size_t i0 = 0;
+  for (; i0 + MR <= m; i0 += MR) rows(std::integral_constant<int, MR>(), i0, MR);
+  for (; i0 < m; i0 += 4) rows(std::integral_constant<int, 4>(), i0, static_cast<int>(std::min<std::size_t>(4, m - i0)));
 }
 
 // s[jj * lds + i] = alpha * sum over p < k of op(B)(p, jj) * a[p * lda + i],
@@ -122,10 +128,7 @@ void narrow_trans_block(const T* __restrict a, std::size_t lda, const T* __restr
   using V = Vec<T>;
   constexpr int N = V::N;
   V acc[JB][IV];
-#pragma GCC unroll 8
-  for (int j = 0; j < JB; ++j)
-#pragma GCC unroll 4
-    for (int v = 0; v < IV; ++v) acc[j][v] = V::zero();
+  zero_tile(acc);
   int cnt[IV];
   for (int v = 0; v < IV; ++v) cnt[v] = std::max(0, std::min(N, rem - v * N));
 #pragma GCC unroll 2
