@@ -64,7 +64,7 @@ void narrow_rows_block(const T* __restrict a, std::size_t lda, const T* __restri
     V bv[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV - 1; ++v) bv[v] = V::load(b + v * N);
-    bv[NV - 1] = last == N ? V::load(b + (NV - 1) * N) : V::load_partial(b + (NV - 1) * N, last);
+    bv[NV - 1] = V::load_partial(b + (NV - 1) * N, last);  // all lanes when last == N: no branch in the loop
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
       const T* r = base[i / 4];
