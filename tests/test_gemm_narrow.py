@@ -167,3 +167,14 @@ def test_default_thresholds_take_the_narrow_path_and_match_the_blocked_loops(isa
         finally:
             _core._gemm_set_tuning(-1, -1)
         np.testing.assert_allclose(got, blocked, rtol=0, atol=2 * tolerance(a, b, k, np.float32, bias=bias))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_narrow_products_split_at_the_default_grain_stay_bitwise(isa, dtype):
+    # big enough for 2 threads at the narrow path's own grain (gemm.cpp kNarrowGrainMacs)
+    for (m, n, k), ta in (((512, 10, 128), False), ((128, 10, 1024), True), ((1000, 16, 64), False)):
+        a, b = operands(m, n, k, dtype, ta, False, seed=12)
+        runs = results_on_2_1_2_threads(lambda: ops.matmul(a, b, trans_a=ta, bias=b[0], activation="relu"))
+        assert np.array_equal(runs[0], runs[1]) and np.array_equal(runs[0], runs[2]), (m, n, k)
+        want = ref.matmul(a, b, trans_a=ta, bias=b[0], activation="relu")
+        np.testing.assert_allclose(runs[0], want, rtol=0, atol=tolerance(a, b, k, dtype, bias=b[0]))

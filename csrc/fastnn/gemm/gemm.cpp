@@ -24,12 +24,19 @@ template <class T> const GemmKernelsT<T>& kernels_for() { return FASTNN_KERNELS(
 // Minimum multiply-adds (m * n * k) per thread before a second thread pays
 // off, measured with bench/compare_gemm.py (threshold section).
 constexpr std::size_t kGrainMacs = std::size_t(3) << 17;  // 2 threads from ~786K MACs on
+// Narrow products (gemm/narrow_impl.h; their work counted with the row
+// kernel's padded lanes) split from half that on: measured on the Zen 4 class
+// guest, 2 threads, p10 of interleaved runs: 256x10x128 X·W 1.2x faster split
+// (524K padded MACs), 128x10x128 X·W even (262K), 128x10x128 Xᵀ·dY 0.8x (164K),
+// 128x10x256 Xᵀ·dY 1.04x (327K).
+constexpr std::size_t kNarrowGrainMacs = std::size_t(3) << 16;
 
 long g_direct_a_max_n = -1;
 long g_direct_trans_a = -1;
 long g_swap_max_m = -1;
 long g_narrow_max_n = -1;
 std::size_t g_grain_macs = kGrainMacs;
+bool g_grain_tuned = false;  // the tuning knob's grain, for every product
 
 struct ThreadBuffer {
   void* p = nullptr;
@@ -62,6 +69,7 @@ void gemm_set_tuning(long direct_a_max_n, long grain_macs, long direct_trans_a, 
   g_swap_max_m = swap_max_m < 0 ? -1 : swap_max_m;
   g_direct_trans_a = direct_trans_a < 0 ? -1 : (direct_trans_a > 0 ? 1 : 0);
   g_grain_macs = grain_macs < 0 ? kGrainMacs : static_cast<std::size_t>(grain_macs);
+  g_grain_tuned = grain_macs >= 0;
 }
 
 // m == 0 with a bias gradient: the column sums of op(B) are still due.
@@ -119,8 +127,10 @@ void gemm(const GemmProblem<T>& P_in) {
   const bool split_n =
       P.swap_small_m || tiles_n >= 4 * static_cast<std::size_t>(get_num_threads()) || tiles_n >= tiles_m;
   const std::size_t tiles = split_n ? tiles_n : tiles_m;
-  const std::size_t macs = P.m * P.n * std::max<std::size_t>(P.k, 1);
-  const int nt = static_cast<int>(std::min<std::size_t>(threads_for(macs, g_grain_macs), tiles));
+  const std::size_t narrow = K.narrow_work(P);
+  const std::size_t macs = narrow ? narrow : P.m * P.n * std::max<std::size_t>(P.k, 1);
+  const std::size_t grain = narrow && !g_grain_tuned ? kNarrowGrainMacs : g_grain_macs;
+  const int nt = static_cast<int>(std::min<std::size_t>(threads_for(macs, grain), tiles));
   if (nt <= 1) {
     K.run(P);
     return;

@@ -91,6 +91,9 @@ template <class T> struct GemmKernelsT {
   int mr, nr;                          // micro-tile, for splitting C between threads
   int narrow_mr, narrow_nr;            // the narrow micro-tile (used when C has at most narrow_nr columns)
   int swap_max_m;                      // small-m products swapped up to this m (blocking.h kSwapMaxM)
+  // the multiply-adds of P on the narrow path (gemm/narrow_impl.h), counting the
+  // row kernel's padded lanes; 0 when that path does not take P
+  std::size_t (*narrow_work)(const GemmProblem<T>&);
 };
 FASTNN_DECLARE_KERNELS(GemmKernels, GemmKernelsT, gemm_kernels)
 

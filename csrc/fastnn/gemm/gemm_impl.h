@@ -460,9 +460,9 @@ void gemm_single_thread(const GemmProblem<T>& P) {
 
 const GemmKernels gemm_kernels = {
     {&gemm_single_thread<float>, GemmBlocking<float>::MR, GemmBlocking<float>::NR,
-     GemmBlockingNarrow<float>::MR, GemmBlockingNarrow<float>::NR, kSwapMaxM},
+     GemmBlockingNarrow<float>::MR, GemmBlockingNarrow<float>::NR, kSwapMaxM, &narrow_work<float>},
     {&gemm_single_thread<double>, GemmBlocking<double>::MR, GemmBlocking<double>::NR,
-     GemmBlockingNarrow<double>::MR, GemmBlockingNarrow<double>::NR, kSwapMaxM},
+     GemmBlockingNarrow<double>::MR, GemmBlockingNarrow<double>::NR, kSwapMaxM, &narrow_work<double>},
 };
 
 }  // namespace FASTNN_ISA_NS

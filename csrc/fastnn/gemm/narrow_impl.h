@@ -224,6 +224,15 @@ void narrow_bias_grad(const GemmProblem<T>& P) {
   finish_bias_grad(P, sum, P.bias_grad, P.n);
 }
 
+// The multiply-adds of P here, counting the padded lanes of the row kernel's
+// last vector (the driver's thread grain); 0 when the narrow path does not take P.
+template <class T>
+std::size_t narrow_work(const GemmProblem<T>& P) {
+  constexpr std::size_t N = Vec<T>::N;
+  if (P.swap_small_m || !narrow_fits(P)) return 0;
+  return P.m * P.k * (P.trans_a ? P.n : (P.n + N - 1) / N * N);
+}
+
 // One thread's narrow product (or its band of rows).
 template <class T>
 void gemm_narrow(const GemmProblem<T>& P) {
