@@ -19,7 +19,9 @@
 // kNarrowMaxVecs vectors per row) take the narrow path (narrow_impl.h): no
 // packing, no k slicing; the row kernel keeps kNarrowRowsMR<NV> rows of NV
 // vectors in flight, the transposed one (op(A) = Aᵀ) kNarrowTransJB rows of Cᵀ
-// by kNarrowTransIV vectors.
+// by kNarrowTransIV vectors, and only where the blocked loops would fill at
+// most kNarrowTransMaxFill percent of C's vectors (measured, 1 thread,
+// bench-style interleaved p10 against the blocked loops).
 // kSwapMaxM: products with at most this many rows of C (small batches) run as
 // their transpose, so that the weights are read in place (gemm_impl.h
 // gemm_swapped; 0: never, e.g. the scalar path, which packs A anyway).
@@ -46,6 +48,7 @@ constexpr int kNarrowMaxN = 0;  // one lane: the narrow path has nothing to win 
 constexpr int kNarrowMaxVecs = 2;
 template <int NV> constexpr int kNarrowRowsMR = 4;
 constexpr int kNarrowTransIV = 1, kNarrowTransJB = 4;
+constexpr int kNarrowTransMaxFill = 0;
 }  // namespace scalar
 
 namespace avx2 {
@@ -69,6 +72,7 @@ constexpr int kNarrowMaxN = 16;
 constexpr int kNarrowMaxVecs = 2;
 template <int NV> constexpr int kNarrowRowsMR = NV == 1 ? 12 : 6;  // 12 accumulators of 16 ymm
 constexpr int kNarrowTransIV = 2, kNarrowTransJB = 5;             // 10 accumulators, 2 rows of A
+constexpr int kNarrowTransMaxFill = 70;  // n = 10 of 16: 1.4x the blocked loops; 12 of 16: 0.94x
 }  // namespace avx2
 
 namespace avx512 {
@@ -92,6 +96,7 @@ constexpr int kNarrowMaxN = 16;
 constexpr int kNarrowMaxVecs = 2;
 template <int NV> constexpr int kNarrowRowsMR = NV == 1 ? 16 : 12;  // 16 / 24 accumulators of 32 zmm
 constexpr int kNarrowTransIV = 4, kNarrowTransJB = 6;               // 24 accumulators, 4 rows of A
+constexpr int kNarrowTransMaxFill = 80;  // n = 12 of 16: 1.17x the blocked loops; 15 of 16: 1.0x, 16: 0.9x
 }  // namespace avx512
 
 }  // namespace fastnn

@@ -25,7 +25,8 @@ namespace FASTNN_ISA_NS {
 
 // True when the narrow path takes this product: the whole product's width
 // (tile_n, the same in every thread's band) at most narrow_max_n (tuning; < 0:
-// kNarrowMaxN) and at most kNarrowMaxVecs vectors, and k > 0.
+// kNarrowMaxN) and at most kNarrowMaxVecs vectors, and k > 0; op(A) = Aᵀ only
+// where C's vectors are at most kNarrowTransMaxFill percent full (or as tuned).
 static_assert(kNarrowMaxVecs >= 1 && kNarrowMaxVecs <= 2, "gemm_narrow instantiates 1 or 2 vectors per row");
 template <class V, int R, int C> [[gnu::always_inline]] inline void zero_tile(V (&acc)[R][C]) {
 #pragma GCC unroll 32
@@ -38,7 +39,13 @@ template <class T> bool narrow_fits(const GemmProblem<T>& P) {
   const std::size_t w = P.tile_n ? P.tile_n : P.n;
   const long max_n = P.narrow_max_n >= 0 ? P.narrow_max_n : kNarrowMaxN;
   constexpr std::size_t N = Vec<T>::N;
-  return P.k > 0 && static_cast<long>(w) <= max_n && (w + N - 1) / N <= static_cast<std::size_t>(kNarrowMaxVecs);
+  const std::size_t vecs = (w + N - 1) / N;
+  if (P.k == 0 || static_cast<long>(w) > max_n || vecs > static_cast<std::size_t>(kNarrowMaxVecs)) return false;
+  // The transposed kernel runs at 0.85-0.95x the blocked loops' speed per lane on the
+  // Zen 4 class guest (avx512; 0.7-0.9x avx2): it wins where the blocked loops waste
+  // lanes on C's last vector (n = 10 of 16: 1.5x, n = 1: 2-4x), not where they fill
+  // more than kNarrowTransMaxFill percent of them. The tuning hook forces it on.
+  return !P.trans_a || P.narrow_max_n >= 0 || 100 * w <= static_cast<std::size_t>(kNarrowTransMaxFill) * vecs * N;
 }
 
 // The MR x n block of C at rows a (MR rows of op(A), stride lda, read in
@@ -118,17 +125,26 @@ void narrow_rows(const GemmProblem<T>& P) {
   for (; i0 < m; i0 += 4) rows(std::integral_constant<int, 4>(), i0, static_cast<int>(std::min<std::size_t>(4, m - i0)));
 }
 
-// s[jj * lds + i] = alpha * sum over p < k of op(B)(p, jj) * a[p * lda + i],
-// jj < JB, i < IV * N: JB rows of a block of Cᵀ. op(B)(p, jj) is b[p * bsp +
-// jj * bsj]. rem < IV * N (TAIL): only the first rem columns of a are read
-// (the others come out 0).
+// s[jj * lds + i] (+)= sum over p < k of op(B)(p, jj) * a[p * lda + i], jj < JB,
+// i < IV * N: JB rows of a block of Cᵀ, over one slice of k. op(B)(p, jj) is
+// b[p * bsp + jj * bsj]. first: start from 0, else from s (the sum so far:
+// the same FMA chain as one pass over all of k); last: times alpha. rem <
+// IV * N (TAIL): only the first rem columns of a are read (the others come out 0).
 template <class T, int JB, int IV, bool TAIL>
 void narrow_trans_block(const T* __restrict a, std::size_t lda, const T* __restrict b, std::size_t bsp,
-                        std::size_t bsj, std::size_t k, T alpha, int rem, T* s, std::size_t lds) {
+                        std::size_t bsj, std::size_t k, T alpha, int rem, T* s, std::size_t lds, bool first,
+                        bool last) {
   using V = Vec<T>;
   constexpr int N = V::N;
   V acc[JB][IV];
-  zero_tile(acc);
+  if (first) {
+    zero_tile(acc);
+  } else {
+#pragma GCC unroll 8
+    for (int j = 0; j < JB; ++j)
+#pragma GCC unroll 4
+      for (int v = 0; v < IV; ++v) acc[j][v] = V::load(s + j * lds + v * N);
+  }
   int cnt[IV];
   for (int v = 0; v < IV; ++v) cnt[v] = std::max(0, std::min(N, rem - v * N));
 #pragma GCC unroll 2
@@ -149,23 +165,26 @@ void narrow_trans_block(const T* __restrict a, std::size_t lda, const T* __restr
 #pragma GCC unroll 8
   for (int j = 0; j < JB; ++j)
 #pragma GCC unroll 4
-    for (int v = 0; v < IV; ++v) (acc[j][v] * valpha).store(s + j * lds + v * N);
+    for (int v = 0; v < IV; ++v) (last ? acc[j][v] * valpha : acc[j][v]).store(s + j * lds + v * N);
 }
 
 // The rows jj = j0 .. j0 + jb of the Cᵀ block (jb <= kNarrowTransJB, dispatched to a fixed JB).
 template <class T, bool TAIL>
 void narrow_trans_rows(int jb, const T* a, std::size_t lda, const T* b, std::size_t bsp, std::size_t bsj,
-                       std::size_t k, T alpha, int rem, T* s, std::size_t lds) {
+                       std::size_t k, T alpha, int rem, T* s, std::size_t lds, bool first, bool last) {
   constexpr int IV = kNarrowTransIV;
   static_assert(kNarrowTransJB <= 6, "narrow_trans_rows dispatches JB up to 6");
+#define FASTNN_NARROW_JB(JB) \
+  return narrow_trans_block<T, JB, IV, TAIL>(a, lda, b, bsp, bsj, k, alpha, rem, s, lds, first, last)
   switch (jb) {
-    case 1: return narrow_trans_block<T, 1, IV, TAIL>(a, lda, b, bsp, bsj, k, alpha, rem, s, lds);
-    case 2: return narrow_trans_block<T, 2, IV, TAIL>(a, lda, b, bsp, bsj, k, alpha, rem, s, lds);
-    case 3: return narrow_trans_block<T, 3, IV, TAIL>(a, lda, b, bsp, bsj, k, alpha, rem, s, lds);
-    case 4: return narrow_trans_block<T, 4, IV, TAIL>(a, lda, b, bsp, bsj, k, alpha, rem, s, lds);
-    case 5: return narrow_trans_block<T, 5, IV, TAIL>(a, lda, b, bsp, bsj, k, alpha, rem, s, lds);
-    default: return narrow_trans_block<T, 6, IV, TAIL>(a, lda, b, bsp, bsj, k, alpha, rem, s, lds);
+    case 1: FASTNN_NARROW_JB(1);
+    case 2: FASTNN_NARROW_JB(2);
+    case 3: FASTNN_NARROW_JB(3);
+    case 4: FASTNN_NARROW_JB(4);
+    case 5: FASTNN_NARROW_JB(5);
+    default: FASTNN_NARROW_JB(6);
   }
+#undef FASTNN_NARROW_JB
 }
 
 // C = epilogue(Aᵀ · op(B)) for A stored k x m (transposed kernel, see the top).
@@ -180,17 +199,23 @@ void narrow_trans(const GemmProblem<T>& P) {
   std::memset(s + n * W, 0, sizeof(T) * (rows - n) * W);
   // n split into near-equal groups of at most kNarrowTransJB rows
   const int groups = static_cast<int>((n + kNarrowTransJB - 1) / kNarrowTransJB);
+  // k in slices whose rows of A (W wide) fill half the L1d, so that every group reads them from there
+  constexpr std::size_t KS = std::max<std::size_t>(16, (std::size_t(16) << 10) / (W * sizeof(T)));
   for (std::size_t i0 = 0; i0 < m; i0 += W) {
     const int rem = static_cast<int>(std::min<std::size_t>(W, m - i0));
-    const T* a = P.a + i0;
-    for (int g = 0, j0 = 0; g < groups; ++g) {
-      const int jb = static_cast<int>((n - j0 + (groups - g) - 1) / (groups - g));
-      const T* b = P.b + j0 * bsj;
-      if (rem == W)
-        narrow_trans_rows<T, false>(jb, a, P.lda, b, bsp, bsj, k, P.alpha, rem, s + j0 * W, W);
-      else
-        narrow_trans_rows<T, true>(jb, a, P.lda, b, bsp, bsj, k, P.alpha, rem, s + j0 * W, W);
-      j0 += jb;
+    for (std::size_t pc = 0; pc < k; pc += KS) {
+      const std::size_t kc = std::min(KS, k - pc);
+      const bool first = pc == 0, last = pc + KS >= k;
+      const T* a = P.a + pc * P.lda + i0;
+      for (int g = 0, j0 = 0; g < groups; ++g) {
+        const int jb = static_cast<int>((n - j0 + (groups - g) - 1) / (groups - g));
+        const T* b = P.b + pc * bsp + j0 * bsj;
+        if (rem == W)
+          narrow_trans_rows<T, false>(jb, a, P.lda, b, bsp, bsj, kc, P.alpha, rem, s + j0 * W, W, first, last);
+        else
+          narrow_trans_rows<T, true>(jb, a, P.lda, b, bsp, bsj, kc, P.alpha, rem, s + j0 * W, W, first, last);
+        j0 += jb;
+      }
     }
     GemmProblem<T> Q = P;  // rows i0 .. i0 + rem of C
     Q.m = static_cast<std::size_t>(rem);
