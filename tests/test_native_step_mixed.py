@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import _core, native_step, ops, trainer
+from fastnn import _core, ops
 from fastnn import layers as L
 from fastnn import optimizers as O
 from test_native_step import _IDS, _ROWS
+from test_native_step import _train as _train_step
 
 MIXED = "mixed_bfloat16"
 
@@ -119,28 +120,29 @@ def test_bf16_bias_grad_is_column_sum_past_one_k_slice_and_one_column_block(bf16
 
 
 # ------------------------------------------------------- native == Python step
-def _train(monkeypatch, native, build, loss, opt, y, storage=True, epochs=2):
-    monkeypatch.setenv("FASTNN_NATIVE_STEP", "1" if native else "0")
-    count = {"n": 0}
+class _Storage(fastnn.callbacks.Callback):
+    """Clears the bfloat16 storage plan at the start of training when ``storage`` is off
+    (float32 storage between the mixed layers), and records at the end whether a layer
+    holds a bfloat16 output buffer."""
 
-    def counting(*args):
-        r = native_step.try_step(*args)
-        count["n"] += r is not None
-        return r
-    monkeypatch.setattr(trainer, "_native_step", type("M", (), {"try_step": staticmethod(counting)}))
-    x = np.random.default_rng(0).normal(size=(90, 10)).astype(np.float32)
-    model = fastnn.Sequential([L.Input((10,))] + build())
-    model.compile(opt(), loss)
-    model.build((10,))
-    if not storage:  # float32 storage between the mixed layers (the plan cleared)
-        for layer in model.layers:
-            layer._bf16_readers = ()
-    h = model.fit(x, y, batch_size=16, epochs=epochs, verbose=0, seed=3)
-    state = {"params": model.arena.params.copy(), "grads": model.arena.grads.copy()}
-    state.update({"opt " + k: v.copy() for k, v in model.optimizer.state.items()})
-    state.update({f"layer {k} {n}": np.array(v) for k, l in enumerate(model.layers) for n, v in l.vars.items()})
-    stored = [b.dtype == np.uint16 for l in model.layers for k, b in l._bufs.items() if k[0] == "y16"]
-    return state, h.history, count["n"], any(stored)
+    def __init__(self, storage):
+        super().__init__()
+        self.storage, self.stored = storage, None
+
+    def on_train_begin(self, logs=None):
+        if not self.storage:
+            for layer in self.model.layers:
+                layer._bf16_readers = ()
+
+    def on_train_end(self, logs=None):
+        self.stored = any(b.dtype == np.uint16 for layer in self.model.layers
+                          for k, b in layer._bufs.items() if k[0] == "y16")
+
+
+def _train(monkeypatch, native, build, loss, opt, y, storage):
+    probe = _Storage(storage)
+    state, history, n = _train_step(monkeypatch, native, build, loss, opt, y, "float32", callbacks=[probe])
+    return state, history, n, probe.stored
 
 
 def _frozen(layer):

@@ -5,6 +5,7 @@
 
 #include "fastnn/gemm/bf16/dense_bf16.h"
 #include "fastnn/gemm/gemm.h"
+#include "fastnn/gemm/problem.h"
 #include "fastnn/loss/loss.h"
 #include "fastnn/norm/norm.h"
 #include "fastnn/random/random.h"
@@ -12,25 +13,6 @@
 namespace fastnn {
 
 namespace {
-
-// One GEMM as the ops layer fills it (row strides: A lda, B ldb, C ldc).
-template <class T>
-GemmProblem<T> gemm_problem(bool trans_a, bool trans_b, std::size_t m, std::size_t k, std::size_t n, const T* a,
-                            std::size_t lda, const T* b, std::size_t ldb, T* c, std::size_t ldc) {
-  GemmProblem<T> P;
-  P.trans_a = trans_a;
-  P.trans_b = trans_b;
-  P.m = m;
-  P.k = k;
-  P.n = n;
-  P.a = a;
-  P.lda = lda;
-  P.b = b;
-  P.ldb = ldb;
-  P.c = c;
-  P.ldc = ldc;
-  return P;
-}
 
 // A mixed Dense layer's arguments for dense_bf16.h (x: the input as float32, or null
 // when the layer below stored it as bits).

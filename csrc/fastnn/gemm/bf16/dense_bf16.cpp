@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "fastnn/gemm/bf16/gemm_bf16.h"
+#include "fastnn/gemm/problem.h"
 #include "fastnn/parallel.h"
 
 namespace fastnn {
@@ -12,23 +13,6 @@ namespace {
 
 constexpr std::size_t kChunk = 2048;                        // widened values per step (8 KiB on the stack)
 constexpr std::size_t kActGrain = std::size_t(1) << 15;      // values per thread
-
-GemmProblem<float> problem(bool trans_a, bool trans_b, std::size_t m, std::size_t k, std::size_t n, const float* a,
-                           std::size_t lda, const float* b, std::size_t ldb, float* c, std::size_t ldc) {
-  GemmProblem<float> P;
-  P.trans_a = trans_a;
-  P.trans_b = trans_b;
-  P.m = m;
-  P.k = k;
-  P.n = n;
-  P.a = a;
-  P.lda = lda;
-  P.b = b;
-  P.ldb = ldb;
-  P.c = c;
-  P.ldc = ldc;
-  return P;
-}
 
 }  // namespace
 
@@ -46,7 +30,7 @@ void activation_backward_bf16y(Act act, float* dy, const std::uint16_t* y16, std
 
 // ops.matmul_bf16(x, W, bias=b, out=y, activation=act) as the binding sets it up.
 void dense_bf16_forward(const DenseBf16& L) {
-  GemmProblem<float> P = problem(false, false, L.m, L.in, L.out, L.x, L.in, L.W, L.out, L.y, L.out);
+  GemmProblem<float> P = gemm_problem<float>(false, false, L.m, L.in, L.out, L.x, L.in, L.W, L.out, L.y, L.out);
   P.bias = L.b;
   if (L.act != Act::identity) {
     P.act = L.act;
@@ -68,14 +52,14 @@ void dense_bf16_backward(const DenseBf16& L, float* dy) {
     else activation_backward<float>(L.act, dy, nullptr, L.y, dy, m * L.out, L.alpha);
   }
   if (L.dW) {  // dW = x^T dz, db = column sums of dz (while dz is packed)
-    GemmProblem<float> P = problem(true, false, L.in, m, L.out, L.x, L.in, dy, L.out, L.dW, L.out);
+    GemmProblem<float> P = gemm_problem<float>(true, false, L.in, m, L.out, L.x, L.in, dy, L.out, L.dW, L.out);
     P.bias_grad = L.db;
     Bf16Io io;
     io.a = L.x16;
     if (io.a) P.a = nullptr;
     gemm_bf16(P, io);
   }
-  if (L.dx) gemm_bf16(problem(false, true, m, L.out, L.in, dy, L.out, L.W, L.out, L.dx, L.in));
+  if (L.dx) gemm_bf16(gemm_problem<float>(false, true, m, L.out, L.in, dy, L.out, L.W, L.out, L.dx, L.in));
 }
 
 }  // namespace fastnn
