@@ -17,6 +17,7 @@
 
 #include "fastnn/cpu.h"
 #include "fastnn/parallel.h"
+#include "fastnn/reduce/reduce.h"
 
 namespace fastnn {
 namespace {
@@ -79,6 +80,10 @@ std::size_t span(std::size_t rows, std::size_t cols, std::size_t ld) { return ro
 // order (the order of the fused sum and of column_sum), B float32 or bits io.b.
 void bias_grad_rows(const GemmProblem<float>& P, const Bf16Io& io) {
   float* s = P.bias_grad;
+  if (!P.trans_b && !io.b && P.ldb == P.n && P.alpha == 1.0f && P.beta == 0.0f) {
+    column_sum<float>(P.b, s, P.k, P.n);  // the same sums (rows in order from zero), vectorized and threaded
+    return;
+  }
   thread_local std::vector<float> sum;  // reused: no allocation once grown
   if (sum.size() < P.n) sum.resize(P.n);
   std::fill(sum.begin(), sum.begin() + P.n, 0.0f);
