@@ -12,13 +12,18 @@ namespace fastnn {
 namespace {
 
 constexpr std::size_t kChunk = 2048;                        // widened values per step (8 KiB on the stack)
-constexpr std::size_t kActGrain = std::size_t(1) << 15;      // values per thread
+// values per thread: eltwise.cpp's measured grains (the relu family is cheap, the others
+// transcendental), so a mixed layer's act' splits like a float32 layer's
+std::size_t act_grain(Act act) {
+  return act == Act::identity || act == Act::relu || act == Act::leaky_relu ? std::size_t(1) << 16
+                                                                              : std::size_t(1) << 14;
+}
 
 }  // namespace
 
 void activation_backward_bf16y(Act act, float* dy, const std::uint16_t* y16, std::size_t n, float alpha) {
   const auto fn = FASTNN_KERNELS(float, eltwise_kernels).backward;  // activation_backward's kernel
-  parallel_for(n, kActGrain, [&](std::size_t b, std::size_t e) {
+  parallel_for(n, act_grain(act), [&](std::size_t b, std::size_t e) {
     alignas(64) float y[kChunk];
     for (std::size_t i = b; i < e; i += kChunk) {
       const std::size_t len = std::min(kChunk, e - i);
