@@ -335,8 +335,8 @@ class NativeStep {
 
 void bind_step(py::module_& m) {
   py::class_<NativeStep>(m, "NativeStep",
-                         "A training step plan (Dense (float or mixed_bfloat16), Dropout, Activation, BatchNormalization; fused loss; "
-                         "optimizer) run as one call.")
+                         "A training step plan (Dense (float or mixed_bfloat16), Dropout, Activation, "
+                         "BatchNormalization; fused loss; optimizer) run as one call.")
       .def(py::init<py::list, std::size_t, const std::string&, py::array, const std::string&, py::dict, py::list,
                     py::object>(),
            py::arg("layers"), py::arg("first"), py::arg("loss"), py::arg("dlogits"), py::arg("optimizer"),

@@ -1,18 +1,18 @@
 """The native training step: for a Sequential chain of Dense (float32, float64 or
-mixed_bfloat16), Dropout, Activation and BatchNormalization layers with a fused loss (softmax cross-entropy on logits, or mean
-squared error) and Adam/AdamW or SGD, one training step is one call into the core
-(``_core.NativeStep.run``, GIL released).
+mixed_bfloat16), Dropout, Activation and BatchNormalization layers with a fused loss
+(softmax cross-entropy on logits, or mean squared error) and Adam/AdamW or SGD, one
+training step is one call into the core (``_core.NativeStep.run``, GIL released).
 
 The plan is built once per (batch size, dtype, arena layout, optimizer state, loss and
 hyperparameters) from the layers' own buffers and the arena's views, and calls exactly
 the kernels the Python step (``trainer.train_step``) calls, in the same order with the
 same arguments: the result is bitwise the same. A mixed_bfloat16 Dense layer runs the
 kernels of layers/_mixed.py (``matmul_bf16``'s forward, ``dense_bf16_backward``), its
-output stored as bfloat16 bits exactly where Dense.forward stores it so. Anything else (a first-layer Dropout, a
-softmax Activation layer that does not feed the fused loss, a BatchNormalization whose
-batch or hyperparameters its kernel refuses, regularizers, constraints, clipping, sample
-weights, other losses or optimizers, Dense activations outside the GEMM epilogue) runs
-the Python step, with no error.
+output stored as bfloat16 bits exactly where Dense.forward stores it so. Anything else
+(a first-layer Dropout, a softmax Activation layer that does not feed the fused loss, a
+BatchNormalization whose batch or hyperparameters its kernel refuses, regularizers,
+constraints, clipping, sample weights, other losses or optimizers, Dense activations
+outside the GEMM epilogue) runs the Python step, with no error.
 ``FASTNN_NATIVE_STEP=0`` in the environment turns the native step off.
 """
 from __future__ import annotations
