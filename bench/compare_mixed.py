@@ -48,7 +48,7 @@ def make(policy, seed):
 def saved_bytes(model, x, y, batch):
     """Bytes of the activations the layers keep for the backward pass (their outputs y, and
     z where kept) after the training forward of one batch (the Python step's; the native
-    step, used by float32, keeps its own)."""
+    step, which fit uses for both policies, stores the same buffers the same way)."""
     model._forward(np.ascontiguousarray(x[:batch], dtype=np.float32), True, True)
     return sum(a.nbytes for layer in model.layers for a in (getattr(layer, "_y", None), getattr(layer, "_z", None))
                if isinstance(a, np.ndarray))

@@ -5,7 +5,7 @@ bfloat16 bits (uint16) while training; its readers take it as their bf16 operand
 The forward numbers are those of float32 storage bit for bit (the readers round
 while packing anyway); relu/leaky_relu gradients are exact (sign of y), the other
 activations take their derivative from the rounded y. Every value the user sees
-stays float32. ``storage_off`` builds the control: the same model with the plan
+stays float32. These tests run the Python step. ``storage_off`` builds the control: the same model with the plan
 cleared (float32 storage, i.e. the code before bfloat16 storage).
 """
 import numpy as np
@@ -16,6 +16,13 @@ import fastnn.reference as ref
 from fastnn.layers import Activation, Add, Dense, Dropout, Input
 
 MIXED = "mixed_bfloat16"
+
+
+@pytest.fixture(autouse=True)
+def python_step(monkeypatch):
+    """The Python step, which keeps each layer's _y to look at (the native step stores the
+    same way: tests/test_native_step_mixed.py)."""
+    monkeypatch.setenv("FASTNN_NATIVE_STEP", "0")
 
 
 def _mlp(act, policy=MIXED, widths=(48, 32), seed=0):

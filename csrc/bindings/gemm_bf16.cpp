@@ -1,6 +1,7 @@
 // Bindings of the bf16 GEMM (fastnn/gemm/bf16): matmul_bf16 with the fused
 // epilogue, the bf16 rounding, and the choice of bf16 kernel.
 #include "fastnn/gemm/bf16/gemm_bf16.h"
+#include "fastnn/gemm/bf16/dense_bf16.h"
 
 #include <algorithm>
 #include <cctype>
@@ -117,6 +118,70 @@ void bf16_round(py::array x, py::array out) {
   fastnn::round_bf16_array(px, po, n);
 }
 
+// A float32 (or, with bits, uint16) (rows, cols) C-contiguous array, or None where
+// optional; written ones writeable. Null when None.
+const py::array* dense_arg(const py::object& o, py::array& keep, std::size_t rows, std::size_t cols, const char* name,
+                           bool bits, bool write, bool optional, bool* is16 = nullptr) {
+  if (optional && o.is_none()) return nullptr;
+  keep = array_arg(o, name);
+  const bool b16 = bits ? check_f32_or_bf16(keep, name) : (check_f32(keep, name), false);
+  if (is16) *is16 = b16;
+  if (cols == 0) require_vector(keep, rows, name);
+  else require_matrix(keep, rows, cols, name);
+  if (write) require_writeable(keep, name);
+  return &keep;
+}
+
+// A mixed Dense layer's backward (dense_bf16.h): dy *= act'(y) in place, then
+// dW = x^T dz with db = its column sums, and dx = dz W^T, each when given.
+// x and y float32 or bfloat16 bits; every written array disjoint from the rest.
+void dense_bf16_backward(py::object x, py::object y, py::object W, py::object dy, const std::string& activation,
+                         double act_alpha, py::object dW, py::object db, py::object dx) {
+  py::array xa, ya, dWa, dba, dxa;
+  py::array Wa = array_arg(W, "W"), dya = array_arg(dy, "dy");
+  check_f32(Wa, "W");
+  if (Wa.ndim() != 2) throw py::value_error("W: expected 2 dimensions, got shape " + shape_str(Wa));
+  const std::size_t in = Wa.shape(0), out = Wa.shape(1);
+  check_f32(dya, "dy");
+  if (dya.ndim() != 2 || static_cast<std::size_t>(dya.shape(1)) != out)
+    throw py::value_error("dy: expected shape (m, " + std::to_string(out) + "), got " + shape_str(dya));
+  require_writeable(dya, "dy");
+  const std::size_t m = dya.shape(0);
+  bool x16 = false, y16 = false;
+  dense_arg(x, xa, m, in, "x", true, false, false, &x16);
+  dense_arg(y, ya, m, out, "y", true, false, false, &y16);
+  const fastnn::Act act = fastnn::parse_activation(activation);
+  if (fastnn::activation_grad_needs(act) == fastnn::GradNeeds::x)
+    throw py::value_error("activation: expected one whose gradient needs only y, got '" + activation + "'");
+  const py::array* pdW = dense_arg(dW, dWa, in, out, "dW", false, true, true);
+  const py::array* pdb = dense_arg(db, dba, out, 0, "db", false, true, true);
+  const py::array* pdx = dense_arg(dx, dxa, m, in, "dx", false, true, true);
+  if (pdb && !pdW) throw py::value_error("db: given without dW (the bias gradient is summed with dW)");
+  require_disjoint({Named(&dya, "dy"), Named(pdW, "dW"), Named(pdb, "db"), Named(pdx, "dx")});
+  for (const py::array* o : std::initializer_list<const py::array*>{&dya, pdW, pdb, pdx}) {
+    if (!o) continue;
+    require_no_overlap(xa, *o, "x", "dy, dW, db, dx");
+    require_no_overlap(ya, *o, "y", "dy, dW, db, dx");
+    require_no_overlap(Wa, *o, "W", "dy, dW, db, dx");
+  }
+  fastnn::DenseBf16 L;
+  L.m = m;
+  L.in = in;
+  L.out = out;
+  if (x16) L.x16 = static_cast<const std::uint16_t*>(xa.data()); else L.x = cptr<float>(xa);
+  if (y16) L.y16 = static_cast<std::uint16_t*>(const_cast<void*>(ya.data()));  // only read here
+  else L.y = const_cast<float*>(cptr<float>(ya));
+  L.W = cptr<float>(Wa);
+  L.act = act;
+  L.alpha = static_cast<float>(act_alpha);
+  L.dW = pdW ? mptr<float>(dWa) : nullptr;
+  L.db = pdb ? mptr<float>(dba) : nullptr;
+  L.dx = pdx ? mptr<float>(dxa) : nullptr;
+  float* pdy = mptr<float>(dya);
+  py::gil_scoped_release nogil;
+  fastnn::dense_bf16_backward(L, pdy);
+}
+
 // FASTNN_ISA naming an explicit path below avx512_bf16 forces the bf16
 // fallback from import on (as __init__.py reads it for select_isa); switching
 // ISAs later with select_isa leaves the bf16 choice alone.
@@ -138,6 +203,11 @@ void bind_gemm_bf16(py::module_& m) {
         py::arg("act_alpha"),
         "out = act(alpha * bf16(op(a)) @ bf16(op(b)) + beta * out + bias), float32 accumulation; float32 arrays, "
         "or uint16 bfloat16 bit patterns for a, b, out (out: rounded, beta 0).");
+  m.def("dense_bf16_backward", &dense_bf16_backward, py::arg("x"), py::arg("y"), py::arg("W"), py::arg("dy"),
+        py::arg("activation"), py::arg("act_alpha"), py::arg("dW"), py::arg("db"), py::arg("dx"),
+        "A mixed_bfloat16 Dense layer's backward: dy *= act'(y) in place; dW = bf16(x)^T bf16(dz) with db = "
+        "column sums of dz (float32); dx = bf16(dz) bf16(W)^T (dW, db, dx: None to skip). x, y: float32 or "
+        "bfloat16 bits (uint16).");
   m.def("bf16_round", &bf16_round, py::arg("x"), py::arg("out"),
         "out = x rounded to bfloat16 (nearest even; NaN kept; subnormals to signed zero), as float32.");
   m.def("bf16_pack", &bf16_pack, py::arg("x"), py::arg("out"), py::arg("to_bits"),

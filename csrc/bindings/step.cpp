@@ -20,8 +20,8 @@ template <class T> T* wptr(py::array a) { return static_cast<T*>(a.mutable_data(
 
 class NativeStep {
  public:
-  // layers, in forward order: (W, b|None, dW|None, db|None, y, dx|None, activation name, alpha)
-  // (Dense), ("dropout", ...), ("activation", ...) or ("batchnorm", ...) (the *_node methods
+  // layers, in forward order: (W, b|None, dW|None, db|None, y, dx|None, activation name, alpha,
+  // mixed) (Dense), ("dropout", ...), ("activation", ...) or ("batchnorm", ...) (the *_node methods
   // below); first: the layer the backward stops at; loss: "xent_ids", "xent_probs" or "mse";
   // optimizer: "adam" (hyper: beta1, beta2, eps, weight_decay, decoupled) or "sgd"
   // (momentum, nesterov); ranges: [(param, grad, slot0|None, slot1|None)].
@@ -102,6 +102,7 @@ class NativeStep {
     if (first > layers.size()) throw py::value_error("first: expected at most the number of layers");
     P.first = first;
     std::size_t in = 0;  // the width the next layer takes
+    const std::uint16_t* in16 = nullptr;  // the layer below's output as bfloat16 bits, if so stored
     for (std::size_t k = 0; k < layers.size(); ++k) {
       py::tuple t = layers[k].cast<py::tuple>();
       const std::string tag = t.size() > 0 && py::isinstance<py::str>(t[0]) ? t[0].cast<std::string>() : "";
@@ -111,10 +112,17 @@ class NativeStep {
       else if (tag == "batchnorm") L = batchnorm_node<T>(t, k, in, dlogits);
       else if (tag.empty()) L = dense_node<T>(t, k, in, first, dlogits);
       else throw py::value_error("layers: unknown layer kind '" + tag + "'");
+      if (in16) {  // the layer below stored bfloat16 bits: only a mixed Dense layer reads them
+        if (!L.bf16) throw py::value_error("layers: layer " + std::to_string(k) +
+                                           " reads a bfloat16 output but is not a mixed_bfloat16 Dense layer");
+        L.x16 = in16;
+      }
+      in16 = L.y16;
       in = L.out;
       P.layers.push_back(L);
     }
     if (in != out_) throw py::value_error("dlogits: expected the last layer's width " + std::to_string(in));
+    if (in16) throw py::value_error("layers: the last layer's output (the loss reads it) must be float, not bfloat16");
     P.optimizer = optimizer == "adam" ? fastnn::StepOptimizer::adam : fastnn::StepOptimizer::sgd;
     if (optimizer == "adam") {
       P.adam.beta1 = hyper["beta1"].cast<double>();
@@ -167,10 +175,12 @@ class NativeStep {
     return L;
   }
 
-  // (W, b|None, dW|None, db|None, y, dx|None, activation name, alpha)
+  // (W, b|None, dW|None, db|None, y, dx|None, activation name, alpha[, mixed]): mixed
+  // (mixed_bfloat16, float32 plans only; default false): the bf16 products; y may then be uint16
+  // (bfloat16 bits, read only by the mixed Dense layer above).
   template <class T> fastnn::DenseStep<T> dense_node(py::tuple t, std::size_t k, std::size_t in,
                                                       std::size_t first, const py::array& dlogits) {
-    if (t.size() != 8) throw py::value_error("layers: expected 8-tuples");
+    if (t.size() != 8 && t.size() != 9) throw py::value_error("layers: expected 8- or 9-tuples for Dense layers");
     fastnn::DenseStep<T> L;
     py::array W = array_arg(t[0], dlogits, "W", false);
     if (W.ndim() != 2) throw py::value_error("W: expected 2 dimensions");
@@ -185,9 +195,19 @@ class NativeStep {
       L.dW = mptr<T>(dW);
       if (!t[3].is_none()) L.db = wptr<T>(vec_arg(t[3], dlogits, L.out, "db", true));
     }
-    py::array y = array_arg(t[4], dlogits, "y", true);
+    L.bf16 = t.size() == 9 && t[8].cast<bool>();
+    if (L.bf16 && !std::is_same_v<T, float>)
+      throw py::value_error("layers: layer " + std::to_string(k) + " is mixed_bfloat16, which needs a float32 plan");
+    py::array y = t[4].cast<py::array>();
+    if (L.bf16 && same_dtype(y.dtype(), py::dtype::of<std::uint16_t>())) {  // bfloat16 bits
+      require_contiguous(y, "y");
+      require_writeable(y, "y");
+      L.y16 = static_cast<std::uint16_t*>(y.mutable_data());
+    } else {
+      y = array_arg(t[4], dlogits, "y", true);
+      L.y = mptr<T>(y);
+    }
     require_matrix(y, m_, L.out, "y");
-    L.y = mptr<T>(y);
     written_.push_back(y);
     if (!t[5].is_none()) {
       L.dx = matrix_buffer<T>(t[5], dlogits, L.in, "dx");
@@ -315,7 +335,8 @@ class NativeStep {
 
 void bind_step(py::module_& m) {
   py::class_<NativeStep>(m, "NativeStep",
-                         "A training step plan (Dense, Dropout, Activation, BatchNormalization; fused loss; optimizer) run as one call.")
+                         "A training step plan (Dense (float or mixed_bfloat16), Dropout, Activation, "
+                         "BatchNormalization; fused loss; optimizer) run as one call.")
       .def(py::init<py::list, std::size_t, const std::string&, py::array, const std::string&, py::dict, py::list,
                     py::object>(),
            py::arg("layers"), py::arg("first"), py::arg("loss"), py::arg("dlogits"), py::arg("optimizer"),

@@ -1,16 +1,18 @@
-"""The native training step: for a Sequential chain of Dense, Dropout, Activation and
-BatchNormalization layers with a fused loss (softmax cross-entropy on logits, or mean
-squared error) and Adam/AdamW or SGD, one training step is one call into the core
-(``_core.NativeStep.run``, GIL released).
+"""The native training step: for a Sequential chain of Dense (float32, float64 or
+mixed_bfloat16), Dropout, Activation and BatchNormalization layers with a fused loss
+(softmax cross-entropy on logits, or mean squared error) and Adam/AdamW or SGD, one
+training step is one call into the core (``_core.NativeStep.run``, GIL released).
 
 The plan is built once per (batch size, dtype, arena layout, optimizer state, loss and
 hyperparameters) from the layers' own buffers and the arena's views, and calls exactly
 the kernels the Python step (``trainer.train_step``) calls, in the same order with the
-same arguments: the result is bitwise the same. Anything else (a first-layer Dropout, a
-softmax Activation layer that does not feed the fused loss, a BatchNormalization whose
-batch or hyperparameters its kernel refuses, regularizers, constraints, clipping, sample
-weights, other losses or optimizers, Dense activations outside the GEMM epilogue) runs
-the Python step, with no error.
+same arguments: the result is bitwise the same. A mixed_bfloat16 Dense layer runs the
+kernels of layers/_mixed.py (``matmul_bf16``'s forward, ``dense_bf16_backward``), its
+output stored as bfloat16 bits exactly where Dense.forward stores it so. Anything else
+(a first-layer Dropout, a softmax Activation layer that does not feed the fused loss, a
+BatchNormalization whose batch or hyperparameters its kernel refuses, regularizers,
+constraints, clipping, sample weights, other losses or optimizers, Dense activations
+outside the GEMM epilogue) runs the Python step, with no error.
 ``FASTNN_NATIVE_STEP=0`` in the environment turns the native step off.
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ from . import layers as _layers
 from . import losses as _losses
 from . import ops as _ops
 from . import optimizers as _optimizers
+from .layers import _mixed
 
 _XENT = (_losses.CategoricalCrossentropy, _losses.SparseCategoricalCrossentropy)
 _ADAM = (_optimizers.Adam, _optimizers.AdamW)
@@ -38,9 +41,7 @@ def enabled():
     return os.environ.get("FASTNN_NATIVE_STEP", "1") != "0"
 
 
-def _kernel_alpha(act):
-    """The alpha the Python step passes to the kernels for this activation."""
-    return act.alpha if act.alpha is not None else _ops._DEFAULT_ALPHA.get(act.kernel, 0.0)
+_kernel_alpha = _mixed.kernel_alpha  # the alpha the Python step passes to the kernels
 
 
 def _layer_act(layer, logits):
@@ -101,8 +102,8 @@ def _supported_model(model):
     if list(model.arena.layers) != list(chain):
         return None
     for k, layer in enumerate(chain):
-        if getattr(getattr(layer, "_dtype_policy", None), "is_mixed", False) or layer.dtype != model.dtype:
-            return None  # bf16 GEMMs (or another dtype): Python step
+        if layer.dtype != model.dtype:
+            return None  # another dtype: Python step
         if type(layer) is _layers.Dropout and k > 0 and 0.0 < layer.rate < 1.0:
             continue
         if type(layer) not in (_layers.Dense, _layers.BatchNormalization, _layers.Activation):
@@ -113,15 +114,21 @@ def _supported_model(model):
 
 
 def _dense_entry(layer, m, k, first, logits):
+    """Dense.forward/backward's buffers and kernel arguments; mixed_bfloat16: the bf16
+    products, the output stored as bfloat16 bits where Dense.forward would store it so."""
     act = _layer_act(layer, logits)
     if act is None:
         return None
-    trainable = layer.trainable
-    y = layer._buffer(("y", m), (m, layer.units))
+    trainable, mixed = layer.trainable, bool(layer._dtype_policy.is_mixed)
+    if mixed and layer._bf16_readers and _mixed.stores_bf16(layer, layer._linear if logits else layer.activation,
+                                                             True, logits):
+        y = layer._buffer(("y16", m), (m, layer.units), np.uint16)
+    else:
+        y = layer._buffer(("y", m), (m, layer.units))
     dx = layer._buffer(("dx", m), (m, layer.vars["kernel"].shape[0])) if k > first else None
     return (layer.vars["kernel"], layer.vars.get("bias") if layer.use_bias else None,
             layer.grads["kernel"] if trainable else None,
-            layer.grads.get("bias") if trainable and layer.use_bias else None, y, dx, act[0], act[1])
+            layer.grads.get("bias") if trainable and layer.use_bias else None, y, dx, act[0], act[1], mixed)
 
 
 def _activation_entry(layer, m, logits):
@@ -212,9 +219,12 @@ def _build(model, chain, m, first, ranges, loss_kind, last_logits, opt_spec):
 
 
 def _layers_key(model):
-    """What the plan copied from the layers: a changed activation or dropout rate rebuilds it."""
+    """What the plan copied from the layers: a changed activation, dropout rate or dtype
+    policy (and so bfloat16 storage) rebuilds it."""
     return tuple((id(l), repr(getattr(l, "activation", None)), getattr(l, "rate", None),
-                  getattr(l, "seed", None), getattr(l, "momentum", None), getattr(l, "epsilon", None))
+                  getattr(l, "seed", None), getattr(l, "momentum", None), getattr(l, "epsilon", None),
+                  getattr(getattr(l, "_dtype_policy", None), "name", None),
+                  tuple(id(r) for r in getattr(l, "_bf16_readers", ())))
                  for l in model.layers)
 
 

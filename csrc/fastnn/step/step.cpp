@@ -1,7 +1,11 @@
 // The native training step (step.h): the kernels of the Python step, in its order.
 #include "fastnn/step/step.h"
 
+#include <type_traits>
+
+#include "fastnn/gemm/bf16/dense_bf16.h"
 #include "fastnn/gemm/gemm.h"
+#include "fastnn/gemm/problem.h"
 #include "fastnn/loss/loss.h"
 #include "fastnn/norm/norm.h"
 #include "fastnn/random/random.h"
@@ -10,27 +14,36 @@ namespace fastnn {
 
 namespace {
 
-// One GEMM as the ops layer fills it (row strides: A lda, B ldb, C ldc).
-template <class T>
-GemmProblem<T> gemm_problem(bool trans_a, bool trans_b, std::size_t m, std::size_t k, std::size_t n, const T* a,
-                            std::size_t lda, const T* b, std::size_t ldb, T* c, std::size_t ldc) {
-  GemmProblem<T> P;
-  P.trans_a = trans_a;
-  P.trans_b = trans_b;
-  P.m = m;
-  P.k = k;
-  P.n = n;
-  P.a = a;
-  P.lda = lda;
-  P.b = b;
-  P.ldb = ldb;
-  P.c = c;
-  P.ldc = ldc;
-  return P;
+// A mixed Dense layer's arguments for dense_bf16.h (x: the input as float32, or null
+// when the layer below stored it as bits).
+inline DenseBf16 bf16_layer(const DenseStep<float>& L, const float* x, std::size_t m) {
+  DenseBf16 D;
+  D.m = m;
+  D.in = L.in;
+  D.out = L.out;
+  D.x = L.x16 ? nullptr : x;
+  D.x16 = L.x16;
+  D.W = L.W;
+  D.b = L.b;
+  D.y = L.y16 ? nullptr : L.y;
+  D.y16 = L.y16;
+  D.act = L.act;
+  D.alpha = L.alpha;
+  D.dW = L.dW;
+  D.db = L.db;
+  D.dx = L.dx;
+  return D;
 }
 
-// y = act(x @ W + b): ops.matmul(x, W, bias=b, out=y, activation=...) in Dense.forward.
+// y = act(x @ W + b): ops.matmul(x, W, bias=b, out=y, activation=...) in Dense.forward
+// (mixed: ops.matmul_bf16, the same problem through gemm_bf16).
 template <class T> void dense_forward(const DenseStep<T>& L, const T* x, std::size_t m) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (L.bf16) {
+      dense_bf16_forward(bf16_layer(L, x, m));
+      return;
+    }
+  }
   GemmProblem<T> P = gemm_problem<T>(false, false, m, L.in, L.out, x, L.in, L.W, L.out, L.y, L.out);
   P.bias = L.b;
   if (L.act != Act::identity) {
@@ -44,6 +57,12 @@ template <class T> void dense_forward(const DenseStep<T>& L, const T* x, std::si
 // Dense.backward + affine_backward: dz = dy * act'(y) in place, dW = x^T dz with
 // db = column sums of dz in the same call, dx = dz W^T.
 template <class T> void dense_backward(const DenseStep<T>& L, const T* x, T* dy, std::size_t m) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (L.bf16) {  // _mixed.dense_backward: one call, as the Python step makes it
+      dense_bf16_backward(bf16_layer(L, x, m), dy);
+      return;
+    }
+  }
   if (L.act != Act::identity) activation_backward<T>(L.act, dy, nullptr, L.y, dy, m * L.out, L.alpha);
   if (L.dW) {
     GemmProblem<T> P = gemm_problem<T>(true, false, L.in, m, L.out, x, L.in, dy, L.out, L.dW, L.out);

@@ -1,5 +1,5 @@
-// The native training step: a plan of Dense, Dropout, Activation and BatchNormalization
-// layers, a fused loss and an optimizer, built once per (batch size, trainable layout) by
+// The native training step: a plan of Dense (float32, float64 or mixed_bfloat16), Dropout,
+// Activation and BatchNormalization layers, a fused loss and an optimizer, built once per (batch size, trainable layout) by
 // python/fastnn/native_step.py and run as one call. It calls exactly the kernels the Python step (trainer.train_step) calls,
 // in the same order with the same arguments, so its result is bitwise the same.
 #pragma once
@@ -49,6 +49,14 @@ template <class T> struct DenseStep {
   T* shift = nullptr;
   double momentum = 0, eps = 0;
   bool training = true;        // batchnorm: false when frozen (trainable = False)
+  // Dense under mixed_bfloat16 (float plans only): the three products through
+  // dense_bf16_forward/backward (gemm/bf16/dense_bf16.h), as the Python step's
+  // Dense.forward and _mixed.dense_backward call them. y16: the output stored as
+  // bfloat16 bits (then y is null; read only by mixed Dense layers); x16: the input
+  // as bits (the layer below's y16).
+  bool bf16 = false;
+  const std::uint16_t* x16 = nullptr;
+  std::uint16_t* y16 = nullptr;
 };
 
 enum class StepLoss { xent_ids, xent_probs, mse };

@@ -1,10 +1,11 @@
 """A layer's dtype policy (Keras 3's ``dtype=``) and Dense's bfloat16 products.
 
-Under ``mixed_bfloat16`` a Dense layer runs its three GEMMs through
-:func:`fastnn.ops.matmul_bf16` (operands rounded to bfloat16, float32
-accumulation): the forward ``x @ W`` with the fused bias+activation epilogue,
-and in the backward ``dW = x.T @ dz`` and ``dx = dz @ W.T``. The bias gradient
-(``column_sum(dz)``), the activation's gradient, BatchNormalization, the
+Under ``mixed_bfloat16`` a Dense layer runs its three GEMMs in bfloat16
+(operands rounded to bfloat16, float32 accumulation): the forward ``x @ W``
+through :func:`fastnn.ops.matmul_bf16` with the fused bias+activation epilogue,
+the backward ``dW = x.T @ dz`` and ``dx = dz @ W.T`` in one core call
+(:func:`dense_backward`). The bias gradient (the column sums of dz, float32),
+the activation's gradient, BatchNormalization, the
 softmax/loss and the optimizer stay float32; the weights (the arena) and the
 optimizer state are float32 master copies. The other layers compute in float32.
 
@@ -14,10 +15,9 @@ is refused, with a ``ValueError``, in a float64 one.
 """
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
+from .. import _core
 from .. import mixed_precision as _mp
 from .. import ops as _ops
 
@@ -62,17 +62,43 @@ def matmul_for(layer):
     return _ops.matmul_bf16 if layer._dtype_policy.is_mixed else _ops.matmul
 
 
-def affine_backward_bf16(layer, dz, need_dx):
-    """``affine_backward`` under mixed_bfloat16: dW and dx through the bf16 GEMM
-    (float32 results into the float32 arena and buffers), the bias gradient in float32."""
-    if layer.trainable:
-        _ops.matmul_bf16(layer._x, dz, trans_a=True, out=layer.grads["kernel"])
-        if layer.use_bias:
-            _ops.column_sum(dz, out=layer.grads["bias"])
-    if not need_dx:
-        return None
-    dx = layer._buffer(("dx", dz.shape[0]), layer._x.shape)
-    _ops.matmul_bf16(dz, layer.vars["kernel"], trans_b=True, out=dx)
+def kernel_alpha(act):
+    """The alpha the kernels take for this activation (its own, else the registry default)."""
+    return act.alpha if act.alpha is not None else _ops._DEFAULT_ALPHA.get(act.kernel, 0.0)
+
+
+def _c_array(a, dtype, write=False):
+    """``a`` itself when it is a C-contiguous, aligned (with write, writeable) array of
+    ``dtype``, else a copy."""
+    if a.__class__ is np.ndarray and a.dtype == dtype and a.flags.c_contiguous and a.flags.aligned \
+            and (a.flags.writeable or not write):
+        return a
+    return np.array(a, dtype=dtype, order="C")
+
+
+def dense_backward(layer, dy, need_dx):
+    """A mixed Dense layer's backward as one core call (``_core.dense_bf16_backward``, the
+    kernel the native step calls too): dz = dy * act'(y) in place (from y's bfloat16 bits
+    when it is stored so), dW = bf16(x).T @ bf16(dz) with the bias gradient, the column
+    sums of dz in float32 (rows in order: column_sum's sums), taken while dz is packed,
+    and dx = bf16(dz) @ bf16(W).T. An activation the GEMM epilogue did not fuse (softmax,
+    one needing its input) runs its float32 backward first, in Python."""
+    act = layer._act
+    kernel, alpha = "identity", 0.0
+    if act.is_linear:
+        pass
+    elif act.kernel is not None and not act.needs_input and layer._z is None:
+        kernel, alpha = act.kernel, float(kernel_alpha(act))
+    else:  # y is float32 here: only fused activations store bfloat16 outputs
+        dy = act.backward(dy, x=layer._z, y=layer._y, out=dy)
+    dy = _c_array(dy, np.float32, write=True)
+    x = layer._x
+    x = _c_array(x, np.uint16 if getattr(x, "dtype", None) == np.uint16 else np.float32)
+    trainable = layer.trainable
+    dW = layer.grads["kernel"] if trainable else None
+    db = layer.grads["bias"] if trainable and layer.use_bias else None
+    dx = layer._buffer(("dx", dy.shape[0]), x.shape) if need_dx else None
+    _core.dense_bf16_backward(x, layer._y, layer.vars["kernel"], dy, kernel, alpha, dW, db, dx)
     return dx
 
 
@@ -117,20 +143,6 @@ def stores_bf16(layer, act, training, logits):
     return (bool(readers) and training and not logits and layer._dtype_policy.is_mixed
             and act.kernel is not None and not act.needs_input
             and all(r._dtype_policy.is_mixed for r in readers))
-
-
-_scratch = threading.local()  # one float32 scratch per thread, shared by every layer
-
-
-def float_y(layer):
-    """The layer's bfloat16-stored output widened (exactly) to float32, for its activation
-    gradient, in a scratch shared by all layers (used at once, so the saved activation
-    stays 2 bytes per value)."""
-    y = layer._y
-    buf = getattr(_scratch, "buf", None)
-    if buf is None or buf.size < y.size:
-        buf = _scratch.buf = np.empty(y.size, np.float32)
-    return _ops.bfloat16_unpack(y, out=buf[:y.size].reshape(y.shape))
 
 
 def as_float(y):

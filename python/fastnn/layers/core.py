@@ -397,11 +397,10 @@ class Dense(Layer):
         return y
 
     def backward(self, dy, need_dx=True):
+        if self._dtype_policy.is_mixed:  # act' (from bf16-stored y too), dW + db, dx: one core call
+            return _mixed.dense_backward(self, dy, need_dx)
         act = self._act
-        y = self._y if self._y.dtype != np.uint16 else _mixed.float_y(self)  # bf16-stored: widened
-        dz = dy if act.is_linear else act.backward(dy, x=self._z, y=y, out=dy)
-        if self._dtype_policy.is_mixed:
-            return _mixed.affine_backward_bf16(self, dz, need_dx)
+        dz = dy if act.is_linear else act.backward(dy, x=self._z, y=self._y, out=dy)
         return affine_backward(self, dz, need_dx)
 
 

@@ -17,6 +17,7 @@
 
 #include "fastnn/cpu.h"
 #include "fastnn/parallel.h"
+#include "fastnn/reduce/reduce.h"
 
 namespace fastnn {
 namespace {
@@ -44,7 +45,7 @@ void gemm_avx512bf16(const GemmProblem<float>& P, const Bf16Io& io) {
     avx512::bf16::gemm_bf16_single_thread(P, io);
     return;
   }
-  parallel_bands(nt, tiles, [&](std::size_t, std::size_t tb, std::size_t te) {
+  parallel_bands(nt, tiles, [&](std::size_t t, std::size_t tb, std::size_t te) {
     GemmProblem<float> S = P;
     Bf16Io Sio = io;
     if (split_n) {
@@ -56,6 +57,7 @@ void gemm_avx512bf16(const GemmProblem<float>& P, const Bf16Io& io) {
       S.c = P.c + j0;
       Sio.c = io.c ? io.c + j0 : nullptr;
       S.bias = P.bias ? P.bias + j0 : nullptr;
+      S.bias_grad = P.bias_grad ? P.bias_grad + j0 : nullptr;
     } else {
       const std::size_t i0 = tb * mr, i1 = std::min(P.m, te * mr);
       const std::size_t oa = P.trans_a ? i0 : i0 * P.lda;
@@ -64,6 +66,7 @@ void gemm_avx512bf16(const GemmProblem<float>& P, const Bf16Io& io) {
       Sio.a = io.a ? io.a + oa : nullptr;
       S.c = P.c + i0 * P.ldc;
       Sio.c = io.c ? io.c + i0 * P.ldc : nullptr;
+      if (t != 0) S.bias_grad = nullptr;  // every row band sums all of op(B)'s columns: one writes them
     }
     if (S.m && S.n) avx512::bf16::gemm_bf16_single_thread(S, Sio);
   });
@@ -72,6 +75,25 @@ void gemm_avx512bf16(const GemmProblem<float>& P, const Bf16Io& io) {
 
 // Elements spanned by a stored matrix of `rows` rows of `cols` values, row stride ld.
 std::size_t span(std::size_t rows, std::size_t cols, std::size_t ld) { return rows ? (rows - 1) * ld + cols : 0; }
+
+// P.bias_grad = alpha * column sums of op(B) + beta * P.bias_grad, rows added in
+// order (the order of the fused sum and of column_sum), B float32 or bits io.b.
+void bias_grad_rows(const GemmProblem<float>& P, const Bf16Io& io) {
+  float* s = P.bias_grad;
+  if (!P.trans_b && !io.b && P.ldb == P.n && P.alpha == 1.0f && P.beta == 0.0f) {
+    column_sum<float>(P.b, s, P.k, P.n);  // the same sums (rows in order from zero), vectorized and threaded
+    return;
+  }
+  thread_local std::vector<float> sum;  // reused: no allocation once grown
+  if (sum.size() < P.n) sum.resize(P.n);
+  std::fill(sum.begin(), sum.begin() + P.n, 0.0f);
+  for (std::size_t p = 0; p < P.k; ++p)
+    for (std::size_t j = 0; j < P.n; ++j) {
+      const std::size_t at = P.trans_b ? j * P.ldb + p : p * P.ldb + j;
+      sum[j] += io.b ? bf16_to_float(io.b[at]) : P.b[at];
+    }
+  for (std::size_t j = 0; j < P.n; ++j) s[j] = P.beta != 0.0f ? P.alpha * sum[j] + P.beta * s[j] : P.alpha * sum[j];
+}
 
 // Rounded copies of A and B (kept per calling thread, so steady-state calls
 // do not allocate; bf16 operands are widened, exactly), then the active ISA's
@@ -159,7 +181,11 @@ void from_bf16_array(const std::uint16_t* x, float* y, std::size_t n) {
 void gemm_bf16(const GemmProblem<float>& P) { gemm_bf16(P, Bf16Io{}); }
 
 void gemm_bf16(const GemmProblem<float>& P0, const Bf16Io& io) {
-  if (P0.m == 0 || P0.n == 0) return;
+  if (P0.n == 0) return;
+  if (P0.m == 0) {  // no product, but op(B) may still have column sums to give
+    if (P0.bias_grad) bias_grad_rows(P0, io);
+    return;
+  }
   GemmProblem<float> P = P0;
   if (io.c) {  // float32 staging of C, per calling thread (reused: no allocation once grown)
     if (P.beta != 0.0f) throw std::invalid_argument("gemm_bf16: a bfloat16 C needs beta == 0");
@@ -168,8 +194,13 @@ void gemm_bf16(const GemmProblem<float>& P0, const Bf16Io& io) {
     if (stage.size() < nc) stage.resize(nc);
     P.c = stage.data();
   }
+  const bool kernel = use_bf16_kernel();
+  if (P.bias_grad && (!kernel || P.trans_b || io.b)) {  // the kernel sums only float32 rows of B as it packs them
+    bias_grad_rows(P, io);
+    P.bias_grad = nullptr;
+  }
 #if defined(FASTNN_HAVE_AVX512BF16)
-  if (use_bf16_kernel()) {
+  if (kernel) {
     gemm_avx512bf16(P, io);
     return;
   }

@@ -131,20 +131,27 @@ void pack_k_contiguous(const T* src, std::size_t ld, int rows, std::size_t kc, s
 
 // Pairs of `cols` columns of a matrix stored with contiguous columns (row p at
 // src + p * ld): dst[q * ldd + x] = (src[2q][x], src[2q+1][x]); layout of B
-// micro-panels (!trans_b) and A micro-panels (trans_a).
-void pack_n_contiguous(const float* src, std::size_t ld, int cols, std::size_t kc, std::uint32_t* dst, int ldd) {
+// micro-panels (!trans_b) and A micro-panels (trans_a). colsum (B only, may be
+// null): the float32 rows added to colsum[0:cols] one by one in row order, so a
+// column's sum is the one of a plain loop over its rows (column_sum's order).
+void pack_n_contiguous(const float* src, std::size_t ld, int cols, std::size_t kc, std::uint32_t* dst, int ldd,
+                       float* colsum = nullptr) {
   for (std::size_t q = 0; 2 * q < kc; ++q) {
     const float* r0 = src + 2 * q * ld;
     const float* r1 = r0 + ld;
     const bool has1 = 2 * q + 1 < kc;
     std::uint32_t* d = dst + q * ldd;
-    int x = 0;
-    for (; x + 16 <= cols; x += 16)
-      _mm512_storeu_si512(d + x, interleave_cvt(_mm512_loadu_ps(r0 + x), has1 ? _mm512_loadu_ps(r1 + x) : _mm512_setzero_ps()));
-    if (x < cols) {
-      const __mmask16 m = static_cast<__mmask16>((1u << (cols - x)) - 1u);
-      const __m512 y = has1 ? _mm512_maskz_loadu_ps(m, r1 + x) : _mm512_setzero_ps();
-      _mm512_mask_storeu_epi32(d + x, m, interleave_cvt(_mm512_maskz_loadu_ps(m, r0 + x), y));
+    for (int x = 0; x < cols; x += 16) {
+      const int cnt = std::min(16, cols - x);
+      const __mmask16 m = static_cast<__mmask16>(cnt == 16 ? 0xffffu : (1u << cnt) - 1u);
+      const __m512 v0 = _mm512_maskz_loadu_ps(m, r0 + x);
+      const __m512 v1 = has1 ? _mm512_maskz_loadu_ps(m, r1 + x) : _mm512_setzero_ps();
+      _mm512_mask_storeu_epi32(d + x, m, interleave_cvt(v0, v1));
+      if (colsum) {
+        __m512 s = _mm512_add_ps(_mm512_maskz_loadu_ps(m, colsum + x), v0);
+        if (has1) s = _mm512_add_ps(s, v1);
+        _mm512_mask_storeu_ps(colsum + x, m, s);
+      }
     }
   }
 }
@@ -186,9 +193,10 @@ void pack_a(const GemmProblem<float>& P, const Bf16Io& io, std::size_t ic, std::
 }
 
 // op(B)[pc:pc+kc, jc:jc+nc] -> Bp (micro-panels of NR columns, zero-padded); P.b or io.b.
+// colsum (P.bias_grad set; B float32, !trans_b): op(B)'s rows added to colsum[0:nc].
 template <int NR>
 void pack_b(const GemmProblem<float>& P, const Bf16Io& io, std::size_t pc, std::size_t jc, std::size_t kc,
-            std::size_t nc, std::uint32_t* Bp) {
+            std::size_t nc, std::uint32_t* Bp, float* colsum) {
   const std::size_t kp = (kc + 1) / 2;
   for (std::size_t jr = 0; jr < nc; jr += NR) {
     const int nr = static_cast<int>(std::min<std::size_t>(NR, nc - jr));
@@ -196,7 +204,8 @@ void pack_b(const GemmProblem<float>& P, const Bf16Io& io, std::size_t pc, std::
     if (nr < NR) std::memset(dst, 0, sizeof(std::uint32_t) * NR * kp);
     const std::size_t off = P.trans_b ? (jc + jr) * P.ldb + pc : pc * P.ldb + jc + jr;
     if (!P.trans_b)
-      io.b ? pack_n_contiguous(io.b + off, P.ldb, nr, kc, dst, NR) : pack_n_contiguous(P.b + off, P.ldb, nr, kc, dst, NR);
+      io.b ? pack_n_contiguous(io.b + off, P.ldb, nr, kc, dst, NR)
+           : pack_n_contiguous(P.b + off, P.ldb, nr, kc, dst, NR, colsum ? colsum + jr : nullptr);
     else
       io.b ? pack_k_contiguous(io.b + off, P.ldb, nr, kc, dst, NR) : pack_k_contiguous(P.b + off, P.ldb, nr, kc, dst, NR);
   }
@@ -277,16 +286,19 @@ void gemm_blocked(const GemmProblem<float>& P, const Bf16Io& io) {
   auto* Ap = static_cast<std::uint32_t*>(gemm_thread_buffer(0, sizeof(std::uint32_t) * mc_max * kp_max));
   auto* Bp = static_cast<std::uint32_t*>(gemm_thread_buffer(1, sizeof(std::uint32_t) * kp_max * nc_max));
   const bool in_register_act = P.act == Act::relu || P.act == Act::leaky_relu;
+  // bias_grad: summed while B is packed (the driver sends the other layouts elsewhere)
+  float* colsum = P.bias_grad ? static_cast<float*>(gemm_thread_buffer(2, sizeof(float) * nc_max)) : nullptr;
 
   for (std::size_t jc = 0; jc < n; jc += NC) {
     const std::size_t nc = std::min<std::size_t>(NC, n - jc);
+    if (colsum) std::memset(colsum, 0, sizeof(float) * nc_max);
     for (std::size_t pc = 0; pc == 0 || pc < k; pc += kc_max) {  // once if k == 0
       const std::size_t kc = std::min<std::size_t>(kc_max, k - pc), kp = (kc + 1) / 2;
       const bool first = pc == 0, last = pc + kc_max >= k;
       // a bf16 C straight from the registers on the last k pass (earlier passes accumulate in
       // P.c, read back here); activations applied over the block go through P.c instead
       const bool direct16 = io.c && last && (!P.has_act || in_register_act);
-      pack_b<NR>(P, io, pc, jc, kc, nc, Bp);
+      pack_b<NR>(P, io, pc, jc, kc, nc, Bp, colsum);
       for (std::size_t ic = 0; ic < m; ic += MC) {
         const std::size_t mc = std::min<std::size_t>(MC, m - ic);
         pack_a<MR>(P, io, ic, pc, mc, kc, Ap);
@@ -311,6 +323,9 @@ void gemm_blocked(const GemmProblem<float>& P, const Bf16Io& io) {
           for (std::size_t i = 0; i < mc; ++i) to_bf16(P.c + (ic + i) * P.ldc + jc, io.c + (ic + i) * P.ldc + jc, nc);
       }
     }
+    if (colsum)  // gemm_impl.h's finish_bias_grad
+      for (std::size_t j = 0; j < nc; ++j)
+        P.bias_grad[jc + j] = P.beta != 0.0f ? P.alpha * colsum[j] + P.beta * P.bias_grad[jc + j] : P.alpha * colsum[j];
   }
 }
 
