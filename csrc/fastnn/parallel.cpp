@@ -52,6 +52,25 @@ std::atomic<long> g_spin_ns{50000};
 
 thread_local bool t_in_chunk = false;  // this thread is running a chunk (a nested call runs serially)
 
+// Nanoseconds one idle-spin iteration (a pause and a load) takes: the least of a
+// few timed batches (a batch that was descheduled only reads longer).
+double ns_per_spin() {
+  static const double ns = [] {
+    std::atomic<std::uint32_t> word{0};
+    double best = 1e6;
+    for (int batch = 0; batch < 5; ++batch) {
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < 256; ++i) {
+        cpu_relax();
+        (void)word.load(std::memory_order_acquire);
+      }
+      best = std::min(best, std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / 256);
+    }
+    return std::max(best, 1.0);
+  }();
+  return ns;
+}
+
 class Pool {
  public:
   void run(int nchunks, void (*fn)(void*, std::size_t), void* ctx);
@@ -61,6 +80,7 @@ class Pool {
   void add_workers(int want);
   void worker_loop(int index);
   void claim_and_run(bool is_worker);
+  void run_chunk(std::size_t c, bool is_worker);
   void sleep_while(std::uint32_t seen);
   void wake_sleepers(int count);
 
@@ -92,9 +112,12 @@ void Pool::run(int nchunks, void (*fn)(void*, std::size_t), void* ctx) {
   error_ = nullptr;
   failed_.store(false, std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);
-  state_.store(std::uint64_t(++generation_) << 32 | std::uint64_t(nchunks) << 16, std::memory_order_release);
+  // chunk 0 is the caller's before the workers see the job: with 2 threads each
+  // chunk's data stays in the cache of the core that ran it last time
+  state_.store(std::uint64_t(++generation_) << 32 | std::uint64_t(nchunks) << 16 | 1, std::memory_order_release);
   wake_.fetch_add(1, std::memory_order_seq_cst);
   if (sleepers_.load(std::memory_order_seq_cst) > 0) wake_sleepers(nchunks - 1);
+  run_chunk(0, false);
   claim_and_run(false);
   const std::size_t n = static_cast<std::size_t>(nchunks);
   for (unsigned spins = 0; done_.load(std::memory_order_acquire) < n; ++spins) {
@@ -113,35 +136,40 @@ void Pool::claim_and_run(bool is_worker) {
     const std::uint64_t n = (s >> 16) & 0xffff, next = s & 0xffff;
     if (next >= n) return;
     if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
-#if defined(FASTNN_HAS_MXCSR)
-    if (is_worker && _mm_getcsr() != mxcsr_) _mm_setcsr(mxcsr_);
-#endif
-    if (!failed_.load(std::memory_order_relaxed)) {
-      t_in_chunk = true;
-      try {
-        fn_(ctx_, static_cast<std::size_t>(next));
-      } catch (...) {
-        if (!failed_.exchange(true, std::memory_order_relaxed)) error_ = std::current_exception();
-      }
-      t_in_chunk = false;
-    }
-    done_.fetch_add(1, std::memory_order_release);
+    run_chunk(static_cast<std::size_t>(next), is_worker);
     s = state_.load(std::memory_order_acquire);
   }
+}
+
+void Pool::run_chunk(std::size_t c, bool is_worker) {
+#if defined(FASTNN_HAS_MXCSR)
+  // the caller's control bits (rounding, FTZ, DAZ, exception masks); the status flags may differ
+  if (is_worker && ((_mm_getcsr() ^ mxcsr_) & ~0x3fu)) _mm_setcsr(mxcsr_);
+#endif
+  if (!failed_.load(std::memory_order_relaxed)) {
+    t_in_chunk = true;
+    try {
+      fn_(ctx_, c);
+    } catch (...) {
+      if (!failed_.exchange(true, std::memory_order_relaxed)) error_ = std::current_exception();
+    }
+    t_in_chunk = false;
+  }
+  done_.fetch_add(1, std::memory_order_release);
 }
 
 void Pool::worker_loop(int index) {
   for (;;) {
     const std::uint32_t seen = wake_.load(std::memory_order_acquire);
     claim_and_run(true);
-    // spin only if this worker is one the current thread count uses
-    const long spin_ns = index + 1 < get_num_threads() ? g_spin_ns.load(std::memory_order_relaxed) : 0;
-    const auto until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(spin_ns);
+    // spin only if this worker is one the current thread count uses; counted in
+    // iterations, not clock time, so a worker descheduled while it spins still
+    // spins when it runs again instead of going straight to sleep
+    const long spins = index + 1 < get_num_threads() ? static_cast<long>(g_spin_ns.load(std::memory_order_relaxed) / ns_per_spin()) : 0;
     bool changed = false;
-    for (unsigned i = 1; spin_ns > 0 && !changed; ++i) {
+    for (long i = 0; i < spins && !changed; ++i) {
       cpu_relax();
       changed = wake_.load(std::memory_order_acquire) != seen;
-      if (i % 64 == 0 && std::chrono::steady_clock::now() >= until) break;
     }
     if (changed) continue;
     sleepers_.fetch_add(1, std::memory_order_seq_cst);
