@@ -9,7 +9,8 @@ round after round; medians of the per-step times.
 
 A variant is ``omp`` (the .so given by --omp-so) or ``pool[:SPIN_NS]`` (this tree's
 core; SPIN_NS sets how long an idle worker spins before it sleeps, through
-``_core._testing.set_pool_spin_ns``). ``--busy N`` busy-loop processes run during the
+``_core._testing.set_pool_spin_ns``), either with ``@THREADS`` to override --threads
+(``omp@1``). ``--busy N`` busy-loop processes run during the
 loaded half of each round.
 """
 from __future__ import annotations
@@ -67,9 +68,10 @@ def stage_omp(so: str, into: pathlib.Path) -> pathlib.Path:
 
 
 def run_child(variant, omp_dir, a):
+    variant, _, threads = variant.partition("@")
     kind, _, spin = variant.partition(":")
     path = omp_dir if kind == "omp" else ROOT / "python"
-    code = CHILD.format(spin=(int(spin) if spin else None), threads=a.threads, seconds=a.seconds,
+    code = CHILD.format(spin=(int(spin) if spin else None), threads=int(threads or a.threads), seconds=a.seconds,
                         max_steps=a.max_steps)
     env = dict(os.environ, PYTHONPATH=str(path), FASTNN_NATIVE_STEP="1" if a.step == "native" else "0")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
@@ -110,7 +112,7 @@ def main():
                     for p in busy:
                         p.kill()
                         p.wait()
-        print(f"\nbatch-32 {a.step} step, {a.threads} threads, median over {a.rounds} rounds of per-child medians:")
+        print(f"\nbatch-32 {a.step} step, {a.threads} threads unless @N, median over {a.rounds} rounds of per-child medians:")
         for load in a.loads:
             for v in a.variants:
                 xs = med[(v, load)]

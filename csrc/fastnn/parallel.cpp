@@ -7,8 +7,8 @@
 // then waits only until every chunk is done: all of them were claimed by then,
 // by itself or by a worker that is running (or was descheduled mid-chunk). A
 // worker that wakes after the caller took the last chunk finds none and goes
-// back to waiting. Idle workers spin for spin_ns, then sleep on a futex (a
-// condition variable off Linux). A busy pool (another caller's job, or a chunk
+// back to waiting. Idle workers spin for about pool_spin_ns(), then sleep on a
+// futex (a condition variable off Linux). A busy pool (another caller's job, or a chunk
 // calling parallel_for) runs the new job's chunks on its caller, in order.
 //
 // fork(): the child has only the forking thread. A pthread_atfork handler drops
@@ -22,7 +22,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <exception>
 #include <thread>
 
@@ -244,7 +243,7 @@ int initial_threads() {
   return static_cast<int>(std::clamp<long>(n, 1, max_threads()));
 }
 
-int g_threads = initial_threads();
+std::atomic<int> g_threads{initial_threads()};  // read by workers while another thread may set it
 
 void after_fork_in_child() { g_pool.store(nullptr, std::memory_order_relaxed); }
 
@@ -260,9 +259,9 @@ int max_threads() {
   return limit;
 }
 
-int get_num_threads() { return g_threads; }
+int get_num_threads() { return g_threads.load(std::memory_order_relaxed); }
 
-void set_num_threads(int n) { g_threads = std::clamp(n, 1, max_threads()); }
+void set_num_threads(int n) { g_threads.store(std::clamp(n, 1, max_threads()), std::memory_order_relaxed); }
 
 void run_chunks(int nchunks, void (*chunk)(void*, std::size_t), void* ctx) {
   const std::size_t n = static_cast<std::size_t>(std::clamp(nchunks, 1, kMaxThreads));
