@@ -47,7 +47,7 @@ inline void cpu_relax() {
 
 // An idle worker spins this long for the next job before sleeping; see
 // docs/ARCHITECTURE.md (threads) for the measurement behind it.
-std::atomic<long> g_spin_ns{50000};
+std::atomic<long> g_spin_ns{200000};
 
 thread_local bool t_in_chunk = false;  // this thread is running a chunk (a nested call runs serially)
 
@@ -76,6 +76,14 @@ class Pool {
   bool try_acquire() { return !busy_.exchange(true, std::memory_order_acquire); }
 
  private:
+  bool on_callers_cpu() const {
+#if defined(__linux__)
+    return sched_getcpu() == caller_cpu_.load(std::memory_order_relaxed);
+#else
+    return false;
+#endif
+  }
+
   void add_workers(int want);
   void worker_loop(int index);
   void claim_and_run(bool is_worker);
@@ -89,6 +97,7 @@ class Pool {
   std::atomic<int> sleepers_{0};
   std::atomic<std::size_t> done_{0};
   std::atomic<bool> failed_{false};
+  std::atomic<int> caller_cpu_{-1};  // the CPU the last job's caller ran on
   // the current job, written by its caller before it is published in state_
   void (*fn_)(void*, std::size_t) = nullptr;
   void* ctx_ = nullptr;
@@ -108,6 +117,9 @@ void Pool::run(int nchunks, void (*fn)(void*, std::size_t), void* ctx) {
   fn_ = fn;
   ctx_ = ctx;
   mxcsr_ = current_mxcsr();
+#if defined(__linux__)
+  caller_cpu_.store(sched_getcpu(), std::memory_order_relaxed);
+#endif
   error_ = nullptr;
   failed_.store(false, std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);
@@ -161,10 +173,13 @@ void Pool::worker_loop(int index) {
   for (;;) {
     const std::uint32_t seen = wake_.load(std::memory_order_acquire);
     claim_and_run(true);
-    // spin only if this worker is one the current thread count uses; counted in
+    // spin only if this worker is one the current thread count uses and it does
+    // not share the last caller's CPU (there it could only run while the caller
+    // does not: a busy machine, where the kernel put both on one CPU); counted in
     // iterations, not clock time, so a worker descheduled while it spins still
     // spins when it runs again instead of going straight to sleep
-    const long spins = index + 1 < get_num_threads() ? static_cast<long>(g_spin_ns.load(std::memory_order_relaxed) / ns_per_spin()) : 0;
+    const long spins = index + 1 < get_num_threads() && !on_callers_cpu()
+                           ? static_cast<long>(g_spin_ns.load(std::memory_order_relaxed) / ns_per_spin()) : 0;
     bool changed = false;
     for (long i = 0; i < spins && !changed; ++i) {
       cpu_relax();
