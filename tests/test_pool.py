@@ -213,20 +213,21 @@ def test_pool_under_thread_sanitizer(tmp_path):
     cxx = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
     if not cxx:
         pytest.skip("no C++ compiler")
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}  # tools/sanitize.sh preloads ASan
     probe = tmp_path / "probe.cpp"
     probe.write_text("#include <thread>\nint main() { std::thread t([] {}); t.join(); }\n")
     if subprocess.run([cxx, "-fsanitize=thread", str(probe), "-o", str(tmp_path / "probe"), "-lpthread"],
-                      capture_output=True).returncode != 0:
+                      capture_output=True, env=env).returncode != 0:
         pytest.skip("this compiler cannot build with -fsanitize=thread")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     exe = tmp_path / "stress"
     build = subprocess.run([cxx, "-std=c++17", "-O1", "-g", "-fsanitize=thread", "-I", os.path.join(root, "csrc"),
                             os.path.join(root, "tests", "pool_stress.cpp"),
                             os.path.join(root, "csrc", "fastnn", "parallel.cpp"), "-o", str(exe), "-lpthread"],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, env=env)
     assert build.returncode == 0, build.stderr
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120,
-                       env=dict(os.environ, TSAN_OPTIONS="halt_on_error=1"))
+                       env=dict(env, TSAN_OPTIONS="halt_on_error=1"))
     if r.returncode != 0 and "unexpected memory mapping" in r.stderr:
         pytest.skip("ThreadSanitizer cannot run under this kernel's address-space layout")
     assert r.returncode == 0 and "ok 6000 jobs" in r.stdout and "ThreadSanitizer" not in r.stderr, r.stdout + r.stderr
