@@ -33,7 +33,7 @@ void bind_testing(py::module_& m);
 #endif
 
 PYBIND11_MODULE(_core, m) {
-  m.doc() = "fastnn compiled core (C++17, SIMD, OpenMP)";
+  m.doc() = "fastnn compiled core (C++17, SIMD, its own thread pool)";
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);

@@ -1,6 +1,6 @@
 """fastnn: fast dense neural networks on the CPU.
 
-A C++17 core (SIMD per ISA chosen at run time, OpenMP) under a Keras-like API.
+A C++17 core (SIMD per ISA chosen at run time, its own thread pool) under a Keras-like API.
 """
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ _init_threads()
 def set_num_threads(n: int) -> None:
     """Number of threads fastnn's kernels use (default: all cores, or $FASTNN_NUM_THREADS).
 
-    Affects only fastnn's kernels, not other OpenMP users in the process."""
+    Affects only fastnn's kernels (they run on fastnn's own thread pool), not other
+    libraries' threads (OpenMP, BLAS) in the process."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n: expected an int, got {type(n).__name__}")
     if n < 1:

@@ -21,10 +21,11 @@ constexpr std::size_t kPrefetchBytes = 256;
 constexpr std::size_t kLine = 64;
 // Minimum bytes copied per thread. A training batch (512 rows of 784 float32: 1.6 MB)
 // stays on one thread: a second one saves tens of microseconds on an idle machine, but
-// on a busy one (more runnable threads than cores) each OpenMP team waits for a thread
-// that is not scheduled: measured on a 2-core AMD Zen 4 guest at load 10, a 2-thread
-// gather of 512 rows took 17 ms (median) against 0.1 ms on one thread, and fit's epoch
-// was 6-13% slower than with NumPy's take. Only a gather of megabytes is split.
+// on a busy one (more runnable threads than cores) an OpenMP team waited for a thread
+// that was not scheduled: measured on a 2-core AMD Zen 4 guest at load 10 (before
+// fastnn's own pool, parallel.cpp), a 2-thread gather of 512 rows took 17 ms (median)
+// against 0.1 ms on one thread, and fit's epoch was 6-13% slower than with NumPy's
+// take. Only a gather of megabytes is split.
 constexpr std::size_t kGrainBytes = std::size_t(2) << 20;
 
 // Row i of x (of n rows) on its way to the cache; an index out of range is skipped.

@@ -5,9 +5,9 @@
 // results are denormal runs ~3x slower (bench/compare_optim.py, denormals
 // table). A DenormalScope sets FTZ and DAZ in MXCSR for its lifetime and then
 // restores the caller's value exactly; it is created inside the function each
-// thread of a parallel region runs, so every worker restores its own MXCSR and
-// the user's code (and other OpenMP users of the same thread pool) never sees
-// the change. Non-x86 builds: a no-op.
+// chunk of a parallel region runs, so every thread restores its own MXCSR and
+// the user's code never sees the change (fastnn's pool workers start each job
+// with the caller's MXCSR: parallel.cpp). Non-x86 builds: a no-op.
 #pragma once
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
