@@ -47,7 +47,7 @@ inline void cpu_relax() {
 
 // An idle worker spins this long for the next job before sleeping; see
 // docs/ARCHITECTURE.md (threads) for the measurement behind it.
-std::atomic<long> g_spin_ns{200000};
+std::atomic<long> g_spin_ns{1000000};
 
 thread_local bool t_in_chunk = false;  // this thread is running a chunk (a nested call runs serially)
 
