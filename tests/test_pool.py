@@ -231,3 +231,33 @@ def test_pool_under_thread_sanitizer(tmp_path):
     if r.returncode != 0 and "unexpected memory mapping" in r.stderr:
         pytest.skip("ThreadSanitizer cannot run under this kernel's address-space layout")
     assert r.returncode == 0 and "ok 6000 jobs" in r.stdout and "ThreadSanitizer" not in r.stderr, r.stdout + r.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and 2 CPUs")
+def test_workers_keep_to_the_process_cpus_and_run_on_one_allowed_cpu():
+    """A worker that moves off its caller's CPU keeps to the CPUs it started with (never an
+    empty or foreign set); a process allowed one CPU still runs 2-thread jobs, its workers
+    there too, with the 2-thread results (subprocess)."""
+    code = """
+import os, glob, numpy as np, fastnn
+from fastnn import ops
+allowed = os.sched_getaffinity(0)
+rng = np.random.default_rng(0)
+a, b = rng.standard_normal((256, 512), np.float32), rng.standard_normal((512, 384), np.float32)
+fastnn.set_num_threads(2)
+want = ops.matmul(a, b)
+for _ in range(300):
+    assert np.array_equal(ops.matmul(a, b), want)
+def task_cpus():
+    return [os.sched_getaffinity(int(os.path.basename(d))) for d in glob.glob("/proc/self/task/*")]
+sets = task_cpus()
+assert all(s and s <= allowed for s in sets), (sets, allowed)
+one = {min(allowed)}
+os.sched_setaffinity(0, one)
+for _ in range(300):
+    assert np.array_equal(ops.matmul(a, b), want)
+print("affinity OK")
+"""
+    r = run_script(code, timeout=60)
+    assert r.returncode == 0 and "affinity OK" in r.stdout, r.stdout + r.stderr

@@ -76,13 +76,13 @@ class Pool {
   bool try_acquire() { return !busy_.exchange(true, std::memory_order_acquire); }
 
  private:
-  bool on_callers_cpu() const {
-#if defined(__linux__)
-    return sched_getcpu() == caller_cpu_.load(std::memory_order_relaxed);
-#else
-    return false;
-#endif
-  }
+  // A worker that finds itself on the CPU its last caller ran on (the kernel puts
+  // a woken thread beside its waker while the other cores are busy, e.g. with
+  // another library's spinning threads) moves off it: its affinity becomes the
+  // process's CPUs but that one. There it could only run when the caller does not,
+  // and every job would run on one core; sleeping there keeps it there (the next
+  // wake-up places it beside the caller again). With one allowed CPU it stays.
+  void leave_callers_cpu();
 
   void add_workers(int want);
   void worker_loop(int index);
@@ -173,19 +173,19 @@ void Pool::worker_loop(int index) {
   for (;;) {
     const std::uint32_t seen = wake_.load(std::memory_order_acquire);
     claim_and_run(true);
-    // spin only if this worker is one the current thread count uses and it does
-    // not share the last caller's CPU (there it could only run while the caller
-    // does not: a busy machine, where the kernel put both on one CPU); counted in
+    // spin only if this worker is one the current thread count uses; counted in
     // iterations, not clock time, so a worker descheduled while it spins still
     // spins when it runs again instead of going straight to sleep
-    const long spins = index + 1 < get_num_threads() && !on_callers_cpu()
+    const long spins = index + 1 < get_num_threads()
                            ? static_cast<long>(g_spin_ns.load(std::memory_order_relaxed) / ns_per_spin()) : 0;
     bool changed = false;
     for (long i = 0; i < spins && !changed; ++i) {
+      if ((i & 255) == 0) leave_callers_cpu();
       cpu_relax();
       changed = wake_.load(std::memory_order_acquire) != seen;
     }
     if (changed) continue;
+    leave_callers_cpu();  // its next wake-up then places it on another CPU
     sleepers_.fetch_add(1, std::memory_order_seq_cst);
     if (wake_.load(std::memory_order_seq_cst) == seen) sleep_while(seen);
     sleepers_.fetch_sub(1, std::memory_order_relaxed);
@@ -208,6 +208,26 @@ void Pool::wake_sleepers(int) {
   { std::lock_guard<std::mutex> lock(m_); }
   cv_.notify_all();
 }
+#endif
+
+#if defined(__linux__)
+thread_local cpu_set_t t_allowed;      // a worker's CPUs when it started (its creator's)
+thread_local bool t_allowed_known = false;
+
+void Pool::leave_callers_cpu() {
+  const int cpu = caller_cpu_.load(std::memory_order_relaxed);
+  if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getcpu() != cpu) return;
+  if (!t_allowed_known) {
+    if (sched_getaffinity(0, sizeof(t_allowed), &t_allowed) != 0) return;
+    t_allowed_known = true;
+  }
+  cpu_set_t set = t_allowed;
+  CPU_CLR(cpu, &set);
+  if (CPU_COUNT(&set) == 0) return;
+  sched_setaffinity(0, sizeof(set), &set);  // a refusal leaves the worker where it is
+}
+#else
+void Pool::leave_callers_cpu() {}
 #endif
 
 void Pool::add_workers(int want) {
