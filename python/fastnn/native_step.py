@@ -41,9 +41,6 @@ def enabled():
     return os.environ.get("FASTNN_NATIVE_STEP", "1") != "0"
 
 
-_kernel_alpha = _mixed.kernel_alpha  # the alpha the Python step passes to the kernels
-
-
 def _layer_act(layer, logits):
     """(kernel name, alpha) of a Dense layer's activation as the fused GEMM epilogue takes
     it, or None when the Python step would not fuse it (softmax, swish, ...)."""
@@ -52,7 +49,7 @@ def _layer_act(layer, logits):
         return "identity", 0.0
     if act.kernel is None or act.needs_input or act.name == "softmax":
         return None
-    return act.kernel, float(_kernel_alpha(act))
+    return act.kernel, float(_mixed.kernel_alpha(act))
 
 
 def _optimizer_spec(opt):
@@ -140,7 +137,7 @@ def _activation_entry(layer, m, logits):
     if act.kernel is None or act.name == "softmax":
         return None
     n = layer.output_shape[-1]
-    return "activation", layer._buffer(("y", m), (m, n)), act.kernel, float(_kernel_alpha(act))
+    return "activation", layer._buffer(("y", m), (m, n)), act.kernel, float(_mixed.kernel_alpha(act))
 
 
 def _batchnorm_entry(layer, m, dtype):

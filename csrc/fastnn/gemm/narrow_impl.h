@@ -23,10 +23,6 @@
 namespace fastnn {
 namespace FASTNN_ISA_NS {
 
-// True when the narrow path takes this product: the whole product's width
-// (tile_n, the same in every thread's band) at most narrow_max_n (tuning; < 0:
-// kNarrowMaxN) and at most kNarrowMaxVecs vectors, and k > 0; op(A) = Aᵀ only
-// where C's vectors are at most kNarrowTransMaxFill percent full (or as tuned).
 static_assert(kNarrowMaxVecs >= 1 && kNarrowMaxVecs <= 2, "gemm_narrow instantiates 1 or 2 vectors per row");
 template <class V, int R, int C> [[gnu::always_inline]] inline void zero_tile(V (&acc)[R][C]) {
 #pragma GCC unroll 32
@@ -35,6 +31,10 @@ template <class V, int R, int C> [[gnu::always_inline]] inline void zero_tile(V 
     for (int v = 0; v < C; ++v) acc[i][v] = V::zero();
 }
 
+// True when the narrow path takes this product: the whole product's width
+// (tile_n, the same in every thread's band) at most narrow_max_n (tuning; < 0:
+// kNarrowMaxN) and at most kNarrowMaxVecs vectors, and k > 0; op(A) = Aᵀ only
+// where C's vectors are at most kNarrowTransMaxFill percent full (or as tuned).
 template <class T> bool narrow_fits(const GemmProblem<T>& P) {
   const std::size_t w = P.tile_n ? P.tile_n : P.n;
   const long max_n = P.narrow_max_n >= 0 ? P.narrow_max_n : kNarrowMaxN;

@@ -44,14 +44,7 @@ template <class T> void dense_forward(const DenseStep<T>& L, const T* x, std::si
       return;
     }
   }
-  GemmProblem<T> P = gemm_problem<T>(false, false, m, L.in, L.out, x, L.in, L.W, L.out, L.y, L.out);
-  P.bias = L.b;
-  if (L.act != Act::identity) {
-    P.act = L.act;
-    P.has_act = true;
-    P.act_alpha = L.alpha;
-  }
-  gemm<T>(P);
+  gemm<T>(dense_forward_problem<T>(m, L.in, L.out, x, L.W, L.b, L.y, L.act, L.alpha));
 }
 
 // Dense.backward + affine_backward: dz = dy * act'(y) in place, dW = x^T dz with

@@ -85,12 +85,11 @@ def dense_backward(layer, dy, need_dx):
     one needing its input) runs its float32 backward first, in Python."""
     act = layer._act
     kernel, alpha = "identity", 0.0
-    if act.is_linear:
-        pass
-    elif act.kernel is not None and not act.needs_input and layer._z is None:
-        kernel, alpha = act.kernel, float(kernel_alpha(act))
-    else:  # y is float32 here: only fused activations store bfloat16 outputs
-        dy = act.backward(dy, x=layer._z, y=layer._y, out=dy)
+    if not act.is_linear:
+        if act.kernel is not None and not act.needs_input and layer._z is None:
+            kernel, alpha = act.kernel, float(kernel_alpha(act))
+        else:  # y is float32 here: only fused activations store bfloat16 outputs
+            dy = act.backward(dy, x=layer._z, y=layer._y, out=dy)
     dy = _c_array(dy, np.float32, write=True)
     x = layer._x
     x = _c_array(x, np.uint16 if getattr(x, "dtype", None) == np.uint16 else np.float32)

@@ -35,13 +35,7 @@ void activation_backward_bf16y(Act act, float* dy, const std::uint16_t* y16, std
 
 // ops.matmul_bf16(x, W, bias=b, out=y, activation=act) as the binding sets it up.
 void dense_bf16_forward(const DenseBf16& L) {
-  GemmProblem<float> P = gemm_problem<float>(false, false, L.m, L.in, L.out, L.x, L.in, L.W, L.out, L.y, L.out);
-  P.bias = L.b;
-  if (L.act != Act::identity) {
-    P.act = L.act;
-    P.has_act = true;
-    P.act_alpha = L.alpha;
-  }
+  GemmProblem<float> P = dense_forward_problem<float>(L.m, L.in, L.out, L.x, L.W, L.b, L.y, L.act, L.alpha);
   Bf16Io io;
   io.a = L.x16;
   io.c = L.y16;
