@@ -19,14 +19,13 @@ namespace {
 constexpr std::size_t kPrefetchAhead = 4;
 constexpr std::size_t kPrefetchBytes = 256;
 constexpr std::size_t kLine = 64;
-// Minimum bytes copied per thread. A training batch (512 rows of 784 float32: 1.6 MB)
-// stays on one thread: a second one saves tens of microseconds on an idle machine, but
-// on a busy one (more runnable threads than cores) an OpenMP team waited for a thread
-// that was not scheduled: measured on a 2-core AMD Zen 4 guest at load 10 (before
-// fastnn's own pool, parallel.cpp), a 2-thread gather of 512 rows took 17 ms (median)
-// against 0.1 ms on one thread, and fit's epoch was 6-13% slower than with NumPy's
-// take. Only a gather of megabytes is split.
-constexpr std::size_t kGrainBytes = std::size_t(2) << 20;
+// Minimum bytes copied per thread: a training batch of 512 rows of 784 float32 (1.6 MB)
+// is split between two threads. Measured on a 2-core AMD Zen 4 guest (bench/gather_step.py
+// --threads 2 --rows 60000, medians, other processes running): 512 rows 189 us on one thread,
+// 98-156 us on two; with two busy-loop processes on the two cores, 102 us. (Under OpenMP a
+// 2 MB grain was needed: its team waited for a thread that was not scheduled, 17 ms at load
+// 10; fastnn's pool lets the caller take the chunks a worker has not started, parallel.h.)
+constexpr std::size_t kGrainBytes = std::size_t(256) << 10;
 
 // Row i of x (of n rows) on its way to the cache; an index out of range is skipped.
 inline void prefetch_row(const char* x, std::size_t n, std::size_t i, std::size_t row_bytes) {
