@@ -67,7 +67,7 @@ def test_many_rows_both_thread_counts():
     """A row count far past the threading grain (narrow and wide rows): the threads split
     the rows, the result is the twin's whatever the thread count."""
     rng = np.random.default_rng(2)
-    for shape in [(1_200_001,), (40_000, 33), (700, 784)]:  # 4.8, 5.3 and 2.2 MB: split at 2 threads (256 KB a thread at least)
+    for shape in [(1_200_001,), (40_000, 33), (700, 784)]:  # 4.8, 5.3, 2.2 MB: split at 2 threads
         x = _array(shape, np.float32, seed=3)
         idx = rng.integers(0, shape[0], size=shape[0] + 17)
         want = reference.take_rows(x, idx)
