@@ -37,12 +37,12 @@ def as_policy(dtype, argname="dtype"):
         try:
             dtype = np.dtype(dtype).name
         except TypeError:
-            raise TypeError(f"{argname}: expected a policy name (str) or a Policy, "
-                            f"got {type(dtype).__name__}") from None
+            raise _mp.PolicyTypeError(f"{argname}: expected a policy name (str) or a Policy, "
+                                      f"got {type(dtype).__name__}") from None
     try:
         return _mp.DTypePolicy(dtype)
     except (TypeError, ValueError) as e:
-        raise type(e)(str(e).replace("name:", f"{argname}:", 1)) from None
+        raise type(e)(str(e).replace("name:", f"{argname}:", 1).replace("policy:", f"{argname}:", 1)) from None
 
 
 def check_policy(layer, policy, dtype):

@@ -268,6 +268,22 @@ class Layer:
         c.update((k, _config_value(getattr(self, k))) for k in keys)
         return c
 
+    @classmethod
+    def from_config(cls, config):
+        """A new layer from ``get_config()``'s dict (Keras's ``cls.from_config``); nested
+        configs of activations, initializers, regularizers and constraints are rebuilt."""
+        cfg = dict(config)
+        if isinstance(cfg.get("activation"), dict):
+            cfg["activation"] = _activations.get(cfg["activation"])
+        for k, v in list(cfg.items()):
+            if k.endswith("_initializer") and isinstance(v, dict):
+                cfg[k] = _initializers.get(v)
+            elif k.endswith("_regularizer"):
+                cfg[k] = _regularizers.get(v)
+            elif k.endswith("_constraint"):
+                cfg[k] = _constraints.get(v)
+        return cls(**cfg)
+
     def _extra_state(self):
         return {}
 
