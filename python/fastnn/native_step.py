@@ -273,5 +273,7 @@ def _make(model, m, first, ranges, yb, loss_on_logits, last_logits):
         return None
     if ranges and opt_spec[0] == "adam" and not all(s in model.optimizer.state for s in ("m", "v")):
         return None
+    if ranges and opt_spec[0] == "sgd" and opt_spec[1]["momentum"] and "velocity" not in model.optimizer.state:
+        return None  # momentum set after build: SGD.apply adds the velocity (the next step's plan has it)
     built = _build(model, chain, m, first, ranges, kind[0], last_logits, opt_spec)
     return None if built is None else (built[0], kind[0], built[1])

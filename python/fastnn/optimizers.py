@@ -234,6 +234,13 @@ class SGD(Optimizer):
             lr = (1.0 - self.momentum) * lr
         _ops.sgd_update(p, g, v, lr=lr, momentum=self.momentum, nesterov=self.nesterov)
 
+    def apply(self, params, grads, ranges, variables):
+        if self.momentum and "velocity" not in self.state:  # momentum set after build (Keras trains
+            self.slots = ("velocity",) + tuple(self.slots)  # on): the velocity starts at zero
+            self.state["velocity"] = np.zeros(params.size, dtype=params.dtype)
+            self._views = None
+        super().apply(params, grads, ranges, variables)
+
     def build(self, size, dtype, remap=None):
         super().build(size, dtype, remap)
         if not remap:
