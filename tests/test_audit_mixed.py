@@ -67,3 +67,13 @@ def test_non_string_policy_is_a_valueerror_as_keras_and_state_unchanged(bad):
     with pytest.raises(ValueError, match="dtype_policy"):
         d.dtype_policy = 3
     assert d.dtype_policy == mp.Policy("float32")
+
+
+@pytest.mark.parametrize("x", [np.arange(3), np.ones(3, np.float16), np.ones(3, np.float64),
+                               np.ones(3, np.complex64)])
+def test_bfloat16_round_names_float32_only(x):
+    # bfloat16_round said "expected dtype float32 or float64" for an int or float16 array,
+    # then refused float64 itself: the message now names what it takes
+    from fastnn import ops
+    with pytest.raises(TypeError, match=r"x: expected dtype float32 \(bfloat16 operations take float32"):
+        ops.bfloat16_round(x)
