@@ -77,3 +77,18 @@ def test_bfloat16_round_names_float32_only(x):
     from fastnn import ops
     with pytest.raises(TypeError, match=r"x: expected dtype float32 \(bfloat16 operations take float32"):
         ops.bfloat16_round(x)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", mp.Policy("mixed_bfloat16"), {"name": "mixed_bfloat16"}])
+def test_layer_takes_dtype_policy_keyword(policy):
+    # issue 15 asks for a per-layer ``dtype_policy=`` (Keras 3 layers take ``dtype=``); it was
+    # "unexpected keyword argument"
+    for layer in (layers.Dense(3, dtype_policy=policy), layers.BatchNormalization(dtype_policy=policy),
+                  layers.Dropout(0.5, dtype_policy=policy)):
+        assert layer.dtype_policy == mp.Policy("mixed_bfloat16")
+        assert layer.compute_dtype == "bfloat16"
+    assert layers.Dense(3, dtype="mixed_bfloat16", dtype_policy=policy).dtype_policy.name == "mixed_bfloat16"
+    with pytest.raises(ValueError, match="dtype, dtype_policy"):
+        layers.Dense(3, dtype="float32", dtype_policy=policy)
+    with pytest.raises(ValueError, match="dtype_policy: expected one of"):
+        layers.Dense(3, dtype_policy="mixed_float17")
