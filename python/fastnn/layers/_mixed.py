@@ -45,6 +45,18 @@ def as_policy(dtype, argname="dtype"):
         raise type(e)(str(e).replace("name:", f"{argname}:", 1).replace("policy:", f"{argname}:", 1)) from None
 
 
+def layer_policy(dtype, dtype_policy):
+    """A layer's policy from its ``dtype=`` (Keras 3) or ``dtype_policy=`` (the same, by
+    the attribute's name); both given must agree."""
+    if dtype_policy is None:
+        return as_policy(dtype)
+    policy = as_policy(dtype_policy, "dtype_policy")
+    if dtype is not None and as_policy(dtype) != policy:
+        raise ValueError(f"dtype, dtype_policy: give one, or the same policy twice, got {as_policy(dtype).name!r} "
+                         f"and {policy.name!r}")
+    return policy
+
+
 def check_policy(layer, policy, dtype):
     """Raises if ``policy`` cannot run in a model of ``dtype`` (mixed needs float32)."""
     if policy.is_mixed and np.dtype(dtype) != np.float32:
