@@ -68,3 +68,39 @@ def test_set_num_threads_still_refuses_non_integers_and_counts_below_one(bad, er
     with pytest.raises(err, match="n: expected"):
         fastnn.set_num_threads(bad)
     assert fastnn.get_num_threads() == before
+
+
+def _fit_twice(monkeypatch, native, opt, change):
+    monkeypatch.setenv("FASTNN_NATIVE_STEP", native)
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((32, 6)).astype(np.float32), rng.integers(0, 3, 32)
+    m = _model()
+    m.compile(opt, fastnn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    m.fit(x, y, batch_size=8, verbose=0, shuffle=False)
+    change(m.optimizer)
+    try:
+        m.fit(x, y, batch_size=8, verbose=0, shuffle=False)
+        return "trained", m.get_weights()
+    except (TypeError, ValueError) as e:
+        return type(e).__name__, str(e)
+
+
+def test_nesterov_set_to_an_int_trains_in_both_steps(monkeypatch):
+    # ``opt.nesterov = 1`` (truthy, as Keras reads it): the native step trained with Nesterov,
+    # the Python step raised TypeError after counting an iteration
+    out = [_fit_twice(monkeypatch, native, optimizers.SGD(0.1, momentum=0.9), lambda o: setattr(o, "nesterov", 1))
+           for native in ("1", "0")]
+    assert out[0][0] == out[1][0] == "trained"
+    for a, b in zip(out[0][1], out[1][1]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("opt, attr", [(optimizers.SGD(0.1, momentum=0.5), "momentum"),
+                                       (optimizers.Adam(0.01), "beta_1"), (optimizers.Adam(0.01), "epsilon")])
+def test_a_string_hyperparameter_is_refused_by_both_steps(monkeypatch, opt, attr):
+    # the native step converted "0.9" with float() and trained; the Python step refused it
+    import copy
+    out = [_fit_twice(monkeypatch, native, copy.deepcopy(opt), lambda o: setattr(o, attr, "0.9"))
+           for native in ("1", "0")]
+    assert out[0][0] == out[1][0] != "trained"
+    assert out[0][1] == out[1][1]
