@@ -17,6 +17,7 @@ outside the GEMM epilogue) runs the Python step, with no error.
 """
 from __future__ import annotations
 
+import numbers
 import os
 import weakref
 
@@ -52,10 +53,18 @@ def _layer_act(layer, logits):
     return act.kernel, float(_mixed.kernel_alpha(act))
 
 
+def _plain_numbers(opt, names):
+    """True when the attributes are real numbers (set after construction, they are not checked:
+    the Python step's kernels refuse what float() would take, such as "0.9")."""
+    return all(isinstance(getattr(opt, n), numbers.Real) and not isinstance(getattr(opt, n), (bool, np.bool_))
+               for n in names if getattr(opt, n, None) is not None)
+
+
 def _optimizer_spec(opt):
     """("adam" | "sgd", hyper) or None when the optimizer is not supported natively."""
     if opt.clipnorm is not None or opt.clipvalue is not None or opt.global_clipnorm is not None \
-            or getattr(opt, "use_ema", False):
+            or getattr(opt, "use_ema", False) \
+            or not _plain_numbers(opt, ("beta_1", "beta_2", "epsilon", "weight_decay", "momentum")):
         return None
     if type(opt) in _ADAM:
         return "adam", {"beta1": float(opt.beta_1), "beta2": float(opt.beta_2), "eps": float(opt.epsilon),
