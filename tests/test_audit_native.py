@@ -104,3 +104,19 @@ def test_a_string_hyperparameter_is_refused_by_both_steps(monkeypatch, opt, attr
            for native in ("1", "0")]
     assert out[0][0] == out[1][0] != "trained"
     assert out[0][1] == out[1][1]
+
+
+@pytest.mark.parametrize("value", ["99999", "99999999999999999999"])
+def test_a_huge_fastnn_num_threads_names_the_variable(value):
+    # FASTNN_NUM_THREADS past the limit failed the import with "n: expected an integer in
+    # [1, 4096], got ..." (a ValueError naming an argument the user never passed)
+    import os
+    import subprocess
+    import sys
+    from helpers import fastnn_pythonpath
+    env = {**os.environ, "FASTNN_NUM_THREADS": value, "PYTHONPATH": fastnn_pythonpath()}
+    env.pop("OMP_THREAD_LIMIT", None)
+    r = subprocess.run([sys.executable, "-c", "import fastnn"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("RuntimeError: FASTNN_NUM_THREADS: expected an integer in [1, 4096]") and value in last
