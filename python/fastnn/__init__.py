@@ -30,7 +30,10 @@ def _init_threads():
         n = 0
     if n < 1:
         raise RuntimeError(f"FASTNN_NUM_THREADS: expected an integer >= 1, got {env!r}")
-    _core.set_num_threads(n)
+    try:
+        _core.set_num_threads(n)
+    except ValueError as e:  # past _core.max_threads() (4096, or OMP_THREAD_LIMIT): named as the variable
+        raise RuntimeError(f"FASTNN_NUM_THREADS: {str(e).split(': ', 1)[-1]}") from None
 
 
 _init_isa()
