@@ -71,8 +71,9 @@ def test_unknown_or_unsupported_names_are_refused_clearly(name, why):
 
 @pytest.mark.parametrize("bad", [None, 3, 1.5, b"float32", ["float32"]])
 def test_non_string_policies_are_type_errors(bad):
-    with pytest.raises(TypeError, match="name: expected a policy name"):
-        mp.Policy(bad)
+    if bad is not None:  # Policy(None) is float32, as in Keras 3 (tests/test_audit_mixed.py)
+        with pytest.raises(TypeError, match="name: expected a policy name"):
+            mp.Policy(bad)
     with pytest.raises(TypeError, match="policy: expected a policy name"):
         mp.set_global_policy(bad)
 

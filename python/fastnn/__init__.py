@@ -4,6 +4,7 @@ A C++17 core (SIMD per ISA chosen at run time, its own thread pool) under a Kera
 """
 from __future__ import annotations
 
+import numbers as _numbers
 import os as _os
 
 from . import _core
@@ -29,7 +30,10 @@ def _init_threads():
         n = 0
     if n < 1:
         raise RuntimeError(f"FASTNN_NUM_THREADS: expected an integer >= 1, got {env!r}")
-    _core.set_num_threads(n)
+    try:
+        _core.set_num_threads(n)
+    except ValueError as e:  # past _core.max_threads() (4096, or OMP_THREAD_LIMIT): named as the variable
+        raise RuntimeError(f"FASTNN_NUM_THREADS: {str(e).split(': ', 1)[-1]}") from None
 
 
 _init_isa()
@@ -41,8 +45,9 @@ def set_num_threads(n: int) -> None:
 
     Affects only fastnn's kernels (they run on fastnn's own thread pool), not other
     libraries' threads (OpenMP, BLAS) in the process."""
-    if isinstance(n, bool) or not isinstance(n, int):
+    if isinstance(n, bool) or not isinstance(n, _numbers.Integral):  # NumPy integers too
         raise TypeError(f"n: expected an int, got {type(n).__name__}")
+    n = int(n)
     if n < 1:
         raise ValueError(f"n: expected an integer >= 1, got {n}")
     _core.set_num_threads(n)

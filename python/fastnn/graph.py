@@ -28,14 +28,14 @@ from . import modelfile as _modelfile
 from . import multi_io as _multi_io
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
-from . import _bn_stats, trainer as _trainer
+from . import _bn_stats, mixed_precision as _mixed_precision, trainer as _trainer
 from ._layer_stats import layer_statistics
 from .arena import ParameterArena
 from .trainer import NotCompiledError  # noqa: F401  (public name of fastnn.models)
 
 
-def _float_dtype(dtype):
-    dt = np.dtype(dtype)
+def _float_dtype(dtype):  # None: the global policy's variable dtype (Keras 3)
+    dt = np.dtype(_mixed_precision.global_policy().variable_dtype if dtype is None else dtype)
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"dtype: expected float32 or float64, got {dt}")
     return dt
@@ -73,7 +73,7 @@ class Model:
     _default_name = "model"
     _saved_as = "Model"  # the class name in a saved file (fastnn.io.load_model)
 
-    def __init__(self, inputs=None, outputs=None, name=None, dtype="float32"):
+    def __init__(self, inputs=None, outputs=None, name=None, dtype=None):
         self.name = name or self._default_name
         self.dtype = _float_dtype(dtype)
         self.layers = []
@@ -452,7 +452,7 @@ class Sequential(Model):
     _default_name = "sequential"
     _saved_as = "Sequential"
 
-    def __init__(self, layers=None, name=None, dtype="float32"):
+    def __init__(self, layers=None, name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)
         for layer in layers or []:
             self.add(layer)

@@ -21,7 +21,14 @@ same arithmetic runs through the float32 kernels (correct, not fast).
 Refused, with a ``ValueError`` naming the valid policies: ``"bfloat16"`` and
 ``"float16"`` (fastnn keeps float32 master weights), ``"mixed_float16"`` (no
 float16 kernels), and any other name. A policy argument that is neither a
-string nor a :class:`Policy` is a ``TypeError`` (Keras raises ``ValueError``).
+string nor a :class:`Policy` raises :class:`PolicyTypeError`, both a
+``ValueError`` (as Keras 3) and a ``TypeError``. ``Policy(None)`` is the
+``float32`` policy (Keras: ``floatx()``); ``set_global_policy(None)`` is
+refused, as in Keras 3.
+
+A model's dtype (its variables and computations) defaults to the global
+policy's ``variable_dtype`` when the model is created: ``float64`` under
+``set_global_policy("float64")``, else ``float32``.
 
 >>> from fastnn import mixed_precision
 >>> p = mixed_precision.Policy("mixed_bfloat16")
@@ -32,7 +39,7 @@ string nor a :class:`Policy` is a ``TypeError`` (Keras raises ``ValueError``).
 """
 from __future__ import annotations
 
-__all__ = ["DTypePolicy", "Policy", "set_global_policy", "global_policy", "set_dtype_policy", "dtype_policy"]
+__all__ = ["DTypePolicy", "Policy", "PolicyTypeError", "set_global_policy", "global_policy", "set_dtype_policy", "dtype_policy"]
 
 # name -> (compute_dtype, variable_dtype)
 _POLICIES = {
@@ -59,6 +66,8 @@ class DTypePolicy:
     def __init__(self, name="float32"):
         if isinstance(name, DTypePolicy):
             name = name.name
+        elif name is None:  # Keras 3: floatx()
+            name = "float32"
         if not isinstance(name, str):
             raise TypeError(f"name: expected a policy name (str), one of {sorted(_POLICIES)}, "
                             f"got {type(name).__name__}")
@@ -117,12 +126,17 @@ Policy = DTypePolicy
 _global = DTypePolicy("float32")
 
 
+class PolicyTypeError(ValueError, TypeError):
+    """A policy argument that is neither a name nor a Policy: ``ValueError`` as Keras 3
+    raises it, and ``TypeError`` (what it is)."""
+
+
 def _as_policy(policy, argname="policy") -> DTypePolicy:
     if isinstance(policy, DTypePolicy):
         return policy
     if isinstance(policy, str):
         return DTypePolicy(policy)
-    raise TypeError(f"{argname}: expected a policy name (str) or a Policy, got {type(policy).__name__}")
+    raise PolicyTypeError(f"{argname}: expected a policy name (str) or a Policy, got {type(policy).__name__}")
 
 
 def set_global_policy(policy) -> None:

@@ -17,6 +17,7 @@ outside the GEMM epilogue) runs the Python step, with no error.
 """
 from __future__ import annotations
 
+import numbers
 import os
 import weakref
 
@@ -52,10 +53,18 @@ def _layer_act(layer, logits):
     return act.kernel, float(_mixed.kernel_alpha(act))
 
 
+def _plain_numbers(opt, names):
+    """True when the attributes are real numbers (set after construction, they are not checked:
+    the Python step's kernels refuse what float() would take, such as "0.9")."""
+    return all(isinstance(getattr(opt, n), numbers.Real) and not isinstance(getattr(opt, n), (bool, np.bool_))
+               for n in names if getattr(opt, n, None) is not None)
+
+
 def _optimizer_spec(opt):
     """("adam" | "sgd", hyper) or None when the optimizer is not supported natively."""
     if opt.clipnorm is not None or opt.clipvalue is not None or opt.global_clipnorm is not None \
-            or getattr(opt, "use_ema", False):
+            or getattr(opt, "use_ema", False) \
+            or not _plain_numbers(opt, ("beta_1", "beta_2", "epsilon", "weight_decay", "momentum")):
         return None
     if type(opt) in _ADAM:
         return "adam", {"beta1": float(opt.beta_1), "beta2": float(opt.beta_2), "eps": float(opt.epsilon),
@@ -273,5 +282,7 @@ def _make(model, m, first, ranges, yb, loss_on_logits, last_logits):
         return None
     if ranges and opt_spec[0] == "adam" and not all(s in model.optimizer.state for s in ("m", "v")):
         return None
+    if ranges and opt_spec[0] == "sgd" and opt_spec[1]["momentum"] and "velocity" not in model.optimizer.state:
+        return None  # momentum set after build: SGD.apply adds the velocity (the next step's plan has it)
     built = _build(model, chain, m, first, ranges, kind[0], last_logits, opt_spec)
     return None if built is None else (built[0], kind[0], built[1])

@@ -232,7 +232,14 @@ class SGD(Optimizer):
             if self._ema_step[1] != 1.0:
                 v *= v.dtype.type(self._ema_step[1])
             lr = (1.0 - self.momentum) * lr
-        _ops.sgd_update(p, g, v, lr=lr, momentum=self.momentum, nesterov=self.nesterov)
+        _ops.sgd_update(p, g, v, lr=lr, momentum=self.momentum, nesterov=bool(self.nesterov))  # truthy, as Keras
+
+    def apply(self, params, grads, ranges, variables):
+        if self.momentum and "velocity" not in self.state:  # momentum set after build (Keras trains
+            self.slots = ("velocity",) + tuple(self.slots)  # on): the velocity starts at zero
+            self.state["velocity"] = np.zeros(params.size, dtype=params.dtype)
+            self._views = None
+        super().apply(params, grads, ranges, variables)
 
     def build(self, size, dtype, remap=None):
         super().build(size, dtype, remap)

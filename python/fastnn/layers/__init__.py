@@ -23,10 +23,6 @@ Shapes: activations are (batch, features) row-major; ``Flatten`` turns
 """
 from __future__ import annotations
 
-from .. import activations as _activations
-from .. import constraints as _constraints
-from .. import initializers as _initializers
-from .. import regularizers as _regularizers
 from .activations import ELU, LeakyReLU, Maxout, PReLU, ReLU, Softmax
 from .core import (Activation, Dense, Flatten, Input, InputLayer, Layer, SymbolicTensor, VarSpec,  # noqa: F401
                    _require_2d, _shape_tuple, _snake)
@@ -55,14 +51,4 @@ def deserialize(d):
     cls = LAYERS.get(d.get("class_name"))
     if cls is None:
         raise ValueError(f"layer: unknown class {d.get('class_name')!r}; known: {', '.join(LAYERS)}")
-    cfg = dict(d["config"])
-    if "activation" in cfg and isinstance(cfg["activation"], dict):
-        cfg["activation"] = _activations.get(cfg["activation"])
-    for k, v in list(cfg.items()):
-        if k.endswith("_initializer") and isinstance(v, dict):
-            cfg[k] = _initializers.get(v)
-        elif k.endswith("_regularizer"):
-            cfg[k] = _regularizers.get(v)
-        elif k.endswith("_constraint"):
-            cfg[k] = _constraints.get(v)
-    return cls(**cfg)
+    return cls.from_config(d["config"])

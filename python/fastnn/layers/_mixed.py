@@ -37,12 +37,24 @@ def as_policy(dtype, argname="dtype"):
         try:
             dtype = np.dtype(dtype).name
         except TypeError:
-            raise TypeError(f"{argname}: expected a policy name (str) or a Policy, "
-                            f"got {type(dtype).__name__}") from None
+            raise _mp.PolicyTypeError(f"{argname}: expected a policy name (str) or a Policy, "
+                                      f"got {type(dtype).__name__}") from None
     try:
         return _mp.DTypePolicy(dtype)
     except (TypeError, ValueError) as e:
-        raise type(e)(str(e).replace("name:", f"{argname}:", 1)) from None
+        raise type(e)(str(e).replace("name:", f"{argname}:", 1).replace("policy:", f"{argname}:", 1)) from None
+
+
+def layer_policy(dtype, dtype_policy):
+    """A layer's policy from its ``dtype=`` (Keras 3) or ``dtype_policy=`` (the same, by
+    the attribute's name); both given must agree."""
+    if dtype_policy is None:
+        return as_policy(dtype)
+    policy = as_policy(dtype_policy, "dtype_policy")
+    if dtype is not None and as_policy(dtype) != policy:
+        raise ValueError(f"dtype, dtype_policy: give one, or the same policy twice, got {as_policy(dtype).name!r} "
+                         f"and {policy.name!r}")
+    return policy
 
 
 def check_policy(layer, policy, dtype):

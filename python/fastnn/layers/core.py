@@ -108,7 +108,7 @@ class Layer:
     """Base class. Subclasses set ``output_shape`` and declare variables in ``build``,
     and implement ``forward(x, training, logits=False)`` and ``backward(dy, need_dx)``."""
 
-    def __init__(self, name=None, trainable=True, input_shape=None, input_dim=None, dtype=None):
+    def __init__(self, name=None, trainable=True, input_shape=None, input_dim=None, dtype=None, dtype_policy=None):
         base = _snake(type(self).__name__)
         if name is None:
             k = next(_name_counters[base])
@@ -120,7 +120,7 @@ class Layer:
         if input_dim is not None:
             input_shape = (input_dim,)
         self._declared_input_shape = None if input_shape is None else _shape_tuple(input_shape, "input_shape")
-        self._dtype_policy = _mixed.as_policy(dtype)  # Keras 3: default the global policy, now
+        self._dtype_policy = _mixed.layer_policy(dtype, dtype_policy)  # default: the global policy, now
         self.built = False
         self.input_shape = None
         self.output_shape = None
@@ -267,6 +267,22 @@ class Layer:
             keys += self._optional_config_keys
         c.update((k, _config_value(getattr(self, k))) for k in keys)
         return c
+
+    @classmethod
+    def from_config(cls, config):
+        """A new layer from ``get_config()``'s dict (Keras's ``cls.from_config``); nested
+        configs of activations, initializers, regularizers and constraints are rebuilt."""
+        cfg = dict(config)
+        if isinstance(cfg.get("activation"), dict):
+            cfg["activation"] = _activations.get(cfg["activation"])
+        for k, v in list(cfg.items()):
+            if k.endswith("_initializer") and isinstance(v, dict):
+                cfg[k] = _initializers.get(v)
+            elif k.endswith("_regularizer"):
+                cfg[k] = _regularizers.get(v)
+            elif k.endswith("_constraint"):
+                cfg[k] = _constraints.get(v)
+        return cls(**cfg)
 
     def _extra_state(self):
         return {}

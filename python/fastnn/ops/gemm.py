@@ -286,9 +286,9 @@ def bfloat16_round(x, *, out=None):
     NaN stays NaN, +-inf stay, values past the largest bfloat16 become +-inf,
     float32 subnormals become signed zeros. ``out`` may be ``x`` (in place).
     """
-    x = _float_array(x, "x")
-    if x.dtype != np.float32:
+    if x.__class__ is np.ndarray and x.dtype != np.float32:
         raise TypeError(f"x: expected dtype float32 (bfloat16 operations take float32 arrays), got {x.dtype}")
+    x = _float_array(x, "x", dtype=np.float32)
     out = _out_array(out, "out", dtype=x.dtype, shape=x.shape)
     _core.bf16_round(x, out)
     return out
