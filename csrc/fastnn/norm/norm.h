@@ -59,20 +59,22 @@ template <class T> struct NormKernelsT {
   // y = x * scale + shift per feature, for `rows` whole rows of n features.
   void (*affine_rows)(const T* x, const T* scale, const T* shift, T* y, std::size_t rows, std::size_t n);
   // The row path (norm_rows_impl.h): per-part sums over rows [i0, i1) into acc,
-  // the statistics from all parts' sums, and the output over rows [i0, i1).
-  void (*forward_band_sums)(const T* x, std::size_t n, std::size_t i0, std::size_t i1, T* acc);
+  // the statistics from all parts' sums, and the output over rows [i0, i1);
+  // one_row: rows one at a time, else in groups of 4.
+  void (*forward_band_sums)(const T* x, std::size_t n, std::size_t i0, std::size_t i1, bool one_row, T* acc);
   void (*forward_band_stats)(const T* acc, std::size_t parts, std::size_t stride, const T* x, const T* gamma,
                              const T* beta, T* running_mean, T* running_var, T* batch_mean, T* batch_invstd,
                              T* par, std::size_t m, std::size_t n, T momentum, T one_minus_momentum, T unbias,
                              T eps);
-  void (*forward_band_apply)(const T* x, const T* par, T* y, std::size_t n, std::size_t i0, std::size_t i1);
+  void (*forward_band_apply)(const T* x, const T* par, T* y, std::size_t n, std::size_t i0, std::size_t i1,
+                             bool one_row);
   void (*backward_band_sums)(const T* dy, const T* x, const T* mean, std::size_t n, std::size_t i0,
-                             std::size_t i1, T* acc);
+                             std::size_t i1, bool one_row, T* acc);
   void (*backward_band_stats)(const T* acc, std::size_t parts, std::size_t stride, const T* gamma,
                               const T* mean, const T* invstd, T* dgamma, T* dbeta, T* par, std::size_t m,
                               std::size_t n);
   void (*backward_band_apply)(const T* dy, const T* x, const T* par, T* dx, std::size_t n, std::size_t i0,
-                              std::size_t i1);
+                              std::size_t i1, bool one_row);
 };
 FASTNN_DECLARE_KERNELS(NormKernels, NormKernelsT, norm_kernels)
 

@@ -1,5 +1,5 @@
-// Per-ISA BatchNorm kernels of the row path (large batches; norm.cpp chooses
-// it): threads split the rows, not the features. Included by norm_impl.h.
+// Per-ISA BatchNorm kernels of the row path (batches of 128 rows and more;
+// norm.cpp): threads split the rows, not the features. Included by norm_impl.h.
 //
 // Why: a column split hands each thread a slice of every row (1 KiB of a 2 KiB
 // row at (4096, 512) on 2 threads), so each thread streams short, strided
@@ -15,29 +15,27 @@
 //
 // Per-feature arrays are interleaved by vector ("slots"): slot v holds K
 // vectors of N lanes for features [v*N, v*N + N), e.g. (mean, scale, beta) for
-// K = 3. Separate arrays 4 KiB apart (the old layout) put every row's loads and
-// stores at the same address bits 0-11, which the core treats as a possible
-// store-to-load dependency (4K aliasing): at (2048, 1024), 1-row streaming with
-// separate arrays ran 2.5x slower than with interleaved ones.
+// K = 3. Separate arrays 4 KiB apart (the column kernels' layout) put each
+// vector's loads and stores at the same address bits 0-11, which the core takes
+// for a possible store-to-load dependency (4K aliasing): streaming (2048, 1024)
+// one row at a time took 2.5x the column kernel's time with separate arrays,
+// 1.15-1.5x with interleaved ones (so wide rows go in groups of 4, norm.cpp).
 #pragma once
 #include <cstddef>
 
 namespace fastnn {
 namespace FASTNN_ISA_NS {
 
-// Rows of at most this many bytes are streamed one at a time; wider rows in
-// groups of 4 (for_row_groups), which load the per-feature values once per 4
-// rows: their arrays (par: 12-16 KiB at 1024 floats) no longer stay in L1 beside
-// the streams. Measured, 1 thread, 1 row vs 4: (8192, 256) 0.72-0.80x the time,
-// (4096, 512) 0.8-1.0x, (2048, 1024) 1.15-1.5x.
-constexpr std::size_t kNarrowRowBytes = 2048;
-
-// Calls f(i, rows) over rows [i0, i1): rows = 1 for narrow rows, else groups of 4.
-template <class T, class F> inline void for_band_rows(std::size_t i0, std::size_t i1, std::size_t n, F f) {
-  if (n * sizeof(T) > kNarrowRowBytes) {
-    for_row_groups(i0, i1, f);
-  } else {
+// Calls f(i, rows) over rows [i0, i1): one row at a time (rows = 1) when
+// one_row, else in groups of 4 (for_row_groups), which load the per-feature
+// values once per 4 rows. norm.cpp chooses (by the shape): one row at a time
+// pays when the rows come from beyond L2 and are narrow enough that the
+// per-feature arrays stay in L1 beside the streams.
+template <class F> inline void for_band_rows(std::size_t i0, std::size_t i1, bool one_row, F f) {
+  if (one_row) {
     for (std::size_t i = i0; i < i1; ++i) f(i, std::integral_constant<int, 1>{});
+  } else {
+    for_row_groups(i0, i1, f);
   }
 }
 
@@ -46,18 +44,24 @@ template <class T, class F> inline void for_band_rows(std::size_t i0, std::size_
 // col_block<T>() features keep the block accumulators in L1 (one block when
 // n <= col_block); kRowBlock rows are summed before they are added to acc.
 template <class T, class Row>
-inline void band_sums(std::size_t i0, std::size_t i1, std::size_t n, T* acc, Row row) {
+inline void band_sums(std::size_t i0, std::size_t i1, std::size_t n, bool one_row, T* acc, Row row) {
   using V = Vec<T>;
   constexpr std::size_t N = V::N, CB = col_block<T>();
   alignas(64) T blk[2 * CB];
-  for_each_vector<T>(n, [&](std::size_t j, auto, int) { V::zero().store(acc + 2 * j); V::zero().store(acc + 2 * j + N); });
+  const auto zero_slots = [&](T* a, std::size_t w) {
+    for_each_vector<T>(w, [&](std::size_t j, auto, int) {
+      V::zero().store(a + 2 * j);
+      V::zero().store(a + 2 * j + N);
+    });
+  };
+  zero_slots(acc, n);
   for (std::size_t c = 0; c < n; c += CB) {
     const std::size_t w = n - c < CB ? n - c : CB;
     T* s = acc + 2 * c;
     for (std::size_t ib = i0; ib < i1; ib += kRowBlock) {
       const std::size_t ie = ib + kRowBlock < i1 ? ib + kRowBlock : i1;
-      for_each_vector<T>(w, [&](std::size_t j, auto, int) { V::zero().store(blk + 2 * j); V::zero().store(blk + 2 * j + N); });
-      for_band_rows<T>(ib, ie, n, [&](std::size_t i, auto rows) {
+      zero_slots(blk, w);
+      for_band_rows(ib, ie, one_row, [&](std::size_t i, auto rows) {
         for_each_vector<T>(w, [&](std::size_t j, auto tail, int lanes) {
           V sa, sb;
           row(i, c + j, lanes, tail, sa, sb);
@@ -81,9 +85,10 @@ inline void band_sums(std::size_t i0, std::size_t i1, std::size_t n, T* acc, Row
 
 // Forward statistics of one part: S1 = sum (x - K), S2 = sum (x - K)^2 over
 // rows [i0, i1), K = row 0 of x (the shift of forward_train_cols).
-template <class T> void forward_band_sums(const T* x, std::size_t n, std::size_t i0, std::size_t i1, T* acc) {
+template <class T>
+void forward_band_sums(const T* x, std::size_t n, std::size_t i0, std::size_t i1, bool one_row, T* acc) {
   using V = Vec<T>;
-  band_sums<T>(i0, i1, n, acc, [&](std::size_t i, std::size_t f, int lanes, auto tail, V& a, V& b) {
+  band_sums<T>(i0, i1, n, one_row, acc, [&](std::size_t i, std::size_t f, int lanes, auto tail, V& a, V& b) {
     constexpr bool Tail = decltype(tail)::value;
     a = ld<Tail>(x + i * n + f, lanes) - ld<Tail>(x + f, lanes);
     b = a * a;
@@ -92,9 +97,10 @@ template <class T> void forward_band_sums(const T* x, std::size_t n, std::size_t
 
 // Backward sums of one part: S1 = sum dy, S2 = sum dy * (x - mean).
 template <class T>
-void backward_band_sums(const T* dy, const T* x, const T* mean, std::size_t n, std::size_t i0, std::size_t i1, T* acc) {
+void backward_band_sums(const T* dy, const T* x, const T* mean, std::size_t n, std::size_t i0, std::size_t i1,
+                        bool one_row, T* acc) {
   using V = Vec<T>;
-  band_sums<T>(i0, i1, n, acc, [&](std::size_t i, std::size_t f, int lanes, auto tail, V& a, V& b) {
+  band_sums<T>(i0, i1, n, one_row, acc, [&](std::size_t i, std::size_t f, int lanes, auto tail, V& a, V& b) {
     constexpr bool Tail = decltype(tail)::value;
     a = ld<Tail>(dy + i * n + f, lanes);
     b = a * (ld<Tail>(x + i * n + f, lanes) - ld<Tail>(mean + f, lanes));
@@ -167,10 +173,11 @@ void backward_band_stats(const T* acc, std::size_t parts, std::size_t stride, co
 
 // y = (x - mean) * scale + beta over rows [i0, i1), par from forward_band_stats.
 template <class T>
-void forward_band_apply(const T* x, const T* par, T* y, std::size_t n, std::size_t i0, std::size_t i1) {
+void forward_band_apply(const T* x, const T* par, T* y, std::size_t n, std::size_t i0, std::size_t i1,
+                        bool one_row) {
   using V = Vec<T>;
   constexpr std::size_t N = V::N;
-  for_band_rows<T>(i0, i1, n, [&](std::size_t i, auto rows) {
+  for_band_rows(i0, i1, one_row, [&](std::size_t i, auto rows) {
     for_each_vector<T>(n, [&](std::size_t j, auto tail, int lanes) {
       constexpr bool Tail = decltype(tail)::value;
       const V mean = V::load(par + 3 * j), scale = V::load(par + 3 * j + N), shift = V::load(par + 3 * j + 2 * N);
@@ -185,10 +192,10 @@ void forward_band_apply(const T* x, const T* par, T* y, std::size_t n, std::size
 // dx = k1*dy + k2*(x - mean) + k0 over rows [i0, i1), par from backward_band_stats.
 template <class T>
 void backward_band_apply(const T* dy, const T* x, const T* par, T* dx, std::size_t n, std::size_t i0,
-                         std::size_t i1) {
+                         std::size_t i1, bool one_row) {
   using V = Vec<T>;
   constexpr std::size_t N = V::N;
-  for_band_rows<T>(i0, i1, n, [&](std::size_t i, auto rows) {
+  for_band_rows(i0, i1, one_row, [&](std::size_t i, auto rows) {
     for_each_vector<T>(n, [&](std::size_t j, auto tail, int lanes) {
       constexpr bool Tail = decltype(tail)::value;
       const T* p = par + 4 * j;
