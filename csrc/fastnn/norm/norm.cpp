@@ -37,10 +37,10 @@ std::size_t grain_cols(std::size_t m) { return std::max<std::size_t>(1, kGrain /
 // rows into whole-row bands, which stream sequentially (the column path hands
 // each thread short strided slices of every row). The column path stays for
 // fewer rows, where a feature split is the only one that can use 2 threads.
-// Measured, fwd+bwd float32, row / column path time, AMD Zen 4 (2 cores, shared):
-// 2 threads (128,512) 0.79-0.87, (512,512) 0.52-0.56, (256,1024) 0.63-0.85,
-// (2048,512) 0.59-0.63, (4096,512) 0.54-0.72; 1 thread 0.95-1.05 in L2 and
-// 0.63-0.9 beyond it (bench/compare_norm.py, bench/norm_ab.py).
+// Measured, fwd+bwd float32, row / column path time, AMD Zen 4 (2 cores, shared,
+// noisy), both paths in one build, interleaved: 2 threads (128,512) 0.79-0.87,
+// (512,512) 0.52-0.56, (256,1024) 0.63-0.85, (2048,512) 0.59-0.63, (4096,512)
+// 0.54-0.72; 1 thread (kernels alone, medians) 0.88-1.09 in L2, 0.6-1.03 beyond.
 // The rows are summed in parts of at least kPartRows rows, at most kMaxParts
 // of them (the most threads the statistics pass can use): the partition is a
 // function of m only, and the parts are added in part order, so the sums do not
