@@ -23,7 +23,8 @@ import numpy as np
 import cases
 import common
 
-CASES = cases.NORM_SHAPES
+# the shared shapes, then larger batches beyond L2 (the row path's territory)
+CASES = cases.NORM_SHAPES + tuple(s for s in ((8192, 256), (2048, 1024)) if s not in cases.NORM_SHAPES)
 
 
 def contenders(m, n):

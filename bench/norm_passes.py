@@ -7,6 +7,8 @@ batchnorm forward (training) and backward, and for scale one column sum (one
 read stream), relu (read + write) and relu_grad (two reads + write) over the
 same (m, n). Training BatchNorm is two passes each way (statistics, then the
 output): forward ~ column sum + relu, backward ~ a two-stream sum + relu_grad.
+Shapes: compare_norm.CASES (from 128 rows on, threads split the rows; below, the
+features: csrc/fastnn/norm/norm.cpp).
 A (2, 16) row gives the per-call overhead.
 """
 from __future__ import annotations
@@ -20,6 +22,7 @@ import fastnn
 from fastnn import ops
 
 import cases
+import compare_norm
 
 
 def best_us(fn, elements):
@@ -34,7 +37,7 @@ def main():
     fastnn.set_num_threads(a.threads)
     print(f"threads={a.threads} isa={fastnn.cpu_info()['isa']}  (us per call)")
     print(f"{'shape':>12} {'bn fwd':>8} {'bn bwd':>8} {'colsum':>8} {'relu':>8} {'relu_grad':>9}")
-    for m, n in (cases.NORM_OVERHEAD_SHAPE,) + cases.NORM_SHAPES:
+    for m, n in (cases.NORM_OVERHEAD_SHAPE,) + compare_norm.CASES:
         x, dy, g, b, rm, rv = cases.norm_inputs(m, n)
         y, dx, cs = np.empty_like(x), np.empty_like(x), np.empty(n, np.float32)
         fwd_out = (y, np.empty(n, np.float32), np.empty(n, np.float32))

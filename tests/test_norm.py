@@ -149,10 +149,11 @@ def test_inference_uses_running_statistics():
     np.testing.assert_allclose(y, (x - rm) / np.sqrt(rv + 1e-3) * g + b, rtol=1e-12, atol=1e-12)
 
 
-def test_shifted_data_keeps_variance_accurate_far_from_zero():
+@pytest.mark.parametrize("shape", [(100, 16), (512, 16), (4096, 300)])  # column path, row path in L2, beyond
+def test_shifted_data_keeps_variance_accurate_far_from_zero(shape):
     # mean 1e4, std 1: a naive E[x^2] - E[x]^2 in float32 would lose everything
     rng = np.random.default_rng(6)
-    x = (rng.standard_normal((512, 16)) + 1e4).astype(np.float32)
+    x = (rng.standard_normal(shape) + 1e4).astype(np.float32)
     n = x.shape[1]
     _, mean, invstd = ops.batchnorm_forward(x, np.ones(n, np.float32), np.zeros(n, np.float32),
                                             np.zeros(n, np.float32), np.ones(n, np.float32), eps=1e-6)

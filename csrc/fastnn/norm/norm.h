@@ -1,8 +1,10 @@
 // BatchNorm over the batch axis of a row-major (m, n) matrix: m rows (the
 // batch), n features, features contiguous. Per-feature statistics are
-// reductions down the columns, so kernels vectorize over the feature axis and
-// threads split the features (no cross-thread combine: results are bitwise
-// independent of the thread count).
+// reductions down the columns, so kernels vectorize over the feature axis.
+// Threads split the features for small batches (no cross-thread combine) and
+// the rows for large ones (norm.cpp, norm_rows_impl.h: fixed parts of rows,
+// added in part order). Either way results are bitwise independent of the
+// thread count.
 //
 // Training forward (biased batch variance, Keras running-stat convention):
 //   mean_j  = sum_i x_ij / m,  var_j = sum_i (x_ij - mean_j)^2 / m
@@ -56,6 +58,23 @@ template <class T> struct NormKernelsT {
                         T* dgamma, T* dbeta, std::size_t m, std::size_t n, std::size_t c0, std::size_t c1);
   // y = x * scale + shift per feature, for `rows` whole rows of n features.
   void (*affine_rows)(const T* x, const T* scale, const T* shift, T* y, std::size_t rows, std::size_t n);
+  // The row path (norm_rows_impl.h): per-part sums over rows [i0, i1) into acc,
+  // the statistics from all parts' sums, and the output over rows [i0, i1);
+  // one_row: rows one at a time, else in groups of 4.
+  void (*forward_band_sums)(const T* x, std::size_t n, std::size_t i0, std::size_t i1, bool one_row, T* acc);
+  void (*forward_band_stats)(const T* acc, std::size_t parts, std::size_t stride, const T* x, const T* gamma,
+                             const T* beta, T* running_mean, T* running_var, T* batch_mean, T* batch_invstd,
+                             T* par, std::size_t m, std::size_t n, T momentum, T one_minus_momentum, T unbias,
+                             T eps);
+  void (*forward_band_apply)(const T* x, const T* par, T* y, std::size_t n, std::size_t i0, std::size_t i1,
+                             bool one_row);
+  void (*backward_band_sums)(const T* dy, const T* x, const T* mean, std::size_t n, std::size_t i0,
+                             std::size_t i1, bool one_row, T* acc);
+  void (*backward_band_stats)(const T* acc, std::size_t parts, std::size_t stride, const T* gamma,
+                              const T* mean, const T* invstd, T* dgamma, T* dbeta, T* par, std::size_t m,
+                              std::size_t n);
+  void (*backward_band_apply)(const T* dy, const T* x, const T* par, T* dx, std::size_t n, std::size_t i0,
+                              std::size_t i1, bool one_row);
 };
 FASTNN_DECLARE_KERNELS(NormKernels, NormKernelsT, norm_kernels)
 

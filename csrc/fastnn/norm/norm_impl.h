@@ -191,10 +191,21 @@ void affine_rows(const T* x, const T* scale, const T* shift, T* y, std::size_t r
   }
 }
 
-const NormKernels norm_kernels = {
-    {&forward_train_cols<float>, &backward_cols<float>, &affine_rows<float>},
-    {&forward_train_cols<double>, &backward_cols<double>, &affine_rows<double>},
+}  // namespace FASTNN_ISA_NS
+}  // namespace fastnn
+
+#include "fastnn/norm/norm_rows_impl.h"
+
+namespace fastnn {
+namespace FASTNN_ISA_NS {
+
+template <class T>
+constexpr NormKernelsT<T> norm_kernels_of = {
+    &forward_train_cols<T>, &backward_cols<T>,  &affine_rows<T>,        &forward_band_sums<T>,
+    &forward_band_stats<T>, &forward_band_apply<T>, &backward_band_sums<T>, &backward_band_stats<T>,
+    &backward_band_apply<T>,
 };
+const NormKernels norm_kernels = {norm_kernels_of<float>, norm_kernels_of<double>};
 
 }  // namespace FASTNN_ISA_NS
 }  // namespace fastnn
