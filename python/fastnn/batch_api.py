@@ -21,13 +21,11 @@ rejected call leaves the model as it was. As in Keras 3 the metrics are reset at
 """
 from __future__ import annotations
 
-import numpy as np
-
 from . import _atomic, _sources
 from . import layers as _layers
 from . import multi_io as _multi_io
 from . import trainer as _trainer
-from .layers import _eager
+from .layers import _eager, _mixed
 
 
 def _results(model, logs, return_dict):
@@ -60,7 +58,7 @@ def _train_call(model, inputs):
         raise ValueError(f"x: BatchNormalization in training needs at least 2 samples, got {x.shape[0]}")
     with _atomic.step_lock(model):
         out = model._forward(x, True, False)
-    return [np.array(o) for o in out] if isinstance(out, list) else np.array(out)
+    return [_mixed.as_float(o) for o in out] if isinstance(out, list) else _mixed.as_float(out)
 
 
 @_trainer.serialized

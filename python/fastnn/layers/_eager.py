@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _mixed
+
 
 class LayerVariable:
     """A class attribute naming one of the layer's variables (Keras's ``layer.kernel``):
@@ -103,4 +105,4 @@ def call(layer, x, training=None, mask=None):
     if training and layer.trainable and x.shape[0] < least:
         raise ValueError(f"x: layer {layer.name!r} in training needs at least {least} samples, got {x.shape[0]}")
     own_variables(layer)
-    return np.array(layer.forward(x, training))
+    return _mixed.as_float(layer.forward(x, training))  # a copy; bfloat16-stored outputs widened
