@@ -35,6 +35,35 @@ def test_kernel_equals_its_numpy_twin(dtype, wd, decoupled):
     assert (st[2] > st[1]).any()  # the maximum mattered
 
 
+_ISA_CHECK = """
+import numpy as np
+from fastnn import ops, reference
+rng = np.random.default_rng(5)
+for dt in (np.float32, np.float64):
+    p = rng.normal(size=53).astype(dt); q = p.copy()
+    st = [np.zeros(53, dt) for _ in range(6)]
+    for t in range(1, 5):
+        g = (rng.normal(size=53) * (3 if t < 2 else 0.1)).astype(dt)
+        ops.adam_update(p, g, st[0], st[1], lr=0.01, step=t, vmax=st[2])
+        reference.adam_update(q, g, st[3], st[4], lr=0.01, step=t, vmax=st[5])
+    tol = 1e-5 if dt == np.float32 else 1e-12
+    np.testing.assert_allclose(p, q, rtol=tol, atol=tol)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
+def test_kernel_on_every_isa_path(isa):
+    import subprocess
+    import sys
+    from fastnn import _core
+    if not _core.isa_supported(isa):
+        pytest.skip(f"this CPU has no {isa}")
+    env = dict(os.environ, FASTNN_ISA=isa)
+    r = subprocess.run([sys.executable, "-c", _ISA_CHECK], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
 def test_kernel_refuses_bad_vmax_before_writing():
     p, g, m, v = np.ones(4), np.ones(4), np.zeros(4), np.zeros(4)
     for bad, err in [(m, ValueError), (np.zeros(3), ValueError), (np.zeros(4, np.float32), (TypeError, ValueError))]:

@@ -114,6 +114,10 @@ def test_layer_call_on_arrays():
         d(np.full((1, 4), np.nan))
     with pytest.raises(ValueError, match="at least one sample"):
         d(np.ones(4))
+    with pytest.raises(TypeError, match="expected one input"):
+        d([x, x])
+    with pytest.raises(TypeError, match="expected numbers"):
+        d(np.array([["a"]]))
     # a model placing the layer later keeps the values it was built with
     m = fastnn.Sequential([Input(4), d])
     np.testing.assert_array_equal(m.predict(x), np.full((3, 2), 5, np.float32))
@@ -282,3 +286,16 @@ def test_against_keras_layer_calls(keras):
     np.testing.assert_allclose(bn.moving_mean, np.asarray(kbn.moving_mean), rtol=1e-5)
     kbn.moving_variance.assign(bn.moving_variance)  # fastnn's is the unbiased one
     np.testing.assert_allclose(bn(x), np.asarray(kbn(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_training_calls_of_a_mixed_bfloat16_model_return_float32():
+    m = fastnn.Sequential([Dense(8, activation="relu", input_dim=4, dtype="mixed_bfloat16"),
+                           Dense(8, activation="relu", dtype="mixed_bfloat16"), Dense(3)])
+    m.compile("adam", "mse")
+    x = _data()[0]
+    m.train_on_batch(x, np.zeros((16, 3)))  # plans the bfloat16-stored activations
+    assert m.layers[0]._bf16_readers  # the first layer's training output is stored as bfloat16
+    for out in (m(x, training=True), m.layers[0](x, training=True)):
+        assert out.dtype == np.float32 and np.isfinite(out).all()
+    h = m.layers[0](x, training=True)
+    np.testing.assert_allclose(h, m.layers[0](x), rtol=1e-2, atol=1e-2)  # bfloat16-rounded copy

@@ -92,8 +92,8 @@ def call(layer, x, training=None, mask=None):
     False or None: inference."""
     training = check_training(training, mask)
     if getattr(layer, "_multi_input", False) or isinstance(x, (list, tuple, dict)):
-        raise TypeError(f"layer {layer.name!r}: called on arrays, a layer takes one array; "
-                        f"got {type(x).__name__}")
+        raise TypeError(f"layer {layer.name!r}: expected one input (an array, or the output of Input(...) "
+                        f"or of another layer), got {type(x).__name__}")
     dtype = layer.dtype if layer.dtype is not None else np.dtype(layer.variable_dtype)
     x = as_batch(x, "x", dtype)
     if not layer.built:
