@@ -162,6 +162,21 @@ def test_dense_and_batchnorm_variables_are_live_views():
     assert len(m.trainable_weights) == 4 and len(m.non_trainable_weights) == 4
     with pytest.raises(AttributeError, match="cannot be replaced"):
         d.kernel = np.zeros((4, 5))
+    # Keras's variable methods on the same live array
+    assert d.kernel is d.kernel
+    d.kernel.assign(np.full((4, 5), 2.0))
+    d.bias.assign_sub(np.ones(5))
+    np.testing.assert_array_equal(m.get_weights()[0], 2)
+    np.testing.assert_array_equal(m.get_weights()[1], 0)
+    copy = d.kernel.numpy()
+    assert type(copy) is np.ndarray and not np.shares_memory(copy, m.arena.params)
+    with pytest.raises(ValueError, match=r"expected shape \(4, 5\)"):
+        d.kernel.assign(1.0)
+    import copy as _copy
+    c = _copy.deepcopy(m)
+    c.layers[0].kernel.assign(np.zeros((4, 5)))  # the copy's own views
+    np.testing.assert_array_equal(c.get_weights()[0], 0)
+    np.testing.assert_array_equal(m.get_weights()[0], 2)
 
 
 def test_variables_off_and_before_build():

@@ -6,7 +6,8 @@ The attributes are the live arrays the layer computes with: for a layer in a mod
 views into the model's parameter arena (trainable parameters) or the layer's own state
 arrays (BatchNormalization's moving statistics). Writing into one
 (``dense.kernel[...] = w``, ``dense.bias[0] = 0.5``) changes the model at once, as
-``variable.assign`` does in Keras. A view stays valid until the model lays its arena out
+``variable.assign`` does in Keras; the arrays also have Keras's ``assign``, ``assign_add``,
+``assign_sub``, ``numpy()`` and ``value`` (:class:`VariableView`). A view stays valid until the model lays its arena out
 again (a build with new shapes, a change of dtype, the layer placed in another model, a
 ``load_weights``): read the attribute again rather than keeping it across such changes.
 
@@ -21,9 +22,37 @@ array([[6., 3.]], dtype=float32)
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from . import _mixed
+
+
+_VIEWS: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
+
+
+class VariableView(np.ndarray):
+    """The live array of a variable with Keras's variable methods: ``assign`` (same shape, as
+    Keras), ``assign_add``, ``assign_sub`` (in place, returning the variable), ``numpy()``
+    and ``value`` (copies)."""
+
+    def assign(self, value):
+        if np.shape(value) != self.shape:
+            raise ValueError(f"value: expected shape {self.shape}, got {np.shape(value)}")
+        self[...] = value
+        return self
+
+    def assign_add(self, delta):
+        return self.assign(self + np.asarray(delta, dtype=self.dtype))
+
+    def assign_sub(self, delta):
+        return self.assign(self - np.asarray(delta, dtype=self.dtype))
+
+    def numpy(self):
+        return np.array(self, copy=True).view(np.ndarray)
+
+    value = property(numpy)
 
 
 class LayerVariable:
@@ -44,11 +73,22 @@ class LayerVariable:
         if v is None:
             raise AttributeError(f"layer {layer.name!r}: build the layer (call it on data, or build the model "
                                  f"holding it) before accessing `{self.name}`")
-        return v
+        return variable(layer, self.name)
 
     def __set__(self, layer, value):
         raise AttributeError(f"layer {layer.name!r}: `{self.name}` cannot be replaced; write into it "
                              f"(layer.{self.name}[...] = value) or use set_weights")
+
+
+def variable(layer, name):
+    """The :class:`VariableView` of ``layer.vars[name]``, one per array (``layer.kernel is
+    layer.weights[0]``); kept outside the layer, so that a copy of it makes its own."""
+    v = layer.vars[name]
+    cache = _VIEWS.setdefault(layer, {})
+    hit = cache.get(name)
+    if hit is None or hit[0] is not v:
+        hit = cache[name] = (v, v.view(VariableView))
+    return hit[1]
 
 
 def own_variables(layer):

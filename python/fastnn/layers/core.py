@@ -212,17 +212,18 @@ class Layer:
         return self.output_shape
 
     # -- variables ----------------------------------------------------------
+    # the live arrays (fastnn.layers._eager.VariableView: Keras's assign, numpy(), ...)
     @property
     def weights(self):
-        return [self.vars[s.name] for s in self.specs]
+        return [_eager.variable(self, s.name) for s in self.specs]
 
     @property
     def trainable_weights(self):
-        return [self.vars[s.name] for s in self.specs if s.trainable and self.trainable]
+        return [_eager.variable(self, s.name) for s in self.specs if s.trainable and self.trainable]
 
     @property
     def non_trainable_weights(self):  # state, and every variable of a frozen layer (Keras)
-        return [self.vars[s.name] for s in self.specs if not (s.trainable and self.trainable)]
+        return [_eager.variable(self, s.name) for s in self.specs if not (s.trainable and self.trainable)]
 
     def count_params(self):
         return sum(s.size for s in self.specs)
