@@ -314,3 +314,28 @@ def test_training_calls_of_a_mixed_bfloat16_model_return_float32():
         assert out.dtype == np.float32 and np.isfinite(out).all()
     h = m.layers[0](x, training=True)
     np.testing.assert_allclose(h, m.layers[0](x), rtol=1e-2, atol=1e-2)  # bfloat16-rounded copy
+
+
+def _interleaved():
+    fastnn.utils.set_random_seed(0)
+    m = fastnn.Sequential([Dense(16, activation="relu", input_dim=4), BatchNormalization(), Dropout(0.5, seed=3),
+                           Dense(3)])
+    m.compile("adam", fastnn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = _data(32)
+    m.train_on_batch(x, y)
+    out = m(x, training=True)  # advances Dropout's sequence and the moving statistics between steps
+    m.train_on_batch(x, y)
+    m.fit(x, y, batch_size=32, shuffle=False, verbose=0)
+    return m.get_weights() + [out]
+
+
+def test_training_calls_between_native_steps_match_the_python_step(monkeypatch):
+    from fastnn import native_step
+    calls = []
+    real = native_step.try_step
+    monkeypatch.setattr(native_step, "try_step", lambda *a: calls.append(real(*a)) or calls[-1])
+    native = _interleaved()
+    assert calls and all(c is not None for c in calls)  # every step ran natively
+    monkeypatch.setenv("FASTNN_NATIVE_STEP", "0")
+    python = _interleaved()
+    assert _same_list(native, python)
