@@ -4,6 +4,9 @@
 
 #include "common.h"
 
+#include <optional>
+#include <pybind11/stl.h>
+
 namespace fastnn_py {
 
 namespace {
@@ -28,12 +31,13 @@ void check_state(py::array& s, const py::array& param, const char* name) {
 // Written in place: param and the state arrays (null: absent), pairwise disjoint. grad is
 // read while they are written: copied first when it shares memory with one of them.
 DType check_update(py::array& param, py::array& grad, py::array* s1, const char* n1, py::array* s2 = nullptr,
-                   const char* n2 = "") {
+                   const char* n2 = "", py::array* s3 = nullptr, const char* n3 = "") {
   const DType dt = check_param(param);
   check_grad(grad, param);
   if (s1) check_state(*s1, param, n1);
   if (s2) check_state(*s2, param, n2);
-  const std::initializer_list<Named> written = {{&param, "param"}, {s1, n1}, {s2, n2}};
+  if (s3) check_state(*s3, param, n3);
+  const std::initializer_list<Named> written = {{&param, "param"}, {s1, n1}, {s2, n2}, {s3, n3}};
   require_disjoint(written);
   detach_input(grad, written);
   return dt;
@@ -80,12 +84,13 @@ void adagrad(py::array param, py::array grad, py::array accum, double lr, double
 }
 
 void adam(py::array param, py::array grad, py::array m, py::array v, double lr, double beta1, double beta2,
-          double eps, std::int64_t step, double weight_decay, bool decoupled) {
-  const DType dt = check_update(param, grad, &m, "m", &v, "v");
+          double eps, std::int64_t step, double weight_decay, bool decoupled, std::optional<py::array> vmax) {
+  const DType dt = check_update(param, grad, &m, "m", &v, "v", vmax ? &*vmax : nullptr, "vmax");
   const fastnn::AdamArgs a{lr, beta1, beta2, eps, weight_decay, step, decoupled};
   run_update(dt, param, [&](auto t, std::size_t n) {
     using T = decltype(t);
-    fastnn::adam_update<T>(mptr<T>(param), cptr<T>(grad), mptr<T>(m), mptr<T>(v), n, a);
+    fastnn::adam_update<T>(mptr<T>(param), cptr<T>(grad), mptr<T>(m), mptr<T>(v), n, a,
+                           vmax ? mptr<T>(*vmax) : nullptr);
   });
 }
 
@@ -101,7 +106,9 @@ void bind_optim(py::module_& m) {
         py::arg("eps"), py::arg("weight_decay"), "In place: Adagrad.");
   m.def("adam_update", &adam, py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("v"), py::arg("lr"),
         py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("step"), py::arg("weight_decay"),
-        py::arg("decoupled"), "In place: Adam with bias correction (AdamW when decoupled).");
+        py::arg("decoupled"), py::arg("vmax") = py::none(),
+        "In place: Adam with bias correction (AdamW when decoupled); AMSGrad when vmax (the running maximum "
+        "of v) is given.");
   m.def("set_flush_denormals", &fastnn::set_flush_denormals, py::arg("on"),
         "Whether the optimizer kernels run with FTZ/DAZ set (default True); the caller's MXCSR is restored.");
   m.def("get_flush_denormals", &fastnn::flush_denormals);

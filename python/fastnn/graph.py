@@ -28,7 +28,7 @@ from . import modelfile as _modelfile
 from . import multi_io as _multi_io
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
-from . import _bn_stats, mixed_precision as _mixed_precision, trainer as _trainer
+from . import _bn_stats, batch_api as _batch_api, mixed_precision as _mixed_precision, trainer as _trainer
 from ._layer_stats import layer_statistics
 from .arena import ParameterArena
 from .trainer import NotCompiledError  # noqa: F401  (public name of fastnn.models)
@@ -321,7 +321,7 @@ class Model:
         return (p[:, 0] > 0.5).astype(np.int64) if p.shape[-1] == 1 else np.argmax(p, axis=-1)
 
     predict_proba = predict  # outputs of softmax / sigmoid are probabilities
-    __call__ = predict
+    __call__, train_on_batch, test_on_batch, predict_on_batch = _batch_api.METHODS  # Keras 3's one-batch API
 
     @_trainer.serialized
     def compute_loss_and_gradients(self, x, y):

@@ -63,7 +63,7 @@ def _plain_numbers(opt, names):
 def _optimizer_spec(opt):
     """("adam" | "sgd", hyper) or None when the optimizer is not supported natively."""
     if opt.clipnorm is not None or opt.clipvalue is not None or opt.global_clipnorm is not None \
-            or getattr(opt, "use_ema", False) \
+            or getattr(opt, "use_ema", False) or getattr(opt, "amsgrad", False) \
             or not _plain_numbers(opt, ("beta_1", "beta_2", "epsilon", "weight_decay", "momentum")):
         return None
     if type(opt) in _ADAM:
@@ -79,7 +79,8 @@ def _hyper_key(opt):
     return (id(opt), opt.clipnorm, opt.clipvalue, opt.global_clipnorm, getattr(opt, "use_ema", None),
             getattr(opt, "weight_decay", None),
             getattr(opt, "beta_1", None), getattr(opt, "beta_2", None), getattr(opt, "epsilon", None),
-            getattr(opt, "momentum", None), getattr(opt, "nesterov", None), getattr(opt, "momentum_form", None))
+            getattr(opt, "momentum", None), getattr(opt, "nesterov", None), getattr(opt, "momentum_form", None),
+            getattr(opt, "amsgrad", None))
 
 
 def _loss_kind(model, yb, loss_on_logits, last_logits):

@@ -289,26 +289,52 @@ class Adam(Optimizer):
     m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr m^ / (sqrt(v^) + epsilon).
 
     ``epsilon`` defaults to Keras's 1e-7; the course notes (and the Adam paper,
-    PyTorch) use 1e-8: ``Adam(epsilon=1e-8)`` gives the notes' update."""
+    PyTorch) use 1e-8: ``Adam(epsilon=1e-8)`` gives the notes' update.
+
+    ``amsgrad=True`` (Keras's default False; Reddi et al.): ``vmax = max(vmax, v)`` replaces
+    v in the denominator (slot ``vhat``), the same fused kernel; it runs the Python step.
+
+    >>> Adam(amsgrad=True).slots
+    ('m', 'v', 'vhat')
+    """
 
     slots = ("m", "v")
     _hyper = ("beta_1", "beta_2", "epsilon")
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **kwargs):
+        if not isinstance(amsgrad, (bool, np.bool_)):
+            raise TypeError(f"amsgrad: expected True or False, got {amsgrad!r}")
         self._set_hyper(learning_rate, kwargs, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
+        self.amsgrad = bool(amsgrad)
+        if self.amsgrad:
+            self.slots = ("m", "v", "vhat") + tuple(s for s in self.slots if s not in ("m", "v"))
+
+    def apply(self, params, grads, ranges, variables):
+        if self.amsgrad and "vhat" not in self.state:  # amsgrad set after build: vhat starts at zero
+            self.slots = tuple(self.slots) + ("vhat",)
+            self.state["vhat"] = np.zeros(params.size, dtype=params.dtype)
+            self._views = None
+        super().apply(params, grads, ranges, variables)
 
     def _update(self, p, g, state, lr):
         _ops.adam_update(p, g, state["m"], state["v"], lr=lr, beta1=self.beta_1, beta2=self.beta_2,
                           eps=self.epsilon, step=self.iterations,
-                          weight_decay=self.weight_decay or 0.0, decoupled=True)
+                          weight_decay=self.weight_decay or 0.0, decoupled=True,
+                          vmax=state["vhat"] if self.amsgrad else None)
+
+    def get_config(self):
+        c = super().get_config()
+        if self.amsgrad:  # only when used: older saved files stay identical
+            c["amsgrad"] = True
+        return c
 
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter), Keras default weight_decay 0.004."""
 
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 **kwargs):
-        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay=weight_decay, **kwargs)
+                 amsgrad=False, **kwargs):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay=weight_decay, **kwargs)
 
 
 schedules = _schedules  # Keras's place: fastnn.optimizers.schedules.ExponentialDecay, ...

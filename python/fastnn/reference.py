@@ -314,11 +314,12 @@ def adagrad_update(param, grad, accum, *, lr, eps=1e-7, weight_decay=0.0):
 
 
 def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-7, step,
-                weight_decay=0.0, decoupled=False):
+                weight_decay=0.0, decoupled=False, vmax=None):
     """Adam with bias correction (Kingma & Ba), step t >= 1:
     m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
     p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
-    weight_decay: added to g (L2), or when decoupled (AdamW) p *= 1 - lr wd first."""
+    weight_decay: added to g (L2), or when decoupled (AdamW) p *= 1 - lr wd first.
+    vmax given (AMSGrad): vmax = max(vmax, v) replaces v in the denominator."""
     t = param.dtype.type
     if decoupled and weight_decay:
         param *= t(1 - lr * weight_decay)
@@ -328,7 +329,9 @@ def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-7, step
     m[...] = t(beta1) * m + t(1 - beta1) * g
     v[...] = t(beta2) * v + t(1 - beta2) * g * g
     mhat = m / t(1 - beta1 ** step)
-    vhat = v / t(1 - beta2 ** step)
+    if vmax is not None:
+        np.maximum(vmax, v, out=vmax)
+    vhat = (v if vmax is None else vmax) / t(1 - beta2 ** step)
     param -= t(lr) * mhat / (np.sqrt(vhat) + t(eps))
 
 

@@ -364,10 +364,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
               steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
               validation_batch_size=validation_batch_size)
     batches, val = _sources.training_data(model, x, y, kw, rng)
-    opt, size = model.optimizer, model.arena.size
-    if any(a.size != size or a.dtype != model.dtype for a in opt.state.values()) \
-            or set(opt.state) != set(opt.slots):
-        opt.build(size, model.dtype)
+    opt = build_optimizer(model)
     cbs, history = _callback_list(model, callbacks, {"epochs": epochs, "steps": batches.steps,
                                                      "batch_size": batches.batch_size, "verbose": verbose})
     model.history = history
@@ -399,6 +396,15 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
     for cb in cbs:
         cb.on_train_end()
     return history
+
+
+def build_optimizer(model):
+    """The optimizer, its slots (re)built when they do not fit the arena's size and dtype."""
+    opt, size = model.optimizer, model.arena.size
+    if any(a.size != size or a.dtype != model.dtype for a in opt.state.values()) \
+            or set(opt.state) != set(opt.slots):
+        opt.build(size, model.dtype)
+    return opt
 
 
 class _EpochRunner:

@@ -95,7 +95,7 @@ template <class T> void adagrad_update(T* param, const T* grad, T* accum, std::s
   run_parallel(n, [&](std::size_t b, std::size_t k) { fn(param + b, grad + b, accum + b, k, c); });
 }
 
-template <class T> void adam_update(T* param, const T* grad, T* m, T* v, std::size_t n, const AdamArgs& a) {
+template <class T> void adam_update(T* param, const T* grad, T* m, T* v, std::size_t n, const AdamArgs& a, T* vmax) {
   check_lr(a.lr);
   check_unit(a.beta1, "beta1");
   check_unit(a.beta2, "beta2");
@@ -118,14 +118,16 @@ template <class T> void adam_update(T* param, const T* grad, T* m, T* v, std::si
   c.wd = T(a.weight_decay);
   c.decay_factor = T(1 - a.lr * a.weight_decay);
   const auto fn = kernels_for<T>().adam;
-  run_parallel(n, [&](std::size_t b, std::size_t k) { fn(param + b, grad + b, m + b, v + b, k, c); });
+  run_parallel(n, [&](std::size_t b, std::size_t k) {
+    fn(param + b, grad + b, m + b, v + b, vmax ? vmax + b : nullptr, k, c);
+  });
 }
 
 #define FASTNN_INSTANTIATE(T)                                                                       \
   template void sgd_update<T>(T*, const T*, T*, std::size_t, const SgdArgs&);                      \
   template void rmsprop_update<T>(T*, const T*, T*, std::size_t, const RmspropArgs&);              \
   template void adagrad_update<T>(T*, const T*, T*, std::size_t, const AdagradArgs&);              \
-  template void adam_update<T>(T*, const T*, T*, T*, std::size_t, const AdamArgs&);
+  template void adam_update<T>(T*, const T*, T*, T*, std::size_t, const AdamArgs&, T*);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE

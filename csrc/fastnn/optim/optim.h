@@ -39,7 +39,9 @@ template <class T> void adagrad_update(T* param, const T* grad, T* accum, std::s
 // p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
 // (= lr * mhat / (sqrt(vhat) + eps)); L2 decay adds wd*p to g, decoupled (AdamW)
 // scales p by (1 - lr*wd) first.
-template <class T> void adam_update(T* param, const T* grad, T* m, T* v, std::size_t n, const AdamArgs& a);
+// vmax (AMSGrad, null: plain Adam): the running maximum of v, used in place of v in the denominator
+template <class T> void adam_update(T* param, const T* grad, T* m, T* v, std::size_t n, const AdamArgs& a,
+                                   T* vmax = nullptr);
 
 // Per-call constants in the kernel's dtype, computed once by the dispatcher.
 template <class T> struct SgdCoeffs { T lr, mu, wd; bool momentum, nesterov, decay; };
@@ -59,7 +61,7 @@ template <class T> struct OptimKernelsT {
   void (*sgd)(T*, const T*, T*, std::size_t, const SgdCoeffs<T>&);
   void (*rmsprop)(T*, const T*, T*, std::size_t, const RmspropCoeffs<T>&);
   void (*adagrad)(T*, const T*, T*, std::size_t, const AdagradCoeffs<T>&);
-  void (*adam)(T*, const T*, T*, T*, std::size_t, const AdamCoeffs<T>&);
+  void (*adam)(T*, const T*, T*, T*, T*, std::size_t, const AdamCoeffs<T>&);  // ..., vmax (or null), n
 };
 FASTNN_DECLARE_KERNELS(OptimKernels, OptimKernelsT, optim_kernels)
 

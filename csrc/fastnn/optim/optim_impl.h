@@ -74,8 +74,9 @@ void adagrad_kernel(T* param, const T* grad, T* acc, std::size_t n, const Adagra
 }
 
 // L2: Adam's weight decay added to the gradient; Decoupled: AdamW's, applied to p.
-template <class T, bool L2, bool Decoupled>
-void adam_loop(T* param, const T* grad, T* mp, T* vp, std::size_t n, const AdamCoeffs<T>& c) {
+// Ams (AMSGrad): vmax = max(vmax, v) and sqrt(vmax) in the denominator (as PyTorch, Keras).
+template <class T, bool L2, bool Decoupled, bool Ams>
+void adam_loop(T* param, const T* grad, T* mp, T* vp, T* vmaxp, std::size_t n, const AdamCoeffs<T>& c) {
   static_assert(!(L2 && Decoupled), "one kind of weight decay");
   using V = Vec<T>;
   const V step_size = V::set1(c.step_size), inv_sqrt_bc2 = V::set1(c.inv_sqrt_bc2);
@@ -86,7 +87,12 @@ void adam_loop(T* param, const T* grad, T* mp, T* vp, std::size_t n, const AdamC
     if (Decoupled) p = p * decay;                                // AdamW: p *= 1 - lr*wd
     const V m = fmadd(b1, load_n<V>(mp + i, k), omb1 * g);      // b1*m + (1-b1)*g
     const V v = fmadd(b2, load_n<V>(vp + i, k), omb2 * g * g);  // b2*v + (1-b2)*g^2
-    const V denom = fmadd(sqrt(v), inv_sqrt_bc2, eps);          // sqrt(vhat) + eps
+    V vd = v;
+    if (Ams) {
+      vd = max(load_n<V>(vmaxp + i, k), v);                      // vmax = max(vmax, v)
+      store_n(vd, vmaxp + i, k);
+    }
+    const V denom = fmadd(sqrt(vd), inv_sqrt_bc2, eps);         // sqrt(vhat) + eps
     p = p - step_size * m / denom;                               // p -= lr*mhat/denom
     store_n(m, mp + i, k);
     store_n(v, vp + i, k);
@@ -94,11 +100,17 @@ void adam_loop(T* param, const T* grad, T* mp, T* vp, std::size_t n, const AdamC
   });
 }
 
+template <class T, bool Ams>
+void adam_variant(T* param, const T* grad, T* m, T* v, T* vmax, std::size_t n, const AdamCoeffs<T>& c) {
+  if (c.decoupled) adam_loop<T, false, true, Ams>(param, grad, m, v, vmax, n, c);
+  else if (c.l2) adam_loop<T, true, false, Ams>(param, grad, m, v, vmax, n, c);
+  else adam_loop<T, false, false, Ams>(param, grad, m, v, vmax, n, c);
+}
+
 template <class T>
-void adam_kernel(T* param, const T* grad, T* m, T* v, std::size_t n, const AdamCoeffs<T>& c) {
-  if (c.decoupled) adam_loop<T, false, true>(param, grad, m, v, n, c);
-  else if (c.l2) adam_loop<T, true, false>(param, grad, m, v, n, c);
-  else adam_loop<T, false, false>(param, grad, m, v, n, c);
+void adam_kernel(T* param, const T* grad, T* m, T* v, T* vmax, std::size_t n, const AdamCoeffs<T>& c) {
+  if (vmax) adam_variant<T, true>(param, grad, m, v, vmax, n, c);
+  else adam_variant<T, false>(param, grad, m, v, vmax, n, c);
 }
 
 const OptimKernels optim_kernels = {

@@ -20,7 +20,7 @@ from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import ops as _ops
 from .. import regularizers as _regularizers
-from . import _mixed
+from . import _eager, _mixed
 from .._validate import Integral, Interval, validate
 
 POSITIVE_INT = Interval(Integral, 1, None, closed="left")  # units, pieces
@@ -196,25 +196,34 @@ class Layer:
     def _on_dtype(self):
         pass
 
-    def __call__(self, tensor):
-        if not isinstance(tensor, SymbolicTensor):
-            raise TypeError(f"layer {self.name!r}: call it on the output of Input(...) or of another layer, "
-                            f"got {type(tensor).__name__}")
-        out_shape = self.compute_output_shape(tensor.shape)
-        return SymbolicTensor(out_shape, self, tensor)
+    def __call__(self, inputs, training=None, mask=None):
+        """On the output of ``Input(...)`` or of another layer: a SymbolicTensor (building a
+        functional model). On an array: the layer's output as a new array (``fastnn.layers._eager``;
+        ``training=True`` for training behaviour, as Keras)."""
+        if not isinstance(inputs, SymbolicTensor):
+            return _eager.call(self, inputs, training, mask)
+        if training is not None or mask is not None:
+            raise ValueError(f"layer {self.name!r}: training= and mask= apply to calls on arrays; a graph "
+                             f"takes its mode from fit / predict (got training={training!r}, mask={mask!r})")
+        return SymbolicTensor(self.compute_output_shape(inputs.shape), self, inputs)
 
     def compute_output_shape(self, input_shape):
         self.build(input_shape, self.dtype or "float32")
         return self.output_shape
 
     # -- variables ----------------------------------------------------------
+    # the live arrays (fastnn.layers._eager.VariableView: Keras's assign, numpy(), ...)
     @property
     def weights(self):
-        return [self.vars[s.name] for s in self.specs]
+        return [_eager.variable(self, s.name) for s in self.specs]
 
     @property
     def trainable_weights(self):
-        return [self.vars[s.name] for s in self.specs if s.trainable and self.trainable]
+        return [_eager.variable(self, s.name) for s in self.specs if s.trainable and self.trainable]
+
+    @property
+    def non_trainable_weights(self):  # state, and every variable of a frozen layer (Keras)
+        return [_eager.variable(self, s.name) for s in self.specs if not (s.trainable and self.trainable)]
 
     def count_params(self):
         return sum(s.size for s in self.specs)
@@ -379,6 +388,7 @@ class Dense(Layer):
             bias_initializer, bias_regularizer, bias_constraint)
         self._linear = _activations.get("linear")
 
+    kernel, bias = _eager.LayerVariable("kernel"), _eager.LayerVariable("bias", "use_bias")  # live views
     reads_bf16 = writes_bf16 = True  # under mixed_bfloat16: see _mixed.plan_bf16_outputs
     _bf16_readers = ()
 

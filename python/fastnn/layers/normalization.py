@@ -6,6 +6,7 @@ import numpy as np
 from .. import initializers as _initializers
 from .. import ops as _ops
 from .._validate import Interval, Real, validate
+from ._eager import LayerVariable
 from .core import Layer, _require_2d, _weight_args
 
 
@@ -27,6 +28,12 @@ class BatchNormalization(Layer):
 
     _config_keys = ("momentum", "epsilon", "center", "scale", "beta_initializer", "gamma_initializer",
                     "moving_mean_initializer", "moving_variance_initializer")
+
+    # the variables under Keras's names: live arrays (fastnn.layers._eager); gamma / beta None
+    # when scale / center is off
+    gamma, beta = LayerVariable("gamma", "scale"), LayerVariable("beta", "center")
+    moving_mean, moving_variance = LayerVariable("moving_mean"), LayerVariable("moving_variance")
+    _min_training_batch = 2  # batch statistics of one sample are refused (layer(x, training=True))
 
     _parameter_constraints = {"momentum": [Interval(Real, 0, 1, closed="both")],
                               "epsilon": [Interval(Real, 0, None, closed="neither")]}
@@ -106,6 +113,7 @@ class LayerNormalization(Layer):
     _config_keys = ("axis", "epsilon", "center", "scale", "beta_initializer", "gamma_initializer",
                     "beta_regularizer", "gamma_regularizer")
     _optional_config_keys = ("beta_constraint", "gamma_constraint")
+    gamma, beta = LayerVariable("gamma", "scale"), LayerVariable("beta", "center")
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None,

@@ -73,11 +73,13 @@ def adagrad_update(param, grad, accum, *, lr, eps=1e-7, weight_decay=0.0):
 
 
 def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-7, step,
-                weight_decay=0.0, decoupled=False):
+                weight_decay=0.0, decoupled=False, vmax=None):
     """Adam in place with bias correction (Kingma & Ba), step t >= 1:
     m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
     p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
     weight_decay is added to g (L2), or with ``decoupled=True`` (AdamW) p *= 1 - lr wd first.
+    AMSGrad when ``vmax`` is given (a state array like v): vmax = max(vmax, v), and vmax
+    replaces v in the denominator (as PyTorch's ``amsgrad=True``).
 
     >>> import numpy as np, fastnn.ops as ops
     >>> p, g = np.zeros(2), np.array([1.0, -1.0]); m, v = np.zeros(2), np.zeros(2)
@@ -87,6 +89,8 @@ def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-7, step
     param, grad = _param_and_grad(param, grad)
     m = _state_array(m, "m", param, "param")
     v = _state_array(v, "v", param, "param")
+    if vmax is not None:
+        vmax = _state_array(vmax, "vmax", param, "param")
     lr = _real(lr, "lr", low=0.0)
     beta1 = _real(beta1, "beta1", low=0.0, high=1.0, high_open=True)
     beta2 = _real(beta2, "beta2", low=0.0, high=1.0, high_open=True)
@@ -98,4 +102,4 @@ def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-7, step
     if not isinstance(decoupled, (bool, np.bool_)):
         raise TypeError(f"decoupled: expected a bool, got {type(decoupled).__name__}")
     _core.adam_update(param, grad, m, v, lr, beta1, beta2, eps, int(step),
-                      _weight_decay(weight_decay), bool(decoupled))
+                      _weight_decay(weight_decay), bool(decoupled), vmax)
