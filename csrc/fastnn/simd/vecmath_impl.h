@@ -6,8 +6,8 @@
 //   expm1        |x| < 0.5: Taylor degree 8; else exp(x) - 1:                    <= 2 ulp
 //   log1p_unit   t in [0, 1]: log(1+t) = e ln2 + 2 atanh(s), s without cancellation: <= 2 ulp
 //   tanh         one expm1 and one division, branch-free (see vtanh):             <= 2 ulp
-//                (max over all 2^32 float32 inputs, FMA and non-FMA paths: tests/test_tanh_float32.py)
-//   sigmoid      1/(1+exp(-x)):                                                 <= 3 ulp
+//                (1.93 ulp max over all 2^32 float32 inputs, every ISA: bench/act_exhaustive.py)
+//   sigmoid      1/(1+exp(-x)), exp as above without its special cases:          <= 3 ulp
 // Results below FLT_MIN are flushed to 0; exp overflows to +inf above
 // ln(FLT_MAX); NaN in gives NaN out.
 // double: lane-wise libm (correctly rounded to ~1 ulp); float64 serves gradient
@@ -89,16 +89,33 @@ inline Vec<T> map_lanes(Vec<T> x, F f) {
   return fmadd(e, V::set1(0.693147180559945f), V::set1(2.0f) * s * p);
 }
 
+// 1/(1 + exp(-x)) with vexp's polynomial but without its special cases: -x is clamped to
+// [-18, 88.9] (beyond: the result rounds to 1, or is below FLT_MIN), where n <= 128 and
+// 2^128 builds +inf (exponent field 255), so the result is 0 from x = -88.38 down.
 [[gnu::always_inline]] inline Vec<float> vsigmoid(Vec<float> x) {
   using V = Vec<float>;
   const V one = V::set1(1.0f);
-  return one / (one + vexp(-x));
+  const V u = min(max(-x, V::set1(-18.0f)), V::set1(88.9f));  // NaN -> -18 (2nd operand); restored below
+  const V n = round_even(u * V::set1(1.44269504088896341f));
+  V r = fnmadd(n, V::set1(0.693359375f), u);  // ln2 split: hi part exact in 9 bits
+  r = fnmadd(n, V::set1(-2.12194440e-4f), r);
+  V p = V::set1(1.0f / 5040.0f);
+  p = fmadd(p, r, V::set1(1.0f / 720.0f));
+  p = fmadd(p, r, V::set1(1.0f / 120.0f));
+  p = fmadd(p, r, V::set1(1.0f / 24.0f));
+  p = fmadd(p, r, V::set1(1.0f / 6.0f));
+  p = fmadd(p, r, V::set1(0.5f));
+  p = fmadd(p, r, V::set1(1.0f));
+  p = fmadd(p, r, V::set1(1.0f));
+  const V y = one / fmadd(p, pow2n(n), one);
+  return select(is_nan(x), x, y);
 }
 
 // tanh from one expm1, e = expm1(z) = 2^n (1 + q) - 1 with z = n ln2 + r, |r| <= ln2/2,
-// q = expm1(r) (degree-7 minimax, tools/fit_tanh_expm1.py), and one division:
-//   |x| <  kTanhSplit: z = -2|x|, tanh|x| = -e/(e + 2)   (e in (-1, 0]: no cancellation)
-//   |x| >= kTanhSplit: z = +2|x|, tanh|x| = 1 - 2/(e + 2)
+// q = expm1(r) (degree-6 minimax, tools/fit_tanh_expm1.py; ln2 in one float: |n| <= 27),
+// and one division:
+//   |x| <  0.5625: z = -2|x|, tanh|x| = -e/(e + 2)   (e in (-1, 0]: no cancellation)
+//   |x| >= 0.5625: z = +2|x|, tanh|x| = 1 - 2/(e + 2)
 // -e and e + 2 are each one rounding of t q + (1 -+ t), t = 2^n exact (|n| <= 1 below
 // the split, so 1 - t is exact there). |x| is clamped to 9.1, where e + 2 rounds to
 // e and the result is exactly 1. Measured over all 2^32 floats: <= 2 ulp (see the header).
@@ -108,16 +125,14 @@ inline Vec<T> map_lanes(Vec<T> x, F f) {
   const V ax = abs(x);
   const V a = min(ax, V::set1(9.1f));  // NaN -> 9.1 (min returns its 2nd operand); restored below
   const auto small = lt(a, V::set1(0.5625f));
-  const V z = a * select(small, V::set1(-2.0f), V::set1(2.0f));
+  const V z = select(small, -(a + a), a + a);
   const V n = round_even(z * V::set1(1.44269504088896341f));
-  V r = fnmadd(n, V::set1(0.693359375f), z);  // ln2 split: hi part exact in 9 bits
-  r = fnmadd(n, V::set1(-2.12194440e-4f), r);
-  V p = V::set1(1.98458437807858e-4f);
-  p = fmadd(p, r, V::set1(1.3940606731921434e-3f));
-  p = fmadd(p, r, V::set1(8.333389647305012e-3f));
-  p = fmadd(p, r, V::set1(4.1666362434625626e-2f));
-  p = fmadd(p, r, V::set1(0.1666666567325592f));
-  p = fmadd(p, r, V::set1(0.5f));
+  const V r = fnmadd(n, V::set1(0.693147182464599609375f), z);  // float(ln2): |n| ln2 error <= 5e-8
+  V p = V::set1(1.38824712485075e-3f);
+  p = fmadd(p, r, V::set1(8.36650189012289e-3f));
+  p = fmadd(p, r, V::set1(4.166720062494278e-2f));
+  p = fmadd(p, r, V::set1(0.1666654348373413f));
+  p = fmadd(p, r, V::set1(0.4999999701976776f));
   const V q = fmadd(r * r, p, r);  // expm1(r)
   const V t = pow2n(n);
   const V den = fmadd(t, q, t + one);                            // e + 2

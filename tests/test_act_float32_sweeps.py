@@ -1,8 +1,9 @@
-"""float32 tanh (csrc/fastnn/simd/vecmath_impl.h vtanh) on dense sweeps of float32 inputs
-where a wrong tanh would show: near 0, both sides of the internal split at |x| = 0.5625,
-around the clamp (9.1) and the last non-saturated values (~9.01), every exponent, plus
-exact special values, oddness and every tail length, on every ISA path.
-The whole float32 range is checked by bench/tanh_exhaustive.py (too slow for CI)."""
+"""float32 tanh and sigmoid (csrc/fastnn/simd/vecmath_impl.h vtanh, vsigmoid) on dense
+sweeps of float32 inputs where a wrong kernel would show, on every ISA path. tanh: near 0,
+both sides of the internal split at |x| = 0.5625, around the clamp (9.1) and the last
+non-saturated values (~9.01), every exponent, plus exact special values, oddness and
+every tail length. sigmoid: across its clamps and the whole useful range.
+The whole float32 range is checked by bench/act_exhaustive.py (too slow for CI)."""
 import numpy as np
 import pytest
 
@@ -78,3 +79,32 @@ def test_tanh_float32_tails_match_whole_vectors(isa, n):
     for start in (0, 1, 100):
         got = ops.activation("tanh", long[start:start + n].copy())
         np.testing.assert_array_equal(got.view(np.uint32), want[start:start + n].view(np.uint32))
+
+
+# ---------------------------------------------------------------- sigmoid (vsigmoid)
+# vsigmoid clamps -x to [-18, 88.9] and builds 2^128 = +inf for n = 128: sweeps across
+# both clamps, the n = 127/128 step (x ~ -88.38) and the whole useful range.
+SIGMOID_SWEEPS = {
+    "low": -floats_between(86.0, 90.0, 3),
+    "high": floats_between(16.0, 19.0, 3),
+    "range": np.concatenate([-floats_between(2.0 ** -20, 86.0, 211), floats_between(2.0 ** -20, 16.0, 211)]),
+}
+
+
+@pytest.mark.parametrize("sweep", list(SIGMOID_SWEEPS))
+def test_sigmoid_float32_dense_sweeps_within_bound(isa, sweep):
+    x = SIGMOID_SWEEPS[sweep]
+    y = ops.activation("sigmoid", x)
+    r = 1 / (1 + np.exp(-x.astype(np.float64)))
+    assert ulp_error(y, r) <= ULP_BOUND["sigmoid"]
+    assert np.all((y >= 0) & (y <= 1))
+    tiny = r < np.finfo(F32).tiny  # below FLT_MIN: 0 or the subnormal, never more
+    assert np.all(y[tiny] <= np.finfo(F32).tiny)
+    np.testing.assert_array_equal(y[x.astype(np.float64) >= 17.33], 1)  # 1 - 2^-25 and above round to 1
+
+
+def test_sigmoid_float32_special_values(isa):
+    x = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 88.38, -88.38, -88.9, -89, -1e30, 1e30], F32)
+    y = ops.activation("sigmoid", x)
+    assert y[0] == 1 and y[1] == 0 and np.isnan(y[2]) and y[3] == 0.5 and y[4] == 0.5
+    assert y[5] == 1 and np.all(y[6:8] < np.finfo(F32).tiny) and np.all(y[8:10] == 0) and y[10] == 1
