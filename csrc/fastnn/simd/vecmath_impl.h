@@ -33,12 +33,11 @@ inline Vec<T> map_lanes(Vec<T> x, F f) {
 
 // ---- float ---------------------------------------------------------------
 
-[[gnu::always_inline]] inline Vec<float> vexp(Vec<float> x) {
+// exp(x) = 2^n p for finite x: n = round(x / ln2), p = exp(x - n ln2) by Taylor degree 7.
+[[gnu::always_inline]] inline Vec<float> exp_reduced(Vec<float> x, Vec<float>& n) {
   using V = Vec<float>;
-  const V hi = V::set1(88.72283935546875f), lo = V::set1(-87.33654022216797f);
-  const V xc = min(max(x, lo), hi);
-  const V n = round_even(xc * V::set1(1.44269504088896341f));
-  V r = fnmadd(n, V::set1(0.693359375f), xc);  // ln2 split: hi part exact in 9 bits
+  n = round_even(x * V::set1(1.44269504088896341f));
+  V r = fnmadd(n, V::set1(0.693359375f), x);  // ln2 split: hi part exact in 9 bits
   r = fnmadd(n, V::set1(-2.12194440e-4f), r);
   V p = V::set1(1.0f / 5040.0f);
   p = fmadd(p, r, V::set1(1.0f / 720.0f));
@@ -47,7 +46,15 @@ inline Vec<T> map_lanes(Vec<T> x, F f) {
   p = fmadd(p, r, V::set1(1.0f / 6.0f));
   p = fmadd(p, r, V::set1(0.5f));
   p = fmadd(p, r, V::set1(1.0f));
-  p = fmadd(p, r, V::set1(1.0f));
+  return fmadd(p, r, V::set1(1.0f));
+}
+
+[[gnu::always_inline]] inline Vec<float> vexp(Vec<float> x) {
+  using V = Vec<float>;
+  const V hi = V::set1(88.72283935546875f), lo = V::set1(-87.33654022216797f);
+  const V xc = min(max(x, lo), hi);
+  V n;
+  const V p = exp_reduced(xc, n);
   // n may reach 128 at the top of the range: scale in two steps there.
   const V n127 = min(n, V::set1(127.0f));
   V y = p * pow2n(n127);
@@ -89,24 +96,15 @@ inline Vec<T> map_lanes(Vec<T> x, F f) {
   return fmadd(e, V::set1(0.693147180559945f), V::set1(2.0f) * s * p);
 }
 
-// 1/(1 + exp(-x)) with vexp's polynomial but without its special cases: -x is clamped to
+// 1/(1 + exp(-x)) by exp_reduced without vexp's special cases: -x is clamped to
 // [-18, 88.9] (beyond: the result rounds to 1, or is below FLT_MIN), where n <= 128 and
 // 2^128 builds +inf (exponent field 255), so the result is 0 from x = -88.38 down.
 [[gnu::always_inline]] inline Vec<float> vsigmoid(Vec<float> x) {
   using V = Vec<float>;
   const V one = V::set1(1.0f);
   const V u = min(max(-x, V::set1(-18.0f)), V::set1(88.9f));  // NaN -> -18 (2nd operand); restored below
-  const V n = round_even(u * V::set1(1.44269504088896341f));
-  V r = fnmadd(n, V::set1(0.693359375f), u);  // ln2 split: hi part exact in 9 bits
-  r = fnmadd(n, V::set1(-2.12194440e-4f), r);
-  V p = V::set1(1.0f / 5040.0f);
-  p = fmadd(p, r, V::set1(1.0f / 720.0f));
-  p = fmadd(p, r, V::set1(1.0f / 120.0f));
-  p = fmadd(p, r, V::set1(1.0f / 24.0f));
-  p = fmadd(p, r, V::set1(1.0f / 6.0f));
-  p = fmadd(p, r, V::set1(0.5f));
-  p = fmadd(p, r, V::set1(1.0f));
-  p = fmadd(p, r, V::set1(1.0f));
+  V n;
+  const V p = exp_reduced(u, n);
   const V y = one / fmadd(p, pow2n(n), one);
   return select(is_nan(x), x, y);
 }
