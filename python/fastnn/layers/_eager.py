@@ -146,3 +146,28 @@ def call(layer, x, training=None, mask=None):
         raise ValueError(f"x: layer {layer.name!r} in training needs at least {least} samples, got {x.shape[0]}")
     own_variables(layer)
     return _mixed.as_float(layer.forward(x, training))  # a copy; bfloat16-stored outputs widened
+
+
+def call_merge(layer, xs, training=None, mask=None):
+    """A merge layer (``Add()([a, b])``, ``Concatenate()([a, b])``, ...) on a list of arrays:
+    the inputs as the layer's dtype, one batch size; the layer built from their shapes (a
+    rejected call leaves it as it was); one forward pass; returns a new array."""
+    check_training(training, mask)
+    dtype = layer.dtype if layer.dtype is not None else np.dtype(layer.variable_dtype)
+    xs = [as_batch(x, f"inputs[{i}]", dtype) for i, x in enumerate(xs)]
+    if len({x.shape[0] for x in xs}) > 1:
+        raise ValueError(f"inputs: layer {layer.name!r} needs one batch size, got "
+                         f"{', '.join(str(x.shape[0]) for x in xs)}")
+    shapes = tuple(tuple(x.shape[1:]) for x in xs)
+    if not layer.built:
+        saved = dict(layer.__dict__)
+        try:
+            layer.build(shapes, dtype)
+        except Exception:
+            layer.__dict__.clear()
+            layer.__dict__.update(saved)
+            raise
+    elif shapes != tuple(tuple(s) for s in layer.input_shape):
+        raise ValueError(f"inputs: layer {layer.name!r} is built for inputs of shapes {layer.input_shape}, "
+                         f"got {shapes}")
+    return np.array(layer.forward(xs, bool(training)), copy=True)

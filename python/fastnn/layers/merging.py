@@ -1,6 +1,7 @@
 """Merge layers, as Keras 3 names them: ``Add``, ``Subtract``, ``Multiply``, ``Average``,
 ``Maximum`` and ``Concatenate(axis=-1)``. Each is called on a list of tensors and returns
-one; they hold no variables.
+one; they hold no variables. Called on a list of NumPy arrays (as Keras 3 allows eagerly),
+a merge layer returns the merged array.
 
 >>> import fastnn
 >>> from fastnn.layers import Input, Dense, Add, Concatenate
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _eager
 from .core import Layer, SymbolicTensor
 
 
@@ -33,7 +35,13 @@ class Merge(Layer):
     _multi_input = True  # the graph passes a list of arrays to forward, expects a list from backward
     _min_inputs, _max_inputs = 2, None
 
-    def __call__(self, tensors):
+    def __call__(self, tensors, training=None, mask=None):
+        if isinstance(tensors, (list, tuple)) and tensors and not any(isinstance(t, SymbolicTensor)
+                                                                      for t in tensors):
+            return _eager.call_merge(self, tensors, training, mask)  # arrays: the merged array
+        if training is not None or mask is not None:
+            raise TypeError(f"layer {self.name!r}: training= and mask= are taken on arrays only, "
+                            f"not when building a model")
         if isinstance(tensors, SymbolicTensor) or not isinstance(tensors, (list, tuple)):
             raise TypeError(f"layer {self.name!r}: {type(self).__name__} is called on a list of tensors, "
                             f"got {type(tensors).__name__}")
