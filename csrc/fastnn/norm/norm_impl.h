@@ -79,6 +79,45 @@ inline void column_sums(std::size_t m, std::size_t w, T* s1, T* s2, T* b1, T* b2
   }
 }
 
+// The forward statistics of the vector of features at f from the sums of
+// d = x - K and d^2 over m rows (both paths: forward_train_cols, forward_band_stats):
+// stores batch_mean, batch_invstd and the running statistics; returns the mean and
+// the folded scale gamma * invstd.
+template <bool Tail, class T>
+inline void forward_stats(Vec<T> S1, Vec<T> S2, Vec<T> K, std::size_t f, int lanes, const T* gamma, T* run_mean,
+                          T* run_var, T* batch_mean, T* batch_invstd, T m, T momentum, T one_minus_momentum,
+                          T unbias, T eps, Vec<T>& mean, Vec<T>& scale) {
+  using V = Vec<T>;
+  const V vm = V::set1(m);
+  const V s1m = S1 / vm;
+  mean = K + s1m;
+  const V var = max(V::zero(), (S2 - S1 * s1m) / vm);  // max(0, NaN) = NaN
+  const V invstd = V::set1(T(1)) / sqrt(var + V::set1(eps));
+  scale = ld<Tail>(gamma + f, lanes) * invstd;
+  st<Tail>(mean, batch_mean + f, lanes);
+  st<Tail>(invstd, batch_invstd + f, lanes);
+  st<Tail>(V::set1(momentum) * ld<Tail>(run_mean + f, lanes) + V::set1(one_minus_momentum) * mean, run_mean + f,
+           lanes);
+  st<Tail>(V::set1(momentum) * ld<Tail>(run_var + f, lanes) + (V::set1(one_minus_momentum) * var) * V::set1(unbias),
+           run_var + f, lanes);
+}
+
+// The backward coefficients of the vector of features at f from the sums of dy
+// and dy * (x - mean) over m rows (both paths: backward_cols, backward_band_stats):
+// stores dbeta and dgamma; returns k1, k2, k0 of dx = k1*dy + k2*(x - mean) + k0.
+template <bool Tail, class T>
+inline void backward_coefficients(Vec<T> sdy, Vec<T> sdt, std::size_t f, int lanes, const T* gamma,
+                                  const T* invstd_p, T* dgamma, T* dbeta, T m, Vec<T>& k1, Vec<T>& k2, Vec<T>& k0) {
+  using V = Vec<T>;
+  const V vm = V::set1(m);
+  const V invstd = ld<Tail>(invstd_p + f, lanes), dg = sdt * invstd;
+  st<Tail>(sdy, dbeta + f, lanes);
+  st<Tail>(dg, dgamma + f, lanes);
+  k1 = ld<Tail>(gamma + f, lanes) * invstd;
+  k2 = -((k1 * invstd * dg) / vm);
+  k0 = -((k1 * sdy) / vm);
+}
+
 // Training forward over features [c0, c1), one column block at a time.
 // Pass 1 sums d = x - K and d^2 with K = the first row (shifted data: the
 // variance (S2 - S1^2/m)/m loses nothing to cancellation when K is near the
@@ -90,8 +129,6 @@ void forward_train_cols(const T* x, const T* gamma, const T* beta, T* run_mean, 
   using V = Vec<T>;
   constexpr std::size_t CB = col_block<T>();
   alignas(64) T s1[CB], s2[CB], b1[CB], b2[CB];
-  const V vm = V::set1(static_cast<T>(m)), one = V::set1(T(1)), veps = V::set1(eps);
-  const V mom = V::set1(momentum), omm = V::set1(one_minus_momentum), unb = V::set1(unbias);
   for (std::size_t c = c0; c < c1; c += CB) {
     const std::size_t w = c1 - c < CB ? c1 - c : CB;
     const T* K = x + c;
@@ -103,17 +140,12 @@ void forward_train_cols(const T* x, const T* gamma, const T* beta, T* run_mean, 
     // statistics and the folded scale (kept in s2) and mean (in s1)
     for_each_vector<T>(w, [&](std::size_t j, auto tail, int lanes) {
       constexpr bool Tail = decltype(tail)::value;
-      const std::size_t f = c + j;
-      const V S1 = V::load(s1 + j), s1m = S1 / vm;
-      const V mean = ld<Tail>(K + j, lanes) + s1m;
-      const V var = max(V::zero(), (V::load(s2 + j) - S1 * s1m) / vm);  // max(0, NaN) = NaN
-      const V invstd = one / sqrt(var + veps);
+      V mean, scale;
+      forward_stats<Tail>(V::load(s1 + j), V::load(s2 + j), ld<Tail>(K + j, lanes), c + j, lanes, gamma, run_mean,
+                          run_var, batch_mean, batch_invstd, static_cast<T>(m), momentum, one_minus_momentum,
+                          unbias, eps, mean, scale);
       mean.store(s1 + j);
-      (ld<Tail>(gamma + f, lanes) * invstd).store(s2 + j);
-      st<Tail>(mean, batch_mean + f, lanes);
-      st<Tail>(invstd, batch_invstd + f, lanes);
-      st<Tail>(mom * ld<Tail>(run_mean + f, lanes) + omm * mean, run_mean + f, lanes);
-      st<Tail>(mom * ld<Tail>(run_var + f, lanes) + (omm * var) * unb, run_var + f, lanes);
+      scale.store(s2 + j);
     });
     // y = (x - mean) * scale + beta
     for_row_groups(0, m, [&](std::size_t i, auto rows) {
@@ -137,7 +169,6 @@ void backward_cols(const T* dy, const T* x, const T* gamma, const T* mean_p, con
   using V = Vec<T>;
   constexpr std::size_t CB = col_block<T>();
   alignas(64) T s1[CB], s2[CB], b1[CB], b2[CB];
-  const V vm = V::set1(static_cast<T>(m));
   for (std::size_t c = c0; c < c1; c += CB) {
     const std::size_t w = c1 - c < CB ? c1 - c : CB;
     const T* mean = mean_p + c;
@@ -149,15 +180,12 @@ void backward_cols(const T* dy, const T* x, const T* gamma, const T* mean_p, con
     // coefficients: k0 -> b1, k1 -> s1 (after dbeta is stored), k2 -> b2
     for_each_vector<T>(w, [&](std::size_t j, auto tail, int lanes) {
       constexpr bool Tail = decltype(tail)::value;
-      const std::size_t f = c + j;
-      const V invstd = ld<Tail>(invstd_p + f, lanes);
-      const V sdy = V::load(s1 + j), dg = V::load(s2 + j) * invstd;
-      st<Tail>(sdy, dbeta + f, lanes);
-      st<Tail>(dg, dgamma + f, lanes);
-      const V k1 = ld<Tail>(gamma + f, lanes) * invstd;
+      V k1, k2, k0;
+      backward_coefficients<Tail>(V::load(s1 + j), V::load(s2 + j), c + j, lanes, gamma, invstd_p, dgamma, dbeta,
+                                  static_cast<T>(m), k1, k2, k0);
       k1.store(s1 + j);
-      (-((k1 * invstd * dg) / vm)).store(b2 + j);
-      (-((k1 * sdy) / vm)).store(b1 + j);
+      k2.store(b2 + j);
+      k0.store(b1 + j);
     });
     for_row_groups(0, m, [&](std::size_t i, auto rows) {
       for_each_vector<T>(w, [&](std::size_t j, auto tail, int lanes) {

@@ -119,7 +119,7 @@ inline void add_parts(const T* acc, std::size_t parts, std::size_t stride, std::
   }
 }
 
-// Forward statistics from the parts' sums (the math of forward_train_cols):
+// Forward statistics from the parts' sums (forward_stats, as forward_train_cols):
 // writes batch_mean, batch_invstd, the running statistics, and par (slots of 3:
 // mean, scale = gamma * invstd, beta) for forward_band_apply.
 template <class T>
@@ -128,46 +128,34 @@ void forward_band_stats(const T* acc, std::size_t parts, std::size_t stride, con
                         std::size_t m, std::size_t n, T momentum, T one_minus_momentum, T unbias, T eps) {
   using V = Vec<T>;
   constexpr std::size_t N = V::N;
-  const V vm = V::set1(static_cast<T>(m)), one = V::set1(T(1)), veps = V::set1(eps);
-  const V mom = V::set1(momentum), omm = V::set1(one_minus_momentum), unb = V::set1(unbias);
   for_each_vector<T>(n, [&](std::size_t j, auto tail, int lanes) {
     constexpr bool Tail = decltype(tail)::value;
-    V S1, S2;
+    V S1, S2, mean, scale;
     add_parts(acc, parts, stride, j, S1, S2);
-    const V s1m = S1 / vm;
-    const V mean = ld<Tail>(x + j, lanes) + s1m;
-    const V var = max(V::zero(), (S2 - S1 * s1m) / vm);  // max(0, NaN) = NaN
-    const V invstd = one / sqrt(var + veps);
+    forward_stats<Tail>(S1, S2, ld<Tail>(x + j, lanes), j, lanes, gamma, run_mean, run_var, batch_mean,
+                        batch_invstd, static_cast<T>(m), momentum, one_minus_momentum, unbias, eps, mean, scale);
     mean.store(par + 3 * j);
-    (ld<Tail>(gamma + j, lanes) * invstd).store(par + 3 * j + N);
+    scale.store(par + 3 * j + N);
     ld<Tail>(beta + j, lanes).store(par + 3 * j + 2 * N);
-    st<Tail>(mean, batch_mean + j, lanes);
-    st<Tail>(invstd, batch_invstd + j, lanes);
-    st<Tail>(mom * ld<Tail>(run_mean + j, lanes) + omm * mean, run_mean + j, lanes);
-    st<Tail>(mom * ld<Tail>(run_var + j, lanes) + (omm * var) * unb, run_var + j, lanes);
   });
 }
 
-// Backward coefficients from the parts' sums (the math of backward_cols):
+// Backward coefficients from the parts' sums (backward_coefficients, as backward_cols):
 // writes dgamma, dbeta and par (slots of 4: mean, k1, k2, k0; norm.h).
 template <class T>
 void backward_band_stats(const T* acc, std::size_t parts, std::size_t stride, const T* gamma, const T* mean,
                          const T* invstd_p, T* dgamma, T* dbeta, T* par, std::size_t m, std::size_t n) {
   using V = Vec<T>;
   constexpr std::size_t N = V::N;
-  const V vm = V::set1(static_cast<T>(m));
   for_each_vector<T>(n, [&](std::size_t j, auto tail, int lanes) {
     constexpr bool Tail = decltype(tail)::value;
-    V sdy, sdt;
+    V sdy, sdt, k1, k2, k0;
     add_parts(acc, parts, stride, j, sdy, sdt);
-    const V invstd = ld<Tail>(invstd_p + j, lanes), dg = sdt * invstd;
-    st<Tail>(sdy, dbeta + j, lanes);
-    st<Tail>(dg, dgamma + j, lanes);
-    const V k1 = ld<Tail>(gamma + j, lanes) * invstd;
+    backward_coefficients<Tail>(sdy, sdt, j, lanes, gamma, invstd_p, dgamma, dbeta, static_cast<T>(m), k1, k2, k0);
     ld<Tail>(mean + j, lanes).store(par + 4 * j);
     k1.store(par + 4 * j + N);
-    (-((k1 * invstd * dg) / vm)).store(par + 4 * j + 2 * N);
-    (-((k1 * sdy) / vm)).store(par + 4 * j + 3 * N);
+    k2.store(par + 4 * j + 2 * N);
+    k0.store(par + 4 * j + 3 * N);
   });
 }
 
