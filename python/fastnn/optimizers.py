@@ -118,11 +118,26 @@ class Optimizer:
             self._average_params, self._average_started = None, False  # the arena may have moved
             self._average_swapped = False
 
+    def _switched_on_slots(self):
+        """Slots a hyperparameter needs that may have been set after build (SGD's momentum,
+        Adam's amsgrad); a missing one is added at the next step, starting at zero (Keras
+        trains on)."""
+        return ()
+
+    def _add_missing_slots(self, params):
+        for s in self._switched_on_slots():
+            if s not in self.state:  # before the moving average's slot, as the constructor orders them
+                at = self.slots.index(_ema.SLOT) if _ema.SLOT in self.slots else len(self.slots)
+                self.slots = tuple(self.slots[:at]) + (s,) + tuple(self.slots[at:])
+                self.state[s] = np.zeros(params.size, dtype=params.dtype)
+                self._views = None
+
     # step -----------------------------------------------------------------
     def apply(self, params, grads, ranges, variables):
         """One update of params[a:b] for each trainable range (a, b).
 
         variables: [(start, stop)] of each trainable variable, for clipnorm."""
+        self._add_missing_slots(params)
         key = (id(params), id(grads), tuple(ranges), tuple(variables))
         if self._views is None or self._views[0] != key:  # views made once, not every step
             self._views = (key, [(params[a:b], grads[a:b], {k: v[a:b] for k, v in self.state.items()})
@@ -234,12 +249,8 @@ class SGD(Optimizer):
             lr = (1.0 - self.momentum) * lr
         _ops.sgd_update(p, g, v, lr=lr, momentum=self.momentum, nesterov=bool(self.nesterov))  # truthy, as Keras
 
-    def apply(self, params, grads, ranges, variables):
-        if self.momentum and "velocity" not in self.state:  # momentum set after build (Keras trains
-            self.slots = ("velocity",) + tuple(self.slots)  # on): the velocity starts at zero
-            self.state["velocity"] = np.zeros(params.size, dtype=params.dtype)
-            self._views = None
-        super().apply(params, grads, ranges, variables)
+    def _switched_on_slots(self):
+        return ("velocity",) if self.momentum else ()
 
     def build(self, size, dtype, remap=None):
         super().build(size, dtype, remap)
@@ -309,12 +320,8 @@ class Adam(Optimizer):
         if self.amsgrad:
             self.slots = ("m", "v", "vhat") + tuple(s for s in self.slots if s not in ("m", "v"))
 
-    def apply(self, params, grads, ranges, variables):
-        if self.amsgrad and "vhat" not in self.state:  # amsgrad set after build: vhat starts at zero
-            self.slots = tuple(self.slots) + ("vhat",)
-            self.state["vhat"] = np.zeros(params.size, dtype=params.dtype)
-            self._views = None
-        super().apply(params, grads, ranges, variables)
+    def _switched_on_slots(self):
+        return ("vhat",) if self.amsgrad else ()
 
     def _update(self, p, g, state, lr):
         _ops.adam_update(p, g, state["m"], state["v"], lr=lr, beta1=self.beta_1, beta2=self.beta_2,
