@@ -281,9 +281,8 @@ def _make(model, m, first, ranges, yb, loss_on_logits, last_logits):
     kind = _loss_kind(model, yb, loss_on_logits, last_logits) if opt_spec is not None else None
     if kind is None or m == 0:
         return None
-    if ranges and opt_spec[0] == "adam" and not all(s in model.optimizer.state for s in ("m", "v")):
-        return None
-    if ranges and opt_spec[0] == "sgd" and opt_spec[1]["momentum"] and "velocity" not in model.optimizer.state:
-        return None  # momentum set after build: SGD.apply adds the velocity (the next step's plan has it)
+    opt = model.optimizer
+    if ranges and not set(opt.slots).union(opt._switched_on_slots()) <= set(opt.state):
+        return None  # state not built, or a slot switched on after build (Optimizer.apply adds it)
     built = _build(model, chain, m, first, ranges, kind[0], last_logits, opt_spec)
     return None if built is None else (built[0], kind[0], built[1])
