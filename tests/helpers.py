@@ -54,17 +54,21 @@ def numeric_grad(f, w, eps=1e-6):
     return g
 
 
-def python_stamps_during(fn):
-    """How often a pure-Python thread ran during the first 80% of one fn() call, and the
-    call's duration D.
+def counter_pause_during(fn):
+    """The longest pause of a pure-Python counter thread during one fn() call, and fn's
+    duration alone (the fastest of three calls), in seconds.
 
-    D is measured alone first; a counter thread then stamps the time in a loop while fn()
-    runs once. A kernel holding the GIL freezes the counter for the whole call, so no
-    stamp can fall in (t0, t0 + 0.8 D)."""
+    A call that holds the GIL freezes the counter for all of its C part: a pause about as
+    long as the call. A call that releases it leaves only short pauses. The pause is measured
+    between the counter's own stamps and the call's two ends, so time the main thread spends
+    waiting for the GIL before or after the call (up to sys.getswitchinterval()) counts as
+    running, never as a pause."""
     fn()
-    t = time.perf_counter()
-    fn()
-    duration = time.perf_counter() - t
+    durations = []
+    for _ in range(3):
+        t = time.perf_counter()
+        fn()
+        durations.append(time.perf_counter() - t)
     stamps, stop = [], threading.Event()
 
     def count():
@@ -77,6 +81,19 @@ def python_stamps_during(fn):
         time.sleep(0.001)
     t0 = time.perf_counter()
     fn()
+    t1 = time.perf_counter()
     stop.set()
     th.join()
-    return sum(t0 < s < t0 + 0.8 * duration for s in stamps), duration
+    points = [t0] + [s for s in stamps if t0 < s < t1] + [t1]
+    return max(b - a for a, b in zip(points, points[1:])), min(durations)
+
+
+def releases_the_gil(fn, tries=5):
+    """(True, "") when a Python thread kept running through one fn() call: its longest pause
+    under half the call's duration. A busy machine may deschedule the counter for a while, so
+    up to `tries` calls; a call holding the GIL fails every one. (False, what was seen) else."""
+    for _ in range(tries):
+        pause, duration = counter_pause_during(fn)
+        if pause < 0.5 * duration:
+            return True, ""
+    return False, f"a Python thread paused {pause * 1e3:.1f} ms during a {duration * 1e3:.1f} ms call"

@@ -26,7 +26,7 @@ import fastnn
 import fastnn.ops as ops
 import fastnn.reference as ref
 from fastnn import _core
-from helpers import python_stamps_during
+from helpers import releases_the_gil
 
 EPS32 = 2.0 ** -24
 ISAS = [name for name in ("scalar", "avx2", "avx512") if _core.isa_supported(name)]
@@ -343,18 +343,16 @@ def test_mixed_training_tracks_float32(path):
 @pytest.mark.parametrize("call", ["matmul_bf16", "bfloat16_round"])
 def test_bf16_kernels_release_the_gil(path, call):
     rng = np.random.default_rng(9)
-    a = rng.standard_normal((1000, 1000)).astype(np.float32)
-    big = rng.standard_normal(16_000_000).astype(np.float32)
+    # 20 ms or more on one core, far longer than a busy machine may deschedule the counter for
+    a = rng.standard_normal((1600, 1600)).astype(np.float32)
+    big = rng.standard_normal(48_000_000).astype(np.float32)
     c, rounded = np.empty_like(a), np.empty_like(big)
     fn = {"matmul_bf16": lambda: ops.matmul_bf16(a, a, out=c),
           "bfloat16_round": lambda: ops.bfloat16_round(big, out=rounded)}[call]
     before = fastnn.get_num_threads()
     fastnn.set_num_threads(1)  # one core for the kernel, the other for the counter
     try:
-        for _ in range(10):  # a busy machine may not schedule the counter in time
-            if python_stamps_during(fn)[0]:
-                break
-        else:
-            pytest.fail(f"{call}: no Python thread ran during the call")
+        released, seen = releases_the_gil(fn, tries=10)
     finally:
         fastnn.set_num_threads(before)
+    assert released, f"{call}: {seen}"

@@ -20,7 +20,7 @@ import pytest
 
 import fastnn
 from fastnn import _core, ops
-from helpers import python_stamps_during, rss_bytes
+from helpers import counter_pause_during, releases_the_gil, rss_bytes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHONPATH = os.path.join(os.path.dirname(HERE), "python")
@@ -50,9 +50,11 @@ with open(os.path.join(os.path.dirname(HERE), "tools", "kernel_workload.py")) as
 
 @pytest.fixture(scope="module")
 def big_arrays():
+    # each call takes 20 ms or more on one core: far longer than the few ms a busy machine
+    # may deschedule the counter thread for
     rng = np.random.default_rng(0)
-    n = 4_000_000
-    return dict(x=rng.standard_normal((700, 700)), big=rng.standard_normal((4000, 1000)),
+    n = 12_000_000
+    return dict(x=rng.standard_normal((1100, 1100)), big=rng.standard_normal((12000, 1000)),
                 p=rng.standard_normal(n), m=np.zeros(n), v=np.zeros(n), rm=np.zeros(1000), rv=np.ones(1000))
 
 
@@ -72,22 +74,24 @@ def test_kernels_release_the_gil(op, big_arrays):
     before = fastnn.get_num_threads()
     fastnn.set_num_threads(1)  # one core for the kernel, the other for the counter
     try:
-        # a busy machine may not schedule the counter in time: a few tries (a kernel that
-        # holds the GIL gives 0 in every one of them)
-        for _ in range(5):
-            stamps, duration = python_stamps_during(calls[op])
-            if stamps:
-                break
+        released, seen = releases_the_gil(calls[op])
     finally:
         fastnn.set_num_threads(before)
-    assert stamps > 0, f"{op}: no Python thread ran during a {duration * 1e3:.1f} ms call"
+    assert released, f"{op}: {seen}"
 
 
 def test_gil_probe_sees_a_call_that_holds_the_gil():
-    """The probe itself: list.sort runs in C holding the GIL, so no stamp falls inside it."""
+    """The probe itself: sorted() runs in C holding the GIL, so the counter thread stops for
+    (about) the whole call, and releases_the_gil says so."""
     values = list(np.random.default_rng(1).standard_normal(300_000))
-    stamps, _ = python_stamps_during(lambda: sorted(values))
-    assert stamps == 0
+    pause, duration = counter_pause_during(lambda: sorted(values))
+    assert pause >= 0.5 * duration, (pause, duration)
+    assert releases_the_gil(lambda: sorted(values), tries=2)[0] is False
+
+
+def test_gil_probe_sees_a_call_that_releases_the_gil():
+    """...and time.sleep, which releases it, leaves the counter running."""
+    assert releases_the_gil(lambda: time.sleep(0.05)) == (True, "")
 
 
 @pytest.mark.parametrize("nthreads", [1, 2])

@@ -136,7 +136,13 @@ inline void require_disjoint(std::initializer_list<Named> outs) {
 // A C-contiguous copy of a, same dtype and shape.
 inline py::array fresh_copy(const py::array& a) {
   py::array c(a.dtype(), std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
-  if (a.nbytes()) std::memcpy(c.mutable_data(), a.data(), a.nbytes());
+  if (a.nbytes()) {
+    void* dst = c.mutable_data();
+    const void* src = a.data();
+    const std::size_t n = static_cast<std::size_t>(a.nbytes());
+    py::gil_scoped_release nogil;  // a copy of a large array is a kernel too
+    std::memcpy(dst, src, n);
+  }
   return c;
 }
 
