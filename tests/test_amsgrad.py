@@ -99,7 +99,7 @@ def _xy():
     return rng.normal(size=(64, 5)).astype(np.float32), rng.integers(0, 3, 64)
 
 
-def test_fit_with_amsgrad_runs_the_python_step_and_differs_from_adam(monkeypatch):
+def test_fit_with_amsgrad_native_equals_python_step_and_differs_from_adam(monkeypatch):
     x, y = _xy()
     a = _model(fastnn.optimizers.Adam(0.05, amsgrad=True))
     a.fit(x, y, batch_size=16, epochs=3, verbose=0, seed=0)

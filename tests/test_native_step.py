@@ -70,6 +70,11 @@ SUPPORTED = [
     (lambda: [_dense(16, 0, activation="relu"), L.Dropout(0.3, seed=5), _dense(8, 1, activation="relu"),
               L.Dropout(0.5, seed=6), _dense(4, 2, activation="softmax")],
      "sparse_categorical_crossentropy", lambda: O.Adam(1e-2), _IDS),
+    # AMSGrad (slot vhat): the fused kernel's vmax branch, called by the native step too
+    (lambda: [_dense(16, 0, activation="relu"), L.Dropout(0.3, seed=5), _dense(4, 1, activation="softmax")],
+     "sparse_categorical_crossentropy", lambda: O.Adam(5e-2, beta_2=0.9, amsgrad=True), _IDS),
+    (lambda: [_dense(12, 0, activation="tanh"), _dense(3, 1)],
+     "mse", lambda: O.AdamW(5e-2, weight_decay=0.01, amsgrad=True), _ROWS),
 ]
 
 
@@ -99,6 +104,19 @@ def test_frozen_layers_and_trainable_change_mid_epoch(monkeypatch):
               callbacks=[Unfreeze()])
     assert n == 12
 
+
+def test_amsgrad_switched_on_mid_epoch(monkeypatch, threads):
+    """amsgrad set by a callback in the middle of an epoch: the Python step adds vhat (zeros)
+    at the next step, then the rebuilt native plan updates it: bitwise the Python step."""
+    class Switch(fastnn.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 2 and not self.model.optimizer.amsgrad:
+                self.model.optimizer.amsgrad = True
+
+    n = _both(monkeypatch, lambda: [_dense(8, 0, activation="relu"), _dense(4, 1, activation="softmax")],
+              "sparse_categorical_crossentropy", lambda: O.Adam(5e-2, beta_2=0.9), _IDS, "float64",
+              callbacks=[Switch()])
+    assert n == 11  # the step that adds the slot runs in Python
 
 
 def test_activation_and_dropout_rate_changed_mid_epoch_rebuild_the_plan(monkeypatch):

@@ -24,7 +24,8 @@ class NativeStep {
   // mixed) (Dense), ("dropout", ...), ("activation", ...) or ("batchnorm", ...) (the *_node methods
   // below); first: the layer the backward stops at; loss: "xent_ids", "xent_probs" or "mse";
   // optimizer: "adam" (hyper: beta1, beta2, eps, weight_decay, decoupled) or "sgd"
-  // (momentum, nesterov); ranges: [(param, grad, slot0|None, slot1|None)].
+  // (momentum, nesterov); ranges: [(param, grad, slot0|None, slot1|None, slot2|None)], slot2:
+  // Adam's vhat (AMSGrad) or None.
   NativeStep(py::list layers, std::size_t first, const std::string& loss, py::array dlogits,
              const std::string& optimizer, py::dict hyper, py::list ranges, py::object seeds) {
     if (!seeds.is_none()) {  // uint64, one per dropout layer, filled by the caller before each run
@@ -136,7 +137,7 @@ class NativeStep {
     }
     for (const py::handle h : ranges) {
       py::tuple t = h.cast<py::tuple>();
-      if (t.size() != 4) throw py::value_error("ranges: expected 4-tuples");
+      if (t.size() != 5) throw py::value_error("ranges: expected 5-tuples, got " + std::to_string(t.size()) + " items");
       fastnn::StepRange<T> r;
       py::array p = array_arg(t[0], dlogits, "param", true);
       r.n = p.size();
@@ -145,6 +146,7 @@ class NativeStep {
       const bool need0 = optimizer == "adam" || P.sgd.momentum != 0.0;
       if (need0) r.s0 = wptr<T>(vec_arg(t[2], dlogits, r.n, "slot0", true));
       if (optimizer == "adam") r.s1 = wptr<T>(vec_arg(t[3], dlogits, r.n, "slot1", true));
+      if (optimizer == "adam" && !t[4].is_none()) r.s2 = wptr<T>(vec_arg(t[4], dlogits, r.n, "slot2", true));
       P.ranges.push_back(r);
     }
   }

@@ -1,6 +1,6 @@
 """The native training step: for a Sequential chain of Dense (float32, float64 or
 mixed_bfloat16), Dropout, Activation and BatchNormalization layers with a fused loss
-(softmax cross-entropy on logits, or mean squared error) and Adam/AdamW or SGD, one
+(softmax cross-entropy on logits, or mean squared error) and Adam/AdamW (AMSGrad too) or SGD, one
 training step is one call into the core (``_core.NativeStep.run``, GIL released).
 
 The plan is built once per (batch size, dtype, arena layout, optimizer state, loss and
@@ -63,7 +63,7 @@ def _plain_numbers(opt, names):
 def _optimizer_spec(opt):
     """("adam" | "sgd", hyper) or None when the optimizer is not supported natively."""
     if opt.clipnorm is not None or opt.clipvalue is not None or opt.global_clipnorm is not None \
-            or getattr(opt, "use_ema", False) or getattr(opt, "amsgrad", False) \
+            or getattr(opt, "use_ema", False) \
             or not _plain_numbers(opt, ("beta_1", "beta_2", "epsilon", "weight_decay", "momentum")):
         return None
     if type(opt) in _ADAM:
@@ -215,11 +215,11 @@ def _build(model, chain, m, first, ranges, loss_kind, last_logits, opt_spec):
     opt = model.optimizer
     name, hyper = opt_spec
     arena = model.arena
-    slots = (("m", "v") if name == "adam" else ("velocity", None))
+    slots = (("m", "v", "vhat" if opt.amsgrad else None) if name == "adam" else ("velocity", None, None))
     views = []
     for a, b in ranges:
         s = [opt.state[n][a:b] if n is not None and n in opt.state else None for n in slots]
-        views.append((arena.params[a:b], arena.grads[a:b], s[0], s[1]))
+        views.append((arena.params[a:b], arena.grads[a:b], s[0], s[1], s[2]))
     seeds = np.zeros(len(dropouts), dtype=np.uint64)
     native = _core.NativeStep(entries, node_first, loss_kind, dlogits, name, hyper, views, seeds)
     return (native, seeds, dropouts), out

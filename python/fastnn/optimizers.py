@@ -303,7 +303,7 @@ class Adam(Optimizer):
     PyTorch) use 1e-8: ``Adam(epsilon=1e-8)`` gives the notes' update.
 
     ``amsgrad=True`` (Keras's default False; Reddi et al.): ``vmax = max(vmax, v)`` replaces
-    v in the denominator (slot ``vhat``), the same fused kernel; it runs the Python step.
+    v in the denominator (slot ``vhat``), the same fused kernel (in the native step too).
 
     >>> Adam(amsgrad=True).slots
     ('m', 'v', 'vhat')

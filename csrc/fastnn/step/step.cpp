@@ -153,7 +153,7 @@ template <class T> void optimizer_step(const StepPlan<T>& plan, double lr, std::
     AdamArgs a = plan.adam;
     a.lr = lr;
     a.step = step;
-    for (const StepRange<T>& r : plan.ranges) adam_update<T>(r.p, r.g, r.s0, r.s1, r.n, a);
+    for (const StepRange<T>& r : plan.ranges) adam_update<T>(r.p, r.g, r.s0, r.s1, r.n, a, r.s2);
   } else {
     SgdArgs a = plan.sgd;
     a.lr = lr;

@@ -62,12 +62,13 @@ template <class T> struct DenseStep {
 enum class StepLoss { xent_ids, xent_probs, mse };
 enum class StepOptimizer { adam, sgd };
 
-// One contiguous trainable range of the arena: param, grad and up to two state slots.
+// One contiguous trainable range of the arena: param, grad and up to three state slots.
 template <class T> struct StepRange {
   T* p = nullptr;
   const T* g = nullptr;
   T* s0 = nullptr;  // adam m, sgd velocity (null without momentum)
   T* s1 = nullptr;  // adam v
+  T* s2 = nullptr;  // adam vhat (AMSGrad's running maximum of v; null: plain Adam)
   std::size_t n = 0;
 };
 
