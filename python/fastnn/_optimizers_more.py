@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validate import Interval, Real
 from .optimizers import Optimizer
 
 
@@ -143,6 +144,8 @@ class Lion(_Scratch, Optimizer):
     """
 
     slots = ("m",)
+    _parameter_constraints = {**Optimizer._parameter_constraints,
+                              "beta_1": [Interval(Real, 0, 1, closed="right")]}  # checked again at fit
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, **kwargs):
         super().__init__(learning_rate, **kwargs)

@@ -82,6 +82,7 @@ def call(self, inputs, training=None, mask=None):
 def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
     """One training step on (x, y) as one batch (Keras 3); see the module docstring."""
     _trainer.check_compiled(self, "train_on_batch")
+    self.optimizer.check_hyperparameters()
     _one_batch(self, x, "x")
     if y is None:
         raise ValueError("y: expected targets, got None")

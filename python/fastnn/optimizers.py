@@ -93,6 +93,33 @@ class Optimizer:
             return float(lr(self.epoch if lr.per_epoch else self.iterations))
         return lr
 
+    # hyperparameters set after construction ------------------------------
+    def check_hyperparameters(self):
+        """Checks the hyperparameters as they are now: an attribute assigned after construction
+        (``opt.beta_1 = 2.0``, ``opt.clipnorm = -1``) is not checked when set, as in Keras.
+        ``fit`` and ``train_on_batch`` call this before anything changes, so a refused fit
+        leaves the model and the optimizer as they were. The error names the attribute."""
+        owner = type(self).__name__
+        names = [k for k in self._parameter_constraints if k != "learning_rate" and hasattr(self, k)]
+        validate({k: getattr(self, k) for k in names}, self._parameter_constraints, owner)
+        validate({"learning_rate": self._learning_rate}, Optimizer._parameter_constraints, owner)
+        given = [k for k in ("clipnorm", "clipvalue", "global_clipnorm") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"clipnorm, clipvalue, global_clipnorm: give at most one, got {', '.join(given)} "
+                             f"(in {owner})")
+        for k in ("amsgrad", "nesterov"):
+            if not isinstance(getattr(self, k, False), (bool, np.bool_)):
+                raise TypeError(f"{k}: expected True or False, got {getattr(self, k)!r} (in {owner})")
+        _ema.check(self.use_ema, self.ema_momentum, self.ema_overwrite_frequency)
+        if self.use_ema != (_ema.SLOT in self.slots):
+            raise ValueError(f"use_ema: set at construction only (the moving average is a slot), got "
+                             f"{self.use_ema!r} on an optimizer made with use_ema={not self.use_ema} (in {owner})")
+        eps = getattr(self, "epsilon", None)
+        for a in list(self.state.values())[:1] if eps is not None else ():  # built: the bound build checks
+            if not eps >= np.finfo(a.dtype).tiny:
+                raise ValueError(f"epsilon: expected a normal {a.dtype.name} value >= {np.finfo(a.dtype).tiny} "
+                                 f"(a subnormal epsilon flushes to zero), got {eps!r} (in {owner})")
+
     # state ----------------------------------------------------------------
     def _initial_state(self, slot):
         return 0.0
