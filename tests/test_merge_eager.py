@@ -42,7 +42,7 @@ def test_refused_inputs_leave_the_layer_unbuilt():
     layer = Add()
     with pytest.raises(ValueError, match="one shape"):
         layer([A, np.ones((4, 5), np.float32)])
-    assert not layer.built and layer.dtype is None
+    assert not layer.built and layer.input_shape is None and layer.output_shape is None
     with pytest.raises(ValueError, match="^inputs: .*one batch size, got 4, 2"):
         layer([A, B[:2]])
     with pytest.raises(ValueError, match="needs at least 2 inputs, got 1"):

@@ -134,7 +134,7 @@ def call(layer, x, training=None, mask=None):
     if getattr(layer, "_multi_input", False) or isinstance(x, (list, tuple, dict)):
         raise TypeError(f"layer {layer.name!r}: expected one input (an array, or the output of Input(...) "
                         f"or of another layer), got {type(x).__name__}")
-    dtype = layer.dtype if layer.dtype is not None else np.dtype(layer.variable_dtype)
+    dtype = layer.dtype  # the model's, or before the build the policy's variable dtype
     x = as_batch(x, "x", dtype)
     if not layer.built:
         layer.build(x.shape[1:], dtype)
@@ -153,7 +153,7 @@ def call_merge(layer, xs, training=None, mask=None):
     the inputs as the layer's dtype, one batch size; the layer built from their shapes (a
     rejected call leaves it as it was); one forward pass; returns a new array."""
     check_training(training, mask)
-    dtype = layer.dtype if layer.dtype is not None else np.dtype(layer.variable_dtype)
+    dtype = layer.dtype  # the model's, or before the build the policy's variable dtype
     xs = [as_batch(x, f"inputs[{i}]", dtype) for i, x in enumerate(xs)]
     if len({x.shape[0] for x in xs}) > 1:
         raise ValueError(f"inputs: layer {layer.name!r} needs one batch size, got "

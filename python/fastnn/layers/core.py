@@ -124,7 +124,7 @@ class Layer:
         self.built = False
         self.input_shape = None
         self.output_shape = None
-        self.dtype = None
+        self._dtype = None  # the model's dtype once built (self.dtype)
         self.specs = []
         self.vars = {}
         self.grads = {}
@@ -144,20 +144,30 @@ class Layer:
 
     # -- dtype policy (fastnn.mixed_precision; the model's dtype holds the variables) --
     @property
+    def dtype(self):
+        """The variables' dtype (Keras's ``layer.dtype``), a NumPy dtype equal to its name: the
+        model's once built, before that the dtype policy's variable dtype."""
+        return self._dtype if self._dtype is not None else np.dtype(self._dtype_policy.variable_dtype)
+
+    @dtype.setter
+    def dtype(self, value):
+        self._dtype = None if value is None else np.dtype(value)
+
+    @property
     def dtype_policy(self):
         return self._dtype_policy
 
     @dtype_policy.setter
     def dtype_policy(self, value):
         policy = _mixed.as_policy(value, "dtype_policy")
-        if self.dtype is not None:
-            _mixed.check_policy(self, policy, self.dtype)
+        if self._dtype is not None:
+            _mixed.check_policy(self, policy, self._dtype)
         self._dtype_policy = policy
 
     @property
     def variable_dtype(self):
         """The dtype of the variables: the model's once built, else the policy's."""
-        return self.dtype.name if self.dtype is not None else self._dtype_policy.variable_dtype
+        return self.dtype.name
 
     @property
     def compute_dtype(self):
@@ -208,7 +218,7 @@ class Layer:
         return SymbolicTensor(self.compute_output_shape(inputs.shape), self, inputs)
 
     def compute_output_shape(self, input_shape):
-        self.build(input_shape, self.dtype or "float32")
+        self.build(input_shape, self._dtype or "float32")
         return self.output_shape
 
     # -- variables ----------------------------------------------------------

@@ -190,7 +190,7 @@ class Normalization(Layer):
                 n = tot
         if mean is None:
             raise ValueError("data: holds no sample to adapt to")
-        dtype = self.dtype or np.dtype(np.float32)
+        dtype = self._dtype or np.dtype(np.float32)
         for name, v in (("mean", mean), ("variance", m2 / n), ("count", np.array([n], np.float64))):
             if name in self.vars and self.vars[name].shape == v.shape:
                 self.vars[name][...] = v
