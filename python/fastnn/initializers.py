@@ -30,7 +30,9 @@ def global_rng():
     return _global_rng
 
 
-def _fans(shape):
+def _fans(shape, input_axes=None, output_axes=None):
+    if input_axes is not None and output_axes is not None:  # Keras 3: both given, else the default
+        return int(np.prod([shape[a] for a in input_axes])), int(np.prod([shape[a] for a in output_axes]))
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:
@@ -160,9 +162,11 @@ class VarianceScaling(Initializer):
     0.1
     """
 
-    _config = ("scale", "mode", "distribution", "seed")
+    _config = ("scale", "mode", "distribution", "seed", "input_axes", "output_axes")
 
-    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
+    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None, input_axes=None,
+                 output_axes=None):
+        self.input_axes, self.output_axes = _axes(input_axes, "input_axes"), _axes(output_axes, "output_axes")
         validate({"scale": scale}, {"scale": [Interval(Real, 0, None, closed="neither")]}, type(self).__name__)
         if mode not in _MODES:
             raise ValueError(f"mode: unknown mode {mode!r}; known: {', '.join(_MODES)}")
@@ -173,7 +177,7 @@ class VarianceScaling(Initializer):
         self.scale, self.mode, self.distribution = float(scale), mode, distribution
 
     def _sample(self, shape):
-        fan_in, fan_out = _fans(shape)
+        fan_in, fan_out = _fans(shape, self.input_axes, self.output_axes)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
         var = self.scale / max(1.0, n)
         g = self._gen()
@@ -186,11 +190,23 @@ class VarianceScaling(Initializer):
 
 
 
-def _variant(clsname, scale, mode, distribution, doc):
-    def __init__(self, seed=None):
-        VarianceScaling.__init__(self, scale, mode, distribution, seed)
+def _axes(axes, name):
+    """Keras 3's input_axes / output_axes of a VarianceScaling initializer: None or a list of ints
+    (the kernel's axes whose sizes multiply into fan_in / fan_out; both given, or ignored)."""
+    if axes is None:
+        return None
+    if not isinstance(axes, (list, tuple)) or any(isinstance(a, bool) or not isinstance(a, (int, np.integer))
+                                                  for a in axes):
+        raise TypeError(f"{name}: expected None or a list of ints, got {axes!r}")
+    return [int(a) for a in axes]
 
-    return type(clsname, (VarianceScaling,), {"__init__": __init__, "_config": ("seed",), "__doc__": doc})
+
+def _variant(clsname, scale, mode, distribution, doc):
+    def __init__(self, seed=None, input_axes=None, output_axes=None):
+        VarianceScaling.__init__(self, scale, mode, distribution, seed, input_axes, output_axes)
+
+    return type(clsname, (VarianceScaling,), {"__init__": __init__, "_config": ("seed", "input_axes", "output_axes"),
+                                              "__doc__": doc})
 
 
 GlorotUniform = _variant("GlorotUniform", 1.0, "fan_avg", "uniform",

@@ -20,7 +20,7 @@ from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import ops as _ops
 from .. import regularizers as _regularizers
-from . import _eager, _mixed
+from . import _eager, _keras_config, _mixed
 from .._validate import Integral, Interval, validate
 
 POSITIVE_INT = Interval(Integral, 1, None, closed="left")  # units, pieces
@@ -46,8 +46,13 @@ def _config_value(v):
         return _regularizers.serialize(v)
     if isinstance(v, _constraints.Constraint):
         return _constraints.serialize(v)
-    if isinstance(v, _activations.ActivationFunction):
-        return v.get_config()
+    if isinstance(v, _activations.ActivationFunction):  # its name when that is all it is (Keras writes names)
+        c = v.get_config()
+        try:
+            plain = _activations.get(c["name"]) == v
+        except (ValueError, TypeError, KeyError):
+            plain = False
+        return c["name"] if plain else c
     return list(v) if isinstance(v, tuple) else v
 
 
@@ -285,13 +290,16 @@ class Layer:
         if any(getattr(self, k) is not None for k in self._optional_config_keys):
             keys += self._optional_config_keys
         c.update((k, _config_value(getattr(self, k))) for k in keys)
+        c.update(_keras_config.written(type(self)))  # Keras's keys of what fastnn computes
         return c
 
     @classmethod
     def from_config(cls, config):
         """A new layer from ``get_config()``'s dict (Keras's ``cls.from_config``); nested
-        configs of activations, initializers, regularizers and constraints are rebuilt."""
-        cfg = dict(config)
+        configs of activations, initializers, regularizers and constraints are rebuilt. Keras's
+        keys for what fastnn does not compute (``lora_rank``, ``quantization_config``, ...) are
+        taken at the value fastnn computes, else refused naming the key (``_keras_config``)."""
+        cfg = _keras_config.accept(cls, dict(config))
         if isinstance(cfg.get("activation"), dict):
             cfg["activation"] = _activations.get(cfg["activation"])
         for k, v in list(cfg.items()):
@@ -314,23 +322,33 @@ class Layer:
 
 
 class InputLayer(Layer):
-    """The input of a model (made by ``Input(shape)``)."""
+    """The input of a model (made by ``Input(shape)``). Keras 3's arguments: ``batch_shape``
+    (its batch entry None, or given with ``shape``'s), ``dtype`` a float name or None (the model's
+    dtype is used), ``sparse`` / ``ragged`` / ``optional`` False, no ``input_tensor``; a fixed
+    ``batch_size`` is refused (fastnn models take any batch size)."""
 
-    def __init__(self, shape, name=None):
+    def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, ragged=None, batch_shape=None,
+                 input_tensor=None, optional=False, name=None):
+        shape, self._input_dtype = _keras_config.input_args(shape, batch_size, dtype, sparse, ragged, batch_shape,
+                                                            input_tensor, optional)
         super().__init__(name=name)
         self.shape = _shape_tuple(shape)
 
-    def get_config(self):
-        return {"name": self.name, "shape": list(self.shape)}
+    def get_config(self):  # Keras 3's keys
+        return {"batch_shape": [None, *self.shape], "dtype": self._input_dtype or "float32", "sparse": False,
+                "ragged": False, "name": self.name, "optional": False}
 
 
-def Input(shape, name=None):
-    """A symbolic input of feature shape ``shape`` (an int or a tuple, batch excluded).
+def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None, tensor=None,
+          optional=False):
+    """A symbolic input of feature shape ``shape`` (an int or a tuple, batch excluded); Keras 3's
+    other arguments as ``InputLayer`` takes them.
 
     >>> Input(784).shape
     (784,)
     """
-    layer = InputLayer(shape, name=name)
+    layer = InputLayer(shape, batch_size=batch_size, dtype=dtype, sparse=sparse, batch_shape=batch_shape,
+                       input_tensor=tensor, optional=optional, name=name)
     return SymbolicTensor(layer.shape, layer)
 
 
@@ -381,8 +399,7 @@ class Dense(Layer):
     """
 
     _config_keys = ("units", "activation", "use_bias", "kernel_initializer", "bias_initializer", "kernel_regularizer",
-                    "bias_regularizer")
-    _optional_config_keys = ("kernel_constraint", "bias_constraint")
+                    "bias_regularizer", "kernel_constraint", "bias_constraint")
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,

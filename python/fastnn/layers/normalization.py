@@ -27,7 +27,8 @@ class BatchNormalization(Layer):
     """
 
     _config_keys = ("momentum", "epsilon", "center", "scale", "beta_initializer", "gamma_initializer",
-                    "moving_mean_initializer", "moving_variance_initializer")
+                    "moving_mean_initializer", "moving_variance_initializer", "beta_regularizer",
+                    "gamma_regularizer", "beta_constraint", "gamma_constraint")
 
     # the variables under Keras's names: live arrays (fastnn.layers._eager); gamma / beta None
     # when scale / center is off
@@ -40,13 +41,16 @@ class BatchNormalization(Layer):
 
     def __init__(self, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",
-                 moving_mean_initializer="zeros", moving_variance_initializer="ones", **kwargs):
+                 moving_mean_initializer="zeros", moving_variance_initializer="ones", beta_regularizer=None,
+                 gamma_regularizer=None, beta_constraint=None, gamma_constraint=None, **kwargs):
         super().__init__(**kwargs)
         validate({"momentum": momentum, "epsilon": epsilon}, self._parameter_constraints, "BatchNormalization")
         self.momentum, self.epsilon = float(momentum), float(epsilon)
         self.center, self.scale = bool(center), bool(scale)
-        self.beta_initializer = _initializers.get(beta_initializer)
-        self.gamma_initializer = _initializers.get(gamma_initializer)
+        self.beta_initializer, self.beta_regularizer, self.beta_constraint = _weight_args(
+            beta_initializer, beta_regularizer, beta_constraint)
+        self.gamma_initializer, self.gamma_regularizer, self.gamma_constraint = _weight_args(
+            gamma_initializer, gamma_regularizer, gamma_constraint)
         self.moving_mean_initializer = _initializers.get(moving_mean_initializer)
         self.moving_variance_initializer = _initializers.get(moving_variance_initializer)
 
@@ -54,9 +58,11 @@ class BatchNormalization(Layer):
         _require_2d(self, input_shape)
         n = input_shape[0]
         if self.scale:
-            self.add_weight("gamma", (n,), self.gamma_initializer)
+            self.add_weight("gamma", (n,), self.gamma_initializer, self.gamma_regularizer,
+                            constraint=self.gamma_constraint)
         if self.center:
-            self.add_weight("beta", (n,), self.beta_initializer)
+            self.add_weight("beta", (n,), self.beta_initializer, self.beta_regularizer,
+                            constraint=self.beta_constraint)
         self.add_weight("moving_mean", (n,), self.moving_mean_initializer, trainable=False)
         self.add_weight("moving_variance", (n,), self.moving_variance_initializer, trainable=False)
         self.output_shape = input_shape
@@ -111,8 +117,7 @@ class LayerNormalization(Layer):
     """
 
     _config_keys = ("axis", "epsilon", "center", "scale", "beta_initializer", "gamma_initializer",
-                    "beta_regularizer", "gamma_regularizer")
-    _optional_config_keys = ("beta_constraint", "gamma_constraint")
+                    "beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint")
     gamma, beta = LayerVariable("gamma", "scale"), LayerVariable("beta", "center")
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
