@@ -28,7 +28,7 @@ from . import modelfile as _modelfile
 from . import multi_io as _multi_io
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
-from . import _bn_stats, batch_api as _batch_api, mixed_precision as _mixed_precision, trainer as _trainer
+from . import _bn_stats, _model_habits, batch_api as _batch_api, mixed_precision as _mixed_precision, trainer as _trainer
 from ._layer_stats import layer_statistics
 from .arena import ParameterArena
 from .trainer import NotCompiledError  # noqa: F401  (public name of fastnn.models)
@@ -152,13 +152,8 @@ class Model:
     def output_names(self):
         return _multi_io.output_names(self) if self.built else []
 
-    def get_layer(self, name=None, index=None):
-        if index is not None:
-            return self.layers[index]
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        raise ValueError(f"name: no layer {name!r}; layers: {', '.join(l.name for l in self.layers)}")
+    get_layer = _model_habits.get_layer
+    trainable = _model_habits.Trainable()  # sets every layer's flag, as Keras
 
     # ------------------------------------------------------------------ build
     def _in_shapes(self, input_shape):
@@ -474,10 +469,7 @@ class Sequential(Model):
         self.layers.append(layer)
         self.built = False
 
-    def pop(self):
-        layer = self.layers.pop()
-        self.built = False
-        return layer
+    pop = _model_habits.pop  # Keras 3's pop(rebuild=True)
 
     @classmethod
     def from_config(cls, config):

@@ -1,0 +1,54 @@
+"""Keras 3's habits on models, bound into ``fastnn.graph.Model`` / ``Sequential``:
+``model.trainable`` (setting it sets every layer's flag, as Keras), ``get_layer`` and
+``Sequential.pop``, with Keras's answers and errors."""
+from __future__ import annotations
+
+import numbers
+
+
+class Trainable:
+    """``model.trainable``: the model's own flag (True at first); setting it sets the flag of
+    every layer, as Keras 3 does (``base.trainable = False`` freezes a whole model; True unfreezes
+    all its layers). Seen at the next training step."""
+
+    def __get__(self, model, owner=None):
+        if model is None:
+            return self
+        return model.__dict__.get("_model_trainable", True)
+
+    def __set__(self, model, value):
+        value = bool(value)
+        for layer in model.layers:
+            layer.trainable = value
+        model.__dict__["_model_trainable"] = value
+
+
+def get_layer(self, name=None, index=None):
+    """The layer called ``name``, or the one at ``index`` (Keras 3: ``model.get_layer``)."""
+    if index is not None:
+        if name is not None:
+            raise ValueError(f"get_layer: give name or index, not both (got name={name!r}, index={index!r})")
+        n = len(self.layers)
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+            raise TypeError(f"index: expected an int, got {type(index).__name__}")
+        if not -n <= index < n:
+            raise ValueError(f"index: the model has {n} layers, got index {index}")
+        return self.layers[index]
+    if name is None:
+        raise ValueError("get_layer: give a layer name or index, got neither")
+    for layer in self.layers:
+        if layer.name == name:
+            return layer
+    raise ValueError(f"name: no layer {name!r}; layers: {', '.join(l.name for l in self.layers)}")
+
+
+def pop(self, rebuild=True):
+    """Removes and returns the last layer (Keras 3's ``Sequential.pop``); with ``rebuild`` the
+    model is built again on its input shape (the other layers keep their weights)."""
+    if not self.layers:
+        raise TypeError("pop: there are no layers in the model")
+    layer = self.layers.pop()
+    self.built = False
+    if rebuild and self._input_shape is not None and self.layers:
+        self.build()
+    return layer
