@@ -102,3 +102,13 @@ def test_against_keras():
     assert f.output_shape == k.output_shape
     with pytest.raises(ValueError):
         k.get_layer(index=3)
+
+
+def test_variable_names_and_functional_input_by_name():
+    m = _model()
+    assert [w.name for w in m.trainable_weights] == ["kernel", "bias", "gamma", "beta", "kernel", "bias"]
+    assert [w.path for w in m.non_trainable_weights] == ["bn/moving_mean", "bn/moving_variance"]
+    assert m.layers[0].kernel.name == "kernel"
+    x = L.Input((4,), name="features")
+    f = fastnn.Model(x, L.Dense(2, name="out")(x))
+    assert f.get_layer("features").name == "features" and f.get_layer("out") is f.layers[0]

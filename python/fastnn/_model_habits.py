@@ -24,7 +24,9 @@ class Trainable:
 
 
 def get_layer(self, name=None, index=None):
-    """The layer called ``name``, or the one at ``index`` (Keras 3: ``model.get_layer``)."""
+    """The layer called ``name`` (a functional model's InputLayer too), or ``model.layers[index]``
+    (Keras 3: ``model.get_layer``; a functional model's ``layers`` has no InputLayer in fastnn,
+    so its indices are one less than Keras's)."""
     if index is not None:
         if name is not None:
             raise ValueError(f"get_layer: give name or index, not both (got name={name!r}, index={index!r})")
@@ -37,6 +39,9 @@ def get_layer(self, name=None, index=None):
     if name is None:
         raise ValueError("get_layer: give a layer name or index, got neither")
     for layer in self.layers:
+        if layer.name == name:
+            return layer
+    for layer in getattr(self, "_graph_inputs", ()):  # a functional model's InputLayer, by name as Keras
         if layer.name == name:
             return layer
     raise ValueError(f"name: no layer {name!r}; layers: {', '.join(l.name for l in self.layers)}")

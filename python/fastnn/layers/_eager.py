@@ -35,7 +35,10 @@ _VIEWS: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
 class VariableView(np.ndarray):
     """The live array of a variable with Keras's variable methods: ``assign`` (same shape, as
     Keras), ``assign_add``, ``assign_sub`` (in place, returning the variable), ``numpy()``
-    and ``value`` (copies)."""
+    and ``value`` (copies); ``name`` (``"kernel"``) and ``path`` (``"dense/kernel"``, the layer's
+    name first: Keras adds the model's name in front of a model's variables)."""
+
+    name = path = None  # set on the views of layer variables (a result computed from one has none)
 
     def assign(self, value):
         if np.shape(value) != self.shape:
@@ -88,6 +91,7 @@ def variable(layer, name):
     hit = cache.get(name)
     if hit is None or hit[0] is not v:
         hit = cache[name] = (v, v.view(VariableView))
+    hit[1].name, hit[1].path = name, f"{layer.name}/{name}"
     return hit[1]
 
 
