@@ -16,6 +16,7 @@ Nadam, Adamax and Lion (``fastnn._optimizers_more``) are NumPy-vectorized.
 """
 from __future__ import annotations
 
+import numbers
 import sys
 import warnings
 
@@ -107,9 +108,10 @@ class Optimizer:
         if len(given) > 1:
             raise ValueError(f"clipnorm, clipvalue, global_clipnorm: give at most one, got {', '.join(given)} "
                              f"(in {owner})")
-        for k in ("amsgrad", "nesterov"):
-            if not isinstance(getattr(self, k, False), (bool, np.bool_)):
-                raise TypeError(f"{k}: expected True or False, got {getattr(self, k)!r} (in {owner})")
+        for k in ("amsgrad", "nesterov"):  # read as truthy (Keras): 0 and 1 too, never a string such as "no"
+            v = getattr(self, k, False)
+            if not isinstance(v, (bool, np.bool_, numbers.Integral)) or v not in (0, 1):
+                raise TypeError(f"{k}: expected True or False, got {v!r} (in {owner})")
         _ema.check(self.use_ema, self.ema_momentum, self.ema_overwrite_frequency)
         if self.use_ema != (_ema.SLOT in self.slots):
             raise ValueError(f"use_ema: set at construction only (the moving average is a slot), got "
