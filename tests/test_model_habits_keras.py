@@ -112,3 +112,13 @@ def test_variable_names_and_functional_input_by_name():
     x = L.Input((4,), name="features")
     f = fastnn.Model(x, L.Dense(2, name="out")(x))
     assert f.get_layer("features").name == "features" and f.get_layer("out") is f.layers[0]
+
+
+def test_sequential_add_refuses_a_layer_twice_and_duplicate_names():
+    m = _model()
+    for bad, what in ((m.layers[2], "already in this model"), (L.Dense(2, name="d2"), "unique names")):
+        with pytest.raises(ValueError, match=what):
+            m.add(bad)
+        assert [l.name for l in m.layers] == ["d1", "bn", "d2"] and m.built
+    with pytest.raises(ValueError, match="unique names"):
+        fastnn.Sequential([L.Dense(2, name="a"), L.Dense(2, name="a")])

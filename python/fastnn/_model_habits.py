@@ -57,3 +57,14 @@ def pop(self, rebuild=True):
     if rebuild and self._input_shape is not None and self.layers:
         self.build()
     return layer
+
+
+def check_new_name(model, layer):
+    """Sequential.add: layer names are unique in the model, as Keras 3 requires (the same layer
+    added twice is refused by it too: one layer's buffers cannot serve two places in a chain)."""
+    if any(l is layer for l in model.layers):
+        raise ValueError(f"layer: {layer.name!r} is already in this model; a Sequential model takes each "
+                         f"layer once (make a new layer, or share it in a functional Model)")
+    if any(l.name == layer.name for l in model.layers):
+        raise ValueError(f"layer: all layers of a Sequential model need unique names; {layer.name!r} is "
+                         f"already the name of a layer in this model (give the new layer another name=)")

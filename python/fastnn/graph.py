@@ -464,6 +464,7 @@ class Sequential(Model):
             return
         if not isinstance(layer, _layers.Layer):
             raise TypeError(f"layers: expected Layer instances, got {type(layer).__name__}")
+        _model_habits.check_new_name(self, layer)
         if not self.layers and self._input_shape is None and layer._declared_input_shape is not None:
             self._input_shape = layer._declared_input_shape
         self.layers.append(layer)
