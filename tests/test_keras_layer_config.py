@@ -170,3 +170,30 @@ def test_configs_cross_load_with_keras(case):
     got = ours(x, training=False)
     tol = 2e-2 if "mixed" in str(kw.get("dtype")) else 1e-5
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def _entry(name):
+    return {"module": "keras.layers", "class_name": name, "config": KERAS[name], "registered_name": None}
+
+
+def test_keras_sequential_config_loads():
+    """Keras 3's Sequential.get_config(): its InputLayer first, the DTypePolicy dict, trainable."""
+    cfg = {"name": "sequential", "trainable": True, "dtype": _DT,
+           "layers": [_entry("InputLayer"), dict(_entry("Dense"), build_config={"input_shape": [None, 4]}),
+                      _entry("Dropout"), _entry("BatchNormalization")]}
+    m = fastnn.Sequential.from_config(json.loads(json.dumps(cfg)))
+    assert m.built and m.dtype == np.float32 and m.output_shape == (None, 3)
+    assert [type(l).__name__ for l in m.layers] == ["Dense", "Dropout", "BatchNormalization"]
+    frozen = fastnn.Sequential.from_config(dict(cfg, trainable=False, dtype=dict(_DT, config={"name": "float64"})))
+    assert frozen.dtype == np.float64 and not frozen.trainable and not any(l.trainable for l in frozen.layers)
+
+
+def test_keras_sequential_config_loads_with_keras():
+    keras = _keras()
+    k = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu"),
+                          keras.layers.BatchNormalization(), keras.layers.Dropout(0.1),
+                          keras.layers.Dense(2, activation="softmax")])
+    f = fastnn.Sequential.from_config(json.loads(json.dumps(k.get_config())))
+    f.set_weights(k.get_weights())
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    np.testing.assert_allclose(f.predict(x), k.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

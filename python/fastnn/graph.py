@@ -34,7 +34,9 @@ from .arena import ParameterArena
 from .trainer import NotCompiledError  # noqa: F401  (public name of fastnn.models)
 
 
-def _float_dtype(dtype):  # None: the global policy's variable dtype (Keras 3)
+def _float_dtype(dtype):  # None: the global policy's variable dtype (Keras 3); a policy config (Keras's model config)
+    if isinstance(dtype, dict):
+        dtype = _layers._mixed.as_policy(dtype).variable_dtype
     dt = np.dtype(_mixed_precision.global_policy().variable_dtype if dtype is None else dtype)
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"dtype: expected float32 or float64, got {dt}")
@@ -479,9 +481,11 @@ class Sequential(Model):
         if shape is not None:
             model.add(_layers.Input(tuple(shape)))
         for layer in (_layers.deserialize(d) for d in config["layers"]):
-            model.add(layer)
-        if shape is not None:
+            model.add(layer)  # Keras 3's config: its InputLayer first
+        if model._input_shape is not None and model.layers:
             model.build()
+        if config.get("trainable") is False:  # Keras 3's config
+            model.trainable = False
         return model
 
 

@@ -47,8 +47,9 @@ LAYERS = {c.__name__: c for c in (Dense, Activation, Dropout, BatchNormalization
 
 
 def deserialize(d):
-    """A layer from ``{"class_name": ..., "config": ...}`` (only the classes above; never runs code)."""
-    cls = LAYERS.get(d.get("class_name"))
+    """A layer from ``{"class_name": ..., "config": ...}`` (only the classes above, and the InputLayer
+    Keras 3 writes first in a Sequential model's config; never runs code)."""
+    cls = InputLayer if d.get("class_name") == "InputLayer" else LAYERS.get(d.get("class_name"))
     if cls is None:
         raise ValueError(f"layer: unknown class {d.get('class_name')!r}; known: {', '.join(LAYERS)}")
     return cls.from_config(d["config"])
