@@ -50,7 +50,9 @@ class Optimizer:
 
     def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None,
                  weight_decay=None, name=None, lr=None, use_ema=False, ema_momentum=0.99,
-                 ema_overwrite_frequency=None):
+                 ema_overwrite_frequency=None, loss_scale_factor=None, gradient_accumulation_steps=None):
+        _keras_only(type(self).__name__, loss_scale_factor=(loss_scale_factor, None, "no loss scaling"),
+                    gradient_accumulation_steps=(gradient_accumulation_steps, None, "one update per batch"))
         if lr is not None:  # Keras 2's name, still in the course notes' code
             warnings.warn("lr: deprecated (Keras 2's name); use learning_rate=", DeprecationWarning, stacklevel=3)
             learning_rate = lr
@@ -231,6 +233,14 @@ class Optimizer:
         return c
 
 
+def _keras_only(owner, **args):
+    """Keras 3 arguments fastnn takes only at the value it computes (Keras's default, in the
+    configs Keras writes): {name: (value, the accepted value, what fastnn computes)}."""
+    for k, (v, ok, what) in args.items():
+        if v is not ok and not (ok is not None and not isinstance(v, bool) and v == ok):
+            raise ValueError(f"{k}: fastnn computes {what} ({k}={ok!r}), cannot honour {v!r} (in {owner})")
+
+
 class SGD(Optimizer):
     """Gradient descent, with optional momentum in one of two forms, side by side:
 
@@ -288,7 +298,9 @@ class SGD(Optimizer):
 
     def get_config(self):
         c = super().get_config()
-        c.update(momentum=self.momentum, nesterov=self.nesterov, momentum_form=self.momentum_form)
+        c.update(momentum=self.momentum, nesterov=self.nesterov)
+        if self.momentum_form != "keras":  # only when not Keras's form: Keras reads the config
+            c["momentum_form"] = self.momentum_form
         return c
 
 
@@ -298,7 +310,8 @@ class RMSprop(Optimizer):
     slots = ("sq_avg",)
     _hyper = ("rho", "epsilon")
 
-    def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7, **kwargs):
+    def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7, momentum=0.0, centered=False, **kwargs):
+        _keras_only("RMSprop", momentum=(momentum, 0.0, "no momentum"), centered=(centered, False, "uncentered"))
         self._set_hyper(learning_rate, kwargs, rho=rho, epsilon=epsilon)
 
     def _update(self, p, g, state, lr):
