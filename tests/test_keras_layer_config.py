@@ -197,3 +197,32 @@ def test_keras_sequential_config_loads_with_keras():
     f.set_weights(k.get_weights())
     x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
     np.testing.assert_allclose(f.predict(x), k.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_prelu_name_and_keras_keys():
+    p = L.PReLU()
+    assert p.name.startswith("p_re_lu")  # Keras 3's default name (was "pre_lu")
+    c = p.get_config()
+    assert c["alpha_constraint"] is None and c["shared_axes"] is None
+    with pytest.raises(ValueError, match="shared_axes"):
+        L.PReLU.from_config(dict(c, shared_axes=[1]))
+    with pytest.raises(ValueError, match="noise_shape"):
+        L.AlphaDropout.from_config({"rate": 0.1, "noise_shape": [None, 1]})
+    with pytest.raises(ValueError, match="data_format"):
+        L.RandomFlip.from_config({"mode": "horizontal", "data_format": "channels_first"})
+
+
+@pytest.mark.parametrize("make", [lambda k: k.PReLU(), lambda k: k.AlphaDropout(0.1, seed=3),
+                                  lambda k: k.RandomFlip("horizontal", seed=3),
+                                  lambda k: k.RandomTranslation(0.1, 0.2, seed=3), lambda k: k.GaussianNoise(0.1, seed=2)])
+def test_more_configs_cross_load_with_keras(make):
+    keras = _keras()
+    ref = make(keras.layers)
+    name = type(ref).__name__
+    ours = getattr(L, name).from_config(json.loads(json.dumps(ref.get_config())))
+    back = getattr(keras.layers, name).from_config(json.loads(json.dumps(ours.get_config())))
+    got, want = back.get_config(), ref.get_config()
+    for k in ("height_factor", "width_factor"):  # fastnn writes a symmetric factor f as [-f, f] (equivalent)
+        if isinstance(want.get(k), float):
+            assert list(got.pop(k)) == [-want[k], want.pop(k)]
+    assert got == want

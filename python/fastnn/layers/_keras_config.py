@@ -52,6 +52,19 @@ _KEYS = {
         "renorm_clipping": (_none, "None (no batch renormalization)", None),
         "renorm_momentum": (_any_number, "a number (unused without renorm)", 0.99),
     },
+    "AlphaDropout": {
+        "noise_shape": (_none, "None (one mask value per input value)", None),
+    },
+    "PReLU": {
+        "alpha_constraint": (_none, "None (no constraint on alpha)", None),
+        "shared_axes": (_none, "None (one alpha per input value)", None),
+    },
+    "RandomFlip": {
+        "data_format": (lambda v: v in (None, "channels_last"), "'channels_last' images", "channels_last"),
+    },
+    "RandomTranslation": {
+        "data_format": (lambda v: v in (None, "channels_last"), "'channels_last' images", "channels_last"),
+    },
     "LayerNormalization": {
         "rms_scaling": (_false, "False (mean and variance, not RMS scaling)", False),
     },

@@ -11,6 +11,7 @@ in ``fastnn.ops``.
 from __future__ import annotations
 
 import itertools
+import re
 from collections import defaultdict
 
 import numpy as np
@@ -28,13 +29,9 @@ POSITIVE_INT = Interval(Integral, 1, None, closed="left")  # units, pieces
 _name_counters = defaultdict(itertools.count)
 
 
-def _snake(name):
-    out = []
-    for i, c in enumerate(name):
-        if c.isupper() and i and not name[i - 1].isupper():
-            out.append("_")
-        out.append(c.lower())
-    return "".join(out)
+def _snake(name):  # Keras 3's default layer names (keras.src.utils.naming.to_snake_case): PReLU -> p_re_lu
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", name))
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _config_value(v):
