@@ -122,3 +122,14 @@ def test_sequential_add_refuses_a_layer_twice_and_duplicate_names():
         assert [l.name for l in m.layers] == ["d1", "bn", "d2"] and m.built
     with pytest.raises(ValueError, match="unique names"):
         fastnn.Sequential([L.Dense(2, name="a"), L.Dense(2, name="a")])
+
+
+def test_count_params_refused_before_the_build():
+    m = fastnn.Sequential([L.Dense(3), L.Dense(2)])
+    with pytest.raises(ValueError, match="not built"):
+        m.count_params()
+    with pytest.raises(ValueError, match="count_params"):
+        m.layers[0].count_params()
+    m.build((None, 4))
+    assert m.count_params() == 4 * 3 + 3 + 3 * 2 + 2 and m.layers[1].count_params() == 8
+    assert L.Dropout(0.1)(np.ones((2, 3))) is not None and m.pop(rebuild=False).count_params() == 8

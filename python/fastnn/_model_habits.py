@@ -68,3 +68,11 @@ def check_new_name(model, layer):
     if any(l.name == layer.name for l in model.layers):
         raise ValueError(f"layer: all layers of a Sequential model need unique names; {layer.name!r} is "
                          f"already the name of a layer in this model (give the new layer another name=)")
+
+
+def count_params(self):
+    """The number of values in the model's variables; a ValueError before the model is built
+    (Keras 3; 0 would be a wrong count)."""
+    if not self.built:
+        raise ValueError("count_params: the model is not built yet (give an input shape, or fit it first)")
+    return sum(layer.count_params() for layer in self.layers)

@@ -373,8 +373,7 @@ class Model:
         tw = {id(w) for w in self.trainable_weights}
         return [w for w in self.weights if id(w) not in tw]
 
-    def count_params(self):
-        return sum(layer.count_params() for layer in self.layers)
+    count_params = _model_habits.count_params  # refused before the build (Keras 3)
 
     def _param_counts(self):
         trainable = sum(s.size for layer in self.layers for s in layer.specs if s.trainable and layer.trainable)

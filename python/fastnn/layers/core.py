@@ -238,6 +238,9 @@ class Layer:
         return [_eager.variable(self, s.name) for s in self.specs if not (s.trainable and self.trainable)]
 
     def count_params(self):
+        if not self.built:  # Keras 3: refused (0 would be a wrong count)
+            raise ValueError(f"layer {self.name!r}: count_params needs the layer built (call it on data, or "
+                             f"build the model holding it)")
         return sum(s.size for s in self.specs)
 
     def get_weights(self):
