@@ -64,6 +64,8 @@ REFUSED = [  # (class, key, a value fastnn cannot honour)
     ("Dense", "lora_rank", 4),
     ("Dense", "lora_alpha", 8),
     ("Dense", "quantization_config", {"mode": "int8"}),
+    ("Dense", "activity_regularizer", {"class_name": "L2", "config": {"l2": 0.01}}),
+    ("BatchNormalization", "activity_regularizer", "l2"),
     ("Dropout", "noise_shape", [None, 1]),
     ("BatchNormalization", "renorm", True),
     ("BatchNormalization", "synchronized", True),

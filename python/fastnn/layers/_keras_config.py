@@ -37,6 +37,9 @@ def _any_number(v):
 
 # class name -> {key: (accepts(value), what fastnn computes, the value get_config writes)}
 _KEYS = {
+    "Layer": {  # every layer (Keras writes it only when set)
+        "activity_regularizer": (_none, "no activity regularization", _ABSENT),
+    },
     "Dense": {
         "quantization_config": (_none, "None (fastnn does not quantize)", None),
         "lora_rank": (_none, "None (fastnn has no LoRA adapters)", _ABSENT),
