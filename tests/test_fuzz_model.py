@@ -74,7 +74,7 @@ def numpy_forward(model, x):
     """The twin of predict for Dense(tanh) -> Dense(act), in float64."""
     w0, b0, w1, b1 = [w.astype(np.float64) for w in model.get_weights()]
     z = np.tanh(x.astype(np.float64) @ w0 + b0) @ w1 + b1
-    act = model.layers[-1].get_config()["activation"]["name"]
+    act = model.layers[-1].activation.name
     if act == "softmax":
         e = np.exp(z - z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
