@@ -83,6 +83,17 @@ double sum_squares(py::array x) {
   });
 }
 
+bool all_finite(py::array x) {
+  const DType dt = float_dtype(x, "x");
+  require_contiguous(x, "x");
+  const std::size_t n = x.size();
+  py::gil_scoped_release nogil;
+  return visit_float(dt, [&](auto t) {
+    using T = decltype(t);
+    return fastnn::all_finite<T>(cptr<T>(x), n);
+  });
+}
+
 void column_sum(py::array x, py::array out) {
   const DType dt = float_dtype(x, "x");
   require_contiguous(x, "x");
@@ -107,6 +118,7 @@ void bind_reduce(py::module_& m) {
   m.def("clip_by_value", &clip_by_value, py::arg("grad"), py::arg("limit"),
         "Clamps in place to [-limit, limit]; returns the L2 norm before.");
   m.def("sum_squares", &sum_squares, py::arg("x"), "sum x^2 accumulated in double (fixed block order).");
+  m.def("all_finite", &all_finite, py::arg("x"), "Whether no element of x is NaN or infinite.");
   m.def("column_sum", &column_sum, py::arg("x"), py::arg("out"), "out[j] = sum_i x[i, j].");
 }
 

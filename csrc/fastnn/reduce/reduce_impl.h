@@ -35,6 +35,33 @@ double sum_squares_kernel(const T* x, std::size_t n) {
   return reduce_add((a0 + a1) + (a2 + a3)) + tail;
 }
 
+// Whether every x_i is finite: x - x is +0 for a finite x and NaN for an infinity or a
+// NaN, and a NaN stays NaN through any sum, so the sum of x_i - x_i is 0 exactly when
+// all are finite (it cannot overflow). Four independent accumulators.
+template <class T>
+bool all_finite_kernel(const T* x, std::size_t n) {
+  using V = Vec<T>;
+  constexpr std::size_t N = V::N;
+  V a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
+  std::size_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N) {
+    const V x0 = V::load(x + i), x1 = V::load(x + i + N), x2 = V::load(x + i + 2 * N), x3 = V::load(x + i + 3 * N);
+    a0 = a0 + (x0 - x0);
+    a1 = a1 + (x1 - x1);
+    a2 = a2 + (x2 - x2);
+    a3 = a3 + (x3 - x3);
+  }
+  for (; i + N <= n; i += N) {
+    const V x0 = V::load(x + i);
+    a0 = a0 + (x0 - x0);
+  }
+  if (i < n) {
+    const V x0 = V::load_partial(x + i, static_cast<int>(n - i));  // zero-filled lanes add 0
+    a1 = a1 + (x0 - x0);
+  }
+  return reduce_add((a0 + a1) + (a2 + a3)) == T(0);
+}
+
 // clamp to [-limit, limit] in place; returns the sum of squares before.
 template <class T>
 double clip_value_kernel(T* x, std::size_t n, T limit) {
@@ -100,8 +127,10 @@ void column_sum_kernel(const T* x, T* out, std::size_t rows, std::size_t cols, s
 }
 
 const ReduceKernels reduce_kernels = {
-    {&sum_squares_kernel<float>, &clip_value_kernel<float>, &scale_kernel<float>, &column_sum_kernel<float>},
-    {&sum_squares_kernel<double>, &clip_value_kernel<double>, &scale_kernel<double>, &column_sum_kernel<double>},
+    {&sum_squares_kernel<float>, &clip_value_kernel<float>, &scale_kernel<float>, &column_sum_kernel<float>,
+     &all_finite_kernel<float>},
+    {&sum_squares_kernel<double>, &clip_value_kernel<double>, &scale_kernel<double>, &column_sum_kernel<double>,
+     &all_finite_kernel<double>},
 };
 
 }  // namespace FASTNN_ISA_NS
