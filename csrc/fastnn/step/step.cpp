@@ -47,22 +47,43 @@ template <class T> void dense_forward(const DenseStep<T>& L, const T* x, std::si
   gemm<T>(dense_forward_problem<T>(m, L.in, L.out, x, L.W, L.b, L.y, L.act, L.alpha));
 }
 
-// Dense.backward + affine_backward: dz = dy * act'(y) in place, dW = x^T dz with
-// db = column sums of dz in the same call, dx = dz W^T.
-template <class T> void dense_backward(const DenseStep<T>& L, const T* x, T* dy, std::size_t m) {
+// Whether the dx product of the layer above may apply L's activation gradient in its
+// epilogue (ops.matmul_act_grad with y = L.y): a float Dense layer with an activation.
+// The epilogue runs the separate pass's act_backward on the same values, so dz has the
+// same bits either way (tests/test_native_step.py), one pass over m x L.out fewer.
+template <class T> bool act_grad_fusable(const DenseStep<T>& L) {
+  return L.kind == StepNode::dense && L.act != Act::identity && !L.bf16;
+}
+
+// Dense.backward + affine_backward: dz = dy * act'(y) in place (unless the layer above
+// did it: act_done), dW = x^T dz with db = column sums of dz in the same call, dx = dz W^T
+// (times below's act'(y) when below is not null: act_grad_fusable).
+template <class T>
+void dense_backward(const DenseStep<T>& L, const T* x, T* dy, std::size_t m, bool act_done,
+                    const DenseStep<T>* below) {
   if constexpr (std::is_same_v<T, float>) {
     if (L.bf16) {  // _mixed.dense_backward: one call, as the Python step makes it
       dense_bf16_backward(bf16_layer(L, x, m), dy);
       return;
     }
   }
-  if (L.act != Act::identity) activation_backward<T>(L.act, dy, nullptr, L.y, dy, m * L.out, L.alpha);
+  if (L.act != Act::identity && !act_done) activation_backward<T>(L.act, dy, nullptr, L.y, dy, m * L.out, L.alpha);
   if (L.dW) {
     GemmProblem<T> P = gemm_problem<T>(true, false, L.in, m, L.out, x, L.in, dy, L.out, L.dW, L.out);
     P.bias_grad = L.db;  // ops.matmul_bias_grad: db summed while dz is packed (null: no bias)
     gemm<T>(P);
   }
-  if (L.dx) gemm<T>(gemm_problem<T>(false, true, m, L.out, L.in, dy, L.out, L.W, L.out, L.dx, L.in));
+  if (L.dx) {
+    GemmProblem<T> P = gemm_problem<T>(false, true, m, L.out, L.in, dy, L.out, L.W, L.out, L.dx, L.in);
+    if (below) {
+      P.has_act = true;
+      P.act = below->act;
+      P.act_alpha = below->alpha;
+      P.act_grad = true;
+      P.act_y = below->y;
+    }
+    gemm<T>(P);
+  }
 }
 
 // BatchNormalization.forward: ops.batchnorm_forward, training or on the running statistics.
@@ -113,7 +134,10 @@ template <class T> void node_forward(const StepPlan<T>& plan, const DenseStep<T>
 
 // One layer backward from dy (its input x); need_dx as Sequential._backward passes it
 // (false for the last layer the backward reaches). Returns the gradient for the layer below.
-template <class T> T* node_backward(const DenseStep<T>& L, const T* x, T* dy, std::size_t m, bool need_dx) {
+// act_done / below: dense_backward's (the activation-gradient fusion between two Dense layers).
+template <class T>
+T* node_backward(const DenseStep<T>& L, const T* x, T* dy, std::size_t m, bool need_dx, bool act_done,
+                 const DenseStep<T>* below) {
   switch (L.kind) {
     case StepNode::dropout:  // Dropout.backward: dy *= mask in place (np.multiply)
       if (need_dx)
@@ -128,7 +152,7 @@ template <class T> T* node_backward(const DenseStep<T>& L, const T* x, T* dy, st
       return bn_backward<T>(L, x, dy, m, need_dx);
     case StepNode::dense:
     default:
-      dense_backward<T>(L, x, dy, m);
+      dense_backward<T>(L, x, dy, m, act_done, below);
       return L.dx;
   }
 }
@@ -173,9 +197,16 @@ double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double 
   }
   const double loss = loss_step<T>(plan, labels);
   T* d = plan.dlogits;
+  bool act_done = false;  // d already holds dy * act'(y) of layer k
   for (std::size_t k = n_layers; k-- > plan.first;) {
+    const DenseStep<T>& L = plan.layers[k];
     const T* xk = k == 0 ? x : plan.layers[k - 1].y;
-    d = node_backward<T>(plan.layers[k], xk, d, m, k > plan.first);
+    const bool need_dx = k > plan.first;
+    const DenseStep<T>* below = nullptr;
+    if (need_dx && L.kind == StepNode::dense && !L.bf16 && L.dx && act_grad_fusable(plan.layers[k - 1]))
+      below = &plan.layers[k - 1];
+    d = node_backward<T>(L, xk, d, m, need_dx, act_done, below);
+    act_done = below != nullptr;
   }
   if (!plan.ranges.empty()) optimizer_step<T>(plan, lr, step);
   return loss;
