@@ -7,22 +7,16 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import native_step, trainer
 from fastnn import layers as L
 from fastnn import optimizers as O
+from helpers import count_native_steps
 
 ACTS = ["relu", "leaky_relu", "elu", "selu", "sigmoid", "tanh"]
 
 
 def _run(monkeypatch, native, act, dtype, widths, batch_size):
     monkeypatch.setenv("FASTNN_NATIVE_STEP", "1" if native else "0")
-    count = {"n": 0}
-
-    def counting(*args):
-        r = native_step.try_step(*args)
-        count["n"] += r is not None
-        return r
-    monkeypatch.setattr(trainer, "_native_step", type("M", (), {"try_step": staticmethod(counting)}))
+    count = count_native_steps(monkeypatch)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(150, 40)).astype(dtype)
     y = rng.integers(0, 5, 150)

@@ -72,26 +72,24 @@ double clip_by_value(py::array grad, double limit) {
   });
 }
 
-double sum_squares(py::array x) {
+// Runs f(data, n) on x (float32 or float64, C-contiguous) with the GIL released.
+template <class F> auto read_float_array(py::array x, F&& f) {
   const DType dt = float_dtype(x, "x");
   require_contiguous(x, "x");
   const std::size_t n = x.size();
   py::gil_scoped_release nogil;
   return visit_float(dt, [&](auto t) {
     using T = decltype(t);
-    return fastnn::sum_squares<T>(cptr<T>(x), n);
+    return f(cptr<T>(x), n);
   });
 }
 
+double sum_squares(py::array x) {
+  return read_float_array(x, [](const auto* p, std::size_t n) { return fastnn::sum_squares(p, n); });
+}
+
 bool all_finite(py::array x) {
-  const DType dt = float_dtype(x, "x");
-  require_contiguous(x, "x");
-  const std::size_t n = x.size();
-  py::gil_scoped_release nogil;
-  return visit_float(dt, [&](auto t) {
-    using T = decltype(t);
-    return fastnn::all_finite<T>(cptr<T>(x), n);
-  });
+  return read_float_array(x, [](const auto* p, std::size_t n) { return fastnn::all_finite(p, n); });
 }
 
 void column_sum(py::array x, py::array out) {

@@ -11,28 +11,33 @@ namespace FASTNN_ISA_NS {
 
 inline Vec<double> load_wide(const double* p) { return Vec<double>::load(p); }
 
+// acc = fold(acc, load(j)) for the vectors j = i, i + VA::N, ... of [i, n), in four
+// independent accumulators (0, 1, 2, 3, 0, ...; a last vector short of four in the first),
+// combined as (a0 + a1) + (a2 + a3). Leaves i at the first value not read (n - i < VA::N).
+template <class VA, class Load, class Fold>
+VA fold4(std::size_t n, std::size_t& i, Load load, Fold fold) {
+  constexpr std::size_t N = VA::N;
+  VA a0 = VA::zero(), a1 = VA::zero(), a2 = VA::zero(), a3 = VA::zero();
+  for (; i + 4 * N <= n; i += 4 * N) {
+    a0 = fold(a0, load(i));
+    a1 = fold(a1, load(i + N));
+    a2 = fold(a2, load(i + 2 * N));
+    a3 = fold(a3, load(i + 3 * N));
+  }
+  for (; i + N <= n; i += N) a0 = fold(a0, load(i));
+  return (a0 + a1) + (a2 + a3);
+}
+
 // sum x_i^2 in double, four independent accumulators.
 template <class T>
 double sum_squares_kernel(const T* x, std::size_t n) {
   using VD = Vec<double>;
-  constexpr std::size_t N = VD::N;
-  VD a0 = VD::zero(), a1 = VD::zero(), a2 = VD::zero(), a3 = VD::zero();
   std::size_t i = 0;
-  for (; i + 4 * N <= n; i += 4 * N) {
-    const VD x0 = load_wide(x + i), x1 = load_wide(x + i + N);
-    const VD x2 = load_wide(x + i + 2 * N), x3 = load_wide(x + i + 3 * N);
-    a0 = fmadd(x0, x0, a0);
-    a1 = fmadd(x1, x1, a1);
-    a2 = fmadd(x2, x2, a2);
-    a3 = fmadd(x3, x3, a3);
-  }
-  for (; i + N <= n; i += N) {
-    const VD x0 = load_wide(x + i);
-    a0 = fmadd(x0, x0, a0);
-  }
+  const VD s = fold4<VD>(n, i, [&](std::size_t j) { return load_wide(x + j); },
+                         [](VD a, VD v) { return fmadd(v, v, a); });
   double tail = 0;
   for (; i < n; ++i) tail += double(x[i]) * double(x[i]);
-  return reduce_add((a0 + a1) + (a2 + a3)) + tail;
+  return reduce_add(s) + tail;
 }
 
 // Whether every x_i is finite: x - x is +0 for a finite x and NaN for an infinity or a
@@ -41,25 +46,13 @@ double sum_squares_kernel(const T* x, std::size_t n) {
 template <class T>
 bool all_finite_kernel(const T* x, std::size_t n) {
   using V = Vec<T>;
-  constexpr std::size_t N = V::N;
-  V a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
   std::size_t i = 0;
-  for (; i + 4 * N <= n; i += 4 * N) {
-    const V x0 = V::load(x + i), x1 = V::load(x + i + N), x2 = V::load(x + i + 2 * N), x3 = V::load(x + i + 3 * N);
-    a0 = a0 + (x0 - x0);
-    a1 = a1 + (x1 - x1);
-    a2 = a2 + (x2 - x2);
-    a3 = a3 + (x3 - x3);
-  }
-  for (; i + N <= n; i += N) {
-    const V x0 = V::load(x + i);
-    a0 = a0 + (x0 - x0);
-  }
+  V s = fold4<V>(n, i, [&](std::size_t j) { return V::load(x + j); }, [](V a, V v) { return a + (v - v); });
   if (i < n) {
-    const V x0 = V::load_partial(x + i, static_cast<int>(n - i));  // zero-filled lanes add 0
-    a1 = a1 + (x0 - x0);
+    const V v = V::load_partial(x + i, static_cast<int>(n - i));  // zero-filled lanes add 0
+    s = s + (v - v);
   }
-  return reduce_add((a0 + a1) + (a2 + a3)) == T(0);
+  return reduce_add(s) == T(0);
 }
 
 // clamp to [-limit, limit] in place; returns the sum of squares before.
