@@ -147,6 +147,7 @@ class NativeStep {
       if (optimizer == "adam") r.s1 = wptr<T>(vec_arg(t[3], dlogits, r.n, "slot1", true));
       P.ranges.push_back(r);
     }
+    fastnn::plan_updates(P);
   }
 
   // The width of layer k's input: the data's for the first layer, else the layer below's.
