@@ -36,6 +36,20 @@ def kill_after_line(script, line, env, timeout=10):
     return p.pid
 
 
+def count_native_steps(monkeypatch):
+    """{"n": steps the native step ran} from now on (fit's native_step.try_step wrapped:
+    a step it declines returns None and runs in Python)."""
+    from fastnn import native_step, trainer
+    count = {"n": 0}
+
+    def counting(*args):
+        r = native_step.try_step(*args)
+        count["n"] += r is not None
+        return r
+    monkeypatch.setattr(trainer, "_native_step", type("M", (), {"try_step": staticmethod(counting)}))
+    return count
+
+
 def fastnn_pythonpath():
     """The folder holding the fastnn under test (the checkout's python/ in development,
     site-packages in CI): what a child process needs on PYTHONPATH to import the same one."""

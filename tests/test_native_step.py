@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import _core, native_step, trainer
+from fastnn import _core
 from fastnn import layers as L
 from fastnn import optimizers as O
+from helpers import count_native_steps
 
 
 def _dense(units, k, **kw):
@@ -20,13 +21,7 @@ def _train(monkeypatch, native, build, loss, opt, y, dtype, epochs=2, callbacks=
     """(final parameters (running statistics included), gradients and optimizer state,
     history, number of native steps) of one training run."""
     monkeypatch.setenv("FASTNN_NATIVE_STEP", "1" if native else "0")
-    count = {"n": 0}
-
-    def counting(*args):
-        r = native_step.try_step(*args)
-        count["n"] += r is not None
-        return r
-    monkeypatch.setattr(trainer, "_native_step", type("M", (), {"try_step": staticmethod(counting)}))
+    count = count_native_steps(monkeypatch)
     x = np.random.default_rng(0).normal(size=(90, 10)).astype(dtype)
     model = fastnn.Sequential([L.Input((10,))] + build(), dtype=dtype)
     model.compile(opt(), loss)

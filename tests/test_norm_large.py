@@ -14,8 +14,9 @@ import pytest
 
 import fastnn
 from fastnn import layers as L
-from fastnn import native_step, ops, reference as ref, trainer
+from fastnn import ops, reference as ref
 
+from helpers import count_native_steps
 from test_norm import TOL, make_inputs, rel_err
 
 SHAPES = {np.float32: [(1031, 1021), (8200, 131), (4099, 257), (128, 77), (300, 517)],
@@ -111,13 +112,7 @@ def test_native_step_equals_python_step_on_the_row_path(monkeypatch, threads, dt
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1024, 6)).astype(dtype)
     y = rng.integers(0, 3, 1024)
-    states, count = [], {"n": 0}
-
-    def counting(*args):
-        r = native_step.try_step(*args)
-        count["n"] += r is not None
-        return r
-    monkeypatch.setattr(trainer, "_native_step", type("M", (), {"try_step": staticmethod(counting)}))
+    states, count = [], count_native_steps(monkeypatch)
     for native in ("0", "1"):
         monkeypatch.setenv("FASTNN_NATIVE_STEP", native)
         init = fastnn.initializers.GlorotUniform

@@ -72,15 +72,24 @@ double clip_by_value(py::array grad, double limit) {
   });
 }
 
-double sum_squares(py::array x) {
+// Runs f(data, n) on x (float32 or float64, C-contiguous) with the GIL released.
+template <class F> auto read_float_array(py::array x, F&& f) {
   const DType dt = float_dtype(x, "x");
   require_contiguous(x, "x");
   const std::size_t n = x.size();
   py::gil_scoped_release nogil;
   return visit_float(dt, [&](auto t) {
     using T = decltype(t);
-    return fastnn::sum_squares<T>(cptr<T>(x), n);
+    return f(cptr<T>(x), n);
   });
+}
+
+double sum_squares(py::array x) {
+  return read_float_array(x, [](const auto* p, std::size_t n) { return fastnn::sum_squares(p, n); });
+}
+
+bool all_finite(py::array x) {
+  return read_float_array(x, [](const auto* p, std::size_t n) { return fastnn::all_finite(p, n); });
 }
 
 void column_sum(py::array x, py::array out) {
@@ -107,6 +116,7 @@ void bind_reduce(py::module_& m) {
   m.def("clip_by_value", &clip_by_value, py::arg("grad"), py::arg("limit"),
         "Clamps in place to [-limit, limit]; returns the L2 norm before.");
   m.def("sum_squares", &sum_squares, py::arg("x"), "sum x^2 accumulated in double (fixed block order).");
+  m.def("all_finite", &all_finite, py::arg("x"), "Whether no element of x is NaN or infinite.");
   m.def("column_sum", &column_sum, py::arg("x"), py::arg("out"), "out[j] = sum_i x[i, j].");
 }
 

@@ -411,6 +411,11 @@ def column_sum(x, *, out=None):
     return _into(out, s)
 
 
+def all_finite(x):
+    """Whether no element is NaN or infinite."""
+    return bool(np.isfinite(x).all())
+
+
 # ----------------------------------------------------------------------------
 # row gather
 # ----------------------------------------------------------------------------

@@ -176,7 +176,7 @@ def prepare_x(model, x, what="x"):
     if x.shape[0] == 0:
         raise ValueError(f"{what}: expected at least one sample, got shape {x.shape}")
     x = np.ascontiguousarray(x, dtype=model.dtype)
-    if not np.isfinite(x).all():
+    if not _ops.all_finite(x):
         bad = np.argwhere(~np.isfinite(x))[0]
         raise ValueError(f"{what}: contains NaN or infinity (first at index {tuple(int(i) for i in bad)})")
     return x

@@ -1,6 +1,7 @@
 // Dispatch and threading for the reductions (baseline ISA).
 #include "fastnn/reduce/reduce.h"
 
+#include <atomic>
 #include <cassert>
 
 #include <cmath>
@@ -66,6 +67,15 @@ template <class T> void column_sum(const T* x, T* out, std::size_t rows, std::si
   parallel_for(cols, grain_cols, [&](std::size_t c0, std::size_t c1) { fn(x, out, rows, cols, c0, c1); }, 16);
 }
 
+template <class T> bool all_finite(const T* x, std::size_t n) {
+  const auto fn = kernels_for<T>().all_finite;
+  std::atomic<bool> ok{true};
+  parallel_for(n, 4 * kGrain, [&](std::size_t b, std::size_t e) {
+    if (ok.load(std::memory_order_relaxed) && !fn(x + b, e - b)) ok.store(false, std::memory_order_relaxed);
+  });
+  return ok.load();
+}
+
 double clip_by_global_norm(const std::vector<GradView>& grads, double max_norm) {
   assert(max_norm > 0 && std::isfinite(max_norm));  // checked by the binding
   double total = 0;  // arrays added in order
@@ -87,7 +97,8 @@ double clip_by_global_norm(const std::vector<GradView>& grads, double max_norm) 
   template double sum_squares<T>(const T*, std::size_t);                       \
   template void scale_inplace<T>(T*, std::size_t, T);                          \
   template double clip_by_value<T>(T*, std::size_t, double);                   \
-  template void column_sum<T>(const T*, T*, std::size_t, std::size_t);
+  template void column_sum<T>(const T*, T*, std::size_t, std::size_t);        \
+  template bool all_finite<T>(const T*, std::size_t);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE

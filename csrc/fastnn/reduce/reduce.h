@@ -22,6 +22,8 @@ template <class T> void scale_inplace(T* x, std::size_t n, T s);
 template <class T> double clip_by_value(T* x, std::size_t n, double limit);
 // out_j = sum_i x_ij over a row-major (rows, cols) matrix, rows added in order.
 template <class T> void column_sum(const T* x, T* out, std::size_t rows, std::size_t cols);
+// Whether no x_i is NaN or infinite (no temporary: the trainer checks its whole x with it).
+template <class T> bool all_finite(const T* x, std::size_t n);
 
 // One gradient array of clip_by_global_norm: float32 or float64 data.
 struct GradView {
@@ -40,6 +42,7 @@ template <class T> struct ReduceKernelsT {
   void (*scale)(T*, std::size_t, T);
   // column sums of columns [c0, c1) of a (rows, cols) matrix
   void (*column_sum)(const T*, T*, std::size_t rows, std::size_t cols, std::size_t c0, std::size_t c1);
+  bool (*all_finite)(const T*, std::size_t);
 };
 FASTNN_DECLARE_KERNELS(ReduceKernels, ReduceKernelsT, reduce_kernels)
 

@@ -11,28 +11,48 @@ namespace FASTNN_ISA_NS {
 
 inline Vec<double> load_wide(const double* p) { return Vec<double>::load(p); }
 
+// acc = fold(acc, load(j)) for the vectors j = i, i + VA::N, ... of [i, n), in four
+// independent accumulators (0, 1, 2, 3, 0, ...; a last vector short of four in the first),
+// combined as (a0 + a1) + (a2 + a3). Leaves i at the first value not read (n - i < VA::N).
+template <class VA, class Load, class Fold>
+VA fold4(std::size_t n, std::size_t& i, Load load, Fold fold) {
+  constexpr std::size_t N = VA::N;
+  VA a0 = VA::zero(), a1 = VA::zero(), a2 = VA::zero(), a3 = VA::zero();
+  for (; i + 4 * N <= n; i += 4 * N) {
+    a0 = fold(a0, load(i));
+    a1 = fold(a1, load(i + N));
+    a2 = fold(a2, load(i + 2 * N));
+    a3 = fold(a3, load(i + 3 * N));
+  }
+  for (; i + N <= n; i += N) a0 = fold(a0, load(i));
+  return (a0 + a1) + (a2 + a3);
+}
+
 // sum x_i^2 in double, four independent accumulators.
 template <class T>
 double sum_squares_kernel(const T* x, std::size_t n) {
   using VD = Vec<double>;
-  constexpr std::size_t N = VD::N;
-  VD a0 = VD::zero(), a1 = VD::zero(), a2 = VD::zero(), a3 = VD::zero();
   std::size_t i = 0;
-  for (; i + 4 * N <= n; i += 4 * N) {
-    const VD x0 = load_wide(x + i), x1 = load_wide(x + i + N);
-    const VD x2 = load_wide(x + i + 2 * N), x3 = load_wide(x + i + 3 * N);
-    a0 = fmadd(x0, x0, a0);
-    a1 = fmadd(x1, x1, a1);
-    a2 = fmadd(x2, x2, a2);
-    a3 = fmadd(x3, x3, a3);
-  }
-  for (; i + N <= n; i += N) {
-    const VD x0 = load_wide(x + i);
-    a0 = fmadd(x0, x0, a0);
-  }
+  const VD s = fold4<VD>(n, i, [&](std::size_t j) { return load_wide(x + j); },
+                         [](VD a, VD v) { return fmadd(v, v, a); });
   double tail = 0;
   for (; i < n; ++i) tail += double(x[i]) * double(x[i]);
-  return reduce_add((a0 + a1) + (a2 + a3)) + tail;
+  return reduce_add(s) + tail;
+}
+
+// Whether every x_i is finite: x - x is +0 for a finite x and NaN for an infinity or a
+// NaN, and a NaN stays NaN through any sum, so the sum of x_i - x_i is 0 exactly when
+// all are finite (it cannot overflow). Four independent accumulators.
+template <class T>
+bool all_finite_kernel(const T* x, std::size_t n) {
+  using V = Vec<T>;
+  std::size_t i = 0;
+  V s = fold4<V>(n, i, [&](std::size_t j) { return V::load(x + j); }, [](V a, V v) { return a + (v - v); });
+  if (i < n) {
+    const V v = V::load_partial(x + i, static_cast<int>(n - i));  // zero-filled lanes add 0
+    s = s + (v - v);
+  }
+  return reduce_add(s) == T(0);
 }
 
 // clamp to [-limit, limit] in place; returns the sum of squares before.
@@ -100,8 +120,10 @@ void column_sum_kernel(const T* x, T* out, std::size_t rows, std::size_t cols, s
 }
 
 const ReduceKernels reduce_kernels = {
-    {&sum_squares_kernel<float>, &clip_value_kernel<float>, &scale_kernel<float>, &column_sum_kernel<float>},
-    {&sum_squares_kernel<double>, &clip_value_kernel<double>, &scale_kernel<double>, &column_sum_kernel<double>},
+    {&sum_squares_kernel<float>, &clip_value_kernel<float>, &scale_kernel<float>, &column_sum_kernel<float>,
+     &all_finite_kernel<float>},
+    {&sum_squares_kernel<double>, &clip_value_kernel<double>, &scale_kernel<double>, &column_sum_kernel<double>,
+     &all_finite_kernel<double>},
 };
 
 }  // namespace FASTNN_ISA_NS

@@ -1,6 +1,7 @@
 // The native training step (step.h): the kernels of the Python step, in its order.
 #include "fastnn/step/step.h"
 
+#include <algorithm>
 #include <type_traits>
 
 #include "fastnn/gemm/bf16/dense_bf16.h"
@@ -47,22 +48,43 @@ template <class T> void dense_forward(const DenseStep<T>& L, const T* x, std::si
   gemm<T>(dense_forward_problem<T>(m, L.in, L.out, x, L.W, L.b, L.y, L.act, L.alpha));
 }
 
-// Dense.backward + affine_backward: dz = dy * act'(y) in place, dW = x^T dz with
-// db = column sums of dz in the same call, dx = dz W^T.
-template <class T> void dense_backward(const DenseStep<T>& L, const T* x, T* dy, std::size_t m) {
+// Whether the dx product of the layer above may apply L's activation gradient in its
+// epilogue (ops.matmul_act_grad with y = L.y): a float Dense layer with an activation.
+// The epilogue runs the separate pass's act_backward on the same values, so dz has the
+// same bits either way (tests/test_native_step.py), one pass over m x L.out fewer.
+template <class T> bool act_grad_fusable(const DenseStep<T>& L) {
+  return L.kind == StepNode::dense && L.act != Act::identity && !L.bf16;
+}
+
+// Dense.backward + affine_backward: dz = dy * act'(y) in place (unless the layer above
+// did it: act_done), dW = x^T dz with db = column sums of dz in the same call, dx = dz W^T
+// (times below's act'(y) when below is not null: act_grad_fusable).
+template <class T>
+void dense_backward(const DenseStep<T>& L, const T* x, T* dy, std::size_t m, bool act_done,
+                    const DenseStep<T>* below) {
   if constexpr (std::is_same_v<T, float>) {
     if (L.bf16) {  // _mixed.dense_backward: one call, as the Python step makes it
       dense_bf16_backward(bf16_layer(L, x, m), dy);
       return;
     }
   }
-  if (L.act != Act::identity) activation_backward<T>(L.act, dy, nullptr, L.y, dy, m * L.out, L.alpha);
+  if (L.act != Act::identity && !act_done) activation_backward<T>(L.act, dy, nullptr, L.y, dy, m * L.out, L.alpha);
   if (L.dW) {
     GemmProblem<T> P = gemm_problem<T>(true, false, L.in, m, L.out, x, L.in, dy, L.out, L.dW, L.out);
     P.bias_grad = L.db;  // ops.matmul_bias_grad: db summed while dz is packed (null: no bias)
     gemm<T>(P);
   }
-  if (L.dx) gemm<T>(gemm_problem<T>(false, true, m, L.out, L.in, dy, L.out, L.W, L.out, L.dx, L.in));
+  if (L.dx) {
+    GemmProblem<T> P = gemm_problem<T>(false, true, m, L.out, L.in, dy, L.out, L.W, L.out, L.dx, L.in);
+    if (below) {
+      P.has_act = true;
+      P.act = below->act;
+      P.act_alpha = below->alpha;
+      P.act_grad = true;
+      P.act_y = below->y;
+    }
+    gemm<T>(P);
+  }
 }
 
 // BatchNormalization.forward: ops.batchnorm_forward, training or on the running statistics.
@@ -113,7 +135,10 @@ template <class T> void node_forward(const StepPlan<T>& plan, const DenseStep<T>
 
 // One layer backward from dy (its input x); need_dx as Sequential._backward passes it
 // (false for the last layer the backward reaches). Returns the gradient for the layer below.
-template <class T> T* node_backward(const DenseStep<T>& L, const T* x, T* dy, std::size_t m, bool need_dx) {
+// act_done / below: dense_backward's (the activation-gradient fusion between two Dense layers).
+template <class T>
+T* node_backward(const DenseStep<T>& L, const T* x, T* dy, std::size_t m, bool need_dx, bool act_done,
+                 const DenseStep<T>* below) {
   switch (L.kind) {
     case StepNode::dropout:  // Dropout.backward: dy *= mask in place (np.multiply)
       if (need_dx)
@@ -128,7 +153,7 @@ template <class T> T* node_backward(const DenseStep<T>& L, const T* x, T* dy, st
       return bn_backward<T>(L, x, dy, m, need_dx);
     case StepNode::dense:
     default:
-      dense_backward<T>(L, x, dy, m);
+      dense_backward<T>(L, x, dy, m, act_done, below);
       return L.dx;
   }
 }
@@ -147,21 +172,69 @@ template <class T> double loss_step(const StepPlan<T>& plan, const void* labels)
   }
 }
 
-// Optimizer.apply: one update per contiguous trainable range.
-template <class T> void optimizer_step(const StepPlan<T>& plan, double lr, std::int64_t step) {
+// Optimizer.apply over the segments `segs` of the trainable ranges.
+template <class T>
+void update_segments(const StepPlan<T>& plan, const std::vector<StepSegment>& segs, double lr, std::int64_t step) {
   if (plan.optimizer == StepOptimizer::adam) {
     AdamArgs a = plan.adam;
     a.lr = lr;
     a.step = step;
-    for (const StepRange<T>& r : plan.ranges) adam_update<T>(r.p, r.g, r.s0, r.s1, r.n, a, r.s2);
+    for (const StepSegment& s : segs) {
+      const StepRange<T>& r = plan.ranges[s.range];
+      adam_update<T>(r.p + s.at, r.g + s.at, r.s0 + s.at, r.s1 + s.at, s.n, a, r.s2 ? r.s2 + s.at : nullptr);
+    }
   } else {
     SgdArgs a = plan.sgd;
     a.lr = lr;
-    for (const StepRange<T>& r : plan.ranges) sgd_update<T>(r.p, r.g, a.momentum != 0.0 ? r.s0 : nullptr, r.n, a);
+    for (const StepSegment& s : segs) {
+      const StepRange<T>& r = plan.ranges[s.range];
+      sgd_update<T>(r.p + s.at, r.g + s.at, a.momentum != 0.0 ? r.s0 + s.at : nullptr, s.n, a);
+    }
   }
 }
 
+// The segment of the ranges holding the n gradients at g, or false when no range holds
+// them all (or its parameters are not at param).
+template <class T>
+bool find_segment(const StepPlan<T>& plan, const T* g, const T* param, std::size_t n, StepSegment& seg) {
+  for (std::size_t i = 0; i < plan.ranges.size(); ++i) {
+    const StepRange<T>& r = plan.ranges[i];
+    if (g < r.g || g >= r.g + r.n || n > static_cast<std::size_t>(r.g + r.n - g)) continue;
+    seg = StepSegment{i, static_cast<std::size_t>(g - r.g), n};
+    return r.p + seg.at == param;
+  }
+  return false;
+}
+
 }  // namespace
+
+template <class T> void plan_updates(StepPlan<T>& plan) {
+  plan.layer_updates.assign(plan.layers.size(), {});
+  plan.rest_updates.clear();
+  std::vector<std::vector<StepSegment>> taken(plan.ranges.size());  // per range, by offset below
+  for (std::size_t k = plan.first; k < plan.layers.size(); ++k) {  // the layers the backward reaches
+    const DenseStep<T>& L = plan.layers[k];
+    if (L.kind != StepNode::dense || !L.dW) continue;
+    StepSegment w, b;
+    if (!find_segment(plan, static_cast<const T*>(L.dW), L.W, L.in * L.out, w)) continue;
+    if (L.db && !find_segment(plan, static_cast<const T*>(L.db), L.b, L.out, b)) continue;
+    plan.layer_updates[k].push_back(w);
+    taken[w.range].push_back(w);
+    if (L.db) {
+      plan.layer_updates[k].push_back(b);
+      taken[b.range].push_back(b);
+    }
+  }
+  for (std::size_t i = 0; i < plan.ranges.size(); ++i) {  // the gaps between the taken segments
+    std::sort(taken[i].begin(), taken[i].end(), [](const StepSegment& a, const StepSegment& c) { return a.at < c.at; });
+    std::size_t at = 0;
+    for (const StepSegment& s : taken[i]) {
+      if (s.at > at) plan.rest_updates.push_back(StepSegment{i, at, s.at - at});
+      at = s.at + s.n;
+    }
+    if (at < plan.ranges[i].n) plan.rest_updates.push_back(StepSegment{i, at, plan.ranges[i].n - at});
+  }
+}
 
 template <class T>
 double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double lr, std::int64_t step) {
@@ -173,14 +246,24 @@ double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double 
   }
   const double loss = loss_step<T>(plan, labels);
   T* d = plan.dlogits;
+  bool act_done = false;  // d already holds dy * act'(y) of layer k
   for (std::size_t k = n_layers; k-- > plan.first;) {
+    const DenseStep<T>& L = plan.layers[k];
     const T* xk = k == 0 ? x : plan.layers[k - 1].y;
-    d = node_backward<T>(plan.layers[k], xk, d, m, k > plan.first);
+    const bool need_dx = k > plan.first;
+    const DenseStep<T>* below = nullptr;
+    if (need_dx && L.kind == StepNode::dense && !L.bf16 && L.dx && act_grad_fusable(plan.layers[k - 1]))
+      below = &plan.layers[k - 1];
+    d = node_backward<T>(L, xk, d, m, need_dx, act_done, below);
+    act_done = below != nullptr;
+    if (!plan.layer_updates[k].empty()) update_segments<T>(plan, plan.layer_updates[k], lr, step);
   }
-  if (!plan.ranges.empty()) optimizer_step<T>(plan, lr, step);
+  update_segments<T>(plan, plan.rest_updates, lr, step);
   return loss;
 }
 
+template void plan_updates<float>(StepPlan<float>&);
+template void plan_updates<double>(StepPlan<double>&);
 template double run_step<float>(const StepPlan<float>&, const float*, const void*, double, std::int64_t);
 template double run_step<double>(const StepPlan<double>&, const double*, const void*, double, std::int64_t);
 
