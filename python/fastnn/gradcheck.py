@@ -222,8 +222,8 @@ def _copy_model(model, drop_dropout=True, dtype=None):
     from . import layers as _layers
     clone = _deepcopy(model)
     if drop_dropout:
-        random = (_layers.Dropout, _layers.AlphaDropout, _layers.GaussianNoise, _layers.RandomFlip,
-                  _layers.RandomTranslation)  # fresh randomness at every call: no gradient to compare
+        random = (_layers.Dropout, _layers.AlphaDropout, _layers.GaussianNoise, _layers.GaussianDropout,
+                  _layers.RandomFlip, _layers.RandomTranslation)  # fresh randomness at every call: no gradient to compare
         clone.layers = [layer for layer in clone.layers if not isinstance(layer, random)]
     if dtype is not None:
         clone.dtype = np.dtype(dtype)
@@ -335,8 +335,8 @@ def check_layer(layer, x, eps: float = 1e-7, seed: int = 0,
     _check_max(max_per_tensor)
     if not isinstance(layer, _layers.Layer):
         raise TypeError(f"layer: expected a fastnn layer, got {type(layer).__name__}")
-    if isinstance(layer, (_layers.Dropout, _layers.AlphaDropout, _layers.GaussianNoise, _layers.RandomFlip,
-                          _layers.RandomTranslation)):
+    if isinstance(layer, (_layers.Dropout, _layers.AlphaDropout, _layers.GaussianNoise, _layers.GaussianDropout,
+                          _layers.RandomFlip, _layers.RandomTranslation)):
         raise ValueError(f"layer: a {type(layer).__name__} layer draws fresh randomness at every call, "
                          f"no gradient to check")
     xa = np.asarray(x, dtype=np.float64)

@@ -1,0 +1,140 @@
+"""Normalization layers beside ``normalization``'s, as Keras 3 defines them:
+``UnitNormalization`` (each sample scaled to unit L2 norm) and ``RMSNormalization``
+(divided by the root mean square, times a learned scale). NumPy-vectorized forward and
+backward; the helpers below also serve ``Dot(normalize=True)``.
+
+>>> import numpy as np
+>>> from fastnn.layers import UnitNormalization
+>>> UnitNormalization()(np.array([[3.0, 4.0]], dtype=np.float32))
+array([[0.6, 0.8]], dtype=float32)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._eager import LayerVariable
+from .core import Layer
+
+
+def check_axis(axis):
+    """An int or a list/tuple of ints (Keras's ``axis``), as saved: an int or a list."""
+    axes = axis if isinstance(axis, (list, tuple)) else (axis,)
+    if not axes or any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in axes):
+        raise TypeError(f"axis: expected an int or a list/tuple of ints, got {axis!r}")
+    return [int(a) for a in axes] if isinstance(axis, (list, tuple)) else int(axis)
+
+
+def feature_axes(layer, axis, input_shape):
+    """The axes of ``axis`` in (batch, *input_shape), sorted; the batch axis is refused."""
+    rank = len(input_shape) + 1
+    axes = axis if isinstance(axis, list) else [axis]
+    if any(not -rank <= a < rank for a in axes) or any(a % rank == 0 for a in axes):
+        raise ValueError(f"layer {layer.name!r}: axis {axis!r} is the batch axis or out of range for "
+                         f"inputs of shape (batch, {', '.join(map(str, input_shape))})")
+    return tuple(sorted({a % rank for a in axes}))
+
+
+def l2_normalize(x, axes, epsilon):
+    """(y, inv): ``y = x * inv`` with ``inv = min(1/sqrt(sum(x**2)), 1/epsilon)`` over ``axes``
+    (Keras's ``ops.normalize``, order 2)."""
+    inv = np.sum(x * x, axis=axes, keepdims=True)
+    with np.errstate(divide="ignore"):
+        inv = 1.0 / np.sqrt(inv)
+    np.minimum(inv, x.dtype.type(1.0 / epsilon), out=inv)
+    return x * inv, inv
+
+
+def l2_normalize_grad(g, y, inv, axes, epsilon):
+    """dx of :func:`l2_normalize` for the output gradient ``g``: ``inv * (g - y * sum(g * y))``
+    where the norm is above epsilon, ``g * inv`` where ``inv`` is clamped to 1/epsilon."""
+    dx = g - y * np.sum(g * y, axis=axes, keepdims=True)
+    clamped = inv >= inv.dtype.type(1.0 / epsilon)
+    if clamped.any():
+        dx = np.where(clamped, g, dx)
+    dx *= inv
+    return dx
+
+
+class UnitNormalization(Layer):
+    """Scales each sample to unit L2 norm over ``axis`` (default -1; Keras 3:
+    ``x * min(1 / ||x||, 1e12)``, so an all-zero sample stays zero). No variables.
+
+    >>> UnitNormalization(axis=[1, 2]).get_config()["axis"]
+    [1, 2]
+    """
+
+    _config_keys = ("axis",)
+    _EPS = 1e-12
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = check_axis(axis)
+
+    def _build(self, input_shape):
+        self._ax = feature_axes(self, self.axis, input_shape)
+        self.output_shape = input_shape
+
+    def forward(self, x, training=False, logits=False):
+        y, self._inv = l2_normalize(x, self._ax, self._EPS)
+        self._y = y
+        return y
+
+    def backward(self, dy, need_dx=True):
+        if not need_dx:
+            return None
+        return l2_normalize_grad(dy, self._y, self._inv, self._ax, self._EPS)
+
+
+class RMSNormalization(Layer):
+    """Root-mean-square normalization (Keras 3): ``y = x / sqrt(mean(x**2) + epsilon) * scale``,
+    the mean over ``axis`` (default -1), ``scale`` learned, initialized to ones, of the shape of
+    the normalized axes. No centring, no bias.
+
+    >>> RMSNormalization().epsilon
+    1e-06
+    """
+
+    _config_keys = ("axis", "epsilon")
+    scale = LayerVariable("scale")
+
+    def __init__(self, axis=-1, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = check_axis(axis)
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.integer, np.floating)) \
+                or not (np.isfinite(epsilon) and epsilon > 0):
+            raise ValueError(f"epsilon: expected a finite number > 0, got {epsilon!r}")
+        self.epsilon = float(epsilon)
+
+    def _build(self, input_shape):
+        self._ax = feature_axes(self, self.axis, input_shape)
+        rank = len(input_shape) + 1
+        self._reduce = tuple(a for a in range(rank) if a not in self._ax)  # summed for dscale
+        self._bshape = tuple(input_shape[a - 1] if a in self._ax else 1 for a in range(1, rank))
+        self.add_weight("scale", tuple(input_shape[a - 1] for a in self._ax), "ones")
+        self.output_shape = input_shape
+
+    def forward(self, x, training=False, logits=False):
+        inv = np.mean(x * x, axis=self._ax, keepdims=True)
+        inv += self.dtype.type(self.epsilon)
+        np.sqrt(inv, out=inv)
+        np.divide(1.0, inv, out=inv)
+        xhat = self._buffer(("xhat", x.shape[0]), x.shape)
+        np.multiply(x, inv, out=xhat)
+        y = self._buffer(("y", x.shape[0]), x.shape)
+        np.multiply(xhat, self.vars["scale"].reshape(self._bshape), out=y)
+        self._xhat, self._inv = xhat, inv
+        return y
+
+    def backward(self, dy, need_dx=True):
+        xhat = self._xhat
+        if self.trainable:
+            self.grads["scale"][...] = np.sum(dy * xhat, axis=self._reduce).reshape(self.grads["scale"].shape)
+        if not need_dx:
+            return None
+        g = dy * self.vars["scale"].reshape(self._bshape)
+        dx = self._buffer(("dx", dy.shape[0]), dy.shape)
+        # dx = inv * (g - xhat * mean(g * xhat)), the mean over the normalized axes
+        np.multiply(xhat, np.mean(g * xhat, axis=self._ax, keepdims=True), out=dx)
+        np.subtract(g, dx, out=dx)
+        dx *= self._inv
+        return dx
