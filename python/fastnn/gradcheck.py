@@ -352,8 +352,9 @@ def check_layer(layer, x, eps: float = 1e-7, seed: int = 0,
     y0 = lay.forward(xx.copy(), True)
     dy = rng.normal(size=y0.shape)
 
-    def f():
-        return float(np.sum(lay.forward(xx.copy(), True) * dy))
+    def f():  # with the loss the layer adds (ActivityRegularization): its backward includes that gradient
+        y = lay.forward(xx.copy(), True)
+        return float(np.sum(y * dy)) + (lay.activity_loss if getattr(lay, "adds_activity_loss", False) else 0.0)
 
     lay.forward(xx.copy(), True)
     model._grads[...] = 0
