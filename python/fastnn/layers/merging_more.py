@@ -107,41 +107,25 @@ class Dot(Merge):
         return [np.ascontiguousarray(d) for d in dxs]
 
 
-def add(inputs, **kwargs):
-    """``Add(**kwargs)(inputs)`` (Keras's ``keras.layers.add``)."""
-    return Add(**kwargs)(inputs)
+def _functional(cls):
+    """Keras's functional form of the merge layer ``cls``: ``fn(inputs, **kwargs)`` is
+    ``cls(**kwargs)(inputs)``."""
+    def fn(inputs, **kwargs):
+        return cls(**kwargs)(inputs)
+    fn.__name__ = fn.__qualname__ = cls.__name__.lower()
+    fn.__doc__ = f"``{cls.__name__}(**kwargs)(inputs)`` (Keras's ``keras.layers.{fn.__name__}``)."
+    return fn
 
 
-def subtract(inputs, **kwargs):
-    """``Subtract(**kwargs)(inputs)``."""
-    return Subtract(**kwargs)(inputs)
-
-
-def multiply(inputs, **kwargs):
-    """``Multiply(**kwargs)(inputs)``."""
-    return Multiply(**kwargs)(inputs)
-
-
-def average(inputs, **kwargs):
-    """``Average(**kwargs)(inputs)``."""
-    return Average(**kwargs)(inputs)
-
-
-def maximum(inputs, **kwargs):
-    """``Maximum(**kwargs)(inputs)``."""
-    return Maximum(**kwargs)(inputs)
-
-
-def minimum(inputs, **kwargs):
-    """``Minimum(**kwargs)(inputs)``."""
-    return Minimum(**kwargs)(inputs)
+add, subtract, multiply = _functional(Add), _functional(Subtract), _functional(Multiply)
+average, maximum, minimum = _functional(Average), _functional(Maximum), _functional(Minimum)
 
 
 def concatenate(inputs, axis=-1, **kwargs):
-    """``Concatenate(axis=axis, **kwargs)(inputs)``."""
+    """``Concatenate(axis=axis, **kwargs)(inputs)`` (Keras's ``keras.layers.concatenate``)."""
     return Concatenate(axis=axis, **kwargs)(inputs)
 
 
 def dot(inputs, axes=-1, **kwargs):
-    """``Dot(axes=axes, **kwargs)(inputs)``."""
+    """``Dot(axes=axes, **kwargs)(inputs)`` (Keras's ``keras.layers.dot``)."""
     return Dot(axes=axes, **kwargs)(inputs)

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from .core import Layer
-from .regularization import _RandomLayer, _rate
+from .regularization import Dropout, _RandomLayer, _rate
 
 
 class GaussianDropout(_RandomLayer):
@@ -42,19 +42,14 @@ class GaussianDropout(_RandomLayer):
         self._active = training and self.rate > 0
         if not self._active:
             return x
-        noise = self._noise = self._buffer(("noise", x.shape[0]), x.shape)
+        noise = self._mask = self._buffer(("noise", x.shape[0]), x.shape)
         self._next_rng().standard_normal(out=noise, dtype=self.dtype)
         noise *= self.dtype.type(math.sqrt(self.rate / (1.0 - self.rate)))
         noise += self.dtype.type(1.0)
         y = self._buffer(("y", x.shape[0]), x.shape)
         return np.multiply(x, noise, out=y)
 
-    def backward(self, dy, need_dx=True):
-        if not need_dx:
-            return None
-        if self._active:
-            np.multiply(dy, self._noise, out=dy)
-        return dy
+    backward = Dropout.backward  # dy * the noise (kept as _mask) in training, dy at inference
 
 
 def _factor(value, name):
