@@ -1,5 +1,5 @@
 """Keras 3 layers of the second round: GaussianDropout, ActivityRegularization, Minimum, Dot,
-UnitNormalization, RMSNormalization, RepeatVector, Permute and the functional merge helpers
+UnitNormalization, RMSNormalization, GroupNormalization, RepeatVector, Permute and the functional merge helpers
 (add, ..., dot). Each: NumPy twin of the forward (float32 and float64), float64 gradient
 check < 1e-7, config round trip, save/load, eager call, Sequential and functional use,
 ONNX export or a clear refusal. Keras itself is not needed (tests/test_keras_parity_layers2.py
@@ -27,12 +27,23 @@ def rms_twin(x, scale=1.0, axis=-1, eps=1e-6):
     return x / np.sqrt(np.mean(x * x, axis=axis, keepdims=True) + eps) * scale
 
 
+def group_twin(x, groups, axis=-1, eps=1e-3):
+    xt = np.moveaxis(x, axis, -1)
+    g = xt.reshape(len(x), -1, groups, xt.shape[-1] // groups)
+    g = (g - g.mean(axis=(1, 3), keepdims=True)) / np.sqrt(g.var(axis=(1, 3), keepdims=True) + eps)
+    return np.moveaxis(g.reshape(xt.shape), -1, axis)
+
+
 SINGLE = [  # (layer factory, twin, feature shape)
     (lambda: L.UnitNormalization(), unit_twin, (6,)),
     (lambda: L.UnitNormalization(axis=[1, 2]), lambda x: unit_twin(x, (1, 2)), (3, 4)),
     (lambda: L.UnitNormalization(axis=1), lambda x: unit_twin(x, 1), (3, 4)),
     (lambda: L.RMSNormalization(), rms_twin, (6,)),
     (lambda: L.RMSNormalization(axis=[-2, -1], epsilon=1e-3), lambda x: rms_twin(x, 1.0, (1, 2), 1e-3), (3, 4)),
+    (lambda: L.GroupNormalization(groups=2), lambda x: group_twin(x, 2), (6,)),
+    (lambda: L.GroupNormalization(groups=2, axis=1), lambda x: group_twin(x, 2, 1), (4, 3)),
+    (lambda: L.GroupNormalization(groups=-1, epsilon=1e-2), lambda x: group_twin(x, 4, -1, 1e-2), (3, 4)),
+    (lambda: L.GroupNormalization(groups=1, axis=2, center=False), lambda x: group_twin(x, 1, 2), (2, 3, 2)),
     (lambda: L.RepeatVector(3), lambda x: np.repeat(x[:, None, :], 3, axis=1), (4,)),
     (lambda: L.Permute((2, 1)), lambda x: x.transpose(0, 2, 1), (3, 4)),
     (lambda: L.Permute((3, 1, 2)), lambda x: x.transpose(0, 3, 1, 2), (2, 3, 4)),
@@ -58,9 +69,10 @@ def test_forward_vs_numpy_twin_in_sequential_and_eager(make, twin, shape, dtype)
 def test_gradient_check_float64(make, twin, shape):
     layer = make()
     x = _x(shape, seed=3)  # not check_layer's dy (seed 0): x . dy along x is a zero of UnitNormalization's gradient
-    if isinstance(layer, L.RMSNormalization):  # a non-trivial scale
+    if isinstance(layer, (L.RMSNormalization, L.GroupNormalization)):  # non-trivial parameters
         layer.build(shape, "float64")
-        layer.vars["scale"] = rng.normal(size=layer.specs[0].shape)
+        for spec in layer.specs:
+            layer.vars[spec.name] = rng.normal(size=spec.shape)
     report = check_layer(layer, x, eps=1e-6)
     assert all(c.rel_error < 1e-7 for c in report), str(report)
     assert [c.name.split("/")[1] for c in report] == [s.name for s in layer.specs] + ["input"]
@@ -376,6 +388,18 @@ def test_repeat_vector_and_permute_refuse_bad_arguments():
         L.Permute((2, 1))(L.Input((2, 3, 4)))
 
 
+def test_group_normalization_parameters_per_channel():
+    layer = L.GroupNormalization(groups=2, axis=1)
+    x = _x((4, 3), seed=4)
+    layer(x)
+    assert [w.shape for w in layer.get_weights()] == [(4,), (4,)]
+    gamma, beta = np.array([1.0, 2.0, -1.0, 0.5]), np.array([0.1, 0.2, 0.3, 0.4])
+    layer.gamma[...] = gamma
+    layer.beta[...] = beta
+    want = group_twin(x, 2, 1) * gamma[:, None] + beta[:, None]
+    np.testing.assert_allclose(layer(x), want, rtol=2e-5, atol=2e-5)
+
+
 def test_normalization_refuses_bad_arguments():
     with pytest.raises(TypeError, match="axis"):
         L.UnitNormalization(axis="1")
@@ -383,6 +407,15 @@ def test_normalization_refuses_bad_arguments():
         L.RMSNormalization(axis=0)(L.Input(3))
     with pytest.raises(ValueError, match="epsilon"):
         L.RMSNormalization(epsilon=0)
+    for groups in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="groups"):
+            L.GroupNormalization(groups)
+    with pytest.raises(TypeError, match="axis"):
+        L.GroupNormalization(axis=[1])
+    with pytest.raises(ValueError, match="must divide"):
+        L.GroupNormalization(groups=4)(L.Input(6))
+    with pytest.raises(ValueError, match="must divide"):
+        L.GroupNormalization()(L.Input(16))  # Keras's default 32 groups
 
 
 def test_rejected_build_leaves_the_layer_unbuilt():
@@ -396,6 +429,7 @@ def test_rejected_build_leaves_the_layer_unbuilt():
 # ------------------------------------------------------- config, save/load
 ALL = [L.GaussianDropout(0.25, seed=3), L.ActivityRegularization(l1=0.01, l2=0.02), L.Minimum(), L.Dot((1, 2)),
        L.Dot(-1, normalize=True), L.UnitNormalization(axis=[1, 2]), L.RMSNormalization(axis=-1, epsilon=1e-4),
+       L.GroupNormalization(groups=3, axis=1, epsilon=1e-2, center=False, gamma_regularizer="l2"),
        L.RepeatVector(3), L.Permute((2, 1))]
 
 
@@ -419,7 +453,7 @@ def _all_layers_model():
     h = L.Dense(6, activation="tanh")(xin)
     h = L.GaussianDropout(0.2, seed=1)(h)
     h = L.ActivityRegularization(l2=0.01)(h)
-    h = L.RMSNormalization()(h)
+    h = L.GroupNormalization(groups=3)(L.RMSNormalization()(h))
     g = L.UnitNormalization()(L.Dense(6)(xin))
     h = L.minimum([h, g])
     r = L.Permute((2, 1))(L.RepeatVector(2)(h))
@@ -464,6 +498,7 @@ def test_onnx_export_of_the_inference_identities_and_minimum(tmp_path):
 
 
 @pytest.mark.parametrize("make", [lambda h: L.UnitNormalization()(h), lambda h: L.RMSNormalization()(h),
+                                  lambda h: L.GroupNormalization(2)(h),
                                   lambda h: L.Dot(1)([h, h]), lambda h: L.Flatten()(L.RepeatVector(2)(h)),
                                   lambda h: L.Flatten()(L.Permute((2, 1))(L.Reshape((2, 2))(h)))])
 def test_onnx_export_refuses_the_others_naming_the_layer(make, tmp_path):

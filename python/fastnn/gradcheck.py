@@ -222,8 +222,9 @@ def _copy_model(model, drop_dropout=True, dtype=None):
     from . import layers as _layers
     clone = _deepcopy(model)
     if drop_dropout:
+        # fresh randomness at every call: no gradient to compare
         random = (_layers.Dropout, _layers.AlphaDropout, _layers.GaussianNoise, _layers.GaussianDropout,
-                  _layers.RandomFlip, _layers.RandomTranslation)  # fresh randomness at every call: no gradient to compare
+                  _layers.RandomFlip, _layers.RandomTranslation)
         clone.layers = [layer for layer in clone.layers if not isinstance(layer, random)]
     if dtype is not None:
         clone.dtype = np.dtype(dtype)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._eager import LayerVariable
-from .core import Layer
+from .core import Layer, _weight_args
 
 
 def check_axis(axis):
@@ -138,3 +138,90 @@ class RMSNormalization(Layer):
         np.subtract(g, dx, out=dx)
         dx *= self._inv
         return dx
+
+
+class GroupNormalization(Layer):
+    """Group normalization (Keras 3): the ``axis`` channels (default -1) split into ``groups``
+    groups of consecutive channels; each sample is normalized over each group's channels and
+    all other feature axes, ``(x - mean) / sqrt(var + epsilon)`` with the biased variance,
+    then scaled by gamma and shifted by beta, one per channel. ``groups=-1``: one group per
+    channel (instance normalization). ``axis`` is one int, not the batch axis.
+
+    >>> GroupNormalization(groups=2).compute_output_shape((3, 4))
+    (3, 4)
+    """
+
+    _config_keys = ("groups", "axis", "epsilon", "center", "scale", "beta_initializer", "gamma_initializer",
+                    "beta_regularizer", "gamma_regularizer")
+    _optional_config_keys = ("beta_constraint", "gamma_constraint")
+    gamma, beta = LayerVariable("gamma", "scale"), LayerVariable("beta", "center")
+
+    def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or (groups < 1 and groups != -1):
+            raise ValueError(f"groups: expected a positive int, or -1 (instance normalization), got {groups!r}")
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"axis: expected an int, got {axis!r}")
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.integer, np.floating)) \
+                or not (np.isfinite(epsilon) and epsilon > 0):
+            raise ValueError(f"epsilon: expected a finite number > 0, got {epsilon!r}")
+        self.groups, self.axis, self.epsilon = int(groups), int(axis), float(epsilon)
+        self.center, self.scale = bool(center), bool(scale)
+        self.beta_initializer, self.beta_regularizer, self.beta_constraint = _weight_args(
+            beta_initializer, beta_regularizer, beta_constraint)
+        self.gamma_initializer, self.gamma_regularizer, self.gamma_constraint = _weight_args(
+            gamma_initializer, gamma_regularizer, gamma_constraint)
+
+    def _build(self, input_shape):
+        (a,) = feature_axes(self, self.axis, input_shape)
+        c = input_shape[a - 1]
+        g = c if self.groups == -1 else self.groups
+        if g > c or c % g:
+            raise ValueError(f"layer {self.name!r}: groups={self.groups} must divide the {c} channels of axis "
+                             f"{self.axis} (inputs (batch, {', '.join(map(str, input_shape))}))")
+        self._a, self._g = a, g
+        if self.scale:
+            self.add_weight("gamma", (c,), self.gamma_initializer, self.gamma_regularizer,
+                            constraint=self.gamma_constraint)
+        if self.center:
+            self.add_weight("beta", (c,), self.beta_initializer, self.beta_regularizer,
+                            constraint=self.beta_constraint)
+        self.output_shape = input_shape
+
+    def _grouped(self, x):
+        """x with the channels last, as (batch, other features, groups, channels per group)."""
+        xt = np.moveaxis(x, self._a, -1)
+        return np.ascontiguousarray(xt).reshape(x.shape[0], -1, self._g, x.shape[self._a] // self._g)
+
+    def _ungrouped(self, z, shape):
+        moved = shape[:self._a] + shape[self._a + 1:] + (shape[self._a],)
+        return np.ascontiguousarray(np.moveaxis(z.reshape(moved), -1, self._a))
+
+    def _param(self, name):
+        return self.vars[name].reshape(self._g, -1)
+
+    def forward(self, x, training=False, logits=False):
+        xg = self._grouped(x)
+        mean = np.mean(xg, axis=(1, 3), keepdims=True)
+        xc = xg - mean
+        self._inv = 1.0 / np.sqrt(np.mean(xc * xc, axis=(1, 3), keepdims=True) + self.epsilon)
+        self._xhat = xc * self._inv
+        y = self._xhat * self._param("gamma") if self.scale else self._xhat.copy()
+        if self.center:
+            y += self._param("beta")
+        return self._ungrouped(y, x.shape)
+
+    def backward(self, dy, need_dx=True):
+        dyg, xhat = self._grouped(dy), self._xhat
+        if self.trainable and self.scale:
+            self.grads["gamma"][...] = np.sum(dyg * xhat, axis=(0, 1)).reshape(-1)
+        if self.trainable and self.center:
+            self.grads["beta"][...] = np.sum(dyg, axis=(0, 1)).reshape(-1)
+        if not need_dx:
+            return None
+        g = dyg * self._param("gamma") if self.scale else dyg
+        dx = g - np.mean(g, axis=(1, 3), keepdims=True) - xhat * np.mean(g * xhat, axis=(1, 3), keepdims=True)
+        dx *= self._inv
+        return self._ungrouped(dx, dy.shape)
