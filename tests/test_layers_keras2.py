@@ -441,6 +441,14 @@ def test_config_round_trip(layer):
     assert type(layer).from_config(cfg).get_config() == cfg
 
 
+def test_default_names_as_keras():
+    names = [layer.name.rsplit("_", 1)[0] if layer.name[-1].isdigit() else layer.name
+             for layer in (L.RMSNormalization(), L.RMSNormalization(), L.GaussianDropout(0.1), L.RepeatVector(2),
+                           L.ActivityRegularization(), L.UnitNormalization(), L.GroupNormalization())]
+    assert names == ["rms_normalization"] * 2 + ["gaussian_dropout", "repeat_vector", "activity_regularization",
+                                                 "unit_normalization", "group_normalization"]
+
+
 def test_keras_argument_names_and_defaults():
     assert L.ActivityRegularization().get_config()["l1"] == 0.0 == L.ActivityRegularization().l2
     assert L.GaussianDropout(0.1).get_config()["rate"] == 0.1

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._eager import LayerVariable
-from .core import Layer, _weight_args
+from .core import Layer, _name_counters, _weight_args
 
 
 def check_axis(axis):
@@ -97,8 +97,11 @@ class RMSNormalization(Layer):
     _config_keys = ("axis", "epsilon")
     scale = LayerVariable("scale")
 
-    def __init__(self, axis=-1, epsilon=1e-6, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, axis=-1, epsilon=1e-6, name=None, **kwargs):
+        if name is None:  # Keras's default name (the generic rule would give "rmsnormalization")
+            k = next(_name_counters["rms_normalization"])
+            name = "rms_normalization" if k == 0 else f"rms_normalization_{k}"
+        super().__init__(name=name, **kwargs)
         self.axis = check_axis(axis)
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.integer, np.floating)) \
                 or not (np.isfinite(epsilon) and epsilon > 0):
