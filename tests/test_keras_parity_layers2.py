@@ -125,3 +125,37 @@ def test_activity_regularization_loss_and_training_step_match_keras():
     assert h == pytest.approx(h_k, rel=2e-5)
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+
+
+def _graph(lib):
+    """The same functional model in fastnn (lib=L) or Keras (lib=keras.layers), and its layers
+    holding variables in the order they were made."""
+    inp = (L.Input(4) if lib is L else keras.Input((4,)))
+    d1, d2, d3 = lib.Dense(6, activation="tanh"), lib.Dense(6), lib.Dense(2)
+    rms, gn = lib.RMSNormalization(), lib.GroupNormalization(groups=3)
+    h = d1(inp)
+    g = lib.UnitNormalization()(d2(inp))
+    h = lib.minimum([gn(rms(h)), g])
+    r = lib.Permute((2, 1))(lib.RepeatVector(2)(h))
+    d = lib.Dot(axes=(1, 1))([r, lib.Reshape((6, 1))(g)])
+    out = d3(lib.concatenate([lib.Flatten()(d), h, lib.dot([h, g], axes=1, normalize=True)]))
+    return (fastnn.Model if lib is L else keras.Model)(inp, out), [d1, d2, d3, rms, gn]
+
+
+def test_one_training_step_of_a_graph_of_the_new_layers_matches_keras():
+    x, y = _x((4,), n=12, seed=5), _x((2,), n=12, seed=6)
+    (ours, mine), (theirs, keras_layers) = _graph(L), _graph(keras.layers)
+    r = np.random.default_rng(8)
+    for a, b in zip(mine, keras_layers):
+        w = [r.normal(size=v.shape).astype(np.float32) for v in b.get_weights()]
+        a.set_weights(w)
+        b.set_weights(w)
+    np.testing.assert_allclose(ours.predict(x), np.asarray(theirs.predict(x, verbose=0)), rtol=2e-5, atol=2e-5)
+    ours.compile(fastnn.optimizers.SGD(learning_rate=0.1), "mse")
+    theirs.compile(keras.optimizers.SGD(learning_rate=0.1), "mse")
+    h = ours.fit(x, y, batch_size=12, epochs=1, shuffle=False, verbose=0).history["loss"][0]
+    h_k = theirs.fit(x, y, batch_size=12, epochs=1, shuffle=False, verbose=0).history["loss"][0]
+    assert h == pytest.approx(h_k, rel=2e-5)
+    for a, b in zip(mine, keras_layers):
+        for u, v in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_allclose(u, v, rtol=1e-4, atol=2e-5)
