@@ -102,7 +102,7 @@ def counter_pause_during(fn):
     return max(b - a for a, b in zip(points, points[1:])), min(durations)
 
 
-def releases_the_gil(fn, tries=5):
+def releases_the_gil(fn, tries=10):
     """(True, "") when a Python thread kept running through one fn() call: its longest pause
     under half the call's duration. A busy machine may deschedule the counter for a while, so
     up to `tries` calls; a call holding the GIL fails every one. (False, what was seen) else."""

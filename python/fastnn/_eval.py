@@ -23,13 +23,14 @@ def evaluate_source(model, source, cbs=()):
     begin, end = _callbacks.with_hook(cbs, "on_test_batch_begin"), _callbacks.with_hook(cbs, "on_test_batch_end")
     for cb in cbs:
         cb.on_test_begin()
-    n, data = 0, 0.0
+    n, data, activity = 0, 0.0, 0.0
     for step, (xb, yb, sw) in enumerate(source.epoch()):
         for cb in begin:
             cb.on_test_batch_begin(step, {"size": xb.shape[0]})
         out = model._forward(xb, False, last_logits)
         loss, _ = _weights.weighted_value_and_grad(model.loss, out, yb, sw, loss_on_logits)
         data += loss * xb.shape[0]
+        activity += _t.activity_penalty(model) * xb.shape[0]  # ActivityRegularization, per batch as Keras
         n += xb.shape[0]
         update_metrics(yb, out)
         for cb in end:
@@ -37,8 +38,8 @@ def evaluate_source(model, source, cbs=()):
     source.on_epoch_end()
     if n == 0:
         raise ValueError("x: the data held no batch to evaluate")
-    penalty = regularization(model, grads=False)
-    logs = {"loss": data / n + penalty}
+    penalty = regularization(model, grads=False, activity=False)  # the weights'; activity's per batch
+    logs = {"loss": data / n + penalty + activity / n}
     if model._reg_items:
         logs["data_loss"] = data / n
     for m in metrics:

@@ -36,8 +36,9 @@ from .reference import SELU_ALPHA, SELU_SCALE
 
 OPSET = 17
 # layers active only in training: nothing at inference
-_INFERENCE_IDENTITY = ("AlphaDropout", "GaussianNoise", "RandomFlip", "RandomTranslation")
-_MERGE = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Concatenate")
+_INFERENCE_IDENTITY = ("AlphaDropout", "GaussianNoise", "RandomFlip", "RandomTranslation", "GaussianDropout",
+                       "ActivityRegularization")  # ActivityRegularization: only a loss term
+_MERGE = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
 SUPPORTED_LAYERS = ("InputLayer", "Dense", "Activation", "BatchNormalization", "Dropout", "Flatten", "PReLU",
                     "Maxout", "Rescaling", "Normalization", "LayerNormalization", "ReLU", "LeakyReLU", "ELU",
                     "Softmax", "Reshape", "Identity") + _MERGE + _INFERENCE_IDENTITY
@@ -257,8 +258,8 @@ def _merge(g, xs, layer, kind, where):
         for x in xs[1:]:
             y = g.node("Add", [y, x], "average_sum")
         return g.node("Mul", [y, g.const("inv_n", 1.0 / len(xs))], "average")
-    if kind == "Maximum":
-        return g.node("Max", list(xs), "maximum")
+    if kind in ("Maximum", "Minimum"):
+        return g.node(kind[:3], list(xs), kind.lower())
     if kind == "Concatenate":
         return g.node("Concat", list(xs), "concatenate", axis=int(layer._ax))
     raise ValueError(f"export_onnx: {where} has no ONNX export; supported layers: {', '.join(SUPPORTED_LAYERS)}")

@@ -222,8 +222,9 @@ def _copy_model(model, drop_dropout=True, dtype=None):
     from . import layers as _layers
     clone = _deepcopy(model)
     if drop_dropout:
-        random = (_layers.Dropout, _layers.AlphaDropout, _layers.GaussianNoise, _layers.RandomFlip,
-                  _layers.RandomTranslation)  # fresh randomness at every call: no gradient to compare
+        # fresh randomness at every call: no gradient to compare
+        random = (_layers.Dropout, _layers.AlphaDropout, _layers.GaussianNoise, _layers.GaussianDropout,
+                  _layers.RandomFlip, _layers.RandomTranslation)
         clone.layers = [layer for layer in clone.layers if not isinstance(layer, random)]
     if dtype is not None:
         clone.dtype = np.dtype(dtype)
@@ -335,8 +336,8 @@ def check_layer(layer, x, eps: float = 1e-7, seed: int = 0,
     _check_max(max_per_tensor)
     if not isinstance(layer, _layers.Layer):
         raise TypeError(f"layer: expected a fastnn layer, got {type(layer).__name__}")
-    if isinstance(layer, (_layers.Dropout, _layers.AlphaDropout, _layers.GaussianNoise, _layers.RandomFlip,
-                          _layers.RandomTranslation)):
+    if isinstance(layer, (_layers.Dropout, _layers.AlphaDropout, _layers.GaussianNoise, _layers.GaussianDropout,
+                          _layers.RandomFlip, _layers.RandomTranslation)):
         raise ValueError(f"layer: a {type(layer).__name__} layer draws fresh randomness at every call, "
                          f"no gradient to check")
     xa = np.asarray(x, dtype=np.float64)
@@ -352,8 +353,9 @@ def check_layer(layer, x, eps: float = 1e-7, seed: int = 0,
     y0 = lay.forward(xx.copy(), True)
     dy = rng.normal(size=y0.shape)
 
-    def f():
-        return float(np.sum(lay.forward(xx.copy(), True) * dy))
+    def f():  # with the loss the layer adds (ActivityRegularization): its backward includes that gradient
+        y = lay.forward(xx.copy(), True)
+        return float(np.sum(y * dy)) + (lay.activity_loss if getattr(lay, "adds_activity_loss", False) else 0.0)
 
     lay.forward(xx.copy(), True)
     model._grads[...] = 0

@@ -242,10 +242,24 @@ def metric_updater(model, metrics, loss_on_logits, last_logits):
     return update
 
 
-def regularization(model, grads=True):
-    """The total penalty; with grads, its gradient added to the gradient arena. The list of
-    regularized variables is cached on the model (``_reg_items``; None invalidates it) and
-    rebuilt when the arena's layout or the model-wide regularizer changes."""
+def regularization(model, grads=True, activity=True):
+    """The total penalty; with grads, its gradient added to the gradient arena; ``activity``:
+    with the last forward's ActivityRegularization penalties (their backward added the gradient)."""
+    pen = activity_penalty(model) if activity else 0.0
+    for layer, vname, r in _reg_list(model):
+        if vname is None:
+            continue
+        w = layer.vars[vname]
+        pen += r(w)
+        if grads and layer.trainable:
+            r.add_gradient(w, layer.grads[vname], model._reg_scratch[:w.size].reshape(w.shape))
+    return pen
+
+
+def _reg_list(model):
+    """The regularized variables, and the ActivityRegularization nodes (variable None), cached
+    on the model (``_reg_items``; None invalidates it), rebuilt when the arena's layout or the
+    model-wide regularizer changes."""
     key = (model.arena.version, id(model.regularizer))
     if model._reg_items is None or model._reg_key != key:
         items, biggest = [], 0
@@ -254,15 +268,17 @@ def regularization(model, grads=True):
                 if r:
                     items.append((layer, s.name, r))
                     biggest = max(biggest, s.size)
+        items += [(n, None, None) for n in model._nodes if getattr(n.layer, "adds_activity_loss", False)]
         model._reg_items, model._reg_key = items, key
         model._reg_scratch = np.empty(biggest, dtype=model.dtype)
-    pen = 0.0
-    for layer, vname, r in model._reg_items:
-        w = layer.vars[vname]
-        pen += r(w)
-        if grads and layer.trainable:
-            r.add_gradient(w, layer.grads[vname], model._reg_scratch[:w.size].reshape(w.shape))
-    return pen
+    return model._reg_items
+
+
+def activity_penalty(model):
+    """The penalties of the last forward pass's ActivityRegularization calls (a shared
+    layer's later calls from their per-call copies)."""
+    return sum((n.layer if n.call is None else n.call.obj).activity_loss or 0.0
+               for n, vname, _ in _reg_list(model) if vname is None)
 
 
 def _logs(total, data, count, metrics, regularized):

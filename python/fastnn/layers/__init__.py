@@ -1,9 +1,12 @@
 """Layers, grouped as in Keras 3: ``core`` (Dense, Activation, Flatten, Input),
 ``activations`` (PReLU, Maxout, ReLU, LeakyReLU, ELU, Softmax), ``reshaping`` (Reshape,
 Identity), ``normalization`` (BatchNormalization, LayerNormalization),
-``regularization`` (Dropout, AlphaDropout, GaussianNoise), ``augmentation`` (RandomFlip,
-RandomTranslation: images, active only in training), ``merging`` (Add, Subtract, Multiply,
-Average, Maximum, Concatenate). Layers never import the graph or the trainer.
+``regularization`` (Dropout, AlphaDropout, GaussianNoise, GaussianDropout,
+ActivityRegularization), ``augmentation`` (RandomFlip, RandomTranslation: images, active
+only in training), ``merging`` (Add, Subtract, Multiply, Average, Maximum, Minimum,
+Concatenate, Dot, and the functional ``add``, ..., ``dot``); ``normalization`` also has
+UnitNormalization, RMSNormalization and GroupNormalization, ``reshaping`` RepeatVector and
+Permute (the ``*_more`` modules). Layers never import the graph or the trainer.
 
 A layer declares its variables in ``build`` (shape, initializer, regularizer,
 trainable parameter or non-trainable state); the model places every parameter
@@ -32,18 +35,27 @@ from .reshaping import Identity, Reshape
 from .augmentation import RandomFlip, RandomTranslation
 from .preprocessing import Normalization, Rescaling
 from .regularization import AlphaDropout, Dropout, GaussianNoise
+from .regularization_more import ActivityRegularization, GaussianDropout
+from .normalization_more import GroupNormalization, RMSNormalization, UnitNormalization
+from .merging_more import (Dot, Minimum, add, average, concatenate, dot, maximum, minimum,  # noqa: F401
+                           multiply, subtract)
+from .reshaping_more import Permute, RepeatVector
 
 __all__ = ["Layer", "VarSpec", "SymbolicTensor", "InputLayer", "Input", "Flatten", "Dense", "Activation",
            "PReLU", "Maxout", "BatchNormalization", "Dropout", "AlphaDropout", "GaussianNoise", "RandomFlip",
            "RandomTranslation", "Rescaling", "Normalization", "Merge", "Add", "Subtract", "Multiply",
            "Average", "Maximum", "Concatenate", "ReLU", "LeakyReLU", "ELU", "Softmax", "LayerNormalization",
-           "Reshape", "Identity", "deserialize"]
+           "Reshape", "Identity", "GaussianDropout", "ActivityRegularization", "Minimum", "Dot",
+           "UnitNormalization", "RMSNormalization", "GroupNormalization", "RepeatVector", "Permute", "add",
+           "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot", "deserialize"]
 
 LAYERS = {c.__name__: c for c in (Dense, Activation, Dropout, BatchNormalization, PReLU, Maxout, Flatten,
                                    AlphaDropout, GaussianNoise, RandomFlip, RandomTranslation,
                                    Rescaling, Normalization,
                                    Add, Subtract, Multiply, Average, Maximum, Concatenate,
-                                   ReLU, LeakyReLU, ELU, Softmax, LayerNormalization, Reshape, Identity)}
+                                   ReLU, LeakyReLU, ELU, Softmax, LayerNormalization, Reshape, Identity,
+                                   GaussianDropout, ActivityRegularization, Minimum, Dot, UnitNormalization,
+                                   RMSNormalization, GroupNormalization, RepeatVector, Permute)}
 
 
 def deserialize(d):

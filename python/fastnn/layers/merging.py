@@ -153,6 +153,8 @@ class Average(Merge):
 class Maximum(Merge):
     """Element-wise maximum; the gradient goes to the first input attaining it."""
 
+    _beats = staticmethod(np.greater)  # Minimum: np.less
+
     def forward(self, xs, training=False, logits=False):
         m = xs[0].shape[0]
         y = self._buffer(("y", m), xs[0].shape)
@@ -161,7 +163,7 @@ class Maximum(Merge):
         np.copyto(y, xs[0])
         which.fill(0)
         for i, x in enumerate(xs[1:], 1):
-            np.greater(x, y, out=gt)  # strictly greater: a tie stays with the earlier input
+            self._beats(x, y, out=gt)  # strictly: a tie stays with the earlier input
             np.copyto(y, x, where=gt)
             np.copyto(which, i, where=gt)
         self._which = which
