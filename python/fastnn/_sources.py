@@ -148,7 +148,8 @@ class StepsPerEpoch:
 
 
 # ------------------------------------------------------------------ fit setup
-def check_fit_args(epochs, verbose, validation_split, validation_data, validation_freq):
+def check_fit_args(model, epochs, verbose, validation_split, validation_data, validation_freq):
+    model.optimizer.check_hyperparameters()  # attributes set after construction: checked before any change
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ValueError(f"epochs: expected an int >= 0, got {epochs!r}")
     verbose = check_verbose(verbose)

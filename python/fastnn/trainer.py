@@ -369,8 +369,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
     With a regularizer, ``loss`` includes the penalty and ``data_loss`` is without it.
     """
     check_compiled(model, "fit")
-    model.optimizer.check_hyperparameters()  # attributes set after construction, before any change
-    verbose = _sources.check_fit_args(epochs, verbose, validation_split, validation_data, validation_freq)
+    verbose = _sources.check_fit_args(model, epochs, verbose, validation_split, validation_data, validation_freq)
     _sources.check_batch_size(batch_size)
     if steps_per_epoch is not None and _resume.backups(list(callbacks or [])):
         raise ValueError("steps_per_epoch: not with BackupAndRestore (each epoch's batches depend on the "
