@@ -1,8 +1,10 @@
 // Vector erf, erfc and gelu's normal CDF over Vec<T>, written once and compiled per
 // ISA: include after vecmath_impl.h with FASTNN_ISA_NS defined.
 //
-// float: our own fits (tools/fit_erfc.py), max error measured over ALL float32 inputs
-// on every ISA path (bench/erf_exhaustive.py; dense sweeps in tests/test_gelu_erf.py):
+// float: our own fits (tools/fit_erf.py: minimax-like least squares against scipy's erfcx/erf),
+// max error measured by bench/erf_exhaustive.py over every 13th float32 bit pattern, both
+// signs, on every ISA path (dense sweeps in tests/test_gelu_erf.py):
+//   erf: 2.31 ulp (scalar), 1.41 (avx2, avx512); gelu x Phi(x): 6.74 ulp (scalar), 6.12.
 //   erfc(u), u >= 0   exp(-u^2) t Q(t), t = 2/(2+u), Q degree 9 (fit: 1.8e-8 relative),
 //                     u^2 split exactly into hi + lo (one FMA) so exp sees no rounding
 //                     of u^2 (an error of u^2 eps in the tail)
