@@ -48,6 +48,10 @@ def _randomize(model, seed=1):
 @pytest.mark.parametrize("act", [a for a in KNOWN])
 def test_every_activation_as_dense_and_as_layer(act, dtype, tmp_path):
     m = fastnn.Sequential([L.Dense(7, activation=act, input_dim=5), L.Dense(4), L.Activation(act)], dtype=dtype)
+    if act == "gelu" and dtype == "float64":  # onnxruntime's Erf is float-only: refused, not cast
+        with pytest.raises(ValueError, match="'gelu' \\(exact\\), which has no float64 ONNX export"):
+            export_onnx(m, tmp_path / "m.onnx")
+        return
     _check(_randomize(m), _x((33, 5), dtype=dtype), tmp_path, rtol=1e-5 if dtype == "float32" else 1e-12)
 
 
