@@ -28,6 +28,14 @@ def _is_tabular(x):
     return tabular.is_pandas(x) or tabular.is_arrow(x)
 
 
+def in_memory(x, y, sample_weight):
+    """(x, y, sample_weight) with a pandas DataFrame / Series or Arrow table x (y and
+    sample_weight as column names, Series or arrays) and Series y / sample_weight turned
+    into NumPy arrays: in memory, they are checked whole before training, as arrays are."""
+    from .data.tabular import frame_to_arrays
+    return frame_to_arrays(x, y, sample_weight)
+
+
 def check_batch_size(batch_size, default=32):
     """The one check of ``batch_size`` shared by fit, evaluate and predict (``default``: what
     None means there): a positive int, None or ``"full"``; returned as given (an int cast)."""
@@ -210,6 +218,7 @@ def _batch_size(model, bs, n):
 
 def training_data(model, x, y, kw, rng):
     """(batches, validation source) for any input kind."""
+    x, y, kw["sample_weight"] = in_memory(x, y, kw["sample_weight"])
     if is_streamed(x, model):
         if kw["validation_split"]:
             raise ValueError("validation_split: only for in-memory arrays; give validation_data")
@@ -257,6 +266,7 @@ def validation_source(model, validation_data, batch_size, steps):
 def eval_source(model, x, y, sample_weight, batch_size, steps, what="x"):
     """A source for evaluate / predict / validation (never shuffled)."""
     from . import trainer
+    x, y, sample_weight = in_memory(x, y, sample_weight)
     if not is_streamed(x, model):
         if what == "x" and y is not None:
             x, y = trainer.prepare_xy(model, x, y)

@@ -1,0 +1,165 @@
+"""Audit of the data inputs with hostile and everyday-but-awkward data (defects found by the audit).
+
+Each test names what a NumPy / pandas / Keras user takes for granted: the right answer, or an
+error naming the argument before anything changes.
+"""
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import layers
+
+pd = pytest.importorskip("pandas")
+
+
+def _xy(n=20, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 4)).astype(np.float32), rng.integers(0, 3, n)
+
+
+def _model(seed=0):
+    init = fastnn.initializers.GlorotUniform
+    m = fastnn.Sequential([fastnn.Input((4,)), layers.Dense(5, activation="relu", kernel_initializer=init(seed)),
+                           layers.Dense(3, activation="softmax", kernel_initializer=init(seed + 1))])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+def _weights(m):
+    return [w.copy() for w in m.get_weights()]
+
+
+def _same(a, b):
+    return all(np.array_equal(p, q) for p, q in zip(a, b))
+
+
+# --------------------------------------------------------------------- pandas
+def test_dataframe_with_default_integer_column_names_trains_like_its_array():
+    # pd.DataFrame(x) names its columns 0..n-1; fastnn refused them ("expected column names (str)")
+    x, y = _xy()
+    a, b = _model(), _model()
+    a.fit(x, y, epochs=2, seed=1, verbose=0)
+    b.fit(pd.DataFrame(x), pd.Series(y), epochs=2, seed=1, verbose=0)
+    assert _same(_weights(a), _weights(b))
+    assert np.array_equal(b.predict(pd.DataFrame(x), verbose=0), a.predict(x, verbose=0))
+
+
+def test_series_input_for_a_one_feature_model():
+    x, y = _xy()
+    m = fastnn.Sequential([fastnn.Input((1,)), layers.Dense(3, activation="softmax")])
+    m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    m.fit(pd.Series(x[:, 0]), y, verbose=0)
+    assert np.array_equal(m.predict(pd.Series(x[:, 0]), verbose=0), m.predict(x[:, :1], verbose=0))
+
+
+def test_nullable_columns_without_missing_values_are_numbers():
+    # Int64 / Float64 / boolean columns (pandas' nullable dtypes) holding no NA are numbers
+    x, y = _xy()
+    df = pd.DataFrame(x, columns=list("abcd")).assign(y=y)
+    nullable = df.astype({"a": "Float64", "y": "Int64"})
+    a, b = _model(), _model()
+    a.fit(df, "y", epochs=2, seed=3, verbose=0)
+    b.fit(nullable, "y", epochs=2, seed=3, verbose=0)
+    assert _same(_weights(a), _weights(b))
+    flags = df.assign(b=df["b"] > 0)
+    c, d = _model(), _model()
+    c.fit(flags, "y", seed=4, verbose=0)
+    d.fit(flags.astype({"b": "boolean"}), "y", seed=4, verbose=0)
+    assert _same(_weights(c), _weights(d))
+    e = _model()
+    e.fit(df[list("abcd")], df["y"].astype("Int64"), seed=3, epochs=2, verbose=0)
+    assert _same(_weights(a), _weights(e))
+
+
+def test_nullable_label_with_missing_values_is_refused_naming_the_column():
+    x, y = _xy()
+    df = pd.DataFrame(x, columns=list("abcd")).assign(y=pd.array(y, dtype="Int64"))
+    df.loc[3, "y"] = pd.NA
+    m = _model()
+    before = _weights(m)
+    with pytest.raises(ValueError, match=r"label: column 'y' holds 1 null values"):
+        m.fit(df, "y", verbose=0)
+    assert _same(before, _weights(m))
+
+
+def test_categorical_column_refused_with_a_hint():
+    x, y = _xy()
+    df = pd.DataFrame(x, columns=list("abcd")).assign(y=y)
+    df["c"] = pd.Categorical(np.where(x[:, 2] > 0, "p", "n"))
+    with pytest.raises(TypeError, match=r"features: column 'c' has dtype category.*cat.codes"):
+        _model().fit(df, "y", verbose=0)
+
+
+def test_duplicate_column_names_are_a_clear_error():
+    # an AttributeError ("'DataFrame' object has no attribute 'dtype'") before
+    x, y = _xy()
+    df = pd.DataFrame(x, columns=["a", "a", "c", "d"]).assign(y=y)
+    with pytest.raises(ValueError, match=r"\['a'\] appear more than once"):
+        _model().fit(df, "y", verbose=0)
+
+
+def test_dataframe_checked_whole_before_training():
+    # a NaN or a bad label in a late row stopped fit after it had trained on the batches before
+    x, y = _xy()
+    df = pd.DataFrame(x, columns=list("abcd")).assign(y=y)
+    m = _model()
+    m.fit(x[:4], y[:4], verbose=0)
+    before = _weights(m)
+    bad_x = df.copy()
+    bad_x.loc[17, "a"] = np.nan
+    with pytest.raises(ValueError, match=r"x: contains NaN or infinity \(first at index \(17, 0\)\)"):
+        m.fit(bad_x, "y", batch_size=4, shuffle=False, verbose=0)
+    bad_y = df.copy()
+    bad_y.loc[17, "y"] = 7
+    with pytest.raises(ValueError, match=r"y: labels out of range"):
+        m.fit(bad_y, "y", batch_size=4, shuffle=False, verbose=0)
+    assert _same(before, _weights(m))
+
+
+def test_dataframe_validation_split_holds_out_the_last_rows():
+    # Keras takes validation_split for DataFrames; fastnn refused it ("only for in-memory arrays")
+    x, y = _xy(40)
+    a, b = _model(), _model()
+    ha = a.fit(x, y, validation_split=0.25, epochs=2, seed=2, verbose=0)
+    hb = b.fit(pd.DataFrame(x).assign(y=y), "y", validation_split=0.25, epochs=2, seed=2, verbose=0)
+    assert ha.history == hb.history
+    assert _same(_weights(a), _weights(b))
+
+
+# ----------------------------------------------------------------------- dask
+def test_dask_dataframe_with_a_label_column_name_trains():
+    # fit(ddf, "y") took the label column as a feature: "expected shape (n, 4), got (20, 5)"
+    dd = pytest.importorskip("dask.dataframe")
+    x, y = _xy()
+    ddf = dd.from_pandas(pd.DataFrame(x, columns=list("abcd")).assign(y=y), npartitions=1)
+    a, b = _model(), _model()
+    a.fit(x, y, epochs=2, shuffle=False, verbose=0)
+    b.fit(ddf, "y", epochs=2, shuffle=False, verbose=0)
+    assert _same(_weights(a), _weights(b))
+    assert np.allclose(b.evaluate(ddf, "y", verbose=0), a.evaluate(x, y, verbose=0))
+    nullable = dd.from_pandas(pd.DataFrame(x, columns=list("abcd")).assign(y=pd.array(y, dtype="Int64")),
+                              npartitions=1)
+    c = _model()
+    c.fit(nullable, "y", epochs=2, shuffle=False, verbose=0)
+    assert _same(_weights(a), _weights(c))
+
+
+def test_dask_arrays_stream_and_take_unknown_chunk_sizes():
+    # a y with unknown chunk sizes (after boolean indexing) failed in len(); x with unknown sizes was
+    # materialized whole; the arrays given are left as they were
+    da = pytest.importorskip("dask.array")
+    x, y = _xy()
+    dx, dy = da.from_array(x, chunks=7), da.from_array(y, chunks=7)
+    ux, uy = dx[dx[:, 0] > -100], dy[dy > -1]
+    a, b = _model(), _model()
+    a.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    b.fit(ux, uy, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    assert _same(_weights(a), _weights(b))
+    assert np.array_equal(b.predict(ux, verbose=0), a.predict(x, verbose=0))
+    assert all(np.isnan(c) for c in ux.chunks[0]) and all(np.isnan(c) for c in uy.chunks[0])
+
+
+def test_dask_array_is_never_materialized_whole():
+    da = pytest.importorskip("dask.array")
+    from fastnn import _sources
+    assert _sources.is_streamed(da.zeros((10, 4), chunks=5))
