@@ -163,3 +163,59 @@ def test_dask_array_is_never_materialized_whole():
     da = pytest.importorskip("dask.array")
     from fastnn import _sources
     assert _sources.is_streamed(da.zeros((10, 4), chunks=5))
+
+
+# -------------------------------------------------------------------- Parquet
+def _parquet(path, x, y, **kw):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    cols = {c: x[:, j] for j, c in enumerate("abcd")}
+    cols["y"] = y
+    table = pa.table(cols)
+    pq.write_table(table, path, **kw)
+    return table
+
+
+def test_parquet_schema_drift_in_a_later_file_refused_before_training(tmp_path):
+    # a label column that is text in the second file stopped fit mid-epoch, the model changed
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    x, y = _xy()
+    t = _parquet(tmp_path / "a.parquet", x, y)
+    pq.write_table(t.set_column(4, "y", pa.array(y.astype(str))), tmp_path / "b.parquet")
+    with pytest.raises(TypeError, match=r"label: column 'y' has type string.*b\.parquet"):
+        fastnn.data.from_parquet([tmp_path / "a.parquet", tmp_path / "b.parquet"], label="y")
+
+
+def test_parquet_nulls_in_a_late_row_group_refused_before_training(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    x, y = _xy()
+    a = pa.array([None if i == 17 else float(v) for i, v in enumerate(x[:, 0])])
+    t = _parquet(tmp_path / "ok.parquet", x, y)
+    pq.write_table(t.set_column(0, "a", a), tmp_path / "n.parquet", row_group_size=7)
+    with pytest.raises(ValueError, match=r"features: column 'a' holds 1 null values .*n\.parquet', row group 2"):
+        fastnn.data.from_parquet(tmp_path / "n.parquet", label="y", batch_size=4)
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "not parquet"])
+def test_unreadable_parquet_file_named_in_a_value_error(tmp_path, damage):
+    x, y = _xy()
+    _parquet(tmp_path / "good.parquet", x, y)
+    raw = (tmp_path / "good.parquet").read_bytes()
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes({"empty": b"", "truncated": raw[:len(raw) // 2], "not parquet": b"a,b\n1,2\n"}[damage])
+    with pytest.raises(ValueError, match=r"paths: '.*bad\.parquet' is not a readable Parquet file"):
+        fastnn.data.from_parquet([tmp_path / "good.parquet", bad], label="y")
+
+
+def test_parquet_corrupted_pages_name_the_file_and_row_group(tmp_path):
+    x, y = _xy(200)
+    _parquet(tmp_path / "c.parquet", x, y, row_group_size=50, compression="none")
+    raw = bytearray((tmp_path / "c.parquet").read_bytes())
+    raw[len(raw) // 2:len(raw) // 2 + 400] = b"\xff" * 400  # pages of a middle row group, footer intact
+    (tmp_path / "c.parquet").write_bytes(bytes(raw))
+    src = fastnn.data.from_parquet(tmp_path / "c.parquet", label="y", batch_size=50)
+    with pytest.raises((OSError, ValueError), match=r"reading '.*c\.parquet', row group \d"):
+        for _ in src.get_epoch_iterator():
+            pass
