@@ -124,16 +124,20 @@ def fit_to_model(x, model):
 
 
 def write_outputs(path, pred):
+    """Write the predictions atomically (``fastnn._safe_files``): a failed write leaves the
+    file that was there intact."""
+    from . import _safe_files
     classes = (pred[:, 0] > 0.5).astype(np.int64) if pred.shape[-1] == 1 else pred.argmax(-1)
     low = path.lower()
     if low.endswith(".npy"):
-        np.save(path, pred)
+        write = lambda f: np.save(f, pred)  # noqa: E731
     elif low.endswith(".csv"):
-        np.savetxt(path, pred.reshape(len(pred), -1), delimiter=",", fmt="%.9g")
+        write = lambda f: np.savetxt(f, pred.reshape(len(pred), -1), delimiter=",", fmt="%.9g")  # noqa: E731
     elif low.endswith(".npz"):
-        np.savez(path, predictions=pred, classes=classes)
+        write = lambda f: np.savez(f, predictions=pred, classes=classes)  # noqa: E731
     else:
         raise ValueError(f"--output: {path}: expected a name ending in .npz, .npy or .csv")
+    _safe_files.atomic_write(path, write)
     return classes
 
 
