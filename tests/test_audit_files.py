@@ -63,3 +63,43 @@ def test_float64_layer_normalization_exports_exactly():
     s = ort.InferenceSession(fastnn.export.to_onnx(m).SerializeToString(), providers=["CPUExecutionProvider"])
     got = s.run(None, {"input": x})[0]
     np.testing.assert_allclose(got, m.predict(x, verbose=0), rtol=1e-13, atol=1e-13)
+
+
+def _fit_with(callbacks, epochs=2, **kw):
+    x = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    y = np.arange(20) % 3
+    m = fastnn.Sequential([fastnn.Input((4,)), L.Dense(3, activation="softmax")])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m, m.fit(x, y, epochs=epochs, verbose=0, callbacks=callbacks, **kw)
+
+
+def test_model_checkpoint_creates_its_folder(tmp_path):
+    # Keras creates the checkpoint's folder; fastnn failed after the first epoch
+    # (FileNotFoundError on its temporary file name)
+    _fit_with([fastnn.callbacks.ModelCheckpoint(str(tmp_path / "ckpt" / "m{epoch:02d}.npz"), monitor="loss")])
+    assert sorted(os.listdir(tmp_path / "ckpt")) == ["m01.npz", "m02.npz"]
+    assert fastnn.load_model(str(tmp_path / "ckpt" / "m02.npz")).built
+
+
+def test_model_checkpoint_bad_format_refused_at_construction(tmp_path):
+    with pytest.raises(ValueError, match=r"filepath: .* is not a valid format string"):
+        fastnn.callbacks.ModelCheckpoint(str(tmp_path / "m{epoch:zz}.npz"))
+
+
+def test_model_checkpoint_unknown_log_key_names_the_logs(tmp_path):
+    cb = fastnn.callbacks.ModelCheckpoint(str(tmp_path / "m{val_loss:.2f}.npz"))
+    with pytest.raises(KeyError, match=r"names the log key 'val_loss', but epoch 1's logs hold \['accuracy', 'loss'\]"):
+        _fit_with([cb])
+
+
+def test_csv_logger_keeps_validation_columns_of_later_epochs(tmp_path):
+    # with validation_freq=2 the val_ columns (absent from epoch 1's logs) were dropped silently
+    import csv
+    f = tmp_path / "log.csv"
+    x = np.random.default_rng(1).normal(size=(8, 4)).astype(np.float32)
+    _, h = _fit_with([fastnn.callbacks.CSVLogger(f)], epochs=2, validation_data=(x, np.arange(8) % 3),
+                     validation_freq=2)
+    rows = list(csv.reader(open(f)))
+    assert rows[0] == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
+    assert rows[1][3:] == ["NA", "NA"]
+    assert float(rows[2][4]) == pytest.approx(h.history["val_loss"][-1])
