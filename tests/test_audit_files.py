@@ -103,3 +103,21 @@ def test_csv_logger_keeps_validation_columns_of_later_epochs(tmp_path):
     assert rows[0] == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
     assert rows[1][3:] == ["NA", "NA"]
     assert float(rows[2][4]) == pytest.approx(h.history["val_loss"][-1])
+
+
+def test_tensorboard_writes_a_per_class_metric_readable_by_tensorboard(tmp_path):
+    # F1Score()'s default (one score per class) crashed the callback after the first epoch's training
+    acc_mod = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    from fastnn.metrics_classification import F1Score
+    from fastnn.tensorboard import TensorBoard
+    x = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    m = fastnn.Sequential([fastnn.Input((4,)), L.Dense(3, activation="softmax")])
+    m.compile(optimizer="adam", loss="categorical_crossentropy", metrics=[F1Score()])
+    h = m.fit(x, np.eye(3)[np.arange(20) % 3], epochs=2, verbose=0,
+              callbacks=[TensorBoard(str(tmp_path), histogram_freq=1)])
+    acc = acc_mod.EventAccumulator(str(tmp_path / "train"), size_guidance={"scalars": 0, "histograms": 0})
+    acc.Reload()
+    for c in range(3):
+        got = [e.value for e in acc.Scalars(f"epoch_f1_score/{c}")]
+        assert got == pytest.approx([v[c] for v in h.history["f1_score"]], rel=1e-6)
+    assert [e.step for e in acc.Scalars("epoch_loss")] == [0, 1]
