@@ -121,3 +121,55 @@ def test_tensorboard_writes_a_per_class_metric_readable_by_tensorboard(tmp_path)
         got = [e.value for e in acc.Scalars(f"epoch_f1_score/{c}")]
         assert got == pytest.approx([v[c] for v in h.history["f1_score"]], rel=1e-6)
     assert [e.step for e in acc.Scalars("epoch_loss")] == [0, 1]
+
+
+# ---------------------------------------------------------- preprocessing files
+def _scaler_file(tmp_path, **changes):
+    from fastnn.preprocessing import StandardScaler
+    x = np.random.default_rng(0).normal(size=(10, 3))
+    state = StandardScaler().fit(x).get_state()
+    state.update(changes)
+    np.savez(tmp_path / "s.npz", **state)
+    return tmp_path / "s.npz"
+
+
+@pytest.mark.parametrize("changes, why", [
+    ({"mean_": np.zeros(1)}, r"mean_: expected shape \(3,\)"),  # broadcast: a silently wrong transform
+    ({"mean_": np.array(0.0)}, r"mean_: expected shape \(3,\)"),
+    ({"scale_": np.zeros(3)}, r"scale_: expected values > 0"),  # divided by zero: inf outputs
+    ({"scale_": np.full(3, np.nan)}, r"scale_: expected finite float numbers"),
+    ({"mean_": np.array(["a", "b", "c"])}, r"mean_: expected finite float numbers"),
+    ({"input_shape_": np.array([-3])}, r"input_shape_: expected positive sizes"),
+    ({"input_shape_": np.array(["3"])}, r"input_shape_: expected a 1-D array of ints"),
+    ({"param_with_mean": np.ones(5)}, r"param_with_mean: expected one value"),
+])
+def test_a_damaged_transform_file_is_refused_naming_the_entry(tmp_path, changes, why):
+    from fastnn.preprocessing import StandardScaler
+    with pytest.raises(ValueError, match=r"s\.npz: not a valid StandardScaler file \(" + why):
+        StandardScaler.load(_scaler_file(tmp_path, **changes))
+
+
+def test_set_state_refused_leaves_the_transform_unchanged():
+    from fastnn.preprocessing import StandardScaler
+    x = np.random.default_rng(0).normal(size=(10, 3))
+    s = StandardScaler().fit(x)
+    good = s.transform(x)
+    bad = dict(s.get_state(), mean_=np.zeros(5))
+    with pytest.raises(ValueError, match="mean_"):
+        s.set_state(bad)
+    assert np.array_equal(s.transform(x), good)
+
+
+def test_every_transform_round_trips_its_file(tmp_path):
+    from fastnn.preprocessing import PCA, ZCA, ChannelMeanSubtraction, StandardScaler
+    x = np.random.default_rng(0).normal(size=(6, 2, 2, 3))
+    for t in (ChannelMeanSubtraction(channel_axis=1, with_std=True), ChannelMeanSubtraction(), PCA(n_components=3),
+              PCA(n_components=0.5, whiten=True), ZCA(), StandardScaler(), StandardScaler(per_feature=False)):
+        t.fit(x).save(tmp_path / "t.npz")
+        assert np.array_equal(type(t).load(tmp_path / "t.npz").transform(x), t.transform(x))
+
+
+def test_pca_fraction_of_no_variance_keeps_one_component():
+    # "n_components: 4 is more than min(n_samples, n_features) = 3" for a fraction on constant data
+    from fastnn.preprocessing import PCA
+    assert PCA(n_components=0.5).fit(np.ones((5, 3))).n_components_ == 1
