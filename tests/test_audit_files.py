@@ -173,3 +173,38 @@ def test_pca_fraction_of_no_variance_keeps_one_component():
     # "n_components: 4 is more than min(n_samples, n_features) = 3" for a fraction on constant data
     from fastnn.preprocessing import PCA
     assert PCA(n_components=0.5).fit(np.ones((5, 3))).n_components_ == 1
+
+
+# ------------------------------------------------------------------- IDX files
+def _idx(tmp_path, raw, gz=False):
+    import gzip
+    p = tmp_path / ("x.idx.gz" if gz else "x.idx")
+    p.write_bytes(gzip.compress(raw, compresslevel=1) if gz else raw)
+    return p
+
+
+def test_idx_header_whose_size_overflows_int64_is_named(tmp_path):
+    # 2**93 bytes wrapped to 0 in an int64 product, passed the size check and failed in reshape
+    import struct
+    from fastnn.datasets import read_idx
+    p = _idx(tmp_path, b"\0\0\x08\x03" + struct.pack(">III", 2**31, 2**31, 2**31))
+    with pytest.raises(ValueError, match=r"x\.idx: the header promises shape \(2147483648, 2147483648, 2147483648\)"):
+        read_idx(p)
+
+
+def test_idx_gzip_bomb_is_read_only_as_far_as_its_header_declares(tmp_path):
+    # the whole stream was decompressed into memory before the header was compared with it
+    import struct
+    import tracemalloc
+    from fastnn.datasets import read_idx
+    p = _idx(tmp_path, b"\0\0\x08\x01" + struct.pack(">I", 10) + bytes(64 << 20), gz=True)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"promises shape \(10,\) \(18 bytes\), the file holds more than 18"):
+            read_idx(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < (8 << 20), peak
+    ok = _idx(tmp_path, b"\0\0\x08\x01" + struct.pack(">I", 3) + b"\x01\x02\x03", gz=True)
+    assert read_idx(ok).tolist() == [1, 2, 3]
