@@ -208,3 +208,60 @@ def test_idx_gzip_bomb_is_read_only_as_far_as_its_header_declares(tmp_path):
     assert peak < (8 << 20), peak
     ok = _idx(tmp_path, b"\0\0\x08\x01" + struct.pack(">I", 3) + b"\x01\x02\x03", gz=True)
     assert read_idx(ok).tolist() == [1, 2, 3]
+
+
+# ------------------------------------------------------------ crafted backups
+class _StopAt(fastnn.callbacks.Callback):
+    def __init__(self, at=None):
+        super().__init__()
+        self.at = at
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.at:
+            raise KeyboardInterrupt
+
+
+def _backup_model():
+    m = fastnn.Sequential([fastnn.Input((4,)), L.Dense(5, activation="relu"), L.Dropout(0.2, seed=1),
+                           L.Dense(3, activation="softmax")])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return m
+
+
+def _fit_backup(m, folder, stop_at):
+    from fastnn.backup import BackupAndRestore
+    x = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+    return m.fit(x, np.arange(40) % 3, epochs=4, verbose=0,
+                 callbacks=[BackupAndRestore(str(folder), delete_checkpoint=False),
+                            fastnn.callbacks.EarlyStopping(monitor="loss", patience=9), _StopAt(stop_at)])
+
+
+@pytest.mark.parametrize("key, value, why", [
+    ("learning_rate", float("nan"), r"learning_rate is nan, expected a number > 0"),
+    ("learning_rate", "abc", r"learning_rate is 'abc'"),
+    ("seeds", ["x", "y", "z"], r"seeds is \['x', 'y', 'z'\], expected a list of ints"),
+    ("seeds", 5, r"seeds is 5"),
+    ("callbacks", 5, r"callbacks is not a list of \[name, state\] pairs"),
+    ("callbacks", [["EarlyStopping", {"evil": 1}], ["_StopAt", None], ["History", None]],
+     r"a callback's saved state cannot be restored \(EarlyStopping: KeyError"),
+])
+def test_a_crafted_backup_is_refused_before_anything_changes(tmp_path, key, value, why):
+    # a bad learning rate, seed or callback state failed (TypeError, KeyError, InvalidParameterError)
+    # after the weights had been restored: a model half from the backup, half fresh
+    import json
+    with pytest.raises(KeyboardInterrupt):
+        _fit_backup(_backup_model(), tmp_path, stop_at=1)
+    path = tmp_path / "backup.npz"
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["__backup__"]))
+    meta[key] = value
+    arrays["__backup__"] = np.array(json.dumps(meta))
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    m = _backup_model()
+    before = [w.copy() for w in m.get_weights()]
+    with pytest.raises(ValueError, match=why):
+        _fit_backup(m, tmp_path, stop_at=None)
+    assert all(np.array_equal(a, b) for a, b in zip(before, m.get_weights()))
+    assert m.optimizer.iterations == 0
