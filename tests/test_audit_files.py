@@ -265,3 +265,18 @@ def test_a_crafted_backup_is_refused_before_anything_changes(tmp_path, key, valu
         _fit_backup(m, tmp_path, stop_at=None)
     assert all(np.array_equal(a, b) for a, b in zip(before, m.get_weights()))
     assert m.optimizer.iterations == 0
+
+
+def test_a_model_file_with_a_negative_step_count_is_refused_at_load(tmp_path):
+    # it loaded, and the next fit failed with "step: expected an integer >= 1, got -4"
+    m = fastnn.Sequential([fastnn.Input((4,)), L.Dense(3, activation="softmax")])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    m.fit(np.ones((4, 4), np.float32), np.arange(4) % 3, verbose=0)
+    m.save(str(tmp_path / "m.npz"))
+    with np.load(tmp_path / "m.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["optimizer/iterations"] = np.array(-5)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=r"bad\.npz: corrupted model file \(optimizer/iterations is -5"):
+        fastnn.load_model(str(tmp_path / "bad.npz"))
+    assert fastnn.load_model(str(tmp_path / "bad.npz"), compile=False).built  # the weights alone are fine

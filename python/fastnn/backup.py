@@ -284,8 +284,8 @@ class BackupAndRestore(Callback):
                                  f"({None if a is None else a.shape}, expected ({model._params.size},))")
         for k in ("iterations", "epoch"):
             a = data.get(f"optimizer/{k}")
-            if a is None or a.shape != () or a.dtype.kind not in "iu":
-                raise ValueError(f"{path}: optimizer/{k} is missing or not an integer")
+            if a is None or a.shape != () or a.dtype.kind not in "iu" or int(a) < 0:
+                raise ValueError(f"{path}: optimizer/{k} is missing or not an integer >= 0")
         for k in ("epoch", "step", "batches_seen"):
             v = meta.get(k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
