@@ -219,3 +219,10 @@ def test_parquet_corrupted_pages_name_the_file_and_row_group(tmp_path):
     with pytest.raises((OSError, ValueError), match=r"reading '.*c\.parquet', row group \d"):
         for _ in src.get_epoch_iterator():
             pass
+
+
+def test_validation_split_of_the_wrong_type_is_named():
+    # "'<=' not supported between instances of 'int' and 'str'"
+    x, y = _xy()
+    with pytest.raises(TypeError, match=r"validation_split: expected a fraction in \[0, 1\), got '0.2'"):
+        _model().fit(x, y, validation_split="0.2", verbose=0)

@@ -160,6 +160,8 @@ def check_fit_args(epochs, verbose, validation_split, validation_data, validatio
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ValueError(f"epochs: expected an int >= 0, got {epochs!r}")
     verbose = check_verbose(verbose)
+    if not isinstance(validation_split, (int, float, np.integer, np.floating)):
+        raise TypeError(f"validation_split: expected a fraction in [0, 1), got {validation_split!r}")
     if not 0 <= validation_split < 1:
         raise ValueError(f"validation_split: expected a fraction in [0, 1), got {validation_split!r}")
     if validation_split and validation_data is not None:
