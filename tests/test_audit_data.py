@@ -226,3 +226,30 @@ def test_validation_split_of_the_wrong_type_is_named():
     x, y = _xy()
     with pytest.raises(TypeError, match=r"validation_split: expected a fraction in \[0, 1\), got '0.2'"):
         _model().fit(x, y, validation_split="0.2", verbose=0)
+
+
+def test_finite_inputs_beyond_float32_are_not_called_nan():
+    # 1e39 (finite float64) became inf in the float32 model: "x: contains NaN or infinity"
+    m = _model()
+    x = np.zeros((3, 4))
+    x[1, 2] = 1e39
+    with pytest.raises(ValueError, match=r"x: 1e\+39 at index \(1, 2\) is beyond the range of float32"):
+        m.predict(x, verbose=0)
+
+
+def test_a_batch_without_targets_in_fit_or_evaluate_is_named():
+    # "labels: expected a numpy.ndarray of class ids or target rows, got NoneType" from inside the loss
+    x, y = _xy()
+    m = _model()
+    with pytest.raises(ValueError, match=r"y: expected targets in every batch, got batch 1 with inputs only"):
+        m.fit(iter([(x[:4], y[:4]), (x[4:8], None)]), verbose=0)
+    with pytest.raises(ValueError, match=r"y: expected targets in every batch, got batch 0"):
+        m.evaluate(iter([(x[:4],), (x[4:8],)]), verbose=0)
+    assert m.predict(iter([x[:4], x[4:8]]), verbose=0).shape == (8, 3)
+
+
+def test_sample_weight_of_text_is_refused():
+    # strings were parsed as numbers ("1.0" -> 1.0), anything else failed inside NumPy
+    x, y = _xy()
+    with pytest.raises(TypeError, match=r"sample_weight: expected numbers, got an array of dtype <U"):
+        _model().fit(x, y, sample_weight=np.ones(20).astype(str), verbose=0)

@@ -93,7 +93,7 @@ class Streamed:
             y = sample_weight = None
         self.src = fit_hook.for_model(model, x, y, sample_weight, batch_size=bs, shuffle=shuffle, seed=seed)
         self.src.ensure_built()
-        self.model = model
+        self.model, self._needs_y = model, not inputs_only
         self.steps = self.src.steps
         self.batch_size = self.src.batch_size
         self.num_samples = self.src.num_samples
@@ -106,7 +106,10 @@ class Streamed:
 
     def epoch(self):
         table = None
-        for xb, yb, sw in self.src.epoch():
+        for i, (xb, yb, sw) in enumerate(self.src.epoch()):
+            if yb is None and self._needs_y:
+                raise ValueError(f"y: expected targets in every batch, got batch {i} with inputs only "
+                                 f"(give (x, y) or (x, y, sample_weight) batches)")
             if self._cw is not None and yb is not None:
                 if table is None:
                     table = _weights.check_class_weight(self._cw, self.model.output_shape[-1])

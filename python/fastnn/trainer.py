@@ -175,10 +175,14 @@ def prepare_x(model, x, what="x"):
                          f"{x.shape}: wrong input width for this model{hint}")
     if x.shape[0] == 0:
         raise ValueError(f"{what}: expected at least one sample, got shape {x.shape}")
-    x = np.ascontiguousarray(x, dtype=model.dtype)
+    with np.errstate(over="ignore"):  # a value too large for the dtype is named below
+        given, x = x, np.ascontiguousarray(x, dtype=model.dtype)
     if not np.isfinite(x).all():
-        bad = np.argwhere(~np.isfinite(x))[0]
-        raise ValueError(f"{what}: contains NaN or infinity (first at index {tuple(int(i) for i in bad)})")
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+        if np.isfinite(given[bad]):  # finite as given: too large for the model's dtype
+            raise ValueError(f"{what}: {given[bad].item()!r} at index {bad} is beyond the range of "
+                             f"{np.dtype(model.dtype)}, which the model computes in")
+        raise ValueError(f"{what}: contains NaN or infinity (first at index {bad})")
     return x
 
 
