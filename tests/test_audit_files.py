@@ -280,3 +280,52 @@ def test_a_model_file_with_a_negative_step_count_is_refused_at_load(tmp_path):
     with pytest.raises(ValueError, match=r"bad\.npz: corrupted model file \(optimizer/iterations is -5"):
         fastnn.load_model(str(tmp_path / "bad.npz"))
     assert fastnn.load_model(str(tmp_path / "bad.npz"), compile=False).built  # the weights alone are fine
+
+
+# ------------------------------------------------------------ fastnn predict
+@pytest.mark.parametrize("name, content, why", [
+    ("empty.csv", "", r"input: .*empty\.csv holds no rows"),  # was "x: expected shape (n, 3), got (0, 1)"
+    ("header.csv", "a,b,c\n", r"input: .*header\.csv holds no rows"),
+    ("text.csv", "a,b,c\n1,2,x\n", r"input: .*text\.csv: could not convert string 'x'"),  # the file was not named
+])
+def test_predict_input_errors_name_the_file(tmp_path, name, content, why):
+    import warnings
+    from fastnn import cli_predict
+    (tmp_path / name).write_text(content)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NumPy's "input contained no data"
+        with pytest.raises(ValueError, match=why):
+            cli_predict.read_inputs(str(tmp_path / name))
+
+
+def test_predict_parquet_columns_checked_against_the_schema(tmp_path):
+    # a missing column gave "__filename: string"; a text column a TypeError traceback (exit status 1)
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from fastnn import cli_predict
+    pq.write_table(pa.table({"a": [1.0, 2.0], "b": ["x", "y"], "c": [1, 2]}), tmp_path / "s.parquet")
+    with pytest.raises(ValueError, match=r"--columns: .*s\.parquet has no column 'zz'; it has a, b, c"):
+        cli_predict.read_inputs(str(tmp_path / "s.parquet"), columns="a,zz")
+    with pytest.raises(ValueError, match=r"--columns: column 'b' of .*s\.parquet has type string, not numbers"):
+        cli_predict.read_inputs(str(tmp_path / "s.parquet"), columns="a,b")
+    assert cli_predict.read_inputs(str(tmp_path / "s.parquet")).tolist() == [[1.0, 1.0], [2.0, 2.0]]
+
+
+def test_predict_npz_input_with_a_huge_declared_shape_is_refused_without_allocating(tmp_path):
+    # np.load allocated the declared 8 TB array before reading 16 bytes
+    import io
+    import zipfile
+    from fastnn import cli_predict
+    b = io.BytesIO()
+    np.lib.format.write_array_header_1_0(b, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)})
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as z:
+        z.writestr("x.npy", b.getvalue() + bytes(16))
+    with pytest.raises(ValueError, match=r"huge\.npz: .*declares float64 \(1000000, 1000000\)"):
+        cli_predict.read_inputs(str(tmp_path / "huge.npz"))
+
+
+def test_saving_into_a_missing_folder_names_the_folder(tmp_path):
+    # the error named the temporary file fastnn would have written ('.fastnn-<host>-<pid>-....tmp')
+    m = fastnn.Sequential([fastnn.Input((3,)), L.Dense(2)])
+    with pytest.raises(FileNotFoundError, match=r"filepath: the folder '.*nowhere' does not exist"):
+        m.save(str(tmp_path / "nowhere" / "m.npz"))
