@@ -329,3 +329,18 @@ def test_saving_into_a_missing_folder_names_the_folder(tmp_path):
     m = fastnn.Sequential([fastnn.Input((3,)), L.Dense(2)])
     with pytest.raises(FileNotFoundError, match=r"filepath: the folder '.*nowhere' does not exist"):
         m.save(str(tmp_path / "nowhere" / "m.npz"))
+
+
+def test_tensorboard_batch_steps_continue_over_a_second_fit(tmp_path):
+    # each fit restarted the batch_ series at step 1: a second fit wrote over the first one's steps
+    acc_mod = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    from fastnn.tensorboard import TensorBoard
+    x = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    m = fastnn.Sequential([fastnn.Input((4,)), L.Dense(3, activation="softmax")])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    tb = TensorBoard(str(tmp_path), update_freq=1)
+    for _ in range(2):
+        m.fit(x, np.arange(20) % 3, batch_size=10, epochs=1, verbose=0, callbacks=[tb])
+    acc = acc_mod.EventAccumulator(str(tmp_path / "train"), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("batch_loss")] == [1, 2, 3, 4]

@@ -103,7 +103,9 @@ class TensorBoard(Callback):
         self._train = _writer(os.path.join(self.log_dir, "train"))
         self._val = _writer(os.path.join(self.log_dir, "validation"))
         self._monitor_done = 0
-        self._step = 0
+        # the global step, as Keras (the optimizer's iterations): a second fit, or a resumed
+        # one, continues the batch_ series instead of writing over its steps
+        self._step = int(getattr(getattr(self.model, "optimizer", None), "iterations", 0) or 0)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = (time.perf_counter(), self._step)
