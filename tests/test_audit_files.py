@@ -344,3 +344,21 @@ def test_tensorboard_batch_steps_continue_over_a_second_fit(tmp_path):
     acc = acc_mod.EventAccumulator(str(tmp_path / "train"), size_guidance={"scalars": 0})
     acc.Reload()
     assert [e.step for e in acc.Scalars("batch_loss")] == [1, 2, 3, 4]
+
+
+def test_saving_into_a_read_only_folder_names_the_folder(tmp_path, monkeypatch):
+    # the PermissionError named the temporary file; (a patched os.open: the tests may run as root)
+    from fastnn import _safe_files
+    real_open = os.open
+
+    def refuse_temporaries(path, *args, **kw):
+        if os.path.basename(str(path)).startswith(".fastnn-"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kw)
+
+    monkeypatch.setattr(_safe_files.os, "open", refuse_temporaries)
+    (tmp_path / "m.npz").write_bytes(b"previous")
+    m = fastnn.Sequential([fastnn.Input((3,)), L.Dense(2)])
+    with pytest.raises(PermissionError, match=r"filepath: cannot write in the folder '.*' \(Permission denied\)"):
+        m.save(str(tmp_path / "m.npz"))
+    assert (tmp_path / "m.npz").read_bytes() == b"previous"

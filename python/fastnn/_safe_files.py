@@ -148,7 +148,11 @@ def atomic_write(path, write, unnamed=False):
     fd = _open_unnamed(folder) if unnamed else None
     anonymous = fd is not None
     if not anonymous:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)  # umask applies
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)  # umask applies
+        except PermissionError as e:  # named as the folder, not as the temporary file
+            raise PermissionError(e.errno, f"filepath: cannot write in the folder {folder!r} ({e.strerror})",
+                                  os.fspath(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             if st is not None:
