@@ -253,3 +253,12 @@ def test_sample_weight_of_text_is_refused():
     x, y = _xy()
     with pytest.raises(TypeError, match=r"sample_weight: expected numbers, got an array of dtype <U"):
         _model().fit(x, y, sample_weight=np.ones(20).astype(str), verbose=0)
+
+
+def test_multiindex_columns_are_names_too():
+    x, y = _xy()
+    df = pd.DataFrame(x, columns=pd.MultiIndex.from_product([["a", "b"], [1, 2]]))
+    a, b = _model(), _model()
+    a.fit(x, y, seed=0, verbose=0)
+    b.fit(df, y, seed=0, verbose=0)
+    assert _same(_weights(a), _weights(b))

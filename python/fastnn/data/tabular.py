@@ -72,7 +72,7 @@ def _names(names, what):
     if not names:
         raise ValueError(f"{what}: expected at least one column name, got an empty list")
     for c in names:
-        if c is None or isinstance(c, (list, tuple, dict, set)):
+        if c is None or isinstance(c, (list, dict, set)):  # a tuple names a MultiIndex column
             raise TypeError(f"{what}: expected column names, got {c!r}")
     return names
 
