@@ -262,3 +262,25 @@ def test_multiindex_columns_are_names_too():
     a.fit(x, y, seed=0, verbose=0)
     b.fit(df, y, seed=0, verbose=0)
     assert _same(_weights(a), _weights(b))
+
+
+@pytest.mark.parametrize("kind", ["memmap", "dask", "parquet"])
+def test_known_size_source_with_a_last_batch_of_one_refused_before_training(tmp_path, kind):
+    # BatchNormalization refused the last batch of 1 at the end of the epoch, after training on the rest
+    x, y = _xy(9)
+    m = fastnn.Sequential([fastnn.Input((4,)), layers.Dense(5), layers.BatchNormalization(),
+                           layers.Dense(3, activation="softmax")])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    before = _weights(m)
+    if kind == "memmap":
+        np.save(tmp_path / "x.npy", x)
+        args = (np.load(tmp_path / "x.npy", mmap_mode="r"), y)
+    elif kind == "dask":
+        da = pytest.importorskip("dask.array")
+        args = (da.from_array(x, chunks=3), y)
+    else:
+        _parquet(tmp_path / "d.parquet", x, y)
+        args = (fastnn.data.from_parquet(tmp_path / "d.parquet", label="y", batch_size=4), None)
+    with pytest.raises(ValueError, match=r"batch_size=4 on 9 samples leaves a batch of 1"):
+        m.fit(*args, batch_size=4 if kind != "parquet" else None, verbose=0)
+    assert _same(before, _weights(m))

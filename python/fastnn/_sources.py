@@ -221,6 +221,16 @@ def _batch_size(model, bs, n):
     return bs
 
 
+def _known_size_batches(model, adapter):
+    """A source of known size (memmap, dask array, Parquet) checked as arrays are: a last
+    batch of 1 under BatchNormalization is refused before the first step, not at the end
+    of the epoch."""
+    from .data import DaskArrayAdapter, MemmapAdapter, ParquetAdapter
+    if isinstance(adapter, (MemmapAdapter, DaskArrayAdapter, ParquetAdapter)) and adapter.num_batches:
+        bs = adapter.batch_size
+        _batch_size(model, bs, (adapter.num_batches - 1) * bs + (adapter.partial_batch_size or bs))
+
+
 def training_data(model, x, y, kw, rng):
     """(batches, validation source) for any input kind."""
     x, y, kw["sample_weight"] = in_memory(x, y, kw["sample_weight"])
@@ -231,6 +241,7 @@ def training_data(model, x, y, kw, rng):
             fit_batch_size(kw["batch_size"])
         batches = Streamed(model, x, y, kw["sample_weight"], kw["class_weight"], kw["batch_size"],
                            kw["shuffle"], rng)
+        _known_size_batches(model, batches.src.adapter)
         _weights.check_class_weight(kw["class_weight"], model.output_shape[-1])
         val = None
     else:
