@@ -284,3 +284,35 @@ def test_known_size_source_with_a_last_batch_of_one_refused_before_training(tmp_
     with pytest.raises(ValueError, match=r"batch_size=4 on 9 samples leaves a batch of 1"):
         m.fit(*args, batch_size=4 if kind != "parquet" else None, verbose=0)
     assert _same(before, _weights(m))
+
+
+class _KerasStylePyDataset:
+    """Keras's PyDataset protocol without keras: batches by index, an epoch hook, iterable."""
+
+    def __init__(self, x, y):
+        self.x, self.y, self.ends = x, y, 0
+
+    def __len__(self):
+        return 5
+
+    def __getitem__(self, i):
+        if not 0 <= i < 5:
+            raise IndexError(i)
+        return self.x[4 * i:4 * i + 4], self.y[4 * i:4 * i + 4]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def on_epoch_end(self):  # where Keras users reshuffle their data
+        self.ends += 1
+
+
+def test_a_keras_pydataset_gets_its_on_epoch_end_calls():
+    # it was drawn as a plain iterable: on_epoch_end never ran, so per-epoch reshuffles silently did not happen
+    x, y = _xy()
+    ds = _KerasStylePyDataset(x, y)
+    a, b = _model(), _model()
+    a.fit(ds, epochs=3, verbose=0)
+    b.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0)
+    assert ds.ends == 3
+    assert _same(_weights(a), _weights(b))  # batch order as given (Keras ignores shuffle for a PyDataset)

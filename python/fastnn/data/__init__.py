@@ -40,6 +40,13 @@ def is_array_like(x):
     return isinstance(x, (list, tuple)) and len(x) > 0 and not isinstance(x[0], tuple)
 
 
+def _is_pydataset(x):
+    """Another library's ``PyDataset`` / ``Sequence`` (``__len__``, ``__getitem__``,
+    ``on_epoch_end``): batches by index, not an iterable drawn without its epoch hook."""
+    return not isinstance(x, (list, tuple, dict, str, bytes, np.ndarray)) and \
+        all(hasattr(x, a) for a in ("__len__", "__getitem__", "on_epoch_end"))
+
+
 def _no_targets(kind, y, sample_weight):
     for v, what in ((y, "y"), (sample_weight, "sample_weight")):
         if v is not None:
@@ -72,6 +79,9 @@ def adapt(x, y=None, sample_weight=None, *, batch_size=32, shuffle=True, seed=No
     if isinstance(x, Dataset):
         _no_targets("a Dataset", y, sample_weight)
         return DatasetAdapter(x, shuffle=shuffle, seed=seed)
+    if _is_pydataset(x):  # Keras's PyDataset: its on_epoch_end runs; shuffle is ignored, as in Keras
+        _no_targets("a PyDataset", y, sample_weight)
+        return DatasetAdapter(x, shuffle=False)
     if is_pandas(x) or is_arrow(x):
         return _tabular(x, y, sample_weight, features, batch_size, shuffle, seed, reuse_buffers)
     if features is not None and not is_dask_dataframe(x):
