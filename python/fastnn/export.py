@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _safe_files
 from . import modelfile as _modelfile
 from .reference import SELU_ALPHA, SELU_SCALE
 
@@ -222,12 +223,14 @@ def _batchnorm(g, x, layer):
 
 
 def _layer_norm(g, x, layer, in_shape):
-    """LayerNormalization: the ONNX op when the axes are the trailing ones, else
-    ReduceMean / Sub / Mul / Sqrt / Div over the axes (the layer's own formula)."""
+    """LayerNormalization: the ONNX op when the axes are the trailing ones (float32), else
+    ReduceMean / Sub / Mul / Sqrt / Div over the axes (the layer's own formula). float64
+    always takes the formula: the op's epsilon is a float32 attribute (1e-3 would become
+    1.0000000475e-3, a 5e-10 relative error in double)."""
     rank, ax, k = len(in_shape) + 1, tuple(layer._ax), id(layer)
     bshape = ax_shape = tuple(in_shape[a - 1] for a in ax)
-    trailing = ax == tuple(range(ax[0], rank))
-    if not trailing:
+    trailing = ax == tuple(range(ax[0], rank)) and g.dtype == np.float32
+    if ax != tuple(range(ax[0], rank)):
         bshape = tuple(layer._bshape)
     gamma = _weight(layer, "gamma") if layer.scale else np.ones(ax_shape)
     beta = _weight(layer, "beta") if layer.center else np.zeros(ax_shape)
@@ -402,13 +405,14 @@ def to_onnx(model, dtype=None):
 
 
 def export_onnx(model, path, dtype=None):
-    """Write ``model`` as an ONNX file at ``path`` (see the module doc); returns the path."""
+    """Write ``model`` as an ONNX file at ``path`` (see the module doc), atomically as
+    ``Model.save`` writes (``fastnn._safe_files``: a failed write, a full disk, leaves the
+    file that was there intact); returns the path."""
     import os
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path: expected a file path, got {type(path).__name__}")
-    proto = to_onnx(model, dtype)
-    with open(path, "wb") as f:
-        f.write(proto.SerializeToString())
+    data = to_onnx(model, dtype).SerializeToString()
+    _safe_files.atomic_write(path, lambda f: f.write(data))
     return path
 
 
