@@ -11,6 +11,7 @@ using fastnn::Act;
 
 void activation_forward(const std::string& name, py::array x, py::array y, double alpha) {
   const Act act = fastnn::parse_activation(name);
+  fastnn::check_activation_alpha(act, alpha, "alpha");
   const DType dt = float_dtype(x, "x");
   require_contiguous(x, "x");
   check_out(y, x, "out", "x");
@@ -27,6 +28,7 @@ void activation_forward(const std::string& name, py::array x, py::array y, doubl
 void activation_backward(const std::string& name, py::array dy, py::object x_obj, py::object y_obj, py::array dx,
                          double alpha) {
   const Act act = fastnn::parse_activation(name);
+  fastnn::check_activation_alpha(act, alpha, "alpha");
   const DType dt = float_dtype(dy, "dy");
   require_contiguous(dy, "dy");
   const std::size_t n = dy.size();
@@ -61,6 +63,20 @@ void activation_backward(const std::string& name, py::array dy, py::object x_obj
   });
 }
 
+// y = erf(x) (the vector erf behind gelu), for the tests of its error.
+void erf_values(py::array x, py::array y) {
+  const DType dt = float_dtype(x, "x");
+  require_contiguous(x, "x");
+  check_out(y, x, "out", "x");
+  require_size(y, x.size(), "out");
+  detach_input(x, {{&y, "out"}}, &y);
+  py::gil_scoped_release nogil;
+  visit_float(dt, [&](auto t) {
+    using T = decltype(t);
+    fastnn::erf_values<T>(cptr<T>(x), mptr<T>(y), x.size());
+  });
+}
+
 void softmax(py::array x, py::array y, bool log) {
   const DType dt = float_dtype(x, "x");
   require_contiguous(x, "x");
@@ -84,6 +100,8 @@ void bind_eltwise(py::module_& m) {
         "out = act(x) elementwise; out may be x.");
   m.def("activation_backward", &activation_backward, py::arg("name"), py::arg("dy"), py::arg("x"), py::arg("y"),
         py::arg("out"), py::arg("alpha"), "out = dy * act'(.) given the forward input x and/or output y.");
+  m.def("erf", &erf_values, py::arg("x"), py::arg("out"),
+        "out = erf(x) elementwise, the vector erf behind gelu (float32: our own polynomial; float64: libm).");
   m.def("softmax", &softmax, py::arg("x"), py::arg("out"), py::arg("log"),
         "Row-wise (last axis) softmax, or log-softmax when log is true.");
   m.def("default_activation_alpha",

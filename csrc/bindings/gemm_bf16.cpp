@@ -151,6 +151,7 @@ void dense_bf16_backward(py::object x, py::object y, py::object W, py::object dy
   dense_arg(x, xa, m, in, "x", true, false, false, &x16);
   dense_arg(y, ya, m, out, "y", true, false, false, &y16);
   const fastnn::Act act = fastnn::parse_activation(activation);
+  fastnn::check_activation_alpha(act, act_alpha, "act_alpha");
   if (fastnn::activation_grad_needs(act) == fastnn::GradNeeds::x)
     throw py::value_error("activation: expected one whose gradient needs only y, got '" + activation + "'");
   const py::array* pdW = dense_arg(dW, dWa, in, out, "dW", false, true, true);

@@ -61,6 +61,7 @@ fastnn::GemmProblem<T> product_problem(const py::array& a, const py::array& b, p
 template <class T> void set_activation(fastnn::GemmProblem<T>& P, const py::object& activation, double act_alpha) {
   if (activation.is_none()) return;
   P.act = fastnn::parse_activation(activation.cast<std::string>());
+  fastnn::check_activation_alpha(P.act, act_alpha, "activation_alpha");
   P.has_act = P.act != fastnn::Act::identity;
   P.act_alpha = static_cast<T>(act_alpha);
 }

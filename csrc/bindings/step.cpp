@@ -218,6 +218,10 @@ class NativeStep {
       throw py::value_error("dx: layer " + std::to_string(k) + " is above first and needs a dx buffer");
     }
     L.act = fastnn::parse_activation(t[6].cast<std::string>());
+    if (fastnn::activation_grad_needs(L.act) == fastnn::GradNeeds::x)  // the node keeps y only
+      throw py::value_error("layers: a Dense node's activation must have a gradient from y, got '" +
+                            t[6].cast<std::string>() + "'");
+    fastnn::check_activation_alpha(L.act, t[7].cast<double>(), "alpha");
     L.alpha = static_cast<T>(t[7].cast<double>());
     return L;
   }
@@ -242,6 +246,7 @@ class NativeStep {
     L.act = fastnn::parse_activation(t[2].cast<std::string>());
     if (L.act == fastnn::Act::identity) throw py::value_error("layers: an identity activation layer is no node");
     L.act_needs_x = fastnn::activation_grad_needs(L.act) == fastnn::GradNeeds::x;
+    fastnn::check_activation_alpha(L.act, t[3].cast<double>(), "alpha");
     L.alpha = static_cast<T>(t[3].cast<double>());
     return L;
   }

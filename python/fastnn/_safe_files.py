@@ -23,6 +23,7 @@ folder. What that promises:
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -140,12 +141,18 @@ def atomic_write(path, write, unnamed=False):
     unnamed: no name in the folder until the file is complete (see the module docstring)."""
     real, st = resolve_target(path)
     folder = os.path.dirname(real)
+    if not os.path.isdir(folder):  # named as such, not as the temporary file it would have held
+        raise FileNotFoundError(errno.ENOENT, f"filepath: the folder {folder!r} does not exist", os.fspath(path))
     clean_stale_temporaries(folder)
     tmp = os.path.join(folder, temp_name())
     fd = _open_unnamed(folder) if unnamed else None
     anonymous = fd is not None
     if not anonymous:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)  # umask applies
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)  # umask applies
+        except PermissionError as e:  # named as the folder, not as the temporary file
+            raise PermissionError(e.errno, f"filepath: cannot write in the folder {folder!r} ({e.strerror})",
+                                  os.fspath(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             if st is not None:

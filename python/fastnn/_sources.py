@@ -28,6 +28,14 @@ def _is_tabular(x):
     return tabular.is_pandas(x) or tabular.is_arrow(x)
 
 
+def in_memory(x, y, sample_weight):
+    """(x, y, sample_weight) with a pandas DataFrame / Series or Arrow table x (y and
+    sample_weight as column names, Series or arrays) and Series y / sample_weight turned
+    into NumPy arrays: in memory, they are checked whole before training, as arrays are."""
+    from .data.tabular import frame_to_arrays
+    return frame_to_arrays(x, y, sample_weight)
+
+
 def check_batch_size(batch_size, default=32):
     """The one check of ``batch_size`` shared by fit, evaluate and predict (``default``: what
     None means there): a positive int, None or ``"full"``; returned as given (an int cast)."""
@@ -85,7 +93,7 @@ class Streamed:
             y = sample_weight = None
         self.src = fit_hook.for_model(model, x, y, sample_weight, batch_size=bs, shuffle=shuffle, seed=seed)
         self.src.ensure_built()
-        self.model = model
+        self.model, self._needs_y = model, not inputs_only
         self.steps = self.src.steps
         self.batch_size = self.src.batch_size
         self.num_samples = self.src.num_samples
@@ -98,7 +106,10 @@ class Streamed:
 
     def epoch(self):
         table = None
-        for xb, yb, sw in self.src.epoch():
+        for i, (xb, yb, sw) in enumerate(self.src.epoch()):
+            if yb is None and self._needs_y:
+                raise ValueError(f"y: expected targets in every batch, got batch {i} with inputs only "
+                                 f"(give (x, y) or (x, y, sample_weight) batches)")
             if self._cw is not None and yb is not None:
                 if table is None:
                     table = _weights.check_class_weight(self._cw, self.model.output_shape[-1])
@@ -153,6 +164,8 @@ def check_fit_args(model, epochs, verbose, validation_split, validation_data, va
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ValueError(f"epochs: expected an int >= 0, got {epochs!r}")
     verbose = check_verbose(verbose)
+    if not isinstance(validation_split, (int, float, np.integer, np.floating)):
+        raise TypeError(f"validation_split: expected a fraction in [0, 1), got {validation_split!r}")
     if not 0 <= validation_split < 1:
         raise ValueError(f"validation_split: expected a fraction in [0, 1), got {validation_split!r}")
     if validation_split and validation_data is not None:
@@ -209,8 +222,19 @@ def _batch_size(model, bs, n):
     return bs
 
 
+def _known_size_batches(model, adapter):
+    """A source of known size (memmap, dask array, Parquet) checked as arrays are: a last
+    batch of 1 under BatchNormalization is refused before the first step, not at the end
+    of the epoch."""
+    from .data import DaskArrayAdapter, MemmapAdapter, ParquetAdapter
+    if isinstance(adapter, (MemmapAdapter, DaskArrayAdapter, ParquetAdapter)) and adapter.num_batches:
+        bs = adapter.batch_size
+        _batch_size(model, bs, (adapter.num_batches - 1) * bs + (adapter.partial_batch_size or bs))
+
+
 def training_data(model, x, y, kw, rng):
     """(batches, validation source) for any input kind."""
+    x, y, kw["sample_weight"] = in_memory(x, y, kw["sample_weight"])
     if is_streamed(x, model):
         if kw["validation_split"]:
             raise ValueError("validation_split: only for in-memory arrays; give validation_data")
@@ -218,6 +242,7 @@ def training_data(model, x, y, kw, rng):
             fit_batch_size(kw["batch_size"])
         batches = Streamed(model, x, y, kw["sample_weight"], kw["class_weight"], kw["batch_size"],
                            kw["shuffle"], rng)
+        _known_size_batches(model, batches.src.adapter)
         _weights.check_class_weight(kw["class_weight"], model.output_shape[-1])
         val = None
     else:
@@ -258,6 +283,7 @@ def validation_source(model, validation_data, batch_size, steps):
 def eval_source(model, x, y, sample_weight, batch_size, steps, what="x"):
     """A source for evaluate / predict / validation (never shuffled)."""
     from . import trainer
+    x, y, sample_weight = in_memory(x, y, sample_weight)
     if not is_streamed(x, model):
         if what == "x" and y is not None:
             x, y = trainer.prepare_xy(model, x, y)

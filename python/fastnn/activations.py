@@ -7,9 +7,14 @@ array([0., 2.])
 array([-0.1,  2. ])
 
 ``Dense(10, activation="softmax")`` or ``activation=fastnn.activations.relu``
-or ``activation=fastnn.activations.ELU(alpha=0.5)`` all work.
+or ``activation=fastnn.activations.ELU(alpha=0.5)`` all work. gelu is Keras 3's
+``keras.activations.gelu(x, approximate=False)``: ``"gelu"`` is the exact (erf) form;
+``GELU(approximate=True)`` or ``functools.partial(fastnn.activations.gelu,
+approximate=True)`` the tanh form.
 """
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -51,10 +56,18 @@ class ActivationFunction:
     array([0., 0.])
     """
 
-    def __init__(self, name, alpha=None):
+    def __init__(self, name, alpha=None, approximate=None):
         name = _canonical(name)
         self.name = name
         self.kernel = _KERNEL[name]
+        if name == "gelu":  # the kernels' alpha is gelu's approximate flag (0 or 1)
+            if alpha is not None:
+                raise ValueError("alpha: activation 'gelu' takes no alpha; its option is approximate=True or "
+                                 "False (keras.activations.gelu)")
+            self.alpha = float(_approximate_flag(approximate))
+            return
+        if approximate is not None:
+            raise ValueError(f"approximate: only gelu takes it, not activation {name!r}")
         if alpha is not None and name not in _DEFAULT_ALPHA:
             raise ValueError(f"alpha: activation {name!r} takes no alpha")
         if name in _DEFAULT_ALPHA:
@@ -101,7 +114,14 @@ class ActivationFunction:
             return ops.activation_grad(self.kernel, dy, x=x, alpha=self.alpha, out=out)
         return ops.activation_grad(self.kernel, dy, y=y, alpha=self.alpha, out=out)
 
+    @property
+    def approximate(self):
+        """gelu's form: True for the tanh approximation (None for the other activations)."""
+        return bool(self.alpha) if self.name == "gelu" else None
+
     def get_config(self):
+        if self.name == "gelu":
+            return {"name": "gelu", "approximate": self.approximate}
         return {"name": self.name, "alpha": self.alpha}
 
     def __eq__(self, other):
@@ -109,6 +129,7 @@ class ActivationFunction:
 
     def __repr__(self):
         a = f", alpha={self.alpha}" if self.alpha is not None else ""
+        a = f", approximate={self.approximate}" if self.name == "gelu" else a
         return f"{type(self).__name__}({self.name!r}{a})"
 
 
@@ -121,6 +142,25 @@ def LeakyReLU(alpha=_DEFAULT_ALPHA["leaky_relu"]):
 def ELU(alpha=_DEFAULT_ALPHA["elu"]):
     """elu: alpha * (exp(x) - 1) for x < 0."""
     return ActivationFunction("elu", alpha)
+
+
+def _approximate_flag(approximate):
+    if approximate is None:
+        return False  # Keras's default: the exact (erf) form
+    if isinstance(approximate, (bool, np.bool_)):
+        return bool(approximate)
+    raise TypeError(f"approximate: expected True or False, got {type(approximate).__name__}")
+
+
+def GELU(approximate=False):
+    """gelu: exact x * Phi(x) (erf), or with ``approximate=True`` the tanh form
+    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as ``keras.activations.gelu``."""
+    return ActivationFunction("gelu", approximate=approximate)
+
+
+def gelu(x, approximate=False):
+    """gelu(x) elementwise on a NumPy array, as ``keras.activations.gelu(x, approximate)``."""
+    return ActivationFunction("gelu", approximate=approximate)(x)
 
 
 def _fn(name):
@@ -143,7 +183,15 @@ softplus = _fn("softplus")
 softmax = _fn("softmax")
 linear = _fn("linear")
 _FUNCTIONS = {f: f.__name__ for f in (sigmoid, tanh, relu, leaky_relu, elu, selu, swish,
-                                       softplus, softmax, linear)}
+                                       softplus, softmax, linear, gelu)}
+
+
+def _from_partial(p):
+    """``functools.partial(f, **options)`` of a function of this module (Keras users pass
+    ``partial(keras.activations.gelu, approximate=True)``): its options, else None."""
+    if p.func not in _FUNCTIONS or p.args or not set(p.keywords) <= {"alpha", "approximate"}:
+        return None
+    return ActivationFunction(_FUNCTIONS[p.func], p.keywords.get("alpha"), p.keywords.get("approximate"))
 
 
 def get(identifier):
@@ -153,8 +201,10 @@ def get(identifier):
     if identifier is None or isinstance(identifier, str):
         return ActivationFunction(identifier)
     if isinstance(identifier, dict):
-        return ActivationFunction(identifier["name"], identifier.get("alpha"))
+        return ActivationFunction(identifier["name"], identifier.get("alpha"), identifier.get("approximate"))
     if callable(identifier) and identifier in _FUNCTIONS:
         return ActivationFunction(_FUNCTIONS[identifier])
+    if isinstance(identifier, functools.partial) and _from_partial(identifier) is not None:
+        return _from_partial(identifier)
     raise TypeError(f"activation: expected a name ({', '.join(KNOWN)}), an activation object or None, "
                     f"got {type(identifier).__name__}")

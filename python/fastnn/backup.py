@@ -72,6 +72,20 @@ VERSION = 1
 FILENAME = "backup.npz"
 
 
+def _check_meta_types(meta, path):
+    """The structure of a bundle's ``__backup__`` entries ``_check`` and ``_apply`` read."""
+    cbs, seeds, lr = meta.get("callbacks"), meta.get("seeds"), meta.get("learning_rate")
+    if not isinstance(cbs, list) or not all(isinstance(c, list) and len(c) == 2 and isinstance(c[0], str)
+                                            for c in cbs):
+        raise ValueError(f"{path}: callbacks is not a list of [name, state] pairs")
+    if not isinstance(seeds, list) or any(v is not None and (isinstance(v, bool) or not isinstance(v, int))
+                                          for v in seeds):
+        raise ValueError(f"{path}: seeds is {seeds!r}, expected a list of ints or None, one per layer")
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0
+                           or lr == float("inf")):
+        raise ValueError(f"{path}: learning_rate is {lr!r}, expected a number > 0 or None")
+
+
 def _flatten(tree, arrays, where="state"):
     """``tree`` as JSON-able data, its arrays moved into ``arrays`` as ``backup/<n>``."""
     if isinstance(tree, np.ndarray):
@@ -270,12 +284,13 @@ class BackupAndRestore(Callback):
                                  f"({None if a is None else a.shape}, expected ({model._params.size},))")
         for k in ("iterations", "epoch"):
             a = data.get(f"optimizer/{k}")
-            if a is None or a.shape != () or a.dtype.kind not in "iu":
-                raise ValueError(f"{path}: optimizer/{k} is missing or not an integer")
+            if a is None or a.shape != () or a.dtype.kind not in "iu" or int(a) < 0:
+                raise ValueError(f"{path}: optimizer/{k} is missing or not an integer >= 0")
         for k in ("epoch", "step", "batches_seen"):
             v = meta.get(k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{path}: {k} is {v!r}, expected an int >= 0")
+        _check_meta_types(meta, path)
         saved = [name for name, _ in meta["callbacks"]]
         have = [type(cb).__name__ for cb in self._callbacks]
         if saved != have:
@@ -285,6 +300,7 @@ class BackupAndRestore(Callback):
             raise ValueError(f"{path}: the backup has {len(meta['seeds'])} layers, the model {len(model.layers)}")
 
     def _apply(self, meta, data):
+        self._apply_callbacks(meta, data)  # first: a state a callback refuses changes nothing
         model = self.model
         _io._set_layer_arrays(model, data, self.path)  # checks every layer first, then writes
         for layer, seed in zip(model.layers, meta["seeds"]):
@@ -298,6 +314,19 @@ class BackupAndRestore(Callback):
         if meta["learning_rate"] is not None:
             opt.learning_rate = meta["learning_rate"]
         self._batches_seen = int(meta["batches_seen"])
-        for cb, (_, state) in zip(self._callbacks, meta["callbacks"]):
-            if state is not None:
-                cb.set_state(_unflatten(state, data))
+
+    def _apply_callbacks(self, meta, data):
+        """Every callback's saved state, or none of them: a state that a callback's set_state
+        refuses (a damaged or crafted bundle) puts the states before back and is a ValueError."""
+        before = [cb.get_state() for cb in self._callbacks]
+        name = None
+        try:
+            for cb, (name, state) in zip(self._callbacks, meta["callbacks"]):
+                if state is not None:
+                    cb.set_state(_unflatten(state, data))
+        except Exception as e:  # KeyError, TypeError, ... from a set_state given a state it never wrote
+            for cb, old in zip(self._callbacks, before):
+                if old is not None:
+                    cb.set_state(old)
+            raise ValueError(f"{self.path}: a callback's saved state cannot be restored "
+                             f"({name}: {type(e).__name__}: {e})") from None

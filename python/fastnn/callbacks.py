@@ -235,21 +235,43 @@ class LearningRateScheduler(Callback):
             logs["learning_rate"] = self.model.optimizer.learning_rate
 
 
+class _AnyLog(dict):
+    def __missing__(self, key):
+        return 0.0
+
+
 class ModelCheckpoint(_Monitoring):
     """Saves the model (or only its weights) after each epoch, or only when ``monitor`` improves
-    with ``save_best_only``. ``filepath`` may hold ``{epoch:02d}`` and log keys."""
+    with ``save_best_only``. ``filepath`` may hold ``{epoch:02d}`` and log keys; its folder
+    is created when missing (as Keras does)."""
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto"):
         super().__init__(monitor, mode, 0)
         from .modelfile import check_filename
         self.filepath, self.verbose = check_filename(filepath), verbose  # .keras / .h5 refused now, not at epoch 1
+        try:  # a bad format spec refused now, not after the first epoch's training
+            self.filepath.format_map(_AnyLog(epoch=1))
+        except (ValueError, IndexError, AttributeError) as e:
+            raise ValueError(f"filepath: {self.filepath!r} is not a valid format string ({e}); "
+                             f"it may hold {{epoch:02d}} and log keys such as {{val_loss:.2f}}") from None
         self.save_best_only, self.save_weights_only = bool(save_best_only), bool(save_weights_only)
         self.best = None
 
+    def _path(self, epoch, logs):
+        try:
+            path = self.filepath.format(epoch=epoch + 1, **logs)
+        except KeyError as e:
+            raise KeyError(f"filepath: {self.filepath!r} names the log key {e.args[0]!r}, but epoch {epoch + 1}'s "
+                           f"logs hold {sorted(logs)}") from None
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        return path
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        path = self.filepath.format(epoch=epoch + 1, **logs)
+        path = self._path(epoch, logs)
         if self.save_best_only:
             current = self._get(logs)
             if current is None or not self._improved(current, self.best):
@@ -353,6 +375,8 @@ class CSVLogger(Callback):
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs)
+            if not any(k.startswith("val_") for k in self.keys):  # validation_freq > 1: later epochs have them
+                self.keys += ["val_" + k for k in self.keys]  # (Keras 3's columns)
             self._writer = csv.writer(self._file, delimiter=self.sep)
             if not self._header_done:
                 self._writer.writerow(["epoch"] + self.keys)

@@ -49,13 +49,16 @@ def default_output(input_path):
 
 
 def _read_npz(path, key):
-    with np.load(path, allow_pickle=False) as z:
-        names = list(z.files)
+    """The array ``key`` of an .npz, read as model files are (``fastnn._archive``: headers
+    checked against the zip's records before anything the size of the data is allocated)."""
+    from . import _archive
+    with _archive.Archive(path) as z:
+        names = list(z.members)
         if key is None:
             key = "x" if "x" in names else (names[0] if len(names) == 1 else None)
         if key is None or key not in names:
             raise ValueError(f"input: {path} holds {', '.join(names) or 'no arrays'}; name the inputs with --key")
-        return z[key]
+        return z.read(key, _archive.Budget(None, path))
 
 
 def _read_csv(path, columns):
@@ -83,12 +86,18 @@ def _read_parquet(path, columns):
         import pyarrow.parquet as pq
     except ImportError:
         raise ValueError("input: reading .parquet needs pyarrow (pip install fastnn[data])") from None
-    table = pq.read_table(path, columns=columns)
     import pyarrow.types as pt
-    names = [f.name for f in table.schema if columns or pt.is_integer(f.type) or pt.is_floating(f.type)
-             or pt.is_boolean(f.type)]
+    schema = pq.read_schema(path)
+    numeric = [f.name for f in schema if pt.is_integer(f.type) or pt.is_floating(f.type) or pt.is_boolean(f.type)]
+    for c in columns or ():
+        if c not in schema.names:
+            raise ValueError(f"--columns: {path} has no column {c!r}; it has {', '.join(schema.names)}")
+        if c not in numeric:
+            raise ValueError(f"--columns: column {c!r} of {path} has type {schema.field(c).type}, not numbers")
+    names = columns or numeric
     if not names:
         raise ValueError(f"input: {path} has no numeric column")
+    table = pq.read_table(path, columns=names)
     return np.column_stack([table.column(n).to_numpy(zero_copy_only=False) for n in names])
 
 
@@ -98,6 +107,18 @@ def read_inputs(path, key=None, columns=None):
     cols = [c.strip() for c in columns.split(",")] if columns else None
     if not os.path.isfile(path):
         raise FileNotFoundError(f"input: no file {path}")
+    try:
+        x = _read_any(path, low, key, cols)
+    except (ValueError, OSError) as e:  # NumPy's and pyarrow's parse errors do not name the file
+        if str(path) in str(e):
+            raise
+        raise ValueError(f"input: {path}: {e}") from None
+    if np.ndim(x) >= 1 and len(x) == 0:
+        raise ValueError(f"input: {path} holds no rows")
+    return x
+
+
+def _read_any(path, low, key, cols):
     if low.endswith(".npy"):
         return np.load(path, allow_pickle=False)
     if low.endswith(".npz"):
@@ -124,16 +145,20 @@ def fit_to_model(x, model):
 
 
 def write_outputs(path, pred):
+    """Write the predictions atomically (``fastnn._safe_files``): a failed write leaves the
+    file that was there intact."""
+    from . import _safe_files
     classes = (pred[:, 0] > 0.5).astype(np.int64) if pred.shape[-1] == 1 else pred.argmax(-1)
     low = path.lower()
     if low.endswith(".npy"):
-        np.save(path, pred)
+        write = lambda f: np.save(f, pred)  # noqa: E731
     elif low.endswith(".csv"):
-        np.savetxt(path, pred.reshape(len(pred), -1), delimiter=",", fmt="%.9g")
+        write = lambda f: np.savetxt(f, pred.reshape(len(pred), -1), delimiter=",", fmt="%.9g")  # noqa: E731
     elif low.endswith(".npz"):
-        np.savez(path, predictions=pred, classes=classes)
+        write = lambda f: np.savez(f, predictions=pred, classes=classes)  # noqa: E731
     else:
         raise ValueError(f"--output: {path}: expected a name ending in .npz, .npy or .csv")
+    _safe_files.atomic_write(path, write)
     return classes
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import shutil
 import struct
@@ -81,10 +82,11 @@ def _parse_idx(data: bytes, source: str, expect_ndim: int | None = None) -> np.n
         raise ValueError(f"{source}: truncated IDX header")
     shape = struct.unpack(">" + "I" * ndim, data[4:header])
     dtype = _IDX_DTYPES[type_code]
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # Python ints: a huge header cannot wrap around
     if len(data) != expected:
-        raise ValueError(f"{source}: the header promises shape {shape} ({expected} bytes), "
-                         f"the file holds {len(data)} bytes")
+        holds = f"more than {expected:,}" if len(data) > expected else f"{len(data):,}"
+        raise ValueError(f"{source}: the header promises shape {shape} ({expected:,} bytes), "
+                         f"the file holds {holds} bytes")
     arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
     return arr.astype(dtype.newbyteorder("="), copy=True)
 
@@ -102,13 +104,36 @@ def read_idx(path, expect_ndim: int | None = None) -> np.ndarray:
     """
     path = Path(path)
     with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise ValueError(f"{path}: damaged gzip stream ({e})") from None
+        gzipped = f.read(2) == b"\x1f\x8b"
+    try:
+        with (gzip.open if gzipped else open)(path, "rb") as f:
+            raw = _read_declared(f)
+    except (OSError, EOFError) as e:
+        if not gzipped:
+            raise
+        raise ValueError(f"{path}: damaged gzip stream ({e})") from None
     return _parse_idx(raw, str(path), expect_ndim)
+
+
+def _read_declared(f) -> bytes:
+    """The bytes of an IDX stream up to what its header declares, plus one byte (to tell a
+    longer stream): a small gzip file that expands to gigabytes (a decompression bomb) is
+    read only as far as its header promises."""
+    raw = f.read(4)
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES:
+        return raw + f.read(64)  # _parse_idx names what is wrong
+    raw += f.read(4 * raw[3])
+    if len(raw) < 4 + 4 * raw[3]:
+        return raw
+    size = math.prod(struct.unpack(">" + "I" * raw[3], raw[4:])) * _IDX_DTYPES[raw[2]].itemsize
+    chunks, left = [raw], size + 1
+    while left > 0:
+        chunk = f.read(min(left, 1 << 24))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def _read_pair(images_path: Path, labels_path: Path):

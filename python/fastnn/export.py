@@ -23,7 +23,9 @@ as the activations; Softmax layer -> Softmax (one axis) or ReduceMax/Exp/ReduceS
 Add/Subtract/Multiply -> Add/Sub/Mul in fastnn's order, Average -> Mean (float64: Add then
 Mul by 1/n, onnxruntime has no double Mean), Maximum -> Max, Concatenate -> Concat.
 Activations: linear (no node), relu, leaky_relu, elu, selu, sigmoid, tanh, softplus,
-softmax (axis -1), swish (x * Sigmoid(x)). Anything else raises a ``ValueError`` naming
+softmax (axis -1), swish (x * Sigmoid(x)), gelu (opset 17 has no Gelu: exact
+0.5 x (1 + Erf(x / sqrt 2)), approximate 0.5 x (1 + Tanh(sqrt(2/pi) (x + 0.044715 x^3)));
+the exact form float32 only: onnxruntime's Erf has no double kernel). Anything else raises a ``ValueError`` naming
 the layer. Layer parameters are read by name (``layer.vars["kernel"]``, or attributes of
 that name), so any layer object with the same public names exports alike.
 """
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _safe_files
 from . import modelfile as _modelfile
 from .reference import SELU_ALPHA, SELU_SCALE
 
@@ -43,7 +46,7 @@ SUPPORTED_LAYERS = ("InputLayer", "Dense", "Activation", "BatchNormalization", "
                     "Maxout", "Rescaling", "Normalization", "LayerNormalization", "ReLU", "LeakyReLU", "ELU",
                     "Softmax", "Reshape", "Identity") + _MERGE + _INFERENCE_IDENTITY
 SUPPORTED_ACTIVATIONS = ("linear", "identity", "relu", "leaky_relu", "elu", "selu", "sigmoid", "tanh",
-                         "softplus", "softmax", "swish", "silu")
+                         "softplus", "softmax", "swish", "silu", "gelu")
 
 
 def _weight(layer, name):
@@ -111,6 +114,23 @@ def _float64_activation(g, x, name, alpha):
     return y if scale == 1.0 else g.node("Mul", [y, g.const("scale", scale)], name + "_scale")
 
 
+def _gelu(g, x, approximate, where):
+    """0.5 x (1 + Erf(x / sqrt 2)), or 0.5 x (1 + Tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    if approximate:
+        x3 = g.node("Mul", [g.node("Mul", [x, x], "gelu_x2"), x], "gelu_x3")
+        inner = g.node("Add", [x, g.node("Mul", [x3, g.const("gelu_coef", 0.044715)], "gelu_cubic")], "gelu_inner")
+        gate = g.node("Tanh", [g.node("Mul", [inner, g.const("gelu_scale", np.sqrt(2 / np.pi))], "gelu_v")],
+                      "gelu_tanh")
+    else:
+        if g.dtype == np.float64:
+            raise ValueError(f"export_onnx: {where} has the activation 'gelu' (exact), which has no float64 ONNX "
+                             f"export (onnxruntime's Erf is float-only); export a float32 model or use "
+                             f"approximate=True")
+        gate = g.node("Erf", [g.node("Mul", [x, g.const("gelu_rsqrt2", np.sqrt(0.5))], "gelu_u")], "gelu_erf")
+    half = g.node("Mul", [g.node("Add", [gate, g.const("one", 1.0)], "gelu_1p"), g.const("half", 0.5)], "gelu_cdf")
+    return g.node("Mul", [x, half], "gelu")
+
+
 def _activation(g, x, act, where):
     name = getattr(act, "name", act)
     alpha = getattr(act, "alpha", None)
@@ -136,6 +156,8 @@ def _activation(g, x, act, where):
         return g.node("Softmax", [x], "softmax", axis=-1)
     if name in ("swish", "silu"):
         return g.node("Mul", [x, g.node("Sigmoid", [x], "swish_sigmoid")], "swish")
+    if name == "gelu":
+        return _gelu(g, x, bool(alpha), where)
     raise ValueError(f"export_onnx: {where} has the activation {name!r}, which has no ONNX export; "
                      f"supported: {', '.join(SUPPORTED_ACTIVATIONS)}")
 
@@ -201,12 +223,14 @@ def _batchnorm(g, x, layer):
 
 
 def _layer_norm(g, x, layer, in_shape):
-    """LayerNormalization: the ONNX op when the axes are the trailing ones, else
-    ReduceMean / Sub / Mul / Sqrt / Div over the axes (the layer's own formula)."""
+    """LayerNormalization: the ONNX op when the axes are the trailing ones (float32), else
+    ReduceMean / Sub / Mul / Sqrt / Div over the axes (the layer's own formula). float64
+    always takes the formula: the op's epsilon is a float32 attribute (1e-3 would become
+    1.0000000475e-3, a 5e-10 relative error in double)."""
     rank, ax, k = len(in_shape) + 1, tuple(layer._ax), id(layer)
     bshape = ax_shape = tuple(in_shape[a - 1] for a in ax)
-    trailing = ax == tuple(range(ax[0], rank))
-    if not trailing:
+    trailing = ax == tuple(range(ax[0], rank)) and g.dtype == np.float32
+    if ax != tuple(range(ax[0], rank)):
         bshape = tuple(layer._bshape)
     gamma = _weight(layer, "gamma") if layer.scale else np.ones(ax_shape)
     beta = _weight(layer, "beta") if layer.center else np.zeros(ax_shape)
@@ -381,13 +405,14 @@ def to_onnx(model, dtype=None):
 
 
 def export_onnx(model, path, dtype=None):
-    """Write ``model`` as an ONNX file at ``path`` (see the module doc); returns the path."""
+    """Write ``model`` as an ONNX file at ``path`` (see the module doc), atomically as
+    ``Model.save`` writes (``fastnn._safe_files``: a failed write, a full disk, leaves the
+    file that was there intact); returns the path."""
     import os
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path: expected a file path, got {type(path).__name__}")
-    proto = to_onnx(model, dtype)
-    with open(path, "wb") as f:
-        f.write(proto.SerializeToString())
+    data = to_onnx(model, dtype).SerializeToString()
+    _safe_files.atomic_write(path, lambda f: f.write(data))
     return path
 
 

@@ -80,6 +80,10 @@ def _build(cfg, ar, budget, filepath, compile):
                 if key not in data or data[key].shape != opt.state[slot].shape or data[key].dtype.kind != "f":
                     raise ValueError(f"{filepath}: optimizer state {key} is missing or has the wrong shape")
                 opt.state[slot][...] = data[key]
+            for k in ("iterations", "epoch"):
+                if int(data[f"optimizer/{k}"]) < 0:
+                    raise ValueError(f"{filepath}: corrupted model file (optimizer/{k} is "
+                                     f"{int(data[f'optimizer/{k}'])}, expected an int >= 0)")
             opt.iterations = int(data["optimizer/iterations"])
             opt.epoch = int(data["optimizer/epoch"])
     return model

@@ -14,6 +14,7 @@ Each transform keeps its state as a dict of plain arrays (``get_state`` /
 """
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
@@ -87,13 +88,22 @@ class _Transform:
         missing = [k for k in self._state_keys + ("input_shape_",) if k not in state]
         if missing:
             raise ValueError(f"state: missing keys {missing}")
+        from ._transform_state import check_state
+        new = copy.copy(self)  # checked whole before self changes
         for k in self._state_keys:
-            setattr(self, k, np.asarray(state[k]))
-        self.input_shape_ = tuple(int(v) for v in np.asarray(state["input_shape_"]).reshape(-1))
+            setattr(new, k, np.asarray(state[k]))
+        shape = np.asarray(state["input_shape_"])
+        if shape.dtype.kind not in "iu" or shape.ndim != 1:
+            raise ValueError(f"input_shape_: expected a 1-D array of ints, got {shape.dtype} {shape.shape}")
+        new.input_shape_ = tuple(int(v) for v in shape)
         for k in self._params():
             if "param_" + k in state:
-                v = np.asarray(state["param_" + k]).item()
-                setattr(self, k, None if (k == "n_components" and v == -1) else v)
+                v = np.asarray(state["param_" + k])
+                if v.shape != ():
+                    raise ValueError(f"param_{k}: expected one value, got shape {v.shape}")
+                setattr(new, k, None if (k == "n_components" and v.item() == -1) else v.item())
+        check_state(new)
+        self.__dict__.update(new.__dict__)
         return self
 
     def save(self, path) -> None:
@@ -120,7 +130,10 @@ class _Transform:
         budget = _archive.Budget(max_bytes, os.fspath(path))
         with _archive.Archive(path) as ar:
             state = {k: ar.read(k, budget) for k in keys if k in ar}
-        return cls.__new__(cls)._init_empty().set_state(state)
+        try:
+            return cls.__new__(cls)._init_empty().set_state(state)
+        except ValueError as e:
+            raise ValueError(f"{os.fspath(path)}: not a valid {cls.__name__} file ({e})") from None
 
     def _init_empty(self):
         self.__init__()
@@ -350,7 +363,9 @@ class PCA(_Transform):
         if k is None:
             k = len(var)
         elif isinstance(k, float):
-            k = int(np.searchsorted(np.cumsum(ratio), k) + 1)
+            # the fewest components explaining that fraction; 1 when the data has no variance,
+            # and at most all of them (the ratios' sum may round to just below the fraction)
+            k = min(int(np.searchsorted(np.cumsum(ratio), k) + 1), len(var)) if ratio.any() else 1
         if k > len(var):
             raise ValueError(f"n_components: {k} is more than min(n_samples, n_features) = "
                              f"{len(var)}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._core import activations as _activation_registry
+from ._reference_gelu import gelu_approximate as _gelu_approximate, gelu_parts as _gelu_parts
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -67,6 +68,8 @@ def activation(name, x, *, alpha=None, out=None):
             y = x * _sigmoid(x)
         elif name == "softplus":
             y = np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+        elif name == "gelu":
+            y = _gelu_parts(x, _gelu_approximate(a, "alpha"))[0]
         else:
             raise ValueError(f"name: unknown activation {name!r}")
     y = y.astype(x.dtype, copy=False)
@@ -81,7 +84,7 @@ def activation_grad(name, dy, *, x=None, y=None, alpha=None, out=None):
     t = dy.dtype.type
     if x is None and y is None and name != "linear":
         raise ValueError("x, y: give the forward input x or output y")
-    if name in ("swish", "softplus") and x is None:
+    if name in ("swish", "softplus", "gelu") and x is None:
         raise ValueError(f"x: activation {name!r} needs the forward input x")
     if x is None and name not in ("sigmoid", "tanh", "linear"):
         s = y  # sign(y) == sign(x) for the piecewise ones
@@ -112,6 +115,8 @@ def activation_grad(name, dy, *, x=None, y=None, alpha=None, out=None):
             d = sg * (1 + x * (1 - sg))
         elif name == "softplus":
             d = _sigmoid(x)
+        elif name == "gelu":
+            d = _gelu_parts(x, _gelu_approximate(a, "alpha"))[1]
         else:
             raise ValueError(f"name: unknown activation {name!r}")
     if s is not None and name != "linear":  # a NaN input gives a NaN gradient (linear: dy itself)

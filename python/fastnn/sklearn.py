@@ -10,6 +10,8 @@ plus fastnn's ``optimizer``, ``batchnorm`` and ``dropout``.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 try:
@@ -203,21 +205,38 @@ class _BaseMLP(BaseEstimator):
         X = _validate_data(self, X, reset=False, dtype=np.float32)
         return self.model_.predict(X)
 
-    # -- pickling: architecture + weights, never the kernels' buffers ------------
+    # -- pickling: architecture, weights, layer and optimizer state; never the kernels' buffers
     def __getstate__(self):
         state = self.__dict__.copy()
         model = state.pop("model_", None)
-        if model is not None:
+        if model is not None:  # everything partial_fit continues from (a copy trains on as the original)
+            opt = model.optimizer
             state["_model_weights"] = model.get_weights()
+            state["_model_layer_state"] = [{k: np.array(v) for k, v in layer._extra_state().items()}
+                                           for layer in model.layers]
+            state["_model_optimizer"] = ({k: np.array(v) for k, v in opt.state.items()}, int(opt.iterations),
+                                         int(opt.epoch)) if opt.state else None
         return state
 
     def __setstate__(self, state):
         weights = state.pop("_model_weights", None)
+        layer_state = state.pop("_model_layer_state", None)
+        opt_state = state.pop("_model_optimizer", None)
         self.__dict__.update(state)
         if weights is not None:  # same parameters -> same architecture; then the weights
             model = self._build(self.n_features_in_, self._n_outputs_, self._output_activation,
                                 self._seed_)
             model.set_weights(weights)
+            for layer, extra in zip(model.layers, layer_state or ()):
+                if extra:
+                    layer._set_extra_state(extra)
+            if opt_state is not None:
+                slots, iterations, epoch = opt_state
+                opt = model.optimizer
+                opt.build(model.arena.size, model.dtype)
+                for k, a in slots.items():
+                    opt.state[k][...] = a
+                opt.iterations, opt.epoch = iterations, epoch
             self.model_ = model
 
     def __sklearn_tags__(self):
@@ -351,7 +370,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _prepare(self, X, y, reset):
         X, y = _validate_data(self, X, y, reset=reset, dtype=np.float32, multi_output=True,
                               y_numeric=True)
-        return X, np.asarray(y, dtype=np.float32)
+        y = np.asarray(y, dtype=np.float32)
+        if y.ndim == 2 and y.shape[1] == 1:  # scikit-learn's MLPRegressor: one target, 1-D predictions
+            from sklearn.exceptions import DataConversionWarning
+            warnings.warn("A column-vector y was passed when a 1d array was expected. Please change the "
+                          "shape of y to (n_samples, ), for example using ravel().", DataConversionWarning,
+                          stacklevel=3)
+            y = y[:, 0]
+        return X, y
 
     def _targets(self, y):
         return y.reshape(-1, 1) if y.ndim == 1 else y

@@ -35,8 +35,16 @@ def _event(step, summary):
 
 
 def _scalars(writer, step, values):
+    """One scalar per value; a metric with one value per class (``F1Score()``'s default) as
+    one scalar per class, tagged ``<name>/<class>``."""
     from tensorboard.compat.proto.summary_pb2 import Summary
-    vals = [Summary.Value(tag=k, simple_value=float(v)) for k, v in values.items()]
+    vals = []
+    for k, v in values.items():
+        a = np.asarray(v, dtype=np.float64)
+        if a.ndim == 0:
+            vals.append(Summary.Value(tag=k, simple_value=float(a)))
+        else:
+            vals.extend(Summary.Value(tag=f"{k}/{i}", simple_value=float(e)) for i, e in enumerate(a.ravel()))
     if vals:
         writer.add_event(_event(step, Summary(value=vals)))
 
@@ -95,7 +103,9 @@ class TensorBoard(Callback):
         self._train = _writer(os.path.join(self.log_dir, "train"))
         self._val = _writer(os.path.join(self.log_dir, "validation"))
         self._monitor_done = 0
-        self._step = 0
+        # the global step, as Keras (the optimizer's iterations): a second fit, or a resumed
+        # one, continues the batch_ series instead of writing over its steps
+        self._step = int(getattr(getattr(self.model, "optimizer", None), "iterations", 0) or 0)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = (time.perf_counter(), self._step)

@@ -1,21 +1,17 @@
 """Training, evaluation and prediction of a model over an epoch iterator, in the spirit of
-Keras 3's ``trainers/`` (a data adapter feeds an :class:`EpochIterator`, the trainer runs
-the steps, the callbacks, the metrics and the progress bar).
-
-The functions here take the model as their first argument and use only its graph
-interface (``_forward``, ``_backward``, ``arena``, ``layers``, ``loss``, ``optimizer``,
-``regularizer``); they never import the graph module. ``Model.fit`` / ``evaluate`` /
-``predict`` are thin methods delegating here, so this module sits below ``graph`` in the
-import order (as Keras's ``Trainer`` sits below its ``Model``).
+Keras 3's ``trainers/``: a data adapter feeds an :class:`EpochIterator`, the trainer runs
+the steps, callbacks, metrics and progress bar. The functions take the model first and use
+only its graph interface (``_forward``, ``_backward``, ``arena``, ``layers``, ``loss``,
+``optimizer``, ``regularizer``), never the graph module: ``Model.fit`` / ``evaluate`` /
+``predict`` delegate here, so this module sits below ``graph`` in the import order.
 
 Model-level facts (input width, non-finite input, batch size vs BatchNormalization) are
 checked here, once, and targets by the loss (``Loss.prepare_targets``), all before any
 state changes: a rejected call leaves the model as it was.
 
-Training data flow: batches gathered into reused buffers, each layer's forward writes
-into its own buffers, one fused loss kernel, backward in reverse topological order,
-regularization and clipping on the flat gradient buffer, one optimizer kernel call per
-contiguous range of trainable parameters.
+Training data flow: batches gathered into reused buffers, each layer's forward into its
+own buffers, one fused loss kernel, backward in reverse topological order, regularization
+and clipping on the flat gradient buffer, one optimizer call per trainable range.
 """
 from __future__ import annotations
 
@@ -175,10 +171,14 @@ def prepare_x(model, x, what="x"):
                          f"{x.shape}: wrong input width for this model{hint}")
     if x.shape[0] == 0:
         raise ValueError(f"{what}: expected at least one sample, got shape {x.shape}")
-    x = np.ascontiguousarray(x, dtype=model.dtype)
+    with np.errstate(over="ignore"):  # a value too large for the dtype is named below
+        given, x = x, np.ascontiguousarray(x, dtype=model.dtype)
     if not _ops.all_finite(x):
-        bad = np.argwhere(~np.isfinite(x))[0]
-        raise ValueError(f"{what}: contains NaN or infinity (first at index {tuple(int(i) for i in bad)})")
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+        if np.isfinite(given[bad]):  # finite as given: too large for the model's dtype
+            raise ValueError(f"{what}: {given[bad].item()!r} at index {bad} is beyond the range of "
+                             f"{np.dtype(model.dtype)}, which the model computes in")
+        raise ValueError(f"{what}: contains NaN or infinity (first at index {bad})")
     return x
 
 

@@ -8,6 +8,7 @@
 
 #include "fastnn/eltwise/eltwise.h"
 #include "fastnn/simd/vecmath_impl.h"
+#include "fastnn/eltwise/gelu_impl.h"
 
 namespace fastnn {
 namespace FASTNN_ISA_NS {
@@ -32,6 +33,7 @@ inline Vec<T> act_forward_vec(Vec<T> x, T alpha) {
     const V r = max(zero, x) + vlog1p_unit(vexp(-abs(x)));
     return select(is_nan(x), x, r);
   }
+  if constexpr (A == Act::gelu) return gelu_forward(x, alpha != T(0));  // alpha: approximate (gelu_impl.h)
 }
 
 // dL/dx for one vector; x or y may be unused (see activation_grad_needs).
@@ -72,6 +74,7 @@ inline Vec<T> act_backward_vec(Vec<T> dy, Vec<T> x, Vec<T> y, T alpha) {
     return dy * sg * fmadd(x, one - sg, one);
   }
   if constexpr (A == Act::softplus) return dy * vsigmoid(x);
+  if constexpr (A == Act::gelu) return dy * gelu_derivative(x, alpha != T(0));
 }
 
 // Elements before y + i is aligned to a whole vector (for non-temporal stores).
@@ -157,6 +160,7 @@ inline void act_backward_loop(const T* dy, const T* x, const T* y, T* dx, std::s
     case Act::tanh: CALL(Act::tanh); break;             \
     case Act::swish: CALL(Act::swish); break;           \
     case Act::softplus: CALL(Act::softplus); break;     \
+    case Act::gelu: CALL(Act::gelu); break;             \
   }
 
 // y = act(x) over n values (y may equal x); `streaming`: non-temporal stores.

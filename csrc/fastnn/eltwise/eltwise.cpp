@@ -26,6 +26,8 @@ constexpr ActivationInfo kRegistry[] = {
     {"swish", Act::swish, "swish", false, 0.0, GradNeeds::x},
     {"silu", Act::swish, "swish", false, 0.0, GradNeeds::x},
     {"softplus", Act::softplus, "softplus", false, 0.0, GradNeeds::x},
+    // alpha: keras.activations.gelu's approximate flag, 0 (erf, Keras's default) or 1 (tanh form)
+    {"gelu", Act::gelu, "gelu", true, 0.0, GradNeeds::x},
 };
 
 const ActivationInfo& info(Act act) {
@@ -77,6 +79,12 @@ const char* activation_name(Act act) { return info(act).canonical; }
 double default_activation_alpha(Act act) { return info(act).default_alpha; }
 GradNeeds activation_grad_needs(Act act) { return info(act).grad_needs; }
 
+void check_activation_alpha(Act act, double alpha, const char* argname) {
+  if (act == Act::gelu && alpha != 0.0 && alpha != 1.0)
+    throw std::invalid_argument(std::string(argname) + ": gelu's alpha is its approximate flag, 0 (exact, erf) or "
+                                "1 (tanh form), got " + std::to_string(alpha));
+}
+
 template <class T>
 void activation_forward(Act act, const T* x, T* y, std::size_t n, T alpha) {
   const auto fn = kernels_for<T>().forward;
@@ -97,6 +105,12 @@ void activation_backward(Act act, const T* dy, const T* x, const T* y, T* dx, st
 }
 
 template <class T>
+void erf_values(const T* x, T* y, std::size_t n) {
+  const auto fn = kernels_for<T>().erf;
+  parallel_for(n, kGrainTranscendental, [&](std::size_t b, std::size_t e) { fn(x + b, y + b, e - b); });
+}
+
+template <class T>
 void softmax_rows(const T* x, T* y, std::size_t rows, std::size_t cols, bool log) {
   const auto fn = kernels_for<T>().softmax;
   const std::size_t grain_rows = std::max<std::size_t>(1, kGrainTranscendental / std::max<std::size_t>(cols, 1));
@@ -109,6 +123,8 @@ template void activation_forward<float>(Act, const float*, float*, std::size_t, 
 template void activation_forward<double>(Act, const double*, double*, std::size_t, double);
 template void activation_backward<float>(Act, const float*, const float*, const float*, float*, std::size_t, float);
 template void activation_backward<double>(Act, const double*, const double*, const double*, double*, std::size_t, double);
+template void erf_values<float>(const float*, float*, std::size_t);
+template void erf_values<double>(const double*, double*, std::size_t);
 template void softmax_rows<float>(const float*, float*, std::size_t, std::size_t, bool);
 template void softmax_rows<double>(const double*, double*, std::size_t, std::size_t, bool);
 

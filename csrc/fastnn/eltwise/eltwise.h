@@ -10,7 +10,7 @@
 namespace fastnn {
 
 enum class Act : int {
-  identity = 0, relu, leaky_relu, elu, selu, sigmoid, tanh, swish, softplus
+  identity = 0, relu, leaky_relu, elu, selu, sigmoid, tanh, swish, softplus, gelu
 };
 
 // What an activation's gradient needs from the forward pass: nothing, the input
@@ -23,7 +23,7 @@ struct ActivationInfo {
   const char* name;       // as accepted by ops.activation and Dense(activation=...)
   Act act;
   const char* canonical;  // the Keras name this one is an alias of (itself if none)
-  bool takes_alpha;       // leaky_relu's negative slope, elu's alpha
+  bool takes_alpha;       // leaky_relu's negative slope, elu's alpha, gelu's approximate flag (0 or 1)
   double default_alpha;   // used when alpha is not given (0 when !takes_alpha)
   GradNeeds grad_needs;
 };
@@ -36,6 +36,10 @@ Act parse_activation(const std::string& name);
 const char* activation_name(Act act);      // the canonical name
 double default_activation_alpha(Act act);  // from the registry
 GradNeeds activation_grad_needs(Act act);  // from the registry
+// Throws std::invalid_argument naming `argname` when alpha is outside what `act` takes:
+// gelu's alpha is its approximate flag, 0 (erf) or 1 (tanh form); other alphas are any
+// real number (the bindings check finiteness).
+void check_activation_alpha(Act act, double alpha, const char* argname);
 
 constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
 constexpr double kSeluScale = 1.0507009873554804934193349852946;
@@ -46,6 +50,8 @@ template <class T> void activation_forward(Act act, const T* x, T* y, std::size_
 // activation_grad_needs(). dx may alias dy.
 template <class T>
 void activation_backward(Act act, const T* dy, const T* x, const T* y, T* dx, std::size_t n, T alpha);
+// y = erf(x), elementwise (the vector erf behind gelu; tests measure its error).
+template <class T> void erf_values(const T* x, T* y, std::size_t n);
 // Row-wise softmax (log_softmax when `log`) of a (rows, cols) matrix; y may equal x.
 template <class T> void softmax_rows(const T* x, T* y, std::size_t rows, std::size_t cols, bool log);
 
@@ -55,6 +61,7 @@ template <class T> struct EltwiseKernelsT {
   void (*forward)(Act, const T*, T*, std::size_t, T, bool);
   void (*backward)(Act, const T*, const T*, const T*, T*, std::size_t, T, bool);
   void (*softmax)(const T*, T*, std::size_t, std::size_t, bool);
+  void (*erf)(const T*, T*, std::size_t);
 };
 FASTNN_DECLARE_KERNELS(EltwiseKernels, EltwiseKernelsT, eltwise_kernels)
 

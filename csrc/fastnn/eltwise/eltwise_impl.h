@@ -97,9 +97,17 @@ void backward_kernel(Act act, const T* dy, const T* x, const T* y, T* dx, std::s
   act_backward_range(act, dy, x, y, dx, n, alpha, streaming);
 }
 
+template <class T>
+void erf_kernel(const T* x, T* y, std::size_t n) {
+  using V = Vec<T>;
+  std::size_t i = 0;
+  for (; i + V::N <= n; i += V::N) verf(V::load(x + i)).store(y + i);
+  if (i < n) verf(V::load_partial(x + i, int(n - i))).store_partial(y + i, int(n - i));
+}
+
 const EltwiseKernels eltwise_kernels = {
-    {&forward_kernel<float>, &backward_kernel<float>, &softmax_rows_kernel<float>},
-    {&forward_kernel<double>, &backward_kernel<double>, &softmax_rows_kernel<double>},
+    {&forward_kernel<float>, &backward_kernel<float>, &softmax_rows_kernel<float>, &erf_kernel<float>},
+    {&forward_kernel<double>, &backward_kernel<double>, &softmax_rows_kernel<double>, &erf_kernel<double>},
 };
 
 }  // namespace FASTNN_ISA_NS

@@ -23,7 +23,7 @@ from ._dask import DaskArrayAdapter, DaskDataFrameAdapter, is_dask_array, is_das
 from .arrays import ArrayAdapter, MemmapAdapter
 from .dataset import Dataset, DatasetAdapter, IterableAdapter
 from .parquet import ParquetAdapter, from_parquet
-from .tabular import columns_to_arrays, is_arrow, is_pandas, series_to_array
+from .tabular import columns_to_arrays, frame_to_arrays, is_arrow, is_pandas, series_to_array
 
 __all__ = ["DataAdapter", "ArrayAdapter", "MemmapAdapter", "Dataset", "DatasetAdapter", "IterableAdapter",
            "DaskArrayAdapter", "DaskDataFrameAdapter", "ParquetAdapter", "from_parquet", "adapt"]
@@ -31,10 +31,20 @@ __all__ = ["DataAdapter", "ArrayAdapter", "MemmapAdapter", "Dataset", "DatasetAd
 
 def is_array_like(x):
     """An array, or a list / tuple of rows (not of batch tuples): what ``np.asarray`` takes
-    as data. A list whose items are tuples is a list of batches."""
+    as data. A list whose items are tuples is a list of batches. dask collections are not:
+    they stream chunk by chunk, never materialized whole."""
+    if is_dask_array(x) or is_dask_dataframe(x):
+        return False
     if isinstance(x, np.ndarray) or (hasattr(x, "__array__") and not isinstance(x, DataAdapter)):
         return True
     return isinstance(x, (list, tuple)) and len(x) > 0 and not isinstance(x[0], tuple)
+
+
+def _is_pydataset(x):
+    """Another library's ``PyDataset`` / ``Sequence`` (``__len__``, ``__getitem__``,
+    ``on_epoch_end``): batches by index, not an iterable drawn without its epoch hook."""
+    return not isinstance(x, (list, tuple, dict, str, bytes, np.ndarray)) and \
+        all(hasattr(x, a) for a in ("__len__", "__getitem__", "on_epoch_end"))
 
 
 def _no_targets(kind, y, sample_weight):
@@ -45,13 +55,7 @@ def _no_targets(kind, y, sample_weight):
 
 
 def _tabular(x, y, sample_weight, features, batch_size, shuffle, seed, reuse_buffers):
-    label = y if isinstance(y, str) else None
-    weight = sample_weight if isinstance(sample_weight, str) else None
-    xa, ya, wa = columns_to_arrays(x, features, label, weight)
-    if label is None and y is not None:
-        ya = series_to_array(y, "y")
-    if weight is None and sample_weight is not None:
-        wa = series_to_array(sample_weight, "sample_weight")
+    xa, ya, wa = frame_to_arrays(x, y, sample_weight, features)
     return ArrayAdapter(xa, ya, wa, batch_size=batch_size, shuffle=shuffle, seed=seed,
                         reuse_buffers=reuse_buffers)
 
@@ -75,9 +79,10 @@ def adapt(x, y=None, sample_weight=None, *, batch_size=32, shuffle=True, seed=No
     if isinstance(x, Dataset):
         _no_targets("a Dataset", y, sample_weight)
         return DatasetAdapter(x, shuffle=shuffle, seed=seed)
+    if _is_pydataset(x):  # Keras's PyDataset: its on_epoch_end runs; shuffle is ignored, as in Keras
+        _no_targets("a PyDataset", y, sample_weight)
+        return DatasetAdapter(x, shuffle=False)
     if is_pandas(x) or is_arrow(x):
-        if type(x).__name__ == "Series":
-            x = x.to_frame()
         return _tabular(x, y, sample_weight, features, batch_size, shuffle, seed, reuse_buffers)
     if features is not None and not is_dask_dataframe(x):
         raise ValueError(f"features: only for DataFrames and Arrow tables, got x of type {type(x).__name__}")

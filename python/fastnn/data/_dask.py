@@ -6,6 +6,8 @@ shuffling, and re-batched; partitions are visited in a random order when shuffli
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._base import DataAdapter, check_batch_size, check_numeric, check_shuffle, make_rng, rebatch, \
@@ -19,6 +21,16 @@ def is_dask_array(obj):
 def is_dask_dataframe(obj):
     return type(obj).__module__.startswith("dask") and type(obj).__name__ in ("DataFrame", "Series") \
         and hasattr(obj, "npartitions")
+
+
+def _known_chunks(a):
+    """``a`` with its chunk sizes known: a copy whose sizes are computed (one pass over the
+    data, a chunk at a time) when they are not, e.g. after boolean indexing; ``a`` itself
+    is left as it was."""
+    if any(math.isnan(c) for c in a.chunks[0]):
+        a = a.copy()
+        a.compute_chunk_sizes()
+    return a
 
 
 def _check_dask_dtype(a, what):
@@ -35,14 +47,14 @@ class DaskArrayAdapter(DataAdapter):
         _check_dask_dtype(x, "x")
         if x.ndim == 0:
             raise ValueError("x: expected an array with one row per sample, got a scalar")
-        if any(np.isnan(c) for c in x.chunks[0]):
-            raise ValueError("x: a dask array with unknown chunk sizes; call x.compute_chunk_sizes() first")
+        x = _known_chunks(x)
         n = int(x.shape[0])
         given = []
         for a, what in ((y, "y"), (sample_weight, "sample_weight")):
             if a is not None:
                 if is_dask_array(a):
                     _check_dask_dtype(a, what)
+                    a = _known_chunks(a) if a.ndim else a
                 else:
                     a = check_numeric(a, what)
                 if int(a.shape[0]) != n:
@@ -92,9 +104,10 @@ class DaskDataFrameAdapter(DataAdapter):
             if c is None:
                 continue
             dt = df.dtypes[c]
-            if not isinstance(dt, np.dtype) or not (np.issubdtype(dt, np.number) or dt == np.bool_):
+            dt = dt if isinstance(dt, np.dtype) else getattr(dt, "numpy_dtype", None)  # Int64, boolean, ...
+            if dt is None or not (np.issubdtype(dt, np.number) or dt == np.bool_):
                 what = "label" if c == self.label else "sample_weight" if c == self.weight else "features"
-                raise TypeError(f"{what}: column {c!r} has dtype {dt}; expected numbers (float, int or bool)")
+                raise TypeError(f"{what}: column {c!r} has dtype {df.dtypes[c]}; expected numbers (float, int or bool)")
         self.df = df[self.features + [c for c in (self.label, self.weight) if c is not None]]
         self.shuffle = check_shuffle(shuffle)
         self.batch_size = check_batch_size(batch_size)

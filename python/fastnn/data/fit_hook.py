@@ -38,6 +38,8 @@ def _check_weights(sw, n, where, dtype):
     if sw is None:
         return None
     sw = np.asarray(sw)
+    if not (np.issubdtype(sw.dtype, np.number) or sw.dtype == np.bool_) or sw.dtype.kind == "c":
+        raise TypeError(f"sample_weight{where}: expected numbers, got an array of dtype {sw.dtype}")
     if sw.shape != (n,):
         raise ValueError(f"sample_weight{where}: expected shape ({n},), got {sw.shape}")
     sw = np.ascontiguousarray(sw, dtype=dtype)

@@ -52,6 +52,47 @@ def _numeric_width(schema, names, what):
     return width
 
 
+def _open(path):
+    """``pq.ParquetFile(path)``; a file that is not readable Parquet (empty, truncated,
+    another format) is a ValueError naming it."""
+    import pyarrow.parquet as pq
+    try:
+        return pq.ParquetFile(path, memory_map=False)
+    except OSError:
+        raise
+    except Exception as e:  # ArrowInvalid: no magic bytes, a size of 0, a torn footer
+        raise ValueError(f"paths: {str(path)!r} is not a readable Parquet file ({e})") from None
+
+
+def _scan(files, roles):
+    """The row groups ``(file index, row group, rows)`` of every file, each file's columns
+    checked against ``roles`` ({column: what}): present, numeric, and holding no nulls
+    where the row-group statistics say so (a null found only while reading is refused then)."""
+    units = []
+    for i, f in enumerate(files):
+        with _open(f) as pf:
+            schema, meta = pf.schema_arrow, pf.metadata
+            missing = [c for c in roles if c not in schema.names]
+            if missing:
+                raise KeyError(f"paths: {str(f)!r} lacks the column(s) {missing}")
+            for c, what in roles.items():
+                try:
+                    _numeric_width(schema, [c], what)
+                except TypeError as e:
+                    raise TypeError(f"{e} in {str(f)!r}") from None
+            index = {meta.row_group(0).column(j).path_in_schema: j
+                     for j in range(meta.num_columns)} if meta.num_row_groups else {}
+            for g in range(meta.num_row_groups):
+                rg = meta.row_group(g)
+                for c, what in roles.items():
+                    st = rg.column(index[c]).statistics if c in index else None
+                    if st is not None and st.has_null_count and st.null_count:
+                        raise ValueError(f"{what}: column {c!r} holds {st.null_count} null values "
+                                         f"(in {str(f)!r}, row group {g})")
+                units.append((i, g, rg.num_rows))
+    return units
+
+
 def _shuffle_buffer(chunks, size, rng):
     """Rows drawn at random from a buffer of ``size`` rows refilled chunk by chunk."""
     buf = None
@@ -73,7 +114,6 @@ class ParquetAdapter(DataAdapter):
 
     def __init__(self, paths, features=None, label=None, sample_weight=None, batch_size=32,
                  shuffle_buffer=0, memory_budget=256 << 20, seed=None):
-        import pyarrow.parquet as pq
         self.files = _files(paths)
         self.batch_size = check_batch_size(batch_size)
         for v, what in ((shuffle_buffer, "shuffle_buffer"), (memory_budget, "memory_budget")):
@@ -81,7 +121,8 @@ class ParquetAdapter(DataAdapter):
                 raise ValueError(f"{what}: expected an int >= 0, got {v!r}")
         self.shuffle_buffer = int(shuffle_buffer)
         self.memory_budget = int(memory_budget)
-        schema = pq.read_schema(self.files[0])
+        with _open(self.files[0]) as pf:
+            schema = pf.schema_arrow
         self.features, self.label, self.weight = resolve_columns(schema.names, features, label, sample_weight)
         self.columns = self.features + [c for c in (self.label, self.weight) if c is not None]
         row_bytes = _numeric_width(schema, self.features, "features") + 8 * (len(self.columns) - len(self.features))
@@ -95,14 +136,9 @@ class ParquetAdapter(DataAdapter):
                              f"{self.shuffle_buffer} rows and batches of {self.batch_size} rows of "
                              f"{row_bytes} bytes (needs {fixed + 3 * self.batch_size * row_bytes})")
         self.read_rows = max(self.batch_size, (self.memory_budget - fixed) // (3 * row_bytes))
-        self.units = []  # (file index, row group, rows)
-        for i, f in enumerate(self.files):
-            meta = pq.ParquetFile(f).metadata
-            other = pq.read_schema(f)
-            missing = [c for c in self.columns if c not in other.names]
-            if missing:
-                raise KeyError(f"paths: {str(f)!r} lacks the column(s) {missing}")
-            self.units.extend((i, g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups))
+        roles = dict.fromkeys(self.features, "features")
+        roles.update({c: w for c, w in ((self.label, "label"), (self.weight, "sample_weight")) if c is not None})
+        self.units = _scan(self.files, roles)  # (file index, row group, rows)
         self.num_rows = sum(u[2] for u in self.units)
         if self.num_rows == 0:
             raise ValueError("paths: the Parquet files hold no rows")
@@ -113,20 +149,25 @@ class ParquetAdapter(DataAdapter):
         self._rng = make_rng(seed) if self.shuffle else None
 
     def _chunks(self, order):
-        import pyarrow.parquet as pq
         from .tabular import columns_to_arrays
         current = None
-        for k in order:
-            fi, g, _ = self.units[k]
-            if current is None or current[0] != fi:
-                if current is not None:
-                    current[1].close()
-                current = (fi, pq.ParquetFile(self.files[fi], memory_map=False))
-            for rb in current[1].iter_batches(batch_size=self.read_rows, row_groups=[g], columns=self.columns,
-                                              use_threads=False):
-                yield columns_to_arrays(rb, self.features, self.label, self.weight)
-        if current is not None:
-            current[1].close()
+        try:
+            for k in order:
+                fi, g, _ = self.units[k]
+                if current is None or current[0] != fi:
+                    if current is not None:
+                        current[1].close()
+                    current = (fi, _open(self.files[fi]))
+                try:
+                    for rb in current[1].iter_batches(batch_size=self.read_rows, row_groups=[g],
+                                                      columns=self.columns, use_threads=False):
+                        yield columns_to_arrays(rb, self.features, self.label, self.weight)
+                except (OSError, ValueError, TypeError) as e:  # corrupted pages, a null the statistics missed
+                    kind = next(k for k in (OSError, ValueError, TypeError) if isinstance(e, k))
+                    raise kind(f"{e} (reading {str(self.files[fi])!r}, row group {g})") from None
+        finally:
+            if current is not None:
+                current[1].close()
 
     def get_epoch_iterator(self):
         if not self.shuffle:

@@ -7,6 +7,8 @@ columns are refused with the argument and the column named.
 """
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 
 
@@ -25,6 +27,27 @@ def column_names(table):
     return list(table.columns)
 
 
+def _is_number(dt):
+    return (np.issubdtype(dt, np.number) or dt == np.bool_) and not np.issubdtype(dt, np.complexfloating)
+
+
+def _pandas_values(col, what):
+    """A pandas Series' values as a 1-D numeric NumPy array. NumPy dtypes as they are; the
+    nullable and pyarrow-backed ones (Int64, Float64, boolean, float64[pyarrow], ...) as
+    their NumPy twin when no value is missing; anything else (category, object, dates) refused."""
+    dt = col.dtype
+    np_dt = dt if isinstance(dt, np.dtype) else getattr(dt, "numpy_dtype", None)
+    if np_dt is None or not _is_number(np_dt):
+        hint = " (its integer codes: .cat.codes)" if str(dt) == "category" else ""
+        raise TypeError(f"{what} has dtype {dt}; expected numbers (float, int or bool){hint}")
+    if isinstance(dt, np.dtype):
+        return col.to_numpy()
+    nulls = int(col.isna().sum())
+    if nulls:
+        raise ValueError(f"{what} holds {nulls} null values")
+    return col.to_numpy(dtype=np_dt)
+
+
 def _column(table, name, what):
     """One column as a 1-D numeric NumPy array."""
     if is_arrow(table):
@@ -36,15 +59,7 @@ def _column(table, name, what):
         if col.null_count:
             raise ValueError(f"{what}: column {name!r} holds {col.null_count} null values")
         return np.asarray(col.to_numpy())
-    col = table[name]
-    dt = col.dtype
-    if not isinstance(dt, np.dtype) or not (np.issubdtype(dt, np.number) or dt == np.bool_) \
-            or np.issubdtype(dt, np.complexfloating):
-        nulls = int(col.isna().sum()) if hasattr(col, "isna") else 0
-        if nulls and getattr(dt, "kind", "O") in "iufb":
-            raise ValueError(f"{what}: column {name!r} holds {nulls} null values")
-        raise TypeError(f"{what}: column {name!r} has dtype {dt}; expected numbers (float, int or bool)")
-    return col.to_numpy()
+    return _pandas_values(table[name], f"{what}: column {name!r}")
 
 
 def _names(names, what):
@@ -57,8 +72,8 @@ def _names(names, what):
     if not names:
         raise ValueError(f"{what}: expected at least one column name, got an empty list")
     for c in names:
-        if not isinstance(c, str):
-            raise TypeError(f"{what}: expected column names (str), got {c!r}")
+        if c is None or isinstance(c, (list, dict, set)):  # a tuple names a MultiIndex column
+            raise TypeError(f"{what}: expected column names, got {c!r}")
     return names
 
 
@@ -74,6 +89,11 @@ def resolve_columns(available, features, label, sample_weight):
             raise ValueError("features: no columns left once the label and weight columns are removed")
     features = _names(features, "features")
     avail = set(available)
+    chosen = [c for c in features + [label, sample_weight] if c is not None]
+    counts = collections.Counter(available)
+    twice = sorted({str(c) for c in chosen if counts[c] > 1})
+    if twice:
+        raise ValueError(f"x: the column name(s) {twice} appear more than once; rename the columns")
     for names, what in ((features, "features"), ([label], "label"), ([sample_weight], "sample_weight")):
         missing = [c for c in names if c is not None and c not in avail]
         if missing:
@@ -102,12 +122,28 @@ def series_to_array(obj, what):
             if obj.shape[1] != 1:
                 raise ValueError(f"{what}: expected one column, got a DataFrame of {obj.shape[1]}")
             obj = obj.iloc[:, 0]
-        dt = obj.dtype
-        if not isinstance(dt, np.dtype):
-            raise TypeError(f"{what}: has dtype {dt}; expected numbers (float, int or bool)")
-        return obj.to_numpy()
+        return _pandas_values(obj, what)
     if type(obj).__module__.startswith("pyarrow"):
         if getattr(obj, "null_count", 0):
             raise ValueError(f"{what}: holds {obj.null_count} null values")
         return np.asarray(obj.to_numpy())
     return obj
+
+
+def frame_to_arrays(x, y=None, sample_weight=None, features=None):
+    """(x, y, sample_weight) as NumPy arrays: x a DataFrame, Series or Arrow table (its
+    ``features`` columns, default every column but the label and weight columns); y and
+    sample_weight column names of x, Series, Arrow arrays or arrays. y / sample_weight
+    that are Series go through ``series_to_array`` also when x is an array."""
+    if not (is_pandas(x) or is_arrow(x)):
+        return x, series_to_array(y, "y"), series_to_array(sample_weight, "sample_weight")
+    if type(x).__name__ == "Series":
+        x = x.to_frame()
+    label = y if isinstance(y, str) else None
+    weight = sample_weight if isinstance(sample_weight, str) else None
+    xa, ya, wa = columns_to_arrays(x, features, label, weight)
+    if label is None and y is not None:
+        ya = series_to_array(y, "y")
+    if weight is None and sample_weight is not None:
+        wa = series_to_array(sample_weight, "sample_weight")
+    return xa, ya, wa

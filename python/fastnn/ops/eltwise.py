@@ -11,7 +11,9 @@ def activation(name, x, *, alpha=None, out=None):
     name: any of ``ACTIVATIONS`` (the registry ``_core.activations()``): linear
     (identity), relu, leaky_relu (alpha, default 0.2: Keras's
     ``keras.activations.leaky_relu`` negative_slope), elu (alpha, default 1.0),
-    selu, sigmoid, tanh, swish (silu), softplus.
+    selu, sigmoid, tanh, swish (silu), softplus, gelu (alpha: keras.activations.gelu's
+    approximate flag, 0 = exact x Phi(x) (default), 1 = the tanh form; anything else is
+    refused).
 
     >>> import numpy as np, fastnn.ops as ops
     >>> ops.activation("relu", np.array([-1.0, 2.0]))
@@ -28,7 +30,7 @@ def activation(name, x, *, alpha=None, out=None):
 def activation_grad(name, dy, *, x=None, y=None, alpha=None, out=None):
     """dL/dx = dy * act'(x), given the forward input ``x`` and/or output ``y``.
 
-    What each one needs is the registry's ``grad_needs``: swish and softplus need x
+    What each one needs is the registry's ``grad_needs``: swish, softplus and gelu need x
     ("x"); the others take either ("x_or_y"; sigmoid and tanh are cheapest from y).
     """
     name = _activation_name(name)
