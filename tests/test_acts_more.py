@@ -1,6 +1,7 @@
 """The Keras 3 activations beyond the classic set, end to end (csrc/fastnn/eltwise/
 more_acts_impl.h, python/fastnn/_reference_acts.py): relu6, hard_sigmoid, hard_silu (alias
-hard_swish), softsign, exponential, mish, log_sigmoid, celu, hard_tanh. For each: the
+hard_swish), softsign, exponential, mish, log_sigmoid, celu, hard_tanh, squareplus (b = 4 as the
+registry alpha), sparse_plus. For each: the
 registry row, the op vs its NumPy twin (float64 rtol 1e-12; float32 in ulp of the float64
 twin on dense sweeps of [-30, 30] and special values, on every ISA path), the gradient
 (from x, and from y where the registry allows it), the fused GEMM epilogues bitwise equal
@@ -25,13 +26,13 @@ from test_gradcheck_model import check as gradcheck_model
 
 F32 = np.float32
 NAMES = ("relu6", "hard_sigmoid", "hard_silu", "softsign", "exponential", "mish", "log_sigmoid", "celu",
-         "hard_tanh")
+         "hard_tanh", "squareplus", "sparse_plus")
 NEED_X = ("hard_silu", "softsign", "mish", "log_sigmoid")
 # max measured over every 13th float32 of +-[2^-30, 30] (scalar / avx2 / avx512): hard_sigmoid
 # 1.0, hard_silu 1.87, softsign 1.49, exponential 1.21 / 0.91 / 0.91, celu 1.36 / 1.24 / 1.24,
-# log_sigmoid 3.67 (as softplus: -softplus(-x)), mish 4.70 / 4.28 / 4.28
+# log_sigmoid 3.67 (as softplus: -softplus(-x)), mish 4.70 / 4.28 / 4.28, squareplus 2.75, sparse_plus 1.91
 ULP = {"relu6": 0, "hard_tanh": 0, "hard_sigmoid": 1, "hard_silu": 2, "softsign": 2, "exponential": 2,
-       "mish": 6, "log_sigmoid": 4, "celu": 2}
+       "mish": 6, "log_sigmoid": 4, "celu": 2, "squareplus": 3, "sparse_plus": 2}
 SPECIAL = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e30, -1e30, 3.0, -3.0, 6.0, 1.0, -1.0, 100.0, -100.0])
 
 
@@ -45,7 +46,7 @@ def _grad_kw(name, x, y):
 
 def test_registry_rows():
     for name in NAMES:
-        want = {"canonical": name, "alpha": 1.0 if name == "celu" else None,
+        want = {"canonical": name, "alpha": {"celu": 1.0, "squareplus": 4.0}.get(name),
                 "grad_needs": "x" if name in NEED_X else "x_or_y"}
         assert ops.REGISTRY[name] == want, name
     assert ops.REGISTRY["hard_swish"] == ops.REGISTRY["hard_silu"]
@@ -184,11 +185,29 @@ def test_keras_formulas_and_functions():
     want = {"relu6": np.clip(x, 0, 6), "hard_sigmoid": np.clip(x + 3, 0, 6) / 6,
             "hard_silu": x * np.clip(x + 3, 0, 6) / 6, "softsign": x / (1 + np.abs(x)), "exponential": np.exp(x),
             "mish": x * np.tanh(sp), "log_sigmoid": -np.log1p(np.exp(-x)), "celu": np.where(x > 0, x, np.expm1(x)),
-            "hard_tanh": np.clip(x, -1, 1)}
+            "hard_tanh": np.clip(x, -1, 1), "squareplus": (x + np.sqrt(x * x + 4)) / 2,
+            "sparse_plus": np.where(x <= -1, 0, np.where(x >= 1, x, (x + 1) ** 2 / 4))}
     for name in NAMES:
         np.testing.assert_allclose(getattr(A, name)(x), want[name], rtol=1e-13, atol=1e-15, err_msg=name)
         assert A.get(getattr(A, name)).name == name and A.get(name).name == name
     assert A.hard_swish is A.hard_silu and A.get("hard_swish").name == "hard_silu"
+
+
+def test_squareplus_b():
+    x = np.linspace(-6, 6, 241)
+    A = fastnn.activations
+    np.testing.assert_allclose(A.squareplus(x, b=1.0), (x + np.sqrt(x * x + 1)) / 2, rtol=1e-14)
+    act = A.get(functools.partial(A.squareplus, b=1.0))
+    assert act.name == "squareplus" and act.alpha == 1.0 and act.get_config() == {"name": "squareplus", "alpha": 1.0}
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="alpha: squareplus's alpha is its b, expected b > 0"):
+            A.ActivationFunction("squareplus", alpha=bad)
+        with pytest.raises(ValueError, match="alpha: squareplus's alpha is its b, expected b > 0"):
+            ops.activation("squareplus", x, alpha=bad)
+        with pytest.raises(ValueError, match="alpha: squareplus's alpha is its b, expected b > 0"):
+            ref.activation("squareplus", x, alpha=bad)
+    # x << 0: b / (2 (s - x)), no cancellation (x + s would give 0 or noise in float32)
+    np.testing.assert_allclose(ops.activation("squareplus", np.array([-1e4, -1e20], F32)), [1e-4, 1e-20], rtol=1e-6)
 
 
 def _dense_model(activation, dtype="float32", units=16):

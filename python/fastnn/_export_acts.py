@@ -5,11 +5,12 @@ is not Keras 3's 1/6):
 relu6 -> Min(Relu(x), 6); hard_sigmoid -> Min(Relu(x + 3), 6) / 6; hard_silu, hard_swish ->
 x * hard_sigmoid; softsign -> x / (1 + |x|); exponential -> Exp; mish -> x * Tanh(softplus);
 log_sigmoid -> Min(x, 0) - log(1 + exp(-|x|)); celu -> Relu(x) + alpha (exp(Min(x, 0) / alpha) - 1);
-hard_tanh -> Min(Max(x, -1), 1)."""
+hard_tanh -> Min(Max(x, -1), 1); squareplus -> Where(x < 0, b / (2 (s - x)), (x + s) / 2),
+s = Sqrt(x^2 + b); sparse_plus -> (z + 1)^2 / 4 + Relu(x - 1), z = Min(Max(x, -1), 1)."""
 from __future__ import annotations
 
 MORE_ACTIVATIONS = ("relu6", "hard_sigmoid", "hard_silu", "hard_swish", "softsign", "exponential", "mish",
-                    "log_sigmoid", "celu", "hard_tanh")
+                    "log_sigmoid", "celu", "hard_tanh", "squareplus", "sparse_plus")
 
 
 def _log1p_exp_neg_abs(g, x, base):
@@ -21,6 +22,15 @@ def _log1p_exp_neg_abs(g, x, base):
 def _hard_sigmoid(g, x, base):
     r = g.node("Relu", [g.node("Add", [x, g.const("three", 3.0)], base + "_x3")], base + "_relu")
     return g.node("Div", [g.node("Min", [r, g.const("six", 6.0)], base + "_relu6"), g.const("six", 6.0)], base)
+
+
+def _squareplus(g, x, b):
+    s = g.node("Sqrt", [g.node("Add", [g.node("Mul", [x, x], "squareplus_x2"), g.const("squareplus_b", b)],
+                               "squareplus_r")], "squareplus_s")
+    pos = g.node("Mul", [g.node("Add", [x, s], "squareplus_xs"), g.const("half", 0.5)], "squareplus_pos")
+    den = g.node("Mul", [g.node("Sub", [s, x], "squareplus_sx"), g.const("two", 2.0)], "squareplus_den")
+    neg = g.node("Div", [g.const("squareplus_b", b), den], "squareplus_neg")
+    return g.node("Where", [g.node("Less", [x, g.const("zero", 0.0)], "squareplus_lt"), neg, pos], "squareplus")
 
 
 def more_activation(g, x, name, alpha):
@@ -50,4 +60,13 @@ def more_activation(g, x, name, alpha):
     if name == "hard_tanh":
         lo = g.node("Max", [x, g.const("minus_one", -1.0)], "hard_tanh_lo")
         return g.node("Min", [lo, g.const("one", 1.0)], "hard_tanh")
+    if name == "squareplus":
+        return _squareplus(g, x, float(alpha))
+    if name == "sparse_plus":
+        z = g.node("Min", [g.node("Max", [x, g.const("minus_one", -1.0)], "sparse_plus_lo"), g.const("one", 1.0)],
+                   "sparse_plus_z")
+        u = g.node("Add", [z, g.const("one", 1.0)], "sparse_plus_u")
+        q = g.node("Mul", [g.node("Mul", [u, u], "sparse_plus_u2"), g.const("quarter", 0.25)], "sparse_plus_q")
+        lin = g.node("Relu", [g.node("Sub", [x, g.const("one", 1.0)], "sparse_plus_xm1")], "sparse_plus_lin")
+        return g.node("Add", [q, lin], "sparse_plus")
     raise ValueError(f"name: {name!r} is not one of {', '.join(MORE_ACTIVATIONS)}")

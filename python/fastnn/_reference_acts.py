@@ -1,5 +1,5 @@
 """The NumPy twins of the Keras 3 activations beyond the classic set (relu6, hard_sigmoid,
-hard_silu, softsign, exponential, mish, log_sigmoid, celu, hard_tanh), for
+hard_silu, softsign, exponential, mish, log_sigmoid, celu, hard_tanh, squareplus, sparse_plus), for
 :mod:`fastnn.reference`: plain formulas in the dtype of the input (the tests use
 float64). The kinks have gradient 0, as relu's; infinities give the limits. Imports
 only NumPy."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 MORE_ACTS = ("relu6", "hard_sigmoid", "hard_silu", "softsign", "exponential", "mish", "log_sigmoid",
-             "celu", "hard_tanh")
+             "celu", "hard_tanh", "squareplus", "sparse_plus")
 _NEED_X = ("hard_silu", "softsign", "mish", "log_sigmoid")
 
 
@@ -27,6 +27,15 @@ def _mish_parts(x):
 def _check_alpha(name, a):
     if name == "celu" and a == 0:
         raise ValueError("alpha: celu's alpha divides x, expected a nonzero number, got 0")
+    if name == "squareplus" and not a > 0:
+        raise ValueError(f"alpha: squareplus's alpha is its b, expected b > 0, got {a}")
+
+
+def _squareplus(x, b):
+    """(x + sqrt(x^2 + b)) / 2; for x < 0 as b / (2 (sqrt(x^2 + b) - x)) (no cancellation)."""
+    s = np.where(np.abs(x) > 1e150, np.abs(x), np.sqrt(np.minimum(np.abs(x), 1e150) ** 2 + b))
+    with np.errstate(divide="ignore", invalid="ignore"):  # the branch not taken: s - x = 0 for x >> 0
+        return np.where(x < 0, b / (2 * (s - x)), x / 2 + s / 2)
 
 
 def more_forward(name, x, a):
@@ -51,6 +60,10 @@ def more_forward(name, x, a):
         return np.where(x > 0, x, t(a) * np.expm1(np.minimum(x, 0) / t(a)))
     if name == "hard_tanh":
         return np.where(np.isnan(x), x, np.clip(x, -1, 1))
+    if name == "squareplus":
+        return _squareplus(x, t(a))
+    if name == "sparse_plus":
+        return np.where(x <= -1, t(0), np.where(x >= 1, x, (x + 1) * (x + 1) / 4))
     raise ValueError(f"name: unknown activation {name!r}")
 
 
@@ -83,4 +96,11 @@ def more_derivative(name, x, y, a):
         return np.where(s > 0, t(1), y / t(a) + 1 if x is None else np.exp(np.minimum(x, 0) / t(a)))
     if name == "hard_tanh":
         return np.where((s > -1) & (s < 1), t(1), t(0))
+    if name == "squareplus":  # 1/2 (1 + x / sqrt(x^2 + b)) = 4 y^2 / (4 y^2 + b)
+        h = np.minimum(y if x is None else _squareplus(x, t(a)), 1e150)
+        return 4 * h * h / (4 * h * h + t(a))
+    if name == "sparse_plus":
+        if x is None:
+            return np.where(y < 1, np.sqrt(y), t(1))
+        return np.where(x <= -1, t(0), np.where(x >= 1, t(1), (x + 1) / 2))
     raise ValueError(f"name: unknown activation {name!r}")

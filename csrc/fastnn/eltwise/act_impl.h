@@ -173,6 +173,8 @@ inline void act_backward_loop(const T* dy, const T* x, const T* y, T* dx, std::s
     case Act::log_sigmoid: CALL(Act::log_sigmoid); break; \
     case Act::celu: CALL(Act::celu); break;             \
     case Act::hard_tanh: CALL(Act::hard_tanh); break;   \
+    case Act::squareplus: CALL(Act::squareplus); break; \
+    case Act::sparse_plus: CALL(Act::sparse_plus); break; \
   }
 
 // y = act(x) over n values (y may equal x); `streaming`: non-temporal stores.

@@ -39,6 +39,8 @@ constexpr ActivationInfo kRegistry[] = {
     {"log_sigmoid", Act::log_sigmoid, "log_sigmoid", false, 0.0, GradNeeds::x},  // 1 - exp(y) would cancel
     {"celu", Act::celu, "celu", true, 1.0, GradNeeds::x_or_y},  // alpha: keras.activations.celu's
     {"hard_tanh", Act::hard_tanh, "hard_tanh", false, 0.0, GradNeeds::x_or_y},
+    {"squareplus", Act::squareplus, "squareplus", true, 4.0, GradNeeds::x_or_y},  // alpha: Keras's b
+    {"sparse_plus", Act::sparse_plus, "sparse_plus", false, 0.0, GradNeeds::x_or_y},
 };
 
 const ActivationInfo& info(Act act) {
@@ -62,7 +64,7 @@ constexpr std::size_t kStreamingBytes = std::size_t(16) << 20;
 std::size_t grain(Act act) {
   switch (act) {
     case Act::identity: case Act::relu: case Act::leaky_relu: case Act::relu6: case Act::hard_sigmoid:
-    case Act::hard_silu: case Act::hard_tanh: return kGrainCheap;
+    case Act::hard_silu: case Act::hard_tanh: case Act::sparse_plus: return kGrainCheap;
     default: return kGrainTranscendental;
   }
 }
@@ -97,6 +99,9 @@ void check_activation_alpha(Act act, double alpha, const char* argname) {
                                 "1 (tanh form), got " + std::to_string(alpha));
   if (act == Act::celu && alpha == 0.0)
     throw std::invalid_argument(std::string(argname) + ": celu's alpha divides x, expected a nonzero number, got 0");
+  if (act == Act::squareplus && !(alpha > 0.0))
+    throw std::invalid_argument(std::string(argname) + ": squareplus's alpha is its b, expected b > 0, got " +
+                                std::to_string(alpha));
 }
 
 template <class T>

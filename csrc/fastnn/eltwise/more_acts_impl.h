@@ -9,6 +9,10 @@
 //   log_sigmoid(x)  = -softplus(-x)                  d = sigmoid(-x)
 //   celu(x, a)      = x (x > 0), a expm1(x / a)      d = 1 (x > 0), exp(x / a) = y / a + 1
 //   hard_tanh(x)    = min(max(x, -1), 1)             d = 1 on (-1, 1), else 0
+//   squareplus(x, b) = (x + s) / 2, s = sqrt(x^2 + b) d = 4y^2 / (4y^2 + b)
+//                    (x < 0: b / (2 (s - x)), the same number without cancellation;
+//                    |x| > 1e18 (float) or 1e150 (double): s = |x|, no overflow)
+//   sparse_plus(x)  = 0 (x <= -1), (x + 1)^2 / 4, x (x >= 1)    d = 0, (x + 1) / 2 = sqrt(y), 1
 // The kinks have gradient 0 (relu's convention; JAX's relu6 too). NaN gives NaN; +-inf
 // gives the limits (hard_silu(-inf) = 0, softsign(+-inf) = +-1, mish(-inf) = 0).
 // mish: with e = exp(x), n = e (e + 2), tanh(softplus(x)) = n / (n + 2) and
@@ -24,7 +28,7 @@ namespace FASTNN_ISA_NS {
 constexpr bool is_more_act(Act a) {
   return a == Act::relu6 || a == Act::hard_sigmoid || a == Act::hard_silu || a == Act::softsign ||
          a == Act::exponential || a == Act::mish || a == Act::log_sigmoid || a == Act::celu ||
-         a == Act::hard_tanh;
+         a == Act::hard_tanh || a == Act::squareplus || a == Act::sparse_plus;
 }
 
 // relu6(x + 3) / 6: the division as Keras (float32: the same bits as JAX's).
@@ -41,6 +45,17 @@ template <class T>
   e = vexp(xc);
   n = e * (e + V::set1(T(2)));
   return n / (n + V::set1(T(2)));
+}
+
+template <class T> constexpr T kSquareplusBig = sizeof(T) == 4 ? T(1e18) : T(1e150);
+
+template <class T>
+[[gnu::always_inline]] inline Vec<T> squareplus_vec(Vec<T> x, T b) {
+  using V = Vec<T>;
+  const V ax = abs(x), half = V::set1(T(0.5));
+  const V s = select(gt(ax, V::set1(kSquareplusBig<T>)), ax, sqrt(fmadd(x, x, V::set1(b))));
+  const V neg = V::set1(b) / ((s - x) * V::set1(T(2)));
+  return select(lt(x, V::zero()), neg, x * half + s * half);  // NaN: the second
 }
 
 template <class T> constexpr T kMishTop = sizeof(T) == 4 ? T(20) : T(40);
@@ -74,6 +89,11 @@ inline Vec<T> more_act_forward(Vec<T> x, T alpha) {
     return select(gt(x, zero), x, a * vexpm1(x / a));
   }
   if constexpr (A == Act::hard_tanh) return min(one, max(-one, x));
+  if constexpr (A == Act::squareplus) return squareplus_vec(x, alpha);
+  if constexpr (A == Act::sparse_plus) {
+    const V u = x + one;
+    return select(le(x, -one), zero, select(ge(x, one), x, u * u * V::set1(T(0.25))));
+  }
 }
 
 // act'(.) for one vector; y is used only when have_y (and the registry allows it).
@@ -118,6 +138,15 @@ inline Vec<T> more_act_derivative(Vec<T> x, Vec<T> y, T alpha) {
   }
   if constexpr (A == Act::hard_tanh)
     return select(gt(s, -one), select(lt(s, one), one, zero), select(is_nan(s), s, zero));
+  if constexpr (A == Act::squareplus) {
+    const V h = min(V::set1(kSquareplusBig<T>), have_y ? y : squareplus_vec(x, alpha));  // NaN stays
+    const V h2 = V::set1(T(4)) * h * h;
+    return h2 / (h2 + V::set1(alpha));
+  }
+  if constexpr (A == Act::sparse_plus) {
+    if constexpr (have_y) return select(lt(y, one), sqrt(y), select(is_nan(y), y, one));  // y < 0 never
+    else return select(le(x, -one), zero, select(ge(x, one), one, (x + one) * V::set1(T(0.5))));
+  }
 }
 
 }  // namespace FASTNN_ISA_NS
