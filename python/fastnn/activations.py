@@ -70,6 +70,10 @@ class ActivationFunction:
             raise ValueError(f"approximate: only gelu takes it, not activation {name!r}")
         if alpha is not None and name not in _DEFAULT_ALPHA:
             raise ValueError(f"alpha: activation {name!r} takes no alpha")
+        if name == "celu" and alpha is not None and float(alpha) == 0.0:
+            raise ValueError("alpha: celu's alpha divides x, expected a nonzero number, got 0")
+        if name == "squareplus" and alpha is not None and not float(alpha) > 0.0:
+            raise ValueError(f"alpha: squareplus's alpha is its b, expected b > 0, got {alpha}")
         if name in _DEFAULT_ALPHA:
             self.alpha = float(_DEFAULT_ALPHA[name] if alpha is None else alpha)
         else:
@@ -182,16 +186,54 @@ silu = swish
 softplus = _fn("softplus")
 softmax = _fn("softmax")
 linear = _fn("linear")
+
+
+def _fn_x(name, doc):
+    def f(x):
+        return ActivationFunction(name)(x)
+    f.__name__ = name
+    f.__doc__ = f"{name}(x) = {doc} elementwise on a NumPy array, as ``keras.activations.{name}``."
+    return f
+
+
+relu6 = _fn_x("relu6", "min(max(x, 0), 6)")
+hard_sigmoid = _fn_x("hard_sigmoid", "relu6(x + 3) / 6")
+hard_silu = _fn_x("hard_silu", "x * hard_sigmoid(x)")
+hard_swish = hard_silu
+softsign = _fn_x("softsign", "x / (1 + |x|)")
+exponential = _fn_x("exponential", "exp(x)")
+mish = _fn_x("mish", "x * tanh(softplus(x))")
+log_sigmoid = _fn_x("log_sigmoid", "log(sigmoid(x)) = -softplus(-x)")
+hard_tanh = _fn_x("hard_tanh", "min(max(x, -1), 1)")
+
+
+sparse_plus = _fn_x("sparse_plus", "0 (x <= -1), (x + 1)^2 / 4, x (x >= 1)")
+
+
+def squareplus(x, b=4):
+    """squareplus(x) = (x + sqrt(x^2 + b)) / 2, as ``keras.activations.squareplus``
+    (b is the activation's alpha: ``{"name": "squareplus", "alpha": b}``)."""
+    return ActivationFunction("squareplus", b)(x)
+
+
+def celu(x, alpha=1.0):
+    """celu(x) = x (x > 0), alpha * expm1(x / alpha) (x <= 0), as ``keras.activations.celu``."""
+    return ActivationFunction("celu", alpha)(x)
+
+
 _FUNCTIONS = {f: f.__name__ for f in (sigmoid, tanh, relu, leaky_relu, elu, selu, swish,
-                                       softplus, softmax, linear, gelu)}
+                                       softplus, softmax, linear, gelu, relu6, hard_sigmoid, hard_silu,
+                                       softsign, exponential, mish, log_sigmoid, celu, hard_tanh, squareplus,
+                                       sparse_plus)}
 
 
 def _from_partial(p):
     """``functools.partial(f, **options)`` of a function of this module (Keras users pass
     ``partial(keras.activations.gelu, approximate=True)``): its options, else None."""
-    if p.func not in _FUNCTIONS or p.args or not set(p.keywords) <= {"alpha", "approximate"}:
+    if p.func not in _FUNCTIONS or p.args or not set(p.keywords) <= {"alpha", "approximate", "b"}:
         return None
-    return ActivationFunction(_FUNCTIONS[p.func], p.keywords.get("alpha"), p.keywords.get("approximate"))
+    alpha = p.keywords.get("b") if p.func is squareplus else p.keywords.get("alpha")
+    return ActivationFunction(_FUNCTIONS[p.func], alpha, p.keywords.get("approximate"))
 
 
 def get(identifier):

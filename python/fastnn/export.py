@@ -25,7 +25,9 @@ Mul by 1/n, onnxruntime has no double Mean), Maximum -> Max, Concatenate -> Conc
 Activations: linear (no node), relu, leaky_relu, elu, selu, sigmoid, tanh, softplus,
 softmax (axis -1), swish (x * Sigmoid(x)), gelu (opset 17 has no Gelu: exact
 0.5 x (1 + Erf(x / sqrt 2)), approximate 0.5 x (1 + Tanh(sqrt(2/pi) (x + 0.044715 x^3)));
-the exact form float32 only: onnxruntime's Erf has no double kernel). Anything else raises a ``ValueError`` naming
+the exact form float32 only: onnxruntime's Erf has no double kernel), relu6, hard_sigmoid,
+hard_silu, softsign, exponential, mish, log_sigmoid, celu, hard_tanh, squareplus, sparse_plus (from elementary
+operators: see _export_acts.py). Anything else raises a ``ValueError`` naming
 the layer. Layer parameters are read by name (``layer.vars["kernel"]``, or attributes of
 that name), so any layer object with the same public names exports alike.
 """
@@ -35,6 +37,7 @@ import numpy as np
 
 from . import _safe_files
 from . import modelfile as _modelfile
+from ._export_acts import MORE_ACTIVATIONS as _MORE_ACTIVATIONS, more_activation as _more_activation
 from .reference import SELU_ALPHA, SELU_SCALE
 
 OPSET = 17
@@ -46,7 +49,7 @@ SUPPORTED_LAYERS = ("InputLayer", "Dense", "Activation", "BatchNormalization", "
                     "Maxout", "Rescaling", "Normalization", "LayerNormalization", "ReLU", "LeakyReLU", "ELU",
                     "Softmax", "Reshape", "Identity") + _MERGE + _INFERENCE_IDENTITY
 SUPPORTED_ACTIVATIONS = ("linear", "identity", "relu", "leaky_relu", "elu", "selu", "sigmoid", "tanh",
-                         "softplus", "softmax", "swish", "silu", "gelu")
+                         "softplus", "softmax", "swish", "silu", "gelu") + _MORE_ACTIVATIONS
 
 
 def _weight(layer, name):
@@ -158,6 +161,8 @@ def _activation(g, x, act, where):
         return g.node("Mul", [x, g.node("Sigmoid", [x], "swish_sigmoid")], "swish")
     if name == "gelu":
         return _gelu(g, x, bool(alpha), where)
+    if name in _MORE_ACTIVATIONS:  # relu6, hard_sigmoid, ... (_export_acts.py)
+        return _more_activation(g, x, name, alpha)
     raise ValueError(f"export_onnx: {where} has the activation {name!r}, which has no ONNX export; "
                      f"supported: {', '.join(SUPPORTED_ACTIVATIONS)}")
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from ._core import activations as _activation_registry
 from ._reference_gelu import gelu_approximate as _gelu_approximate, gelu_parts as _gelu_parts
+from ._reference_acts import more_derivative as _more_derivative, more_forward as _more_forward
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -70,8 +71,8 @@ def activation(name, x, *, alpha=None, out=None):
             y = np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
         elif name == "gelu":
             y = _gelu_parts(x, _gelu_approximate(a, "alpha"))[0]
-        else:
-            raise ValueError(f"name: unknown activation {name!r}")
+        else:  # relu6, hard_sigmoid, ... (_reference_acts.py); a ValueError for an unknown name
+            y = _more_forward(name, x, a)
     y = y.astype(x.dtype, copy=False)
     return _into(out, y)
 
@@ -117,8 +118,8 @@ def activation_grad(name, dy, *, x=None, y=None, alpha=None, out=None):
             d = _sigmoid(x)
         elif name == "gelu":
             d = _gelu_parts(x, _gelu_approximate(a, "alpha"))[1]
-        else:
-            raise ValueError(f"name: unknown activation {name!r}")
+        else:  # relu6, hard_sigmoid, ... (_reference_acts.py); a ValueError for an unknown name
+            d = _more_derivative(name, x, y, a)
     if s is not None and name != "linear":  # a NaN input gives a NaN gradient (linear: dy itself)
         d = np.where(np.isnan(s), s, d)
     g = (dy * d).astype(dy.dtype, copy=False)

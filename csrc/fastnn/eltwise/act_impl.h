@@ -9,6 +9,7 @@
 #include "fastnn/eltwise/eltwise.h"
 #include "fastnn/simd/vecmath_impl.h"
 #include "fastnn/eltwise/gelu_impl.h"
+#include "fastnn/eltwise/more_acts_impl.h"
 
 namespace fastnn {
 namespace FASTNN_ISA_NS {
@@ -34,6 +35,7 @@ inline Vec<T> act_forward_vec(Vec<T> x, T alpha) {
     return select(is_nan(x), x, r);
   }
   if constexpr (A == Act::gelu) return gelu_forward(x, alpha != T(0));  // alpha: approximate (gelu_impl.h)
+  if constexpr (is_more_act(A)) return more_act_forward<A>(x, alpha);  // more_acts_impl.h
 }
 
 // dL/dx for one vector; x or y may be unused (see activation_grad_needs).
@@ -75,6 +77,7 @@ inline Vec<T> act_backward_vec(Vec<T> dy, Vec<T> x, Vec<T> y, T alpha) {
   }
   if constexpr (A == Act::softplus) return dy * vsigmoid(x);
   if constexpr (A == Act::gelu) return dy * gelu_derivative(x, alpha != T(0));
+  if constexpr (is_more_act(A)) return dy * more_act_derivative<A, have_y>(x, y, alpha);
 }
 
 // Elements before y + i is aligned to a whole vector (for non-temporal stores).
@@ -161,6 +164,17 @@ inline void act_backward_loop(const T* dy, const T* x, const T* y, T* dx, std::s
     case Act::swish: CALL(Act::swish); break;           \
     case Act::softplus: CALL(Act::softplus); break;     \
     case Act::gelu: CALL(Act::gelu); break;             \
+    case Act::relu6: CALL(Act::relu6); break;           \
+    case Act::hard_sigmoid: CALL(Act::hard_sigmoid); break; \
+    case Act::hard_silu: CALL(Act::hard_silu); break;   \
+    case Act::softsign: CALL(Act::softsign); break;     \
+    case Act::exponential: CALL(Act::exponential); break; \
+    case Act::mish: CALL(Act::mish); break;             \
+    case Act::log_sigmoid: CALL(Act::log_sigmoid); break; \
+    case Act::celu: CALL(Act::celu); break;             \
+    case Act::hard_tanh: CALL(Act::hard_tanh); break;   \
+    case Act::squareplus: CALL(Act::squareplus); break; \
+    case Act::sparse_plus: CALL(Act::sparse_plus); break; \
   }
 
 // y = act(x) over n values (y may equal x); `streaming`: non-temporal stores.

@@ -28,6 +28,19 @@ constexpr ActivationInfo kRegistry[] = {
     {"softplus", Act::softplus, "softplus", false, 0.0, GradNeeds::x},
     // alpha: keras.activations.gelu's approximate flag, 0 (erf, Keras's default) or 1 (tanh form)
     {"gelu", Act::gelu, "gelu", true, 0.0, GradNeeds::x},
+    // Keras 3 (keras.activations, JAX backend); the piecewise ones have gradient 0 at their kinks
+    {"relu6", Act::relu6, "relu6", false, 0.0, GradNeeds::x_or_y},
+    {"hard_sigmoid", Act::hard_sigmoid, "hard_sigmoid", false, 0.0, GradNeeds::x_or_y},  // relu6(x + 3) / 6
+    {"hard_silu", Act::hard_silu, "hard_silu", false, 0.0, GradNeeds::x},
+    {"hard_swish", Act::hard_silu, "hard_silu", false, 0.0, GradNeeds::x},
+    {"softsign", Act::softsign, "softsign", false, 0.0, GradNeeds::x},  // (1 - |y|)^2 would cancel
+    {"exponential", Act::exponential, "exponential", false, 0.0, GradNeeds::x_or_y},
+    {"mish", Act::mish, "mish", false, 0.0, GradNeeds::x},
+    {"log_sigmoid", Act::log_sigmoid, "log_sigmoid", false, 0.0, GradNeeds::x},  // 1 - exp(y) would cancel
+    {"celu", Act::celu, "celu", true, 1.0, GradNeeds::x_or_y},  // alpha: keras.activations.celu's
+    {"hard_tanh", Act::hard_tanh, "hard_tanh", false, 0.0, GradNeeds::x_or_y},
+    {"squareplus", Act::squareplus, "squareplus", true, 4.0, GradNeeds::x_or_y},  // alpha: Keras's b
+    {"sparse_plus", Act::sparse_plus, "sparse_plus", false, 0.0, GradNeeds::x_or_y},
 };
 
 const ActivationInfo& info(Act act) {
@@ -50,7 +63,8 @@ constexpr std::size_t kStreamingBytes = std::size_t(16) << 20;
 
 std::size_t grain(Act act) {
   switch (act) {
-    case Act::identity: case Act::relu: case Act::leaky_relu: return kGrainCheap;
+    case Act::identity: case Act::relu: case Act::leaky_relu: case Act::relu6: case Act::hard_sigmoid:
+    case Act::hard_silu: case Act::hard_tanh: case Act::sparse_plus: return kGrainCheap;
     default: return kGrainTranscendental;
   }
 }
@@ -83,6 +97,11 @@ void check_activation_alpha(Act act, double alpha, const char* argname) {
   if (act == Act::gelu && alpha != 0.0 && alpha != 1.0)
     throw std::invalid_argument(std::string(argname) + ": gelu's alpha is its approximate flag, 0 (exact, erf) or "
                                 "1 (tanh form), got " + std::to_string(alpha));
+  if (act == Act::celu && alpha == 0.0)
+    throw std::invalid_argument(std::string(argname) + ": celu's alpha divides x, expected a nonzero number, got 0");
+  if (act == Act::squareplus && !(alpha > 0.0))
+    throw std::invalid_argument(std::string(argname) + ": squareplus's alpha is its b, expected b > 0, got " +
+                                std::to_string(alpha));
 }
 
 template <class T>
