@@ -172,9 +172,11 @@ def test_out_overlapping_x_or_indices_is_refused():
 
 
 def test_releases_the_gil():
+    # every row 4 times: a call of 25 ms or more on one core, far longer than a busy machine
+    # may deschedule the counter thread for (a 6 ms call could see no stamp at all)
     x = _array((8000, 1000), np.float64)
-    idx = np.random.default_rng(4).permutation(8000)
-    out = np.empty_like(x)
+    idx = np.concatenate([np.random.default_rng(s).permutation(8000) for s in range(4)])
+    out = np.empty((len(idx), 1000))
     before = fastnn.get_num_threads()
     fastnn.set_num_threads(1)
     try:
