@@ -122,3 +122,24 @@ def test_the_real_fit_trains_on_hook_sources_bitwise_like_arrays(tmp_path):
     d.fit(fastnn.data.from_parquet(str(tmp_path / "d.parquet"), features=list("abcd"), label="label",
                                    batch_size=16), epochs=2, verbose=0)
     assert all(np.array_equal(u, v) for u, v in zip(c.get_weights(), d.get_weights()))
+
+
+def test_sample_weight_of_one_column_is_taken_as_keras_takes_it():
+    """sample_weight of shape (n, 1) (Keras 3 accepts it) trains, evaluates and steps exactly as
+    the same weights of shape (n,); (n, 2) and (n, 1, 1) are still refused naming both shapes."""
+    x, y = _xy()
+    w = np.random.default_rng(3).random(50)
+
+    def run(sw):
+        m = fastnn.Sequential([Dense(3, activation="softmax", input_dim=4,
+                                     kernel_initializer=fastnn.initializers.GlorotUniform(seed=0))])
+        m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        h = m.fit(x, y, sample_weight=sw, batch_size=16, epochs=2, verbose=0, seed=1)
+        return (m.arena.params.copy(), h.history["loss"], m.evaluate(x, y, sample_weight=sw, verbose=0),
+                m.train_on_batch(x[:8], y[:8], sample_weight=sw[:8]))
+    flat, column = run(w), run(w[:, None])
+    np.testing.assert_array_equal(flat[0], column[0])
+    assert flat[1:] == column[1:]
+    for bad in (np.ones((50, 2)), np.ones((50, 1, 1))):
+        with pytest.raises(ValueError, match=r"^sample_weight: expected shape \(50,\) or \(50, 1\), got "):
+            _model().fit(x, y, sample_weight=bad, epochs=1, verbose=0)

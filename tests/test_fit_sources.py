@@ -173,7 +173,7 @@ def test_sample_weight_scales_each_samples_loss():
         _model().fit(x, y, class_weight={5: 1.0}, verbose=0)
     m = _model()
     before = m.get_weights()
-    with pytest.raises(ValueError, match=r"sample_weight: expected shape \(96,\)"):
+    with pytest.raises(ValueError, match=r"sample_weight: expected shape \(96,\) or \(96, 1\)"):
         m.fit(x, y, sample_weight=np.ones(3), verbose=0)
     _same_weights_list(before, m.get_weights())
 

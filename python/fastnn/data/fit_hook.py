@@ -40,8 +40,10 @@ def _check_weights(sw, n, where, dtype):
     sw = np.asarray(sw)
     if not (np.issubdtype(sw.dtype, np.number) or sw.dtype == np.bool_) or sw.dtype.kind == "c":
         raise TypeError(f"sample_weight{where}: expected numbers, got an array of dtype {sw.dtype}")
+    if sw.shape == (n, 1):  # one column, as Keras takes it
+        sw = sw[:, 0]
     if sw.shape != (n,):
-        raise ValueError(f"sample_weight{where}: expected shape ({n},), got {sw.shape}")
+        raise ValueError(f"sample_weight{where}: expected shape ({n},) or ({n}, 1), got {sw.shape}")
     sw = np.ascontiguousarray(sw, dtype=dtype)
     if not np.isfinite(sw).all() or (sw < 0).any():
         raise ValueError(f"sample_weight{where}: expected finite weights >= 0")
