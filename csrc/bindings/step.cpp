@@ -149,7 +149,6 @@ class NativeStep {
       if (optimizer == "adam" && !t[4].is_none()) r.s2 = wptr<T>(vec_arg(t[4], dlogits, r.n, "slot2", true));
       P.ranges.push_back(r);
     }
-    fastnn::plan_updates(P);
   }
 
   // The width of layer k's input: the data's for the first layer, else the layer below's.

@@ -1,7 +1,6 @@
 // The native training step (step.h): the kernels of the Python step, in its order.
 #include "fastnn/step/step.h"
 
-#include <algorithm>
 #include <type_traits>
 
 #include "fastnn/gemm/bf16/dense_bf16.h"
@@ -172,69 +171,21 @@ template <class T> double loss_step(const StepPlan<T>& plan, const void* labels)
   }
 }
 
-// Optimizer.apply over the segments `segs` of the trainable ranges.
-template <class T>
-void update_segments(const StepPlan<T>& plan, const std::vector<StepSegment>& segs, double lr, std::int64_t step) {
+// Optimizer.apply: one update per contiguous trainable range.
+template <class T> void optimizer_step(const StepPlan<T>& plan, double lr, std::int64_t step) {
   if (plan.optimizer == StepOptimizer::adam) {
     AdamArgs a = plan.adam;
     a.lr = lr;
     a.step = step;
-    for (const StepSegment& s : segs) {
-      const StepRange<T>& r = plan.ranges[s.range];
-      adam_update<T>(r.p + s.at, r.g + s.at, r.s0 + s.at, r.s1 + s.at, s.n, a, r.s2 ? r.s2 + s.at : nullptr);
-    }
+    for (const StepRange<T>& r : plan.ranges) adam_update<T>(r.p, r.g, r.s0, r.s1, r.n, a, r.s2);
   } else {
     SgdArgs a = plan.sgd;
     a.lr = lr;
-    for (const StepSegment& s : segs) {
-      const StepRange<T>& r = plan.ranges[s.range];
-      sgd_update<T>(r.p + s.at, r.g + s.at, a.momentum != 0.0 ? r.s0 + s.at : nullptr, s.n, a);
-    }
+    for (const StepRange<T>& r : plan.ranges) sgd_update<T>(r.p, r.g, a.momentum != 0.0 ? r.s0 : nullptr, r.n, a);
   }
-}
-
-// The segment of the ranges holding the n gradients at g, or false when no range holds
-// them all (or its parameters are not at param).
-template <class T>
-bool find_segment(const StepPlan<T>& plan, const T* g, const T* param, std::size_t n, StepSegment& seg) {
-  for (std::size_t i = 0; i < plan.ranges.size(); ++i) {
-    const StepRange<T>& r = plan.ranges[i];
-    if (g < r.g || g >= r.g + r.n || n > static_cast<std::size_t>(r.g + r.n - g)) continue;
-    seg = StepSegment{i, static_cast<std::size_t>(g - r.g), n};
-    return r.p + seg.at == param;
-  }
-  return false;
 }
 
 }  // namespace
-
-template <class T> void plan_updates(StepPlan<T>& plan) {
-  plan.layer_updates.assign(plan.layers.size(), {});
-  plan.rest_updates.clear();
-  std::vector<std::vector<StepSegment>> taken(plan.ranges.size());  // per range, by offset below
-  for (std::size_t k = plan.first; k < plan.layers.size(); ++k) {  // the layers the backward reaches
-    const DenseStep<T>& L = plan.layers[k];
-    if (L.kind != StepNode::dense || !L.dW) continue;
-    StepSegment w, b;
-    if (!find_segment(plan, static_cast<const T*>(L.dW), L.W, L.in * L.out, w)) continue;
-    if (L.db && !find_segment(plan, static_cast<const T*>(L.db), L.b, L.out, b)) continue;
-    plan.layer_updates[k].push_back(w);
-    taken[w.range].push_back(w);
-    if (L.db) {
-      plan.layer_updates[k].push_back(b);
-      taken[b.range].push_back(b);
-    }
-  }
-  for (std::size_t i = 0; i < plan.ranges.size(); ++i) {  // the gaps between the taken segments
-    std::sort(taken[i].begin(), taken[i].end(), [](const StepSegment& a, const StepSegment& c) { return a.at < c.at; });
-    std::size_t at = 0;
-    for (const StepSegment& s : taken[i]) {
-      if (s.at > at) plan.rest_updates.push_back(StepSegment{i, at, s.at - at});
-      at = s.at + s.n;
-    }
-    if (at < plan.ranges[i].n) plan.rest_updates.push_back(StepSegment{i, at, plan.ranges[i].n - at});
-  }
-}
 
 template <class T>
 double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double lr, std::int64_t step) {
@@ -256,14 +207,11 @@ double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double 
       below = &plan.layers[k - 1];
     d = node_backward<T>(L, xk, d, m, need_dx, act_done, below);
     act_done = below != nullptr;
-    if (!plan.layer_updates[k].empty()) update_segments<T>(plan, plan.layer_updates[k], lr, step);
   }
-  update_segments<T>(plan, plan.rest_updates, lr, step);
+  if (!plan.ranges.empty()) optimizer_step<T>(plan, lr, step);
   return loss;
 }
 
-template void plan_updates<float>(StepPlan<float>&);
-template void plan_updates<double>(StepPlan<double>&);
 template double run_step<float>(const StepPlan<float>&, const float*, const void*, double, std::int64_t);
 template double run_step<double>(const StepPlan<double>&, const double*, const void*, double, std::int64_t);
 

@@ -72,11 +72,6 @@ template <class T> struct StepRange {
   std::size_t n = 0;
 };
 
-// A piece of ranges[range]: n values from offset `at`, updated by one optimizer call.
-struct StepSegment {
-  std::size_t range = 0, at = 0, n = 0;
-};
-
 template <class T> struct StepPlan {
   std::size_t m = 0;                 // batch size
   std::vector<DenseStep<T>> layers;  // forward order
@@ -88,17 +83,7 @@ template <class T> struct StepPlan {
   AdamArgs adam;                     // lr and step set per call
   SgdArgs sgd;                       // lr set per call
   std::vector<StepRange<T>> ranges;  // empty: nothing trainable
-  // The optimizer update split as plan_updates sets it: layer_updates[k] right after layer
-  // k's backward (a Dense layer's kernel and bias: W was just read by its dx product and
-  // dW written, so both are still in cache), rest_updates after the whole backward (what no
-  // layer took). Every value is updated once, elementwise: the bits of one call per range.
-  std::vector<std::vector<StepSegment>> layer_updates;
-  std::vector<StepSegment> rest_updates;
 };
-
-// Fills plan.layer_updates and plan.rest_updates from plan.layers and plan.ranges (once,
-// when the plan is built).
-template <class T> void plan_updates(StepPlan<T>& plan);
 
 // One step on the batch x (m x in of the first layer) with labels (int64 ids for
 // xent_ids, else T rows like the output). Returns the loss. Called with the GIL released.
