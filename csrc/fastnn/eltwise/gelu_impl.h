@@ -85,14 +85,17 @@ template <class T>
 }
 
 // double: lane-wise libm, Phi(x) = erfc(-x/sqrt2)/2 (accurate in both tails).
+// sigmoid(2v) of the tanh form at xc (clamped to +-1e4), without overflow of exp.
+inline double gelu_tanh_sigmoid(double xc) {
+  const double w = 2 * kSqrt2OverPi * xc * (1 + kGeluTanhCoef * xc * xc);
+  return w >= 0 ? 1 / (1 + std::exp(-w)) : std::exp(w) / (1 + std::exp(w));
+}
+
 inline double gelu_scalar(double x, bool approximate) {
   const double big = std::numeric_limits<double>::max();
   const double xm = x < -big ? -big : x;  // gelu(-inf) = -0
   if (approximate) {
-    const double xc = std::fmin(std::fmax(x, -1e4), 1e4);
-    const double w = 2 * kSqrt2OverPi * xc * (1 + kGeluTanhCoef * xc * xc);
-    const double s = w >= 0 ? 1 / (1 + std::exp(-w)) : std::exp(w) / (1 + std::exp(w));
-    return xm * s;
+    return xm * gelu_tanh_sigmoid(std::fmin(std::fmax(x, -1e4), 1e4));
   }
   return xm * 0.5 * std::erfc(-x * 0.70710678118654752440);
 }
@@ -101,8 +104,7 @@ inline double gelu_derivative_scalar(double x, bool approximate) {
   if (std::isnan(x)) return x;
   const double xc = std::fmin(std::fmax(x, -1e4), 1e4);  // +-inf: the limits 1 and 0
   if (approximate) {
-    const double w = 2 * kSqrt2OverPi * xc * (1 + kGeluTanhCoef * xc * xc);
-    const double s = w >= 0 ? 1 / (1 + std::exp(-w)) : std::exp(w) / (1 + std::exp(w));
+    const double s = gelu_tanh_sigmoid(xc);
     return s + xc * s * (1 - s) * 2 * kSqrt2OverPi * (1 + 3 * kGeluTanhCoef * xc * xc);
   }
   return 0.5 * std::erfc(-xc * 0.70710678118654752440) + xc * std::exp(-0.5 * xc * xc) * kInvSqrt2Pi;

@@ -47,6 +47,14 @@ template <class T>
   return n / (n + V::set1(T(2)));
 }
 
+// v where lo < s < hi, 0 elsewhere (the kinks included), NaN where s is NaN: the gradient of
+// the clipping activations (relu6, hard_sigmoid, hard_tanh) from their input or output s.
+template <class T>
+[[gnu::always_inline]] inline Vec<T> inside_open(Vec<T> s, T lo, T hi, Vec<T> v) {
+  const Vec<T> zero = Vec<T>::zero();
+  return select(gt(s, Vec<T>::set1(lo)), select(lt(s, Vec<T>::set1(hi)), v, zero), select(is_nan(s), s, zero));
+}
+
 template <class T> constexpr T kSquareplusBig = sizeof(T) == 4 ? T(1e18) : T(1e150);
 
 template <class T>
@@ -103,11 +111,10 @@ inline Vec<T> more_act_derivative(Vec<T> x, Vec<T> y, T alpha) {
   const V zero = V::zero(), one = V::set1(T(1));
   const V s = have_y ? y : x;
   (void)alpha, (void)s;
-  if constexpr (A == Act::relu6)
-    return select(gt(s, zero), select(lt(s, V::set1(T(6))), one, zero), select(is_nan(s), s, zero));
+  if constexpr (A == Act::relu6) return inside_open(s, T(0), T(6), one);
   if constexpr (A == Act::hard_sigmoid) {
     const V h = have_y ? y : hard_sigmoid_vec(x);  // the same test from x or y: 0 < y < 1
-    return select(gt(h, zero), select(lt(h, one), V::set1(T(1.0 / 6.0)), zero), select(is_nan(h), h, zero));
+    return inside_open(h, T(0), T(1), V::set1(T(1.0 / 6.0)));
   }
   if constexpr (A == Act::hard_silu) {
     const V mid = (x + x + V::set1(T(3))) / V::set1(T(6));  // NaN stays
@@ -136,8 +143,7 @@ inline Vec<T> more_act_derivative(Vec<T> x, Vec<T> y, T alpha) {
     if constexpr (have_y) d = y / a + one; else d = vexp(x / a);
     return select(gt(s, zero), one, select(is_nan(s), s, d));
   }
-  if constexpr (A == Act::hard_tanh)
-    return select(gt(s, -one), select(lt(s, one), one, zero), select(is_nan(s), s, zero));
+  if constexpr (A == Act::hard_tanh) return inside_open(s, T(-1), T(1), one);
   if constexpr (A == Act::squareplus) {
     const V h = min(V::set1(kSquareplusBig<T>), have_y ? y : squareplus_vec(x, alpha));  // NaN stays
     const V h2 = V::set1(T(4)) * h * h;
