@@ -10,6 +10,36 @@ from ._eager import LayerVariable
 from .core import Layer, _require_2d, _weight_args
 
 
+def check_axis(axis):
+    """An int or a list/tuple of ints (Keras's ``axis``), as saved: an int or a list."""
+    axes = axis if isinstance(axis, (list, tuple)) else (axis,)
+    if not axes or any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in axes):
+        raise TypeError(f"axis: expected an int or a list/tuple of ints, got {axis!r}")
+    return [int(a) for a in axes] if isinstance(axis, (list, tuple)) else int(axis)
+
+
+def feature_axes(layer, axis, input_shape):
+    """The axes of ``axis`` in (batch, *input_shape), sorted; the batch axis is refused."""
+    rank = len(input_shape) + 1
+    axes = axis if isinstance(axis, list) else [axis]
+    if any(not -rank <= a < rank for a in axes) or any(a % rank == 0 for a in axes):
+        raise ValueError(f"layer {layer.name!r}: axis {axis!r} is the batch axis or out of range for "
+                         f"inputs of shape (batch, {', '.join(map(str, input_shape))})")
+    return tuple(sorted({a % rank for a in axes}))
+
+
+def add_gamma_beta(layer, shape):
+    """The learned scale and offset of a normalization layer with Keras's ``scale`` / ``center``
+    flags: "gamma" and "beta" of ``shape`` with the layer's initializers, regularizers and
+    constraints."""
+    if layer.scale:
+        layer.add_weight("gamma", shape, layer.gamma_initializer, layer.gamma_regularizer,
+                         constraint=layer.gamma_constraint)
+    if layer.center:
+        layer.add_weight("beta", shape, layer.beta_initializer, layer.beta_regularizer,
+                         constraint=layer.beta_constraint)
+
+
 class BatchNormalization(Layer):
     """Normalizes each feature over the batch, then scales by gamma and shifts by beta.
 
@@ -57,12 +87,7 @@ class BatchNormalization(Layer):
     def _build(self, input_shape):
         _require_2d(self, input_shape)
         n = input_shape[0]
-        if self.scale:
-            self.add_weight("gamma", (n,), self.gamma_initializer, self.gamma_regularizer,
-                            constraint=self.gamma_constraint)
-        if self.center:
-            self.add_weight("beta", (n,), self.beta_initializer, self.beta_regularizer,
-                            constraint=self.beta_constraint)
+        add_gamma_beta(self, (n,))
         self.add_weight("moving_mean", (n,), self.moving_mean_initializer, trainable=False)
         self.add_weight("moving_variance", (n,), self.moving_variance_initializer, trainable=False)
         self.output_shape = input_shape
@@ -124,12 +149,10 @@ class LayerNormalization(Layer):
                  gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None,
                  beta_constraint=None, gamma_constraint=None, **kwargs):
         super().__init__(**kwargs)
-        axes = axis if isinstance(axis, (list, tuple)) else (axis,)
-        if not axes or any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in axes):
-            raise TypeError(f"axis: expected an int or a list/tuple of ints, got {axis!r}")
+        axis = check_axis(axis)
         if isinstance(epsilon, bool) or not (np.isfinite(float(epsilon)) and float(epsilon) > 0):
             raise ValueError(f"epsilon: expected a positive number, got {epsilon!r}")
-        self.axis = [int(a) for a in axis] if isinstance(axis, (list, tuple)) else int(axis)
+        self.axis = axis
         self.epsilon, self.center, self.scale = float(epsilon), bool(center), bool(scale)
         self.beta_initializer, self.beta_regularizer, self.beta_constraint = _weight_args(
             beta_initializer, beta_regularizer, beta_constraint)
@@ -138,21 +161,12 @@ class LayerNormalization(Layer):
 
     def _build(self, input_shape):
         rank = len(input_shape) + 1
-        axes = self.axis if isinstance(self.axis, list) else [self.axis]
-        if any(not -rank <= a < rank for a in axes) or any(a % rank == 0 for a in axes):
-            raise ValueError(f"layer {self.name!r}: axis {self.axis!r} is the batch axis or out of range for "
-                             f"inputs of shape (batch, {', '.join(map(str, input_shape))})")
-        self._ax = tuple(sorted({a % rank for a in axes}))
+        self._ax = feature_axes(self, self.axis, input_shape)
         self._reduce = tuple(a for a in range(rank) if a not in self._ax)  # axes summed for dgamma
         pshape = tuple(input_shape[a - 1] for a in self._ax)
         # parameters broadcast against (batch, *input_shape): size 1 on the other axes
         self._bshape = tuple(input_shape[a - 1] if a in self._ax else 1 for a in range(1, rank))
-        if self.scale:
-            self.add_weight("gamma", pshape, self.gamma_initializer, self.gamma_regularizer,
-                            constraint=self.gamma_constraint)
-        if self.center:
-            self.add_weight("beta", pshape, self.beta_initializer, self.beta_regularizer,
-                            constraint=self.beta_constraint)
+        add_gamma_beta(self, pshape)
         self.output_shape = input_shape
 
     def forward(self, x, training=False, logits=False):

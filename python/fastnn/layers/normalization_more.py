@@ -14,24 +14,7 @@ import numpy as np
 
 from ._eager import LayerVariable
 from .core import Layer, _name_counters, _weight_args
-
-
-def check_axis(axis):
-    """An int or a list/tuple of ints (Keras's ``axis``), as saved: an int or a list."""
-    axes = axis if isinstance(axis, (list, tuple)) else (axis,)
-    if not axes or any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in axes):
-        raise TypeError(f"axis: expected an int or a list/tuple of ints, got {axis!r}")
-    return [int(a) for a in axes] if isinstance(axis, (list, tuple)) else int(axis)
-
-
-def feature_axes(layer, axis, input_shape):
-    """The axes of ``axis`` in (batch, *input_shape), sorted; the batch axis is refused."""
-    rank = len(input_shape) + 1
-    axes = axis if isinstance(axis, list) else [axis]
-    if any(not -rank <= a < rank for a in axes) or any(a % rank == 0 for a in axes):
-        raise ValueError(f"layer {layer.name!r}: axis {axis!r} is the batch axis or out of range for "
-                         f"inputs of shape (batch, {', '.join(map(str, input_shape))})")
-    return tuple(sorted({a % rank for a in axes}))
+from .normalization import add_gamma_beta, check_axis, feature_axes
 
 
 def l2_normalize(x, axes, epsilon):
@@ -185,12 +168,7 @@ class GroupNormalization(Layer):
             raise ValueError(f"layer {self.name!r}: groups={self.groups} must divide the {c} channels of axis "
                              f"{self.axis} (inputs (batch, {', '.join(map(str, input_shape))}))")
         self._a, self._g = a, g
-        if self.scale:
-            self.add_weight("gamma", (c,), self.gamma_initializer, self.gamma_regularizer,
-                            constraint=self.gamma_constraint)
-        if self.center:
-            self.add_weight("beta", (c,), self.beta_initializer, self.beta_regularizer,
-                            constraint=self.beta_constraint)
+        add_gamma_beta(self, (c,))
         self.output_shape = input_shape
 
     def _grouped(self, x):
