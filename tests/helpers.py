@@ -37,8 +37,8 @@ def kill_after_line(script, line, env, timeout=10):
 
 
 def count_native_steps(monkeypatch):
-    """{"n": steps the native step ran} from now on (fit's native_step.try_step wrapped:
-    a step it declines returns None and runs in Python)."""
+    """{"n": steps the native step ran} from now on (fit's native_step.try_step and
+    epoch_steps wrapped: a step they decline runs in Python)."""
     from fastnn import native_step, trainer
     count = {"n": 0}
 
@@ -46,7 +46,19 @@ def count_native_steps(monkeypatch):
         r = native_step.try_step(*args)
         count["n"] += r is not None
         return r
-    monkeypatch.setattr(trainer, "_native_step", type("M", (), {"try_step": staticmethod(counting)}))
+
+    def counting_epoch(*args):
+        run = native_step.epoch_steps(*args)
+        if run is None:
+            return None
+
+        def counted(order, guard):
+            for done, losses, outs in run(order, guard):
+                count["n"] += len(losses)
+                yield done, losses, outs
+        return counted
+    monkeypatch.setattr(trainer, "_native_step", type("M", (), {"try_step": staticmethod(counting),
+                                                               "epoch_steps": staticmethod(counting_epoch)}))
     return count
 
 

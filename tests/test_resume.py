@@ -120,6 +120,7 @@ def test_ctrl_c_inside_a_step_completes_the_step(monkeypatch, owner, name, after
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     if name in PYTHON_STEP_ONLY:
         monkeypatch.setenv("FASTNN_NATIVE_STEP", "0")
+    monkeypatch.setattr(native_step, "epoch_steps", lambda *a: None)  # step by step (the native epoch: below)
     x, y = data()
     ref = Recorder()
     net().fit(x, y, epochs=1, batch_size=16, verbose=0, seed=3, callbacks=[ref])
@@ -129,6 +130,22 @@ def test_ctrl_c_inside_a_step_completes_the_step(monkeypatch, owner, name, after
         m.fit(x, y, epochs=1, batch_size=16, verbose=0, seed=3)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # fit put it back
     assert same(state(m), ref.states[2])  # three whole steps: counter, slots, weights, BN, dropout
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before", "after"])
+def test_ctrl_c_inside_a_native_epoch_call_completes_its_steps(monkeypatch, after):
+    # the native epoch runs 2 steps per core call here; SIGINT arrives during the second
+    # call (at the start of its bookkeeping, or after it): both its steps complete
+    monkeypatch.setattr(native_step, "CHUNK_ROWS", 32)
+    x, y = data()
+    ref = Recorder()
+    net().fit(x, y, epochs=1, batch_size=16, verbose=0, seed=3, callbacks=[ref])
+    m = net()
+    _interrupt_at(monkeypatch, native_step, "_set_dropouts", call=2, after=after)
+    with pytest.raises(KeyboardInterrupt):
+        m.fit(x, y, epochs=1, batch_size=16, verbose=0, seed=3)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert same(state(m), ref.states[3])  # four whole steps
 
 
 def test_ctrl_c_between_steps_is_raised_at_once(monkeypatch):

@@ -3,6 +3,11 @@
 // per batch with the GIL released. The plan keeps every array it points into alive.
 #include "fastnn/step/step.h"
 
+#include <climits>
+#include <cstring>
+#include <utility>
+#include "fastnn/gather/gather.h"
+
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -75,6 +80,109 @@ class NativeStep {
     return visit_float(dt_, [&](auto t) {
       using T = decltype(t);
       return fastnn::run_step<T>(plan<T>(), cptr<T>(x), lab, lr, step);
+    });
+  }
+
+  // k = len(lrs) steps, step i on the rows index[i*m : (i+1)*m] of (x, labels), gathered
+  // into xbuf and ybuf (the batch buffers run() would be given), with the learning rate
+  // lrs[i], the optimizer step step0 + i (step0 0: nothing trainable) and the dropout seeds
+  // seeds[i] (k x one per dropout layer); losses[i] = its loss; outs (or None): k x m x the
+  // output width, outs[i] = step i's output (what run() leaves in the output buffer, for the
+  // metrics). Every argument and every
+  // step's optimizer arguments are checked before the first step runs; then the k steps
+  // run as one call with the GIL released, exactly as k calls of run() would.
+  void run_batches(py::array x, py::array labels, py::array index, py::array lrs, std::int64_t step0,
+                   py::array seeds, py::array losses, py::array xbuf, py::array ybuf, py::object outs_obj) {
+    check_in(x, dlogits_, "x", "the model's buffers");
+    if (x.ndim() != 2 || static_cast<std::size_t>(x.shape(1)) != in0_)
+      throw py::value_error("x: expected shape (n, " + std::to_string(in0_) + ")");
+    const std::int64_t n = x.shape(0);
+    check_out(xbuf, dlogits_, "xbuf", "the model's buffers");
+    require_matrix(xbuf, m_, in0_, "xbuf");
+    const bool ids = loss_ == fastnn::StepLoss::xent_ids;
+    const py::dtype label_dt = ids ? py::dtype::of<std::int64_t>() : dlogits_.dtype();
+    for (auto [a, name] : {std::pair<py::array*, const char*>{&labels, "labels"}, {&ybuf, "ybuf"}}) {
+      if (!same_dtype(a->dtype(), label_dt))
+        throw py::type_error(std::string(name) + ": expected dtype " + std::string(py::str(label_dt)) + ", got " +
+                             dtype_str(*a));
+      require_contiguous(*a, name);
+    }
+    require_writeable(ybuf, "ybuf");
+    if (ids) {
+      require_vector(labels, static_cast<std::size_t>(n), "labels");
+      require_vector(ybuf, m_, "ybuf");
+    } else {
+      require_matrix(labels, static_cast<std::size_t>(n), out_, "labels");
+      require_matrix(ybuf, m_, out_, "ybuf");
+    }
+    if (!same_dtype(lrs.dtype(), py::dtype::of<double>())) throw py::type_error("lrs: expected dtype float64, got " + dtype_str(lrs));
+    require_contiguous(lrs, "lrs");
+    if (lrs.ndim() != 1) throw py::value_error("lrs: expected 1 dimension");
+    const std::size_t k = lrs.shape(0);
+    if (!same_dtype(index.dtype(), py::dtype::of<std::int64_t>()))
+      throw py::type_error("index: expected dtype int64, got " + dtype_str(index));
+    require_contiguous(index, "index");
+    require_vector(index, k * m_, "index");
+    const auto* idx = static_cast<const std::int64_t*>(index.data());
+    const std::ptrdiff_t bad = fastnn::first_index_out_of_range<std::int64_t>(idx, k * m_, n);
+    if (bad >= 0)
+      throw py::value_error("index: expected values in [0, " + std::to_string(n) + ") (the rows of x), got " +
+                            std::to_string(static_cast<long long>(idx[bad])) + " at position " + std::to_string(bad));
+    if (!same_dtype(seeds.dtype(), py::dtype::of<std::uint64_t>()))
+      throw py::type_error("seeds: expected dtype uint64, got " + dtype_str(seeds));
+    require_contiguous(seeds, "seeds");
+    require_size(seeds, k * n_seeds_, "seeds");
+    if (!same_dtype(losses.dtype(), py::dtype::of<double>()))
+      throw py::type_error("losses: expected dtype float64, got " + dtype_str(losses));
+    require_contiguous(losses, "losses");
+    require_writeable(losses, "losses");
+    require_vector(losses, k, "losses");
+    py::array outs = outs_obj.is_none() ? py::array(dlogits_.dtype(), std::vector<py::ssize_t>{0}) : fastnn_py::array_arg(outs_obj, "outs");
+    if (!outs_obj.is_none()) {
+      check_out(outs, dlogits_, "outs", "the model's buffers");
+      if (outs.ndim() != 3 || static_cast<std::size_t>(outs.shape(0)) != k || static_cast<std::size_t>(outs.shape(1)) != m_ ||
+          static_cast<std::size_t>(outs.shape(2)) != out_)
+        throw py::value_error("outs: expected shape (" + std::to_string(k) + ", " + std::to_string(m_) + ", " +
+                              std::to_string(out_) + ")");
+    }
+    require_disjoint({{&xbuf, "xbuf"}, {&ybuf, "ybuf"}, {&losses, "losses"}, {&outs, "outs"}});
+    for (const py::array& w : written_)
+      for (const py::array* a : {&xbuf, &ybuf, &losses, &outs, &x, &labels})
+        if (overlaps(*a, w)) throw py::value_error("the model's buffers: must not share memory with the batches' arrays");
+    for (const py::array* a : {&x, &labels, &index, &lrs, &seeds})
+      for (auto [o, name] : {std::pair<const py::array*, const char*>{&xbuf, "xbuf"}, {&ybuf, "ybuf"}, {&losses, "losses"},
+                             {&outs, "outs"}})
+        if (overlaps(*a, *o)) throw py::value_error(std::string(name) + ": must not share memory with the inputs");
+    const double* lr = static_cast<const double*>(lrs.data());
+    if (step0 < 0 || (step0 > 0 && static_cast<std::uint64_t>(step0) + k > static_cast<std::uint64_t>(INT64_MAX)))
+      throw py::value_error("step0: expected 0 or a first step that leaves room for len(lrs) steps");
+    check_frozen_stats();
+    visit_float(dt_, [&](auto t) {
+      using T = decltype(t);
+      for (std::size_t i = 0; i < k; ++i) fastnn::check_step<T>(plan<T>(), lr[i], step0 ? step0 + static_cast<std::int64_t>(i) : 0);
+    });
+    const char* xs = static_cast<const char*>(x.data());
+    const char* ls = static_cast<const char*>(labels.data());
+    char* xb = static_cast<char*>(xbuf.mutable_data());
+    char* yb = static_cast<char*>(ybuf.mutable_data());
+    const std::size_t x_row = in0_ * elsize(x), y_row = ids ? sizeof(std::int64_t) : out_ * elsize(labels);
+    const auto* sd = static_cast<const std::uint64_t*>(seeds.data());
+    auto* plan_seeds = n_seeds_ ? static_cast<std::uint64_t*>(seeds_.mutable_data()) : nullptr;
+    double* out = static_cast<double*>(losses.mutable_data());
+    char* outs_p = outs.size() ? static_cast<char*>(outs.mutable_data()) : nullptr;
+    const std::size_t out_bytes = m_ * out_ * elsize(dlogits_);
+    py::gil_scoped_release nogil;
+    visit_float(dt_, [&](auto t) {
+      using T = decltype(t);
+      for (std::size_t i = 0; i < k; ++i) {
+        const std::int64_t* rows = idx + i * m_;
+        fastnn::take_rows<std::int64_t>(xs, n, rows, m_, x_row, xb);
+        fastnn::take_rows<std::int64_t>(ls, n, rows, m_, y_row, yb);
+        for (std::size_t j = 0; j < n_seeds_; ++j) plan_seeds[j] = sd[i * n_seeds_ + j];
+        out[i] = fastnn::run_step<T>(plan<T>(), reinterpret_cast<const T*>(xb), yb, lr[i],
+                                     step0 ? step0 + static_cast<std::int64_t>(i) : 0);
+        if (outs_p) std::memcpy(outs_p + i * out_bytes, plan<T>().layers.back().y, out_bytes);
+      }
     });
   }
 
@@ -350,6 +458,11 @@ void bind_step(py::module_& m) {
            py::arg("hyper"), py::arg("ranges"), py::arg("seeds") = py::none())
       .def("run", &NativeStep::run, py::arg("x"), py::arg("labels"), py::arg("lr"), py::arg("step"),
            "One training step on (x, labels); returns the loss.")
+      .def("run_batches", &NativeStep::run_batches, py::arg("x"), py::arg("labels"), py::arg("index"), py::arg("lrs"),
+           py::arg("step0"), py::arg("seeds"), py::arg("losses"), py::arg("xbuf"), py::arg("ybuf"),
+           py::arg("outs") = py::none(),
+           "len(lrs) training steps on the batches index selects, gathered into xbuf and ybuf; their "
+           "losses into losses.")
       .def_property_readonly("batch_size", &NativeStep::batch_size);
 }
 

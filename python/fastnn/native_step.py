@@ -241,15 +241,14 @@ def _key(model, m, version):
             tuple(id(v) for v in opt.state.values()), _hyper_key(opt), _layers_key(model))
 
 
-def try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight):
-    """(loss, 0.0, output) after one native step, or None: run the Python step instead
-    (nothing has been changed then)."""
-    if sample_weight is not None or xb.__class__ is not np.ndarray or yb.__class__ is not np.ndarray \
-            or model._reg_items != [] or not enabled():
+def _ready(model, m, xb, yb, loss_on_logits, last_logits):
+    """(step, labels as the plan takes them, ranges) with the plan for batches of m rows
+    like (xb, yb) built or reused, or None: the Python step must run them."""
+    if xb.__class__ is not np.ndarray or yb.__class__ is not np.ndarray or model._reg_items != [] \
+            or not enabled():
         return None
     plan = _PLANS.get(model)
     ranges, _, first = model.arena.layout()
-    m = xb.shape[0]
     key = _key(model, m, model.arena.version)
     if plan is None or plan[0] != key:
         plan = _PLANS[model] = (key, _make(model, m, first, ranges, yb, loss_on_logits, last_logits))
@@ -259,19 +258,125 @@ def try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight):
     kind = _loss_kind(model, yb, loss_on_logits, last_logits)
     if kind is None or kind[0] != step[1] or xb.dtype != model.dtype or not xb.flags.c_contiguous:
         return None
-    (native, seeds, dropouts), out = step[0], step[2]
-    for i, (layer, mask) in enumerate(dropouts):  # Dropout.forward's seed sequence
-        seeds[i] = (layer.seed + layer._calls * layer._MIX) & 0xFFFFFFFFFFFFFFFF
-        layer._calls += 1
+    return step, kind[1], ranges
+
+
+def _dropout_seeds(dropouts, count, out):
+    """Dropout.forward's seeds of the next ``count`` calls of each Dropout layer into out
+    (count x layers); nothing changes (_set_dropouts does, once the steps ran)."""
+    for j, (layer, _) in enumerate(dropouts):
+        for i in range(count):
+            out[i, j] = (layer.seed + (layer._calls + i) * layer._MIX) & 0xFFFFFFFFFFFFFFFF
+
+
+def _set_dropouts(dropouts, count):
+    """Each Dropout layer as after ``count`` more training calls, its mask the plan's."""
+    for layer, mask in dropouts:
+        layer._calls += count
         layer._active, layer._mask = True, mask
+
+
+def try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight):
+    """(loss, 0.0, output) after one native step, or None: run the Python step instead
+    (nothing has been changed then)."""
+    ready = None if sample_weight is not None else _ready(model, xb.shape[0], xb, yb, loss_on_logits, last_logits)
+    if ready is None:
+        return None
+    step, labels, ranges = ready
+    (native, seeds, dropouts), out = step[0], step[2]
+    _dropout_seeds(dropouts, 1, seeds.reshape(1, -1))
+    _set_dropouts(dropouts, 1)
     opt = model.optimizer
     if ranges:
-        loss = native.run(xb, kind[1], opt.current_learning_rate(), opt.iterations + 1)
+        loss = native.run(xb, labels, opt.current_learning_rate(), opt.iterations + 1)
         opt.iterations += 1
     else:
-        loss = native.run(xb, kind[1], 0.0, 0)
+        loss = native.run(xb, labels, 0.0, 0)
     model._chain[0]._x = xb
     return loss, 0.0, out
+
+
+# Rows of data per native call of epoch_steps: 64 steps at batch 32 (tens of milliseconds,
+# the longest a Ctrl-C, a progress bar or stop_training waits), 4 at batch 512.
+CHUNK_ROWS = 2048
+
+
+def epoch_steps(model, batches, modes, outputs=False):
+    """``run(order, guard)``: the full batches of an epoch of a ``_batches.EpochIterator``
+    (no sample weights) whose rows come in ``order``, ``CHUNK_ROWS`` rows per core call
+    (``NativeStep.run_batches``: the batches gathered in the core too; each call inside
+    ``guard.begin()`` / ``guard.end()``), a generator of (batches done, [loss of each step],
+    each step's output (k x batch x width: a buffer the next call overwrites) or None
+    without ``outputs``) after each call: the same steps, in the same order, with the same
+    results as ``trainer.train_step`` batch by batch. None (nothing changed) when the
+    native step cannot run them."""
+    x, y, m = batches.x, batches.y, batches.batch_size
+    full = batches.num_samples // m
+    if batches.sample_weight is not None or y is None or full == 0 or not enabled() \
+            or x.__class__ is not np.ndarray or x.ndim != 2 or not x.flags.c_contiguous or not x.flags.aligned:
+        return None
+    ready = _ready(model, m, x[:m], y[:m], *modes)
+    if ready is None:
+        return None
+    cached = getattr(batches, "_native_data", None)  # (kind, labels, xbuf, ybuf), made once per iterator
+    if cached is None or cached[0] != ready[0][1]:
+        kind = _loss_kind(model, y, *modes)
+        if kind is None or kind[0] != ready[0][1]:
+            return None
+        labels = kind[1]  # y itself when it is already as the plan takes it
+        xbufs, ybufs = getattr(batches, "_xbufs", {}), getattr(batches, "_ybufs", None) or {}
+        xbuf = xbufs.get(m, None)
+        ybuf = ybufs.get(m, None)
+        if ybuf is None or ybuf.dtype != labels.dtype:
+            ybuf = _scratch(model, "ybuf", (m,) + labels.shape[1:], labels.dtype)
+        cached = batches._native_data = (kind[0], labels, _scratch(model, "xbuf", (m, x.shape[1]), model.dtype)
+                                         if xbuf is None else xbuf, ybuf)
+    outs = None
+    if outputs:
+        per_call = max(1, CHUNK_ROWS // m)
+        outs = _scratch(model, "outs", (min(per_call, full), m, ready[0][2].shape[1]), model.dtype)
+    return lambda order, guard: _chunks(model, ready, cached, x, order, full, guard, outs)
+
+
+# model -> {name: array}: the native epoch's buffers, kept from one fit to the next
+_SCRATCH: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
+
+
+def _scratch(model, name, shape, dtype):
+    bufs = _SCRATCH.setdefault(model, {})
+    a = bufs.get(name)
+    if a is None or a.shape != shape or a.dtype != dtype:
+        a = bufs[name] = np.empty(shape, dtype)
+    return a
+
+
+def _chunks(model, ready, cached, x, order, full, guard, outs):
+    step, _, ranges = ready
+    (native, seeds, dropouts), m = step[0], cached[2].shape[0]
+    opt, done = model.optimizer, 0
+    per_call = max(1, CHUNK_ROWS // m)
+    while done < full:
+        k = min(per_call, full - done)
+        lrs = np.asarray(opt.learning_rates(k) if ranges else [0.0] * k, dtype=np.float64)
+        bad = np.flatnonzero(~(np.isfinite(lrs) & (lrs >= 0)))
+        if bad.size:  # the steps before a rate the step refuses; then that one alone (it raises)
+            k = max(1, int(bad[0]))
+            lrs = lrs[:k]
+        seed_rows, losses = np.empty((k, len(dropouts)), np.uint64), np.empty(k)
+        _dropout_seeds(dropouts, k, seed_rows)
+        guard.begin()
+        try:
+            native.run_batches(x, cached[1], order[done * m:(done + k) * m], lrs,
+                               opt.iterations + 1 if ranges else 0, seed_rows, losses, cached[2], cached[3],
+                               None if outs is None else outs[:k])
+            _set_dropouts(dropouts, k)
+            if ranges:
+                opt.iterations += k
+            model._chain[0]._x = cached[2]
+        finally:
+            guard.end()
+        done += k
+        yield done, losses.tolist(), None if outs is None else outs[:k]
 
 
 def _make(model, m, first, ranges, yb, loss_on_logits, last_logits):

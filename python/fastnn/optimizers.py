@@ -96,6 +96,14 @@ class Optimizer:
             return float(lr(self.epoch if lr.per_epoch else self.iterations))
         return lr
 
+    def learning_rates(self, count):
+        """The rates of the next ``count`` steps: current_learning_rate as it will read at
+        each of them (iterations, iterations + 1, ...; the epoch does not change)."""
+        lr = self._learning_rate
+        if isinstance(lr, _schedules.LearningRateSchedule) and not lr.per_epoch:
+            return [float(lr(self.iterations + i)) for i in range(count)]
+        return [self.current_learning_rate()] * count
+
     # hyperparameters set after construction ------------------------------
     def check_hyperparameters(self):
         """Checks the hyperparameters as they are now: an attribute assigned after construction

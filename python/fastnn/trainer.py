@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from . import _atomic, _resume, _shuffle, _sources
+from . import _atomic, _resume, _sources
 from . import _weights
 from . import callbacks as _callbacks
 from . import initializers as _initializers
@@ -31,6 +31,7 @@ from . import multi_io as _multi_io
 from . import native_step as _native_step
 from . import ops as _ops
 from . import progress as _progress
+from ._batches import EpochIterator, _take_rows  # noqa: F401 (fit's batches; their old home)
 from ._output_check import check_loss_output
 
 
@@ -59,79 +60,6 @@ def between_steps(method):
 
 class NotCompiledError(ValueError, RuntimeError):
     """fit / evaluate called before compile."""
-
-
-def _take_rows(a, idx, out):
-    """Rows ``idx`` of ``a`` into ``out`` (the indices are a permutation's, always in range):
-    the core's gather (``ops.take_rows``: rows prefetched, 2-3x faster than NumPy's
-    ``take(out=)``) for a C-contiguous array, NumPy's for any other layout (so a strided
-    array is never copied whole). The same bytes either way."""
-    if a.flags.c_contiguous and a.flags.aligned and not a.dtype.hasobject:
-        return _ops.take_rows(a, idx, out=out)
-    return np.take(a, idx, axis=0, out=out, mode="clip")
-
-
-class EpochIterator:
-    """Batches of in-memory arrays, epoch after epoch: ``for step, xb, yb in it`` runs one
-    epoch. With ``shuffle`` the rows are gathered into buffers allocated once per batch size,
-    in epoch ``epoch_index``'s order, a function of (``key``, ``epoch_index``) only
-    (``fastnn._shuffle``; the key is one draw from ``rng`` at construction; ``epoch_index``
-    counts the epochs iterated, fit sets it); without, the batches are views. The last
-    partial batch is kept. Other data adapters (generators, datasets) can stand in for it
-    by offering ``steps``, ``batch_size``, ``num_samples`` and the same iteration.
-
-    >>> import numpy as np
-    >>> it = EpochIterator(np.arange(10.0)[:, None], np.arange(10), batch_size=4)
-    >>> it.steps, [yb.tolist() for _, _, yb in it]
-    (3, [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]])
-    """
-
-    def __init__(self, x, y=None, batch_size=None, shuffle=False, rng=None, sample_weight=None):
-        self.x, self.y, self.sample_weight = x, y, sample_weight
-        n = self.num_samples = x.shape[0]
-        self.batch_size = n if batch_size is None else min(int(batch_size), n)
-        self.steps = math.ceil(n / self.batch_size)
-        self.shuffle = bool(shuffle)
-        self._perm = np.arange(n)
-        self.key, self.epoch_index = None, 0
-        if self.shuffle:
-            self.key = _shuffle.key(rng if rng is not None else _initializers.global_rng())
-            sizes = {self.batch_size, n - (self.steps - 1) * self.batch_size}
-            self._xbufs = {m: np.empty((m,) + x.shape[1:], dtype=x.dtype) for m in sizes}
-            self._ybufs = None if y is None else {m: np.empty((m,) + y.shape[1:], dtype=y.dtype) for m in sizes}
-            w = sample_weight
-            self._wbufs = None if w is None else {m: np.empty((m,), dtype=w.dtype) for m in sizes}
-
-    def epoch(self):
-        """One epoch as ``(x, y, sample_weight)`` batches (sample_weight None when not given)."""
-        w = self.sample_weight
-        for step, xb, yb in self:
-            if w is None:
-                yield xb, yb, None
-            elif self.shuffle:
-                s = step * self.batch_size
-                yield xb, yb, _take_rows(w, self._perm[s:s + xb.shape[0]], self._wbufs[xb.shape[0]])
-            else:
-                yield xb, yb, w[step * self.batch_size:step * self.batch_size + xb.shape[0]]
-
-    def on_epoch_end(self):
-        pass
-
-    def __iter__(self):
-        x, y, bs, n = self.x, self.y, self.batch_size, self.num_samples
-        if self.shuffle:
-            _shuffle.permute(self._perm, self.key, self.epoch_index)
-        self.epoch_index += 1
-        for step in range(self.steps):
-            s = step * bs
-            e = min(s + bs, n)
-            if self.shuffle:
-                idx = self._perm[s:e]
-                xb = _take_rows(x, idx, self._xbufs[e - s])
-                yb = None if y is None else _take_rows(y, idx, self._ybufs[e - s])
-            else:
-                xb, yb = x[s:e], None if y is None else y[s:e]
-            yield step, xb, yb
 
 
 # ---------------------------------------------------------------------- checking
@@ -458,7 +386,8 @@ class _EpochRunner:
         loss_on_logits, last_logits = self.modes
         skip, guard = self._start(epoch), self.guard
         bar = self.bar = _progress.ProgressBar(self.batches.steps, epoch, self.epochs) if self.verbose == 1 else None
-        for step, (xb, yb, sw) in enumerate(self.batches.epoch()):
+        native = not (skip or batch_cbs or begin_cbs or self.backups) and self._native_epoch(bar)
+        for step, (xb, yb, sw) in enumerate(() if native else self.batches.epoch()):
             if step < skip:
                 continue
             for cb in begin_cbs:
@@ -468,10 +397,7 @@ class _EpochRunner:
                 loss, penalty, out = train_step(model, xb, yb, loss_on_logits, last_logits, sw)
             finally:
                 guard.end()  # a Ctrl-C during the step is raised here, after it
-            mb = xb.shape[0]
-            self.seen += mb
-            self.total += (loss + penalty) * mb
-            self.data += loss * mb
+            self._account(loss, penalty, xb.shape[0])
             if metrics:
                 self.update_metrics(yb, out)
             if batch_cbs:
@@ -488,6 +414,42 @@ class _EpochRunner:
         if self.seen == 0:
             raise ValueError("x: the epoch held no batch")
         return _logs(self.total, self.data, self.seen, metrics, self.regularized)
+
+    def _account(self, loss, penalty, mb):
+        self.seen += mb
+        self.total += (loss + penalty) * mb
+        self.data += loss * mb
+
+    def _native_epoch(self, bar):
+        """The epoch of an EpochIterator (no batch callbacks or backups) through
+        ``native_step.epoch_steps``, its full batches a few core calls, the last partial
+        batch by train_step; False (nothing done) when the native step cannot run it."""
+        model, batches, guard, metrics = self.model, self.batches, self.guard, self.metrics
+        run = _native_step.epoch_steps(model, batches, self.modes, bool(metrics)) \
+            if type(batches) is EpochIterator else None
+        if run is None:
+            return False
+        m, full, done = batches.batch_size, batches.num_samples // batches.batch_size, 0
+        for done, losses, outs in run(batches.order(), guard):
+            for i, loss in enumerate(losses):
+                self._account(loss, 0.0, m)
+                if metrics:  # the batch's labels as the iterator gives them, the step's output
+                    self.update_metrics(batches.labels(done - len(losses) + i), outs[i])
+            if bar is not None and bar.due(done):
+                bar.update(done, _logs(self.total, self.data, self.seen, metrics, self.regularized))
+            if model.stop_training:
+                return True
+        if done == full and full < batches.steps:
+            xb, yb = batches.batch(full)
+            guard.begin()
+            try:
+                loss, penalty, out = train_step(model, xb, yb, *self.modes)
+            finally:
+                guard.end()
+            self._account(loss, penalty, xb.shape[0])
+            if metrics:
+                self.update_metrics(yb, out)
+        return True
 
     def finish(self, logs):
         if self.bar is not None:

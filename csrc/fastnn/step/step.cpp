@@ -171,16 +171,25 @@ template <class T> double loss_step(const StepPlan<T>& plan, const void* labels)
   }
 }
 
+template <class T> AdamArgs adam_args(const StepPlan<T>& plan, double lr, std::int64_t step) {
+  AdamArgs a = plan.adam;
+  a.lr = lr;
+  a.step = step;
+  return a;
+}
+template <class T> SgdArgs sgd_args(const StepPlan<T>& plan, double lr) {
+  SgdArgs a = plan.sgd;
+  a.lr = lr;
+  return a;
+}
+
 // Optimizer.apply: one update per contiguous trainable range.
 template <class T> void optimizer_step(const StepPlan<T>& plan, double lr, std::int64_t step) {
   if (plan.optimizer == StepOptimizer::adam) {
-    AdamArgs a = plan.adam;
-    a.lr = lr;
-    a.step = step;
+    const AdamArgs a = adam_args(plan, lr, step);
     for (const StepRange<T>& r : plan.ranges) adam_update<T>(r.p, r.g, r.s0, r.s1, r.n, a, r.s2);
   } else {
-    SgdArgs a = plan.sgd;
-    a.lr = lr;
+    const SgdArgs a = sgd_args(plan, lr);
     for (const StepRange<T>& r : plan.ranges) sgd_update<T>(r.p, r.g, a.momentum != 0.0 ? r.s0 : nullptr, r.n, a);
   }
 }
@@ -212,7 +221,17 @@ double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double 
   return loss;
 }
 
+template <class T> void check_step(const StepPlan<T>& plan, double lr, std::int64_t step) {
+  if (plan.ranges.empty()) return;
+  if (plan.optimizer == StepOptimizer::adam)  // no values: the argument checks only
+    adam_update<T>(nullptr, nullptr, nullptr, nullptr, 0, adam_args(plan, lr, step), nullptr);
+  else
+    sgd_update<T>(nullptr, nullptr, nullptr, 0, sgd_args(plan, lr));
+}
+
 template double run_step<float>(const StepPlan<float>&, const float*, const void*, double, std::int64_t);
 template double run_step<double>(const StepPlan<double>&, const double*, const void*, double, std::int64_t);
+template void check_step<float>(const StepPlan<float>&, double, std::int64_t);
+template void check_step<double>(const StepPlan<double>&, double, std::int64_t);
 
 }  // namespace fastnn

@@ -90,4 +90,8 @@ template <class T> struct StepPlan {
 template <class T>
 double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double lr, std::int64_t step);
 
+// Throws what run_step would throw for (lr, step) before writing anything (the
+// optimizer's arguments): run_batches checks every step of a call before the first runs.
+template <class T> void check_step(const StepPlan<T>& plan, double lr, std::int64_t step);
+
 }  // namespace fastnn
