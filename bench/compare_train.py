@@ -304,10 +304,13 @@ def print_mixed_table(rows, rounds, threads):
 
 
 def native_breakdown(model, x, y, bs):
-    """The native step (on), seconds per step over one instrumented epoch: {'native': the native
-    call, 'gather': the batch gather, 'rest': fit's loop and the rest, 'total': s}."""
-    from fastnn import native_step, trainer
-    targets = [(native_step, "try_step", "native"), (trainer, "_take_rows", "gather")]
+    """The native step (on), seconds per step over one instrumented epoch: {'native': the core
+    calls (the native epoch's run_batches, which gathers its batches too, and try_step for the
+    last partial batch), 'gather': the batch gathers in Python (the last partial batch's),
+    'rest': fit's loop, the metrics and the rest, 'total': s}."""
+    from fastnn import _batches, _core, native_step
+    targets = [(native_step, "try_step", "native"), (_core.NativeStep, "run_batches", "native"),
+               (_batches, "_take_rows", "gather")]
     out, total = _timed_fit(model, x, y, bs, True, targets, ("native", "gather"))
     out["rest"] = total - out["native"] - out["gather"]
     out["total"] = total
@@ -324,7 +327,7 @@ def print_breakdown(models, x, y, batches):
         b = native_breakdown(models[bs], x, y, bs)
         nrows.append([bs, f"{1e6 * b['total']:.0f}"] + [_us(b[k], b["total"]) for k in ("native", "gather", "rest")])
     common.print_table("fastnn native step (the default): microseconds per training step (one instrumented epoch)",
-                       ["batch", "step us", "native call", "batch gather", "rest (loop, callbacks)"], nrows)
+                       ["batch", "step us", "core calls", "batch gather in Python", "rest (loop, metrics)"], nrows)
     fams = list(FAMILIES) + ["Python"]
     brows = []
     for bs in batches:
