@@ -32,10 +32,14 @@ Threads: fastnn, PyTorch and OpenBLAS are set to --threads; XLA (JAX, Keras)
 uses its own pool over the machine's cores (this project's machine has 2).
 
 Then fastnn's time per step, over one instrumented epoch per batch size:
-  - the native step (the default, one ``_core`` call per step): the whole fit
-    step, the native call (``native_step.try_step``), the batch gather
-    (``trainer._take_rows``: x, y rows of the shuffled order) and the rest
-    (fit's loop, callbacks, metrics, progress);
+  - the native step (the default: fit's native epoch, ``CHUNK_ROWS`` rows of
+    steps per ``_core`` call, each batch gathered in the core): the whole fit
+    step, split into the core's parts as the core times them
+    (``_core._testing.set_step_profiling``: Dense forward products with their
+    bias and activation epilogues, Dense backward products with their fused act'
+    and db, the other layers, the loss, the optimizer), the rest of the core calls
+    (the batch gathers and argument checks), the gathers made in Python (the
+    last partial batch's) and Python (fit's loop, metrics, progress);
   - the Python-path step (``FASTNN_NATIVE_STEP=0``, the reference the native
     step matches bitwise) by kernel family, measured by wrapping the
     ``fastnn.ops`` functions the layers call (the native step bypasses them all,
@@ -311,7 +315,17 @@ def native_breakdown(model, x, y, bs):
     from fastnn import _batches, _core, native_step
     targets = [(native_step, "try_step", "native"), (_core.NativeStep, "run_batches", "native"),
                (_batches, "_take_rows", "gather")]
-    out, total = _timed_fit(model, x, y, bs, True, targets, ("native", "gather"))
+    _core._testing.set_step_profiling(True)  # the step's parts, timed inside the core
+    try:
+        out, total = _timed_fit(model, x, y, bs, True, targets, ("native", "gather"))
+        prof = _core._testing.step_profile()
+    finally:
+        _core._testing.set_step_profiling(False)
+    steps = -(-len(x) // bs)
+    parts = ("dense_forward", "dense_backward", "other_layers", "loss", "optimizer")
+    for k in parts:
+        out[k] = prof[k] / steps
+    out["core other"] = out["native"] - sum(out[k] for k in parts)  # batch gathers, checks
     out["rest"] = total - out["native"] - out["gather"]
     out["total"] = total
     return out
@@ -322,12 +336,16 @@ def _us(part, total):
 
 
 def print_breakdown(models, x, y, batches):
-    nrows = []
+    nrows, cols = [], ("dense_forward", "dense_backward", "other_layers", "loss", "optimizer", "core other",
+                       "gather", "rest")
     for bs in batches:
         b = native_breakdown(models[bs], x, y, bs)
-        nrows.append([bs, f"{1e6 * b['total']:.0f}"] + [_us(b[k], b["total"]) for k in ("native", "gather", "rest")])
-    common.print_table("fastnn native step (the default): microseconds per training step (one instrumented epoch)",
-                       ["batch", "step us", "core calls", "batch gather in Python", "rest (loop, metrics)"], nrows)
+        nrows.append([bs, f"{1e6 * b['total']:.0f}"] + [_us(b[k], b["total"]) for k in cols])
+    common.print_table("fastnn native step (the default): microseconds per training step (one instrumented epoch; "
+                       "the core's parts timed inside it)",
+                       ["batch", "step us", "Dense fwd (GEMM+bias+act)", "Dense bwd (GEMMs, fused act', db)",
+                        "other layers", "loss", "optimizer", "core other (gathers, checks)",
+                        "Python gathers", "Python (loop, metrics)"], nrows)
     fams = list(FAMILIES) + ["Python"]
     brows = []
     for bs in batches:

@@ -250,3 +250,24 @@ def test_a_refused_rate_mid_call_stops_where_batch_by_batch_stops(monkeypatch, g
     assert out[0][0] == out[1][0] == good
     for a, b in zip(out[0][1], out[1][1]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_step_profile_times_the_parts_of_every_native_step():
+    from fastnn import _core
+    x, y = _data()
+    m = _model()
+    m.fit(x, y, batch_size=8, epochs=1, seed=1, verbose=0)
+    _core._testing.set_step_profiling(True)
+    try:
+        m.fit(x, y, batch_size=8, epochs=1, seed=1, verbose=0)
+        p = _core._testing.step_profile()
+    finally:
+        _core._testing.set_step_profiling(False)
+    assert p["steps"] == 9, p  # 8 full batches (native epoch) and the last 6 rows (try_step)
+    for k in ("dense_forward", "dense_backward", "other_layers", "loss", "optimizer"):
+        assert p[k] > 0, k
+    m.fit(x, y, batch_size=8, epochs=1, seed=1, verbose=0)
+    assert _core._testing.step_profile()["steps"] == 9  # off: not counted
+    _core._testing.set_step_profiling(True)
+    assert _core._testing.step_profile()["steps"] == 0  # on again: reset
+    _core._testing.set_step_profiling(False)

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common.h"
+#include "fastnn/step/step.h"
 #include "fastnn/optim/denormals.h"
 #include "fastnn/parallel.h"
 
@@ -126,6 +127,19 @@ void bind_testing(py::module_& m) {
     return out;
   }, py::arg("outer"), py::arg("inner"));
 
+  m.def("set_step_profiling", &fastnn::set_step_profiling, py::arg("on"),
+        "Native step profile: on resets the sums and starts timing the step's parts; off stops.");
+  m.def("step_profile", []() {
+    const fastnn::StepProfile p = fastnn::step_profile();
+    py::dict d;
+    d["dense_forward"] = p.dense_forward;
+    d["dense_backward"] = p.dense_backward;
+    d["other_layers"] = p.other_layers;
+    d["loss"] = p.loss;
+    d["optimizer"] = p.optimizer;
+    d["steps"] = p.steps;
+    return d;
+  }, "Seconds in each part of the native step, summed over the steps since profiling started.");
   m.def("pool_spin_ns", &fastnn::pool_spin_ns, "How long an idle pool worker spins before it sleeps (ns).");
   m.def("set_pool_spin_ns", &fastnn::set_pool_spin_ns, py::arg("ns"));
 }

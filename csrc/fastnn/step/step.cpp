@@ -1,6 +1,9 @@
 // The native training step (step.h): the kernels of the Python step, in its order.
 #include "fastnn/step/step.h"
 
+#include <atomic>
+#include <chrono>
+#include <mutex>
 #include <type_traits>
 
 #include "fastnn/gemm/bf16/dense_bf16.h"
@@ -194,17 +197,55 @@ template <class T> void optimizer_step(const StepPlan<T>& plan, double lr, std::
   }
 }
 
+std::atomic<bool> g_profiling{false};
+std::mutex g_profile_mutex;
+StepProfile g_profile;
+
+// Seconds since the last lap (on the clock only while profiling).
+class Laps {
+ public:
+  explicit Laps(bool on) : on_(on) {
+    if (on_) t_ = std::chrono::steady_clock::now();
+  }
+  void add(double& into) {
+    if (!on_) return;
+    const auto now = std::chrono::steady_clock::now();
+    into += std::chrono::duration<double>(now - t_).count();
+    t_ = now;
+  }
+
+ private:
+  bool on_;
+  std::chrono::steady_clock::time_point t_;
+};
+
 }  // namespace
+
+void set_step_profiling(bool on) {
+  std::lock_guard<std::mutex> lock(g_profile_mutex);
+  if (on) g_profile = StepProfile{};
+  g_profiling.store(on);
+}
+
+StepProfile step_profile() {
+  std::lock_guard<std::mutex> lock(g_profile_mutex);
+  return g_profile;
+}
 
 template <class T>
 double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double lr, std::int64_t step) {
   const std::size_t n_layers = plan.layers.size(), m = plan.m;
+  const bool profiling = g_profiling.load(std::memory_order_relaxed);
+  StepProfile t;
+  Laps lap(profiling);
   const T* in = x;
   for (const DenseStep<T>& L : plan.layers) {
     node_forward<T>(plan, L, in);
     in = L.y;
+    lap.add(L.kind == StepNode::dense ? t.dense_forward : t.other_layers);
   }
   const double loss = loss_step<T>(plan, labels);
+  lap.add(t.loss);
   T* d = plan.dlogits;
   bool act_done = false;  // d already holds dy * act'(y) of layer k
   for (std::size_t k = n_layers; k-- > plan.first;) {
@@ -216,8 +257,19 @@ double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double 
       below = &plan.layers[k - 1];
     d = node_backward<T>(L, xk, d, m, need_dx, act_done, below);
     act_done = below != nullptr;
+    lap.add(L.kind == StepNode::dense ? t.dense_backward : t.other_layers);
   }
   if (!plan.ranges.empty()) optimizer_step<T>(plan, lr, step);
+  lap.add(t.optimizer);
+  if (profiling) {
+    std::lock_guard<std::mutex> lock(g_profile_mutex);
+    g_profile.dense_forward += t.dense_forward;
+    g_profile.dense_backward += t.dense_backward;
+    g_profile.other_layers += t.other_layers;
+    g_profile.loss += t.loss;
+    g_profile.optimizer += t.optimizer;
+    g_profile.steps += 1;
+  }
   return loss;
 }
 

@@ -90,6 +90,18 @@ template <class T> struct StepPlan {
 template <class T>
 double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double lr, std::int64_t step);
 
+// The time run_step spends in each part, summed over the steps since the last reset, when
+// switched on (bench/compare_train.py's breakdown of the native step; off by default, then
+// a step reads no clock). Parts: Dense layers' products (forward, and backward with their
+// fused epilogues and act' passes), the other layers (Dropout, Activation,
+// BatchNormalization), the loss, the optimizer.
+struct StepProfile {
+  double dense_forward = 0, dense_backward = 0, other_layers = 0, loss = 0, optimizer = 0;
+  long steps = 0;
+};
+void set_step_profiling(bool on);  // on: reset the sums and start
+StepProfile step_profile();
+
 // Throws what run_step would throw for (lr, step) before writing anything (the
 // optimizer's arguments): run_batches checks every step of a call before the first runs.
 template <class T> void check_step(const StepPlan<T>& plan, double lr, std::int64_t step);
