@@ -1,5 +1,7 @@
 """Metrics accumulated over batches: accuracy (binary, categorical or sparse, chosen from the
-loss and output width as Keras does), mse, mae; and (``fastnn.metrics_classification``)
+loss and output width as Keras does), mse, mae, root_mean_squared_error, mape, msle, the
+losses as metrics (binary/categorical/sparse_categorical_crossentropy, kl_divergence, hinge,
+squared_hinge); and (``fastnn.metrics_classification``)
 precision, recall, auc, top_k_categorical_accuracy, sparse_top_k_categorical_accuracy,
 f1_score, fbeta_score.
 
@@ -81,12 +83,104 @@ class MeanAbsoluteError(Metric):
         return float(np.abs(p - y).sum()) / p.shape[1]
 
 
+class RootMeanSquaredError(MeanSquaredError):
+    """sqrt of the mean squared error over every output of every sample seen (Keras)."""
+
+    name = "root_mean_squared_error"
+
+    def result(self):
+        return float(np.sqrt(super().result()))
+
+
+class MeanAbsolutePercentageError(Metric):
+    """100 * mean |y - p| / max(|y|, 1e-7) (Keras)."""
+
+    name = "mean_absolute_percentage_error"
+    needs_probabilities = True
+
+    def _batch_sum(self, y, p, logits):
+        y = np.asarray(y, dtype=np.float64).reshape(p.shape)
+        return 100.0 * float((np.abs(y - p) / np.maximum(np.abs(y), 1e-7)).sum()) / p.shape[1]
+
+
+class MeanSquaredLogarithmicError(Metric):
+    """mean (log(max(p, 1e-7) + 1) - log(max(y, 1e-7) + 1))^2 (Keras)."""
+
+    name = "mean_squared_logarithmic_error"
+    needs_probabilities = True
+
+    def _batch_sum(self, y, p, logits):
+        y = np.asarray(y, dtype=np.float64).reshape(p.shape)
+        d = np.log1p(np.maximum(np.asarray(p, np.float64), 1e-7)) - np.log1p(np.maximum(y, 1e-7))
+        return float((d * d).sum()) / p.shape[1]
+
+
+class _LossMetric(Metric):
+    """A loss as a metric (Keras: ``metrics=["sparse_categorical_crossentropy"]``): the mean
+    over the samples seen of the loss, batch by batch. It takes what the trainer gives the
+    metrics that need probabilities: probabilities when the output layer's activation is
+    fused into the loss (the activation applied to the logits), the logits themselves for a
+    model whose loss says ``from_logits=True`` (Keras would read them as probabilities)."""
+
+    needs_probabilities = True
+    loss_class = None
+
+    def __init__(self, name=None):
+        from . import losses
+        self.loss = getattr(losses, self.loss_class)()
+        if name is not None:
+            self.name = str(name)
+        super().__init__()
+
+    def _batch_sum(self, y, p, logits):
+        p = np.asarray(p)
+        if p.ndim == 1:
+            p = p[:, None]
+        if self.loss.class_ids:
+            y = np.asarray(y).reshape(-1).astype(np.int64)
+        else:
+            y = np.asarray(y, dtype=p.dtype).reshape(p.shape)
+        return self.loss.value_and_grad(p, y, logits)[0] * p.shape[0]
+
+
+class BinaryCrossentropy(_LossMetric):
+    name, loss_class = "binary_crossentropy", "BinaryCrossentropy"
+
+
+class CategoricalCrossentropy(_LossMetric):
+    name, loss_class = "categorical_crossentropy", "CategoricalCrossentropy"
+
+
+class SparseCategoricalCrossentropy(_LossMetric):
+    name, loss_class = "sparse_categorical_crossentropy", "SparseCategoricalCrossentropy"
+
+
+class KLDivergence(_LossMetric):
+    name, loss_class = "kl_divergence", "KLDivergence"
+
+
+class Hinge(_LossMetric):
+    name, loss_class = "hinge", "Hinge"
+
+
+class SquaredHinge(_LossMetric):
+    name, loss_class = "squared_hinge", "SquaredHinge"
+
+
+_MORE = {"root_mean_squared_error": RootMeanSquaredError, "rmse": RootMeanSquaredError,
+         "mean_absolute_percentage_error": MeanAbsolutePercentageError, "mape": MeanAbsolutePercentageError,
+         "mean_squared_logarithmic_error": MeanSquaredLogarithmicError, "msle": MeanSquaredLogarithmicError,
+         "binary_crossentropy": BinaryCrossentropy, "categorical_crossentropy": CategoricalCrossentropy,
+         "sparse_categorical_crossentropy": SparseCategoricalCrossentropy, "kl_divergence": KLDivergence,
+         "kld": KLDivergence, "hinge": Hinge, "squared_hinge": SquaredHinge}
+
+
 from .metrics_classification import (AUC, F1Score, FBetaScore, Precision, Recall,  # noqa: E402,F401
                                      SparseTopKCategoricalAccuracy, StreamingMetric, TopKCategoricalAccuracy)
 from .metrics_classification import CLASSES as _STREAMING  # noqa: E402
 
 KNOWN = ("accuracy", "acc", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
-         "mse", "mean_squared_error", "mae", "mean_absolute_error") + tuple(_STREAMING)
+         "mse", "mean_squared_error", "mae", "mean_absolute_error") + tuple(_STREAMING) + tuple(_MORE)
 
 
 def get(identifier, loss_name, output_width):
@@ -110,6 +204,10 @@ def get(identifier, loss_name, output_width):
         return m
     if identifier in _STREAMING:  # Keras defaults (F1Score: average=None, one score per class)
         return _STREAMING[identifier]()
+    if identifier in _MORE:
+        m = _MORE[identifier]()
+        m.name = identifier
+        return m
     cls = {"binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy,
            "sparse_categorical_accuracy": SparseCategoricalAccuracy, "mse": MeanSquaredError,
            "mean_squared_error": MeanSquaredError, "mae": MeanAbsoluteError,
