@@ -271,3 +271,30 @@ def test_step_profile_times_the_parts_of_every_native_step():
     _core._testing.set_step_profiling(True)
     assert _core._testing.step_profile()["steps"] == 0  # on again: reset
     _core._testing.set_step_profiling(False)
+
+
+def test_a_wide_output_keeps_fewer_steps_per_call(monkeypatch):
+    # the metrics' copies of the outputs stay under OUTPUT_BYTES per call; results unchanged
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(40, 6)).astype(np.float32), rng.integers(0, 50, 40)
+    sizes, real = [], fastnn._core.NativeStep.run_batches
+
+    def spy(self, *a, **k):
+        sizes.append(len(a[3]))
+        return real(self, *a, **k)
+
+    def fit(limit):
+        monkeypatch.setattr(native_step, "OUTPUT_BYTES", limit)
+        init = fastnn.initializers.GlorotUniform
+        m = fastnn.Sequential([L.Input((6,)), L.Dense(50, activation="softmax", kernel_initializer=init(seed=3))])
+        m.compile(O.Adam(1e-2), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return m.fit(x, y, batch_size=4, epochs=1, seed=0, verbose=0).history, m.get_weights()
+    monkeypatch.setattr(fastnn._core.NativeStep, "run_batches", spy)
+    h1, w1 = fit(4 << 20)
+    assert sizes == [10]
+    sizes.clear()
+    h2, w2 = fit(3 * 4 * 50 * 4)  # three steps' outputs
+    assert sizes == [3, 3, 3, 1]
+    assert h1 == h2
+    for a, b in zip(w1, w2):
+        np.testing.assert_array_equal(a, b)

@@ -333,9 +333,20 @@ def epoch_steps(model, batches, modes, outputs=False):
                                          if xbuf is None else xbuf, ybuf)
     outs = None
     if outputs:
-        per_call = max(1, CHUNK_ROWS // m)
-        outs = _scratch(model, "outs", (min(per_call, full), m, ready[0][2].shape[1]), model.dtype)
+        width = ready[0][2].shape[1]
+        per_call = _steps_per_call(m, width * np.dtype(model.dtype).itemsize)
+        outs = _scratch(model, "outs", (min(per_call, full), m, width), model.dtype)
     return lambda order, guard: _chunks(model, ready, cached, x, order, full, guard, outs)
+
+
+# The most bytes of outputs one call keeps for the metrics (a wide output takes fewer steps).
+OUTPUT_BYTES = 4 << 20
+
+
+def _steps_per_call(m, row_bytes):
+    """Steps per core call at batch size m, each step's output rows row_bytes wide (0: none kept)."""
+    k = max(1, CHUNK_ROWS // m)
+    return k if not row_bytes else max(1, min(k, OUTPUT_BYTES // (m * row_bytes)))
 
 
 # model -> {name: array}: the native epoch's buffers, kept from one fit to the next
@@ -354,7 +365,7 @@ def _chunks(model, ready, cached, x, order, full, guard, outs):
     step, _, ranges = ready
     (native, seeds, dropouts), m = step[0], cached[2].shape[0]
     opt, done = model.optimizer, 0
-    per_call = max(1, CHUNK_ROWS // m)
+    per_call = _steps_per_call(m, 0 if outs is None else outs[0, 0].nbytes)
     while done < full:
         k = min(per_call, full - done)
         lrs = np.asarray(opt.learning_rates(k) if ranges else [0.0] * k, dtype=np.float64)
