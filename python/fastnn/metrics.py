@@ -143,28 +143,16 @@ class _LossMetric(Metric):
         return self.loss.value_and_grad(p, y, logits)[0] * p.shape[0]
 
 
-class BinaryCrossentropy(_LossMetric):
-    name, loss_class = "binary_crossentropy", "BinaryCrossentropy"
+def _loss_metric(cls, name):
+    return type(cls, (_LossMetric,), {"name": name, "loss_class": cls, "__module__": __name__,
+                                      "__doc__": f"The {name} loss (fastnn.losses.{cls}) as a metric."})
 
 
-class CategoricalCrossentropy(_LossMetric):
-    name, loss_class = "categorical_crossentropy", "CategoricalCrossentropy"
-
-
-class SparseCategoricalCrossentropy(_LossMetric):
-    name, loss_class = "sparse_categorical_crossentropy", "SparseCategoricalCrossentropy"
-
-
-class KLDivergence(_LossMetric):
-    name, loss_class = "kl_divergence", "KLDivergence"
-
-
-class Hinge(_LossMetric):
-    name, loss_class = "hinge", "Hinge"
-
-
-class SquaredHinge(_LossMetric):
-    name, loss_class = "squared_hinge", "SquaredHinge"
+(BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy, KLDivergence, Hinge,
+ SquaredHinge) = (_loss_metric(c, n) for c, n in (
+     ("BinaryCrossentropy", "binary_crossentropy"), ("CategoricalCrossentropy", "categorical_crossentropy"),
+     ("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy"), ("KLDivergence", "kl_divergence"),
+     ("Hinge", "hinge"), ("SquaredHinge", "squared_hinge")))
 
 
 _MORE = {"root_mean_squared_error": RootMeanSquaredError, "rmse": RootMeanSquaredError,
