@@ -509,13 +509,14 @@ def test_onnx_export_of_the_inference_identities_and_minimum(tmp_path):
                                   lambda h: L.GroupNormalization(2)(h),
                                   lambda h: L.Dot(1)([h, h]), lambda h: L.Flatten()(L.RepeatVector(2)(h)),
                                   lambda h: L.Flatten()(L.Permute((2, 1))(L.Reshape((2, 2))(h)))])
-def test_onnx_export_refuses_the_others_naming_the_layer(make, tmp_path):
+def test_onnx_export_of_the_others(make, tmp_path):
+    """Once refused, now exported (every option: tests/test_export_more_layers.py)."""
     pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
     from fastnn.export import export_onnx
     xin = L.Input(4)
-    out = make(L.Dense(4)(xin))
-    m = fastnn.Model(xin, out)
-    kind = type(out.layer).__name__ if not isinstance(out.layer, L.Flatten) else type(out.parents[0].layer).__name__
-    with pytest.raises(ValueError, match=f"{kind}.*no ONNX export"):
-        export_onnx(m, tmp_path / "m.onnx")
-    assert not (tmp_path / "m.onnx").exists()
+    m = fastnn.Model(xin, make(L.Dense(4)(xin)))
+    x = _x((4,), n=7).astype(np.float32)
+    sess = ort.InferenceSession(str(export_onnx(m, tmp_path / "m.onnx")), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(sess.run(None, {sess.get_inputs()[0].name: x})[0], m.predict(x), rtol=1e-5,
+                               atol=1e-6)

@@ -21,7 +21,11 @@ Normalization -> Sub + Mul (Mul + Add inverted) with its statistics; LayerNormal
 Greater/Where (+ Min for max_value, Relu/Mul/Sub for negative_slope); LeakyReLU, ELU ->
 as the activations; Softmax layer -> Softmax (one axis) or ReduceMax/Exp/ReduceSum/Div;
 Add/Subtract/Multiply -> Add/Sub/Mul in fastnn's order, Average -> Mean (float64: Add then
-Mul by 1/n, onnxruntime has no double Mean), Maximum -> Max, Concatenate -> Concat.
+Mul by 1/n, onnxruntime has no double Mean), Maximum -> Max, Minimum -> Min, Concatenate ->
+Concat; UnitNormalization, RMSNormalization, GroupNormalization -> their formulas
+(ReduceSumSquare / ReduceMean, Sqrt, Div, Min...; GroupNormalization with Transpose and
+Reshape), RepeatVector -> Unsqueeze + Tile, Permute -> Transpose, Dot -> Einsum (see
+_export_layers.py).
 Activations: linear (no node), relu, leaky_relu, elu, selu, sigmoid, tanh, softplus,
 softmax (axis -1), swish (x * Sigmoid(x)), gelu (opset 17 has no Gelu: exact
 0.5 x (1 + Erf(x / sqrt 2)), approximate 0.5 x (1 + Tanh(sqrt(2/pi) (x + 0.044715 x^3)));
@@ -38,6 +42,8 @@ import numpy as np
 from . import _safe_files
 from . import modelfile as _modelfile
 from ._export_acts import MORE_ACTIVATIONS as _MORE_ACTIVATIONS, more_activation as _more_activation
+from ._export_layers import MORE_LAYERS as _MORE_LAYERS, SINGLE_INPUT as _SINGLE_INPUT_MORE
+from ._export_layers import dot as _dot, more_layer as _more_layer
 from .reference import SELU_ALPHA, SELU_SCALE
 
 OPSET = 17
@@ -47,7 +53,7 @@ _INFERENCE_IDENTITY = ("AlphaDropout", "GaussianNoise", "RandomFlip", "RandomTra
 _MERGE = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
 SUPPORTED_LAYERS = ("InputLayer", "Dense", "Activation", "BatchNormalization", "Dropout", "Flatten", "PReLU",
                     "Maxout", "Rescaling", "Normalization", "LayerNormalization", "ReLU", "LeakyReLU", "ELU",
-                    "Softmax", "Reshape", "Identity") + _MERGE + _INFERENCE_IDENTITY
+                    "Softmax", "Reshape", "Identity") + _MERGE + _INFERENCE_IDENTITY + _MORE_LAYERS
 SUPPORTED_ACTIVATIONS = ("linear", "identity", "relu", "leaky_relu", "elu", "selu", "sigmoid", "tanh",
                          "softplus", "softmax", "swish", "silu", "gelu") + _MORE_ACTIVATIONS
 
@@ -291,6 +297,8 @@ def _merge(g, xs, layer, kind, where):
         return g.node(kind[:3], list(xs), kind.lower())
     if kind == "Concatenate":
         return g.node("Concat", list(xs), "concatenate", axis=int(layer._ax))
+    if kind == "Dot":
+        return _dot(g, xs, layer)
     raise ValueError(f"export_onnx: {where} has no ONNX export; supported layers: {', '.join(SUPPORTED_LAYERS)}")
 
 
@@ -324,6 +332,8 @@ def _layer(g, x, layer, kind, where, in_shape):
         return _activation(g, x, _Act(act, layer.negative_slope if kind == "LeakyReLU" else layer.alpha), where)
     if kind == "Softmax":
         return _softmax_layer(g, x, layer)
+    if kind in _SINGLE_INPUT_MORE:  # UnitNormalization, ..., Permute (_export_layers.py)
+        return _more_layer(g, x, layer, kind, in_shape)
     raise ValueError(f"export_onnx: {where} has no ONNX export; supported layers: {', '.join(SUPPORTED_LAYERS)}")
 
 
