@@ -7,8 +7,9 @@ in one run, medians.
    47 MB for 15,000 images, 188 MB for 60,000), an 8 MB buffer written between gathers
    (as the step's GEMMs would evict the caches).
 2. The notes' MLP ``fit`` epoch (as bench/compare_train.py's fastnn contender: the first
-   --fraction of Fashion-MNIST), once with each gather (``trainer._take_rows`` swapped),
-   alternating (ABBA), seconds scaled to a 60,000-image epoch.
+   --fraction of Fashion-MNIST) batch by batch (the native epoch, which gathers in the core,
+   switched off), once with each gather (``_batches._take_rows`` swapped), alternating
+   (ABBA), seconds scaled to a 60,000-image epoch.
 
     PYTHONPATH=python python3 bench/gather_step.py [--threads 2] [--batches 32 128 512]
         [--rows 15000 60000] [--rounds 5] [--fraction 0.25] [--no-epoch]
@@ -26,14 +27,14 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import fastnn  # noqa: E402
-from fastnn import trainer  # noqa: E402
+from fastnn import _batches, native_step  # noqa: E402
 
 
 def numpy_take(a, idx, out):
     return np.take(a, idx, axis=0, out=out, mode="clip")
 
 
-GATHERS = {"np.take(out=, clip)": numpy_take, "ops.take_rows": trainer._take_rows}
+GATHERS = {"np.take(out=, clip)": numpy_take, "ops.take_rows": _batches._take_rows}
 
 
 def per_step(n, batch, rounds, rng):
@@ -64,18 +65,19 @@ def epochs(batch, rounds, fraction):
     model = train_fashion.build(False)
     model.fit(x, y, epochs=1, batch_size=batch, verbose=0, seed=0)  # warm-up
     t = {k: [] for k in GATHERS}
-    real = trainer._take_rows
+    real, real_epoch = _batches._take_rows, native_step.epoch_steps
+    native_step.epoch_steps = lambda *a: None  # batch by batch: the gathers in Python
     try:
         for r in range(rounds):
             order = list(GATHERS.items())
             for name, gather in (order if r % 2 == 0 else order[::-1]):  # ABBA: no order bias
-                trainer._take_rows = gather
+                _batches._take_rows = gather
                 time.sleep(0.3)
                 t0 = time.perf_counter()
                 model.fit(x, y, epochs=1, batch_size=batch, verbose=0, seed=r)
                 t[name].append((time.perf_counter() - t0) * 60000 / n)
     finally:
-        trainer._take_rows = real
+        _batches._take_rows, native_step.epoch_steps = real, real_epoch
     for k, v in t.items():
         print(f"  [batch {batch}] {k}: " + " ".join(f"{s:.2f}" for s in v) + " s")
     return {k: statistics.median(v) for k, v in t.items()}
