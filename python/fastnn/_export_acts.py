@@ -6,11 +6,15 @@ relu6 -> Min(Relu(x), 6); hard_sigmoid -> Min(Relu(x + 3), 6) / 6; hard_silu, ha
 x * hard_sigmoid; softsign -> x / (1 + |x|); exponential -> Exp; mish -> x * Tanh(softplus);
 log_sigmoid -> Min(x, 0) - log(1 + exp(-|x|)); celu -> Relu(x) + alpha (exp(Min(x, 0) / alpha) - 1);
 hard_tanh -> Min(Max(x, -1), 1); squareplus -> Where(x < 0, b / (2 (s - x)), (x + s) / 2),
-s = Sqrt(x^2 + b); sparse_plus -> (z + 1)^2 / 4 + Relu(x - 1), z = Min(Max(x, -1), 1)."""
+s = Sqrt(x^2 + b); sparse_plus -> (z + 1)^2 / 4 + Relu(x - 1), z = Min(Max(x, -1), 1);
+tanh_shrink -> x - Tanh(x) (Keras's formula: near 0 its error is an ulp of x, not of the
+result); hard_shrink -> Where(|x| > t, x, x - x); soft_shrink -> Where(x > t, x - t,
+Where(x < -t, x + t, x - x)), t the threshold (x - x: 0, or NaN for NaN, as the kernels)."""
 from __future__ import annotations
 
 MORE_ACTIVATIONS = ("relu6", "hard_sigmoid", "hard_silu", "hard_swish", "softsign", "exponential", "mish",
-                    "log_sigmoid", "celu", "hard_tanh", "squareplus", "sparse_plus")
+                    "log_sigmoid", "celu", "hard_tanh", "squareplus", "sparse_plus", "tanh_shrink", "hard_shrink",
+                    "soft_shrink")
 
 
 def _log1p_exp_neg_abs(g, x, base):
@@ -69,4 +73,16 @@ def more_activation(g, x, name, alpha):
         q = g.node("Mul", [g.node("Mul", [u, u], "sparse_plus_u2"), g.const("quarter", 0.25)], "sparse_plus_q")
         lin = g.node("Relu", [g.node("Sub", [x, g.const("one", 1.0)], "sparse_plus_xm1")], "sparse_plus_lin")
         return g.node("Add", [q, lin], "sparse_plus")
+    if name == "tanh_shrink":
+        return g.node("Sub", [x, g.node("Tanh", [x], "tanh_shrink_tanh")], "tanh_shrink")
+    if name in ("hard_shrink", "soft_shrink"):
+        t = g.const(name + "_threshold", float(alpha))
+        zero = g.node("Sub", [x, x], name + "_zero")  # 0, NaN where x is NaN
+        if name == "hard_shrink":
+            keep = g.node("Greater", [g.node("Abs", [x], "hard_shrink_abs"), t], "hard_shrink_keep")
+            return g.node("Where", [keep, x, zero], "hard_shrink")
+        below = g.node("Where", [g.node("Less", [x, g.node("Neg", [t], "soft_shrink_neg_t")], "soft_shrink_lt"),
+                                 g.node("Add", [x, t], "soft_shrink_plus"), zero], "soft_shrink_below")
+        above = g.node("Sub", [x, t], "soft_shrink_minus")
+        return g.node("Where", [g.node("Greater", [x, t], "soft_shrink_gt"), above, below], "soft_shrink")
     raise ValueError(f"name: {name!r} is not one of {', '.join(MORE_ACTIVATIONS)}")

@@ -1,5 +1,6 @@
 """The NumPy twins of the Keras 3 activations beyond the classic set (relu6, hard_sigmoid,
-hard_silu, softsign, exponential, mish, log_sigmoid, celu, hard_tanh, squareplus, sparse_plus), for
+hard_silu, softsign, exponential, mish, log_sigmoid, celu, hard_tanh, squareplus, sparse_plus,
+tanh_shrink, hard_shrink, soft_shrink), for
 :mod:`fastnn.reference`: plain formulas in the dtype of the input (the tests use
 float64). The kinks have gradient 0, as relu's; infinities give the limits. Imports
 only NumPy."""
@@ -8,8 +9,34 @@ from __future__ import annotations
 import numpy as np
 
 MORE_ACTS = ("relu6", "hard_sigmoid", "hard_silu", "softsign", "exponential", "mish", "log_sigmoid",
-             "celu", "hard_tanh", "squareplus", "sparse_plus")
-_NEED_X = ("hard_silu", "softsign", "mish", "log_sigmoid")
+             "celu", "hard_tanh", "squareplus", "sparse_plus", "tanh_shrink", "hard_shrink", "soft_shrink")
+_NEED_X = ("hard_silu", "softsign", "mish", "log_sigmoid", "tanh_shrink")
+
+
+def _tanh_series(n):
+    """The first n coefficients c_k of x - tanh x = sum_k c_k x^(2k + 3): with m = k + 2,
+    -2^(2m) (2^(2m) - 1) B_2m / (2m)!, the Bernoulli numbers from their recurrence, exactly."""
+    from fractions import Fraction
+    from math import comb, factorial
+    b = [Fraction(1)]
+    for m in range(1, 2 * n + 4):
+        b.append(-sum(comb(m + 1, j) * b[j] for j in range(m)) / (m + 1))
+    return tuple(float(-(4 ** m) * (4 ** m - 1) * b[2 * m] / factorial(2 * m)) for m in range(2, n + 2))
+
+
+_TANH_SERIES = _tanh_series(18)  # |x| < 0.5: terms shrink by x^2 / (pi^2 / 4) <= 0.1 each
+
+
+def _tanh_shrink(x):
+    """x - tanh(x); for |x| < 0.5 its Taylor series (the subtraction would cancel there)."""
+    a = np.abs(x)
+    ac = np.minimum(a, 0.5)
+    u = ac * ac
+    p = np.zeros_like(u)
+    for c in reversed(_TANH_SERIES):
+        p = p * u + c
+    r = np.where(a < 0.5, ac * u * p, a - np.tanh(a))
+    return np.where(x < 0, -r, r)
 
 
 def _softplus(x):
@@ -64,6 +91,12 @@ def more_forward(name, x, a):
         return _squareplus(x, t(a))
     if name == "sparse_plus":
         return np.where(x <= -1, t(0), np.where(x >= 1, x, (x + 1) * (x + 1) / 4))
+    if name == "tanh_shrink":
+        return _tanh_shrink(x)
+    if name == "hard_shrink":  # a is Keras's threshold; NaN stays NaN (Keras's where() gives 0)
+        return np.where(np.abs(x) > t(a), x, np.where(np.isnan(x), x, t(0)))
+    if name == "soft_shrink":
+        return np.where(x > t(a), x - t(a), np.where(x < -t(a), x + t(a), np.where(np.isnan(x), x, t(0))))
     raise ValueError(f"name: unknown activation {name!r}")
 
 
@@ -103,4 +136,11 @@ def more_derivative(name, x, y, a):
         if x is None:
             return np.where(y < 1, np.sqrt(y), t(1))
         return np.where(x <= -1, t(0), np.where(x >= 1, t(1), (x + 1) / 2))
+    if name == "tanh_shrink":
+        return np.tanh(x) * np.tanh(x)
+    if name in ("hard_shrink", "soft_shrink"):  # 1 where the forward passes x on (strictly), else 0
+        if x is None:  # y == 0 exactly there, but for hard_shrink with a < 0 (the identity)
+            return np.where(y != 0, t(1), t(1) if name == "hard_shrink" and a < 0 else t(0))
+        keep = np.abs(x) > t(a) if name == "hard_shrink" else (x > t(a)) | (x < -t(a))
+        return np.where(keep, t(1), t(0))
     raise ValueError(f"name: unknown activation {name!r}")

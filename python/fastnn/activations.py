@@ -208,6 +208,19 @@ hard_tanh = _fn_x("hard_tanh", "min(max(x, -1), 1)")
 
 
 sparse_plus = _fn_x("sparse_plus", "0 (x <= -1), (x + 1)^2 / 4, x (x >= 1)")
+tanh_shrink = _fn_x("tanh_shrink", "x - tanh(x)")
+
+
+def hard_shrink(x, threshold=0.5):
+    """hard_shrink(x) = x where |x| > threshold, else 0, as ``keras.activations.hard_shrink``
+    (threshold is the activation's alpha: ``{"name": "hard_shrink", "alpha": threshold}``)."""
+    return ActivationFunction("hard_shrink", threshold)(x)
+
+
+def soft_shrink(x, threshold=0.5):
+    """soft_shrink(x) = x - threshold (x > threshold), x + threshold (x < -threshold), else 0,
+    as ``keras.activations.soft_shrink`` (threshold is the activation's alpha)."""
+    return ActivationFunction("soft_shrink", threshold)(x)
 
 
 def squareplus(x, b=4):
@@ -224,15 +237,18 @@ def celu(x, alpha=1.0):
 _FUNCTIONS = {f: f.__name__ for f in (sigmoid, tanh, relu, leaky_relu, elu, selu, swish,
                                        softplus, softmax, linear, gelu, relu6, hard_sigmoid, hard_silu,
                                        softsign, exponential, mish, log_sigmoid, celu, hard_tanh, squareplus,
-                                       sparse_plus)}
+                                       sparse_plus, tanh_shrink, hard_shrink, soft_shrink)}
+# the keyword of functools.partial(f, keyword=...) that holds the activation's alpha
+_ALPHA_KEYWORD = {squareplus: "b", hard_shrink: "threshold", soft_shrink: "threshold"}
 
 
 def _from_partial(p):
     """``functools.partial(f, **options)`` of a function of this module (Keras users pass
     ``partial(keras.activations.gelu, approximate=True)``): its options, else None."""
-    if p.func not in _FUNCTIONS or p.args or not set(p.keywords) <= {"alpha", "approximate", "b"}:
+    allowed = {"threshold"} if p.func in (hard_shrink, soft_shrink) else {"alpha", "approximate", "b"}
+    if p.func not in _FUNCTIONS or p.args or not set(p.keywords) <= allowed:
         return None
-    alpha = p.keywords.get("b") if p.func is squareplus else p.keywords.get("alpha")
+    alpha = p.keywords.get(_ALPHA_KEYWORD.get(p.func, "alpha"))
     return ActivationFunction(_FUNCTIONS[p.func], alpha, p.keywords.get("approximate"))
 
 

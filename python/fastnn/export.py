@@ -30,8 +30,8 @@ Activations: linear (no node), relu, leaky_relu, elu, selu, sigmoid, tanh, softp
 softmax (axis -1), swish (x * Sigmoid(x)), gelu (opset 17 has no Gelu: exact
 0.5 x (1 + Erf(x / sqrt 2)), approximate 0.5 x (1 + Tanh(sqrt(2/pi) (x + 0.044715 x^3)));
 the exact form float32 only: onnxruntime's Erf has no double kernel), relu6, hard_sigmoid,
-hard_silu, softsign, exponential, mish, log_sigmoid, celu, hard_tanh, squareplus, sparse_plus (from elementary
-operators: see _export_acts.py). Anything else raises a ``ValueError`` naming
+hard_silu, softsign, exponential, mish, log_sigmoid, celu, hard_tanh, squareplus, sparse_plus, tanh_shrink,
+hard_shrink, soft_shrink (from elementary operators: see _export_acts.py). Anything else raises a ``ValueError`` naming
 the layer. Layer parameters are read by name (``layer.vars["kernel"]``, or attributes of
 that name), so any layer object with the same public names exports alike.
 """

@@ -10,6 +10,7 @@
 #include "fastnn/simd/vecmath_impl.h"
 #include "fastnn/eltwise/gelu_impl.h"
 #include "fastnn/eltwise/more_acts_impl.h"
+#include "fastnn/eltwise/shrink_acts_impl.h"
 
 namespace fastnn {
 namespace FASTNN_ISA_NS {
@@ -36,6 +37,7 @@ inline Vec<T> act_forward_vec(Vec<T> x, T alpha) {
   }
   if constexpr (A == Act::gelu) return gelu_forward(x, alpha != T(0));  // alpha: approximate (gelu_impl.h)
   if constexpr (is_more_act(A)) return more_act_forward<A>(x, alpha);  // more_acts_impl.h
+  if constexpr (is_shrink_act(A)) return shrink_act_forward<A>(x, alpha);  // shrink_acts_impl.h
 }
 
 // dL/dx for one vector; x or y may be unused (see activation_grad_needs).
@@ -78,6 +80,7 @@ inline Vec<T> act_backward_vec(Vec<T> dy, Vec<T> x, Vec<T> y, T alpha) {
   if constexpr (A == Act::softplus) return dy * vsigmoid(x);
   if constexpr (A == Act::gelu) return dy * gelu_derivative(x, alpha != T(0));
   if constexpr (is_more_act(A)) return dy * more_act_derivative<A, have_y>(x, y, alpha);
+  if constexpr (is_shrink_act(A)) return dy * shrink_act_derivative<A, have_y>(x, y, alpha);
 }
 
 // Elements before y + i is aligned to a whole vector (for non-temporal stores).
@@ -175,6 +178,9 @@ inline void act_backward_loop(const T* dy, const T* x, const T* y, T* dx, std::s
     case Act::hard_tanh: CALL(Act::hard_tanh); break;   \
     case Act::squareplus: CALL(Act::squareplus); break; \
     case Act::sparse_plus: CALL(Act::sparse_plus); break; \
+    case Act::tanh_shrink: CALL(Act::tanh_shrink); break; \
+    case Act::hard_shrink: CALL(Act::hard_shrink); break; \
+    case Act::soft_shrink: CALL(Act::soft_shrink); break; \
   }
 
 // y = act(x) over n values (y may equal x); `streaming`: non-temporal stores.

@@ -41,6 +41,11 @@ constexpr ActivationInfo kRegistry[] = {
     {"hard_tanh", Act::hard_tanh, "hard_tanh", false, 0.0, GradNeeds::x_or_y},
     {"squareplus", Act::squareplus, "squareplus", true, 4.0, GradNeeds::x_or_y},  // alpha: Keras's b
     {"sparse_plus", Act::sparse_plus, "sparse_plus", false, 0.0, GradNeeds::x_or_y},
+    // x - tanh(x): d = tanh(x)^2 from x (from y, tanh(x) = x - y would cancel for large x)
+    {"tanh_shrink", Act::tanh_shrink, "tanh_shrink", false, 0.0, GradNeeds::x},
+    // alpha: Keras's threshold (default 0.5); d = 1 or 0, from x or y (shrink_acts_impl.h)
+    {"hard_shrink", Act::hard_shrink, "hard_shrink", true, 0.5, GradNeeds::x_or_y},
+    {"soft_shrink", Act::soft_shrink, "soft_shrink", true, 0.5, GradNeeds::x_or_y},
 };
 
 const ActivationInfo& info(Act act) {
@@ -64,7 +69,8 @@ constexpr std::size_t kStreamingBytes = std::size_t(16) << 20;
 std::size_t grain(Act act) {
   switch (act) {
     case Act::identity: case Act::relu: case Act::leaky_relu: case Act::relu6: case Act::hard_sigmoid:
-    case Act::hard_silu: case Act::hard_tanh: case Act::sparse_plus: return kGrainCheap;
+    case Act::hard_silu: case Act::hard_tanh: case Act::sparse_plus: case Act::hard_shrink:
+    case Act::soft_shrink: return kGrainCheap;
     default: return kGrainTranscendental;
   }
 }

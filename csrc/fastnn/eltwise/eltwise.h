@@ -12,7 +12,7 @@ namespace fastnn {
 enum class Act : int {
   identity = 0, relu, leaky_relu, elu, selu, sigmoid, tanh, swish, softplus, gelu,
   relu6, hard_sigmoid, hard_silu, softsign, exponential, mish, log_sigmoid, celu, hard_tanh,
-  squareplus, sparse_plus
+  squareplus, sparse_plus, tanh_shrink, hard_shrink, soft_shrink
 };
 
 // What an activation's gradient needs from the forward pass: nothing, the input
@@ -25,7 +25,8 @@ struct ActivationInfo {
   const char* name;       // as accepted by ops.activation and Dense(activation=...)
   Act act;
   const char* canonical;  // the Keras name this one is an alias of (itself if none)
-  bool takes_alpha;       // leaky_relu's negative slope, elu's alpha, gelu's approximate flag (0 or 1), celu's alpha, squareplus's b
+  bool takes_alpha;       // leaky_relu's negative slope, elu's alpha, gelu's approximate flag (0 or 1), celu's alpha, squareplus's b,
+                          // hard_shrink's and soft_shrink's threshold
   double default_alpha;   // used when alpha is not given (0 when !takes_alpha)
   GradNeeds grad_needs;
 };
@@ -40,7 +41,7 @@ double default_activation_alpha(Act act);  // from the registry
 GradNeeds activation_grad_needs(Act act);  // from the registry
 // Throws std::invalid_argument naming `argname` when alpha is outside what `act` takes:
 // gelu's alpha is its approximate flag, 0 (erf) or 1 (tanh form); celu's is nonzero (it
-// divides x); squareplus's (its b) is > 0; other alphas are any
+// divides x); squareplus's (its b) is > 0; other alphas (the shrinks' thresholds too) are any
 // real number (the bindings check finiteness).
 void check_activation_alpha(Act act, double alpha, const char* argname);
 
