@@ -123,3 +123,14 @@ def releases_the_gil(fn, tries=10):
         if pause < 0.5 * duration:
             return True, ""
     return False, f"a Python thread paused {pause * 1e3:.1f} ms during a {duration * 1e3:.1f} ms call"
+
+
+def keras_on_jax():
+    """keras, imported with KERAS_BACKEND=jax (set unless already chosen); the test is skipped
+    when keras is not installed or this process already runs it on another backend."""
+    import pytest
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "jax":
+        pytest.skip("Keras runs on another backend in this process")
+    return keras

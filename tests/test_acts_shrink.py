@@ -15,7 +15,6 @@ odd): scalar 3.63, avx2 / avx512 2.17 (the vector paths' fused multiply-adds mak
 exact). float64 against mpmath: 1 ulp (avx2 / avx512), 2 (scalar). Tested bounds: ULP
 and ULP64 below."""
 import functools
-import os
 
 import numpy as np
 import pytest
@@ -25,6 +24,7 @@ from fastnn import ops, reference as ref
 from fastnn import layers as L
 from test_activations import ulp_error
 from test_gradcheck_model import check as gradcheck_model
+from helpers import keras_on_jax
 
 F32, F64 = np.float32, np.float64
 NAMES = ("tanh_shrink", "hard_shrink", "soft_shrink")
@@ -301,11 +301,7 @@ def test_native_step_bitwise_equal_to_python_step(monkeypatch, layers, dtype):
 
 
 def _keras():
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "jax":
-        pytest.skip("needs KERAS_BACKEND=jax")
-    return keras
+    return keras_on_jax()
 
 
 @pytest.mark.parametrize("name", NAMES)

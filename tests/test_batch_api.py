@@ -2,22 +2,18 @@
 layer.kernel / .bias / .gamma / .moving_mean ..., train_on_batch / test_on_batch /
 predict_on_batch. Each behaviour is tested on its own, and against Keras 3 (JAX backend)
 on the same weights and data when Keras is installed."""
-import os
 
 import numpy as np
 import pytest
 
 import fastnn
 from fastnn.layers import BatchNormalization, Dense, Dropout, Input
+from helpers import keras_on_jax
 
 
 @pytest.fixture(scope="module")
 def keras():
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "jax":
-        pytest.skip("Keras runs on another backend")
-    return keras
+    return keras_on_jax()
 
 
 def _data(n=16, d=4, k=3, seed=1):
