@@ -298,3 +298,46 @@ def test_a_wide_output_keeps_fewer_steps_per_call(monkeypatch):
     assert h1 == h2
     for a, b in zip(w1, w2):
         np.testing.assert_array_equal(a, b)
+
+
+def _flatten_fit(monkeypatch, mode, shape, middle_flatten=False):
+    """(weights and slots, history, native steps) of a model with a leading Flatten (and, with
+    middle_flatten, one after the first Dense) on inputs of feature shape `shape`."""
+    monkeypatch.setenv("FASTNN_NATIVE_STEP", "0" if mode == "python" else "1")
+    monkeypatch.setattr(native_step, "epoch_steps", _EPOCH_STEPS if mode == "epoch" else (lambda *a: None))
+    monkeypatch.setattr(native_step, "CHUNK_ROWS", 32)
+    from helpers import count_native_steps
+    count = count_native_steps(monkeypatch)
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(70,) + shape).astype(np.float32)
+    y = rng.integers(0, 3, 70)
+    init = fastnn.initializers.GlorotUniform
+    layers = [L.Input(shape), L.Flatten(), L.Dense(8, activation="relu", kernel_initializer=init(seed=1))]
+    if middle_flatten:
+        layers.append(L.Flatten())
+    layers += [L.Dropout(0.2, seed=3), L.Dense(3, activation="softmax", kernel_initializer=init(seed=2))]
+    m = fastnn.Sequential(layers)
+    m.compile(O.Adam(1e-2), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    h = m.fit(x, y, batch_size=16, epochs=2, seed=5, verbose=0)
+    state = [w.copy() for w in m.get_weights()] + [v.copy() for v in m.optimizer.state.values()]
+    return state, h.history, count["n"]
+
+
+@pytest.mark.parametrize("shape", [(2, 5), (2, 3, 2), (7,)])
+def test_a_leading_flatten_runs_natively_and_bitwise_the_same(monkeypatch, shape):
+    ref = _flatten_fit(monkeypatch, "python", shape)
+    batch = _flatten_fit(monkeypatch, "batch", shape)
+    epoch = _flatten_fit(monkeypatch, "epoch", shape)
+    assert ref[2] == 0 and batch[2] == epoch[2] == 10  # 5 steps an epoch (4 full, the last 6 rows)
+    for run in (batch, epoch):
+        assert run[1] == ref[1]
+        for a, b in zip(run[0], ref[0]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_flatten_after_the_first_layer_falls_back(monkeypatch):
+    ref = _flatten_fit(monkeypatch, "python", (2, 5), middle_flatten=True)
+    epoch = _flatten_fit(monkeypatch, "epoch", (2, 5), middle_flatten=True)
+    assert epoch[2] == 0 and epoch[1] == ref[1]
+    for a, b in zip(epoch[0], ref[0]):
+        np.testing.assert_array_equal(a, b)

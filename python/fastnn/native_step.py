@@ -1,5 +1,6 @@
 """The native training step: for a Sequential chain of Dense (float32, float64 or
-mixed_bfloat16), Dropout, Activation and BatchNormalization layers with a fused loss
+mixed_bfloat16), Dropout, Activation and BatchNormalization layers (after any leading
+Flatten layers, whose output is a view of the batch: the plan takes it flattened) with a fused loss
 (softmax cross-entropy on logits, or mean squared error) and Adam/AdamW (AMSGrad too) or SGD, one
 training step is one call into the core (``_core.NativeStep.run``, GIL released).
 
@@ -111,6 +112,8 @@ def _supported_model(model):
     for k, layer in enumerate(chain):
         if layer.dtype != model.dtype:
             return None  # another dtype: Python step
+        if type(layer) is _layers.Flatten and all(type(l) is _layers.Flatten for l in chain[:k]):
+            continue  # a leading Flatten: the batch's rows as the first layer's (a view; no node)
         if type(layer) is _layers.Dropout and k > 0 and 0.0 < layer.rate < 1.0:
             continue
         if type(layer) not in (_layers.Dense, _layers.BatchNormalization, _layers.Activation):
@@ -181,6 +184,8 @@ def _entries(chain, m, first, last_logits, dtype):
         logits = last_logits and k == len(chain) - 1
         if k == first:
             node_first = len(entries)
+        if type(layer) is _layers.Flatten:  # leading (_supported_model): the plan takes x flattened
+            continue
         if type(layer) is _layers.Dropout:
             if not entries:  # first (after identity Activations): not a node the core takes
                 return None
@@ -287,13 +292,20 @@ def try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight):
     _dropout_seeds(dropouts, 1, seeds.reshape(1, -1))
     _set_dropouts(dropouts, 1)
     opt = model.optimizer
+    x2 = xb.reshape(xb.shape[0], -1)  # a leading Flatten's output (xb itself when 2-D)
     if ranges:
-        loss = native.run(xb, labels, opt.current_learning_rate(), opt.iterations + 1)
+        loss = native.run(x2, labels, opt.current_learning_rate(), opt.iterations + 1)
         opt.iterations += 1
     else:
-        loss = native.run(xb, labels, 0.0, 0)
-    model._chain[0]._x = xb
+        loss = native.run(x2, labels, 0.0, 0)
+    _first_layer(model)._x = x2
     return loss, 0.0, out
+
+
+def _first_layer(model):
+    """The first layer of the chain that is not a (leading) Flatten: the one whose input
+    (its ``_x``, a view of the batch) the Python step keeps."""
+    return next(l for l in model._chain if type(l) is not _layers.Flatten)
 
 
 # Rows of data per native call of epoch_steps: 64 steps at batch 32 (tens of milliseconds,
@@ -313,7 +325,7 @@ def epoch_steps(model, batches, modes, outputs=False):
     x, y, m = batches.x, batches.y, batches.batch_size
     full = batches.num_samples // m
     if batches.sample_weight is not None or y is None or full == 0 or not enabled() \
-            or x.__class__ is not np.ndarray or x.ndim != 2 or not x.flags.c_contiguous or not x.flags.aligned:
+            or x.__class__ is not np.ndarray or x.ndim < 2 or not x.flags.c_contiguous or not x.flags.aligned:
         return None
     ready = _ready(model, m, x[:m], y[:m], *modes)
     if ready is None:
@@ -329,14 +341,16 @@ def epoch_steps(model, batches, modes, outputs=False):
         ybuf = ybufs.get(m, None)
         if ybuf is None or ybuf.dtype != labels.dtype:
             ybuf = _scratch(model, "ybuf", (m,) + labels.shape[1:], labels.dtype)
-        cached = batches._native_data = (kind[0], labels, _scratch(model, "xbuf", (m, x.shape[1]), model.dtype)
-                                         if xbuf is None else xbuf, ybuf)
+        width = int(np.prod(x.shape[1:]))  # a leading Flatten's: the batches as (m, width) views
+        xbuf = _scratch(model, "xbuf", (m, width), model.dtype) if xbuf is None else xbuf.reshape(m, width)
+        cached = batches._native_data = (kind[0], labels, xbuf, ybuf)
     outs = None
     if outputs:
         width = ready[0][2].shape[1]
         per_call = _steps_per_call(m, width * np.dtype(model.dtype).itemsize)
         outs = _scratch(model, "outs", (min(per_call, full), m, width), model.dtype)
-    return lambda order, guard: _chunks(model, ready, cached, x, order, full, guard, outs)
+    x2 = x.reshape(x.shape[0], -1)
+    return lambda order, guard: _chunks(model, ready, cached, x2, order, full, guard, outs)
 
 
 # The most bytes of outputs one call keeps for the metrics (a wide output takes fewer steps).
@@ -383,7 +397,7 @@ def _chunks(model, ready, cached, x, order, full, guard, outs):
             _set_dropouts(dropouts, k)
             if ranges:
                 opt.iterations += k
-            model._chain[0]._x = cached[2]
+            _first_layer(model)._x = cached[2]
         finally:
             guard.end()
         done += k
