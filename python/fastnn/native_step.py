@@ -382,15 +382,15 @@ def _chunks(model, ready, cached, x, order, full, guard, outs):
     per_call = _steps_per_call(m, 0 if outs is None else outs[0, 0].nbytes)
     while done < full:
         k = min(per_call, full - done)
-        lrs = np.asarray(opt.learning_rates(k) if ranges else [0.0] * k, dtype=np.float64)
-        bad = np.flatnonzero(~(np.isfinite(lrs) & (lrs >= 0)))
-        if bad.size:  # the steps before a rate the step refuses; then that one alone (it raises)
-            k = max(1, int(bad[0]))
-            lrs = lrs[:k]
-        seed_rows, losses = np.empty((k, len(dropouts)), np.uint64), np.empty(k)
-        _dropout_seeds(dropouts, k, seed_rows)
-        guard.begin()
+        guard.begin()  # the rates, seeds and counters read and written inside, as by one step
         try:
+            lrs = np.asarray(opt.learning_rates(k) if ranges else [0.0] * k, dtype=np.float64)
+            bad = np.flatnonzero(~(np.isfinite(lrs) & (lrs >= 0)))
+            if bad.size:  # the steps before a rate the step refuses; then that one alone (it raises)
+                k = max(1, int(bad[0]))
+                lrs = lrs[:k]
+            seed_rows, losses = np.empty((k, len(dropouts)), np.uint64), np.empty(k)
+            _dropout_seeds(dropouts, k, seed_rows)
             native.run_batches(x, cached[1], order[done * m:(done + k) * m], lrs,
                                opt.iterations + 1 if ranges else 0, seed_rows, losses, cached[2], cached[3],
                                None if outs is None else outs[:k])
