@@ -58,6 +58,14 @@ inline void require_contiguous(const py::array& a, const char* name) {
     throw py::value_error(std::string(name) + ": expected an aligned array, got one at a misaligned address");
 }
 
+// Exactly dtype `dt` (int64 ids, uint64 seeds, float64 rates...), then C-contiguous.
+inline void require_dtype(const py::array& a, const py::dtype& dt, const char* name) {
+  if (!same_dtype(a.dtype(), dt))
+    throw py::type_error(std::string(name) + ": expected dtype " + py::str(dt).cast<std::string>() + ", got " +
+                         dtype_str(a));
+  require_contiguous(a, name);
+}
+
 inline void require_writeable(const py::array& a, const char* name) {
   if (!a.writeable()) throw py::value_error(std::string(name) + ": expected a writeable array");
 }

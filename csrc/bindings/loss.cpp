@@ -24,9 +24,7 @@ double xent_ids(py::array logits, py::array labels, py::array dlogits) {
   const DType dt = float_dtype(logits, "logits");
   require_contiguous(logits, "logits");
   const auto [m, C] = logits_shape(logits);
-  if (!same_dtype(labels.dtype(), py::dtype::of<std::int64_t>()))
-    throw py::type_error("labels: expected dtype int64, got " + dtype_str(labels));
-  require_contiguous(labels, "labels");
+  require_dtype(labels, py::dtype::of<std::int64_t>(), "labels");
   require_size(labels, m, "labels");
   check_out(dlogits, logits, "out", "logits");
   require_size(dlogits, m * C, "out");

@@ -4,17 +4,16 @@
 #include "fastnn/step/step.h"
 
 #include <climits>
-#include <cstring>
-#include <utility>
-#include "fastnn/gather/gather.h"
-
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
+#include <utility>
 #include <type_traits>
 #include <vector>
 
 #include "common.h"
+#include "fastnn/gather/gather.h"
 
 namespace fastnn_py {
 
@@ -35,9 +34,7 @@ class NativeStep {
              const std::string& optimizer, py::dict hyper, py::list ranges, py::object seeds) {
     if (!seeds.is_none()) {  // uint64, one per dropout layer, filled by the caller before each run
       seeds_ = seeds.cast<py::array>();
-      if (!same_dtype(seeds_.dtype(), py::dtype::of<std::uint64_t>()))
-        throw py::type_error("seeds: expected dtype uint64, got " + dtype_str(seeds_));
-      require_contiguous(seeds_, "seeds");
+      require_dtype(seeds_, py::dtype::of<std::uint64_t>(), "seeds");
       n_seeds_ = seeds_.size();
     }
     if (layers.empty()) throw py::value_error("layers: expected at least one layer, got none");
@@ -61,15 +58,7 @@ class NativeStep {
   double run(py::array x, py::array labels, double lr, std::int64_t step) {
     check_in(x, dlogits_, "x", "the model's buffers");
     require_matrix(x, m_, in0_, "x");
-    if (loss_ == fastnn::StepLoss::xent_ids) {
-      if (!same_dtype(labels.dtype(), py::dtype::of<std::int64_t>()))
-        throw py::type_error("labels: expected dtype int64, got " + dtype_str(labels));
-      require_contiguous(labels, "labels");
-      require_vector(labels, m_, "labels");
-    } else {
-      check_in(labels, dlogits_, "labels", "the model's buffers");
-      require_matrix(labels, m_, out_, "labels");
-    }
+    check_labels(labels, m_, "labels");
     for (const py::array& w : written_) {
       require_no_overlap(x, w, "x", "the model's buffers");
       require_no_overlap(labels, w, "labels", "the model's buffers");
@@ -100,41 +89,22 @@ class NativeStep {
     check_out(xbuf, dlogits_, "xbuf", "the model's buffers");
     require_matrix(xbuf, m_, in0_, "xbuf");
     const bool ids = loss_ == fastnn::StepLoss::xent_ids;
-    const py::dtype label_dt = ids ? py::dtype::of<std::int64_t>() : dlogits_.dtype();
-    for (auto [a, name] : {std::pair<py::array*, const char*>{&labels, "labels"}, {&ybuf, "ybuf"}}) {
-      if (!same_dtype(a->dtype(), label_dt))
-        throw py::type_error(std::string(name) + ": expected dtype " + std::string(py::str(label_dt)) + ", got " +
-                             dtype_str(*a));
-      require_contiguous(*a, name);
-    }
+    check_labels(labels, static_cast<std::size_t>(n), "labels");
+    check_labels(ybuf, m_, "ybuf");
     require_writeable(ybuf, "ybuf");
-    if (ids) {
-      require_vector(labels, static_cast<std::size_t>(n), "labels");
-      require_vector(ybuf, m_, "ybuf");
-    } else {
-      require_matrix(labels, static_cast<std::size_t>(n), out_, "labels");
-      require_matrix(ybuf, m_, out_, "ybuf");
-    }
-    if (!same_dtype(lrs.dtype(), py::dtype::of<double>())) throw py::type_error("lrs: expected dtype float64, got " + dtype_str(lrs));
-    require_contiguous(lrs, "lrs");
+    require_dtype(lrs, py::dtype::of<double>(), "lrs");
     if (lrs.ndim() != 1) throw py::value_error("lrs: expected 1 dimension");
     const std::size_t k = lrs.shape(0);
-    if (!same_dtype(index.dtype(), py::dtype::of<std::int64_t>()))
-      throw py::type_error("index: expected dtype int64, got " + dtype_str(index));
-    require_contiguous(index, "index");
+    require_dtype(index, py::dtype::of<std::int64_t>(), "index");
     require_vector(index, k * m_, "index");
     const auto* idx = static_cast<const std::int64_t*>(index.data());
     const std::ptrdiff_t bad = fastnn::first_index_out_of_range<std::int64_t>(idx, k * m_, n);
     if (bad >= 0)
       throw py::value_error("index: expected values in [0, " + std::to_string(n) + ") (the rows of x), got " +
                             std::to_string(static_cast<long long>(idx[bad])) + " at position " + std::to_string(bad));
-    if (!same_dtype(seeds.dtype(), py::dtype::of<std::uint64_t>()))
-      throw py::type_error("seeds: expected dtype uint64, got " + dtype_str(seeds));
-    require_contiguous(seeds, "seeds");
+    require_dtype(seeds, py::dtype::of<std::uint64_t>(), "seeds");
     require_size(seeds, k * n_seeds_, "seeds");
-    if (!same_dtype(losses.dtype(), py::dtype::of<double>()))
-      throw py::type_error("losses: expected dtype float64, got " + dtype_str(losses));
-    require_contiguous(losses, "losses");
+    require_dtype(losses, py::dtype::of<double>(), "losses");
     require_writeable(losses, "losses");
     require_vector(losses, k, "losses");
     py::array outs = outs_obj.is_none() ? py::array(dlogits_.dtype(), std::vector<py::ssize_t>{0}) : fastnn_py::array_arg(outs_obj, "outs");
@@ -156,10 +126,12 @@ class NativeStep {
     const double* lr = static_cast<const double*>(lrs.data());
     if (step0 < 0 || (step0 > 0 && static_cast<std::uint64_t>(step0) + k > static_cast<std::uint64_t>(INT64_MAX)))
       throw py::value_error("step0: expected 0 or a first step that leaves room for len(lrs) steps");
+    // the optimizer step of call i (0 throughout when nothing is trainable)
+    auto step_of = [step0](std::size_t i) { return step0 ? step0 + static_cast<std::int64_t>(i) : std::int64_t(0); };
     check_frozen_stats();
     visit_float(dt_, [&](auto t) {
       using T = decltype(t);
-      for (std::size_t i = 0; i < k; ++i) fastnn::check_step<T>(plan<T>(), lr[i], step0 ? step0 + static_cast<std::int64_t>(i) : 0);
+      for (std::size_t i = 0; i < k; ++i) fastnn::check_step<T>(plan<T>(), lr[i], step_of(i));
     });
     const char* xs = static_cast<const char*>(x.data());
     const char* ls = static_cast<const char*>(labels.data());
@@ -179,8 +151,7 @@ class NativeStep {
         fastnn::take_rows<std::int64_t>(xs, n, rows, m_, x_row, xb);
         fastnn::take_rows<std::int64_t>(ls, n, rows, m_, y_row, yb);
         for (std::size_t j = 0; j < n_seeds_; ++j) plan_seeds[j] = sd[i * n_seeds_ + j];
-        out[i] = fastnn::run_step<T>(plan<T>(), reinterpret_cast<const T*>(xb), yb, lr[i],
-                                     step0 ? step0 + static_cast<std::int64_t>(i) : 0);
+        out[i] = fastnn::run_step<T>(plan<T>(), reinterpret_cast<const T*>(xb), yb, lr[i], step_of(i));
         if (outs_p) std::memcpy(outs_p + i * out_bytes, plan<T>().layers.back().y, out_bytes);
       }
     });
@@ -405,6 +376,18 @@ class NativeStep {
     py::array a = vec_arg(h, dlogits, n, name, true);
     written_.push_back(a);
     return mptr<T>(a);
+  }
+
+  // Labels as the loss takes them, `rows` of them: int64 class ids (xent_ids), else rows
+  // like the output in the model's dtype.
+  void check_labels(const py::array& a, std::size_t rows, const char* name) const {
+    if (loss_ == fastnn::StepLoss::xent_ids) {
+      require_dtype(a, py::dtype::of<std::int64_t>(), name);
+      require_vector(a, rows, name);
+    } else {
+      check_in(a, dlogits_, name, "the model's buffers");
+      require_matrix(a, rows, out_, name);
+    }
   }
 
   // A frozen BatchNormalization divides by sqrt(running_var + eps): refused, as by

@@ -62,10 +62,23 @@ template <class Fn> void run_parallel(std::size_t n, Fn&& fn) {
 bool flush_denormals() { return g_flush_denormals; }
 void set_flush_denormals(bool on) { g_flush_denormals = on; }
 
-template <class T> void sgd_update(T* param, const T* grad, T* velocity, std::size_t n, const SgdArgs& a) {
+void check_sgd_args(const SgdArgs& a) {
   check_lr(a.lr);
   check_unit(a.momentum, "momentum");
   check_wd(a.weight_decay);
+}
+
+template <class T> void check_adam_args(const AdamArgs& a) {
+  check_lr(a.lr);
+  check_unit(a.beta1, "beta1");
+  check_unit(a.beta2, "beta2");
+  check_eps<T>(a.eps);
+  check_wd(a.weight_decay);
+  if (a.step < 1) throw std::invalid_argument("step: expected an integer >= 1, got " + std::to_string(a.step));
+}
+
+template <class T> void sgd_update(T* param, const T* grad, T* velocity, std::size_t n, const SgdArgs& a) {
+  check_sgd_args(a);
   if (a.momentum != 0 && velocity == nullptr && n > 0)
     throw std::invalid_argument("velocity: expected an array when momentum > 0, got None");
   const SgdCoeffs<T> c{T(a.lr), T(a.momentum), T(a.weight_decay), a.momentum != 0, a.nesterov,
@@ -96,12 +109,7 @@ template <class T> void adagrad_update(T* param, const T* grad, T* accum, std::s
 }
 
 template <class T> void adam_update(T* param, const T* grad, T* m, T* v, std::size_t n, const AdamArgs& a, T* vmax) {
-  check_lr(a.lr);
-  check_unit(a.beta1, "beta1");
-  check_unit(a.beta2, "beta2");
-  check_eps<T>(a.eps);
-  check_wd(a.weight_decay);
-  if (a.step < 1) throw std::invalid_argument("step: expected an integer >= 1, got " + std::to_string(a.step));
+  check_adam_args<T>(a);
   // bias corrections once per call, in double
   const double bc1 = 1.0 - std::pow(a.beta1, static_cast<double>(a.step));
   const double bc2 = 1.0 - std::pow(a.beta2, static_cast<double>(a.step));
@@ -127,7 +135,8 @@ template <class T> void adam_update(T* param, const T* grad, T* m, T* v, std::si
   template void sgd_update<T>(T*, const T*, T*, std::size_t, const SgdArgs&);                      \
   template void rmsprop_update<T>(T*, const T*, T*, std::size_t, const RmspropArgs&);              \
   template void adagrad_update<T>(T*, const T*, T*, std::size_t, const AdagradArgs&);              \
-  template void adam_update<T>(T*, const T*, T*, T*, std::size_t, const AdamArgs&, T*);
+  template void adam_update<T>(T*, const T*, T*, T*, std::size_t, const AdamArgs&, T*);                \
+  template void check_adam_args<T>(const AdamArgs&);
 FASTNN_INSTANTIATE(float)
 FASTNN_INSTANTIATE(double)
 #undef FASTNN_INSTANTIATE

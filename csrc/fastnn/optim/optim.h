@@ -43,6 +43,11 @@ template <class T> void adagrad_update(T* param, const T* grad, T* accum, std::s
 template <class T> void adam_update(T* param, const T* grad, T* m, T* v, std::size_t n, const AdamArgs& a,
                                    T* vmax = nullptr);
 
+// The argument checks of sgd_update / adam_update alone (std::invalid_argument naming the
+// argument): for a caller that must refuse a bad step before it writes anything.
+void check_sgd_args(const SgdArgs& a);
+template <class T> void check_adam_args(const AdamArgs& a);
+
 // Per-call constants in the kernel's dtype, computed once by the dispatcher.
 template <class T> struct SgdCoeffs { T lr, mu, wd; bool momentum, nesterov, decay; };
 template <class T> struct RmspropCoeffs { T lr, rho, one_minus_rho, eps, wd; bool decay; };

@@ -275,10 +275,10 @@ double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double 
 
 template <class T> void check_step(const StepPlan<T>& plan, double lr, std::int64_t step) {
   if (plan.ranges.empty()) return;
-  if (plan.optimizer == StepOptimizer::adam)  // no values: the argument checks only
-    adam_update<T>(nullptr, nullptr, nullptr, nullptr, 0, adam_args(plan, lr, step), nullptr);
+  if (plan.optimizer == StepOptimizer::adam)
+    check_adam_args<T>(adam_args(plan, lr, step));
   else
-    sgd_update<T>(nullptr, nullptr, nullptr, 0, sgd_args(plan, lr));
+    check_sgd_args(sgd_args(plan, lr));
 }
 
 template double run_step<float>(const StepPlan<float>&, const float*, const void*, double, std::int64_t);
