@@ -44,6 +44,7 @@ class EpochIterator:
         self.shuffle = bool(shuffle)
         self._perm = np.arange(n)
         self.key, self.epoch_index = None, 0
+        self._xbufs = self._ybufs = self._wbufs = None
         if self.shuffle:
             self.key = _shuffle.key(rng if rng is not None else _initializers.global_rng())
             sizes = {self.batch_size, n - (self.steps - 1) * self.batch_size}
@@ -56,13 +57,7 @@ class EpochIterator:
         """One epoch as ``(x, y, sample_weight)`` batches (sample_weight None when not given)."""
         w = self.sample_weight
         for step, xb, yb in self:
-            if w is None:
-                yield xb, yb, None
-            elif self.shuffle:
-                s = step * self.batch_size
-                yield xb, yb, _take_rows(w, self._perm[s:s + xb.shape[0]], self._wbufs[xb.shape[0]])
-            else:
-                yield xb, yb, w[step * self.batch_size:step * self.batch_size + xb.shape[0]]
+            yield xb, yb, None if w is None else self._rows(w, self._wbufs, step)
 
     def on_epoch_end(self):
         pass
@@ -77,18 +72,18 @@ class EpochIterator:
 
     def batch(self, step):
         """(x, y) of batch ``step`` of the epoch ``order`` started (y None without labels)."""
-        s = step * self.batch_size
-        e = min(s + self.batch_size, self.num_samples)
-        xb = _take_rows(self.x, self._perm[s:e], self._xbufs[e - s]) if self.shuffle else self.x[s:e]
-        return xb, self.labels(step)
+        return self._rows(self.x, self._xbufs, step), self.labels(step)
 
     def labels(self, step):
         """y of batch ``step`` (in the iterator's buffer when shuffled, else a view), or None."""
-        y, s = self.y, step * self.batch_size
+        return None if self.y is None else self._rows(self.y, self._ybufs, step)
+
+    def _rows(self, a, bufs, step):
+        """The rows of batch ``step`` of ``a`` (x, y or the sample weights): gathered in the
+        epoch's order into ``bufs[batch size]`` when shuffled, else a view."""
+        s = step * self.batch_size
         e = min(s + self.batch_size, self.num_samples)
-        if y is None or not self.shuffle:
-            return None if y is None else y[s:e]
-        return _take_rows(y, self._perm[s:e], self._ybufs[e - s])
+        return _take_rows(a, self._perm[s:e], bufs[e - s]) if self.shuffle else a[s:e]
 
     def __iter__(self):
         self.order()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import typing
 import weakref
 
 import numpy as np
@@ -308,6 +309,15 @@ def _first_layer(model):
     return next(l for l in model._chain if type(l) is not _layers.Flatten)
 
 
+class _EpochData(typing.NamedTuple):
+    """What the native epoch keeps per iterator: the loss kind, the labels as the plan takes
+    them (y itself when it already is), the batch buffers (x flattened, labels)."""
+    kind: str
+    labels: np.ndarray
+    xbuf: np.ndarray
+    ybuf: np.ndarray
+
+
 # Rows of data per native call of epoch_steps: 64 steps at batch 32 (tens of milliseconds,
 # the longest a Ctrl-C, a progress bar or stop_training waits), 4 at batch 512.
 CHUNK_ROWS = 2048
@@ -330,20 +340,19 @@ def epoch_steps(model, batches, modes, outputs=False):
     ready = _ready(model, m, x[:m], y[:m], *modes)
     if ready is None:
         return None
-    cached = getattr(batches, "_native_data", None)  # (kind, labels, xbuf, ybuf), made once per iterator
-    if cached is None or cached[0] != ready[0][1]:
+    cached = getattr(batches, "_native_data", None)  # made once per iterator
+    if cached is None or cached.kind != ready[0][1]:
         kind = _loss_kind(model, y, *modes)
         if kind is None or kind[0] != ready[0][1]:
             return None
         labels = kind[1]  # y itself when it is already as the plan takes it
-        xbufs, ybufs = getattr(batches, "_xbufs", {}), getattr(batches, "_ybufs", None) or {}
-        xbuf = xbufs.get(m, None)
-        ybuf = ybufs.get(m, None)
+        xbuf = (batches._xbufs or {}).get(m)  # the iterator's buffers when shuffled, else scratch below
+        ybuf = (batches._ybufs or {}).get(m)
         if ybuf is None or ybuf.dtype != labels.dtype:
             ybuf = _scratch(model, "ybuf", (m,) + labels.shape[1:], labels.dtype)
         width = int(np.prod(x.shape[1:]))  # a leading Flatten's: the batches as (m, width) views
         xbuf = _scratch(model, "xbuf", (m, width), model.dtype) if xbuf is None else xbuf.reshape(m, width)
-        cached = batches._native_data = (kind[0], labels, xbuf, ybuf)
+        cached = batches._native_data = _EpochData(kind[0], labels, xbuf, ybuf)
     outs = None
     if outputs:
         width = ready[0][2].shape[1]
@@ -377,7 +386,7 @@ def _scratch(model, name, shape, dtype):
 
 def _chunks(model, ready, cached, x, order, full, guard, outs):
     step, _, ranges = ready
-    (native, seeds, dropouts), m = step[0], cached[2].shape[0]
+    (native, seeds, dropouts), m = step[0], cached.xbuf.shape[0]
     opt, done = model.optimizer, 0
     per_call = _steps_per_call(m, 0 if outs is None else outs[0, 0].nbytes)
     while done < full:
@@ -391,13 +400,13 @@ def _chunks(model, ready, cached, x, order, full, guard, outs):
                 lrs = lrs[:k]
             seed_rows, losses = np.empty((k, len(dropouts)), np.uint64), np.empty(k)
             _dropout_seeds(dropouts, k, seed_rows)
-            native.run_batches(x, cached[1], order[done * m:(done + k) * m], lrs,
-                               opt.iterations + 1 if ranges else 0, seed_rows, losses, cached[2], cached[3],
+            native.run_batches(x, cached.labels, order[done * m:(done + k) * m], lrs,
+                               opt.iterations + 1 if ranges else 0, seed_rows, losses, cached.xbuf, cached.ybuf,
                                None if outs is None else outs[:k])
             _set_dropouts(dropouts, k)
             if ranges:
                 opt.iterations += k
-            _first_layer(model)._x = cached[2]
+            _first_layer(model)._x = cached.xbuf
         finally:
             guard.end()
         done += k

@@ -383,8 +383,7 @@ class _EpochRunner:
 
     def __call__(self, epoch):
         model, metrics, batch_cbs, begin_cbs = self.model, self.metrics, self.batch_cbs, self.begin_cbs
-        loss_on_logits, last_logits = self.modes
-        skip, guard = self._start(epoch), self.guard
+        skip = self._start(epoch)
         bar = self.bar = _progress.ProgressBar(self.batches.steps, epoch, self.epochs) if self.verbose == 1 else None
         native = not (skip or batch_cbs or begin_cbs or self.backups) and self._native_epoch(bar)
         for step, (xb, yb, sw) in enumerate(() if native else self.batches.epoch()):
@@ -392,16 +391,9 @@ class _EpochRunner:
                 continue
             for cb in begin_cbs:
                 cb.on_train_batch_begin(step, {"size": xb.shape[0]})
-            guard.begin()
-            try:
-                loss, penalty, out = train_step(model, xb, yb, loss_on_logits, last_logits, sw)
-            finally:
-                guard.end()  # a Ctrl-C during the step is raised here, after it
-            self._account(loss, penalty, xb.shape[0])
-            if metrics:
-                self.update_metrics(yb, out)
+            loss = self._step(xb, yb, sw)
             if batch_cbs:
-                blogs = {"loss": loss + penalty}
+                blogs = {"loss": loss}
                 for cb in batch_cbs:
                     cb.on_train_batch_end(step, blogs)
             for b in self.backups:
@@ -419,6 +411,19 @@ class _EpochRunner:
         self.seen += mb
         self.total += (loss + penalty) * mb
         self.data += loss * mb
+
+    def _step(self, xb, yb, sw=None):
+        """One batch through train_step inside the step guard, counted and fed to the
+        metrics; its loss with the penalty."""
+        self.guard.begin()
+        try:
+            loss, penalty, out = train_step(self.model, xb, yb, *self.modes, sw)
+        finally:
+            self.guard.end()  # a Ctrl-C during the step is raised here, after it
+        self._account(loss, penalty, xb.shape[0])
+        if self.metrics:
+            self.update_metrics(yb, out)
+        return loss + penalty
 
     def _native_epoch(self, bar):
         """The epoch of an EpochIterator (no batch callbacks or backups) through
@@ -439,16 +444,8 @@ class _EpochRunner:
                 bar.update(done, _logs(self.total, self.data, self.seen, metrics, self.regularized))
             if model.stop_training:
                 return True
-        if done == full and full < batches.steps:
-            xb, yb = batches.batch(full)
-            guard.begin()
-            try:
-                loss, penalty, out = train_step(model, xb, yb, *self.modes)
-            finally:
-                guard.end()
-            self._account(loss, penalty, xb.shape[0])
-            if metrics:
-                self.update_metrics(yb, out)
+        if done == full and full < batches.steps:  # the last, partial batch
+            self._step(*batches.batch(full))
         return True
 
     def finish(self, logs):
