@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _sources, _weights
+from . import _execution, _sources, _weights
 from . import callbacks as _callbacks
 from . import multi_io as _multi_io
 from . import progress as _progress
@@ -20,21 +20,20 @@ def evaluate_source(model, source, cbs=()):
     loss_on_logits, last_logits = loss_mode(model)
     metrics = make_metrics(model)
     update_metrics = metric_updater(model, metrics, loss_on_logits, last_logits)
-    begin, end = _callbacks.with_hook(cbs, "on_test_batch_begin"), _callbacks.with_hook(cbs, "on_test_batch_end")
+    hooks = _execution.BatchHooks(cbs, "test", getattr(model, "steps_per_execution", 1))
     for cb in cbs:
         cb.on_test_begin()
     n, data, activity = 0, 0.0, 0.0
     for step, (xb, yb, sw) in enumerate(source.epoch()):
-        for cb in begin:
-            cb.on_test_batch_begin(step, {"size": xb.shape[0]})
+        hooks.begin(step, xb.shape[0])
         out = model._forward(xb, False, last_logits)
         loss, _ = _weights.weighted_value_and_grad(model.loss, out, yb, sw, loss_on_logits)
         data += loss * xb.shape[0]
         activity += _t.activity_penalty(model) * xb.shape[0]  # ActivityRegularization, per batch as Keras
         n += xb.shape[0]
         update_metrics(yb, out)
-        for cb in end:
-            cb.on_test_batch_end(step, {"loss": loss})
+        hooks.end(step, loss, xb.shape[0])
+    hooks.close()
     source.on_epoch_end()
     if n == 0:
         raise ValueError("x: the data held no batch to evaluate")
@@ -99,24 +98,22 @@ def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None):
     _sources.check_verbose(verbose)
     cbs = _eval_callbacks(model, callbacks)
     src = _sources.eval_source(model, x, None, None, batch_size, _sources.check_steps(steps, "steps"), "predict")
-    begin = _callbacks.with_hook(cbs, "on_predict_batch_begin")
-    end = _callbacks.with_hook(cbs, "on_predict_batch_end")
+    hooks = _execution.BatchHooks(cbs, "predict", getattr(model, "steps_per_execution", 1))
     for cb in cbs:
         cb.on_predict_begin()
     n = getattr(src, "num_samples", None) if not isinstance(src, _sources.Streamed) else None
     out = np.empty((n,) + tuple(model.layers[-1].output_shape), dtype=model.dtype) if n else None
     parts, s = [], 0
     for step, (xb, _, _) in enumerate(src.epoch()):
-        for cb in begin:
-            cb.on_predict_batch_begin(step, {"size": xb.shape[0]})
+        hooks.begin(step, xb.shape[0])
         yb = model._forward(xb, False, False)
         if out is not None:
             out[s:s + xb.shape[0]] = yb
         else:
             parts.append(np.array(yb))
         s += xb.shape[0]
-        for cb in end:
-            cb.on_predict_batch_end(step, {"outputs": yb})
+        hooks.end(step, outputs=yb)
+    hooks.close()
     src.on_epoch_end()
     if out is None:
         if not parts:

@@ -76,3 +76,17 @@ def count_params(self):
     if not self.built:
         raise ValueError("count_params: the model is not built yet (give an input shape, or fit it first)")
     return sum(layer.count_params() for layer in self.layers)
+
+
+def weights(model):
+    """``model.weights``: every layer's variables, layer by layer (Keras order)."""
+    return [w for layer in model.layers for w in layer.weights]
+
+
+def trainable_weights(model):
+    return [w for layer in model.layers for w in layer.trainable_weights]
+
+
+def non_trainable_weights(model):
+    tw = {id(w) for w in trainable_weights(model)}
+    return [w for w in weights(model) if id(w) not in tw]

@@ -28,7 +28,7 @@ from . import modelfile as _modelfile
 from . import multi_io as _multi_io
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
-from . import _bn_stats, _model_habits, batch_api as _batch_api, mixed_precision as _mixed_precision, trainer as _trainer
+from . import _bn_stats, _execution, _model_habits, batch_api as _batch_api, mixed_precision as _mixed_precision, trainer as _trainer
 from ._layer_stats import layer_statistics
 from .arena import ParameterArena
 from .trainer import NotCompiledError  # noqa: F401  (public name of fastnn.models)
@@ -88,6 +88,7 @@ class Model:
         self.optimizer = self.loss = self.regularizer = None
         self.compiled = False
         self._metric_names = []
+        self.__dict__.update(_execution.options(None, False, 1, "auto", True))
         self.stop_training = False
         self.history = None
         self.arena = ParameterArena(self.dtype)
@@ -268,19 +269,25 @@ class Model:
         return {layer.name: layer_statistics(layer, outs[layer.name]) for layer in self.layers}
 
     # ------------------------------------------------------- training (trainer)
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, regularizer=None, loss_weights=None):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, regularizer=None, loss_weights=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1, jit_compile="auto",
+                auto_scale_loss=True):
         """Choose the optimizer, the loss, the metrics and an optional model-wide regularizer
         (applied to every kernel). A model with several outputs takes one loss for all, a list
         or a dict keyed by output names (``model.output_names``), ``loss_weights`` likewise
         (the total loss is the weighted sum), and metrics as a list for every output, a list
-        of lists or a dict; its logs are ``loss``, ``<output>_loss``, ``<output>_<metric>``."""
+        of lists or a dict; its logs are ``loss``, ``<output>_loss``, ``<output>_<metric>``.
+        Keras's other options (steps_per_execution: batch hooks every N batches; run_eagerly,
+        jit_compile, auto_scale_loss: kept, no effect): see fastnn._execution."""
         if loss is None:
             raise ValueError(f"loss: expected a loss; known: {', '.join(_losses._BY_NAME)}")
+        run = _execution.options(weighted_metrics, run_eagerly, steps_per_execution, jit_compile, auto_scale_loss)
         opt = _optimizers.get(optimizer)
         loss_obj, metric_names = _multi_io.compile_losses(self, loss, metrics, loss_weights)
         reg = _regularizers.get(regularizer)
         self.optimizer, self.loss, self.regularizer = opt, loss_obj, reg
         self._metric_names = metric_names
+        self.__dict__.update(run)
         self.compiled, self._reg_items = True, None
         if self.built:
             self.optimizer.build(self.arena.size, self.dtype)
@@ -360,18 +367,9 @@ class Model:
         for (layer, s), w in zip(specs, weights):
             layer.vars[s.name][...] = w
 
-    @property
-    def weights(self):
-        return [w for layer in self.layers for w in layer.weights]
-
-    @property
-    def trainable_weights(self):
-        return [w for layer in self.layers for w in layer.trainable_weights]
-
-    @property
-    def non_trainable_weights(self):
-        tw = {id(w) for w in self.trainable_weights}
-        return [w for w in self.weights if id(w) not in tw]
+    weights = property(_model_habits.weights)  # every layer's, in order (Keras)
+    trainable_weights = property(_model_habits.trainable_weights)
+    non_trainable_weights = property(_model_habits.non_trainable_weights)
 
     count_params = _model_habits.count_params  # refused before the build (Keras 3)
 

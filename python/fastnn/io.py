@@ -22,7 +22,7 @@ from . import multi_io as _multi_io
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
 from .graph import Model, Sequential
-from .modelfile import (FORMAT, MAX_CONFIG_BYTES, VERSION, _model_keys, _optimizer_keys,  # noqa: F401
+from .modelfile import (EXECUTION_KEYS, FORMAT, MAX_CONFIG_BYTES, VERSION, _model_keys, _optimizer_keys,  # noqa: F401
                         _read_config, _read_entries, _set_layer_arrays, load_weights, save_model)
 
 _CLASSES = {"Sequential": Sequential, "Model": Model}
@@ -71,7 +71,8 @@ def _build(cfg, ar, budget, filepath, compile):
     if c is not None:
         loss, loss_weights = _multi_io.loss_from_config(c["loss"])
         model.compile(optimizer=_optimizers.get(c["optimizer"]), loss=loss, loss_weights=loss_weights,
-                      metrics=c["metrics"], regularizer=_regularizers.get(c["regularizer"]))
+                      metrics=c["metrics"], regularizer=_regularizers.get(c["regularizer"]),
+                      **{k: c[k] for k in EXECUTION_KEYS if k in c})
         opt = model.optimizer
         if "optimizer/iterations" in data:
             opt.build(model.arena.size, model.dtype)

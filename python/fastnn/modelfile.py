@@ -32,6 +32,8 @@ from . import _archive, _atomic, _safe_files
 
 FORMAT = "fastnn-model"
 VERSION = 1
+# compile's options about how steps run (fastnn._execution); absent from older files
+EXECUTION_KEYS = ("steps_per_execution", "run_eagerly", "jit_compile", "auto_scale_loss")
 
 
 def _arrays(model, include_optimizer):
@@ -45,6 +47,7 @@ def _arrays(model, include_optimizer):
                        "metrics": (dict(model._metric_names) if isinstance(model._metric_names, dict)
                                    else list(model._metric_names)),
                        "regularizer": _regularizers.serialize(model.regularizer)}
+        compile_cfg.update({k: getattr(model, k) for k in EXECUTION_KEYS})
     cfg = {"format": FORMAT, "version": VERSION,
            "class_name": model._saved_as,
            "config": model.get_config(), "compile": compile_cfg}

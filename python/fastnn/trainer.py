@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from . import _atomic, _resume, _sources
+from . import _atomic, _execution, _resume, _sources
 from . import _weights
 from . import callbacks as _callbacks
 from . import initializers as _initializers
@@ -356,8 +356,7 @@ class _EpochRunner:
 
     def __init__(self, model, batches, cbs, verbose, epochs):
         self.model, self.batches, self.verbose, self.epochs = model, batches, verbose, epochs
-        self.begin_cbs = _callbacks.with_hook(cbs, "on_train_batch_begin")
-        self.batch_cbs = _callbacks.with_hook(cbs, "on_train_batch_end")
+        self.hooks = _execution.BatchHooks(cbs, "train", getattr(model, "steps_per_execution", 1))
         self.modes = loss_mode(model)
         self.metrics = make_metrics(model)
         self.update_metrics = metric_updater(model, self.metrics, *self.modes)
@@ -382,26 +381,23 @@ class _EpochRunner:
         return skip
 
     def __call__(self, epoch):
-        model, metrics, batch_cbs, begin_cbs = self.model, self.metrics, self.batch_cbs, self.begin_cbs
+        model, metrics, hooks = self.model, self.metrics, self.hooks
         skip = self._start(epoch)
         bar = self.bar = _progress.ProgressBar(self.batches.steps, epoch, self.epochs) if self.verbose == 1 else None
-        native = not (skip or batch_cbs or begin_cbs or self.backups) and self._native_epoch(bar)
+        native = not (skip or hooks or self.backups) and self._native_epoch(bar)
         for step, (xb, yb, sw) in enumerate(() if native else self.batches.epoch()):
             if step < skip:
                 continue
-            for cb in begin_cbs:
-                cb.on_train_batch_begin(step, {"size": xb.shape[0]})
+            hooks.begin(step, xb.shape[0])
             loss = self._step(xb, yb, sw)
-            if batch_cbs:
-                blogs = {"loss": loss}
-                for cb in batch_cbs:
-                    cb.on_train_batch_end(step, blogs)
+            hooks.end(step, loss, xb.shape[0])
             for b in self.backups:
                 b.batch_end(epoch, step)
             if bar is not None and bar.due(step + 1):
                 bar.update(step + 1, _logs(self.total, self.data, self.seen, metrics, self.regularized))
             if model.stop_training:
                 break
+        hooks.close()  # the epoch's last execution, when shorter than steps_per_execution
         self.batches.on_epoch_end()
         if self.seen == 0:
             raise ValueError("x: the epoch held no batch")
