@@ -196,9 +196,13 @@ def test_run_batches_refuses_and_changes_nothing(bad):
 
 def test_run_batches_equals_run_step_by_step():
     x, y = _data()
-    m1, m2 = _model(), _model()
-    m2.set_weights(m1.get_weights())
-    n1, n2 = _plan(m1, x, y, 8), _plan(m2, x, y, 8)
+    check_run_batches_equals_run(_model(), _model(), x, y.astype(np.int64))
+
+
+def check_run_batches_equals_run(m1, m2, x, labels):
+    """Four steps of batch 8 (one Dropout layer), one run_batches call on m1's plan and four
+    run calls on m2's (the same weights and optimizer state): the same losses and weights."""
+    n1, n2 = _plan(m1, x, labels, 8), _plan(m2, x, labels, 8)
     m2.set_weights(m1.get_weights())
     for a, b in zip(m1.optimizer.state.values(), m2.optimizer.state.values()):
         b[...] = a
@@ -207,13 +211,13 @@ def test_run_batches_equals_run_step_by_step():
     seeds = np.arange(4, dtype=np.uint64).reshape(4, 1) * 977
     lrs = np.array([1e-2, 5e-3, 2e-3, 1e-3])
     losses = np.zeros(4)
-    xbuf, ybuf = np.empty((8, 6), np.float32), np.empty(8, np.int64)
-    n1.run_batches(x, y.astype(np.int64), order, lrs, it + 1, seeds, losses, xbuf, ybuf)
-    step = native_step._ready(m2, 8, x[:8], y[:8], *fastnn.trainer.loss_mode(m2))[0]
+    xbuf, ybuf = np.empty((8, 6), np.float32), np.empty((8,) + labels.shape[1:], labels.dtype)
+    n1.run_batches(x, labels, order, lrs, it + 1, seeds, losses, xbuf, ybuf)
+    step = native_step._ready(m2, 8, x[:8], labels[:8], *fastnn.trainer.loss_mode(m2))[0]
     plan_seeds = step[0][1]
     for i in range(4):
         plan_seeds[:] = seeds[i]
-        xb, yb = x[order[i * 8:(i + 1) * 8]], y[order[i * 8:(i + 1) * 8]].astype(np.int64)
+        xb, yb = x[order[i * 8:(i + 1) * 8]], labels[order[i * 8:(i + 1) * 8]]
         assert n2.run(xb, yb, lrs[i], it + 1 + i) == losses[i]
     for a, b in zip(m1.get_weights(), m2.get_weights()):
         np.testing.assert_array_equal(a, b)

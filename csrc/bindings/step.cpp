@@ -26,7 +26,7 @@ class NativeStep {
  public:
   // layers, in forward order: (W, b|None, dW|None, db|None, y, dx|None, activation name, alpha,
   // mixed) (Dense), ("dropout", ...), ("activation", ...) or ("batchnorm", ...) (the *_node methods
-  // below); first: the layer the backward stops at; loss: "xent_ids", "xent_probs" or "mse";
+  // below); first: the layer the backward stops at; loss: "xent_ids", "xent_probs", "mse" or "bce_logits";
   // optimizer: "adam" (hyper: beta1, beta2, eps, weight_decay, decoupled) or "sgd"
   // (momentum, nesterov); ranges: [(param, grad, slot0|None, slot1|None, slot2|None)], slot2:
   // Adam's vhat (AMSGrad) or None.
@@ -42,7 +42,8 @@ class NativeStep {
     if (loss == "xent_ids") loss_ = fastnn::StepLoss::xent_ids;
     else if (loss == "xent_probs") loss_ = fastnn::StepLoss::xent_probs;
     else if (loss == "mse") loss_ = fastnn::StepLoss::mse;
-    else throw py::value_error("loss: expected 'xent_ids', 'xent_probs' or 'mse', got '" + loss + "'");
+    else if (loss == "bce_logits") loss_ = fastnn::StepLoss::bce_logits;
+    else throw py::value_error("loss: expected 'xent_ids', 'xent_probs', 'mse' or 'bce_logits', got '" + loss + "'");
     if (optimizer != "adam" && optimizer != "sgd")
       throw py::value_error("optimizer: expected 'adam' or 'sgd', got '" + optimizer + "'");
     keep_ = py::list();

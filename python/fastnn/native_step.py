@@ -1,7 +1,8 @@
 """The native training step: for a Sequential chain of Dense (float32, float64 or
 mixed_bfloat16), Dropout, Activation and BatchNormalization layers (after any leading
 Flatten layers, whose output is a view of the batch: the plan takes it flattened) with a fused loss
-(softmax cross-entropy on logits, or mean squared error) and Adam/AdamW (AMSGrad too) or SGD, one
+(softmax cross-entropy on logits, sigmoid (binary) cross-entropy on logits, or mean squared
+error) and Adam/AdamW (AMSGrad too) or SGD, one
 training step is one call into the core (``_core.NativeStep.run``, GIL released).
 
 The plan is built once per (batch size, dtype, arena layout, optimizer state, loss and
@@ -86,18 +87,27 @@ def _hyper_key(opt):
 
 
 def _loss_kind(model, yb, loss_on_logits, last_logits):
-    """("xent_ids" | "xent_probs" | "mse", labels as the Python step passes them) or None."""
+    """("xent_ids" | "xent_probs" | "mse" | "bce_logits", labels as the Python step passes
+    them) or None. Label rows must be as wide as the output (else the Python step runs, and
+    its loss raises)."""
     loss = model.loss
     if getattr(loss, "label_smoothing", 0.0):
         return None
+    rows = yb.ndim == 2 and yb.shape[1] == model.output_shape[-1]
     if type(loss) in _XENT and loss_on_logits:
         if yb.dtype.kind in "iu" and yb.dtype != np.uint64 and yb.ndim == 1:
             return "xent_ids", _ops._c_aligned(yb, np.int64)
-        if yb.dtype.kind in "fb" and yb.ndim == 2:
+        if yb.dtype.kind in "fb" and rows:
             return "xent_probs", _ops._c_aligned(yb, model.dtype)
         return None
-    if type(loss) is _losses.MeanSquaredError and not last_logits and yb.ndim == 2 and yb.dtype.kind in "fiub":
+    if not rows or yb.dtype.kind not in "fiub":
+        return None
+    if type(loss) is _losses.MeanSquaredError and not last_logits:
         return "mse", _ops._c_aligned(yb, model.dtype)
+    if type(loss) is _losses.BinaryCrossentropy and loss_on_logits:
+        # ops.binary_cross_entropy_with_logits' targets: (m, n) like the logits, any numeric
+        # dtype converted to theirs (a (m,) y for one unit is (m, 1) once fit has prepared it)
+        return "bce_logits", _ops._c_aligned(yb, model.dtype)
     return None
 
 

@@ -168,6 +168,8 @@ template <class T> double loss_step(const StepPlan<T>& plan, const void* labels)
       return softmax_cross_entropy_ids<T>(last.y, static_cast<const std::int64_t*>(labels), plan.dlogits, m, C);
     case StepLoss::xent_probs:
       return softmax_cross_entropy_probs<T>(last.y, static_cast<const T*>(labels), plan.dlogits, m, C);
+    case StepLoss::bce_logits:  // ops.binary_cross_entropy_with_logits' kernel, over all m * C values
+      return bce_with_logits<T>(last.y, static_cast<const T*>(labels), plan.dlogits, m * C);
     case StepLoss::mse:
     default:
       return mean_squared_error<T>(last.y, static_cast<const T*>(labels), plan.dlogits, m * C);

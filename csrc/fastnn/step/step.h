@@ -59,7 +59,7 @@ template <class T> struct DenseStep {
   std::uint16_t* y16 = nullptr;
 };
 
-enum class StepLoss { xent_ids, xent_probs, mse };
+enum class StepLoss { xent_ids, xent_probs, mse, bce_logits };
 enum class StepOptimizer { adam, sgd };
 
 // One contiguous trainable range of the arena: param, grad and up to three state slots.
@@ -86,7 +86,8 @@ template <class T> struct StepPlan {
 };
 
 // One step on the batch x (m x in of the first layer) with labels (int64 ids for
-// xent_ids, else T rows like the output). Returns the loss. Called with the GIL released.
+// xent_ids, else T rows like the output: probabilities for xent_probs, targets for mse,
+// 0/1 (or probability) targets of the sigmoids for bce_logits). Returns the loss. Called with the GIL released.
 template <class T>
 double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double lr, std::int64_t step);
 
