@@ -52,8 +52,8 @@ def count_native_steps(monkeypatch):
         if run is None:
             return None
 
-        def counted(order, guard):
-            for done, losses, outs in run(order, guard):
+        def counted(order, guard, execution=0):
+            for done, losses, outs in run(order, guard, execution):
                 count["n"] += len(losses)
                 yield done, losses, outs
         return counted

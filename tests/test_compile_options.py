@@ -209,3 +209,52 @@ def test_hook_indices_match_keras():
           validation_data=(x, y), validation_batch_size=8)
     m.predict(x, batch_size=6, callbacks=[cb])
     assert _indices(cb.events) == kcb.events
+
+
+def _hooked_fit(monkeypatch, native, n, chunk_rows=None, stop_at=None, epochs=2):
+    """fit with a hook callback under steps_per_execution=n: (model, history, events, native steps)."""
+    from fastnn import native_step
+
+    from helpers import count_native_steps
+    monkeypatch.setenv("FASTNN_NATIVE_STEP", "1" if native else "0")
+    if chunk_rows:
+        monkeypatch.setattr(native_step, "CHUNK_ROWS", chunk_rows)
+    count = count_native_steps(monkeypatch)
+    x, y = _data(150, seed=4)
+    cb = Recorder()
+    if stop_at is not None:
+        def stop(batch, logs=None, cb=cb):
+            cb.events.append(("train_end", batch, dict(logs or {})))
+            if batch >= stop_at:
+                m.stop_training = True
+        cb.on_train_batch_end = stop
+    fastnn.utils.set_random_seed(3)
+    m = fastnn.Sequential([Dense(16, activation="relu", input_dim=5), Dropout(0.3, seed=2), Dense(3)])
+    m.compile(fastnn.optimizers.Adam(0.01), "mse", metrics=["mae"], steps_per_execution=n)
+    h = m.fit(x, y, batch_size=8, epochs=epochs, verbose=0, callbacks=[cb], seed=5)
+    return m, h.history, cb.events, count["n"]
+
+
+@pytest.mark.parametrize("n, chunk_rows", [(3, None), (5, 16), (40, None), (7, 8)])
+def test_native_epoch_runs_between_the_hooks_bitwise(monkeypatch, n, chunk_rows):
+    """With steps_per_execution > 1 the full batches run natively, a call never crossing an
+    execution (CHUNK_ROWS small: an execution over several calls); weights, history and
+    every hook call equal the batch-by-batch Python step's."""
+    m1, h1, e1, c1 = _hooked_fit(monkeypatch, True, n, chunk_rows)
+    monkeypatch.undo()
+    m0, h0, e0, c0 = _hooked_fit(monkeypatch, False, n, chunk_rows)
+    assert c1 == 2 * 19 and c0 == 0  # 150 rows: 18 full batches of 8 natively, the 19th by train_step (native too)
+    for a, b in zip(m1.get_weights(), m0.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert h1 == h0
+    assert e1 == e0  # indices, and each execution's mean loss bitwise
+
+
+def test_stop_training_from_a_hook_stops_after_that_execution(monkeypatch):
+    m1, h1, e1, c1 = _hooked_fit(monkeypatch, True, 4, stop_at=7, epochs=3)
+    monkeypatch.undo()
+    m0, h0, e0, _ = _hooked_fit(monkeypatch, False, 4, stop_at=7, epochs=3)
+    assert [e[:2] for e in e1] == [("train_begin", 0), ("train_end", 3), ("train_begin", 4), ("train_end", 7)]
+    assert c1 == 8 and h1 == h0 and len(h1["loss"]) == 1
+    for a, b in zip(m1.get_weights(), m0.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -369,7 +369,7 @@ def epoch_steps(model, batches, modes, outputs=False):
         per_call = _steps_per_call(m, width * np.dtype(model.dtype).itemsize)
         outs = _scratch(model, "outs", (min(per_call, full), m, width), model.dtype)
     x2 = x.reshape(x.shape[0], -1)
-    return lambda order, guard: _chunks(model, ready, cached, x2, order, full, guard, outs)
+    return lambda order, guard, execution=0: _chunks(model, ready, cached, x2, order, full, guard, outs, execution)
 
 
 # The most bytes of outputs one call keeps for the metrics (a wide output takes fewer steps).
@@ -394,13 +394,15 @@ def _scratch(model, name, shape, dtype):
     return a
 
 
-def _chunks(model, ready, cached, x, order, full, guard, outs):
+def _chunks(model, ready, cached, x, order, full, guard, outs, execution=0):
+    """The generator of epoch_steps's run; execution > 0: no call crosses a multiple of that
+    many steps (compile's steps_per_execution: the batch hooks run between calls)."""
     step, _, ranges = ready
     (native, seeds, dropouts), m = step[0], cached.xbuf.shape[0]
     opt, done = model.optimizer, 0
     per_call = _steps_per_call(m, 0 if outs is None else outs[0, 0].nbytes)
     while done < full:
-        k = min(per_call, full - done)
+        k = min(per_call, full - done, execution - done % execution if execution else full)
         guard.begin()  # the rates, seeds and counters read and written inside, as by one step
         try:
             lrs = np.asarray(opt.learning_rates(k) if ranges else [0.0] * k, dtype=np.float64)

@@ -384,7 +384,7 @@ class _EpochRunner:
         model, metrics, hooks = self.model, self.metrics, self.hooks
         skip = self._start(epoch)
         bar = self.bar = _progress.ProgressBar(self.batches.steps, epoch, self.epochs) if self.verbose == 1 else None
-        native = not (skip or hooks or self.backups) and self._native_epoch(bar)
+        native = not (skip or self.backups or (hooks and hooks.n == 1)) and self._native_epoch(bar)
         for step, (xb, yb, sw) in enumerate(() if native else self.batches.epoch()):
             if step < skip:
                 continue
@@ -430,18 +430,26 @@ class _EpochRunner:
             if type(batches) is EpochIterator else None
         if run is None:
             return False
-        m, full, done = batches.batch_size, batches.num_samples // batches.batch_size, 0
-        for done, losses, outs in run(batches.order(), guard):
+        m, full, done, hooks = batches.batch_size, batches.num_samples // batches.batch_size, 0, self.hooks
+        calls = run(batches.order(), guard, hooks.n if hooks else 0)  # hooks: between executions
+        while done < full:
+            hooks.begin(done, m)  # opens an execution (a call never crosses into the next one)
+            done, losses, outs = next(calls)
             for i, loss in enumerate(losses):
                 self._account(loss, 0.0, m)
                 if metrics:  # the batch's labels as the iterator gives them, the step's output
                     self.update_metrics(batches.labels(done - len(losses) + i), outs[i])
+                hooks.end(done - len(losses) + i, loss, m)
             if bar is not None and bar.due(done):
                 bar.update(done, _logs(self.total, self.data, self.seen, metrics, self.regularized))
             if model.stop_training:
+                hooks.close()
                 return True
-        if done == full and full < batches.steps:  # the last, partial batch
-            self._step(*batches.batch(full))
+        if full < batches.steps:  # the last, partial batch
+            xb, yb = batches.batch(full)  # no sample weights here (epoch_steps)
+            hooks.begin(full, xb.shape[0])
+            hooks.end(full, self._step(xb, yb), xb.shape[0])
+        hooks.close()
         return True
 
     def finish(self, logs):
