@@ -2,7 +2,8 @@
 native step (python/fastnn/native_step.py): the plan runs them as Dense.forward/backward
 does, the product into the layer's z buffer, then the activation node (y = act(z); backward
 dz = act'(z) * dy in place). Bitwise the Python step (FASTNN_NATIVE_STEP=0), float32 and
-float64, 1 and 2 threads, batch by batch and in the native epoch; mixed_bfloat16 too."""
+float64, every ISA path, 1 and 2 threads, batch by batch and in the native epoch;
+mixed_bfloat16 too (every bf16 path)."""
 import numpy as np
 import pytest
 
@@ -46,14 +47,14 @@ def _same(a, b):
     assert a[1] == b[1]  # history
 
 
-def _all_three(monkeypatch, build, loss, opt, y, dtype, steps=12, **kw):
+def _all_three(monkeypatch, build, loss, opt, y, dtype, **kw):
     """The Python step, the native step batch by batch and the native epoch: bitwise the same,
     every step of the native ones native (90 rows, batch 16: 6 steps an epoch, 2 epochs)."""
     y = y.astype(dtype) if y.dtype.kind == "f" else y
     ref, _ = _run(monkeypatch, "python", build, loss, opt, y, dtype, **kw)
     batch, n_batch = _run(monkeypatch, "batch", build, loss, opt, y, dtype, **kw)
     epoch, n_epoch = _run(monkeypatch, "epoch", build, loss, opt, y, dtype, **kw)
-    assert ref[2] == 0 and batch[2] == epoch[2] == steps
+    assert ref[2] == 0 and batch[2] == epoch[2] == 12
     assert n_batch == 0 and n_epoch == 2  # one native epoch per epoch
     _same(batch, ref)
     _same(epoch, ref)
@@ -62,7 +63,7 @@ def _all_three(monkeypatch, build, loss, opt, y, dtype, steps=12, **kw):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("act", ACTS)
-def test_x_needing_activation_runs_natively_bitwise(monkeypatch, threads, dtype, act):
+def test_x_needing_activation_runs_natively_bitwise(monkeypatch, isa_threads, dtype, act):
     def build():
         return [_dense(16, 0, activation=_act(act)), _dense(12, 1, activation=_act(act)),
                 _dense(4, 2, activation=_act(act))]  # the last one: logits (its activation skipped)
@@ -142,7 +143,7 @@ MIXED_CASES = {
 
 @pytest.mark.parametrize("storage", [True, False], ids=["bf16_storage", "f32_storage"])
 @pytest.mark.parametrize("case", list(MIXED_CASES))
-def test_mixed_bfloat16_with_x_needing_activations(monkeypatch, threads, case, storage):
+def test_mixed_bfloat16_with_x_needing_activations(monkeypatch, bf16_path, threads, case, storage):
     build, loss, opt, y, stores = MIXED_CASES[case]
     ref = _train_mixed(monkeypatch, False, build, loss, opt, y, storage)
     nat = _train_mixed(monkeypatch, True, build, loss, opt, y, storage)
