@@ -47,14 +47,14 @@ def _same(a, b):
     assert a[1] == b[1]  # history
 
 
-def _all_three(monkeypatch, build, loss, opt, y, dtype, **kw):
+def _all_three(monkeypatch, build, loss, opt, y, dtype, steps=12, **kw):
     """The Python step, the native step batch by batch and the native epoch: bitwise the same,
     every step of the native ones native (90 rows, batch 16: 6 steps an epoch, 2 epochs)."""
     y = y.astype(dtype) if y.dtype.kind == "f" else y
     ref, _ = _run(monkeypatch, "python", build, loss, opt, y, dtype, **kw)
     batch, n_batch = _run(monkeypatch, "batch", build, loss, opt, y, dtype, **kw)
     epoch, n_epoch = _run(monkeypatch, "epoch", build, loss, opt, y, dtype, **kw)
-    assert ref[2] == 0 and batch[2] == epoch[2] == 12
+    assert ref[2] == 0 and batch[2] == epoch[2] == steps
     assert n_batch == 0 and n_epoch == 2  # one native epoch per epoch
     _same(batch, ref)
     _same(epoch, ref)
@@ -77,6 +77,15 @@ def test_x_needing_activation_last_layer_under_mse(monkeypatch, threads, dtype, 
     """The loss reads the activation node's output (the layer's y, not z)."""
     _all_three(monkeypatch, lambda: [_dense(12, 0, activation="tanh"), _dense(3, 1, activation=act)],
                "mse", lambda: O.SGD(0.1, momentum=0.9), _ROWS, dtype)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 90, 200])
+def test_x_needing_activation_any_batch_size(monkeypatch, threads, batch_size):
+    def build():
+        return [_dense(16, 0, activation="gelu"), _dense(8, 1, activation="swish"), _dense(4, 2, activation="softmax")]
+    steps = 2 * -(-90 // batch_size)  # 2 epochs of 90 rows (a batch over 90 takes the 90)
+    _all_three(monkeypatch, build, "sparse_categorical_crossentropy", lambda: O.Adam(1e-2), _IDS, "float32",
+               steps=steps, batch_size=batch_size)
 
 
 def _mix():
