@@ -10,11 +10,13 @@ hyperparameters) from the layers' own buffers and the arena's views, and calls e
 the kernels the Python step (``trainer.train_step``) calls, in the same order with the
 same arguments: the result is bitwise the same. A mixed_bfloat16 Dense layer runs the
 kernels of layers/_mixed.py (``matmul_bf16``'s forward, ``dense_bf16_backward``), its
-output stored as bfloat16 bits exactly where Dense.forward stores it so. Anything else
-(a first-layer Dropout, a softmax Activation layer that does not feed the fused loss, a
-BatchNormalization whose batch or hyperparameters its kernel refuses, regularizers,
-constraints, clipping, sample weights, other losses or optimizers, Dense activations
-outside the GEMM epilogue) runs the Python step, with no error.
+output stored as bfloat16 bits exactly where Dense.forward stores it so. A Dense
+activation whose gradient needs its input (gelu, swish, mish, softplus, ...) is a second
+node, as Dense.forward runs it: the product into the layer's z buffer, then the activation.
+Anything else (a first-layer Dropout, a softmax Activation layer or hidden softmax Dense
+layer that does not feed the fused loss, a BatchNormalization whose batch or
+hyperparameters its kernel refuses, regularizers, constraints, clipping, sample weights,
+other losses or optimizers) runs the Python step, with no error.
 ``FASTNN_NATIVE_STEP=0`` in the environment turns the native step off.
 """
 from __future__ import annotations
@@ -46,14 +48,16 @@ def enabled():
 
 
 def _layer_act(layer, logits):
-    """(kernel name, alpha) of a Dense layer's activation as the fused GEMM epilogue takes
-    it, or None when the Python step would not fuse it (softmax, swish, ...)."""
+    """(kernel name, alpha, split) of a Dense layer's activation: split False when the fused
+    GEMM epilogue applies it; True when its gradient needs its input (gelu, swish, ...):
+    Dense.forward's product into the layer's z buffer, then the activation into y, as
+    two nodes. None when the Python step must run it (softmax: row-wise, no kernel)."""
     act = layer._linear if logits else layer.activation
     if act.is_linear:
-        return "identity", 0.0
-    if act.kernel is None or act.needs_input or act.name == "softmax":
+        return "identity", 0.0, False
+    if act.kernel is None or act.name == "softmax":
         return None
-    return act.kernel, float(_mixed.kernel_alpha(act))
+    return act.kernel, float(_mixed.kernel_alpha(act)), bool(act.needs_input)
 
 
 def _plain_numbers(opt, names):
@@ -134,22 +138,34 @@ def _supported_model(model):
     return chain
 
 
-def _dense_entry(layer, m, k, first, logits):
-    """Dense.forward/backward's buffers and kernel arguments; mixed_bfloat16: the bf16
-    products, the output stored as bfloat16 bits where Dense.forward would store it so."""
+def _dense_entries(layer, m, k, first, logits):
+    """Dense.forward/backward's buffers and kernel arguments as plan entries, or None;
+    mixed_bfloat16: the bf16 products, the output stored as bfloat16 bits where
+    Dense.forward would store it so. An activation whose gradient needs its input is a
+    second node, as Dense.forward/backward run it: z = x @ W + b into ("z", m) (the
+    identity epilogue), y = act(z) into ("y", m), and backward dz = act'(z) * dy in place
+    before the affine backward. The layer above never fuses that gradient into its dx
+    product (step.cpp act_grad_fusable: the Dense node's activation is the identity)."""
     act = _layer_act(layer, logits)
     if act is None:
         return None
+    kernel, alpha, split = act
     trainable, mixed = layer.trainable, bool(layer._dtype_policy.is_mixed)
-    if mixed and layer._bf16_readers and _mixed.stores_bf16(layer, layer._linear if logits else layer.activation,
-                                                             True, logits):
+    if split:
+        y = layer._buffer(("z", m), (m, layer.units))
+    elif mixed and layer._bf16_readers and _mixed.stores_bf16(layer, layer._linear if logits else layer.activation,
+                                                               True, logits):
         y = layer._buffer(("y16", m), (m, layer.units), np.uint16)
     else:
         y = layer._buffer(("y", m), (m, layer.units))
     dx = layer._buffer(("dx", m), (m, layer.vars["kernel"].shape[0])) if k > first else None
-    return (layer.vars["kernel"], layer.vars.get("bias") if layer.use_bias else None,
-            layer.grads["kernel"] if trainable else None,
-            layer.grads.get("bias") if trainable and layer.use_bias else None, y, dx, act[0], act[1], mixed)
+    dense = (layer.vars["kernel"], layer.vars.get("bias") if layer.use_bias else None,
+             layer.grads["kernel"] if trainable else None,
+             layer.grads.get("bias") if trainable and layer.use_bias else None, y, dx,
+             "identity" if split else kernel, 0.0 if split else alpha, mixed)
+    if not split:
+        return [dense]
+    return [dense, ("activation", layer._buffer(("y", m), (m, layer.units)), kernel, alpha)]
 
 
 def _activation_entry(layer, m, logits):
@@ -209,12 +225,13 @@ def _entries(chain, m, first, last_logits, dtype):
         elif type(layer) is _layers.BatchNormalization:
             e = _batchnorm_entry(layer, m, np.dtype(dtype))
         else:
-            e = _dense_entry(layer, m, k, first, logits)
+            e = _dense_entries(layer, m, k, first, logits)
         if e is None:
             return None
-        if e:
-            entries.append(e)
-            out = e[1] if isinstance(e[0], str) else e[4]  # y
+        nodes = e if isinstance(e, list) else [e] if e else []  # a Dense layer's: one or two
+        for node in nodes:
+            entries.append(node)
+            out = node[1] if isinstance(node[0], str) else node[4]  # y
     if not entries:
         return None
     return entries, len(entries) if node_first is None else node_first, dropouts, out
