@@ -13,28 +13,25 @@ from fastnn.layers import Dense, Dropout
 from helpers import keras_on_jax
 
 
-class Recorder(fastnn.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
+def _recorder_class(base, keep_logs=True):
+    """A callback class over ``base`` recording (hook, batch index[, logs]) of every batch hook
+    (logs: train/test end logs as a dict, predict outputs as an array)."""
+    def hook(kind, phase):
+        def record(self, batch, logs=None):
+            event = (f"{kind}_{phase}", batch)
+            if keep_logs and phase == "end":
+                event += (np.array(logs["outputs"]) if kind == "predict" else dict(logs or {}),)
+            self.events.append(event)
+        return record
+
+    def init(self):
+        base.__init__(self)
         self.events = []
+    methods = {f"on_{k}_batch_{p}": hook(k, p) for k in ("train", "test", "predict") for p in ("begin", "end")}
+    return type("Recorder", (base,), {"__init__": init, **methods})
 
-    def on_train_batch_begin(self, batch, logs=None):
-        self.events.append(("train_begin", batch))
 
-    def on_train_batch_end(self, batch, logs=None):
-        self.events.append(("train_end", batch, dict(logs or {})))
-
-    def on_test_batch_begin(self, batch, logs=None):
-        self.events.append(("test_begin", batch))
-
-    def on_test_batch_end(self, batch, logs=None):
-        self.events.append(("test_end", batch, dict(logs or {})))
-
-    def on_predict_batch_begin(self, batch, logs=None):
-        self.events.append(("predict_begin", batch))
-
-    def on_predict_batch_end(self, batch, logs=None):
-        self.events.append(("predict_end", batch, np.array(logs["outputs"])))
+Recorder = _recorder_class(fastnn.callbacks.Callback)
 
 
 def _data(n=40, seed=0):
@@ -174,28 +171,7 @@ def test_hook_indices_match_keras():
     keras = keras_on_jax()
     x, y = _data(40)
 
-    class KerasRecorder(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.events = []
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self.events.append(("train_begin", batch))
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.events.append(("train_end", batch))
-
-        def on_test_batch_begin(self, batch, logs=None):
-            self.events.append(("test_begin", batch))
-
-        def on_test_batch_end(self, batch, logs=None):
-            self.events.append(("test_end", batch))
-
-        def on_predict_batch_begin(self, batch, logs=None):
-            self.events.append(("predict_begin", batch))
-
-        def on_predict_batch_end(self, batch, logs=None):
-            self.events.append(("predict_end", batch))
+    KerasRecorder = _recorder_class(keras.callbacks.Callback, keep_logs=False)
 
     km = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
     km.compile("sgd", "mse", steps_per_execution=3)

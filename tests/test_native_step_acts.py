@@ -13,7 +13,7 @@ from fastnn import native_step, ops
 from fastnn import optimizers as O
 from test_native_step import _IDS, _ROWS, _dense, _train
 from test_native_step_mixed import _dense as _mixed_dense
-from test_native_step_mixed import _train as _train_mixed
+from test_native_step_mixed import check_native_equals_python
 
 _EPOCH_STEPS = native_step.epoch_steps  # the real one (the tests patch the module's name)
 
@@ -153,10 +153,5 @@ MIXED_CASES = {
 @pytest.mark.parametrize("storage", [True, False], ids=["bf16_storage", "f32_storage"])
 @pytest.mark.parametrize("case", list(MIXED_CASES))
 def test_mixed_bfloat16_with_x_needing_activations(monkeypatch, bf16_path, threads, case, storage):
-    build, loss, opt, y, stores = MIXED_CASES[case]
-    ref = _train_mixed(monkeypatch, False, build, loss, opt, y, storage)
-    nat = _train_mixed(monkeypatch, True, build, loss, opt, y, storage)
-    assert ref[2] == 0 and nat[2] == 12
-    assert nat[3] == ref[3] == (stores and storage)  # bfloat16 storage where the Python step has it
-    _same(nat, ref)
+    nat, _ = check_native_equals_python(monkeypatch, MIXED_CASES[case], storage)
     assert np.isfinite(nat[1]["loss"]).all()

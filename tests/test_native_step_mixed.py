@@ -179,7 +179,13 @@ CASES = {
 @pytest.mark.parametrize("storage", [True, False], ids=["bf16_storage", "f32_storage"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_native_mixed_step_is_bitwise_the_python_step(monkeypatch, bf16_path, threads, case, storage):
-    build, loss, opt, y, stores = CASES[case]
+    check_native_equals_python(monkeypatch, CASES[case], storage)
+
+
+def check_native_equals_python(monkeypatch, case, storage):
+    """A (build, loss, optimizer, labels, stores bf16) case trained by the Python and the native
+    step: every step native, bfloat16 storage alike, state and history bitwise; (native, python)."""
+    build, loss, opt, y, stores = case
     ref = _train(monkeypatch, False, build, loss, opt, y, storage)
     nat = _train(monkeypatch, True, build, loss, opt, y, storage)
     assert ref[2] == 0 and nat[2] == 12  # 6 batches x 2 epochs, every one native
@@ -188,6 +194,7 @@ def test_native_mixed_step_is_bitwise_the_python_step(monkeypatch, bf16_path, th
     for k in ref[0]:
         np.testing.assert_array_equal(nat[0][k], ref[0][k], err_msg=k)
     assert nat[1] == ref[1]
+    return nat, ref
     assert np.isfinite(nat[1]["loss"]).all()
 
 
