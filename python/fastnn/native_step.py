@@ -9,9 +9,13 @@ hyperparameters) from the layers' own buffers and the arena's views, and calls e
 the kernels the Python step (``trainer.train_step``) calls, in the same order with the
 same arguments: the result is bitwise the same. A mixed_bfloat16 Dense layer runs the
 kernels of layers/_mixed.py (``matmul_bf16``'s forward, ``dense_bf16_backward``), its
-output stored as bfloat16 bits exactly where Dense.forward stores it so. Anything else
-(a first-layer Dropout, a softmax Activation layer that does not feed the fused loss, a
-BatchNormalization whose batch or hyperparameters its kernel refuses, regularizers,
+output stored as bfloat16 bits exactly where Dense.forward stores it so. Weight
+regularizers (L1, L2, L1L2, BatchMeanL2; per variable or model-wide) are computed in the
+plan as ``trainer.regularization`` computes them (same kernels for the penalty, the same
+rounding for the gradient, the same order); their coefficients are read at every call and
+the penalty is returned with the loss. Anything else (a first-layer Dropout, a softmax
+Activation layer that does not feed the fused loss, a BatchNormalization whose batch or
+hyperparameters its kernel refuses, activity regularization, another regularizer class,
 constraints, clipping, sample weights, other losses or optimizers, Dense activations
 outside the GEMM epilogue) runs the Python step, with no error.
 ``FASTNN_NATIVE_STEP=0`` in the environment turns the native step off.
