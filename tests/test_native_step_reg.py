@@ -50,6 +50,11 @@ CASES = {
                                        _dense(4, 1, activation="softmax")],
                               R.L1L2(1e-4, 1e-3), "sparse_categorical_crossentropy",
                               lambda: O.Adam(5e-2, beta_2=0.9, amsgrad=True), _IDS),
+    # mixed_bfloat16 Dense layers (float32 variables: float32 models only)
+    "mixed_bf16_l2": (lambda: [_dense(16, 0, activation="relu", dtype="mixed_bfloat16",
+                                      kernel_regularizer=R.L2(1e-2), bias_regularizer=R.L1(1e-3)),
+                               _dense(4, 1, activation="softmax", dtype="mixed_bfloat16")],
+                      R.L1(1e-3), "sparse_categorical_crossentropy", lambda: O.Adam(1e-2), _IDS),
 }
 
 
@@ -86,8 +91,8 @@ def _same(a, b):
     assert a[1] == b[1]  # history: loss (with the penalty), data_loss, per epoch
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case,dtype", [(c, d) for c in sorted(CASES) for d in ("float32", "float64")
+                                        if not (c.startswith("mixed") and d == "float64")])
 def test_regularized_native_step_bitwise_equal_to_python_step(monkeypatch, threads, dtype, case):
     ref = _train(monkeypatch, "python", case, dtype)
     assert ref[2] == 0
