@@ -331,3 +331,68 @@ def test_sklearn_estimator_with_alpha_runs_natively(monkeypatch):
     for a, b in zip(ref[0], got[0]):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(ref[1], got[1])
+
+
+def _reg_plan():
+    """A model-wide L2 regularized model and its native plan for batch 8, its coefficients
+    written (as try_step and the native epoch write them before each call)."""
+    from test_native_epoch import _data, _model, _plan
+    x, y = _data()
+    m = _model(regularizer=R.L2(1e-2))
+    native = _plan(m, x, y, 8)
+    step = native_step._ready(m, 8, x[:8], y[:8], *fastnn.trainer.loss_mode(m))[0]
+    assert step[0][0] is native and native_step._reg_coefs(step[0][3])
+    return m, x, y, native
+
+
+@pytest.mark.parametrize("bad", ["penalties dtype", "penalties size", "penalties overlaps losses",
+                                 "penalties overlaps the model"])
+def test_run_batches_refuses_bad_penalties_and_changes_nothing(bad):
+    from test_native_epoch import _snapshot
+    m, x, y, native = _reg_plan()
+    before = _snapshot(m)
+    k = 3
+    args = dict(x=x, labels=y.astype(np.int64), index=np.arange(k * 8, dtype=np.int64), lrs=np.full(k, 1e-2),
+                step0=m.optimizer.iterations + 1, seeds=np.zeros((k, 1), np.uint64), losses=np.zeros(k),
+                xbuf=np.empty((8, 6), np.float32), ybuf=np.empty(8, np.int64), penalties=np.zeros(k))
+    err = ValueError
+    if bad == "penalties dtype":
+        args["penalties"], err = np.zeros(k, np.float32), TypeError
+    elif bad == "penalties size":
+        args["penalties"] = np.zeros(k + 1)
+    elif bad == "penalties overlaps losses":
+        args["penalties"] = args["losses"]
+    else:
+        args["penalties"] = m.arena.grads[:2 * k].view(np.float64)  # float32 gradients seen as float64
+    with pytest.raises(err):
+        native.run_batches(**args)
+    for a, b in zip(before, _snapshot(m)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_run_batches_penalties_equal_run_step_by_step():
+    """Each step's penalty (on the weights before its update) from run_batches is the one
+    run() reports (NativeStep.penalty) for the same step, and the penalty counts in fit."""
+    m1, x, y, n1 = _reg_plan()
+    m2, _, _, n2 = _reg_plan()
+    m2.set_weights(m1.get_weights())
+    for a, b in zip(m1.optimizer.state.values(), m2.optimizer.state.values()):
+        b[...] = a
+    it = m1.optimizer.iterations
+    order = np.random.default_rng(3).permutation(70)[:32].astype(np.int64)
+    seeds = np.arange(4, dtype=np.uint64).reshape(4, 1) * 977
+    lrs = np.array([1e-2, 5e-3, 2e-3, 1e-3])
+    losses, pens = np.zeros(4), np.zeros(4)
+    n1.run_batches(x, y.astype(np.int64), order, lrs, it + 1, seeds, losses, np.empty((8, 6), np.float32),
+                   np.empty(8, np.int64), None, pens)
+    step = native_step._ready(m2, 8, x[:8], y[:8], *fastnn.trainer.loss_mode(m2))[0]
+    for i in range(4):
+        step[0][1][:] = seeds[i]
+        w = m2.get_weights()
+        want = 1e-2 * sum(ops.sum_squares(k) for k in w[0::2])  # the kernels' L2, before the update
+        loss = n2.run(np.ascontiguousarray(x[order[i * 8:(i + 1) * 8]]), y[order[i * 8:(i + 1) * 8]].astype(np.int64),
+                      lrs[i], it + 1 + i)
+        assert (loss, n2.penalty) == (losses[i], pens[i])
+        assert pens[i] == pytest.approx(want, rel=1e-12) and pens[i] > 0
+    for a, b in zip(m1.get_weights(), m2.get_weights()):
+        np.testing.assert_array_equal(a, b)
