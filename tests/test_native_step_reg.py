@@ -372,27 +372,24 @@ def test_run_batches_refuses_bad_penalties_and_changes_nothing(bad):
 
 def test_run_batches_penalties_equal_run_step_by_step():
     """Each step's penalty (on the weights before its update) from run_batches is the one
-    run() reports (NativeStep.penalty) for the same step, and the penalty counts in fit."""
-    m1, x, y, n1 = _reg_plan()
-    m2, _, _, n2 = _reg_plan()
-    m2.set_weights(m1.get_weights())
-    for a, b in zip(m1.optimizer.state.values(), m2.optimizer.state.values()):
-        b[...] = a
-    it = m1.optimizer.iterations
-    order = np.random.default_rng(3).permutation(70)[:32].astype(np.int64)
-    seeds = np.arange(4, dtype=np.uint64).reshape(4, 1) * 977
-    lrs = np.array([1e-2, 5e-3, 2e-3, 1e-3])
-    losses, pens = np.zeros(4), np.zeros(4)
-    n1.run_batches(x, y.astype(np.int64), order, lrs, it + 1, seeds, losses, np.empty((8, 6), np.float32),
-                   np.empty(8, np.int64), None, pens)
-    step = native_step._ready(m2, 8, x[:8], y[:8], *fastnn.trainer.loss_mode(m2))[0]
-    for i in range(4):
-        step[0][1][:] = seeds[i]
-        w = m2.get_weights()
-        want = 1e-2 * sum(ops.sum_squares(k) for k in w[0::2])  # the kernels' L2, before the update
-        loss = n2.run(np.ascontiguousarray(x[order[i * 8:(i + 1) * 8]]), y[order[i * 8:(i + 1) * 8]].astype(np.int64),
-                      lrs[i], it + 1 + i)
-        assert (loss, n2.penalty) == (losses[i], pens[i])
+    run() reports (NativeStep.penalty) for the same step, from the same start."""
+    m, x, y, native = _reg_plan()
+    start = [w.copy() for w in m.get_weights()], {k: v.copy() for k, v in m.optimizer.state.items()}
+    rows = np.random.default_rng(3).permutation(70)[:32].astype(np.int64)
+    lrs, it, labels = np.array([1e-2, 5e-3, 2e-3, 1e-3]), m.optimizer.iterations, y.astype(np.int64)
+    losses, pens, seeds = np.zeros(4), np.zeros(4), np.arange(4, dtype=np.uint64).reshape(4, 1) * 977
+    native.run_batches(x, labels, rows, lrs, it + 1, seeds, losses, np.empty((8, 6), np.float32),
+                       np.empty(8, np.int64), None, pens)
+    end = m.get_weights()
+    m.set_weights(start[0])
+    for k, v in m.optimizer.state.items():
+        v[...] = start[1][k]
+    plan_seeds = native_step._ready(m, 8, x[:8], y[:8], *fastnn.trainer.loss_mode(m))[0][0][1]
+    for i, batch in enumerate(rows.reshape(4, 8)):
+        plan_seeds[:] = seeds[i]
+        want = 1e-2 * sum(ops.sum_squares(k) for k in m.get_weights()[0::2])  # the kernels' L2, before
+        loss = native.run(np.ascontiguousarray(x[batch]), labels[batch], lrs[i], it + 1 + i)
+        assert (loss, native.penalty) == (losses[i], pens[i])
         assert pens[i] == pytest.approx(want, rel=1e-12) and pens[i] > 0
-    for a, b in zip(m1.get_weights(), m2.get_weights()):
+    for a, b in zip(end, m.get_weights()):
         np.testing.assert_array_equal(a, b)
