@@ -872,6 +872,23 @@ def test_column_sum_fuzz(data):
     close(got, want, dtype, scale=np.abs(x0).sum(axis=0), what="column_sum")
 
 
+@fuzz
+def test_penalty_sums_fuzz(data):
+    """ops.sum_squares and ops.abs_sum (the L2 and L1 penalties' sums) against their twins."""
+    draw, dtype = fuzz_start(data)
+    op = draw(st.sampled_from(["sum_squares", "abs_sum"]))
+    x0 = values(draw, shape_of(draw, draw(st.integers(0, 3))), dtype)
+    x = layout(draw, x0)
+    fault = draw(st.sampled_from([None] * 4 + ["x"]))
+    if fault == "x":
+        x = bad_array(draw, x0)
+    got = expect_outcome(op, fault, lambda: getattr(ops, op)(x))
+    if got is None:
+        return
+    assert isinstance(got, float)
+    close(got, getattr(reference, op)(x0), np.float64, what=op)
+
+
 def _gather_out_is_valid(out, shape, dtype):
     return isinstance(out, np.ndarray) and out.dtype == dtype and out.shape == shape and \
         out.flags.c_contiguous and out.flags.writeable and out.flags.aligned

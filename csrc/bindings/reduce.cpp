@@ -88,6 +88,10 @@ double sum_squares(py::array x) {
   return read_float_array(x, [](const auto* p, std::size_t n) { return fastnn::sum_squares(p, n); });
 }
 
+double abs_sum(py::array x) {
+  return read_float_array(x, [](const auto* p, std::size_t n) { return fastnn::abs_sum(p, n); });
+}
+
 bool all_finite(py::array x) {
   return read_float_array(x, [](const auto* p, std::size_t n) { return fastnn::all_finite(p, n); });
 }
@@ -116,6 +120,7 @@ void bind_reduce(py::module_& m) {
   m.def("clip_by_value", &clip_by_value, py::arg("grad"), py::arg("limit"),
         "Clamps in place to [-limit, limit]; returns the L2 norm before.");
   m.def("sum_squares", &sum_squares, py::arg("x"), "sum x^2 accumulated in double (fixed block order).");
+  m.def("abs_sum", &abs_sum, py::arg("x"), "sum |x| accumulated in double (fixed block order).");
   m.def("all_finite", &all_finite, py::arg("x"), "Whether no element of x is NaN or infinite.");
   m.def("column_sum", &column_sum, py::arg("x"), py::arg("out"), "out[j] = sum_i x[i, j].");
 }

@@ -29,9 +29,12 @@ class NativeStep {
   // below); first: the layer the backward stops at; loss: "xent_ids", "xent_probs", "mse" or "bce_logits";
   // optimizer: "adam" (hyper: beta1, beta2, eps, weight_decay, decoupled) or "sgd"
   // (momentum, nesterov); ranges: [(param, grad, slot0|None, slot1|None, slot2|None)], slot2:
-  // Adam's vhat (AMSGrad) or None.
+  // Adam's vhat (AMSGrad) or None. regs: [(w, grad|None)] the regularized variables in
+  // trainer._reg_list's order (grad None: a frozen layer), reg_coefs: float64 (len(regs), 2),
+  // each one's (l1, l2), read at every step (the caller writes them before each call).
   NativeStep(py::list layers, std::size_t first, const std::string& loss, py::array dlogits,
-             const std::string& optimizer, py::dict hyper, py::list ranges, py::object seeds) {
+             const std::string& optimizer, py::dict hyper, py::list ranges, py::object seeds, py::list regs,
+             py::object reg_coefs) {
     if (!seeds.is_none()) {  // uint64, one per dropout layer, filled by the caller before each run
       seeds_ = seeds.cast<py::array>();
       require_dtype(seeds_, py::dtype::of<std::uint64_t>(), "seeds");
@@ -50,9 +53,11 @@ class NativeStep {
     keep_.append(layers);
     keep_.append(dlogits);
     keep_.append(ranges);
+    keep_.append(regs);
     visit_float(dt_, [&](auto t) {
       using T = decltype(t);
       build<T>(plan<T>(), layers, first, dlogits, optimizer, hyper, ranges);
+      build_regs<T>(plan<T>(), regs, reg_coefs, dlogits);
     });
   }
 
@@ -69,7 +74,7 @@ class NativeStep {
     py::gil_scoped_release nogil;
     return visit_float(dt_, [&](auto t) {
       using T = decltype(t);
-      return fastnn::run_step<T>(plan<T>(), cptr<T>(x), lab, lr, step);
+      return fastnn::run_step<T>(plan<T>(), cptr<T>(x), lab, lr, step, &penalty_);
     });
   }
 
@@ -78,11 +83,13 @@ class NativeStep {
   // lrs[i], the optimizer step step0 + i (step0 0: nothing trainable) and the dropout seeds
   // seeds[i] (k x one per dropout layer); losses[i] = its loss; outs (or None): k x m x the
   // output width, outs[i] = step i's output (what run() leaves in the output buffer, for the
-  // metrics). Every argument and every
+  // metrics); penalties (or None): k float64, penalties[i] = step i's penalty (the
+  // regularizers'; 0 without). Every argument and every
   // step's optimizer arguments are checked before the first step runs; then the k steps
   // run as one call with the GIL released, exactly as k calls of run() would.
   void run_batches(py::array x, py::array labels, py::array index, py::array lrs, std::int64_t step0,
-                   py::array seeds, py::array losses, py::array xbuf, py::array ybuf, py::object outs_obj) {
+                   py::array seeds, py::array losses, py::array xbuf, py::array ybuf, py::object outs_obj,
+                   py::object penalties_obj) {
     check_in(x, dlogits_, "x", "the model's buffers");
     if (x.ndim() != 2 || static_cast<std::size_t>(x.shape(1)) != in0_)
       throw py::value_error("x: expected shape (n, " + std::to_string(in0_) + ")");
@@ -116,13 +123,20 @@ class NativeStep {
         throw py::value_error("outs: expected shape (" + std::to_string(k) + ", " + std::to_string(m_) + ", " +
                               std::to_string(out_) + ")");
     }
-    require_disjoint({{&xbuf, "xbuf"}, {&ybuf, "ybuf"}, {&losses, "losses"}, {&outs, "outs"}});
+    py::array pens = penalties_obj.is_none() ? py::array(py::dtype::of<double>(), std::vector<py::ssize_t>{0})
+                                             : fastnn_py::array_arg(penalties_obj, "penalties");
+    if (!penalties_obj.is_none()) {
+      require_dtype(pens, py::dtype::of<double>(), "penalties");
+      require_writeable(pens, "penalties");
+      require_vector(pens, k, "penalties");
+    }
+    require_disjoint({{&xbuf, "xbuf"}, {&ybuf, "ybuf"}, {&losses, "losses"}, {&outs, "outs"}, {&pens, "penalties"}});
     for (const py::array& w : written_)
-      for (const py::array* a : {&xbuf, &ybuf, &losses, &outs, &x, &labels})
+      for (const py::array* a : {&xbuf, &ybuf, &losses, &outs, &x, &labels, &pens})
         if (overlaps(*a, w)) throw py::value_error("the model's buffers: must not share memory with the batches' arrays");
     for (const py::array* a : {&x, &labels, &index, &lrs, &seeds})
       for (auto [o, name] : {std::pair<const py::array*, const char*>{&xbuf, "xbuf"}, {&ybuf, "ybuf"}, {&losses, "losses"},
-                             {&outs, "outs"}})
+                             {&outs, "outs"}, {&pens, "penalties"}})
         if (overlaps(*a, *o)) throw py::value_error(std::string(name) + ": must not share memory with the inputs");
     const double* lr = static_cast<const double*>(lrs.data());
     if (step0 < 0 || (step0 > 0 && static_cast<std::uint64_t>(step0) + k > static_cast<std::uint64_t>(INT64_MAX)))
@@ -142,6 +156,7 @@ class NativeStep {
     const auto* sd = static_cast<const std::uint64_t*>(seeds.data());
     auto* plan_seeds = n_seeds_ ? static_cast<std::uint64_t*>(seeds_.mutable_data()) : nullptr;
     double* out = static_cast<double*>(losses.mutable_data());
+    double* pen = pens.size() ? static_cast<double*>(pens.mutable_data()) : nullptr;
     char* outs_p = outs.size() ? static_cast<char*>(outs.mutable_data()) : nullptr;
     const std::size_t out_bytes = m_ * out_ * elsize(dlogits_);
     py::gil_scoped_release nogil;
@@ -152,13 +167,15 @@ class NativeStep {
         fastnn::take_rows<std::int64_t>(xs, n, rows, m_, x_row, xb);
         fastnn::take_rows<std::int64_t>(ls, n, rows, m_, y_row, yb);
         for (std::size_t j = 0; j < n_seeds_; ++j) plan_seeds[j] = sd[i * n_seeds_ + j];
-        out[i] = fastnn::run_step<T>(plan<T>(), reinterpret_cast<const T*>(xb), yb, lr[i], step_of(i));
+        out[i] = fastnn::run_step<T>(plan<T>(), reinterpret_cast<const T*>(xb), yb, lr[i], step_of(i),
+                                     pen ? pen + i : &penalty_);
         if (outs_p) std::memcpy(outs_p + i * out_bytes, plan<T>().layers.back().y, out_bytes);
       }
     });
   }
 
   std::size_t batch_size() const { return m_; }
+  double penalty() const { return penalty_; }
 
  private:
   template <class T> fastnn::StepPlan<T>& plan() {
@@ -228,6 +245,33 @@ class NativeStep {
       if (optimizer == "adam") r.s1 = wptr<T>(vec_arg(t[3], dlogits, r.n, "slot1", true));
       if (optimizer == "adam" && !t[4].is_none()) r.s2 = wptr<T>(vec_arg(t[4], dlogits, r.n, "slot2", true));
       P.ranges.push_back(r);
+    }
+  }
+
+  // The regularized variables (w, grad|None) and their coefficients (float64, (len(regs), 2)).
+  template <class T>
+  void build_regs(fastnn::StepPlan<T>& P, py::list regs, py::object coefs, const py::array& dlogits) {
+    if (regs.empty()) return;
+    if (coefs.is_none()) throw py::value_error("reg_coefs: expected a float64 array of (l1, l2) per reg, got None");
+    reg_coefs_ = coefs.cast<py::array>();
+    require_dtype(reg_coefs_, py::dtype::of<double>(), "reg_coefs");
+    require_size(reg_coefs_, 2 * regs.size(), "reg_coefs");
+    P.reg_coefs = static_cast<const double*>(reg_coefs_.data());
+    for (const py::handle h : regs) {
+      py::tuple t = h.cast<py::tuple>();
+      if (t.size() != 2) throw py::value_error("regs: expected (w, grad|None) pairs, got " + std::to_string(t.size()) +
+                                               " items");
+      fastnn::StepReg<T> r;
+      py::array w = array_arg(t[0], dlogits, "w", false);
+      r.n = w.size();
+      r.w = cptr<T>(w);
+      if (!t[1].is_none()) {
+        py::array g = vec_arg(t[1], dlogits, r.n, "grad", true);
+        if (overlaps(g, w)) throw py::value_error("grad: must not share memory with w");
+        written_.push_back(g);
+        r.g = mptr<T>(g);
+      }
+      P.regs.push_back(r);
     }
   }
 
@@ -422,7 +466,8 @@ class NativeStep {
   fastnn::StepLoss loss_ = fastnn::StepLoss::mse;
   std::size_t m_ = 0, in0_ = 0, out_ = 0;
   py::list keep_;
-  py::array dlogits_, seeds_;
+  py::array dlogits_, seeds_, reg_coefs_;
+  double penalty_ = 0.0;  // the last step's penalty (run)
   std::size_t n_seeds_ = 0;
   std::vector<py::array> written_;
   std::vector<py::array> frozen_vars_;  // the running variances of the frozen BatchNormalization layers
@@ -437,17 +482,20 @@ void bind_step(py::module_& m) {
                          "A training step plan (Dense (float or mixed_bfloat16), Dropout, Activation, "
                          "BatchNormalization; fused loss; optimizer) run as one call.")
       .def(py::init<py::list, std::size_t, const std::string&, py::array, const std::string&, py::dict, py::list,
-                    py::object>(),
+                    py::object, py::list, py::object>(),
            py::arg("layers"), py::arg("first"), py::arg("loss"), py::arg("dlogits"), py::arg("optimizer"),
-           py::arg("hyper"), py::arg("ranges"), py::arg("seeds") = py::none())
+           py::arg("hyper"), py::arg("ranges"), py::arg("seeds") = py::none(), py::arg("regs") = py::list(),
+           py::arg("reg_coefs") = py::none())
       .def("run", &NativeStep::run, py::arg("x"), py::arg("labels"), py::arg("lr"), py::arg("step"),
            "One training step on (x, labels); returns the loss.")
       .def("run_batches", &NativeStep::run_batches, py::arg("x"), py::arg("labels"), py::arg("index"), py::arg("lrs"),
            py::arg("step0"), py::arg("seeds"), py::arg("losses"), py::arg("xbuf"), py::arg("ybuf"),
-           py::arg("outs") = py::none(),
+           py::arg("outs") = py::none(), py::arg("penalties") = py::none(),
            "len(lrs) training steps on the batches index selects, gathered into xbuf and ybuf; their "
            "losses into losses.")
-      .def_property_readonly("batch_size", &NativeStep::batch_size);
+      .def_property_readonly("batch_size", &NativeStep::batch_size)
+      .def_property_readonly("penalty", &NativeStep::penalty, "The penalty of the last step run() ran (0 without "
+                              "regularizers).");
 }
 
 }  // namespace fastnn_py

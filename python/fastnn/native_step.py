@@ -13,10 +13,14 @@ kernels of layers/_mixed.py (``matmul_bf16``'s forward, ``dense_bf16_backward``)
 output stored as bfloat16 bits exactly where Dense.forward stores it so. A Dense
 activation whose gradient needs its input (gelu, swish, mish, softplus, ...) is a second
 node, as Dense.forward runs it: the product into the layer's z buffer, then the activation.
-Anything else (a first-layer Dropout, a softmax Activation layer or hidden softmax Dense
-layer that does not feed the fused loss, a BatchNormalization whose batch or
-hyperparameters its kernel refuses, regularizers, constraints, clipping, sample weights,
-other losses or optimizers) runs the Python step, with no error.
+Weight regularizers (L1, L2, L1L2, BatchMeanL2; per variable or model-wide) are computed in
+the plan as ``trainer.regularization`` computes them (same kernels for the penalty, the same
+rounding for the gradient, the same order); their coefficients are read at every call and
+the penalty is returned with the loss. Anything else (a first-layer Dropout, a softmax
+Activation layer or hidden softmax Dense layer that does not feed the fused loss, a
+BatchNormalization whose batch or hyperparameters its kernel refuses, activity
+regularization, another regularizer class, constraints, clipping, sample weights, other
+losses or optimizers) runs the Python step, with no error.
 ``FASTNN_NATIVE_STEP=0`` in the environment turns the native step off.
 """
 from __future__ import annotations
@@ -33,10 +37,14 @@ from . import layers as _layers
 from . import losses as _losses
 from . import ops as _ops
 from . import optimizers as _optimizers
+from . import regularizers as _regularizers
+from ._regularized import reg_list as _reg_list
 from .layers import _mixed
 
 _XENT = (_losses.CategoricalCrossentropy, _losses.SparseCategoricalCrossentropy)
 _ADAM = (_optimizers.Adam, _optimizers.AdamW)
+# the regularizers the plan computes (Regularizer.__call__ and add_gradient with their l1, l2)
+_REGS = (_regularizers.L1, _regularizers.L2, _regularizers.L1L2, _regularizers.BatchMeanL2)
 # model -> (key, plan or None): kept outside the model so that copying or pickling a model
 # never meets a core object (a copy builds its own plan at its first step).
 _PLANS: "weakref.WeakKeyDictionary[object, tuple]" = weakref.WeakKeyDictionary()
@@ -118,8 +126,8 @@ def _loss_kind(model, yb, loss_on_logits, last_logits):
 def _supported_model(model):
     """The layer chain of the model, or None when its step must run in Python."""
     chain = model._chain
-    if chain is None or model._io is not None or model.regularizer is not None or model._reg_items != []:
-        return None
+    if chain is None or model._io is not None or not all(_native_reg(r) for _, _, r in _reg_list(model)):
+        return None  # an ActivityRegularization node (r None) or a regularizer of another kind
     if np.dtype(model.dtype) not in (np.float32, np.float64):
         return None
     if list(model.arena.layers) != list(chain):
@@ -133,7 +141,7 @@ def _supported_model(model):
             continue
         if type(layer) not in (_layers.Dense, _layers.BatchNormalization, _layers.Activation):
             return None
-        if any(s.regularizer is not None or s.constraint is not None for s in layer.specs):
+        if any(s.constraint is not None for s in layer.specs):
             return None
     return chain
 
@@ -254,8 +262,40 @@ def _build(model, chain, m, first, ranges, loss_kind, last_logits, opt_spec):
         s = [opt.state[n][a:b] if n is not None and n in opt.state else None for n in slots]
         views.append((arena.params[a:b], arena.grads[a:b], s[0], s[1], s[2]))
     seeds = np.zeros(len(dropouts), dtype=np.uint64)
-    native = _core.NativeStep(entries, node_first, loss_kind, dlogits, name, hyper, views, seeds)
-    return (native, seeds, dropouts), out
+    items = _reg_list(model)
+    regs = [(l.vars[v], l.grads[v] if l.trainable else None) for l, v, _ in items]
+    coefs = np.zeros((len(items), 2), dtype=np.float64)
+    native = _core.NativeStep(entries, node_first, loss_kind, dlogits, name, hyper, views, seeds, regs, coefs)
+    return (native, seeds, dropouts, (coefs, [r for _, _, r in items])), out
+
+
+# Regularizer's penalty and gradient, the two methods the plan computes
+_REG_METHODS = (_regularizers.Regularizer.__call__, _regularizers.Regularizer.add_gradient)
+
+
+def _native_reg(r):
+    """Whether the plan computes r: an L1, L2, L1L2 or BatchMeanL2 whose penalty and gradient
+    are Regularizer's own (not replaced on a class or on r: a spy, a patch)."""
+    return type(r) in _REGS and (type(r).__call__, type(r).add_gradient) == _REG_METHODS \
+        and "add_gradient" not in vars(r)
+
+
+def _regs_key(model):
+    """The regularized variables the plan adds penalties for: another regularizer, variable
+    or trainable flag rebuilds it (their coefficients are read at every call: _reg_coefs)."""
+    return tuple((id(l), v, id(r), _native_reg(r), bool(getattr(l, "trainable", True))) for l, v, r in _reg_list(model))
+
+
+def _reg_coefs(regs):
+    """Each regularizer's (l1, l2) now (BatchMeanL2's l2 follows its batch_size) into the plan's
+    coefficients; False (nothing written) when one is not a float: the Python step computes then."""
+    coefs, rs = regs
+    vals = [(r.l1, r.l2) for r in rs]
+    if any(type(a) is not float or type(b) is not float for a, b in vals):
+        return False
+    if vals:
+        coefs[:] = vals
+    return True
 
 
 def _layers_key(model):
@@ -271,14 +311,13 @@ def _layers_key(model):
 def _key(model, m, version):
     opt = model.optimizer
     return (m, version, id(model.arena.params), id(model.arena.grads), id(model.loss),
-            tuple(id(v) for v in opt.state.values()), _hyper_key(opt), _layers_key(model))
+            tuple(id(v) for v in opt.state.values()), _hyper_key(opt), _layers_key(model), _regs_key(model))
 
 
 def _ready(model, m, xb, yb, loss_on_logits, last_logits):
     """(step, labels as the plan takes them, ranges) with the plan for batches of m rows
     like (xb, yb) built or reused, or None: the Python step must run them."""
-    if xb.__class__ is not np.ndarray or yb.__class__ is not np.ndarray or model._reg_items != [] \
-            or not enabled():
+    if xb.__class__ is not np.ndarray or yb.__class__ is not np.ndarray or not enabled():
         return None
     plan = _PLANS.get(model)
     ranges, _, first = model.arena.layout()
@@ -310,13 +349,15 @@ def _set_dropouts(dropouts, count):
 
 
 def try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight):
-    """(loss, 0.0, output) after one native step, or None: run the Python step instead
+    """(loss, penalty, output) after one native step, or None: run the Python step instead
     (nothing has been changed then)."""
     ready = None if sample_weight is not None else _ready(model, xb.shape[0], xb, yb, loss_on_logits, last_logits)
     if ready is None:
         return None
     step, labels, ranges = ready
-    (native, seeds, dropouts), out = step[0], step[2]
+    (native, seeds, dropouts, regs), out = step[0], step[2]
+    if not _reg_coefs(regs):
+        return None
     _dropout_seeds(dropouts, 1, seeds.reshape(1, -1))
     _set_dropouts(dropouts, 1)
     opt = model.optimizer
@@ -327,7 +368,7 @@ def try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight):
     else:
         loss = native.run(x2, labels, 0.0, 0)
     _first_layer(model)._x = x2
-    return loss, 0.0, out
+    return loss, native.penalty, out
 
 
 def _first_layer(model):
@@ -355,17 +396,17 @@ def epoch_steps(model, batches, modes, outputs=False):
     (no sample weights) whose rows come in ``order``, ``CHUNK_ROWS`` rows per core call
     (``NativeStep.run_batches``: the batches gathered in the core too; each call inside
     ``guard.begin()`` / ``guard.end()``), a generator of (batches done, [loss of each step],
-    each step's output (k x batch x width: a buffer the next call overwrites) or None
-    without ``outputs``) after each call: the same steps, in the same order, with the same
-    results as ``trainer.train_step`` batch by batch. None (nothing changed) when the
-    native step cannot run them."""
+    [penalty of each step (the regularizers'; 0.0 without)], each step's output (k x batch x
+    width: a buffer the next call overwrites) or None without ``outputs``) after each call:
+    the same steps, in the same order, with the same results as ``trainer.train_step`` batch
+    by batch. None (nothing changed) when the native step cannot run them."""
     x, y, m = batches.x, batches.y, batches.batch_size
     full = batches.num_samples // m
     if batches.sample_weight is not None or y is None or full == 0 or not enabled() \
             or x.__class__ is not np.ndarray or x.ndim < 2 or not x.flags.c_contiguous or not x.flags.aligned:
         return None
     ready = _ready(model, m, x[:m], y[:m], *modes)
-    if ready is None:
+    if ready is None or not _reg_coefs(ready[0][0][3]):
         return None
     cached = getattr(batches, "_native_data", None)  # made once per iterator
     if cached is None or cached.kind != ready[0][1]:
@@ -415,7 +456,7 @@ def _chunks(model, ready, cached, x, order, full, guard, outs, execution=0):
     """The generator of epoch_steps's run; execution > 0: no call crosses a multiple of that
     many steps (compile's steps_per_execution: the batch hooks run between calls)."""
     step, _, ranges = ready
-    (native, seeds, dropouts), m = step[0], cached.xbuf.shape[0]
+    (native, seeds, dropouts, regs), m = step[0], cached.xbuf.shape[0]
     opt, done = model.optimizer, 0
     per_call = _steps_per_call(m, 0 if outs is None else outs[0, 0].nbytes)
     while done < full:
@@ -427,11 +468,14 @@ def _chunks(model, ready, cached, x, order, full, guard, outs, execution=0):
             if bad.size:  # the steps before a rate the step refuses; then that one alone (it raises)
                 k = max(1, int(bad[0]))
                 lrs = lrs[:k]
-            seed_rows, losses = np.empty((k, len(dropouts)), np.uint64), np.empty(k)
+            seed_rows, losses, penalties = np.empty((k, len(dropouts)), np.uint64), np.empty(k), np.empty(k)
             _dropout_seeds(dropouts, k, seed_rows)
+            if not _reg_coefs(regs):  # checked by epoch_steps: only another thread changes them
+                raise TypeError("regularizer: expected float l1 and l2, got "
+                                + ", ".join(f"{type(r).__name__}(l1={r.l1!r}, l2={r.l2!r})" for r in regs[1]))
             native.run_batches(x, cached.labels, order[done * m:(done + k) * m], lrs,
                                opt.iterations + 1 if ranges else 0, seed_rows, losses, cached.xbuf, cached.ybuf,
-                               None if outs is None else outs[:k])
+                               None if outs is None else outs[:k], penalties)
             _set_dropouts(dropouts, k)
             if ranges:
                 opt.iterations += k
@@ -439,7 +483,7 @@ def _chunks(model, ready, cached, x, order, full, guard, outs, execution=0):
         finally:
             guard.end()
         done += k
-        yield done, losses.tolist(), None if outs is None else outs[:k]
+        yield done, losses.tolist(), penalties.tolist(), None if outs is None else outs[:k]
 
 
 def _make(model, m, first, ranges, yb, loss_on_logits, last_logits):

@@ -422,6 +422,16 @@ def all_finite(x):
     return bool(np.isfinite(x).all())
 
 
+def sum_squares(x):
+    """sum(x**2) in float64 (a Python float)."""
+    return float(np.sum(np.square(np.asarray(x), dtype=np.float64)))
+
+
+def abs_sum(x):
+    """sum(|x|) in float64 (a Python float)."""
+    return float(np.sum(np.abs(np.asarray(x)), dtype=np.float64))
+
+
 # ----------------------------------------------------------------------------
 # row gather
 # ----------------------------------------------------------------------------

@@ -4,6 +4,8 @@
 ``l1 * sum(|w|)``, ``L1L2`` both. Per layer (``Dense(kernel_regularizer=L2(1e-4))``)
 or model-wide (``model.compile(..., regularizer=L2(1e-4))``, applied to every
 kernel). The penalty is part of the reported ``loss``; ``data_loss`` is without it.
+The penalty is added after the backward pass, on the weights before the update; L1,
+L2, L1L2 and BatchMeanL2 run inside the native training step (``fastnn.native_step``).
 
 >>> import numpy as np, fastnn
 >>> fastnn.regularizers.L2(0.5)(np.array([1.0, 2.0]))
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import ops as _ops
 from ._registry import resolve
 from ._validate import Interval, Real, validate
 
@@ -26,13 +29,17 @@ class Regularizer:
     l2 = 0.0
 
     def __call__(self, w):
+        """The penalty of w. A float32/float64 array's sums are ``ops.abs_sum`` and
+        ``ops.sum_squares`` (float64, a fixed order: the native training step computes
+        the same bits with the same kernels); other arrays, NumPy's."""
         w = np.asarray(w)
+        core = w.dtype in (np.float32, np.float64)
         p = 0.0
         if self.l1:
-            p += self.l1 * float(np.abs(w).sum())
+            p += self.l1 * (_ops.abs_sum(w) if core else float(np.abs(w).sum()))
         if self.l2:
             f = w.ravel()
-            p += self.l2 * float(np.dot(f, f))
+            p += self.l2 * (_ops.sum_squares(w) if core else float(np.dot(f, f)))
         return p
 
     def add_gradient(self, w, grad, scratch=None):

@@ -31,6 +31,7 @@ from . import multi_io as _multi_io
 from . import native_step as _native_step
 from . import ops as _ops
 from . import progress as _progress
+from ._regularized import activity_penalty, reg_list as _reg_list  # noqa: F401 (_eval uses activity_penalty)
 from ._batches import EpochIterator, _take_rows  # noqa: F401 (fit's batches; their old home)
 from ._output_check import check_loss_output
 
@@ -182,31 +183,6 @@ def regularization(model, grads=True, activity=True):
         if grads and layer.trainable:
             r.add_gradient(w, layer.grads[vname], model._reg_scratch[:w.size].reshape(w.shape))
     return pen
-
-
-def _reg_list(model):
-    """The regularized variables, and the ActivityRegularization nodes (variable None), cached
-    on the model (``_reg_items``; None invalidates it), rebuilt when the arena's layout or the
-    model-wide regularizer changes."""
-    key = (model.arena.version, id(model.regularizer))
-    if model._reg_items is None or model._reg_key != key:
-        items, biggest = [], 0
-        for layer, s, _ in model.arena.entries:
-            for r in (s.regularizer, model.regularizer if s.name == "kernel" else None):
-                if r:
-                    items.append((layer, s.name, r))
-                    biggest = max(biggest, s.size)
-        items += [(n, None, None) for n in model._nodes if getattr(n.layer, "adds_activity_loss", False)]
-        model._reg_items, model._reg_key = items, key
-        model._reg_scratch = np.empty(biggest, dtype=model.dtype)
-    return model._reg_items
-
-
-def activity_penalty(model):
-    """The penalties of the last forward pass's ActivityRegularization calls (a shared
-    layer's later calls from their per-call copies)."""
-    return sum((n.layer if n.call is None else n.call.obj).activity_loss or 0.0
-               for n, vname, _ in _reg_list(model) if vname is None)
 
 
 def _logs(total, data, count, metrics, regularized):
@@ -434,12 +410,12 @@ class _EpochRunner:
         calls = run(batches.order(), guard, hooks.n if hooks else 0)  # hooks: between executions
         while done < full:
             hooks.begin(done, m)  # opens an execution (a call never crosses into the next one)
-            done, losses, outs = next(calls)
-            for i, loss in enumerate(losses):
-                self._account(loss, 0.0, m)
+            done, losses, penalties, outs = next(calls)
+            for i, (loss, penalty) in enumerate(zip(losses, penalties)):
+                self._account(loss, penalty, m)
                 if metrics:  # the batch's labels as the iterator gives them, the step's output
                     self.update_metrics(batches.labels(done - len(losses) + i), outs[i])
-                hooks.end(done - len(losses) + i, loss, m)
+                hooks.end(done - len(losses) + i, loss + penalty, m)
             if bar is not None and bar.due(done):
                 bar.update(done, _logs(self.total, self.data, self.seen, metrics, self.regularized))
             if model.stop_training:

@@ -43,6 +43,11 @@ template <class T> double sum_squares(const T* x, std::size_t n) {
   return blocked_sum(n, [&](std::size_t b, std::size_t k) { return fn(x + b, k); });
 }
 
+template <class T> double abs_sum(const T* x, std::size_t n) {
+  const auto fn = kernels_for<T>().abs_sum;
+  return blocked_sum(n, [&](std::size_t b, std::size_t k) { return fn(x + b, k); });
+}
+
 template <class T> void scale_inplace(T* x, std::size_t n, T s) {
   const auto fn = kernels_for<T>().scale;
   parallel_for(n, kGrain, [&](std::size_t b, std::size_t e) { fn(x + b, e - b, s); });
@@ -95,6 +100,7 @@ double clip_by_global_norm(const std::vector<GradView>& grads, double max_norm) 
 
 #define FASTNN_INSTANTIATE(T)                                                   \
   template double sum_squares<T>(const T*, std::size_t);                       \
+  template double abs_sum<T>(const T*, std::size_t);                           \
   template void scale_inplace<T>(T*, std::size_t, T);                          \
   template double clip_by_value<T>(T*, std::size_t, double);                   \
   template void column_sum<T>(const T*, T*, std::size_t, std::size_t);        \

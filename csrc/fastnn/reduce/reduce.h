@@ -1,4 +1,5 @@
-// Reductions for the training step: sums of squares (global-norm clipping),
+// Reductions for the training step: sums of squares (global-norm clipping, L2
+// penalties), sums of absolute values (L1 penalties),
 // clip by value, column sums (bias gradients).
 //
 // Sums of squares are accumulated in double over fixed blocks of kNormBlock
@@ -16,6 +17,8 @@ constexpr std::size_t kNormBlock = 1 << 14;
 
 // sum_i x_i^2 in double.
 template <class T> double sum_squares(const T* x, std::size_t n);
+// sum_i |x_i| in double (the same fixed blocks as sum_squares).
+template <class T> double abs_sum(const T* x, std::size_t n);
 // x_i *= s
 template <class T> void scale_inplace(T* x, std::size_t n, T s);
 // x_i = clamp(x_i, -limit, limit) (NaN stays NaN); returns sqrt(sum x_i^2) before.
@@ -43,6 +46,7 @@ template <class T> struct ReduceKernelsT {
   // column sums of columns [c0, c1) of a (rows, cols) matrix
   void (*column_sum)(const T*, T*, std::size_t rows, std::size_t cols, std::size_t c0, std::size_t c1);
   bool (*all_finite)(const T*, std::size_t);
+  double (*abs_sum)(const T*, std::size_t);
 };
 FASTNN_DECLARE_KERNELS(ReduceKernels, ReduceKernelsT, reduce_kernels)
 

@@ -2,6 +2,7 @@
 // which first define `Vec<double> load_wide(const float* p)`: Vec<double>::N
 // floats widened to double (sums of squares are accumulated in double).
 #pragma once
+#include <cmath>
 #include <cstddef>
 
 #include "fastnn/reduce/reduce.h"
@@ -37,6 +38,18 @@ double sum_squares_kernel(const T* x, std::size_t n) {
                          [](VD a, VD v) { return fmadd(v, v, a); });
   double tail = 0;
   for (; i < n; ++i) tail += double(x[i]) * double(x[i]);
+  return reduce_add(s) + tail;
+}
+
+// sum |x_i| in double, four independent accumulators (Regularizer's L1 penalty).
+template <class T>
+double abs_sum_kernel(const T* x, std::size_t n) {
+  using VD = Vec<double>;
+  std::size_t i = 0;
+  const VD s = fold4<VD>(n, i, [&](std::size_t j) { return abs(load_wide(x + j)); },
+                         [](VD a, VD v) { return a + v; });
+  double tail = 0;
+  for (; i < n; ++i) tail += std::fabs(double(x[i]));
   return reduce_add(s) + tail;
 }
 
@@ -121,9 +134,9 @@ void column_sum_kernel(const T* x, T* out, std::size_t rows, std::size_t cols, s
 
 const ReduceKernels reduce_kernels = {
     {&sum_squares_kernel<float>, &clip_value_kernel<float>, &scale_kernel<float>, &column_sum_kernel<float>,
-     &all_finite_kernel<float>},
+     &all_finite_kernel<float>, &abs_sum_kernel<float>},
     {&sum_squares_kernel<double>, &clip_value_kernel<double>, &scale_kernel<double>, &column_sum_kernel<double>,
-     &all_finite_kernel<double>},
+     &all_finite_kernel<double>, &abs_sum_kernel<double>},
 };
 
 }  // namespace FASTNN_ISA_NS

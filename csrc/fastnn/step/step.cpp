@@ -235,7 +235,8 @@ StepProfile step_profile() {
 }
 
 template <class T>
-double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double lr, std::int64_t step) {
+double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double lr, std::int64_t step,
+                double* penalty) {
   const std::size_t n_layers = plan.layers.size(), m = plan.m;
   const bool profiling = g_profiling.load(std::memory_order_relaxed);
   StepProfile t;
@@ -261,6 +262,8 @@ double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double 
     act_done = below != nullptr;
     lap.add(L.kind == StepNode::dense ? t.dense_backward : t.other_layers);
   }
+  const double pen = plan.regs.empty() ? 0.0 : regularize<T>(plan);  // on the weights before the update
+  if (penalty) *penalty = pen;
   if (!plan.ranges.empty()) optimizer_step<T>(plan, lr, step);
   lap.add(t.optimizer);
   if (profiling) {
@@ -283,8 +286,9 @@ template <class T> void check_step(const StepPlan<T>& plan, double lr, std::int6
     check_sgd_args(sgd_args(plan, lr));
 }
 
-template double run_step<float>(const StepPlan<float>&, const float*, const void*, double, std::int64_t);
-template double run_step<double>(const StepPlan<double>&, const double*, const void*, double, std::int64_t);
+template double run_step<float>(const StepPlan<float>&, const float*, const void*, double, std::int64_t, double*);
+template double run_step<double>(const StepPlan<double>&, const double*, const void*, double, std::int64_t,
+                                 double*);
 template void check_step<float>(const StepPlan<float>&, double, std::int64_t);
 template void check_step<double>(const StepPlan<double>&, double, std::int64_t);
 

@@ -72,6 +72,17 @@ template <class T> struct StepRange {
   std::size_t n = 0;
 };
 
+// One regularized variable of trainer.regularization (its _reg_list order): its penalty
+// l1 * abs_sum(w) + l2 * sum_squares(w) (Regularizer.__call__'s kernels and order), then,
+// when its layer is trainable (g not null), Regularizer.add_gradient: g += w * T(2 l2), then
+// g += sign(w) * T(l1), each a rounded product then a rounded sum (no fused multiply-add).
+// (l1, l2) are read at every step from StepPlan::reg_coefs[2 * k], [2 * k + 1].
+template <class T> struct StepReg {
+  const T* w = nullptr;
+  T* g = nullptr;  // null: a frozen layer (penalty only)
+  std::size_t n = 0;
+};
+
 template <class T> struct StepPlan {
   std::size_t m = 0;                 // batch size
   std::vector<DenseStep<T>> layers;  // forward order
@@ -83,13 +94,21 @@ template <class T> struct StepPlan {
   AdamArgs adam;                     // lr and step set per call
   SgdArgs sgd;                       // lr set per call
   std::vector<StepRange<T>> ranges;  // empty: nothing trainable
+  std::vector<StepReg<T>> regs;      // the regularized variables, in trainer._reg_list's order
+  const double* reg_coefs = nullptr; // (l1, l2) per reg, written by the caller before each call
 };
+
+// trainer.regularization on the plan's regs (after the backward, before the optimizer):
+// their penalties summed in order, their gradients added. Returns the penalty.
+template <class T> double regularize(const StepPlan<T>& plan);
 
 // One step on the batch x (m x in of the first layer) with labels (int64 ids for
 // xent_ids, else T rows like the output: probabilities for xent_probs, targets for mse,
-// 0/1 (or probability) targets of the sigmoids for bce_logits). Returns the loss. Called with the GIL released.
+// 0/1 (or probability) targets of the sigmoids for bce_logits). Returns the loss; the
+// penalty of the regularizers (0 without) into *penalty when not null. Called with the GIL released.
 template <class T>
-double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double lr, std::int64_t step);
+double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double lr, std::int64_t step,
+                double* penalty = nullptr);
 
 // The time run_step spends in each part, summed over the steps since the last reset, when
 // switched on (bench/compare_train.py's breakdown of the native step; off by default, then

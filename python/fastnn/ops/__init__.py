@@ -34,7 +34,7 @@ from .norm import batchnorm_forward, batchnorm_backward, dropout
 from .loss import (_logits_matrix, _grad_out, softmax_cross_entropy, _elementwise_pair,
                    binary_cross_entropy_with_logits, mean_squared_error)
 from .optim import _param_and_grad, _weight_decay, sgd_update, rmsprop_update, adagrad_update, adam_update
-from .reduce import clip_by_global_norm, clip_by_value, column_sum, all_finite
+from .reduce import clip_by_global_norm, clip_by_value, column_sum, all_finite, sum_squares, abs_sum
 from .gather import take_rows
 
 __all__ = [
@@ -42,5 +42,5 @@ __all__ = [
     "matmul_act_grad", "matmul_bias_grad", "matmul_bf16", "bfloat16_round", "bfloat16_pack", "bfloat16_unpack", "batchnorm_forward",
     "batchnorm_backward", "dropout", "softmax_cross_entropy", "binary_cross_entropy_with_logits",
     "mean_squared_error", "sgd_update", "rmsprop_update", "adagrad_update", "adam_update",
-    "clip_by_global_norm", "clip_by_value", "column_sum", "all_finite", "take_rows",
+    "clip_by_global_norm", "clip_by_value", "column_sum", "all_finite", "sum_squares", "abs_sum", "take_rows",
 ]
