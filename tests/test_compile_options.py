@@ -69,8 +69,8 @@ def test_defaults_are_keras_defaults():
     ({"run_eagerly": "yes"}, "run_eagerly"),
     ({"jit_compile": "xla"}, "jit_compile"),
     ({"auto_scale_loss": None}, "auto_scale_loss"),
-    ({"weighted_metrics": ["accuracy"]}, "weighted_metrics"),
-    ({"weighted_metrics": "mae"}, "weighted_metrics"),
+    ({"weighted_metrics": ["no_such"]}, "unknown metric"),
+    ({"weighted_metrics": 3}, "weighted_metrics"),
 ])
 def test_bad_options_are_refused_and_change_nothing(kw, name):
     m = _model(steps_per_execution=2, metrics=["mae"])

@@ -31,7 +31,7 @@ def evaluate_source(model, source, cbs=()):
         data += loss * xb.shape[0]
         activity += _t.activity_penalty(model) * xb.shape[0]  # ActivityRegularization, per batch as Keras
         n += xb.shape[0]
-        update_metrics(yb, out)
+        update_metrics(yb, out, sw)
         hooks.end(step, loss, xb.shape[0])
     hooks.close()
     source.on_epoch_end()

@@ -12,7 +12,9 @@ they shape.
   Keras keeps them; fastnn has one way to run (its native kernels), no graph compilation
   and, under mixed_bfloat16, no loss scaling to do (bfloat16 has float32's range), so they
   change nothing.
-- ``weighted_metrics``: None or empty only; fastnn's metrics are unweighted.
+- ``weighted_metrics`` (multi_io.compile_weighted_metrics): metrics whose means weigh each
+  row by its sample (and class) weight, named as the metric (``weighted_<name>`` when an
+  unweighted metric has that name, as Keras); a model with one output.
 """
 from __future__ import annotations
 
@@ -23,12 +25,8 @@ import numpy as np
 from . import callbacks as _callbacks
 
 
-def options(weighted_metrics, run_eagerly, steps_per_execution, jit_compile, auto_scale_loss):
+def options(run_eagerly, steps_per_execution, jit_compile, auto_scale_loss):
     """The checked options as a dict of model attributes (raises before anything is set)."""
-    if weighted_metrics is not None and (not isinstance(weighted_metrics, (list, tuple, dict))
-                                         or len(weighted_metrics)):
-        raise ValueError(f"weighted_metrics: fastnn's metrics are not weighted by sample_weight or "
-                         f"class_weight; pass them as metrics= (expected None or empty, got {weighted_metrics!r})")
     for name, v in (("run_eagerly", run_eagerly), ("auto_scale_loss", auto_scale_loss)):
         if not isinstance(v, (bool, np.bool_)):
             raise ValueError(f"{name}: expected True or False, got {v!r}")

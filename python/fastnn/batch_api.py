@@ -95,7 +95,7 @@ def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, retur
     (xb, yb, sw), = batches.epoch()
     with _atomic.step_lock(self):
         loss, penalty, out = _trainer.train_step(self, xb, yb, *modes, sw)
-    update(yb, out)
+    update(yb, out, sw)
     return _results(self, _trainer._logs(loss + penalty, loss, 1, metrics, bool(self._reg_items)),
                     return_dict)
 

@@ -87,8 +87,8 @@ class Model:
         self.built = False
         self.optimizer = self.loss = self.regularizer = None
         self.compiled = False
-        self._metric_names = []
-        self.__dict__.update(_execution.options(None, False, 1, "auto", True))
+        self._metric_names, self._weighted_metric_names = [], []
+        self.__dict__.update(_execution.options(False, 1, "auto", True))
         self.stop_training = False
         self.history = None
         self.arena = ParameterArena(self.dtype)
@@ -277,16 +277,18 @@ class Model:
         or a dict keyed by output names (``model.output_names``), ``loss_weights`` likewise
         (the total loss is the weighted sum), and metrics as a list for every output, a list
         of lists or a dict; its logs are ``loss``, ``<output>_loss``, ``<output>_<metric>``.
-        Keras's other options (steps_per_execution: batch hooks every N batches; run_eagerly,
-        jit_compile, auto_scale_loss: kept, no effect): see fastnn._execution."""
+        weighted_metrics: metrics weighted by the sample and class weights. Keras's other
+        options (steps_per_execution: batch hooks every N batches; run_eagerly, jit_compile,
+        auto_scale_loss: kept, no effect): see fastnn._execution."""
         if loss is None:
             raise ValueError(f"loss: expected a loss; known: {', '.join(_losses._BY_NAME)}")
-        run = _execution.options(weighted_metrics, run_eagerly, steps_per_execution, jit_compile, auto_scale_loss)
+        run = _execution.options(run_eagerly, steps_per_execution, jit_compile, auto_scale_loss)
         opt = _optimizers.get(optimizer)
         loss_obj, metric_names = _multi_io.compile_losses(self, loss, metrics, loss_weights)
+        weighted = _multi_io.compile_weighted_metrics(self, weighted_metrics, loss_obj)
         reg = _regularizers.get(regularizer)
         self.optimizer, self.loss, self.regularizer = opt, loss_obj, reg
-        self._metric_names = metric_names
+        self._metric_names, self._weighted_metric_names = metric_names, weighted
         self.__dict__.update(run)
         self.compiled, self._reg_items = True, None
         if self.built:

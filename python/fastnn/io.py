@@ -72,7 +72,7 @@ def _build(cfg, ar, budget, filepath, compile):
         loss, loss_weights = _multi_io.loss_from_config(c["loss"])
         model.compile(optimizer=_optimizers.get(c["optimizer"]), loss=loss, loss_weights=loss_weights,
                       metrics=c["metrics"], regularizer=_regularizers.get(c["regularizer"]),
-                      **{k: c[k] for k in EXECUTION_KEYS if k in c})
+                      weighted_metrics=c.get("weighted_metrics"), **{k: c[k] for k in EXECUTION_KEYS if k in c})
         opt = model.optimizer
         if "optimizer/iterations" in data:
             opt.build(model.arena.size, model.dtype)

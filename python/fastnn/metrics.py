@@ -26,12 +26,32 @@ class Metric:
     def reset(self):
         self._total, self._count = 0.0, 0
 
-    def update(self, y_true, y_pred, logits=False):
-        self._total += self._batch_sum(y_true, y_pred, logits)
-        self._count += y_pred.shape[0]
+    def update(self, y_true, y_pred, logits=False, sample_weight=None):
+        """Adds a batch; with ``sample_weight`` (one weight per row: ``compile(weighted_metrics=)``)
+        the mean becomes ``sum(w * value) / sum(w)`` over the rows seen, as Keras's."""
+        if sample_weight is None:
+            self._total += self._batch_sum(y_true, y_pred, logits)
+            self._count += y_pred.shape[0]
+            return
+        w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+        if w.shape != (y_pred.shape[0],):
+            raise ValueError(f"sample_weight: expected {y_pred.shape[0]} weights (one per row), got shape "
+                             f"{np.shape(sample_weight)}")
+        self._total += float(np.dot(self._values(y_true, y_pred, logits), w))
+        self._count += float(w.sum())
+
+    def _batch_sum(self, y, p, logits):
+        return float(self._values(y, p, logits).sum())
 
     def result(self):
         return self._total / self._count if self._count else float("nan")
+
+
+def _rows(y, p):
+    """(y, p) as float64 (n, k) arrays (y shaped like p)."""
+    p = np.asarray(p, dtype=np.float64)
+    p = p.reshape(p.shape[0], -1)
+    return np.asarray(y, dtype=np.float64).reshape(p.shape), p
 
 
 class BinaryAccuracy(Metric):
@@ -47,6 +67,11 @@ class BinaryAccuracy(Metric):
         thr = 0.0 if logits else self.threshold
         return float(np.count_nonzero((p > thr) == (y > 0.5))) / (p.size / p.shape[0])
 
+    def _values(self, y, p, logits):
+        thr = 0.0 if logits else self.threshold
+        y, p = _rows(y, p)
+        return ((p > thr) == (y > 0.5)).mean(axis=1)
+
 
 class CategoricalAccuracy(Metric):
     """Share of rows whose argmax matches the one-hot label's."""
@@ -55,6 +80,9 @@ class CategoricalAccuracy(Metric):
 
     def _batch_sum(self, y, p, logits):
         return float(np.count_nonzero(np.argmax(p, axis=1) == np.argmax(y, axis=1)))
+
+    def _values(self, y, p, logits):
+        return (np.argmax(p, axis=1) == np.argmax(y, axis=1)).astype(np.float64)
 
 
 class SparseCategoricalAccuracy(Metric):
@@ -65,6 +93,9 @@ class SparseCategoricalAccuracy(Metric):
     def _batch_sum(self, y, p, logits):
         return float(np.count_nonzero(np.argmax(p, axis=1) == y))
 
+    def _values(self, y, p, logits):
+        return (np.argmax(p, axis=1) == np.asarray(y).reshape(-1)).astype(np.float64)
+
 
 class MeanSquaredError(Metric):
     name = "mse"
@@ -74,6 +105,10 @@ class MeanSquaredError(Metric):
         d = p - y
         return float(np.einsum("ij,ij->", d, d)) / p.shape[1]
 
+    def _values(self, y, p, logits):
+        y, p = _rows(y, p)
+        return ((p - y) ** 2).mean(axis=1)
+
 
 class MeanAbsoluteError(Metric):
     name = "mae"
@@ -81,6 +116,10 @@ class MeanAbsoluteError(Metric):
 
     def _batch_sum(self, y, p, logits):
         return float(np.abs(p - y).sum()) / p.shape[1]
+
+    def _values(self, y, p, logits):
+        y, p = _rows(y, p)
+        return np.abs(p - y).mean(axis=1)
 
 
 class RootMeanSquaredError(MeanSquaredError):
@@ -98,9 +137,9 @@ class MeanAbsolutePercentageError(Metric):
     name = "mean_absolute_percentage_error"
     needs_probabilities = True
 
-    def _batch_sum(self, y, p, logits):
-        y = np.asarray(y, dtype=np.float64).reshape(p.shape)
-        return 100.0 * float((np.abs(y - p) / np.maximum(np.abs(y), 1e-7)).sum()) / p.shape[1]
+    def _values(self, y, p, logits):
+        y, p = _rows(y, p)
+        return 100.0 * (np.abs(y - p) / np.maximum(np.abs(y), 1e-7)).mean(axis=1)
 
 
 class MeanSquaredLogarithmicError(Metric):
@@ -109,10 +148,10 @@ class MeanSquaredLogarithmicError(Metric):
     name = "mean_squared_logarithmic_error"
     needs_probabilities = True
 
-    def _batch_sum(self, y, p, logits):
-        y = np.asarray(y, dtype=np.float64).reshape(p.shape)
-        d = np.log1p(np.maximum(np.asarray(p, np.float64), 1e-7)) - np.log1p(np.maximum(y, 1e-7))
-        return float((d * d).sum()) / p.shape[1]
+    def _values(self, y, p, logits):
+        y, p = _rows(y, p)
+        d = np.log1p(np.maximum(p, 1e-7)) - np.log1p(np.maximum(y, 1e-7))
+        return (d * d).mean(axis=1)
 
 
 class _LossMetric(Metric):
@@ -132,15 +171,22 @@ class _LossMetric(Metric):
             self.name = str(name)
         super().__init__()
 
-    def _batch_sum(self, y, p, logits):
+    def _prepare(self, y, p):
         p = np.asarray(p)
         if p.ndim == 1:
             p = p[:, None]
         if self.loss.class_ids:
-            y = np.asarray(y).reshape(-1).astype(np.int64)
-        else:
-            y = np.asarray(y, dtype=p.dtype).reshape(p.shape)
+            return np.asarray(y).reshape(-1).astype(np.int64), p
+        return np.asarray(y, dtype=p.dtype).reshape(p.shape), p
+
+    def _batch_sum(self, y, p, logits):
+        y, p = self._prepare(y, p)
         return self.loss.value_and_grad(p, y, logits)[0] * p.shape[0]
+
+    def _values(self, y, p, logits):
+        from ._weights import per_sample_loss
+        y, p = self._prepare(y, p)
+        return per_sample_loss(self.loss, p, y, logits)
 
 
 def _loss_metric(cls, name):
@@ -169,6 +215,22 @@ from .metrics_classification import CLASSES as _STREAMING  # noqa: E402
 
 KNOWN = ("accuracy", "acc", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
          "mse", "mean_squared_error", "mae", "mean_absolute_error") + tuple(_STREAMING) + tuple(_MORE)
+
+
+def with_weighted(metrics, weighted, loss_name, output_width):
+    """``metrics`` and then the ``weighted`` ones (``compile(weighted_metrics=...)``: fed the
+    sample weights, ``_weighted`` set), each named as its metric, or ``weighted_<name>`` when
+    one before has that name (Keras 3)."""
+    names = {m.name for m in metrics}
+    out = list(metrics)
+    for spec in weighted:
+        m = get(spec, loss_name, output_width)
+        if m.name in names:
+            m.name = "weighted_" + m.name
+        m._weighted = True
+        names.add(m.name)
+        out.append(m)
+    return out
 
 
 def get(identifier, loss_name, output_width):

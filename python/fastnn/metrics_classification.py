@@ -35,8 +35,8 @@ class StreamingMetric:
             self.name = str(name)
         self.reset_state()
 
-    def update(self, y_true, y_pred, logits=False):
-        self.update_state(y_true, y_pred, _logits=logits)
+    def update(self, y_true, y_pred, logits=False, sample_weight=None):
+        self.update_state(y_true, y_pred, sample_weight, _logits=logits)
 
     def reset(self):
         self.reset_state()

@@ -101,7 +101,7 @@ class _OutputLoss(_metrics.Metric):
         self.name, self._source, self._out = name, source, index
         super().__init__()
 
-    def update(self, y_true, y_pred, logits=False):
+    def update(self, y_true, y_pred, logits=False, sample_weight=None):  # the loss is weighted already
         m = y_pred.shape[0]
         self._total += self._source.last[self._out] * m
         self._count += m
@@ -247,6 +247,31 @@ def compile_losses(model, loss, metrics, loss_weights):
     return MultiOutputLoss(losses, weights, names), spec
 
 
+def compile_weighted_metrics(model, weighted_metrics, loss_obj):
+    """The names (or Metric objects) of ``compile(weighted_metrics=...)``, checked: metrics
+    weighted by the sample (and class) weights, of a model with one output."""
+    if weighted_metrics is None:
+        return []
+    names = output_names(model) if model.built else ["output"]
+    if isinstance(weighted_metrics, dict):
+        if len(names) == 1:
+            (weighted_metrics,) = _per_output(weighted_metrics, names, "weighted_metrics", lambda v: False)
+        elif weighted_metrics:
+            raise ValueError("weighted_metrics: not for a model with several outputs; give them metrics= "
+                             f"(unweighted), got {weighted_metrics!r}")
+    if isinstance(weighted_metrics, str):
+        weighted_metrics = [weighted_metrics]
+    if not isinstance(weighted_metrics, (list, tuple)):
+        raise ValueError(f"weighted_metrics: expected a list of metrics, got {weighted_metrics!r}")
+    if weighted_metrics and (len(names) > 1 or isinstance(loss_obj, MultiOutputLoss)):
+        raise ValueError("weighted_metrics: not for a model with several outputs; give them metrics= "
+                         f"(unweighted), got {weighted_metrics!r}")
+    width = model._shapes[model._outs[0]][-1] if model.built else 2
+    for m in weighted_metrics:
+        _metrics.get(m, loss_obj.name, width)  # validates the name
+    return list(weighted_metrics)
+
+
 # ------------------------------------------------------------ trainer hooks
 def _as_list(value, names, what, kind):
     """The per-name arrays of ``value``: a dict keyed by ``names``, a list (several names),
@@ -337,6 +362,7 @@ def make_metrics(model):
     io, losses = model._io, loss_list(model)
     if len(losses) == 1:
         ms = [_metrics.get(m, losses[0].name, io.out_shapes[0][-1]) for m in model._metric_names]
+        ms = _metrics.with_weighted(ms, model._weighted_metric_names, losses[0].name, io.out_shapes[0][-1])
         for m in ms:
             m._out = 0
         return ms
@@ -351,8 +377,11 @@ def make_metrics(model):
 
 def result_names(model):
     """The log names ``evaluate`` returns after ``loss``, in order."""
-    if not isinstance(model.loss, MultiOutputLoss):
+    if not isinstance(model.loss, MultiOutputLoss) and not model._weighted_metric_names:
         return list(model._metric_names)
+    if model._io is None:
+        from .trainer import make_metrics as one_output
+        return [m.name for m in one_output(model)]
     return [m.name for m in make_metrics(model)]
 
 
@@ -365,21 +394,21 @@ def metric_updater(model, metrics, loss_on_logits, last_logits):
     ll = last_logits if multi else (last_logits,)
     acts = [layer.activation if ll[i] else None for i, layer in enumerate(model._io.out_layers)]
 
-    def update(yb, out):
+    def update(yb, out, sw=None):  # sw: sample weights, for the weighted metrics (one output)
         ys = model.loss.unpack(yb) if multi else [yb]
         outs = out if multi else [out]
         probs = [None] * k
         for m in metrics:
-            i = m._out
+            i, w = m._out, sw if getattr(m, "_weighted", False) else None
             if getattr(m, "needs_probabilities", False) and lol[i]:
                 if acts[i] is None:
-                    m.update(ys[i], outs[i], False)
+                    m.update(ys[i], outs[i], False, w)
                     continue
                 if probs[i] is None:
                     probs[i] = acts[i](outs[i])
-                m.update(ys[i], probs[i], False)
+                m.update(ys[i], probs[i], False, w)
             else:
-                m.update(ys[i], outs[i], lol[i])
+                m.update(ys[i], outs[i], lol[i], w)
     return update
 
 

@@ -149,7 +149,8 @@ def make_metrics(model):
     if model._io is not None:
         return _multi_io.make_metrics(model)
     width = model.layers[-1].output_shape[-1]
-    return [_metrics.get(m, model.loss.name, width) for m in model._metric_names]
+    ms = [_metrics.get(m, model.loss.name, width) for m in model._metric_names]
+    return _metrics.with_weighted(ms, model._weighted_metric_names, model.loss.name, width)
 
 
 def metric_updater(model, metrics, loss_on_logits, last_logits):
@@ -161,13 +162,14 @@ def metric_updater(model, metrics, loss_on_logits, last_logits):
     probs_needed = last_logits and any(getattr(m, "needs_probabilities", False) for m in metrics)
     out_act = model.layers[-1].activation if last_logits else None
 
-    def update(yb, out):
+    def update(yb, out, sw=None):  # sw: the batch's sample weights, for the weighted metrics
         p = out_act(out) if probs_needed else None
         for m in metrics:
+            w = sw if getattr(m, "_weighted", False) else None
             if p is not None and getattr(m, "needs_probabilities", False):
-                m.update(yb, p, False)
+                m.update(yb, p, False, w)
             else:
-                m.update(yb, out, loss_on_logits)
+                m.update(yb, out, loss_on_logits, w)
     return update
 
 
@@ -394,7 +396,7 @@ class _EpochRunner:
             self.guard.end()  # a Ctrl-C during the step is raised here, after it
         self._account(loss, penalty, xb.shape[0])
         if self.metrics:
-            self.update_metrics(yb, out)
+            self.update_metrics(yb, out, sw)
         return loss + penalty
 
     def _native_epoch(self, bar):
