@@ -26,7 +26,7 @@ def test_keras_optimizer_config_loads(name):
 
 @pytest.mark.parametrize("name, key, value", [
     ("Adam", "loss_scale_factor", 128.0), ("Adam", "gradient_accumulation_steps", 4),
-    ("RMSprop", "momentum", 0.9), ("RMSprop", "centered", True), ("SGD", "gradient_accumulation_steps", 2)])
+    ("SGD", "gradient_accumulation_steps", 2)])
 def test_keras_arguments_fastnn_does_not_compute_are_refused(name, key, value):
     with pytest.raises(ValueError, match=key):
         O.get({"class_name": name, "config": dict(KERAS[name], **{key: value})})
@@ -53,3 +53,8 @@ def test_configs_cross_load_with_keras(name):
             assert got[key] == pytest.approx(want[key], rel=1e-6), key
         else:
             assert got[key] == want[key], key
+
+
+def test_keras_rmsprop_momentum_and_centered_load():
+    opt = O.get({"class_name": "RMSprop", "config": dict(KERAS["RMSprop"], momentum=0.9, centered=True)})
+    assert (opt.momentum, opt.centered, opt.slots) == (0.9, True, ("sq_avg", "momentum", "average_gradient"))

@@ -153,7 +153,7 @@ def test_unsupported_training_options_fall_back(monkeypatch):
     build = SUPPORTED[0][0]
     assert _both(monkeypatch, build, "sparse_categorical_crossentropy", lambda: O.Adam(1e-2, clipnorm=1.0),
                  _IDS, "float32") == 0
-    assert _both(monkeypatch, build, "sparse_categorical_crossentropy", lambda: O.RMSprop(1e-2), _IDS,
+    assert _both(monkeypatch, build, "sparse_categorical_crossentropy", lambda: O.Nadam(1e-2), _IDS,
                  "float32") == 0
     assert _both(monkeypatch, build, "sparse_categorical_crossentropy", lambda: O.Adam(1e-2, use_ema=True),
                  _IDS, "float32") == 0

@@ -65,12 +65,21 @@ void sgd(py::array param, py::array grad, py::object velocity_obj, double lr, do
 }
 
 void rmsprop(py::array param, py::array grad, py::array sq_avg, double lr, double rho, double eps,
-             double weight_decay) {
-  const DType dt = check_update(param, grad, &sq_avg, "sq_avg");
-  const fastnn::RmspropArgs a{lr, rho, eps, weight_decay};
+             double weight_decay, double momentum, bool centered, std::optional<py::array> momentum_buffer,
+             std::optional<py::array> grad_avg) {
+  if (momentum != 0 && !momentum_buffer)
+    throw py::value_error("momentum_buffer: expected an array when momentum > 0, got None");
+  if (centered && !grad_avg) throw py::value_error("grad_avg: expected an array when centered, got None");
+  py::array* mb = momentum != 0 ? &*momentum_buffer : nullptr;
+  py::array* ga = centered ? &*grad_avg : nullptr;
+  const DType dt = check_update(param, grad, &sq_avg, "sq_avg", mb, "momentum_buffer", ga, "grad_avg");
+  fastnn::RmspropArgs a{lr, rho, eps, weight_decay};
+  a.momentum = momentum;
+  a.centered = centered;
   run_update(dt, param, [&](auto t, std::size_t n) {
     using T = decltype(t);
-    fastnn::rmsprop_update<T>(mptr<T>(param), cptr<T>(grad), mptr<T>(sq_avg), n, a);
+    fastnn::rmsprop_update<T>(mptr<T>(param), cptr<T>(grad), mptr<T>(sq_avg), n, a, mb ? mptr<T>(*mb) : nullptr,
+                              ga ? mptr<T>(*ga) : nullptr);
   });
 }
 
@@ -101,7 +110,9 @@ void bind_optim(py::module_& m) {
         py::arg("momentum"), py::arg("nesterov"), py::arg("weight_decay"),
         "In place: SGD, momentum or Nesterov (Keras form); velocity may be None when momentum is 0.");
   m.def("rmsprop_update", &rmsprop, py::arg("param"), py::arg("grad"), py::arg("sq_avg"), py::arg("lr"),
-        py::arg("rho"), py::arg("eps"), py::arg("weight_decay"), "In place: RMSProp.");
+        py::arg("rho"), py::arg("eps"), py::arg("weight_decay"), py::arg("momentum") = 0.0,
+        py::arg("centered") = false, py::arg("momentum_buffer") = py::none(), py::arg("grad_avg") = py::none(),
+        "In place: RMSprop; Keras's momentum (momentum_buffer) and centered form (grad_avg, the mean gradient).");
   m.def("adagrad_update", &adagrad, py::arg("param"), py::arg("grad"), py::arg("accum"), py::arg("lr"),
         py::arg("eps"), py::arg("weight_decay"), "In place: Adagrad.");
   m.def("adam_update", &adam, py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("v"), py::arg("lr"),

@@ -27,9 +27,11 @@ class NativeStep {
   // layers, in forward order: (W, b|None, dW|None, db|None, y, dx|None, activation name, alpha,
   // mixed) (Dense), ("dropout", ...), ("activation", ...) or ("batchnorm", ...) (the *_node methods
   // below); first: the layer the backward stops at; loss: "xent_ids", "xent_probs", "mse" or "bce_logits";
-  // optimizer: "adam" (hyper: beta1, beta2, eps, weight_decay, decoupled) or "sgd"
-  // (momentum, nesterov); ranges: [(param, grad, slot0|None, slot1|None, slot2|None)], slot2:
-  // Adam's vhat (AMSGrad) or None. regs: [(w, grad|None)] the regularized variables in
+  // optimizer: "adam" (hyper: beta1, beta2, eps, weight_decay, decoupled), "sgd"
+  // (momentum, nesterov), "rmsprop" (rho, eps, momentum, centered, decay) or "adagrad" (eps, decay;
+  // decay: Optimizer._decay's weight_decay); ranges: [(param, grad, slot0|None, slot1|None, slot2|None)],
+  // slot2: Adam's vhat (AMSGrad) or None; RMSprop: (sq_avg, momentum|None, average_gradient|None);
+  // Adagrad: (accum, None, None). regs: [(w, grad|None)] the regularized variables in
   // trainer._reg_list's order (grad None: a frozen layer), reg_coefs: float64 (len(regs), 2),
   // each one's (l1, l2), read at every step (the caller writes them before each call).
   NativeStep(py::list layers, std::size_t first, const std::string& loss, py::array dlogits,
@@ -47,8 +49,8 @@ class NativeStep {
     else if (loss == "mse") loss_ = fastnn::StepLoss::mse;
     else if (loss == "bce_logits") loss_ = fastnn::StepLoss::bce_logits;
     else throw py::value_error("loss: expected 'xent_ids', 'xent_probs', 'mse' or 'bce_logits', got '" + loss + "'");
-    if (optimizer != "adam" && optimizer != "sgd")
-      throw py::value_error("optimizer: expected 'adam' or 'sgd', got '" + optimizer + "'");
+    if (optimizer != "adam" && optimizer != "sgd" && optimizer != "rmsprop" && optimizer != "adagrad")
+      throw py::value_error("optimizer: expected 'adam', 'sgd', 'rmsprop' or 'adagrad', got '" + optimizer + "'");
     keep_ = py::list();
     keep_.append(layers);
     keep_.append(dlogits);
@@ -183,6 +185,33 @@ class NativeStep {
     else return pd_;
   }
 
+  // The optimizer and its hyperparameters from hyper (see the constructor).
+  template <class T> static void set_optimizer(fastnn::StepPlan<T>& P, const std::string& optimizer, py::dict hyper) {
+    if (optimizer == "adam") {
+      P.optimizer = fastnn::StepOptimizer::adam;
+      P.adam.beta1 = hyper["beta1"].cast<double>();
+      P.adam.beta2 = hyper["beta2"].cast<double>();
+      P.adam.eps = hyper["eps"].cast<double>();
+      P.adam.weight_decay = hyper["weight_decay"].cast<double>();
+      P.adam.decoupled = hyper["decoupled"].cast<bool>();
+    } else if (optimizer == "rmsprop") {
+      P.optimizer = fastnn::StepOptimizer::rmsprop;
+      P.rmsprop.rho = hyper["rho"].cast<double>();
+      P.rmsprop.eps = hyper["eps"].cast<double>();
+      P.rmsprop.momentum = hyper["momentum"].cast<double>();
+      P.rmsprop.centered = hyper["centered"].cast<bool>();
+      P.decay = hyper["decay"].cast<double>();
+    } else if (optimizer == "adagrad") {
+      P.optimizer = fastnn::StepOptimizer::adagrad;
+      P.adagrad.eps = hyper["eps"].cast<double>();
+      P.decay = hyper["decay"].cast<double>();
+    } else {
+      P.optimizer = fastnn::StepOptimizer::sgd;
+      P.sgd.momentum = hyper["momentum"].cast<double>();
+      P.sgd.nesterov = hyper["nesterov"].cast<bool>();
+    }
+  }
+
   template <class T>
   void build(fastnn::StepPlan<T>& P, py::list layers, std::size_t first, py::array dlogits,
              const std::string& optimizer, py::dict hyper, py::list ranges) {
@@ -221,17 +250,7 @@ class NativeStep {
     }
     if (in != out_) throw py::value_error("dlogits: expected the last layer's width " + std::to_string(in));
     if (in16) throw py::value_error("layers: the last layer's output (the loss reads it) must be float, not bfloat16");
-    P.optimizer = optimizer == "adam" ? fastnn::StepOptimizer::adam : fastnn::StepOptimizer::sgd;
-    if (optimizer == "adam") {
-      P.adam.beta1 = hyper["beta1"].cast<double>();
-      P.adam.beta2 = hyper["beta2"].cast<double>();
-      P.adam.eps = hyper["eps"].cast<double>();
-      P.adam.weight_decay = hyper["weight_decay"].cast<double>();
-      P.adam.decoupled = hyper["decoupled"].cast<bool>();
-    } else {
-      P.sgd.momentum = hyper["momentum"].cast<double>();
-      P.sgd.nesterov = hyper["nesterov"].cast<bool>();
-    }
+    set_optimizer<T>(P, optimizer, hyper);
     for (const py::handle h : ranges) {
       py::tuple t = h.cast<py::tuple>();
       if (t.size() != 5) throw py::value_error("ranges: expected 5-tuples, got " + std::to_string(t.size()) + " items");
@@ -240,10 +259,12 @@ class NativeStep {
       r.n = p.size();
       r.p = mptr<T>(p);
       r.g = cptr<T>(vec_arg(t[1], dlogits, r.n, "grad", false));
-      const bool need0 = optimizer == "adam" || P.sgd.momentum != 0.0;
+      const bool need0 = optimizer != "sgd" || P.sgd.momentum != 0.0;
       if (need0) r.s0 = wptr<T>(vec_arg(t[2], dlogits, r.n, "slot0", true));
-      if (optimizer == "adam") r.s1 = wptr<T>(vec_arg(t[3], dlogits, r.n, "slot1", true));
-      if (optimizer == "adam" && !t[4].is_none()) r.s2 = wptr<T>(vec_arg(t[4], dlogits, r.n, "slot2", true));
+      if (optimizer == "adam" || (optimizer == "rmsprop" && P.rmsprop.momentum != 0.0))
+        r.s1 = wptr<T>(vec_arg(t[3], dlogits, r.n, "slot1", true));
+      if ((optimizer == "adam" && !t[4].is_none()) || (optimizer == "rmsprop" && P.rmsprop.centered))
+        r.s2 = wptr<T>(vec_arg(t[4], dlogits, r.n, "slot2", true));
       P.ranges.push_back(r);
     }
   }

@@ -2,13 +2,12 @@
 mixed_bfloat16), Dropout, Activation and BatchNormalization layers (after any leading
 Flatten layers, whose output is a view of the batch: the plan takes it flattened) with a fused loss
 (softmax cross-entropy on logits, sigmoid (binary) cross-entropy on logits, or mean squared
-error) and Adam/AdamW (AMSGrad too) or SGD, one
+error) and Adam/AdamW (AMSGrad too), SGD, RMSprop (Keras's momentum, centered) or Adagrad, one
 training step is one call into the core (``_core.NativeStep.run``, GIL released).
 
-The plan is built once per (batch size, dtype, arena layout, optimizer state, loss and
-hyperparameters) from the layers' own buffers and the arena's views, and calls exactly
-the kernels the Python step (``trainer.train_step``) calls, in the same order with the
-same arguments: the result is bitwise the same. A mixed_bfloat16 Dense layer runs the
+The plan is built once per (batch size, dtype, arena layout, optimizer state, loss and hyperparameters)
+from the layers' own buffers and the arena's views, and calls exactly the kernels the Python step
+(``trainer.train_step``) calls, in the same order with the same arguments: bitwise the same. A mixed_bfloat16 Dense layer runs the
 kernels of layers/_mixed.py (``matmul_bf16``'s forward, ``dense_bf16_backward``), its
 output stored as bfloat16 bits exactly where Dense.forward stores it so. A Dense
 activation whose gradient needs its input (gelu, swish, mish, softplus, ...) is a second
@@ -38,6 +37,7 @@ from . import losses as _losses
 from . import ops as _ops
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
+from . import _native_optim
 from ._regularized import reg_list as _reg_list
 from .layers import _mixed
 
@@ -76,7 +76,7 @@ def _plain_numbers(opt, names):
 
 
 def _optimizer_spec(opt):
-    """("adam" | "sgd", hyper) or None when the optimizer is not supported natively."""
+    """("adam" | "sgd" | "rmsprop" | "adagrad", hyper) or None when not supported natively."""
     if opt.clipnorm is not None or opt.clipvalue is not None or opt.global_clipnorm is not None \
             or getattr(opt, "use_ema", False) \
             or not _plain_numbers(opt, ("beta_1", "beta_2", "epsilon", "weight_decay", "momentum")):
@@ -87,7 +87,7 @@ def _optimizer_spec(opt):
     if type(opt) is _optimizers.SGD and not opt.weight_decay \
             and not (opt.momentum_form == "ema" and opt.momentum):
         return "sgd", {"momentum": float(opt.momentum), "nesterov": bool(opt.nesterov)}
-    return None
+    return _native_optim.spec(opt)  # RMSprop, Adagrad, or None
 
 
 def _hyper_key(opt):
@@ -95,7 +95,7 @@ def _hyper_key(opt):
             getattr(opt, "weight_decay", None),
             getattr(opt, "beta_1", None), getattr(opt, "beta_2", None), getattr(opt, "epsilon", None),
             getattr(opt, "momentum", None), getattr(opt, "nesterov", None), getattr(opt, "momentum_form", None),
-            getattr(opt, "amsgrad", None))
+            getattr(opt, "amsgrad", None)) + _native_optim.key(opt)
 
 
 def _loss_kind(model, yb, loss_on_logits, last_logits):
@@ -256,7 +256,7 @@ def _build(model, chain, m, first, ranges, loss_kind, last_logits, opt_spec):
     opt = model.optimizer
     name, hyper = opt_spec
     arena = model.arena
-    slots = (("m", "v", "vhat" if opt.amsgrad else None) if name == "adam" else ("velocity", None, None))
+    slots = _native_optim.slot_names(name, hyper, opt)
     views = []
     for a, b in ranges:
         s = [opt.state[n][a:b] if n is not None and n in opt.state else None for n in slots]

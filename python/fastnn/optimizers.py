@@ -118,7 +118,7 @@ class Optimizer:
         if len(given) > 1:
             raise ValueError(f"clipnorm, clipvalue, global_clipnorm: give at most one, got {', '.join(given)} "
                              f"(in {owner})")
-        for k in ("amsgrad", "nesterov"):  # read as truthy (Keras): 0 and 1 too, never a string such as "no"
+        for k in ("amsgrad", "nesterov", "centered"):  # read as truthy (Keras): 0 and 1 too, never a string such as "no"
             v = getattr(self, k, False)
             if not isinstance(v, (bool, np.bool_, numbers.Integral)) or v not in (0, 1):
                 raise TypeError(f"{k}: expected True or False, got {v!r} (in {owner})")
@@ -313,18 +313,41 @@ class SGD(Optimizer):
 
 
 class RMSprop(Optimizer):
-    """s = rho s + (1 - rho) g^2;  p -= lr g / (sqrt(s) + epsilon)."""
+    """s = rho s + (1 - rho) g^2;  p -= lr g / (sqrt(s) + epsilon) (epsilon as the course notes
+    place it; Keras: sqrt(s + epsilon)). Keras 3's ``momentum`` (slot ``momentum``, made only when
+    momentum > 0): b = momentum b + lr g / d, p -= b (the buffer holds lr-scaled steps, as Keras;
+    PyTorch scales by lr after). ``centered=True`` (slot ``average_gradient``, the mean gradient
+    mg = rho mg + (1 - rho) g): d = sqrt(max(s - mg^2, 0)) + epsilon (Keras: sqrt(s - mg^2 + epsilon)).
+
+    >>> RMSprop(momentum=0.9, centered=True).slots
+    ('sq_avg', 'momentum', 'average_gradient')
+    """
 
     slots = ("sq_avg",)
     _hyper = ("rho", "epsilon")
 
     def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7, momentum=0.0, centered=False, **kwargs):
-        _keras_only("RMSprop", momentum=(momentum, 0.0, "no momentum"), centered=(centered, False, "uncentered"))
+        validate({"momentum": momentum}, self._parameter_constraints, "RMSprop")
+        if not isinstance(centered, (bool, np.bool_)):
+            raise TypeError(f"centered: expected True or False, got {centered!r}")
         self._set_hyper(learning_rate, kwargs, rho=rho, epsilon=epsilon)
+        self.momentum, self.centered = float(momentum), bool(centered)
+        self.slots = ("sq_avg",) + self._switched_on_slots() + tuple(s for s in self.slots if s != "sq_avg")
+
+    def _switched_on_slots(self):
+        return (("momentum",) if self.momentum else ()) + (("average_gradient",) if self.centered else ())
 
     def _update(self, p, g, state, lr):
         self._decay(p, lr)
-        _ops.rmsprop_update(p, g, state["sq_avg"], lr=lr, rho=self.rho, eps=self.epsilon)
+        _ops.rmsprop_update(p, g, state["sq_avg"], lr=lr, rho=self.rho, eps=self.epsilon,
+                            momentum=self.momentum, centered=bool(self.centered),  # truthy, as Keras
+                            momentum_buffer=state.get("momentum"), grad_avg=state.get("average_gradient"))
+
+    def get_config(self):
+        c = super().get_config()
+        if self.momentum or self.centered:  # only when used: older saved files stay identical
+            c.update(momentum=self.momentum, centered=bool(self.centered))
+        return c
 
 
 class Adagrad(Optimizer):

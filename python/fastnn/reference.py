@@ -11,6 +11,7 @@ import numpy as np
 from ._core import activations as _activation_registry
 from ._reference_gelu import gelu_approximate as _gelu_approximate, gelu_parts as _gelu_parts
 from ._reference_acts import more_derivative as _more_derivative, more_forward as _more_forward
+from ._reference_optim import adagrad_update, rmsprop_update  # noqa: F401  (RMSprop: Keras's momentum, centered)
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -301,22 +302,6 @@ def sgd_update(param, grad, velocity=None, *, lr, momentum=0.0, nesterov=False, 
         param += t(momentum) * velocity - t(lr) * g
     else:
         param += velocity
-
-
-def rmsprop_update(param, grad, sq_avg, *, lr, rho=0.9, eps=1e-7, weight_decay=0.0):
-    """s = rho s + (1 - rho) g^2;  p -= lr g / (sqrt(s) + eps)   (the course notes' form)."""
-    t = param.dtype.type
-    g = grad + t(weight_decay) * param if weight_decay else grad
-    sq_avg[...] = t(rho) * sq_avg + t(1 - rho) * g * g
-    param -= t(lr) * g / (np.sqrt(sq_avg) + t(eps))
-
-
-def adagrad_update(param, grad, accum, *, lr, eps=1e-7, weight_decay=0.0):
-    """a += g^2;  p -= lr g / (sqrt(a) + eps)."""
-    t = param.dtype.type
-    g = grad + t(weight_decay) * param if weight_decay else grad
-    accum += g * g
-    param -= t(lr) * g / (np.sqrt(accum) + t(eps))
 
 
 def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-7, step,

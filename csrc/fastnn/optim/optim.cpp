@@ -89,20 +89,39 @@ template <class T> void sgd_update(T* param, const T* grad, T* velocity, std::si
   });
 }
 
-template <class T> void rmsprop_update(T* param, const T* grad, T* sq_avg, std::size_t n, const RmspropArgs& a) {
+template <class T> void check_rmsprop_args(const RmspropArgs& a) {
   check_lr(a.lr);
   check_unit(a.rho, "rho");
   check_eps<T>(a.eps);
   check_wd(a.weight_decay);
-  const RmspropCoeffs<T> c{T(a.lr), T(a.rho), T(1 - a.rho), T(a.eps), T(a.weight_decay), a.weight_decay != 0};
-  const auto fn = kernels_for<T>().rmsprop;
-  run_parallel(n, [&](std::size_t b, std::size_t k) { fn(param + b, grad + b, sq_avg + b, k, c); });
+  check_unit(a.momentum, "momentum");
 }
 
-template <class T> void adagrad_update(T* param, const T* grad, T* accum, std::size_t n, const AdagradArgs& a) {
+template <class T> void check_adagrad_args(const AdagradArgs& a) {
   check_lr(a.lr);
   check_eps<T>(a.eps);
   check_wd(a.weight_decay);
+}
+
+template <class T>
+void rmsprop_update(T* param, const T* grad, T* sq_avg, std::size_t n, const RmspropArgs& a, T* mom, T* mg) {
+  check_rmsprop_args<T>(a);
+  if (a.momentum != 0 && mom == nullptr && n > 0)
+    throw std::invalid_argument("momentum_buffer: expected an array when momentum > 0, got None");
+  if (a.centered && mg == nullptr && n > 0)
+    throw std::invalid_argument("grad_avg: expected an array when centered, got None");
+  const RmspropCoeffs<T> c{T(a.lr), T(a.rho), T(1 - a.rho), T(a.eps), T(a.weight_decay), T(a.momentum),
+                           a.weight_decay != 0};
+  T* const mb = a.momentum != 0 ? mom : nullptr;
+  T* const ga = a.centered ? mg : nullptr;
+  const auto fn = kernels_for<T>().rmsprop;
+  run_parallel(n, [&](std::size_t b, std::size_t k) {
+    fn(param + b, grad + b, sq_avg + b, mb ? mb + b : nullptr, ga ? ga + b : nullptr, k, c);
+  });
+}
+
+template <class T> void adagrad_update(T* param, const T* grad, T* accum, std::size_t n, const AdagradArgs& a) {
+  check_adagrad_args<T>(a);
   const AdagradCoeffs<T> c{T(a.lr), T(a.eps), T(a.weight_decay), a.weight_decay != 0};
   const auto fn = kernels_for<T>().adagrad;
   run_parallel(n, [&](std::size_t b, std::size_t k) { fn(param + b, grad + b, accum + b, k, c); });
@@ -133,7 +152,9 @@ template <class T> void adam_update(T* param, const T* grad, T* m, T* v, std::si
 
 #define FASTNN_INSTANTIATE(T)                                                                       \
   template void sgd_update<T>(T*, const T*, T*, std::size_t, const SgdArgs&);                      \
-  template void rmsprop_update<T>(T*, const T*, T*, std::size_t, const RmspropArgs&);              \
+  template void rmsprop_update<T>(T*, const T*, T*, std::size_t, const RmspropArgs&, T*, T*);      \
+  template void check_rmsprop_args<T>(const RmspropArgs&);                                         \
+  template void check_adagrad_args<T>(const AdagradArgs&);                                         \
   template void adagrad_update<T>(T*, const T*, T*, std::size_t, const AdagradArgs&);              \
   template void adam_update<T>(T*, const T*, T*, T*, std::size_t, const AdamArgs&, T*);                \
   template void check_adam_args<T>(const AdamArgs&);

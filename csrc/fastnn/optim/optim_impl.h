@@ -51,15 +51,36 @@ void sgd_kernel(T* param, const T* grad, T* vel, std::size_t n, const SgdCoeffs<
   });
 }
 
-template <class T>
-void rmsprop_kernel(T* param, const T* grad, T* sq, std::size_t n, const RmspropCoeffs<T>& c) {
+// Mom: Keras's momentum buffer (mom = mu*mom + inc, p -= mom); Centered: the mean gradient
+// mg, the denominator sqrt(max(s - mg^2, 0)) + eps (rounding cannot make it NaN).
+template <class T, bool Mom, bool Centered>
+void rmsprop_loop(T* param, const T* grad, T* sq, T* mom, T* mg, std::size_t n, const RmspropCoeffs<T>& c) {
   using V = Vec<T>;
   const V lr = V::set1(c.lr), rho = V::set1(c.rho), omr = V::set1(c.one_minus_rho), eps = V::set1(c.eps);
+  const V mu = V::set1(c.mu), zero = V::set1(T(0));
   update_params(param, grad, n, c.decay, V::set1(c.wd), [&](V p, V g, std::size_t i, int k) {
     const V s = fmadd(rho, load_n<V>(sq + i, k), omr * g * g);  // rho*s + (1-rho)*g^2
     store_n(s, sq + i, k);
-    return p - lr * g / (sqrt(s) + eps);
+    V root = sqrt(s);
+    if (Centered) {
+      const V a = fmadd(rho, load_n<V>(mg + i, k), omr * g);   // rho*mg + (1-rho)*g
+      store_n(a, mg + i, k);
+      root = sqrt(max(zero, fnmadd(a, a, s)));                 // sqrt(max(s - mg^2, 0)), NaN kept
+    }
+    const V inc = lr * g / (root + eps);
+    if (!Mom) return p - inc;
+    const V b = fmadd(mu, load_n<V>(mom + i, k), inc);         // mu*mom + inc
+    store_n(b, mom + i, k);
+    return p - b;
   });
+}
+
+template <class T>
+void rmsprop_kernel(T* param, const T* grad, T* sq, T* mom, T* mg, std::size_t n, const RmspropCoeffs<T>& c) {
+  if (mom && mg) rmsprop_loop<T, true, true>(param, grad, sq, mom, mg, n, c);
+  else if (mom) rmsprop_loop<T, true, false>(param, grad, sq, mom, mg, n, c);
+  else if (mg) rmsprop_loop<T, false, true>(param, grad, sq, mom, mg, n, c);
+  else rmsprop_loop<T, false, false>(param, grad, sq, mom, mg, n, c);
 }
 
 template <class T>

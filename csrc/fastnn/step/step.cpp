@@ -188,9 +188,43 @@ template <class T> SgdArgs sgd_args(const StepPlan<T>& plan, double lr) {
   return a;
 }
 
+// The plan's arguments with this step's learning rate (RmspropArgs, AdagradArgs).
+template <class Args> Args with_lr(Args a, double lr) {
+  a.lr = lr;
+  return a;
+}
+
+// Optimizer._decay (RMSprop, Adagrad): p *= T(1 - lr * weight_decay), a rounded product as NumPy's.
+template <class T> void decay_range(const StepRange<T>& r, double lr, double wd) {
+  if (wd == 0.0) return;
+  const T f = static_cast<T>(1.0 - lr * wd);
+  for (std::size_t i = 0; i < r.n; ++i) r.p[i] *= f;
+}
+
+// RMSprop._update / Adagrad._update per range: the decay, then the kernel.
+template <class T> void accumulator_step(const StepPlan<T>& plan, double lr) {
+  if (plan.optimizer == StepOptimizer::rmsprop) {
+    const RmspropArgs a = with_lr(plan.rmsprop, lr);
+    check_rmsprop_args<T>(a);  // before the first decay writes
+    for (const StepRange<T>& r : plan.ranges) {
+      decay_range(r, lr, plan.decay);
+      rmsprop_update<T>(r.p, r.g, r.s0, r.n, a, r.s1, r.s2);
+    }
+  } else {
+    const AdagradArgs a = with_lr(plan.adagrad, lr);
+    check_adagrad_args<T>(a);
+    for (const StepRange<T>& r : plan.ranges) {
+      decay_range(r, lr, plan.decay);
+      adagrad_update<T>(r.p, r.g, r.s0, r.n, a);
+    }
+  }
+}
+
 // Optimizer.apply: one update per contiguous trainable range.
 template <class T> void optimizer_step(const StepPlan<T>& plan, double lr, std::int64_t step) {
-  if (plan.optimizer == StepOptimizer::adam) {
+  if (plan.optimizer == StepOptimizer::rmsprop || plan.optimizer == StepOptimizer::adagrad) {
+    accumulator_step<T>(plan, lr);
+  } else if (plan.optimizer == StepOptimizer::adam) {
     const AdamArgs a = adam_args(plan, lr, step);
     for (const StepRange<T>& r : plan.ranges) adam_update<T>(r.p, r.g, r.s0, r.s1, r.n, a, r.s2);
   } else {
@@ -282,6 +316,10 @@ template <class T> void check_step(const StepPlan<T>& plan, double lr, std::int6
   if (plan.ranges.empty()) return;
   if (plan.optimizer == StepOptimizer::adam)
     check_adam_args<T>(adam_args(plan, lr, step));
+  else if (plan.optimizer == StepOptimizer::rmsprop)
+    check_rmsprop_args<T>(with_lr(plan.rmsprop, lr));
+  else if (plan.optimizer == StepOptimizer::adagrad)
+    check_adagrad_args<T>(with_lr(plan.adagrad, lr));
   else
     check_sgd_args(sgd_args(plan, lr));
 }

@@ -60,15 +60,16 @@ template <class T> struct DenseStep {
 };
 
 enum class StepLoss { xent_ids, xent_probs, mse, bce_logits };
-enum class StepOptimizer { adam, sgd };
+enum class StepOptimizer { adam, sgd, rmsprop, adagrad };
 
 // One contiguous trainable range of the arena: param, grad and up to three state slots.
 template <class T> struct StepRange {
   T* p = nullptr;
   const T* g = nullptr;
-  T* s0 = nullptr;  // adam m, sgd velocity (null without momentum)
-  T* s1 = nullptr;  // adam v
-  T* s2 = nullptr;  // adam vhat (AMSGrad's running maximum of v; null: plain Adam)
+  T* s0 = nullptr;  // adam m, sgd velocity (null without momentum), rmsprop sq_avg, adagrad accum
+  T* s1 = nullptr;  // adam v, rmsprop momentum (null without)
+  T* s2 = nullptr;  // adam vhat (AMSGrad's running maximum of v; null: plain Adam), rmsprop
+                    // average_gradient (null: not centered)
   std::size_t n = 0;
 };
 
@@ -93,6 +94,9 @@ template <class T> struct StepPlan {
   StepOptimizer optimizer = StepOptimizer::adam;
   AdamArgs adam;                     // lr and step set per call
   SgdArgs sgd;                       // lr set per call
+  RmspropArgs rmsprop;               // lr set per call (weight_decay 0: decay below)
+  AdagradArgs adagrad;               // lr set per call (weight_decay 0: decay below)
+  double decay = 0;                  // rmsprop, adagrad: Optimizer._decay's weight_decay, p *= T(1 - lr * decay)
   std::vector<StepRange<T>> ranges;  // empty: nothing trainable
   std::vector<StepReg<T>> regs;      // the regularized variables, in trainer._reg_list's order
   const double* reg_coefs = nullptr; // (l1, l2) per reg, written by the caller before each call

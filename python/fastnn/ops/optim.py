@@ -53,14 +53,35 @@ def sgd_update(param, grad, velocity=None, *, lr, momentum=0.0, nesterov=False, 
     _core.sgd_update(param, grad, velocity if momentum != 0.0 else None, lr, momentum, bool(nesterov), weight_decay)
 
 
-def rmsprop_update(param, grad, sq_avg, *, lr, rho=0.9, eps=1e-7, weight_decay=0.0):
-    """RMSProp in place: s = rho s + (1 - rho) g^2;  p -= lr g / (sqrt(s) + eps)."""
+def rmsprop_update(param, grad, sq_avg, *, lr, rho=0.9, eps=1e-7, weight_decay=0.0, momentum=0.0,
+                   centered=False, momentum_buffer=None, grad_avg=None):
+    """RMSprop in place (Keras 3's RMSprop, epsilon as the course notes place it):
+    s = rho s + (1 - rho) g^2;  d = sqrt(s) + eps, or, ``centered``,
+    mg = rho mg + (1 - rho) g (state ``grad_avg``) and d = sqrt(max(s - mg^2, 0)) + eps;
+    inc = lr g / d;  p -= inc, or, ``momentum`` > 0 (state ``momentum_buffer``, Keras's form),
+    b = momentum b + inc and p -= b.
+
+    >>> import numpy as np, fastnn.ops as ops
+    >>> p, s, b = np.ones(2), np.zeros(2), np.zeros(2)
+    >>> ops.rmsprop_update(p, np.ones(2), s, lr=0.1, rho=0.75, eps=1e-12, momentum=0.5, momentum_buffer=b); p
+    array([0.8, 0.8])
+    """
     param, grad = _param_and_grad(param, grad)
     sq_avg = _state_array(sq_avg, "sq_avg", param, "param")
     lr = _real(lr, "lr", low=0.0)
     rho = _real(rho, "rho", low=0.0, high=1.0, high_open=True)
     eps = _real(eps, "eps", low=0.0, low_open=True)
-    _core.rmsprop_update(param, grad, sq_avg, lr, rho, eps, _weight_decay(weight_decay))
+    momentum = _real(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+    if not isinstance(centered, (bool, np.bool_)):
+        raise TypeError(f"centered: expected a bool, got {type(centered).__name__}")
+    weight_decay = _weight_decay(weight_decay)
+    if momentum != 0.0 and momentum_buffer is None:
+        raise ValueError(f"momentum_buffer: expected an array of shape {param.shape} when momentum > 0, got None")
+    if centered and grad_avg is None:
+        raise ValueError(f"grad_avg: expected an array of shape {param.shape} when centered, got None")
+    mb = _state_array(momentum_buffer, "momentum_buffer", param, "param") if momentum != 0.0 else None
+    ga = _state_array(grad_avg, "grad_avg", param, "param") if centered else None
+    _core.rmsprop_update(param, grad, sq_avg, lr, rho, eps, weight_decay, momentum, bool(centered), mb, ga)
 
 
 def adagrad_update(param, grad, accum, *, lr, eps=1e-7, weight_decay=0.0):
