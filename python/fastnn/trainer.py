@@ -422,9 +422,9 @@ class _EpochRunner:
                 hooks.close()
                 return True
         if full < batches.steps:  # the last, partial batch
-            xb, yb = batches.batch(full)  # no sample weights here (epoch_steps)
+            xb, yb = batches.batch(full)
             hooks.begin(full, xb.shape[0])
-            hooks.end(full, self._step(xb, yb), xb.shape[0])
+            hooks.end(full, self._step(xb, yb, batches.weights(full)), xb.shape[0])
         hooks.close()
         return True
 
