@@ -99,8 +99,9 @@ double xent_probs(const T* logits, const T* targets, const T* w, T* dlogits, std
   }, w, dlogits);
 }
 
-// An elementwise loss weighted per row of an (m, width) batch: the unweighted kernel on each
-// row with the unweighted scale 1/(m width), row loss = its sum / width, rows times w_i.
+// An elementwise loss weighted per row of an (m, width) batch: the rows kernel (the
+// unweighted gradient, scale 1/(m width); each row's sum), row loss = its sum / width,
+// rows times w_i.
 template <class T, class Kernel>
 double weighted_rows_driver(const T* a, const T* b, const T* w, T* g, std::size_t m, std::size_t width,
                             std::size_t grain, Kernel kernel) {
@@ -108,8 +109,9 @@ double weighted_rows_driver(const T* a, const T* b, const T* w, T* g, std::size_
   const T scale = T(1) / static_cast<T>(m * width);
   std::vector<double> row_loss(m);
   parallel_for(m, std::max<std::size_t>(1, grain / width), [&](std::size_t r0, std::size_t r1) {
-    for (std::size_t r = r0; r < r1; ++r)
-      row_loss[r] = kernel(a + r * width, b + r * width, g + r * width, width, scale) / static_cast<double>(width);
+    const std::size_t o = r0 * width;
+    kernel(a + o, b + o, g + o, r1 - r0, width, scale, row_loss.data() + r0);
+    for (std::size_t r = r0; r < r1; ++r) row_loss[r] /= static_cast<double>(width);
     scale_rows(g, w, r0, r1, width);
   }, 1);
   return row_mean(row_loss, w);
@@ -143,13 +145,13 @@ double softmax_cross_entropy_probs_weighted(const T* logits, const T* targets, c
 template <class T>
 double bce_with_logits_weighted(const T* logits, const T* targets, const T* w, T* grad, std::size_t m,
                                 std::size_t width) {
-  return weighted_rows_driver<T>(logits, targets, w, grad, m, width, kGrainBce, kernels_for<T>().bce);
+  return weighted_rows_driver<T>(logits, targets, w, grad, m, width, kGrainBce, kernels_for<T>().bce_rows);
 }
 
 template <class T>
 double mean_squared_error_weighted(const T* pred, const T* target, const T* w, T* grad, std::size_t m,
                                    std::size_t width) {
-  return weighted_rows_driver<T>(pred, target, w, grad, m, width, kGrainMse, kernels_for<T>().mse);
+  return weighted_rows_driver<T>(pred, target, w, grad, m, width, kGrainMse, kernels_for<T>().mse_rows);
 }
 
 template <class T> double bce_with_logits(const T* logits, const T* targets, T* grad, std::size_t n) {
