@@ -132,3 +132,22 @@ def test_matches_keras():
     assert set(ours) == set(theirs)
     for k in theirs:
         assert ours[k] == pytest.approx(float(theirs[k]), rel=2e-5, abs=1e-6), k
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_native_epoch_feeds_each_batch_weights(monkeypatch, shuffle):
+    """fit's native epoch (sample weights run natively) gives the weighted metrics each
+    batch's weights: the history equals the Python step's, bitwise."""
+    from helpers import count_native_steps
+    x, ids, _, w = _data(70)
+    hist = {}
+    for native in (True, False):
+        monkeypatch.setenv("FASTNN_NATIVE_STEP", "1" if native else "0")
+        count = count_native_steps(monkeypatch)
+        m = _model(metrics=["accuracy"], weighted_metrics=["accuracy", "sparse_categorical_crossentropy"])
+        m.layers[-1].activation = fastnn.activations.get("softmax")
+        hist[native] = m.fit(x, ids, sample_weight=w, batch_size=8, epochs=2, verbose=0, seed=3,
+                             shuffle=shuffle).history
+        assert count["n"] == (18 if native else 0)
+    assert hist[True] == hist[False]
+    assert hist[True]["weighted_accuracy"] != hist[True]["accuracy"]

@@ -63,19 +63,24 @@ class NativeStep {
     });
   }
 
-  double run(py::array x, py::array labels, double lr, std::int64_t step) {
+  // weights (or None): m sample weights of the model's dtype, the loss weighted by them.
+  double run(py::array x, py::array labels, double lr, std::int64_t step, py::object weights) {
     check_in(x, dlogits_, "x", "the model's buffers");
     require_matrix(x, m_, in0_, "x");
     check_labels(labels, m_, "labels");
+    py::array wa = weights_arg(weights, "weights", m_);
     for (const py::array& w : written_) {
       require_no_overlap(x, w, "x", "the model's buffers");
       require_no_overlap(labels, w, "labels", "the model's buffers");
+      require_no_overlap(wa, w, "weights", "the model's buffers");
     }
     check_frozen_stats();
     const void* lab = labels.data();
+    const void* wp = wa.size() ? wa.data() : nullptr;
     py::gil_scoped_release nogil;
     return visit_float(dt_, [&](auto t) {
       using T = decltype(t);
+      plan<T>().weights = static_cast<const T*>(wp);
       return fastnn::run_step<T>(plan<T>(), cptr<T>(x), lab, lr, step, &penalty_);
     });
   }
@@ -86,12 +91,13 @@ class NativeStep {
   // seeds[i] (k x one per dropout layer); losses[i] = its loss; outs (or None): k x m x the
   // output width, outs[i] = step i's output (what run() leaves in the output buffer, for the
   // metrics); penalties (or None): k float64, penalties[i] = step i's penalty (the
-  // regularizers'; 0 without). Every argument and every
+  // regularizers'; 0 without); weights (or None): the n sample weights of the rows of x,
+  // each step's gathered into wbuf (m, the model's dtype) like its labels. Every argument and every
   // step's optimizer arguments are checked before the first step runs; then the k steps
   // run as one call with the GIL released, exactly as k calls of run() would.
   void run_batches(py::array x, py::array labels, py::array index, py::array lrs, std::int64_t step0,
                    py::array seeds, py::array losses, py::array xbuf, py::array ybuf, py::object outs_obj,
-                   py::object penalties_obj) {
+                   py::object penalties_obj, py::object weights_obj, py::object wbuf_obj) {
     check_in(x, dlogits_, "x", "the model's buffers");
     if (x.ndim() != 2 || static_cast<std::size_t>(x.shape(1)) != in0_)
       throw py::value_error("x: expected shape (n, " + std::to_string(in0_) + ")");
@@ -132,13 +138,25 @@ class NativeStep {
       require_writeable(pens, "penalties");
       require_vector(pens, k, "penalties");
     }
-    require_disjoint({{&xbuf, "xbuf"}, {&ybuf, "ybuf"}, {&losses, "losses"}, {&outs, "outs"}, {&pens, "penalties"}});
+    py::array wts = weights_arg(weights_obj, "weights", static_cast<std::size_t>(n));
+    if (weights_obj.is_none() != wbuf_obj.is_none())
+      throw py::value_error("wbuf: expected a buffer exactly when weights are given, got " +
+                            std::string(wbuf_obj.is_none() ? "None" : "a buffer") + " with " +
+                            (weights_obj.is_none() ? "no weights" : "weights"));
+    py::array wbuf = weights_arg(wbuf_obj, "wbuf", m_);
+    if (!wbuf_obj.is_none()) require_writeable(wbuf, "wbuf");
+    require_disjoint({{&xbuf, "xbuf"}, {&ybuf, "ybuf"}, {&losses, "losses"}, {&outs, "outs"}, {&pens, "penalties"},
+                      {&wbuf, "wbuf"}});
     for (const py::array& w : written_)
-      for (const py::array* a : {&xbuf, &ybuf, &losses, &outs, &x, &labels, &pens})
+      for (const py::array* a : {&xbuf, &ybuf, &losses, &outs, &x, &labels, &pens, &wts, &wbuf})
         if (overlaps(*a, w)) throw py::value_error("the model's buffers: must not share memory with the batches' arrays");
-    for (const py::array* a : {&x, &labels, &index, &lrs, &seeds})
+    for (const py::array& w : plan_arrays_)  // the parameters and slots too: the outputs are written
+      for (const py::array* a : {&xbuf, &ybuf, &losses, &outs, &pens, &wbuf})
+        if (overlaps(*a, w))
+          throw py::value_error("the model's buffers: must not share memory with the batch buffers");
+    for (const py::array* a : {&x, &labels, &index, &lrs, &seeds, &wts})
       for (auto [o, name] : {std::pair<const py::array*, const char*>{&xbuf, "xbuf"}, {&ybuf, "ybuf"}, {&losses, "losses"},
-                             {&outs, "outs"}, {&pens, "penalties"}})
+                             {&outs, "outs"}, {&pens, "penalties"}, {&wbuf, "wbuf"}})
         if (overlaps(*a, *o)) throw py::value_error(std::string(name) + ": must not share memory with the inputs");
     const double* lr = static_cast<const double*>(lrs.data());
     if (step0 < 0 || (step0 > 0 && static_cast<std::uint64_t>(step0) + k > static_cast<std::uint64_t>(INT64_MAX)))
@@ -161,13 +179,17 @@ class NativeStep {
     double* pen = pens.size() ? static_cast<double*>(pens.mutable_data()) : nullptr;
     char* outs_p = outs.size() ? static_cast<char*>(outs.mutable_data()) : nullptr;
     const std::size_t out_bytes = m_ * out_ * elsize(dlogits_);
+    const char* ws = wts.size() ? static_cast<const char*>(wts.data()) : nullptr;
+    char* wb = ws ? static_cast<char*>(wbuf.mutable_data()) : nullptr;
     py::gil_scoped_release nogil;
     visit_float(dt_, [&](auto t) {
       using T = decltype(t);
+      plan<T>().weights = reinterpret_cast<const T*>(wb);
       for (std::size_t i = 0; i < k; ++i) {
         const std::int64_t* rows = idx + i * m_;
         fastnn::take_rows<std::int64_t>(xs, n, rows, m_, x_row, xb);
         fastnn::take_rows<std::int64_t>(ls, n, rows, m_, y_row, yb);
+        if (wb) fastnn::take_rows<std::int64_t>(ws, n, rows, m_, sizeof(T), wb);
         for (std::size_t j = 0; j < n_seeds_; ++j) plan_seeds[j] = sd[i * n_seeds_ + j];
         out[i] = fastnn::run_step<T>(plan<T>(), reinterpret_cast<const T*>(xb), yb, lr[i], step_of(i),
                                      pen ? pen + i : &penalty_);
@@ -444,6 +466,15 @@ class NativeStep {
     return mptr<T>(a);
   }
 
+  // Sample weights (or None: an empty array): `rows` values of the model's dtype.
+  py::array weights_arg(const py::object& o, const char* name, std::size_t rows) const {
+    if (o.is_none()) return py::array(dlogits_.dtype(), std::vector<py::ssize_t>{0});
+    py::array a = fastnn_py::array_arg(o, name);
+    check_in(a, dlogits_, name, "the model's buffers");
+    require_vector(a, rows, name);
+    return a;
+  }
+
   // Labels as the loss takes them, `rows` of them: int64 class ids (xent_ids), else rows
   // like the output in the model's dtype.
   void check_labels(const py::array& a, std::size_t rows, const char* name) const {
@@ -471,13 +502,16 @@ class NativeStep {
     }
   }
 
-  static py::array array_arg(py::handle h, const py::array& like, const char* name, bool write) {
+  // Every array of the plan (read or written) is kept in plan_arrays_: run_batches' outputs
+  // must not overlap any of them (a batch gathered into a weight would change the model).
+  py::array array_arg(py::handle h, const py::array& like, const char* name, bool write) {
     py::array a = h.cast<py::array>();
     check_in(a, like, name, "dlogits");
     if (write) require_writeable(a, name);
+    plan_arrays_.push_back(a);
     return a;
   }
-  static py::array vec_arg(py::handle h, const py::array& like, std::size_t n, const char* name, bool write) {
+  py::array vec_arg(py::handle h, const py::array& like, std::size_t n, const char* name, bool write) {
     py::array a = array_arg(h, like, name, write);
     require_size(a, n, name);
     return a;
@@ -491,6 +525,7 @@ class NativeStep {
   double penalty_ = 0.0;  // the last step's penalty (run)
   std::size_t n_seeds_ = 0;
   std::vector<py::array> written_;
+  std::vector<py::array> plan_arrays_;  // every array the plan reads or writes (array_arg)
   std::vector<py::array> frozen_vars_;  // the running variances of the frozen BatchNormalization layers
   fastnn::StepPlan<float> pf_;
   fastnn::StepPlan<double> pd_;
@@ -508,12 +543,15 @@ void bind_step(py::module_& m) {
            py::arg("hyper"), py::arg("ranges"), py::arg("seeds") = py::none(), py::arg("regs") = py::list(),
            py::arg("reg_coefs") = py::none())
       .def("run", &NativeStep::run, py::arg("x"), py::arg("labels"), py::arg("lr"), py::arg("step"),
-           "One training step on (x, labels); returns the loss.")
+           py::arg("weights") = py::none(),
+           "One training step on (x, labels), the loss weighted by weights (m sample weights) when given; "
+           "returns the loss.")
       .def("run_batches", &NativeStep::run_batches, py::arg("x"), py::arg("labels"), py::arg("index"), py::arg("lrs"),
            py::arg("step0"), py::arg("seeds"), py::arg("losses"), py::arg("xbuf"), py::arg("ybuf"),
-           py::arg("outs") = py::none(), py::arg("penalties") = py::none(),
-           "len(lrs) training steps on the batches index selects, gathered into xbuf and ybuf; their "
-           "losses into losses.")
+           py::arg("outs") = py::none(), py::arg("penalties") = py::none(), py::arg("weights") = py::none(),
+           py::arg("wbuf") = py::none(),
+           "len(lrs) training steps on the batches index selects, gathered into xbuf and ybuf (and their "
+           "sample weights into wbuf); their losses into losses.")
       .def_property_readonly("batch_size", &NativeStep::batch_size)
       .def_property_readonly("penalty", &NativeStep::penalty, "The penalty of the last step run() ran (0 without "
                               "regularizers).");

@@ -55,9 +55,8 @@ class EpochIterator:
 
     def epoch(self):
         """One epoch as ``(x, y, sample_weight)`` batches (sample_weight None when not given)."""
-        w = self.sample_weight
         for step, xb, yb in self:
-            yield xb, yb, None if w is None else self._rows(w, self._wbufs, step)
+            yield xb, yb, self.weights(step)
 
     def on_epoch_end(self):
         pass
@@ -77,6 +76,10 @@ class EpochIterator:
     def labels(self, step):
         """y of batch ``step`` (in the iterator's buffer when shuffled, else a view), or None."""
         return None if self.y is None else self._rows(self.y, self._ybufs, step)
+
+    def weights(self, step):
+        """The sample weights of batch ``step`` (as ``labels``), or None without."""
+        return None if self.sample_weight is None else self._rows(self.sample_weight, self._wbufs, step)
 
     def _rows(self, a, bufs, step):
         """The rows of batch ``step`` of ``a`` (x, y or the sample weights): gathered in the

@@ -2,9 +2,11 @@
 
 Every fastnn loss is a mean over the batch of a per-sample loss ``l_i``; with weights
 ``w_i`` the loss is Keras's ``sum_over_batch_size`` reduction ``sum_i w_i l_i / m`` and
-its gradient with respect to sample ``i``'s output is ``w_i`` times the unweighted one
-(the fused kernels' ``dlogits`` rows scaled in place). Metrics stay unweighted (Keras's
-``metrics``; it weights only ``weighted_metrics``).
+its gradient with respect to sample ``i``'s output is ``w_i`` times the unweighted one.
+The fused losses (softmax cross-entropy and sigmoid BCE on logits, mean squared error) run
+their weighted kernels (ops' ``sample_weight``: the native step calls the same ones, so the
+two steps agree bitwise); any other loss scales its gradient here and sums ``w_i l_i`` in
+NumPy. Metrics stay unweighted (Keras's ``metrics``; it weights only ``weighted_metrics``).
 
 >>> import numpy as np
 >>> from fastnn import losses
@@ -18,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import losses as _losses
+from . import ops as _ops
 
 _EPS = _losses._EPS
 
@@ -55,12 +58,32 @@ def per_sample_loss(loss, pred, y, logits):
     return np.array([loss.value_and_grad(pred[i:i + 1], y[i:i + 1], logits)[0] for i in range(m)])
 
 
+def _fused(loss, pred, y, w, logits):
+    """The weighted kernel's (value, gradient) for a loss whose value_and_grad is one fused
+    kernel (its arguments as it passes them), else None."""
+    kind = type(loss)
+    if kind is _losses.MeanSquaredError:
+        return _ops.mean_squared_error(pred, y, sample_weight=w)
+    if not logits:
+        return None
+    if kind is _losses.SparseCategoricalCrossentropy:
+        return _ops.softmax_cross_entropy(pred, y, sample_weight=w)
+    if kind is _losses.CategoricalCrossentropy:
+        return _ops.softmax_cross_entropy(pred, loss._smoothed(y, y.shape[-1]), sample_weight=w)
+    if kind is _losses.BinaryCrossentropy:
+        return _ops.binary_cross_entropy_with_logits(pred, loss._smoothed(y, 2), sample_weight=w)
+    return None
+
+
 def weighted_value_and_grad(loss, pred, y, sample_weight, logits):
     """``(sum_i w_i l_i / m, gradient)``; ``sample_weight`` None: the loss's own result."""
-    value, grad = loss.value_and_grad(pred, y, logits)
     if sample_weight is None:
-        return value, grad
+        return loss.value_and_grad(pred, y, logits)
     w = np.asarray(sample_weight)
+    fused = _fused(loss, pred, y, w, logits)
+    if fused is not None:
+        return fused
+    value, grad = loss.value_and_grad(pred, y, logits)
     grad *= w.astype(grad.dtype).reshape((-1,) + (1,) * (grad.ndim - 1))
     value = float(np.dot(per_sample_loss(loss, pred, y, logits), w.astype(np.float64)) / w.shape[0])
     return value, grad

@@ -15,18 +15,18 @@ node, as Dense.forward runs it: the product into the layer's z buffer, then the 
 Weight regularizers (L1, L2, L1L2, BatchMeanL2; per variable or model-wide) are computed in
 the plan as ``trainer.regularization`` computes them (same kernels for the penalty, the same
 rounding for the gradient, the same order); their coefficients are read at every call and
-the penalty is returned with the loss. Anything else (a first-layer Dropout, a softmax
-Activation layer or hidden softmax Dense layer that does not feed the fused loss, a
-BatchNormalization whose batch or hyperparameters its kernel refuses, activity
-regularization, another regularizer class, constraints, clipping, sample weights, other
-losses or optimizers) runs the Python step, with no error.
+the penalty is returned with the loss. Sample weights (and class weights, fit's per-sample
+weights) run the weighted loss kernels _weights.weighted_value_and_grad calls. Anything else (a
+first-layer Dropout, a softmax Activation layer or hidden softmax Dense layer that does not feed
+the fused loss, a BatchNormalization whose batch or hyperparameters its kernel refuses, activity
+regularization, another regularizer class, constraints, clipping, other losses or optimizers) runs
+the Python step, with no error.
 ``FASTNN_NATIVE_STEP=0`` in the environment turns the native step off.
 """
 from __future__ import annotations
 
 import numbers
 import os
-import typing
 import weakref
 
 import numpy as np
@@ -38,6 +38,7 @@ from . import ops as _ops
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
 from . import _native_optim
+from ._native_data import EpochData as _EpochData, scratch as _scratch, step_weights as _step_weights
 from ._regularized import reg_list as _reg_list
 from .layers import _mixed
 
@@ -351,7 +352,8 @@ def _set_dropouts(dropouts, count):
 def try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight):
     """(loss, penalty, output) after one native step, or None: run the Python step instead
     (nothing has been changed then)."""
-    ready = None if sample_weight is not None else _ready(model, xb.shape[0], xb, yb, loss_on_logits, last_logits)
+    w = _step_weights(sample_weight, model.dtype, xb.shape[0])  # as weighted_value_and_grad converts them
+    ready = None if w is False else _ready(model, xb.shape[0], xb, yb, loss_on_logits, last_logits)
     if ready is None:
         return None
     step, labels, ranges = ready
@@ -363,10 +365,10 @@ def try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight):
     opt = model.optimizer
     x2 = xb.reshape(xb.shape[0], -1)  # a leading Flatten's output (xb itself when 2-D)
     if ranges:
-        loss = native.run(x2, labels, opt.current_learning_rate(), opt.iterations + 1)
+        loss = native.run(x2, labels, opt.current_learning_rate(), opt.iterations + 1, w)
         opt.iterations += 1
     else:
-        loss = native.run(x2, labels, 0.0, 0)
+        loss = native.run(x2, labels, 0.0, 0, w)
     _first_layer(model)._x = x2
     return loss, native.penalty, out
 
@@ -377,15 +379,6 @@ def _first_layer(model):
     return next(l for l in model._chain if type(l) is not _layers.Flatten)
 
 
-class _EpochData(typing.NamedTuple):
-    """What the native epoch keeps per iterator: the loss kind, the labels as the plan takes
-    them (y itself when it already is), the batch buffers (x flattened, labels)."""
-    kind: str
-    labels: np.ndarray
-    xbuf: np.ndarray
-    ybuf: np.ndarray
-
-
 # Rows of data per native call of epoch_steps: 64 steps at batch 32 (tens of milliseconds,
 # the longest a Ctrl-C, a progress bar or stop_training waits), 4 at batch 512.
 CHUNK_ROWS = 2048
@@ -393,8 +386,8 @@ CHUNK_ROWS = 2048
 
 def epoch_steps(model, batches, modes, outputs=False):
     """``run(order, guard)``: the full batches of an epoch of a ``_batches.EpochIterator``
-    (no sample weights) whose rows come in ``order``, ``CHUNK_ROWS`` rows per core call
-    (``NativeStep.run_batches``: the batches gathered in the core too; each call inside
+    whose rows come in ``order``, ``CHUNK_ROWS`` rows per core call (``NativeStep.run_batches``:
+    the batches, their sample weights too, gathered in the core; each call inside
     ``guard.begin()`` / ``guard.end()``), a generator of (batches done, [loss of each step],
     [penalty of each step (the regularizers'; 0.0 without)], each step's output (k x batch x
     width: a buffer the next call overwrites) or None without ``outputs``) after each call:
@@ -402,8 +395,9 @@ def epoch_steps(model, batches, modes, outputs=False):
     by batch. None (nothing changed) when the native step cannot run them."""
     x, y, m = batches.x, batches.y, batches.batch_size
     full = batches.num_samples // m
-    if batches.sample_weight is not None or y is None or full == 0 or not enabled() \
-            or x.__class__ is not np.ndarray or x.ndim < 2 or not x.flags.c_contiguous or not x.flags.aligned:
+    weights = _step_weights(batches.sample_weight, model.dtype, batches.num_samples)
+    if weights is False or y is None or full == 0 or not enabled() or x.__class__ is not np.ndarray \
+            or x.ndim < 2 or not x.flags.c_contiguous or not x.flags.aligned:
         return None
     ready = _ready(model, m, x[:m], y[:m], *modes)
     if ready is None or not _reg_coefs(ready[0][0][3]):
@@ -420,7 +414,8 @@ def epoch_steps(model, batches, modes, outputs=False):
             ybuf = _scratch(model, "ybuf", (m,) + labels.shape[1:], labels.dtype)
         width = int(np.prod(x.shape[1:]))  # a leading Flatten's: the batches as (m, width) views
         xbuf = _scratch(model, "xbuf", (m, width), model.dtype) if xbuf is None else xbuf.reshape(m, width)
-        cached = batches._native_data = _EpochData(kind[0], labels, xbuf, ybuf)
+        wbuf = None if weights is None else _scratch(model, "wbuf", (m,), model.dtype)
+        cached = batches._native_data = _EpochData(kind[0], labels, xbuf, ybuf, weights, wbuf)
     outs = None
     if outputs:
         width = ready[0][2].shape[1]
@@ -438,18 +433,6 @@ def _steps_per_call(m, row_bytes):
     """Steps per core call at batch size m, each step's output rows row_bytes wide (0: none kept)."""
     k = max(1, CHUNK_ROWS // m)
     return k if not row_bytes else max(1, min(k, OUTPUT_BYTES // (m * row_bytes)))
-
-
-# model -> {name: array}: the native epoch's buffers, kept from one fit to the next
-_SCRATCH: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
-
-
-def _scratch(model, name, shape, dtype):
-    bufs = _SCRATCH.setdefault(model, {})
-    a = bufs.get(name)
-    if a is None or a.shape != shape or a.dtype != dtype:
-        a = bufs[name] = np.empty(shape, dtype)
-    return a
 
 
 def _chunks(model, ready, cached, x, order, full, guard, outs, execution=0):
@@ -475,7 +458,7 @@ def _chunks(model, ready, cached, x, order, full, guard, outs, execution=0):
                                 + ", ".join(f"{type(r).__name__}(l1={r.l1!r}, l2={r.l2!r})" for r in regs[1]))
             native.run_batches(x, cached.labels, order[done * m:(done + k) * m], lrs,
                                opt.iterations + 1 if ranges else 0, seed_rows, losses, cached.xbuf, cached.ybuf,
-                               None if outs is None else outs[:k], penalties)
+                               None if outs is None else outs[:k], penalties, cached.weights, cached.wbuf)
             _set_dropouts(dropouts, k)
             if ranges:
                 opt.iterations += k

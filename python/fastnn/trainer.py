@@ -337,6 +337,7 @@ class _EpochRunner:
         self.hooks = _execution.BatchHooks(cbs, "train", getattr(model, "steps_per_execution", 1))
         self.modes = loss_mode(model)
         self.metrics = make_metrics(model)
+        self.weighted = any(getattr(m, "_weighted", False) for m in self.metrics)  # weighted_metrics
         self.update_metrics = metric_updater(model, self.metrics, *self.modes)
         regularization(model, grads=False)
         self.regularized = bool(model._reg_items)
@@ -415,8 +416,9 @@ class _EpochRunner:
             done, losses, penalties, outs = next(calls)
             for i, (loss, penalty) in enumerate(zip(losses, penalties)):
                 self._account(loss, penalty, m)
-                if metrics:  # the batch's labels as the iterator gives them, the step's output
-                    self.update_metrics(batches.labels(done - len(losses) + i), outs[i])
+                if metrics:  # the batch's labels (and weights) as the iterator gives them, the step's output
+                    s = done - len(losses) + i
+                    self.update_metrics(batches.labels(s), outs[i], batches.weights(s) if self.weighted else None)
                 hooks.end(done - len(losses) + i, loss + penalty, m)
             if bar is not None and bar.due(done):
                 bar.update(done, _logs(self.total, self.data, self.seen, metrics, self.regularized))
@@ -424,9 +426,9 @@ class _EpochRunner:
                 hooks.close()
                 return True
         if full < batches.steps:  # the last, partial batch
-            xb, yb = batches.batch(full)  # no sample weights here (epoch_steps)
+            xb, yb = batches.batch(full)
             hooks.begin(full, xb.shape[0])
-            hooks.end(full, self._step(xb, yb), xb.shape[0])
+            hooks.end(full, self._step(xb, yb, batches.weights(full)), xb.shape[0])
         hooks.close()
         return True
 

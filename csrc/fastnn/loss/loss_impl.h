@@ -154,33 +154,94 @@ double elementwise_loss(const T* a, const T* b, T* g, std::size_t n, T scale, F 
   return sum;
 }
 
+// The elementwise loss over `rows` rows of `width` values (weighted losses, loss.h): the
+// gradient exactly as elementwise_loss writes it (the same lanes' math, grad * scale), and
+// row_loss[r] = the sum of row r's losses: elementwise_loss's sum over the row for rows of
+// at least 2 vectors, else its values (each in T) added in order in double, vectors running
+// across rows. Either way a row's sum depends only on the row (not on where the threads'
+// chunks start).
+template <class T, class F>
+void elementwise_rows(const T* a, const T* b, T* g, std::size_t rows, std::size_t width, T scale, double* row_loss,
+                      F f) {
+  using V = Vec<T>;
+  constexpr std::size_t N = V::N;
+  if (width >= 2 * N) {
+    for (std::size_t r = 0; r < rows; ++r)
+      row_loss[r] = elementwise_loss(a + r * width, b + r * width, g + r * width, width, scale, f);
+    return;
+  }
+  const V vscale = V::set1(scale);
+  const std::size_t n = rows * width;
+  alignas(64) T buf[N];
+  std::size_t r = 0, left = width;  // the row being summed, its values still to add
+  double sum = 0;
+  for (std::size_t i = 0; i < n; i += N) {
+    const int len = static_cast<int>(n - i < N ? n - i : N);
+    V g0;
+    if (len == static_cast<int>(N)) {
+      f(V::load(a + i), V::load(b + i), g0).store(buf);
+      (g0 * vscale).store(g + i);
+    } else {
+      f(V::load_partial(a + i, len), V::load_partial(b + i, len), g0).store(buf);
+      (g0 * vscale).store_partial(g + i, len);
+    }
+    for (int j = 0; j < len; ++j) {
+      sum += static_cast<double>(buf[j]);
+      if (--left == 0) {
+        row_loss[r++] = sum;
+        sum = 0;
+        left = width;
+      }
+    }
+  }
+}
+
 // loss = max(z, 0) - z t + log1p(e), e = exp(-|z|) in (0, 1];
 // sigmoid(z) = 1/(1+e) for z >= 0, e/(1+e) below (never exp of a positive number).
-template <class T>
-double bce_kernel(const T* z, const T* t, T* dz, std::size_t n, T scale) {
-  using V = Vec<T>;
-  return elementwise_loss(z, t, dz, n, scale, [](V zv, V tv, V& grad) {
+template <class T> struct BceLanes {
+  Vec<T> operator()(Vec<T> zv, Vec<T> tv, Vec<T>& grad) const {
+    using V = Vec<T>;
     const V e = vexp(-abs(zv));
     const V r = V::set1(T(1)) / (V::set1(T(1)) + e);
     const V sig = select(ge(zv, V::zero()), r, e * r);
     grad = sig - tv;
     return fnmadd(zv, tv, max(V::zero(), zv)) + vlog1p_unit(e);  // max(0, NaN) = NaN
-  });
+  }
+};
+
+template <class T> struct MseLanes {
+  Vec<T> operator()(Vec<T> pv, Vec<T> tv, Vec<T>& grad) const {
+    const Vec<T> d = pv - tv;
+    grad = d + d;
+    return d * d;
+  }
+};
+
+template <class T>
+double bce_kernel(const T* z, const T* t, T* dz, std::size_t n, T scale) {
+  return elementwise_loss(z, t, dz, n, scale, BceLanes<T>{});
 }
 
 template <class T>
 double mse_kernel(const T* p, const T* t, T* dp, std::size_t n, T scale) {
-  using V = Vec<T>;
-  return elementwise_loss(p, t, dp, n, scale, [](V pv, V tv, V& grad) {
-    const V d = pv - tv;
-    grad = d + d;
-    return d * d;
-  });
+  return elementwise_loss(p, t, dp, n, scale, MseLanes<T>{});
+}
+
+template <class T>
+void bce_rows_kernel(const T* z, const T* t, T* dz, std::size_t rows, std::size_t width, T scale, double* row_loss) {
+  elementwise_rows(z, t, dz, rows, width, scale, row_loss, BceLanes<T>{});
+}
+
+template <class T>
+void mse_rows_kernel(const T* p, const T* t, T* dp, std::size_t rows, std::size_t width, T scale, double* row_loss) {
+  elementwise_rows(p, t, dp, rows, width, scale, row_loss, MseLanes<T>{});
 }
 
 const LossKernels loss_kernels = {
-    {&xent_ids_kernel<float>, &xent_probs_kernel<float>, &bce_kernel<float>, &mse_kernel<float>},
-    {&xent_ids_kernel<double>, &xent_probs_kernel<double>, &bce_kernel<double>, &mse_kernel<double>},
+    {&xent_ids_kernel<float>, &xent_probs_kernel<float>, &bce_kernel<float>, &mse_kernel<float>,
+     &bce_rows_kernel<float>, &mse_rows_kernel<float>},
+    {&xent_ids_kernel<double>, &xent_probs_kernel<double>, &bce_kernel<double>, &mse_kernel<double>,
+     &bce_rows_kernel<double>, &mse_rows_kernel<double>},
 };
 
 }  // namespace FASTNN_ISA_NS

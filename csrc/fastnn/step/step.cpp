@@ -160,19 +160,29 @@ T* node_backward(const DenseStep<T>& L, const T* x, T* dy, std::size_t m, bool n
   }
 }
 
+// The fused loss into dlogits: loss.h's kernel, or its weighted form when the plan has
+// sample weights (the kernels _weights.weighted_value_and_grad calls).
 template <class T> double loss_step(const StepPlan<T>& plan, const void* labels) {
   const DenseStep<T>& last = plan.layers.back();
   const std::size_t m = plan.m, C = last.out;
+  const T* w = plan.weights;
+  const T* t = static_cast<const T*>(labels);
   switch (plan.loss) {
-    case StepLoss::xent_ids:
-      return softmax_cross_entropy_ids<T>(last.y, static_cast<const std::int64_t*>(labels), plan.dlogits, m, C);
+    case StepLoss::xent_ids: {
+      const auto* ids = static_cast<const std::int64_t*>(labels);
+      return w ? softmax_cross_entropy_ids_weighted<T>(last.y, ids, w, plan.dlogits, m, C)
+               : softmax_cross_entropy_ids<T>(last.y, ids, plan.dlogits, m, C);
+    }
     case StepLoss::xent_probs:
-      return softmax_cross_entropy_probs<T>(last.y, static_cast<const T*>(labels), plan.dlogits, m, C);
+      return w ? softmax_cross_entropy_probs_weighted<T>(last.y, t, w, plan.dlogits, m, C)
+               : softmax_cross_entropy_probs<T>(last.y, t, plan.dlogits, m, C);
     case StepLoss::bce_logits:  // ops.binary_cross_entropy_with_logits' kernel, over all m * C values
-      return bce_with_logits<T>(last.y, static_cast<const T*>(labels), plan.dlogits, m * C);
+      return w ? bce_with_logits_weighted<T>(last.y, t, w, plan.dlogits, m, C)
+               : bce_with_logits<T>(last.y, t, plan.dlogits, m * C);
     case StepLoss::mse:
     default:
-      return mean_squared_error<T>(last.y, static_cast<const T*>(labels), plan.dlogits, m * C);
+      return w ? mean_squared_error_weighted<T>(last.y, t, w, plan.dlogits, m, C)
+               : mean_squared_error<T>(last.y, t, plan.dlogits, m * C);
   }
 }
 

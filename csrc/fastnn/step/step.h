@@ -90,6 +90,7 @@ template <class T> struct StepPlan {
   std::size_t first = 0;             // backward runs from the last layer down to this one
   StepLoss loss = StepLoss::mse;
   T* dlogits = nullptr;              // m x out of the last layer
+  const T* weights = nullptr;        // m sample weights (loss.h's weighted losses), or null; set per call
   const std::uint64_t* seeds = nullptr;  // one per dropout layer, written by the caller per step
   StepOptimizer optimizer = StepOptimizer::adam;
   AdamArgs adam;                     // lr and step set per call
