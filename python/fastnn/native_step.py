@@ -1,27 +1,26 @@
-"""The native training step: for a Sequential chain of Dense (float32, float64 or
-mixed_bfloat16), Dropout, Activation and BatchNormalization layers (after any leading
-Flatten layers, whose output is a view of the batch: the plan takes it flattened) with a fused loss
-(softmax cross-entropy on logits, sigmoid (binary) cross-entropy on logits, or mean squared
-error) and Adam/AdamW (AMSGrad too) or SGD, one
-training step is one call into the core (``_core.NativeStep.run``, GIL released).
+"""The native training step: for a Sequential chain of Dense (float32, float64 or mixed_bfloat16),
+Dropout, Activation and BatchNormalization layers (after any leading Flatten layers, whose output
+is a view of the batch: the plan takes it flattened) with a fused loss (softmax cross-entropy on
+logits, sigmoid (binary) cross-entropy on logits, or mean squared error) and Adam/AdamW (AMSGrad
+too) or SGD, one training step is one call into the core (``_core.NativeStep.run``, GIL released).
 
 The plan is built once per (batch size, dtype, arena layout, optimizer state, loss and
-hyperparameters) from the layers' own buffers and the arena's views, and calls exactly
-the kernels the Python step (``trainer.train_step``) calls, in the same order with the
-same arguments: the result is bitwise the same. A mixed_bfloat16 Dense layer runs the
-kernels of layers/_mixed.py (``matmul_bf16``'s forward, ``dense_bf16_backward``), its
-output stored as bfloat16 bits exactly where Dense.forward stores it so. A Dense
-activation whose gradient needs its input (gelu, swish, mish, softplus, ...) is a second
-node, as Dense.forward runs it: the product into the layer's z buffer, then the activation.
-Weight regularizers (L1, L2, L1L2, BatchMeanL2; per variable or model-wide) are computed in
-the plan as ``trainer.regularization`` computes them (same kernels for the penalty, the same
-rounding for the gradient, the same order); their coefficients are read at every call and
-the penalty is returned with the loss. Anything else (a first-layer Dropout, a softmax
-Activation layer or hidden softmax Dense layer that does not feed the fused loss, a
-BatchNormalization whose batch or hyperparameters its kernel refuses, activity
-regularization, another regularizer class, constraints, clipping, sample weights, other
-losses or optimizers) runs the Python step, with no error.
-``FASTNN_NATIVE_STEP=0`` in the environment turns the native step off.
+hyperparameters) from the layers' own buffers and the arena's views, and calls exactly the kernels
+the Python step (``trainer.train_step``) calls, in the same order with the same arguments: the
+result is bitwise the same. A mixed_bfloat16 Dense layer runs the kernels of layers/_mixed.py
+(``matmul_bf16``'s forward, ``dense_bf16_backward``), its output stored as bfloat16 bits exactly
+where Dense.forward stores it so. A Dense activation whose gradient needs its input (gelu, swish,
+...) is a second node, as Dense.forward runs it: the product into the layer's z, then the activation.
+Weight regularizers (L1, L2, L1L2, BatchMeanL2; per variable or model-wide) are computed in the
+plan as ``trainer.regularization`` computes them (same kernels for the penalty, the same rounding
+for the gradient, the same order); their coefficients are read at every call and the penalty is
+returned with the loss. Gradient clipping (clipnorm, clipvalue, global_clipnorm) before the update
+and the constraints MaxNorm, MinMaxNorm, UnitNorm and NonNeg after it run in the plan too
+(_native_clip.py: the kernels of Optimizer.apply and trainer.apply_constraints). Anything else (a
+first-layer Dropout, a softmax Activation layer or hidden softmax Dense layer that does not feed
+the fused loss, a BatchNormalization whose batch or hyperparameters its kernel refuses, activity
+regularization, another regularizer or constraint, sample weights, other losses or optimizers)
+runs the Python step, with no error. ``FASTNN_NATIVE_STEP=0`` in the environment turns it off.
 """
 from __future__ import annotations
 
@@ -33,6 +32,7 @@ import weakref
 import numpy as np
 
 from . import _core
+from . import _native_clip as _nclip
 from . import layers as _layers
 from . import losses as _losses
 from . import ops as _ops
@@ -77,8 +77,7 @@ def _plain_numbers(opt, names):
 
 def _optimizer_spec(opt):
     """("adam" | "sgd", hyper) or None when the optimizer is not supported natively."""
-    if opt.clipnorm is not None or opt.clipvalue is not None or opt.global_clipnorm is not None \
-            or getattr(opt, "use_ema", False) \
+    if not _nclip.clip_supported(opt) or getattr(opt, "use_ema", False) \
             or not _plain_numbers(opt, ("beta_1", "beta_2", "epsilon", "weight_decay", "momentum")):
         return None
     if type(opt) in _ADAM:
@@ -141,7 +140,7 @@ def _supported_model(model):
             continue
         if type(layer) not in (_layers.Dense, _layers.BatchNormalization, _layers.Activation):
             return None
-        if any(s.constraint is not None for s in layer.specs):
+        if not _nclip.constraints_supported(layer):
             return None
     return chain
 
@@ -266,6 +265,7 @@ def _build(model, chain, m, first, ranges, loss_kind, last_logits, opt_spec):
     regs = [(l.vars[v], l.grads[v] if l.trainable else None) for l, v, _ in items]
     coefs = np.zeros((len(items), 2), dtype=np.float64)
     native = _core.NativeStep(entries, node_first, loss_kind, dlogits, name, hyper, views, seeds, regs, coefs)
+    _nclip.attach(native, model)  # the optimizer's clipping, the constraints
     return (native, seeds, dropouts, (coefs, [r for _, _, r in items])), out
 
 
@@ -310,7 +310,7 @@ def _layers_key(model):
 
 def _key(model, m, version):
     opt = model.optimizer
-    return (m, version, id(model.arena.params), id(model.arena.grads), id(model.loss),
+    return (m, version, id(model.arena.params), id(model.arena.grads), id(model.loss), _nclip.constraints_key(model),
             tuple(id(v) for v in opt.state.values()), _hyper_key(opt), _layers_key(model), _regs_key(model))
 
 
