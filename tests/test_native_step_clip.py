@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import _core, _reference_constraints, native_step, ops
+from fastnn import _core, _reference_constraints, ops
 from fastnn import constraints as C
 from fastnn import layers as L
 from fastnn import optimizers as O
 from helpers import count_native_steps
 from test_native_step import _IDS, _ROWS, _dense
+import test_native_epoch as _epoch
+import test_native_step_reg as _reg
 from test_native_step_reg import _same, _state
-
-_EPOCH_STEPS = native_step.epoch_steps
 
 
 def _bn(**kw):
@@ -66,21 +66,11 @@ def _strip(model):
 
 
 def _train(monkeypatch, mode, case, dtype, epochs=2, model_hook=None):
-    """(state, history, native steps) of one fit. mode: "python" (FASTNN_NATIVE_STEP=0),
-    "batch" (try_step batch by batch) or "epoch" (the native epoch, 32 rows per call)."""
+    """(state, history, native steps) of one fit: test_native_step_reg's, on this file's case.
+    mode: "python" (FASTNN_NATIVE_STEP=0), "batch" (try_step) or "epoch" (the native epoch)."""
     build, loss, opt, y = CASES[case]
-    y = y.astype(dtype) if y.dtype.kind == "f" else y
-    monkeypatch.setenv("FASTNN_NATIVE_STEP", "0" if mode == "python" else "1")
-    monkeypatch.setattr(native_step, "epoch_steps", _EPOCH_STEPS if mode == "epoch" else (lambda *a: None))
-    monkeypatch.setattr(native_step, "CHUNK_ROWS", 32)
-    count = count_native_steps(monkeypatch)
-    x = (np.random.default_rng(0).normal(size=(90, 10)) * 2).astype(dtype)
-    model = fastnn.Sequential([L.Input((10,))] + build(), dtype=dtype)
-    model.compile(opt(), loss)
-    if model_hook is not None:
-        model_hook(model)
-    h = model.fit(x, y, batch_size=16, epochs=epochs, verbose=0, seed=3)
-    return _state(model), h.history, count["n"]
+    monkeypatch.setitem(_reg.CASES, case, (build, None, loss, opt, y))
+    return _reg._train(monkeypatch, mode, case, dtype, epochs=epochs, model_hook=model_hook)
 
 
 @pytest.mark.parametrize("case,dtype", [(c, d) for c in sorted(CASES) for d in ("float32", "float64")])
@@ -106,14 +96,11 @@ def test_constraints_hold_after_native_fit(monkeypatch):
 
 
 def test_frozen_constrained_layer(monkeypatch, threads):
-    """A frozen layer's constraint is not applied (trainer.apply_constraints: trainable only)."""
-    def freeze(model):
-        model.layers[0].trainable = False
-    ref = _train(monkeypatch, "python", "max_norm_kernel_non_neg_bias_sgd", "float32", model_hook=freeze)
-    for mode in ("batch", "epoch"):
-        got = _train(monkeypatch, mode, "max_norm_kernel_non_neg_bias_sgd", "float32", model_hook=freeze)
-        assert got[2] == 12
-        _same(got, ref)
+    """test_native_step_reg's frozen-layer check on a constrained model: a frozen layer's
+    constraints are not applied (trainer.apply_constraints: trainable layers only)."""
+    build, loss, opt, y = CASES["max_norm_kernel_non_neg_bias_sgd"]
+    monkeypatch.setitem(_reg.CASES, "l1l2_dropout_adamw", (build, None, loss, opt, y))
+    _reg.test_frozen_regularized_layer(monkeypatch, threads)
 
 
 def _refit(monkeypatch, native, change, opt):
@@ -230,40 +217,21 @@ def test_per_step_learning_rates_in_the_native_epoch(monkeypatch, threads):
     _same(got, ref)
 
 
-def _clip_plan():
-    """A clipped, constrained model and its native plan for batch 8."""
-    from test_native_epoch import _data, _plan
-    x, y = _data()
+def _clip_model(seed=0):
+    """test_native_epoch's model (6 inputs, a Dropout, 3 classes), clipped and constrained."""
     init = fastnn.initializers.GlorotUniform
-    m = fastnn.Sequential([L.Input((6,)), L.Dense(8, activation="relu", kernel_initializer=init(seed=0),
+    m = fastnn.Sequential([L.Input((6,)), L.Dense(8, activation="relu", kernel_initializer=init(seed=seed),
                                                   kernel_constraint=C.MaxNorm(0.5), bias_constraint=C.NonNeg()),
                            L.Dropout(0.25, seed=4), L.Dense(3, activation="softmax", kernel_initializer=init(seed=1))])
     m.compile(O.Adam(1e-2, global_clipnorm=0.1), "sparse_categorical_crossentropy")
-    return m, x, y, _plan(m, x, y, 8)
+    return m
 
 
-@pytest.mark.parametrize("bad", ["index out of range", "nan lr", "labels dtype", "seeds size"])
-def test_run_batches_refuses_and_changes_nothing(bad):
-    from test_native_epoch import _snapshot
-    m, x, y, native = _clip_plan()
-    before = _snapshot(m) + [m.arena.grads.copy()]
-    k = 3
-    args = dict(x=x, labels=y.astype(np.int64), index=np.arange(k * 8, dtype=np.int64), lrs=np.full(k, 1e-2),
-                step0=m.optimizer.iterations + 1, seeds=np.zeros((k, 1), np.uint64), losses=np.zeros(k),
-                xbuf=np.empty((8, 6), np.float32), ybuf=np.empty(8, np.int64))
-    err = ValueError
-    if bad == "index out of range":
-        args["index"][5] = 70
-    elif bad == "nan lr":
-        args["lrs"][2] = np.nan
-    elif bad == "labels dtype":
-        args["labels"], err = y.astype(np.int32), TypeError
-    else:
-        args["seeds"] = np.zeros((k, 2), np.uint64)
-    with pytest.raises(err):
-        native.run_batches(**args)
-    for a, b in zip(before, _snapshot(m) + [m.arena.grads]):
-        np.testing.assert_array_equal(a, b)
+@pytest.mark.parametrize("bad", _epoch.test_run_batches_refuses_and_changes_nothing.pytestmark[0].args[1])
+def test_run_batches_refuses_and_changes_nothing(monkeypatch, bad):
+    """test_native_epoch's refusals, on a clipped, constrained model's plan: nothing changes."""
+    monkeypatch.setattr(_epoch, "_model", _clip_model)
+    _epoch.test_run_batches_refuses_and_changes_nothing(bad)
 
 
 def test_native_step_checks_its_clip_and_constraint_arguments():

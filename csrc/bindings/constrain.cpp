@@ -11,31 +11,25 @@ namespace fastnn_py {
 fastnn::NormConstraint norm_constraint_args(const std::string& rule, std::size_t outer, std::size_t r,
                                             std::size_t inner, double min_value, double max_value, double rate,
                                             std::size_t size) {
-  fastnn::NormConstraint c;
-  if (rule == "max_norm") c.rule = fastnn::NormRule::max_norm;
-  else if (rule == "unit_norm") c.rule = fastnn::NormRule::unit_norm;
-  else if (rule == "min_max_norm") c.rule = fastnn::NormRule::min_max_norm;
+  fastnn::NormRule kind = fastnn::NormRule::max_norm;
+  if (rule == "max_norm") kind = fastnn::NormRule::max_norm;
+  else if (rule == "unit_norm") kind = fastnn::NormRule::unit_norm;
+  else if (rule == "min_max_norm") kind = fastnn::NormRule::min_max_norm;
   else throw py::value_error("rule: expected 'max_norm', 'unit_norm' or 'min_max_norm', got '" + rule + "'");
   std::size_t prod = 0;  // outer * r * inner, or a value other than size when it overflows
   const bool overflow = __builtin_mul_overflow(outer, r, &prod) || __builtin_mul_overflow(prod, inner, &prod);
   if (overflow || prod != size)
     throw py::value_error("shape: expected outer * r * inner = " + std::to_string(size) + " (the values of w), got " +
                           std::to_string(outer) + " * " + std::to_string(r) + " * " + std::to_string(inner));
-  if (c.rule != fastnn::NormRule::unit_norm && !(max_value > 0 && std::isfinite(max_value)))
+  if (kind != fastnn::NormRule::unit_norm && !(max_value > 0 && std::isfinite(max_value)))
     throw py::value_error("max_value: expected a finite value > 0, got " + num(max_value));
-  if (c.rule == fastnn::NormRule::min_max_norm) {
+  if (kind == fastnn::NormRule::min_max_norm) {
     if (!(min_value >= 0 && min_value <= max_value))
       throw py::value_error("min_value: expected a value in [0, max_value = " + num(max_value) + "], got " +
                             num(min_value));
     if (!(rate >= 0 && rate <= 1)) throw py::value_error("rate: expected a value in [0, 1], got " + num(rate));
   }
-  c.outer = outer;
-  c.r = r;
-  c.inner = inner;
-  c.min_value = min_value;
-  c.max_value = max_value;
-  c.rate = rate;
-  return c;
+  return {kind, min_value, max_value, rate, outer, r, inner};
 }
 
 namespace {

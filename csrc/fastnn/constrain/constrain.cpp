@@ -1,11 +1,5 @@
-// Weight constraints (constrain.h). Each product and sum is rounded as written: contraction
-// into a fused multiply-add is switched off for this file (besides, the baseline x86-64 flags
-// it is compiled with have no FMA instruction).
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+// Weight constraints (constrain.h). Each product and sum is rounded as written.
+#include "fastnn/no_fp_contract.h"
 
 #include "fastnn/constrain/constrain.h"
 
