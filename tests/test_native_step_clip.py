@@ -124,6 +124,7 @@ CHANGES = {
                               lambda m: (setattr(m.optimizer, "clipnorm", None), setattr(m.optimizer, "clipvalue", 1e-3))),
     "global_clipnorm_added": (lambda: O.SGD(0.3), lambda m: setattr(m.optimizer, "global_clipnorm", 0.05)),
     "max_value_in_place": (lambda: O.SGD(0.3), lambda m: setattr(m.layers[0].kernel_constraint, "max_value", 0.2)),
+    "axis_in_place": (lambda: O.SGD(0.3), lambda m: setattr(m.layers[0].kernel_constraint, "axis", 1)),
     "constraint_replaced": (lambda: O.SGD(0.3), lambda m: setattr(m.layers[0].specs[0], "constraint", C.UnitNorm())),
     "constraint_added": (lambda: O.SGD(0.3), lambda m: setattr(m.layers[1 + 1].specs[1], "constraint", C.NonNeg())),
 }

@@ -55,11 +55,18 @@ def constraints_supported(layer):
     return all(s.constraint is None or _spec(s.constraint, s.shape) is not None for s in layer.specs)
 
 
+def _attr(v):
+    """A constraint's attribute as the plan's key holds it (an object other than a plain number
+    or tuple by identity: its comparison may not be a bool)."""
+    return v if type(v) in (float, int, bool, tuple, type(None)) else (type(v), id(v))
+
+
 def constraints_key(model):
-    """What the plan copied from the constraints: another constraint, value, axis or trainable
-    flag rebuilds it."""
-    return tuple((id(layer), s.name, id(s.constraint), _spec(s.constraint, s.shape), bool(layer.trainable))
-                 for layer, s, _ in model.arena.entries if s.constraint is not None)
+    """What the plan copied from the constraints (read at every step, so cheap): another
+    constraint, projection method, value, axis or trainable flag rebuilds it."""
+    return tuple((id(layer), s.name, id(c), type(c), type(c).apply_, vars(c).get("apply_"), bool(layer.trainable),
+                  *(_attr(getattr(c, k, None)) for k in ("axis", "min_value", "max_value", "rate")))
+                 for layer, s, _ in model.arena.entries if (c := s.constraint) is not None)
 
 
 def attach(native, model):

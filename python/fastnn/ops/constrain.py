@@ -4,6 +4,7 @@ them, so their results are bitwise the same; ``fastnn._reference_constraints`` h
 NumPy twins (the formulas constraints.py computed with NumPy)."""
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -41,7 +42,7 @@ def constraint_view(shape, axis):
     if axes and axes != list(range(axes[0], axes[-1] + 1)):
         return None
     lo, hi = (axes[0], axes[-1] + 1) if axes else (len(shape), len(shape))
-    return int(np.prod(shape[:lo])), int(np.prod(shape[lo:hi])), int(np.prod(shape[hi:]))
+    return math.prod(shape[:lo]), math.prod(shape[lo:hi]), math.prod(shape[hi:])
 
 
 def _float_target(w):
@@ -92,7 +93,7 @@ def norm_constraint(w, rule, axis=0, *, min_value=0.0, max_value=1.0, rate=1.0):
         axes = _axes(w.shape, axis)
         kept = [a for a in range(w.ndim) if a not in axes]
         t = np.ascontiguousarray(np.transpose(w, kept + axes))
-        r = int(np.prod([w.shape[a] for a in axes]))
+        r = math.prod(w.shape[a] for a in axes)
         norm_constraint(t.reshape(-1, r), rule, 1, min_value=min_value, max_value=max_value, rate=rate)
         np.transpose(w, kept + axes)[...] = t
         return
