@@ -40,7 +40,8 @@ CASES = {
                                                          bias_constraint=C.NonNeg()), L.Dropout(0.3, seed=1),
                                                   _dense(4, 1, activation="softmax", kernel_constraint=C.MaxNorm(0.8))],
                                          "sparse_categorical_crossentropy", lambda: O.SGD(0.5), _IDS),
-    "unit_norm_batchnorm_gamma_beta_adam": (lambda: [_dense(16, 0, use_bias=False, kernel_constraint=C.UnitNorm(axis=1)),
+    "unit_norm_batchnorm_gamma_beta_adam": (lambda: [_dense(16, 0, use_bias=False,
+                                                            kernel_constraint=C.UnitNorm(axis=1)),
                                                      _bn(gamma_constraint=C.NonNeg(), beta_constraint=C.MaxNorm(0.05)),
                                                      L.Activation("relu"), _dense(4, 1, activation="softmax")],
                                             "sparse_categorical_crossentropy", lambda: O.Adam(5e-2), _IDS),
@@ -85,6 +86,20 @@ def test_clipped_constrained_native_step_bitwise_equal_to_python_step(monkeypatc
         _same(got, ref)
 
 
+def test_mixed_bfloat16_clipped_constrained(monkeypatch, threads):
+    """mixed_bfloat16 Dense layers (float32 variables): clipping and constraints on the float32
+    weights the bf16 products round from, as in the Python step."""
+    monkeypatch.setitem(CASES, "mixed", (
+        lambda: [_dense(16, 0, activation="relu", dtype="mixed_bfloat16", kernel_constraint=C.MaxNorm(0.6)),
+                 _dense(4, 1, activation="softmax", dtype="mixed_bfloat16", bias_constraint=C.NonNeg())],
+        "sparse_categorical_crossentropy", lambda: O.Adam(1e-2, clipnorm=0.05), _IDS))
+    ref = _train(monkeypatch, "python", "mixed", "float32")
+    for mode in ("batch", "epoch"):
+        got = _train(monkeypatch, mode, "mixed", "float32")
+        assert got[2] == 12, mode
+        _same(got, ref)
+
+
 def test_constraints_hold_after_native_fit(monkeypatch):
     """The projections really ran natively: every unit's incoming norm <= 0.6, biases >= 0."""
     state = _train(monkeypatch, "epoch", "max_norm_kernel_non_neg_bias_sgd", "float64")
@@ -121,7 +136,8 @@ CHANGES = {
     # (optimizer, change between the fits): each rebuilds the plan (_hyper_key, constraints_key)
     "clipnorm_value": (lambda: O.Adam(1e-2, clipnorm=0.05), lambda m: setattr(m.optimizer, "clipnorm", 0.01)),
     "clipnorm_to_clipvalue": (lambda: O.Adam(1e-2, clipnorm=0.05),
-                              lambda m: (setattr(m.optimizer, "clipnorm", None), setattr(m.optimizer, "clipvalue", 1e-3))),
+                              lambda m: (setattr(m.optimizer, "clipnorm", None),
+                                         setattr(m.optimizer, "clipvalue", 1e-3))),
     "global_clipnorm_added": (lambda: O.SGD(0.3), lambda m: setattr(m.optimizer, "global_clipnorm", 0.05)),
     "max_value_in_place": (lambda: O.SGD(0.3), lambda m: setattr(m.layers[0].kernel_constraint, "max_value", 0.2)),
     "axis_in_place": (lambda: O.SGD(0.3), lambda m: setattr(m.layers[0].kernel_constraint, "axis", 1)),
