@@ -1,26 +1,27 @@
-"""The native training step: for a Sequential chain of Dense (float32, float64 or mixed_bfloat16),
-Dropout, Activation and BatchNormalization layers (after any leading Flatten layers, whose output
-is a view of the batch: the plan takes it flattened) with a fused loss (softmax cross-entropy on
-logits, sigmoid (binary) cross-entropy on logits, or mean squared error) and Adam/AdamW (AMSGrad
-too) or SGD, one training step is one call into the core (``_core.NativeStep.run``, GIL released).
+"""The native training step: for a Sequential chain of Dense (float32, float64 or
+mixed_bfloat16), Dropout, Activation and BatchNormalization layers (after any leading
+Flatten layers, whose output is a view of the batch: the plan takes it flattened) with a fused loss
+(softmax cross-entropy on logits, sigmoid (binary) cross-entropy on logits, or mean squared
+error) and Adam/AdamW (AMSGrad too) or SGD, one
+training step is one call into the core (``_core.NativeStep.run``, GIL released).
 
 The plan is built once per (batch size, dtype, arena layout, optimizer state, loss and
-hyperparameters) from the layers' own buffers and the arena's views, and calls exactly the kernels
-the Python step (``trainer.train_step``) calls, in the same order with the same arguments: the
-result is bitwise the same. A mixed_bfloat16 Dense layer runs the kernels of layers/_mixed.py
-(``matmul_bf16``'s forward, ``dense_bf16_backward``), its output stored as bfloat16 bits exactly
-where Dense.forward stores it so. A Dense activation whose gradient needs its input (gelu, swish,
-...) is a second node, as Dense.forward runs it: the product into the layer's z, then the activation.
-Weight regularizers (L1, L2, L1L2, BatchMeanL2; per variable or model-wide) are computed in the
-plan as ``trainer.regularization`` computes them (same kernels for the penalty, the same rounding
-for the gradient, the same order); their coefficients are read at every call and the penalty is
-returned with the loss. Gradient clipping (clipnorm, clipvalue, global_clipnorm) before the update
-and the constraints MaxNorm, MinMaxNorm, UnitNorm and NonNeg after it run in the plan too
-(_native_clip.py: the kernels of Optimizer.apply and trainer.apply_constraints). Anything else (a
-first-layer Dropout, a softmax Activation layer or hidden softmax Dense layer that does not feed
-the fused loss, a BatchNormalization whose batch or hyperparameters its kernel refuses, activity
-regularization, another regularizer or constraint, sample weights, other losses or optimizers)
-runs the Python step, with no error. ``FASTNN_NATIVE_STEP=0`` in the environment turns it off.
+hyperparameters) from the layers' own buffers and the arena's views, and calls exactly
+the kernels the Python step (``trainer.train_step``) calls, in the same order with the
+same arguments: the result is bitwise the same. A mixed_bfloat16 Dense layer runs the
+kernels of layers/_mixed.py (``matmul_bf16``'s forward, ``dense_bf16_backward``), its
+output stored as bfloat16 bits exactly where Dense.forward stores it so. A Dense
+activation whose gradient needs its input (gelu, swish, mish, softplus, ...) is a second
+node, as Dense.forward runs it: the product into the layer's z buffer, then the activation.
+Weight regularizers (L1, L2, L1L2, BatchMeanL2; per variable or model-wide) are computed in
+the plan as ``trainer.regularization`` computes them (same kernels for the penalty, the same
+rounding for the gradient, the same order); their coefficients are read at every call and
+the penalty is returned with the loss. Anything else (a first-layer Dropout, a softmax
+Activation layer or hidden softmax Dense layer that does not feed the fused loss, a
+BatchNormalization whose batch or hyperparameters its kernel refuses, activity
+regularization, another regularizer or constraint class, sample weights, other
+losses or optimizers) runs the Python step, with no error. Gradient clipping and the
+constraints MaxNorm, MinMaxNorm, UnitNorm, NonNeg are native (_native_clip.py). ``FASTNN_NATIVE_STEP=0`` turns it off.
 """
 from __future__ import annotations
 
@@ -138,9 +139,8 @@ def _supported_model(model):
             continue  # a leading Flatten: the batch's rows as the first layer's (a view; no node)
         if type(layer) is _layers.Dropout and k > 0 and 0.0 < layer.rate < 1.0:
             continue
-        if type(layer) not in (_layers.Dense, _layers.BatchNormalization, _layers.Activation):
-            return None
-        if not _nclip.constraints_supported(layer):
+        if type(layer) not in (_layers.Dense, _layers.BatchNormalization, _layers.Activation) \
+                or not _nclip.constraints_supported(layer):
             return None
     return chain
 
