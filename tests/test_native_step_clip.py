@@ -285,7 +285,7 @@ RULES = {"max_norm": dict(max_value=1.5), "unit_norm": {}, "min_max_norm": dict(
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,axis", SHAPES)
-def test_norm_constraint_matches_numpy_twin(isa_threads, dtype, shape, axis):
+def test_norm_constraint_matches_numpy_twin(threads, dtype, shape, axis):
     """Norms accumulated in float64 (NumPy: pairwise in the variable's dtype): within 2e-6
     (float32) and 1e-14 (float64) relative of the twin; constraints.py's classes are the kernel."""
     w = (np.random.default_rng(len(shape)).standard_normal(shape) * 2).astype(dtype)
