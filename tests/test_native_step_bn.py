@@ -98,8 +98,6 @@ def test_batchnorm_batch_sizes(monkeypatch, threads):
 UNSUPPORTED = {
     # softmax as a hidden Activation layer: not a kernel of the native step
     "softmax_hidden": lambda: [_dense(8, 0), L.Activation("softmax"), _bn(), _dense(4, 1, activation="softmax")],
-    "bn_constrained_neighbor": lambda: [_dense(8, 0, kernel_constraint="non_neg"), _bn(), L.Activation("relu"),
-                                        _dense(4, 1, activation="softmax")],
     "layer_normalization": lambda: [_dense(8, 0), L.LayerNormalization(), _dense(4, 1, activation="softmax")],
     # an identity Activation is no node: the Dropout after it would be the first one
     "dropout_after_identity": lambda: [L.Activation("linear"), L.Dropout(0.3, seed=1), _dense(8, 0), _bn(),

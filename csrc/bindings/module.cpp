@@ -12,6 +12,7 @@
 namespace py = pybind11;
 
 namespace fastnn_py {
+void bind_constrain(py::module_& m);
 void bind_eltwise(py::module_& m);
 void bind_gemm(py::module_& m);
 void bind_gemm_bf16(py::module_& m);
@@ -84,6 +85,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("compiled_isas") = py::make_tuple("scalar");
 #endif
 
+  fastnn_py::bind_constrain(m);
   fastnn_py::bind_eltwise(m);
   fastnn_py::bind_gemm(m);
   fastnn_py::bind_gemm_bf16(m);

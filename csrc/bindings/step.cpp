@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common.h"
+#include "constrain.h"
 #include "fastnn/gather/gather.h"
 
 namespace fastnn_py {
@@ -196,6 +197,71 @@ class NativeStep {
         if (outs_p) std::memcpy(outs_p + i * out_bytes, plan<T>().layers.back().y, out_bytes);
       }
     });
+  }
+
+  // Optimizer.apply's clipping, run before the update of every step: mode "norm" (each group,
+  // a list of the plan's dtype arrays, clipped to its global norm `value`: global_clipnorm one
+  // group of the trainable ranges' grads, clipnorm one group per trainable variable) or "value"
+  // (every array clipped to [-value, value]: clipvalue, the ranges' grads), or "none".
+  void set_clip(const std::string& mode, double value, py::list groups) {
+    fastnn::StepClipMode md = fastnn::StepClipMode::none;
+    if (mode == "norm") md = fastnn::StepClipMode::norm;
+    else if (mode == "value") md = fastnn::StepClipMode::value;
+    else if (mode != "none") throw py::value_error("mode: expected 'norm', 'value' or 'none', got '" + mode + "'");
+    if (md != fastnn::StepClipMode::none && !(value > 0 && std::isfinite(value)))
+      throw py::value_error("value: expected a finite value > 0, got " + num(value));
+    std::vector<std::vector<fastnn::GradView>> views;
+    std::vector<py::array> arrays;
+    for (const py::handle h : groups) {
+      views.emplace_back();
+      for (const py::handle a : h.cast<py::list>()) {
+        py::array g = array_arg(a, dlogits_, "grads", true);
+        for (const py::array& o : arrays)
+          if (overlaps(g, o)) throw py::value_error("grads: the clipped arrays must not share memory");
+        views.back().push_back({g.mutable_data(), static_cast<std::size_t>(g.size()), dt_ == DType::f64});
+        arrays.push_back(g);
+      }
+    }
+    visit_float(dt_, [&](auto t) {
+      using T = decltype(t);
+      fastnn::StepClip<T>& c = plan<T>().clip;
+      c.mode = md;
+      c.value = value;
+      c.groups = std::move(views);
+    });
+    clip_keep_ = std::move(arrays);
+  }
+
+  // trainer.apply_constraints, run after the update of every step: [(w, "non_neg") or
+  // (w, rule, outer, r, inner, min_value, max_value, rate)] in the arena's order (the norm
+  // constraints' arguments as ops.norm_constraint takes them).
+  void set_constraints(py::list items) {
+    std::vector<py::array> arrays;
+    visit_float(dt_, [&](auto t) {
+      using T = decltype(t);
+      std::vector<fastnn::StepConstraint<T>> cs;
+      for (const py::handle h : items) {
+        py::tuple it = h.cast<py::tuple>();
+        if (it.size() != 2 && it.size() != 8)
+          throw py::value_error("constraints: expected (w, 'non_neg') or 8-tuples, got " + std::to_string(it.size()) +
+                                " items");
+        py::array w = array_arg(it[0], dlogits_, "w", true);
+        fastnn::StepConstraint<T> c;
+        c.w = mptr<T>(w);
+        c.n = w.size();
+        const std::string rule = it[1].cast<std::string>();
+        c.non_neg = rule == "non_neg";
+        if (c.non_neg != (it.size() == 2)) throw py::value_error("constraints: 'non_neg' takes no arguments");
+        if (!c.non_neg)
+          c.norm = norm_constraint_args(rule, it[2].cast<std::size_t>(), it[3].cast<std::size_t>(),
+                                        it[4].cast<std::size_t>(), it[5].cast<double>(), it[6].cast<double>(),
+                                        it[7].cast<double>(), c.n);
+        cs.push_back(c);
+        arrays.push_back(w);
+      }
+      plan<T>().constraints = std::move(cs);
+    });
+    constraint_keep_ = std::move(arrays);
   }
 
   std::size_t batch_size() const { return m_; }
@@ -522,6 +588,7 @@ class NativeStep {
   std::size_t m_ = 0, in0_ = 0, out_ = 0;
   py::list keep_;
   py::array dlogits_, seeds_, reg_coefs_;
+  std::vector<py::array> clip_keep_, constraint_keep_;  // the arrays set_clip and set_constraints point into
   double penalty_ = 0.0;  // the last step's penalty (run)
   std::size_t n_seeds_ = 0;
   std::vector<py::array> written_;
@@ -552,6 +619,11 @@ void bind_step(py::module_& m) {
            py::arg("wbuf") = py::none(),
            "len(lrs) training steps on the batches index selects, gathered into xbuf and ybuf (and their "
            "sample weights into wbuf); their losses into losses.")
+      .def("set_clip", &NativeStep::set_clip, py::arg("mode"), py::arg("value"), py::arg("groups"),
+           "The gradient clipping run before every update: 'norm' (each group to its global norm) or 'value'.")
+      .def("set_constraints", &NativeStep::set_constraints, py::arg("items"),
+           "The weight constraints run after every update: (w, 'non_neg') or (w, rule, outer, r, inner, "
+           "min_value, max_value, rate).")
       .def_property_readonly("batch_size", &NativeStep::batch_size)
       .def_property_readonly("penalty", &NativeStep::penalty, "The penalty of the last step run() ran (0 without "
                               "regularizers).");

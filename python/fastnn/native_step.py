@@ -16,11 +16,12 @@ Weight regularizers (L1, L2, L1L2, BatchMeanL2; per variable or model-wide) are 
 the plan as ``trainer.regularization`` computes them (same kernels for the penalty, the same
 rounding for the gradient, the same order); their coefficients are read at every call and
 the penalty is returned with the loss. Sample weights (and class weights, fit's per-sample
-weights) run the weighted loss kernels _weights.weighted_value_and_grad calls. Anything else (a
-first-layer Dropout, a softmax Activation layer or hidden softmax Dense layer that does not feed
-the fused loss, a BatchNormalization whose batch or hyperparameters its kernel refuses, activity
-regularization, another regularizer class, constraints, clipping, other losses or optimizers) runs
-the Python step, with no error.
+weights) run the weighted loss kernels _weights.weighted_value_and_grad calls. Gradient
+clipping and the constraints MaxNorm, MinMaxNorm, UnitNorm, NonNeg run in the plan
+(_native_clip.py). Anything else (a first-layer Dropout, a softmax Activation layer or hidden
+softmax Dense layer that does not feed the fused loss, a BatchNormalization whose batch or
+hyperparameters its kernel refuses, activity regularization, another regularizer or
+constraint class, other losses or optimizers) runs the Python step, with no error.
 ``FASTNN_NATIVE_STEP=0`` in the environment turns the native step off.
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ import weakref
 import numpy as np
 
 from . import _core
+from . import _native_clip as _nclip
 from . import layers as _layers
 from . import losses as _losses
 from . import ops as _ops
@@ -78,8 +80,7 @@ def _plain_numbers(opt, names):
 
 def _optimizer_spec(opt):
     """("adam" | "sgd" | "rmsprop" | "adagrad", hyper) or None when not supported natively."""
-    if opt.clipnorm is not None or opt.clipvalue is not None or opt.global_clipnorm is not None \
-            or getattr(opt, "use_ema", False) \
+    if not _nclip.clip_supported(opt) or getattr(opt, "use_ema", False) \
             or not _plain_numbers(opt, ("beta_1", "beta_2", "epsilon", "weight_decay", "momentum")):
         return None
     if type(opt) in _ADAM:
@@ -140,9 +141,8 @@ def _supported_model(model):
             continue  # a leading Flatten: the batch's rows as the first layer's (a view; no node)
         if type(layer) is _layers.Dropout and k > 0 and 0.0 < layer.rate < 1.0:
             continue
-        if type(layer) not in (_layers.Dense, _layers.BatchNormalization, _layers.Activation):
-            return None
-        if any(s.constraint is not None for s in layer.specs):
+        if type(layer) not in (_layers.Dense, _layers.BatchNormalization, _layers.Activation) \
+                or not _nclip.constraints_supported(layer):
             return None
     return chain
 
@@ -267,6 +267,7 @@ def _build(model, chain, m, first, ranges, loss_kind, last_logits, opt_spec):
     regs = [(l.vars[v], l.grads[v] if l.trainable else None) for l, v, _ in items]
     coefs = np.zeros((len(items), 2), dtype=np.float64)
     native = _core.NativeStep(entries, node_first, loss_kind, dlogits, name, hyper, views, seeds, regs, coefs)
+    _nclip.attach(native, model)  # the optimizer's clipping, the constraints
     return (native, seeds, dropouts, (coefs, [r for _, _, r in items])), out
 
 
@@ -311,7 +312,7 @@ def _layers_key(model):
 
 def _key(model, m, version):
     opt = model.optimizer
-    return (m, version, id(model.arena.params), id(model.arena.grads), id(model.loss),
+    return (m, version, id(model.arena.params), id(model.arena.grads), id(model.loss), _nclip.constraints_key(model),
             tuple(id(v) for v in opt.state.values()), _hyper_key(opt), _layers_key(model), _regs_key(model))
 
 

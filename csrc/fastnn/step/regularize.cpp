@@ -1,14 +1,8 @@
 // The native step's weight penalties (step.h, StepReg): trainer.regularization's penalty
 // and gradient, bitwise. The penalty sums are the kernels Regularizer.__call__ calls
 // (ops.abs_sum, ops.sum_squares); the gradient is Regularizer.add_gradient's NumPy
-// arithmetic: a product rounded to T, then a sum rounded to T. Contraction into a fused
-// multiply-add would round once and differ, so it is switched off for this file (besides,
-// the baseline x86-64 flags this file is compiled with have no FMA instruction).
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+// arithmetic: a product rounded to T, then a sum rounded to T (no fused multiply-add).
+#include "fastnn/no_fp_contract.h"
 
 #include "fastnn/reduce/reduce.h"
 #include "fastnn/step/step.h"

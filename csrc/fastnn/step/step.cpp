@@ -308,7 +308,11 @@ double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double 
   }
   const double pen = plan.regs.empty() ? 0.0 : regularize<T>(plan);  // on the weights before the update
   if (penalty) *penalty = pen;
-  if (!plan.ranges.empty()) optimizer_step<T>(plan, lr, step);
+  if (!plan.ranges.empty()) {
+    clip_gradients<T>(plan);  // Optimizer.apply clips before its update
+    optimizer_step<T>(plan, lr, step);
+    apply_constraints<T>(plan);  // trainer.apply_constraints, after it
+  }
   lap.add(t.optimizer);
   if (profiling) {
     std::lock_guard<std::mutex> lock(g_profile_mutex);

@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "fastnn/constrain/constrain.h"
 #include "fastnn/eltwise/eltwise.h"
 #include "fastnn/optim/optim.h"
+#include "fastnn/reduce/reduce.h"
 
 namespace fastnn {
 
@@ -84,6 +86,25 @@ template <class T> struct StepReg {
   std::size_t n = 0;
 };
 
+// Optimizer.apply's gradient clipping, before the update: norm (global_clipnorm: one group, every
+// trainable range; clipnorm: one group per trainable variable), each group scaled by
+// clip_by_global_norm(group, value), or value (clipvalue): each array by clip_by_value(array, value).
+enum class StepClipMode { none, norm, value };
+template <class T> struct StepClip {
+  StepClipMode mode = StepClipMode::none;
+  double value = 0.0;
+  std::vector<std::vector<GradView>> groups;
+};
+
+// trainer.apply_constraints, after the update: one constrained variable of a trainable layer
+// (arena order), projected in place: NonNeg, or a norm constraint (constrain.h).
+template <class T> struct StepConstraint {
+  T* w = nullptr;
+  std::size_t n = 0;
+  bool non_neg = false;
+  NormConstraint norm;  // when not non_neg
+};
+
 template <class T> struct StepPlan {
   std::size_t m = 0;                 // batch size
   std::vector<DenseStep<T>> layers;  // forward order
@@ -101,7 +122,13 @@ template <class T> struct StepPlan {
   std::vector<StepRange<T>> ranges;  // empty: nothing trainable
   std::vector<StepReg<T>> regs;      // the regularized variables, in trainer._reg_list's order
   const double* reg_coefs = nullptr; // (l1, l2) per reg, written by the caller before each call
+  StepClip<T> clip;                  // none: no clipping
+  std::vector<StepConstraint<T>> constraints;  // empty: none
 };
+
+// The plan's clipping (before the optimizer) and constraints (after it): step/clip.cpp.
+template <class T> void clip_gradients(const StepPlan<T>& plan);
+template <class T> void apply_constraints(const StepPlan<T>& plan);
 
 // trainer.regularization on the plan's regs (after the backward, before the optimizer):
 // their penalties summed in order, their gradients added. Returns the penalty.

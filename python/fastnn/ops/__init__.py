@@ -17,7 +17,7 @@ patterns (``ops.bf16``: :func:`bfloat16_pack`, :func:`bfloat16_unpack`), which
 
 The functions live in submodules by family (``_common``: argument checks and the
 activation registry; ``eltwise``, ``gemm``, ``norm``, ``loss``, ``optim``, ``reduce``,
-``gather``);
+``gather``, ``constrain``);
 this package re-exports every name, so ``fastnn.ops.X`` is the one place to call.
 """
 from __future__ import annotations
@@ -36,6 +36,7 @@ from .loss import (_logits_matrix, _grad_out, softmax_cross_entropy, _elementwis
 from .optim import _param_and_grad, _weight_decay, sgd_update, rmsprop_update, adagrad_update, adam_update
 from .reduce import clip_by_global_norm, clip_by_value, column_sum, all_finite, sum_squares, abs_sum
 from .gather import take_rows
+from .constrain import constraint_view, norm_constraint, non_neg
 
 __all__ = [
     "REGISTRY", "ACTIVATIONS", "activation", "activation_grad", "softmax", "log_softmax", "matmul",
@@ -43,4 +44,5 @@ __all__ = [
     "batchnorm_backward", "dropout", "softmax_cross_entropy", "binary_cross_entropy_with_logits",
     "mean_squared_error", "sgd_update", "rmsprop_update", "adagrad_update", "adam_update",
     "clip_by_global_norm", "clip_by_value", "column_sum", "all_finite", "sum_squares", "abs_sum", "take_rows",
+    "constraint_view", "norm_constraint", "non_neg",
 ]
