@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core
-from ._common import _coerced, _new_or, _outs, _real
+from ._common import _coerced, _new_or, _norm_grad_outs, _outs, _real
 
 
 def _optional(a, name):
@@ -57,10 +57,7 @@ def layernorm_backward(dy, xhat, inv, gamma=None, *, out=None):
     """
     dx, dgamma, dbeta = _outs(out, ("dx", "dgamma", "dbeta"))
     if type(xhat) is np.ndarray and xhat.ndim == 2:  # as in layernorm_forward
-        n = xhat.shape[1]
-        outs = (np.empty(xhat.shape, xhat.dtype) if dx is None else dx,
-                np.empty(n, xhat.dtype) if dgamma is None else dgamma,
-                np.empty(n, xhat.dtype) if dbeta is None else dbeta)
+        outs = _norm_grad_outs(dx, dgamma, dbeta, xhat)
         try:
             _core.layernorm_backward(dy, xhat, inv, gamma, *outs)
             return outs
