@@ -210,8 +210,9 @@ void layernorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* xhat,
   assert(n >= 1 && static_cast<T>(eps) > 0 && std::isfinite(eps));  // checked by the binding
   const auto fn = ln_kernels_for<T>().forward_rows;
   const T e = static_cast<T>(eps);
-  parallel_for(m, ln_grain_rows(n), [&](std::size_t i0, std::size_t i1) { fn(x, gamma, beta, y, xhat, inv, n, i0, i1, e); },
-               1);
+  parallel_for(m, ln_grain_rows(n), [&](std::size_t i0, std::size_t i1) {
+    fn(x, gamma, beta, y, xhat, inv, n, i0, i1, e);
+  }, 1);
 }
 
 template <class T>
@@ -222,8 +223,9 @@ void layernorm_backward(const T* dy, const T* xhat, const T* inv, const T* gamma
   parallel_for(n, grain_cols(m), [&](std::size_t c0, std::size_t c1) {
     k.column_sums(dy, xhat, dgamma, dbeta, m, n, c0, c1);
   }, kColAlign);
-  parallel_for(m, ln_grain_rows(n), [&](std::size_t i0, std::size_t i1) { k.dx_rows(dy, xhat, inv, gamma, dx, n, i0, i1); },
-               1);
+  parallel_for(m, ln_grain_rows(n), [&](std::size_t i0, std::size_t i1) {
+    k.dx_rows(dy, xhat, inv, gamma, dx, n, i0, i1);
+  }, 1);
 }
 
 #define FASTNN_NORM_INSTANTIATE(T)                                                                           \
