@@ -98,7 +98,9 @@ def test_batchnorm_batch_sizes(monkeypatch, threads):
 UNSUPPORTED = {
     # softmax as a hidden Activation layer: not a kernel of the native step
     "softmax_hidden": lambda: [_dense(8, 0), L.Activation("softmax"), _bn(), _dense(4, 1, activation="softmax")],
-    "layer_normalization": lambda: [_dense(8, 0), L.LayerNormalization(), _dense(4, 1, activation="softmax")],
+    # LayerNormalization over the last axis is a node (test_native_step_layernorm.py); another axis is not
+    "layer_normalization_3d": lambda: [_dense(12, 0), L.Reshape((3, 4)), L.LayerNormalization(axis=1), L.Flatten(),
+                                       _bn(), _dense(4, 1, activation="softmax")],
     # an identity Activation is no node: the Dropout after it would be the first one
     "dropout_after_identity": lambda: [L.Activation("linear"), L.Dropout(0.3, seed=1), _dense(8, 0), _bn(),
                                        _dense(4, 1, activation="softmax")],
@@ -159,7 +161,9 @@ def test_native_step_checks_its_batchnorm_and_activation_entries():
         return _core.NativeStep([dense, *entries], 0, "mse", np.zeros((rows, n), f), "sgd", sgd, [])
 
     make(bn(), ("activation", np.zeros((m, n), f), "relu", 0.0))  # accepted
-    with pytest.raises(ValueError, match="unknown layer kind 'layernorm'"):
+    with pytest.raises(ValueError, match="unknown layer kind 'groupnorm'"):
+        make(("groupnorm", np.zeros((m, n), f)))
+    with pytest.raises(ValueError, match="'layernorm' 11-tuples, got 2"):
         make(("layernorm", np.zeros((m, n), f)))
     with pytest.raises(ValueError, match="'batchnorm' 16-tuples, got 15"):
         make(bn()[:-1])

@@ -18,6 +18,7 @@ void bind_gemm(py::module_& m);
 void bind_gemm_bf16(py::module_& m);
 void bind_gather(py::module_& m);
 void bind_norm(py::module_& m);
+void bind_layernorm(py::module_& m);
 void bind_loss(py::module_& m);
 void bind_optim(py::module_& m);
 void bind_random(py::module_& m);
@@ -91,6 +92,7 @@ PYBIND11_MODULE(_core, m) {
   fastnn_py::bind_gemm_bf16(m);
   fastnn_py::bind_gather(m);
   fastnn_py::bind_norm(m);
+  fastnn_py::bind_layernorm(m);
   fastnn_py::bind_loss(m);
   fastnn_py::bind_optim(m);
   fastnn_py::bind_random(m);

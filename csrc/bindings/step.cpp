@@ -325,6 +325,7 @@ class NativeStep {
       if (tag == "dropout") L = dropout_node<T>(t, k, in, dlogits);
       else if (tag == "activation") L = activation_node<T>(t, k, in, dlogits);
       else if (tag == "batchnorm") L = batchnorm_node<T>(t, k, in, dlogits);
+      else if (tag == "layernorm") L = layernorm_node<T>(t, k, in, dlogits);
       else if (tag.empty()) L = dense_node<T>(t, k, in, first, dlogits);
       else throw py::value_error("layers: unknown layer kind '" + tag + "'");
       if (in16) {  // the layer below stored bfloat16 bits: only a mixed Dense layer reads them
@@ -520,6 +521,27 @@ class NativeStep {
   }
 
   // A written m x width buffer, kept for the overlap checks of run.
+  // ("layernorm", y, trainable, dx, gamma|None, beta|None, xhat, inv, dgamma, dbeta, eps):
+  // LayerNormalization over the last axis (_native_norm.py); dgamma and dbeta are the arena's
+  // gradients or the layer's scratch.
+  template <class T> fastnn::DenseStep<T> layernorm_node(py::tuple t, std::size_t k, std::size_t in,
+                                                          const py::array& dlogits) {
+    fastnn::DenseStep<T> L = tagged_node<T>(t, 11, fastnn::StepNode::layernorm, k, in, dlogits);
+    L.training = t[2].cast<bool>();
+    const std::size_t n = L.out;
+    L.eps = t[10].cast<double>();
+    if (!(L.eps > 0) || !std::isfinite(L.eps) || !(static_cast<T>(L.eps) > 0))
+      throw py::value_error("eps: expected a finite value > 0 in the plan's dtype");
+    if (!t[4].is_none()) L.gamma = cptr<T>(vec_arg(t[4], dlogits, n, "gamma", false));
+    if (!t[5].is_none()) L.beta = cptr<T>(vec_arg(t[5], dlogits, n, "beta", false));
+    L.dx = matrix_buffer<T>(t[3], dlogits, n, "dx");
+    L.xhat = matrix_buffer<T>(t[6], dlogits, n, "xhat");
+    L.inv = vec_buffer<T>(t[7], dlogits, m_, "inv");
+    L.dgamma = wptr<T>(vec_arg(t[8], dlogits, n, "dgamma", true));
+    L.dbeta = wptr<T>(vec_arg(t[9], dlogits, n, "dbeta", true));
+    return L;
+  }
+
   template <class T> T* matrix_buffer(py::handle h, const py::array& dlogits, std::size_t width, const char* name) {
     py::array a = array_arg(h, dlogits, name, true);
     require_matrix(a, m_, width, name);

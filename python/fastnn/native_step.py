@@ -1,5 +1,6 @@
 """The native training step: for a Sequential chain of Dense (float32, float64 or
-mixed_bfloat16), Dropout, Activation and BatchNormalization layers (after any leading
+mixed_bfloat16), Dropout, Activation, BatchNormalization and LayerNormalization (2-D, last
+axis: _native_norm.py) layers (after any leading
 Flatten layers, whose output is a view of the batch: the plan takes it flattened) with a fused loss
 (softmax cross-entropy on logits, sigmoid (binary) cross-entropy on logits, or mean squared
 error) and Adam/AdamW (AMSGrad too), SGD, RMSprop (Keras's momentum, centered) or Adagrad, one
@@ -34,6 +35,7 @@ import numpy as np
 
 from . import _core
 from . import _native_clip as _nclip
+from . import _native_norm as _nnorm
 from . import layers as _layers
 from . import losses as _losses
 from . import ops as _ops
@@ -141,8 +143,8 @@ def _supported_model(model):
             continue  # a leading Flatten: the batch's rows as the first layer's (a view; no node)
         if type(layer) is _layers.Dropout and k > 0 and 0.0 < layer.rate < 1.0:
             continue
-        if type(layer) not in (_layers.Dense, _layers.BatchNormalization, _layers.Activation) \
-                or not _nclip.constraints_supported(layer):
+        if (type(layer) not in (_layers.Dense, _layers.BatchNormalization, _layers.Activation)
+                and not _nnorm.layernorm_supported(layer)) or not _nclip.constraints_supported(layer):
             return None
     return chain
 
@@ -233,6 +235,8 @@ def _entries(chain, m, first, last_logits, dtype):
             e = _activation_entry(layer, m, logits)
         elif type(layer) is _layers.BatchNormalization:
             e = _batchnorm_entry(layer, m, np.dtype(dtype))
+        elif type(layer) is _layers.LayerNormalization:
+            e = _nnorm.layernorm_entry(layer, m, np.dtype(dtype))
         else:
             e = _dense_entries(layer, m, k, first, logits)
         if e is None:

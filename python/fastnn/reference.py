@@ -12,6 +12,7 @@ from ._core import activations as _activation_registry
 from ._reference_gelu import gelu_approximate as _gelu_approximate, gelu_parts as _gelu_parts
 from ._reference_acts import more_derivative as _more_derivative, more_forward as _more_forward
 from ._reference_optim import adagrad_update, rmsprop_update  # noqa: F401  (RMSprop: Keras's momentum, centered)
+from ._reference_layernorm import layernorm_backward, layernorm_forward  # noqa: F401
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946

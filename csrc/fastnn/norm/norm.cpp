@@ -1,9 +1,10 @@
-// Dispatch and threading for the BatchNorm family (baseline ISA).
+// Dispatch and threading for the BatchNorm family and LayerNorm (baseline ISA).
 //
 // Small batches: threads split the features (columns) into fixed chunks, each
 // feature's sums computed by one thread in one order. Large batches: the row
 // path (below). Either way results do not depend on the thread count at all.
 #include "fastnn/norm/norm.h"
+#include "fastnn/norm/layernorm.h"
 
 #include <algorithm>
 #include <cassert>
@@ -21,6 +22,7 @@ namespace fastnn {
 namespace {
 
 template <class T> const NormKernelsT<T>& kernels_for() { return FASTNN_KERNELS(T, norm_kernels); }
+template <class T> const LayerNormKernelsT<T>& ln_kernels_for() { return FASTNN_KERNELS(T, layernorm_kernels); }
 
 // Minimum elements (m*n) per thread: below it a second thread costs more than
 // it saves. Measured (wall-clock minima, 1 vs 2 threads, load ~4 on the shared
@@ -32,6 +34,8 @@ constexpr std::size_t kGrain = 1 << 15;
 constexpr std::size_t kColAlign = 16;
 
 std::size_t grain_cols(std::size_t m) { return std::max<std::size_t>(1, kGrain / std::max<std::size_t>(m, 1)); }
+// LayerNorm: rows of n features per thread, at least kGrain elements.
+std::size_t ln_grain_rows(std::size_t n) { return std::max<std::size_t>(1, kGrain / std::max<std::size_t>(n, 1)); }
 
 // The row path (norm_rows_impl.h) from 2 parts of rows on: threads split the
 // rows into whole-row bands, which stream sequentially (the column path hands
@@ -197,6 +201,33 @@ void batchnorm_backward(const T* dy, const T* x, const T* gamma, const T* mean, 
   }, kColAlign);
 }
 
+// LayerNorm (layernorm.h): threads split the rows (forward, dx) or the features (dgamma,
+// dbeta, as the column path above): every value computed by one thread in one order,
+// whatever the thread count.
+template <class T>
+void layernorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* xhat, T* inv, std::size_t m,
+                       std::size_t n, double eps) {
+  assert(n >= 1 && static_cast<T>(eps) > 0 && std::isfinite(eps));  // checked by the binding
+  const auto fn = ln_kernels_for<T>().forward_rows;
+  const T e = static_cast<T>(eps);
+  parallel_for(m, ln_grain_rows(n), [&](std::size_t i0, std::size_t i1) {
+    fn(x, gamma, beta, y, xhat, inv, n, i0, i1, e);
+  }, 1);
+}
+
+template <class T>
+void layernorm_backward(const T* dy, const T* xhat, const T* inv, const T* gamma, T* dx, T* dgamma, T* dbeta,
+                        std::size_t m, std::size_t n) {
+  const auto& k = ln_kernels_for<T>();
+  // the column sums first: dx may be dy itself
+  parallel_for(n, grain_cols(m), [&](std::size_t c0, std::size_t c1) {
+    k.column_sums(dy, xhat, dgamma, dbeta, m, n, c0, c1);
+  }, kColAlign);
+  parallel_for(m, ln_grain_rows(n), [&](std::size_t i0, std::size_t i1) {
+    k.dx_rows(dy, xhat, inv, gamma, dx, n, i0, i1);
+  }, 1);
+}
+
 #define FASTNN_NORM_INSTANTIATE(T)                                                                           \
   template void batchnorm_forward_train<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*, std::size_t,    \
                                            std::size_t, double, double);                                    \
@@ -205,7 +236,11 @@ void batchnorm_backward(const T* dy, const T* x, const T* gamma, const T* mean, 
   template void batchnorm_forward_infer<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*,     \
                                            std::size_t, std::size_t, double, T*, T*);                       \
   template void batchnorm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*,          \
-                                      std::size_t, std::size_t);
+                                      std::size_t, std::size_t);                                          \
+  template void layernorm_forward<T>(const T*, const T*, const T*, T*, T*, T*, std::size_t, std::size_t,    \
+                                     double);                                                                \
+  template void layernorm_backward<T>(const T*, const T*, const T*, const T*, T*, T*, T*, std::size_t,       \
+                                      std::size_t);
 FASTNN_NORM_INSTANTIATE(float)
 FASTNN_NORM_INSTANTIATE(double)
 #undef FASTNN_NORM_INSTANTIATE

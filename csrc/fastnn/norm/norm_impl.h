@@ -237,3 +237,5 @@ const NormKernels norm_kernels = {norm_kernels_of<float>, norm_kernels_of<double
 
 }  // namespace FASTNN_ISA_NS
 }  // namespace fastnn
+
+#include "fastnn/norm/layernorm_impl.h"

@@ -10,6 +10,7 @@
 #include "fastnn/gemm/gemm.h"
 #include "fastnn/gemm/problem.h"
 #include "fastnn/loss/loss.h"
+#include "fastnn/norm/layernorm.h"
 #include "fastnn/norm/norm.h"
 #include "fastnn/random/random.h"
 
@@ -116,6 +117,15 @@ template <class T> T* bn_backward(const DenseStep<T>& L, const T* x, T* dy, std:
   return dy;
 }
 
+// LayerNormalization.forward / backward: ops.layernorm_forward, ops.layernorm_backward
+// (dgamma, dbeta into the arena or the layer's scratch; nothing when frozen and dx is
+// not needed). The new dy.
+template <class T> T* ln_backward(const DenseStep<T>& L, T* dy, std::size_t m, bool need_dx) {
+  if (!need_dx && !L.training) return dy;
+  layernorm_backward<T>(dy, L.xhat, L.inv, L.gamma, L.dx, L.dgamma, L.dbeta, m, L.out);
+  return L.dx;
+}
+
 // One layer forward from its input x.
 template <class T> void node_forward(const StepPlan<T>& plan, const DenseStep<T>& L, const T* x) {
   const std::size_t m = plan.m;
@@ -128,6 +138,9 @@ template <class T> void node_forward(const StepPlan<T>& plan, const DenseStep<T>
       break;
     case StepNode::batchnorm:
       bn_forward<T>(L, x, m);
+      break;
+    case StepNode::layernorm:
+      layernorm_forward<T>(x, L.gamma, L.beta, L.y, L.xhat, L.inv, m, L.out, L.eps);
       break;
     case StepNode::dense:
     default:
@@ -153,6 +166,8 @@ T* node_backward(const DenseStep<T>& L, const T* x, T* dy, std::size_t m, bool n
       return dy;
     case StepNode::batchnorm:
       return bn_backward<T>(L, x, dy, m, need_dx);
+    case StepNode::layernorm:
+      return ln_backward<T>(L, dy, m, need_dx);
     case StepNode::dense:
     default:
       dense_backward<T>(L, x, dy, m, act_done, below);

@@ -15,7 +15,7 @@
 
 namespace fastnn {
 
-enum class StepNode { dense, dropout, batchnorm, activation };
+enum class StepNode { dense, dropout, batchnorm, activation, layernorm };
 
 // One layer. Dense: y = act(x @ W + b) into y (m x out); backward from dy (the next
 // layer's dx buffer, or the loss gradient) in place, then dW, db and dx. Dropout (in ==
@@ -24,6 +24,9 @@ enum class StepNode { dense, dropout, batchnorm, activation };
 // BatchNormalization (in == out), training: batch statistics into mean and invstd, the
 // running ones updated, y; backward into dx, dgamma and dbeta. Frozen (not training): the
 // running statistics (scale, shift: scratch), backward dy *= gamma * invstd in place.
+// LayerNormalization (in == out; 2-D, last axis): y, xhat and inv (per row) by
+// layernorm_forward; backward into dx, dgamma and dbeta (training: trainable), skipped
+// when frozen and dx is not needed (LayerNormalization.backward).
 template <class T> struct DenseStep {
   StepNode kind = StepNode::dense;
   std::size_t in = 0, out = 0;
@@ -50,7 +53,9 @@ template <class T> struct DenseStep {
   T* scale = nullptr;          // frozen: scratch for the folded scale and shift
   T* shift = nullptr;
   double momentum = 0, eps = 0;
-  bool training = true;        // batchnorm: false when frozen (trainable = False)
+  bool training = true;        // batchnorm, layernorm: false when frozen (trainable = False)
+  T* xhat = nullptr;           // layernorm: m x out, and inv (m); gamma / beta null when not learned
+  T* inv = nullptr;
   // Dense under mixed_bfloat16 (float plans only): the three products through
   // dense_bf16_forward/backward (gemm/bf16/dense_bf16.h), as the Python step's
   // Dense.forward and _mixed.dense_backward call them. y16: the output stored as

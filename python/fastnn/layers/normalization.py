@@ -135,7 +135,9 @@ class LayerNormalization(Layer):
     """Normalizes each sample over ``axis`` (default -1: the features), then scales by gamma and
     shifts by beta (Keras 3): ``y = (x - mean) / sqrt(var + epsilon) * gamma + beta`` with the
     biased variance of the sample. gamma and beta have the shape of the normalized axes.
-    NumPy-vectorized forward and backward (there is no fused kernel for it).
+    A 2-D input normalized over its last axis (the common case, after Dense) runs on the core
+    kernels (``ops.layernorm_forward`` / ``layernorm_backward``); other axes and shapes on
+    NumPy.
 
     >>> LayerNormalization().epsilon
     0.001
@@ -169,7 +171,21 @@ class LayerNormalization(Layer):
         add_gamma_beta(self, pshape)
         self.output_shape = input_shape
 
+    def _kernel_case(self, x):
+        return x.ndim == 2 and self._ax == (1,) and x.dtype == self.dtype
+
     def forward(self, x, training=False, logits=False):
+        self._fast = self._kernel_case(x)
+        if self._fast:
+            m = x.shape[0]
+            y, self._xhat, self._inv = _ops.layernorm_forward(
+                x, self.vars["gamma"] if self.scale else None, self.vars["beta"] if self.center else None,
+                eps=self.epsilon, out=(self._buffer(("y", m), x.shape), self._buffer(("xhat", m), x.shape),
+                                       self._buffer(("inv", m), (m,))))
+            return y
+        return self._forward_numpy(x)
+
+    def _forward_numpy(self, x):
         mean = np.mean(x, axis=self._ax, keepdims=True)
         xc = x - mean
         var = np.mean(xc * xc, axis=self._ax, keepdims=True)
@@ -187,6 +203,21 @@ class LayerNormalization(Layer):
         return y
 
     def backward(self, dy, need_dx=True):
+        if not self._fast:
+            return self._backward_numpy(dy, need_dx)
+        if not (need_dx or self.trainable):
+            return None
+        m, n = dy.shape
+        learn = self.trainable
+        # dgamma and dbeta land straight in the gradient arena (scratch when not learned)
+        dx, _, _ = _ops.layernorm_backward(
+            dy, self._xhat, self._inv, self.vars["gamma"] if self.scale else None,
+            out=(self._buffer(("dx", m), dy.shape),
+                 self.grads["gamma"] if learn and self.scale else self._buffer("dgamma", (n,)),
+                 self.grads["beta"] if learn and self.center else self._buffer("dbeta", (n,))))
+        return dx if need_dx else None
+
+    def _backward_numpy(self, dy, need_dx):
         xhat = self._xhat
         if self.trainable:
             pshape = self.grads["gamma" if self.scale else "beta"].shape

@@ -31,6 +31,7 @@ from .gemm import (_plain_matrix, matmul, _matmul_checked, _grad_product, matmul
                    matmul_bf16, bfloat16_round)
 from .bf16 import bfloat16_pack, bfloat16_unpack
 from .norm import batchnorm_forward, batchnorm_backward, dropout
+from .layernorm import layernorm_forward, layernorm_backward
 from .loss import (_logits_matrix, _grad_out, softmax_cross_entropy, _elementwise_pair,
                    binary_cross_entropy_with_logits, mean_squared_error)
 from .optim import _param_and_grad, _weight_decay, sgd_update, rmsprop_update, adagrad_update, adam_update
@@ -44,5 +45,5 @@ __all__ = [
     "batchnorm_backward", "dropout", "softmax_cross_entropy", "binary_cross_entropy_with_logits",
     "mean_squared_error", "sgd_update", "rmsprop_update", "adagrad_update", "adam_update",
     "clip_by_global_norm", "clip_by_value", "column_sum", "all_finite", "sum_squares", "abs_sum", "take_rows",
-    "constraint_view", "norm_constraint", "non_neg",
+    "constraint_view", "norm_constraint", "non_neg", "layernorm_forward", "layernorm_backward",
 ]

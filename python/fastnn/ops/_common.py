@@ -118,6 +118,15 @@ def _new_or(out, shape, dtype):
     return out
 
 
+def _norm_grad_outs(dx, dgamma, dbeta, like):
+    """The outputs of a normalization backward on the fast path: the given ones, or new arrays
+    (dx of ``like``'s shape, dgamma and dbeta one value per feature, like's dtype)."""
+    n = like.shape[1]
+    return (np.empty(like.shape, like.dtype) if dx is None else dx,
+            np.empty(n, like.dtype) if dgamma is None else dgamma,
+            np.empty(n, like.dtype) if dbeta is None else dbeta)
+
+
 def _state_array(a, name, like, like_name):
     """An in-place state or parameter array: same dtype and shape as `like` (None: any
     float array), C-contiguous and writeable (never copied: the update must land in it)."""

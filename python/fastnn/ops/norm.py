@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from .. import _core
-from ._common import _arrays, _coerced, _float_array, _new_or, _out_array, _outs, _real
+from ._common import _arrays, _coerced, _float_array, _new_or, _norm_grad_outs, _out_array, _outs, _real
 
 
 # ----------------------------------------------------------------------------
@@ -76,10 +76,7 @@ def batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, *, out=None):
     """
     dx, dgamma, dbeta = _outs(out, ("dx", "dgamma", "dbeta"))
     if type(x) is np.ndarray and x.ndim == 2:  # as in batchnorm_forward
-        n = x.shape[1]
-        outs = (np.empty(x.shape, x.dtype) if dx is None else dx,
-                np.empty(n, x.dtype) if dgamma is None else dgamma,
-                np.empty(n, x.dtype) if dbeta is None else dbeta)
+        outs = _norm_grad_outs(dx, dgamma, dbeta, x)
         try:
             _core.batchnorm_backward(dy, x, gamma, batch_mean, batch_invstd, *outs)
             return outs
