@@ -520,7 +520,6 @@ class NativeStep {
     return L;
   }
 
-  // A written m x width buffer, kept for the overlap checks of run.
   // ("layernorm", y, trainable, dx, gamma|None, beta|None, xhat, inv, dgamma, dbeta, eps):
   // LayerNormalization over the last axis (_native_norm.py); dgamma and dbeta are the arena's
   // gradients or the layer's scratch.
@@ -542,6 +541,7 @@ class NativeStep {
     return L;
   }
 
+  // A written m x width buffer, kept for the overlap checks of run.
   template <class T> T* matrix_buffer(py::handle h, const py::array& dlogits, std::size_t width, const char* name) {
     py::array a = array_arg(h, dlogits, name, true);
     require_matrix(a, m_, width, name);
