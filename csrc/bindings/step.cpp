@@ -29,7 +29,7 @@ class NativeStep {
   // mixed) (Dense), ("dropout", ...), ("activation", ...) or ("batchnorm", ...) (the *_node methods
   // below); first: the layer the backward stops at; loss: "xent_ids", "xent_probs", "mse" or "bce_logits";
   // optimizer: "adam" (hyper: beta1, beta2, eps, weight_decay, decoupled), "sgd"
-  // (momentum, nesterov), "rmsprop" (rho, eps, momentum, centered, decay) or "adagrad" (eps, decay;
+  // (momentum, nesterov, decay, ema: the ema momentum form), "rmsprop" (rho, eps, momentum, centered, decay) or "adagrad" (eps, decay;
   // decay: Optimizer._decay's weight_decay); ranges: [(param, grad, slot0|None, slot1|None, slot2|None)],
   // slot2: Adam's vhat (AMSGrad) or None; RMSprop: (sq_avg, momentum|None, average_gradient|None);
   // Adagrad: (accum, None, None). regs: [(w, grad|None)] the regularized variables in
@@ -267,6 +267,27 @@ class NativeStep {
   std::size_t batch_size() const { return m_; }
   double penalty() const { return penalty_; }
 
+  // SGD(momentum_form="ema")'s state (SgdEma): (the last rate, the last factor, the steps run
+  // since set_ema_lr), None when the plan's optimizer is not the ema form.
+  py::object ema_state() {
+    return visit_float(dt_, [&](auto t) -> py::object {
+      using T = decltype(t);
+      const fastnn::SgdEma& e = plan<T>().ema;
+      if (!e.on) return py::none();
+      return py::make_tuple(e.lr, e.factor, e.steps);
+    });
+  }
+  // The ema form's last rate (SGD._ema_lr; 0: none yet) before the next steps; steps restart at 0.
+  void set_ema_lr(double lr) {
+    visit_float(dt_, [&](auto t) {
+      using T = decltype(t);
+      fastnn::SgdEma& e = plan<T>().ema;
+      e.lr = lr;
+      e.factor = 1.0;
+      e.steps = 0;
+    });
+  }
+
  private:
   template <class T> fastnn::StepPlan<T>& plan() {
     if constexpr (std::is_same_v<T, float>) return pf_;
@@ -297,6 +318,8 @@ class NativeStep {
       P.optimizer = fastnn::StepOptimizer::sgd;
       P.sgd.momentum = hyper["momentum"].cast<double>();
       P.sgd.nesterov = hyper["nesterov"].cast<bool>();
+      P.decay = hyper["decay"].cast<double>();
+      P.ema.on = hyper["ema"].cast<bool>();
     }
   }
 
@@ -347,7 +370,7 @@ class NativeStep {
       r.n = p.size();
       r.p = mptr<T>(p);
       r.g = cptr<T>(vec_arg(t[1], dlogits, r.n, "grad", false));
-      const bool need0 = optimizer != "sgd" || P.sgd.momentum != 0.0;
+      const bool need0 = optimizer != "sgd" || P.sgd.momentum != 0.0 || P.ema.on;  // ema: rescaled
       if (need0) r.s0 = wptr<T>(vec_arg(t[2], dlogits, r.n, "slot0", true));
       if (optimizer == "adam" || (optimizer == "rmsprop" && P.rmsprop.momentum != 0.0))
         r.s1 = wptr<T>(vec_arg(t[3], dlogits, r.n, "slot1", true));
@@ -624,6 +647,11 @@ void bind_step(py::module_& m) {
       .def("set_constraints", &NativeStep::set_constraints, py::arg("items"),
            "The weight constraints run after every update: (w, 'non_neg') or (w, rule, outer, r, inner, "
            "min_value, max_value, rate).")
+      .def("set_ema_lr", &NativeStep::set_ema_lr, py::arg("lr"),
+           "SGD(momentum_form='ema'): the last step's rate (SGD._ema_lr; 0 for none) before the next steps.")
+      .def_property_readonly("ema_state", &NativeStep::ema_state,
+                             "SGD(momentum_form='ema'): (last rate, last factor, steps run since set_ema_lr), "
+                             "else None.")
       .def_property_readonly("batch_size", &NativeStep::batch_size)
       .def_property_readonly("penalty", &NativeStep::penalty, "The penalty of the last step run() ran (0 without "
                               "regularizers).");

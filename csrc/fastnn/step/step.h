@@ -64,6 +64,16 @@ template <class T> struct DenseStep {
 enum class StepLoss { xent_ids, xent_probs, mse, bce_logits };
 enum class StepOptimizer { adam, sgd, rmsprop, adagrad };
 
+// SGD(momentum_form="ema")'s state across steps (SGD._update's _ema_lr, _ema_step): lr, the last
+// step's rate (0: none yet); at each step the velocity is first scaled by T(rate / lr) when lr is
+// set and differs from the rate (factor, else 1), then the update runs at (1 - momentum) * rate.
+// steps counts the steps run since the caller last set lr (Python reads lr and factor back).
+struct SgdEma {
+  bool on = false;  // the ema form with a velocity slot (SGD._update's ema branch)
+  double lr = 0, factor = 1;
+  std::int64_t steps = 0;
+};
+
 // One contiguous trainable range of the arena: param, grad and up to three state slots.
 template <class T> struct StepRange {
   T* p = nullptr;
@@ -118,7 +128,8 @@ template <class T> struct StepPlan {
   SgdArgs sgd;                       // lr set per call
   RmspropArgs rmsprop;               // lr set per call (weight_decay 0: decay below)
   AdagradArgs adagrad;               // lr set per call (weight_decay 0: decay below)
-  double decay = 0;                  // rmsprop, adagrad: Optimizer._decay's weight_decay, p *= T(1 - lr * decay)
+  double decay = 0;                  // sgd, rmsprop, adagrad: Optimizer._decay's weight_decay, p *= T(1 - lr * decay)
+  mutable SgdEma ema;                // sgd: the ema form's state (written by each step)
   std::vector<StepRange<T>> ranges;  // empty: nothing trainable
   std::vector<StepReg<T>> regs;      // the regularized variables, in trainer._reg_list's order
   const double* reg_coefs = nullptr; // (l1, l2) per reg, written by the caller before each call
