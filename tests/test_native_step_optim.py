@@ -142,7 +142,8 @@ def test_run_batches_refuses_and_changes_nothing(monkeypatch, bad):
 
 
 def test_plan_refuses_an_unknown_optimizer():
-    with pytest.raises(ValueError, match="optimizer: expected 'adam', 'sgd', 'rmsprop' or 'adagrad', got 'nadam'"):
+    with pytest.raises(ValueError, match="optimizer: expected 'adam', 'sgd', 'rmsprop', 'adagrad', 'nadam', "
+                                         "'adamax' or 'lion', got 'adadelta'"):
         fastnn._core.NativeStep([(np.zeros((3, 2), np.float32), None, None, None, np.zeros((4, 2), np.float32),
-                                  None, "identity", 0.0, False)], 0, "mse", np.zeros((4, 2), np.float32), "nadam",
+                                  None, "identity", 0.0, False)], 0, "mse", np.zeros((4, 2), np.float32), "adadelta",
                                 {}, [])

@@ -259,6 +259,8 @@ template <class T> void sgd_step(const StepPlan<T>& plan, double lr) {
 template <class T> void optimizer_step(const StepPlan<T>& plan, double lr, std::int64_t step) {
   if (plan.optimizer == StepOptimizer::rmsprop || plan.optimizer == StepOptimizer::adagrad) {
     accumulator_step<T>(plan, lr);
+  } else if (plan.optimizer >= StepOptimizer::nadam) {
+    more_optimizer_step<T>(plan, lr, step);
   } else if (plan.optimizer == StepOptimizer::adam) {
     const AdamArgs a = adam_args(plan, lr, step);
     for (const StepRange<T>& r : plan.ranges) adam_update<T>(r.p, r.g, r.s0, r.s1, r.n, a, r.s2);
@@ -358,6 +360,8 @@ template <class T> void check_step(const StepPlan<T>& plan, double lr, std::int6
     check_rmsprop_args<T>(with_lr(plan.rmsprop, lr));
   else if (plan.optimizer == StepOptimizer::adagrad)
     check_adagrad_args<T>(with_lr(plan.adagrad, lr));
+  else if (plan.optimizer >= StepOptimizer::nadam)
+    check_more_rate(lr);
   else
     check_sgd_args(sgd_args(plan, sgd_rate(plan, lr)));
 }
