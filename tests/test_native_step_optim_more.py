@@ -12,8 +12,8 @@ from fastnn import native_step
 from fastnn import optimizers as O
 from helpers import count_native_steps
 from test_native_step import _ROWS, _both
-from test_native_step_acts import _run, _same
-from test_native_step_optim import MODELS, _y
+from test_native_step_acts import _all_three
+from test_native_step_optim import MODELS, refuse_run_batches
 
 _SCHED = fastnn.schedules.ExponentialDecay
 OPTS = {
@@ -36,23 +36,11 @@ OPTS = {
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("model", sorted(MODELS))
 @pytest.mark.parametrize("opt", sorted(OPTS))
-def test_optimizers_run_natively_bitwise_the_python_step(monkeypatch, threads, dtype, model, opt):
+def test_step_and_epoch_run_natively_bitwise_the_python_step(monkeypatch, threads, dtype, model, opt):
+    """The Python step, the native step batch by batch (fit with the native epoch off) and the
+    native epoch (3 batches a call): the same weights, slots and history, every step native."""
     build, loss, y = MODELS[model]
-    n = _both(monkeypatch, build, loss, OPTS[opt], _y(y, dtype), dtype)
-    assert n == 2 * 6  # every step of both epochs native (90 rows, batch 16)
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("opt", ["sgd_momentum_wd", "sgd_ema_nesterov_wd", "sgd_ema_schedule", "nadam_wd_schedule",
-                                 "adamax_wd", "lion_wd_schedule"])
-def test_native_epoch_bitwise_equal_to_batch_by_batch_and_python(monkeypatch, threads, dtype, opt):
-    build, loss, y = MODELS["dropout_xent"]
-    ref, _ = _run(monkeypatch, "python", build, loss, OPTS[opt], y, dtype)
-    batch, n_batch = _run(monkeypatch, "batch", build, loss, OPTS[opt], y, dtype)
-    epoch, n_epoch = _run(monkeypatch, "epoch", build, loss, OPTS[opt], y, dtype)  # 3 batches a call
-    assert ref[2] == 0 and batch[2] == epoch[2] == 12 and n_batch == 0 and n_epoch == 2
-    _same(batch, ref)
-    _same(epoch, ref)
+    _all_three(monkeypatch, build, loss, OPTS[opt], y, dtype)
 
 
 def _model(dtype, opt):
@@ -91,31 +79,40 @@ def test_train_on_batch(monkeypatch, dtype, opt):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_hyperparameters_changed_between_fits_and_mixed_with_python_steps(monkeypatch, dtype):
-    """momentum, weight_decay and the form changed between fits rebuild the plan; a fit with the
-    Python step between native ones carries _ema_lr across: bitwise the Python step throughout."""
-    rng = np.random.default_rng(3)
+def _fits_both(monkeypatch, dtype, opt, changes, python_fit, seed):
+    """fit once per change (attributes set on the optimizer before it), fit number python_fit
+    with the Python step, the rest native; the same with the Python step throughout: bitwise the
+    same state. Returns the native steps of each fit."""
+    rng = np.random.default_rng(seed)
     x, y = rng.normal(size=(64, 10)).astype(dtype), rng.random((64, 3)).astype(dtype)
 
     def run(native):
         counts = []
-        model = _model(dtype, O.SGD(0.2, momentum=0.9, momentum_form="ema"))
-        for i, change in enumerate([{}, {"learning_rate": 0.1}, {"momentum": 0.5, "weight_decay": 0.05},
-                                    {"momentum_form": "keras"}, {"momentum_form": "ema", "learning_rate": 0.3}]):
+        model = _model(dtype, opt())
+        for i, change in enumerate(changes):
             for k, v in change.items():
                 setattr(model.optimizer, k, v)
-            on = native and i != 1  # the second fit runs the Python step: its rates stay in _ema_lr
-            monkeypatch.setenv("FASTNN_NATIVE_STEP", "1" if on else "0")
+            monkeypatch.setenv("FASTNN_NATIVE_STEP", "1" if native and i != python_fit else "0")
             count = count_native_steps(monkeypatch)
             model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
             counts.append(count["n"])
         return _state(model), counts
     ref, got = run(False), run(True)
-    assert ref[1] == [0] * 5 and got[1] == [4, 0, 4, 4, 4]
+    assert ref[1] == [0] * len(changes)
     assert got[0][1] == ref[0][1]
     for a, b in zip(got[0][0], ref[0][0]):
         np.testing.assert_array_equal(a, b)
+    return got[1]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_hyperparameters_changed_between_fits_and_mixed_with_python_steps(monkeypatch, dtype):
+    """momentum, weight_decay and the form changed between fits rebuild the plan; a fit with the
+    Python step between native ones carries _ema_lr across: bitwise the Python step throughout."""
+    changes = [{}, {"learning_rate": 0.1}, {"momentum": 0.5, "weight_decay": 0.05}, {"momentum_form": "keras"},
+               {"momentum_form": "ema", "learning_rate": 0.3}]
+    opt = lambda: O.SGD(0.2, momentum=0.9, momentum_form="ema")  # noqa: E731
+    assert _fits_both(monkeypatch, dtype, opt, changes, 1, 3) == [4, 0, 4, 4, 4]
 
 
 def test_ema_momentum_set_to_zero_after_build_still_rescales_the_velocity(monkeypatch):
@@ -152,41 +149,17 @@ def _sgd_model(opt=None):
                                      for b in ("nan lr", "negative lr", "index out of range")]
                          + [("sgd_ema_wd", "momentum")])
 def test_run_batches_refuses_and_changes_nothing(monkeypatch, opt, bad):
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(70, 6)).astype(np.float32), rng.integers(0, 3, 70)
     m = _sgd_model(None if opt == "sgd_ema_wd" else OPTS[opt]())
-    m.fit(x, y, batch_size=8, epochs=1, seed=1, verbose=0)
-    if bad == "momentum":  # a plan with a hyperparameter its kernel refuses (fit never builds one)
-        real = native_step._native_optim.spec
-        monkeypatch.setattr(native_step._native_optim, "spec", lambda opt: (real(opt)[0], {**real(opt)[1], bad: 1.0}))
-        native_step._PLANS.pop(m)
-    ready = native_step._ready(m, 8, x[:8], y[:8], *fastnn.trainer.loss_mode(m))
-    assert ready is not None
-    native = ready[0][0][0]
-    native_step._native_optim.sync_in(native, m.optimizer)
-    ema, prod = native.ema_state, native.nadam_product
+
+    def snapshot(native):  # the state synced into the plan: unchanged by a refused call
+        native_step._native_optim.sync_in(native, m.optimizer)
+        return native.ema_state, native.nadam_product
+    slots, (ema, prod) = refuse_run_batches(monkeypatch, m, bad, snapshot)
     assert (prod is None) == (opt != "nadam") and (prod is None or prod == m.optimizer._u_product)
-    before = [w.copy() for w in m.get_weights()] + [v.copy() for v in m.optimizer.state.values()]
     if opt == "sgd_ema_wd":
-        assert sorted(m.optimizer.state) == ["velocity"] and ema[0] == m.optimizer._ema_lr == 0.1 and ema[2] == 0
+        assert slots == ["velocity"] and ema[0] == m.optimizer._ema_lr == 0.1 and ema[2] == 0
     else:
         assert ema is None
-    k = 3
-    args = dict(x=x, labels=y.astype(np.int64), index=np.arange(k * 8, dtype=np.int64), lrs=np.full(k, 5e-2),
-                step0=m.optimizer.iterations + 1, seeds=np.zeros((k, 1), np.uint64), losses=np.zeros(k),
-                xbuf=np.empty((8, 6), np.float32), ybuf=np.empty(8, np.int64))
-    if bad == "nan lr":
-        args["lrs"][2] = np.nan
-    elif bad == "negative lr":
-        args["lrs"][1] = -1.0
-    elif bad == "index out of range":
-        args["index"][5] = 70
-    with pytest.raises(ValueError, match="lr|index|momentum"):
-        native.run_batches(**args)
-    after = [w.copy() for w in m.get_weights()] + [v.copy() for v in m.optimizer.state.values()]
-    for a, b in zip(before, after):
-        np.testing.assert_array_equal(a, b)
-    assert not args["losses"].any() and native.ema_state == ema and native.nadam_product == prod
 
 
 def test_ema_state_is_none_without_the_ema_form():
@@ -202,26 +175,8 @@ def test_ema_state_is_none_without_the_ema_form():
 def test_more_hyperparameters_changed_between_fits_rebuild_the_plan(monkeypatch, opt):
     """A changed beta_1 continues Nadam's running product (Nadam._u_product, synced in and out),
     and a fit of Python steps between native ones carries it across."""
-    rng = np.random.default_rng(5)
-    x, y = rng.normal(size=(64, 10)), rng.random((64, 3))
-
-    def run(native):
-        counts = []
-        model = _model("float64", OPTS[opt]())
-        for i, change in enumerate([{}, {"beta_1": 0.6}, {"beta_2": 0.8, "weight_decay": 0.03}, {"learning_rate": 5e-3},
-                                    {}]):
-            for k, v in change.items():
-                setattr(model.optimizer, k, v)
-            monkeypatch.setenv("FASTNN_NATIVE_STEP", "1" if native and i != 3 else "0")  # one fit in Python between
-            count = count_native_steps(monkeypatch)
-            model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
-            counts.append(count["n"])
-        return _state(model), counts
-    ref, got = run(False), run(True)
-    assert ref[1] == [0] * 5 and got[1] == [4, 4, 4, 0, 4]
-    assert got[0][1] == ref[0][1]
-    for a, b in zip(got[0][0], ref[0][0]):
-        np.testing.assert_array_equal(a, b)
+    changes = [{}, {"beta_1": 0.6}, {"beta_2": 0.8, "weight_decay": 0.03}, {"learning_rate": 5e-3}, {}]
+    assert _fits_both(monkeypatch, "float64", OPTS[opt], changes, 3, 5) == [4, 4, 4, 0, 4]
 
 
 @pytest.mark.parametrize("opt", ["nadam", "adamax", "lion"])

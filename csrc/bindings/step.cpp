@@ -29,11 +29,12 @@ class NativeStep {
   // mixed) (Dense), ("dropout", ...), ("activation", ...) or ("batchnorm", ...) (the *_node methods
   // below); first: the layer the backward stops at; loss: "xent_ids", "xent_probs", "mse" or "bce_logits";
   // optimizer: "adam" (hyper: beta1, beta2, eps, weight_decay, decoupled), "sgd"
-  // (momentum, nesterov, decay, ema: the ema momentum form), "rmsprop" (rho, eps, momentum, centered, decay), "adagrad" (eps, decay;
-  // "nadam", "adamax" (beta1, beta2, eps, decay) or "lion" (beta1, beta2, decay);
-  // decay: Optimizer._decay's weight_decay); ranges: [(param, grad, slot0|None, slot1|None, slot2|None)],
-  // slot2: Adam's vhat (AMSGrad) or None; RMSprop: (sq_avg, momentum|None, average_gradient|None);
-  // Adagrad: (accum, None, None). regs: [(w, grad|None)] the regularized variables in
+  // (momentum, nesterov, decay, ema: the ema momentum form), "rmsprop" (rho, eps, momentum, centered,
+  // decay), "adagrad" (eps, decay), "nadam", "adamax" (beta1, beta2, eps, decay) or "lion" (beta1,
+  // beta2, decay) (decay: Optimizer._decay's weight_decay); ranges: [(param, grad, slot0|None,
+  // slot1|None, slot2|None)], slot2: Adam's vhat (AMSGrad) or None; RMSprop: (sq_avg, momentum|None,
+  // average_gradient|None); Adagrad: (accum, None, None); Nadam (m, v, None), Adamax (m, u, None),
+  // Lion (m, None, None). regs: [(w, grad|None)] the regularized variables in
   // trainer._reg_list's order (grad None: a frozen layer), reg_coefs: float64 (len(regs), 2),
   // each one's (l1, l2), read at every step (the caller writes them before each call).
   NativeStep(py::list layers, std::size_t first, const std::string& loss, py::array dlogits,
@@ -53,8 +54,8 @@ class NativeStep {
     else throw py::value_error("loss: expected 'xent_ids', 'xent_probs', 'mse' or 'bce_logits', got '" + loss + "'");
     if (optimizer != "adam" && optimizer != "sgd" && optimizer != "rmsprop" && optimizer != "adagrad" &&
         optimizer != "nadam" && optimizer != "adamax" && optimizer != "lion")
-      throw py::value_error("optimizer: expected 'adam', 'sgd', 'rmsprop', 'adagrad', 'nadam', 'adamax' or 'lion', got '" +
-                            optimizer + "'");
+      throw py::value_error("optimizer: expected 'adam', 'sgd', 'rmsprop', 'adagrad', 'nadam', 'adamax' or "
+                            "'lion', got '" + optimizer + "'");
     keep_ = py::list();
     keep_.append(layers);
     keep_.append(dlogits);
