@@ -13,11 +13,12 @@ namespace fastnn {
 
 namespace {
 
-// np.sign of a float: 1, -1, 0 for either zero, NaN for NaN.
-template <class T> T np_sign(T x) { return x > 0 ? T(1) : x < 0 ? T(-1) : x == 0 ? T(0) : x; }
+// np.sign of a float: 1, -1, +0 for either zero, NaN for NaN (branch-free but for NaN: the
+// sign of the momentum mix is unpredictable, a branch on it mispredicts half the time).
+template <class T> T np_sign(T x) { return x != x ? x : T(T(x > 0) - T(x < 0)); }
 
-// np.maximum: NaN when either is NaN.
-template <class T> T np_maximum(T a, T b) { return a != a ? a : b != b ? b : (a >= b ? a : b); }
+// np.maximum: NaN when either is NaN; b when equal (np.maximum(0.0, -0.0) is -0.0).
+template <class T> T np_maximum(T a, T b) { return a != a ? a : b != b ? b : (a > b ? a : b); }
 
 // Optimizer._decay: p *= T(1 - lr * weight_decay) when weight_decay is not 0.
 template <class T> void decay(const StepRange<T>& r, double lr, double wd) {
