@@ -10,6 +10,8 @@ in one process (the variable is read at every fit), medians of the rounds:
   hooks     784-512-256-10 relu, Adam, a batch callback under compile(steps_per_execution=32)
   weights   784-512-256-10 relu, Adam, class_weight (the native epoch with sample weights)
   clip      784-512-256-10 relu, Adam(global_clipnorm=1) and MaxNorm(3) kernels
+  nadam, adamax, lion, sgdema   784-512-256-10 relu, Nadam / Adamax / Lion(1e-4) /
+            SGD(0.05, momentum=0.9, momentum_form="ema", weight_decay=1e-4)
 
     PYTHONPATH=python python3 bench/native_ab.py --case gelu --batch 32 --threads 2 --rounds 7
 """
@@ -42,7 +44,10 @@ def _build(case):
     out = L.Dense(1, activation="sigmoid") if case == "bce" else L.Dense(10)
     m = fastnn.Sequential([L.Input((784,))] + hidden + [out])
     opt = {"rmsprop": lambda: fastnn.optimizers.RMSprop(1e-3, momentum=0.9, centered=True),
-           "clip": lambda: fastnn.optimizers.Adam(1e-3, global_clipnorm=1.0)}.get(case, lambda: fastnn.optimizers.Adam(1e-3))()
+           "clip": lambda: fastnn.optimizers.Adam(1e-3, global_clipnorm=1.0),
+           "nadam": lambda: fastnn.optimizers.Nadam(1e-3), "adamax": lambda: fastnn.optimizers.Adamax(1e-3),
+           "lion": lambda: fastnn.optimizers.Lion(1e-4),
+           "sgdema": lambda: fastnn.optimizers.SGD(0.05, momentum=0.9, momentum_form="ema", weight_decay=1e-4)}.get(case, lambda: fastnn.optimizers.Adam(1e-3))()
     loss = "binary_crossentropy" if case == "bce" else fastnn.losses.SparseCategoricalCrossentropy(from_logits=True)
     m.compile(opt, loss, steps_per_execution=32 if case == "hooks" else 1)
     kw = {"callbacks": [_Hook()]} if case == "hooks" else {}
@@ -53,7 +58,8 @@ def _build(case):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--case", default="gelu", choices=["gelu", "l2", "bce", "rmsprop", "hooks", "weights", "clip"])
+    ap.add_argument("--case", default="gelu", choices=["gelu", "l2", "bce", "rmsprop", "hooks", "weights", "clip",
+                                                          "nadam", "adamax", "lion", "sgdema"])
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=7)

@@ -108,11 +108,12 @@ def _rms_model():
     return m
 
 
-@pytest.mark.parametrize("bad", ["nan lr", "negative lr", "rho", "momentum", "index out of range"])
-def test_run_batches_refuses_and_changes_nothing(monkeypatch, bad):
+def refuse_run_batches(monkeypatch, m, bad, snapshot=lambda native: None):
+    """m (6 features, 3 classes, one Dropout) fitted on 70 rows, then a run_batches call that bad
+    makes its plan refuse: the weights, the slots and snapshot(native) (taken before) unchanged.
+    Returns (the optimizer's slot names, the snapshot)."""
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(70, 6)).astype(np.float32), rng.integers(0, 3, 70)
-    m = _rms_model()
     m.fit(x, y, batch_size=8, epochs=1, seed=1, verbose=0)
     if bad in ("rho", "momentum"):  # a plan with a hyperparameter its kernel refuses (fit never builds one)
         real = native_step._native_optim.spec
@@ -121,8 +122,8 @@ def test_run_batches_refuses_and_changes_nothing(monkeypatch, bad):
     ready = native_step._ready(m, 8, x[:8], y[:8], *fastnn.trainer.loss_mode(m))
     assert ready is not None
     native = ready[0][0][0]
+    snap = snapshot(native)
     before = [w.copy() for w in m.get_weights()] + [v.copy() for v in m.optimizer.state.values()]
-    assert sorted(m.optimizer.state) == ["average_gradient", "momentum", "sq_avg"]
     k = 3
     args = dict(x=x, labels=y.astype(np.int64), index=np.arange(k * 8, dtype=np.int64), lrs=np.full(k, 1e-2),
                 step0=m.optimizer.iterations + 1, seeds=np.zeros((k, 1), np.uint64), losses=np.zeros(k),
@@ -138,11 +139,18 @@ def test_run_batches_refuses_and_changes_nothing(monkeypatch, bad):
     after = [w.copy() for w in m.get_weights()] + [v.copy() for v in m.optimizer.state.values()]
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)
-    assert not args["losses"].any()
+    assert not args["losses"].any() and snapshot(native) == snap
+    return sorted(m.optimizer.state), snap
+
+
+@pytest.mark.parametrize("bad", ["nan lr", "negative lr", "rho", "momentum", "index out of range"])
+def test_run_batches_refuses_and_changes_nothing(monkeypatch, bad):
+    assert refuse_run_batches(monkeypatch, _rms_model(), bad)[0] == ["average_gradient", "momentum", "sq_avg"]
 
 
 def test_plan_refuses_an_unknown_optimizer():
-    with pytest.raises(ValueError, match="optimizer: expected 'adam', 'sgd', 'rmsprop' or 'adagrad', got 'nadam'"):
+    with pytest.raises(ValueError, match="optimizer: expected 'adam', 'sgd', 'rmsprop', 'adagrad', 'nadam', "
+                                         "'adamax' or 'lion', got 'adadelta'"):
         fastnn._core.NativeStep([(np.zeros((3, 2), np.float32), None, None, None, np.zeros((4, 2), np.float32),
-                                  None, "identity", 0.0, False)], 0, "mse", np.zeros((4, 2), np.float32), "nadam",
+                                  None, "identity", 0.0, False)], 0, "mse", np.zeros((4, 2), np.float32), "adadelta",
                                 {}, [])

@@ -29,10 +29,12 @@ class NativeStep {
   // mixed) (Dense), ("dropout", ...), ("activation", ...) or ("batchnorm", ...) (the *_node methods
   // below); first: the layer the backward stops at; loss: "xent_ids", "xent_probs", "mse" or "bce_logits";
   // optimizer: "adam" (hyper: beta1, beta2, eps, weight_decay, decoupled), "sgd"
-  // (momentum, nesterov), "rmsprop" (rho, eps, momentum, centered, decay) or "adagrad" (eps, decay;
-  // decay: Optimizer._decay's weight_decay); ranges: [(param, grad, slot0|None, slot1|None, slot2|None)],
-  // slot2: Adam's vhat (AMSGrad) or None; RMSprop: (sq_avg, momentum|None, average_gradient|None);
-  // Adagrad: (accum, None, None). regs: [(w, grad|None)] the regularized variables in
+  // (momentum, nesterov, decay, ema: the ema momentum form), "rmsprop" (rho, eps, momentum, centered,
+  // decay), "adagrad" (eps, decay), "nadam", "adamax" (beta1, beta2, eps, decay) or "lion" (beta1,
+  // beta2, decay) (decay: Optimizer._decay's weight_decay); ranges: [(param, grad, slot0|None,
+  // slot1|None, slot2|None)], slot2: Adam's vhat (AMSGrad) or None; RMSprop: (sq_avg, momentum|None,
+  // average_gradient|None); Adagrad: (accum, None, None); Nadam (m, v, None), Adamax (m, u, None),
+  // Lion (m, None, None). regs: [(w, grad|None)] the regularized variables in
   // trainer._reg_list's order (grad None: a frozen layer), reg_coefs: float64 (len(regs), 2),
   // each one's (l1, l2), read at every step (the caller writes them before each call).
   NativeStep(py::list layers, std::size_t first, const std::string& loss, py::array dlogits,
@@ -50,8 +52,10 @@ class NativeStep {
     else if (loss == "mse") loss_ = fastnn::StepLoss::mse;
     else if (loss == "bce_logits") loss_ = fastnn::StepLoss::bce_logits;
     else throw py::value_error("loss: expected 'xent_ids', 'xent_probs', 'mse' or 'bce_logits', got '" + loss + "'");
-    if (optimizer != "adam" && optimizer != "sgd" && optimizer != "rmsprop" && optimizer != "adagrad")
-      throw py::value_error("optimizer: expected 'adam', 'sgd', 'rmsprop' or 'adagrad', got '" + optimizer + "'");
+    if (optimizer != "adam" && optimizer != "sgd" && optimizer != "rmsprop" && optimizer != "adagrad" &&
+        optimizer != "nadam" && optimizer != "adamax" && optimizer != "lion")
+      throw py::value_error("optimizer: expected 'adam', 'sgd', 'rmsprop', 'adagrad', 'nadam', 'adamax' or "
+                            "'lion', got '" + optimizer + "'");
     keep_ = py::list();
     keep_.append(layers);
     keep_.append(dlogits);
@@ -267,6 +271,45 @@ class NativeStep {
   std::size_t batch_size() const { return m_; }
   double penalty() const { return penalty_; }
 
+  // SGD(momentum_form="ema")'s state (SgdEma): (the last rate, the last factor, the steps run
+  // since set_ema_lr), None when the plan's optimizer is not the ema form.
+  py::object ema_state() {
+    return visit_float(dt_, [&](auto t) -> py::object {
+      using T = decltype(t);
+      const fastnn::SgdEma& e = plan<T>().ema;
+      if (!e.on) return py::none();
+      return py::make_tuple(e.lr, e.factor, e.steps);
+    });
+  }
+  // Nadam's running product of its momentum schedule (Nadam._u_product: (k, u_1 ... u_k)),
+  // None when the plan's optimizer is not Nadam; set_nadam_product sets it before the next steps.
+  py::object nadam_product() {
+    return visit_float(dt_, [&](auto t) -> py::object {
+      using T = decltype(t);
+      const fastnn::StepPlan<T>& P = plan<T>();
+      if (P.optimizer != fastnn::StepOptimizer::nadam) return py::none();
+      return py::make_tuple(P.more.u_k, P.more.u_prod);
+    });
+  }
+  void set_nadam_product(std::int64_t k, double prod) {
+    if (k < 0) throw py::value_error("k: expected a step >= 0, got " + std::to_string(k));
+    visit_float(dt_, [&](auto t) {
+      using T = decltype(t);
+      plan<T>().more.u_k = k;
+      plan<T>().more.u_prod = prod;
+    });
+  }
+  // The ema form's last rate (SGD._ema_lr; 0: none yet) before the next steps; steps restart at 0.
+  void set_ema_lr(double lr) {
+    visit_float(dt_, [&](auto t) {
+      using T = decltype(t);
+      fastnn::SgdEma& e = plan<T>().ema;
+      e.lr = lr;
+      e.factor = 1.0;
+      e.steps = 0;
+    });
+  }
+
  private:
   template <class T> fastnn::StepPlan<T>& plan() {
     if constexpr (std::is_same_v<T, float>) return pf_;
@@ -289,6 +332,13 @@ class NativeStep {
       P.rmsprop.momentum = hyper["momentum"].cast<double>();
       P.rmsprop.centered = hyper["centered"].cast<bool>();
       P.decay = hyper["decay"].cast<double>();
+    } else if (optimizer == "nadam" || optimizer == "adamax" || optimizer == "lion") {
+      P.optimizer = optimizer == "nadam" ? fastnn::StepOptimizer::nadam
+                    : optimizer == "adamax" ? fastnn::StepOptimizer::adamax : fastnn::StepOptimizer::lion;
+      P.more.beta1 = hyper["beta1"].cast<double>();
+      P.more.beta2 = hyper["beta2"].cast<double>();
+      P.more.eps = optimizer == "lion" ? 0.0 : hyper["eps"].cast<double>();
+      P.decay = hyper["decay"].cast<double>();
     } else if (optimizer == "adagrad") {
       P.optimizer = fastnn::StepOptimizer::adagrad;
       P.adagrad.eps = hyper["eps"].cast<double>();
@@ -297,6 +347,8 @@ class NativeStep {
       P.optimizer = fastnn::StepOptimizer::sgd;
       P.sgd.momentum = hyper["momentum"].cast<double>();
       P.sgd.nesterov = hyper["nesterov"].cast<bool>();
+      P.decay = hyper.contains("decay") ? hyper["decay"].cast<double>() : 0.0;
+      P.ema.on = hyper.contains("ema") && hyper["ema"].cast<bool>();
     }
   }
 
@@ -348,9 +400,10 @@ class NativeStep {
       r.n = p.size();
       r.p = mptr<T>(p);
       r.g = cptr<T>(vec_arg(t[1], dlogits, r.n, "grad", false));
-      const bool need0 = optimizer != "sgd" || P.sgd.momentum != 0.0;
+      const bool need0 = optimizer != "sgd" || P.sgd.momentum != 0.0 || P.ema.on;  // ema: rescaled
       if (need0) r.s0 = wptr<T>(vec_arg(t[2], dlogits, r.n, "slot0", true));
-      if (optimizer == "adam" || (optimizer == "rmsprop" && P.rmsprop.momentum != 0.0))
+      if (optimizer == "adam" || optimizer == "nadam" || optimizer == "adamax" ||
+          (optimizer == "rmsprop" && P.rmsprop.momentum != 0.0))
         r.s1 = wptr<T>(vec_arg(t[3], dlogits, r.n, "slot1", true));
       if ((optimizer == "adam" && !t[4].is_none()) || (optimizer == "rmsprop" && P.rmsprop.centered))
         r.s2 = wptr<T>(vec_arg(t[4], dlogits, r.n, "slot2", true));
@@ -646,6 +699,15 @@ void bind_step(py::module_& m) {
       .def("set_constraints", &NativeStep::set_constraints, py::arg("items"),
            "The weight constraints run after every update: (w, 'non_neg') or (w, rule, outer, r, inner, "
            "min_value, max_value, rate).")
+      .def("set_nadam_product", &NativeStep::set_nadam_product, py::arg("k"), py::arg("product"),
+           "Nadam: its running product (Nadam._u_product) before the next steps.")
+      .def_property_readonly("nadam_product", &NativeStep::nadam_product,
+                             "Nadam: (k, u_1 ... u_k), its running product after the last step, else None.")
+      .def("set_ema_lr", &NativeStep::set_ema_lr, py::arg("lr"),
+           "SGD(momentum_form='ema'): the last step's rate (SGD._ema_lr; 0 for none) before the next steps.")
+      .def_property_readonly("ema_state", &NativeStep::ema_state,
+                             "SGD(momentum_form='ema'): (last rate, last factor, steps run since set_ema_lr), "
+                             "else None.")
       .def_property_readonly("batch_size", &NativeStep::batch_size)
       .def_property_readonly("penalty", &NativeStep::penalty, "The penalty of the last step run() ran (0 without "
                               "regularizers).");

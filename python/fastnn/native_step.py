@@ -3,7 +3,8 @@ mixed_bfloat16), Dropout, Activation, BatchNormalization and LayerNormalization 
 axis: _native_norm.py) layers (after any leading
 Flatten layers, whose output is a view of the batch: the plan takes it flattened) with a fused loss
 (softmax cross-entropy on logits, sigmoid (binary) cross-entropy on logits, or mean squared
-error) and Adam/AdamW (AMSGrad too), SGD, RMSprop (Keras's momentum, centered) or Adagrad, one
+error) and Adam/AdamW (AMSGrad too), SGD (both momentum forms, weight_decay), RMSprop (Keras's
+momentum, centered), Adagrad, Nadam, Adamax or Lion (their NumPy operations one by one), one
 training step is one call into the core (``_core.NativeStep.run``, GIL released).
 
 The plan is built once per (batch size, dtype, arena layout, optimizer state, loss and hyperparameters)
@@ -81,17 +82,14 @@ def _plain_numbers(opt, names):
 
 
 def _optimizer_spec(opt):
-    """("adam" | "sgd" | "rmsprop" | "adagrad", hyper) or None when not supported natively."""
+    """("adam" | _native_optim.spec's names, hyper) or None when not supported natively."""
     if not _nclip.clip_supported(opt) or getattr(opt, "use_ema", False) \
             or not _plain_numbers(opt, ("beta_1", "beta_2", "epsilon", "weight_decay", "momentum")):
         return None
     if type(opt) in _ADAM:
         return "adam", {"beta1": float(opt.beta_1), "beta2": float(opt.beta_2), "eps": float(opt.epsilon),
                         "weight_decay": float(opt.weight_decay or 0.0), "decoupled": True}
-    if type(opt) is _optimizers.SGD and not opt.weight_decay \
-            and not (opt.momentum_form == "ema" and opt.momentum):
-        return "sgd", {"momentum": float(opt.momentum), "nesterov": bool(opt.nesterov)}
-    return _native_optim.spec(opt)  # RMSprop, Adagrad, or None
+    return _native_optim.spec(opt)  # SGD, RMSprop, Adagrad, Nadam, Adamax, Lion, or None
 
 
 def _hyper_key(opt):
@@ -370,8 +368,10 @@ def try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight):
     opt = model.optimizer
     x2 = xb.reshape(xb.shape[0], -1)  # a leading Flatten's output (xb itself when 2-D)
     if ranges:
+        _native_optim.sync_in(native, opt)
         loss = native.run(x2, labels, opt.current_learning_rate(), opt.iterations + 1, w)
         opt.iterations += 1
+        _native_optim.sync_out(native, opt)
     else:
         loss = native.run(x2, labels, 0.0, 0, w)
     _first_layer(model)._x = x2
@@ -461,12 +461,14 @@ def _chunks(model, ready, cached, x, order, full, guard, outs, execution=0):
             if not _reg_coefs(regs):  # checked by epoch_steps: only another thread changes them
                 raise TypeError("regularizer: expected float l1 and l2, got "
                                 + ", ".join(f"{type(r).__name__}(l1={r.l1!r}, l2={r.l2!r})" for r in regs[1]))
+            _native_optim.sync_in(native, opt)
             native.run_batches(x, cached.labels, order[done * m:(done + k) * m], lrs,
                                opt.iterations + 1 if ranges else 0, seed_rows, losses, cached.xbuf, cached.ybuf,
                                None if outs is None else outs[:k], penalties, cached.weights, cached.wbuf)
             _set_dropouts(dropouts, k)
             if ranges:
                 opt.iterations += k
+                _native_optim.sync_out(native, opt)
             _first_layer(model)._x = cached.xbuf
         finally:
             guard.end()

@@ -219,7 +219,7 @@ template <class Args> Args with_lr(Args a, double lr) {
   return a;
 }
 
-// Optimizer._decay (RMSprop, Adagrad): p *= T(1 - lr * weight_decay), a rounded product as NumPy's.
+// Optimizer._decay (SGD, RMSprop, Adagrad): p *= T(1 - lr * weight_decay), a rounded product as NumPy's.
 template <class T> void decay_range(const StepRange<T>& r, double lr, double wd) {
   if (wd == 0.0) return;
   const T f = static_cast<T>(1.0 - lr * wd);
@@ -245,16 +245,42 @@ template <class T> void accumulator_step(const StepPlan<T>& plan, double lr) {
   }
 }
 
+// SGD's rate this step: (1 - momentum) * lr in the ema form (SGD._update), else lr.
+template <class T> double sgd_rate(const StepPlan<T>& plan, double lr) {
+  return plan.ema.on ? (1.0 - plan.sgd.momentum) * lr : lr;
+}
+
+// SGD._update per range: the decay, the ema form's velocity rescale (its first range sets the
+// factor, as SGD._update's _ema_step), then the kernel at sgd_rate.
+template <class T> void sgd_step(const StepPlan<T>& plan, double lr) {
+  const SgdArgs a = sgd_args(plan, sgd_rate(plan, lr));
+  check_sgd_args(a);  // before the first decay writes
+  SgdEma& e = plan.ema;
+  if (e.on) {
+    e.factor = e.lr != 0.0 && e.lr != lr ? lr / e.lr : 1.0;
+    e.lr = lr;
+    ++e.steps;
+  }
+  const T f = static_cast<T>(e.factor);
+  for (const StepRange<T>& r : plan.ranges) {
+    decay_range(r, lr, plan.decay);
+    if (e.on && e.factor != 1.0 && r.s0)
+      for (std::size_t i = 0; i < r.n; ++i) r.s0[i] *= f;
+    sgd_update<T>(r.p, r.g, a.momentum != 0.0 ? r.s0 : nullptr, r.n, a);
+  }
+}
+
 // Optimizer.apply: one update per contiguous trainable range.
 template <class T> void optimizer_step(const StepPlan<T>& plan, double lr, std::int64_t step) {
   if (plan.optimizer == StepOptimizer::rmsprop || plan.optimizer == StepOptimizer::adagrad) {
     accumulator_step<T>(plan, lr);
+  } else if (plan.optimizer >= StepOptimizer::nadam) {
+    more_optimizer_step<T>(plan, lr, step);
   } else if (plan.optimizer == StepOptimizer::adam) {
     const AdamArgs a = adam_args(plan, lr, step);
     for (const StepRange<T>& r : plan.ranges) adam_update<T>(r.p, r.g, r.s0, r.s1, r.n, a, r.s2);
   } else {
-    const SgdArgs a = sgd_args(plan, lr);
-    for (const StepRange<T>& r : plan.ranges) sgd_update<T>(r.p, r.g, a.momentum != 0.0 ? r.s0 : nullptr, r.n, a);
+    sgd_step<T>(plan, lr);
   }
 }
 
@@ -349,8 +375,10 @@ template <class T> void check_step(const StepPlan<T>& plan, double lr, std::int6
     check_rmsprop_args<T>(with_lr(plan.rmsprop, lr));
   else if (plan.optimizer == StepOptimizer::adagrad)
     check_adagrad_args<T>(with_lr(plan.adagrad, lr));
+  else if (plan.optimizer >= StepOptimizer::nadam)
+    check_more_rate(lr);
   else
-    check_sgd_args(sgd_args(plan, lr));
+    check_sgd_args(sgd_args(plan, sgd_rate(plan, lr)));
 }
 
 template double run_step<float>(const StepPlan<float>&, const float*, const void*, double, std::int64_t, double*);

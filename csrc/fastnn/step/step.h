@@ -67,14 +67,33 @@ template <class T> struct DenseStep {
 };
 
 enum class StepLoss { xent_ids, xent_probs, mse, bce_logits };
-enum class StepOptimizer { adam, sgd, rmsprop, adagrad };
+enum class StepOptimizer { adam, sgd, rmsprop, adagrad, nadam, adamax, lion };
+
+// Nadam, Adamax, Lion (_optimizers_more.py, NumPy): their hyperparameters, and Nadam's running
+// product of its momentum schedule (Nadam._u_product: (step k, u_1 ... u_k)).
+struct MoreOptArgs {
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-7;
+  std::int64_t u_k = 0;
+  double u_prod = 1.0;
+};
+
+// SGD(momentum_form="ema")'s state across steps (SGD._update's _ema_lr, _ema_step): lr, the last
+// step's rate (0: none yet); at each step the velocity is first scaled by T(rate / lr) when lr is
+// set and differs from the rate (factor, else 1), then the update runs at (1 - momentum) * rate.
+// steps counts the steps run since the caller last set lr (Python reads lr and factor back).
+struct SgdEma {
+  bool on = false;  // the ema form with a velocity slot (SGD._update's ema branch)
+  double lr = 0, factor = 1;
+  std::int64_t steps = 0;
+};
 
 // One contiguous trainable range of the arena: param, grad and up to three state slots.
 template <class T> struct StepRange {
   T* p = nullptr;
   const T* g = nullptr;
-  T* s0 = nullptr;  // adam m, sgd velocity (null without momentum), rmsprop sq_avg, adagrad accum
-  T* s1 = nullptr;  // adam v, rmsprop momentum (null without)
+  T* s0 = nullptr;  // adam m, sgd velocity (null without momentum), rmsprop sq_avg, adagrad accum,
+                    // nadam, adamax, lion m
+  T* s1 = nullptr;  // adam v, rmsprop momentum (null without), nadam v, adamax u
   T* s2 = nullptr;  // adam vhat (AMSGrad's running maximum of v; null: plain Adam), rmsprop
                     // average_gradient (null: not centered)
   std::size_t n = 0;
@@ -123,13 +142,21 @@ template <class T> struct StepPlan {
   SgdArgs sgd;                       // lr set per call
   RmspropArgs rmsprop;               // lr set per call (weight_decay 0: decay below)
   AdagradArgs adagrad;               // lr set per call (weight_decay 0: decay below)
-  double decay = 0;                  // rmsprop, adagrad: Optimizer._decay's weight_decay, p *= T(1 - lr * decay)
+  double decay = 0;                  // sgd, rmsprop, adagrad: Optimizer._decay's weight_decay, p *= T(1 - lr * decay)
+  mutable SgdEma ema;                // sgd: the ema form's state (written by each step)
+  mutable MoreOptArgs more;          // nadam, adamax, lion (u_k, u_prod written by each Nadam step)
   std::vector<StepRange<T>> ranges;  // empty: nothing trainable
   std::vector<StepReg<T>> regs;      // the regularized variables, in trainer._reg_list's order
   const double* reg_coefs = nullptr; // (l1, l2) per reg, written by the caller before each call
   StepClip<T> clip;                  // none: no clipping
   std::vector<StepConstraint<T>> constraints;  // empty: none
 };
+
+// Nadam._update, Adamax._update, Lion._update per range (step/optim_more.cpp): each NumPy
+// operation of theirs in order, each result rounded to T (Optimizer._decay first).
+template <class T> void more_optimizer_step(const StepPlan<T>& plan, double lr, std::int64_t step);
+// Their rate check (as the fused kernels': finite, >= 0), before a step runs.
+void check_more_rate(double lr);
 
 // The plan's clipping (before the optimizer) and constraints (after it): step/clip.cpp.
 template <class T> void clip_gradients(const StepPlan<T>& plan);
