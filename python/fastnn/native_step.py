@@ -352,9 +352,9 @@ def _set_dropouts(dropouts, count):
         layer._active, layer._mask = True, mask
 
 
-def try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight):
-    """(loss, penalty, output) after one native step, or None: run the Python step instead
-    (nothing has been changed then)."""
+def try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight, lr=None):
+    """(loss, penalty, output) after one native step (at learning rate lr: the optimizer's
+    current one when None), or None: run the Python step instead (nothing has been changed then)."""
     w = _step_weights(sample_weight, model.dtype, xb.shape[0])  # as weighted_value_and_grad converts them
     ready = None if w is False else _ready(model, xb.shape[0], xb, yb, loss_on_logits, last_logits)
     if ready is None:
@@ -369,7 +369,7 @@ def try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight):
     x2 = xb.reshape(xb.shape[0], -1)  # a leading Flatten's output (xb itself when 2-D)
     if ranges:
         _native_optim.sync_in(native, opt)
-        loss = native.run(x2, labels, opt.current_learning_rate(), opt.iterations + 1, w)
+        loss = native.run(x2, labels, opt.current_learning_rate() if lr is None else lr, opt.iterations + 1, w)
         opt.iterations += 1
         _native_optim.sync_out(native, opt)
     else:

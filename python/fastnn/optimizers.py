@@ -16,6 +16,8 @@ Nadam, Adamax and Lion (``fastnn._optimizers_more``) are NumPy-vectorized.
 """
 from __future__ import annotations
 
+import math
+
 import numbers
 import sys
 import warnings
@@ -172,8 +174,19 @@ class Optimizer:
                 self._views = None
 
     # step -----------------------------------------------------------------
-    def apply(self, params, grads, ranges, variables):
-        """One update of params[a:b] for each trainable range (a, b).
+    def checked_learning_rate(self):
+        """The next step's learning rate, refused (ValueError) unless finite and >= 0: every
+        optimizer, as the fused kernels; the trainer asks before a step's forward pass, so a
+        refused rate changes nothing (BatchNormalization's statistics, Dropout's seeds)."""
+        lr = self.current_learning_rate()
+        if not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"lr: expected a finite value >= 0, got {lr!r} (learning rate of step "
+                             f"{self.iterations + 1})")
+        return lr
+
+    def apply(self, params, grads, ranges, variables, lr=None):
+        """One update of params[a:b] for each trainable range (a, b) at learning rate lr (None:
+        ``checked_learning_rate()``; the trainer passes the one it checked before the step).
 
         variables: [(start, stop)] of each trainable variable, for clipnorm."""
         self._add_missing_slots(params)
@@ -182,6 +195,7 @@ class Optimizer:
             self._views = (key, [(params[a:b], grads[a:b], {k: v[a:b] for k, v in self.state.items()})
                                  for a, b in ranges], [grads[a:b] for a, b in variables])
         _, per_range, per_variable = self._views
+        lr = self.checked_learning_rate() if lr is None else lr
         if self.global_clipnorm is not None:
             _ops.clip_by_global_norm([g for _, g, _ in per_range], self.global_clipnorm)
         elif self.clipnorm is not None:
@@ -190,7 +204,6 @@ class Optimizer:
         elif self.clipvalue is not None:
             for _, g, _ in per_range:
                 _ops.clip_by_value(g, self.clipvalue)
-        lr = self.current_learning_rate()
         self.iterations += 1
         for p, g, state in per_range:
             self._update(p, g, state, lr)

@@ -200,16 +200,18 @@ def _logs(total, data, count, metrics, regularized):
 def train_step(model, xb, yb, loss_on_logits, last_logits, sample_weight=None):
     """One step: forward, fused loss (weighted by ``sample_weight`` when given), backward,
     penalty, optimizer. (loss, penalty, output); as one native call when supported."""
-    native = _native_step.try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight)
+    ranges, variables, first = model.arena.layout()  # a trainable change is seen here
+    # the step's rate, asked once; a refused one raises before the forward: nothing changes
+    lr = model.optimizer.checked_learning_rate() if ranges else None
+    native = _native_step.try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight, lr)
     if native is not None:
         return native
-    ranges, variables, first = model.arena.layout()  # a trainable change is seen here
     out = model._forward(xb, True, last_logits)
     loss, d = _weights.weighted_value_and_grad(model.loss, out, yb, sample_weight, loss_on_logits)
     model._backward(d, first)
     penalty = regularization(model) if model._reg_items != [] else 0.0
     if ranges:
-        model.optimizer.apply(model.arena.params, model.arena.grads, ranges, variables)
+        model.optimizer.apply(model.arena.params, model.arena.grads, ranges, variables, lr)
         apply_constraints(model)
     return loss, penalty, out
 
