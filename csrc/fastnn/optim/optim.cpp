@@ -29,7 +29,6 @@ std::string num(double v) {
 void require(bool ok, const char* name, const char* expected, double got) {
   if (!ok) throw std::invalid_argument(std::string(name) + ": expected " + expected + ", got " + num(got));
 }
-void check_lr(double lr) { require(std::isfinite(lr) && lr >= 0, "lr", "a finite value >= 0", lr); }
 void check_unit(double x, const char* name) {
   require(x >= 0 && x < 1, name, "a value in [0, 1)", x);
 }
@@ -58,6 +57,8 @@ template <class Fn> void run_parallel(std::size_t n, Fn&& fn) {
 }
 
 }  // namespace
+
+void check_lr(double lr) { require(std::isfinite(lr) && lr >= 0, "lr", "a finite value >= 0", lr); }
 
 bool flush_denormals() { return g_flush_denormals; }
 void set_flush_denormals(bool on) { g_flush_denormals = on; }

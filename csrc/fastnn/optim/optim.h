@@ -50,6 +50,8 @@ template <class T> void adam_update(T* param, const T* grad, T* m, T* v, std::si
 
 // The argument checks of sgd_update / adam_update alone (std::invalid_argument naming the
 // argument): for a caller that must refuse a bad step before it writes anything.
+// Throws std::invalid_argument naming lr unless it is finite and >= 0 (every optimizer).
+void check_lr(double lr);
 void check_sgd_args(const SgdArgs& a);
 template <class T> void check_adam_args(const AdamArgs& a);
 template <class T> void check_rmsprop_args(const RmspropArgs& a);

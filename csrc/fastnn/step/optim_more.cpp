@@ -6,8 +6,6 @@
 #include "fastnn/step/step.h"
 
 #include <cmath>
-#include <stdexcept>
-#include <string>
 
 namespace fastnn {
 
@@ -19,13 +17,6 @@ template <class T> T np_sign(T x) { return x != x ? x : T(T(x > 0) - T(x < 0)); 
 
 // np.maximum: NaN when either is NaN; b when equal (np.maximum(0.0, -0.0) is -0.0).
 template <class T> T np_maximum(T a, T b) { return a != a ? a : b != b ? b : (a > b ? a : b); }
-
-// Optimizer._decay: p *= T(1 - lr * weight_decay) when weight_decay is not 0.
-template <class T> void decay(const StepRange<T>& r, double lr, double wd) {
-  if (wd == 0.0) return;
-  const T f = static_cast<T>(1.0 - lr * wd);
-  for (std::size_t i = 0; i < r.n; ++i) r.p[i] *= f;
-}
 
 // Adamax._update.
 template <class T> void adamax(const StepRange<T>& r, const MoreOptArgs& a, double lr, std::int64_t t) {
@@ -98,13 +89,8 @@ template <class T> void lion(const StepRange<T>& r, const MoreOptArgs& a, double
 
 }  // namespace
 
-void check_more_rate(double lr) {
-  if (!(std::isfinite(lr) && lr >= 0))
-    throw std::invalid_argument("lr: expected a finite value >= 0, got " + std::to_string(lr));
-}
-
 template <class T> void more_optimizer_step(const StepPlan<T>& plan, double lr, std::int64_t step) {
-  check_more_rate(lr);
+  check_lr(lr);
   MoreOptArgs& a = plan.more;
   T cm = 0, cg = 0, vb = 0;
   if (plan.optimizer == StepOptimizer::nadam) {
@@ -115,7 +101,7 @@ template <class T> void more_optimizer_step(const StepPlan<T>& plan, double lr, 
     vb = T(1.0 / (1.0 - std::pow(a.beta2, static_cast<double>(step))));
   }
   for (const StepRange<T>& r : plan.ranges) {
-    decay(r, lr, plan.decay);
+    decay_range(r, lr, plan.decay);
     if (plan.optimizer == StepOptimizer::nadam)
       nadam(r, a, cm, cg, vb);
     else if (plan.optimizer == StepOptimizer::adamax)

@@ -219,13 +219,6 @@ template <class Args> Args with_lr(Args a, double lr) {
   return a;
 }
 
-// Optimizer._decay (SGD, RMSprop, Adagrad): p *= T(1 - lr * weight_decay), a rounded product as NumPy's.
-template <class T> void decay_range(const StepRange<T>& r, double lr, double wd) {
-  if (wd == 0.0) return;
-  const T f = static_cast<T>(1.0 - lr * wd);
-  for (std::size_t i = 0; i < r.n; ++i) r.p[i] *= f;
-}
-
 // RMSprop._update / Adagrad._update per range: the decay, then the kernel.
 template <class T> void accumulator_step(const StepPlan<T>& plan, double lr) {
   if (plan.optimizer == StepOptimizer::rmsprop) {
@@ -376,7 +369,7 @@ template <class T> void check_step(const StepPlan<T>& plan, double lr, std::int6
   else if (plan.optimizer == StepOptimizer::adagrad)
     check_adagrad_args<T>(with_lr(plan.adagrad, lr));
   else if (plan.optimizer >= StepOptimizer::nadam)
-    check_more_rate(lr);
+    check_lr(lr);
   else
     check_sgd_args(sgd_args(plan, sgd_rate(plan, lr)));
 }

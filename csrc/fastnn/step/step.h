@@ -155,8 +155,13 @@ template <class T> struct StepPlan {
 // Nadam._update, Adamax._update, Lion._update per range (step/optim_more.cpp): each NumPy
 // operation of theirs in order, each result rounded to T (Optimizer._decay first).
 template <class T> void more_optimizer_step(const StepPlan<T>& plan, double lr, std::int64_t step);
-// Their rate check (as the fused kernels': finite, >= 0), before a step runs.
-void check_more_rate(double lr);
+// Optimizer._decay (SGD, RMSprop, Adagrad, Nadam, Adamax, Lion), per range before the update:
+// p *= T(1 - lr * weight_decay), a rounded product as NumPy's; nothing when weight_decay is 0.
+template <class T> void decay_range(const StepRange<T>& r, double lr, double wd) {
+  if (wd == 0.0) return;
+  const T f = static_cast<T>(1.0 - lr * wd);
+  for (std::size_t i = 0; i < r.n; ++i) r.p[i] *= f;
+}
 
 // The plan's clipping (before the optimizer) and constraints (after it): step/clip.cpp.
 template <class T> void clip_gradients(const StepPlan<T>& plan);
