@@ -537,6 +537,14 @@ class NativeStep {
     return L;
   }
 
+  // A normalization's epsilon: finite and > 0 in the plan's dtype (its kernels refuse others).
+  template <class T> static double norm_eps(py::handle h) {
+    const double eps = h.cast<double>();
+    if (!(eps > 0) || !std::isfinite(eps) || !(static_cast<T>(eps) > 0))
+      throw py::value_error("eps: expected a finite value > 0 in the plan's dtype");
+    return eps;
+  }
+
   // ("batchnorm", y, training, dx|None, gamma, beta, running_mean, running_var, mean, invstd,
   //  dgamma|None, dbeta|None, scale|None, shift|None, momentum, eps): training needs dx,
   // dgamma and dbeta, frozen (not training) scale and shift.
@@ -546,9 +554,7 @@ class NativeStep {
     L.training = t[2].cast<bool>();
     const std::size_t n = L.out;
     L.momentum = t[14].cast<double>();
-    L.eps = t[15].cast<double>();
-    if (!(L.eps > 0) || !std::isfinite(L.eps) || !(static_cast<T>(L.eps) > 0))
-      throw py::value_error("eps: expected a finite value > 0 in the plan's dtype");
+    L.eps = norm_eps<T>(t[15]);
     if (!(L.momentum >= 0 && L.momentum <= 1)) throw py::value_error("momentum: expected a value in [0, 1]");
     if (L.training && m_ < 2) throw py::value_error("dlogits: training-mode batch norm needs at least 2 rows");
     L.gamma = cptr<T>(vec_arg(t[4], dlogits, n, "gamma", false));
@@ -581,9 +587,7 @@ class NativeStep {
     fastnn::DenseStep<T> L = tagged_node<T>(t, 11, fastnn::StepNode::layernorm, k, in, dlogits);
     L.training = t[2].cast<bool>();
     const std::size_t n = L.out;
-    L.eps = t[10].cast<double>();
-    if (!(L.eps > 0) || !std::isfinite(L.eps) || !(static_cast<T>(L.eps) > 0))
-      throw py::value_error("eps: expected a finite value > 0 in the plan's dtype");
+    L.eps = norm_eps<T>(t[10]);
     if (!t[4].is_none()) L.gamma = cptr<T>(vec_arg(t[4], dlogits, n, "gamma", false));
     if (!t[5].is_none()) L.beta = cptr<T>(vec_arg(t[5], dlogits, n, "beta", false));
     L.dx = matrix_buffer<T>(t[3], dlogits, n, "dx");
