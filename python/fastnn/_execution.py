@@ -51,7 +51,8 @@ class BatchHooks:
         self.begins = _callbacks.with_hook(cbs, self.begin_name)
         self.ends = _callbacks.with_hook(cbs, self.end_name)
         self.n = int(n)
-        self._first = self._last = None  # the open execution's first and last batch index
+        self._first = None   # the open execution's first batch index
+        self._ran = False    # whether a batch of it has run (end called)
         self._losses = []                # its (loss, size), train and test
         self._outputs = []               # its outputs, predict
 
@@ -68,7 +69,7 @@ class BatchHooks:
     def end(self, step, loss=None, size=0, outputs=None):
         """After the batch at ``step`` (its loss and size, or predict's outputs): the end hooks
         when it closes an execution (its last batch index is a multiple of n, less one)."""
-        self._last = step
+        self._ran = True
         if self.ends:
             if outputs is not None:
                 self._outputs.append(outputs if self.n == 1 else np.array(outputs))
@@ -79,8 +80,8 @@ class BatchHooks:
 
     def close(self):
         """Ends the open execution (an epoch's last, shorter one), if any."""
-        if self._first is None or self._last is None:
-            self._first = self._last = None
+        if self._first is None or not self._ran:
+            self._first, self._ran = None, False
             return
         if self._outputs:
             logs = {"outputs": self._outputs[0] if len(self._outputs) == 1 else np.concatenate(self._outputs)}
@@ -92,7 +93,7 @@ class BatchHooks:
         else:
             logs = {}
         last = self._first + self.n - 1  # Keras 3: also for an epoch's last, shorter execution
-        self._first = self._last = None
+        self._first, self._ran = None, False
         self._losses, self._outputs = [], []
         for cb in self.ends:
             getattr(cb, self.end_name)(last, logs)
