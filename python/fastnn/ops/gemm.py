@@ -31,7 +31,8 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
 
     op(a) is ``a.T`` when ``trans_a`` (likewise b): op(a) is (m, k), op(b) is
     (k, n), the result (m, n). Transposes are handled inside the kernel, never
-    by copying. ``bias`` has shape (n,) and is added to every row;
+    by copying: a transposed view (``x.T``, any Fortran-ordered array) is read in
+    place as the array it transposes. ``bias`` has shape (n,) and is added to every row;
     ``activation`` is any name of :func:`activation`, applied while the tile is
     hot. ``beta != 0`` needs ``out`` (its old value is read); with ``beta == 0``
     ``out`` is only written. k == 0 gives ``act(beta * out + bias)``.
@@ -47,6 +48,16 @@ def matmul(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None,
     if c is not None:
         return c
     return _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha)
+
+
+def _as_row_major(x, trans):
+    """(x, trans) with a Fortran-ordered 2-D array (a transposed view such as ``w.T``)
+    given as the row-major array it transposes and the flag flipped: op(x) is unchanged
+    and the kernel reads it in place instead of a copy being made."""
+    if (x.__class__ is np.ndarray and x.ndim == 2 and not x.flags.c_contiguous and x.flags.f_contiguous
+            and trans.__class__ in (bool, np.bool_)):  # np.bool_: the checked paths' flags
+        return x.T, not trans
+    return x, trans
 
 
 def _fast_product(kernel, dtypes, a, b, trans_a, trans_b, alpha, beta, out, bias, activation, activation_alpha):
@@ -68,6 +79,10 @@ def _fast_product(kernel, dtypes, a, b, trans_a, trans_b, alpha, beta, out, bias
                          dtype=a.dtype)
         elif c.__class__ is not np.ndarray:
             return None
+        if not a.flags.c_contiguous:  # a transposed view (x.T): read in place, not copied
+            a, trans_a = _as_row_major(a, trans_a)
+        if not b.flags.c_contiguous:
+            b, trans_b = _as_row_major(b, trans_b)
         try:
             kernel(a, b, c, trans_a, trans_b, alpha, beta, bias, activation,
                    0.0 if activation is None else _DEFAULT_ALPHA.get(activation, 0.0))
@@ -86,6 +101,8 @@ def _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, 
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"{fname}: expected a bool, got {type(flag).__name__}")
         trans_a, trans_b = bool(trans_a), bool(trans_b)
+    shown = _shown(a, trans_a, b, trans_b)
+    (a, trans_a), (b, trans_b) = _as_row_major(a, trans_a), _as_row_major(b, trans_b)
     if not _plain_matrix(a):
         a = _float_array(a, "a", ndim=2)
     if not (_plain_matrix(b) and b.dtype is a.dtype):
@@ -94,7 +111,7 @@ def _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, 
         alpha = _real(alpha, "alpha")
     if beta.__class__ is not float or not _isfinite(beta):
         beta = _real(beta, "beta")
-    m, n = _product_shape(a, b, trans_a, trans_b, beta, out)
+    m, n = _product_shape(a, b, trans_a, trans_b, beta, out, shown)
     if bias is not None and not (bias.__class__ is np.ndarray and bias.dtype is a.dtype and bias.shape == (n,)
                                  and bias.flags.c_contiguous and bias.flags.aligned):
         bias = _float_array(bias, "bias", dtype=a.dtype, ndim=1, shape=(n,))
@@ -118,25 +135,37 @@ def _matmul_checked(a, b, trans_a, trans_b, alpha, beta, out, bias, activation, 
 
 
 def _grad_product(a, b, trans_a, trans_b, alpha, beta, out):
-    """The checked operands of a backward product: (a, b, alpha, beta, m, n, out or None)."""
+    """The checked operands of a backward product: (a, b, trans_a, trans_b, alpha, beta, m, n)
+    (a transposed view as the array it transposes, its flag flipped)."""
     for flag, fname in ((trans_a, "trans_a"), (trans_b, "trans_b")):
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{fname}: expected a bool, got {type(flag).__name__}")
+    shown = _shown(a, bool(trans_a), b, bool(trans_b))
+    (a, trans_a), (b, trans_b) = _as_row_major(a, bool(trans_a)), _as_row_major(b, bool(trans_b))
     a = _float_array(a, "a", ndim=2)
     b = _float_array(b, "b", dtype=a.dtype, ndim=2)
     alpha, beta = _real(alpha, "alpha"), _real(beta, "beta")
-    m, n = _product_shape(a, b, bool(trans_a), bool(trans_b), beta, out)
-    return a, b, alpha, beta, m, n
+    m, n = _product_shape(a, b, trans_a, trans_b, beta, out, shown)
+    return a, b, trans_a, trans_b, alpha, beta, m, n
 
 
-def _product_shape(a, b, trans_a, trans_b, beta, out):
-    """(m, n) of op(a) @ op(b), refusing differing inner dimensions and a beta without out."""
+def _shown(a, trans_a, b, trans_b):
+    """The operands as the caller gave them, for _product_shape's message: (a shape, trans_a,
+    b shape, trans_b), a shape None where it is not an array yet."""
+    return getattr(a, "shape", None), trans_a, getattr(b, "shape", None), trans_b
+
+
+def _product_shape(a, b, trans_a, trans_b, beta, out, shown=None):
+    """(m, n) of op(a) @ op(b), refusing differing inner dimensions and a beta without out.
+    shown: _shown of the caller's arguments (the message names those, not a flipped view)."""
     m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
     kb, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
     if k != kb:
+        sa, ta, sb, tb = shown if shown is not None else (a.shape, trans_a, b.shape, trans_b)
+        sa, sb = a.shape if sa is None else sa, b.shape if sb is None else sb
         raise ValueError(
-            f"a, b: inner dimensions differ: op(a) has shape {(m, k)} (a {a.shape}, trans_a={trans_a}), "
-            f"op(b) has shape {(kb, n)} (b {b.shape}, trans_b={trans_b})")
+            f"a, b: inner dimensions differ: op(a) has shape {(m, k)} (a {tuple(sa)}, trans_a={ta}), "
+            f"op(b) has shape {(kb, n)} (b {tuple(sb)}, trans_b={tb})")
     if beta != 0.0 and out is None:
         raise ValueError(f"out: beta = {beta} reads out, so out must be given, got None")
     return m, n
@@ -166,13 +195,14 @@ def matmul_act_grad(a, b, *, activation, x=None, y=None, activation_alpha=None, 
     if (out.__class__ is np.ndarray and trans_a.__class__ is bool and trans_b.__class__ is bool
             and alpha.__class__ is float and beta.__class__ is float and _isfinite(alpha) and _isfinite(beta)
             and activation.__class__ is str and activation_alpha is None and activation in ACTIVATIONS):
+        (fa, fta), (fb, ftb) = _as_row_major(a, trans_a), _as_row_major(b, trans_b)
         try:  # fast path, as matmul's: the core checks everything; a rejection is reworded below
-            _core.matmul_grad(a, b, out, trans_a, trans_b, alpha, beta, activation,
+            _core.matmul_grad(fa, fb, out, fta, ftb, alpha, beta, activation,
                               _core.default_activation_alpha(activation), x, y, None)
             return out
         except (TypeError, ValueError):
             pass
-    a, b, alpha, beta, m, n = _grad_product(a, b, trans_a, trans_b, alpha, beta, out)
+    a, b, trans_a, trans_b, alpha, beta, m, n = _grad_product(a, b, trans_a, trans_b, alpha, beta, out)
     name = _activation_name(activation, "activation")
     act_alpha = _activation_alpha(name, activation_alpha, "activation_alpha")
     if x is not None:
@@ -207,13 +237,14 @@ def matmul_bias_grad(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0,
     if (out.__class__ is tuple and len(out) == 2 and out[0].__class__ is np.ndarray
             and out[1].__class__ is np.ndarray and trans_a.__class__ is bool and trans_b.__class__ is bool
             and alpha.__class__ is float and beta.__class__ is float and _isfinite(alpha) and _isfinite(beta)):
+        (fa, fta), (fb, ftb) = _as_row_major(a, trans_a), _as_row_major(b, trans_b)
         try:  # fast path, as matmul's: the core checks everything; a rejection is reworded below
-            _core.matmul_grad(a, b, out[0], trans_a, trans_b, alpha, beta, None, 0.0, None, None, out[1])
+            _core.matmul_grad(fa, fb, out[0], fta, ftb, alpha, beta, None, 0.0, None, None, out[1])
             return out
         except (TypeError, ValueError):
             pass
     out_w, out_b = _outs(out, ("out", "bias_grad"))
-    a, b, alpha, beta, m, n = _grad_product(a, b, trans_a, trans_b, alpha, beta, out_w)
+    a, b, trans_a, trans_b, alpha, beta, m, n = _grad_product(a, b, trans_a, trans_b, alpha, beta, out_w)
     if beta != 0.0 and out_b is None:
         raise ValueError(f"out: beta = {beta} reads the bias gradient too, so out must be a tuple of two arrays")
     c = _out_array(out_w, "out", dtype=a.dtype, shape=(m, n))
