@@ -130,3 +130,33 @@ def test_a_refused_rate_changes_nothing(monkeypatch):
     after = [model.arena.params] + list(model.optimizer.state.values())
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("opt", ["adam", "sgd_nesterov", "rmsprop_centered"])
+def test_on_and_off_give_the_same_bits_on_odd_widths(monkeypatch, threads, dtype, opt):
+    """Pieces that start off any vector boundary (widths 37, 19, 5; one bias-free layer):
+    the native step with the layer-by-layer update and without it (set_layer_by_layer) agree
+    bitwise, and without it the plan says so."""
+    from fastnn import _core
+    monkeypatch.setenv("FASTNN_NATIVE_STEP", "1")
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(96, 23)).astype(dtype)
+    y = rng.integers(0, 5, 96)
+
+    def train(on):
+        _core._testing.set_layer_by_layer(on)
+        try:
+            model = fastnn.Sequential([L.Input((23,)), _dense(37, 0, activation="relu"),
+                                       _dense(19, 1, activation="elu", use_bias=False),
+                                       _dense(5, 2, activation="softmax")], dtype=dtype)
+            model.compile(OPTS[opt](), "sparse_categorical_crossentropy")
+            h = model.fit(x, y, batch_size=24, epochs=3, verbose=0, seed=1)
+            assert _native(model).layer_by_layer == on
+            return [model.arena.params.copy()] + [v.copy() for v in model.optimizer.state.values()], h.history
+        finally:
+            _core._testing.set_layer_by_layer(True)
+    (on, h_on), (off, h_off) = train(True), train(False)
+    assert h_on == h_off
+    for a, b in zip(on, off):
+        np.testing.assert_array_equal(a, b)

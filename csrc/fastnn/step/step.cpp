@@ -297,10 +297,12 @@ template <class T> void optimizer_step(const StepPlan<T>& plan, double lr, std::
   for (const StepRange<T>& r : plan.ranges) update_range<T>(plan, u, r);
 }
 
+std::atomic<bool> g_layer_by_layer{true};
+
 // Whether run_step updates the layers one by one during the backward (plan_layer_updates): an
 // optimizer of update_range's, and nothing that needs every gradient before the update.
 template <class T> bool per_layer_updates(const StepPlan<T>& plan) {
-  return !plan.pieces.empty() && plan.optimizer < StepOptimizer::nadam && plan.regs.empty() &&
+  return g_layer_by_layer.load(std::memory_order_relaxed) && !plan.pieces.empty() && plan.optimizer < StepOptimizer::nadam && plan.regs.empty() &&
          plan.clip.mode == StepClipMode::none && plan.constraints.empty();
 }
 
@@ -343,6 +345,8 @@ class Laps {
 };
 
 }  // namespace
+
+void set_layer_by_layer(bool on) { g_layer_by_layer.store(on); }
 
 void set_step_profiling(bool on) {
   std::lock_guard<std::mutex> lock(g_profile_mutex);

@@ -208,6 +208,9 @@ struct StepProfile {
   long steps = 0;
 };
 void set_step_profiling(bool on);  // on: reset the sums and start
+// Off: run_step updates every range after the whole backward even where it could go layer by
+// layer (tests and bench/layerwise_ab.py compare the two; on by default).
+void set_layer_by_layer(bool on);
 StepProfile step_profile();
 
 // Throws what run_step would throw for (lr, step) before writing anything (the
