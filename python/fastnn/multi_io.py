@@ -361,7 +361,7 @@ def make_metrics(model):
     ``<output>_<metric>`` names for several outputs."""
     io, losses = model._io, loss_list(model)
     if len(losses) == 1:
-        ms = [_metrics.get(m, losses[0].name, io.out_shapes[0][-1]) for m in model._metric_names]
+        ms = [_metrics.own(m, losses[0].name, io.out_shapes[0][-1]) for m in model._metric_names]
         ms = _metrics.with_weighted(ms, model._weighted_metric_names, losses[0].name, io.out_shapes[0][-1])
         for m in ms:
             m._out = 0
@@ -369,7 +369,7 @@ def make_metrics(model):
     out = [_OutputLoss(f"{n}_loss", model.loss, i) for i, n in enumerate(io.out_names)]
     for i, (n, loss) in enumerate(zip(io.out_names, losses)):
         for spec in model._metric_names.get(n, []):
-            m = _metrics.get(spec, loss.name, io.out_shapes[i][-1])
+            m = _metrics.own(spec, loss.name, io.out_shapes[i][-1])
             m.name, m._out = f"{n}_{m.name}", i
             out.append(m)
     return out

@@ -149,7 +149,7 @@ def make_metrics(model):
     if model._io is not None:
         return _multi_io.make_metrics(model)
     width = model.layers[-1].output_shape[-1]
-    ms = [_metrics.get(m, model.loss.name, width) for m in model._metric_names]
+    ms = [_metrics.own(m, model.loss.name, width) for m in model._metric_names]
     return _metrics.with_weighted(ms, model._weighted_metric_names, model.loss.name, width)
 
 
