@@ -94,13 +94,17 @@ def test_bad_weighted_metrics_are_refused_and_change_nothing(bad, match):
     assert (m.optimizer, m.loss, m._metric_names, m._weighted_metric_names) == before
 
 
-def test_several_outputs_refused():
+def test_several_outputs_take_one_entry_per_output():
+    """As Keras 3: a flat list that is not one entry per output is refused (the forms a model
+    with several outputs takes: tests/test_multi_weighted_metrics.py)."""
     i = Input((4,))
     a, b = Dense(2, name="a")(i), Dense(1, name="b")(i)
     m = fastnn.Model(i, [a, b])
-    with pytest.raises(ValueError, match="several outputs"):
+    with pytest.raises(ValueError, match="one entry per output"):
         m.compile("sgd", "mse", weighted_metrics=["mae"])
     assert not m.compiled
+    m.compile("sgd", "mse", weighted_metrics=[["mae"], "mse"])
+    assert m._weighted_metric_names == {"a": ["mae"], "b": ["mse"]}
 
 
 def test_saved_and_loaded(tmp_path):
