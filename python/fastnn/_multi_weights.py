@@ -84,6 +84,17 @@ def refuse_class_weight(model, class_weight):
                          f"model has outputs {model._io.out_names}: give sample_weight per output instead")
 
 
+def by_name(value, names, what, kind):
+    """The values of dict ``value`` in the order of ``names`` (the model's inputs or outputs):
+    exactly those keys, or a ValueError naming the missing and unknown ones."""
+    missing = [n for n in names if n not in value]
+    unknown = [k for k in value if k not in names]
+    if missing or unknown:
+        raise ValueError(f"{what}: expected a dict keyed by the model's {kind} {names}, got keys "
+                         f"{list(value)} (missing {missing}, unknown {unknown})")
+    return [value[n] for n in names]
+
+
 def _is_per_output(sw):
     """A list of arrays (None for a missing one), not one list of numbers."""
     return isinstance(sw, (list, tuple)) and any(a is not None and np.ndim(a) >= 1 for a in sw) and \
@@ -98,12 +109,7 @@ def check_sample_weight(model, sw, n, dtype, check_one):
         return check_one(sw, n, "", dtype)
     names = io.out_names
     if isinstance(sw, dict):
-        missing = [k for k in names if k not in sw]
-        unknown = [k for k in sw if k not in names]
-        if missing or unknown:
-            raise ValueError(f"sample_weight: expected one array per output, a dict keyed by {names}, got keys "
-                             f"{list(sw)} (missing {missing}, unknown {unknown})")
-        cols = [sw[k] for k in names]
+        cols = by_name(sw, names, "sample_weight", "outputs")
     elif _is_per_output(sw):
         if len(sw) != len(names):
             raise ValueError(f"sample_weight: expected one array for every output or one per output "
@@ -123,9 +129,10 @@ def column(sw, i):
     return sw if sw is None or sw.ndim == 1 else sw[:, i]
 
 
-def weighted_loss(mol, outs, y, sw, logits):
-    """``MultiOutputLoss``'s value and gradients, each output's loss weighted by its weights
-    (Keras's ``sum_over_batch_size``: ``sum_i w_i l_i / m``)."""
+def weighted_loss(mol, outs, y, sw, logits, **kwargs):
+    """``MultiOutputLoss``'s ``(sum(weight_i * loss_i), [weight_i * dloss_i])``, each output's
+    loss weighted by its sample weights when ``sw`` is given (Keras's ``sum_over_batch_size``:
+    ``sum_i w_i l_i / m``); the unweighted-by-``loss_weights`` ``loss_i`` kept in ``mol.last``."""
     ys = mol.unpack(y)
     flags = logits if isinstance(logits, (tuple, list)) else (logits,) * len(mol.losses)
     total, ds = 0.0, []
@@ -137,7 +144,10 @@ def weighted_loss(mol, outs, y, sw, logits):
                 buf = mol._wbufs[(i, wi.shape[0])] = np.empty(wi.shape, dtype=wi.dtype)
             np.copyto(buf, wi)
             wi = buf
-        value, d = _weights.weighted_value_and_grad(loss, outs[i], ys[i], wi, flags[i])
+        if wi is None:
+            value, d = loss.value_and_grad(outs[i], ys[i], flags[i], **kwargs)
+        else:
+            value, d = _weights.weighted_value_and_grad(loss, outs[i], ys[i], wi, flags[i])
         mol.last[i] = float(value)
         total += w * float(value)
         if w != 1.0:

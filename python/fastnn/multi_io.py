@@ -145,17 +145,7 @@ class MultiOutputLoss:
         return out
 
     def value_and_grad(self, outs, y, logits=False, **kwargs):
-        ys = self.unpack(y)
-        flags = logits if isinstance(logits, (tuple, list)) else (logits,) * len(self.losses)
-        total, ds = 0.0, []
-        for i, (loss, w) in enumerate(zip(self.losses, self.weights)):
-            value, d = loss.value_and_grad(outs[i], ys[i], flags[i], **kwargs)
-            self.last[i] = float(value)
-            total += w * float(value)
-            if w != 1.0:
-                d *= d.dtype.type(w)
-            ds.append(d)
-        return total, ds
+        return _multi_weights.weighted_loss(self, outs, y, None, logits, **kwargs)
 
     def weighted_value_and_grad(self, outs, y, sample_weight, logits=False):
         """value_and_grad with each output's loss weighted by ``sample_weight`` (one array for
@@ -280,12 +270,7 @@ def _as_list(value, names, what, kind):
     """The per-name arrays of ``value``: a dict keyed by ``names``, a list (several names),
     or one array (one name)."""
     if isinstance(value, dict):
-        missing = [n for n in names if n not in value]
-        unknown = [k for k in value if k not in names]
-        if missing or unknown:
-            raise ValueError(f"{what}: expected a dict keyed by the model's {kind} {names}, got keys "
-                             f"{list(value)} (missing {missing}, unknown {unknown})")
-        return [value[n] for n in names]
+        return _multi_weights.by_name(value, names, what, kind)
     if len(names) == 1:
         if isinstance(value, (list, tuple)) and len(value) == 1 and isinstance(value[0], np.ndarray):
             return [value[0]]
