@@ -2,8 +2,8 @@
 mixed_bfloat16), Dropout, Activation, BatchNormalization and LayerNormalization (2-D, last
 axis: _native_norm.py) layers (after any leading
 Flatten layers, whose output is a view of the batch: the plan takes it flattened) with a fused loss
-(softmax cross-entropy on logits, sigmoid (binary) cross-entropy on logits, or mean squared
-error) and Adam/AdamW (AMSGrad too), SGD (both momentum forms, weight_decay), RMSprop (Keras's
+(softmax cross-entropy on logits, sigmoid (binary) cross-entropy on logits, both with label
+smoothing (_native_loss.py), or mean squared error) and Adam/AdamW (AMSGrad too), SGD (both momentum forms, weight_decay), RMSprop (Keras's
 momentum, centered), Adagrad, Nadam, Adamax or Lion (their NumPy operations one by one), one
 training step is one call into the core (``_core.NativeStep.run``, GIL released).
 
@@ -38,16 +38,15 @@ from . import _core
 from . import _native_clip as _nclip
 from . import _native_norm as _nnorm
 from . import layers as _layers
-from . import losses as _losses
 from . import ops as _ops
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
 from . import _native_optim
+from ._native_loss import loss_kind as _loss_kind, smoothing as _smoothing
 from ._native_data import EpochData as _EpochData, scratch as _scratch, step_weights as _step_weights
 from ._regularized import reg_list as _reg_list
 from .layers import _mixed
 
-_XENT = (_losses.CategoricalCrossentropy, _losses.SparseCategoricalCrossentropy)
 _ADAM = (_optimizers.Adam, _optimizers.AdamW)
 # the regularizers the plan computes (Regularizer.__call__ and add_gradient with their l1, l2)
 _REGS = (_regularizers.L1, _regularizers.L2, _regularizers.L1L2, _regularizers.BatchMeanL2)
@@ -98,31 +97,6 @@ def _hyper_key(opt):
             getattr(opt, "beta_1", None), getattr(opt, "beta_2", None), getattr(opt, "epsilon", None),
             getattr(opt, "momentum", None), getattr(opt, "nesterov", None), getattr(opt, "momentum_form", None),
             getattr(opt, "amsgrad", None)) + _native_optim.key(opt)
-
-
-def _loss_kind(model, yb, loss_on_logits, last_logits):
-    """("xent_ids" | "xent_probs" | "mse" | "bce_logits", labels as the Python step passes
-    them) or None. Label rows must be as wide as the output (else the Python step runs, and
-    its loss raises)."""
-    loss = model.loss
-    if getattr(loss, "label_smoothing", 0.0):
-        return None
-    rows = yb.ndim == 2 and yb.shape[1] == model.output_shape[-1]
-    if type(loss) in _XENT and loss_on_logits:
-        if yb.dtype.kind in "iu" and yb.dtype != np.uint64 and yb.ndim == 1:
-            return "xent_ids", _ops._c_aligned(yb, np.int64)
-        if yb.dtype.kind in "fb" and rows:
-            return "xent_probs", _ops._c_aligned(yb, model.dtype)
-        return None
-    if not rows or yb.dtype.kind not in "fiub":
-        return None
-    if type(loss) is _losses.MeanSquaredError and not last_logits:
-        return "mse", _ops._c_aligned(yb, model.dtype)
-    if type(loss) is _losses.BinaryCrossentropy and loss_on_logits:
-        # ops.binary_cross_entropy_with_logits' targets: (m, n) like the logits, any numeric
-        # dtype converted to theirs (a (m,) y for one unit is (m, 1) once fit has prepared it)
-        return "bce_logits", _ops._c_aligned(yb, model.dtype)
-    return None
 
 
 def _supported_model(model):
@@ -408,7 +382,7 @@ def epoch_steps(model, batches, modes, outputs=False):
     if ready is None or not _reg_coefs(ready[0][0][3]):
         return None
     cached = getattr(batches, "_native_data", None)  # made once per iterator
-    if cached is None or cached.kind != ready[0][1]:
+    if cached is None or cached.kind != ready[0][1] or cached.smoothing != _smoothing(model.loss):
         kind = _loss_kind(model, y, *modes)
         if kind is None or kind[0] != ready[0][1]:
             return None
@@ -420,7 +394,7 @@ def epoch_steps(model, batches, modes, outputs=False):
         width = int(np.prod(x.shape[1:]))  # a leading Flatten's: the batches as (m, width) views
         xbuf = _scratch(model, "xbuf", (m, width), model.dtype) if xbuf is None else xbuf.reshape(m, width)
         wbuf = None if weights is None else _scratch(model, "wbuf", (m,), model.dtype)
-        cached = batches._native_data = _EpochData(kind[0], labels, xbuf, ybuf, weights, wbuf)
+        cached = batches._native_data = _EpochData(kind[0], labels, xbuf, ybuf, weights, wbuf, _smoothing(model.loss))
     outs = None
     if outputs:
         width = ready[0][2].shape[1]
