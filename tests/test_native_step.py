@@ -132,9 +132,9 @@ def test_activation_and_dropout_rate_changed_mid_epoch_rebuild_the_plan(monkeypa
 
 UNSUPPORTED = {
     "dropout_first": lambda: [L.Dropout(0.3, seed=1), _dense(4, 1, activation="softmax")],
-    # (weight regularizers run natively: tests/test_native_step_reg.py; an activity one does not)
-    "activity_regularization": lambda: [_dense(8, 0, activation="relu"), L.ActivityRegularization(l2=1e-2),
-                                        _dense(4, 1, activation="softmax")],
+    # (weight regularizers run natively: tests/test_native_step_reg.py; ActivityRegularization
+    # too, tests/test_native_step_activity.py, but not as the first layer)
+    "activity_regularization_first": lambda: [L.ActivityRegularization(l2=1e-2), _dense(4, 1, activation="softmax")],
     # (constraints and clipping run natively, a constraint of its own class does not:
     # tests/test_native_step_clip.py)
     # a hidden softmax Dense (row-wise, no GEMM epilogue; gelu, swish, ...: test_native_step_acts.py)

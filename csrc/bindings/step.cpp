@@ -26,7 +26,8 @@ template <class T> T* wptr(py::array a) { return static_cast<T*>(a.mutable_data(
 class NativeStep {
  public:
   // layers, in forward order: (W, b|None, dW|None, db|None, y, dx|None, activation name, alpha,
-  // mixed) (Dense), ("dropout", ...), ("activation", ...) or ("batchnorm", ...) (the *_node methods
+  // mixed) (Dense), ("dropout", ...), ("activation", ...), ("batchnorm", ...), ("layernorm", ...)
+  // or ("activity", ...) (the *_node methods
   // below); first: the layer the backward stops at; loss: "xent_ids", "xent_probs", "mse" or "bce_logits";
   // optimizer: "adam" (hyper: beta1, beta2, eps, weight_decay, decoupled), "sgd"
   // (momentum, nesterov, decay, ema: the ema momentum form), "rmsprop" (rho, eps, momentum, centered,
@@ -269,6 +270,15 @@ class NativeStep {
   }
 
   std::size_t batch_size() const { return m_; }
+  // The activity nodes' penalties (ActivityRegularization.activity_loss) of the last step run, in chain order.
+  py::list activity_losses() {
+    py::list out;
+    visit_float(dt_, [&](auto t) {
+      using T = decltype(t);
+      for (const double a : plan<T>().activity) out.append(a);
+    });
+    return out;
+  }
   double penalty() const { return penalty_; }
 
   // SGD(momentum_form="ema")'s state (SgdEma): (the last rate, the last factor, the steps run
@@ -378,6 +388,7 @@ class NativeStep {
       else if (tag == "activation") L = activation_node<T>(t, k, in, dlogits);
       else if (tag == "batchnorm") L = batchnorm_node<T>(t, k, in, dlogits);
       else if (tag == "layernorm") L = layernorm_node<T>(t, k, in, dlogits);
+      else if (tag == "activity") L = activity_node<T>(P, t, k, in, dlogits);
       else if (tag.empty()) L = dense_node<T>(t, k, in, first, dlogits);
       else throw py::value_error("layers: unknown layer kind '" + tag + "'");
       if (in16) {  // the layer below stored bfloat16 bits: only a mixed Dense layer reads them
@@ -598,6 +609,23 @@ class NativeStep {
     return L;
   }
 
+  // ("activity", y, l1, l2): ActivityRegularization, the identity: y is the layer below's
+  // output buffer (the node reads it and writes no output); l1, l2 finite and >= 0.
+  template <class T> fastnn::DenseStep<T> activity_node(fastnn::StepPlan<T>& P, py::tuple t, std::size_t k,
+                                                         std::size_t in, const py::array& dlogits) {
+    if (k == 0) throw py::value_error("layers: an ActivityRegularization first layer is not supported");
+    fastnn::DenseStep<T> L = tagged_node<T>(t, 4, fastnn::StepNode::activity, k, in, dlogits);
+    if (L.y != P.layers.back().y)
+      throw py::value_error("y: an activity node's y must be the output buffer of the layer below");
+    L.l1 = t[2].cast<double>();
+    L.l2 = t[3].cast<double>();
+    if (!(L.l1 >= 0 && std::isfinite(L.l1)) || !(L.l2 >= 0 && std::isfinite(L.l2)))
+      throw py::value_error("l1, l2: expected finite values >= 0, got " + num(L.l1) + ", " + num(L.l2));
+    L.seed_index = P.activity.size();
+    P.activity.push_back(0.0);
+    return L;
+  }
+
   // A written m x width buffer, kept for the overlap checks of run.
   template <class T> T* matrix_buffer(py::handle h, const py::array& dlogits, std::size_t width, const char* name) {
     py::array a = array_arg(h, dlogits, name, true);
@@ -713,6 +741,8 @@ void bind_step(py::module_& m) {
                              "SGD(momentum_form='ema'): (last rate, last factor, steps run since set_ema_lr), "
                              "else None.")
       .def_property_readonly("batch_size", &NativeStep::batch_size)
+      .def_property_readonly("activity_losses", &NativeStep::activity_losses,
+                             "The ActivityRegularization nodes' penalties of the last step run, in chain order.")
       .def_property_readonly("penalty", &NativeStep::penalty, "The penalty of the last step run() ran (0 without "
                               "regularizers).");
 }

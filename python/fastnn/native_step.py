@@ -20,10 +20,10 @@ rounding for the gradient, the same order); their coefficients are read at every
 the penalty is returned with the loss. Sample weights (and class weights, fit's per-sample
 weights) run the weighted loss kernels _weights.weighted_value_and_grad calls. Gradient
 clipping and the constraints MaxNorm, MinMaxNorm, UnitNorm, NonNeg run in the plan
-(_native_clip.py). Anything else (a first-layer Dropout, a softmax Activation layer or hidden
+(_native_clip.py), and ActivityRegularization layers (_native_activity.py). Anything else (a first-layer Dropout, a softmax Activation layer or hidden
 softmax Dense layer that does not feed the fused loss, a BatchNormalization whose batch or
-hyperparameters its kernel refuses, activity regularization, another regularizer or
-constraint class, other losses or optimizers) runs the Python step, with no error.
+hyperparameters its kernel refuses, an ActivityRegularization _native_activity.py does not
+take, another regularizer or constraint class, other losses or optimizers) runs the Python step, with no error.
 ``FASTNN_NATIVE_STEP=0`` in the environment turns the native step off.
 """
 from __future__ import annotations
@@ -35,6 +35,7 @@ import weakref
 import numpy as np
 
 from . import _core
+from . import _native_activity as _nact
 from . import _native_clip as _nclip
 from . import _native_norm as _nnorm
 from . import layers as _layers
@@ -102,8 +103,10 @@ def _hyper_key(opt):
 def _supported_model(model):
     """The layer chain of the model, or None when its step must run in Python."""
     chain = model._chain
-    if chain is None or model._io is not None or not all(_native_reg(r) for _, _, r in _reg_list(model)):
-        return None  # an ActivityRegularization node (r None) or a regularizer of another kind
+    items = _reg_list(model) if chain is not None and model._io is None else None
+    if items is None or not all(_native_reg(r) for _, v, r in items if v is not None) \
+            or not _nact.model_ok(model, chain, items):
+        return None  # a regularizer of another kind, or ActivityRegularization nodes the plan cannot sum
     if np.dtype(model.dtype) not in (np.float32, np.float64):
         return None
     if list(model.arena.layers) != list(chain):
@@ -116,7 +119,8 @@ def _supported_model(model):
         if type(layer) is _layers.Dropout and k > 0 and 0.0 < layer.rate < 1.0:
             continue
         if (type(layer) not in (_layers.Dense, _layers.BatchNormalization, _layers.Activation)
-                and not _nnorm.layernorm_supported(layer)) or not _nclip.constraints_supported(layer):
+                and not _nnorm.layernorm_supported(layer) and not _nact.supported(layer)) \
+                or not _nclip.constraints_supported(layer):
             return None
     return chain
 
@@ -209,6 +213,8 @@ def _entries(chain, m, first, last_logits, dtype):
             e = _batchnorm_entry(layer, m, np.dtype(dtype))
         elif type(layer) is _layers.LayerNormalization:
             e = _nnorm.layernorm_entry(layer, m, np.dtype(dtype))
+        elif _nact.is_activity(layer):  # the identity: the layer below's output is its own
+            e = _nact.entry(layer, out)
         else:
             e = _dense_entries(layer, m, k, first, logits)
         if e is None:
@@ -239,7 +245,7 @@ def _build(model, chain, m, first, ranges, loss_kind, last_logits, opt_spec):
         s = [opt.state[n][a:b] if n is not None and n in opt.state else None for n in slots]
         views.append((arena.params[a:b], arena.grads[a:b], s[0], s[1], s[2]))
     seeds = np.zeros(len(dropouts), dtype=np.uint64)
-    items = _reg_list(model)
+    items = [it for it in _reg_list(model) if it[1] is not None]  # the weight penalties (activity: nodes)
     regs = [(l.vars[v], l.grads[v] if l.trainable else None) for l, v, _ in items]
     coefs = np.zeros((len(items), 2), dtype=np.float64)
     native = _core.NativeStep(entries, node_first, loss_kind, dlogits, name, hyper, views, seeds, regs, coefs)
@@ -289,7 +295,8 @@ def _layers_key(model):
 def _key(model, m, version):
     opt = model.optimizer
     return (m, version, id(model.arena.params), id(model.arena.grads), id(model.loss), _nclip.constraints_key(model),
-            tuple(id(v) for v in opt.state.values()), _hyper_key(opt), _layers_key(model), _regs_key(model))
+            tuple(id(v) for v in opt.state.values()), _hyper_key(opt), _layers_key(model), _regs_key(model),
+            _nact.key(model))
 
 
 def _ready(model, m, xb, yb, loss_on_logits, last_logits):
@@ -348,6 +355,7 @@ def try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight, lr=None)
         _native_optim.sync_out(native, opt)
     else:
         loss = native.run(x2, labels, 0.0, 0, w)
+    _nact.after(model, native)
     _first_layer(model)._x = x2
     return loss, native.penalty, out
 
@@ -440,6 +448,7 @@ def _chunks(model, ready, cached, x, order, full, guard, outs, execution=0):
                                opt.iterations + 1 if ranges else 0, seed_rows, losses, cached.xbuf, cached.ybuf,
                                None if outs is None else outs[:k], penalties, cached.weights, cached.wbuf)
             _set_dropouts(dropouts, k)
+            _nact.after(model, native)
             if ranges:
                 opt.iterations += k
                 _native_optim.sync_out(native, opt)

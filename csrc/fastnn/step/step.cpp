@@ -142,6 +142,9 @@ template <class T> void node_forward(const StepPlan<T>& plan, const DenseStep<T>
     case StepNode::layernorm:
       layernorm_forward<T>(x, L.gamma, L.beta, L.y, L.xhat, L.inv, m, L.out, L.eps);
       break;
+    case StepNode::activity:  // ActivityRegularization.forward: the penalty; y is x
+      plan.activity[L.seed_index] = activity_penalty<T>(x, m, L.out, L.l1, L.l2);
+      break;
     case StepNode::dense:
     default:
       dense_forward<T>(L, x, m);
@@ -168,6 +171,9 @@ T* node_backward(const DenseStep<T>& L, const T* x, T* dy, std::size_t m, bool n
       return bn_backward<T>(L, x, dy, m, need_dx);
     case StepNode::layernorm:
       return ln_backward<T>(L, dy, m, need_dx);
+    case StepNode::activity:  // ActivityRegularization.backward: its gradient added to dy in place
+      if (need_dx) activity_backward<T>(x, dy, m, L.out, L.l1, L.l2);
+      return dy;
     case StepNode::dense:
     default:
       dense_backward<T>(L, x, dy, m, act_done, below);
@@ -340,7 +346,9 @@ double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double 
     act_done = below != nullptr;
     lap.add(L.kind == StepNode::dense ? t.dense_backward : t.other_layers);
   }
-  const double pen = plan.regs.empty() ? 0.0 : regularize<T>(plan);  // on the weights before the update
+  double pen = 0.0;  // trainer.regularization: activity_penalty's sum of the activity nodes' penalties, then
+  for (const double a : plan.activity) pen += a;  // the weight penalties (on the weights before the update)
+  if (!plan.regs.empty()) pen = regularize<T>(plan, pen);
   if (penalty) *penalty = pen;
   if (!plan.ranges.empty()) {
     clip_gradients<T>(plan);  // Optimizer.apply clips before its update

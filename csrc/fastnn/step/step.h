@@ -15,7 +15,7 @@
 
 namespace fastnn {
 
-enum class StepNode { dense, dropout, batchnorm, activation, layernorm };
+enum class StepNode { dense, dropout, batchnorm, activation, layernorm, activity };
 
 // One layer. Dense: y = act(x @ W + b) into y (m x out); backward from dy (the next
 // layer's dx buffer, or the loss gradient) in place, then dW, db and dx. Dropout (in ==
@@ -27,12 +27,17 @@ enum class StepNode { dense, dropout, batchnorm, activation, layernorm };
 // LayerNormalization (in == out; 2-D, last axis): y, xhat and inv (per row) by
 // layernorm_forward; backward into dx, dgamma and dbeta (training: trainable), skipped
 // when frozen and dx is not needed (LayerNormalization.backward).
+// ActivityRegularization (in == out, y the layer below's y: the identity): its penalty
+// (l1 * abs_sum(x) + l2 * sum_squares(x)) / m into StepPlan::activity[seed_index] in the
+// forward; backward dy += sign(x) * T(l1 / m), then dy += x * T(2 l2 / m) in place when dx
+// is needed (step/activity.cpp).
 template <class T> struct DenseStep {
   StepNode kind = StepNode::dense;
   std::size_t in = 0, out = 0;
   T* mask = nullptr;           // dropout: m x out
   double rate = 0;             // dropout
-  std::size_t seed_index = 0;  // dropout: its seed in StepPlan::seeds
+  std::size_t seed_index = 0;  // dropout: its seed in StepPlan::seeds; activity: its penalty's index
+  double l1 = 0, l2 = 0;       // activity: ActivityRegularization's factors
   const T* W = nullptr;
   const T* b = nullptr;        // null: no bias
   T* dW = nullptr;             // null: not trainable (no parameter gradients)
@@ -150,6 +155,7 @@ template <class T> struct StepPlan {
   const double* reg_coefs = nullptr; // (l1, l2) per reg, written by the caller before each call
   StepClip<T> clip;                  // none: no clipping
   std::vector<StepConstraint<T>> constraints;  // empty: none
+  mutable std::vector<double> activity;  // the last forward's penalty of each activity node, in chain order
 };
 
 // Nadam._update, Adamax._update, Lion._update per range (step/optim_more.cpp): each NumPy
@@ -168,8 +174,14 @@ template <class T> void clip_gradients(const StepPlan<T>& plan);
 template <class T> void apply_constraints(const StepPlan<T>& plan);
 
 // trainer.regularization on the plan's regs (after the backward, before the optimizer):
-// their penalties summed in order, their gradients added. Returns the penalty.
-template <class T> double regularize(const StepPlan<T>& plan);
+// their penalties added in order to total (the activity penalties' sum), their gradients
+// added. Returns the penalty.
+template <class T> double regularize(const StepPlan<T>& plan, double total);
+
+// ActivityRegularization.forward's penalty of x (m x n): (l1 * abs_sum + l2 * sum_squares) / m,
+// a zero factor skipped; and its backward, in place on dy (step/activity.cpp).
+template <class T> double activity_penalty(const T* x, std::size_t m, std::size_t n, double l1, double l2);
+template <class T> void activity_backward(const T* x, T* dy, std::size_t m, std::size_t n, double l1, double l2);
 
 // One step on the batch x (m x in of the first layer) with labels (int64 ids for
 // xent_ids, else T rows like the output: probabilities for xent_probs, targets for mse,
