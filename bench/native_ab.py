@@ -17,6 +17,7 @@ in one process (the variable is read at every fit), medians of the rounds:
   bcesmooth the bce case with BinaryCrossentropy(label_smoothing=0.1) (session 10)
   actreg    784-512-256-10 relu, ActivityRegularization(l1=1e-5, l2=1e-4) after each hidden
             layer, Adam (session 10)
+  inputdrop 784-Dropout(0.2)-512-256-10 relu (input dropout), Adam (session 10)
 
     PYTHONPATH=python python3 bench/native_ab.py --case gelu --batch 32 --threads 2 --rounds 7
 """
@@ -46,6 +47,8 @@ def _build(case):
     con = fastnn.constraints.MaxNorm(3) if case == "clip" else None
     hidden = [L.Dense(512, activation=act, kernel_regularizer=reg, kernel_constraint=con),
               L.Dense(256, activation=act, kernel_regularizer=reg, kernel_constraint=con)]
+    if case == "inputdrop":
+        hidden = [L.Dropout(0.2, seed=1)] + hidden
     if case == "actreg":
         hidden = [hidden[0], L.ActivityRegularization(1e-5, 1e-4), hidden[1], L.ActivityRegularization(1e-5, 1e-4)]
     out = L.Dense(1, activation="sigmoid") if case in ("bce", "bcesmooth") else L.Dense(10)
@@ -69,7 +72,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--case", default="gelu", choices=["gelu", "l2", "bce", "rmsprop", "hooks", "weights", "clip",
                                                           "nadam", "adamax", "lion", "sgdema", "smooth", "bcesmooth",
-                                                          "actreg"])
+                                                          "actreg", "inputdrop"])
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=7)

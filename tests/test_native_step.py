@@ -131,7 +131,7 @@ def test_activation_and_dropout_rate_changed_mid_epoch_rebuild_the_plan(monkeypa
     assert n == 12
 
 UNSUPPORTED = {
-    "dropout_first": lambda: [L.Dropout(0.3, seed=1), _dense(4, 1, activation="softmax")],
+    # (a first-layer Dropout runs natively: tests/test_native_step_input_dropout.py)
     # (weight regularizers run natively: tests/test_native_step_reg.py; ActivityRegularization
     # too, tests/test_native_step_activity.py, but not as the first layer)
     "activity_regularization_first": lambda: [L.ActivityRegularization(l2=1e-2), _dense(4, 1, activation="softmax")],

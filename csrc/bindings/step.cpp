@@ -526,7 +526,6 @@ class NativeStep {
   // ("dropout", y, mask, rate, seed index)
   template <class T> fastnn::DenseStep<T> dropout_node(py::tuple t, std::size_t k, std::size_t in,
                                                         const py::array& dlogits) {
-    if (k == 0) throw py::value_error("layers: a Dropout first layer is not supported");
     fastnn::DenseStep<T> L = tagged_node<T>(t, 5, fastnn::StepNode::dropout, k, in, dlogits);
     L.mask = matrix_buffer<T>(t[2], dlogits, L.out, "mask");
     L.rate = t[3].cast<double>();

@@ -20,7 +20,7 @@ rounding for the gradient, the same order); their coefficients are read at every
 the penalty is returned with the loss. Sample weights (and class weights, fit's per-sample
 weights) run the weighted loss kernels _weights.weighted_value_and_grad calls. Gradient
 clipping and the constraints MaxNorm, MinMaxNorm, UnitNorm, NonNeg run in the plan
-(_native_clip.py), and ActivityRegularization layers (_native_activity.py). Anything else (a first-layer Dropout, a softmax Activation layer or hidden
+(_native_clip.py), and ActivityRegularization layers (_native_activity.py). Anything else (a softmax Activation layer or hidden
 softmax Dense layer that does not feed the fused loss, a BatchNormalization whose batch or
 hyperparameters its kernel refuses, an ActivityRegularization _native_activity.py does not
 take, another regularizer or constraint class, other losses or optimizers) runs the Python step, with no error.
@@ -116,8 +116,8 @@ def _supported_model(model):
             return None  # another dtype: Python step
         if type(layer) is _layers.Flatten and all(type(l) is _layers.Flatten for l in chain[:k]):
             continue  # a leading Flatten: the batch's rows as the first layer's (a view; no node)
-        if type(layer) is _layers.Dropout and k > 0 and 0.0 < layer.rate < 1.0:
-            continue
+        if type(layer) is _layers.Dropout and 0.0 < layer.rate < 1.0 and len(layer.input_shape) == 1:
+            continue  # (first too: input dropout on the batch's rows, the node's input is x)
         if (type(layer) not in (_layers.Dense, _layers.BatchNormalization, _layers.Activation)
                 and not _nnorm.layernorm_supported(layer) and not _nact.supported(layer)) \
                 or not _nclip.constraints_supported(layer):
@@ -201,8 +201,6 @@ def _entries(chain, m, first, last_logits, dtype):
         if type(layer) is _layers.Flatten:  # leading (_supported_model): the plan takes x flattened
             continue
         if type(layer) is _layers.Dropout:
-            if not entries:  # first (after identity Activations): not a node the core takes
-                return None
             width = layer.output_shape[-1]
             e = ("dropout", layer._buffer(("y", m), (m, width)), layer._buffer(("mask", m), (m, width)),
                  float(layer.rate), len(dropouts))

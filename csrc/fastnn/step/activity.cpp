@@ -27,17 +27,22 @@ template <class T> double activity_penalty(const T* x, std::size_t m, std::size_
 template <class T> void activity_backward(const T* x, T* dy, std::size_t m, std::size_t n, double l1, double l2) {
   const std::size_t size = m * n;
   const double rows = static_cast<double>(m);
-  if (l1 != 0.0) {
-    const T c = static_cast<T>(l1 / rows);
+  const T c1 = static_cast<T>(l1 / rows), c2 = static_cast<T>(2.0 * l2 / rows);
+  if (l1 != 0.0 && l2 != 0.0) {  // both terms in one pass: each element's two sums in the same order
     for (std::size_t i = 0; i < size; ++i) {
-      const T g = sign_of(x[i]) * c;
+      const T g1 = sign_of(x[i]) * c1;
+      const T d = dy[i] + g1;
+      const T g2 = x[i] * c2;
+      dy[i] = d + g2;
+    }
+  } else if (l1 != 0.0) {
+    for (std::size_t i = 0; i < size; ++i) {
+      const T g = sign_of(x[i]) * c1;
       dy[i] = dy[i] + g;
     }
-  }
-  if (l2 != 0.0) {
-    const T c = static_cast<T>(2.0 * l2 / rows);
+  } else if (l2 != 0.0) {
     for (std::size_t i = 0; i < size; ++i) {
-      const T g = x[i] * c;
+      const T g = x[i] * c2;
       dy[i] = dy[i] + g;
     }
   }
