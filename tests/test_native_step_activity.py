@@ -15,8 +15,8 @@ from fastnn import layers as L
 from fastnn import native_step
 from fastnn import optimizers as O
 from fastnn import regularizers as R
-from test_native_epoch import _EPOCH_STEPS
-from test_native_step import _IDS, _ROWS, _dense, _train
+from native_modes import case_runner, check_modes, same
+from test_native_step import _IDS, _ROWS, _dense
 
 AR = L.ActivityRegularization
 
@@ -55,51 +55,25 @@ CASES = {
 }
 
 
-def _fit(monkeypatch, mode, case, dtype, **kw):
-    """(state with each ActivityRegularization's activity_loss, history, native steps). mode:
-    "python" (FASTNN_NATIVE_STEP=0), "batch" (the native step batch by batch) or "epoch"
-    (the native epoch, 48 rows a call)."""
-    build, loss, opt, y = CASES[case]
-    made = []
-
-    def keep():
-        made[:] = build()
-        return made
-    monkeypatch.setattr(native_step, "CHUNK_ROWS", 48)
-    monkeypatch.setattr(native_step, "epoch_steps", _EPOCH_STEPS if mode == "epoch" else (lambda *a: None))
-    state, history, n = _train(monkeypatch, mode != "python", keep, loss, opt, y, dtype, **kw)
-    state["activity"] = np.array([l.activity_loss for l in made if type(l) is AR])
-    return state, history, n
+def _record(layers):
+    return {"activity": np.array([l.activity_loss for l in layers if type(l) is AR])}
 
 
-def _same(a, b):
-    assert sorted(a[0]) == sorted(b[0])
-    for k in a[0]:
-        np.testing.assert_array_equal(a[0][k], b[0][k], err_msg=k)  # bitwise
-    assert a[1] == b[1]  # history: loss and data_loss, exactly
+# (state with each ActivityRegularization's activity_loss, history, native steps) of native_modes.fit_mode's run of a case
+_fit = case_runner(CASES, _record)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_activity_native_step_and_epoch_bitwise_equal_to_python_step(monkeypatch, threads, dtype, case):
-    ref = _fit(monkeypatch, "python", case, dtype)
-    batch = _fit(monkeypatch, "batch", case, dtype)
-    epoch = _fit(monkeypatch, "epoch", case, dtype)
-    assert ref[2] == 0
-    assert batch[2] == epoch[2] == 12  # every step of both epochs native (90 rows, batch 16)
+    ref = check_modes(lambda mode: _fit(monkeypatch, mode, case, dtype))
     assert "data_loss" in ref[1] and ref[1]["loss"] != ref[1]["data_loss"]  # a penalty that shows
     assert np.all(ref[0]["activity"] > 0)
-    _same(batch, ref)
-    _same(epoch, ref)
 
 
 def test_activity_with_sample_weights_bitwise(monkeypatch, threads):
     w = np.random.default_rng(7).random(90) + 0.25
-    ref = _fit(monkeypatch, "python", "hidden", "float32", sample_weight=w)
-    for mode in ("batch", "epoch"):
-        nat = _fit(monkeypatch, mode, "hidden", "float32", sample_weight=w)
-        assert nat[2] == 12
-        _same(nat, ref)
+    check_modes(lambda mode: _fit(monkeypatch, mode, "hidden", "float32", sample_weight=w))
 
 
 class _Refactor(fastnn.callbacks.Callback):
@@ -121,12 +95,8 @@ class _Refactor(fastnn.callbacks.Callback):
 def test_activity_factors_changed_during_fit(monkeypatch, factors, native):
     """New float factors: the plan is rebuilt with them; an int factor: the Python step runs.
     (Batches of 18: no last partial batch, whose plan would be rebuilt anyway.)"""
-    kw = dict(callbacks=[_Refactor(**factors)], batch_size=18)
-    ref = _fit(monkeypatch, "python", "stacked, l1 / l2 alone", "float32", **kw)
-    for mode in ("batch", "epoch"):
-        nat = _fit(monkeypatch, mode, "stacked, l1 / l2 alone", "float32", **kw)
-        assert nat[2] == native
-        _same(nat, ref)
+    check_modes(lambda mode: _fit(monkeypatch, mode, "stacked, l1 / l2 alone", "float32", batch_size=18,
+                                  callbacks=[_Refactor(**factors)]), steps=native)
 
 
 class _Spy(AR):
@@ -149,7 +119,7 @@ def test_activity_unsupported_falls_back(monkeypatch, what):
     finally:
         del CASES["unsupported"]
     assert nat[2] == 0
-    _same(nat, ref)
+    same(nat, ref)
 
 
 def test_activity_penalty_is_the_layers_forward():

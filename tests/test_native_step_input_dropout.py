@@ -9,10 +9,9 @@ import pytest
 
 import fastnn
 from fastnn import layers as L
-from fastnn import native_step
 from fastnn import optimizers as O
-from test_native_epoch import _EPOCH_STEPS
-from test_native_step import _IDS, _ROWS, _dense, _train
+from native_modes import case_runner, check_modes, same
+from test_native_step import _IDS, _ROWS, _dense
 from helpers import count_native_steps
 
 
@@ -41,50 +40,24 @@ CASES = {
 }
 
 
-def _fit(monkeypatch, mode, case, dtype, **kw):
-    """(state with each Dropout's call count, history, native steps). mode: "python"
-    (FASTNN_NATIVE_STEP=0), "batch" (the native step batch by batch) or "epoch" (the native
-    epoch, 48 rows a call)."""
-    build, loss, opt, y = CASES[case]
-    made = []
-
-    def keep():
-        made[:] = build()
-        return made
-    monkeypatch.setattr(native_step, "CHUNK_ROWS", 48)
-    monkeypatch.setattr(native_step, "epoch_steps", _EPOCH_STEPS if mode == "epoch" else (lambda *a: None))
-    state, history, n = _train(monkeypatch, mode != "python", keep, loss, opt, y, dtype, **kw)
-    state["dropout calls"] = np.array([l._calls for l in made if type(l) is L.Dropout])
-    return state, history, n
+def _record(layers):
+    return {"dropout calls": np.array([l._calls for l in layers if type(l) is L.Dropout])}
 
 
-def _same(a, b):
-    assert sorted(a[0]) == sorted(b[0])
-    for k in a[0]:
-        np.testing.assert_array_equal(a[0][k], b[0][k], err_msg=k)  # bitwise
-    assert a[1] == b[1]
+# (state with each Dropout's call count, history, native steps) of native_modes.fit_mode's run of a case
+_fit = case_runner(CASES, _record)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_input_dropout_native_step_and_epoch_bitwise_equal_to_python_step(monkeypatch, threads, dtype, case):
-    ref = _fit(monkeypatch, "python", case, dtype)
-    batch = _fit(monkeypatch, "batch", case, dtype)
-    epoch = _fit(monkeypatch, "epoch", case, dtype)
-    assert ref[2] == 0
-    assert batch[2] == epoch[2] == 12  # every step of both epochs native (90 rows, batch 16)
+    ref = check_modes(lambda mode: _fit(monkeypatch, mode, case, dtype))
     assert np.all(ref[0]["dropout calls"] == 12)
-    _same(batch, ref)
-    _same(epoch, ref)
 
 
 def test_input_dropout_with_sample_weights_bitwise(monkeypatch, threads):
     w = np.random.default_rng(7).random(90) + 0.25
-    ref = _fit(monkeypatch, "python", "input dropout", "float32", sample_weight=w)
-    for mode in ("batch", "epoch"):
-        nat = _fit(monkeypatch, mode, "input dropout", "float32", sample_weight=w)
-        assert nat[2] == 12
-        _same(nat, ref)
+    check_modes(lambda mode: _fit(monkeypatch, mode, "input dropout", "float32", sample_weight=w))
 
 
 def _image_run(monkeypatch, native, flatten_first):

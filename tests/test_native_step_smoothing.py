@@ -10,10 +10,9 @@ import pytest
 
 import fastnn
 from fastnn import layers as L
-from fastnn import native_step
 from fastnn import optimizers as O
 from fastnn import _native_loss
-from test_native_epoch import _EPOCH_STEPS
+from native_modes import check_modes, fit_mode, same
 from test_native_step import _dense, _train
 
 Ls = fastnn.losses
@@ -56,42 +55,22 @@ CASES = {
 
 
 def _fit(monkeypatch, mode, case, dtype, **kw):
-    """(state, history, native steps). mode: "python" (FASTNN_NATIVE_STEP=0), "batch" (the
-    native step batch by batch) or "epoch" (the native epoch, 48 rows a call)."""
+    """(state, history, native steps) of native_modes.fit_mode's run of the case."""
     build, loss, opt, y = CASES[case]
-    monkeypatch.setattr(native_step, "CHUNK_ROWS", 48)
-    monkeypatch.setattr(native_step, "epoch_steps", _EPOCH_STEPS if mode == "epoch" else (lambda *a: None))
-    return _train(monkeypatch, mode != "python", build, loss(), opt, y, dtype, **kw)
-
-
-def _same(a, b):
-    assert sorted(a[0]) == sorted(b[0])
-    for k in a[0]:
-        np.testing.assert_array_equal(a[0][k], b[0][k], err_msg=k)  # bitwise
-    assert a[1] == b[1]  # history: the losses, exactly
+    return fit_mode(monkeypatch, mode, build, loss(), opt, y, dtype, **kw)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_smoothing_native_step_and_epoch_bitwise_equal_to_python_step(monkeypatch, threads, dtype, case):
-    ref = _fit(monkeypatch, "python", case, dtype)
-    batch = _fit(monkeypatch, "batch", case, dtype)
-    epoch = _fit(monkeypatch, "epoch", case, dtype)
-    assert ref[2] == 0
-    assert batch[2] == epoch[2] == 12  # every step of both epochs native (90 rows, batch 16)
-    _same(batch, ref)
-    _same(epoch, ref)
+    check_modes(lambda mode: _fit(monkeypatch, mode, case, dtype))
 
 
 @pytest.mark.parametrize("case", ["cce softmax", "cce logits", "bce sigmoid", "bce multi-label"])
 def test_smoothing_with_sample_weights_bitwise(monkeypatch, threads, case):
     """The weighted kernels on the smoothed targets (_weights._fused), natively too."""
     w = np.random.default_rng(7).random(90) + 0.25
-    ref = _fit(monkeypatch, "python", case, "float32", sample_weight=w)
-    for mode in ("batch", "epoch"):
-        nat = _fit(monkeypatch, mode, case, "float32", sample_weight=w)
-        assert nat[2] == 12
-        _same(nat, ref)
+    check_modes(lambda mode: _fit(monkeypatch, mode, case, "float32", sample_weight=w))
 
 
 def test_smoothing_changes_the_loss(monkeypatch):
@@ -120,11 +99,7 @@ class _Resmooth(fastnn.callbacks.Callback):
 def test_smoothing_changed_during_fit_is_followed(monkeypatch, value):
     """The native epoch's smoothed labels (made once per iterator) are remade when the loss's
     label smoothing changes between epochs, as the Python step smooths with it at every step."""
-    ref = _fit(monkeypatch, "python", "bce multi-label", "float32", callbacks=[_Resmooth(value)])
-    for mode in ("batch", "epoch"):
-        nat = _fit(monkeypatch, mode, "bce multi-label", "float32", callbacks=[_Resmooth(value)])
-        assert nat[2] == 12
-        _same(nat, ref)
+    check_modes(lambda mode: _fit(monkeypatch, mode, "bce multi-label", "float32", callbacks=[_Resmooth(value)]))
 
 
 def test_smoothing_not_a_float_falls_back(monkeypatch):
@@ -135,7 +110,7 @@ def test_smoothing_not_a_float_falls_back(monkeypatch):
     ref = _fit(monkeypatch, "python", "cce logits", "float32", callbacks=[Odd()])
     nat = _fit(monkeypatch, "epoch", "cce logits", "float32", callbacks=[Odd()])
     assert nat[2] == 0
-    _same(nat, ref)
+    same(nat, ref)
 
 
 def test_smoothed_labels_are_the_python_steps():
