@@ -52,7 +52,9 @@ class NativeStep {
     else if (loss == "xent_probs") loss_ = fastnn::StepLoss::xent_probs;
     else if (loss == "mse") loss_ = fastnn::StepLoss::mse;
     else if (loss == "bce_logits") loss_ = fastnn::StepLoss::bce_logits;
-    else throw py::value_error("loss: expected 'xent_ids', 'xent_probs', 'mse' or 'bce_logits', got '" + loss + "'");
+    else if (loss == "mae") loss_ = fastnn::StepLoss::mae;
+    else throw py::value_error("loss: expected 'xent_ids', 'xent_probs', 'mse', 'mae' or 'bce_logits', got '" + loss +
+                               "'");
     if (optimizer != "adam" && optimizer != "sgd" && optimizer != "rmsprop" && optimizer != "adagrad" &&
         optimizer != "nadam" && optimizer != "adamax" && optimizer != "lion")
       throw py::value_error("optimizer: expected 'adam', 'sgd', 'rmsprop', 'adagrad', 'nadam', 'adamax' or "
@@ -638,9 +640,11 @@ class NativeStep {
     return mptr<T>(a);
   }
 
-  // Sample weights (or None: an empty array): `rows` values of the model's dtype.
+  // Sample weights (or None: an empty array): `rows` values of the model's dtype; none with "mae".
   py::array weights_arg(const py::object& o, const char* name, std::size_t rows) const {
     if (o.is_none()) return py::array(dlogits_.dtype(), std::vector<py::ssize_t>{0});
+    if (loss_ == fastnn::StepLoss::mae)
+      throw py::value_error(std::string(name) + ": the 'mae' loss takes no sample weights, got an array");
     py::array a = fastnn_py::array_arg(o, name);
     check_in(a, dlogits_, name, "the model's buffers");
     require_vector(a, rows, name);

@@ -6,7 +6,9 @@ step's operations on the same array) and converted to the model's dtype as the k
 convert them (``ops._c_aligned``), then the plan's loss is the usual kernel on probability
 targets (``xent_probs``, ``bce_logits``). Smoothing is elementwise, so the native epoch
 smooths its whole label array once: each batch's rows have the bits the Python step's
-smoothing of that batch gives. (Keras's sparse categorical cross-entropy has no smoothing.)"""
+smoothing of that batch gives. (Keras's sparse categorical cross-entropy has no smoothing.)
+Mean absolute error (``"mae"``, unweighted) runs natively too: MeanAbsoluteError's NumPy
+arithmetic and its ``ops.abs_sum`` (csrc/fastnn/step/mae.cpp)."""
 from __future__ import annotations
 
 import numpy as np
@@ -38,8 +40,14 @@ def _smoothed_kind(model, yb, loss_on_logits):
     return None
 
 
+def weighted_ok(kind):
+    """Whether the plan's loss kind takes sample weights: not "mae" (the Python step weights
+    it in NumPy: _weights.per_sample_loss and a dot product)."""
+    return kind != "mae"
+
+
 def loss_kind(model, yb, loss_on_logits, last_logits):
-    """("xent_ids" | "xent_probs" | "mse" | "bce_logits", labels as the Python step passes
+    """("xent_ids" | "xent_probs" | "mse" | "mae" | "bce_logits", labels as the Python step passes
     them to the kernel) or None. Label rows must be as wide as the output (else the Python
     step runs, and its loss raises)."""
     loss = model.loss
@@ -59,6 +67,10 @@ def loss_kind(model, yb, loss_on_logits, last_logits):
         return None
     if type(loss) is _losses.MeanSquaredError and not last_logits:
         return "mse", _ops._c_aligned(yb, model.dtype)
+    if type(loss) is _losses.MeanAbsoluteError and not loss_on_logits and yb.dtype == model.dtype:
+        # MeanAbsoluteError.value_and_grad's pred - y in the model's dtype (another y dtype would
+        # promote the difference: the Python step runs it)
+        return "mae", _ops._c_aligned(yb, model.dtype)
     if type(loss) is _losses.BinaryCrossentropy and loss_on_logits:
         # ops.binary_cross_entropy_with_logits' targets: (m, n) like the logits, any numeric
         # dtype converted to theirs (a (m,) y for one unit is (m, 1) once fit has prepared it)

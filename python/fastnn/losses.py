@@ -142,13 +142,18 @@ class MeanSquaredError(Loss):
 
 
 class MeanAbsoluteError(Loss):
-    """mean(|pred - y|) over all elements (gradient sign(pred - y) / size)."""
+    """mean(|pred - y|) over all elements (gradient sign(pred - y) / size). A float32/float64
+    difference's sum is ``ops.abs_sum`` (float64, a fixed order: the native training step
+    computes the same bits with the same kernel); others, NumPy's mean."""
 
     name = "mean_absolute_error"
 
     def value_and_grad(self, pred, y, logits=False):
         d = pred - y
-        loss = float(np.abs(d).mean())
+        if d.dtype in (np.float32, np.float64) and d.size:
+            loss = _ops.abs_sum(d) / d.size
+        else:
+            loss = float(np.abs(d).mean())
         np.sign(d, out=d)
         d *= d.dtype.type(1.0 / d.size)
         return loss, d

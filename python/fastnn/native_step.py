@@ -3,7 +3,7 @@ mixed_bfloat16), Dropout, Activation, BatchNormalization and LayerNormalization 
 axis: _native_norm.py) layers (after any leading
 Flatten layers, whose output is a view of the batch: the plan takes it flattened) with a fused loss
 (softmax cross-entropy on logits, sigmoid (binary) cross-entropy on logits, both with label
-smoothing (_native_loss.py), or mean squared error) and Adam/AdamW (AMSGrad too), SGD (both momentum forms, weight_decay), RMSprop (Keras's
+smoothing (_native_loss.py), mean squared or (unweighted) mean absolute error) and Adam/AdamW (AMSGrad too), SGD (both momentum forms, weight_decay), RMSprop (Keras's
 momentum, centered), Adagrad, Nadam, Adamax or Lion (their NumPy operations one by one), one
 training step is one call into the core (``_core.NativeStep.run``, GIL released).
 
@@ -43,7 +43,7 @@ from . import ops as _ops
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
 from . import _native_optim
-from ._native_loss import loss_kind as _loss_kind, smoothing as _smoothing
+from ._native_loss import loss_kind as _loss_kind, smoothing as _smoothing, weighted_ok as _weighted_ok
 from ._native_data import EpochData as _EpochData, scratch as _scratch, step_weights as _step_weights
 from ._regularized import reg_list as _reg_list
 from .layers import _mixed
@@ -336,7 +336,7 @@ def try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight, lr=None)
     current one when None), or None: run the Python step instead (nothing has been changed then)."""
     w = _step_weights(sample_weight, model.dtype, xb.shape[0])  # as weighted_value_and_grad converts them
     ready = None if w is False else _ready(model, xb.shape[0], xb, yb, loss_on_logits, last_logits)
-    if ready is None:
+    if ready is None or (w is not None and not _weighted_ok(ready[0][1])):
         return None
     step, labels, ranges = ready
     (native, seeds, dropouts, regs), out = step[0], step[2]
@@ -385,7 +385,7 @@ def epoch_steps(model, batches, modes, outputs=False):
             or x.ndim < 2 or not x.flags.c_contiguous or not x.flags.aligned:
         return None
     ready = _ready(model, m, x[:m], y[:m], *modes)
-    if ready is None or not _reg_coefs(ready[0][0][3]):
+    if ready is None or not _reg_coefs(ready[0][0][3]) or (weights is not None and not _weighted_ok(ready[0][1])):
         return None
     cached = getattr(batches, "_native_data", None)  # made once per iterator
     if cached is None or cached.kind != ready[0][1] or cached.smoothing != _smoothing(model.loss):

@@ -200,6 +200,8 @@ template <class T> double loss_step(const StepPlan<T>& plan, const void* labels)
     case StepLoss::bce_logits:  // ops.binary_cross_entropy_with_logits' kernel, over all m * C values
       return w ? bce_with_logits_weighted<T>(last.y, t, w, plan.dlogits, m, C)
                : bce_with_logits<T>(last.y, t, plan.dlogits, m * C);
+    case StepLoss::mae:  // MeanAbsoluteError.value_and_grad (the plan takes no weights with it)
+      return mae_loss<T>(last.y, t, plan.dlogits, m * C);
     case StepLoss::mse:
     default:
       return w ? mean_squared_error_weighted<T>(last.y, t, w, plan.dlogits, m, C)

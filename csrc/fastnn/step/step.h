@@ -71,7 +71,7 @@ template <class T> struct DenseStep {
   std::uint16_t* y16 = nullptr;
 };
 
-enum class StepLoss { xent_ids, xent_probs, mse, bce_logits };
+enum class StepLoss { xent_ids, xent_probs, mse, bce_logits, mae };
 enum class StepOptimizer { adam, sgd, rmsprop, adagrad, nadam, adamax, lion };
 
 // Nadam, Adamax, Lion (_optimizers_more.py, NumPy): their hyperparameters, and Nadam's running
@@ -177,6 +177,10 @@ template <class T> void apply_constraints(const StepPlan<T>& plan);
 // their penalties added in order to total (the activity penalties' sum), their gradients
 // added. Returns the penalty.
 template <class T> double regularize(const StepPlan<T>& plan, double total);
+
+// MeanAbsoluteError.value_and_grad (unweighted) into d (n values): d = pred - y, the loss
+// abs_sum(d) / n, then d = sign(d) * T(1 / n) (step/mae.cpp: NumPy's roundings).
+template <class T> double mae_loss(const T* pred, const T* y, T* d, std::size_t n);
 
 // ActivityRegularization.forward's penalty of x (m x n): (l1 * abs_sum + l2 * sum_squares) / m,
 // a zero factor skipped; and its backward, in place on dy (step/activity.cpp).
