@@ -18,8 +18,8 @@ in one process (the variable is read at every fit), medians of the rounds:
   actreg    784-512-256-10 relu, ActivityRegularization(l1=1e-5, l2=1e-4) after each hidden
             layer, Adam (session 10)
   inputdrop 784-Dropout(0.2)-512-256-10 relu (input dropout), Adam (session 10)
-  mae       784-512-256-10 relu, a linear output, mean absolute error on one-hot rows, Adam
-            (session 10)
+  mae, huber 784-512-256-10 relu, a linear output, mean absolute error / Huber on one-hot
+            rows, Adam (session 10)
 
     PYTHONPATH=python python3 bench/native_ab.py --case gelu --batch 32 --threads 2 --rounds 7
 """
@@ -62,7 +62,7 @@ def _build(case):
            "sgdema": lambda: fastnn.optimizers.SGD(0.05, momentum=0.9, momentum_form="ema", weight_decay=1e-4)}.get(case, lambda: fastnn.optimizers.Adam(1e-3))()
     loss = {"bce": "binary_crossentropy", "bcesmooth": fastnn.losses.BinaryCrossentropy(label_smoothing=0.1),
             "smooth": fastnn.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
-            "mae": "mae"}.get(
+            "mae": "mae", "huber": "huber"}.get(
         case, fastnn.losses.SparseCategoricalCrossentropy(from_logits=True))
     m.compile(opt, loss, steps_per_execution=32 if case == "hooks" else 1)
     kw = {"callbacks": [_Hook()]} if case == "hooks" else {}
@@ -75,7 +75,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--case", default="gelu", choices=["gelu", "l2", "bce", "rmsprop", "hooks", "weights", "clip",
                                                           "nadam", "adamax", "lion", "sgdema", "smooth", "bcesmooth",
-                                                          "actreg", "inputdrop", "mae"])
+                                                          "actreg", "inputdrop", "mae", "huber"])
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=7)
@@ -86,7 +86,7 @@ def main():
     x, y = x.reshape(len(x), -1)[:a.n].astype(np.float32) / 255, y[:a.n].astype(np.int64)
     if a.case in ("bce", "bcesmooth"):
         y = (y == 0).astype(np.float32)
-    elif a.case in ("smooth", "mae"):
+    elif a.case in ("smooth", "mae", "huber"):
         y = np.eye(10, dtype=np.float32)[y]
     models = {"python": _build(a.case), "native": _build(a.case)}
     times = {k: [] for k in models}

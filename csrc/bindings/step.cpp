@@ -53,8 +53,9 @@ class NativeStep {
     else if (loss == "mse") loss_ = fastnn::StepLoss::mse;
     else if (loss == "bce_logits") loss_ = fastnn::StepLoss::bce_logits;
     else if (loss == "mae") loss_ = fastnn::StepLoss::mae;
-    else throw py::value_error("loss: expected 'xent_ids', 'xent_probs', 'mse', 'mae' or 'bce_logits', got '" + loss +
-                               "'");
+    else if (loss == "huber") loss_ = fastnn::StepLoss::huber;
+    else throw py::value_error("loss: expected 'xent_ids', 'xent_probs', 'mse', 'mae', 'huber' or 'bce_logits', got '" +
+                               loss + "'");
     if (optimizer != "adam" && optimizer != "sgd" && optimizer != "rmsprop" && optimizer != "adagrad" &&
         optimizer != "nadam" && optimizer != "adamax" && optimizer != "lion")
       throw py::value_error("optimizer: expected 'adam', 'sgd', 'rmsprop', 'adagrad', 'nadam', 'adamax' or "
@@ -272,6 +273,16 @@ class NativeStep {
   }
 
   std::size_t batch_size() const { return m_; }
+
+  // Huber's delta (a finite value > 0; 1.0 until set), read by every step of a "huber" plan.
+  void set_huber_delta(double delta) {
+    if (!(delta > 0) || !std::isfinite(delta))
+      throw py::value_error("delta: expected a finite value > 0, got " + num(delta));
+    visit_float(dt_, [&](auto t) {
+      using T = decltype(t);
+      plan<T>().huber_delta = delta;
+    });
+  }
   // The activity nodes' penalties (ActivityRegularization.activity_loss) of the last step run, in chain order.
   py::list activity_losses() {
     py::list out;
@@ -375,6 +386,7 @@ class NativeStep {
     out_ = dlogits.shape(1);
     P.m = m_;
     P.loss = loss_;
+    if (loss_ == fastnn::StepLoss::huber) P.loss_scratch.assign(m_ * out_, T(0));  // made once, here
     P.dlogits = mptr<T>(dlogits);
     P.seeds = n_seeds_ ? static_cast<const std::uint64_t*>(seeds_.data()) : nullptr;
     written_.push_back(dlogits);
@@ -643,8 +655,9 @@ class NativeStep {
   // Sample weights (or None: an empty array): `rows` values of the model's dtype; none with "mae".
   py::array weights_arg(const py::object& o, const char* name, std::size_t rows) const {
     if (o.is_none()) return py::array(dlogits_.dtype(), std::vector<py::ssize_t>{0});
-    if (loss_ == fastnn::StepLoss::mae)
-      throw py::value_error(std::string(name) + ": the 'mae' loss takes no sample weights, got an array");
+    if (loss_ == fastnn::StepLoss::mae || loss_ == fastnn::StepLoss::huber)
+      throw py::value_error(std::string(name) + ": the '" + (loss_ == fastnn::StepLoss::mae ? "mae" : "huber") +
+                            "' loss takes no sample weights, got an array");
     py::array a = fastnn_py::array_arg(o, name);
     check_in(a, dlogits_, name, "the model's buffers");
     require_vector(a, rows, name);
@@ -744,6 +757,8 @@ void bind_step(py::module_& m) {
                              "SGD(momentum_form='ema'): (last rate, last factor, steps run since set_ema_lr), "
                              "else None.")
       .def_property_readonly("batch_size", &NativeStep::batch_size)
+      .def("set_huber_delta", &NativeStep::set_huber_delta, py::arg("delta"),
+           "Huber's delta for the 'huber' loss (1.0 until set).")
       .def_property_readonly("activity_losses", &NativeStep::activity_losses,
                              "The ActivityRegularization nodes' penalties of the last step run, in chain order.")
       .def_property_readonly("penalty", &NativeStep::penalty, "The penalty of the last step run() ran (0 without "

@@ -7,8 +7,8 @@ convert them (``ops._c_aligned``), then the plan's loss is the usual kernel on p
 targets (``xent_probs``, ``bce_logits``). Smoothing is elementwise, so the native epoch
 smooths its whole label array once: each batch's rows have the bits the Python step's
 smoothing of that batch gives. (Keras's sparse categorical cross-entropy has no smoothing.)
-Mean absolute error (``"mae"``, unweighted) runs natively too: MeanAbsoluteError's NumPy
-arithmetic and its ``ops.abs_sum`` (csrc/fastnn/step/mae.cpp)."""
+Mean absolute error and Huber (``"mae"``, ``"huber"``, unweighted) run natively too: their
+value_and_grad's NumPy arithmetic and their ``ops.abs_sum`` (csrc/fastnn/step/losses_more.cpp)."""
 from __future__ import annotations
 
 import numpy as np
@@ -17,6 +17,25 @@ from . import losses as _losses
 from . import ops as _ops
 
 _XENT = (_losses.CategoricalCrossentropy, _losses.SparseCategoricalCrossentropy)
+_DIFF = {_losses.MeanAbsoluteError: "mae", _losses.Huber: "huber"}  # losses of pred - y in NumPy
+
+
+def _delta_ok(loss):
+    """Huber's delta as the plan takes it (a float, finite, > 0: set after construction, another
+    value runs the Python step); True for other losses."""
+    d = getattr(loss, "delta", 1.0) if type(loss) is _losses.Huber else 1.0
+    return type(d) is float and 0.0 < d < float("inf")
+
+
+def key(model):
+    """What the plan copied from the loss: Huber's delta."""
+    return getattr(model.loss, "delta", None) if type(model.loss) is _losses.Huber else None
+
+
+def attach(native, model, kind):
+    """The loss's parameters into the plan: Huber's delta."""
+    if kind == "huber":
+        native.set_huber_delta(model.loss.delta)
 
 
 def smoothing(loss):
@@ -41,13 +60,13 @@ def _smoothed_kind(model, yb, loss_on_logits):
 
 
 def weighted_ok(kind):
-    """Whether the plan's loss kind takes sample weights: not "mae" (the Python step weights
-    it in NumPy: _weights.per_sample_loss and a dot product)."""
-    return kind != "mae"
+    """Whether the plan's loss kind takes sample weights: not "mae" or "huber" (the Python
+    step weights them in NumPy: _weights.per_sample_loss and a dot product)."""
+    return kind not in ("mae", "huber")
 
 
 def loss_kind(model, yb, loss_on_logits, last_logits):
-    """("xent_ids" | "xent_probs" | "mse" | "mae" | "bce_logits", labels as the Python step passes
+    """("xent_ids" | "xent_probs" | "mse" | "mae" | "huber" | "bce_logits", labels as the Python step passes
     them to the kernel) or None. Label rows must be as wide as the output (else the Python
     step runs, and its loss raises)."""
     loss = model.loss
@@ -67,10 +86,10 @@ def loss_kind(model, yb, loss_on_logits, last_logits):
         return None
     if type(loss) is _losses.MeanSquaredError and not last_logits:
         return "mse", _ops._c_aligned(yb, model.dtype)
-    if type(loss) is _losses.MeanAbsoluteError and not loss_on_logits and yb.dtype == model.dtype:
-        # MeanAbsoluteError.value_and_grad's pred - y in the model's dtype (another y dtype would
+    if type(loss) in _DIFF and not loss_on_logits and yb.dtype == model.dtype and _delta_ok(loss):
+        # MeanAbsoluteError's / Huber's pred - y in the model's dtype (another y dtype would
         # promote the difference: the Python step runs it)
-        return "mae", _ops._c_aligned(yb, model.dtype)
+        return _DIFF[type(loss)], _ops._c_aligned(yb, model.dtype)
     if type(loss) is _losses.BinaryCrossentropy and loss_on_logits:
         # ops.binary_cross_entropy_with_logits' targets: (m, n) like the logits, any numeric
         # dtype converted to theirs (a (m,) y for one unit is (m, 1) once fit has prepared it)

@@ -264,7 +264,10 @@ class Huber(Loss):
         e = pred - y
         a = np.abs(e)
         d = self.delta
-        loss = float(np.mean(np.where(a <= d, 0.5 * e * e, d * a - 0.5 * d * d)))
+        per = np.where(a <= d, 0.5 * e * e, d * a - 0.5 * d * d)  # >= 0: abs_sum is its sum
+        # float32/float64: ops.abs_sum (a fixed order, as the native training step sums it)
+        loss = _ops.abs_sum(per) / per.size if per.dtype in (np.float32, np.float64) and per.size \
+            else float(np.mean(per))
         np.clip(e, -d, d, out=e)
         e *= e.dtype.type(1.0 / e.size)
         return loss, e

@@ -3,7 +3,7 @@ mixed_bfloat16), Dropout, Activation, BatchNormalization and LayerNormalization 
 axis: _native_norm.py) layers (after any leading
 Flatten layers, whose output is a view of the batch: the plan takes it flattened) with a fused loss
 (softmax cross-entropy on logits, sigmoid (binary) cross-entropy on logits, both with label
-smoothing (_native_loss.py), mean squared or (unweighted) mean absolute error) and Adam/AdamW (AMSGrad too), SGD (both momentum forms, weight_decay), RMSprop (Keras's
+smoothing (_native_loss.py), mean squared error, or (unweighted) mean absolute error or Huber) and Adam/AdamW (AMSGrad too), SGD (both momentum forms, weight_decay), RMSprop (Keras's
 momentum, centered), Adagrad, Nadam, Adamax or Lion (their NumPy operations one by one), one
 training step is one call into the core (``_core.NativeStep.run``, GIL released).
 
@@ -43,6 +43,7 @@ from . import ops as _ops
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
 from . import _native_optim
+from . import _native_loss as _nloss
 from ._native_loss import loss_kind as _loss_kind, smoothing as _smoothing, weighted_ok as _weighted_ok
 from ._native_data import EpochData as _EpochData, scratch as _scratch, step_weights as _step_weights
 from ._regularized import reg_list as _reg_list
@@ -248,6 +249,7 @@ def _build(model, chain, m, first, ranges, loss_kind, last_logits, opt_spec):
     coefs = np.zeros((len(items), 2), dtype=np.float64)
     native = _core.NativeStep(entries, node_first, loss_kind, dlogits, name, hyper, views, seeds, regs, coefs)
     _nclip.attach(native, model)  # the optimizer's clipping, the constraints
+    _nloss.attach(native, model, loss_kind)  # Huber's delta
     return (native, seeds, dropouts, (coefs, [r for _, _, r in items])), out
 
 
@@ -294,7 +296,7 @@ def _key(model, m, version):
     opt = model.optimizer
     return (m, version, id(model.arena.params), id(model.arena.grads), id(model.loss), _nclip.constraints_key(model),
             tuple(id(v) for v in opt.state.values()), _hyper_key(opt), _layers_key(model), _regs_key(model),
-            _nact.key(model))
+            _nact.key(model), _nloss.key(model))
 
 
 def _ready(model, m, xb, yb, loss_on_logits, last_logits):

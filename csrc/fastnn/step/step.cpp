@@ -202,6 +202,8 @@ template <class T> double loss_step(const StepPlan<T>& plan, const void* labels)
                : bce_with_logits<T>(last.y, t, plan.dlogits, m * C);
     case StepLoss::mae:  // MeanAbsoluteError.value_and_grad (the plan takes no weights with it)
       return mae_loss<T>(last.y, t, plan.dlogits, m * C);
+    case StepLoss::huber:  // Huber.value_and_grad (no weights either)
+      return huber_loss<T>(last.y, t, plan.dlogits, plan.loss_scratch.data(), m * C, plan.huber_delta);
     case StepLoss::mse:
     default:
       return w ? mean_squared_error_weighted<T>(last.y, t, w, plan.dlogits, m, C)

@@ -71,7 +71,7 @@ template <class T> struct DenseStep {
   std::uint16_t* y16 = nullptr;
 };
 
-enum class StepLoss { xent_ids, xent_probs, mse, bce_logits, mae };
+enum class StepLoss { xent_ids, xent_probs, mse, bce_logits, mae, huber };
 enum class StepOptimizer { adam, sgd, rmsprop, adagrad, nadam, adamax, lion };
 
 // Nadam, Adamax, Lion (_optimizers_more.py, NumPy): their hyperparameters, and Nadam's running
@@ -156,6 +156,8 @@ template <class T> struct StepPlan {
   StepClip<T> clip;                  // none: no clipping
   std::vector<StepConstraint<T>> constraints;  // empty: none
   mutable std::vector<double> activity;  // the last forward's penalty of each activity node, in chain order
+  double huber_delta = 1.0;              // huber: Huber.delta
+  mutable std::vector<T> loss_scratch;   // huber: m x out, its elementwise losses
 };
 
 // Nadam._update, Adamax._update, Lion._update per range (step/optim_more.cpp): each NumPy
@@ -179,8 +181,11 @@ template <class T> void apply_constraints(const StepPlan<T>& plan);
 template <class T> double regularize(const StepPlan<T>& plan, double total);
 
 // MeanAbsoluteError.value_and_grad (unweighted) into d (n values): d = pred - y, the loss
-// abs_sum(d) / n, then d = sign(d) * T(1 / n) (step/mae.cpp: NumPy's roundings).
+// abs_sum(d) / n, then d = sign(d) * T(1 / n) (step/losses_more.cpp: NumPy's roundings).
 template <class T> double mae_loss(const T* pred, const T* y, T* d, std::size_t n);
+// Huber.value_and_grad (unweighted) into e (n values), its elementwise losses into scratch (n):
+// the loss abs_sum(scratch) / n, e = clip(pred - y, -delta, delta) * T(1 / n) (step/losses_more.cpp).
+template <class T> double huber_loss(const T* pred, const T* y, T* e, T* scratch, std::size_t n, double delta);
 
 // ActivityRegularization.forward's penalty of x (m x n): (l1 * abs_sum + l2 * sum_squares) / m,
 // a zero factor skipped; and its backward, in place on dy (step/activity.cpp).
