@@ -59,7 +59,8 @@ def _record(layers):
     return {"activity": np.array([l.activity_loss for l in layers if type(l) is AR])}
 
 
-# (state with each ActivityRegularization's activity_loss, history, native steps) of native_modes.fit_mode's run of a case
+# (state with each ActivityRegularization's activity_loss, history, native steps) of a case's run
+# (native_modes.fit_mode)
 _fit = case_runner(CASES, _record)
 
 

@@ -44,7 +44,7 @@ def _record(layers):
     return {"dropout calls": np.array([l._calls for l in layers if type(l) is L.Dropout])}
 
 
-# (state with each Dropout's call count, history, native steps) of native_modes.fit_mode's run of a case
+# (state with each Dropout's call count, history, native steps) of a case's run (native_modes.fit_mode)
 _fit = case_runner(CASES, _record)
 
 

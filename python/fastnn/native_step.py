@@ -1,10 +1,12 @@
 """The native training step: for a Sequential chain of Dense (float32, float64 or
-mixed_bfloat16), Dropout, Activation, BatchNormalization and LayerNormalization (2-D, last
-axis: _native_norm.py) layers (after any leading
-Flatten layers, whose output is a view of the batch: the plan takes it flattened) with a fused loss
-(softmax cross-entropy on logits, sigmoid (binary) cross-entropy on logits, both with label
-smoothing (_native_loss.py), mean squared error, or (unweighted) mean absolute error or Huber) and Adam/AdamW (AMSGrad too), SGD (both momentum forms, weight_decay), RMSprop (Keras's
-momentum, centered), Adagrad, Nadam, Adamax or Lion (their NumPy operations one by one), one
+mixed_bfloat16), Dropout (first too: input dropout), Activation, BatchNormalization,
+LayerNormalization (2-D, last axis: _native_norm.py) and ActivityRegularization (not first:
+_native_activity.py) layers (after any leading Flatten layers, whose output is a view of the
+batch: the plan takes it flattened) with a fused loss (softmax cross-entropy on logits, sigmoid
+(binary) cross-entropy on logits, both with label smoothing (_native_loss.py), mean squared
+error, or (unweighted) mean absolute error or Huber) and Adam/AdamW (AMSGrad too), SGD (both
+momentum forms, weight_decay), RMSprop (Keras's momentum, centered), Adagrad, Nadam, Adamax or
+Lion (their NumPy operations one by one), one
 training step is one call into the core (``_core.NativeStep.run``, GIL released).
 
 The plan is built once per (batch size, dtype, arena layout, optimizer state, loss and hyperparameters)
@@ -18,12 +20,13 @@ Weight regularizers (L1, L2, L1L2, BatchMeanL2; per variable or model-wide) are 
 the plan as ``trainer.regularization`` computes them (same kernels for the penalty, the same
 rounding for the gradient, the same order); their coefficients are read at every call and
 the penalty is returned with the loss. Sample weights (and class weights, fit's per-sample
-weights) run the weighted loss kernels _weights.weighted_value_and_grad calls. Gradient
+weights) run the weighted loss kernels _weights.weighted_value_and_grad calls (not with mean
+absolute error or Huber, which it weights in NumPy: the Python step runs them). Gradient
 clipping and the constraints MaxNorm, MinMaxNorm, UnitNorm, NonNeg run in the plan
-(_native_clip.py), and ActivityRegularization layers (_native_activity.py). Anything else (a softmax Activation layer or hidden
-softmax Dense layer that does not feed the fused loss, a BatchNormalization whose batch or
-hyperparameters its kernel refuses, an ActivityRegularization _native_activity.py does not
-take, another regularizer or constraint class, other losses or optimizers) runs the Python step, with no error.
+(_native_clip.py). Anything else (a softmax Activation layer or hidden softmax Dense layer that
+does not feed the fused loss, a BatchNormalization whose batch or hyperparameters its kernel
+refuses, an ActivityRegularization _native_activity.py does not take, another regularizer or
+constraint class, other losses or optimizers) runs the Python step, with no error.
 ``FASTNN_NATIVE_STEP=0`` in the environment turns the native step off.
 """
 from __future__ import annotations
