@@ -159,3 +159,21 @@ def test_activity_node_checks_its_arguments():
     np.testing.assert_array_equal(y, np.maximum(x @ W, 0))
     assert step.activity_losses == [0.5 * float(np.abs(y).sum()) / 4]
     assert step.penalty == step.activity_losses[0]
+
+
+def test_activity_in_a_mixed_bfloat16_model_falls_back(monkeypatch):
+    """A mixed_bfloat16 model with an ActivityRegularization: the Python step (the layer below
+    may store its output as bfloat16 bits, which the node does not read)."""
+    def build():
+        init = fastnn.initializers.GlorotUniform
+        return [L.Dense(16, activation="relu", kernel_initializer=init(seed=1), dtype="mixed_bfloat16"),
+                AR(1e-2, 1e-2), L.Dense(4, kernel_initializer=init(seed=2), dtype="mixed_bfloat16")]
+    CASES["mixed"] = (build, fastnn.losses.SparseCategoricalCrossentropy(from_logits=True), lambda: O.Adam(1e-2),
+                      _IDS)
+    try:
+        ref = _fit(monkeypatch, "python", "mixed", "float32")
+        nat = _fit(monkeypatch, "epoch", "mixed", "float32")
+    finally:
+        del CASES["mixed"]
+    assert nat[2] == 0
+    same(nat, ref)
