@@ -171,3 +171,27 @@ def test_activity_in_a_mixed_bfloat16_model_falls_back(monkeypatch):
         return [L.Dense(16, activation="relu", kernel_initializer=init(seed=1), dtype="mixed_bfloat16"),
                 AR(1e-2, 1e-2), L.Dense(4, kernel_initializer=init(seed=2), dtype="mixed_bfloat16")]
     _check_falls_back(monkeypatch, build, fastnn.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+
+@pytest.mark.parametrize("l1,l2", [(0.5, 0.0), (0.0, 0.25), (0.5, 0.25)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activity_node_gradient_is_the_layers_backward(dtype, l1, l2):
+    """The node's backward on dy (here the loss gradient: the node is the output layer, after a
+    relu Activation node) equals ActivityRegularization.backward's NumPy arithmetic on the same
+    activity, with zeros, NaN, an infinity and subnormals in it."""
+    tiny = np.finfo(dtype).smallest_subnormal
+    x = np.array([[0.0, -0.0, 1.5, -2.0], [np.nan, np.inf, 2 * tiny, tiny], [-tiny, 3.0, -0.5, 1e-3]], dtype)
+    y, dlogits = np.zeros((3, 4), dtype), np.zeros((3, 4), dtype)
+    t = np.array([[0.0, 0.5, -1.0, 2.0], [1.0, 0.0, 0.0, 0.0], [0.0, -0.0, 0.0, 0.0]], dtype)
+    step = _core.NativeStep([("activation", y, "relu", 0.0), ("activity", y, l1, l2)], 0, "mse", dlogits, "sgd",
+                            {"momentum": 0.0, "nesterov": False}, [])
+    with np.errstate(invalid="ignore", over="ignore"):
+        step.run(x, t, 0.0, 0)
+        _, want = fastnn.ops.mean_squared_error(y, t)
+        layer = AR(l1, l2)
+        layer.build((4,), dtype)
+        layer.forward(y.copy(), True)
+        layer.backward(want)
+    assert np.isnan(y[1, 0]) and y[1, 1] == np.inf and y[1, 3] == tiny  # the values reached the node
+    np.testing.assert_array_equal(dlogits, want)
+    np.testing.assert_array_equal(np.signbit(dlogits), np.signbit(want))

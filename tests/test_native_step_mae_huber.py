@@ -127,10 +127,11 @@ def test_huber_plan_takes_its_delta():
                   [1e-30, -3e-39, 0.2]], f)
     t = np.zeros((4, 3), f)
     loss = step.run(x, t, 0.0, 1)
-    want, grad = fastnn.losses.Huber(0.1).value_and_grad(x.copy(), t)
+    want, grad = fastnn.losses.Huber(0.1).value_and_grad(y.copy(), t)  # the identity layer's output
     assert loss == want
-    np.testing.assert_array_equal(y, x)  # the identity layer's output: the differences themselves
+    np.testing.assert_array_equal(y, x)  # (+0.0 where x has -0.0: the product sums)
     np.testing.assert_array_equal(dlogits, grad)
+    np.testing.assert_array_equal(np.signbit(dlogits), np.signbit(grad))  # -0.0 too
     x[1, 0] = np.nan
     assert np.isnan(step.run(x, t, 0.0, 1))
 

@@ -12,8 +12,12 @@ namespace fastnn {
 
 namespace {
 
-// np.sign: 1, -1, 0 for either zero, NaN for NaN.
-template <class T> inline T sign_of(T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v == T(0) ? T(0) : v)); }
+// np.sign: 1, -1, +0 for either zero, NaN for NaN; without branches (signs that change from one
+// value to the next, as a relu's zeros and positives, would mispredict them).
+template <class T> inline T sign_of(T v) {
+  const T s = static_cast<T>(v > T(0)) - static_cast<T>(v < T(0));
+  return v == v ? s : v;
+}
 
 }  // namespace
 

@@ -4,6 +4,8 @@
 // by the reduce kernel the Python loss calls (ops.abs_sum: float64, a fixed order).
 #include "fastnn/no_fp_contract.h"
 
+#include <cmath>
+
 #include "fastnn/reduce/reduce.h"
 #include "fastnn/step/step.h"
 
@@ -11,8 +13,11 @@ namespace fastnn {
 
 namespace {
 
-// np.sign: 1, -1, 0 for either zero, NaN for NaN.
-template <class T> inline T sign_of(T v) { return v > T(0) ? T(1) : (v < T(0) ? T(-1) : (v == T(0) ? T(0) : v)); }
+// np.sign: 1, -1, +0 for either zero, NaN for NaN, without branches (step/activity.cpp's).
+template <class T> inline T sign_of(T v) {
+  const T s = static_cast<T>(v > T(0)) - static_cast<T>(v < T(0));
+  return v == v ? s : v;
+}
 
 }  // namespace
 
@@ -33,15 +38,11 @@ template <class T> double huber_loss(const T* pred, const T* y, T* e, T* scratch
   const T d = static_cast<T>(delta), half = static_cast<T>(0.5), c = static_cast<T>(0.5 * delta * delta);
   for (std::size_t i = 0; i < n; ++i) {
     const T v = pred[i] - y[i];
-    const T a = v < T(0) ? -v : (v == T(0) ? T(0) : v);  // np.abs (NaN stays NaN, -0 is 0)
+    const T a = std::fabs(v);  // np.abs
     e[i] = v;
-    if (a <= d) {
-      const T h = half * v;
-      scratch[i] = h * v;
-    } else {
-      const T p = d * a;
-      scratch[i] = p - c;
-    }
+    const T h = half * v, p = d * a;  // both sides of np.where, then the choice (no branch)
+    const T quad = h * v, lin = p - c;
+    scratch[i] = a <= d ? quad : lin;
   }
   const double loss = abs_sum<T>(scratch, n) / static_cast<double>(n);
   const T k = static_cast<T>(1.0 / static_cast<double>(n));
