@@ -6,20 +6,10 @@
 #include "fastnn/no_fp_contract.h"
 
 #include "fastnn/reduce/reduce.h"
+#include "fastnn/step/np_sign.h"
 #include "fastnn/step/step.h"
 
 namespace fastnn {
-
-namespace {
-
-// np.sign: 1, -1, +0 for either zero, NaN for NaN; without branches (signs that change from one
-// value to the next, as a relu's zeros and positives, would mispredict them).
-template <class T> inline T sign_of(T v) {
-  const T s = static_cast<T>(v > T(0)) - static_cast<T>(v < T(0));
-  return v == v ? s : v;
-}
-
-}  // namespace
 
 template <class T> double activity_penalty(const T* x, std::size_t m, std::size_t n, double l1, double l2) {
   double pen = 0.0;
@@ -34,14 +24,14 @@ template <class T> void activity_backward(const T* x, T* dy, std::size_t m, std:
   const T c1 = static_cast<T>(l1 / rows), c2 = static_cast<T>(2.0 * l2 / rows);
   if (l1 != 0.0 && l2 != 0.0) {  // both terms in one pass: each element's two sums in the same order
     for (std::size_t i = 0; i < size; ++i) {
-      const T g1 = sign_of(x[i]) * c1;
+      const T g1 = np_sign(x[i]) * c1;
       const T d = dy[i] + g1;
       const T g2 = x[i] * c2;
       dy[i] = d + g2;
     }
   } else if (l1 != 0.0) {
     for (std::size_t i = 0; i < size; ++i) {
-      const T g = sign_of(x[i]) * c1;
+      const T g = np_sign(x[i]) * c1;
       dy[i] = dy[i] + g;
     }
   } else if (l2 != 0.0) {

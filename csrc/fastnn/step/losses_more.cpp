@@ -7,19 +7,10 @@
 #include <cmath>
 
 #include "fastnn/reduce/reduce.h"
+#include "fastnn/step/np_sign.h"
 #include "fastnn/step/step.h"
 
 namespace fastnn {
-
-namespace {
-
-// np.sign: 1, -1, +0 for either zero, NaN for NaN, without branches (step/activity.cpp's).
-template <class T> inline T sign_of(T v) {
-  const T s = static_cast<T>(v > T(0)) - static_cast<T>(v < T(0));
-  return v == v ? s : v;
-}
-
-}  // namespace
 
 // MeanAbsoluteError.value_and_grad: d = pred - y; loss = abs_sum(d) / d.size; np.sign(d, out=d);
 // d *= T(1.0 / d.size).
@@ -27,7 +18,7 @@ template <class T> double mae_loss(const T* pred, const T* y, T* d, std::size_t 
   for (std::size_t i = 0; i < n; ++i) d[i] = pred[i] - y[i];
   const double loss = abs_sum<T>(d, n) / static_cast<double>(n);
   const T c = static_cast<T>(1.0 / static_cast<double>(n));
-  for (std::size_t i = 0; i < n; ++i) d[i] = sign_of(d[i]) * c;
+  for (std::size_t i = 0; i < n; ++i) d[i] = np_sign(d[i]) * c;
   return loss;
 }
 
