@@ -12,6 +12,14 @@ in one process (the variable is read at every fit), medians of the rounds:
   clip      784-512-256-10 relu, Adam(global_clipnorm=1) and MaxNorm(3) kernels
   nadam, adamax, lion, sgdema   784-512-256-10 relu, Nadam / Adamax / Lion(1e-4) /
             SGD(0.05, momentum=0.9, momentum_form="ema", weight_decay=1e-4)
+  smooth    784-512-256-10 relu, Adam, CategoricalCrossentropy(from_logits=True,
+            label_smoothing=0.1) on one-hot labels (session 10)
+  bcesmooth the bce case with BinaryCrossentropy(label_smoothing=0.1) (session 10)
+  actreg    784-512-256-10 relu, ActivityRegularization(l1=1e-5, l2=1e-4) after each hidden
+            layer, Adam (session 10)
+  inputdrop 784-Dropout(0.2)-512-256-10 relu (input dropout), Adam (session 10)
+  mae, huber 784-512-256-10 relu, a linear output, mean absolute error / Huber on one-hot
+            rows, Adam (session 10)
 
     PYTHONPATH=python python3 bench/native_ab.py --case gelu --batch 32 --threads 2 --rounds 7
 """
@@ -41,14 +49,21 @@ def _build(case):
     con = fastnn.constraints.MaxNorm(3) if case == "clip" else None
     hidden = [L.Dense(512, activation=act, kernel_regularizer=reg, kernel_constraint=con),
               L.Dense(256, activation=act, kernel_regularizer=reg, kernel_constraint=con)]
-    out = L.Dense(1, activation="sigmoid") if case == "bce" else L.Dense(10)
+    if case == "inputdrop":
+        hidden = [L.Dropout(0.2, seed=1)] + hidden
+    if case == "actreg":
+        hidden = [hidden[0], L.ActivityRegularization(1e-5, 1e-4), hidden[1], L.ActivityRegularization(1e-5, 1e-4)]
+    out = L.Dense(1, activation="sigmoid") if case in ("bce", "bcesmooth") else L.Dense(10)
     m = fastnn.Sequential([L.Input((784,))] + hidden + [out])
     opt = {"rmsprop": lambda: fastnn.optimizers.RMSprop(1e-3, momentum=0.9, centered=True),
            "clip": lambda: fastnn.optimizers.Adam(1e-3, global_clipnorm=1.0),
            "nadam": lambda: fastnn.optimizers.Nadam(1e-3), "adamax": lambda: fastnn.optimizers.Adamax(1e-3),
            "lion": lambda: fastnn.optimizers.Lion(1e-4),
            "sgdema": lambda: fastnn.optimizers.SGD(0.05, momentum=0.9, momentum_form="ema", weight_decay=1e-4)}.get(case, lambda: fastnn.optimizers.Adam(1e-3))()
-    loss = "binary_crossentropy" if case == "bce" else fastnn.losses.SparseCategoricalCrossentropy(from_logits=True)
+    loss = {"bce": "binary_crossentropy", "bcesmooth": fastnn.losses.BinaryCrossentropy(label_smoothing=0.1),
+            "smooth": fastnn.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
+            "mae": "mae", "huber": "huber"}.get(
+        case, fastnn.losses.SparseCategoricalCrossentropy(from_logits=True))
     m.compile(opt, loss, steps_per_execution=32 if case == "hooks" else 1)
     kw = {"callbacks": [_Hook()]} if case == "hooks" else {}
     if case == "weights":
@@ -59,7 +74,8 @@ def _build(case):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--case", default="gelu", choices=["gelu", "l2", "bce", "rmsprop", "hooks", "weights", "clip",
-                                                          "nadam", "adamax", "lion", "sgdema"])
+                                                          "nadam", "adamax", "lion", "sgdema", "smooth", "bcesmooth",
+                                                          "actreg", "inputdrop", "mae", "huber"])
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=7)
@@ -68,8 +84,10 @@ def main():
     fastnn.set_num_threads(a.threads)
     (x, y), _ = fashion_mnist.load_data()
     x, y = x.reshape(len(x), -1)[:a.n].astype(np.float32) / 255, y[:a.n].astype(np.int64)
-    if a.case == "bce":
+    if a.case in ("bce", "bcesmooth"):
         y = (y == 0).astype(np.float32)
+    elif a.case in ("smooth", "mae", "huber"):
+        y = np.eye(10, dtype=np.float32)[y]
     models = {"python": _build(a.case), "native": _build(a.case)}
     times = {k: [] for k in models}
     for r in range(a.rounds + 1):  # round 0: warm-up (build, optimizer state, plan)

@@ -131,10 +131,10 @@ def test_activation_and_dropout_rate_changed_mid_epoch_rebuild_the_plan(monkeypa
     assert n == 12
 
 UNSUPPORTED = {
-    "dropout_first": lambda: [L.Dropout(0.3, seed=1), _dense(4, 1, activation="softmax")],
-    # (weight regularizers run natively: tests/test_native_step_reg.py; an activity one does not)
-    "activity_regularization": lambda: [_dense(8, 0, activation="relu"), L.ActivityRegularization(l2=1e-2),
-                                        _dense(4, 1, activation="softmax")],
+    # (a first-layer Dropout runs natively: tests/test_native_step_input_dropout.py)
+    # (weight regularizers run natively: tests/test_native_step_reg.py; ActivityRegularization
+    # too, tests/test_native_step_activity.py, but not as the first layer)
+    "activity_regularization_first": lambda: [L.ActivityRegularization(l2=1e-2), _dense(4, 1, activation="softmax")],
     # (constraints and clipping run natively, a constraint of its own class does not:
     # tests/test_native_step_clip.py)
     # a hidden softmax Dense (row-wise, no GEMM epilogue; gelu, swish, ...: test_native_step_acts.py)
@@ -156,8 +156,7 @@ def test_unsupported_training_options_fall_back(monkeypatch):
                  "float32") == 0
     assert _both(monkeypatch, build, "sparse_categorical_crossentropy", lambda: O.Adam(1e-2, use_ema=True),
                  _IDS, "float32") == 0
-    assert _both(monkeypatch, build, fastnn.losses.CategoricalCrossentropy(label_smoothing=0.1),
-                 lambda: O.Adam(1e-2), np.eye(4)[_IDS], "float32") == 0
+    # (label smoothing runs natively: tests/test_native_step_smoothing.py)
     # (sample and class weights run natively: tests/test_native_step_weights.py)
     # softmax output with MSE: the softmax is not a GEMM epilogue
     assert _both(monkeypatch, build, "mse", lambda: O.SGD(0.1), np.eye(4)[_IDS], "float32") == 0

@@ -101,9 +101,8 @@ UNSUPPORTED = {
     # LayerNormalization over the last axis is a node (test_native_step_layernorm.py); another axis is not
     "layer_normalization_3d": lambda: [_dense(12, 0), L.Reshape((3, 4)), L.LayerNormalization(axis=1), L.Flatten(),
                                        _bn(), _dense(4, 1, activation="softmax")],
-    # an identity Activation is no node: the Dropout after it would be the first one
-    "dropout_after_identity": lambda: [L.Activation("linear"), L.Dropout(0.3, seed=1), _dense(8, 0), _bn(),
-                                       _dense(4, 1, activation="softmax")],
+    # (a Dropout after an identity Activation, the first node, runs natively:
+    # tests/test_native_step_input_dropout.py)
 }
 
 

@@ -216,7 +216,7 @@ def test_run_batches_with_weights_equals_run_step_by_step():
 
 def test_weighted_label_smoothing_reports_the_smoothed_loss(monkeypatch):
     """The Python step's weighted value with label smoothing: the smoothed targets' loss (as its
-    gradient), the weighted kernel's; the native step leaves label smoothing to it."""
+    gradient), the weighted kernel's (the native step's too: test_native_step_smoothing.py)."""
     from fastnn import _weights as W
     from fastnn import _reference_weighted as rw
     rng = np.random.default_rng(0)

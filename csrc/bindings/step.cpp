@@ -26,7 +26,8 @@ template <class T> T* wptr(py::array a) { return static_cast<T*>(a.mutable_data(
 class NativeStep {
  public:
   // layers, in forward order: (W, b|None, dW|None, db|None, y, dx|None, activation name, alpha,
-  // mixed) (Dense), ("dropout", ...), ("activation", ...) or ("batchnorm", ...) (the *_node methods
+  // mixed) (Dense), ("dropout", ...), ("activation", ...), ("batchnorm", ...), ("layernorm", ...)
+  // or ("activity", ...) (the *_node methods
   // below); first: the layer the backward stops at; loss: "xent_ids", "xent_probs", "mse" or "bce_logits";
   // optimizer: "adam" (hyper: beta1, beta2, eps, weight_decay, decoupled), "sgd"
   // (momentum, nesterov, decay, ema: the ema momentum form), "rmsprop" (rho, eps, momentum, centered,
@@ -51,7 +52,10 @@ class NativeStep {
     else if (loss == "xent_probs") loss_ = fastnn::StepLoss::xent_probs;
     else if (loss == "mse") loss_ = fastnn::StepLoss::mse;
     else if (loss == "bce_logits") loss_ = fastnn::StepLoss::bce_logits;
-    else throw py::value_error("loss: expected 'xent_ids', 'xent_probs', 'mse' or 'bce_logits', got '" + loss + "'");
+    else if (loss == "mae") loss_ = fastnn::StepLoss::mae;
+    else if (loss == "huber") loss_ = fastnn::StepLoss::huber;
+    else throw py::value_error("loss: expected 'xent_ids', 'xent_probs', 'mse', 'mae', 'huber' or 'bce_logits', got '" +
+                               loss + "'");
     if (optimizer != "adam" && optimizer != "sgd" && optimizer != "rmsprop" && optimizer != "adagrad" &&
         optimizer != "nadam" && optimizer != "adamax" && optimizer != "lion")
       throw py::value_error("optimizer: expected 'adam', 'sgd', 'rmsprop', 'adagrad', 'nadam', 'adamax' or "
@@ -272,6 +276,25 @@ class NativeStep {
   bool layer_by_layer() {
     return visit_float(dt_, [&](auto t) { return fastnn::updates_layer_by_layer(plan<decltype(t)>()); });
   }
+
+  // Huber's delta (a finite value > 0; 1.0 until set), read by every step of a "huber" plan.
+  void set_huber_delta(double delta) {
+    if (!(delta > 0) || !std::isfinite(delta))
+      throw py::value_error("delta: expected a finite value > 0, got " + num(delta));
+    visit_float(dt_, [&](auto t) {
+      using T = decltype(t);
+      plan<T>().huber_delta = delta;
+    });
+  }
+  // The activity nodes' penalties (ActivityRegularization.activity_loss) of the last step run, in chain order.
+  py::list activity_losses() {
+    py::list out;
+    visit_float(dt_, [&](auto t) {
+      using T = decltype(t);
+      for (const double a : plan<T>().activity) out.append(a);
+    });
+    return out;
+  }
   double penalty() const { return penalty_; }
 
   // SGD(momentum_form="ema")'s state (SgdEma): (the last rate, the last factor, the steps run
@@ -366,6 +389,7 @@ class NativeStep {
     out_ = dlogits.shape(1);
     P.m = m_;
     P.loss = loss_;
+    if (loss_ == fastnn::StepLoss::huber) P.loss_scratch.assign(m_ * out_, T(0));  // made once, here
     P.dlogits = mptr<T>(dlogits);
     P.seeds = n_seeds_ ? static_cast<const std::uint64_t*>(seeds_.data()) : nullptr;
     written_.push_back(dlogits);
@@ -381,6 +405,7 @@ class NativeStep {
       else if (tag == "activation") L = activation_node<T>(t, k, in, dlogits);
       else if (tag == "batchnorm") L = batchnorm_node<T>(t, k, in, dlogits);
       else if (tag == "layernorm") L = layernorm_node<T>(t, k, in, dlogits);
+      else if (tag == "activity") L = activity_node<T>(P, t, k, in, dlogits);
       else if (tag.empty()) L = dense_node<T>(t, k, in, first, dlogits);
       else throw py::value_error("layers: unknown layer kind '" + tag + "'");
       if (in16) {  // the layer below stored bfloat16 bits: only a mixed Dense layer reads them
@@ -519,7 +544,6 @@ class NativeStep {
   // ("dropout", y, mask, rate, seed index)
   template <class T> fastnn::DenseStep<T> dropout_node(py::tuple t, std::size_t k, std::size_t in,
                                                         const py::array& dlogits) {
-    if (k == 0) throw py::value_error("layers: a Dropout first layer is not supported");
     fastnn::DenseStep<T> L = tagged_node<T>(t, 5, fastnn::StepNode::dropout, k, in, dlogits);
     L.mask = matrix_buffer<T>(t[2], dlogits, L.out, "mask");
     L.rate = t[3].cast<double>();
@@ -602,6 +626,23 @@ class NativeStep {
     return L;
   }
 
+  // ("activity", y, l1, l2): ActivityRegularization, the identity: y is the layer below's
+  // output buffer (the node reads it and writes no output); l1, l2 finite and >= 0.
+  template <class T> fastnn::DenseStep<T> activity_node(fastnn::StepPlan<T>& P, py::tuple t, std::size_t k,
+                                                         std::size_t in, const py::array& dlogits) {
+    if (k == 0) throw py::value_error("layers: an ActivityRegularization first layer is not supported");
+    fastnn::DenseStep<T> L = tagged_node<T>(t, 4, fastnn::StepNode::activity, k, in, dlogits);
+    if (L.y != P.layers.back().y)
+      throw py::value_error("y: an activity node's y must be the output buffer of the layer below");
+    L.l1 = t[2].cast<double>();
+    L.l2 = t[3].cast<double>();
+    if (!(L.l1 >= 0 && std::isfinite(L.l1)) || !(L.l2 >= 0 && std::isfinite(L.l2)))
+      throw py::value_error("l1, l2: expected finite values >= 0, got " + num(L.l1) + ", " + num(L.l2));
+    L.seed_index = P.activity.size();
+    P.activity.push_back(0.0);
+    return L;
+  }
+
   // A written m x width buffer, kept for the overlap checks of run.
   template <class T> T* matrix_buffer(py::handle h, const py::array& dlogits, std::size_t width, const char* name) {
     py::array a = array_arg(h, dlogits, name, true);
@@ -615,9 +656,12 @@ class NativeStep {
     return mptr<T>(a);
   }
 
-  // Sample weights (or None: an empty array): `rows` values of the model's dtype.
+  // Sample weights (or None: an empty array): `rows` values of the model's dtype; none with "mae".
   py::array weights_arg(const py::object& o, const char* name, std::size_t rows) const {
     if (o.is_none()) return py::array(dlogits_.dtype(), std::vector<py::ssize_t>{0});
+    if (loss_ == fastnn::StepLoss::mae || loss_ == fastnn::StepLoss::huber)
+      throw py::value_error(std::string(name) + ": the '" + (loss_ == fastnn::StepLoss::mae ? "mae" : "huber") +
+                            "' loss takes no sample weights, got an array");
     py::array a = fastnn_py::array_arg(o, name);
     check_in(a, dlogits_, name, "the model's buffers");
     require_vector(a, rows, name);
@@ -720,6 +764,10 @@ void bind_step(py::module_& m) {
       .def_property_readonly("layer_by_layer", &NativeStep::layer_by_layer,
                              "Whether each step updates each Dense layer's parameters right after its backward "
                              "(else all of them after the whole backward; the same bits either way).")
+      .def("set_huber_delta", &NativeStep::set_huber_delta, py::arg("delta"),
+           "Huber's delta for the 'huber' loss (1.0 until set).")
+      .def_property_readonly("activity_losses", &NativeStep::activity_losses,
+                             "The ActivityRegularization nodes' penalties of the last step run, in chain order.")
       .def_property_readonly("penalty", &NativeStep::penalty, "The penalty of the last step run() ran (0 without "
                               "regularizers).");
 }

@@ -25,14 +25,16 @@ def step_weights(sample_weight, dtype, m):
 
 class EpochData(typing.NamedTuple):
     """What the native epoch keeps per iterator: the loss kind, the labels as the plan takes
-    them (y itself when it already is), the batch buffers (x flattened, labels), the sample
-    weights as the plan takes them and their batch buffer (None, None without)."""
+    them (y itself when it already is; smoothed by _native_loss when the loss smooths), the
+    batch buffers (x flattened, labels), the sample weights as the plan takes them and their
+    batch buffer (None, None without), the loss's label smoothing the labels were made with."""
     kind: str
     labels: np.ndarray
     xbuf: np.ndarray
     ybuf: np.ndarray
     weights: typing.Optional[np.ndarray]
     wbuf: typing.Optional[np.ndarray]
+    smoothing: typing.Optional[float] = 0.0
 
 
 # model -> {name: array}: the native epoch's buffers, kept from one fit to the next

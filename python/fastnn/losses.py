@@ -142,13 +142,18 @@ class MeanSquaredError(Loss):
 
 
 class MeanAbsoluteError(Loss):
-    """mean(|pred - y|) over all elements (gradient sign(pred - y) / size)."""
+    """mean(|pred - y|) over all elements (gradient sign(pred - y) / size). A float32/float64
+    difference's sum is ``ops.abs_sum`` (float64, a fixed order: the native training step
+    computes the same bits with the same kernel); others, NumPy's mean."""
 
     name = "mean_absolute_error"
 
     def value_and_grad(self, pred, y, logits=False):
         d = pred - y
-        loss = float(np.abs(d).mean())
+        if d.dtype in (np.float32, np.float64) and d.size:
+            loss = _ops.abs_sum(d) / d.size
+        else:
+            loss = float(np.abs(d).mean())
         np.sign(d, out=d)
         d *= d.dtype.type(1.0 / d.size)
         return loss, d
@@ -259,7 +264,10 @@ class Huber(Loss):
         e = pred - y
         a = np.abs(e)
         d = self.delta
-        loss = float(np.mean(np.where(a <= d, 0.5 * e * e, d * a - 0.5 * d * d)))
+        per = np.where(a <= d, 0.5 * e * e, d * a - 0.5 * d * d)  # >= 0: abs_sum is its sum
+        # float32/float64: ops.abs_sum (a fixed order, as the native training step sums it)
+        loss = _ops.abs_sum(per) / per.size if per.dtype in (np.float32, np.float64) and per.size \
+            else float(np.mean(per))
         np.clip(e, -d, d, out=e)
         e *= e.dtype.type(1.0 / e.size)
         return loss, e

@@ -1,10 +1,12 @@
 """The native training step: for a Sequential chain of Dense (float32, float64 or
-mixed_bfloat16), Dropout, Activation, BatchNormalization and LayerNormalization (2-D, last
-axis: _native_norm.py) layers (after any leading
-Flatten layers, whose output is a view of the batch: the plan takes it flattened) with a fused loss
-(softmax cross-entropy on logits, sigmoid (binary) cross-entropy on logits, or mean squared
-error) and Adam/AdamW (AMSGrad too), SGD (both momentum forms, weight_decay), RMSprop (Keras's
-momentum, centered), Adagrad, Nadam, Adamax or Lion (their NumPy operations one by one), one
+mixed_bfloat16), Dropout (first too: input dropout), Activation, BatchNormalization,
+LayerNormalization (2-D, last axis: _native_norm.py) and ActivityRegularization (not first:
+_native_activity.py) layers (after any leading Flatten layers, whose output is a view of the
+batch: the plan takes it flattened) with a fused loss (softmax cross-entropy on logits, sigmoid
+(binary) cross-entropy on logits, both with label smoothing (_native_loss.py), mean squared
+error, or (unweighted) mean absolute error or Huber) and Adam/AdamW (AMSGrad too), SGD (both
+momentum forms, weight_decay), RMSprop (Keras's momentum, centered), Adagrad, Nadam, Adamax or
+Lion (their NumPy operations one by one), one
 training step is one call into the core (``_core.NativeStep.run``, GIL released).
 
 The plan is built once per (batch size, dtype, arena layout, optimizer state, loss and hyperparameters)
@@ -18,11 +20,12 @@ Weight regularizers (L1, L2, L1L2, BatchMeanL2; per variable or model-wide) are 
 the plan as ``trainer.regularization`` computes them (same kernels for the penalty, the same
 rounding for the gradient, the same order); their coefficients are read at every call and
 the penalty is returned with the loss. Sample weights (and class weights, fit's per-sample
-weights) run the weighted loss kernels _weights.weighted_value_and_grad calls. Gradient
+weights) run the weighted loss kernels _weights.weighted_value_and_grad calls (not with mean
+absolute error or Huber, which it weights in NumPy: the Python step runs them). Gradient
 clipping and the constraints MaxNorm, MinMaxNorm, UnitNorm, NonNeg run in the plan
-(_native_clip.py). Anything else (a first-layer Dropout, a softmax Activation layer or hidden
-softmax Dense layer that does not feed the fused loss, a BatchNormalization whose batch or
-hyperparameters its kernel refuses, activity regularization, another regularizer or
+(_native_clip.py). Anything else (a softmax Activation layer or hidden softmax Dense layer that
+does not feed the fused loss, a BatchNormalization whose batch or hyperparameters its kernel
+refuses, an ActivityRegularization _native_activity.py does not take, another regularizer or
 constraint class, other losses or optimizers) runs the Python step, with no error.
 ``FASTNN_NATIVE_STEP=0`` in the environment turns the native step off.
 """
@@ -35,19 +38,20 @@ import weakref
 import numpy as np
 
 from . import _core
+from . import _native_activity as _nact
 from . import _native_clip as _nclip
 from . import _native_norm as _nnorm
 from . import layers as _layers
-from . import losses as _losses
 from . import ops as _ops
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
 from . import _native_optim
+from . import _native_loss as _nloss
+from ._native_loss import loss_kind as _loss_kind, smoothing as _smoothing, weighted_ok as _weighted_ok
 from ._native_data import EpochData as _EpochData, scratch as _scratch, step_weights as _step_weights
 from ._regularized import reg_list as _reg_list
 from .layers import _mixed
 
-_XENT = (_losses.CategoricalCrossentropy, _losses.SparseCategoricalCrossentropy)
 _ADAM = (_optimizers.Adam, _optimizers.AdamW)
 # the regularizers the plan computes (Regularizer.__call__ and add_gradient with their l1, l2)
 _REGS = (_regularizers.L1, _regularizers.L2, _regularizers.L1L2, _regularizers.BatchMeanL2)
@@ -100,36 +104,13 @@ def _hyper_key(opt):
             getattr(opt, "amsgrad", None)) + _native_optim.key(opt)
 
 
-def _loss_kind(model, yb, loss_on_logits, last_logits):
-    """("xent_ids" | "xent_probs" | "mse" | "bce_logits", labels as the Python step passes
-    them) or None. Label rows must be as wide as the output (else the Python step runs, and
-    its loss raises)."""
-    loss = model.loss
-    if getattr(loss, "label_smoothing", 0.0):
-        return None
-    rows = yb.ndim == 2 and yb.shape[1] == model.output_shape[-1]
-    if type(loss) in _XENT and loss_on_logits:
-        if yb.dtype.kind in "iu" and yb.dtype != np.uint64 and yb.ndim == 1:
-            return "xent_ids", _ops._c_aligned(yb, np.int64)
-        if yb.dtype.kind in "fb" and rows:
-            return "xent_probs", _ops._c_aligned(yb, model.dtype)
-        return None
-    if not rows or yb.dtype.kind not in "fiub":
-        return None
-    if type(loss) is _losses.MeanSquaredError and not last_logits:
-        return "mse", _ops._c_aligned(yb, model.dtype)
-    if type(loss) is _losses.BinaryCrossentropy and loss_on_logits:
-        # ops.binary_cross_entropy_with_logits' targets: (m, n) like the logits, any numeric
-        # dtype converted to theirs (a (m,) y for one unit is (m, 1) once fit has prepared it)
-        return "bce_logits", _ops._c_aligned(yb, model.dtype)
-    return None
-
-
 def _supported_model(model):
     """The layer chain of the model, or None when its step must run in Python."""
     chain = model._chain
-    if chain is None or model._io is not None or not all(_native_reg(r) for _, _, r in _reg_list(model)):
-        return None  # an ActivityRegularization node (r None) or a regularizer of another kind
+    items = _reg_list(model) if chain is not None and model._io is None else None
+    if items is None or not all(_native_reg(r) for _, v, r in items if v is not None) \
+            or not _nact.model_ok(model, chain, items):
+        return None  # a regularizer of another kind, or ActivityRegularization nodes the plan cannot sum
     if np.dtype(model.dtype) not in (np.float32, np.float64):
         return None
     if list(model.arena.layers) != list(chain):
@@ -139,10 +120,11 @@ def _supported_model(model):
             return None  # another dtype: Python step
         if type(layer) is _layers.Flatten and all(type(l) is _layers.Flatten for l in chain[:k]):
             continue  # a leading Flatten: the batch's rows as the first layer's (a view; no node)
-        if type(layer) is _layers.Dropout and k > 0 and 0.0 < layer.rate < 1.0:
-            continue
+        if type(layer) is _layers.Dropout and 0.0 < layer.rate < 1.0 and len(layer.input_shape) == 1:
+            continue  # (first too: input dropout on the batch's rows, the node's input is x)
         if (type(layer) not in (_layers.Dense, _layers.BatchNormalization, _layers.Activation)
-                and not _nnorm.layernorm_supported(layer)) or not _nclip.constraints_supported(layer):
+                and not _nnorm.layernorm_supported(layer) and not _nact.supported(layer)) \
+                or not _nclip.constraints_supported(layer):
             return None
     return chain
 
@@ -223,8 +205,6 @@ def _entries(chain, m, first, last_logits, dtype):
         if type(layer) is _layers.Flatten:  # leading (_supported_model): the plan takes x flattened
             continue
         if type(layer) is _layers.Dropout:
-            if not entries:  # first (after identity Activations): not a node the core takes
-                return None
             width = layer.output_shape[-1]
             e = ("dropout", layer._buffer(("y", m), (m, width)), layer._buffer(("mask", m), (m, width)),
                  float(layer.rate), len(dropouts))
@@ -235,6 +215,8 @@ def _entries(chain, m, first, last_logits, dtype):
             e = _batchnorm_entry(layer, m, np.dtype(dtype))
         elif type(layer) is _layers.LayerNormalization:
             e = _nnorm.layernorm_entry(layer, m, np.dtype(dtype))
+        elif _nact.is_activity(layer):  # the identity: the layer below's output is its own
+            e = _nact.entry(layer, out)
         else:
             e = _dense_entries(layer, m, k, first, logits)
         if e is None:
@@ -265,11 +247,12 @@ def _build(model, chain, m, first, ranges, loss_kind, last_logits, opt_spec):
         s = [opt.state[n][a:b] if n is not None and n in opt.state else None for n in slots]
         views.append((arena.params[a:b], arena.grads[a:b], s[0], s[1], s[2]))
     seeds = np.zeros(len(dropouts), dtype=np.uint64)
-    items = _reg_list(model)
+    items = [it for it in _reg_list(model) if it[1] is not None]  # the weight penalties (activity: nodes)
     regs = [(l.vars[v], l.grads[v] if l.trainable else None) for l, v, _ in items]
     coefs = np.zeros((len(items), 2), dtype=np.float64)
     native = _core.NativeStep(entries, node_first, loss_kind, dlogits, name, hyper, views, seeds, regs, coefs)
     _nclip.attach(native, model)  # the optimizer's clipping, the constraints
+    _nloss.attach(native, model, loss_kind)  # Huber's delta
     return (native, seeds, dropouts, (coefs, [r for _, _, r in items])), out
 
 
@@ -315,7 +298,8 @@ def _layers_key(model):
 def _key(model, m, version):
     opt = model.optimizer
     return (m, version, id(model.arena.params), id(model.arena.grads), id(model.loss), _nclip.constraints_key(model),
-            tuple(id(v) for v in opt.state.values()), _hyper_key(opt), _layers_key(model), _regs_key(model))
+            tuple(id(v) for v in opt.state.values()), _hyper_key(opt), _layers_key(model), _regs_key(model),
+            _nact.key(model), _nloss.key(model))
 
 
 def _ready(model, m, xb, yb, loss_on_logits, last_logits):
@@ -357,7 +341,7 @@ def try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight, lr=None)
     current one when None), or None: run the Python step instead (nothing has been changed then)."""
     w = _step_weights(sample_weight, model.dtype, xb.shape[0])  # as weighted_value_and_grad converts them
     ready = None if w is False else _ready(model, xb.shape[0], xb, yb, loss_on_logits, last_logits)
-    if ready is None:
+    if ready is None or (w is not None and not _weighted_ok(ready[0][1])):
         return None
     step, labels, ranges = ready
     (native, seeds, dropouts, regs), out = step[0], step[2]
@@ -374,6 +358,7 @@ def try_step(model, xb, yb, loss_on_logits, last_logits, sample_weight, lr=None)
         _native_optim.sync_out(native, opt)
     else:
         loss = native.run(x2, labels, 0.0, 0, w)
+    _nact.after(model, native)
     _first_layer(model)._x = x2
     return loss, native.penalty, out
 
@@ -405,10 +390,10 @@ def epoch_steps(model, batches, modes, outputs=False):
             or x.ndim < 2 or not x.flags.c_contiguous or not x.flags.aligned:
         return None
     ready = _ready(model, m, x[:m], y[:m], *modes)
-    if ready is None or not _reg_coefs(ready[0][0][3]):
+    if ready is None or not _reg_coefs(ready[0][0][3]) or (weights is not None and not _weighted_ok(ready[0][1])):
         return None
     cached = getattr(batches, "_native_data", None)  # made once per iterator
-    if cached is None or cached.kind != ready[0][1]:
+    if cached is None or cached.kind != ready[0][1] or cached.smoothing != _smoothing(model.loss):
         kind = _loss_kind(model, y, *modes)
         if kind is None or kind[0] != ready[0][1]:
             return None
@@ -420,7 +405,7 @@ def epoch_steps(model, batches, modes, outputs=False):
         width = int(np.prod(x.shape[1:]))  # a leading Flatten's: the batches as (m, width) views
         xbuf = _scratch(model, "xbuf", (m, width), model.dtype) if xbuf is None else xbuf.reshape(m, width)
         wbuf = None if weights is None else _scratch(model, "wbuf", (m,), model.dtype)
-        cached = batches._native_data = _EpochData(kind[0], labels, xbuf, ybuf, weights, wbuf)
+        cached = batches._native_data = _EpochData(kind[0], labels, xbuf, ybuf, weights, wbuf, _smoothing(model.loss))
     outs = None
     if outputs:
         width = ready[0][2].shape[1]
@@ -466,6 +451,7 @@ def _chunks(model, ready, cached, x, order, full, guard, outs, execution=0):
                                opt.iterations + 1 if ranges else 0, seed_rows, losses, cached.xbuf, cached.ybuf,
                                None if outs is None else outs[:k], penalties, cached.weights, cached.wbuf)
             _set_dropouts(dropouts, k)
+            _nact.after(model, native)
             if ranges:
                 opt.iterations += k
                 _native_optim.sync_out(native, opt)

@@ -32,8 +32,7 @@ template <class T> void add_sign_scaled(T* g, const T* w, std::size_t n, T c) {
 
 }  // namespace
 
-template <class T> double regularize(const StepPlan<T>& plan) {
-  double total = 0.0;
+template <class T> double regularize(const StepPlan<T>& plan, double total) {
   for (std::size_t k = 0; k < plan.regs.size(); ++k) {
     const StepReg<T>& r = plan.regs[k];
     const double l1 = plan.reg_coefs[2 * k], l2 = plan.reg_coefs[2 * k + 1];
@@ -48,7 +47,7 @@ template <class T> double regularize(const StepPlan<T>& plan) {
   return total;
 }
 
-template double regularize<float>(const StepPlan<float>&);
-template double regularize<double>(const StepPlan<double>&);
+template double regularize<float>(const StepPlan<float>&, double);
+template double regularize<double>(const StepPlan<double>&, double);
 
 }  // namespace fastnn

@@ -144,6 +144,9 @@ template <class T> void node_forward(const StepPlan<T>& plan, const DenseStep<T>
     case StepNode::layernorm:
       layernorm_forward<T>(x, L.gamma, L.beta, L.y, L.xhat, L.inv, m, L.out, L.eps);
       break;
+    case StepNode::activity:  // ActivityRegularization.forward: the penalty; y is x
+      plan.activity[L.seed_index] = activity_penalty<T>(x, m, L.out, L.l1, L.l2);
+      break;
     case StepNode::dense:
     default:
       dense_forward<T>(L, x, m);
@@ -170,6 +173,9 @@ T* node_backward(const DenseStep<T>& L, const T* x, T* dy, std::size_t m, bool n
       return bn_backward<T>(L, x, dy, m, need_dx);
     case StepNode::layernorm:
       return ln_backward<T>(L, dy, m, need_dx);
+    case StepNode::activity:  // ActivityRegularization.backward: its gradient added to dy in place
+      if (need_dx) activity_backward<T>(x, dy, m, L.out, L.l1, L.l2);
+      return dy;
     case StepNode::dense:
     default:
       dense_backward<T>(L, x, dy, m, act_done, below);
@@ -196,6 +202,10 @@ template <class T> double loss_step(const StepPlan<T>& plan, const void* labels)
     case StepLoss::bce_logits:  // ops.binary_cross_entropy_with_logits' kernel, over all m * C values
       return w ? bce_with_logits_weighted<T>(last.y, t, w, plan.dlogits, m, C)
                : bce_with_logits<T>(last.y, t, plan.dlogits, m * C);
+    case StepLoss::mae:  // MeanAbsoluteError.value_and_grad (the plan takes no weights with it)
+      return mae_loss<T>(last.y, t, plan.dlogits, m * C);
+    case StepLoss::huber:  // Huber.value_and_grad (no weights either)
+      return huber_loss<T>(last.y, t, plan.dlogits, plan.loss_scratch.data(), m * C, plan.huber_delta);
     case StepLoss::mse:
     default:
       return w ? mean_squared_error_weighted<T>(last.y, t, w, plan.dlogits, m, C)
@@ -394,7 +404,9 @@ double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double 
       lap.add(t.optimizer);
     }
   }
-  const double pen = plan.regs.empty() ? 0.0 : regularize<T>(plan);  // on the weights before the update
+  double pen = 0.0;  // trainer.regularization: activity_penalty's sum of the activity nodes' penalties, then
+  for (const double a : plan.activity) pen += a;  // the weight penalties (on the weights before the update)
+  if (!plan.regs.empty()) pen = regularize<T>(plan, pen);
   if (penalty) *penalty = pen;
   if (!plan.ranges.empty() && !layerwise) {
     clip_gradients<T>(plan);  // Optimizer.apply clips before its update

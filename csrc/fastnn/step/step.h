@@ -15,7 +15,7 @@
 
 namespace fastnn {
 
-enum class StepNode { dense, dropout, batchnorm, activation, layernorm };
+enum class StepNode { dense, dropout, batchnorm, activation, layernorm, activity };
 
 // One layer. Dense: y = act(x @ W + b) into y (m x out); backward from dy (the next
 // layer's dx buffer, or the loss gradient) in place, then dW, db and dx. Dropout (in ==
@@ -27,12 +27,17 @@ enum class StepNode { dense, dropout, batchnorm, activation, layernorm };
 // LayerNormalization (in == out; 2-D, last axis): y, xhat and inv (per row) by
 // layernorm_forward; backward into dx, dgamma and dbeta (training: trainable), skipped
 // when frozen and dx is not needed (LayerNormalization.backward).
+// ActivityRegularization (in == out, y the layer below's y: the identity): its penalty
+// (l1 * abs_sum(x) + l2 * sum_squares(x)) / m into StepPlan::activity[seed_index] in the
+// forward; backward dy += sign(x) * T(l1 / m), then dy += x * T(2 l2 / m) in place when dx
+// is needed (step/activity.cpp).
 template <class T> struct DenseStep {
   StepNode kind = StepNode::dense;
   std::size_t in = 0, out = 0;
   T* mask = nullptr;           // dropout: m x out
   double rate = 0;             // dropout
-  std::size_t seed_index = 0;  // dropout: its seed in StepPlan::seeds
+  std::size_t seed_index = 0;  // dropout: its seed in StepPlan::seeds; activity: its penalty's index
+  double l1 = 0, l2 = 0;       // activity: ActivityRegularization's factors
   const T* W = nullptr;
   const T* b = nullptr;        // null: no bias
   T* dW = nullptr;             // null: not trainable (no parameter gradients)
@@ -66,7 +71,7 @@ template <class T> struct DenseStep {
   std::uint16_t* y16 = nullptr;
 };
 
-enum class StepLoss { xent_ids, xent_probs, mse, bce_logits };
+enum class StepLoss { xent_ids, xent_probs, mse, bce_logits, mae, huber };
 enum class StepOptimizer { adam, sgd, rmsprop, adagrad, nadam, adamax, lion };
 
 // Nadam, Adamax, Lion (_optimizers_more.py, NumPy): their hyperparameters, and Nadam's running
@@ -159,14 +164,17 @@ template <class T> struct StepPlan {
   // Per-layer updates (plan_layer_updates): pieces[k], the parts of the ranges that layer k's dW
   // and db are; empty when some trainable element is no float Dense layer's kernel or bias.
   std::vector<std::vector<StepPiece>> pieces;
+  mutable std::vector<double> activity;  // the last forward's penalty of each activity node, in chain order
+  double huber_delta = 1.0;              // huber: Huber.delta
+  mutable std::vector<T> loss_scratch;   // huber: m x out, its elementwise losses
 };
 
 // Fills plan.pieces when every element of the trainable ranges is exactly one float Dense layer's
-// kernel or bias gradient (built once, after the layers and ranges). run_step then applies Adam to
-// each layer's pieces right after that layer's backward (its dW still in cache, its dx product, the
-// last reader of W, done), when nothing needs every gradient first (no regularizers, clipping or
-// constraints). The update is elementwise, its tail computed with the body's vector arithmetic
-// (optim_impl.h), so the split changes no bit.
+// kernel or bias gradient (built once, after the layers and ranges). run_step then updates each
+// layer's pieces right after that layer's backward (its dW still in cache, its dx product, the last
+// reader of W, done) when nothing needs every gradient first (no weight regularizers, clipping or
+// constraints; SGD, RMSprop, Adagrad or Adam). The update is elementwise, its tail computed with the
+// body's vector arithmetic (optim_impl.h), so the split changes no bit.
 template <class T> void plan_layer_updates(StepPlan<T>& plan);
 // Whether run_step updates the plan layer by layer (the pieces, and nothing needing every gradient).
 template <class T> bool updates_layer_by_layer(const StepPlan<T>& plan);
@@ -187,8 +195,21 @@ template <class T> void clip_gradients(const StepPlan<T>& plan);
 template <class T> void apply_constraints(const StepPlan<T>& plan);
 
 // trainer.regularization on the plan's regs (after the backward, before the optimizer):
-// their penalties summed in order, their gradients added. Returns the penalty.
-template <class T> double regularize(const StepPlan<T>& plan);
+// their penalties added in order to total (the activity penalties' sum), their gradients
+// added. Returns the penalty.
+template <class T> double regularize(const StepPlan<T>& plan, double total);
+
+// MeanAbsoluteError.value_and_grad (unweighted) into d (n values): d = pred - y, the loss
+// abs_sum(d) / n, then d = sign(d) * T(1 / n) (step/losses_more.cpp: NumPy's roundings).
+template <class T> double mae_loss(const T* pred, const T* y, T* d, std::size_t n);
+// Huber.value_and_grad (unweighted) into e (n values), its elementwise losses into scratch (n):
+// the loss abs_sum(scratch) / n, e = clip(pred - y, -delta, delta) * T(1 / n) (step/losses_more.cpp).
+template <class T> double huber_loss(const T* pred, const T* y, T* e, T* scratch, std::size_t n, double delta);
+
+// ActivityRegularization.forward's penalty of x (m x n): (l1 * abs_sum + l2 * sum_squares) / m,
+// a zero factor skipped; and its backward, in place on dy (step/activity.cpp).
+template <class T> double activity_penalty(const T* x, std::size_t m, std::size_t n, double l1, double l2);
+template <class T> void activity_backward(const T* x, T* dy, std::size_t m, std::size_t n, double l1, double l2);
 
 // One step on the batch x (m x in of the first layer) with labels (int64 ids for
 // xent_ids, else T rows like the output: probabilities for xent_probs, targets for mse,

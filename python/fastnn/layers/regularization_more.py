@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from .. import ops as _ops
 from .core import Layer
 from .regularization import Dropout, _RandomLayer, _rate
 
@@ -86,11 +87,14 @@ class ActivityRegularization(Layer):
     def forward(self, x, training=False, logits=False):
         self._x = x
         m = x.shape[0]
+        # a float32/float64 activity's sums: ops.abs_sum and ops.sum_squares (float64, a fixed
+        # order, as Regularizer.__call__: the native training step computes the same bits)
+        core = x.dtype in (np.float32, np.float64)
         pen = 0.0
         if self.l1:
-            pen += self.l1 * float(np.sum(np.abs(x), dtype=np.float64))
+            pen += self.l1 * (_ops.abs_sum(x) if core else float(np.sum(np.abs(x), dtype=np.float64)))
         if self.l2:
-            pen += self.l2 * float(np.vdot(x, x))
+            pen += self.l2 * (_ops.sum_squares(x) if core else float(np.vdot(x, x)))
         self.activity_loss = pen / m
         return x
 
