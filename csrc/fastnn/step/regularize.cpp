@@ -5,14 +5,13 @@
 #include "fastnn/no_fp_contract.h"
 
 #include "fastnn/reduce/reduce.h"
+#include "fastnn/step/np_sign.h"
 #include "fastnn/step/step.h"
 
 namespace fastnn {
 
 namespace {
 
-// np.sign: 1, -1, 0 for either zero, NaN for NaN.
-template <class T> inline T sign_of(T w) { return w > T(0) ? T(1) : (w < T(0) ? T(-1) : (w == T(0) ? T(0) : w)); }
 
 // np.multiply(w, c, out=scratch); grad += scratch, element by element.
 template <class T> void add_scaled(T* g, const T* w, std::size_t n, T c) {
@@ -25,7 +24,7 @@ template <class T> void add_scaled(T* g, const T* w, std::size_t n, T c) {
 // np.sign(w, out=scratch); scratch *= c; grad += scratch.
 template <class T> void add_sign_scaled(T* g, const T* w, std::size_t n, T c) {
   for (std::size_t i = 0; i < n; ++i) {
-    const T s = sign_of(w[i]) * c;
+    const T s = np_sign(w[i]) * c;
     g[i] = g[i] + s;
   }
 }
