@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from . import metrics as _metrics
 from ._validate import Integral, Interval, Options, Real, validate
 
 _COUNT = Interval(Integral, 0, None, closed="left")
@@ -81,19 +82,38 @@ class History(Callback):
         self.epoch = list(state["epoch"])
 
 
-def _monitor_op(monitor, mode):
-    if mode == "auto":
-        mode = "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
-    return mode
+# metrics that grow as the model gets better (Keras 3's metrics with _direction "up")
+_UP_NAMES = ("precision", "recall", "auc", "f1_score", "fbeta_score")
+
+
+def _monitor_op(monitor, mode, model=None):
+    """"min" or "max"; "auto" reads the direction from the name (accuracy, AUC, precision, recall,
+    F-scores grow) or, given the model, from its compiled metric object of that name (Keras 3)."""
+    if mode != "auto":
+        return mode
+    name = monitor.removeprefix("val_")
+    if "acc" in monitor or name.endswith("auc") or name in _UP_NAMES:
+        return "max"
+    up = (_metrics.BinaryAccuracy, _metrics.CategoricalAccuracy, _metrics.SparseCategoricalAccuracy,
+          _metrics.Precision, _metrics.AUC, _metrics.FBetaScore, _metrics.TopKCategoricalAccuracy)
+    specs = list(getattr(model, "_metric_names", None) or []) + list(getattr(model, "_weighted_metric_names", None) or [])
+    if any(isinstance(m, up) and m.name == name for m in specs):
+        return "max"
+    return "min"
 
 
 class _Monitoring(Callback):
     def __init__(self, monitor, mode, min_delta):
         super().__init__()
         validate({"mode": mode, "min_delta": min_delta}, _CONSTRAINTS, type(self).__name__)
-        self.monitor = monitor
+        self.monitor, self._auto = monitor, mode == "auto"
         self.mode = _monitor_op(monitor, mode)
         self.min_delta = abs(float(min_delta))
+
+    def set_model(self, model):
+        super().set_model(model)
+        if self._auto:  # a metric object's own name (Precision(name="p")) is known once compiled
+            self.mode = _monitor_op(self.monitor, "auto", model)
 
     def _improved(self, current, best):
         if not math.isfinite(current):  # a NaN/inf loss is never an improvement (nor a best to keep)
@@ -115,7 +135,8 @@ class _Monitoring(Callback):
 class EarlyStopping(_Monitoring):
     """Stops when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
 
-    ``restore_best_weights=True`` puts back the weights of the best epoch when it stops.
+    ``restore_best_weights=True`` puts back the weights of the best epoch when training ends,
+    stopped early or not (Keras 3).
     """
 
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
@@ -134,7 +155,7 @@ class EarlyStopping(_Monitoring):
         if current is None or epoch < self.start_from_epoch:
             return
         if self.restore_best_weights and self.best_weights is None:
-            self.best_weights = self.model.get_weights()
+            self.best_weights, self.best_epoch = self.model.get_weights(), epoch
         self.wait += 1
         if self._improved(current, self.best):
             self.best, self.best_epoch = current, epoch
@@ -146,14 +167,16 @@ class EarlyStopping(_Monitoring):
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True
-            if self.restore_best_weights and self.best_weights is not None:
-                if self.verbose:
-                    print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
-                self.model.set_weights(self.best_weights)
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch > 0 and self.verbose:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        # Keras 3: the best epoch's weights come back at the end of training, also when it ran
+        # every epoch without stopping early
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+            self.model.set_weights(self.best_weights)
 
     def get_state(self):
         return {"wait": self.wait, "stopped_epoch": self.stopped_epoch, "best": self.best,

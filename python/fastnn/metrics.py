@@ -55,20 +55,30 @@ def _rows(y, p):
 
 
 class BinaryAccuracy(Metric):
-    """Share of outputs on the right side of 0.5 (0 for logits)."""
+    """Share of outputs on the right side of ``threshold`` (a probability; on logits its logit,
+    as sigmoid(z) > t exactly when z > log(t / (1 - t)))."""
 
     name = "accuracy"
+    needs_probabilities = True  # a fused sigmoid / softmax output: thresholded after the activation, as Keras
 
     def __init__(self, threshold=0.5):
         self.threshold = threshold
         super().__init__()
 
+    def _thr(self, logits):
+        t = float(self.threshold)
+        if not logits:
+            return t
+        if t <= 0.0 or t >= 1.0:
+            return np.inf if t >= 1.0 else -np.inf
+        return float(np.log(t / (1.0 - t)))  # 0.0 exactly for the default 0.5
+
     def _batch_sum(self, y, p, logits):
-        thr = 0.0 if logits else self.threshold
+        thr = self._thr(logits)
         return float(np.count_nonzero((p > thr) == (y > 0.5))) / (p.size / p.shape[0])
 
     def _values(self, y, p, logits):
-        thr = 0.0 if logits else self.threshold
+        thr = self._thr(logits)
         y, p = _rows(y, p)
         return ((p > thr) == (y > 0.5)).mean(axis=1)
 

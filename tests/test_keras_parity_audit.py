@@ -1,0 +1,117 @@
+"""Workflows run the same way in fastnn and in Keras 3 (JAX backend) on the same weights and data:
+callbacks' decisions, metrics' thresholds, Sequential editing. Each test failed before its fix."""
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import layers as L
+from helpers import keras_on_jax
+
+
+@pytest.fixture(scope="module")
+def keras():
+    return keras_on_jax()
+
+
+def _pair(keras, d=5, out=1, act="sigmoid", seed=0):
+    """The same MLP in Keras and fastnn (fastnn takes Keras's weights)."""
+    k = keras.Sequential([keras.Input((d,)), keras.layers.Dense(8, activation="relu"),
+                          keras.layers.Dense(out, activation=act)])
+    f = fastnn.Sequential([L.Input((d,)), L.Dense(8, activation="relu"), L.Dense(out, activation=act)])
+    rng = np.random.default_rng(seed)
+    ws = [rng.normal(scale=0.5, size=w.shape).astype(np.float32) for w in k.get_weights()]
+    k.set_weights(ws)
+    f.set_weights(ws)
+    return k, f
+
+
+def _data(n=40, d=5, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    y = (x[:, :1] + 0.5 * rng.normal(size=(n, 1)) > 0).astype(np.float32)
+    return x, y
+
+
+def _scripted(lib, key, values):
+    """A callback writing values[epoch] into the epoch's logs under key (before the ones after it)."""
+    class Script(lib.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs[key] = values[epoch]
+    return Script()
+
+
+def _fit_both(keras, kcb, fcb, key, values, k_metrics=None, f_metrics=None):
+    x, y = _data()
+    k, f = _pair(keras)
+    k.compile(keras.optimizers.SGD(0.1), "binary_crossentropy", metrics=k_metrics)
+    f.compile(fastnn.optimizers.SGD(0.1), "binary_crossentropy", metrics=f_metrics)
+    fit = dict(batch_size=8, epochs=len(values), shuffle=False, verbose=0, validation_data=(x, y))
+    hk = k.fit(x, y, callbacks=[_scripted(keras, key, values), kcb], **fit)
+    hf = f.fit(x, y, callbacks=[_scripted(fastnn, key, values), fcb], **fit)
+    return k, f, hk, hf
+
+
+def test_early_stopping_restores_the_best_weights_also_without_stopping(keras):
+    # best val_loss at epoch 2 of 6, patience never runs out: Keras 3 still restores epoch 2's weights
+    values = [0.9, 0.8, 0.5, 0.7, 0.6, 0.65]
+    kw = dict(monitor="val_loss", patience=10, restore_best_weights=True)
+    es = fastnn.callbacks.EarlyStopping(**kw)
+    k, f, hk, hf = _fit_both(keras, keras.callbacks.EarlyStopping(**kw), es, "val_loss", values)
+    assert len(hk.epoch) == len(hf.epoch) == 6 and es.best_epoch == 2
+    for a, b in zip(k.get_weights(), f.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("metric", ["precision", "recall", "auc", "named_precision"])
+def test_early_stopping_auto_mode_maximizes_precision_and_recall(keras, metric):
+    # a rising metric is an improvement for Keras 3 (its direction "up"): no early stop
+    values = [0.5, 0.6, 0.55, 0.7, 0.69, 0.71, 0.65, 0.64]
+    kcls = {"precision": keras.metrics.Precision, "recall": keras.metrics.Recall, "auc": keras.metrics.AUC,
+            "named_precision": keras.metrics.Precision}[metric]
+    fmet = fastnn.metrics.Precision(name="named_precision") if metric == "named_precision" else metric
+    key = "val_" + metric
+    kes, fes = keras.callbacks.EarlyStopping(monitor=key, patience=2), fastnn.callbacks.EarlyStopping(monitor=key, patience=2)
+    _, _, hk, hf = _fit_both(keras, kes, fes, key, values, [kcls(name=metric)], [fmet])
+    assert fes.mode == "max"
+    assert len(hf.epoch) == len(hk.epoch) == 8
+    rk = keras.callbacks.ReduceLROnPlateau(monitor=key, patience=1, factor=0.5)
+    rf = fastnn.callbacks.ReduceLROnPlateau(monitor=key, patience=1, factor=0.5)
+    _, _, hk, hf = _fit_both(keras, rk, rf, key, values, [kcls(name=metric)], [fmet])
+    np.testing.assert_allclose(hf.history["learning_rate"], hk.history["learning_rate"], rtol=1e-6)
+
+
+def test_binary_accuracy_threshold_on_a_sigmoid_or_softmax_output(keras):
+    x, y = _data(60)
+    w = np.random.default_rng(2).uniform(0.1, 2.0, 60).astype(np.float32)
+    k, f = _pair(keras)
+    k.compile("sgd", "binary_crossentropy", metrics=[keras.metrics.BinaryAccuracy(threshold=0.3)],
+              weighted_metrics=[keras.metrics.BinaryAccuracy(threshold=0.7, name="w")])
+    f.compile("sgd", "binary_crossentropy", metrics=[fastnn.metrics.BinaryAccuracy(threshold=0.3)],
+              weighted_metrics=[fastnn.metrics.BinaryAccuracy(threshold=0.7)])
+    rk = k.evaluate(x, y, sample_weight=w, batch_size=16, return_dict=True, verbose=0)
+    rf = f.evaluate(x, y, sample_weight=w, batch_size=16, return_dict=True)
+    assert rf["accuracy"] == pytest.approx(rk["binary_accuracy"], abs=1e-6)
+    assert rf["weighted_accuracy"] == pytest.approx(rk["w"], abs=1e-6)
+    # a softmax output (fused with the cross-entropy): the threshold applies to the probabilities
+    yc = np.eye(3, dtype=np.float32)[np.random.default_rng(3).integers(0, 3, 60)]
+    k, f = _pair(keras, out=3, act="softmax")
+    k.compile("sgd", "categorical_crossentropy", metrics=["binary_accuracy"])
+    f.compile("sgd", "categorical_crossentropy", metrics=["binary_accuracy"])
+    rk = k.evaluate(x, yc, return_dict=True, verbose=0)
+    rf = f.evaluate(x, yc, return_dict=True)
+    assert rf["binary_accuracy"] == pytest.approx(rk["binary_accuracy"], abs=1e-6)
+
+
+@pytest.mark.parametrize("cls", ["Precision", "Recall"])
+@pytest.mark.parametrize("kw", [dict(top_k=2), dict(top_k=1, class_id=2), dict(top_k=2, thresholds=0.6)])
+def test_precision_recall_top_k_count_the_top_k_as_predicted(keras, cls, kw):
+    rng = np.random.default_rng(4)
+    y = (rng.uniform(size=(50, 4)) > 0.5).astype(np.float32)
+    p = rng.uniform(size=(50, 4)).astype(np.float32)
+    w = rng.uniform(0, 2, 50).astype(np.float32)
+    for sw in (None, w):
+        km = getattr(keras.metrics, cls)(**kw)
+        km.update_state(y, p, sample_weight=sw)
+        fm = getattr(fastnn.metrics, cls)(**kw)
+        fm.update(y, p, sample_weight=sw)
+        assert fm.result() == pytest.approx(float(km.result()), abs=1e-6)
