@@ -115,3 +115,29 @@ def test_precision_recall_top_k_count_the_top_k_as_predicted(keras, cls, kw):
         fm = getattr(fastnn.metrics, cls)(**kw)
         fm.update(y, p, sample_weight=sw)
         assert fm.result() == pytest.approx(float(km.result()), abs=1e-6)
+
+
+def test_sequential_add_after_the_build_builds_the_new_layer(keras):
+    x, _ = _data(12)
+    k, f = _pair(keras)
+    k.pop()
+    f.pop()
+    k.add(keras.layers.Dense(3, activation="softmax"))
+    f.add(L.Dense(3, activation="softmax"))
+    assert [w.shape for w in f.get_weights()] == [w.shape for w in k.get_weights()] == [(5, 8), (8,), (8, 3), (3,)]
+    assert f.count_params() == k.count_params()
+    f.set_weights(k.get_weights())
+    np.testing.assert_allclose(f.predict(x), k.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    # a model built up one add at a time from its Input, as Keras
+    k = keras.Sequential()
+    k.add(keras.Input((5,)))
+    k.add(keras.layers.Dense(4))
+    f = fastnn.Sequential()
+    f.add(L.Input((5,)))
+    f.add(L.Dense(4))
+    assert [w.shape for w in f.get_weights()] == [w.shape for w in k.get_weights()] == [(5, 4), (4,)]
+    # a layer that cannot follow leaves the model as it was
+    before = f.get_weights()
+    with pytest.raises(ValueError, match="target_shape"):
+        f.add(L.Reshape((7,)))
+    assert len(f.layers) == 1 and all(np.array_equal(a, b) for a, b in zip(before, f.get_weights()))

@@ -451,11 +451,13 @@ class Sequential(Model):
     def __init__(self, layers=None, name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)
         for layer in layers or []:
-            self.add(layer)
+            self.add(layer, rebuild=False)
         if self._input_shape is not None and self.layers:
             self.build()
 
-    def add(self, layer):
+    add = _model_habits.add  # Keras 3's add(layer, rebuild=True)
+
+    def _append(self, layer):
         if isinstance(layer, _layers.SymbolicTensor) and isinstance(layer.layer, _layers.InputLayer):
             layer = layer.layer
         if isinstance(layer, _layers.InputLayer):
@@ -480,7 +482,7 @@ class Sequential(Model):
         if shape is not None:
             model.add(_layers.Input(tuple(shape)))
         for layer in (_layers.deserialize(d) for d in config["layers"]):
-            model.add(layer)  # Keras 3's config: its InputLayer first
+            model.add(layer, rebuild=False)  # Keras 3's config: its InputLayer first
         if model._input_shape is not None and model.layers:
             model.build()
         if config.get("trainable") is False:  # Keras 3's config
