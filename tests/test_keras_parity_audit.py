@@ -90,8 +90,8 @@ def test_binary_accuracy_threshold_on_a_sigmoid_or_softmax_output(keras):
               weighted_metrics=[fastnn.metrics.BinaryAccuracy(threshold=0.7)])
     rk = k.evaluate(x, y, sample_weight=w, batch_size=16, return_dict=True, verbose=0)
     rf = f.evaluate(x, y, sample_weight=w, batch_size=16, return_dict=True)
-    assert rf["accuracy"] == pytest.approx(rk["binary_accuracy"], abs=1e-6)
-    assert rf["weighted_accuracy"] == pytest.approx(rk["w"], abs=1e-6)
+    assert rf["binary_accuracy"] == pytest.approx(rk["binary_accuracy"], abs=1e-6)
+    assert rf["weighted_binary_accuracy"] == pytest.approx(rk["w"], abs=1e-6)
     # a softmax output (fused with the cross-entropy): the threshold applies to the probabilities
     yc = np.eye(3, dtype=np.float32)[np.random.default_rng(3).integers(0, 3, 60)]
     k, f = _pair(keras, out=3, act="softmax")
@@ -141,3 +141,43 @@ def test_sequential_add_after_the_build_builds_the_new_layer(keras):
     with pytest.raises(ValueError, match="target_shape"):
         f.add(L.Reshape((7,)))
     assert len(f.layers) == 1 and all(np.array_equal(a, b) for a, b in zip(before, f.get_weights()))
+
+
+def test_metric_objects_log_under_keras_default_names(keras):
+    x, y = _data(24)
+    yc = np.eye(3, dtype=np.float32)[np.arange(24) % 3]
+    cases = [(1, "sigmoid", y, "binary_crossentropy", ["BinaryAccuracy", "MeanSquaredError", "MeanAbsoluteError"]),
+             (3, "softmax", yc, "categorical_crossentropy", ["CategoricalAccuracy"]),
+             (3, "softmax", np.arange(24) % 3, "sparse_categorical_crossentropy", ["SparseCategoricalAccuracy"])]
+    for out, act, target, loss, names in cases:
+        k, f = _pair(keras, out=out, act=act)
+        k.compile("sgd", loss, metrics=[getattr(keras.metrics, n)() for n in names])
+        f.compile("sgd", loss, metrics=[getattr(fastnn.metrics, n)() for n in names])
+        hk = k.fit(x, target, epochs=1, batch_size=8, shuffle=False, verbose=0, validation_split=0.25)
+        hf = f.fit(x, target, epochs=1, batch_size=8, shuffle=False, verbose=0, validation_split=0.25)
+        assert sorted(hf.history) == sorted(hk.history)
+        for key in hk.history:
+            np.testing.assert_allclose(hf.history[key], hk.history[key], rtol=1e-5, atol=1e-6)
+    assert fastnn.metrics.BinaryAccuracy(name="ba").name == "ba"
+
+
+def test_metric_objects_start_from_zero_in_validation_evaluate_and_on_batch_calls(keras):
+    # one metric object serves every run of the model: validation after the epoch's training,
+    # evaluate after fit, each *_on_batch call (it summed the training batches into val_* before)
+    x, y = _data(48, seed=4)
+    k, f = _pair(keras)
+    k.compile(keras.optimizers.SGD(0.1), "binary_crossentropy",
+              metrics=[keras.metrics.MeanSquaredError(), keras.metrics.AUC(), keras.metrics.BinaryAccuracy()])
+    f.compile(fastnn.optimizers.SGD(0.1), "binary_crossentropy",
+              metrics=[fastnn.metrics.MeanSquaredError(), fastnn.metrics.AUC(), fastnn.metrics.BinaryAccuracy()])
+    fit = dict(batch_size=8, epochs=2, shuffle=False, verbose=0, validation_split=0.25)
+    hk, hf = k.fit(x, y, **fit), f.fit(x, y, **fit)
+    assert sorted(hf.history) == sorted(hk.history)
+    for key in hk.history:
+        np.testing.assert_allclose(hf.history[key], hk.history[key], rtol=2e-5, atol=1e-6, err_msg=key)
+    for a, b in zip((k.evaluate(x[:20], y[:20], verbose=0), k.evaluate(x[20:], y[20:], verbose=0)),
+                    (f.evaluate(x[:20], y[:20]), f.evaluate(x[20:], y[20:]))):
+        np.testing.assert_allclose(b, a, rtol=2e-5, atol=1e-6)  # a list: loss, then each metric
+    for sl in (slice(0, 10), slice(10, 30)):
+        np.testing.assert_allclose(f.test_on_batch(x[sl], y[sl]), k.test_on_batch(x[sl], y[sl]), rtol=2e-5, atol=1e-6)
+        np.testing.assert_allclose(f.train_on_batch(x[sl], y[sl]), k.train_on_batch(x[sl], y[sl]), rtol=2e-5, atol=1e-6)

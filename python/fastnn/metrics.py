@@ -20,7 +20,9 @@ class Metric:
 
     name = "metric"
 
-    def __init__(self):
+    def __init__(self, name=None):
+        if name is not None:
+            self.name = str(name)
         self.reset()
 
     def reset(self):
@@ -58,12 +60,12 @@ class BinaryAccuracy(Metric):
     """Share of outputs on the right side of ``threshold`` (a probability; on logits its logit,
     as sigmoid(z) > t exactly when z > log(t / (1 - t)))."""
 
-    name = "accuracy"
+    name = "binary_accuracy"  # Keras 3's default names ("accuracy" when compiled as "accuracy")
     needs_probabilities = True  # a fused sigmoid / softmax output: thresholded after the activation, as Keras
 
-    def __init__(self, threshold=0.5):
+    def __init__(self, threshold=0.5, name=None):
         self.threshold = threshold
-        super().__init__()
+        super().__init__(name)
 
     def _thr(self, logits):
         t = float(self.threshold)
@@ -86,7 +88,7 @@ class BinaryAccuracy(Metric):
 class CategoricalAccuracy(Metric):
     """Share of rows whose argmax matches the one-hot label's."""
 
-    name = "accuracy"
+    name = "categorical_accuracy"
 
     def _batch_sum(self, y, p, logits):
         return float(np.count_nonzero(np.argmax(p, axis=1) == np.argmax(y, axis=1)))
@@ -98,7 +100,7 @@ class CategoricalAccuracy(Metric):
 class SparseCategoricalAccuracy(Metric):
     """Share of rows whose argmax equals the integer label."""
 
-    name = "accuracy"
+    name = "sparse_categorical_accuracy"
 
     def _batch_sum(self, y, p, logits):
         return float(np.count_nonzero(np.argmax(p, axis=1) == y))
@@ -108,7 +110,7 @@ class SparseCategoricalAccuracy(Metric):
 
 
 class MeanSquaredError(Metric):
-    name = "mse"
+    name = "mean_squared_error"
     needs_probabilities = True
 
     def _batch_sum(self, y, p, logits):
@@ -121,7 +123,7 @@ class MeanSquaredError(Metric):
 
 
 class MeanAbsoluteError(Metric):
-    name = "mae"
+    name = "mean_absolute_error"
     needs_probabilities = True
 
     def _batch_sum(self, y, p, logits):

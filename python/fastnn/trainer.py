@@ -146,11 +146,18 @@ def loss_mode(model):
 
 
 def make_metrics(model):
+    """The compiled metrics, each with a fresh state: a metric object given to compile is the
+    same object at each call, and every fit epoch, validation, evaluate and *_on_batch call
+    starts it from zero (Keras 3 resets it; its state would otherwise carry over)."""
     if model._io is not None:
-        return _multi_io.make_metrics(model)
-    width = model.layers[-1].output_shape[-1]
-    ms = [_metrics.get(m, model.loss.name, width) for m in model._metric_names]
-    return _metrics.with_weighted(ms, model._weighted_metric_names, model.loss.name, width)
+        ms = _multi_io.make_metrics(model)
+    else:
+        width = model.layers[-1].output_shape[-1]
+        ms = [_metrics.get(m, model.loss.name, width) for m in model._metric_names]
+        ms = _metrics.with_weighted(ms, model._weighted_metric_names, model.loss.name, width)
+    for m in ms:
+        m.reset()
+    return ms
 
 
 def metric_updater(model, metrics, loss_on_logits, last_logits):
