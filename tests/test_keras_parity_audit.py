@@ -181,3 +181,14 @@ def test_metric_objects_start_from_zero_in_validation_evaluate_and_on_batch_call
     for sl in (slice(0, 10), slice(10, 30)):
         np.testing.assert_allclose(f.test_on_batch(x[sl], y[sl]), k.test_on_batch(x[sl], y[sl]), rtol=2e-5, atol=1e-6)
         np.testing.assert_allclose(f.train_on_batch(x[sl], y[sl]), k.train_on_batch(x[sl], y[sl]), rtol=2e-5, atol=1e-6)
+
+
+def test_reset_metrics_between_batch_calls(keras):
+    x, y = _data(30, seed=5)
+    k, f = _pair(keras)
+    k.compile(keras.optimizers.SGD(0.1), "binary_crossentropy", metrics=[keras.metrics.AUC(name="auc")])
+    f.compile(fastnn.optimizers.SGD(0.1), "binary_crossentropy", metrics=[fastnn.metrics.AUC()])
+    for sl in (slice(0, 10), slice(10, 30)):
+        k.reset_metrics()
+        f.reset_metrics()
+        np.testing.assert_allclose(f.train_on_batch(x[sl], y[sl]), k.train_on_batch(x[sl], y[sl]), rtol=2e-5, atol=1e-6)

@@ -96,8 +96,9 @@ def _monitor_op(monitor, mode, model=None):
         return "max"
     up = (_metrics.BinaryAccuracy, _metrics.CategoricalAccuracy, _metrics.SparseCategoricalAccuracy,
           _metrics.Precision, _metrics.AUC, _metrics.FBetaScore, _metrics.TopKCategoricalAccuracy)
-    specs = list(getattr(model, "_metric_names", None) or []) + list(getattr(model, "_weighted_metric_names", None) or [])
-    if any(isinstance(m, up) and m.name == name for m in specs):
+    specs = [m for group in ("_metric_names", "_weighted_metric_names")
+             for m in (getattr(model, group, None) or []) if isinstance(m, up)]
+    if any(m.name == name for m in specs):
         return "max"
     return "min"
 

@@ -327,7 +327,7 @@ class Model:
         return (p[:, 0] > 0.5).astype(np.int64) if p.shape[-1] == 1 else np.argmax(p, axis=-1)
 
     predict_proba = predict  # outputs of softmax / sigmoid are probabilities
-    __call__, train_on_batch, test_on_batch, predict_on_batch = _batch_api.METHODS  # Keras 3's one-batch API
+    __call__, train_on_batch, test_on_batch, predict_on_batch, reset_metrics = _batch_api.METHODS  # Keras 3's batch API
 
     @_trainer.serialized
     def compute_loss_and_gradients(self, x, y):
