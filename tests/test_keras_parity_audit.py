@@ -192,3 +192,28 @@ def test_reset_metrics_between_batch_calls(keras):
         k.reset_metrics()
         f.reset_metrics()
         np.testing.assert_allclose(f.train_on_batch(x[sl], y[sl]), k.train_on_batch(x[sl], y[sl]), rtol=2e-5, atol=1e-6)
+
+
+def test_metric_objects_of_a_two_output_model_keep_their_names(keras):
+    # each run prefixed the object's name again: cls_cls_..., values split over the keys
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(40, 5)).astype(np.float32)
+    y = {"cls": rng.integers(0, 3, 40), "reg": rng.normal(size=(40, 1)).astype(np.float32)}
+
+    def build(lib, layers):
+        i = layers.Input((5,))
+        h = layers.Dense(8, activation="relu")(i)
+        return lib.Model(i, [layers.Dense(3, activation="softmax", name="cls")(h), layers.Dense(1, name="reg")(h)])
+    k, f = build(keras, keras.layers), build(fastnn, L)
+    f.set_weights(k.get_weights())
+    loss = {"cls": "sparse_categorical_crossentropy", "reg": "mse"}
+    k.compile(keras.optimizers.SGD(0.05), loss=loss, metrics={"cls": [keras.metrics.SparseCategoricalAccuracy()],
+                                                               "reg": [keras.metrics.MeanAbsoluteError()]})
+    f.compile(fastnn.optimizers.SGD(0.05), loss=loss, metrics={"cls": [fastnn.metrics.SparseCategoricalAccuracy()],
+                                                                "reg": [fastnn.metrics.MeanAbsoluteError()]})
+    fit = dict(batch_size=8, epochs=2, shuffle=False, verbose=0, validation_split=0.25)
+    hk, hf = k.fit(x, y, **fit), f.fit(x, y, **fit)
+    assert sorted(hf.history) == sorted(hk.history)
+    for key in hk.history:
+        np.testing.assert_allclose(hf.history[key], hk.history[key], rtol=2e-5, atol=1e-6, err_msg=key)
+    np.testing.assert_allclose(f.evaluate(x, y), k.evaluate(x, y, verbose=0), rtol=2e-5, atol=1e-6)

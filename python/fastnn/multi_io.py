@@ -370,7 +370,9 @@ def make_metrics(model):
     for i, (n, loss) in enumerate(zip(io.out_names, losses)):
         for spec in model._metric_names.get(n, []):
             m = _metrics.get(spec, loss.name, io.out_shapes[i][-1])
-            m.name, m._out = f"{n}_{m.name}", i
+            # a metric object is the same at each call: prefix its own name once, not again
+            base = m.__dict__.setdefault("_own_name", m.name)
+            m.name, m._out = f"{n}_{base}", i
             out.append(m)
     return out
 
