@@ -217,3 +217,21 @@ def test_metric_objects_of_a_two_output_model_keep_their_names(keras):
     for key in hk.history:
         np.testing.assert_allclose(hf.history[key], hk.history[key], rtol=2e-5, atol=1e-6, err_msg=key)
     np.testing.assert_allclose(f.evaluate(x, y), k.evaluate(x, y, verbose=0), rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("how", [dict(validation_split=0.25, validation_steps=1),
+                                 dict(validation_steps=2), dict(validation_steps=1, validation_batch_size=7)])
+def test_validation_steps_take_the_first_batches_of_batch_size_rows_each_epoch(keras, how):
+    # Keras 3: validation_batch_size or batch_size rows a batch, from the first batch at every
+    # validation (fastnn ignored validation_steps with validation_split, and read 1024-row
+    # batches continuing across epochs)
+    x, y = _data(48)
+    fit = dict(batch_size=8, epochs=3, shuffle=False, verbose=0, **how)
+    if "validation_split" not in how:
+        fit["validation_data"] = _data(30, seed=9)
+    k, f = _pair(keras)
+    k.compile(keras.optimizers.SGD(0.1), "binary_crossentropy", metrics=["accuracy"])
+    f.compile(fastnn.optimizers.SGD(0.1), "binary_crossentropy", metrics=["accuracy"])
+    hk, hf = k.fit(x, y, **fit), f.fit(x, y, **fit)
+    for key in ("val_loss", "val_accuracy"):
+        np.testing.assert_allclose(hf.history[key], hk.history[key], rtol=2e-5, atol=1e-6, err_msg=key)
