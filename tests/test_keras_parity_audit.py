@@ -235,3 +235,20 @@ def test_validation_steps_take_the_first_batches_of_batch_size_rows_each_epoch(k
     hk, hf = k.fit(x, y, **fit), f.fit(x, y, **fit)
     for key in ("val_loss", "val_accuracy"):
         np.testing.assert_allclose(hf.history[key], hk.history[key], rtol=2e-5, atol=1e-6, err_msg=key)
+
+
+def test_every_callback_gets_fit_params(keras):
+    x, y = _data(50)
+    seen = {}
+
+    def spy(lib, tag):
+        class Spy(lib.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                seen[tag] = dict(self.params)
+        return Spy()
+    k, f = _pair(keras)
+    k.compile("sgd", "binary_crossentropy")
+    f.compile("sgd", "binary_crossentropy")
+    k.fit(x, y, batch_size=16, epochs=3, verbose=0, validation_split=0.2, callbacks=[spy(keras, "k")])
+    f.fit(x, y, batch_size=16, epochs=3, verbose=0, validation_split=0.2, callbacks=[spy(fastnn, "f")])
+    assert {key: seen["f"][key] for key in seen["k"]} == seen["k"]  # epochs, steps, verbose

@@ -29,10 +29,14 @@ class Callback:
     """Base class; ``self.model`` is set by fit. Override the hooks you need."""
 
     def __init__(self):
-        self.model = None
+        self.model, self.params = None, {}
 
     def set_model(self, model):
         self.model = model
+
+    def set_params(self, params):
+        """fit's ``{"epochs", "steps", "batch_size", "verbose"}`` (Keras 3's ``self.params``)."""
+        self.params = params
 
     def _no_op(self, *args, logs=None):
         """A hook's default: nothing (a subclass overrides the hooks it needs)."""

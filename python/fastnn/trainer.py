@@ -255,9 +255,9 @@ def _callback_list(model, callbacks, params):
         if not isinstance(cb, _callbacks.Callback):
             raise TypeError(f"callbacks: expected Callback instances, got {type(cb).__name__}")
     history = _callbacks.History()
-    history.params = params
     cbs = cbs + [history]  # last, as in Keras: it records what the others added
     for cb in cbs:
+        cb.set_params(params)
         cb.set_model(model)
     return cbs, history
 
