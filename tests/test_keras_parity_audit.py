@@ -252,3 +252,27 @@ def test_every_callback_gets_fit_params(keras):
     k.fit(x, y, batch_size=16, epochs=3, verbose=0, validation_split=0.2, callbacks=[spy(keras, "k")])
     f.fit(x, y, batch_size=16, epochs=3, verbose=0, validation_split=0.2, callbacks=[spy(fastnn, "f")])
     assert {key: seen["f"][key] for key in seen["k"]} == seen["k"]  # epochs, steps, verbose
+
+
+def test_lambda_callback_and_the_logs_every_hook_gets(keras):
+    # Keras 3 passes a logs dict to on_train_begin / on_epoch_begin (and the last epoch's logs to
+    # on_train_end); fastnn called them without, so a Keras callback's `logs` argument failed
+    x, y = _data(40)
+    seen = {"k": [], "f": []}
+
+    def spy(lib, tag):
+        rec = seen[tag]
+        return lib.callbacks.LambdaCallback(
+            on_train_begin=lambda logs: rec.append(("train_begin", dict(logs))),
+            on_epoch_begin=lambda epoch, logs: rec.append(("epoch_begin", epoch, dict(logs))),
+            on_epoch_end=lambda epoch, logs: rec.append(("epoch_end", epoch, sorted(logs))),
+            on_train_batch_end=lambda batch, logs: rec.append(("batch", batch)),
+            on_train_end=lambda logs: rec.append(("train_end", sorted(logs))))
+    k, f = _pair(keras)
+    k.compile("sgd", "binary_crossentropy")
+    f.compile("sgd", "binary_crossentropy")
+    k.fit(x, y, batch_size=16, epochs=2, verbose=0, validation_split=0.25, callbacks=[spy(keras, "k")])
+    f.fit(x, y, batch_size=16, epochs=2, verbose=0, validation_split=0.25, callbacks=[spy(fastnn, "f")])
+    assert seen["f"] == seen["k"]
+    with pytest.raises(TypeError, match="on_epoch_ned"):
+        fastnn.callbacks.LambdaCallback(on_epoch_ned=print)

@@ -421,9 +421,10 @@ _ALIASES = {"on_train_batch_begin": "on_batch_begin", "on_train_batch_end": "on_
 def _is_overridden(cb, hook):
     """True when ``cb`` does something in ``hook`` (itself or, for the training batch
     hooks, through the ``on_batch_*`` alias)."""
-    own = getattr(type(cb), hook, None) is not getattr(Callback, hook)
+    def overrides(name):  # a method of its class, or a function set on it (LambdaCallback, as Keras)
+        return name in vars(cb) or getattr(type(cb), name, None) is not getattr(Callback, name)
     alias = _ALIASES.get(hook)
-    return own or (alias is not None and getattr(type(cb), alias, None) is not getattr(Callback, alias))
+    return overrides(hook) or (alias is not None and overrides(alias))
 
 
 def with_hook(cbs, hook):
@@ -433,7 +434,7 @@ def with_hook(cbs, hook):
 
 __all__ = ["Callback", "History", "EarlyStopping", "ReduceLROnPlateau", "LearningRateScheduler",
            "ModelCheckpoint", "TerminateOnNaN", "DivergenceStop", "CSVLogger", "TensorBoard",
-           "BackupAndRestore"]
+           "BackupAndRestore", "LambdaCallback"]
 
 
 def __getattr__(name):
@@ -450,3 +451,4 @@ _ = np  # numpy used by subclasses users write
 
 
 from ._swap_ema import SwapEMAWeights  # noqa: E402,F401  (Keras 3's callback for use_ema)
+from ._lambda_callback import LambdaCallback  # noqa: E402,F401  (Keras 3's)

@@ -303,14 +303,15 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
     run = _EpochRunner(model, batches, cbs, verbose, epochs)
     run.backups, state = _resume.bind(cbs, run)  # BackupAndRestore (fastnn/backup.py: the protocol)
     for cb in cbs:
-        cb.on_train_begin()
+        cb.on_train_begin({})  # Keras 3 passes a logs dict to every hook
+    logs = {}
     initial_epoch, run.skip = _resume.restore(run.backups, state, initial_epoch)
     with run.guard:  # each step atomic for Ctrl-C and for other threads (fastnn._atomic)
         for epoch in range(initial_epoch, epochs):
             opt.epoch = epoch
             if not run.skip:  # a resumed epoch already under way has begun
                 for cb in cbs:
-                    cb.on_epoch_begin(epoch)
+                    cb.on_epoch_begin(epoch, {})
             logs = run(epoch)
             if val is not None and _sources.validates(epoch, validation_freq):
                 logs.update({"val_" + k: v for k, v in _eval.evaluate_source(model, val, cbs).items()})
@@ -325,7 +326,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
                 break
     opt.finalize_variable_values()  # use_ema: the averaged weights, as Keras at the end of fit
     for cb in cbs:
-        cb.on_train_end()
+        cb.on_train_end(logs)  # the last epoch's logs, as Keras 3
     return history
 
 
