@@ -276,3 +276,19 @@ def test_lambda_callback_and_the_logs_every_hook_gets(keras):
     assert seen["f"] == seen["k"]
     with pytest.raises(TypeError, match="on_epoch_ned"):
         fastnn.callbacks.LambdaCallback(on_epoch_ned=print)
+
+
+def test_learning_rate_scheduler_refuses_an_optimizer_with_a_schedule(keras):
+    # Keras 3: TypeError; fastnn replaced the schedule by the callback's number (or failed
+    # inside the user's function with a confusing message)
+    x, y = _data(16)
+    k, f = _pair(keras)
+    k.compile(keras.optimizers.SGD(keras.optimizers.schedules.ExponentialDecay(0.1, 2, 0.5)), "binary_crossentropy")
+    f.compile(fastnn.optimizers.SGD(fastnn.schedules.ExponentialDecay(0.1, 2, 0.5)), "binary_crossentropy")
+    with pytest.raises(TypeError):
+        k.fit(x, y, epochs=1, verbose=0, callbacks=[keras.callbacks.LearningRateScheduler(lambda e, lr: 0.01)])
+    before = f.get_weights()
+    with pytest.raises(TypeError, match="learning_rate is a schedule"):
+        f.fit(x, y, epochs=1, verbose=0, callbacks=[fastnn.callbacks.LearningRateScheduler(lambda e, lr: 0.01)])
+    assert isinstance(f.optimizer.learning_rate, fastnn.schedules.ExponentialDecay)
+    assert all(np.array_equal(a, b) for a, b in zip(before, f.get_weights()))

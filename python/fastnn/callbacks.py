@@ -250,6 +250,10 @@ class LearningRateScheduler(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         opt = self.model.optimizer
+        if not isinstance(opt.learning_rate, float):  # Keras 3 refuses to set it too (TypeError)
+            raise TypeError(f"LearningRateScheduler: the optimizer's learning_rate is a schedule "
+                            f"({type(opt.learning_rate).__name__}), not settable; give the optimizer a "
+                            f"constant learning_rate to use this callback")
         try:
             lr = self.schedule(epoch, opt.learning_rate)
         except TypeError:
