@@ -96,7 +96,7 @@ def _monitor_op(monitor, mode, model=None):
     if mode != "auto":
         return mode
     name = monitor.removeprefix("val_")
-    if "acc" in monitor or name.endswith("auc") or name in _UP_NAMES:
+    if "acc" in monitor or name.endswith(_UP_NAMES):  # also an output's: cls_precision
         return "max"
     up = (_metrics.BinaryAccuracy, _metrics.CategoricalAccuracy, _metrics.SparseCategoricalAccuracy,
           _metrics.Precision, _metrics.AUC, _metrics.FBetaScore, _metrics.TopKCategoricalAccuracy)
