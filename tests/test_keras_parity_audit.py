@@ -292,3 +292,12 @@ def test_learning_rate_scheduler_refuses_an_optimizer_with_a_schedule(keras):
         f.fit(x, y, epochs=1, verbose=0, callbacks=[fastnn.callbacks.LearningRateScheduler(lambda e, lr: 0.01)])
     assert isinstance(f.optimizer.learning_rate, fastnn.schedules.ExponentialDecay)
     assert all(np.array_equal(a, b) for a, b in zip(before, f.get_weights()))
+
+
+@pytest.mark.parametrize("name", ["MeanSquaredError", "MeanAbsoluteError", "Hinge", "SquaredHinge", "Huber",
+                                  "BinaryCrossentropy"])
+def test_a_keras_loss_reduction_is_refused_by_name(name):
+    # fastnn computes Keras's default sum_over_batch_size only; MeanSquaredError(reduction="sum")
+    # said "takes no arguments" without naming the argument
+    with pytest.raises(TypeError, match="reduction"):
+        getattr(fastnn.losses, name)(reduction="sum")
