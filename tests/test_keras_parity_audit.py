@@ -110,7 +110,7 @@ def test_precision_recall_top_k_count_the_top_k_as_predicted(keras, cls, kw):
     p = rng.uniform(size=(50, 4)).astype(np.float32)
     w = rng.uniform(0, 2, 50).astype(np.float32)
     for sw in (None, w):
-        km = getattr(keras.metrics, cls)(**kw)
+        km = getattr(keras.metrics, cls)(name=cls.lower(), **kw)  # named: Keras's auto names count globally
         km.update_state(y, p, sample_weight=sw)
         fm = getattr(fastnn.metrics, cls)(**kw)
         fm.update(y, p, sample_weight=sw)
@@ -167,7 +167,7 @@ def test_metric_objects_start_from_zero_in_validation_evaluate_and_on_batch_call
     x, y = _data(48, seed=4)
     k, f = _pair(keras)
     k.compile(keras.optimizers.SGD(0.1), "binary_crossentropy",
-              metrics=[keras.metrics.MeanSquaredError(), keras.metrics.AUC(), keras.metrics.BinaryAccuracy()])
+              metrics=[keras.metrics.MeanSquaredError(), keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy()])
     f.compile(fastnn.optimizers.SGD(0.1), "binary_crossentropy",
               metrics=[fastnn.metrics.MeanSquaredError(), fastnn.metrics.AUC(), fastnn.metrics.BinaryAccuracy()])
     fit = dict(batch_size=8, epochs=2, shuffle=False, verbose=0, validation_split=0.25)

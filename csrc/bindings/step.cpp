@@ -269,6 +269,9 @@ class NativeStep {
   }
 
   std::size_t batch_size() const { return m_; }
+  bool layer_by_layer() {
+    return visit_float(dt_, [&](auto t) { return fastnn::updates_layer_by_layer(plan<decltype(t)>()); });
+  }
   double penalty() const { return penalty_; }
 
   // SGD(momentum_form="ema")'s state (SgdEma): (the last rate, the last factor, the steps run
@@ -409,6 +412,7 @@ class NativeStep {
         r.s2 = wptr<T>(vec_arg(t[4], dlogits, r.n, "slot2", true));
       P.ranges.push_back(r);
     }
+    fastnn::plan_layer_updates<T>(P);
   }
 
   // The regularized variables (w, grad|None) and their coefficients (float64, (len(regs), 2)).
@@ -713,6 +717,9 @@ void bind_step(py::module_& m) {
                              "SGD(momentum_form='ema'): (last rate, last factor, steps run since set_ema_lr), "
                              "else None.")
       .def_property_readonly("batch_size", &NativeStep::batch_size)
+      .def_property_readonly("layer_by_layer", &NativeStep::layer_by_layer,
+                             "Whether each step updates each Dense layer's parameters right after its backward "
+                             "(else all of them after the whole backward; the same bits either way).")
       .def_property_readonly("penalty", &NativeStep::penalty, "The penalty of the last step run() ran (0 without "
                               "regularizers).");
 }

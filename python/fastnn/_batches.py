@@ -51,7 +51,7 @@ class EpochIterator:
             self._xbufs = {m: np.empty((m,) + x.shape[1:], dtype=x.dtype) for m in sizes}
             self._ybufs = None if y is None else {m: np.empty((m,) + y.shape[1:], dtype=y.dtype) for m in sizes}
             w = sample_weight
-            self._wbufs = None if w is None else {m: np.empty((m,), dtype=w.dtype) for m in sizes}
+            self._wbufs = None if w is None else {m: np.empty((m,) + w.shape[1:], dtype=w.dtype) for m in sizes}
 
     def epoch(self):
         """One epoch as ``(x, y, sample_weight)`` batches (sample_weight None when not given)."""

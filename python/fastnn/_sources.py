@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from . import _weights
+from . import _multi_weights, _weights
 from ._batches import EpochIterator
 
 
@@ -202,7 +202,8 @@ def _array_training(model, x, y, sample_weight, class_weight, batch_size, shuffl
     """(batches, validation source) for in-memory arrays: checked whole, fit's permutation."""
     from . import trainer
     x, y = trainer.prepare_xy(model, x, y)
-    raw = sw = _check_sw(sample_weight, x.shape[0], model.dtype)
+    raw = sw = _check_sw(sample_weight, x.shape[0], model.dtype, model)
+    _multi_weights.refuse_class_weight(model, class_weight)
     table = _weights.check_class_weight(class_weight, model.output_shape[-1])
     sw = _weights.combine(sw, table, y, model.dtype)  # class weights train; validation is unweighted by them
     val = None
@@ -240,6 +241,7 @@ def _known_size_batches(model, adapter):
 def training_data(model, x, y, kw, rng):
     """(batches, validation source) for any input kind."""
     x, y, kw["sample_weight"] = in_memory(x, y, kw["sample_weight"])
+    _multi_weights.refuse_class_weight(model, kw["class_weight"])
     if is_streamed(x, model):
         if kw["validation_split"]:
             raise ValueError("validation_split: only for in-memory arrays; give validation_data")
@@ -305,7 +307,7 @@ def eval_source(model, x, y, sample_weight, batch_size, steps, what="x"):
             model._ensure_placed()
             x = trainer.prepare_x(model, x, xname)
             y = None if y is None else trainer.prepare_y(model, y, x.shape[0], yname)
-        sw = _check_sw(sample_weight, x.shape[0], model.dtype)
+        sw = _check_sw(sample_weight, x.shape[0], model.dtype, model)
         bs = fit_batch_size(batch_size, x.shape[0], 1024)
         src = trainer.EpochIterator(x, y, bs, sample_weight=sw)
     else:
@@ -314,6 +316,8 @@ def eval_source(model, x, y, sample_weight, batch_size, steps, what="x"):
     return StepsPerEpoch(src, steps, restart=True) if steps is not None else src
 
 
-def _check_sw(sw, n, dtype):
+def _check_sw(sw, n, dtype, model=None):
+    """One weight per row; for a model with several outputs also one array per output
+    (``fastnn._multi_weights``: a (n, outputs) array)."""
     from .data.fit_hook import _check_weights
-    return _check_weights(sw, n, "", dtype)
+    return _multi_weights.check_sample_weight(model, sw, n, dtype, _check_weights)

@@ -79,6 +79,9 @@ def weighted_value_and_grad(loss, pred, y, sample_weight, logits):
     """``(sum_i w_i l_i / m, gradient)``; ``sample_weight`` None: the loss's own result."""
     if sample_weight is None:
         return loss.value_and_grad(pred, y, logits)
+    per_output = getattr(loss, "weighted_value_and_grad", None)  # several outputs (multi_io)
+    if per_output is not None:
+        return per_output(pred, y, sample_weight, logits)
     w = np.asarray(sample_weight)
     fused = _fused(loss, pred, y, w, logits)
     if fused is not None:

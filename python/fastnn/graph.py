@@ -277,7 +277,8 @@ class Model:
         or a dict keyed by output names (``model.output_names``), ``loss_weights`` likewise
         (the total loss is the weighted sum), and metrics as a list for every output, a list
         of lists or a dict; its logs are ``loss``, ``<output>_loss``, ``<output>_<metric>``.
-        weighted_metrics: metrics weighted by the sample and class weights. Keras's other
+        weighted_metrics: metrics weighted by the sample and class weights (several outputs:
+        one entry per output or a dict, see fastnn._multi_weights). Keras's other
         options (steps_per_execution: batch hooks every N batches; run_eagerly, jit_compile,
         auto_scale_loss: kept, no effect): see fastnn._execution."""
         if loss is None:

@@ -16,7 +16,7 @@ import os
 
 import numpy as np  # noqa: F401  (the numpy the file writer uses; tests patch np.savez through here)
 
-from . import _archive
+from . import _archive, _metric_files
 from . import losses as _losses  # noqa: F401
 from . import multi_io as _multi_io
 from . import optimizers as _optimizers
@@ -64,6 +64,8 @@ def _build(cfg, ar, budget, filepath, compile):
     c = cfg.get("compile") if compile else None
     if c is not None:
         keys += _optimizer_keys(c, size, ar)
+        metrics, weighted = (_metric_files.deserialize_specs(c.get(k), k, budget)
+                             for k in ("metrics", "weighted_metrics"))
     data = _read_entries(ar, keys, budget)
     model = cls.from_config(cfg["config"])
     model._ensure_placed()
@@ -71,8 +73,8 @@ def _build(cfg, ar, budget, filepath, compile):
     if c is not None:
         loss, loss_weights = _multi_io.loss_from_config(c["loss"])
         model.compile(optimizer=_optimizers.get(c["optimizer"]), loss=loss, loss_weights=loss_weights,
-                      metrics=c["metrics"], regularizer=_regularizers.get(c["regularizer"]),
-                      weighted_metrics=c.get("weighted_metrics"), **{k: c[k] for k in EXECUTION_KEYS if k in c})
+                      metrics=metrics, regularizer=_regularizers.get(c["regularizer"]),
+                      weighted_metrics=weighted, **{k: c[k] for k in EXECUTION_KEYS if k in c})
         opt = model.optimizer
         if "optimizer/iterations" in data:
             opt.build(model.arena.size, model.dtype)

@@ -25,6 +25,15 @@ class Metric:
             self.name = str(name)
         self.reset()
 
+    def get_config(self):
+        """The constructor's arguments (Keras's ``get_config``, less its ``dtype``: fastnn's
+        metrics accumulate in float64); ``type(m).from_config(m.get_config())`` is ``m`` anew."""
+        return {"name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
     def reset(self):
         self._total, self._count = 0.0, 0
 
@@ -64,11 +73,17 @@ class BinaryAccuracy(Metric):
     needs_probabilities = True  # a fused sigmoid / softmax output: thresholded after the activation, as Keras
 
     def __init__(self, threshold=0.5, name=None):
-        self.threshold = threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(threshold):
+            raise ValueError(f"threshold: expected a finite number, got {threshold!r}")
+        self.threshold = float(threshold)
         super().__init__(name)
 
+    def get_config(self):
+        return {"name": self.name, "threshold": self.threshold}
+
     def _thr(self, logits):
-        t = float(self.threshold)
+        t = self.threshold
         if not logits:
             return t
         if t <= 0.0 or t >= 1.0:
@@ -179,9 +194,7 @@ class _LossMetric(Metric):
     def __init__(self, name=None):
         from . import losses
         self.loss = getattr(losses, self.loss_class)()
-        if name is not None:
-            self.name = str(name)
-        super().__init__()
+        super().__init__(name)
 
     def _prepare(self, y, p):
         p = np.asarray(p)
@@ -236,13 +249,27 @@ def with_weighted(metrics, weighted, loss_name, output_width):
     names = {m.name for m in metrics}
     out = list(metrics)
     for spec in weighted:
-        m = get(spec, loss_name, output_width)
+        m = own(spec, loss_name, output_width)
         if m.name in names:
             m.name = "weighted_" + m.name
         m._weighted = True
         names.add(m.name)
         out.append(m)
     return out
+
+
+def own(identifier, loss_name, output_width):
+    """``get``, but a metric object given is copied (fresh state), so that each fit, evaluate
+    or validation pass starts from zero (never from the counts another pass left in the
+    object compile was given) and the model renames and tags its own metrics
+    (``weighted_<name>``, ``<output>_<name>``), never that object, which a later call or a
+    saved file would see renamed again."""
+    if isinstance(identifier, (Metric, StreamingMetric)):
+        import copy
+        m = copy.deepcopy(identifier)
+        m.reset()
+        return m
+    return get(identifier, loss_name, output_width)
 
 
 def get(identifier, loss_name, output_width):

@@ -52,6 +52,10 @@ class StreamingMetric:
     def get_config(self):
         return {"name": self.name}
 
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
 
 def _as_rows(y_true, y_pred):
     """(y, p) as float64 (n, k) arrays; class ids for a k-wide output are one-hot encoded."""
@@ -91,7 +95,9 @@ class _Confusion(StreamingMetric):
         if thresholds is None and self.top_k is not None:  # Keras 3: each row's top k count as predicted
             t = np.array([-np.inf])
         self._thr = np.sort(t)
-        self.thresholds = thresholds
+        # as given, in plain floats (a config JSON can hold)
+        self.thresholds = (None if thresholds is None else float(t[0]) if np.ndim(thresholds) == 0
+                           else [float(v) for v in t])
 
     def reset_state(self):
         self.tp = self.fp = self.tn = self.fn = 0.0
@@ -257,9 +263,14 @@ class AUC(_Confusion):
         return float(np.mean(np.sum(terms, axis=0))) if self.multi_label else float(np.sum(terms))
 
     def get_config(self):
-        return {"name": self.name, "num_thresholds": self.num_thresholds, "curve": self.curve,
-                "summation_method": self.summation_method, "thresholds": self._init_thresholds,
-                "multi_label": self.multi_label, "from_logits": self.from_logits}
+        """Keras's keys (less ``dtype``, ``num_labels``, ``label_weights``); ``thresholds``
+        only when given, as Keras."""
+        c = {"name": self.name, "num_thresholds": self.num_thresholds, "curve": self.curve,
+             "summation_method": self.summation_method, "multi_label": self.multi_label,
+             "from_logits": self.from_logits}
+        if self._init_thresholds is not None:
+            c["thresholds"] = list(self._init_thresholds)
+        return c
 
 
 class _Mean(StreamingMetric):

@@ -28,22 +28,12 @@ import numpy as np
 from . import losses as _losses
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
-from . import _archive, _atomic, _safe_files
+from . import _archive, _atomic, _metric_files, _safe_files
 
 FORMAT = "fastnn-model"
 VERSION = 1
 # compile's options about how steps run (fastnn._execution); absent from older files
 EXECUTION_KEYS = ("steps_per_execution", "run_eagerly", "jit_compile", "auto_scale_loss")
-
-
-def _metric_specs(specs, what):
-    """The metric names of compile's ``what``, as the file stores them; a metric object is
-    refused (its settings would not survive the file)."""
-    for m in specs:
-        if not isinstance(m, str):
-            raise ValueError(f"save: compile's {what} holds a metric object ({m!r}); a model file keeps metrics "
-                             f"by name: compile with names (e.g. {getattr(m, 'name', 'accuracy')!r}) to save it")
-    return list(specs)
 
 
 def _arrays(model, include_optimizer):
@@ -54,12 +44,12 @@ def _arrays(model, include_optimizer):
     if model.compiled:
         compile_cfg = {"optimizer": _optimizers.serialize(model.optimizer),
                        "loss": _losses.serialize(model.loss),
-                       "metrics": (dict(model._metric_names) if isinstance(model._metric_names, dict)
-                                   else _metric_specs(model._metric_names, "metrics")),
+                       "metrics": _metric_files.serialize_specs(model._metric_names, "metrics"),
                        "regularizer": _regularizers.serialize(model.regularizer)}
         compile_cfg.update({k: getattr(model, k) for k in EXECUTION_KEYS})
         if model._weighted_metric_names:
-            compile_cfg["weighted_metrics"] = _metric_specs(model._weighted_metric_names, "weighted_metrics")
+            compile_cfg["weighted_metrics"] = _metric_files.serialize_specs(model._weighted_metric_names,
+                                                                             "weighted_metrics")
     cfg = {"format": FORMAT, "version": VERSION,
            "class_name": model._saved_as,
            "config": model.get_config(), "compile": compile_cfg}

@@ -33,6 +33,7 @@ import numpy as np
 from . import layers as _layers
 from . import losses as _losses
 from . import metrics as _metrics
+from . import _multi_weights
 
 
 def output_names(model):
@@ -119,7 +120,7 @@ class MultiOutputLoss:
     def __init__(self, losses, weights, names):
         self.losses, self.weights, self.names = list(losses), [float(w) for w in weights], list(names)
         self.last = [0.0] * len(self.losses)
-        self._layout, self._bufs = None, {}
+        self._layout, self._bufs, self._wbufs = None, {}, {}
 
     def pack(self, ys):
         """The checked targets of every output side by side in one float64 array of rows."""
@@ -144,17 +145,12 @@ class MultiOutputLoss:
         return out
 
     def value_and_grad(self, outs, y, logits=False, **kwargs):
-        ys = self.unpack(y)
-        flags = logits if isinstance(logits, (tuple, list)) else (logits,) * len(self.losses)
-        total, ds = 0.0, []
-        for i, (loss, w) in enumerate(zip(self.losses, self.weights)):
-            value, d = loss.value_and_grad(outs[i], ys[i], flags[i], **kwargs)
-            self.last[i] = float(value)
-            total += w * float(value)
-            if w != 1.0:
-                d *= d.dtype.type(w)
-            ds.append(d)
-        return total, ds
+        return _multi_weights.weighted_loss(self, outs, y, None, logits, **kwargs)
+
+    def weighted_value_and_grad(self, outs, y, sample_weight, logits=False):
+        """value_and_grad with each output's loss weighted by ``sample_weight`` (one array for
+        all outputs, or a column per output): see ``fastnn._multi_weights``."""
+        return _multi_weights.weighted_loss(self, outs, y, sample_weight, logits)
 
     def get_config(self):
         return {"losses": {n: _losses.serialize(l) for n, l in zip(self.names, self.losses)},
@@ -249,23 +245,20 @@ def compile_losses(model, loss, metrics, loss_weights):
 
 def compile_weighted_metrics(model, weighted_metrics, loss_obj):
     """The names (or Metric objects) of ``compile(weighted_metrics=...)``, checked: metrics
-    weighted by the sample (and class) weights, of a model with one output."""
+    weighted by the sample (and class) weights; ``{output: [metrics]}`` for a model with
+    several outputs (``fastnn._multi_weights``)."""
     if weighted_metrics is None:
         return []
     names = output_names(model) if model.built else ["output"]
+    if len(names) > 1 or isinstance(loss_obj, MultiOutputLoss):
+        widths = [model._shapes[v][-1] for v in model._outs]
+        return _multi_weights.compile_weighted(weighted_metrics, names, loss_obj.losses, widths)
     if isinstance(weighted_metrics, dict):
-        if len(names) == 1:
-            (weighted_metrics,) = _per_output(weighted_metrics, names, "weighted_metrics", lambda v: False)
-        elif weighted_metrics:
-            raise ValueError("weighted_metrics: not for a model with several outputs; give them metrics= "
-                             f"(unweighted), got {weighted_metrics!r}")
+        (weighted_metrics,) = _per_output(weighted_metrics, names, "weighted_metrics", lambda v: False)
     if isinstance(weighted_metrics, str):
         weighted_metrics = [weighted_metrics]
     if not isinstance(weighted_metrics, (list, tuple)):
         raise ValueError(f"weighted_metrics: expected a list of metrics, got {weighted_metrics!r}")
-    if weighted_metrics and (len(names) > 1 or isinstance(loss_obj, MultiOutputLoss)):
-        raise ValueError("weighted_metrics: not for a model with several outputs; give them metrics= "
-                         f"(unweighted), got {weighted_metrics!r}")
     width = model._shapes[model._outs[0]][-1] if model.built else 2
     for m in weighted_metrics:
         _metrics.get(m, loss_obj.name, width)  # validates the name
@@ -277,12 +270,7 @@ def _as_list(value, names, what, kind):
     """The per-name arrays of ``value``: a dict keyed by ``names``, a list (several names),
     or one array (one name)."""
     if isinstance(value, dict):
-        missing = [n for n in names if n not in value]
-        unknown = [k for k in value if k not in names]
-        if missing or unknown:
-            raise ValueError(f"{what}: expected a dict keyed by the model's {kind} {names}, got keys "
-                             f"{list(value)} (missing {missing}, unknown {unknown})")
-        return [value[n] for n in names]
+        return _multi_weights.by_name(value, names, what, kind)
     if len(names) == 1:
         if isinstance(value, (list, tuple)) and len(value) == 1 and isinstance(value[0], np.ndarray):
             return [value[0]]
@@ -361,7 +349,7 @@ def make_metrics(model):
     ``<output>_<metric>`` names for several outputs."""
     io, losses = model._io, loss_list(model)
     if len(losses) == 1:
-        ms = [_metrics.get(m, losses[0].name, io.out_shapes[0][-1]) for m in model._metric_names]
+        ms = [_metrics.own(m, losses[0].name, io.out_shapes[0][-1]) for m in model._metric_names]
         ms = _metrics.with_weighted(ms, model._weighted_metric_names, losses[0].name, io.out_shapes[0][-1])
         for m in ms:
             m._out = 0
@@ -369,12 +357,10 @@ def make_metrics(model):
     out = [_OutputLoss(f"{n}_loss", model.loss, i) for i, n in enumerate(io.out_names)]
     for i, (n, loss) in enumerate(zip(io.out_names, losses)):
         for spec in model._metric_names.get(n, []):
-            m = _metrics.get(spec, loss.name, io.out_shapes[i][-1])
-            # a metric object is the same at each call: prefix its own name once, not again
-            base = m.__dict__.setdefault("_own_name", m.name)
-            m.name, m._out = f"{n}_{base}", i
+            m = _metrics.own(spec, loss.name, io.out_shapes[i][-1])
+            m.name, m._out = f"{n}_{m.name}", i
             out.append(m)
-    return out
+    return out + _multi_weights.weighted_metric_objects(model, io, losses, [m.name for m in out])
 
 
 def result_names(model):
@@ -396,12 +382,13 @@ def metric_updater(model, metrics, loss_on_logits, last_logits):
     ll = last_logits if multi else (last_logits,)
     acts = [layer.activation if ll[i] else None for i, layer in enumerate(model._io.out_layers)]
 
-    def update(yb, out, sw=None):  # sw: sample weights, for the weighted metrics (one output)
+    def update(yb, out, sw=None):  # sw: sample weights (a column per output), for the weighted metrics
         ys = model.loss.unpack(yb) if multi else [yb]
         outs = out if multi else [out]
         probs = [None] * k
         for m in metrics:
-            i, w = m._out, sw if getattr(m, "_weighted", False) else None
+            i = m._out
+            w = _multi_weights.column(sw, i) if getattr(m, "_weighted", False) else None
             if getattr(m, "needs_probabilities", False) and lol[i]:
                 if acts[i] is None:
                     m.update(ys[i], outs[i], False, w)

@@ -146,18 +146,14 @@ def loss_mode(model):
 
 
 def make_metrics(model):
-    """The compiled metrics, each with a fresh state: a metric object given to compile is the
-    same object at each call, and every fit epoch, validation, evaluate and *_on_batch call
-    starts it from zero (Keras 3 resets it; its state would otherwise carry over)."""
+    """The compiled metrics, each with a fresh state (a metric object given to compile is
+    copied: ``fastnn.metrics.own``), so every fit, validation, evaluate and *_on_batch call
+    starts from zero as Keras 3's."""
     if model._io is not None:
-        ms = _multi_io.make_metrics(model)
-    else:
-        width = model.layers[-1].output_shape[-1]
-        ms = [_metrics.get(m, model.loss.name, width) for m in model._metric_names]
-        ms = _metrics.with_weighted(ms, model._weighted_metric_names, model.loss.name, width)
-    for m in ms:
-        m.reset()
-    return ms
+        return _multi_io.make_metrics(model)
+    width = model.layers[-1].output_shape[-1]
+    ms = [_metrics.own(m, model.loss.name, width) for m in model._metric_names]
+    return _metrics.with_weighted(ms, model._weighted_metric_names, model.loss.name, width)
 
 
 def metric_updater(model, metrics, loss_on_logits, last_logits):
@@ -274,7 +270,8 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
     batch_size: None means 32 (as Keras); ``"full"`` (or ``len(x)``) is full-batch
     gradient descent, 1 online learning; the last partial batch is used.
     sample_weight: one weight per sample; class_weight: ``{class: weight}``; both scale
-    each sample's loss (Keras's sum-over-batch-size reduction).
+    each sample's loss (Keras's sum-over-batch-size reduction). Several outputs: one array
+    for all or one per output (list or dict), no class_weight (fastnn._multi_weights).
     validation_split: the last fraction of x, y (before shuffling) is held out.
     validation_freq: validate every k epochs (an int) or after the listed epochs (1-based).
     steps_per_epoch: batches per epoch, continuing through the source across epochs (not

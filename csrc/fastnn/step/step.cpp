@@ -1,10 +1,12 @@
 // The native training step (step.h): the kernels of the Python step, in its order.
 #include "fastnn/step/step.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
 #include <type_traits>
+#include <utility>
 
 #include "fastnn/gemm/bf16/dense_bf16.h"
 #include "fastnn/gemm/gemm.h"
@@ -219,61 +221,104 @@ template <class Args> Args with_lr(Args a, double lr) {
   return a;
 }
 
-// RMSprop._update / Adagrad._update per range: the decay, then the kernel.
-template <class T> void accumulator_step(const StepPlan<T>& plan, double lr) {
-  if (plan.optimizer == StepOptimizer::rmsprop) {
-    const RmspropArgs a = with_lr(plan.rmsprop, lr);
-    check_rmsprop_args<T>(a);  // before the first decay writes
-    for (const StepRange<T>& r : plan.ranges) {
-      decay_range(r, lr, plan.decay);
-      rmsprop_update<T>(r.p, r.g, r.s0, r.n, a, r.s1, r.s2);
-    }
-  } else {
-    const AdagradArgs a = with_lr(plan.adagrad, lr);
-    check_adagrad_args<T>(a);
-    for (const StepRange<T>& r : plan.ranges) {
-      decay_range(r, lr, plan.decay);
-      adagrad_update<T>(r.p, r.g, r.s0, r.n, a);
-    }
-  }
-}
-
 // SGD's rate this step: (1 - momentum) * lr in the ema form (SGD._update), else lr.
 template <class T> double sgd_rate(const StepPlan<T>& plan, double lr) {
   return plan.ema.on ? (1.0 - plan.sgd.momentum) * lr : lr;
 }
 
-// SGD._update per range: the decay, the ema form's velocity rescale (its first range sets the
-// factor, as SGD._update's _ema_step), then the kernel at sgd_rate.
-template <class T> void sgd_step(const StepPlan<T>& plan, double lr) {
-  const SgdArgs a = sgd_args(plan, sgd_rate(plan, lr));
-  check_sgd_args(a);  // before the first decay writes
-  SgdEma& e = plan.ema;
-  if (e.on) {
-    e.factor = e.lr != 0.0 && e.lr != lr ? lr / e.lr : 1.0;
-    e.lr = lr;
-    ++e.steps;
+// One step's arguments for update_range (SGD, RMSprop, Adagrad, Adam), checked before any
+// update writes.
+struct StepUpdate {
+  double lr = 0;
+  AdamArgs adam;
+  SgdArgs sgd;
+  RmspropArgs rmsprop;
+  AdagradArgs adagrad;
+  double ema_factor = 1;  // SGD's ema form: this step's velocity rescale
+};
+
+// The step's arguments; for SGD's ema form also its state, as SGD._update's _ema_step: the
+// rate's change since the last step becomes this step's velocity rescale.
+template <class T> StepUpdate begin_update(const StepPlan<T>& plan, double lr, std::int64_t step) {
+  StepUpdate u;
+  u.lr = lr;
+  if (plan.optimizer == StepOptimizer::adam) {
+    u.adam = adam_args(plan, lr, step);
+    check_adam_args<T>(u.adam);
+  } else if (plan.optimizer == StepOptimizer::rmsprop) {
+    u.rmsprop = with_lr(plan.rmsprop, lr);
+    check_rmsprop_args<T>(u.rmsprop);
+  } else if (plan.optimizer == StepOptimizer::adagrad) {
+    u.adagrad = with_lr(plan.adagrad, lr);
+    check_adagrad_args<T>(u.adagrad);
+  } else {  // sgd
+    u.sgd = sgd_args(plan, sgd_rate(plan, lr));
+    check_sgd_args(u.sgd);
+    SgdEma& e = plan.ema;
+    if (e.on) {
+      e.factor = e.lr != 0.0 && e.lr != lr ? lr / e.lr : 1.0;
+      e.lr = lr;
+      ++e.steps;
+      u.ema_factor = e.factor;
+    }
   }
-  const T f = static_cast<T>(e.factor);
-  for (const StepRange<T>& r : plan.ranges) {
-    decay_range(r, lr, plan.decay);
-    if (e.on && e.factor != 1.0 && r.s0)
+  return u;
+}
+
+// Optimizer._update of one range (or a piece of one): Optimizer._decay, then the kernel (SGD's
+// ema form rescales its velocity first). Elementwise, the kernels' tails computed with their
+// bodies' vector arithmetic (optim_impl.h): a range updated in pieces gets the same bits.
+template <class T> void update_range(const StepPlan<T>& plan, const StepUpdate& u, const StepRange<T>& r) {
+  if (plan.optimizer == StepOptimizer::adam) {
+    adam_update<T>(r.p, r.g, r.s0, r.s1, r.n, u.adam, r.s2);
+    return;
+  }
+  decay_range(r, u.lr, plan.decay);
+  if (plan.optimizer == StepOptimizer::rmsprop) {
+    rmsprop_update<T>(r.p, r.g, r.s0, r.n, u.rmsprop, r.s1, r.s2);
+  } else if (plan.optimizer == StepOptimizer::adagrad) {
+    adagrad_update<T>(r.p, r.g, r.s0, r.n, u.adagrad);
+  } else {  // sgd
+    if (plan.ema.on && u.ema_factor != 1.0 && r.s0) {
+      const T f = static_cast<T>(u.ema_factor);
       for (std::size_t i = 0; i < r.n; ++i) r.s0[i] *= f;
-    sgd_update<T>(r.p, r.g, a.momentum != 0.0 ? r.s0 : nullptr, r.n, a);
+    }
+    sgd_update<T>(r.p, r.g, u.sgd.momentum != 0.0 ? r.s0 : nullptr, r.n, u.sgd);
   }
 }
 
 // Optimizer.apply: one update per contiguous trainable range.
 template <class T> void optimizer_step(const StepPlan<T>& plan, double lr, std::int64_t step) {
-  if (plan.optimizer == StepOptimizer::rmsprop || plan.optimizer == StepOptimizer::adagrad) {
-    accumulator_step<T>(plan, lr);
-  } else if (plan.optimizer >= StepOptimizer::nadam) {
+  if (plan.optimizer >= StepOptimizer::nadam) {
     more_optimizer_step<T>(plan, lr, step);
-  } else if (plan.optimizer == StepOptimizer::adam) {
-    const AdamArgs a = adam_args(plan, lr, step);
-    for (const StepRange<T>& r : plan.ranges) adam_update<T>(r.p, r.g, r.s0, r.s1, r.n, a, r.s2);
-  } else {
-    sgd_step<T>(plan, lr);
+    return;
+  }
+  const StepUpdate u = begin_update(plan, lr, step);
+  for (const StepRange<T>& r : plan.ranges) update_range<T>(plan, u, r);
+}
+
+std::atomic<bool> g_layer_by_layer{true};
+
+// Whether run_step updates the layers one by one during the backward (plan_layer_updates): an
+// optimizer of update_range's, and nothing that needs every gradient before the update.
+template <class T> bool per_layer_updates(const StepPlan<T>& plan) {
+  return g_layer_by_layer.load(std::memory_order_relaxed) && !plan.pieces.empty() && plan.optimizer < StepOptimizer::nadam && plan.regs.empty() &&
+         plan.clip.mode == StepClipMode::none && plan.constraints.empty();
+}
+
+// The update of layer k's pieces of the ranges.
+template <class T> void update_layer(const StepPlan<T>& plan, std::size_t k, const StepUpdate& u) {
+  for (const StepPiece& q : plan.pieces[k]) {
+    const StepRange<T>& r = plan.ranges[q.range];
+    const std::size_t o = q.offset;
+    StepRange<T> piece;
+    piece.p = r.p + o;
+    piece.g = r.g + o;
+    piece.s0 = r.s0 ? r.s0 + o : nullptr;
+    piece.s1 = r.s1 ? r.s1 + o : nullptr;
+    piece.s2 = r.s2 ? r.s2 + o : nullptr;
+    piece.n = q.n;
+    update_range<T>(plan, u, piece);
   }
 }
 
@@ -300,6 +345,8 @@ class Laps {
 };
 
 }  // namespace
+
+void set_layer_by_layer(bool on) { g_layer_by_layer.store(on); }
 
 void set_step_profiling(bool on) {
   std::lock_guard<std::mutex> lock(g_profile_mutex);
@@ -329,6 +376,9 @@ double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double 
   lap.add(t.loss);
   T* d = plan.dlogits;
   bool act_done = false;  // d already holds dy * act'(y) of layer k
+  const bool layerwise = !plan.ranges.empty() && per_layer_updates(plan);
+  StepUpdate update;
+  if (layerwise) update = begin_update(plan, lr, step);  // checked before the first update writes
   for (std::size_t k = n_layers; k-- > plan.first;) {
     const DenseStep<T>& L = plan.layers[k];
     const T* xk = k == 0 ? x : plan.layers[k - 1].y;
@@ -339,10 +389,14 @@ double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double 
     d = node_backward<T>(L, xk, d, m, need_dx, act_done, below);
     act_done = below != nullptr;
     lap.add(L.kind == StepNode::dense ? t.dense_backward : t.other_layers);
+    if (layerwise) {
+      update_layer<T>(plan, k, update);
+      lap.add(t.optimizer);
+    }
   }
   const double pen = plan.regs.empty() ? 0.0 : regularize<T>(plan);  // on the weights before the update
   if (penalty) *penalty = pen;
-  if (!plan.ranges.empty()) {
+  if (!plan.ranges.empty() && !layerwise) {
     clip_gradients<T>(plan);  // Optimizer.apply clips before its update
     optimizer_step<T>(plan, lr, step);
     apply_constraints<T>(plan);  // trainer.apply_constraints, after it
@@ -359,6 +413,55 @@ double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double 
   }
   return loss;
 }
+
+template <class T> void plan_layer_updates(StepPlan<T>& plan) {
+  plan.pieces.assign(plan.layers.size(), {});
+  std::size_t covered = 0, total = 0;
+  for (const StepRange<T>& r : plan.ranges) total += r.n;
+  // the piece of the ranges that the n gradients at g are, or false when they lie in none
+  auto find = [&](const T* g, std::size_t n, StepPiece& q) {
+    for (std::size_t i = 0; i < plan.ranges.size(); ++i) {
+      const StepRange<T>& r = plan.ranges[i];
+      if (g >= r.g && g + n <= r.g + r.n) {
+        q = StepPiece{i, static_cast<std::size_t>(g - r.g), n};
+        return true;
+      }
+    }
+    return false;
+  };
+  bool ok = !plan.ranges.empty();
+  for (std::size_t k = 0; ok && k < plan.layers.size(); ++k) {
+    const DenseStep<T>& L = plan.layers[k];
+    const bool has_grads = L.dW || L.db || L.dgamma || L.dbeta;
+    if (!has_grads) continue;
+    if (L.kind != StepNode::dense || L.bf16 || !L.dW || k < plan.first) {
+      ok = false;
+      break;
+    }
+    for (const auto& [g, n] : {std::pair<const T*, std::size_t>{L.dW, L.in * L.out}, {L.db, L.out}}) {
+      if (!g) continue;
+      StepPiece q;
+      if (!(ok = find(g, n, q))) break;
+      std::vector<StepPiece>& ps = plan.pieces[k];
+      if (!ps.empty() && ps.back().range == q.range && ps.back().offset + ps.back().n == q.offset)
+        ps.back().n += n;  // the bias right after the kernel: one update call
+      else
+        ps.push_back(q);
+      covered += n;
+    }
+  }
+  // every element exactly once (disjoint pieces covering the ranges): else the update at the end
+  std::vector<StepPiece> all;
+  for (const auto& ps : plan.pieces) all.insert(all.end(), ps.begin(), ps.end());
+  std::sort(all.begin(), all.end(), [](const StepPiece& a, const StepPiece& b) {
+    return a.range != b.range ? a.range < b.range : a.offset < b.offset;
+  });
+  for (std::size_t i = 1; ok && i < all.size(); ++i)
+    ok = all[i].range != all[i - 1].range || all[i].offset >= all[i - 1].offset + all[i - 1].n;
+  if (!ok || covered != total) plan.pieces.clear();
+}
+
+template <class T> bool updates_layer_by_layer(const StepPlan<T>& plan) { return per_layer_updates(plan); }
 
 template <class T> void check_step(const StepPlan<T>& plan, double lr, std::int64_t step) {
   if (plan.ranges.empty()) return;
@@ -377,6 +480,10 @@ template <class T> void check_step(const StepPlan<T>& plan, double lr, std::int6
 template double run_step<float>(const StepPlan<float>&, const float*, const void*, double, std::int64_t, double*);
 template double run_step<double>(const StepPlan<double>&, const double*, const void*, double, std::int64_t,
                                  double*);
+template void plan_layer_updates<float>(StepPlan<float>&);
+template void plan_layer_updates<double>(StepPlan<double>&);
+template bool updates_layer_by_layer<float>(const StepPlan<float>&);
+template bool updates_layer_by_layer<double>(const StepPlan<double>&);
 template void check_step<float>(const StepPlan<float>&, double, std::int64_t);
 template void check_step<double>(const StepPlan<double>&, double, std::int64_t);
 

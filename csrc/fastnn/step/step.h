@@ -129,6 +129,12 @@ template <class T> struct StepConstraint {
   NormConstraint norm;  // when not non_neg
 };
 
+// A part of one trainable range that a Dense layer's kernel or bias gradient covers
+// (plan_layer_updates): elements [offset, offset + n) of ranges[range].
+struct StepPiece {
+  std::size_t range = 0, offset = 0, n = 0;
+};
+
 template <class T> struct StepPlan {
   std::size_t m = 0;                 // batch size
   std::vector<DenseStep<T>> layers;  // forward order
@@ -150,7 +156,20 @@ template <class T> struct StepPlan {
   const double* reg_coefs = nullptr; // (l1, l2) per reg, written by the caller before each call
   StepClip<T> clip;                  // none: no clipping
   std::vector<StepConstraint<T>> constraints;  // empty: none
+  // Per-layer updates (plan_layer_updates): pieces[k], the parts of the ranges that layer k's dW
+  // and db are; empty when some trainable element is no float Dense layer's kernel or bias.
+  std::vector<std::vector<StepPiece>> pieces;
 };
+
+// Fills plan.pieces when every element of the trainable ranges is exactly one float Dense layer's
+// kernel or bias gradient (built once, after the layers and ranges). run_step then applies Adam to
+// each layer's pieces right after that layer's backward (its dW still in cache, its dx product, the
+// last reader of W, done), when nothing needs every gradient first (no regularizers, clipping or
+// constraints). The update is elementwise, its tail computed with the body's vector arithmetic
+// (optim_impl.h), so the split changes no bit.
+template <class T> void plan_layer_updates(StepPlan<T>& plan);
+// Whether run_step updates the plan layer by layer (the pieces, and nothing needing every gradient).
+template <class T> bool updates_layer_by_layer(const StepPlan<T>& plan);
 
 // Nadam._update, Adamax._update, Lion._update per range (step/optim_more.cpp): each NumPy
 // operation of theirs in order, each result rounded to T (Optimizer._decay first).
@@ -189,6 +208,9 @@ struct StepProfile {
   long steps = 0;
 };
 void set_step_profiling(bool on);  // on: reset the sums and start
+// Off: run_step updates every range after the whole backward even where it could go layer by
+// layer (tests and bench/layerwise_ab.py compare the two; on by default).
+void set_layer_by_layer(bool on);
 StepProfile step_profile();
 
 // Throws what run_step would throw for (lr, step) before writing anything (the
