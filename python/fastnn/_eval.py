@@ -22,7 +22,7 @@ def evaluate_source(model, source, cbs=()):
     update_metrics = metric_updater(model, metrics, loss_on_logits, last_logits)
     hooks = _execution.BatchHooks(cbs, "test", getattr(model, "steps_per_execution", 1))
     for cb in cbs:
-        cb.on_test_begin()
+        cb.on_test_begin({})
     n, data, activity = 0, 0.0, 0.0
     for step, (xb, yb, sw) in enumerate(source.epoch()):
         hooks.begin(step, xb.shape[0])
@@ -100,7 +100,7 @@ def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None):
     src = _sources.eval_source(model, x, None, None, batch_size, _sources.check_steps(steps, "steps"), "predict")
     hooks = _execution.BatchHooks(cbs, "predict", getattr(model, "steps_per_execution", 1))
     for cb in cbs:
-        cb.on_predict_begin()
+        cb.on_predict_begin({})
     n = getattr(src, "num_samples", None) if not isinstance(src, _sources.Streamed) else None
     out = np.empty((n,) + tuple(model.layers[-1].output_shape), dtype=model.dtype) if n else None
     parts, s = [], 0
@@ -120,5 +120,5 @@ def predict(model, x, batch_size=None, verbose=0, steps=None, callbacks=None):
             raise ValueError("x: the data held no batch to predict")
         out = np.concatenate(parts)
     for cb in cbs:
-        cb.on_predict_end()
+        cb.on_predict_end({})
     return out

@@ -59,6 +59,23 @@ def pop(self, rebuild=True):
     return layer
 
 
+def add(self, layer, rebuild=True):
+    """Appends ``layer`` (Keras 3's ``Sequential.add``); with ``rebuild`` a model that knows its
+    input shape is built again at once, the other layers keeping their weights (``get_weights``
+    holds the new layer's, as Keras). A layer that cannot follow leaves the model as it was."""
+    count, was_built = len(self.layers), self.built
+    self._append(layer)
+    if rebuild and self._input_shape is not None and len(self.layers) > count:
+        try:
+            self.build()
+        except Exception:
+            self.layers.pop()
+            self.built = False
+            if was_built:
+                self.build()
+            raise
+
+
 def check_new_name(model, layer):
     """Sequential.add: layer names are unique in the model, as Keras 3 requires (the same layer
     added twice is refused by it too: one layer's buffers cannot serve two places in a chain)."""

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 
 from . import _multi_weights, _weights
+from ._batches import EpochIterator
 
 
 def is_streamed(x, model=None):
@@ -125,11 +126,13 @@ class StepsPerEpoch:
     epoch stopped (Keras's ``steps_per_epoch``): a finished pass over the source starts the
     next one; a source that gives nothing more ends training with a warning."""
 
-    def __init__(self, source, steps):
+    def __init__(self, source, steps, restart=False):
         self.source, self.steps = source, steps
         self.batch_size, self.num_samples = source.batch_size, None
         self._it = None
         self.exhausted = False
+        # validation / evaluate over arrays (Keras resets its iterator there): each epoch from the first batch
+        self.restart = restart and isinstance(source, EpochIterator)
 
     def _next(self):
         from .data.dataset import ExhaustedError
@@ -145,6 +148,8 @@ class StepsPerEpoch:
             return None
 
     def epoch(self):
+        if self.restart:
+            self._it = None
         for _ in range(self.steps):
             b = self._next()
             if b is None:
@@ -254,8 +259,14 @@ def training_data(model, x, y, kw, rng):
     if steps is not None:
         batches = StepsPerEpoch(batches, steps)
     vsteps = check_steps(kw["validation_steps"], "validation_steps")
+    vbs = kw["validation_batch_size"]
+    if vsteps is not None and vbs is None:  # Keras: validation_batch_size or batch_size (None: 32)
+        vbs = 32 if kw["batch_size"] is None else kw["batch_size"]
     if kw["validation_data"] is not None:
-        val = validation_source(model, kw["validation_data"], kw["validation_batch_size"], vsteps)
+        val = validation_source(model, kw["validation_data"], vbs, vsteps)
+    elif val is not None and vsteps is not None:  # validation_split's rows, validation_steps batches
+        val = StepsPerEpoch(EpochIterator(val.x, val.y, fit_batch_size(vbs, val.num_samples),
+                                          sample_weight=val.sample_weight), vsteps, restart=True)
     return batches, val
 
 
@@ -302,7 +313,7 @@ def eval_source(model, x, y, sample_weight, batch_size, steps, what="x"):
     else:
         src = Streamed(model, x, y, sample_weight, None, fit_batch_size(batch_size, None, 1024), False, None,
                        inputs_only=what == "predict")
-    return StepsPerEpoch(src, steps) if steps is not None else src
+    return StepsPerEpoch(src, steps, restart=True) if steps is not None else src
 
 
 def _check_sw(sw, n, dtype, model=None):

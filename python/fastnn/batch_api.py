@@ -119,5 +119,16 @@ def predict_on_batch(self, x):
     return _trainer.predict(self, x, batch_size="full")
 
 
+def reset_metrics(self):
+    """Keras 3's ``model.reset_metrics()``: the metric objects given to ``compile`` start from
+    zero (fastnn resets them at every fit epoch, validation, evaluate and *_on_batch call too)."""
+    specs = [self._metric_names, self._weighted_metric_names]
+    for group in specs:
+        for spec in (group.values() if isinstance(group, dict) else [group]):
+            for m in (spec if isinstance(spec, (list, tuple)) else [spec]):
+                if hasattr(m, "reset"):
+                    m.reset()
+
+
 # the methods of fastnn.Model, in the order graph.py binds them
-METHODS = (call, train_on_batch, test_on_batch, predict_on_batch)
+METHODS = (call, train_on_batch, test_on_batch, predict_on_batch, reset_metrics)

@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from . import metrics as _metrics
 from ._validate import Integral, Interval, Options, Real, validate
 
 _COUNT = Interval(Integral, 0, None, closed="left")
@@ -28,10 +29,14 @@ class Callback:
     """Base class; ``self.model`` is set by fit. Override the hooks you need."""
 
     def __init__(self):
-        self.model = None
+        self.model, self.params = None, {}
 
     def set_model(self, model):
         self.model = model
+
+    def set_params(self, params):
+        """fit's ``{"epochs", "steps", "batch_size", "verbose"}`` (Keras 3's ``self.params``)."""
+        self.params = params
 
     def _no_op(self, *args, logs=None):
         """A hook's default: nothing (a subclass overrides the hooks it needs)."""
@@ -81,19 +86,39 @@ class History(Callback):
         self.epoch = list(state["epoch"])
 
 
-def _monitor_op(monitor, mode):
-    if mode == "auto":
-        mode = "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
-    return mode
+# metrics that grow as the model gets better (Keras 3's metrics with _direction "up")
+_UP_NAMES = ("precision", "recall", "auc", "f1_score", "fbeta_score")
+
+
+def _monitor_op(monitor, mode, model=None):
+    """"min" or "max"; "auto" reads the direction from the name (accuracy, AUC, precision, recall,
+    F-scores grow) or, given the model, from its compiled metric object of that name (Keras 3)."""
+    if mode != "auto":
+        return mode
+    name = monitor.removeprefix("val_")
+    if "acc" in monitor or name.endswith(_UP_NAMES):  # also an output's: cls_precision
+        return "max"
+    up = (_metrics.BinaryAccuracy, _metrics.CategoricalAccuracy, _metrics.SparseCategoricalAccuracy,
+          _metrics.Precision, _metrics.AUC, _metrics.FBetaScore, _metrics.TopKCategoricalAccuracy)
+    specs = [m for group in ("_metric_names", "_weighted_metric_names")
+             for m in (getattr(model, group, None) or []) if isinstance(m, up)]
+    if any(m.name == name for m in specs):
+        return "max"
+    return "min"
 
 
 class _Monitoring(Callback):
     def __init__(self, monitor, mode, min_delta):
         super().__init__()
         validate({"mode": mode, "min_delta": min_delta}, _CONSTRAINTS, type(self).__name__)
-        self.monitor = monitor
+        self.monitor, self._auto = monitor, mode == "auto"
         self.mode = _monitor_op(monitor, mode)
         self.min_delta = abs(float(min_delta))
+
+    def set_model(self, model):
+        super().set_model(model)
+        if self._auto:  # a metric object's own name (Precision(name="p")) is known once compiled
+            self.mode = _monitor_op(self.monitor, "auto", model)
 
     def _improved(self, current, best):
         if not math.isfinite(current):  # a NaN/inf loss is never an improvement (nor a best to keep)
@@ -115,7 +140,8 @@ class _Monitoring(Callback):
 class EarlyStopping(_Monitoring):
     """Stops when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
 
-    ``restore_best_weights=True`` puts back the weights of the best epoch when it stops.
+    ``restore_best_weights=True`` puts back the weights of the best epoch when training ends,
+    stopped early or not (Keras 3).
     """
 
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
@@ -134,7 +160,7 @@ class EarlyStopping(_Monitoring):
         if current is None or epoch < self.start_from_epoch:
             return
         if self.restore_best_weights and self.best_weights is None:
-            self.best_weights = self.model.get_weights()
+            self.best_weights, self.best_epoch = self.model.get_weights(), epoch
         self.wait += 1
         if self._improved(current, self.best):
             self.best, self.best_epoch = current, epoch
@@ -146,14 +172,16 @@ class EarlyStopping(_Monitoring):
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True
-            if self.restore_best_weights and self.best_weights is not None:
-                if self.verbose:
-                    print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
-                self.model.set_weights(self.best_weights)
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch > 0 and self.verbose:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        # Keras 3: the best epoch's weights come back at the end of training, also when it ran
+        # every epoch without stopping early
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+            self.model.set_weights(self.best_weights)
 
     def get_state(self):
         return {"wait": self.wait, "stopped_epoch": self.stopped_epoch, "best": self.best,
@@ -222,6 +250,10 @@ class LearningRateScheduler(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         opt = self.model.optimizer
+        if not isinstance(opt.learning_rate, float):  # Keras 3 refuses to set it too (TypeError)
+            raise TypeError(f"LearningRateScheduler: the optimizer's learning_rate is a schedule "
+                            f"({type(opt.learning_rate).__name__}), not settable; give the optimizer a "
+                            f"constant learning_rate to use this callback")
         try:
             lr = self.schedule(epoch, opt.learning_rate)
         except TypeError:
@@ -393,9 +425,10 @@ _ALIASES = {"on_train_batch_begin": "on_batch_begin", "on_train_batch_end": "on_
 def _is_overridden(cb, hook):
     """True when ``cb`` does something in ``hook`` (itself or, for the training batch
     hooks, through the ``on_batch_*`` alias)."""
-    own = getattr(type(cb), hook, None) is not getattr(Callback, hook)
+    def overrides(name):  # a method of its class, or a function set on it (LambdaCallback, as Keras)
+        return name in vars(cb) or getattr(type(cb), name, None) is not getattr(Callback, name)
     alias = _ALIASES.get(hook)
-    return own or (alias is not None and getattr(type(cb), alias, None) is not getattr(Callback, alias))
+    return overrides(hook) or (alias is not None and overrides(alias))
 
 
 def with_hook(cbs, hook):
@@ -405,7 +438,7 @@ def with_hook(cbs, hook):
 
 __all__ = ["Callback", "History", "EarlyStopping", "ReduceLROnPlateau", "LearningRateScheduler",
            "ModelCheckpoint", "TerminateOnNaN", "DivergenceStop", "CSVLogger", "TensorBoard",
-           "BackupAndRestore"]
+           "BackupAndRestore", "LambdaCallback"]
 
 
 def __getattr__(name):
@@ -422,3 +455,4 @@ _ = np  # numpy used by subclasses users write
 
 
 from ._swap_ema import SwapEMAWeights  # noqa: E402,F401  (Keras 3's callback for use_ema)
+from ._lambda_callback import LambdaCallback  # noqa: E402,F401  (Keras 3's)

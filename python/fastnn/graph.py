@@ -328,7 +328,7 @@ class Model:
         return (p[:, 0] > 0.5).astype(np.int64) if p.shape[-1] == 1 else np.argmax(p, axis=-1)
 
     predict_proba = predict  # outputs of softmax / sigmoid are probabilities
-    __call__, train_on_batch, test_on_batch, predict_on_batch = _batch_api.METHODS  # Keras 3's one-batch API
+    __call__, train_on_batch, test_on_batch, predict_on_batch, reset_metrics = _batch_api.METHODS  # Keras 3's batch API
 
     @_trainer.serialized
     def compute_loss_and_gradients(self, x, y):
@@ -452,11 +452,13 @@ class Sequential(Model):
     def __init__(self, layers=None, name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)
         for layer in layers or []:
-            self.add(layer)
+            self.add(layer, rebuild=False)
         if self._input_shape is not None and self.layers:
             self.build()
 
-    def add(self, layer):
+    add = _model_habits.add  # Keras 3's add(layer, rebuild=True)
+
+    def _append(self, layer):
         if isinstance(layer, _layers.SymbolicTensor) and isinstance(layer.layer, _layers.InputLayer):
             layer = layer.layer
         if isinstance(layer, _layers.InputLayer):
@@ -481,7 +483,7 @@ class Sequential(Model):
         if shape is not None:
             model.add(_layers.Input(tuple(shape)))
         for layer in (_layers.deserialize(d) for d in config["layers"]):
-            model.add(layer)  # Keras 3's config: its InputLayer first
+            model.add(layer, rebuild=False)  # Keras 3's config: its InputLayer first
         if model._input_shape is not None and model.layers:
             model.build()
         if config.get("trainable") is False:  # Keras 3's config

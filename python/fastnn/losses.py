@@ -37,6 +37,10 @@ class Loss:
     from_logits = False
     class_ids = False  # targets are integer class ids, not rows like the output
 
+    def __init__(self):
+        """No arguments: Keras's ``reduction`` (only its default, sum_over_batch_size, is computed)
+        and ``name`` are refused by name (TypeError), not with "takes no arguments"."""
+
     def __call__(self, y_true, y_pred):
         y_pred = np.asarray(y_pred, dtype=np.float64)
         if y_pred.ndim == 1:

@@ -66,9 +66,11 @@ def _rows(y, p):
 
 
 class BinaryAccuracy(Metric):
-    """Share of outputs on the right side of 0.5 (0 for logits)."""
+    """Share of outputs on the right side of ``threshold`` (a probability; on logits its logit,
+    as sigmoid(z) > t exactly when z > log(t / (1 - t)))."""
 
-    name = "accuracy"
+    name = "binary_accuracy"  # Keras 3's default names ("accuracy" when compiled as "accuracy")
+    needs_probabilities = True  # a fused sigmoid / softmax output: thresholded after the activation, as Keras
 
     def __init__(self, threshold=0.5, name=None):
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
@@ -80,12 +82,20 @@ class BinaryAccuracy(Metric):
     def get_config(self):
         return {"name": self.name, "threshold": self.threshold}
 
+    def _thr(self, logits):
+        t = self.threshold
+        if not logits:
+            return t
+        if t <= 0.0 or t >= 1.0:
+            return np.inf if t >= 1.0 else -np.inf
+        return float(np.log(t / (1.0 - t)))  # 0.0 exactly for the default 0.5
+
     def _batch_sum(self, y, p, logits):
-        thr = 0.0 if logits else self.threshold
+        thr = self._thr(logits)
         return float(np.count_nonzero((p > thr) == (y > 0.5))) / (p.size / p.shape[0])
 
     def _values(self, y, p, logits):
-        thr = 0.0 if logits else self.threshold
+        thr = self._thr(logits)
         y, p = _rows(y, p)
         return ((p > thr) == (y > 0.5)).mean(axis=1)
 
@@ -93,7 +103,7 @@ class BinaryAccuracy(Metric):
 class CategoricalAccuracy(Metric):
     """Share of rows whose argmax matches the one-hot label's."""
 
-    name = "accuracy"
+    name = "categorical_accuracy"
 
     def _batch_sum(self, y, p, logits):
         return float(np.count_nonzero(np.argmax(p, axis=1) == np.argmax(y, axis=1)))
@@ -105,7 +115,7 @@ class CategoricalAccuracy(Metric):
 class SparseCategoricalAccuracy(Metric):
     """Share of rows whose argmax equals the integer label."""
 
-    name = "accuracy"
+    name = "sparse_categorical_accuracy"
 
     def _batch_sum(self, y, p, logits):
         return float(np.count_nonzero(np.argmax(p, axis=1) == y))
@@ -115,7 +125,7 @@ class SparseCategoricalAccuracy(Metric):
 
 
 class MeanSquaredError(Metric):
-    name = "mse"
+    name = "mean_squared_error"
     needs_probabilities = True
 
     def _batch_sum(self, y, p, logits):
@@ -128,7 +138,7 @@ class MeanSquaredError(Metric):
 
 
 class MeanAbsoluteError(Metric):
-    name = "mae"
+    name = "mean_absolute_error"
     needs_probabilities = True
 
     def _batch_sum(self, y, p, logits):

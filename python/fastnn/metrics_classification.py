@@ -92,6 +92,8 @@ class _Confusion(StreamingMetric):
         t = np.atleast_1d(np.asarray(0.5 if thresholds is None else thresholds, dtype=np.float64))
         if t.ndim != 1 or not np.all(np.isfinite(t)):
             raise ValueError(f"thresholds: expected a number or a list of numbers, got {thresholds!r}")
+        if thresholds is None and self.top_k is not None:  # Keras 3: each row's top k count as predicted
+            t = np.array([-np.inf])
         self._thr = np.sort(t)
         # as given, in plain floats (a config JSON can hold)
         self.thresholds = (None if thresholds is None else float(t[0]) if np.ndim(thresholds) == 0
@@ -156,7 +158,8 @@ def _div(a, b):
 
 class Precision(_Confusion):
     """tp / (tp + fp) over every label of every row, ``y_pred > thresholds`` (default 0.5); ``top_k``
-    keeps only each row's k largest predictions, ``class_id`` one column. 0 when nothing is predicted."""
+    keeps only each row's k largest predictions (without ``thresholds`` all k count as predicted, as
+    Keras 3), ``class_id`` one column. 0 when nothing is predicted."""
 
     name = "precision"
 

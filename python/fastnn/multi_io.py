@@ -366,7 +366,7 @@ def make_metrics(model):
 def result_names(model):
     """The log names ``evaluate`` returns after ``loss``, in order."""
     if not isinstance(model.loss, MultiOutputLoss) and not model._weighted_metric_names:
-        return list(model._metric_names)
+        return [m if isinstance(m, str) else m.name for m in model._metric_names]  # names or objects
     if model._io is None:
         from .trainer import make_metrics as one_output
         return [m.name for m in one_output(model)]

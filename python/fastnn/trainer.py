@@ -146,6 +146,9 @@ def loss_mode(model):
 
 
 def make_metrics(model):
+    """The compiled metrics, each with a fresh state (a metric object given to compile is
+    copied: ``fastnn.metrics.own``), so every fit, validation, evaluate and *_on_batch call
+    starts from zero as Keras 3's."""
     if model._io is not None:
         return _multi_io.make_metrics(model)
     width = model.layers[-1].output_shape[-1]
@@ -248,9 +251,9 @@ def _callback_list(model, callbacks, params):
         if not isinstance(cb, _callbacks.Callback):
             raise TypeError(f"callbacks: expected Callback instances, got {type(cb).__name__}")
     history = _callbacks.History()
-    history.params = params
     cbs = cbs + [history]  # last, as in Keras: it records what the others added
     for cb in cbs:
+        cb.set_params(params)
         cb.set_model(model)
     return cbs, history
 
@@ -297,14 +300,15 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
     run = _EpochRunner(model, batches, cbs, verbose, epochs)
     run.backups, state = _resume.bind(cbs, run)  # BackupAndRestore (fastnn/backup.py: the protocol)
     for cb in cbs:
-        cb.on_train_begin()
+        cb.on_train_begin({})  # Keras 3 passes a logs dict to every hook
+    logs = {}
     initial_epoch, run.skip = _resume.restore(run.backups, state, initial_epoch)
     with run.guard:  # each step atomic for Ctrl-C and for other threads (fastnn._atomic)
         for epoch in range(initial_epoch, epochs):
             opt.epoch = epoch
             if not run.skip:  # a resumed epoch already under way has begun
                 for cb in cbs:
-                    cb.on_epoch_begin(epoch)
+                    cb.on_epoch_begin(epoch, {})
             logs = run(epoch)
             if val is not None and _sources.validates(epoch, validation_freq):
                 logs.update({"val_" + k: v for k, v in _eval.evaluate_source(model, val, cbs).items()})
@@ -319,7 +323,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
                 break
     opt.finalize_variable_values()  # use_ema: the averaged weights, as Keras at the end of fit
     for cb in cbs:
-        cb.on_train_end()
+        cb.on_train_end(logs)  # the last epoch's logs, as Keras 3
     return history
 
 
