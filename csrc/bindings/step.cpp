@@ -273,9 +273,6 @@ class NativeStep {
   }
 
   std::size_t batch_size() const { return m_; }
-  bool layer_by_layer() {
-    return visit_float(dt_, [&](auto t) { return fastnn::updates_layer_by_layer(plan<decltype(t)>()); });
-  }
 
   // Huber's delta (a finite value > 0; 1.0 until set), read by every step of a "huber" plan.
   void set_huber_delta(double delta) {
@@ -437,7 +434,6 @@ class NativeStep {
         r.s2 = wptr<T>(vec_arg(t[4], dlogits, r.n, "slot2", true));
       P.ranges.push_back(r);
     }
-    fastnn::plan_layer_updates<T>(P);
   }
 
   // The regularized variables (w, grad|None) and their coefficients (float64, (len(regs), 2)).
@@ -761,9 +757,6 @@ void bind_step(py::module_& m) {
                              "SGD(momentum_form='ema'): (last rate, last factor, steps run since set_ema_lr), "
                              "else None.")
       .def_property_readonly("batch_size", &NativeStep::batch_size)
-      .def_property_readonly("layer_by_layer", &NativeStep::layer_by_layer,
-                             "Whether each step updates each Dense layer's parameters right after its backward "
-                             "(else all of them after the whole backward; the same bits either way).")
       .def("set_huber_delta", &NativeStep::set_huber_delta, py::arg("delta"),
            "Huber's delta for the 'huber' loss (1.0 until set).")
       .def_property_readonly("activity_losses", &NativeStep::activity_losses,

@@ -127,8 +127,6 @@ void bind_testing(py::module_& m) {
     return out;
   }, py::arg("outer"), py::arg("inner"));
 
-  m.def("set_layer_by_layer", &fastnn::set_layer_by_layer, py::arg("on"),
-        "Off: the native step updates every parameter after the whole backward, never layer by layer.");
   m.def("set_step_profiling", &fastnn::set_step_profiling, py::arg("on"),
         "Native step profile: on resets the sums and starts timing the step's parts; off stops.");
   m.def("step_profile", []() {

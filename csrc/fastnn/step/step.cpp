@@ -1,12 +1,10 @@
 // The native training step (step.h): the kernels of the Python step, in its order.
 #include "fastnn/step/step.h"
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
 #include <type_traits>
-#include <utility>
 
 #include "fastnn/gemm/bf16/dense_bf16.h"
 #include "fastnn/gemm/gemm.h"
@@ -275,9 +273,8 @@ template <class T> StepUpdate begin_update(const StepPlan<T>& plan, double lr, s
   return u;
 }
 
-// Optimizer._update of one range (or a piece of one): Optimizer._decay, then the kernel (SGD's
-// ema form rescales its velocity first). Elementwise, the kernels' tails computed with their
-// bodies' vector arithmetic (optim_impl.h): a range updated in pieces gets the same bits.
+// Optimizer._update of one range: Optimizer._decay, then the kernel (SGD's ema form rescales
+// its velocity first).
 template <class T> void update_range(const StepPlan<T>& plan, const StepUpdate& u, const StepRange<T>& r) {
   if (plan.optimizer == StepOptimizer::adam) {
     adam_update<T>(r.p, r.g, r.s0, r.s1, r.n, u.adam, r.s2);
@@ -307,31 +304,6 @@ template <class T> void optimizer_step(const StepPlan<T>& plan, double lr, std::
   for (const StepRange<T>& r : plan.ranges) update_range<T>(plan, u, r);
 }
 
-std::atomic<bool> g_layer_by_layer{true};
-
-// Whether run_step updates the layers one by one during the backward (plan_layer_updates): an
-// optimizer of update_range's, and nothing that needs every gradient before the update.
-template <class T> bool per_layer_updates(const StepPlan<T>& plan) {
-  return g_layer_by_layer.load(std::memory_order_relaxed) && !plan.pieces.empty() && plan.optimizer < StepOptimizer::nadam && plan.regs.empty() &&
-         plan.clip.mode == StepClipMode::none && plan.constraints.empty();
-}
-
-// The update of layer k's pieces of the ranges.
-template <class T> void update_layer(const StepPlan<T>& plan, std::size_t k, const StepUpdate& u) {
-  for (const StepPiece& q : plan.pieces[k]) {
-    const StepRange<T>& r = plan.ranges[q.range];
-    const std::size_t o = q.offset;
-    StepRange<T> piece;
-    piece.p = r.p + o;
-    piece.g = r.g + o;
-    piece.s0 = r.s0 ? r.s0 + o : nullptr;
-    piece.s1 = r.s1 ? r.s1 + o : nullptr;
-    piece.s2 = r.s2 ? r.s2 + o : nullptr;
-    piece.n = q.n;
-    update_range<T>(plan, u, piece);
-  }
-}
-
 std::atomic<bool> g_profiling{false};
 std::mutex g_profile_mutex;
 StepProfile g_profile;
@@ -355,8 +327,6 @@ class Laps {
 };
 
 }  // namespace
-
-void set_layer_by_layer(bool on) { g_layer_by_layer.store(on); }
 
 void set_step_profiling(bool on) {
   std::lock_guard<std::mutex> lock(g_profile_mutex);
@@ -386,9 +356,6 @@ double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double 
   lap.add(t.loss);
   T* d = plan.dlogits;
   bool act_done = false;  // d already holds dy * act'(y) of layer k
-  const bool layerwise = !plan.ranges.empty() && per_layer_updates(plan);
-  StepUpdate update;
-  if (layerwise) update = begin_update(plan, lr, step);  // checked before the first update writes
   for (std::size_t k = n_layers; k-- > plan.first;) {
     const DenseStep<T>& L = plan.layers[k];
     const T* xk = k == 0 ? x : plan.layers[k - 1].y;
@@ -399,16 +366,12 @@ double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double 
     d = node_backward<T>(L, xk, d, m, need_dx, act_done, below);
     act_done = below != nullptr;
     lap.add(L.kind == StepNode::dense ? t.dense_backward : t.other_layers);
-    if (layerwise) {
-      update_layer<T>(plan, k, update);
-      lap.add(t.optimizer);
-    }
   }
   double pen = 0.0;  // trainer.regularization: activity_penalty's sum of the activity nodes' penalties, then
   for (const double a : plan.activity) pen += a;  // the weight penalties (on the weights before the update)
   if (!plan.regs.empty()) pen = regularize<T>(plan, pen);
   if (penalty) *penalty = pen;
-  if (!plan.ranges.empty() && !layerwise) {
+  if (!plan.ranges.empty()) {
     clip_gradients<T>(plan);  // Optimizer.apply clips before its update
     optimizer_step<T>(plan, lr, step);
     apply_constraints<T>(plan);  // trainer.apply_constraints, after it
@@ -425,55 +388,6 @@ double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double 
   }
   return loss;
 }
-
-template <class T> void plan_layer_updates(StepPlan<T>& plan) {
-  plan.pieces.assign(plan.layers.size(), {});
-  std::size_t covered = 0, total = 0;
-  for (const StepRange<T>& r : plan.ranges) total += r.n;
-  // the piece of the ranges that the n gradients at g are, or false when they lie in none
-  auto find = [&](const T* g, std::size_t n, StepPiece& q) {
-    for (std::size_t i = 0; i < plan.ranges.size(); ++i) {
-      const StepRange<T>& r = plan.ranges[i];
-      if (g >= r.g && g + n <= r.g + r.n) {
-        q = StepPiece{i, static_cast<std::size_t>(g - r.g), n};
-        return true;
-      }
-    }
-    return false;
-  };
-  bool ok = !plan.ranges.empty();
-  for (std::size_t k = 0; ok && k < plan.layers.size(); ++k) {
-    const DenseStep<T>& L = plan.layers[k];
-    const bool has_grads = L.dW || L.db || L.dgamma || L.dbeta;
-    if (!has_grads) continue;
-    if (L.kind != StepNode::dense || L.bf16 || !L.dW || k < plan.first) {
-      ok = false;
-      break;
-    }
-    for (const auto& [g, n] : {std::pair<const T*, std::size_t>{L.dW, L.in * L.out}, {L.db, L.out}}) {
-      if (!g) continue;
-      StepPiece q;
-      if (!(ok = find(g, n, q))) break;
-      std::vector<StepPiece>& ps = plan.pieces[k];
-      if (!ps.empty() && ps.back().range == q.range && ps.back().offset + ps.back().n == q.offset)
-        ps.back().n += n;  // the bias right after the kernel: one update call
-      else
-        ps.push_back(q);
-      covered += n;
-    }
-  }
-  // every element exactly once (disjoint pieces covering the ranges): else the update at the end
-  std::vector<StepPiece> all;
-  for (const auto& ps : plan.pieces) all.insert(all.end(), ps.begin(), ps.end());
-  std::sort(all.begin(), all.end(), [](const StepPiece& a, const StepPiece& b) {
-    return a.range != b.range ? a.range < b.range : a.offset < b.offset;
-  });
-  for (std::size_t i = 1; ok && i < all.size(); ++i)
-    ok = all[i].range != all[i - 1].range || all[i].offset >= all[i - 1].offset + all[i - 1].n;
-  if (!ok || covered != total) plan.pieces.clear();
-}
-
-template <class T> bool updates_layer_by_layer(const StepPlan<T>& plan) { return per_layer_updates(plan); }
 
 template <class T> void check_step(const StepPlan<T>& plan, double lr, std::int64_t step) {
   if (plan.ranges.empty()) return;
@@ -492,10 +406,6 @@ template <class T> void check_step(const StepPlan<T>& plan, double lr, std::int6
 template double run_step<float>(const StepPlan<float>&, const float*, const void*, double, std::int64_t, double*);
 template double run_step<double>(const StepPlan<double>&, const double*, const void*, double, std::int64_t,
                                  double*);
-template void plan_layer_updates<float>(StepPlan<float>&);
-template void plan_layer_updates<double>(StepPlan<double>&);
-template bool updates_layer_by_layer<float>(const StepPlan<float>&);
-template bool updates_layer_by_layer<double>(const StepPlan<double>&);
 template void check_step<float>(const StepPlan<float>&, double, std::int64_t);
 template void check_step<double>(const StepPlan<double>&, double, std::int64_t);
 

@@ -134,12 +134,6 @@ template <class T> struct StepConstraint {
   NormConstraint norm;  // when not non_neg
 };
 
-// A part of one trainable range that a Dense layer's kernel or bias gradient covers
-// (plan_layer_updates): elements [offset, offset + n) of ranges[range].
-struct StepPiece {
-  std::size_t range = 0, offset = 0, n = 0;
-};
-
 template <class T> struct StepPlan {
   std::size_t m = 0;                 // batch size
   std::vector<DenseStep<T>> layers;  // forward order
@@ -161,23 +155,10 @@ template <class T> struct StepPlan {
   const double* reg_coefs = nullptr; // (l1, l2) per reg, written by the caller before each call
   StepClip<T> clip;                  // none: no clipping
   std::vector<StepConstraint<T>> constraints;  // empty: none
-  // Per-layer updates (plan_layer_updates): pieces[k], the parts of the ranges that layer k's dW
-  // and db are; empty when some trainable element is no float Dense layer's kernel or bias.
-  std::vector<std::vector<StepPiece>> pieces;
   mutable std::vector<double> activity;  // the last forward's penalty of each activity node, in chain order
   double huber_delta = 1.0;              // huber: Huber.delta
   mutable std::vector<T> loss_scratch;   // huber: m x out, its elementwise losses
 };
-
-// Fills plan.pieces when every element of the trainable ranges is exactly one float Dense layer's
-// kernel or bias gradient (built once, after the layers and ranges). run_step then updates each
-// layer's pieces right after that layer's backward (its dW still in cache, its dx product, the last
-// reader of W, done) when nothing needs every gradient first (no weight regularizers, clipping or
-// constraints; SGD, RMSprop, Adagrad or Adam). The update is elementwise, its tail computed with the
-// body's vector arithmetic (optim_impl.h), so the split changes no bit.
-template <class T> void plan_layer_updates(StepPlan<T>& plan);
-// Whether run_step updates the plan layer by layer (the pieces, and nothing needing every gradient).
-template <class T> bool updates_layer_by_layer(const StepPlan<T>& plan);
 
 // Nadam._update, Adamax._update, Lion._update per range (step/optim_more.cpp): each NumPy
 // operation of theirs in order, each result rounded to T (Optimizer._decay first).
@@ -229,9 +210,6 @@ struct StepProfile {
   long steps = 0;
 };
 void set_step_profiling(bool on);  // on: reset the sums and start
-// Off: run_step updates every range after the whole backward even where it could go layer by
-// layer (tests and bench/layerwise_ab.py compare the two; on by default).
-void set_layer_by_layer(bool on);
 StepProfile step_profile();
 
 // Throws what run_step would throw for (lr, step) before writing anything (the
