@@ -58,3 +58,18 @@ def test_names_and_serialization():
         I.get("xavier")
     with pytest.raises(ValueError, match="known: fan_in"):
         I.VarianceScaling(mode="fan")
+
+
+def test_a_seeded_instance_is_a_stream():
+    """PORTING_FROM_KERAS.md: each call of one seeded instance draws new values (two layers
+    sharing it never start identical); a new instance with the seed repeats the first draw."""
+    init = I.GlorotUniform(seed=1)
+    a, b = init((4, 3)), init((4, 3))
+    assert not np.array_equal(a, b)
+    np.testing.assert_array_equal(I.GlorotUniform(seed=1)((4, 3)), a)
+    import fastnn
+    shared = I.HeNormal(seed=5)
+    m = fastnn.Sequential([fastnn.layers.Input((6,)), fastnn.layers.Dense(6, kernel_initializer=shared),
+                           fastnn.layers.Dense(6, kernel_initializer=shared)])
+    w = m.get_weights()
+    assert not np.array_equal(w[0], w[2])
