@@ -12,41 +12,40 @@
 #include <cmath>
 #include <algorithm>
 struct C { float step_size, inv_sqrt_bc2, b1, omb1, b2, omb2, eps; };
-__attribute__((noinline)) void adam_exact(float* P, const float* G, float* M, float* Vv, size_t n, C c) {
-  __m512 ss=_mm512_set1_ps(c.step_size), ib=_mm512_set1_ps(c.inv_sqrt_bc2), b1=_mm512_set1_ps(c.b1), o1=_mm512_set1_ps(c.omb1), b2=_mm512_set1_ps(c.b2), o2=_mm512_set1_ps(c.omb2), e=_mm512_set1_ps(c.eps);
+// The step the three variants share: load p, update m and v (stored), then p = final(p, m, v).
+template <class Final>
+inline void adam_loop(float* P, const float* G, float* M, float* Vv, size_t n, C c, Final final) {
+  const __m512 b1=_mm512_set1_ps(c.b1), o1=_mm512_set1_ps(c.omb1), b2=_mm512_set1_ps(c.b2), o2=_mm512_set1_ps(c.omb2);
   for (size_t i=0;i<n;i+=16){
     __m512 p=_mm512_loadu_ps(P+i), g=_mm512_loadu_ps(G+i);
     __m512 m=_mm512_fmadd_ps(b1,_mm512_loadu_ps(M+i),_mm512_mul_ps(o1,g));
     __m512 v=_mm512_fmadd_ps(b2,_mm512_loadu_ps(Vv+i),_mm512_mul_ps(_mm512_mul_ps(o2,g),g));
-    __m512 d=_mm512_fmadd_ps(_mm512_sqrt_ps(v),ib,e);
-    p=_mm512_sub_ps(p,_mm512_div_ps(_mm512_mul_ps(ss,m),d));
-    _mm512_storeu_ps(M+i,m);_mm512_storeu_ps(Vv+i,v);_mm512_storeu_ps(P+i,p);
+    _mm512_storeu_ps(M+i,m);_mm512_storeu_ps(Vv+i,v);_mm512_storeu_ps(P+i,final(p,m,v));
   }
+}
+// exact sqrt + div
+__attribute__((noinline)) void adam_exact(float* P, const float* G, float* M, float* Vv, size_t n, C c) {
+  const __m512 ss=_mm512_set1_ps(c.step_size), ib=_mm512_set1_ps(c.inv_sqrt_bc2), e=_mm512_set1_ps(c.eps);
+  adam_loop(P, G, M, Vv, n, c, [&](__m512 p, __m512 m, __m512 v) {
+    __m512 d=_mm512_fmadd_ps(_mm512_sqrt_ps(v),ib,e);
+    return _mm512_sub_ps(p,_mm512_div_ps(_mm512_mul_ps(ss,m),d));
+  });
 }
 // sqrt exact, division by rcp14 + Newton
 __attribute__((noinline)) void adam_rcp(float* P, const float* G, float* M, float* Vv, size_t n, C c) {
-  __m512 ss=_mm512_set1_ps(c.step_size), ib=_mm512_set1_ps(c.inv_sqrt_bc2), b1=_mm512_set1_ps(c.b1), o1=_mm512_set1_ps(c.omb1), b2=_mm512_set1_ps(c.b2), o2=_mm512_set1_ps(c.omb2), e=_mm512_set1_ps(c.eps), two=_mm512_set1_ps(2.f);
-  for (size_t i=0;i<n;i+=16){
-    __m512 p=_mm512_loadu_ps(P+i), g=_mm512_loadu_ps(G+i);
-    __m512 m=_mm512_fmadd_ps(b1,_mm512_loadu_ps(M+i),_mm512_mul_ps(o1,g));
-    __m512 v=_mm512_fmadd_ps(b2,_mm512_loadu_ps(Vv+i),_mm512_mul_ps(_mm512_mul_ps(o2,g),g));
+  const __m512 ss=_mm512_set1_ps(c.step_size), ib=_mm512_set1_ps(c.inv_sqrt_bc2), e=_mm512_set1_ps(c.eps), two=_mm512_set1_ps(2.f);
+  adam_loop(P, G, M, Vv, n, c, [&](__m512 p, __m512 m, __m512 v) {
     __m512 d=_mm512_fmadd_ps(_mm512_sqrt_ps(v),ib,e);
     __m512 r=_mm512_rcp14_ps(d); r=_mm512_mul_ps(r,_mm512_fnmadd_ps(d,r,two));
-    p=_mm512_fnmadd_ps(_mm512_mul_ps(ss,m),r,p);
-    _mm512_storeu_ps(M+i,m);_mm512_storeu_ps(Vv+i,v);_mm512_storeu_ps(P+i,p);
-  }
+    return _mm512_fnmadd_ps(_mm512_mul_ps(ss,m),r,p);
+  });
 }
 // no sqrt/div at all (bandwidth floor)
 __attribute__((noinline)) void adam_bw(float* P, const float* G, float* M, float* Vv, size_t n, C c) {
-  __m512 ss=_mm512_set1_ps(c.step_size), ib=_mm512_set1_ps(c.inv_sqrt_bc2), b1=_mm512_set1_ps(c.b1), o1=_mm512_set1_ps(c.omb1), b2=_mm512_set1_ps(c.b2), o2=_mm512_set1_ps(c.omb2), e=_mm512_set1_ps(c.eps);
-  for (size_t i=0;i<n;i+=16){
-    __m512 p=_mm512_loadu_ps(P+i), g=_mm512_loadu_ps(G+i);
-    __m512 m=_mm512_fmadd_ps(b1,_mm512_loadu_ps(M+i),_mm512_mul_ps(o1,g));
-    __m512 v=_mm512_fmadd_ps(b2,_mm512_loadu_ps(Vv+i),_mm512_mul_ps(_mm512_mul_ps(o2,g),g));
-    __m512 d=_mm512_fmadd_ps(v,ib,e);
-    p=_mm512_fnmadd_ps(_mm512_mul_ps(ss,m),d,p);
-    _mm512_storeu_ps(M+i,m);_mm512_storeu_ps(Vv+i,v);_mm512_storeu_ps(P+i,p);
-  }
+  const __m512 ss=_mm512_set1_ps(c.step_size), ib=_mm512_set1_ps(c.inv_sqrt_bc2), e=_mm512_set1_ps(c.eps);
+  adam_loop(P, G, M, Vv, n, c, [&](__m512 p, __m512 m, __m512 v) {
+    return _mm512_fnmadd_ps(_mm512_mul_ps(ss,m),_mm512_fmadd_ps(v,ib,e),p);
+  });
 }
 int main(int argc,char**argv){
   size_t n = argc>1? atol(argv[1]) : 632064/2; n = n/16*16;
