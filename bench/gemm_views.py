@@ -8,12 +8,16 @@ interleaved calls with pauses, medians. The shapes: the notes' MLP weight gradie
 from __future__ import annotations
 
 import argparse
+import pathlib
+import sys
 import time
 
 import numpy as np
 
-import fastnn
 from fastnn import ops
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import common  # noqa: E402
 
 
 def main():
@@ -22,12 +26,7 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=7)
     a = ap.parse_args()
-    fastnn.set_num_threads(a.threads)
-    try:
-        import threadpoolctl
-        threadpoolctl.threadpool_limits(a.threads)
-    except ImportError:
-        pass
+    common.set_threads(a.threads)
     print(f"threads={a.threads} batch={a.batch}: GFLOP/s, median of {a.rounds} rounds of 20 calls")
     for k, n in [(784, 512), (512, 256), (256, 256), (256, 128)]:
         rng = np.random.default_rng(0)
