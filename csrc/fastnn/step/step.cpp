@@ -245,9 +245,8 @@ struct StepUpdate {
   double ema_factor = 1;  // SGD's ema form: this step's velocity rescale
 };
 
-// The step's arguments; for SGD's ema form also its state, as SGD._update's _ema_step: the
-// rate's change since the last step becomes this step's velocity rescale.
-template <class T> StepUpdate begin_update(const StepPlan<T>& plan, double lr, std::int64_t step) {
+// The step's arguments, checked (what the update would refuse, before anything is written).
+template <class T> StepUpdate update_args(const StepPlan<T>& plan, double lr, std::int64_t step) {
   StepUpdate u;
   u.lr = lr;
   if (plan.optimizer == StepOptimizer::adam) {
@@ -262,13 +261,20 @@ template <class T> StepUpdate begin_update(const StepPlan<T>& plan, double lr, s
   } else {  // sgd
     u.sgd = sgd_args(plan, sgd_rate(plan, lr));
     check_sgd_args(u.sgd);
-    SgdEma& e = plan.ema;
-    if (e.on) {
-      e.factor = e.lr != 0.0 && e.lr != lr ? lr / e.lr : 1.0;
-      e.lr = lr;
-      ++e.steps;
-      u.ema_factor = e.factor;
-    }
+  }
+  return u;
+}
+
+// update_args, and for SGD's ema form its state, as SGD._update's _ema_step: the rate's change
+// since the last step becomes this step's velocity rescale.
+template <class T> StepUpdate begin_update(const StepPlan<T>& plan, double lr, std::int64_t step) {
+  StepUpdate u = update_args(plan, lr, step);
+  SgdEma& e = plan.ema;
+  if (plan.optimizer == StepOptimizer::sgd && e.on) {
+    e.factor = e.lr != 0.0 && e.lr != lr ? lr / e.lr : 1.0;
+    e.lr = lr;
+    ++e.steps;
+    u.ema_factor = e.factor;
   }
   return u;
 }
@@ -391,16 +397,10 @@ double run_step(const StepPlan<T>& plan, const T* x, const void* labels, double 
 
 template <class T> void check_step(const StepPlan<T>& plan, double lr, std::int64_t step) {
   if (plan.ranges.empty()) return;
-  if (plan.optimizer == StepOptimizer::adam)
-    check_adam_args<T>(adam_args(plan, lr, step));
-  else if (plan.optimizer == StepOptimizer::rmsprop)
-    check_rmsprop_args<T>(with_lr(plan.rmsprop, lr));
-  else if (plan.optimizer == StepOptimizer::adagrad)
-    check_adagrad_args<T>(with_lr(plan.adagrad, lr));
-  else if (plan.optimizer >= StepOptimizer::nadam)
+  if (plan.optimizer >= StepOptimizer::nadam)
     check_lr(lr);
   else
-    check_sgd_args(sgd_args(plan, sgd_rate(plan, lr)));
+    update_args(plan, lr, step);
 }
 
 template double run_step<float>(const StepPlan<float>&, const float*, const void*, double, std::int64_t, double*);
