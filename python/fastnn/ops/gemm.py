@@ -54,8 +54,7 @@ def _as_row_major(x, trans):
     """(x, trans) with a Fortran-ordered 2-D array (a transposed view such as ``w.T``)
     given as the row-major array it transposes and the flag flipped: op(x) is unchanged
     and the kernel reads it in place instead of a copy being made."""
-    if (x.__class__ is np.ndarray and x.ndim == 2 and not x.flags.c_contiguous and x.flags.f_contiguous
-            and trans.__class__ in (bool, np.bool_)):  # np.bool_: the checked paths' flags
+    if x.__class__ is np.ndarray and x.ndim == 2 and not x.flags.c_contiguous and x.flags.f_contiguous:
         return x.T, not trans
     return x, trans
 
