@@ -3,6 +3,7 @@
 // cast to T as p.dtype.type casts them; no contraction into fused multiply-adds), so the plan's
 // update is bitwise the Python step's.
 #include "fastnn/no_fp_contract.h"
+#include "fastnn/step/np_sign.h"
 #include "fastnn/step/step.h"
 
 #include <cmath>
@@ -10,10 +11,6 @@
 namespace fastnn {
 
 namespace {
-
-// np.sign of a float: 1, -1, +0 for either zero, NaN for NaN (branch-free but for NaN: the
-// sign of the momentum mix is unpredictable, a branch on it mispredicts half the time).
-template <class T> T np_sign(T x) { return x != x ? x : T(T(x > 0) - T(x < 0)); }
 
 // np.maximum: NaN when either is NaN; b when equal (np.maximum(0.0, -0.0) is -0.0).
 template <class T> T np_maximum(T a, T b) { return a != a ? a : b != b ? b : (a > b ? a : b); }

@@ -292,10 +292,7 @@ template <class T> void update_range(const StepPlan<T>& plan, const StepUpdate& 
   } else if (plan.optimizer == StepOptimizer::adagrad) {
     adagrad_update<T>(r.p, r.g, r.s0, r.n, u.adagrad);
   } else {  // sgd
-    if (plan.ema.on && u.ema_factor != 1.0 && r.s0) {
-      const T f = static_cast<T>(u.ema_factor);
-      for (std::size_t i = 0; i < r.n; ++i) r.s0[i] *= f;
-    }
+    if (u.ema_factor != 1.0) scale_inplace(r.s0, r.n, static_cast<T>(u.ema_factor));  // ema: always a velocity
     sgd_update<T>(r.p, r.g, u.sgd.momentum != 0.0 ? r.s0 : nullptr, r.n, u.sgd);
   }
 }

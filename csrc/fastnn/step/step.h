@@ -167,8 +167,7 @@ template <class T> void more_optimizer_step(const StepPlan<T>& plan, double lr, 
 // p *= T(1 - lr * weight_decay), a rounded product as NumPy's; nothing when weight_decay is 0.
 template <class T> void decay_range(const StepRange<T>& r, double lr, double wd) {
   if (wd == 0.0) return;
-  const T f = static_cast<T>(1.0 - lr * wd);
-  for (std::size_t i = 0; i < r.n; ++i) r.p[i] *= f;
+  scale_inplace(r.p, r.n, static_cast<T>(1.0 - lr * wd));
 }
 
 // The plan's clipping (before the optimizer) and constraints (after it): step/clip.cpp.
