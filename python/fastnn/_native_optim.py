@@ -13,21 +13,15 @@ import numpy as np
 
 from . import optimizers as _optimizers
 
-_NUMBERS = ("rho", "epsilon", "momentum", "weight_decay", "initial_accumulator_value", "beta_1", "beta_2")
 # NumPy updates (_optimizers_more.py) the plan computes operation by operation (step/optim_more.cpp)
 _MORE = {_optimizers.Nadam: "nadam", _optimizers.Adamax: "adamax", _optimizers.Lion: "lion"}
-
-
-def _plain(v):
-    return v is None or (isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)))
 
 
 def spec(opt):
     """("sgd" | "rmsprop" | "adagrad" | "nadam" | "adamax" | "lion", hyper) for an SGD, RMSprop,
     Adagrad, Nadam, Adamax or Lion (not a subclass: its _update may differ), or None (the Python
-    step runs)."""
-    if type(opt) not in (_optimizers.SGD, _optimizers.RMSprop, _optimizers.Adagrad, *_MORE) \
-            or not all(_plain(getattr(opt, n, None)) for n in _NUMBERS):
+    step runs). Its numbers are plain reals (native_step._optimizer_spec checks them)."""
+    if type(opt) not in (_optimizers.SGD, _optimizers.RMSprop, _optimizers.Adagrad, *_MORE):
         return None
     decay = float(opt.weight_decay or 0.0)  # Optimizer._decay runs when weight_decay is truthy
     if type(opt) in _MORE:

@@ -88,7 +88,8 @@ def _plain_numbers(opt, names):
 def _optimizer_spec(opt):
     """("adam" | _native_optim.spec's names, hyper) or None when not supported natively."""
     if not _nclip.clip_supported(opt) or getattr(opt, "use_ema", False) \
-            or not _plain_numbers(opt, ("beta_1", "beta_2", "epsilon", "weight_decay", "momentum")):
+            or not _plain_numbers(opt, ("beta_1", "beta_2", "epsilon", "weight_decay", "momentum", "rho",
+                                        "initial_accumulator_value")):
         return None
     if type(opt) in _ADAM:
         return "adam", {"beta1": float(opt.beta_1), "beta2": float(opt.beta_2), "eps": float(opt.epsilon),
