@@ -7,20 +7,23 @@ import weakref
 
 import numpy as np
 
-from . import ops as _ops
+from .ops.loss import _row_weights
 
 
 def step_weights(sample_weight, dtype, m):
     """The ``m`` sample weights as the plan's weighted loss takes them: in the model's dtype,
-    C-contiguous (converted as ops' ``sample_weight``, which _weights.weighted_value_and_grad
-    passes them to, converts them); None without weights; False when the Python step must
-    take them (not a numeric array of m weights: it converts them or raises)."""
+    C-contiguous, converted by ops.loss._row_weights as ops' ``sample_weight`` (which
+    _weights.weighted_value_and_grad passes them to) converts them; None without weights; False
+    when the Python step must take them (not a numeric array of m weights: it converts them or
+    raises)."""
     if sample_weight is None:
         return None
-    if sample_weight.__class__ is not np.ndarray or sample_weight.dtype.kind not in "fiub" \
-            or sample_weight.shape not in ((m,), (m, 1)):
+    if sample_weight.__class__ is not np.ndarray:
         return False
-    return _ops._c_aligned(sample_weight.reshape(m), dtype)
+    try:
+        return _row_weights(sample_weight, m, dtype)
+    except (TypeError, ValueError):
+        return False
 
 
 class EpochData(typing.NamedTuple):

@@ -30,13 +30,18 @@ def _sample_weight(sample_weight, like):
     """The row weights as the kernels take them (like's dtype, C-contiguous), or None."""
     if sample_weight is None:
         return None
+    return _row_weights(sample_weight, like.shape[0] if like.ndim else 1, like.dtype)
+
+
+def _row_weights(sample_weight, m, dtype):
+    """m row weights (shape (m,) or (m, 1), numbers) in dtype, C-contiguous; TypeError or
+    ValueError naming sample_weight otherwise."""
     w = np.asarray(sample_weight)
     if w.dtype.kind not in "fiub":
         raise TypeError(f"sample_weight: expected numbers, got dtype {w.dtype}")
-    m = like.shape[0] if like.ndim else 1
     if w.shape not in ((m,), (m, 1)):
         raise ValueError(f"sample_weight: expected shape ({m},) (one weight per row), got {w.shape}")
-    return _c_aligned(w.reshape(m), like.dtype)
+    return _c_aligned(w.reshape(m), dtype)
 
 
 def _grad_out(out, like):
