@@ -133,3 +133,14 @@ def test_count_params_refused_before_the_build():
     m.build((None, 4))
     assert m.count_params() == 4 * 3 + 3 + 3 * 2 + 2 and m.layers[1].count_params() == 8
     assert L.Dropout(0.1)(np.ones((2, 3))) is not None and m.pop(rebuild=False).count_params() == 8
+
+
+def test_a_refused_first_layer_takes_its_declared_input_shape_with_it():
+    """Sequential.add of a first layer that declares an input shape and cannot build on it: the
+    model is as it was, with no input shape, so the next layer's declared shape is the one used."""
+    m = fastnn.Sequential()
+    with pytest.raises(ValueError, match="target_shape"):
+        m.add(L.Reshape((7,), input_shape=(3,)))
+    assert m.layers == [] and m._input_shape is None and not m.built
+    m.add(L.Dense(2, input_shape=(4,)))
+    assert [w.shape for w in m.get_weights()] == [(4, 2), (2,)]

@@ -63,16 +63,14 @@ def add(self, layer, rebuild=True):
     """Appends ``layer`` (Keras 3's ``Sequential.add``); with ``rebuild`` a model that knows its
     input shape is built again at once, the other layers keeping their weights (``get_weights``
     holds the new layer's, as Keras). A layer that cannot follow leaves the model as it was."""
-    count, was_built = len(self.layers), self.built
+    count, was_built, input_shape = len(self.layers), self.built, self._input_shape
     self._append(layer)
     if rebuild and self._input_shape is not None and len(self.layers) > count:
         try:
             self.build()
         except Exception:
-            self.layers.pop()
-            self.built = False
-            if was_built:
-                self.build()
+            self._input_shape = input_shape  # the shape the refused layer declared goes with it
+            pop(self, rebuild=was_built)
             raise
 
 
