@@ -367,10 +367,8 @@ def result_names(model):
     """The log names ``evaluate`` returns after ``loss``, in order."""
     if not isinstance(model.loss, MultiOutputLoss) and not model._weighted_metric_names:
         return [m if isinstance(m, str) else m.name for m in model._metric_names]  # names or objects
-    if model._io is None:
-        from .trainer import make_metrics as one_output
-        return [m.name for m in one_output(model)]
-    return [m.name for m in make_metrics(model)]
+    from .trainer import make_metrics as compiled  # one output or several
+    return [m.name for m in compiled(model)]
 
 
 def metric_updater(model, metrics, loss_on_logits, last_logits):
