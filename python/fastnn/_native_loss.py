@@ -53,9 +53,9 @@ def _smoothed_kind(model, yb, loss_on_logits):
     if not loss_on_logits or yb.ndim != 2 or yb.shape[1] != model.output_shape[-1] or yb.dtype.kind not in "fiub":
         return None
     if type(loss) is _losses.CategoricalCrossentropy:  # CategoricalCrossentropy.value_and_grad, _weights._fused
-        return "xent_probs", _ops._c_aligned(np.asarray(loss._smoothed(yb, yb.shape[-1])), dtype)
+        return "xent_probs", _ops._c_aligned(np.asarray(loss._smoothed(yb)), dtype)
     if type(loss) is _losses.BinaryCrossentropy:
-        return "bce_logits", _ops._c_aligned(np.asarray(loss._smoothed(yb, 2)), dtype)
+        return "bce_logits", _ops._c_aligned(np.asarray(loss._smoothed(yb)), dtype)
     return None
 
 

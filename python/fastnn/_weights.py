@@ -69,9 +69,9 @@ def _fused(loss, pred, y, w, logits):
     if kind is _losses.SparseCategoricalCrossentropy:
         return _ops.softmax_cross_entropy(pred, y, sample_weight=w)
     if kind is _losses.CategoricalCrossentropy:
-        return _ops.softmax_cross_entropy(pred, loss._smoothed(y, y.shape[-1]), sample_weight=w)
+        return _ops.softmax_cross_entropy(pred, loss._smoothed(y), sample_weight=w)
     if kind is _losses.BinaryCrossentropy:
-        return _ops.binary_cross_entropy_with_logits(pred, loss._smoothed(y, 2), sample_weight=w)
+        return _ops.binary_cross_entropy_with_logits(pred, loss._smoothed(y), sample_weight=w)
     return None
 
 

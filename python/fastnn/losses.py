@@ -122,7 +122,10 @@ def _with_smoothing(config, label_smoothing):
 
 
 class _SmoothedTargets(_ProbabilityTargets):
-    """Probability targets with Keras's ``label_smoothing``: y * (1 - ls) + ls / classes."""
+    """Probability targets with Keras's ``label_smoothing``: y * (1 - ls) + ls / classes, classes
+    2 for binary targets, else the rows' width."""
+
+    _binary = False
 
     def __init__(self, from_logits=False, label_smoothing=0.0):
         super().__init__(from_logits)
@@ -131,9 +134,10 @@ class _SmoothedTargets(_ProbabilityTargets):
     def get_config(self):
         return _with_smoothing(super().get_config(), self.label_smoothing)
 
-    def _smoothed(self, y, classes):
+    def _smoothed(self, y):
+        """y as the loss's kernels take it (every step computing this loss smooths through here)."""
         ls = self.label_smoothing
-        return y * (1.0 - ls) + ls / classes if ls else y
+        return y * (1.0 - ls) + ls / (2 if self._binary else y.shape[-1]) if ls else y
 
 
 class MeanSquaredError(Loss):
@@ -168,9 +172,10 @@ class BinaryCrossentropy(_SmoothedTargets, Loss):
 
     name = "binary_crossentropy"
     fuses_with = "sigmoid"
+    _binary = True
 
     def value_and_grad(self, pred, y, logits=False):
-        y = self._smoothed(y, 2)
+        y = self._smoothed(y)
         if logits:
             return _ops.binary_cross_entropy_with_logits(pred, y)
         t = pred.dtype.type
@@ -189,7 +194,7 @@ class CategoricalCrossentropy(_SmoothedTargets, Loss):
     fuses_with = "softmax"
 
     def value_and_grad(self, pred, y, logits=False):
-        y = self._smoothed(y, y.shape[-1])
+        y = self._smoothed(y)
         if logits:
             return _ops.softmax_cross_entropy(pred, y)
         m = pred.shape[0]
